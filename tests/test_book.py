@@ -1,0 +1,161 @@
+"""The pipeline: discovery, the content-hash cache, failures, interrupted writes, generated pages, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+
+from domainknowledge import book
+from domainknowledge.book import PipelineError, Project
+
+SMOKE = book.chapter_parameters("smoke", 0, "cpu", None)
+
+
+def chapter(project: Project, name: str) -> book.Chapter:
+    return book.select_chapters(book.discover_chapters(project), [name])[0]
+
+
+def test_discovery_names_chapters_by_topic_and_rejects_unknown_names(fixture_project):
+    chapters = book.discover_chapters(fixture_project)
+    assert [c.name for c in chapters] == ["passing", "failing"]
+    assert chapters[0].docname == "book/chapters/fixture_part/01_passing"
+    with pytest.raises(PipelineError, match="unknown chapter.*passing, failing"):
+        book.select_chapters(chapters, ["nope"])
+
+
+def test_unknown_profile_is_a_clear_error():
+    with pytest.raises(PipelineError, match="unknown profile 'gpu'.*smoke, cpu, paper"):
+        book.chapter_parameters("gpu", 0, "cpu", None)
+
+
+def test_cache_hit_then_miss_after_a_source_or_parameter_change(fixture_project):
+    passing = chapter(fixture_project, "passing")
+    first = book.execute_chapter(fixture_project, passing, SMOKE)
+    assert first.status == "ok"
+    target = passing.executed_path(fixture_project)
+    written = target.stat().st_mtime_ns
+
+    again = book.execute_chapter(fixture_project, passing, SMOKE)
+    assert again.status == "cached"
+    assert target.stat().st_mtime_ns == written
+
+    reseeded = book.execute_chapter(fixture_project, passing, {**SMOKE, "seed": 1})
+    assert reseeded.status == "ok"
+    assert book.read_record(target)["parameters"]["seed"] == 1
+
+    passing.source.write_text(passing.source.read_text() + "\n# an edit\n")
+    edited = book.execute_chapter(fixture_project, passing, {**SMOKE, "seed": 1})
+    assert edited.status == "ok"
+
+
+def test_key_covers_the_library_tree_and_the_pins(fixture_project, tmp_path):
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "module.py").write_text("x = 1\n")
+    project = Project(fixture_project.root, fixture_project.book_root, src_dir=library)
+    passing = chapter(project, "passing")
+    key = book.cache_key(project, passing, SMOKE)
+    (library / "module.py").write_text("x = 2\n")
+    assert book.cache_key(project, passing, SMOKE) != key
+    key = book.cache_key(project, passing, SMOKE)
+    (project.root / "requirements.txt").write_text("torch==0.0.1\n")
+    assert book.cache_key(project, passing, SMOKE) != key
+    (library / "__pycache__").mkdir()
+    (library / "__pycache__" / "module.cpython-311.pyc").write_bytes(b"\0")
+    assert book.library_hash(library) == book.library_hash(library)
+
+
+def test_cli_runs_every_chapter_reports_the_failure_and_writes_the_pages(fixture_project):
+    completed = subprocess.run([sys.executable, "-m", "domainknowledge.book", "run", "--profile", "smoke",
+                                "--device", "cpu"], cwd=fixture_project.root, capture_output=True, text=True)
+    assert completed.returncode == 1
+    assert "passing: ok" in completed.stdout
+    assert "failing: FAILED" in completed.stdout and "fails on purpose" in completed.stdout
+    assert "1 chapter(s) failed: failing" in completed.stderr
+
+    failed = chapter(fixture_project, "failing").executed_path(fixture_project)
+    notebook = nbformat.read(failed, as_version=4)
+    assert "dk-failure" in notebook.cells[0].metadata["tags"]
+    assert "failed" in notebook.cells[0].source and "fails on purpose" in notebook.cells[0].source
+    assert book.read_record(failed)["status"] == "failed"
+
+    status = (fixture_project.book_root / "book" / "status.md").read_text()
+    assert "❌ failed" in status and "✅ ok" in status and "smoke" in status
+    report = (fixture_project.book_root / "book" / "reproduction.md").read_text()
+    assert "**2 claims**: 1 hold, 1 do not hold" in report
+    assert "The last execution is **failed**" in report
+
+    claims = subprocess.run([sys.executable, "-m", "domainknowledge.book", "claims"], cwd=fixture_project.root,
+                            capture_output=True, text=True, check=True)
+    records = [json.loads(line) for line in claims.stdout.splitlines()]
+    assert {r["id"]: r["verdict"] for r in records} == {"answer": "holds", "not-43": "does-not-hold"}
+    assert all(set(r) == {"chapter", "id", "statement", "source", "thesis_value", "measured", "profile",
+                          "verdict"} for r in records)
+    assert {r["profile"] for r in records} == {"smoke"}
+
+
+def test_a_failed_chapter_is_executed_again(fixture_project):
+    failing = chapter(fixture_project, "failing")
+    assert book.execute_chapter(fixture_project, failing, SMOKE).status == "failed"
+    assert book.execute_chapter(fixture_project, failing, SMOKE).status == "failed"  # not "cached"
+
+
+def test_a_run_killed_half_way_leaves_no_valid_entry(fixture_project, tmp_path):
+    passing = chapter(fixture_project, "passing")
+    marker = tmp_path / "kernel-is-sleeping"
+    env = {**os.environ, "DK_FIXTURE_SLEEP": "120", "DK_FIXTURE_MARKER": str(marker)}
+    process = subprocess.Popen([sys.executable, "-m", "domainknowledge.book", "run", "--profile", "smoke",
+                                "--chapter", "passing"], cwd=fixture_project.root, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 60
+    while not marker.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert marker.exists(), "the fixture chapter never reached its sleep"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    target = passing.executed_path(fixture_project)
+    assert book.read_record(target) is None
+    assert book.execute_chapter(fixture_project, passing, SMOKE).status == "ok"
+
+
+def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path, monkeypatch):
+    target = tmp_path / "page.ipynb"
+    target.write_text("old")
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(book.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        book.atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["page.ipynb"]
+
+
+def test_a_corrupt_entry_is_not_valid(tmp_path):
+    broken = tmp_path / "chapter.ipynb"
+    broken.write_text('{"cells": [')
+    assert book.read_record(broken) is None
+
+
+def test_build_refuses_missing_and_stale_chapters(fixture_project):
+    with pytest.raises(PipelineError, match="passing: not executed"):
+        book.build_book(fixture_project)
+    passing = chapter(fixture_project, "passing")
+    book.execute_chapter(fixture_project, passing, SMOKE)
+    passing.source.write_text(passing.source.read_text() + "\n# changed after the run\n")
+    with pytest.raises(PipelineError, match="passing: stale"):
+        book.build_book(fixture_project)
+
+
+def test_missing_kernel_is_a_clear_error(fixture_project):
+    with pytest.raises(PipelineError, match="kernel 'no-such-kernel' is not registered.*make setup"):
+        book.run_chapters(fixture_project, book.discover_chapters(fixture_project), SMOKE,
+                          kernel_name="no-such-kernel")
