@@ -1,0 +1,46 @@
+"""Every chapter executed at the smoke profile, then the whole book built from them (slow: minutes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from domainknowledge import book
+from domainknowledge.book import Project
+from tests.conftest import REPO, copy_book_frame
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    """The real chapters executed at ``smoke`` into a copy of the book's frame."""
+    project = Project(REPO, copy_book_frame(tmp_path_factory.mktemp("smoke-book")))
+    parameters = book.chapter_parameters("smoke", 0, "cpu", None)
+    results = book.run_chapters(project, book.discover_chapters(project), parameters)
+    return project, results
+
+
+def test_every_chapter_runs_at_smoke_and_records_claims(smoke_book):
+    project, results = smoke_book
+    assert results, "no chapters found"
+    failures = {r.chapter.name: r.error for r in results if r.status != "ok"}
+    assert not failures, failures
+    for state in book.chapter_states(project):
+        claims = state.record["summary"]["claims"]
+        assert claims, f"{state.chapter.name} recorded no claims"
+        assert {c["verdict"] for c in claims} <= {"holds", "does-not-hold", "not-run"}
+        assert {c["profile"] for c in claims} == {"smoke"}
+        assert state.record["summary"]["run"]["device"] == "cpu"
+
+
+def test_the_book_builds_without_warnings(smoke_book):
+    project, _ = smoke_book
+    assert book.build_book(project) == 0
+    html = project.book_root / "_build" / "html"
+    assert (html / "index.html").is_file()
+    for chapter in book.discover_chapters(project):
+        page = html / f"{chapter.docname}.html"
+        assert page.is_file(), f"{page} was not built"
+        assert "smoke" in page.read_text()
+    status = (html / "book" / "status.html").read_text()
+    assert "smoke" in status and "failed" not in status.split("<table")[1].split("</table>")[0]
