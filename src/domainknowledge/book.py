@@ -338,6 +338,11 @@ def status_page(states: list[ChapterState]) -> str:
             profile, run.get("device_name", "–"), f"{wall:.0f} s{over}" if wall is not None else "–",
             f"{run['peak_memory_mib']:.0f} MiB" if "peak_memory_mib" in run else "–", status,
             f"`{record.get('git_revision', '–')}`", f"`{record.get('cache_key', '–')[:12]}`"]) + " |")
+    versions = next((((s.record or {}).get("summary") or {}).get("run", {}).get("versions")
+                     for s in states if ((s.record or {}).get("summary") or {}).get("run")), None)
+    environment = ("\n## Environment\n\nPackage versions in the kernel that executed the chapters: "
+                   + ", ".join(f"{name} {version}" for name, version in versions.items()) + ".\n"
+                   if versions else "")
     budgets = ", ".join(f"`{p}` {b} s" for p, b in PROFILE_BUDGET_SECONDS.items() if b)
     failures = [s for s in states if s.status == "failed"]
     failure_notes = "".join(f"\n- **{s.chapter.name}**: `{_cell(s.record['error'])}`" for s in failures)
@@ -349,7 +354,7 @@ def status_page(states: list[ChapterState]) -> str:
         f"Per-chapter budgets: {budgets} on 2 CPU cores; peak memory is the kernel's peak resident set.\n\n"
         "| chapter | profile | device | wall time | peak memory | status | revision | cache key |\n"
         "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
-        + (f"\n## Failures\n{failure_notes}\n" if failures else "")
+        + (f"\n## Failures\n{failure_notes}\n" if failures else "") + environment
     )
 
 
