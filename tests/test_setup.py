@@ -91,3 +91,13 @@ def test_readme_names_the_two_commands():
     readme = (REPO / "README.md").read_text()
     assert "make book" in readme and "make test" in readme
     assert "dk-book run --chapter simloss --profile paper --device cuda --data-root" in readme
+
+
+def test_the_test_session_cannot_reach_the_network():
+    import socket
+
+    import pytest_socket
+
+    # 192.0.2.1 is TEST-NET-1 (RFC 5737): the guard refuses before any packet leaves.
+    with pytest.raises(pytest_socket.SocketConnectBlockedError):
+        socket.create_connection(("192.0.2.1", 80), timeout=1)
