@@ -93,6 +93,7 @@ def test_readme_names_the_two_commands():
     assert "dk-book run --chapter simloss --profile paper --device cuda --data-root" in readme
 
 
+@pytest.mark.filterwarnings("ignore:A test tried to use socket")
 def test_the_test_session_cannot_reach_the_network():
     import socket
 
