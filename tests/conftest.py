@@ -28,6 +28,7 @@ def copy_book_frame(destination: Path, toc: str | None = None) -> Path:
     else:
         (destination / "_toc.yml").write_text(toc)
     (destination / "book").mkdir(exist_ok=True)
+    shutil.copytree(REPO / "book" / "_static", destination / "book" / "_static", dirs_exist_ok=True)
     for page in [*(REPO / "book").glob("*.md"), REPO / "book" / "references.bib"]:
         if page.name not in ("status.md", "reproduction.md"):
             shutil.copy(page, destination / "book" / page.name)
