@@ -1,0 +1,113 @@
+"""The SimLoss chapter's drivers: configs, deterministic sweeps, validation-only selection, the checks of Sec. 14.1."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from domainknowledge.chapters import simloss
+from domainknowledge.training import TrainingConfig
+
+SMOKE = simloss.CONFIGS["smoke"]
+
+
+@pytest.fixture(scope="module")
+def age_task():
+    return simloss.load_age_task(SMOKE, "ordinal_faces", seed=0)
+
+
+@pytest.fixture(scope="module")
+def ordinal_sweeps(age_task):
+    seeds = simloss.run_seeds(0, 2)
+    return [simloss.run_ordinal_sweep(SMOKE, age_task, seeds, log=lambda line: None) for _ in range(2)]
+
+
+def test_profiles_share_one_config_type_and_the_grids_hold_the_baselines():
+    assert set(simloss.CONFIGS) == {"smoke", "cpu", "paper"}
+    cpu, paper = simloss.CONFIGS["cpu"], simloss.CONFIGS["paper"]
+    assert cpu.reduction_factors == paper.reduction_factors == tuple(round(0.1 * i, 1) for i in range(10))
+    assert cpu.lower_bounds == paper.lower_bounds and paper.lower_bounds[-1] == 0.99
+    assert paper.runs == 10 and paper.image_size == 60 and paper.age_training.batch_size == 1024
+    assert paper.age_training.patience == 10 and paper.semantic_training.patience == 20
+    table = simloss.describe_profiles()
+    assert list(table.columns) == ["smoke", "cpu", "paper"] and "reduction_factors" in table.index
+
+
+def test_config_rejects_grids_without_a_baseline():
+    with pytest.raises(ValueError, match="baselines"):
+        dataclasses.replace(SMOKE, reduction_factors=(0.5, 0.9))
+    with pytest.raises(ValueError, match="age_datasets"):
+        dataclasses.replace(SMOKE, age_datasets=("imdb",))
+
+
+def test_age_task_split_and_classes(age_task):
+    sizes = [len(age_task.labels[name]) for name in ("train", "validation", "test")]
+    assert sizes == [900, 300, 300]
+    assert age_task.num_classes == SMOKE.max_age + 1 and age_task.in_channels == 1
+    assert age_task.images["train"].shape[1:] == (1, 32, 32)
+
+
+def test_ordinal_sweep_is_deterministic(ordinal_sweeps):
+    first, second = ordinal_sweeps
+    pd.testing.assert_frame_equal(first.results, second.results)
+    for value in first.values:
+        assert np.array_equal(first.test_probabilities[value], second.test_probabilities[value])
+    assert set(first.results.r) == set(SMOKE.reduction_factors)
+    assert len(first.results) == len(SMOKE.reduction_factors) * 2 * 2          # values x seeds x splits
+
+
+def test_analysis_of_a_sweep(ordinal_sweeps):
+    sweep = ordinal_sweeps[0]
+    means = simloss.summary_means(sweep)
+    assert list(means.index) == list(SMOKE.reduction_factors)
+    chosen = simloss.best_on_validation(sweep, "mae")
+    validation = means[("validation", "mae")]
+    assert validation[chosen] == validation.min()
+    tests = simloss.significance_tests(sweep, baseline=0.0, pairing="per-example")
+    assert set(tests.metric) == {"accuracy", "mae", "mse"} and tests.p_value.between(0, 1).all()
+    assert (tests.pairs == len(sweep.test_labels)).all()
+    per_run = simloss.significance_tests(sweep, baseline=0.0, pairing="per-run")
+    assert (per_run.pairs == 2).all()
+    collapse = simloss.collapse_statistics(sweep)
+    assert (collapse.distinct_predicted >= 1).all() and (collapse.output_perplexity <= sweep_classes(sweep)).all()
+    distribution = simloss.mean_predicted_distribution(sweep, 0.0)
+    assert distribution.sum() == pytest.approx(1.0, abs=1e-5)
+    html = simloss.results_table(sweep, tests, scale={"accuracy": 100}).to_html()
+    assert "font-weight: bold" in html
+
+
+def sweep_classes(sweep):
+    return sweep.test_probabilities[sweep.values[0]].shape[1]
+
+
+def test_semantic_sweep_is_deterministic_and_scores_superclasses():
+    config = dataclasses.replace(SMOKE, semantic_per_class=(20, 10, 10), lower_bounds=(0.0, 0.5, 0.98, 0.99),
+                                 semantic_training=TrainingConfig(max_epochs=1, batch_size=64, patience=1))
+    task = simloss.load_semantic_task(config, seed=0)
+    assert task.num_classes == 10 and sorted(set(task.superclass_of)) == list(range(5))
+    embeddings = np.random.default_rng(0).normal(size=(10, 16))      # cosines far below 0.98
+    lines = []
+    sweeps = [simloss.run_semantic_sweep(config, task, embeddings, (0,), log=lines.append) for _ in range(2)]
+    pd.testing.assert_frame_equal(sweeps[0].results, sweeps[1].results)
+    results = sweeps[0].results
+    assert (results.sa >= results.accuracy).all()
+    # l = 0.98 and l = 0.99 both give the identity matrix: the second reuses the first one's runs
+    assert sum("reused" in line for line in lines) == 2
+    by_l = results.set_index("l").drop(columns="dataset")
+    pd.testing.assert_frame_equal(by_l.loc[[0.98]].reset_index(drop=True), by_l.loc[[0.99]].reset_index(drop=True))
+    tests = simloss.significance_tests(sweeps[0], baseline=0.99)
+    assert set(tests.metric) == {"accuracy", "sa"}                             # FSA is not paired per example
+
+
+def test_fashion_superclasses_cover_every_class_once():
+    from domainknowledge.data import FASHION_MNIST_CLASSES
+
+    members = [name for group in simloss.FASHION_SUPERCLASSES.values() for name in group]
+    assert sorted(members) == sorted(FASHION_MNIST_CLASSES)
+
+
+def test_the_algebraic_facts_of_section_14_1():
+    assert simloss.cross_entropy_identity_gap() < 1e-12
+    gaps = simloss.gradient_equivalence_gap()
+    assert gaps["max_gradient_difference"] < 1e-12 and gaps["offset_error"] < 1e-10 and gaps["offset"] > 0
