@@ -113,7 +113,8 @@ def test_cifar100_train_and_validation_are_disjoint_and_seeded(tmp_path):
         load_cifar100(tmp_path, train_per_class=4, validation_per_class=2, seed=1)
 
 
-def test_cifar100_missing_files_raise(tmp_path):
+def test_cifar100_missing_files_raise(tmp_path, monkeypatch):
+    monkeypatch.setenv("DK_DATA_DIR", str(tmp_path / "cache"))
     (tmp_path / "cifar-100-python").mkdir()
     with pytest.raises(DataNotFoundError, match="meta"):
         load_cifar100(tmp_path)

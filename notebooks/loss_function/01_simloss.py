@@ -209,7 +209,7 @@ for ax, r in zip(axes, (0.3, 0.9)):
 # ## Ordered classes: age estimation
 #
 # The thesis trains the age CNN of Niu et al. {cite}`niu2016ordinal` on UTKFace
-# {cite}`zhang2017utkface` and AFAD, each split 60/20/20 at random, with Adam
+# {cite}`zhang2017utkface` and AFAD {cite}`niu2016ordinal`, each split 60/20/20 at random, with Adam
 # {cite}`kingma2015adam`, and early stopping on the validation MAE. For each $r \in \{0.0, 0.1, \dots, 0.9\}$
 # it averages 10 runs.
 #
@@ -287,10 +287,11 @@ run.glue("simloss_test_mae_best", float(age_means.loc[best_r["mae"], ("test", "m
 run.glue("simloss_p_mae", float(p_mae))
 run.glue("simloss_age_kept_epoch", float(age_sweep.results.query("split == 'test'")["best_epoch"].mean()))
 run.glue("simloss_age_epoch_cap", int(config.age_training.max_epochs))
-fig, _ = dk.plots.plot_sweep(age_sweep.results, "r", ["accuracy", "mae", "mse"],
-                             labels={"accuracy": "Accuracy (%)", "mae": "MAE (years)", "mse": "MSE"},
-                             scale={"accuracy": 100}, chosen=best_r["mae"], baseline=0.0,
-                             title=f"{age_task.name}: metrics against the reduction factor (band: min-max over runs)")
+for name, sweep in ordinal.items():
+    dk.plots.plot_sweep(sweep.results, "r", ["accuracy", "mae", "mse"],
+                        labels={"accuracy": "Accuracy (%)", "mae": "MAE (years)", "mse": "MSE"},
+                        scale={"accuracy": 100}, chosen=simloss.best_on_validation(sweep, "mae", baseline=0.0),
+                        baseline=0.0, title=f"{name}: metrics against the reduction factor (band: min-max over runs)")
 
 # %% [markdown]
 # The p-values behind the marks, for every $r$ against $r = 0$:
@@ -314,7 +315,7 @@ ordinal_tests[age_task.name].pivot(index="r", columns="metric", values="p_value"
 # 96 classes (four names have no GoogleNews Word2Vec vector {cite}`mikolov2013word2vec` and are dropped),
 # 450/50/100 training/validation/test images per class, and the 20 CIFAR superclasses for SA and FSA.
 # CIFAR-100 and the Word2Vec vectors need a download, so the `smoke` and `cpu` profiles use Fashion-MNIST
-# {cite}`xiao2017fashion`, real photographs of 10 kinds of clothing, and embed the class names with the
+# {cite}`xiao2017fashion`, real product photographs of 10 kinds of clothing, and embed the class names with the
 # all-MiniLM-L6-v2 sentence encoder {cite}`reimers2019sbert`, which ships with the environment.
 #
 # Fashion-MNIST has no superclasses, so we define them from the class names, by what a garment is worn
@@ -456,8 +457,8 @@ collapse.style.format("{:.1f}").format_index("{:g}")
 #
 # - **Data (`smoke`, `cpu`).** Ordinal faces replace UTKFace and AFAD; they are synthetic, grey and
 #   32 x 32 px, and their age cues are ours. Fashion-MNIST replaces CIFAR-100, with superclasses we
-#   defined. The `paper` profile reads UTKFace, AFAD and CIFAR-100 (96 classes, 450/50/100 per class)
-#   from `data_root`.
+#   defined. The `paper` profile reads UTKFace and AFAD from `data_root` and CIFAR-100 (96 classes,
+#   450/50/100 per class) from `data_root` or, failing that, downloads it.
 # - **Class-name embeddings.** MiniLM sentence embeddings replace GoogleNews Word2Vec at `smoke` and `cpu`;
 #   `paper` uses Word2Vec from `data_root` (multi-word names: the GoogleNews phrase, else the mean of the
 #   word vectors).

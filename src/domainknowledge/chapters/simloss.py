@@ -261,7 +261,8 @@ def load_semantic_task(config: Config, *, seed: int, data_root=None, allow_downl
         from domainknowledge.data.real.cifar100 import load_cifar100
 
         cifar = load_cifar100(data_root, seed=seed, train_per_class=train_count,
-                              validation_per_class=validation_count, test_per_class=test_count)
+                              validation_per_class=validation_count, test_per_class=test_count,
+                              allow_download=allow_download)
         images = {name: split[0] for name, split in cifar.splits.items()}
         labels = {name: split[1] for name, split in cifar.splits.items()}
         class_names, superclass_names, superclass_of = cifar.class_names, cifar.superclass_names, cifar.superclass_of

@@ -1,7 +1,8 @@
 """CIFAR-100 (Krizhevsky 2009) as used for SimLoss in Kobs 2023, Sec. 14.2, read from ``data_root``.
 
 Expected layout: ``<data_root>/cifar-100-python/{train,test,meta}``, the pickles of the "CIFAR-100 python
-version" archive. As in the thesis:
+version" archive (the cache directory is searched too, and a profile that allows downloads fetches the
+archive there with torchvision). As in the thesis:
 
 * four classes whose names have no GoogleNews Word2Vec vector are dropped (:data:`DROPPED_CLASSES`:
   aquarium fish, sweet pepper, keyboard, pickup truck), leaving 96 classes;
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from domainknowledge.data.bundled import DataNotFoundError
+from domainknowledge.data.bundled import DataNotFoundError, cache_dir
 from domainknowledge.data.splits import per_class_split
 
 __all__ = ["DROPPED_CLASSES", "Cifar100", "load_cifar100", "read_cifar100_split"]
@@ -42,15 +43,27 @@ class Cifar100:
     superclass_of: np.ndarray
 
 
-def _folder(data_root) -> Path:
-    layout = "cifar-100-python/{train,test,meta} (the 'CIFAR-100 python version' archive, unpacked)"
-    if data_root is None:
-        raise DataNotFoundError(f"CIFAR-100 needs a data_root (run with --data-root DIR); expected {layout}")
-    folder = Path(data_root).expanduser() / "cifar-100-python"
-    missing = [name for name in _FILES if not (folder / name).is_file()]
-    if missing:
-        raise DataNotFoundError(f"CIFAR-100 was not found: expected {', '.join(missing)} in {folder} ({layout})")
-    return folder
+_LAYOUT = "cifar-100-python/{train,test,meta} (the 'CIFAR-100 python version' archive, unpacked)"
+
+
+def _candidates(data_root) -> list[Path]:
+    roots = [Path(data_root).expanduser()] if data_root is not None else []
+    return [root / "cifar-100-python" for root in roots + [cache_dir()]]
+
+
+def _folder(data_root, allow_download: bool = False) -> Path:
+    """The first complete ``cifar-100-python`` folder in ``data_root`` or the cache; download it if allowed."""
+    for folder in _candidates(data_root):
+        if all((folder / name).is_file() for name in _FILES):
+            return folder
+    if allow_download:
+        from torchvision.datasets import CIFAR100   # verifies the archive's MD5
+
+        CIFAR100(str(cache_dir()), train=True, download=True)
+        return _folder(data_root, allow_download=False)
+    looked = ", ".join(str(folder) for folder in _candidates(data_root))
+    raise DataNotFoundError(f"CIFAR-100 was not found (looked for {', '.join(_FILES)} in: {looked}); expected "
+                            f"{_LAYOUT} under --data-root DIR, or run at the paper profile, which downloads it")
 
 
 def _unpickle(path: Path) -> dict:
@@ -59,11 +72,11 @@ def _unpickle(path: Path) -> dict:
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
 
 
-def read_cifar100_split(data_root, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One pickle, all 100 classes: ``(images uint8 (N, 32, 32, 3), fine int64 (N,), coarse int64 (N,))``."""
+def read_cifar100_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One pickle of ``folder``, all 100 classes: ``(images uint8 (N, 32, 32, 3), fine int64, coarse int64)``."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    batch = _unpickle(_folder(data_root) / split)
+    batch = _unpickle(Path(folder) / split)
     images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return (np.ascontiguousarray(images), np.asarray(batch["fine_labels"], dtype=np.int64),
             np.asarray(batch["coarse_labels"], dtype=np.int64))
@@ -74,12 +87,15 @@ def _names(values) -> tuple[str, ...]:
 
 
 def load_cifar100(data_root, *, seed: int = 0, train_per_class: int = 450, validation_per_class: int = 50,
-                  test_per_class: int | None = None) -> Cifar100:
+                  test_per_class: int | None = None, allow_download: bool = False) -> Cifar100:
     """Load CIFAR-100 with the thesis' 96 classes and 450/50/100 split per class (Sec. 14.2).
 
-    Smaller ``*_per_class`` values draw seeded subsets (``test_per_class=None`` keeps all 100).
+    Looks in ``<data_root>/cifar-100-python``, then in the cache (:func:`~domainknowledge.data.cache_dir`);
+    ``allow_download`` fetches it there with torchvision. Smaller ``*_per_class`` values draw seeded subsets
+    (``test_per_class=None`` keeps all 100).
     """
-    meta = _unpickle(_folder(data_root) / "meta")
+    folder = _folder(data_root, allow_download)
+    meta = _unpickle(folder / "meta")
     fine_names, coarse_names = _names(meta["fine_label_names"]), _names(meta["coarse_label_names"])
     unknown = set(DROPPED_CLASSES) - set(fine_names)
     if unknown:
@@ -88,8 +104,8 @@ def load_cifar100(data_root, *, seed: int = 0, train_per_class: int = 450, valid
     new_index = np.full(len(fine_names), -1, dtype=np.int64)
     new_index[kept] = np.arange(len(kept))
 
-    train_images, train_fine, train_coarse = read_cifar100_split(data_root, "train")
-    test_images, test_fine, _ = read_cifar100_split(data_root, "test")
+    train_images, train_fine, train_coarse = read_cifar100_split(folder, "train")
+    test_images, test_fine, _ = read_cifar100_split(folder, "test")
     superclass_of = np.zeros(len(kept), dtype=np.int64)
     superclass_of[new_index[train_fine[np.isin(train_fine, kept)]]] = train_coarse[np.isin(train_fine, kept)]
 
