@@ -133,3 +133,22 @@ def test_per_class_split_counts():
     split = per_class_split(labels, {"a": 4, "b": None}, seed=0)
     assert np.all(np.bincount(labels[split["a"]]) == 4) and np.all(np.bincount(labels[split["b"]]) == 6)
     assert not set(split["a"]) & set(split["b"])
+
+
+def test_word2vec_class_embeddings_from_a_googlenews_style_file(tmp_path):
+    from gensim.models import KeyedVectors
+
+    from domainknowledge.models.text import word2vec_embeddings
+
+    vectors = KeyedVectors(vector_size=4)
+    words = ["maple_tree", "oak", "tree", "lawn", "mower"]
+    vectors.add_vectors(words, np.eye(5, 4, dtype=np.float32) + 0.1)
+    vectors.save_word2vec_format(str(tmp_path / "GoogleNews-vectors-negative300.bin"), binary=True)
+    embeddings = word2vec_embeddings(["maple tree", "oak", "lawn mower"], tmp_path)
+    assert embeddings.shape == (3, 4)
+    np.testing.assert_allclose(embeddings[0], vectors["maple_tree"])                 # a GoogleNews phrase
+    np.testing.assert_allclose(embeddings[2], (vectors["lawn"] + vectors["mower"]) / 2)  # mean of the words
+    with pytest.raises(KeyError, match="sweet pepper"):
+        word2vec_embeddings(["oak", "sweet pepper"], tmp_path)
+    with pytest.raises(DataNotFoundError, match="GoogleNews"):
+        word2vec_embeddings(["oak"], tmp_path / "elsewhere")

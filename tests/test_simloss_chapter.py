@@ -111,3 +111,28 @@ def test_the_algebraic_facts_of_section_14_1():
     assert simloss.cross_entropy_identity_gap() < 1e-12
     gaps = simloss.gradient_equivalence_gap()
     assert gaps["max_gradient_difference"] < 1e-12 and gaps["offset_error"] < 1e-10 and gaps["offset"] > 0
+
+
+def test_the_paper_profile_runs_the_same_code_on_the_thesis_formats(tmp_path):
+    """The paper Config on tiny fakes of UTKFace and CIFAR-100: 60 x 60 RGB, thesis widths, per-run tests."""
+    from tests.test_real_data import write_cifar100, write_jpeg
+
+    rng = np.random.default_rng(0)
+    for index, age in enumerate(rng.integers(1, 60, size=60)):
+        write_jpeg(tmp_path / "UTKFace" / f"{age}_0_0_2017011{index:04d}.jpg.chip.jpg", int(rng.integers(0, 255)))
+    write_cifar100(tmp_path, per_class_train=3, per_class_test=1)
+    quick = TrainingConfig(max_epochs=1, batch_size=1024, patience=10, monitor="mae")
+    config = dataclasses.replace(simloss.CONFIGS["paper"], age_datasets=("utkface",), reduction_factors=(0.0, 0.8),
+                                 age_training=quick, runs=2, lower_bounds=(0.5, 0.99), semantic_per_class=(2, 1, 1),
+                                 semantic_training=dataclasses.replace(quick, monitor="accuracy"))
+    task = simloss.load_age_task(config, "utkface", seed=0, data_root=tmp_path)
+    assert task.images["train"].shape[1:] == (3, 60, 60) and not task.is_stand_in
+    seeds = simloss.run_seeds(0, config.runs)
+    ordinal = simloss.run_ordinal_sweep(config, task, seeds, log=lambda line: None)
+    tests = simloss.significance_tests(ordinal, baseline=0.0, pairing=config.significance)
+    assert (tests.pairs == 2).all()                                            # runs are paired, not examples
+    semantic_task = simloss.load_semantic_task(config, seed=0, data_root=tmp_path)
+    assert semantic_task.num_classes == 96 and len(semantic_task.superclass_names) == 20
+    embeddings = np.random.default_rng(1).normal(size=(96, 8))
+    semantic = simloss.run_semantic_sweep(config, semantic_task, embeddings, seeds, log=lambda line: None)
+    assert set(simloss.significance_tests(semantic, 0.99, pairing="per-run").metric) == {"accuracy", "sa", "fsa"}
