@@ -117,11 +117,11 @@ CONFIGS: dict[str, Config] = {
                                          learning_rate=3e-3),
         text_encoder="minilm", runs=1, significance="per-example"),
     "cpu": Config(
-        age_datasets=("ordinal_faces",), age_images=6000, image_size=32, niu_channels=(8, 16, 32),
+        age_datasets=("ordinal_faces",), age_images=3000, image_size=32, niu_channels=(8, 16, 32),
         reduction_factors=R_GRID,
-        age_training=TrainingConfig(max_epochs=12, batch_size=64, patience=10, monitor="mae"),
-        semantic_dataset="fashion_mnist", semantic_per_class=(300, 100, 300), lower_bounds=L_GRID,
-        semantic_training=TrainingConfig(max_epochs=12, batch_size=128, patience=20, monitor="accuracy",
+        age_training=TrainingConfig(max_epochs=60, batch_size=64, patience=10, monitor="mae"),
+        semantic_dataset="fashion_mnist", semantic_per_class=(150, 100, 300), lower_bounds=L_GRID,
+        semantic_training=TrainingConfig(max_epochs=60, batch_size=128, patience=5, monitor="accuracy",
                                          learning_rate=3e-3),
         text_encoder="minilm", runs=3, significance="per-example"),
     "paper": Config(
