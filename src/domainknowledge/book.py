@@ -221,7 +221,7 @@ def _failure_cell(profile: str, revision: str, error: str):
 
 
 def execute_chapter(project: Project, chapter: Chapter, parameters: dict, *, force: bool = False,
-                    kernel_name: str = KERNEL_NAME, log=print) -> ChapterResult:
+                    kernel_name: str = KERNEL_NAME) -> ChapterResult:
     """Execute one chapter unless its cached notebook has the same key; write the result atomically."""
     import jupytext
     import nbformat
@@ -280,7 +280,7 @@ def run_chapters(project: Project, chapters: list[Chapter], parameters: dict, *,
     for index, chapter in enumerate(chapters, 1):
         log(f"[{index}/{len(chapters)}] {chapter.name} ({parameters['profile']}, device {parameters['device']}) ...",
             flush=True)
-        result = execute_chapter(project, chapter, parameters, force=force, kernel_name=kernel_name, log=log)
+        result = execute_chapter(project, chapter, parameters, force=force, kernel_name=kernel_name)
         detail = {"ok": f"ok in {result.seconds:.1f} s", "cached": "cached (unchanged since its last run)",
                   "failed": f"FAILED after {result.seconds:.1f} s: {result.error}"}[result.status]
         log(f"[{index}/{len(chapters)}] {chapter.name}: {detail}", flush=True)
