@@ -11,6 +11,9 @@ Sections:
   :func:`mean_squared_error` (Eq. 2.25);
 * class similarity (Sec. 2.5.1, used in Ch. 14): :func:`superclass_accuracy` (Eq. 2.22),
   :func:`failed_superclass_accuracy` (Eq. 2.23);
+* per-class classification (Sec. 2.5.1, used in Ch. 15): :func:`confusion_counts`, :func:`recall_per_class`
+  (Eq. 2.18), :func:`macro_recall` (Eq. 2.19), :func:`f1_per_class` (Eq. 2.20), :func:`macro_f1` (Eq. 2.21),
+  and :func:`expected_confusion` for the expected scores of random baselines (Table 15.2);
 * predicted distributions: :func:`perplexity`.
 """
 
@@ -20,8 +23,9 @@ import math
 
 import numpy as np
 
-__all__ = ["absolute_errors", "accuracy", "correct_per_example", "failed_superclass_accuracy",
-           "mean_absolute_error", "mean_squared_error", "perplexity", "squared_errors", "superclass_accuracy",
+__all__ = ["absolute_errors", "accuracy", "confusion_counts", "correct_per_example", "expected_confusion",
+           "f1_per_class", "failed_superclass_accuracy", "macro_f1", "macro_recall", "mean_absolute_error",
+           "mean_squared_error", "perplexity", "recall_per_class", "squared_errors", "superclass_accuracy",
            "superclass_correct_per_example"]
 
 
@@ -124,6 +128,108 @@ def failed_superclass_accuracy(predictions, targets, superclass_of) -> float:
     if not wrong.any():
         return math.nan
     return float((predicted_super[wrong] == target_super[wrong]).mean())
+
+
+# --- per-class classification: confusion counts, Macro Recall and Macro F1 (Sec. 2.5.1) ---------------
+
+
+def confusion_counts(predictions, targets, num_classes: int | None = None) -> np.ndarray:
+    """``(C, C)`` int64 counts: entry ``[t, p]`` is the number of examples of true class ``t`` predicted as
+    ``p`` (rows true, columns predicted, as in Table 15.5).
+
+    ``C`` is ``num_classes``, or one more than the largest class index seen. Row sums are the true class
+    counts, column sums the predicted ones (Table 15.4); ``TP_c`` is the diagonal, ``FN_c`` the rest of row
+    ``c``, ``FP_c`` the rest of column ``c`` (Sec. 2.5.1).
+    """
+    predicted, target = _paired(predictions, targets)
+    for name, indices in (("predictions", predicted), ("targets", target)):
+        if not np.issubdtype(indices.dtype, np.integer):
+            raise ValueError(f"{name} must be integer class indices, got {indices.dtype}")
+        if indices.min() < 0:
+            raise ValueError(f"{name} hold negative class indices")
+    size = int(max(predicted.max(), target.max())) + 1
+    if num_classes is not None:
+        if size > num_classes:
+            raise ValueError(f"class index {size - 1} is outside [0, {num_classes}) (num_classes={num_classes})")
+        size = num_classes
+    counts = np.zeros((size, size), dtype=np.int64)
+    np.add.at(counts, (target, predicted), 1)
+    return counts
+
+
+def _confusion(confusion) -> np.ndarray:
+    matrix = np.asarray(confusion.detach().cpu().numpy() if hasattr(confusion, "detach") else confusion,
+                        dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or np.any(matrix < 0):
+        raise ValueError(f"a confusion matrix must be a square (C, C) array of non-negative counts, got shape "
+                         f"{matrix.shape}")
+    if matrix.sum() <= 0:
+        raise ValueError("the confusion matrix is empty")
+    return matrix
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator`` with 0/0 := 0 (scikit-learn's ``zero_division`` value)."""
+    safe = np.where(denominator > 0, denominator, 1.0)
+    return np.where(denominator > 0, numerator / safe, 0.0)
+
+
+def recall_per_class(confusion) -> np.ndarray:
+    """``(C,)`` ``Recall_c = TP_c / (TP_c + FN_c)`` (Eq. 2.18) from a ``(C, C)`` confusion matrix (counts or
+    expected counts); 0 for a class with no true example."""
+    matrix = _confusion(confusion)
+    return _ratio(np.diag(matrix), matrix.sum(axis=1))
+
+
+def f1_per_class(confusion) -> np.ndarray:
+    """``(C,)`` ``F1_c = TP_c / (TP_c + (FP_c + FN_c) / 2)`` (Eq. 2.20) from a ``(C, C)`` confusion matrix;
+    0 for a class that is neither true nor predicted anywhere (0/0)."""
+    matrix = _confusion(confusion)
+    true_positives = np.diag(matrix)
+    false_positives = matrix.sum(axis=0) - true_positives
+    false_negatives = matrix.sum(axis=1) - true_positives
+    return _ratio(true_positives, true_positives + 0.5 * (false_positives + false_negatives))
+
+
+def _classes_confusion(predictions, targets, num_classes):
+    confusion = confusion_counts(predictions, targets, num_classes)
+    if num_classes is None:                       # average over the classes that occur, as scikit-learn does
+        present = np.union1d(_as_array(predictions, "predictions"), _as_array(targets, "targets"))
+        confusion = confusion[np.ix_(present, present)]
+    return confusion
+
+
+def macro_recall(predictions, targets, num_classes: int | None = None) -> float:
+    """Macro Recall (Eq. 2.19): the unweighted mean of :func:`recall_per_class`.
+
+    Averages over ``range(num_classes)`` when given, else over the classes that occur in ``targets`` or
+    ``predictions`` (scikit-learn's ``recall_score(average="macro")``). Always predicting one class gives
+    ``1 / C``.
+    """
+    return float(recall_per_class(_classes_confusion(predictions, targets, num_classes)).mean())
+
+
+def macro_f1(predictions, targets, num_classes: int | None = None) -> float:
+    """Macro F1 (Eq. 2.21): the unweighted mean of :func:`f1_per_class`, over the classes as in
+    :func:`macro_recall` (scikit-learn's ``f1_score(average="macro")``)."""
+    return float(f1_per_class(_classes_confusion(predictions, targets, num_classes)).mean())
+
+
+def expected_confusion(target_counts, predicted_distribution) -> np.ndarray:
+    """The expected ``(C, C)`` confusion matrix of a classifier that ignores its input and predicts class
+    ``p`` with probability ``predicted_distribution[p]``: ``outer(target_counts, predicted_distribution)``.
+
+    Feeding it to :func:`recall_per_class` and :func:`f1_per_class` gives the expected scores the thesis
+    reports for its random baselines (Table 15.2): uniform guessing, sampling from the target
+    distribution, and (a one-hot distribution) always predicting the majority class.
+    """
+    counts = _as_array(target_counts, "target_counts").astype(np.float64)
+    distribution = _as_array(predicted_distribution, "predicted_distribution").astype(np.float64)
+    if counts.shape != distribution.shape:
+        raise ValueError(f"target_counts {counts.shape} and predicted_distribution {distribution.shape} differ")
+    if np.any(distribution < 0) or not np.isclose(distribution.sum(), 1.0):
+        raise ValueError("predicted_distribution must be non-negative and sum to 1")
+    return np.outer(counts, distribution)
 
 
 # --- predicted distributions ----------------------------------------------------------------------------
