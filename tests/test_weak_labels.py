@@ -243,3 +243,21 @@ def test_labelling_sources(thesis_lexicon):
     assert sources == [("emote", "emoji", "vader"), (), ("emote", "vader"), ("emoji",)]
     emote_only = wl.load_lexica(["emote"])
     assert wl.labelling_sources(["i love it"], emote_only) == [()]
+
+
+# --- training targets and the signal mask (Sec. 15.1.2) ---------------------------------------------
+
+
+def test_weak_label_targets_are_one_hot_with_signal_and_uncertain_neutral_without(thesis_lexicon):
+    targets = wl.weak_label_targets(["FeelsBadMan", "the stream is live", ["PogChamp"]], thesis_lexicon)
+    assert targets.shape == (3, 3) and targets.dtype == np.float32
+    assert targets.tolist() == [[1, 0, 0], [0.25, 0.5, 0.25], [0, 0, 1]]
+    assert wl.weak_label_targets([], thesis_lexicon).shape == (0, 3)
+    with pytest.raises(ValueError, match="distribution"):
+        wl.weak_label_targets(["x"], thesis_lexicon, no_signal_target=(1, 1, 1))
+
+
+def test_signal_mask_marks_lexicon_tokens(thesis_lexicon):
+    tokens = wl.tokenize("LUL that play was insane 😂 clutch", thesis_lexicon.emotes)
+    assert tokens == ["LUL", "that", "play", "was", "insane", "😂", "clutch"]
+    assert wl.signal_mask(tokens, thesis_lexicon).tolist() == [True, False, True, False, True, True, False]

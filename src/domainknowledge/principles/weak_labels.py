@@ -51,17 +51,19 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLASSES", "EMOTE_SURVEY_TABLE_15_1", "NEGATIVE", "NEUTRAL", "NO_SIGNAL", "POSITIVE", "PRECEDENCE",
+__all__ = ["AVERAGE_THRESHOLD", "CLASSES", "EMOTE_SURVEY_TABLE_15_1", "NEGATIVE", "NEUTRAL", "NO_SIGNAL_TARGET", "POSITIVE", "PRECEDENCE",
            "Lexicon", "average_label", "average_labels", "average_score", "combine_lexica",
            "distribution_label", "distribution_labels", "distribution_scores", "group_vader_ratings",
            "labelling_sources", "load_emoji_lexicon", "load_emote_lexicon", "load_lexica",
-           "load_vader_lexicon", "reduce_elongation", "signal_tokens", "tokenize"]
+           "load_vader_lexicon", "reduce_elongation", "signal_mask", "signal_tokens", "tokenize",
+           "weak_label_targets"]
 
 CLASSES = ("negative", "neutral", "positive")
 NEGATIVE, NEUTRAL, POSITIVE = 0, 1, 2
 PRECEDENCE = ("emote", "emoji", "vader")
-NO_SIGNAL = "none"
 AVERAGE_THRESHOLD = 0.33
+# Sec. 15.1.2: the training target of a message without signal tokens, "uncertain" neutral.
+NO_SIGNAL_TARGET = (0.25, 0.5, 0.25)
 
 # Kobs 2023, Table 15.1 ("Some answers to our Twitch emote sentiment survey"): votes of the 108
 # participants as (negative, neutral, positive, unknown/NA). The thesis' text extraction prints the third
@@ -348,6 +350,12 @@ def signal_tokens(tokens: Sequence[str], lexicon: Lexicon) -> list[str]:
     return [token for token in tokens if token in lexicon]
 
 
+def signal_mask(tokens: Sequence[str], lexicon: Lexicon) -> np.ndarray:
+    """``(len(tokens),)`` bool: which tokens have a lexicon entry, i.e. the tokens that input masking
+    (Sec. 15.1.2) may replace by a zero embedding."""
+    return np.array([token in lexicon for token in tokens], dtype=bool)
+
+
 def _as_tokens(message: str | Sequence[str], lexicon: Lexicon) -> list[str]:
     return tokenize(message, lexicon.emotes) if isinstance(message, str) else list(message)
 
@@ -406,6 +414,26 @@ def distribution_labels(messages: Iterable[str | Sequence[str]], lexicon: Lexico
                         tie_break: str = "first") -> np.ndarray:
     """:func:`distribution_label` of each message: ``(N,)`` int64 class indices."""
     return np.array([distribution_label(message, lexicon, tie_break) for message in messages], dtype=np.int64)
+
+
+def weak_label_targets(messages: Iterable[str | Sequence[str]], lexicon: Lexicon,
+                       no_signal_target: Sequence[float] = NO_SIGNAL_TARGET, tie_break: str = "first") -> np.ndarray:
+    """``(N, 3)`` float32 training targets of Sec. 15.1.2: the one-hot weak label (Eq. 15.11) of a message
+    with signal tokens, and ``no_signal_target`` (25 % negative, 50 % neutral, 25 % positive) for a message
+    without, whose neutral label is only a default."""
+    default = np.asarray(no_signal_target, dtype=np.float32)
+    if default.shape != (3,) or np.any(default < 0) or not np.isclose(default.sum(), 1.0):
+        raise ValueError(f"no_signal_target must be a distribution over 3 classes, got {no_signal_target!r}")
+    rows = []
+    for message in messages:
+        tokens = _as_tokens(message, lexicon)
+        if signal_tokens(tokens, lexicon):
+            row = np.zeros(3, dtype=np.float32)
+            row[distribution_label(tokens, lexicon, tie_break)] = 1.0
+        else:
+            row = default.copy()
+        rows.append(row)
+    return np.stack(rows) if rows else np.zeros((0, 3), dtype=np.float32)
 
 
 # --- the average-based labeller (Sec. 15.2.1) --------------------------------------------------------
