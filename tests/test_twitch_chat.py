@@ -126,3 +126,35 @@ def test_bad_configs_raise():
         tc.make_twitch_chat(0, seed=0)
     with pytest.raises(ValueError, match="class_counts"):
         tc.make_gold_set(seed=0, class_counts=(1, 2))
+
+
+def test_hidden_token_posterior_by_hand():
+    # strength 1: a token of the negative list occurs only in negative messages
+    strong = tc.hidden_token_posterior(tc.ChatConfig(hidden_strength=1.0))
+    assert np.allclose(strong["scuffed"], [1, 0, 0])
+    # strength 0: every hidden token is equally likely in every class, so the posterior is the prior
+    weak = tc.hidden_token_posterior(tc.ChatConfig(hidden_strength=0.0))
+    assert np.allclose(weak["clutch"], tc.GOLD_PRIOR)
+
+
+def test_hidden_token_posterior_matches_generated_frequencies():
+    config = tc.ChatConfig(hidden_rate=1.5)
+    chat = tc.make_twitch_chat(20_000, seed=6, config=config)
+    counts = np.zeros(3)
+    for text, y in zip(chat.texts, chat.labels):
+        counts[y] += text.split().count("BibleThump")
+    assert np.allclose(counts / counts.sum(), tc.hidden_token_posterior(config)["BibleThump"], atol=0.03)
+
+
+def test_simulated_emote_survey_completes_the_emote_lexicon(lexicon):
+    survey = tc.simulated_emote_survey(seed=0)
+    assert set(survey) == set(tc.unsurveyed_emotes()) and "BibleThump" in survey
+    assert all(sum(votes) == 108 and len(votes) == 4 for votes in survey.values())
+    assert survey == tc.simulated_emote_survey(seed=0)
+    assert np.argmax(survey["BibleThump"][:3]) == wl.NEGATIVE
+    assert np.argmax(survey["Kreygasm"][:3]) == wl.POSITIVE
+    assert all(not wl.signal_tokens([emote], lexicon) for emote in survey)          # unsurveyed by default
+    completed = wl.load_lexica(emote_survey={**wl.EMOTE_SURVEY_TABLE_15_1, **survey})
+    assert completed.source("BibleThump") == "emote" and len(completed) == len(lexicon) + len(survey)
+    with pytest.raises(ValueError, match="no generating distribution"):
+        tc.simulated_emote_survey(["Kappa123"], seed=0)

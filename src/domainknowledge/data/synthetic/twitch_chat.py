@@ -43,6 +43,12 @@ Every token table is checked by the tests against the real lexica: the emotes of
 exactly Table 15.1's, the emojis are in the emoji lexicon, the VADER words in VADER, and the hidden and
 filler words in none of them.
 
+The thesis' lexicon covers the top-100 emotes, of which it prints 11. To study a fuller emote lexicon,
+:func:`simulated_emote_survey` asks simulated participants about the generator's unsurveyed emotes
+(:func:`unsurveyed_emotes`), voting from each emote's true class distribution in the generated chat
+(:func:`hidden_token_posterior`); pass the votes to ``weak_labels.load_emote_lexicon``. This is a
+simulation, not the thesis' survey.
+
 Randomness: the labels come from ``numpy.random.default_rng(seed)``, the per-message draws from a
 ``random.Random`` seeded by it (much faster for the many small draws); the same seed gives the same
 messages.
@@ -60,7 +66,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["EMOJI_USAGE", "EMOTE_USAGE", "FILLER_WORDS", "GOLD_CLASS_COUNTS", "GOLD_PRIOR", "GOLD_SIZE",
-           "HIDDEN_WORDS", "VADER_WORD_USAGE", "ChatConfig", "ChatMessages", "make_gold_set", "make_twitch_chat"]
+           "HIDDEN_WORDS", "VADER_WORD_USAGE", "ChatConfig", "ChatMessages", "hidden_token_posterior",
+           "make_gold_set", "make_twitch_chat", "simulated_emote_survey", "unsurveyed_emotes"]
 
 NEGATIVE, NEUTRAL, POSITIVE = 0, 1, 2
 
@@ -312,3 +319,53 @@ def make_gold_set(*, seed: int, config: ChatConfig | None = None,
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.repeat(np.arange(3), class_counts)).astype(np.int64)
     return _generate(labels, rng, config)
+
+
+def unsurveyed_emotes() -> tuple[str, ...]:
+    """The emotes among :data:`HIDDEN_WORDS` (capitalised or digit-first tokens): in no lexicon by default."""
+    return tuple(token for token in _ALL_HIDDEN if token[0].isupper() or token[0].isdigit())
+
+
+def hidden_token_posterior(config: ChatConfig | None = None) -> dict[str, np.ndarray]:
+    """The true ``p(y | token)`` of each hidden token in chat generated with ``config``: ``(3,)`` each.
+
+    From step 5 of the process, ``p(token | y) = s [token in list y] / |list y| + (1 - s) / |all|`` with
+    ``s = hidden_strength``, and Bayes' rule with ``class_prior`` (the hidden-token count does not depend
+    on the class).
+    """
+    config = ChatConfig() if config is None else config
+    strength, prior = config.hidden_strength, np.asarray(config.class_prior, dtype=np.float64)
+    posterior = {}
+    for token in _ALL_HIDDEN:
+        likelihood = np.array([strength * (token in HIDDEN_WORDS[y]) / len(HIDDEN_WORDS[y])
+                               + (1.0 - strength) / len(_ALL_HIDDEN) for y in range(3)])
+        joint = likelihood * prior
+        posterior[token] = joint / joint.sum()
+    return posterior
+
+
+def simulated_emote_survey(emotes: Sequence[str] | None = None, *, seed: int, participants: int = 108,
+                           unknown_rate: float = 0.05,
+                           config: ChatConfig | None = None) -> dict[str, tuple[int, int, int, int]]:
+    """Votes ``(negative, neutral, positive, unknown)`` of ``participants`` simulated survey takers per emote.
+
+    Each participant answers "unknown/NA" with probability ``unknown_rate`` and otherwise votes a class
+    drawn from the emote's true distribution :func:`hidden_token_posterior` (so the survey is unbiased but
+    noisy, like the thesis' 108 answers, Sec. 15.1.1). ``emotes`` defaults to :func:`unsurveyed_emotes`.
+    The result has the format of ``weak_labels.EMOTE_SURVEY_TABLE_15_1``.
+    """
+    if participants < 1:
+        raise ValueError(f"participants must be positive, got {participants}")
+    if not 0 <= unknown_rate < 1:
+        raise ValueError(f"unknown_rate must be in [0, 1), got {unknown_rate}")
+    posterior = hidden_token_posterior(config)
+    emotes = unsurveyed_emotes() if emotes is None else tuple(emotes)
+    missing = [emote for emote in emotes if emote not in posterior]
+    if missing:
+        raise ValueError(f"no generating distribution for {missing}; choose from {unsurveyed_emotes()}")
+    rng = np.random.default_rng(seed)
+    votes = {}
+    for emote in emotes:
+        probabilities = np.append((1.0 - unknown_rate) * posterior[emote], unknown_rate)
+        votes[emote] = tuple(int(v) for v in rng.multinomial(participants, probabilities))
+    return votes
