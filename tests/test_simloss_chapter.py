@@ -136,3 +136,12 @@ def test_the_paper_profile_runs_the_same_code_on_the_thesis_formats(tmp_path):
     embeddings = np.random.default_rng(1).normal(size=(96, 8))
     semantic = simloss.run_semantic_sweep(config, semantic_task, embeddings, seeds, log=lambda line: None)
     assert set(simloss.significance_tests(semantic, 0.99, pairing="per-run").metric) == {"accuracy", "sa", "fsa"}
+
+
+def test_p_value_lookup_against_the_baseline():
+    tests = pd.DataFrame([{"r": 0.5, "metric": "mae", "p_value": 0.01},
+                          {"r": 0.5, "metric": "accuracy", "p_value": 0.3}])
+    assert simloss.p_value_against_baseline(tests, "r", 0.5, "mae", baseline=0.0) == 0.01
+    assert simloss.p_value_against_baseline(tests, "r", 0.0, "mae", baseline=0.0) == 1.0   # baseline itself
+    assert simloss.p_value_against_baseline(tests, "r", 0.5, "fsa", baseline=0.0) == 1.0   # not tested
+    assert simloss.p_value_against_baseline(tests.iloc[:0], "r", 0.5, "mae", baseline=0.0) == 1.0

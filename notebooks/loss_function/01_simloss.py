@@ -279,8 +279,7 @@ for name, sweep in ordinal.items():
 # %%
 best_r = {metric: simloss.best_on_validation(age_sweep, metric, baseline=0.0) for metric in ("accuracy", "mae", "mse")}
 age_means = simloss.summary_means(age_sweep)
-age_tests = ordinal_tests[age_task.name].set_index(["r", "metric"])
-p_mae = age_tests.loc[(best_r["mae"], "mae"), "p_value"] if best_r["mae"] != 0.0 else 1.0
+p_mae = simloss.p_value_against_baseline(ordinal_tests[age_task.name], "r", best_r["mae"], "mae", baseline=0.0)
 run.glue("simloss_age_test_size", int(len(age_sweep.test_labels)))
 run.glue("simloss_best_r_mae", float(best_r["mae"]))
 run.glue("simloss_best_r_accuracy", float(best_r["accuracy"]))
@@ -397,11 +396,10 @@ simloss.results_table(semantic, semantic_tests, scale={"accuracy": 100, "sa": 10
 # %%
 best_l = {metric: simloss.best_on_validation(semantic, metric, baseline=0.99) for metric in ("accuracy", "sa")}
 semantic_means = simloss.summary_means(semantic)
-semantic_p = semantic_tests.set_index(["l", "metric"])["p_value"] if len(semantic_tests) else pd.Series(dtype=float)
 
 
 def p_against_cross_entropy(l, metric):
-    return float(semantic_p.get((l, metric), 1.0)) if l != 0.99 else 1.0
+    return simloss.p_value_against_baseline(semantic_tests, "l", l, metric, baseline=0.99)
 
 
 run.glue("simloss_best_l_sa", float(best_l["sa"]))

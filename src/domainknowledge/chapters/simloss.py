@@ -37,7 +37,7 @@ __all__ = ["AGE_DATASETS", "CONFIGS", "FASHION_SUPERCLASSES", "FOCUS_AGE", "SEMA
            "Config", "SemanticTask", "Sweep", "best_on_validation", "class_name_embeddings",
            "collapse_statistics", "cross_entropy_identity_gap", "describe_profiles", "example_images",
            "gradient_equivalence_gap", "label_distribution", "load_age_task", "load_semantic_task",
-           "mean_predicted_distribution", "results_table", "run_ordinal_sweep", "run_seeds",
+           "mean_predicted_distribution", "p_value_against_baseline", "results_table", "run_ordinal_sweep", "run_seeds",
            "run_semantic_sweep", "significance_tests", "summary_means", "superclass_similarity_contrast"]
 
 AGE_DATASETS = ("ordinal_faces", "utkface", "afad")
@@ -507,6 +507,19 @@ def significance_tests(sweep: Sweep, baseline: float, pairing: str = "per-exampl
                          "pairs": int(ours.size), "significant": significant,
                          "mark": ("+" if better else "-") if significant and difference != 0 else ""})
     return pd.DataFrame(rows)
+
+
+def p_value_against_baseline(tests: pd.DataFrame, parameter: str, value: float, metric: str,
+                             baseline: float) -> float:
+    """The p-value of ``value`` against ``baseline`` for ``metric`` from :func:`significance_tests`.
+
+    The baseline compared with itself gives 1.0; so does a pair the tests skipped (e.g. FSA under
+    per-example pairing), since no difference was shown.
+    """
+    if value == baseline or tests.empty:
+        return 1.0
+    match = tests[(tests[parameter] == value) & (tests["metric"] == metric)]
+    return float(match["p_value"].iloc[0]) if len(match) else 1.0
 
 
 def results_table(sweep: Sweep, tests: pd.DataFrame, scale: dict[str, float] | None = None):
