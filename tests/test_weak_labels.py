@@ -269,3 +269,26 @@ def test_loaded_lexica_are_read_only_and_shared(vader):
         vader.distributions["love"] = np.array([1.0, 0.0, 0.0])
     with pytest.raises(ValueError):
         vader.distribution("love")[0] = 1.0
+
+
+# --- the NLTK VADER baseline (Sec. 15.2.1) -------------------------------------------------------------
+
+
+def test_nltk_vader_uses_its_rules_and_the_thresholds():
+    assert wl.nltk_vader_compound("I love this") > 0.05
+    assert wl.nltk_vader_compound("I hate this") < -0.05
+    # negation flips the sign: VADER's rule, not a lexicon lookup
+    assert wl.nltk_vader_compound("this is not good") < 0 < wl.nltk_vader_compound("this is good")
+    # capitals intensify
+    assert wl.nltk_vader_compound("this is GOOD") > wl.nltk_vader_compound("this is good")
+    labels = wl.nltk_vader_labels(["I love this", "the stream", "I hate this"])
+    assert labels.tolist() == [POSITIVE, NEUTRAL, NEGATIVE]
+    # with a threshold above every score, everything is neutral
+    assert set(wl.nltk_vader_labels(["I love this", "I hate this"], threshold=0.999).tolist()) == {NEUTRAL}
+
+
+def test_nltk_vader_rejects_tokens_and_bad_thresholds():
+    with pytest.raises(TypeError, match="raw message"):
+        wl.nltk_vader_labels([["i", "love", "it"]])
+    with pytest.raises(ValueError, match="threshold"):
+        wl.nltk_vader_labels(["x"], threshold=1.5)

@@ -10,7 +10,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = ("book", "chapters", "data", "experiment", "metrics", "models", "plots", "principles",
-               "training")
+               "significance", "training")
 __all__ = list(_SUBMODULES)
 
 

@@ -1,4 +1,5 @@
-"""Text encoders for class names: the offline MiniLM sentence encoder, and GoogleNews Word2Vec when present.
+"""Text encoders: the offline MiniLM sentence encoder, GoogleNews Word2Vec when present, and Word2Vec
+trained here on a chapter's own corpus (:func:`train_word2vec`, Kobs 2023 Sec. 15.1.2).
 
 Kobs 2023 (Sec. 14.2) embeds CIFAR-100 class names with the pretrained GoogleNews Word2Vec vectors
 (Mikolov et al. 2013). Those weights cannot be fetched offline, so the book's default is
@@ -11,13 +12,15 @@ from __future__ import annotations
 import functools
 import os
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from domainknowledge.data.bundled import DataNotFoundError
 
-__all__ = ["MINILM_DIMENSION", "WORD2VEC_FILES", "encode_texts", "load_word2vec", "word2vec_embeddings"]
+__all__ = ["MINILM_DIMENSION", "WORD2VEC_FILES", "encode_texts", "load_word2vec", "train_word2vec",
+           "word2vec_embeddings"]
 
 MINILM_DIMENSION = 384
 WORD2VEC_FILES = ("GoogleNews-vectors-negative300.bin", "GoogleNews-vectors-negative300.bin.gz")
@@ -92,3 +95,31 @@ def word2vec_embeddings(class_names, data_root) -> np.ndarray:
     if missing:
         raise KeyError(f"no Word2Vec vector for the class names {missing}")
     return np.asarray(found, dtype=np.float32)
+
+
+def _stable_hash(text: str) -> int:
+    """A hash of a string that does not change between processes (Python's ``hash`` of a ``str`` does,
+    unless PYTHONHASHSEED is fixed); gensim seeds each word's initial vector with it."""
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def train_word2vec(token_lists, *, dimension: int, min_count: int, epochs: int = 5, window: int = 5,
+                   seed: int = 0):
+    """Word2Vec (skip-gram with negative sampling, Mikolov et al. 2013) trained on tokenised messages, as the
+    thesis trains its Twitch embeddings on the unlabelled corpus (Sec. 15.1.2). Returns gensim
+    ``KeyedVectors`` (``vectors[token]`` is ``(dimension,)`` float32) holding the tokens seen at least
+    ``min_count`` times (100 in the thesis).
+
+    One worker thread and a process-independent string hash make the result a function of ``seed`` and
+    the corpus alone.
+    """
+    from gensim.models import Word2Vec
+
+    token_lists = list(token_lists)
+    if not token_lists or any(isinstance(tokens, str) for tokens in token_lists):
+        raise ValueError("token_lists must be a non-empty list of token lists (tokenize first)")
+    if dimension < 1 or min_count < 1 or epochs < 1:
+        raise ValueError(f"dimension, min_count and epochs must be positive, got {dimension}, {min_count}, {epochs}")
+    model = Word2Vec([list(tokens) for tokens in token_lists], vector_size=dimension, min_count=min_count, window=window, sg=1, epochs=epochs,
+                     seed=seed, workers=1, hashfxn=_stable_hash)
+    return model.wv

@@ -61,7 +61,7 @@ import numpy as np
 __all__ = ["AVERAGE_THRESHOLD", "CLASSES", "EMOTE_SURVEY_TABLE_15_1", "NEGATIVE", "NEUTRAL", "NO_SIGNAL_TARGET", "POSITIVE", "PRECEDENCE",
            "Lexicon", "average_label", "average_labels", "average_score", "combine_lexica",
            "distribution_label", "distribution_labels", "distribution_scores", "group_vader_ratings",
-           "labelling_sources", "load_emoji_lexicon", "load_emote_lexicon", "load_lexica",
+           "labelling_sources", "load_emoji_lexicon", "nltk_vader_compound", "nltk_vader_labels", "load_emote_lexicon", "load_lexica",
            "load_vader_lexicon", "reduce_elongation", "signal_mask", "signal_tokens", "tokenize",
            "weak_label_targets"]
 
@@ -488,6 +488,55 @@ def average_labels(messages: Iterable[str | Sequence[str]], lexicon: Lexicon,
                    threshold: float = AVERAGE_THRESHOLD) -> np.ndarray:
     """:func:`average_label` of each message: ``(N,)`` int64 class indices."""
     return np.array([average_label(message, lexicon, threshold) for message in messages], dtype=np.int64)
+
+
+# --- the NLTK VADER baseline (Sec. 15.2.1) -----------------------------------------------------------
+
+NLTK_COMPOUND_THRESHOLD = 0.05
+
+
+@functools.lru_cache(maxsize=1)
+def _nltk_vader():
+    try:
+        from nltk.sentiment.vader import SentimentIntensityAnalyzer, VaderConstants
+    except ImportError as error:
+        raise ModuleNotFoundError("the NLTK VADER baseline needs NLTK: `pip install nltk==3.10.4`") from error
+
+    class InstalledLexiconAnalyzer(SentimentIntensityAnalyzer):
+        """NLTK's analyser reading the VADER lexicon installed with ``vaderSentiment`` instead of NLTK's
+        downloadable data (which is not available offline); the rules are NLTK's."""
+
+        def __init__(self, lexicon_text: str):
+            self.lexicon_file = lexicon_text
+            self.lexicon = self.make_lex_dict()
+            self.constants = VaderConstants()
+
+    return InstalledLexiconAnalyzer(_read_vader_text().strip())
+
+
+def nltk_vader_compound(message: str) -> float:
+    """NLTK's VADER ``compound`` score of a raw message, in [-1, 1] (Hutto and Gilbert 2014).
+
+    The rules (all-caps intensification, "kind of" dampening, negation, "but", punctuation emphasis) are
+    NLTK's ``SentimentIntensityAnalyzer``; the lexicon is the ``vader_lexicon.txt`` of ``vaderSentiment``.
+    The message is not preprocessed: VADER has its own handling of case and punctuation.
+    """
+    return float(_nltk_vader().polarity_scores(message)["compound"])
+
+
+def nltk_vader_labels(messages: Iterable[str], threshold: float = NLTK_COMPOUND_THRESHOLD) -> np.ndarray:
+    """The NLTK VADER baseline of Sec. 15.2.1: ``(N,)`` int64, POSITIVE when the compound score is at least
+    ``threshold``, NEGATIVE when it is at most ``-threshold``, else NEUTRAL. The thesis does not state its
+    thresholds; 0.05 is the one VADER's authors recommend."""
+    if not 0 <= threshold < 1:
+        raise ValueError(f"threshold must be in [0, 1), got {threshold}")
+    labels = []
+    for message in messages:
+        if not isinstance(message, str):
+            raise TypeError("nltk_vader_labels takes raw message strings (VADER tokenizes itself)")
+        compound = nltk_vader_compound(message)
+        labels.append(POSITIVE if compound >= threshold else NEGATIVE if compound <= -threshold else NEUTRAL)
+    return np.array(labels, dtype=np.int64)
 
 
 # --- which lexicon labelled a message (Table 15.3) ---------------------------------------------------

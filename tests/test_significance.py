@@ -1,0 +1,55 @@
+"""Yeh's randomized matched-pair test (Yeh 2000; Kobs 2023, Sec. 15.4.2)."""
+
+import numpy as np
+import pytest
+
+from domainknowledge import metrics
+from domainknowledge.significance import randomized_matched_pair_test
+
+
+def accuracy(predicted, target):
+    return metrics.accuracy(predicted, target)
+
+
+def test_identical_systems_give_p_one():
+    y = np.array([0, 1, 2, 1, 0])
+    assert randomized_matched_pair_test(y, y, y, accuracy, iterations=50) == 1.0
+
+
+def test_a_much_better_system_gets_the_smallest_attainable_p():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=400)
+    perfect = y.copy()
+    wrong = (y + 1) % 3
+    p = randomized_matched_pair_test(perfect, wrong, y, accuracy, iterations=999, seed=1)
+    assert p == pytest.approx(1 / 1000)
+
+
+def test_one_differing_example_matches_the_exact_answer():
+    # Only one example differs; swapping it reproduces the observed |difference| in every round,
+    # whichever way the coin falls, so every round counts: p = 1.
+    y = np.zeros(10, dtype=int)
+    a = y.copy()
+    b = y.copy()
+    b[0] = 1
+    assert randomized_matched_pair_test(a, b, y, accuracy, iterations=100) == 1.0
+
+
+def test_p_value_is_uniformish_for_exchangeable_systems_and_seeded():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, size=300)
+    a, b = rng.integers(0, 2, size=300), rng.integers(0, 2, size=300)
+    p = randomized_matched_pair_test(a, b, y, accuracy, iterations=500, seed=5)
+    assert 0.01 < p <= 1.0
+    assert p == randomized_matched_pair_test(a, b, y, accuracy, iterations=500, seed=5)
+
+
+def test_macro_f1_is_supported_and_shapes_are_checked():
+    y = np.array([0, 1, 2, 2, 1, 0])
+    p = randomized_matched_pair_test(y, np.zeros(6, dtype=int), y, lambda a, t: metrics.macro_f1(a, t, 3),
+                                     iterations=200)
+    assert 0 < p <= 1
+    with pytest.raises(ValueError, match="same non-empty"):
+        randomized_matched_pair_test(y, y[:3], y, accuracy)
+    with pytest.raises(ValueError, match="iterations"):
+        randomized_matched_pair_test(y, y, y, accuracy, iterations=0)
