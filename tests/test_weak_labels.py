@@ -292,3 +292,11 @@ def test_nltk_vader_rejects_tokens_and_bad_thresholds():
         wl.nltk_vader_labels([["i", "love", "it"]])
     with pytest.raises(ValueError, match="threshold"):
         wl.nltk_vader_labels(["x"], threshold=1.5)
+
+
+def test_distribution_ties_flag_exactly_the_tied_messages():
+    lexicon = toy_lexicon({"meh": (1, 1, 0), "yay": (0, 1, 3), "ok": (1, 2, 1)})
+    tied = wl.distribution_ties([["meh"], ["yay"], ["ok"], ["nothing"], ["meh", "ok"]], lexicon)
+    # meh: negative and neutral tie; yay and ok have one maximum; no signal is no tie; meh*ok = (1, 2, 0)/.. no tie
+    assert tied.tolist() == [True, False, False, False, False]
+    assert wl.distribution_label(["meh"], lexicon) == NEGATIVE     # the tie rule picks the first class

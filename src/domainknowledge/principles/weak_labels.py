@@ -60,7 +60,8 @@ import numpy as np
 
 __all__ = ["AVERAGE_THRESHOLD", "CLASSES", "EMOTE_SURVEY_TABLE_15_1", "NEGATIVE", "NEUTRAL", "NO_SIGNAL_TARGET", "POSITIVE", "PRECEDENCE",
            "Lexicon", "average_label", "average_labels", "average_score", "combine_lexica",
-           "distribution_label", "distribution_labels", "distribution_scores", "group_vader_ratings",
+           "distribution_label", "distribution_labels", "distribution_scores", "distribution_ties",
+           "group_vader_ratings",
            "labelling_sources", "load_emoji_lexicon", "nltk_vader_compound", "nltk_vader_labels", "load_emote_lexicon", "load_lexica",
            "load_vader_lexicon", "reduce_elongation", "signal_mask", "signal_tokens", "tokenize",
            "weak_label_targets"]
@@ -440,6 +441,20 @@ def distribution_labels(messages: Iterable[str | Sequence[str]], lexicon: Lexico
                         tie_break: str = "first") -> np.ndarray:
     """:func:`distribution_label` of each message: ``(N,)`` int64 class indices."""
     return np.array([distribution_label(message, lexicon, tie_break) for message in messages], dtype=np.int64)
+
+
+def distribution_ties(messages: Iterable[str | Sequence[str]], lexicon: Lexicon) -> np.ndarray:
+    """``(N,)`` bool: the message has signal tokens and two or more classes share the maximal product of
+    Eq. 15.10, so the tie rule decides its label (Sec. 15.4.2)."""
+    tied = []
+    for message in messages:
+        found = signal_tokens(_as_tokens(message, lexicon), lexicon)
+        if not found:
+            tied.append(False)
+            continue
+        log_product = _log_products(found, lexicon)
+        tied.append(bool((log_product == log_product.max()).sum() > 1))
+    return np.array(tied, dtype=bool)
 
 
 def weak_label_targets(messages: Iterable[str | Sequence[str]], lexicon: Lexicon,
