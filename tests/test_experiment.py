@@ -86,3 +86,24 @@ def test_importing_the_package_has_no_side_effects():
             "assert not heavy, heavy; print(dk.__version__)")
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
+
+
+def test_profile_table_flattens_nested_configs_and_highlights_the_active_profile():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Inner:
+        epochs: int
+
+    @dataclasses.dataclass(frozen=True)
+    class Outer:
+        grid: tuple
+        training: Inner
+
+    configs = {"smoke": Outer((1, 2), Inner(1)), "cpu": Outer(tuple(range(10)), Inner(5))}
+    table = experiment.describe_profiles(configs)
+    assert list(table.index) == ["grid", "training.epochs"]
+    assert table.loc["grid", "cpu"] == "0, 1, ..., 9 (10 values)" and table.loc["grid", "smoke"] == "(1, 2)"
+    assert "font-weight: bold" in experiment.profile_table(configs, "cpu").to_html()
+    with pytest.raises(ValueError, match="unknown profile"):
+        experiment.profile_table(configs, "gpu")

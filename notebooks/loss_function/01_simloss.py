@@ -72,8 +72,7 @@ display(run.banner())
 # the same for all three.
 
 # %%
-profiles = simloss.describe_profiles()
-profiles.style.set_properties(subset=[run.profile], **{"background-color": "#e8f1fa", "font-weight": "bold"})
+dk.experiment.profile_table(simloss.CONFIGS, run.profile)
 
 # %% [markdown]
 # ## The loss

@@ -73,8 +73,7 @@ display(run.banner())
 # schedule, the number of seeds and the sweep. The active profile is highlighted.
 
 # %%
-profiles = chapter.describe_profiles()
-profiles.style.set_properties(subset=[run.profile], **{"background-color": "#e8f1fa", "font-weight": "bold"})
+dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 
 # %% [markdown]
 # ## The data

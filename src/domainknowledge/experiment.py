@@ -77,6 +77,38 @@ def select(configs: Mapping[str, T], profile: str) -> T:
     return configs[profile]
 
 
+def _config_rows(config: Any, prefix: str = "") -> dict[str, str]:
+    """Every field of a (possibly nested) dataclass config as text; nested dataclasses become
+    ``outer.inner`` rows and tuples of more than six values are shortened to their ends and length."""
+    rows = {}
+    for item in dataclasses.fields(config):
+        value, name = getattr(config, item.name), f"{prefix}{item.name}"
+        if dataclasses.is_dataclass(value):
+            rows.update(_config_rows(value, f"{name}."))
+        elif isinstance(value, tuple) and len(value) > 6:
+            rows[name] = f"{value[0]}, {value[1]}, ..., {value[-1]} ({len(value)} values)"
+        else:
+            rows[name] = str(value)
+    return rows
+
+
+def describe_profiles(configs: Mapping[str, Any]):
+    """A ``pandas.DataFrame`` of every field (rows) of each profile's dataclass config (columns), so that a
+    chapter shows what each scale changes."""
+    import pandas as pd
+
+    table = pd.DataFrame({name: _config_rows(config) for name, config in configs.items()})
+    table.index.name = "field"
+    return table
+
+
+def profile_table(configs: Mapping[str, Any], active: str):
+    """:func:`describe_profiles` with the ``active`` profile's column highlighted (a pandas ``Styler``)."""
+    check_profile(active)
+    return describe_profiles(configs).style.set_properties(
+        subset=[active], **{"background-color": "#e8f1fa", "font-weight": "bold"})
+
+
 def seed_everything(seed: int) -> np.random.Generator:
     """Seed Python, NumPy and torch; make torch's CPU kernels deterministic.
 

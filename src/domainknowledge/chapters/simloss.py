@@ -17,7 +17,6 @@ tests (:func:`significance_tests`) and for Fig. 14.2 (:func:`mean_predicted_dist
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from domainknowledge import metrics
+from domainknowledge.experiment import describe_profiles as describe_config_profiles
 from domainknowledge.data.splits import per_class_split, random_split
 from domainknowledge.models.cnn import LeNet, NiuCNN, Standardize
 from domainknowledge.principles.losses import SimLoss, ordinal_similarity, probability_matrix_loss, simloss
@@ -134,27 +134,9 @@ CONFIGS: dict[str, Config] = {
 }
 
 
-def _flatten(config: Config) -> dict[str, object]:
-    flat = {}
-    for item in dataclasses.fields(config):
-        value = getattr(config, item.name)
-        if isinstance(value, TrainingConfig):
-            for sub in ("max_epochs", "batch_size", "patience", "monitor", "learning_rate"):
-                flat[f"{item.name}.{sub}"] = getattr(value, sub)
-        elif isinstance(value, tuple) and len(value) > 6:
-            flat[item.name] = f"{value[0]}, {value[1]}, ..., {value[-1]} ({len(value)} values)"
-        else:
-            flat[item.name] = value
-    return flat
-
-
 def describe_profiles(configs: dict[str, Config] | None = None) -> pd.DataFrame:
     """A table of every Config field (rows) per profile (columns), to show what each profile changes."""
-    configs = CONFIGS if configs is None else configs
-    table = pd.DataFrame({name: {k: str(v) for k, v in _flatten(config).items()}
-                          for name, config in configs.items()})
-    table.index.name = "field"
-    return table
+    return describe_config_profiles(CONFIGS if configs is None else configs)
 
 
 def run_seeds(seed: int, runs: int) -> tuple[int, ...]:

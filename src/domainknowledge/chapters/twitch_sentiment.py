@@ -23,7 +23,6 @@ Class indices: 0 negative, 1 neutral, 2 positive (``weak_labels.CLASSES``).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -35,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from domainknowledge import metrics
+from domainknowledge.experiment import describe_profiles as describe_config_profiles
 from domainknowledge.data.synthetic import twitch_chat
 from domainknowledge.models.text import train_word2vec
 from domainknowledge.models.text_cnn import PADDING_INDEX, TextCNN, Vocabulary, mask_tokens, pad_masks
@@ -126,11 +126,7 @@ CONFIGS: dict[str, Config] = {
 
 def describe_profiles(configs: Mapping[str, Config] | None = None) -> pd.DataFrame:
     """A table of every Config field (rows) per profile (columns)."""
-    configs = CONFIGS if configs is None else configs
-    table = pd.DataFrame({name: {k: str(v) for k, v in dataclasses.asdict(config).items()}
-                          for name, config in configs.items()})
-    table.index.name = "field"
-    return table
+    return describe_config_profiles(CONFIGS if configs is None else configs)
 
 
 # --- data ----------------------------------------------------------------------------------------------
