@@ -282,12 +282,11 @@ def retrieval_ranking(query_codes, database_codes, order: str = "lexicographic")
     queries, database = _codes(query_codes, "query_codes"), _codes(database_codes, "database_codes")
     if queries.shape[1] != database.shape[1]:
         raise ValueError(f"query codes have {queries.shape[1]} bits, database codes {database.shape[1]}")
-    if order == "lexicographic":
-        key = np.bitwise_xor(_as_integers(queries)[:, None], _as_integers(database)[None, :])
-    elif order == "hamming":
-        key = (queries[:, None, :] != database[None, :, :]).sum(axis=2)
-    else:
+    if order not in ("lexicographic", "hamming"):
         raise ValueError(f"order must be 'lexicographic' or 'hamming', got {order!r}")
+    key = np.bitwise_xor(_as_integers(queries)[:, None], _as_integers(database)[None, :])      # (Q, N)
+    if order == "hamming":
+        key = np.bitwise_count(key)
     return np.argsort(key, axis=1, kind="stable")
 
 
@@ -316,8 +315,11 @@ def mean_average_precision_at_k(query_codes, query_labels, database_codes, datab
 def hamming_nearest_neighbour_accuracy(query_codes, query_labels, database_codes, database_labels) -> float:
     """1-NN accuracy in Hamming distance (Table 3.4): each query takes the label of the database code with
     the fewest differing bits (the first such code in database order on ties)."""
-    ranking = retrieval_ranking(query_codes, database_codes, "hamming")[:, 0]
-    return float((np.asarray(database_labels)[ranking] == np.asarray(query_labels)).mean())
+    queries, database = _codes(query_codes, "query_codes"), _as_integers(_codes(database_codes, "database_codes"))
+    nearest = np.concatenate([
+        np.argmin(np.bitwise_count(np.bitwise_xor(_as_integers(queries[start:start + 256])[:, None], database[None, :])),
+                  axis=1) for start in range(0, len(queries), 256)])
+    return float((np.asarray(database_labels)[nearest] == np.asarray(query_labels)).mean())
 
 
 def hash_code_quality(codes) -> dict[str, float]:

@@ -1,0 +1,297 @@
+"""Experiment drivers of the decision-tree hashing chapter (Darlow 2022, Ch. 3): data, one network for every
+method, training, and the retrieval and code-quality evaluation of Tables 3.4-3.5.
+
+Every method shares the backbone (:class:`HashingNetwork`, a small CNN at ``smoke``/``cpu``) and the code
+length (``floor(log2 m) + 1`` class bits plus ``tree_depth`` path bits: 16 bits for 10 classes and depth
+12). They differ in the heads and the loss (:data:`METHODS`):
+
+* ``ddtl``: class head and tree head, Eq. 3.17 with ``alpha = 1``, ``beta = 0.1``, ``tau = 1``;
+* ``supervised_only`` (Sec. 3.3.5, ``beta = 0``) and ``unsupervised`` (Sec. 3.3.4, ``alpha = 0, beta = 1``):
+  the DDTL ablations;
+* ``sigmoid``, ``greedy_hash``, ``dsh``, ``dpsh``, ``hashnet``, ``dch``, ``dtsh``: a hash head of the code's
+  length trained with the baseline losses of :mod:`domainknowledge.principles.hashing_baselines`.
+
+The full protocol of Sec. 3.2.2: the training set is also the retrieval database, the test set the queries.
+DDTL codes are ranked lexicographically (Sec. 3.1.1), the baselines' by Hamming distance.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from domainknowledge import metrics
+from domainknowledge.experiment import describe_profiles as describe_config_profiles
+from domainknowledge.models.cnn import Standardize
+from domainknowledge.principles import decision_tree_hashing as ddtl
+from domainknowledge.principles import hashing_baselines as baselines
+from domainknowledge.training import as_image_tensor
+
+__all__ = ["CONFIGS", "DDTL_FAMILY", "METHODS", "Config", "HashingNetwork", "HashingTask", "TrainedHasher",
+           "augment", "describe_profiles", "encode", "evaluate_retrieval", "load_task", "train_hasher"]
+
+DDTL_FAMILY = {"ddtl": (1.0, 0.1), "supervised_only": (1.0, 0.0), "unsupervised": (0.0, 1.0)}   # (alpha, beta)
+PAIRWISE = ("dsh", "dpsh", "hashnet", "dch", "dtsh")
+METHODS = (*DDTL_FAMILY, "sigmoid", "greedy_hash", *PAIRWISE)
+DATASETS = ("fashion_mnist",)
+
+
+@dataclass(frozen=True)
+class Config:
+    """What one profile of the DDTL chapter runs. ``train_images`` (training set = database) and
+    ``query_images`` (test queries) are drawn per class (``None`` = all); ``channels`` are the backbone's
+    three convolution widths and ``feature_dim`` its representation; ``tree_depth`` the number of tree
+    decisions (12 in the thesis); ``epochs``, ``batch_size``, ``learning_rate`` (Adam with cosine annealing,
+    1e-3 in the thesis); ``temperature`` of NT-Xent (1); ``methods`` trained, ``runs`` seeds each; ``map_k``
+    the rank threshold of mAP@K."""
+
+    dataset: str
+    train_images: int | None
+    query_images: int | None
+    channels: tuple[int, int, int]
+    feature_dim: int
+    tree_depth: int
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    temperature: float
+    methods: tuple[str, ...]
+    runs: int
+    map_k: int
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        unknown = set(self.methods) - set(METHODS)
+        if unknown or not self.methods:
+            raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {self.methods}")
+        for name in ("feature_dim", "tree_depth", "epochs", "batch_size", "runs", "map_k"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+CONFIGS: dict[str, Config] = {
+    "smoke": Config(dataset="fashion_mnist", train_images=600, query_images=200, channels=(8, 16, 32),
+                    feature_dim=32, tree_depth=6, epochs=1, batch_size=128, learning_rate=1e-3, temperature=1.0,
+                    methods=("ddtl", "supervised_only", "dsh"), runs=1, map_k=100),
+    "cpu": Config(dataset="fashion_mnist", train_images=10_000, query_images=2_000, channels=(16, 32, 64),
+                  feature_dim=64, tree_depth=12, epochs=8, batch_size=256, learning_rate=1e-3, temperature=1.0,
+                  methods=METHODS, runs=2, map_k=1_000),
+    "paper": Config(dataset="fashion_mnist", train_images=None, query_images=None, channels=(64, 128, 256),
+                    feature_dim=512, tree_depth=12, epochs=500, batch_size=512, learning_rate=1e-3,
+                    temperature=1.0, methods=METHODS, runs=3, map_k=5_000),
+}
+
+
+def describe_profiles(configs: dict[str, Config] | None = None):
+    """Every Config field (rows) per profile (columns)."""
+    return describe_config_profiles(CONFIGS if configs is None else configs)
+
+
+# --- data ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HashingTask:
+    """Images ``(N, C, H, W)`` uint8 and labels ``(N,)`` int64 of the training set (also the database) and of
+    the queries, with the class names."""
+
+    name: str
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    query_images: torch.Tensor
+    query_labels: torch.Tensor
+    class_names: tuple[str, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def _per_class(labels: np.ndarray, count: int | None, rng: np.random.Generator) -> np.ndarray:
+    if count is None:
+        return np.arange(len(labels))
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:count // len(np.unique(labels))] for c in np.unique(labels)]
+    return np.sort(np.concatenate(chosen))
+
+
+def load_task(config: Config, *, seed: int, data_root=None, allow_download: bool = False) -> HashingTask:
+    """Fashion-MNIST's training and test sets, each subsampled to ``train_images`` / ``query_images`` with an
+    equal number per class (``seed``)."""
+    from domainknowledge.data.bundled import FASHION_MNIST_CLASSES, load_fashion_mnist
+
+    rng = np.random.default_rng(seed)
+    images, labels = {}, {}
+    for split, count in (("train", config.train_images), ("test", config.query_images)):
+        x, y = load_fashion_mnist(split, data_root=data_root, allow_download=allow_download)
+        keep = _per_class(y, count, rng)
+        images[split], labels[split] = as_image_tensor(x[keep]), torch.from_numpy(y[keep])
+    return HashingTask("Fashion-MNIST", images["train"], labels["train"], images["test"], labels["test"],
+                       tuple(FASHION_MNIST_CLASSES))
+
+
+def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A random view of a float batch ``(B, C, H, W)``: shifts of up to 3 px (zero padding), horizontal flips,
+    and brightness and contrast jitter of up to 20 %. The thesis does not state its policy (Sec. 3.2.1)."""
+    batch, _, height, width = images.shape
+    padded = F.pad(images, (3, 3, 3, 3))
+    dy, dx = torch.randint(0, 7, (2, batch), generator=generator)
+    rows = (dy[:, None] + torch.arange(height))[:, :, None].expand(batch, height, width)
+    cols = (dx[:, None] + torch.arange(width))[:, None, :].expand(batch, height, width)
+    shifted = padded[torch.arange(batch)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+    flip = torch.rand(batch, generator=generator) < 0.5
+    shifted[flip] = shifted[flip].flip(dims=[3])
+    brightness = 1 + 0.4 * (torch.rand(batch, 1, 1, 1, generator=generator) - 0.5)
+    contrast = 1 + 0.4 * (torch.rand(batch, 1, 1, 1, generator=generator) - 0.5)
+    mean = shifted.mean(dim=(1, 2, 3), keepdim=True)
+    return ((shifted - mean) * contrast + mean) * brightness
+
+
+# --- the network ---------------------------------------------------------------------------------------
+
+
+class HashingNetwork(nn.Module):
+    """Backbone ``f`` (three conv-BN-ReLU blocks, the first two max-pooled, global average pooling, a linear
+    layer to ``feature_dim``) and the heads of ``method``.
+
+    ``forward(images (B, C, H, W) uint8 or float)`` returns a dict with ``features`` ``(B, F)`` and, for the DDTL
+    family, ``class_logits`` ``(B, m)`` and ``node_logits`` ``(B, 2^d - 1)`` (Eq. 3.4); for the baselines,
+    ``outputs`` ``(B, K)`` (the continuous code) and, for ``sigmoid`` and ``greedy_hash``, ``class_logits`` of
+    the classifier that reads the code.
+    """
+
+    def __init__(self, method: str, *, standardize: Standardize, num_classes: int, channels: Sequence[int],
+                 feature_dim: int, tree_depth: int, in_channels: int = 1):
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        self.method, self.num_classes, self.tree_depth = method, num_classes, tree_depth
+        layers, previous = [standardize], in_channels
+        for index, width in enumerate(channels):
+            layers += [nn.Conv2d(previous, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
+            if index < len(channels) - 1:
+                layers.append(nn.MaxPool2d(2))
+            previous = width
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(previous, feature_dim)]
+        self.backbone = nn.Sequential(*layers)
+        self.code_bits = ddtl.class_bit_count(num_classes) + tree_depth
+        if method in DDTL_FAMILY:
+            self.class_head = nn.Linear(feature_dim, num_classes)
+            self.tree_head = nn.Linear(feature_dim, ddtl.node_count(tree_depth))
+        else:
+            self.hash_head = nn.Linear(feature_dim, self.code_bits)
+            if method in ("sigmoid", "greedy_hash"):
+                self.code_classifier = nn.Linear(self.code_bits, num_classes)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.backbone(images)
+        if self.method in DDTL_FAMILY:
+            return {"features": features, "class_logits": self.class_head(features),
+                    "node_logits": self.tree_head(features)}
+        outputs = self.hash_head(features)
+        result = {"features": features, "outputs": outputs}
+        if self.method == "sigmoid":
+            result["class_logits"] = self.code_classifier(torch.sigmoid(outputs))
+        elif self.method == "greedy_hash":
+            result["class_logits"] = self.code_classifier(baselines.sign_straight_through(outputs))
+        return result
+
+
+def _loss(network: HashingNetwork, images: torch.Tensor, labels: torch.Tensor, step: int, config: Config,
+          generator: torch.Generator) -> torch.Tensor:
+    method = network.method
+    first = network(augment(images, generator))
+    if method in DDTL_FAMILY:
+        alpha, beta = DDTL_FAMILY[method]
+        second = network(augment(images, generator)) if beta > 0 else first
+        return ddtl.ddtl_loss(first["class_logits"], labels, ddtl.leaf_probabilities(first["node_logits"]),
+                              ddtl.leaf_probabilities(second["node_logits"]), alpha=alpha, beta=beta,
+                              temperature=config.temperature)
+    if method == "sigmoid":
+        return baselines.sigmoid_code_loss(first["class_logits"], labels)
+    if method == "greedy_hash":
+        return baselines.greedy_hash_loss(first["outputs"], first["class_logits"], labels)
+    if method == "hashnet":
+        return baselines.hashnet_loss(first["outputs"], labels, beta=baselines.hashnet_beta(step))
+    return getattr(baselines, f"{method}_loss")(first["outputs"], labels)
+
+
+@dataclass
+class TrainedHasher:
+    """A trained network, its mean training loss per epoch, and the seconds it took."""
+
+    network: HashingNetwork
+    seed: int
+    losses: list[float]
+    seconds: float
+
+
+def train_hasher(method: str, task: HashingTask, config: Config, *, seed: int, device="cpu",
+                 progress: bool = False) -> TrainedHasher:
+    """Train ``method`` on the task's training set with Adam and cosine annealing over ``epochs`` (Sec. 3.2.1)."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    network = HashingNetwork(method, standardize=Standardize.fit(task.train_images, per_channel=False),
+                             num_classes=task.num_classes, channels=config.channels, feature_dim=config.feature_dim,
+                             tree_depth=config.tree_depth, in_channels=task.train_images.shape[1]).to(device)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    batches = math.ceil(len(task.train_labels) / config.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * batches)
+    started, losses, step = time.perf_counter(), [], 0
+    for epoch in range(config.epochs):
+        network.train()
+        order = torch.randperm(len(task.train_labels), generator=generator)
+        total = 0.0
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start:start + config.batch_size]
+            if len(batch) < 2:
+                continue
+            images = task.train_images[batch].float().to(device)
+            loss = _loss(network, images, task.train_labels[batch].to(device), step, config, generator)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(batch)
+            step += 1
+        losses.append(total / len(order))
+        if progress:
+            print(f"  {method}, seed {seed}: epoch {epoch + 1}/{config.epochs}, loss {losses[-1]:.4f}", flush=True)
+    network.eval()
+    return TrainedHasher(network, seed, losses, time.perf_counter() - started)
+
+
+@torch.no_grad()
+def encode(trained: TrainedHasher, images: torch.Tensor, device="cpu", batch_size: int = 1024) -> dict[str, np.ndarray]:
+    """``codes`` ``(N, bits)`` uint8 and ``features`` ``(N, F)`` float32 of clean images: DDTL codes are
+    class bits followed by the greedy tree path (Eq. 3.13); baseline codes are ``sign`` of the hash outputs."""
+    network = trained.network.eval()
+    codes, features = [], []
+    for start in range(0, len(images), batch_size):
+        out = network(images[start:start + batch_size].float().to(device))
+        if network.method in DDTL_FAMILY:
+            codes.append(ddtl.hash_codes(out["class_logits"], out["node_logits"]).cpu())
+        else:
+            codes.append(baselines.binarize(out["outputs"]).cpu())
+        features.append(out["features"].cpu())
+    return {"codes": torch.cat(codes).numpy(), "features": torch.cat(features).numpy()}
+
+
+def evaluate_retrieval(method: str, database: dict[str, np.ndarray], database_labels, queries: dict[str, np.ndarray],
+                       query_labels, map_k: int) -> dict[str, float]:
+    """mAP@K (lexicographic order for the DDTL family, Hamming for the baselines), Hamming 1-NN accuracy, and
+    the code quality of the database (training) codes (Table 3.5)."""
+    order = "lexicographic" if method in DDTL_FAMILY else "hamming"
+    database_labels, query_labels = np.asarray(database_labels), np.asarray(query_labels)
+    return {"map_at_k": metrics.mean_average_precision_at_k(queries["codes"], query_labels, database["codes"],
+                                                            database_labels, map_k, order=order),
+            "nearest_neighbour_accuracy": metrics.hamming_nearest_neighbour_accuracy(
+                queries["codes"], query_labels, database["codes"], database_labels),
+            **metrics.hash_code_quality(database["codes"])}
