@@ -72,3 +72,46 @@ def test_config_rejects_unknown_methods():
         dataclasses.replace(TINY, methods=("ddtl", "lsh"))
     with pytest.raises(ValueError, match="method must be one of"):
         ch.HashingNetwork("lsh", standardize=None, num_classes=2, channels=(4, 4, 4), feature_dim=4, tree_depth=2)
+
+
+def test_the_tree_fitted_after_learning_sends_no_gradient_to_the_backbone(task):
+    from domainknowledge.models.cnn import Standardize
+    from domainknowledge.principles import decision_tree_hashing as ddtl
+
+    network = ch.HashingNetwork("tree_after", standardize=Standardize.fit(task.train_images, per_channel=False),
+                                num_classes=2, channels=(4, 4, 4), feature_dim=8, tree_depth=3)
+    out = network(task.train_images[:8].float())
+    ddtl.leaf_probabilities(out["node_logits"]).sum().backward()
+    assert all(p.grad is None or not p.grad.any() for p in network.backbone.parameters())
+    assert network.tree_head.weight.grad.any()
+
+
+def test_crpca_codes_use_the_fitted_pca_tree(task):
+    trained = ch.train_hasher("crpca", task, TINY, seed=0)
+    codes = ch.encode(trained, task.train_images)["codes"]
+    path = codes[:, 2:]
+    assert np.array_equal(path, trained.pca_tree.encode(ch.encode(trained, task.train_images)["features"]))
+    # median splits: the root bit divides the training set in half
+    assert path[:, 0].mean() == pytest.approx(0.5, abs=0.02)
+
+
+def test_retention_is_one_without_distortion_and_falls_with_occlusion(task):
+    trained = ch.train_hasher("ddtl", task, TINY, seed=0)
+    retention = ch.code_retention(trained, task.query_images, ch.occlude, [0.0, 0.6], seed=0)
+    assert retention.shape == (2, TINY.tree_depth + 1)
+    assert np.all(retention[0] == 1.0)
+    assert np.all(np.diff(retention[1]) <= 0)             # longer prefixes are retained less often
+    assert retention[1, -1] < 1.0
+
+
+def test_coarse_to_fine_labels_leaves_by_majority(task):
+    trained = ch.train_hasher("ddtl", task, TINY, seed=0)
+    # fine labels that equal the coarse ones are recovered as well as the classes are
+    accuracy = ch.coarse_to_fine_accuracy(trained, task, task.train_labels, task.query_labels)
+    assert accuracy > 0.6
+
+
+def test_digits_transfer_split():
+    train_images, train_labels, test_images, test_labels = ch.load_digits_transfer(seed=0)
+    assert train_images.shape[1:] == (1, 28, 28) and train_images.dtype == torch.uint8
+    assert len(train_labels) + len(test_labels) == 1797 and set(train_labels.tolist()) == set(range(10))

@@ -8,6 +8,11 @@ length (``floor(log2 m) + 1`` class bits plus ``tree_depth`` path bits: 16 bits 
 * ``ddtl``: class head and tree head, Eq. 3.17 with ``alpha = 1``, ``beta = 0.1``, ``tau = 1``;
 * ``supervised_only`` (Sec. 3.3.5, ``beta = 0``) and ``unsupervised`` (Sec. 3.3.4, ``alpha = 0, beta = 1``):
   the DDTL ablations;
+* ``tree_after`` (Sec. 3.3.3): the backbone learns from cross-entropy and the within-class contrastive loss
+  on its own continuous features, and the tree is trained alongside on *detached* features, so its
+  gradients never reach the backbone;
+* ``crpca`` (Sec. 3.3.1): the same backbone objective, and path bits from repeated PCA of the training
+  features (:class:`~domainknowledge.principles.decision_tree_hashing.RepeatedPCATree`) instead of a tree;
 * ``sigmoid``, ``greedy_hash``, ``dsh``, ``dpsh``, ``hashnet``, ``dch``, ``dtsh``: a hash head of the code's
   length trained with the baseline losses of :mod:`domainknowledge.principles.hashing_baselines`.
 
@@ -34,12 +39,16 @@ from domainknowledge.principles import decision_tree_hashing as ddtl
 from domainknowledge.principles import hashing_baselines as baselines
 from domainknowledge.training import as_image_tensor
 
-__all__ = ["CONFIGS", "DDTL_FAMILY", "METHODS", "Config", "HashingNetwork", "HashingTask", "TrainedHasher",
-           "augment", "describe_profiles", "encode", "evaluate_retrieval", "load_task", "train_hasher"]
+__all__ = ["CONFIGS", "DDTL_FAMILY", "LEXICOGRAPHIC", "METHODS", "Config", "HashingNetwork", "HashingTask",
+           "TrainedHasher", "augment", "brightness_contrast_jitter", "coarse_to_fine_accuracy", "code_retention",
+           "describe_profiles", "encode", "evaluate_retrieval", "load_digits_transfer", "load_task", "occlude",
+           "train_hasher", "transfer_scores"]
 
-DDTL_FAMILY = {"ddtl": (1.0, 0.1), "supervised_only": (1.0, 0.0), "unsupervised": (0.0, 1.0)}   # (alpha, beta)
+DDTL_FAMILY = {"ddtl": (1.0, 0.1), "supervised_only": (1.0, 0.0), "unsupervised": (0.0, 1.0),   # (alpha, beta)
+               "tree_after": (1.0, 0.1)}
 PAIRWISE = ("dsh", "dpsh", "hashnet", "dch", "dtsh")
-METHODS = (*DDTL_FAMILY, "sigmoid", "greedy_hash", *PAIRWISE)
+METHODS = (*DDTL_FAMILY, "crpca", "sigmoid", "greedy_hash", *PAIRWISE)
+LEXICOGRAPHIC = (*DDTL_FAMILY, "crpca")       # ordered codes: class bits, then the path from the root
 DATASETS = ("fashion_mnist",)
 
 
@@ -182,19 +191,23 @@ class HashingNetwork(nn.Module):
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(previous, feature_dim)]
         self.backbone = nn.Sequential(*layers)
         self.code_bits = ddtl.class_bit_count(num_classes) + tree_depth
-        if method in DDTL_FAMILY:
+        if method in DDTL_FAMILY or method == "crpca":
             self.class_head = nn.Linear(feature_dim, num_classes)
+        if method in DDTL_FAMILY:
             self.tree_head = nn.Linear(feature_dim, ddtl.node_count(tree_depth))
-        else:
+        elif method != "crpca":
             self.hash_head = nn.Linear(feature_dim, self.code_bits)
             if method in ("sigmoid", "greedy_hash"):
                 self.code_classifier = nn.Linear(self.code_bits, num_classes)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.backbone(images)
+        if self.method == "crpca":
+            return {"features": features, "class_logits": self.class_head(features)}
         if self.method in DDTL_FAMILY:
+            tree_input = features.detach() if self.method == "tree_after" else features
             return {"features": features, "class_logits": self.class_head(features),
-                    "node_logits": self.tree_head(features)}
+                    "node_logits": self.tree_head(tree_input)}
         outputs = self.hash_head(features)
         result = {"features": features, "outputs": outputs}
         if self.method == "sigmoid":
@@ -208,6 +221,16 @@ def _loss(network: HashingNetwork, images: torch.Tensor, labels: torch.Tensor, s
           generator: torch.Generator) -> torch.Tensor:
     method = network.method
     first = network(augment(images, generator))
+    if method in ("crpca", "tree_after"):
+        alpha, beta = DDTL_FAMILY["ddtl"]
+        second = network(augment(images, generator))
+        loss = alpha * F.cross_entropy(first["class_logits"], labels) + beta * ddtl.within_class_contrastive_loss(
+            first["features"], second["features"], labels, config.temperature)
+        if method == "tree_after":        # the tree's own contrastive loss; its input is detached
+            loss = loss + beta * ddtl.within_class_contrastive_loss(
+                ddtl.leaf_probabilities(first["node_logits"]), ddtl.leaf_probabilities(second["node_logits"]),
+                labels, config.temperature)
+        return loss
     if method in DDTL_FAMILY:
         alpha, beta = DDTL_FAMILY[method]
         second = network(augment(images, generator)) if beta > 0 else first
@@ -225,12 +248,14 @@ def _loss(network: HashingNetwork, images: torch.Tensor, labels: torch.Tensor, s
 
 @dataclass
 class TrainedHasher:
-    """A trained network, its mean training loss per epoch, and the seconds it took."""
+    """A trained network, its mean training loss per epoch, the seconds it took, and (``crpca`` only) the
+    repeated-PCA tree fitted on its training features by :func:`train_hasher`."""
 
     network: HashingNetwork
     seed: int
     losses: list[float]
     seconds: float
+    pca_tree: ddtl.RepeatedPCATree | None = None
 
 
 def train_hasher(method: str, task: HashingTask, config: Config, *, seed: int, device="cpu",
@@ -265,33 +290,139 @@ def train_hasher(method: str, task: HashingTask, config: Config, *, seed: int, d
         if progress:
             print(f"  {method}, seed {seed}: epoch {epoch + 1}/{config.epochs}, loss {losses[-1]:.4f}", flush=True)
     network.eval()
-    return TrainedHasher(network, seed, losses, time.perf_counter() - started)
+    trained = TrainedHasher(network, seed, losses, time.perf_counter() - started)
+    if method == "crpca":
+        trained.pca_tree = ddtl.RepeatedPCATree(config.tree_depth).fit(
+            _forward_all(network, task.train_images, device)["features"])
+    return trained
 
 
 @torch.no_grad()
-def encode(trained: TrainedHasher, images: torch.Tensor, device="cpu", batch_size: int = 1024) -> dict[str, np.ndarray]:
-    """``codes`` ``(N, bits)`` uint8 and ``features`` ``(N, F)`` float32 of clean images: DDTL codes are
-    class bits followed by the greedy tree path (Eq. 3.13); baseline codes are ``sign`` of the hash outputs."""
-    network = trained.network.eval()
-    codes, features = [], []
-    for start in range(0, len(images), batch_size):
-        out = network(images[start:start + batch_size].float().to(device))
-        if network.method in DDTL_FAMILY:
-            codes.append(ddtl.hash_codes(out["class_logits"], out["node_logits"]).cpu())
-        else:
-            codes.append(baselines.binarize(out["outputs"]).cpu())
-        features.append(out["features"].cpu())
-    return {"codes": torch.cat(codes).numpy(), "features": torch.cat(features).numpy()}
+def _forward_all(network: HashingNetwork, images: torch.Tensor, device, batch_size: int = 1024) -> dict[str, torch.Tensor]:
+    network.eval()
+    outputs = [network(images[start:start + batch_size].float().to(device)) for start in range(0, len(images), batch_size)]
+    return {key: torch.cat([out[key].cpu() for out in outputs]) for key in outputs[0]}
+
+
+def encode(trained: TrainedHasher, images: torch.Tensor, device="cpu") -> dict[str, np.ndarray]:
+    """``codes`` ``(N, bits)`` uint8 and ``features`` ``(N, F)`` float32 of clean images: DDTL codes are class
+    bits followed by the greedy tree path (Eq. 3.13), CrPCA codes class bits followed by the repeated-PCA
+    path, baseline codes ``sign`` of the hash outputs."""
+    network = trained.network
+    out = _forward_all(network, images, device)
+    if network.method in DDTL_FAMILY:
+        codes = ddtl.hash_codes(out["class_logits"], out["node_logits"])
+    elif network.method == "crpca":
+        class_bits = ddtl.class_bits(out["class_logits"].argmax(dim=1), network.num_classes)
+        codes = torch.cat([class_bits, torch.from_numpy(trained.pca_tree.encode(out["features"].numpy()))], dim=1)
+    else:
+        codes = baselines.binarize(out["outputs"])
+    return {"codes": codes.numpy().astype(np.uint8), "features": out["features"].numpy()}
 
 
 def evaluate_retrieval(method: str, database: dict[str, np.ndarray], database_labels, queries: dict[str, np.ndarray],
                        query_labels, map_k: int) -> dict[str, float]:
-    """mAP@K (lexicographic order for the DDTL family, Hamming for the baselines), Hamming 1-NN accuracy, and
+    """mAP@K (lexicographic order for the DDTL family and CrPCA, Hamming for the baselines), Hamming 1-NN accuracy, and
     the code quality of the database (training) codes (Table 3.5)."""
-    order = "lexicographic" if method in DDTL_FAMILY else "hamming"
+    order = "lexicographic" if method in LEXICOGRAPHIC else "hamming"
     database_labels, query_labels = np.asarray(database_labels), np.asarray(query_labels)
     return {"map_at_k": metrics.mean_average_precision_at_k(queries["codes"], query_labels, database["codes"],
                                                             database_labels, map_k, order=order),
             "nearest_neighbour_accuracy": metrics.hamming_nearest_neighbour_accuracy(
                 queries["codes"], query_labels, database["codes"], database_labels),
             **metrics.hash_code_quality(database["codes"])}
+
+
+# --- transfer, robustness and coarse-to-fine (Secs. 3.2.3, 3.3.2, 3.2.5) ----------------------------------
+
+
+def load_digits_transfer(*, seed: int, size: int = 28, test_fraction: float = 0.5):
+    """scikit-learn's 1,797 digits as a transfer target with classes the network never saw (as CIFAR-100 is
+    for a CIFAR-10 model, Table 3.4): ``(train_images, train_labels, test_images, test_labels)``, images
+    upsampled to ``size`` px, uint8 ``(N, 1, size, size)``; a seeded split."""
+    from domainknowledge.data.bundled import load_digits
+
+    images, labels = load_digits()
+    tensor = F.interpolate(torch.from_numpy(images)[:, None], size=(size, size), mode="bilinear", align_corners=False)
+    tensor = (255 * tensor.clamp(0, 1)).round().to(torch.uint8)
+    order = torch.from_numpy(np.random.default_rng(seed).permutation(len(labels)))
+    cut = int(round(len(labels) * (1 - test_fraction)))
+    labels = torch.from_numpy(labels)
+    return tensor[order[:cut]], labels[order[:cut]], tensor[order[cut:]], labels[order[cut:]]
+
+
+def transfer_scores(trained: TrainedHasher, transfer, device="cpu") -> dict[str, float]:
+    """Table 3.4's transfer columns on held-out classes: accuracy of a logistic regression on the frozen
+    backbone features, and 1-NN accuracy in Hamming distance between the codes (train codes as database)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    train_images, train_labels, test_images, test_labels = transfer
+    train, test = encode(trained, train_images, device), encode(trained, test_images, device)
+    scaler = StandardScaler().fit(train["features"])
+    probe = LogisticRegression(max_iter=2000).fit(scaler.transform(train["features"]), train_labels.numpy())
+    return {"transfer_logistic_regression": float(probe.score(scaler.transform(test["features"]), test_labels.numpy())),
+            "transfer_nearest_neighbour": metrics.hamming_nearest_neighbour_accuracy(
+                test["codes"], test_labels.numpy(), train["codes"], train_labels.numpy())}
+
+
+def brightness_contrast_jitter(images: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """Colour jitter for grey images (Fig. 3.7a): brightness and contrast factors drawn uniformly from
+    ``[1 - strength, 1 + strength]``; float ``(B, 1, H, W)`` in 0..255 in and out."""
+    batch = images.shape[0]
+    brightness = 1 + strength * (2 * torch.rand(batch, 1, 1, 1, generator=generator) - 1)
+    contrast = 1 + strength * (2 * torch.rand(batch, 1, 1, 1, generator=generator) - 1)
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    return (((images - mean) * contrast + mean) * brightness).clamp(0, 255)
+
+
+def occlude(images: torch.Tensor, fraction: float, generator: torch.Generator) -> torch.Tensor:
+    """Zero a random square covering ``fraction`` of each image's area (Fig. 3.7b)."""
+    batch, _, height, width = images.shape
+    side = int(round(math.sqrt(fraction) * min(height, width)))
+    out = images.clone()
+    if side == 0:
+        return out
+    tops = torch.randint(0, height - side + 1, (batch,), generator=generator)
+    lefts = torch.randint(0, width - side + 1, (batch,), generator=generator)
+    for index in range(batch):
+        out[index, :, tops[index]:tops[index] + side, lefts[index]:lefts[index] + side] = 0
+    return out
+
+
+def code_retention(trained: TrainedHasher, images: torch.Tensor, distort, strengths: Sequence[float], *, seed: int,
+                   device="cpu") -> np.ndarray:
+    """Fig. 3.7's "hash code retention": ``(len(strengths), depth + 1)``, entry ``[s, l]`` the share of images
+    whose code up to tree level ``l`` (the class bits and the first ``l`` path bits; ``l = 0``: class bits
+    only) is unchanged when the image is distorted by ``distort(images, strength, generator)``."""
+    network = trained.network
+    class_bits = ddtl.class_bit_count(network.num_classes)
+    clean = encode(trained, images, device)["codes"]
+    retention = np.zeros((len(strengths), network.tree_depth + 1))
+    for row, strength in enumerate(strengths):
+        generator = torch.Generator().manual_seed(seed)
+        distorted = encode(trained, distort(images.float(), strength, generator), device)["codes"]
+        same = clean == distorted
+        for level in range(network.tree_depth + 1):
+            retention[row, level] = same[:, :class_bits + level].all(axis=1).mean()
+    return retention
+
+
+def coarse_to_fine_accuracy(trained: TrainedHasher, coarse_task: HashingTask, fine_train_labels, fine_query_labels,
+                            device="cpu") -> float:
+    """Sec. 3.2.5: a DDTL trained on coarse (superclass) labels labels each leaf, i.e. each full code, with the
+    majority fine class of the training images that land in it; a query takes its code's label. A code no
+    training image reached falls back to the majority fine class of its predicted superclass."""
+    train = encode(trained, coarse_task.train_images, device)["codes"]
+    query = encode(trained, coarse_task.query_images, device)["codes"]
+    fine_train, fine_query = np.asarray(fine_train_labels), np.asarray(fine_query_labels)
+    class_bits = ddtl.class_bit_count(trained.network.num_classes)
+    by_code, by_class = {}, {}
+    for code, prefix, label in zip(map(bytes, train), map(bytes, train[:, :class_bits]), fine_train):
+        by_code.setdefault(code, []).append(label)
+        by_class.setdefault(prefix, []).append(label)
+    majority = {key: np.bincount(values).argmax() for key, values in by_code.items()}
+    fallback = {key: np.bincount(values).argmax() for key, values in by_class.items()}
+    overall = np.bincount(fine_train).argmax()
+    predicted = [majority.get(bytes(code), fallback.get(bytes(code[:class_bits]), overall)) for code in query]
+    return float((np.asarray(predicted) == fine_query).mean())
