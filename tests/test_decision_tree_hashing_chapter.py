@@ -115,3 +115,16 @@ def test_digits_transfer_split():
     train_images, train_labels, test_images, test_labels = ch.load_digits_transfer(seed=0)
     assert train_images.shape[1:] == (1, 28, 28) and train_images.dtype == torch.uint8
     assert len(train_labels) + len(test_labels) == 1797 and set(train_labels.tolist()) == set(range(10))
+
+
+def test_paper_profile_uses_cifar10_and_resnet34_and_says_where_to_put_it(tmp_path, monkeypatch):
+    from domainknowledge.data.bundled import DataNotFoundError
+    from domainknowledge.models.cnn import Standardize
+
+    monkeypatch.setenv("DK_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataNotFoundError, match="cifar-10-batches-py"):
+        ch.load_task(ch.CONFIGS["paper"], seed=0, data_root=tmp_path)
+    network = ch.HashingNetwork("ddtl", standardize=Standardize([0.5] * 3, [0.2] * 3), num_classes=10, channels=(1, 1, 1),
+                                feature_dim=512, tree_depth=12, in_channels=3, backbone="resnet34")
+    out = network(torch.rand(2, 3, 32, 32))
+    assert out["features"].shape == (2, 512) and out["node_logits"].shape == (2, 4095)

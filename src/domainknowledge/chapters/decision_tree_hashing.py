@@ -49,12 +49,14 @@ DDTL_FAMILY = {"ddtl": (1.0, 0.1), "supervised_only": (1.0, 0.0), "unsupervised"
 PAIRWISE = ("dsh", "dpsh", "hashnet", "dch", "dtsh")
 METHODS = (*DDTL_FAMILY, "crpca", "sigmoid", "greedy_hash", *PAIRWISE)
 LEXICOGRAPHIC = (*DDTL_FAMILY, "crpca")       # ordered codes: class bits, then the path from the root
-DATASETS = ("fashion_mnist",)
+DATASETS = ("fashion_mnist", "cifar10")
+BACKBONES = ("small_cnn", "resnet34")
 
 
 @dataclass(frozen=True)
 class Config:
-    """What one profile of the DDTL chapter runs. ``train_images`` (training set = database) and
+    """What one profile of the DDTL chapter runs. ``dataset`` and ``backbone`` (``small_cnn``, or the thesis'
+    ``resnet34`` trained from scratch); ``train_images`` (training set = database) and
     ``query_images`` (test queries) are drawn per class (``None`` = all); ``channels`` are the backbone's
     three convolution widths and ``feature_dim`` its representation; ``tree_depth`` the number of tree
     decisions (12 in the thesis); ``epochs``, ``batch_size``, ``learning_rate`` (Adam with cosine annealing,
@@ -62,6 +64,7 @@ class Config:
     the rank threshold of mAP@K."""
 
     dataset: str
+    backbone: str
     train_images: int | None
     query_images: int | None
     channels: tuple[int, int, int]
@@ -78,6 +81,8 @@ class Config:
     def __post_init__(self):
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
         unknown = set(self.methods) - set(METHODS)
         if unknown or not self.methods:
             raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {self.methods}")
@@ -87,14 +92,14 @@ class Config:
 
 
 CONFIGS: dict[str, Config] = {
-    "smoke": Config(dataset="fashion_mnist", train_images=600, query_images=200, channels=(8, 16, 32),
+    "smoke": Config(dataset="fashion_mnist", backbone="small_cnn", train_images=600, query_images=200, channels=(8, 16, 32),
                     feature_dim=32, tree_depth=6, epochs=1, batch_size=128, learning_rate=1e-3, temperature=1.0,
                     methods=("ddtl", "supervised_only", "dsh"), runs=1, map_k=100),
-    "cpu": Config(dataset="fashion_mnist", train_images=10_000, query_images=2_000, channels=(16, 32, 64),
-                  feature_dim=64, tree_depth=12, epochs=8, batch_size=256, learning_rate=1e-3, temperature=1.0,
-                  methods=METHODS, runs=2, map_k=1_000),
-    "paper": Config(dataset="fashion_mnist", train_images=None, query_images=None, channels=(64, 128, 256),
-                    feature_dim=512, tree_depth=12, epochs=500, batch_size=512, learning_rate=1e-3,
+    "cpu": Config(dataset="fashion_mnist", backbone="small_cnn", train_images=5_000, query_images=1_000,
+                  channels=(16, 32, 64), feature_dim=64, tree_depth=12, epochs=5, batch_size=256, learning_rate=1e-3,
+                  temperature=1.0, methods=METHODS, runs=2, map_k=500),
+    "paper": Config(dataset="cifar10", backbone="resnet34", train_images=None, query_images=None,
+                    channels=(64, 128, 256), feature_dim=512, tree_depth=12, epochs=500, batch_size=512, learning_rate=1e-3,
                     temperature=1.0, methods=METHODS, runs=3, map_k=5_000),
 }
 
@@ -132,18 +137,23 @@ def _per_class(labels: np.ndarray, count: int | None, rng: np.random.Generator) 
 
 
 def load_task(config: Config, *, seed: int, data_root=None, allow_download: bool = False) -> HashingTask:
-    """Fashion-MNIST's training and test sets, each subsampled to ``train_images`` / ``query_images`` with an
+    """The data set's training and test sets (Fashion-MNIST, or CIFAR-10 from ``data_root``), each subsampled to ``train_images`` / ``query_images`` with an
     equal number per class (``seed``)."""
-    from domainknowledge.data.bundled import FASHION_MNIST_CLASSES, load_fashion_mnist
-
+    if config.dataset == "cifar10":
+        from domainknowledge.data.real.cifar10 import CIFAR10_CLASSES as classes
+        from domainknowledge.data.real.cifar10 import load_cifar10 as load
+        name = "CIFAR-10"
+    else:
+        from domainknowledge.data.bundled import FASHION_MNIST_CLASSES as classes
+        from domainknowledge.data.bundled import load_fashion_mnist as load
+        name = "Fashion-MNIST"
     rng = np.random.default_rng(seed)
     images, labels = {}, {}
     for split, count in (("train", config.train_images), ("test", config.query_images)):
-        x, y = load_fashion_mnist(split, data_root=data_root, allow_download=allow_download)
+        x, y = load(split, data_root=data_root, allow_download=allow_download)
         keep = _per_class(y, count, rng)
         images[split], labels[split] = as_image_tensor(x[keep]), torch.from_numpy(y[keep])
-    return HashingTask("Fashion-MNIST", images["train"], labels["train"], images["test"], labels["test"],
-                       tuple(FASHION_MNIST_CLASSES))
+    return HashingTask(name, images["train"], labels["train"], images["test"], labels["test"], tuple(classes))
 
 
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -166,9 +176,29 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 # --- the network ---------------------------------------------------------------------------------------
 
 
+def _backbone_layers(kind: str, channels: Sequence[int], feature_dim: int, in_channels: int) -> list[nn.Module]:
+    """``small_cnn``: conv-BN-ReLU blocks of ``channels`` widths, all but the last max-pooled, global average
+    pooling and a linear layer to ``feature_dim``. ``resnet34``: torchvision's ResNet-34 from scratch with the
+    usual small-image stem (3 x 3 first convolution, stride 1, no max-pooling) and its 512-d pooled output,
+    followed by a linear layer when ``feature_dim`` is not 512."""
+    if kind == "resnet34":
+        from torchvision.models import resnet34
+
+        trunk = resnet34(weights=None)
+        trunk.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+        trunk.maxpool, trunk.fc = nn.Identity(), nn.Identity()
+        return [trunk] + ([nn.Linear(512, feature_dim)] if feature_dim != 512 else [])
+    layers, previous = [], in_channels
+    for index, width in enumerate(channels):
+        layers += [nn.Conv2d(previous, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
+        if index < len(channels) - 1:
+            layers.append(nn.MaxPool2d(2))
+        previous = width
+    return layers + [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(previous, feature_dim)]
+
+
 class HashingNetwork(nn.Module):
-    """Backbone ``f`` (three conv-BN-ReLU blocks, the first two max-pooled, global average pooling, a linear
-    layer to ``feature_dim``) and the heads of ``method``.
+    """Backbone ``f`` (:func:`_backbone_layers`, after standardising the input) and the heads of ``method``.
 
     ``forward(images (B, C, H, W) uint8 or float)`` returns a dict with ``features`` ``(B, F)`` and, for the DDTL
     family, ``class_logits`` ``(B, m)`` and ``node_logits`` ``(B, 2^d - 1)`` (Eq. 3.4); for the baselines,
@@ -177,19 +207,12 @@ class HashingNetwork(nn.Module):
     """
 
     def __init__(self, method: str, *, standardize: Standardize, num_classes: int, channels: Sequence[int],
-                 feature_dim: int, tree_depth: int, in_channels: int = 1):
+                 feature_dim: int, tree_depth: int, in_channels: int = 1, backbone: str = "small_cnn"):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         self.method, self.num_classes, self.tree_depth = method, num_classes, tree_depth
-        layers, previous = [standardize], in_channels
-        for index, width in enumerate(channels):
-            layers += [nn.Conv2d(previous, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
-            if index < len(channels) - 1:
-                layers.append(nn.MaxPool2d(2))
-            previous = width
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(previous, feature_dim)]
-        self.backbone = nn.Sequential(*layers)
+        self.backbone = nn.Sequential(standardize, *_backbone_layers(backbone, channels, feature_dim, in_channels))
         self.code_bits = ddtl.class_bit_count(num_classes) + tree_depth
         if method in DDTL_FAMILY or method == "crpca":
             self.class_head = nn.Linear(feature_dim, num_classes)
@@ -265,7 +288,8 @@ def train_hasher(method: str, task: HashingTask, config: Config, *, seed: int, d
     generator = torch.Generator().manual_seed(seed)
     network = HashingNetwork(method, standardize=Standardize.fit(task.train_images, per_channel=False),
                              num_classes=task.num_classes, channels=config.channels, feature_dim=config.feature_dim,
-                             tree_depth=config.tree_depth, in_channels=task.train_images.shape[1]).to(device)
+                             tree_depth=config.tree_depth, in_channels=task.train_images.shape[1],
+                             backbone=config.backbone).to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     batches = math.ceil(len(task.train_labels) / config.batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * batches)
