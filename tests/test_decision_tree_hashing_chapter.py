@@ -112,9 +112,24 @@ def test_coarse_to_fine_labels_leaves_by_majority(task):
 
 
 def test_digits_transfer_split():
-    train_images, train_labels, test_images, test_labels = ch.load_digits_transfer(seed=0)
+    fashion_like = ch.HashingTask("Fashion-MNIST", torch.zeros(2, 1, 28, 28, dtype=torch.uint8), torch.zeros(2),
+                                  torch.zeros(2, 1, 28, 28, dtype=torch.uint8), torch.zeros(2), ("a", "b"))
+    train_images, train_labels, test_images, test_labels = ch.load_transfer(fashion_like, seed=0)
     assert train_images.shape[1:] == (1, 28, 28) and train_images.dtype == torch.uint8
     assert len(train_labels) + len(test_labels) == 1797 and set(train_labels.tolist()) == set(range(10))
+
+
+def test_coarse_task_and_its_majority_bar():
+    labels = torch.arange(10).repeat(3)
+    task = ch.HashingTask("Fashion-MNIST", torch.zeros(30, 1, 4, 4, dtype=torch.uint8), labels,
+                          torch.zeros(30, 1, 4, 4, dtype=torch.uint8), labels,
+                          ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                           "Ankle boot"))
+    coarse = ch.coarse_task(task)
+    assert coarse.num_classes == 5 and int(coarse.train_labels.max()) == 4
+    assert coarse.train_labels[1] == coarse.train_labels[1 + 10]        # Trouser keeps its superclass
+    # single-class superclasses (trousers, dresses, bags) are always right; tops 1/4, footwear 1/3
+    assert ch.superclass_majority_accuracy(task) == pytest.approx((3 + 1 + 1) / 10)
 
 
 def test_paper_profile_uses_cifar10_and_resnet34_and_says_where_to_put_it(tmp_path, monkeypatch):

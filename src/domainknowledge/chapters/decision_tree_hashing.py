@@ -41,8 +41,9 @@ from domainknowledge.training import as_image_tensor
 
 __all__ = ["CONFIGS", "DDTL_FAMILY", "LEXICOGRAPHIC", "METHODS", "Config", "HashingNetwork", "HashingTask",
            "TrainedHasher", "augment", "brightness_contrast_jitter", "coarse_to_fine_accuracy", "code_retention",
-           "describe_profiles", "encode", "evaluate_retrieval", "load_digits_transfer", "load_task", "occlude",
-           "train_hasher", "transfer_scores"]
+           "coarse_task", "describe_profiles", "encode", "evaluate_retrieval", "load_transfer", "load_task",
+           "occlude", "run_comparison", "superclass_majority_accuracy", "train_hasher", "transfer_scores",
+           "SUPERCLASSES"]
 
 DDTL_FAMILY = {"ddtl": (1.0, 0.1), "supervised_only": (1.0, 0.0), "unsupervised": (0.0, 1.0),   # (alpha, beta)
                "tree_after": (1.0, 0.1)}
@@ -360,18 +361,27 @@ def evaluate_retrieval(method: str, database: dict[str, np.ndarray], database_la
 # --- transfer, robustness and coarse-to-fine (Secs. 3.2.3, 3.3.2, 3.2.5) ----------------------------------
 
 
-def load_digits_transfer(*, seed: int, size: int = 28, test_fraction: float = 0.5):
-    """scikit-learn's 1,797 digits as a transfer target with classes the network never saw (as CIFAR-100 is
-    for a CIFAR-10 model, Table 3.4): ``(train_images, train_labels, test_images, test_labels)``, images
-    upsampled to ``size`` px, uint8 ``(N, 1, size, size)``; a seeded split."""
+def load_transfer(task: HashingTask, *, seed: int, data_root=None, allow_download: bool = False):
+    """Images of classes the network never saw, as CIFAR-100 is for a CIFAR-10 model (Table 3.4):
+    ``(train_images, train_labels, test_images, test_labels)`` shaped like the task's images.
+
+    Fashion-MNIST -> scikit-learn's 1,797 digits, upsampled to 28 px, split in half with ``seed``.
+    CIFAR-10 -> CIFAR-100's training (transfer train) and test (transfer test) sets from ``data_root``.
+    """
+    if task.name == "CIFAR-10":
+        from domainknowledge.data.real.cifar100 import _folder, read_cifar100_split
+
+        folder = _folder(data_root, allow_download)
+        (train_x, train_y, _), (test_x, test_y, _) = (read_cifar100_split(folder, s) for s in ("train", "test"))
+        return (as_image_tensor(train_x), torch.from_numpy(train_y), as_image_tensor(test_x), torch.from_numpy(test_y))
     from domainknowledge.data.bundled import load_digits
 
     images, labels = load_digits()
+    size = task.train_images.shape[-1]
     tensor = F.interpolate(torch.from_numpy(images)[:, None], size=(size, size), mode="bilinear", align_corners=False)
     tensor = (255 * tensor.clamp(0, 1)).round().to(torch.uint8)
     order = torch.from_numpy(np.random.default_rng(seed).permutation(len(labels)))
-    cut = int(round(len(labels) * (1 - test_fraction)))
-    labels = torch.from_numpy(labels)
+    cut, labels = len(labels) // 2, torch.from_numpy(labels)
     return tensor[order[:cut]], labels[order[:cut]], tensor[order[cut:]], labels[order[cut:]]
 
 
@@ -450,3 +460,61 @@ def coarse_to_fine_accuracy(trained: TrainedHasher, coarse_task: HashingTask, fi
     overall = np.bincount(fine_train).argmax()
     predicted = [majority.get(bytes(code), fallback.get(bytes(code[:class_bits]), overall)) for code in query]
     return float((np.asarray(predicted) == fine_query).mean())
+
+
+# --- the experiments the chapter runs -----------------------------------------------------------------
+
+# Coarse labels for Sec. 3.2.5's coarse-to-fine transfer. Fashion-MNIST: the departments of the SimLoss
+# chapter; CIFAR-10 (the paper profile): vehicles and animals. The thesis trains on CIFAR-100's 20 coarse
+# classes and labels leaves with its 100 fine ones.
+SUPERCLASSES = {
+    "Fashion-MNIST": {"tops": ("T-shirt/top", "Pullover", "Coat", "Shirt"), "footwear": ("Sandal", "Sneaker", "Ankle boot"),
+                      "trousers": ("Trouser",), "dresses": ("Dress",), "bags": ("Bag",)},
+    "CIFAR-10": {"vehicles": ("airplane", "automobile", "ship", "truck"),
+                 "animals": ("bird", "cat", "deer", "dog", "frog", "horse")},
+}
+
+
+def coarse_task(task: HashingTask) -> HashingTask:
+    """The task relabelled with the superclasses of :data:`SUPERCLASSES` (same images)."""
+    groups = SUPERCLASSES[task.name]
+    coarse_of = torch.zeros(task.num_classes, dtype=torch.long)
+    for index, members in enumerate(groups.values()):
+        for name in members:
+            coarse_of[task.class_names.index(name)] = index
+    return HashingTask(f"{task.name} (superclasses)", task.train_images, coarse_of[task.train_labels],
+                       task.query_images, coarse_of[task.query_labels], tuple(groups))
+
+
+def superclass_majority_accuracy(task: HashingTask) -> float:
+    """The bar for coarse-to-fine: predict, for each query, the most frequent fine class of its *true*
+    superclass in the training set (what a perfect superclass classifier without a tree could do)."""
+    coarse = coarse_task(task)
+    majority = {int(c): int(np.bincount(task.train_labels[coarse.train_labels == c].numpy()).argmax())
+                for c in torch.unique(coarse.train_labels)}
+    predicted = np.array([majority[int(c)] for c in coarse.query_labels])
+    return float((predicted == task.query_labels.numpy()).mean())
+
+
+def run_comparison(task: HashingTask, config: Config, seeds: Sequence[int], transfer, *, device="cpu",
+                   progress: bool = True):
+    """Train every method of ``config`` with every seed and evaluate it (Tables 3.4-3.5): returns a tidy
+    ``pandas.DataFrame`` (one row per method and seed) and the trained models keyed by ``(method, seed)``."""
+    import pandas as pd
+
+    rows, trained_models = [], {}
+    for method in config.methods:
+        for seed in seeds:
+            trained = train_hasher(method, task, config, seed=seed, device=device, progress=False)
+            database, queries = encode(trained, task.train_images, device), encode(trained, task.query_images, device)
+            scores = evaluate_retrieval(method, database, task.train_labels, queries, task.query_labels, config.map_k)
+            scores["map_all"] = metrics.mean_average_precision_at_k(
+                queries["codes"], task.query_labels.numpy(), database["codes"], task.train_labels.numpy(),
+                len(task.train_labels), order="lexicographic" if method in LEXICOGRAPHIC else "hamming")
+            scores.update(transfer_scores(trained, transfer, device))
+            rows.append({"method": method, "seed": seed, **scores, "seconds": trained.seconds})
+            trained_models[(method, seed)] = trained
+            if progress:
+                print(f"{method:>16}, seed {seed}: mAP@{config.map_k} {scores['map_at_k']:.3f}, "
+                      f"{scores['unique_percent']:.1f} % unique codes, {trained.seconds:.0f} s", flush=True)
+    return pd.DataFrame(rows), trained_models
