@@ -17,7 +17,9 @@ Sections:
 * predicted distributions: :func:`perplexity`;
 * binary hash codes (Darlow 2022, Sec. 3.2.2-3.2.3): :func:`retrieval_ranking` (lexicographic or Hamming),
   :func:`mean_average_precision_at_k` (Eq. 3.19), :func:`hamming_nearest_neighbour_accuracy` and
-  :func:`hash_code_quality` (Table 3.5).
+  :func:`hash_code_quality` (Table 3.5);
+* clustering (Darlow 2022, Sec. 4.4): :func:`hungarian_mapping`, :func:`hungarian_accuracy`,
+  :func:`normalized_mutual_information`, :func:`adjusted_rand_index`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import math
 
 import numpy as np
 
-__all__ = ["absolute_errors", "accuracy", "confusion_counts", "correct_per_example", "expected_confusion",
+__all__ = ["absolute_errors", "accuracy", "adjusted_rand_index", "hungarian_accuracy", "hungarian_mapping",
+           "normalized_mutual_information", "confusion_counts", "correct_per_example", "expected_confusion",
            "f1_per_class", "failed_superclass_accuracy", "hamming_nearest_neighbour_accuracy", "hash_code_quality",
            "macro_f1", "mean_average_precision_at_k", "retrieval_ranking", "macro_recall", "mean_absolute_error",
            "mean_squared_error", "perplexity", "recall_per_class", "squared_errors", "superclass_accuracy",
@@ -338,3 +341,50 @@ def hash_code_quality(codes) -> dict[str, float]:
     return {"entropy_bits": float(-(shares * np.log2(shares)).sum()),
             "unique_percent": 100.0 * len(counts) / len(array),
             "mean_bucket_size": float((counts.astype(np.float64) ** 2).sum() / len(array))}
+
+
+# --- clustering (Darlow 2022, Sec. 4.4) --------------------------------------------------------------
+
+
+def hungarian_mapping(clusters, labels, num_clusters: int | None = None, num_classes: int | None = None) -> np.ndarray:
+    """The one-to-one assignment of clusters to classes that maximises the number of agreements (Kuhn's
+    Hungarian method via ``scipy.optimize.linear_sum_assignment``): ``(num_clusters,)`` class per cluster,
+    -1 for a cluster left without a class (more clusters than classes)."""
+    from scipy.optimize import linear_sum_assignment
+
+    clusters, labels = _paired(clusters, labels)
+    num_clusters = int(clusters.max()) + 1 if num_clusters is None else num_clusters
+    num_classes = int(labels.max()) + 1 if num_classes is None else num_classes
+    counts = np.zeros((num_clusters, num_classes), dtype=np.int64)
+    np.add.at(counts, (clusters, labels), 1)
+    rows, columns = linear_sum_assignment(counts, maximize=True)
+    mapping = np.full(num_clusters, -1, dtype=np.int64)
+    mapping[rows] = columns
+    return mapping
+
+
+def hungarian_accuracy(clusters, labels, mapping: np.ndarray | None = None) -> float:
+    """Clustering accuracy: the share of examples whose cluster maps to their class under ``mapping`` (by
+    default the Hungarian mapping of these same examples; the thesis fits it on the training set and applies
+    it to the test set)."""
+    clusters, labels = _paired(clusters, labels)
+    mapping = hungarian_mapping(clusters, labels) if mapping is None else np.asarray(mapping)
+    if clusters.max() >= len(mapping):
+        raise ValueError(f"cluster {clusters.max()} has no entry in a mapping of {len(mapping)} clusters")
+    return float((mapping[clusters] == labels).mean())
+
+
+def normalized_mutual_information(first, second) -> float:
+    """NMI of two labelings (arithmetic normalisation, scikit-learn's default): 1 for identical partitions."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    first, second = _paired(first, second)
+    return float(normalized_mutual_info_score(second, first))
+
+
+def adjusted_rand_index(first, second) -> float:
+    """The adjusted Rand index of two labelings: 1 for identical partitions, about 0 for independent ones."""
+    from sklearn.metrics import adjusted_rand_score
+
+    first, second = _paired(first, second)
+    return float(adjusted_rand_score(second, first))
