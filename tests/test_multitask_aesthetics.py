@@ -1,0 +1,124 @@
+"""The Ch. 16 chapter's drivers: profiles, pretext batches, metrics, and the paper profile's data path on tiny fakes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from domainknowledge.chapters import multitask_aesthetics as M
+from domainknowledge.data.bundled import DataNotFoundError
+from domainknowledge.principles import distortions, pretext
+
+
+def test_profiles_share_fields_and_paper_uses_the_thesis_settings():
+    table = M.describe_profiles()
+    assert list(table.columns) == ["smoke", "cpu", "paper"]
+    paper = M.CONFIGS["paper"]
+    assert paper.image_size == 224 and paper.width_mult == 1.0 and paper.pretraining.epochs == 20
+    assert paper.pretraining.learning_rate == 1e-4 and paper.pretraining.batch_groups == 8
+    assert (paper.finetuning.lr_patience, paper.finetuning.stop_patience) == (5, 10)
+    assert paper.pretraining_data == "pexels" and paper.aesthetics_data == "ava" and paper.tid2013
+    with pytest.raises(ValueError, match="unknown initialisation"):
+        dataclasses.replace(M.CONFIGS["smoke"], initialisations=("imagenet", "jigsaw"))
+
+
+def test_distortion_groups_hold_the_original_and_sorted_variants():
+    config = dataclasses.replace(M.CONFIGS["smoke"].pretraining, distortions_per_group=2, levels_per_sign=3,
+                                 both_signs=True)
+    base = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)).astype(np.uint8)
+    batch = M.make_distortion_groups(base, config, np.random.default_rng(1))
+    assert batch.images.shape[1:] == (3, 32, 32) and batch.num_groups == 2
+    originals = (batch.distortion == -1).nonzero().squeeze(1)
+    assert torch.equal(batch.images[originals[0]], torch.from_numpy(base[0]).permute(2, 0, 1))
+    for row in range(batch.images.shape[0]):
+        if batch.distortion[row] >= 0:
+            name = distortions.DISTORTION_NAMES[batch.distortion[row]]
+            aspect, cls = distortions.class_within_aspect(name)
+            assert (batch.aspect[row], batch.aspect_class[row]) == (aspect, cls)
+    # regression terms: every variant once, the original once per distortion of its group, with target 0
+    assert batch.regression_rows.shape[0] == (batch.distortion >= 0).sum() + 2 * 2
+    assert (batch.regression_target[torch.isin(batch.regression_rows, originals)] == 0).all()
+    better, worse = pretext.ranking_pairs(batch.group, batch.distortion, batch.level)
+    assert (batch.level[better].abs() < batch.level[worse].abs()).all()
+
+
+def test_score_metrics_known_answers():
+    truth = np.array([3.0, 4.0, 6.0, 7.0])
+    perfect = M.score_metrics(truth, truth)
+    assert perfect == {"pearson": pytest.approx(1.0), "spearman": pytest.approx(1.0), "accuracy": 1.0, "mae": 0.0}
+    flipped = M.score_metrics(truth[::-1].copy(), truth)
+    assert flipped["spearman"] == pytest.approx(-1.0) and flipped["accuracy"] == 0.0 and flipped["mae"] == 3.0
+
+
+def test_subset_keeps_validation_and_test():
+    config = dataclasses.replace(M.CONFIGS["smoke"], aesthetics_images=(20, 6, 8))
+    task = M.load_aesthetics(config, seed=0)
+    half = task.subset(0.5, seed=1)
+    assert half.images["train"].shape[0] == 10 and torch.equal(half.images["test"], task.images["test"])
+    assert np.allclose(task.distributions["train"].sum(1), 1.0)
+
+
+def test_wilcoxon_is_one_sided_against_the_baseline():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.5, 1.0, (3, 200))
+    errors = {("imagenet", 1.0): base, ("ranking", 1.0): base * 0.8, ("rotnet", 1.0): base * 1.2}
+    tests = M.wilcoxon_against(errors, ["ranking", "rotnet"])
+    assert tests.loc["ranking", "p"] < 1e-6 and tests.loc["rotnet", "p"] > 0.99
+    assert tests.loc["ranking", "p_bonferroni"] == pytest.approx(2 * tests.loc["ranking", "p"])
+
+
+def test_missing_real_data_raises_a_clear_error(tmp_path):
+    paper = M.CONFIGS["paper"]
+    with pytest.raises(DataNotFoundError, match="pexels"):
+        M.load_pretraining_images(paper, seed=0, data_root=tmp_path)
+    with pytest.raises(DataNotFoundError, match="AVA.txt"):
+        M.load_aesthetics(paper, seed=0, data_root=tmp_path)
+    with pytest.raises(DataNotFoundError, match="mos_with_names"):
+        M.load_tid2013(paper, data_root=None)
+
+
+def test_paper_data_path_reads_the_documented_layouts(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "pexels" / "sub").mkdir(parents=True)
+    (tmp_path / "AVA" / "images").mkdir(parents=True)
+    (tmp_path / "TID2013" / "distorted_images").mkdir(parents=True)
+    for k in range(30):
+        Image.fromarray(rng.integers(0, 255, (40, 60, 3)).astype(np.uint8)).save(tmp_path / "pexels" / "sub" / f"p{k}.jpg")
+    lines = []
+    for k in range(20):
+        Image.fromarray(rng.integers(0, 255, (50, 30, 3)).astype(np.uint8)).save(tmp_path / "AVA" / "images" / f"{900 + k}.jpg")
+        votes = " ".join(str(v) for v in rng.integers(0, 30, 10) + 1)
+        lines.append(f"{k + 1} {900 + k} {votes} 0 0 {k}")
+    (tmp_path / "AVA" / "AVA.txt").write_text("\n".join(lines) + "\n")
+    Image.fromarray(rng.integers(0, 255, (30, 30, 3)).astype(np.uint8)).save(tmp_path / "TID2013" / "distorted_images" / "i01_01_1.bmp")
+    (tmp_path / "TID2013" / "mos_with_names.txt").write_text("5.1 i01_01_1.bmp\n")
+    config = dataclasses.replace(M.CONFIGS["paper"], image_size=32)
+    images = M.load_pretraining_images(config, seed=0, data_root=tmp_path)
+    assert sum(len(v) for v in images.values()) == 30 and images["train"].shape[1:] == (32, 32, 3)
+    task = M.load_aesthetics(config, seed=0, data_root=tmp_path)
+    assert sum(t.shape[0] for t in task.images.values()) == 20 and not task.is_stand_in
+    assert task.images["test"].shape[1:] == (3, 32, 32)
+    tid_images, mos = M.load_tid2013(config, data_root=tmp_path)
+    assert tid_images.shape == (1, 3, 32, 32) and mos.tolist() == [5.1]
+
+
+def test_tiny_pretraining_and_finetuning_run_end_to_end():
+    config = dataclasses.replace(
+        M.CONFIGS["smoke"], pretraining_images=(8, 4, 4), aesthetics_images=(16, 8, 8),
+        initialisations=("imagenet", "ranking+regression"), label_fractions=(1.0,),
+        fraction_initialisations=("imagenet",),
+        pretraining=dataclasses.replace(M.CONFIGS["smoke"].pretraining, batch_groups=4),
+        finetuning=dataclasses.replace(M.CONFIGS["smoke"].finetuning, max_epochs=2))
+    images = M.load_pretraining_images(config, seed=0)
+    pretrained = M.run_pretraining(config, images, seed=0, log=lambda _: None)
+    assert set(pretrained) == {"ranking+regression"}
+    task = M.load_aesthetics(config, seed=0)
+    results, errors = M.run_finetuning(config, task, pretrained, (0,), log=lambda _: None)
+    assert set(results["initialisation"]) == {"imagenet", "ranking+regression"}
+    assert (results["epochs"] <= 2).all() and errors[("imagenet", 1.0)].shape == (1, 8)
+    outputs = M.regression_outputs(pretrained["ranking+regression"].network, images["test"])
+    assert set(outputs["level"]) == set(range(-5, 6)) and len(outputs) == 11 * 2 * 4
