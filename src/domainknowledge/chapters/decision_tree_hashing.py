@@ -96,9 +96,9 @@ CONFIGS: dict[str, Config] = {
     "smoke": Config(dataset="fashion_mnist", backbone="small_cnn", train_images=600, query_images=200, channels=(8, 16, 32),
                     feature_dim=32, tree_depth=6, epochs=1, batch_size=128, learning_rate=1e-3, temperature=1.0,
                     methods=("ddtl", "supervised_only", "dsh"), runs=1, map_k=100),
-    "cpu": Config(dataset="fashion_mnist", backbone="small_cnn", train_images=5_000, query_images=1_000,
-                  channels=(16, 32, 64), feature_dim=64, tree_depth=12, epochs=5, batch_size=256, learning_rate=1e-3,
-                  temperature=1.0, methods=METHODS, runs=2, map_k=500),
+    "cpu": Config(dataset="fashion_mnist", backbone="small_cnn", train_images=4_000, query_images=1_000,
+                  channels=(8, 16, 32), feature_dim=64, tree_depth=12, epochs=6, batch_size=256, learning_rate=2e-3,
+                  temperature=1.0, methods=METHODS, runs=2, map_k=400),
     "paper": Config(dataset="cifar10", backbone="resnet34", train_images=None, query_images=None,
                     channels=(64, 128, 256), feature_dim=512, tree_depth=12, epochs=500, batch_size=512, learning_rate=1e-3,
                     temperature=1.0, methods=METHODS, runs=3, map_k=5_000),
@@ -165,7 +165,7 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     dy, dx = torch.randint(0, 7, (2, batch), generator=generator)
     rows = (dy[:, None] + torch.arange(height))[:, :, None].expand(batch, height, width)
     cols = (dx[:, None] + torch.arange(width))[:, None, :].expand(batch, height, width)
-    shifted = padded[torch.arange(batch)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+    shifted = padded[torch.arange(batch)[:, None, None], :, rows, cols].permute(0, 3, 1, 2).contiguous()
     flip = torch.rand(batch, generator=generator) < 0.5
     shifted[flip] = shifted[flip].flip(dims=[3])
     brightness = 1 + 0.4 * (torch.rand(batch, 1, 1, 1, generator=generator) - 0.5)

@@ -1,0 +1,322 @@
+"""Experiment drivers of the DHOG chapter (Darlow 2022, Ch. 4): data, the multi-head network, training with
+the mutual-information objective, and the per-head evaluation of Tables 4.1-4.2 and Fig. 4.3.
+
+The network (Sec. 4.3.3, Fig. 4.2) is a ResNet-style trunk of three residual blocks with a head after each,
+and ``heads - 3`` separate copies of a final residual block, each with its own head (the thesis' "entire
+block repetition"). Every head is an MLP with one hidden layer of 200 units and a softmax over the clusters.
+Training draws ``augmentations`` views of each image (random crops, flips, brightness-contrast jitter, and
+random greyscale with p = 0.5 for colour images) and minimises
+:func:`~domainknowledge.principles.hierarchical_grouping.dhog_loss`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from domainknowledge import metrics
+from domainknowledge.experiment import describe_profiles as describe_config_profiles
+from domainknowledge.principles import hierarchical_grouping as dhog
+from domainknowledge.training import as_image_tensor
+
+__all__ = ["CONFIGS", "DATASETS", "ClusteringTask", "Config", "DHOGNetwork", "TrainedClusterer", "clustering_views",
+           "describe_profiles", "evaluate_heads", "load_task", "predict_clusters", "train_clusterer"]
+
+DATASETS = ("fashion_mnist", "tinted_digits", "cifar10")
+
+
+@dataclass(frozen=True)
+class Config:
+    """What one profile of the DHOG chapter runs: ``datasets``; ``train_images`` and ``test_images`` per data
+    set (``None`` = all); the trunk and final-block ``channels`` (64, 128, 256, 512 in the thesis); ``heads``
+    (k = 8); ``hidden`` units of each head's MLP (200); ``augmentations`` per image (4); ``crop`` the side
+    of the random crops, as a fraction of the image side; ``epochs``, ``batch_size`` (220), ``learning_rate``
+    (Adam with cosine annealing; the thesis states neither optimiser nor rate); ``alphas`` compared (0 and
+    0.05); ``runs`` seeds each; ``detach_trunk_on_push``: whether the push term's gradient is kept out of the
+    shared trunk (the thesis is ambiguous, Sec. 4.3.2)."""
+
+    datasets: tuple[str, ...]
+    train_images: int | None
+    test_images: int | None
+    channels: tuple[int, int, int, int]
+    heads: int
+    hidden: int
+    augmentations: int
+    crop: float
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    alphas: tuple[float, ...]
+    runs: int
+    detach_trunk_on_push: bool = False
+
+    def __post_init__(self):
+        unknown = set(self.datasets) - set(DATASETS)
+        if unknown or not self.datasets:
+            raise ValueError(f"datasets must be a non-empty subset of {DATASETS}, got {self.datasets}")
+        if self.heads < 4:
+            raise ValueError(f"heads must be at least 4 (three trunk heads and one final block), got {self.heads}")
+        if self.augmentations < 2:
+            raise ValueError(f"augmentations must be at least 2 (the pull term compares views), got {self.augmentations}")
+        if not 0 < self.crop <= 1:
+            raise ValueError(f"crop must be a fraction of the image side in (0, 1], got {self.crop}")
+        for name in ("hidden", "epochs", "batch_size", "runs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+CONFIGS: dict[str, Config] = {
+    "smoke": Config(datasets=("tinted_digits",), train_images=600, test_images=300, channels=(8, 8, 16, 16), heads=4,
+                    hidden=32, augmentations=2, crop=0.85, epochs=1, batch_size=110, learning_rate=1e-3,
+                    alphas=(0.0, 0.05), runs=1),
+    "cpu": Config(datasets=("fashion_mnist", "tinted_digits"), train_images=3_000, test_images=1_000,
+                  channels=(8, 16, 32, 32), heads=8, hidden=64, augmentations=4, crop=0.85, epochs=8, batch_size=220,
+                  learning_rate=2e-3, alphas=(0.0, 0.05), runs=2),
+    "paper": Config(datasets=("cifar10",), train_images=None, test_images=None, channels=(64, 128, 256, 512), heads=8,
+                    hidden=200, augmentations=4, crop=0.625, epochs=1000, batch_size=220, learning_rate=1e-3,
+                    alphas=(0.0, 0.05), runs=3),
+}
+
+
+def describe_profiles(configs: dict[str, Config] | None = None) -> pd.DataFrame:
+    """Every Config field (rows) per profile (columns)."""
+    return describe_config_profiles(CONFIGS if configs is None else configs)
+
+
+# --- data ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusteringTask:
+    """Images ``(N, C, H, W)`` uint8 with labels ``(N,)`` for training (labels used only for evaluation) and
+    test; ``train_easy`` / ``test_easy``: labels of a competing easy partition (the tints), when there is one."""
+
+    name: str
+    train_images: torch.Tensor
+    train_labels: np.ndarray
+    test_images: torch.Tensor
+    test_labels: np.ndarray
+    num_classes: int
+    train_easy: np.ndarray | None = None
+    test_easy: np.ndarray | None = None
+
+
+def _subset(count: int | None, n: int, rng: np.random.Generator) -> np.ndarray:
+    return np.arange(n) if count is None or count >= n else np.sort(rng.choice(n, size=count, replace=False))
+
+
+def load_task(dataset: str, config: Config, *, seed: int, data_root=None, allow_download: bool = False) -> ClusteringTask:
+    """One data set of ``config``: Fashion-MNIST (real), tinted digits (seeded stand-in, split 70/30 with
+    ``seed``) or CIFAR-10 (``data_root``), subsampled to ``train_images`` / ``test_images``."""
+    rng = np.random.default_rng(seed)
+    if dataset == "tinted_digits":
+        from domainknowledge.data.synthetic.tinted_digits import make_tinted_digits
+
+        data = make_tinted_digits(seed=seed)
+        cut = int(0.7 * len(data.labels))
+        train = _subset(config.train_images, cut, rng)
+        test = cut + _subset(config.test_images, len(data.labels) - cut, rng)
+        return ClusteringTask("tinted digits", as_image_tensor(data.images[train]), data.labels[train],
+                              as_image_tensor(data.images[test]), data.labels[test], 10,
+                              data.tints[train], data.tints[test])
+    if dataset == "cifar10":
+        from domainknowledge.data.real.cifar10 import load_cifar10 as load
+        name = "CIFAR-10"
+    elif dataset == "fashion_mnist":
+        from domainknowledge.data.bundled import load_fashion_mnist as load
+        name = "Fashion-MNIST"
+    else:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
+    splits = {}
+    for split, count in (("train", config.train_images), ("test", config.test_images)):
+        x, y = load(split, data_root=data_root, allow_download=allow_download)
+        keep = _subset(count, len(y), rng)
+        splits[split] = (as_image_tensor(x[keep]), y[keep])
+    return ClusteringTask(name, *splits["train"], *splits["test"], 10)
+
+
+def clustering_views(images: torch.Tensor, count: int, crop: float, generator: torch.Generator) -> list[torch.Tensor]:
+    """``count`` augmented float views ``(B, C, s, s)`` of uint8 images ``(B, C, H, W)``, ``s = round(crop H)``:
+    a random square crop, a horizontal flip with p = 0.5, brightness and contrast jitter of up to 25 %, and
+    for colour images random greyscale with p = 0.5 (DHOG's pipeline ends with random greyscale and crops,
+    Sec. 4.3.3; Fast AutoAugment's policy is not reproduced)."""
+    batch, channels, height, width = images.shape
+    side = max(1, round(crop * height))
+    views = []
+    for _ in range(count):
+        tops = torch.randint(0, height - side + 1, (batch,), generator=generator)
+        lefts = torch.randint(0, width - side + 1, (batch,), generator=generator)
+        rows = (tops[:, None] + torch.arange(side))[:, :, None].expand(batch, side, side)
+        cols = (lefts[:, None] + torch.arange(side))[:, None, :].expand(batch, side, side)
+        view = images.float()[torch.arange(batch)[:, None, None], :, rows, cols].permute(0, 3, 1, 2).contiguous()
+        flip = torch.rand(batch, generator=generator) < 0.5
+        view[flip] = view[flip].flip(dims=[3])
+        brightness = 1 + 0.5 * (torch.rand(batch, 1, 1, 1, generator=generator) - 0.5)
+        contrast = 1 + 0.5 * (torch.rand(batch, 1, 1, 1, generator=generator) - 0.5)
+        mean = view.mean(dim=(1, 2, 3), keepdim=True)
+        view = (((view - mean) * contrast + mean) * brightness).clamp(0, 255)
+        if channels == 3:
+            grey = torch.rand(batch, generator=generator) < 0.5
+            luma = (view * torch.tensor([0.299, 0.587, 0.114]).reshape(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+            view = torch.where(grey[:, None, None, None], luma.expand_as(view), view)
+        views.append(view)
+    return views
+
+
+def centre_view(images: torch.Tensor, crop: float) -> torch.Tensor:
+    """The centred square crop used at test time: float ``(B, C, s, s)``."""
+    height, width = images.shape[-2:]
+    side = max(1, round(crop * height))
+    top, left = (height - side) // 2, (width - side) // 2
+    return images[..., top:top + side, left:left + side].float()
+
+
+# --- the network ---------------------------------------------------------------------------------------
+
+
+class ResidualBlock(nn.Module):
+    """Two 3 x 3 conv-BN layers with a skip connection (1 x 1 conv when the shape changes), then ReLU:
+    ``(B, C_in, H, W) -> (B, C_out, H / stride, W / stride)``."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+                                  nn.BatchNorm2d(out_channels), nn.ReLU(),
+                                  nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False), nn.BatchNorm2d(out_channels))
+        self.skip = (nn.Identity() if stride == 1 and in_channels == out_channels else
+                     nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.body(x) + self.skip(x))
+
+
+class DHOGNetwork(nn.Module):
+    """The DHOG network of Fig. 4.2: ``forward(images (B, C, H, W) float in 0..255)`` returns ``heads``
+    probability matrices ``(B, clusters)``, head 1 first. Heads 1-3 read the trunk after blocks 1-3; heads
+    4..k each read their own copy of the final block. ``detach_trunk=True`` stops gradients at the trunk's
+    output (for a push term that should update head-specific weights only)."""
+
+    def __init__(self, in_channels: int, channels: Sequence[int], heads: int, clusters: int, hidden: int):
+        super().__init__()
+        c1, c2, c3, c4 = channels
+        self.trunk = nn.ModuleList([ResidualBlock(in_channels, c1, 1), ResidualBlock(c1, c2, 2), ResidualBlock(c2, c3, 2)])
+        self.final_blocks = nn.ModuleList(ResidualBlock(c3, c4, 2) for _ in range(heads - 3))
+        widths = [c1, c2, c3] + [c4] * (heads - 3)
+        self.heads = nn.ModuleList(nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, clusters))
+                                   for width in widths)
+
+    def forward(self, images: torch.Tensor, detach_trunk: bool = False) -> list[torch.Tensor]:
+        x = (images - 127.5) / 64.0
+        pooled = []
+        for block in self.trunk:
+            x = block(x)
+            pooled.append(x.mean(dim=(2, 3)))
+        if detach_trunk:
+            x, pooled = x.detach(), [p.detach() for p in pooled]
+        pooled += [block(x).mean(dim=(2, 3)) for block in self.final_blocks]
+        return [F.softmax(head(features), dim=1) for head, features in zip(self.heads, pooled)]
+
+
+@dataclass
+class TrainedClusterer:
+    """A trained network, the ``alpha`` it was trained with, its loss per epoch, and seconds."""
+
+    network: DHOGNetwork
+    alpha: float
+    seed: int
+    losses: list[float]
+    seconds: float
+
+
+def train_clusterer(task: ClusteringTask, config: Config, *, alpha: float, seed: int, device="cpu",
+                    progress: bool = False) -> TrainedClusterer:
+    """Minimise ``-(MI_pull - alpha MI_push)`` (Eq. 4.5) over ``epochs`` with Adam and cosine annealing."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    network = DHOGNetwork(task.train_images.shape[1], config.channels, config.heads, task.num_classes,
+                          config.hidden).to(device)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    batches = math.ceil(len(task.train_labels) / config.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * batches)
+    started, losses = time.perf_counter(), []
+    for epoch in range(config.epochs):
+        network.train()
+        order = torch.randperm(len(task.train_labels), generator=generator)
+        total = 0.0
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start:start + config.batch_size]
+            if len(batch) < 2:
+                continue
+            views = clustering_views(task.train_images[batch], config.augmentations, config.crop, generator)
+            stacked = torch.cat(views).to(device)
+            per_head = [head.chunk(config.augmentations) for head in network(stacked)]       # views[i][a]
+            loss = -dhog.pull_term(per_head)
+            if alpha > 0:
+                push_views = ([head.chunk(config.augmentations) for head in network(stacked, detach_trunk=True)]
+                              if config.detach_trunk_on_push else per_head)
+                loss = loss + alpha * dhog.push_term(push_views)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(batch)
+        losses.append(total / len(order))
+        if progress:
+            print(f"  alpha {alpha}, seed {seed}: epoch {epoch + 1}/{config.epochs}, loss {losses[-1]:.4f}", flush=True)
+    network.eval()
+    return TrainedClusterer(network, alpha, seed, losses, time.perf_counter() - started)
+
+
+@torch.no_grad()
+def predict_clusters(trained: TrainedClusterer, images: torch.Tensor, crop: float, device="cpu",
+                     batch_size: int = 512) -> np.ndarray:
+    """``(heads, N)`` cluster indices (argmax of each head) of the centred crops of ``images``."""
+    network = trained.network.eval()
+    outputs = [torch.stack([p.argmax(dim=1).cpu() for p in network(centre_view(images[s:s + batch_size], crop).to(device))])
+               for s in range(0, len(images), batch_size)]
+    return torch.cat(outputs, dim=1).numpy()
+
+
+@torch.no_grad()
+def augmentation_agreement(trained: TrainedClusterer, images: torch.Tensor, config: Config, *, seed: int,
+                           device="cpu", batch_size: int = 512) -> np.ndarray:
+    """``(heads,)`` NMI(c, c') between the clusters of two random augmentations of the training images
+    (Table 4.2; the label-free head selection of Sec. 4.4 picks the head with the highest value)."""
+    network = trained.network.eval()
+    generator = torch.Generator().manual_seed(seed)
+    first, second = [], []
+    for start in range(0, len(images), batch_size):
+        a, b = clustering_views(images[start:start + batch_size], 2, config.crop, generator)
+        first.append(torch.stack([p.argmax(dim=1).cpu() for p in network(a.to(device))]))
+        second.append(torch.stack([p.argmax(dim=1).cpu() for p in network(b.to(device))]))
+    first, second = torch.cat(first, dim=1).numpy(), torch.cat(second, dim=1).numpy()
+    return np.array([metrics.normalized_mutual_information(f, s) for f, s in zip(first, second)])
+
+
+def evaluate_heads(trained: TrainedClusterer, task: ClusteringTask, config: Config, *, seed: int,
+                   device="cpu") -> pd.DataFrame:
+    """One row per head: test accuracy under the Hungarian mapping fitted on the training set, test NMI and
+    ARI against the classes, the training NMI between augmentations, and (tinted digits) the test NMI
+    against the tints, the easy partition."""
+    train_clusters = predict_clusters(trained, task.train_images, config.crop, device)
+    test_clusters = predict_clusters(trained, task.test_images, config.crop, device)
+    agreement = augmentation_agreement(trained, task.train_images, config, seed=seed, device=device)
+    rows = []
+    for head, (train_c, test_c) in enumerate(zip(train_clusters, test_clusters), start=1):
+        mapping = metrics.hungarian_mapping(train_c, task.train_labels, task.num_classes, task.num_classes)
+        row = {"head": head, "accuracy": metrics.hungarian_accuracy(test_c, task.test_labels, mapping),
+               "nmi": metrics.normalized_mutual_information(test_c, task.test_labels),
+               "ari": metrics.adjusted_rand_index(test_c, task.test_labels),
+               "augmentation_nmi": float(agreement[head - 1])}
+        if task.test_easy is not None:
+            row["nmi_easy"] = metrics.normalized_mutual_information(test_c, task.test_easy)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,66 @@
+"""The DHOG chapter's drivers (Darlow 2022, Ch. 4): the multi-head network, views, training and evaluation."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from domainknowledge.chapters import hierarchical_grouping as ch
+
+TINY = dataclasses.replace(ch.CONFIGS["smoke"], train_images=200, test_images=100, channels=(4, 4, 8, 8),
+                           hidden=8, batch_size=50, epochs=1)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return ch.load_task("tinted_digits", TINY, seed=0)
+
+
+def test_network_has_one_head_per_block_and_final_copy():
+    network = ch.DHOGNetwork(3, (4, 4, 8, 8), heads=6, clusters=5, hidden=8)
+    outputs = network(torch.rand(2, 3, 14, 14) * 255)
+    assert len(outputs) == 6 and all(o.shape == (2, 5) for o in outputs)
+    assert all(torch.allclose(o.sum(dim=1), torch.ones(2)) for o in outputs)
+    assert len(network.final_blocks) == 3                      # heads 4..6 each own a copy of the final block
+    # the copies are separate modules with separate weights
+    assert network.final_blocks[0].body[0].weight.data_ptr() != network.final_blocks[1].body[0].weight.data_ptr()
+
+
+def test_detaching_the_trunk_keeps_push_gradients_in_head_specific_weights():
+    network = ch.DHOGNetwork(1, (4, 4, 8, 8), heads=4, clusters=3, hidden=8)
+    outputs = network(torch.rand(4, 1, 12, 12) * 255, detach_trunk=True)
+    sum(o.sum() * (i + 1) for i, o in enumerate(outputs)).backward()
+    assert all(p.grad is None for p in network.trunk.parameters())
+    assert network.final_blocks[0].body[0].weight.grad is not None
+
+
+def test_views_have_the_crop_size_and_are_seeded(task):
+    images = task.train_images[:5]
+    a = ch.clustering_views(images, 3, 0.75, torch.Generator().manual_seed(0))
+    b = ch.clustering_views(images, 3, 0.75, torch.Generator().manual_seed(0))
+    assert len(a) == 3 and a[0].shape == (5, 3, 12, 12)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert ch.centre_view(images, 0.75).shape == (5, 3, 12, 12)
+
+
+def test_training_and_per_head_evaluation(task):
+    trained = ch.train_clusterer(task, TINY, alpha=0.05, seed=0)
+    assert len(trained.losses) == 1 and np.isfinite(trained.losses[0])
+    table = ch.evaluate_heads(trained, task, TINY, seed=0)
+    assert list(table["head"]) == [1, 2, 3, 4]
+    assert table["accuracy"].between(0, 1).all() and table["augmentation_nmi"].between(0, 1).all()
+    assert "nmi_easy" in table                                  # tinted digits carry the tint partition
+    again = ch.train_clusterer(task, TINY, alpha=0.05, seed=0)
+    assert again.losses == trained.losses
+
+
+def test_config_and_data_errors():
+    with pytest.raises(ValueError, match="heads"):
+        dataclasses.replace(TINY, heads=3)
+    with pytest.raises(ValueError, match="datasets"):
+        dataclasses.replace(TINY, datasets=("svhn",))
+    from domainknowledge.data.bundled import DataNotFoundError
+
+    with pytest.raises(DataNotFoundError, match="cifar-10-batches-py"):
+        ch.load_task("cifar10", TINY, seed=0, data_root="/nonexistent")
