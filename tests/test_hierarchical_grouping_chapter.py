@@ -64,3 +64,13 @@ def test_config_and_data_errors():
 
     with pytest.raises(DataNotFoundError, match="cifar-10-batches-py"):
         ch.load_task("cifar10", TINY, seed=0, data_root="/nonexistent")
+
+
+def test_a_collapsed_head_has_no_augmentation_agreement(task):
+    network = ch.DHOGNetwork(3, TINY.channels, TINY.heads, 10, TINY.hidden)
+    with torch.no_grad():
+        network.heads[0][-1].weight.zero_()
+        network.heads[0][-1].bias.copy_(torch.arange(10, dtype=torch.float32) * -10.0)     # always cluster 0
+    trained = ch.TrainedClusterer(network, 0.0, 0, [], 0.0)
+    agreement = ch.augmentation_agreement(trained, task.train_images[:60], TINY, seed=0)
+    assert agreement[0] == 0.0                        # scikit-learn alone would say 1.0 for two constant labelings

@@ -27,7 +27,8 @@ from domainknowledge.experiment import describe_profiles as describe_config_prof
 from domainknowledge.principles import hierarchical_grouping as dhog
 from domainknowledge.training import as_image_tensor
 
-__all__ = ["CONFIGS", "DATASETS", "ClusteringTask", "Config", "DHOGNetwork", "TrainedClusterer", "clustering_views",
+__all__ = ["CONFIGS", "DATASETS", "ClusteringTask", "Config", "DHOGNetwork", "ResidualBlock", "TrainedClusterer",
+           "augmentation_agreement", "centre_view", "clustering_views",
            "describe_profiles", "evaluate_heads", "load_task", "predict_clusters", "train_clusterer"]
 
 DATASETS = ("fashion_mnist", "tinted_digits", "cifar10")
@@ -289,7 +290,8 @@ def predict_clusters(trained: TrainedClusterer, images: torch.Tensor, crop: floa
 def augmentation_agreement(trained: TrainedClusterer, images: torch.Tensor, config: Config, *, seed: int,
                            device="cpu", batch_size: int = 512) -> np.ndarray:
     """``(heads,)`` NMI(c, c') between the clusters of two random augmentations of the training images
-    (Table 4.2; the label-free head selection of Sec. 4.4 picks the head with the highest value)."""
+    (Table 4.2; the label-free head selection of Sec. 4.4 picks the head with the highest value); 0 for a
+    head that collapsed to a single cluster."""
     network = trained.network.eval()
     generator = torch.Generator().manual_seed(seed)
     first, second = [], []
@@ -298,7 +300,10 @@ def augmentation_agreement(trained: TrainedClusterer, images: torch.Tensor, conf
         first.append(torch.stack([p.argmax(dim=1).cpu() for p in network(a.to(device))]))
         second.append(torch.stack([p.argmax(dim=1).cpu() for p in network(b.to(device))]))
     first, second = torch.cat(first, dim=1).numpy(), torch.cat(second, dim=1).numpy()
-    return np.array([metrics.normalized_mutual_information(f, s) for f, s in zip(first, second)])
+    # a head that puts every image in one cluster carries no information; scikit-learn would call two
+    # constant labelings identical (NMI 1), which would make the collapsed head the selected one
+    return np.array([0.0 if min(len(np.unique(f)), len(np.unique(s))) < 2 else metrics.normalized_mutual_information(f, s)
+                     for f, s in zip(first, second)])
 
 
 def evaluate_heads(trained: TrainedClusterer, task: ClusteringTask, config: Config, *, seed: int,
