@@ -178,8 +178,9 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def _backbone_layers(kind: str, channels: Sequence[int], feature_dim: int, in_channels: int) -> list[nn.Module]:
-    """``small_cnn``: conv-BN-ReLU blocks of ``channels`` widths, all but the last max-pooled, global average
-    pooling and a linear layer to ``feature_dim``. ``resnet34``: torchvision's ResNet-34 from scratch with the
+    """``small_cnn``: conv-BN-ReLU blocks of ``channels`` widths, all but the last max-pooled, average pooling
+    to a 4 x 4 grid (which keeps where things are, unlike global pooling) and a linear layer with ReLU to
+    ``feature_dim``. ``resnet34``: torchvision's ResNet-34 from scratch with the
     usual small-image stem (3 x 3 first convolution, stride 1, no max-pooling) and its 512-d pooled output,
     followed by a linear layer when ``feature_dim`` is not 512."""
     if kind == "resnet34":
@@ -195,7 +196,7 @@ def _backbone_layers(kind: str, channels: Sequence[int], feature_dim: int, in_ch
         if index < len(channels) - 1:
             layers.append(nn.MaxPool2d(2))
         previous = width
-    return layers + [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(previous, feature_dim)]
+    return layers + [nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(previous * 16, feature_dim), nn.ReLU()]
 
 
 class HashingNetwork(nn.Module):
