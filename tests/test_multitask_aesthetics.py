@@ -122,3 +122,15 @@ def test_tiny_pretraining_and_finetuning_run_end_to_end():
     assert (results["epochs"] <= 2).all() and errors[("imagenet", 1.0)].shape == (1, 8)
     outputs = M.regression_outputs(pretrained["ranking+regression"].network, images["test"])
     assert set(outputs["level"]) == set(range(-5, 6)) and len(outputs) == 11 * 2 * 4
+
+
+@pytest.mark.parametrize("both_signs, distortions_per_group", [(False, 1), (True, 3)])
+def test_constant_scores_pay_the_margin_on_every_pair(both_signs, distortions_per_group):
+    config = dataclasses.replace(M.CONFIGS["smoke"].pretraining, distortions_per_group=distortions_per_group,
+                                 levels_per_sign=3, both_signs=both_signs)
+    base = np.random.default_rng(0).integers(0, 255, (40, 32, 32, 3)).astype(np.uint8)
+    batch = M.make_distortion_groups(base, config, np.random.default_rng(2))
+    better, worse = pretext.ranking_pairs(batch.group, batch.distortion, batch.level)
+    loss = pretext.margin_ranking_loss(torch.full((batch.images.shape[0],), 0.5), better, worse, batch.num_groups)
+    expected = M.constant_score_ranking_loss(config)
+    assert loss.item() == pytest.approx(expected, rel=1e-6 if not both_signs else 0.15)

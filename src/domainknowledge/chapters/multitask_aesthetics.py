@@ -133,7 +133,8 @@ class Config:
     test). ``aesthetics_data``: ``stand-in`` or ``ava``; ``aesthetics_images``: (train, validation, test) for
     the stand-in, or ``None`` with ``aesthetics_split`` fractions for AVA. ``initialisations``: the rows of
     Table 16.3; ``runs``: fine-tuning seeds per row; ``label_fractions``: the labelled-data fractions of
-    Fig. 16.5, trained for ``fraction_initialisations``.
+    Fig. 16.5, trained for ``fraction_initialisations``. ``analysis_images``: test base images for Table 16.4 and
+    Fig. 16.4 (``None``: all).
     """
 
     image_size: int
@@ -150,6 +151,7 @@ class Config:
     label_fractions: tuple[float, ...]
     fraction_initialisations: tuple[str, ...]
     tid2013: bool
+    analysis_images: int | None = None
     aesthetics_split: tuple[float, float, float] = (0.8, 0.05, 0.15)
     alpha: float = 0.01
 
@@ -178,7 +180,7 @@ CONFIGS: dict[str, Config] = {
         finetuning=FinetuningConfig(max_epochs=3, batch_size=32, lr_backbone=1e-3, lr_head=1e-2, head_patience=1,
                                     lr_patience=1, stop_patience=1),
         initialisations=INITIALISATIONS, runs=1, label_fractions=(0.5, 1.0),
-        fraction_initialisations=("imagenet", "ranking+regression"), tid2013=False),
+        fraction_initialisations=("imagenet", "ranking+regression"), tid2013=False, analysis_images=24),
     "cpu": Config(
         image_size=48, width_mult=0.35, pretraining_data="bundled", pretraining_images=(600, 100, 200),
         pretraining=PretrainingConfig(epochs=3, batch_groups=16, learning_rate=1e-4, distortions_per_group=1,
@@ -187,7 +189,7 @@ CONFIGS: dict[str, Config] = {
         finetuning=FinetuningConfig(max_epochs=12, batch_size=32, lr_backbone=1e-3, lr_head=1e-2, head_patience=2,
                                     lr_patience=2, stop_patience=3),
         initialisations=INITIALISATIONS, runs=3, label_fractions=(0.25, 0.5, 1.0),
-        fraction_initialisations=("imagenet", "ranking+regression"), tid2013=False),
+        fraction_initialisations=("imagenet", "ranking+regression"), tid2013=False, analysis_images=100),
     "paper": Config(
         image_size=224, width_mult=1.0, pretraining_data="pexels", pretraining_images=(100_000, 15_000, 15_000),
         pretraining=PretrainingConfig(epochs=20, batch_groups=8, learning_rate=1e-4,
@@ -948,7 +950,29 @@ def deviations_markdown(config: Config, profile: str) -> str:
         + " of the training split, for " + " and ".join(LABELS[i] for i in config.fraction_initialisations)
         + " (the thesis: 20, 40, 60, 80 and 100 %).")
     lines.append(
+        "- **Errata resolved.** Eq. 16.1 is printed as max(0, (f(I_i) - f(I_j)) - m) for |i| < |j|, which would "
+        "push the less distorted image down; the code uses max(0, m - (f(I_i) - f(I_j))), as RankIQA and the "
+        "thesis' text intend. The printed condition sign(i) = sign(j) would never pair the original (sign 0); the "
+        "original is ranked above every variant. The thesis counts 173 variants per training image but 172 for "
+        "validation and test (Sec. 16.2.3); with Table 16.1's levels we count 1 + 6 x 5 + 15 x 10 = 181 images "
+        "per base image at `paper`, since our style levels are symmetric.")
+    lines.append(
         "- **`paper` limits.** The `paper` profile holds the images in memory as 8-bit arrays (about 20 GB for "
         "130,000 photos at 224 px, plus AVA); a machine with less memory needs a streaming loader. The AVA split "
         "(80 / 5 / 15 %) is ours; the thesis does not state it.")
     return "\n".join(lines)
+
+
+def constant_score_ranking_loss(config: PretrainingConfig, margin: float = pretext.RANKING_MARGIN) -> float:
+    """Eq. 16.1 per group for a network that gives every image the same score: ``m`` times the number of pairs.
+
+    A group holds the original and, per distortion and sign, ``levels_per_sign`` levels: the original pairs with
+    each variant, and the variants of one sign pair among themselves."""
+    signs_per_distortion = []
+    for spec in distortions.CATALOGUE:
+        has_negative = any(v < 0 for v in spec.levels)
+        signs_per_distortion.append(2 if (config.both_signs and has_negative) else 1)
+    levels = config.levels_per_sign
+    mean_signs = float(np.mean(signs_per_distortion))
+    per_sign = levels + levels * (levels - 1) / 2
+    return margin * config.distortions_per_group * mean_signs * per_sign
