@@ -225,7 +225,7 @@ fig, _ = dk.plots.plot_image_grid(task.images["test"][picks].permute(0, 2, 3, 1)
                                   title="test images from the lowest to the highest mean vote")
 
 # %% [markdown]
-# The mean votes average {glue:text}`mta_mean_score:.2f`, and {glue:text}`mta_share_above_5:.0f} % of the
+# The mean votes average {glue:text}`mta_mean_score:.2f`, and {glue:text}`mta_share_above_5:.0f` % of the
 # images score above 5.
 #
 # ## Pretraining
@@ -247,7 +247,7 @@ fig, _ = mta.plot_pretraining_histories(pretrained)
 # How much did the pretext tasks learn? A network that gives every image the same score pays the margin on
 # every pair: a ranking loss of {glue:text}`mta_ranking_constant_loss:.2f` per group. The ranking network's
 # best validation loss is {glue:text}`mta_ranking_validation_loss:.2f`, after
-# {glue:text}`mta_pretraining_seconds:.0f} s of pretraining for all methods together. The thesis trained for 20
+# {glue:text}`mta_pretraining_seconds:.0f` s of pretraining for all methods together. The thesis trained for 20
 # epochs over 100,000 images, starting from ImageNet weights.
 #
 # ## Fine-tuning with the EMD loss (Sec. 16.2.5)
@@ -290,12 +290,15 @@ results, errors = mta.run_finetuning(config, task, pretrained, run_seeds, device
 # is significantly lower than the ImageNet initialisation's: a one-sided Wilcoxon signed-rank test
 # {cite}`wilcoxon1945` on the per-image absolute errors (averaged over the runs), Bonferroni-corrected over
 # the compared initialisations, at $\alpha = 1$ % as in the thesis. "epochs" counts all fine-tuning epochs
-# until early stopping, head-only epochs included.
+# until early stopping, head-only epochs included. The last row is the reference every model must beat:
+# predicting the training split's mean score for every test image (its correlations are undefined).
 
 # %%
 candidates = [i for i in config.initialisations if i != "imagenet"]
 tests = mta.wilcoxon_against(errors, candidates)
-table = mta.summary_table(results, tests, config.alpha)
+reference = mta.constant_prediction_metrics(task)
+run.glue("mta_constant_mae", float(reference["mae"]))
+table = mta.summary_table(results, tests, config.alpha, reference=reference)
 table
 
 # %%
@@ -320,8 +323,10 @@ run.record("table_16_3", means)
 # {glue:text}`mta_pearson_imagenet:.3f` for the ImageNet EfficientNet-Lite0 (Bonferroni-corrected one-sided
 # $p =$ {glue:text}`mta_p_ranking_regression:.2g`) and {glue:text}`mta_mae_random:.3f` and
 # {glue:text}`mta_pearson_random:.3f` for random weights; RotNet reaches {glue:text}`mta_mae_rotnet:.3f` and
-# {glue:text}`mta_pearson_rotnet:.3f`. The runs spend on average {glue:text}`mta_head_epochs:.1f` epochs
-# training the head alone, and {glue:text}`mta_stopped_early:.0f} % of them were ended by early stopping
+# {glue:text}`mta_pearson_rotnet:.3f`. Predicting the training mean for every image gives a MAE of
+# {glue:text}`mta_constant_mae:.3f`: a MAE close to it means a model that has learned little beyond the mean,
+# and the correlations are then the more telling columns. The runs spend on average {glue:text}`mta_head_epochs:.1f` epochs
+# training the head alone, and {glue:text}`mta_stopped_early:.0f` % of them were ended by early stopping
 # before the cap of {glue:text}`mta_epoch_cap:d` epochs. In the thesis all pretext tasks beat all baselines
 # on AVA, by small margins (MAE 0.4697-0.4702 against 0.4716 for ImageNet), and RotNet was clearly worst.
 
@@ -411,7 +416,8 @@ display(Markdown(mta.deviations_markdown(config, run.profile)))
 pretrained_rows = [i for i in ("imagenet", "rotnet", "simclr", *mta.OURS) if i in config.initialisations]
 scale_note = (f"{config.runs} run(s); {config.image_size} px, MobileNetV2 width {config.width_mult:g}; pretext ranking "
               f"validation loss {ranking_history['validation_loss'].min():.2f} against "
-              f"{mta.constant_score_ranking_loss(config.pretraining):.2f} for constant scores; {task.name}")
+              f"{mta.constant_score_ranking_loss(config.pretraining):.2f} for constant scores; MAE of predicting the "
+              f"training mean {reference['mae']:.3f}; {task.name}")
 mae_imagenet, pearson_imagenet = means.loc["imagenet", "mae"], means.loc["imagenet", "pearson"]
 mae_rr, pearson_rr = means.loc["ranking+regression", "mae"], means.loc["ranking+regression", "pearson"]
 worse_test = mta.wilcoxon_against({k: v for k, v in errors.items()}, ["imagenet"], baseline="ranking+regression")
@@ -479,15 +485,30 @@ run.claim(
                and (classification["p (binomial, > chance)"] < 0.01).all()),
     note="one-sided binomial tests, p < 0.01 each")
 
-fraction_mae = fraction_results.groupby(["fraction", "initialisation"])["mae"].mean().unstack()
-better_everywhere = bool((fraction_mae["ranking+regression"] < fraction_mae["imagenet"]).all())
+fraction_table = fraction_results.groupby(["fraction", "initialisation"])[["mae", "pearson", "spearman"]].mean()
+ours, theirs = (fraction_table.xs(i, level="initialisation") for i in ("ranking+regression", "imagenet"))
+better_everywhere = bool(((ours["mae"] < theirs["mae"]) & (ours["pearson"] > theirs["pearson"])
+                          & (ours["spearman"] > theirs["spearman"])).all())
 run.claim(
     "less-labelled-data",
-    statement="Ranking + regression has a lower test MAE than the ImageNet initialisation at every labelled-data fraction",
-    source="Fig. 16.5", thesis_value="lower MAE at 20-100 %; ImageNet's MAE matched with about 20 % less data",
-    measured="; ".join(f"{100 * f:.0f} %: {row['ranking+regression']:.3f} vs {row['imagenet']:.3f}"
-                       for f, row in fraction_mae.iterrows()),
+    statement=("Ranking + regression outperforms the ImageNet initialisation at every labelled-data fraction on the "
+               "test MAE and on both correlation coefficients"),
+    source="Sec. 16.4, Fig. 16.5",
+    thesis_value="better MAE, Pearson and Spearman at 20-100 %; ImageNet matched with about 20 % less data",
+    measured="; ".join(f"{100 * f:.0f} %: MAE {ours.loc[f, 'mae']:.3f} vs {theirs.loc[f, 'mae']:.3f}, Pearson "
+                       f"{ours.loc[f, 'pearson']:.3f} vs {theirs.loc[f, 'pearson']:.3f}" for f in ours.index),
     holds=better_everywhere, note=f"mean over runs per fraction; {scale_note}");
+
+# %% [markdown]
+# **Reading the verdicts.** The downstream claims rest on pretext networks that, at this profile, are far from
+# trained: the ranking loss fell to {glue:text}`mta_ranking_validation_loss:.2f` from the
+# {glue:text}`mta_ranking_constant_loss:.2f` of a network that scores every image alike. Where a fine-tuned
+# model's MAE sits close to the {glue:text}`mta_constant_mae:.3f` of predicting the training mean, it has
+# learned little beyond that mean, and a MAE difference between two such models says more about how tightly
+# they hug the mean than about aesthetic judgement; the correlations are then the better guide. The ImageNet
+# row is a larger network with features learned from a million labelled photos, so it is a strong opponent at
+# this scale for reasons that have nothing to do with the pretext tasks. A claim that fails here is a
+# statement about this scale; the `paper` profile tests it at the thesis' scale.
 
 # %%
 run.finish();
@@ -499,7 +520,7 @@ run.finish();
 # with normalised intensities, the ranking (with its sign corrected), classification and regression pretext
 # losses, the exponential balancing of Liang and Zhang, RotNet and SimCLR baselines, NIMA's EMD fine-tuning,
 # and the evaluation of Table 16.3. On the stand-in, ranking + regression reached a test MAE of
-# {glue:text}`mta_mae_ranking_regression:.3f` against {glue:text}`mta_mae_imagenet:.3f} for the ImageNet
+# {glue:text}`mta_mae_ranking_regression:.3f` against {glue:text}`mta_mae_imagenet:.3f` for the ImageNet
 # EfficientNet-Lite0 and {glue:text}`mta_mae_random:.3f` for random weights, and stopped after
 # {glue:text}`mta_epochs_ranking_regression:.1f` epochs against {glue:text}`mta_epochs_imagenet:.1f`. The
 # pretext networks' own outputs show what they learned before any label: the distortion classifier's

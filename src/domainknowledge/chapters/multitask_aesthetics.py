@@ -44,7 +44,8 @@ from domainknowledge.models.backbones import (NimaModel, PretextNetwork, efficie
 from domainknowledge.principles import distortions, pretext
 
 __all__ = ["CONFIGS", "DATA_LAYOUT", "INITIALISATIONS", "PHOTOS", "PRETEXT_METHODS", "AestheticsTask", "Config",
-           "FinetuningConfig", "PretrainingConfig", "Pretrained", "describe_profiles", "distortion_classification_accuracy",
+           "FinetuningConfig", "PretrainingConfig", "Pretrained", "constant_prediction_metrics", "constant_score_ranking_loss", "describe_profiles",
+           "deviations_markdown", "distortion_classification_accuracy",
            "finetune", "load_aesthetics", "load_pretraining_images", "load_tid2013", "make_distortion_groups",
            "regression_outputs", "run_finetuning", "run_pretraining", "run_seeds", "score_metrics", "summary_table",
            "wilcoxon_against"]
@@ -711,7 +712,8 @@ def wilcoxon_against(errors: dict, candidates, *, baseline: str = "imagenet", fr
     return pd.DataFrame(rows).set_index("initialisation")
 
 
-def summary_table(results: pd.DataFrame, tests: pd.DataFrame, alpha: float) -> pd.DataFrame:
+def summary_table(results: pd.DataFrame, tests: pd.DataFrame, alpha: float,
+                  reference: dict[str, float] | None = None) -> pd.DataFrame:
     """Table 16.3 analogue: mean (and std over runs) of epochs, Pearson, Spearman, accuracy and MAE per initialisation
     at the full labelled set; a dagger marks MAEs significantly lower than ImageNet's (Bonferroni, ``alpha``)."""
     full = results[results["fraction"] == 1.0]
@@ -727,6 +729,9 @@ def summary_table(results: pd.DataFrame, tests: pd.DataFrame, alpha: float) -> p
         if column in full.columns:
             table[column.replace("_", " ")] = [f"{grouped[column].mean()[i]:.4f}" for i in order]
     table["p (MAE < ImageNet)"] = [f"{tests.loc[i, 'p_bonferroni']:.2g}" if i in tests.index else "" for i in order]
+    if reference is not None:
+        table.loc["(reference) training mean for every image"] = [
+            "", "", "", f"{reference['accuracy']:.4f}", f"{reference['mae']:.4f}", ""] + [""] * (table.shape[1] - 6)
     return table
 
 
@@ -976,3 +981,12 @@ def constant_score_ranking_loss(config: PretrainingConfig, margin: float = prete
     mean_signs = float(np.mean(signs_per_distortion))
     per_sign = levels + levels * (levels - 1) / 2
     return margin * config.distortions_per_group * mean_signs * per_sign
+
+
+def constant_prediction_metrics(task: AestheticsTask) -> dict[str, float]:
+    """The reference a model must beat: predict the training split's mean score for every test image.
+
+    Its Pearson and Spearman correlations are undefined (reported as 0); its accuracy is the share of the test
+    images on the training mean's side of 5, and its MAE the mean absolute deviation from that mean."""
+    constant = np.full_like(task.mean_scores["test"], task.mean_scores["train"].mean())
+    return score_metrics(constant, task.mean_scores["test"])
