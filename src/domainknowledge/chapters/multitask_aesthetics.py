@@ -798,14 +798,18 @@ def regression_outputs(network: PretextNetwork, base_images: np.ndarray, *, dist
 
 def relation_statistics(outputs: pd.DataFrame) -> dict[str, float]:
     """Spearman correlations behind the Fig. 16.4 claim: brightness output vs level (all levels), contrast output vs
-    level over the brightness increases (levels 0..5), and the same for the images' RMS contrast."""
+    level over the brightness increases (levels 0..5, the claim's range) and over all levels, and the images' RMS
+    contrast vs level over levels 0..5."""
     bright = outputs[outputs["output"] == "brightness"]
     contrast = outputs[(outputs["output"] == "contrast") & (outputs["level"] >= 0)]
     rho_b, p_b = stats.spearmanr(bright["level"], bright["value"])
     rho_c, p_c = stats.spearmanr(contrast["level"], contrast["value"])
     rho_pixels, _ = stats.spearmanr(contrast["level"], contrast["rms_contrast"])
+    every_level = outputs[outputs["output"] == "contrast"]
+    rho_all, p_all = stats.spearmanr(every_level["level"], every_level["value"])
     return {"brightness_rho": float(rho_b), "brightness_p": float(p_b), "contrast_rho": float(rho_c),
-            "contrast_p": float(p_c), "pixel_contrast_rho": float(rho_pixels)}
+            "contrast_p": float(p_c), "pixel_contrast_rho": float(rho_pixels),
+            "contrast_rho_all_levels": float(rho_all), "contrast_p_all_levels": float(p_all)}
 
 
 # --- figures -----------------------------------------------------------------------------------------------------
