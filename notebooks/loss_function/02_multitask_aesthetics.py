@@ -75,8 +75,7 @@ display(run.banner())
 # the number of fine-tuning runs and the labelled-data fractions. The active profile is highlighted.
 
 # %%
-profiles = mta.describe_profiles()
-profiles.style.set_properties(subset=[run.profile], **{"background-color": "#e8f1fa", "font-weight": "bold"})
+dk.experiment.profile_table(mta.CONFIGS, run.profile)
 
 # %% [markdown]
 # ## Aesthetic-aware distortions (Table 16.1)

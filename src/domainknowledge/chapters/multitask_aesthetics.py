@@ -39,6 +39,7 @@ from scipy import stats
 
 from domainknowledge.data.bundled import DataNotFoundError, load_photos
 from domainknowledge.data.synthetic import aesthetics as aesthetics_data
+from domainknowledge.experiment import describe_profiles as describe_config_profiles
 from domainknowledge.models.backbones import (NimaModel, PretextNetwork, efficientnet_lite0_backbone,
                                               mobilenet_v2_backbone)
 from domainknowledge.principles import distortions, pretext
@@ -204,24 +205,9 @@ CONFIGS: dict[str, Config] = {
 }
 
 
-def _flatten(config) -> dict[str, object]:
-    flat = {}
-    for item in dataclasses.fields(config):
-        value = getattr(config, item.name)
-        if dataclasses.is_dataclass(value):
-            for sub, sub_value in _flatten(value).items():
-                flat[f"{item.name}.{sub}"] = sub_value
-        else:
-            flat[item.name] = value
-    return flat
-
-
 def describe_profiles(configs: dict[str, Config] | None = None) -> pd.DataFrame:
     """Every Config field (rows) per profile (columns), to show what each profile changes."""
-    configs = CONFIGS if configs is None else configs
-    table = pd.DataFrame({name: {k: str(v) for k, v in _flatten(config).items()} for name, config in configs.items()})
-    table.index.name = "field"
-    return table
+    return describe_config_profiles(CONFIGS if configs is None else configs)
 
 
 def run_seeds(seed: int, runs: int) -> tuple[int, ...]:
