@@ -80,6 +80,15 @@ def test_chapter_sources_follow_the_shape(chapter):
     assert f"(ch-{chapter.name})=" in text
 
 
+@pytest.mark.parametrize("chapter", discover_chapters(Project(REPO, REPO)), ids=lambda c: c.name)
+def test_no_markdown_line_starts_with_a_percent_sign(chapter):
+    """MyST reads a line that starts with ``%`` as a comment and drops it, e.g. a wrapped "... 62.9\n% of".
+    In a jupytext markdown cell such a line is ``# %...``; cell markers ``# %%`` are fine."""
+    offending = [number for number, line in enumerate(chapter.source.read_text().splitlines(), start=1)
+                 if line.startswith("# %") and not line.startswith("# %%")]
+    assert not offending, f"{chapter.source.name}: lines {offending} start with '%' and would vanish from the page"
+
+
 def test_no_notebook_outputs_are_committed():
     tracked = subprocess.run(["git", "ls-files", "notebooks", "book"], cwd=REPO, capture_output=True, text=True)
     if tracked.returncode != 0:
