@@ -120,3 +120,29 @@ def test_bad_inputs_raise(bar_data):
                          config, seed=0)
     with pytest.raises(ValueError, match=r"\(N, H, W\)"):
         as_image_tensor(np.zeros((2, 3)))
+
+
+def test_train_epochs_follows_a_seeded_cosine_schedule_and_skips_single_example_batches():
+    from domainknowledge.training import train_epochs
+
+    x = torch.linspace(-1, 1, 41)[:, None]
+    y = 3 * x + 1
+
+    def run(seed):
+        torch.manual_seed(seed)
+        model = torch.nn.Linear(1, 1)
+        seen = []
+
+        def batch_loss(batch, step):
+            seen.append(len(batch))
+            return torch.nn.functional.mse_loss(model(x[batch]), y[batch])
+
+        losses = train_epochs(model, batch_loss, examples=41, epochs=30, batch_size=10, learning_rate=0.1,
+                              generator=torch.Generator().manual_seed(seed))
+        return model, losses, seen
+
+    model, losses, seen = run(0)
+    assert len(losses) == 30 and losses[-1] < 0.01 * losses[0]
+    assert 1 not in seen and set(seen) == {10}           # 41 = 4 x 10 + 1: the last single example is skipped
+    assert not model.training
+    assert run(0)[1] == losses                           # seeded: the same losses again

@@ -1,4 +1,5 @@
-"""One training loop for the book's classifiers: Adam, mini-batches, early stopping on a validation metric.
+"""The book's training loops: :func:`train_classifier` (Adam, mini-batches, early stopping on a validation
+metric) and :func:`train_epochs` (a fixed number of epochs with a cosine-annealed learning rate).
 
 The thesis trains every classifier of Ch. 14 the same way (Sec. 14.2.2): Adam (Kingma and Ba 2015) with
 learning rate 0.001, batch size 1024, early stopping with a patience (10 epochs on validation MAE for ages,
@@ -24,7 +25,7 @@ from torch import nn
 from domainknowledge import metrics
 
 __all__ = ["MONITORS", "Monitor", "TrainingConfig", "TrainingHistory", "as_image_tensor", "predict_classes",
-           "predict_proba", "train_classifier"]
+           "predict_proba", "train_classifier", "train_epochs"]
 
 
 @dataclass(frozen=True)
@@ -212,3 +213,39 @@ def train_classifier(build_model: Callable[[], nn.Module], loss_fn: nn.Module,
     if config.log_every:
         log(f"kept epoch {history.best_epoch} of {len(history.epochs)}: validation {monitor.name} {best_score:.4f}")
     return model, history
+
+
+def train_epochs(network: nn.Module, batch_loss: Callable[[torch.Tensor, int], torch.Tensor], *, examples: int,
+                 epochs: int, batch_size: int, learning_rate: float, generator: torch.Generator,
+                 progress: str | None = None) -> list[float]:
+    """A fixed schedule without validation: Adam with cosine annealing of the learning rate (one scheduler
+    step per batch, to zero after ``epochs``), batches of ``batch_size`` example indices in a fresh random
+    order each epoch drawn from ``generator``. ``batch_loss(indices (B,) int64, step)`` returns the scalar loss of
+    one batch. Batches of fewer than two examples are skipped (pairwise losses and batch normalisation need
+    two). Returns the mean loss per epoch and leaves ``network`` in eval mode. Darlow (2022) trains the DDTL
+    (Sec. 3.2.1) and DHOG (Sec. 4.3.3) this way; ``progress`` names the run in one line per epoch.
+    """
+    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    batches = max(1, -(-examples // batch_size))
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * batches)
+    losses, step = [], 0
+    for epoch in range(epochs):
+        network.train()
+        order = torch.randperm(examples, generator=generator)
+        total = 0.0
+        for start in range(0, examples, batch_size):
+            batch = order[start:start + batch_size]
+            if len(batch) < 2:
+                continue
+            loss = batch_loss(batch, step)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(batch)
+            step += 1
+        losses.append(total / examples)
+        if progress:
+            print(f"  {progress}: epoch {epoch + 1}/{epochs}, loss {losses[-1]:.4f}", flush=True)
+    network.eval()
+    return losses

@@ -37,7 +37,7 @@ from domainknowledge.experiment import describe_profiles as describe_config_prof
 from domainknowledge.models.cnn import Standardize
 from domainknowledge.principles import decision_tree_hashing as ddtl
 from domainknowledge.principles import hashing_baselines as baselines
-from domainknowledge.training import as_image_tensor
+from domainknowledge.training import as_image_tensor, train_epochs
 
 __all__ = ["CONFIGS", "DDTL_FAMILY", "LEXICOGRAPHIC", "METHODS", "Config", "HashingNetwork", "HashingTask",
            "TrainedHasher", "augment", "brightness_contrast_jitter", "coarse_to_fine_accuracy", "code_retention",
@@ -292,30 +292,15 @@ def train_hasher(method: str, task: HashingTask, config: Config, *, seed: int, d
                              num_classes=task.num_classes, channels=config.channels, feature_dim=config.feature_dim,
                              tree_depth=config.tree_depth, in_channels=task.train_images.shape[1],
                              backbone=config.backbone).to(device)
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
-    batches = math.ceil(len(task.train_labels) / config.batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * batches)
-    started, losses, step = time.perf_counter(), [], 0
-    for epoch in range(config.epochs):
-        network.train()
-        order = torch.randperm(len(task.train_labels), generator=generator)
-        total = 0.0
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start:start + config.batch_size]
-            if len(batch) < 2:
-                continue
-            images = task.train_images[batch].float().to(device)
-            loss = _loss(network, images, task.train_labels[batch].to(device), step, config, generator)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += loss.item() * len(batch)
-            step += 1
-        losses.append(total / len(order))
-        if progress:
-            print(f"  {method}, seed {seed}: epoch {epoch + 1}/{config.epochs}, loss {losses[-1]:.4f}", flush=True)
-    network.eval()
+    started = time.perf_counter()
+
+    def batch_loss(batch: torch.Tensor, step: int) -> torch.Tensor:
+        images = task.train_images[batch].float().to(device)
+        return _loss(network, images, task.train_labels[batch].to(device), step, config, generator)
+
+    losses = train_epochs(network, batch_loss, examples=len(task.train_labels), epochs=config.epochs,
+                          batch_size=config.batch_size, learning_rate=config.learning_rate, generator=generator,
+                          progress=f"{method}, seed {seed}" if progress else None)
     trained = TrainedHasher(network, seed, losses, time.perf_counter() - started)
     if method == "crpca":
         trained.pca_tree = ddtl.RepeatedPCATree(config.tree_depth).fit(

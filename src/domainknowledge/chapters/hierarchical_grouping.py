@@ -11,7 +11,6 @@ random greyscale with p = 0.5 for colour images) and minimises
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from torch import nn
 from domainknowledge import metrics
 from domainknowledge.experiment import describe_profiles as describe_config_profiles
 from domainknowledge.principles import hierarchical_grouping as dhog
-from domainknowledge.training import as_image_tensor
+from domainknowledge.training import as_image_tensor, train_epochs
 
 __all__ = ["CONFIGS", "DATASETS", "ClusteringTask", "Config", "DHOGNetwork", "ResidualBlock", "TrainedClusterer",
            "augmentation_agreement", "centre_view", "clustering_views",
@@ -244,35 +243,22 @@ def train_clusterer(task: ClusteringTask, config: Config, *, alpha: float, seed:
     generator = torch.Generator().manual_seed(seed)
     network = DHOGNetwork(task.train_images.shape[1], config.channels, config.heads, task.num_classes,
                           config.hidden).to(device)
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
-    batches = math.ceil(len(task.train_labels) / config.batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * batches)
-    started, losses = time.perf_counter(), []
-    for epoch in range(config.epochs):
-        network.train()
-        order = torch.randperm(len(task.train_labels), generator=generator)
-        total = 0.0
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start:start + config.batch_size]
-            if len(batch) < 2:
-                continue
-            views = clustering_views(task.train_images[batch], config.augmentations, config.crop, generator)
-            stacked = torch.cat(views).to(device)
-            per_head = [head.chunk(config.augmentations) for head in network(stacked)]       # views[i][a]
-            loss = -dhog.pull_term(per_head)
-            if alpha > 0:
-                push_views = ([head.chunk(config.augmentations) for head in network(stacked, detach_trunk=True)]
-                              if config.detach_trunk_on_push else per_head)
-                loss = loss + alpha * dhog.push_term(push_views)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += loss.item() * len(batch)
-        losses.append(total / len(order))
-        if progress:
-            print(f"  alpha {alpha}, seed {seed}: epoch {epoch + 1}/{config.epochs}, loss {losses[-1]:.4f}", flush=True)
-    network.eval()
+    started = time.perf_counter()
+
+    def batch_loss(batch: torch.Tensor, step: int) -> torch.Tensor:
+        views = clustering_views(task.train_images[batch], config.augmentations, config.crop, generator)
+        stacked = torch.cat(views).to(device)
+        per_head = [head.chunk(config.augmentations) for head in network(stacked)]       # views[i][a]
+        loss = -dhog.pull_term(per_head)
+        if alpha > 0:
+            push_views = ([head.chunk(config.augmentations) for head in network(stacked, detach_trunk=True)]
+                          if config.detach_trunk_on_push else per_head)
+            loss = loss + alpha * dhog.push_term(push_views)
+        return loss
+
+    losses = train_epochs(network, batch_loss, examples=len(task.train_labels), epochs=config.epochs,
+                          batch_size=config.batch_size, learning_rate=config.learning_rate, generator=generator,
+                          progress=f"alpha {alpha}, seed {seed}" if progress else None)
     return TrainedClusterer(network, alpha, seed, losses, time.perf_counter() - started)
 
 
