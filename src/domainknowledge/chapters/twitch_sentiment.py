@@ -42,7 +42,7 @@ from domainknowledge.principles import weak_labels
 from domainknowledge.significance import randomized_matched_pair_test
 
 __all__ = ["CONFIGS", "LEXICON_COMBINATIONS", "SOURCES", "ChatTask", "Config", "PreparedCorpus", "TrainedCNN",
-           "baseline_predictions", "classification_scores", "cnn_summary", "describe_profiles",
+           "baseline_predictions", "classification_scores", "describe_profiles",
            "example_messages", "expected_baseline_scores", "hidden_strength_sweep", "labeller_row", "lexicon_ablation", "lexicon_summary", "load_task", "method_table",
            "no_signal_behaviour", "predict", "prediction_counts", "prepare_corpus", "run_cnn_experiment",
            "scores_from_confusion", "signal_confusions", "soft_cross_entropy", "TokenTensors", "train_weak_label_cnn",
@@ -470,12 +470,6 @@ def run_cnn_experiment(prepared: PreparedCorpus, config: Config, seeds: Sequence
             rows.append({"masking_probability": probability, "seed": seed, **_evaluation_row(predicted, prepared.gold),
                          "best_step": trained.best_step, "seconds": trained.seconds})
     return pd.DataFrame(rows), predictions
-
-
-def cnn_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of each score, per masking probability."""
-    scores = [c for c in runs.columns if c not in ("masking_probability", "seed")]
-    return runs.groupby("masking_probability")[scores].agg(["mean", "std"])
 
 
 def labeller_row(predicted: np.ndarray, prepared: PreparedCorpus) -> dict[str, float]:
