@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from domainknowledge import metrics
 from domainknowledge.chapters import multitask_aesthetics as M
 from domainknowledge.data.bundled import DataNotFoundError
 from domainknowledge.principles import distortions, pretext
@@ -48,9 +49,9 @@ def test_distortion_groups_hold_the_original_and_sorted_variants():
 
 def test_score_metrics_known_answers():
     truth = np.array([3.0, 4.0, 6.0, 7.0])
-    perfect = M.score_metrics(truth, truth)
+    perfect = metrics.aesthetic_score_metrics(truth, truth)
     assert perfect == {"pearson": pytest.approx(1.0), "spearman": pytest.approx(1.0), "accuracy": 1.0, "mae": 0.0}
-    flipped = M.score_metrics(truth[::-1].copy(), truth)
+    flipped = metrics.aesthetic_score_metrics(truth[::-1].copy(), truth)
     assert flipped["spearman"] == pytest.approx(-1.0) and flipped["accuracy"] == 0.0 and flipped["mae"] == 3.0
 
 

@@ -19,7 +19,8 @@ Sections:
   :func:`mean_average_precision_at_k` (Eq. 3.19), :func:`hamming_nearest_neighbour_accuracy` and
   :func:`hash_code_quality` (Table 3.5);
 * clustering (Darlow 2022, Sec. 4.4): :func:`hungarian_mapping`, :func:`hungarian_accuracy`,
-  :func:`normalized_mutual_information`, :func:`adjusted_rand_index`.
+  :func:`normalized_mutual_information`, :func:`adjusted_rand_index`;
+* aesthetic scores (Kobs 2023, Sec. 16.2.6): :func:`aesthetic_score_metrics`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import math
 
 import numpy as np
 
-__all__ = ["absolute_errors", "accuracy", "adjusted_rand_index", "hungarian_accuracy", "hungarian_mapping",
+__all__ = ["absolute_errors", "accuracy", "adjusted_rand_index", "aesthetic_score_metrics", "hungarian_accuracy", "hungarian_mapping",
            "normalized_mutual_information", "confusion_counts", "correct_per_example", "expected_confusion",
            "f1_per_class", "failed_superclass_accuracy", "hamming_nearest_neighbour_accuracy", "hash_code_quality",
            "macro_f1", "mean_average_precision_at_k", "retrieval_ranking", "macro_recall", "mean_absolute_error",
@@ -388,3 +389,22 @@ def adjusted_rand_index(first, second) -> float:
 
     first, second = _paired(first, second)
     return float(adjusted_rand_score(second, first))
+
+
+# --- aesthetic scores (Kobs 2023, Sec. 16.2.6) ---------------------------------------------------------
+
+
+def aesthetic_score_metrics(predicted_mean, true_mean, threshold: float = 5.0) -> dict[str, float]:
+    """Pearson and Spearman correlation, accuracy of the scores binarised at ``threshold`` (above: aesthetic)
+    and MAE between predicted and true mean scores ``(N,)``, as Kobs (2023, Sec. 16.2.6) reports them for
+    AVA. A constant prediction has no correlation (0 here, undefined in SciPy)."""
+    from scipy import stats
+
+    predicted, true = np.asarray(predicted_mean, dtype=np.float64), np.asarray(true_mean, dtype=np.float64)
+    if predicted.shape != true.shape or predicted.ndim != 1 or predicted.size < 3:
+        raise ValueError(f"need two equal-length vectors of at least 3 scores, got {predicted.shape} and {true.shape}")
+    constant = predicted.std() == 0
+    return {"pearson": 0.0 if constant else float(stats.pearsonr(predicted, true)[0]),
+            "spearman": 0.0 if constant else float(stats.spearmanr(predicted, true)[0]),
+            "accuracy": float(np.mean((predicted > threshold) == (true > threshold))),
+            "mae": float(np.mean(np.abs(predicted - true)))}

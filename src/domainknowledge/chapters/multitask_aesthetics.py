@@ -12,7 +12,7 @@ The chapter runs, at every profile through the same code:
    all layers with the learning rate halved on plateaus and early stopping (:func:`finetune`,
    :func:`run_finetuning`), over several seeds and labelled-data fractions;
 3. **Evaluation** (Sec. 16.2.6): Pearson, Spearman, accuracy of the score binarised at 5 and MAE of the mean
-   score (:func:`score_metrics`), one-sided Wilcoxon tests against the ImageNet initialisation
+   score (:func:`domainknowledge.metrics.aesthetic_score_metrics`), one-sided Wilcoxon tests against the ImageNet initialisation
    (:func:`wilcoxon_against`), the distortion-classification accuracy of Table 16.4
    (:func:`distortion_classification_accuracy`) and the regression outputs of Fig. 16.4
    (:func:`regression_outputs`).
@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import stats
 
+from domainknowledge import metrics
 from domainknowledge.data.bundled import DataNotFoundError, load_photos
 from domainknowledge.data.synthetic import aesthetics as aesthetics_data
 from domainknowledge.experiment import describe_profiles as describe_config_profiles
@@ -48,7 +49,7 @@ __all__ = ["CONFIGS", "DATA_LAYOUT", "INITIALISATIONS", "PHOTOS", "PRETEXT_METHO
            "FinetuningConfig", "PretrainingConfig", "Pretrained", "constant_prediction_metrics", "constant_score_ranking_loss", "describe_profiles",
            "deviations_markdown", "distortion_classification_accuracy",
            "finetune", "load_aesthetics", "load_pretraining_images", "load_tid2013", "make_distortion_groups",
-           "regression_outputs", "run_finetuning", "run_pretraining", "run_seeds", "score_metrics", "summary_table",
+           "regression_outputs", "run_finetuning", "run_pretraining", "run_seeds", "summary_table",
            "wilcoxon_against"]
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "china", "flower")
@@ -558,19 +559,6 @@ def predict_distributions(model: NimaModel, images: torch.Tensor, batch_size: in
                       for s in range(0, images.shape[0], batch_size)])
 
 
-def score_metrics(predicted_mean, true_mean, threshold: float = 5.0) -> dict[str, float]:
-    """Sec. 16.2.6: Pearson and Spearman correlation, accuracy of the scores binarised at ``threshold`` (above: aesthetic),
-    and MAE between predicted and true mean scores ``(N,)``."""
-    predicted, true = np.asarray(predicted_mean, dtype=np.float64), np.asarray(true_mean, dtype=np.float64)
-    if predicted.shape != true.shape or predicted.ndim != 1 or predicted.size < 3:
-        raise ValueError(f"need two equal-length vectors of at least 3 scores, got {predicted.shape} and {true.shape}")
-    constant = predicted.std() == 0
-    return {"pearson": 0.0 if constant else float(stats.pearsonr(predicted, true)[0]),
-            "spearman": 0.0 if constant else float(stats.spearmanr(predicted, true)[0]),
-            "accuracy": float(np.mean((predicted > threshold) == (true > threshold))),
-            "mae": float(np.mean(np.abs(predicted - true)))}
-
-
 def finetune(initialisation: str, task: AestheticsTask, config: Config, pretrained: dict[str, Pretrained], *, seed: int,
              device="cpu", extra_tests: dict | None = None) -> dict:
     """Fine-tune one initialisation with NIMA's head and the EMD loss (Sec. 16.2.5); returns the test metrics, the
@@ -650,9 +638,10 @@ def finetune(initialisation: str, task: AestheticsTask, config: Config, pretrain
     truth = task.mean_scores["test"]
     extra = {}
     for name, (images, scores) in (extra_tests or {}).items():
-        values = score_metrics(pretext.mean_score(predict_distributions(model, images, device=device)).numpy(), scores)
+        predicted_scores = pretext.mean_score(predict_distributions(model, images, device=device)).numpy()
+        values = metrics.aesthetic_score_metrics(predicted_scores, scores)
         extra.update({f"{name}_{metric}": values[metric] for metric in ("pearson", "spearman", "mae")})
-    return {"initialisation": initialisation, "seed": seed, **score_metrics(predicted, truth), **extra,
+    return {"initialisation": initialisation, "seed": seed, **metrics.aesthetic_score_metrics(predicted, truth), **extra,
             "epochs": epoch, "head_epochs": head_epochs, "best_epoch": best_epoch,
             "stopped_early": epoch < settings.max_epochs, "validation_emd": best_loss,
             "seconds": time.perf_counter() - started, "absolute_errors": np.abs(predicted - truth),
@@ -829,9 +818,9 @@ def plot_fraction_curves(results: pd.DataFrame, initialisations, title: str | No
 
     from domainknowledge.plots import BOOK_COLORS
 
-    metrics = (("accuracy", "Accuracy"), ("pearson", "Pearson (LCC)"), ("spearman", "Spearman (SRCC)"), ("mae", "MAE"))
+    panels = (("accuracy", "Accuracy"), ("pearson", "Pearson (LCC)"), ("spearman", "Spearman (SRCC)"), ("mae", "MAE"))
     fig, axes = plt.subplots(1, 4, figsize=(12.5, 3.0))
-    for ax, (metric, label) in zip(axes, metrics):
+    for ax, (metric, label) in zip(axes, panels):
         for initialisation, color in zip(initialisations, BOOK_COLORS):
             rows = results[results["initialisation"] == initialisation].groupby("fraction")[metric]
             x = rows.mean().index.to_numpy(dtype=float) * 100
@@ -979,4 +968,4 @@ def constant_prediction_metrics(task: AestheticsTask) -> dict[str, float]:
     Its Pearson and Spearman correlations are undefined (reported as 0); its accuracy is the share of the test
     images on the training mean's side of 5, and its MAE the mean absolute deviation from that mean."""
     constant = np.full_like(task.mean_scores["test"], task.mean_scores["train"].mean())
-    return score_metrics(constant, task.mean_scores["test"])
+    return metrics.aesthetic_score_metrics(constant, task.mean_scores["test"])
