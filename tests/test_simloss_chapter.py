@@ -107,12 +107,6 @@ def test_fashion_superclasses_cover_every_class_once():
     assert sorted(members) == sorted(FASHION_MNIST_CLASSES)
 
 
-def test_the_algebraic_facts_of_section_14_1():
-    assert simloss.cross_entropy_identity_gap() < 1e-12
-    gaps = simloss.gradient_equivalence_gap()
-    assert gaps["max_gradient_difference"] < 1e-12 and gaps["offset_error"] < 1e-10 and gaps["offset"] > 0
-
-
 def test_the_paper_profile_runs_the_same_code_on_the_thesis_formats(tmp_path):
     """The paper Config on tiny fakes of UTKFace and CIFAR-100: 60 x 60 RGB, thesis widths, per-run tests."""
     from tests.test_real_data import write_cifar100, write_jpeg

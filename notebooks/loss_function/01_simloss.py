@@ -104,8 +104,8 @@ dk.experiment.profile_table(simloss.CONFIGS, run.profile)
 # (float64).
 
 # %%
-identity_gap = run.glue("simloss_identity_gap", simloss.cross_entropy_identity_gap(seed=seed))
-gradient_check = simloss.gradient_equivalence_gap(reduction_factor=0.8, seed=seed)
+identity_gap = run.glue("simloss_identity_gap", losses.cross_entropy_identity_gap(seed=seed))
+gradient_check = losses.gradient_equivalence_gap(reduction_factor=0.8, seed=seed)
 run.glue("simloss_gradient_gap", float(gradient_check["max_gradient_difference"]))
 run.glue("simloss_offset_error", float(gradient_check["offset_error"]))
 pd.Series({"max |SimLoss(S = I) - cross-entropy|": identity_gap, **gradient_check}, name="float64")

@@ -24,19 +24,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from domainknowledge import metrics
 from domainknowledge.experiment import describe_profiles as describe_config_profiles
 from domainknowledge.data.splits import per_class_split, random_split
 from domainknowledge.models.cnn import LeNet, NiuCNN, Standardize
-from domainknowledge.principles.losses import SimLoss, ordinal_similarity, probability_matrix_loss, simloss
+from domainknowledge.principles.losses import SimLoss, ordinal_similarity
 from domainknowledge.training import TrainingConfig, as_image_tensor, predict_proba, train_classifier
 
 __all__ = ["AGE_DATASETS", "CONFIGS", "FASHION_SUPERCLASSES", "FOCUS_AGE", "SEMANTIC_DATASETS", "AgeTask",
            "Config", "SemanticTask", "Sweep", "best_on_validation", "class_name_embeddings",
-           "collapse_statistics", "cross_entropy_identity_gap", "describe_profiles", "example_images",
-           "gradient_equivalence_gap", "label_distribution", "load_age_task", "load_semantic_task",
+           "collapse_statistics", "describe_profiles", "example_images",
+           "label_distribution", "load_age_task", "load_semantic_task",
            "mean_predicted_distribution", "p_value_against_baseline", "results_table", "run_ordinal_sweep", "run_seeds",
            "run_semantic_sweep", "significance_tests", "summary_means", "superclass_similarity_contrast"]
 
@@ -559,44 +558,3 @@ def collapse_statistics(sweep: Sweep) -> pd.DataFrame:
                                                              for r in runs])),
                      "output_perplexity": metrics.perplexity(mean_predicted_distribution(sweep, value))})
     return pd.DataFrame(rows).set_index(sweep.parameter)
-
-
-# --- the two algebraic facts of Sec. 14.1 -----------------------------------------------------------------
-
-
-def _random_batch(num_classes: int, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    logits = 3.0 * torch.randn(batch_size, num_classes, generator=generator, dtype=torch.float64)
-    targets = torch.randint(num_classes, (batch_size,), generator=generator)
-    return logits, targets
-
-
-def cross_entropy_identity_gap(*, num_classes: int = 80, batch_size: int = 512, seed: int = 0) -> float:
-    """Max over examples of ``|SimLoss(S = I) - cross-entropy|`` on random float64 logits (Eq. 14.2 vs 14.1)."""
-    logits, targets = _random_batch(num_classes, batch_size, seed)
-    identity = torch.eye(num_classes, dtype=torch.float64)
-    ours = simloss(logits, targets, identity, reduction="none")
-    reference = F.cross_entropy(logits, targets, reduction="none")
-    return float((ours - reference).abs().max())
-
-
-def gradient_equivalence_gap(*, num_classes: int = 80, reduction_factor: float = 0.8, batch_size: int = 512,
-                             seed: int = 0) -> dict[str, float]:
-    """Compare SimLoss and the row-normalised ``L_prob`` on random float64 logits (Eqs. 14.3-14.9).
-
-    Returns the max absolute difference of the gradients w.r.t. the logits (Eq. 14.9: zero) and of
-    ``L_prob - L_SimLoss`` from the constant ``mean_i log(sum_c S[y_i, c])`` of Eq. 14.7 (zero), plus
-    that constant.
-    """
-    logits, targets = _random_batch(num_classes, batch_size, seed)
-    similarity = ordinal_similarity(num_classes, reduction_factor).double()
-    gradients, values = [], []
-    for loss_function in (simloss, probability_matrix_loss):
-        leaf = logits.clone().requires_grad_(True)
-        value = loss_function(leaf, targets, similarity)
-        value.backward()
-        gradients.append(leaf.grad)
-        values.append(value.item())
-    constant = float(torch.log(similarity.sum(dim=1))[targets].mean())
-    return {"max_gradient_difference": float((gradients[0] - gradients[1]).abs().max()),
-            "offset_error": abs((values[1] - values[0]) - constant), "offset": constant}

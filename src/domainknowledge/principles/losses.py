@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SimLoss", "check_similarity_matrix", "cosine_similarity_matrix", "ordinal_similarity",
-           "probability_matrix_loss", "semantic_similarity", "simloss"]
+__all__ = ["SimLoss", "check_similarity_matrix", "cosine_similarity_matrix", "cross_entropy_identity_gap",
+           "gradient_equivalence_gap", "ordinal_similarity", "probability_matrix_loss", "semantic_similarity",
+           "simloss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -187,3 +188,44 @@ def semantic_similarity(embeddings, lower_bound: float) -> torch.Tensor:
     scaled = np.maximum(similarity - lower_bound, 0.0) / (1.0 - lower_bound)
     np.fill_diagonal(scaled, 1.0)
     return torch.from_numpy(np.clip(scaled, 0.0, 1.0)).float()
+
+
+# --- the two algebraic facts of Sec. 14.1 -----------------------------------------------------------------
+
+
+def _random_batch(num_classes: int, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    logits = 3.0 * torch.randn(batch_size, num_classes, generator=generator, dtype=torch.float64)
+    targets = torch.randint(num_classes, (batch_size,), generator=generator)
+    return logits, targets
+
+
+def cross_entropy_identity_gap(*, num_classes: int = 80, batch_size: int = 512, seed: int = 0) -> float:
+    """Max over examples of ``|SimLoss(S = I) - cross-entropy|`` on random float64 logits (Eq. 14.2 vs 14.1)."""
+    logits, targets = _random_batch(num_classes, batch_size, seed)
+    identity = torch.eye(num_classes, dtype=torch.float64)
+    ours = simloss(logits, targets, identity, reduction="none")
+    reference = F.cross_entropy(logits, targets, reduction="none")
+    return float((ours - reference).abs().max())
+
+
+def gradient_equivalence_gap(*, num_classes: int = 80, reduction_factor: float = 0.8, batch_size: int = 512,
+                             seed: int = 0) -> dict[str, float]:
+    """Compare SimLoss and the row-normalised ``L_prob`` on random float64 logits (Eqs. 14.3-14.9).
+
+    Returns the max absolute difference of the gradients w.r.t. the logits (Eq. 14.9: zero) and of
+    ``L_prob - L_SimLoss`` from the constant ``mean_i log(sum_c S[y_i, c])`` of Eq. 14.7 (zero), plus
+    that constant.
+    """
+    logits, targets = _random_batch(num_classes, batch_size, seed)
+    similarity = ordinal_similarity(num_classes, reduction_factor).double()
+    gradients, values = [], []
+    for loss_function in (simloss, probability_matrix_loss):
+        leaf = logits.clone().requires_grad_(True)
+        value = loss_function(leaf, targets, similarity)
+        value.backward()
+        gradients.append(leaf.grad)
+        values.append(value.item())
+    constant = float(torch.log(similarity.sum(dim=1))[targets].mean())
+    return {"max_gradient_difference": float((gradients[0] - gradients[1]).abs().max()),
+            "offset_error": abs((values[1] - values[0]) - constant), "offset": constant}
