@@ -91,3 +91,12 @@ def test_each_pairwise_loss_learns_class_codes_on_free_parameters(loss):
 def test_pairwise_losses_need_two_examples():
     with pytest.raises(ValueError, match="at least two"):
         hb.dsh_loss(torch.zeros(1, 4), torch.tensor([0]))
+
+
+def test_dtsh_samples_at_most_max_triplets_and_matches_all_triplets_when_few():
+    torch.manual_seed(0)
+    u, labels = torch.randn(12, 6), torch.arange(12) % 3
+    full = hb.dtsh_loss(u, labels, max_triplets=None)
+    assert hb.dtsh_loss(u, labels, max_triplets=10_000).item() == pytest.approx(full.item())   # 12*3*8 < 10,000
+    sampled = hb.dtsh_loss(u, labels, max_triplets=50)
+    assert abs(sampled.item() - full.item()) < 0.5 * full.item()

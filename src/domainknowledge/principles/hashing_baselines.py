@@ -154,11 +154,14 @@ def dch_loss(outputs: torch.Tensor, labels: torch.Tensor, gamma: float = 20.0, q
     return cauchy + quantisation * torch.log1p(to_binary / gamma).mean()
 
 
-def dtsh_loss(outputs: torch.Tensor, labels: torch.Tensor, margin: float = 5.0, quantisation: float = 1.0) -> torch.Tensor:
-    """DTSH: the mean over all triplets (anchor ``i``, positive ``j`` of its class, negative ``k`` of another
-    class) of ``-log sigmoid(theta_ij - theta_ik - margin)`` with ``theta_ij = u_i . u_j / 2``, plus ``quantisation * mean((u - sign(u))^2)``;
-    ``margin = 5`` and ``quantisation = 1`` are this book's defaults. A batch without a valid triplet gives
-    only the quantisation term."""
+def dtsh_loss(outputs: torch.Tensor, labels: torch.Tensor, margin: float = 5.0, quantisation: float = 1.0,
+              max_triplets: int | None = 20_000) -> torch.Tensor:
+    """DTSH: the mean over triplets (anchor ``i``, positive ``j`` of its class, negative ``k`` of another
+    class) of ``-log sigmoid(theta_ij - theta_ik - margin)`` with ``theta_ij = u_i . u_j / 2``, plus
+    ``quantisation * mean((u - sign(u))^2)``; ``margin = 5`` and ``quantisation = 1`` are this book's defaults.
+    A batch has ``O(B^3)`` triplets; as Wang et al. sample their triplet set, at most ``max_triplets`` of the
+    valid ones are drawn uniformly (torch's global generator; ``None`` keeps all). A batch without a valid
+    triplet gives only the quantisation term."""
     _check(outputs, labels)
     theta = 0.5 * outputs @ outputs.T
     similar = pair_similarity(labels).bool() & _off_diagonal(len(labels), outputs.device)
@@ -167,5 +170,9 @@ def dtsh_loss(outputs: torch.Tensor, labels: torch.Tensor, margin: float = 5.0, 
     quantisation_term = quantisation * (outputs - outputs.sign().detach()).pow(2).mean()
     if not valid.any():
         return quantisation_term
-    gap = theta[:, :, None] - theta[:, None, :] - margin                            # theta_ij - theta_ik - margin
-    return F.softplus(-gap)[valid].mean() + quantisation_term
+    anchors, positives, negatives = valid.nonzero(as_tuple=True)
+    if max_triplets is not None and len(anchors) > max_triplets:
+        keep = torch.randperm(len(anchors), device=outputs.device)[:max_triplets]
+        anchors, positives, negatives = anchors[keep], positives[keep], negatives[keep]
+    gap = theta[anchors, positives] - theta[anchors, negatives] - margin               # theta_ij - theta_ik - margin
+    return F.softplus(-gap).mean() + quantisation_term
