@@ -74,3 +74,30 @@ def test_a_collapsed_head_has_no_augmentation_agreement(task):
     trained = ch.TrainedClusterer(network, 0.0, 0, [], 0.0)
     agreement = ch.augmentation_agreement(trained, task.train_images[:60], TINY, seed=0)
     assert agreement[0] == 0.0                        # scikit-learn alone would say 1.0 for two constant labelings
+
+
+def test_exemplars_are_the_most_probable_images_of_each_cluster(task):
+    network = ch.DHOGNetwork(3, TINY.channels, TINY.heads, 10, TINY.hidden)
+    trained = ch.TrainedClusterer(network, 0.0, 0, [], 0.0)
+    images = task.train_images[:40]
+    probabilities = ch.predict_probabilities(trained, images, TINY.crop)
+    assert probabilities.shape == (TINY.heads, 40, 10)
+    assert np.allclose(probabilities.sum(axis=2), 1.0, atol=1e-5)
+    assert (ch.predict_clusters(trained, images, TINY.crop) == probabilities.argmax(axis=2)).all()
+    exemplars = ch.cluster_exemplars(trained, images, head=2, crop=TINY.crop, top=3)
+    assert exemplars.shape == (10, 3)
+    for cluster, chosen in enumerate(exemplars):
+        column = probabilities[1, :, cluster]
+        assert np.allclose(column[chosen], np.sort(column)[::-1][:3])      # the three highest, in order
+    with pytest.raises(ValueError, match="head must be between 1 and 4"):
+        ch.cluster_exemplars(trained, images, head=5, crop=TINY.crop)
+    with pytest.raises(ValueError, match="top must be between 1 and the number of images"):
+        ch.cluster_exemplars(trained, images, head=1, crop=TINY.crop, top=41)
+
+
+def test_first_stride_halves_the_trunk_resolution():
+    network = ch.DHOGNetwork(1, (4, 4, 8, 8), heads=4, clusters=3, hidden=8, first_stride=2)
+    assert network.trunk[0](torch.rand(2, 1, 16, 16)).shape == (2, 4, 8, 8)
+    with pytest.raises(ValueError, match="first_stride"):
+        dataclasses.replace(TINY, first_stride=3)
+    assert ch.is_collapsed(np.zeros(5, dtype=int)) and not ch.is_collapsed(np.array([0, 1, 0]))

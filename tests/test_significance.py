@@ -53,3 +53,15 @@ def test_macro_f1_is_supported_and_shapes_are_checked():
         randomized_matched_pair_test(y, y[:3], y, accuracy)
     with pytest.raises(ValueError, match="iterations"):
         randomized_matched_pair_test(y, y, y, accuracy, iterations=0)
+
+
+def test_seed_spread_rule_needs_a_gap_wider_than_the_noise():
+    from domainknowledge.significance import exceeds_seed_spread
+
+    # means 0.6 vs 0.5; sd 0.1 (0.5, 0.6, 0.7) and 0.0: the gap 0.1 does not exceed the spread 0.1
+    assert not exceeds_seed_spread([0.5, 0.6, 0.7], [0.5, 0.5, 0.5])
+    assert exceeds_seed_spread([0.65, 0.7, 0.75], [0.5, 0.5, 0.5])    # gap 0.2 > sd 0.05
+    assert not exceeds_seed_spread([0.5, 0.5], [0.65, 0.7, 0.75])      # the wrong direction never holds
+    assert exceeds_seed_spread([0.51], [0.5])                          # single runs: a plain comparison
+    with pytest.raises(ValueError, match="at least one run"):
+        exceeds_seed_spread([], [0.5])

@@ -176,7 +176,12 @@ plt.show()
 
 # %% [markdown]
 # Without the push term nothing stops the heads from converging to one solution; with it, each head is
-# driven away from the groupings before it.
+# driven away from the groupings before it. The push term has a trivial minimiser, though: a head that puts
+# every image in one cluster shares no information with any other head. The table counts such collapsed
+# heads (on the test set) per data set and $\alpha$, summed over seeds.
+
+# %%
+per_head.groupby(["dataset", "alpha"])["collapsed"].sum().unstack("alpha").rename_axis(columns="alpha")
 #
 # ### Which grouping does each head find? (tinted digits)
 
@@ -211,13 +216,37 @@ for ax, alpha in zip(np.atleast_1d(axes), config.alphas):
 plt.show()
 
 # %% [markdown]
+# ### What an early and a late head group together (Table 4.3)
+#
+# For the first data set and seed, trained with the push term: each row is one cluster; the first image is
+# the mean of the ten images with the highest probability of that cluster, followed by those ten, most
+# probable first. The thesis' reading on CIFAR-10 is that an early head ($i = 2$) groups by similar pixel
+# values, a late head ($i = 8$) less so.
+
+# %%
+push_alpha = max(config.alphas)
+model = trained_models[(first_name, push_alpha, seeds[0])]
+for head in (2, config.heads):
+    exemplars = chapter.cluster_exemplars(model, task.train_images, head=head, crop=config.crop, device=run.device)
+    pictures = task.train_images.numpy().transpose(0, 2, 3, 1)           # (N, H, W, C)
+    pictures = pictures[..., 0] if pictures.shape[-1] == 1 else pictures
+    rows = [np.concatenate([pictures[chosen].astype(float).mean(axis=0, keepdims=True), pictures[chosen]])
+            for chosen in exemplars]
+    titles = sum(([f"cluster {c}: mean"] + [""] * exemplars.shape[1] for c in range(len(exemplars))), [])
+    dk.plots.plot_image_grid(np.concatenate(rows), titles, columns=exemplars.shape[1] + 1,
+                             title=f"{task.name}, alpha = {push_alpha}, head {head}")
+    plt.show()
+
+# %% [markdown]
 # (sec-dhog-deviations)=
 # ## Deviations from the thesis
 #
 # - **Data.** Fashion-MNIST and tinted digits at `smoke` and `cpu`, subsampled; the thesis clusters CIFAR-10,
 #   CIFAR-100-20, CINIC-10, SVHN and STL-10 (the `paper` profile runs CIFAR-10).
-# - **Network and training.** At `cpu` the residual blocks are 8-32 channels wide instead of 64-512, heads
-#   have a smaller hidden layer, and training lasts a few epochs instead of 1,000; IIC-style objectives
+# - **Network and training.** At `cpu` the residual blocks are 8-32 channels wide instead of 64-512, the
+#   first block has stride 2 (a quarter of the cost of every block; in trials it also learned faster than
+#   stride 1 at this budget), heads have a smaller hidden layer, and training lasts a few epochs instead of
+#   1,000; IIC-style objectives
 #   improve for hundreds of epochs, so the numbers here are early in training. The thesis states no
 #   optimiser or learning rate; we use Adam with cosine annealing.
 # - **Augmentation.** Random crops, flips, brightness-contrast jitter and random greyscale; the Fast
@@ -228,16 +257,28 @@ plt.show()
 #
 # ## Claims
 #
-# Verdict rules, fixed before the run: a difference between $\alpha = 0.05$ and $\alpha = 0$ must hold for
-# the mean over seeds of the unsupervised-selected head, on every data set with labels.
+# Verdict rules, fixed before the run: for the unsupervised-selected head, the mean over seeds with
+# $\alpha = 0.05$ must exceed the mean with $\alpha = 0$ by more than the larger standard deviation over seeds
+# of the two (`dk.significance.exceeds_seed_spread`), on every data set; a gap inside the seed spread is not
+# read as an effect.
 
 # %%
+push, pull_only = max(config.alphas), min(config.alphas)
+datasets = [task.name for task in tasks.values()]
+
+
 def mean_of(frame, dataset, alpha, column):
     return float(frame.query("dataset == @dataset and alpha == @alpha")[column].mean())
 
 
-push, pull_only = max(config.alphas), min(config.alphas)
-datasets = [task.name for task in tasks.values()]
+def push_beats_pull(frame, column):
+    """Whether, on every data set, the selected heads with the push term beat those without by more than
+    the seed spread in ``column``."""
+    return all(dk.significance.exceeds_seed_spread(frame.query("dataset == @d and alpha == @push")[column],
+                                                   frame.query("dataset == @d and alpha == @pull_only")[column])
+               for d in datasets)
+
+
 mi_rows = {d: (mean_of(unsupervised, d, pull_only, "augmentation_nmi"), mean_of(unsupervised, d, push, "augmentation_nmi"))
            for d in datasets}
 run.claim(
@@ -245,7 +286,7 @@ run.claim(
     statement="With the push term the selected head reaches a higher NMI between augmentations on the training set than without it",
     source="Table 4.2", thesis_value="CIFAR-10: 0.7994 vs 0.7292 (higher on 4 of 5 data sets)",
     measured="; ".join(f"{d}: {b:.3f} vs {a:.3f}" for d, (a, b) in mi_rows.items()),
-    holds=all(b > a for a, b in mi_rows.values()))
+    holds=push_beats_pull(unsupervised, "augmentation_nmi"))
 
 accuracy_rows = {d: (mean_of(unsupervised, d, pull_only, "accuracy"), mean_of(unsupervised, d, push, "accuracy"))
                  for d in datasets}
@@ -254,13 +295,17 @@ run.claim(
     statement="With the push term the unsupervised-selected head clusters the test set more accurately than without it",
     source="Table 4.1", thesis_value="CIFAR-10: 66.61 vs 57.49 %",
     measured="; ".join(f"{d}: {100 * b:.1f} vs {100 * a:.1f} %" for d, (a, b) in accuracy_rows.items()),
-    holds=all(b > a for a, b in accuracy_rows.values()))
+    holds=push_beats_pull(unsupervised, "accuracy"))
+
+def head_spreads(alpha):
+    """Per data set and seed, the standard deviation of test accuracy across heads 2..k (the heads that the
+    push term compares with earlier ones)."""
+    later = per_head[(per_head["head"] >= 2) & (per_head["alpha"] == alpha)]
+    return later.groupby(["dataset", "seed"])["accuracy"].std()
+
 
 def head_spread(alpha):
-    """Mean over data sets and seeds of the standard deviation of test accuracy across heads 2..k (the heads
-    that the push term compares with earlier ones)."""
-    later = per_head[(per_head["head"] >= 2) & (per_head["alpha"] == alpha)]
-    return float(later.groupby(["dataset", "seed"])["accuracy"].std().mean())
+    return float(head_spreads(alpha).mean())
 
 
 run.claim(
@@ -268,7 +313,7 @@ run.claim(
     statement="Without the push term the heads converge to similar solutions: the accuracies of heads 2..k vary less across heads than with it",
     source="Fig. 4.3", thesis_value="qualitative (curves of heads 1-8)",
     measured=f"std of accuracy across heads 2..{config.heads}: {head_spread(pull_only):.3f} (alpha = 0) vs {head_spread(push):.3f}",
-    holds=head_spread(pull_only) < head_spread(push));
+    holds=dk.significance.exceeds_seed_spread(head_spreads(push), head_spreads(pull_only)));
 
 # %%
 run.finish();

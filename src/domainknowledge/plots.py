@@ -8,6 +8,10 @@ SimLoss chapter (Kobs 2023, Ch. 14):
 * :func:`plot_mean_distributions`: mean predicted class distributions (Fig. 14.2a/b);
 * :func:`plot_similarity_matrix`: a class-similarity matrix as a heat map with class names;
 * :func:`plot_image_grid`: example images with titles (e.g. a stand-in data set by age).
+
+Decision-tree hashing chapter (Darlow 2022, Ch. 3):
+
+* :func:`plot_tree_exploration`: a hashing tree read as a map of the data (Figs. 3.10-3.11).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 __all__ = ["BOOK_COLORS", "plot_image_grid", "plot_mean_distributions", "plot_similarity_matrix", "plot_sweep",
-           "use_book_style"]
+           "plot_tree_exploration", "use_book_style"]
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies
 BOOK_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -131,7 +135,8 @@ def plot_similarity_matrix(similarity, class_names: Sequence[str] | None = None,
 
 def plot_image_grid(images: np.ndarray, titles: Sequence[str], *, columns: int, title: str | None = None,
                     cmap: str = "gray"):
-    """Images ``(N, H, W)`` (grey) or ``(N, H, W, 3)`` in a grid of ``columns``, each with its title."""
+    """Images ``(N, H, W)`` (grey) or ``(N, H, W, 3)`` (RGB), integer or float in the range 0..255, in a grid of
+    ``columns``, each with its title."""
     import matplotlib.pyplot as plt
 
     images = np.asarray(images)
@@ -140,8 +145,62 @@ def plot_image_grid(images: np.ndarray, titles: Sequence[str], *, columns: int, 
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, label in zip(axes.flat, images, titles):
+        if image.ndim == 3:       # matplotlib reads float RGB as 0..1 and ignores vmin / vmax for RGB
+            image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
         ax.imshow(image, cmap=cmap if image.ndim == 2 else None, vmin=0, vmax=255)
         ax.set_title(label, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig, axes
+
+
+def plot_tree_exploration(images: np.ndarray, path_bits: np.ndarray, *, levels: int, samples: int = 4, seed: int = 0,
+                          title: str | None = None):
+    """Darlow (2022), Figs. 3.10-3.11: the first ``levels`` decisions of a hashing tree as a map of the data.
+
+    ``images`` ``(N, H, W)`` grey or ``(N, H, W, 3)`` RGB, uint8 range; ``path_bits`` ``(N, d)`` with
+    ``d >= levels``, root decision first. Row ``l = 1 .. levels - 1`` holds the ``2^l`` nodes at depth ``l``,
+    each spanning the leaf columns below it and showing the mean of the images whose path starts at that
+    node; the bottom ``samples`` rows show up to ``samples`` member images (drawn with ``seed``) of each of
+    the ``2^levels`` nodes at depth ``levels``. Every non-empty node is titled with its image count; empty
+    nodes stay blank and untitled. Returns ``(fig, axes)`` with ``axes`` a list of the drawn axes.
+    """
+    import matplotlib.pyplot as plt
+
+    from domainknowledge.principles.decision_tree_hashing import leaf_index
+
+    images, bits = np.asarray(images), np.asarray(path_bits)
+    if bits.ndim != 2 or bits.shape[1] < levels or levels < 1:
+        raise ValueError(f"path_bits must be (N, d) with d >= levels >= 1, got shape {bits.shape} and levels={levels}")
+    if len(images) != len(bits) or images.ndim not in (3, 4):
+        raise ValueError(f"images must be (N, H, W) or (N, H, W, 3) with N = {len(bits)}, got {images.shape}")
+    grey = images.ndim == 3
+
+    def show(ax, image):
+        ax.imshow(image if grey else image / 255.0, cmap="gray" if grey else None, vmin=0, vmax=255 if grey else 1)
+
+    leaves, rng = 2 ** levels, np.random.default_rng(seed)
+    fig = plt.figure(figsize=(max(6.0, 0.36 * leaves), 0.5 * (levels - 1 + samples) + 0.5))
+    grid = fig.add_gridspec(levels - 1 + samples, leaves, hspace=0.45, wspace=0.06)
+    axes = []
+    for level in range(1, levels + 1):
+        node_of, span = leaf_index(bits[:, :level]), 2 ** (levels - level)
+        for node in range(2 ** level):
+            members = np.flatnonzero(node_of == node)
+            if level < levels:
+                cells = [fig.add_subplot(grid[level - 1, node * span:(node + 1) * span])]
+                if len(members):
+                    show(cells[0], images[members].astype(float).mean(axis=0))
+            else:
+                chosen = rng.choice(members, size=min(samples, len(members)), replace=False)
+                cells = [fig.add_subplot(grid[levels - 1 + row, node]) for row in range(samples)]
+                for ax, index in zip(cells, chosen):
+                    show(ax, images[index])
+            if len(members):
+                cells[0].set_title(str(len(members)), fontsize=6, pad=1)
+            for ax in cells:
+                ax.axis("off")
+            axes += cells
     if title:
         fig.suptitle(title)
     return fig, axes

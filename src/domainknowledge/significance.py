@@ -4,6 +4,9 @@
   to compare sentiment classifiers on Macro F1 (Sec. 15.4.2). It works for any metric, including ones that
   do not decompose over examples such as Macro F1, which is why Yeh proposed it.
 
+* :func:`exceeds_seed_spread`: the verdict rule for "A beats B" when each was run with a few seeds: the
+  difference of means must exceed the larger of the two standard deviations over seeds.
+
 Per-example Wilcoxon tests live with the chapters that use them (e.g. the SimLoss chapter).
 """
 
@@ -13,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["randomized_matched_pair_test"]
+__all__ = ["exceeds_seed_spread", "randomized_matched_pair_test"]
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
@@ -47,3 +50,16 @@ def randomized_matched_pair_test(predictions_a, predictions_b, targets, metric: 
         shuffled_a[swap], shuffled_b[swap] = b[swap], a[swap]
         at_least += abs(metric(shuffled_a, y) - metric(shuffled_b, y)) >= observed - 1e-12
     return (at_least + 1) / (iterations + 1)
+
+
+def exceeds_seed_spread(higher, lower) -> bool:
+    """Whether the runs ``higher`` ``(n,)`` beat the runs ``lower`` ``(m,)`` by more than seed noise:
+    ``mean(higher) - mean(lower) > max(sd(higher), sd(lower))`` with the sample standard deviation (ddof 1;
+    a single run has none, and then the rule reduces to ``mean(higher) > mean(lower)``). With two or three
+    seeds a formal test has almost no power; this rule is the book's stated compromise: a difference smaller
+    than the spread between seeds of one method is not read as an effect."""
+    higher, lower = np.asarray(higher, dtype=float).ravel(), np.asarray(lower, dtype=float).ravel()
+    if not len(higher) or not len(lower):
+        raise ValueError("both groups need at least one run")
+    spread = max(higher.std(ddof=1) if len(higher) > 1 else 0.0, lower.std(ddof=1) if len(lower) > 1 else 0.0)
+    return bool(higher.mean() - lower.mean() > spread)

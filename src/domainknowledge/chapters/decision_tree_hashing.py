@@ -58,9 +58,10 @@ BACKBONES = ("small_cnn", "resnet34")
 class Config:
     """What one profile of the DDTL chapter runs. ``dataset`` and ``backbone`` (``small_cnn``, or the thesis'
     ``resnet34`` trained from scratch); ``train_images`` (training set = database) and
-    ``query_images`` (test queries) are drawn per class (``None`` = all); ``channels`` are the backbone's
-    three convolution widths and ``feature_dim`` its representation; ``tree_depth`` the number of tree
-    decisions (12 in the thesis); ``epochs``, ``batch_size``, ``learning_rate`` (Adam with cosine annealing,
+    ``query_images`` (test queries) in total, the same number from every class (``None`` = all); ``channels``
+    are the backbone's three convolution widths and ``feature_dim`` its representation; ``tree_depth`` the
+    number of tree decisions (12 in the thesis, about 12 training images per leaf on CIFAR-10; the small
+    profiles keep that ratio rather than the depth, see :data:`CONFIGS`); ``epochs``, ``batch_size``, ``learning_rate`` (Adam with cosine annealing,
     1e-3 in the thesis); ``temperature`` of NT-Xent (1); ``methods`` trained, ``runs`` seeds each; ``map_k``
     the rank threshold of mAP@K."""
 
@@ -92,12 +93,16 @@ class Config:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
+#: The profiles. Code quality (unique codes, entropy, bucket size) depends on how many training images share a
+#: leaf: CIFAR-10's 50,000 images over the thesis' 2^12 leaves is about 12 per leaf, and the small profiles
+#: choose the depth that keeps about that many (600 / 2^6, 2,000 / 2^7), so their codes are 4 + 6 and 4 + 7
+#: bits long instead of 4 + 12.
 CONFIGS: dict[str, Config] = {
     "smoke": Config(dataset="fashion_mnist", backbone="small_cnn", train_images=600, query_images=200, channels=(8, 16, 32),
                     feature_dim=32, tree_depth=6, epochs=1, batch_size=128, learning_rate=1e-3, temperature=1.0,
                     methods=("ddtl", "supervised_only", "dsh"), runs=1, map_k=100),
     "cpu": Config(dataset="fashion_mnist", backbone="small_cnn", train_images=2_000, query_images=500,
-                  channels=(8, 16, 32), feature_dim=64, tree_depth=12, epochs=15, batch_size=256, learning_rate=2e-3,
+                  channels=(8, 16, 32), feature_dim=64, tree_depth=7, epochs=15, batch_size=256, learning_rate=2e-3,
                   temperature=1.0, methods=METHODS, runs=2, map_k=200),
     "paper": Config(dataset="cifar10", backbone="resnet34", train_images=None, query_images=None,
                     channels=(64, 128, 256), feature_dim=512, tree_depth=12, epochs=500, batch_size=512, learning_rate=1e-3,
@@ -159,17 +164,20 @@ def load_task(config: Config, *, seed: int, data_root=None, allow_download: bool
 
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """A random view of a float batch ``(B, C, H, W)``: shifts of up to 3 px (zero padding), horizontal flips,
-    and brightness and contrast jitter of up to 20 %. The thesis does not state its policy (Sec. 3.2.1)."""
+    and brightness and contrast jitter of up to 20 %. The thesis does not state its policy (Sec. 3.2.1).
+    The random draws come from the CPU ``generator`` whatever the images' device, so a run on a GPU sees the
+    same augmentations as one on the CPU."""
     batch, _, height, width = images.shape
+    device = images.device
     padded = F.pad(images, (3, 3, 3, 3))
-    dy, dx = torch.randint(0, 7, (2, batch), generator=generator)
-    rows = (dy[:, None] + torch.arange(height))[:, :, None].expand(batch, height, width)
-    cols = (dx[:, None] + torch.arange(width))[:, None, :].expand(batch, height, width)
-    shifted = padded[torch.arange(batch)[:, None, None], :, rows, cols].permute(0, 3, 1, 2).contiguous()
-    flip = torch.rand(batch, generator=generator) < 0.5
+    dy, dx = torch.randint(0, 7, (2, batch), generator=generator).to(device)
+    rows = (dy[:, None] + torch.arange(height, device=device))[:, :, None].expand(batch, height, width)
+    cols = (dx[:, None] + torch.arange(width, device=device))[:, None, :].expand(batch, height, width)
+    shifted = padded[torch.arange(batch, device=device)[:, None, None], :, rows, cols].permute(0, 3, 1, 2).contiguous()
+    flip = (torch.rand(batch, generator=generator) < 0.5).to(device)
     shifted[flip] = shifted[flip].flip(dims=[3])
-    brightness = 1 + 0.4 * (torch.rand(batch, 1, 1, 1, generator=generator) - 0.5)
-    contrast = 1 + 0.4 * (torch.rand(batch, 1, 1, 1, generator=generator) - 0.5)
+    brightness = 1 + 0.4 * (torch.rand(batch, 1, 1, 1, generator=generator).to(device) - 0.5)
+    contrast = 1 + 0.4 * (torch.rand(batch, 1, 1, 1, generator=generator).to(device) - 0.5)
     mean = shifted.mean(dim=(1, 2, 3), keepdim=True)
     return ((shifted - mean) * contrast + mean) * brightness
 

@@ -27,8 +27,9 @@ from domainknowledge.principles import hierarchical_grouping as dhog
 from domainknowledge.training import as_image_tensor, train_epochs
 
 __all__ = ["CONFIGS", "DATASETS", "ClusteringTask", "Config", "DHOGNetwork", "ResidualBlock", "TrainedClusterer",
-           "augmentation_agreement", "centre_view", "clustering_views",
-           "describe_profiles", "evaluate_heads", "load_task", "predict_clusters", "train_clusterer"]
+           "augmentation_agreement", "centre_view", "cluster_exemplars", "clustering_views",
+           "describe_profiles", "evaluate_heads", "is_collapsed", "load_task", "predict_clusters",
+           "predict_probabilities", "train_clusterer"]
 
 DATASETS = ("fashion_mnist", "tinted_digits", "cifar10")
 
@@ -41,7 +42,8 @@ class Config:
     of the random crops, as a fraction of the image side; ``epochs``, ``batch_size`` (220), ``learning_rate``
     (Adam with cosine annealing; the thesis states neither optimiser nor rate); ``alphas`` compared (0 and
     0.05); ``runs`` seeds each; ``detach_trunk_on_push``: whether the push term's gradient is kept out of the
-    shared trunk (the thesis is ambiguous, Sec. 4.3.2)."""
+    shared trunk (the thesis is ambiguous, Sec. 4.3.2); ``first_stride``: the stride of the first residual
+    block (1 in the thesis; 2 at the small profiles quarters the cost of every block on a CPU)."""
 
     datasets: tuple[str, ...]
     train_images: int | None
@@ -57,6 +59,7 @@ class Config:
     alphas: tuple[float, ...]
     runs: int
     detach_trunk_on_push: bool = False
+    first_stride: int = 1
 
     def __post_init__(self):
         unknown = set(self.datasets) - set(DATASETS)
@@ -64,6 +67,8 @@ class Config:
             raise ValueError(f"datasets must be a non-empty subset of {DATASETS}, got {self.datasets}")
         if self.heads < 4:
             raise ValueError(f"heads must be at least 4 (three trunk heads and one final block), got {self.heads}")
+        if self.first_stride not in (1, 2):
+            raise ValueError(f"first_stride must be 1 or 2, got {self.first_stride}")
         if self.augmentations < 2:
             raise ValueError(f"augmentations must be at least 2 (the pull term compares views), got {self.augmentations}")
         if not 0 < self.crop <= 1:
@@ -76,10 +81,10 @@ class Config:
 CONFIGS: dict[str, Config] = {
     "smoke": Config(datasets=("tinted_digits",), train_images=600, test_images=300, channels=(8, 8, 16, 16), heads=4,
                     hidden=32, augmentations=2, crop=0.85, epochs=1, batch_size=110, learning_rate=1e-3,
-                    alphas=(0.0, 0.05), runs=1),
+                    alphas=(0.0, 0.05), runs=1, first_stride=2),
     "cpu": Config(datasets=("fashion_mnist", "tinted_digits"), train_images=3_000, test_images=1_000,
-                  channels=(8, 16, 32, 32), heads=8, hidden=64, augmentations=4, crop=0.85, epochs=8, batch_size=220,
-                  learning_rate=2e-3, alphas=(0.0, 0.05), runs=2),
+                  channels=(8, 16, 32, 32), heads=8, hidden=64, augmentations=4, crop=0.85, epochs=10, batch_size=220,
+                  learning_rate=5e-3, alphas=(0.0, 0.05), runs=2, first_stride=2),
     "paper": Config(datasets=("cifar10",), train_images=None, test_images=None, channels=(64, 128, 256, 512), heads=8,
                     hidden=200, augmentations=4, crop=0.625, epochs=1000, batch_size=220, learning_rate=1e-3,
                     alphas=(0.0, 0.05), runs=3),
@@ -204,10 +209,11 @@ class DHOGNetwork(nn.Module):
     4..k each read their own copy of the final block. ``detach_trunk=True`` stops gradients at the trunk's
     output (for a push term that should update head-specific weights only)."""
 
-    def __init__(self, in_channels: int, channels: Sequence[int], heads: int, clusters: int, hidden: int):
+    def __init__(self, in_channels: int, channels: Sequence[int], heads: int, clusters: int, hidden: int,
+                 first_stride: int = 1):
         super().__init__()
         c1, c2, c3, c4 = channels
-        self.trunk = nn.ModuleList([ResidualBlock(in_channels, c1, 1), ResidualBlock(c1, c2, 2), ResidualBlock(c2, c3, 2)])
+        self.trunk = nn.ModuleList([ResidualBlock(in_channels, c1, first_stride), ResidualBlock(c1, c2, 2), ResidualBlock(c2, c3, 2)])
         self.final_blocks = nn.ModuleList(ResidualBlock(c3, c4, 2) for _ in range(heads - 3))
         widths = [c1, c2, c3] + [c4] * (heads - 3)
         self.heads = nn.ModuleList(nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, clusters))
@@ -242,7 +248,7 @@ def train_clusterer(task: ClusteringTask, config: Config, *, alpha: float, seed:
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     network = DHOGNetwork(task.train_images.shape[1], config.channels, config.heads, task.num_classes,
-                          config.hidden).to(device)
+                          config.hidden, config.first_stride).to(device)
     started = time.perf_counter()
 
     def batch_loss(batch: torch.Tensor, step: int) -> torch.Tensor:
@@ -263,13 +269,37 @@ def train_clusterer(task: ClusteringTask, config: Config, *, alpha: float, seed:
 
 
 @torch.no_grad()
+def predict_probabilities(trained: TrainedClusterer, images: torch.Tensor, crop: float, device="cpu",
+                          batch_size: int = 512) -> np.ndarray:
+    """``(heads, N, clusters)`` cluster probabilities of the centred crops of uint8 ``images`` ``(N, C, H, W)``."""
+    network = trained.network.eval()
+    outputs = [torch.stack([p.cpu() for p in network(centre_view(images[s:s + batch_size], crop).to(device))])
+               for s in range(0, len(images), batch_size)]
+    return torch.cat(outputs, dim=1).numpy()
+
+
 def predict_clusters(trained: TrainedClusterer, images: torch.Tensor, crop: float, device="cpu",
                      batch_size: int = 512) -> np.ndarray:
     """``(heads, N)`` cluster indices (argmax of each head) of the centred crops of ``images``."""
-    network = trained.network.eval()
-    outputs = [torch.stack([p.argmax(dim=1).cpu() for p in network(centre_view(images[s:s + batch_size], crop).to(device))])
-               for s in range(0, len(images), batch_size)]
-    return torch.cat(outputs, dim=1).numpy()
+    return predict_probabilities(trained, images, crop, device, batch_size).argmax(axis=2)
+
+
+def cluster_exemplars(trained: TrainedClusterer, images: torch.Tensor, *, head: int, crop: float, top: int = 10,
+                      device="cpu") -> np.ndarray:
+    """Table 4.3: for head ``head`` (1-based), the indices ``(clusters, top)`` of the ``top`` images with the
+    highest probability of each cluster, most probable first (an image may head several clusters' lists)."""
+    if not 1 <= head <= len(trained.network.heads):
+        raise ValueError(f"head must be between 1 and {len(trained.network.heads)}, got {head}")
+    if not 1 <= top <= len(images):
+        raise ValueError(f"top must be between 1 and the number of images ({len(images)}), got {top}")
+    probabilities = predict_probabilities(trained, images, crop, device)[head - 1]          # (N, clusters)
+    return np.argsort(-probabilities, axis=0, kind="stable")[:top].T
+
+
+def is_collapsed(clusters: np.ndarray) -> bool:
+    """Whether a head's cluster indices ``(N,)`` use a single cluster: a constant head has zero mutual
+    information with everything, so it is a trivial minimiser of the push term (and of nothing else)."""
+    return len(np.unique(clusters)) < 2
 
 
 @torch.no_grad()
@@ -288,15 +318,15 @@ def augmentation_agreement(trained: TrainedClusterer, images: torch.Tensor, conf
     first, second = torch.cat(first, dim=1).numpy(), torch.cat(second, dim=1).numpy()
     # a head that puts every image in one cluster carries no information; scikit-learn would call two
     # constant labelings identical (NMI 1), which would make the collapsed head the selected one
-    return np.array([0.0 if min(len(np.unique(f)), len(np.unique(s))) < 2 else metrics.normalized_mutual_information(f, s)
+    return np.array([0.0 if is_collapsed(f) or is_collapsed(s) else metrics.normalized_mutual_information(f, s)
                      for f, s in zip(first, second)])
 
 
 def evaluate_heads(trained: TrainedClusterer, task: ClusteringTask, config: Config, *, seed: int,
                    device="cpu") -> pd.DataFrame:
     """One row per head: test accuracy under the Hungarian mapping fitted on the training set, test NMI and
-    ARI against the classes, the training NMI between augmentations, and (tinted digits) the test NMI
-    against the tints, the easy partition."""
+    ARI against the classes, the training NMI between augmentations, whether the head collapsed to one
+    cluster on the test set, and (tinted digits) the test NMI against the tints, the easy partition."""
     train_clusters = predict_clusters(trained, task.train_images, config.crop, device)
     test_clusters = predict_clusters(trained, task.test_images, config.crop, device)
     agreement = augmentation_agreement(trained, task.train_images, config, seed=seed, device=device)
@@ -306,7 +336,7 @@ def evaluate_heads(trained: TrainedClusterer, task: ClusteringTask, config: Conf
         row = {"head": head, "accuracy": metrics.hungarian_accuracy(test_c, task.test_labels, mapping),
                "nmi": metrics.normalized_mutual_information(test_c, task.test_labels),
                "ari": metrics.adjusted_rand_index(test_c, task.test_labels),
-               "augmentation_nmi": float(agreement[head - 1])}
+               "augmentation_nmi": float(agreement[head - 1]), "collapsed": is_collapsed(test_c)}
         if task.test_easy is not None:
             row["nmi_easy"] = metrics.normalized_mutual_information(test_c, task.test_easy)
         rows.append(row)
