@@ -101,3 +101,15 @@ def test_first_stride_halves_the_trunk_resolution():
     with pytest.raises(ValueError, match="first_stride"):
         dataclasses.replace(TINY, first_stride=3)
     assert ch.is_collapsed(np.zeros(5, dtype=int)) and not ch.is_collapsed(np.array([0, 1, 0]))
+
+
+def test_the_one_tint_control_keeps_only_the_digit_grouping():
+    control = ch.load_task("one_tint_digits", TINY, seed=0)
+    tinted = ch.load_task("tinted_digits", TINY, seed=0)
+    assert control.name == "one-tint digits" and control.train_easy is None and control.test_easy is None
+    assert len(control.train_labels) == 200 and set(np.unique(control.train_labels)) == set(range(10))
+    # every glyph pixel of the control has one hue: the brightest pixel of each image has the same colour ratio
+    brightest = control.train_images.flatten(2).max(dim=2).values.float()            # (N, 3)
+    ratios = brightest / brightest.sum(dim=1, keepdim=True)
+    assert torch.allclose(ratios, ratios[:1].expand_as(ratios), atol=0.02)
+    assert len(np.unique(tinted.train_easy)) > 1

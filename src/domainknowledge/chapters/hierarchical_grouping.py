@@ -31,7 +31,7 @@ __all__ = ["CONFIGS", "DATASETS", "ClusteringTask", "Config", "DHOGNetwork", "Re
            "describe_profiles", "evaluate_heads", "is_collapsed", "load_task", "predict_clusters",
            "predict_probabilities", "train_clusterer"]
 
-DATASETS = ("fashion_mnist", "tinted_digits", "cifar10")
+DATASETS = ("fashion_mnist", "tinted_digits", "one_tint_digits", "cifar10")
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,9 @@ CONFIGS: dict[str, Config] = {
     "smoke": Config(datasets=("tinted_digits",), train_images=600, test_images=300, channels=(8, 8, 16, 16), heads=4,
                     hidden=32, augmentations=2, crop=0.85, epochs=1, batch_size=110, learning_rate=1e-3,
                     alphas=(0.0, 0.05), runs=1, first_stride=2),
-    "cpu": Config(datasets=("fashion_mnist", "tinted_digits"), train_images=3_000, test_images=1_000,
-                  channels=(8, 16, 32, 32), heads=8, hidden=64, augmentations=4, crop=0.85, epochs=10, batch_size=220,
-                  learning_rate=5e-3, alphas=(0.0, 0.05), runs=2, first_stride=2),
+    "cpu": Config(datasets=("fashion_mnist", "tinted_digits", "one_tint_digits"), train_images=3_000, test_images=1_000,
+                  channels=(8, 16, 32, 32), heads=8, hidden=64, augmentations=4, crop=0.85, epochs=15, batch_size=220,
+                  learning_rate=5e-3, alphas=(0.0, 0.05), runs=3, first_stride=2),
     "paper": Config(datasets=("cifar10",), train_images=None, test_images=None, channels=(64, 128, 256, 512), heads=8,
                     hidden=200, augmentations=4, crop=0.625, epochs=1000, batch_size=220, learning_rate=1e-3,
                     alphas=(0.0, 0.05), runs=3),
@@ -120,15 +120,20 @@ def _subset(count: int | None, n: int, rng: np.random.Generator) -> np.ndarray:
 
 def load_task(dataset: str, config: Config, *, seed: int, data_root=None, allow_download: bool = False) -> ClusteringTask:
     """One data set of ``config``: Fashion-MNIST (real), tinted digits (seeded stand-in, split 70/30 with
-    ``seed``) or CIFAR-10 (``data_root``), subsampled to ``train_images`` / ``test_images``."""
+    ``seed``), its control ``one_tint_digits`` (each digit once, all in one tint: only the digit grouping is
+    left) or CIFAR-10 (``data_root``), subsampled to ``train_images`` / ``test_images``."""
     rng = np.random.default_rng(seed)
-    if dataset == "tinted_digits":
+    if dataset in ("tinted_digits", "one_tint_digits"):
         from domainknowledge.data.synthetic.tinted_digits import make_tinted_digits
 
-        data = make_tinted_digits(seed=seed)
+        one_tint = dataset == "one_tint_digits"
+        data = make_tinted_digits(seed=seed, copies=1, num_tints=1) if one_tint else make_tinted_digits(seed=seed)
         cut = int(0.7 * len(data.labels))
         train = _subset(config.train_images, cut, rng)
         test = cut + _subset(config.test_images, len(data.labels) - cut, rng)
+        if one_tint:
+            return ClusteringTask("one-tint digits", as_image_tensor(data.images[train]), data.labels[train],
+                                  as_image_tensor(data.images[test]), data.labels[test], 10)
         return ClusteringTask("tinted digits", as_image_tensor(data.images[train]), data.labels[train],
                               as_image_tensor(data.images[test]), data.labels[test], 10,
                               data.tints[train], data.tints[test])
