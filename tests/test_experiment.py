@@ -7,6 +7,7 @@ import subprocess
 import sys
 from importlib import metadata
 
+import numpy as np
 import pytest
 import torch
 
@@ -57,8 +58,10 @@ def test_run_records_claims_with_verdicts_and_provenance(tmp_path):
     with pytest.raises(ValueError, match="recorded twice"):
         run.claim("a", statement="again", source="", thesis_value="", measured="", holds=True)
     run.record("table", {"r": [0.0, 0.1], "mae": [torch.tensor(1.0).item(), 2.0]})
+    run.record("gaps", {"nmi_easy": [float("nan"), np.float32(0.5), np.inf]})
     summary = run.summary()
-    json.dumps(summary)  # everything the pipeline reads back is JSON
+    json.dumps(summary, allow_nan=False)  # everything the pipeline reads back is standard JSON
+    assert summary["metrics"]["gaps"]["nmi_easy"] == [None, 0.5, None]
     assert [c["verdict"] for c in summary["claims"]] == ["holds", "does-not-hold", "not-run"]
     assert summary["run"]["profile"] == "smoke" and summary["run"]["seed"] == 3
     assert summary["run"]["device"] == "cpu"

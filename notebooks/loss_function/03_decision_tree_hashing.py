@@ -247,8 +247,8 @@ pd.Series({"superclasses": ", ".join(coarse.class_names), "chance (fine classes)
 # %% [markdown]
 # ## Ordered retrievals (Fig. 3.4)
 #
-# For a few queries, the database images in lexicographic order of their DDTL codes: the first images share
-# the longest code prefix with the query.
+# For a few queries: the query, the mean of its first eight retrievals, and those eight database images in
+# lexicographic order of their DDTL codes; the first images share the longest code prefix with the query.
 
 # %%
 model = trained[("ddtl", seeds[0])]
@@ -257,12 +257,15 @@ rng = np.random.default_rng(seed)
 queries = rng.choice(len(task.query_labels), size=5, replace=False)
 query_codes = chapter.encode(model, task.query_images[queries], run.device)["codes"]
 ranking = dk.metrics.retrieval_ranking(query_codes, database_codes)[:, :8]
-rows = [np.concatenate([task.query_images[q:q + 1], task.train_images[torch.from_numpy(r)]]) for q, r in zip(queries, ranking)]
-images = np.concatenate(rows).transpose(0, 2, 3, 1)          # (N, H, W, C)
+rows = []
+for q, r in zip(queries, ranking):
+    retrieved = task.train_images[torch.from_numpy(r)].float()
+    rows.append(torch.cat([task.query_images[q:q + 1].float(), retrieved.mean(dim=0, keepdim=True), retrieved]))
+images = torch.cat(rows).numpy().transpose(0, 2, 3, 1)          # (N, H, W, C)
 images = images[..., 0] if images.shape[-1] == 1 else images
-titles = sum(([f"query: {task.class_names[int(task.query_labels[q])]}"] +
+titles = sum(([f"query: {task.class_names[int(task.query_labels[q])]}", "mean of the 8"] +
               [task.class_names[int(task.train_labels[i])] for i in r] for q, r in zip(queries, ranking)), [])
-dk.plots.plot_image_grid(images, titles, columns=9)
+dk.plots.plot_image_grid(images, titles, columns=10)
 plt.show()
 
 # %% [markdown]

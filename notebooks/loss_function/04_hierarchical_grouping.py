@@ -53,7 +53,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from IPython.display import display
+from IPython.display import Markdown, display
 
 import domainknowledge as dk
 from domainknowledge.chapters import hierarchical_grouping as chapter
@@ -264,45 +264,46 @@ for head in (2, config.heads):
 #
 # ## Claims
 #
-# Verdict rules, fixed before the run: for the unsupervised-selected head, the mean over seeds with
-# $\alpha = 0.05$ must exceed the mean with $\alpha = 0$ by more than the larger standard deviation over seeds
-# of the two (`dk.significance.exceeds_seed_spread`), on every data set; a gap inside the seed spread is not
-# read as an effect.
+# Verdict rules, fixed before the run: each data set is its own claim (the thesis, too, reports them one
+# by one); for the unsupervised-selected head, the mean over seeds with $\alpha = 0.05$ must exceed the mean
+# with $\alpha = 0$ by more than the larger standard deviation over seeds of the two
+# (`dk.significance.exceeds_seed_spread`); a gap inside the seed spread is not read as an effect. Values are
+# mean ± standard deviation over seeds.
 
 # %%
 push, pull_only = max(config.alphas), min(config.alphas)
 datasets = [task.name for task in tasks.values()]
 
 
-def mean_of(frame, dataset, alpha, column):
-    return float(frame.query("dataset == @dataset and alpha == @alpha")[column].mean())
+def mean_sd(frame, dataset, alpha, column, scale=1.0):
+    values = scale * frame.query("dataset == @dataset and alpha == @alpha")[column]
+    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}" if scale == 1 else f"{values.mean():.1f} ± {values.std(ddof=1):.1f} %"
 
 
-def push_beats_pull(frame, column):
-    """Whether, on every data set, the selected heads with the push term beat those without by more than
-    the seed spread in ``column``."""
-    return all(dk.significance.exceeds_seed_spread(frame.query("dataset == @d and alpha == @push")[column],
-                                                   frame.query("dataset == @d and alpha == @pull_only")[column])
-               for d in datasets)
+def push_beats_pull(frame, dataset, column):
+    """Whether on ``dataset`` the selected heads with the push term beat those without by more than the seed
+    spread in ``column``."""
+    return dk.significance.exceeds_seed_spread(frame.query("dataset == @dataset and alpha == @push")[column],
+                                               frame.query("dataset == @dataset and alpha == @pull_only")[column])
 
 
-mi_rows = {d: (mean_of(unsupervised, d, pull_only, "augmentation_nmi"), mean_of(unsupervised, d, push, "augmentation_nmi"))
-           for d in datasets}
-run.claim(
-    "push-finds-better-mi-optima",
-    statement="With the push term the selected head reaches a higher NMI between augmentations on the training set than without it",
-    source="Table 4.2", thesis_value="CIFAR-10: 0.7994 vs 0.7292 (higher on 4 of 5 data sets)",
-    measured="; ".join(f"{d}: {b:.3f} vs {a:.3f}" for d, (a, b) in mi_rows.items()),
-    holds=push_beats_pull(unsupervised, "augmentation_nmi"))
+for dataset in datasets:
+    slug = dataset.lower().replace(" ", "-")
+    run.claim(
+        f"push-finds-better-mi-optima-{slug}",
+        statement=f"{dataset}: with the push term the selected head reaches a higher NMI between augmentations on the training set than without it",
+        source="Table 4.2", thesis_value="CIFAR-10: 0.7994 vs 0.7292 (higher on 4 of 5 data sets)",
+        measured=(f"{mean_sd(unsupervised, dataset, push, 'augmentation_nmi')} vs "
+                  f"{mean_sd(unsupervised, dataset, pull_only, 'augmentation_nmi')}"),
+        holds=push_beats_pull(unsupervised, dataset, "augmentation_nmi"))
+    run.claim(
+        f"push-raises-accuracy-{slug}",
+        statement=f"{dataset}: with the push term the unsupervised-selected head clusters the test set more accurately than without it",
+        source="Table 4.1", thesis_value="CIFAR-10: 66.61 vs 57.49 %",
+        measured=(f"{mean_sd(unsupervised, dataset, push, 'accuracy', 100)} vs "
+                  f"{mean_sd(unsupervised, dataset, pull_only, 'accuracy', 100)}"),
+        holds=push_beats_pull(unsupervised, dataset, "accuracy"))
 
-accuracy_rows = {d: (mean_of(unsupervised, d, pull_only, "accuracy"), mean_of(unsupervised, d, push, "accuracy"))
-                 for d in datasets}
-run.claim(
-    "push-raises-accuracy",
-    statement="With the push term the unsupervised-selected head clusters the test set more accurately than without it",
-    source="Table 4.1", thesis_value="CIFAR-10: 66.61 vs 57.49 %",
-    measured="; ".join(f"{d}: {100 * b:.1f} vs {100 * a:.1f} %" for d, (a, b) in accuracy_rows.items()),
-    holds=push_beats_pull(unsupervised, "accuracy"))
 
 def head_spreads(alpha):
     """Per data set and seed, the standard deviation of test accuracy across heads 2..k (the heads that the
@@ -344,10 +345,29 @@ run.finish();
 #
 # DHOG turns one clustering objective into a sequence: every head maximises the agreement of its clusters
 # across augmentations, and every head after the first is also pushed away from the groupings found before
-# it. The claims table says whether, at this profile and after this little training, the push term led the
-# heads to better optima than the pull alone; the thesis' own gains came after 1,000 epochs of training on
-# CIFAR-sized data, and the `paper` profile reruns the same code at that scale.
-#
+# it. The claims table gives, data set by data set, whether the push term led the selected head to a better
+# optimum than the pull alone at this profile, after a few epochs of a narrow network; the thesis' own gains
+# came after 1,000 epochs on CIFAR-sized data, and the `paper` profile reruns the same code at that scale.
+# Two observations go beyond the thesis. The push term has a trivial minimiser, a head that puts every image
+# in one cluster, and the collapsed-head table counts how often training found it. And the tinted digits ask
+# whether pushing away from earlier groupings leads to the semantic one:
+
+# %%
+if {"tinted digits", "one-tint digits"} <= set(datasets):
+    display(Markdown(
+        f"On tinted digits the selected heads' clusters had an NMI of {tinted_heads['nmi_easy'].mean():.2f} with the "
+        f"tints and {tinted_heads['nmi'].mean():.2f} with the digits (both values of alpha, all seeds), while the same "
+        f"network reached {100 * control_heads['accuracy'].mean():.1f} % accuracy on the digits once every digit had "
+        "one tint. " + (
+            "Here, being pushed away from the heads before it did not lead a head from the easy grouping to the "
+            "semantic one; that a weight of alpha = 0.05 is too small against a pull term the tints satisfy well "
+            "is our reading, not a tested explanation."
+            if tinted_heads["nmi_easy"].mean() > tinted_heads["nmi"].mean() else
+            "Here the selected heads followed the digits more than the tints.")))
+else:
+    display(Markdown("This profile runs no one-tint control, so the question stays open here."))
+
+# %% [markdown]
 # ## References
 
 # %% [markdown]

@@ -313,16 +313,18 @@ def claims_table_html(claims: list[Claim]) -> str:
 
 
 def _jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types; NaN and infinities become ``None`` (JSON has no such numbers, and a
+    notebook's message with one makes Jupyter warn on the page and store a non-standard file)."""
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, (np.integer,)):
         return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return _jsonable(value.tolist())
     if hasattr(value, "to_dict"):  # pandas objects
         return _jsonable(value.to_dict())
     return value
