@@ -76,7 +76,7 @@ class MapLUR(nn.Module):
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """The last feature map ``(B, width, s, s)``."""
-        return self.blocks(self.standardize(images))
+        return self.blocks(self.standardize(images).float())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.target_mean + self.target_std * self.head(self.features(images)).squeeze(1)
