@@ -352,7 +352,7 @@ if task.function is not None:
 #   eight rotations and reflections of a square by multiples of 90 degrees, so both readings are covered.
 # - **Training schedule.** The thesis uses batches of 400, learning rate 1e-4, at most 2,000 epochs and
 #   patience 20 (the `paper` profile). At `cpu` the budget allows a few minutes: batches of 32 and learning
-#   rate 1e-3, so that an epoch has dozens of steps, at most 12 epochs and patience 4.
+#   rate 1e-3, so that an epoch has dozens of steps, at most 16 epochs and patience 6.
 # - **Runs.** 3 initialisations per model at `cpu` (2 at `smoke`) instead of 40; the data are the same
 #   for every run, as in the thesis.
 # - **Baselines.** The thesis' feature list without the distance to the next traffic signal (the tiles
@@ -433,12 +433,16 @@ run.claim(
     holds=bool((model_width["log_r2"] > model_width["linear_r2"]).all()))
 
 orientation_gap = widths.pivot_table(index=["run", "width_px"], columns="orientation", values="estimate")
-gap = (orientation_gap["vertical"] - orientation_gap["horizontal"]).abs().groupby("run").mean().to_numpy()
+difference = orientation_gap["vertical"] - orientation_gap["horizontal"]
+signed = difference.groupby("run").mean().to_numpy()
+gap = difference.abs().groupby("run").mean().to_numpy()
 run.claim(
-    "orientation-invariant", statement="Horizontal and vertical roads give nearly the same width curve",
+    "orientation-invariant", statement="Horizontal and vertical roads give the same width curve",
     source="Fig. 6.2, Sec. 6.3", thesis_value="very similar curves",
-    measured=f"mean |vertical - horizontal| {gap.mean():.2f} ug/m3 vs a rise of {rise.mean():.1f} ug/m3",
-    holds=bool(np.all(gap < 0.1 * np.abs(rise))), note="rule: the gap is below 10 % of the rise in every run")
+    measured=f"vertical - horizontal: {signed.mean():+.2f} ± {signed.std(ddof=1) if len(signed) > 1 else 0:.2f} ug/m3 "
+             f"on average over widths (mean absolute gap {gap.mean():.2f}) vs a rise of {rise.mean():.1f} ug/m3",
+    holds=not (chapter.exceeds_spread(signed) or chapter.exceeds_spread(-signed)),
+    note="holds when the orientations differ by no more than the chapter's rule can tell from the seed spread")
 
 model_distance = distance_fits[distance_fits["run"] != "truth"]
 truth_distance = distance_fits[distance_fits["run"] == "truth"]
@@ -449,16 +453,54 @@ run.claim(
              + (f"; truth {truth_distance['pearson_r'].max():.2f}" if len(truth_distance) else ""),
     holds=bool((model_distance["pearson_r"] < -0.6).all()))
 
+mean_distance_curve = distances.groupby(["orientation", "distance_px"], sort=False)["estimate"].mean().reset_index()
+mean_curve_p = max(chapter.curve_fits(part["distance_px"], part["estimate"])["p_squared_term"]
+                   for _, part in mean_distance_curve.groupby("orientation"))
+per_run_p = model_distance.assign(run=model_distance["run"].astype(int)).groupby("run")["p_squared_term"].max().sort_index()
+kept_epochs = maplur.results["best_epoch"].tolist()
 run.claim(
     "quadratic-beats-linear", statement="A parabola fits the distance curve better than a line (F-test of the squared term, p < 0.05)",
     source="Fig. 6.3, Sec. 6.3", thesis_value="quadratic better than linear",
-    measured=f"p of the squared term {model_distance['p_squared_term'].min():.2g} to {model_distance['p_squared_term'].max():.2g} "
-             f"over {len(model_distance)} curves"
+    measured=f"largest p per run: " + ", ".join(f"{p:.2g} (kept epoch {e})" for p, e in zip(per_run_p, kept_epochs))
+             + f"; mean curve over runs {mean_curve_p:.2g}"
              + (f"; truth {truth_distance['p_squared_term'].max():.2g}" if len(truth_distance) else ""),
-    holds=bool((model_distance["p_squared_term"] < 0.05).all()), note="every run and orientation must pass");
+    holds=bool((model_distance["p_squared_term"] < 0.05).all()), note="every run and both orientations must pass");
 
 # %%
 run.finish();
+
+# %% [markdown]
+# ### Reading the verdicts
+#
+# For each claim that does not hold at this profile, what the numbers above say about why:
+
+# %%
+readings = {
+    "maplur-beats-baselines": "MapLUR's lead over the best baseline is within twice the spread of its runs; with a "
+                              "few short training runs on a few thousand tiles, the CNN's run-to-run spread is "
+                              "large compared with the baselines'.",
+    "rf-best-baseline": "On the stand-in the features explain the target nearly linearly, which leaves the "
+                        "forest little advantage over LR and the MLP.",
+    "roads-raise-estimate": "Some overlay adds less than twice its spread over runs; the undertrained network has "
+                            "not separated that combination from the land use alone.",
+    "land-use-road-interaction": "The spread of the overlay effects over land uses is within the run-to-run noise; "
+                                 "the truth's interaction (column 'measured') was not learned clearly enough.",
+    "width-raises-estimate": "The width curve is not monotone enough in every run.",
+    "width-response-logarithmic": "At least one run's width curve is closer to a line than to a logarithm.",
+    "orientation-invariant": "Flips and transposes make the two orientations equally likely in training, but the "
+                             "network is not constrained to treat them alike; here one orientation is estimated "
+                             "systematically higher, by more than twice the spread over runs.",
+    "distance-lowers-estimate": "At least one run's distance curve correlates more weakly than -0.6 with distance.",
+    "quadratic-beats-linear": "The hidden truth is a bell (its squared term is significant), and the mean curve "
+                              "over runs is judged separately in the 'measured' column; the run(s) with p >= 0.05 "
+                              "drew a nearly straight line over the tile. Their kept epoch shows why: early "
+                              "stopping on a noisy validation MSE ended them before they learned the flat top of "
+                              "the bell close to the road. The verdict needs every run to pass, so it is strict "
+                              "where the thesis read curves by eye.",
+}
+failing = [c for c in run.claims if c.verdict == "does-not-hold"]
+display(Markdown("\n".join(f"- **{c.id}**: {readings.get(c.id, 'see the measured values in the table.')}" for c in failing)
+                 if failing else "Every claim holds at this profile."))
 
 # %% [markdown]
 # ## Summary

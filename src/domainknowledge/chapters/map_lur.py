@@ -107,7 +107,7 @@ CONFIGS: dict[str, Config] = {
     "cpu": Config(
         data="synthetic", image_size=64, split_sizes=(2000, 500, 1000), depth=15, width=16,
         pool_after=MAPLUR_POOL_AFTER, hidden=128,
-        training=TrainingConfig(max_epochs=12, batch_size=32, patience=4, monitor="mse", learning_rate=1e-3),
+        training=TrainingConfig(max_epochs=16, batch_size=32, patience=6, monitor="mse", learning_rate=1e-3),
         runs=3, feature_radii_m=map_tiles.LUR_RADII_M, forest_trees=150, mlp_hidden=(64,), extended_features=True,
         width_step_px=2, distance_step_px=1),
     "paper": Config(
@@ -505,8 +505,9 @@ def plot_hidden_function(function: NO2Function, image_size: int):
     axes[0].set_title(f"(a) proximity weights, sigma = {function.sigma_m:g} m")
     axes[0].set_xlabel("m")
     axes[0].grid(False)
-    widths = np.linspace(0.5, 40, 60)
-    distances = np.linspace(0, 40, 60)
+    pixel = map_tiles.TILE_METRES / 256              # whole pixels at 256 px, so that no step aliases
+    widths = np.arange(2, 129, 2) * pixel
+    distances = np.arange(0, 129, 2) * pixel
     for colour, background in zip(BOOK_COLORS, ("commercial", "neutral", "park")):
         _, labels = map_tiles.render_scenes(map_tiles.width_probe_scenes(widths, background=background), 256)
         axes[1].plot(widths, function(labels), color=colour, label=background)
