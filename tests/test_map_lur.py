@@ -158,3 +158,23 @@ def test_probes_on_a_tiny_trained_run_have_the_analysis_shapes():
     assert sorted(sweep["distance_px"].unique()) == [0, 8, 16, 24, 32]
     fits = chapter.sweep_fits(sweep, "distance_px")
     assert set(fits["run"]) == {"0", "truth"} and (fits[fits["run"] == "truth"]["pearson_r"] < -0.9).all()
+
+
+def test_paper_path_reads_rendered_tiles_and_decodes_their_land_use(tmp_path):
+    from domainknowledge.data.synthetic import map_tiles
+
+    tiles = map_tiles.make_map_tiles(12, seed=5, size=64)
+    folder = tmp_path / "laei2013"
+    (folder / "osm_tiles").mkdir(parents=True)
+    rows = ["id,no2"] + [f"cell{i},{v:.3f}" for i, v in enumerate(tiles.no2)]
+    for i, image in enumerate(tiles.images):
+        Image.fromarray(image).save(folder / "osm_tiles" / f"cell{i}.png")
+    (folder / "no2_grid.csv").write_text("\n".join(rows) + "\n")
+    config = dataclasses.replace(chapter.CONFIGS["paper"], image_size=64)
+    task = chapter.load_task(config, seed=0, data_root=tmp_path)
+    assert not task.is_stand_in and task.truth is None and task.function is None
+    assert [len(task.no2[s]) for s in ("train", "validation", "test")] == [6, 2, 4]
+    assert task.images["train"].shape == (6, 3, 64, 64) and task.labels["test"].shape == (4, 64, 64)
+    assert sorted(np.concatenate(list(task.no2.values())).round(3)) == sorted(tiles.no2.round(3))
+    # colours decode to the generator's classes, except building footprints inside land uses
+    assert (map_tiles.decode_labels(tiles.images) == tiles.labels).mean() > 0.85

@@ -184,7 +184,7 @@ def load_task(config: Config, *, seed: int, data_root=None, function: NO2Functio
             sizes = config.split_sizes
             if sizes is None:                      # the thesis: 3,000 train (10 % of them validation), 1,500 test
                 test = len(no2) // 3
-                validation = (len(no2) - test) // 10
+                validation = max(2, (len(no2) - test) // 10)
                 sizes = (len(no2) - test - validation, validation, test)
             index = _split_indices(len(no2), sizes, seed)
         description = f"LAEI 2013 NO2 with OSM renders from data_root, resized to {config.image_size} px"

@@ -338,12 +338,13 @@ def decode_labels(images: np.ndarray) -> np.ndarray:
     colours = np.asarray(list(PALETTE.values()) + list(CASING.values()) + [BUILDING_COLOUR], dtype=np.int32)
     classes = np.asarray([CLASSES.index(n) for n in PALETTE] + [CLASSES.index(n) for n in CASING]
                          + [CLASSES.index("residential")], dtype=np.int8)
-    out = np.empty(images.shape[:-1], dtype=np.int8)
-    for start in range(0, images.shape[0], 256):
-        chunk = images[start:start + 256]
-        distance = ((chunk[..., None, :] - colours) ** 2).sum(axis=-1)
-        out[start:start + 256] = classes[distance.argmin(axis=-1)]
-    return out
+    pixels = images.reshape(-1, 3)
+    out = np.empty(pixels.shape[0], dtype=np.int8)
+    for start in range(0, pixels.shape[0], 1 << 18):       # bounded memory: 2^18 pixels x colours at a time
+        chunk = pixels[start:start + (1 << 18)]
+        distance = ((chunk[:, None, :] - colours[None]) ** 2).sum(axis=-1)
+        out[start:start + (1 << 18)] = classes[distance.argmin(axis=1)]
+    return out.reshape(images.shape[:-1])
 
 
 FEATURE_SETS = ("thesis", "extended")
