@@ -505,13 +505,14 @@ def plot_hidden_function(function: NO2Function, image_size: int):
     axes[0].set_title(f"(a) proximity weights, sigma = {function.sigma_m:g} m")
     axes[0].set_xlabel("m")
     axes[0].grid(False)
-    pixel = map_tiles.TILE_METRES / 256              # whole pixels at 256 px, so that no step aliases
-    widths = np.arange(2, 129, 2) * pixel
-    distances = np.arange(0, 129, 2) * pixel
+    size = 128
+    pixel = map_tiles.TILE_METRES / size             # whole pixels at 128 px, so that no step aliases
+    widths = np.arange(2, size + 1, 2) * pixel
+    distances = np.arange(0, size + 1, 2) * pixel
     for colour, background in zip(BOOK_COLORS, ("commercial", "neutral", "park")):
-        _, labels = map_tiles.render_scenes(map_tiles.width_probe_scenes(widths, background=background), 256)
+        _, labels = map_tiles.render_scenes(map_tiles.width_probe_scenes(widths, background=background), size)
         axes[1].plot(widths, function(labels), color=colour, label=background)
-        _, labels = map_tiles.render_scenes(map_tiles.distance_probe_scenes(distances, background=background), 256)
+        _, labels = map_tiles.render_scenes(map_tiles.distance_probe_scenes(distances, background=background), size)
         axes[2].plot(distances, function(labels), color=colour, label=background)
     axes[1].set(title="(b) truth against trunk-road width", xlabel="width (m)", ylabel="NO2 (ug/m3)")
     axes[2].set(title="(c) truth against the road's distance", xlabel="distance from the centre (m)")

@@ -295,11 +295,10 @@ def class_fractions(labels: np.ndarray, weights: np.ndarray | None = None) -> np
     labels = np.asarray(labels)
     size = labels.shape[-1]
     weights = np.full((size, size), 1.0 / size ** 2) if weights is None else np.asarray(weights, dtype=float)
-    flat = labels.reshape(labels.shape[0], -1).astype(np.int64)
-    out = np.zeros((labels.shape[0], len(CLASSES)))
-    np.add.at(out, (np.repeat(np.arange(labels.shape[0]), flat.shape[1]), flat.ravel()),
-              np.tile(weights.ravel(), labels.shape[0]))
-    return out
+    count, classes = labels.shape[0], len(CLASSES)
+    index = labels.reshape(count, -1).astype(np.int64) + classes * np.arange(count)[:, None]
+    sums = np.bincount(index.ravel(), weights=np.tile(weights.ravel(), count), minlength=count * classes)
+    return sums.reshape(count, classes)
 
 
 # --- the data set -----------------------------------------------------------------------------------------
