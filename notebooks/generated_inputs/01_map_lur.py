@@ -281,7 +281,7 @@ for offset, (road, values) in zip((-0.2, 0.2), effects.items()):
 ax.set_xticks(positions, map_tiles.LAND_USES)
 ax.set_ylabel("estimate with road - without (ug/m3)")
 ax.legend()
-ax.set_title("what a road adds, per land use")
+ax.set_title("what a road adds, per land use");
 
 # %%
 if "truth" in entities:
@@ -430,7 +430,7 @@ run.claim(
 
 run.claim(
     "width-response-logarithmic", statement="The width response is concave: a line in log(width) fits better than a line in width",
-    source="Fig. 6.2, Sec. 6.3", thesis_value="\"not linear but instead ... more logarithmic\"",
+    source="Fig. 6.2, Sec. 6.3", thesis_value="concave: closer to a logarithm than to a line",
     measured=f"R2 log vs linear, worst run: {(model_width['log_r2'] - model_width['linear_r2']).min():+.3f}"
              + (f"; truth {(truth_width['log_r2'] - truth_width['linear_r2']).min():+.3f}" if len(truth_width) else ""),
     holds=bool((model_width["log_r2"] > model_width["linear_r2"]).all()))

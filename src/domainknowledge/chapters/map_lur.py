@@ -384,7 +384,7 @@ def entity_table(models, image_size: int, function: NO2Function | None = None) -
     estimates, truth, _ = predict_scenes(models, [scenes[k] for k in keys], image_size, function)
     index = pd.MultiIndex.from_tuples(keys, names=["road", "entity"])
     order = ["no road", "trunk", "motorway"]
-    columns = list(LAND_USES) + ["motorway", "trunk"]
+    columns = list(THESIS_TABLE_6_2.columns)          # the thesis' column order
 
     def frame(values):
         return pd.Series(values, index=index).unstack("entity").reindex(index=order, columns=columns)
