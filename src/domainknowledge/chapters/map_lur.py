@@ -507,8 +507,8 @@ def plot_hidden_function(function: NO2Function, image_size: int):
     axes[0].grid(False)
     size = 128
     pixel = map_tiles.TILE_METRES / size             # whole pixels at 128 px, so that no step aliases
-    widths = np.arange(2, size + 1, 2) * pixel
-    distances = np.arange(0, size + 1, 2) * pixel
+    widths = np.arange(2, size // 2 + 1, 2) * pixel       # up to half the tile, as the probes
+    distances = np.arange(0, size // 2 + 1, 2) * pixel    # up to the edge
     for colour, background in zip(BOOK_COLORS, ("commercial", "neutral", "park")):
         _, labels = map_tiles.render_scenes(map_tiles.width_probe_scenes(widths, background=background), size)
         axes[1].plot(widths, function(labels), color=colour, label=background)
