@@ -1,0 +1,549 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (domainknowledge)
+#     language: python
+#     name: domainknowledge
+# ---
+
+# %% [markdown]
+# (ch-map_lur)=
+# # What a land-use regression network learned from map images
+#
+# Air-quality monitors are few, and a city wants to know the NO<sub>2</sub> concentration on every street.
+# Land-use regression (LUR) fills the gaps: it relates measured or modelled concentrations to what
+# surrounds a location, such as how much industry lies within 100 m or how far the next motorway is, and
+# predicts the concentration wherever those features can be computed. MapLUR
+# {cite}`steininger2020maplur` drops the hand-made features: a convolutional network reads a rendered
+# OpenStreetMap tile of the location's surroundings and outputs the concentration. It beat the classic
+# LUR models, which raises the question the thesis answers with the *Generated Input Data* principle:
+# **what did it learn?** Feed the trained network map images built to vary one property at a time (which
+# land use, how wide a road, how far from the centre) and watch its output.
+#
+# :::{admonition} What this chapter reproduces
+# :class: tip
+# Kobs (2023), Chapter 6, "Analyzing a Land Use Regression Model using Generated Map Images"
+# {cite}`kobs2023thesis`, which follows the analysis part of {cite}`steininger2020maplur`:
+#
+# - MapLUR as specified in Sec. 6 (Fig. 6.1): 15 convolution blocks of 16 filters with max-pooling after
+#   blocks 1, 3, 5, 7, 10 and 13, an MLP head with 128 hidden units and one linear output, MSE, Adam,
+#   early stopping, flips and transposes;
+# - Table 6.1: MapLUR against the Mean, LR, MLP and RF baselines on classic LUR features, R2 and RMSE over
+#   several initialisations;
+# - the generated-input analyses of Sec. 6.1: the entity table (Table 6.2), the road-width sweep
+#   (Fig. 6.2) and the distance sweep with linear and quadratic fits and Pearson's r (Fig. 6.3).
+#
+# At the `smoke` and `cpu` profiles the map tiles and their NO2 values come from a seeded generator with a
+# hidden, documented NO2 function, so that every learned response can be drawn against the truth. The
+# `paper` profile reads the LAEI 2013 grid values and OSM renders from `--data-root`.
+# {ref}`sec-map_lur-deviations` lists every difference from the thesis.
+# :::
+
+# %% tags=["parameters"]
+profile = "cpu"
+seed = 0
+device = "auto"
+data_root = None
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+import domainknowledge as dk
+from domainknowledge.chapters import map_lur as chapter
+from domainknowledge.data.synthetic import map_tiles
+
+run = dk.experiment.start("map_lur", profile=profile, seed=seed, device=device, data_root=data_root)
+dk.plots.use_book_style()
+config = dk.experiment.select(chapter.CONFIGS, run.profile)
+display(run.banner())
+
+# %% [markdown]
+# ## What each profile runs
+#
+# One `Config` per profile fixes the data source and sizes, the network, the training schedule, the
+# number of initialisations, the baselines' settings and the probe grids. The active profile's column is
+# highlighted; the code below is the same for all three.
+
+# %%
+dk.experiment.profile_table(chapter.CONFIGS, run.profile)
+
+# %% [markdown]
+# ## Data: map tiles and NO2
+#
+# The thesis takes annual mean NO2 from the London Atmospheric Emissions Inventory 2013 (LAEI), a
+# dispersion model's output on a 20 m grid, and samples 3,000 training and 1,500 test cells in Central
+# London whose images do not overlap. Each cell's image is the OSM map of the 80 m x 80 m around it,
+# rendered without labels at 224 x 224 px, the cell in the middle (Secs. 3.1.2 and 6).
+
+# %%
+task = chapter.load_task(config, seed=seed, data_root=run.data_root)
+sizes = ", ".join(f"{len(task.no2[s]):,} {s}" for s in ("train", "validation", "test"))
+kind = "a synthetic stand-in, not the thesis' data" if task.is_stand_in else "the thesis' data"
+display(Markdown(f"**Tiles ({kind}):** {task.description}; {sizes} tiles. NO2 over the training tiles: "
+                 f"mean {task.no2['train'].mean():.1f}, sd {task.no2['train'].std():.1f} ug/m3."))
+shown = np.arange(16)
+fig, _ = dk.plots.plot_image_grid(task.images["train"][shown].permute(0, 2, 3, 1).numpy(),
+                                  [f"{v:.0f} ug/m3" for v in task.no2["train"][shown]], columns=8,
+                                  title="training tiles and their NO2 values")
+
+# %% [markdown]
+# :::{admonition} Stand-in data at the `smoke` and `cpu` profiles
+# :class: warning
+# Neither the LAEI grid nor the OSM renders are available offline. The tiles above are drawn by
+# `dk.data.synthetic.map_tiles`, seeded: one to six land-use areas (Voronoi cells of industrial,
+# residential, commercial, park, forest, water or OSM's plain "neutral" land), building footprints in
+# built-up areas, and zero to three straight roads (motorway, trunk, primary, secondary, residential
+# street) with their type's width and OSM-like fill and casing colours. A tile covers 80 m x 80 m, as in
+# the thesis, at 64 px instead of 224 px.
+#
+# The target is a hidden function of the tile's *label map* (the class of every pixel), plus noise. With
+# Gaussian proximity weights $w_p \propto \exp(-d_p^2 / 2\sigma^2)$ of each pixel $p$ at distance $d_p$
+# from the centre (summing to one), land-use shares $F_c = \sum_p w_p [\text{class}_p = c]$, the same
+# shares among non-road pixels $G_c$, and a traffic exposure $T = \sum_p w_p\, e(\text{class}_p)$ with an
+# emission $e$ per road type (zero off the road),
+#
+# $$
+# \text{NO}_2 = b_0 + \sum_c \beta_c F_c + R \left(1 - e^{-T/\tau}\right) \Bigl(1 + \sum_c \gamma_c G_c\Bigr) + \varepsilon ,
+# \qquad \varepsilon \sim \mathcal{N}(0, s^2).
+# $$
+#
+# The first two terms are an urban background that land use shifts by a few ug/m3; the road term
+# saturates, so that the response to a road's width is concave, like a logarithm; the Gaussian weights
+# make the response to a road's distance a bell, flat near the centre and steepest at $\sigma$; the factor
+# with $\gamma$ makes roads and land use interact, as street canyons trap exhaust ($\gamma > 0$ for
+# built-up land) and open land dilutes it ($\gamma < 0$ for parks, forest and water).
+#
+# **What it preserves**: OSM's visual language (colour-coded areas, typed roads of typical widths), a
+# target dominated by roads near the centre, land-use effects of plausible sign and size, and
+# interactions that a linear model on buffer features cannot express. **What it cannot**: real street
+# networks, buildings and their effect on dispersion, traffic volumes that a map does not show, and
+# London's particular mix of sources; the numbers on this page describe the stand-in, not London.
+# :::
+#
+# The parameters of the hidden function and its shape, drawn on probes like the ones of the analysis
+# below:
+
+# %%
+if task.function is not None:
+    function = task.function
+    display(pd.DataFrame({"land-use level beta (ug/m3)": function.land_use_levels,
+                          "interaction gamma": function.dispersion}).T.round(2))
+    display(Markdown(f"$b_0$ = {function.base:g} ug/m3, $R$ = {function.road_scale:g} ug/m3, "
+                     f"$\\tau$ = {function.saturation:g}, $\\sigma$ = {function.sigma_m:g} m, noise sd "
+                     f"$s$ = {function.noise_sd:g} ug/m3; road emissions $e$: "
+                     + ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in function.road_emissions.items()) + "."))
+    fig, _ = chapter.plot_hidden_function(function, config.image_size)
+else:
+    display(Markdown("Real data: there is no hidden function to show."))
+
+# %% [markdown]
+# ## MapLUR
+#
+# MapLUR is a plain CNN (Sec. 6, Fig. 6.1). Each of its 15 blocks applies a 3 x 3 convolution with 16
+# filters, padding 1 and stride 1 (the map keeps its size), batch normalisation and a ReLU; blocks 1, 3,
+# 5, 7, 10 and 13 end with a 2 x 2 max-pooling of stride 2. An MLP with 128 ReLU units and one linear
+# output neuron turns the last map into the estimate $\hat{y}$, trained with the mean squared error
+#
+# $$
+# \mathcal{L}_{\text{MSE}} = \frac{1}{|\mathcal{B}|} \sum_{i \in \mathcal{B}} (\hat{y}_i - y_i)^2 .
+# $$
+#
+# At 224 px the six poolings leave a 3 x 3 map; at 64 px they leave 1 x 1, so the head sees 16 numbers
+# that summarise the whole tile. Training uses Adam, random flips and transposes of each tile (a road
+# map has no preferred direction), and early stopping on the validation MSE, keeping the best epoch.
+# The baselines follow the thesis: the training mean; linear regression (LR) on features chosen by the
+# ESCAPE forward selection {cite}`eeftens2012escape` (add the feature that raises the adjusted R2 most,
+# while it raises it by at least 1 %); a random forest (RF) and an MLP on all features. The features are
+# the thesis' list, computed within each of the profile's radii around the centre: areas of commercial,
+# industrial and residential land, lengths of big (motorway, trunk, primary) and local roads, and
+# distances to the nearest motorway, trunk or primary road, and industrial land. Both are scored with R2
+# and RMSE on the test tiles:
+#
+# $$
+# R^2 = 1 - \frac{\sum_i (y_i - \hat{y}_i)^2}{\sum_i (y_i - \bar{y})^2}, \qquad
+# \text{RMSE} = \sqrt{\tfrac{1}{N} \textstyle\sum_i (y_i - \hat{y}_i)^2} .
+# $$
+
+# %%
+seeds = chapter.run_seeds(seed, config.runs)
+run.glue("map_lur_parameters", chapter.parameter_count(config))
+baselines, lr_features = chapter.baseline_runs(task, config, seeds, feature_set="thesis")
+results = [baselines]
+if config.extended_features:
+    extended, _ = chapter.baseline_runs(task, config, seeds, feature_set="extended")
+    results.append(extended)
+maplur = chapter.train_maplur(task, config, seeds, device=run.device)
+results = pd.concat(results + [maplur.results], ignore_index=True)
+display(Markdown(f"MapLUR here has {chapter.parameter_count(config):,} trainable parameters. LR kept "
+                 f"{len(lr_features)} features: " + ", ".join(f"`{n}`" for n in lr_features) + "."))
+
+# %% [markdown]
+# ### Table 6.1, reproduced
+#
+# Mean ± standard deviation over the runs (initialisations; LR and Mean have none). Feature set
+# `thesis` is the list above; `extended` (stand-in only, beyond the thesis) gives the baselines what the
+# generator knows: all seven land uses, the length of each road type, and the distance to each road
+# type. The thesis' values are for LAEI London.
+
+# %%
+chapter.table_6_1(results)
+
+# %%
+summary = chapter.summary_table(results)
+thesis_rows = summary.xs("thesis", level="features")
+best_baseline = thesis_rows.drop(index="Mean")["r2"].idxmax()
+r2_maplur = float(summary.loc[("image", "MapLUR"), "r2"])
+run.glue("map_lur_r2_maplur", r2_maplur)
+run.glue("map_lur_r2_best_baseline", float(thesis_rows.loc[best_baseline, "r2"]))
+run.glue("map_lur_best_baseline", best_baseline)
+run.glue("map_lur_kept_epoch", float(maplur.results["best_epoch"].mean()))
+run.glue("map_lur_epoch_cap", int(config.training.max_epochs))
+if task.truth is not None:
+    run.glue("map_lur_r2_truth", chapter.r2_score(task.truth["test"], task.no2["test"]))
+    if config.extended_features:
+        extended_rows = summary.xs("extended", level="features").drop(index="Mean")
+        run.glue("map_lur_r2_extended_best", float(extended_rows["r2"].max()))
+        run.glue("map_lur_extended_best", extended_rows["r2"].idxmax())
+
+# %% [markdown]
+# MapLUR reaches a test R2 of {glue:text}`map_lur_r2_maplur:.3f`, the best baseline on the thesis'
+# features ({glue:text}`map_lur_best_baseline`) {glue:text}`map_lur_r2_best_baseline:.3f`. The runs keep,
+# on average, epoch {glue:text}`map_lur_kept_epoch:.1f` of at most {glue:text}`map_lur_epoch_cap:d`.
+
+# %%
+if task.truth is not None:
+    display(Markdown(
+        f"On the stand-in the noise sets a ceiling: the hidden noise-free function itself scores R2 = "
+        f"{chapter.r2_score(task.truth['test'], task.no2['test']):.3f} on the test tiles. With the `extended` "
+        f"features, the best baseline ({summary.xs('extended', level='features').drop(index='Mean')['r2'].idxmax()}) "
+        f"reaches {summary.xs('extended', level='features').drop(index='Mean')['r2'].max():.3f}: a baseline that "
+        "is handed features matching the generator can rival the CNN, whose advantage on the thesis' features "
+        "is that it needs no one to know which features matter."))
+
+# %% [markdown]
+# ## The generated-input analyses
+#
+# The analysis asks which *entity*, of what *area*, at what *distance* from the centre moves the
+# estimate (Sec. 6.1). Each question gets a family of generated tiles in which only that property
+# changes, drawn by the same renderer as the training tiles (`map_tiles.entity_probe_scenes`,
+# `width_probe_scenes`, `distance_probe_scenes`). Every trained run sees every probe; the figures show
+# the mean over runs with the range, and on the stand-in the hidden function's value for the same tile.
+
+# %%
+probe_examples = (
+    [map_tiles.uniform_scene("park"), map_tiles.uniform_scene("park", "trunk"), map_tiles.uniform_scene("commercial", "motorway")]
+    + map_tiles.width_probe_scenes([4, 12, 24])
+    + map_tiles.distance_probe_scenes([0, 12, 24], orientation="horizontal"))
+images, _ = map_tiles.render_scenes(probe_examples, config.image_size)
+fig, _ = dk.plots.plot_image_grid(images, ["park", "park + trunk", "comm. + motorway", "width 4 m", "width 12 m",
+                                           "width 24 m", "distance 0 m", "distance 12 m", "distance 24 m"],
+                                  columns=9, title="probe tiles: entity, area (width), distance")
+
+# %% [markdown]
+# ### Entities (Table 6.2)
+#
+# Each tile is covered by one entity, alone or with a trunk road or a motorway through the centre at
+# its standard width. Road-on-road cells are left empty, as in the thesis.
+
+# %%
+entities = chapter.entity_table(maplur.models, config.image_size, task.function)
+display(Markdown("**MapLUR's estimates** (mean over runs, ug/m3)"))
+display(entities["mean"].style.format("{:.1f}", na_rep="-"))
+if "truth" in entities:
+    display(Markdown("**The hidden truth** for the same tiles"))
+    display(entities["truth"].style.format("{:.1f}", na_rep="-"))
+display(Markdown("**The thesis' Table 6.2** (MapLUR on LAEI London)"))
+display(chapter.THESIS_TABLE_6_2.style.format("{:.2f}", na_rep="-"))
+
+# %% [markdown]
+# The interaction is in the *overlay effect*: how much a road adds on each land use. Bars are the mean
+# over runs, whiskers the standard deviation, diamonds the hidden truth.
+
+# %%
+effects = {road: chapter.overlay_effects(entities, road) for road in ("trunk", "motorway")}
+fig, ax = plt.subplots(figsize=(7.5, 3.2))
+positions = np.arange(len(map_tiles.LAND_USES))
+for offset, (road, values) in zip((-0.2, 0.2), effects.items()):
+    spread = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
+    ax.bar(positions + offset, values.mean(axis=0), 0.38, yerr=spread, label=f"+ {road} (MapLUR)")
+    if "truth" in entities:
+        truth_effect = (entities["truth"].loc[road] - entities["truth"].loc["no road"])[list(map_tiles.LAND_USES)]
+        ax.plot(positions + offset, truth_effect, "D", color="black", markersize=4,
+                label="hidden truth" if road == "trunk" else None)
+ax.set_xticks(positions, map_tiles.LAND_USES)
+ax.set_ylabel("estimate with road - without (ug/m3)")
+ax.legend()
+ax.set_title("what a road adds, per land use");
+
+# %%
+if "truth" in entities:
+    learned, truth_table = entities["mean"].to_numpy().ravel(), entities["truth"].to_numpy().ravel()
+    kept = ~np.isnan(truth_table)
+    run.glue("map_lur_entity_rmse", chapter.rmse(learned[kept], truth_table[kept]))
+    display(Markdown(f"Over the {int(kept.sum())} cells, MapLUR's mean estimate misses the hidden truth by an RMSE of "
+                     f"{chapter.rmse(learned[kept], truth_table[kept]):.2f} ug/m3."))
+
+# %% [markdown]
+# ### Area: the road's width (Fig. 6.2)
+#
+# A trunk road runs through the centre of a neutral tile, vertically or horizontally; its width grows
+# pixel by pixel, and so does its area.
+
+# %%
+widths = chapter.width_sweep(maplur.models, config.image_size, config.width_step_px, task.function)
+width_fits = chapter.sweep_fits(widths, "width_px")
+fig, _ = chapter.plot_sweep(widths, "width_px", title="estimate against the trunk road's width")
+width_fits.round(3)
+
+# %% [markdown]
+# The table has one row per run and orientation (and the truth's curve): Pearson's r, the R2 of a line
+# in width, of a parabola, and of a line in log(width). The thesis read its curves as "more logarithmic
+# than linear".
+
+# %% [markdown]
+# ### Distance: where the road lies (Fig. 6.3)
+#
+# A trunk road of its standard width moves away from the centre pixel by pixel, up to the tile's edge.
+# The dotted and dash-dotted lines are a line and a parabola fitted to the mean vertical curve.
+
+# %%
+distances = chapter.distance_sweep(maplur.models, config.image_size, config.distance_step_px, task.function)
+distance_fits = chapter.sweep_fits(distances, "distance_px")
+fig, _ = chapter.plot_sweep(distances, "distance_px", fits=True, title="estimate against the trunk road's distance")
+distance_fits.drop(columns="log_r2").round(3)
+
+# %% [markdown]
+# A parabola has one parameter more than a line and always fits at least as well, so "the quadratic fit
+# is better" is tested with the F-test of the squared term: `p_squared_term` below 0.05 means the
+# curvature is larger than one more parameter explains by chance.
+
+# %%
+if task.function is not None:
+    closeness = pd.DataFrame({"width (Fig. 6.2)": chapter.learned_versus_truth(widths),
+                              "distance (Fig. 6.3)": chapter.learned_versus_truth(distances)}).T
+    run.glue("map_lur_width_truth_r", float(closeness.loc["width (Fig. 6.2)", "pearson_r"]))
+    run.glue("map_lur_distance_truth_r", float(closeness.loc["distance (Fig. 6.3)", "pearson_r"]))
+    display(Markdown("**Learned curves against the hidden truth** (mean over runs; Pearson r and RMSE in ug/m3 "
+                     "over all points of both orientations)"))
+    display(closeness.round(3))
+
+# %% [markdown]
+# (sec-map_lur-deviations)=
+# ## Deviations from the thesis
+#
+# - **Data (`smoke`, `cpu`).** Generated OSM-style tiles with a hidden NO2 function replace LAEI 2013 and
+#   the OSM renders (see the stand-in note); tiles are 64 px instead of 224 px for the same 80 m. The
+#   `paper` profile reads `laei2013/no2_grid.csv` (columns `id`, `no2`, optionally `split`) and
+#   `laei2013/osm_tiles/<id>.png` from `--data-root`; without a `split` column it holds out a third of
+#   the cells for testing and a tenth of the rest for validation.
+# - **Network.** Exactly the thesis' blocks, filters and pooling pattern; at 64 px the last map is 1 x 1
+#   instead of 3 x 3. Convolutions have no bias (batch normalisation follows them). Inputs are
+#   standardised per channel and the target by its training mean and standard deviation, inside the model.
+# - **Augmentation.** Sec. 6 trains with flips and transposes, and Sec. 6.3 later speaks of "rotation
+#   and flipping". We use random horizontal and vertical flips and transposes, which together give all
+#   eight rotations and reflections of a square by multiples of 90 degrees, so both readings are covered.
+# - **Training schedule.** The thesis uses batches of 400, learning rate 1e-4, at most 2,000 epochs and
+#   patience 20 (the `paper` profile). At `cpu` the budget allows a few minutes: batches of 32 and learning
+#   rate 1e-3, so that an epoch has dozens of steps, at most 14 epochs and patience 6.
+# - **Runs.** 3 initialisations per model at `cpu` (2 at `smoke`) instead of 40; the data are the same
+#   for every run, as in the thesis.
+# - **Baselines.** The thesis' feature list without the distance to the next traffic signal (the tiles
+#   have none); road lengths come from road areas divided by the type's standard width; on real renders
+#   the label map behind the features is decoded from the colours (nearest palette colour), not taken from
+#   the OSM database. ESCAPE selection is applied to LR only; RF and MLP get all features, which they can
+#   weigh themselves. The thesis leaves the baselines' settings to {cite}`steininger2020maplur`; ours
+#   are a forest of `forest_trees` trees (leaves of at least 2 tiles, a third of the features per split)
+#   and an MLP with `mlp_hidden` ReLU units and early stopping on 10 % of its training data, on
+#   standardised features. The `extended` feature set is ours.
+# - **Significance.** The thesis tests all differences of Table 6.1 for significance over 40 runs. With 3
+#   runs we use a fixed rule instead (below).
+#
+# ## Claims
+#
+# A difference between two models or two probe conditions counts only when its mean over runs exceeds
+# twice its standard deviation over runs (`chapter.exceeds_spread`); a shape property (a sign, a
+# correlation threshold, a better fit) must hold in *every* run and orientation. Each claim also says
+# what the hidden truth does, so a failure can be read as the network's or as the stand-in's.
+
+# %%
+runs_r2 = results.set_index(["features", "model", "seed"])["r2"]
+maplur_r2 = runs_r2.loc[("image", "MapLUR")].to_numpy()
+baseline_gaps = {name: maplur_r2 - runs_r2.loc[("thesis", name)].to_numpy() for name in ("LR", "MLP", "RF")}
+run.claim(
+    "maplur-beats-baselines", statement="MapLUR has a higher test R2 than every feature baseline (Mean, LR, MLP, RF)",
+    source="Table 6.1", thesis_value="R2 0.673 vs RF 0.662, MLP 0.499, LR 0.487 (all significant)",
+    measured=f"MapLUR {maplur_r2.mean():.3f} ± {maplur_r2.std(ddof=1) if len(maplur_r2) > 1 else 0:.3f}; "
+             + ", ".join(f"{n} {runs_r2.loc[('thesis', n)].mean():.3f} (gap {g.mean():+.3f})" for n, g in baseline_gaps.items()),
+    holds=all(chapter.exceeds_spread(g) for g in baseline_gaps.values()),
+    note=f"{config.runs} runs; thesis feature set")
+
+forest_gaps = {name: runs_r2.loc[("thesis", "RF")].to_numpy() - runs_r2.loc[("thesis", name)].to_numpy() for name in ("LR", "MLP")}
+run.claim(
+    "rf-best-baseline", statement="RF is the best feature baseline on R2", source="Table 6.1",
+    thesis_value="RF 0.662 > MLP 0.499 > LR 0.487",
+    measured=", ".join(f"RF - {n}: {g.mean():+.3f}" for n, g in forest_gaps.items()),
+    holds=all(chapter.exceeds_spread(g) for g in forest_gaps.values()), note=f"{config.runs} runs")
+
+truth_effects = {}
+if "truth" in entities:
+    truth_effects = {road: (entities["truth"].loc[road] - entities["truth"].loc["no road"])[list(map_tiles.LAND_USES)].to_numpy()
+                     for road in effects}
+raises = {road: all(chapter.exceeds_spread(values[:, j]) for j in range(values.shape[1])) for road, values in effects.items()}
+run.claim(
+    "roads-raise-estimate", statement="Overlaying a trunk road or a motorway raises the estimate on every land use",
+    source="Table 6.2, Sec. 6.3", thesis_value="raised in all 14 cells (e.g. neutral 42.06 -> 58.62 / 55.00)",
+    measured="smallest mean rise: " + ", ".join(f"{road} {values.mean(axis=0).min():+.1f}" for road, values in effects.items())
+             + ("; truth: " + ", ".join(f"{r} {v.min():+.1f}" for r, v in truth_effects.items()) if truth_effects else ""),
+    holds=all(raises.values()))
+
+spreads = {}
+for road, values in effects.items():
+    mean = values.mean(axis=0)
+    spreads[road] = values[:, int(np.argmax(mean))] - values[:, int(np.argmin(mean))]
+run.claim(
+    "land-use-road-interaction",
+    statement="Land use and roads interact: the rise from a road overlay differs between land uses",
+    source="Table 6.2, Sec. 6.3", thesis_value="trunk adds 12.7 (residential) to 25.3 (park); motorway 7.2 (park) to 25.5 (commercial)",
+    measured="largest minus smallest mean rise: " + ", ".join(f"{r} {v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0:.1f}" for r, v in spreads.items())
+             + ("; truth: " + ", ".join(f"{r} {v.max() - v.min():.1f}" for r, v in truth_effects.items()) if truth_effects else ""),
+    holds=all(chapter.exceeds_spread(v) for v in spreads.values()),
+    note="the land uses with the largest and smallest mean rise are chosen on the same runs")
+
+model_width = width_fits[width_fits["run"] != "truth"]
+truth_width = width_fits[width_fits["run"] == "truth"]
+rise = chapter.sweep_rise(widths, "width_px")
+run.claim(
+    "width-raises-estimate", statement="A wider trunk road (larger area) raises the estimate",
+    source="Fig. 6.2, Sec. 6.3", thesis_value="rising with width",
+    measured=f"rise over the sweep {rise.mean():.1f} ± {rise.std(ddof=1) if len(rise) > 1 else 0:.1f} ug/m3; "
+             f"Pearson r {model_width['pearson_r'].min():.2f} to {model_width['pearson_r'].max():.2f}"
+             + (f"; truth r {truth_width['pearson_r'].min():.2f}" if len(truth_width) else ""),
+    holds=chapter.exceeds_spread(rise) and bool((model_width["pearson_r"] > 0).all()))
+
+run.claim(
+    "width-response-logarithmic", statement="The width response is concave: a line in log(width) fits better than a line in width",
+    source="Fig. 6.2, Sec. 6.3", thesis_value="concave: closer to a logarithm than to a line",
+    measured=f"R2 log vs linear, worst run: {(model_width['log_r2'] - model_width['linear_r2']).min():+.3f}"
+             + (f"; truth {(truth_width['log_r2'] - truth_width['linear_r2']).min():+.3f}" if len(truth_width) else ""),
+    holds=bool((model_width["log_r2"] > model_width["linear_r2"]).all()))
+
+orientation_gap = widths.pivot_table(index=["run", "width_px"], columns="orientation", values="estimate")
+difference = orientation_gap["vertical"] - orientation_gap["horizontal"]
+signed = difference.groupby("run").mean().to_numpy()
+gap = difference.abs().groupby("run").mean().to_numpy()
+run.claim(
+    "orientation-invariant", statement="Horizontal and vertical roads give the same width curve",
+    source="Fig. 6.2, Sec. 6.3", thesis_value="very similar curves",
+    measured=f"vertical - horizontal: {signed.mean():+.2f} ± {signed.std(ddof=1) if len(signed) > 1 else 0:.2f} ug/m3 "
+             f"on average over widths (mean absolute gap {gap.mean():.2f}) vs a rise of {rise.mean():.1f} ug/m3",
+    holds=not (chapter.exceeds_spread(signed) or chapter.exceeds_spread(-signed)),
+    note="holds when the orientations differ by no more than the chapter's rule can tell from the seed spread")
+
+model_distance = distance_fits[distance_fits["run"] != "truth"]
+truth_distance = distance_fits[distance_fits["run"] == "truth"]
+run.claim(
+    "distance-lowers-estimate", statement="Moving the road away from the centre lowers the estimate (Pearson r < -0.6)",
+    source="Fig. 6.3, Sec. 6.3", thesis_value="r always below -0.6",
+    measured=f"r from {model_distance['pearson_r'].min():.2f} to {model_distance['pearson_r'].max():.2f}"
+             + (f"; truth {truth_distance['pearson_r'].max():.2f}" if len(truth_distance) else ""),
+    holds=bool((model_distance["pearson_r"] < -0.6).all()))
+
+mean_distance_curve = distances.groupby(["orientation", "distance_px"], sort=False)["estimate"].mean().reset_index()
+mean_curve_p = max(chapter.curve_fits(part["distance_px"], part["estimate"])["p_squared_term"]
+                   for _, part in mean_distance_curve.groupby("orientation"))
+per_run_p = model_distance.assign(run=model_distance["run"].astype(int)).groupby("run")["p_squared_term"].max().sort_index()
+kept_epochs = maplur.results["best_epoch"].tolist()
+run.claim(
+    "quadratic-beats-linear", statement="A parabola fits the distance curve better than a line (F-test of the squared term, p < 0.05)",
+    source="Fig. 6.3, Sec. 6.3", thesis_value="quadratic better than linear",
+    measured=f"largest p per run: " + ", ".join(f"{p:.2g} (kept epoch {e})" for p, e in zip(per_run_p, kept_epochs))
+             + f"; mean curve over runs {mean_curve_p:.2g}"
+             + (f"; truth {truth_distance['p_squared_term'].max():.2g}" if len(truth_distance) else ""),
+    holds=bool((model_distance["p_squared_term"] < 0.05).all()), note="every run and both orientations must pass");
+
+# %%
+run.finish();
+
+# %% [markdown]
+# ### Reading the verdicts
+#
+# For each claim that does not hold at this profile, what the numbers above say about why:
+
+# %%
+readings = {
+    "maplur-beats-baselines": "MapLUR's lead over the best baseline is within twice the spread of its runs; with a "
+                              "few short training runs on a few thousand tiles, the CNN's run-to-run spread is "
+                              "large compared with the baselines'.",
+    "rf-best-baseline": "On the stand-in the features explain the target nearly linearly, which leaves the "
+                        "forest little advantage over LR and the MLP.",
+    "roads-raise-estimate": "Some overlay adds less than twice its spread over runs; the undertrained network has "
+                            "not separated that combination from the land use alone.",
+    "land-use-road-interaction": "The spread of the overlay effects over land uses is within the run-to-run noise; "
+                                 "the truth's interaction (column 'measured') was not learned clearly enough.",
+    "width-raises-estimate": "The width curve is not monotone enough in every run.",
+    "width-response-logarithmic": "At least one run's width curve is closer to a line than to a logarithm.",
+    "orientation-invariant": "Flips and transposes make the two orientations equally likely in training, but the "
+                             "network is not constrained to treat them alike; here one orientation is estimated "
+                             "systematically higher, by more than twice the spread over runs.",
+    "distance-lowers-estimate": "At least one run's distance curve correlates more weakly than -0.6 with distance.",
+}
+failing_runs = [run_index for run_index, p in per_run_p.items() if p >= 0.05]
+if failing_runs:
+    failed_epochs = [kept_epochs[i] for i in failing_runs]
+    other_epochs = [e for i, e in enumerate(kept_epochs) if i not in failing_runs]
+    cause = (f"They kept epoch {', '.join(map(str, failed_epochs))}, the others "
+             f"{', '.join(map(str, other_epochs)) or 'none'}: " +
+             ("early stopping on a noisy validation MSE probably ended them before they learned the flat top of the "
+              "bell close to the road." if other_epochs and max(failed_epochs) < min(other_epochs) else
+              "training length does not explain the difference; at this scale the curvature near the road is "
+              "simply not resolved in every run."))
+    truth_note = (f"The hidden truth's squared term has p = {truth_distance['p_squared_term'].max():.2g}, "
+                  if len(truth_distance) else "")
+    readings["quadratic-beats-linear"] = (
+        f"{truth_note}{'the' if truth_note else 'The'} mean curve over runs has p = {mean_curve_p:.2g}, but run(s) "
+        f"{', '.join(map(str, failing_runs))} drew a nearly straight line over the tile. {cause} The verdict "
+        "needs every run and orientation to pass, which is stricter than the thesis' reading of its curves by eye.")
+if maplur_r2.mean() < max(runs_r2.loc[("thesis", n)].mean() for n in ("LR", "MLP", "RF")):
+    readings["maplur-beats-baselines"] = (
+        f"MapLUR's mean R2 is below a baseline's: with {len(task.no2['train']):,} training tiles and at most "
+        f"{config.training.max_epochs} epochs it has not learned what the features hand the baselines.")
+failing = [c for c in run.claims if c.verdict == "does-not-hold"]
+if run.profile == "smoke":
+    display(Markdown("At the `smoke` profile the network trains for a few epochs on a few hundred tiles; its "
+                     "verdicts test the code path, not the thesis."))
+display(Markdown("\n".join(f"- **{c.id}**: {readings.get(c.id, 'see the measured values in the table.')}" for c in failing)
+                 if failing else "Every claim holds at this profile."))
+
+# %% [markdown]
+# ## Summary
+#
+# MapLUR is a small CNN, fifteen blocks of sixteen filters, that reads a map and returns a concentration.
+# Here it reaches a test R2 of {glue:text}`map_lur_r2_maplur:.3f`, against
+# {glue:text}`map_lur_r2_best_baseline:.3f` for the best classic LUR model on the thesis' features
+# ({glue:text}`map_lur_best_baseline`). The generated probes then open it up, and on the stand-in we can
+# check what they show against a truth that the thesis did not have (the figures above draw both). What
+# the network learned is what the thesis read from its own probes: roads raise the estimate, more so when
+# wide and near the centre, with a saturating, logarithm-like response to width, a curved response to
+# distance, and land use changing how much a road adds. The claims table gives each verdict at this
+# profile; a verdict that fails while the truth has the property points at the network or its short
+# training, one that fails with the truth lacking it points at the stand-in.
+#
+# The analysis is the point of the chapter, and it transfers: anything that can render controlled
+# inputs, here a map renderer, can measure a trained model's response to one property at a time, and a
+# non-linear response found this way is a hint for the features of a simpler model, as the thesis
+# suggests for LUR.
+#
+# ## References
+
+# %% [markdown]
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -1,0 +1,180 @@
+"""MapLUR (Kobs 2023, Sec. 6), its training and the chapter's analysis helpers: known answers."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from domainknowledge.chapters import map_lur as chapter
+from domainknowledge.data import DataNotFoundError
+from domainknowledge.data.real.laei import load_laei_tiles
+from domainknowledge.models.cnn import count_parameters
+from domainknowledge.models.maplur import MAPLUR_POOL_AFTER, MapLUR, final_map_size
+from domainknowledge.training import TrainingConfig, random_dihedral, train_regressor
+
+
+def test_maplur_has_the_thesis_blocks_pooling_and_head():
+    model = MapLUR(image_size=224)
+    assert len(model.blocks) == 15
+    pooled = [i + 1 for i, block in enumerate(model.blocks) if isinstance(block[-1], nn.MaxPool2d)]
+    assert pooled == [1, 3, 5, 7, 10, 13] == list(MAPLUR_POOL_AFTER)
+    convolutions = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(c.out_channels == 16 and c.kernel_size == (3, 3) and c.padding == (1, 1) and c.stride == (1, 1)
+               for c in convolutions)
+    assert final_map_size(224, MAPLUR_POOL_AFTER) == 3 and final_map_size(64, MAPLUR_POOL_AFTER) == 1
+    linear = [m for m in model.head if isinstance(m, nn.Linear)]
+    assert [(l.in_features, l.out_features) for l in linear] == [(16 * 3 * 3, 128), (128, 1)]
+    # convolutions 3*9*16 + 14*16*9*16, batch norms 15*32, head 144*128+128 + 128+1
+    assert count_parameters(model) == 432 + 14 * 2304 + 15 * 32 + 144 * 128 + 128 + 129
+    assert count_parameters(MapLUR(image_size=64)) == 432 + 14 * 2304 + 15 * 32 + 16 * 128 + 128 + 129
+
+
+def test_maplur_output_shape_and_target_scaling():
+    torch.manual_seed(0)
+    model = MapLUR(image_size=64, target_mean=40.0, target_std=10.0).eval()
+    images = torch.randint(0, 256, (5, 3, 64, 64), dtype=torch.uint8)
+    out = model(images)
+    assert out.shape == (5,)
+    raw = model.head(model.features(images)).squeeze(1)
+    torch.testing.assert_close(out, 40.0 + 10.0 * raw)
+
+
+def test_maplur_rejects_too_small_images():
+    with pytest.raises(ValueError, match="at least 64 px"):
+        MapLUR(image_size=32)
+
+
+def test_random_dihedral_gives_one_of_the_eight_symmetries():
+    images = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).reshape(2, 1, 4, 4)
+    out = random_dihedral(images, torch.Generator().manual_seed(1))
+    for original, moved in zip(images, out):
+        candidates = []
+        for k in range(4):
+            rotated = torch.rot90(original, k, dims=(-2, -1))
+            candidates += [rotated, rotated.transpose(-1, -2)]
+        assert any(torch.equal(moved, c) for c in candidates)
+    assert out.is_contiguous()
+
+
+def test_train_regressor_learns_a_brightness_target_and_is_seeded():
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(96, 1, 8, 8, generator=generator)
+    targets = images.mean(dim=(1, 2, 3)) * 10
+
+    def build():
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 1), nn.Flatten(0))
+
+    config = TrainingConfig(max_epochs=30, batch_size=16, patience=30, monitor="mse", learning_rate=0.05)
+    model, history = train_regressor(build, (images[:64], targets[:64]), (images[64:], targets[64:]), config, seed=2,
+                                     log=lambda s: None)
+    again, _ = train_regressor(build, (images[:64], targets[:64]), (images[64:], targets[64:]), config, seed=2,
+                               log=lambda s: None)
+    assert history.best_score < 0.1 * float(targets.var())
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_curve_fits_known_answers():
+    x = np.arange(10.0)
+    line = chapter.curve_fits(x, 3 - 2 * x)
+    assert line["pearson_r"] == pytest.approx(-1.0) and line["linear_r2"] == pytest.approx(1.0)
+    parabola = chapter.curve_fits(x, 50 - (x - 1) ** 2)
+    assert parabola["quadratic_r2"] == pytest.approx(1.0) and parabola["p_squared_term"] < 1e-6
+    noisy_line = chapter.curve_fits(x, x + np.random.default_rng(0).normal(0, 0.01, 10))
+    assert noisy_line["p_squared_term"] > 0.01
+    logarithm = chapter.curve_fits(x + 1, np.log(x + 1))
+    assert logarithm["log_r2"] == pytest.approx(1.0) and logarithm["linear_r2"] < 1.0
+
+
+def test_exceeds_spread_rule():
+    assert chapter.exceeds_spread([1.0, 1.1, 0.9])
+    assert not chapter.exceeds_spread([1.0, -0.5, 2.0])
+    assert not chapter.exceeds_spread([-1.0, -1.0])
+    assert chapter.exceeds_spread([0.2])
+
+
+def test_escape_selection_finds_the_informative_features():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(300, 6))
+    target = 3 * features[:, 4] - 2 * features[:, 1] + rng.normal(0, 0.1, 300)
+    assert sorted(chapter.escape_forward_selection(features, target)) == [1, 4]
+
+
+def test_r2_and_rmse():
+    assert chapter.r2_score([2.0, 2.0, 2.0], [1.0, 2.0, 3.0]) == pytest.approx(0.0)
+    assert chapter.rmse([1.0, 2.0], [1.0, 4.0]) == pytest.approx(np.sqrt(2.0))
+
+
+def test_config_validation():
+    smoke = chapter.CONFIGS["smoke"]
+    with pytest.raises(ValueError, match="data must be one of"):
+        dataclasses.replace(smoke, data="london")
+    with pytest.raises(ValueError, match="too small"):
+        dataclasses.replace(smoke, image_size=32)
+    with pytest.raises(ValueError, match="runs"):
+        dataclasses.replace(smoke, runs=0)
+    with pytest.raises(ValueError, match="split_sizes"):
+        dataclasses.replace(smoke, split_sizes=None)
+    assert chapter.CONFIGS["paper"].training.learning_rate == 1e-4
+    assert chapter.CONFIGS["paper"].training.batch_size == 400 and chapter.CONFIGS["paper"].image_size == 224
+
+
+def test_paper_data_errors_name_the_missing_path(tmp_path):
+    with pytest.raises(DataNotFoundError, match="laei2013/no2_grid.csv"):
+        chapter.load_task(chapter.CONFIGS["paper"], seed=0, data_root=tmp_path)
+    (tmp_path / "laei2013").mkdir()
+    (tmp_path / "laei2013" / "no2_grid.csv").write_text("id,no2\na,41.5\n")
+    with pytest.raises(DataNotFoundError, match="osm_tiles/a.png"):
+        load_laei_tiles(tmp_path, 64)
+    with pytest.raises(DataNotFoundError, match="data_root"):
+        load_laei_tiles(None, 64)
+
+
+def test_laei_reader_resizes_and_keeps_the_split(tmp_path):
+    folder = tmp_path / "laei2013"
+    (folder / "osm_tiles").mkdir(parents=True)
+    rows = ["id,no2,split"]
+    for index, split in enumerate(["train", "train", "validation", "test"]):
+        Image.fromarray(np.full((100, 100, 3), 50 * index, dtype=np.uint8)).save(folder / "osm_tiles" / f"t{index}.png")
+        rows.append(f"t{index},{30 + index},{split}")
+    (folder / "no2_grid.csv").write_text("\n".join(rows) + "\n")
+    tiles = load_laei_tiles(tmp_path, 64)
+    assert tiles.images.shape == (4, 64, 64, 3) and tiles.images[3, 0, 0, 0] == 150
+    assert tiles.no2.tolist() == [30, 31, 32, 33] and tiles.split == ("train", "train", "validation", "test")
+
+
+def test_probes_on_a_tiny_trained_run_have_the_analysis_shapes():
+    config = dataclasses.replace(chapter.CONFIGS["smoke"], split_sizes=(40, 16, 16), runs=1,
+                                 training=TrainingConfig(max_epochs=1, batch_size=16, patience=1, monitor="mse"))
+    task = chapter.load_task(config, seed=0)
+    runs = chapter.train_maplur(task, config, chapter.run_seeds(0, 1), log=lambda s: None)
+    assert runs.results.shape[0] == 1 and np.isfinite(runs.results["r2"]).all()
+    table = chapter.entity_table(runs.models, config.image_size, task.function)
+    assert table["mean"].shape == (3, 9) and table["mean"].isna().sum().sum() == 4
+    assert chapter.overlay_effects(table, "trunk").shape == (1, 7)
+    sweep = chapter.distance_sweep(runs.models, config.image_size, 8, task.function)
+    assert sorted(sweep["distance_px"].unique()) == [0, 8, 16, 24, 32]
+    fits = chapter.sweep_fits(sweep, "distance_px")
+    assert set(fits["run"]) == {"0", "truth"} and (fits[fits["run"] == "truth"]["pearson_r"] < -0.9).all()
+
+
+def test_paper_path_reads_rendered_tiles_and_decodes_their_land_use(tmp_path):
+    from domainknowledge.data.synthetic import map_tiles
+
+    tiles = map_tiles.make_map_tiles(12, seed=5, size=64)
+    folder = tmp_path / "laei2013"
+    (folder / "osm_tiles").mkdir(parents=True)
+    rows = ["id,no2"] + [f"cell{i},{v:.3f}" for i, v in enumerate(tiles.no2)]
+    for i, image in enumerate(tiles.images):
+        Image.fromarray(image).save(folder / "osm_tiles" / f"cell{i}.png")
+    (folder / "no2_grid.csv").write_text("\n".join(rows) + "\n")
+    config = dataclasses.replace(chapter.CONFIGS["paper"], image_size=64)
+    task = chapter.load_task(config, seed=0, data_root=tmp_path)
+    assert not task.is_stand_in and task.truth is None and task.function is None
+    assert [len(task.no2[s]) for s in ("train", "validation", "test")] == [6, 2, 4]
+    assert task.images["train"].shape == (6, 3, 64, 64) and task.labels["test"].shape == (4, 64, 64)
+    assert sorted(np.concatenate(list(task.no2.values())).round(3)) == sorted(tiles.no2.round(3))
+    # colours decode to the generator's classes, except building footprints inside land uses
+    assert (map_tiles.decode_labels(tiles.images) == tiles.labels).mean() > 0.85
