@@ -211,6 +211,18 @@ def test_embedding_cache_misses_then_hits_and_writes_atomically(tmp_path):
     assert _CountingEncoder.calls == 3 and len(list((tmp_path / "embeddings").iterdir())) == 3
 
 
+def test_text_embeddings_are_cached_by_their_texts(tmp_path):
+    table = {"a cat": [3.0, 0, 0], "a dog": [0, 0, 2.0]}
+    encoder = _TableEncoder(table)
+    first = encoders.cached_text_embeddings(encoder, ["a cat", "a dog"], cache_dir=tmp_path)
+    np.testing.assert_allclose(first, [[1, 0, 0], [0, 0, 1]])
+    encoder.table = {"a cat": [0, 1.0, 0], "a dog": [0, 1.0, 0]}       # a changed model with the same cache key
+    np.testing.assert_array_equal(encoders.cached_text_embeddings(encoder, ["a cat", "a dog"], cache_dir=tmp_path),
+                                  first)                                # read back, not recomputed
+    swapped = encoders.cached_text_embeddings(encoder, ["a dog", "a cat"], cache_dir=tmp_path)
+    np.testing.assert_allclose(swapped, [[0, 1, 0], [0, 1, 0]])        # other texts: computed
+
+
 # ------------------------------------------------------------------------------------------ stand-in CLIP
 TINY = standin_clip.StandInClipConfig(train_images=64, steps=3, batch_size=32, warmup_steps=1)
 

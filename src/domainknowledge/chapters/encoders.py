@@ -25,7 +25,8 @@ from domainknowledge.models.encoders import (
     zero_shot_predict,
 )
 
-__all__ = ["CONFIGS", "PHOTO_LABELS", "PHOTO_TEMPLATES", "Config", "photo_zero_shot", "retrieval_recall",
+__all__ = ["CONFIGS", "PHOTO_LABELS", "PHOTO_TEMPLATES", "Config", "linear_probe_by_factor", "photo_zero_shot",
+           "retrieval_recall",
            "smoothed", "zero_shot_by_factor"]
 
 
@@ -79,6 +80,19 @@ def zero_shot_by_factor(encoder, world: CaptionedWorld) -> pd.DataFrame:
                      "chance": chance,
                      "p_value": binomtest(correct, len(world), chance, alternative="greater").pvalue})
     return pd.DataFrame(rows).set_index("factor")
+
+
+def linear_probe_by_factor(encoder, train: CaptionedWorld, test: CaptionedWorld) -> pd.Series:
+    """Test accuracy of a logistic-regression probe per factor on ``encoder``'s image embeddings, trained on
+    ``train`` with its factor labels: what the embedding holds, whether or not prompts can reach it."""
+    from sklearn.linear_model import LogisticRegression
+
+    x_train, x_test = encoder.encode_images(train.images), encoder.encode_images(test.images)
+    accuracy = {}
+    for factor in FACTORS:
+        probe = LogisticRegression(max_iter=2000, C=10.0).fit(x_train, train.labels(factor))
+        accuracy[factor] = float(probe.score(x_test, test.labels(factor)))
+    return pd.Series(accuracy, name="linear probe")
 
 
 def retrieval_recall(encoder, world: CaptionedWorld, ks=(1, 5)) -> pd.DataFrame:

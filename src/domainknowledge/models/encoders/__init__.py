@@ -43,7 +43,9 @@ from domainknowledge.models.encoders.standin_clip import (
     train_standin_clip,
 )
 from domainknowledge.models.encoders.zero_shot import (
+    cached_embeddings,
     cached_image_embeddings,
+    cached_text_embeddings,
     recall_at_k,
     recall_at_k_chance,
     zero_shot_classifier,
@@ -53,7 +55,8 @@ from domainknowledge.models.encoders.zero_shot import (
 
 __all__ = ["CONSE_TOP_T", "STANDIN_SIZES", "ConSEEncoder", "EfficientNetLiteEncoder", "Encoder", "EncoderEntry",
            "EncoderNotAvailableError", "NoTextTowerError", "OpenClipEncoder", "RawPixelEncoder", "StandInClipConfig",
-           "StandInClipEncoder", "TorchvisionEncoder", "available_encoders", "cached_image_embeddings",
+           "StandInClipEncoder", "TorchvisionEncoder", "available_encoders", "cached_embeddings", "cached_image_embeddings",
+           "cached_text_embeddings",
            "conse_embedding", "default_cache_dir", "imagenet_class_names", "load_encoder", "load_standin_clip",
            "recall_at_k", "recall_at_k_chance", "registry_table", "text_encoder_names", "train_standin_clip",
            "zero_shot_classifier", "zero_shot_logits", "zero_shot_predict"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,9 +28,17 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["PROGRESS_THRESHOLD", "Encoder", "EncoderNotAvailableError", "NoTextTowerError", "as_image_batches",
-           "resize_center_crop"]
+           "import_open_clip", "resize_center_crop"]
 
 PROGRESS_THRESHOLD = 5000
+
+
+def import_open_clip():
+    """``import open_clip`` without the warning its progress bars print in a notebook without widgets."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import open_clip
+    return open_clip
 
 
 class EncoderNotAvailableError(FileNotFoundError):
@@ -155,7 +164,8 @@ class Encoder:
 
     # -- subclass hooks
     def preprocess(self, batch: torch.Tensor) -> torch.Tensor:
-        """Float ``(B, 3, H, W)`` 0..255 to the model's input ``(B, 3, S, S)`` (default: resize and crop only)."""
+        """Float ``(B, 3, H, W)`` 0..255 (already on ``device``) to the model's input ``(B, 3, S, S)`` (default:
+        resize and crop only)."""
         return resize_center_crop(batch, self.image_size)
 
     def _embed_images(self, batch: torch.Tensor) -> torch.Tensor:
@@ -182,13 +192,13 @@ class Encoder:
 
         def flush():
             if pending:
-                batch = torch.cat(pending).to(self.device)
+                batch = torch.cat(pending)
                 chunks.append(F.normalize(self._embed_images(batch).float(), dim=-1).cpu())
                 tracker.update(batch.shape[0])
                 pending.clear()
 
         for batch in as_image_batches(images, batch_size):
-            pending.append(self.preprocess(batch))
+            pending.append(self.preprocess(batch.to(self.device)))
             if sum(p.shape[0] for p in pending) >= batch_size:
                 flush()
         flush()

@@ -30,7 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from domainknowledge.models.encoders.base import Encoder, EncoderNotAvailableError, resize_center_crop
+from domainknowledge.models.encoders.base import (
+    Encoder,
+    EncoderNotAvailableError,
+    import_open_clip,
+    resize_center_crop,
+)
 
 __all__ = ["CONSE_TOP_T", "ConSEEncoder", "EfficientNetLiteEncoder", "OpenClipEncoder", "RawPixelEncoder",
            "TorchvisionEncoder", "conse_embedding", "imagenet_class_names", "open_clip_fetch_command",
@@ -50,6 +55,7 @@ def open_clip_fetch_command(architecture: str, tag: str, cache_dir) -> str:
 
 def open_clip_weights_file(architecture: str, tag: str, cache_dir) -> Path | None:
     """The cached weights file of ``architecture``/``tag`` under ``cache_dir``, or ``None``; never uses the network."""
+    import_open_clip()
     from open_clip.pretrained import get_pretrained_cfg
 
     cfg = get_pretrained_cfg(architecture, tag)
@@ -82,7 +88,7 @@ class OpenClipEncoder(Encoder):
 
     def __init__(self, architecture: str, tag: str, *, cache_dir, device="cpu", allow_download: bool = False):
         super().__init__(device)
-        import open_clip
+        open_clip = import_open_clip()
         from open_clip.pretrained import get_pretrained_cfg
 
         cache_dir = Path(cache_dir)
@@ -119,7 +125,8 @@ class OpenClipEncoder(Encoder):
         self.provenance = f"open_clip {architecture}, pretrained tag {tag} (real weights from {cache_dir})"
 
     def preprocess(self, batch):
-        return (resize_center_crop(batch, self.image_size, mode="bicubic").clamp(0, 255) - self._mean) / self._std
+        mean, std = self._mean.to(batch.device), self._std.to(batch.device)
+        return (resize_center_crop(batch, self.image_size, mode="bicubic").clamp(0, 255) - mean) / std
 
     def _embed_images(self, batch):
         return self.model.encode_image(batch)
@@ -237,7 +244,7 @@ class ConSEEncoder(Encoder):
         from domainknowledge.models.encoders.base import as_image_batches
 
         with torch.no_grad():
-            parts = [F.softmax(self.network(self.preprocess(b).to(self.device)), dim=1).cpu()
+            parts = [F.softmax(self.network(self.preprocess(b.to(self.device))), dim=1).cpu()
                      for b in as_image_batches(images, self.image_batch_size)]
         return torch.cat(parts).numpy()
 
@@ -297,7 +304,8 @@ class TorchvisionEncoder(Encoder):
             self.embedding_dim = int(self.network(torch.zeros(1, 3, 224, 224, device=self.device)).shape[1])
 
     def preprocess(self, batch):
-        return (resize_center_crop(batch, self.image_size) - _IMAGENET_MEAN) / _IMAGENET_STD
+        mean, std = _IMAGENET_MEAN.to(batch.device), _IMAGENET_STD.to(batch.device)
+        return (resize_center_crop(batch, self.image_size) - mean) / std
 
     def _embed_images(self, batch):
         return self.network(batch).flatten(1)

@@ -61,7 +61,9 @@ def _has_module(name: str) -> bool:
 
 def _open_clip_dim(architecture: str) -> int | None:
     try:
-        from open_clip import get_model_config
+        from domainknowledge.models.encoders.base import import_open_clip
+
+        get_model_config = import_open_clip().get_model_config
 
         return int(get_model_config(architecture)["embed_dim"])
     except Exception:

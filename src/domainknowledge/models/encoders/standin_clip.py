@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from domainknowledge.models.encoders.base import Encoder, resize_center_crop
+from domainknowledge.models.encoders.base import Encoder, import_open_clip, resize_center_crop
 
 __all__ = ["STANDIN_SIZES", "CompactBpeTokenizer", "StandInClipConfig", "StandInClipEncoder", "build_clip_model",
            "load_standin_clip", "standin_cache_key", "standin_cache_path", "train_standin_clip"]
@@ -98,7 +98,7 @@ STANDIN_SIZES: dict[str, StandInClipConfig] = {
     # about two to three minutes on one CPU thread: the book's default build
     "cpu": StandInClipConfig(train_images=20000, steps=900, batch_size=128, warmup_steps=50),
     # a larger model on larger images, for a GPU
-    "paper": StandInClipConfig(train_images=200000, image_size=64, patch_size=8, vision_width=256, vision_layers=6,
+    "paper": StandInClipConfig(train_images=100000, image_size=64, patch_size=8, vision_width=256, vision_layers=6,
                                text_width=256, text_layers=4, text_heads=4, embed_dim=256, steps=20000,
                                batch_size=512, learning_rate=5e-4, warmup_steps=1000),
 }
@@ -112,6 +112,7 @@ class CompactBpeTokenizer:
     """
 
     def __init__(self, pieces, context_length: int):
+        import_open_clip()
         from open_clip.tokenizer import SimpleTokenizer
 
         self._bpe = SimpleTokenizer()
@@ -121,6 +122,7 @@ class CompactBpeTokenizer:
 
     @classmethod
     def from_corpus(cls, texts, context_length: int) -> CompactBpeTokenizer:
+        import_open_clip()
         from open_clip.tokenizer import SimpleTokenizer
 
         bpe = SimpleTokenizer()
@@ -151,6 +153,7 @@ class CompactBpeTokenizer:
 
 def build_clip_model(config: StandInClipConfig, vocab_size: int):
     """open_clip's ``CLIP`` at the stand-in's size (random initialisation; seed torch before calling)."""
+    import_open_clip()
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
     vision = CLIPVisionCfg(layers=config.vision_layers, width=config.vision_width, head_width=32,
@@ -174,9 +177,9 @@ def _learning_rate(step: int, config: StandInClipConfig) -> float:
 def train_standin_clip(config: StandInClipConfig, *, device="cpu", progress: bool = True):
     """Train the stand-in from scratch. Returns ``(model, tokenizer, history)``; ``history`` holds the loss
     of every step (``loss``), the logit scale at the end and the training time in seconds."""
-    import open_clip
-
     from domainknowledge.data.synthetic.captioned_world import generate_captioned_world
+
+    open_clip = import_open_clip()
 
     device = torch.device(device)
     started = time.time()

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cached_image_embeddings", "embedding_cache_path", "recall_at_k", "recall_at_k_chance",
+__all__ = ["cached_embeddings", "cached_image_embeddings", "cached_text_embeddings", "embedding_cache_path", "recall_at_k", "recall_at_k_chance",
            "zero_shot_classifier", "zero_shot_logits", "zero_shot_predict"]
 
 
@@ -49,7 +49,7 @@ def zero_shot_classifier(encoder, class_names: Sequence[str], templates: Sequenc
     prompts = [template.format(name) for name in class_names for template in templates]
     embeddings = encoder.encode_texts(prompts).reshape(len(class_names), len(templates), -1)
     weights = embeddings.mean(axis=1)
-    return (weights / np.linalg.norm(weights, axis=1, keepdims=True)).astype(np.float32)
+    return (weights / np.maximum(np.linalg.norm(weights, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def zero_shot_logits(image_embeddings: np.ndarray, classifier: np.ndarray, scale: float = 100.0) -> np.ndarray:
@@ -107,21 +107,20 @@ def embedding_cache_path(encoder, data_key: str, cache_dir) -> Path:
     return Path(cache_dir) / "embeddings" / f"{safe}-{key}.npy"
 
 
-def cached_image_embeddings(encoder, images, *, cache_dir=None, data_key: str | None = None,
-                            progress: bool | None = None) -> np.ndarray:
-    """``encoder.encode_images(images)``, read from the cache when present, else computed and stored.
+def cached_embeddings(encoder, data_key: str, compute, *, cache_dir=None) -> np.ndarray:
+    """Embeddings named by ``(encoder.cache_key, data_key)``: read from the cache, or ``compute()`` and stored.
 
-    ``data_key`` names the data (e.g. a generator's configuration and seed); without it the images' bytes are
-    hashed. Returns ``float32 (N, D)`` unit rows. ``cache_dir`` defaults to ``<dk cache>/encoders``.
+    ``compute`` is any callable returning a ``(N, D)`` array (e.g. embedding 100k images chunk by chunk, or
+    many prompts with ``encode_texts``); ``data_key`` must name its inputs completely (a generator's
+    configuration and seed, a hash of the prompts). The file is written under a temporary name and renamed.
     """
     from domainknowledge.data.bundled import cache_dir as default_cache_dir
 
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "encoders"
-    data_key = data_key if data_key is not None else _data_hash(images)
     path = embedding_cache_path(encoder, data_key, cache_dir)
     if path.is_file():
         return np.load(path)
-    embeddings = encoder.encode_images(images, progress=progress)
+    embeddings = np.asarray(compute(), dtype=np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
     try:
@@ -132,3 +131,22 @@ def cached_image_embeddings(encoder, images, *, cache_dir=None, data_key: str | 
         Path(temporary).unlink(missing_ok=True)
         raise
     return embeddings
+
+
+def cached_image_embeddings(encoder, images, *, cache_dir=None, data_key: str | None = None,
+                            progress: bool | None = None) -> np.ndarray:
+    """``encoder.encode_images(images)``, read from the cache when present, else computed and stored.
+
+    ``data_key`` names the data (e.g. a generator's configuration and seed); without it the images' bytes are
+    hashed. Returns ``float32 (N, D)`` unit rows. ``cache_dir`` defaults to ``<dk cache>/encoders``.
+    """
+    data_key = data_key if data_key is not None else "images:" + _data_hash(images)
+    return cached_embeddings(encoder, data_key, lambda: encoder.encode_images(images, progress=progress),
+                             cache_dir=cache_dir)
+
+
+def cached_text_embeddings(encoder, texts, *, cache_dir=None) -> np.ndarray:
+    """``encoder.encode_texts(texts)`` through the cache, keyed by the texts themselves."""
+    texts = list(texts)
+    key = "texts:" + hashlib.sha256("\n".join(texts).encode()).hexdigest()
+    return cached_embeddings(encoder, key, lambda: encoder.encode_texts(texts), cache_dir=cache_dir)
