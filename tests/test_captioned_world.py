@@ -61,7 +61,7 @@ def test_captions_mention_exactly_what_the_table_says():
 
 
 def test_defaults_are_mentioned_less_often_than_other_values():
-    world = generate_captioned_world(3000, seed=1)
+    world = generate_captioned_world(1200, seed=1)
     blur = world.factors
     sharp = blur.loc[blur["blur"] == "sharp", "mentions_blur"].mean()
     blurry = blur.loc[blur["blur"] == "blurry", "mentions_blur"].mean()

@@ -227,9 +227,13 @@ def test_text_embeddings_are_cached_by_their_texts(tmp_path):
 TINY = standin_clip.StandInClipConfig(train_images=64, steps=3, batch_size=32, warmup_steps=1)
 
 
-def test_standin_training_is_deterministic_with_its_seed():
-    model_a, tokenizer_a, history_a = standin_clip.train_standin_clip(TINY, progress=False)
-    model_b, _, history_b = standin_clip.train_standin_clip(TINY, progress=False)
+@pytest.mark.parametrize("tower", ["vit", "cnn"])
+def test_standin_training_is_deterministic_with_its_seed(tower):
+    import dataclasses
+
+    config = dataclasses.replace(TINY, vision_tower=tower)
+    model_a, tokenizer_a, history_a = standin_clip.train_standin_clip(config, progress=False)
+    model_b, _, history_b = standin_clip.train_standin_clip(config, progress=False)
     assert history_a["loss"] == history_b["loss"] and len(history_a["loss"]) == 3
     for (name, a), (_, b) in zip(model_a.state_dict().items(), model_b.state_dict().items()):
         assert torch.equal(a, b), name

@@ -18,7 +18,9 @@ blur          sharp (none), blurry (Gaussian, sigma U(1.0, 1.6) px at 32 px, sca
 noise         clean (sigma 0.004), grainy (Gaussian, sigma U(0.07, 0.11) of the full range)
 ============  ==========================================================================================
 
-The object's centre lies uniformly in the middle 40 % of each axis. The scene is drawn at twice the size in
+Pose is partly invisible by design: a circle or a ring looks the same in every pose, a square or a cross the
+same upright and upside down (only the triangle and the star show all three poses), so at most 2/3 of the
+pose labels can be read from the pixels. The object's centre lies uniformly in the middle 40 % of each axis. The scene is drawn at twice the size in
 linear light and box-downsampled (anti-aliasing); exposure multiplies linear light by ``2 ** EV``; blur, then
 noise, are applied in display space (gamma 2.2); the result is clipped and rounded to ``uint8``.
 

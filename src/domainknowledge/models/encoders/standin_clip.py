@@ -43,9 +43,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from torch import nn
+
 from domainknowledge.models.encoders.base import Encoder, import_open_clip, resize_center_crop
 
-__all__ = ["STANDIN_SIZES", "CompactBpeTokenizer", "StandInClipConfig", "StandInClipEncoder", "build_clip_model",
+__all__ = ["STANDIN_SIZES", "CompactBpeTokenizer", "ConvImageTower", "StandInClipConfig", "StandInClipEncoder", "build_clip_model",
            "load_standin_clip", "standin_cache_key", "standin_cache_path", "train_standin_clip"]
 
 PAD, START, END, UNKNOWN = 0, 1, 2, 3
@@ -57,8 +59,10 @@ class StandInClipConfig:
     """Everything that defines a trained stand-in CLIP; any change gives another cache key.
 
     Data: ``train_images`` captioned images of ``image_size`` px drawn with ``seed`` (split ``train``).
-    Image tower: a ViT with ``vision_layers`` blocks of width ``vision_width`` (heads of 32 channels) on
-    ``patch_size`` px patches. Text tower: ``text_layers`` causal blocks of width ``text_width`` and
+    Image tower (``vision_tower``): ``vit``, open_clip's ViT with ``vision_layers`` blocks of width
+    ``vision_width`` (heads of 32 channels) on ``patch_size`` px patches; or ``cnn``, a small convolutional
+    tower (:class:`ConvImageTower`, stage widths ``cnn_widths``) put in place of the ViT inside the same
+    ``CLIP`` module. Text tower: ``text_layers`` causal blocks of width ``text_width`` and
     ``text_heads`` heads over ``context_length`` tokens. Joint space: ``embed_dim``. Training: ``steps``
     AdamW steps of ``batch_size`` pairs, peak ``learning_rate`` after ``warmup_steps``, ``weight_decay``.
     """
@@ -79,8 +83,12 @@ class StandInClipConfig:
     warmup_steps: int = 50
     weight_decay: float = 0.1
     seed: int = 0
+    vision_tower: str = "vit"
+    cnn_widths: tuple[int, ...] = (16, 32, 64, 128)
 
     def __post_init__(self):
+        if self.vision_tower not in ("vit", "cnn"):
+            raise ValueError(f"vision_tower must be 'vit' or 'cnn', got {self.vision_tower!r}")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})")
         if self.vision_width % 32:
@@ -151,8 +159,33 @@ class CompactBpeTokenizer:
         return float(np.mean([p in self._index for p in pieces])) if pieces else 1.0
 
 
+class ConvImageTower(nn.Module):
+    """A small CNN image tower: per stage a 3x3 convolution (stride 2 from the second stage on) and a second
+    3x3 convolution, each with batch normalisation and ReLU; global average pooling and a linear projection
+    to ``embed_dim``. ``forward(images (B, 3, S, S)) -> (B, embed_dim)``.
+
+    Convolutions share weights over positions, so they learn the shape of a few-pixel object from far fewer
+    examples than a ViT's patch tokens do; on a CPU budget this is what lets the stand-in learn shape.
+    """
+
+    def __init__(self, embed_dim: int, widths=(16, 32, 64, 128)):
+        super().__init__()
+        layers, channels = [], 3
+        for stage, width in enumerate(widths):
+            for stride in ((1 if stage == 0 else 2), 1):
+                layers += [nn.Conv2d(channels, width, 3, stride=stride, padding=1, bias=False),
+                           nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+                channels = width
+        self.features = nn.Sequential(*layers)
+        self.projection = nn.Linear(channels, embed_dim)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.projection(self.features(images).mean(dim=(2, 3)))
+
+
 def build_clip_model(config: StandInClipConfig, vocab_size: int):
-    """open_clip's ``CLIP`` at the stand-in's size (random initialisation; seed torch before calling)."""
+    """open_clip's ``CLIP`` at the stand-in's size (random initialisation; seed torch before calling); with
+    ``vision_tower == "cnn"`` its ``visual`` module is a :class:`ConvImageTower`."""
     import_open_clip()
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
@@ -160,7 +193,10 @@ def build_clip_model(config: StandInClipConfig, vocab_size: int):
                            patch_size=config.patch_size, image_size=config.image_size)
     text = CLIPTextCfg(context_length=config.context_length, vocab_size=vocab_size, width=config.text_width,
                        heads=config.text_heads, layers=config.text_layers, pad_id=PAD, eos_id=END, pool_type="eos")
-    return CLIP(embed_dim=config.embed_dim, vision_cfg=vision, text_cfg=text, output_dict=True)
+    model = CLIP(embed_dim=config.embed_dim, vision_cfg=vision, text_cfg=text, output_dict=True)
+    if config.vision_tower == "cnn":
+        model.visual = ConvImageTower(config.embed_dim, config.cnn_widths)
+    return model
 
 
 def _standardise(images: torch.Tensor) -> torch.Tensor:
@@ -276,7 +312,9 @@ class StandInClipEncoder(Encoder):
         self.loaded_from_cache = loaded_from_cache
         self.embedding_dim = config.embed_dim
         self.image_size = config.image_size
-        self.provenance = (f"stand-in trained here: open_clip CLIP (ViT {config.vision_layers}x{config.vision_width}, "
+        tower = (f"CNN {'-'.join(map(str, config.cnn_widths))}" if config.vision_tower == "cnn"
+                 else f"ViT {config.vision_layers}x{config.vision_width}")
+        self.provenance = (f"stand-in trained here: open_clip CLIP ({tower}, "
                            f"text {config.text_layers}x{config.text_width}) with ClipLoss on {config.train_images:,} "
                            f"synthetic captioned images, {config.steps:,} steps, seed {config.seed}")
 
