@@ -168,6 +168,10 @@ def test_registry_lists_every_kind_and_rejects_unknown_names(tmp_path):
     table = encoders.registry_table(tmp_path)
     assert table.loc["conse-lite0-minilm", "texts"] == "yes" and table.loc["efficientnet-lite0", "dimension"] == 1280
     assert set(encoders.text_encoder_names()) >= {"conse-lite0-minilm", "standin-clip-cpu"}
+    offline_text = encoders.offline_encoder_names(has_text=True, cache_dir=tmp_path)
+    assert "conse-lite0-minilm" in offline_text and not any(n.startswith("open_clip:") for n in offline_text)
+    assert set(encoders.offline_encoder_names(kind="image-only", cache_dir=tmp_path)) >= {
+        "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", "raw-pixels-32"}
     with pytest.raises(ValueError, match="unknown encoder 'clip'.*standin-clip-cpu"):
         encoders.load_encoder("clip")
 

@@ -32,6 +32,7 @@ from domainknowledge.models.encoders.registry import (
     available_encoders,
     default_cache_dir,
     load_encoder,
+    offline_encoder_names,
     registry_table,
     text_encoder_names,
 )
@@ -57,6 +58,6 @@ __all__ = ["CONSE_TOP_T", "STANDIN_SIZES", "ConSEEncoder", "EfficientNetLiteEnco
            "EncoderNotAvailableError", "NoTextTowerError", "OpenClipEncoder", "RawPixelEncoder", "StandInClipConfig",
            "StandInClipEncoder", "TorchvisionEncoder", "available_encoders", "cached_embeddings", "cached_image_embeddings",
            "cached_text_embeddings",
-           "conse_embedding", "default_cache_dir", "imagenet_class_names", "load_encoder", "load_standin_clip",
+           "conse_embedding", "default_cache_dir", "imagenet_class_names", "load_encoder", "load_standin_clip", "offline_encoder_names",
            "recall_at_k", "recall_at_k_chance", "registry_table", "text_encoder_names", "train_standin_clip",
            "zero_shot_classifier", "zero_shot_logits", "zero_shot_predict"]

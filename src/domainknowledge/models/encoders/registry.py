@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["EncoderEntry", "available_encoders", "default_cache_dir", "load_encoder", "registry_table",
-           "text_encoder_names"]
+__all__ = ["EncoderEntry", "available_encoders", "default_cache_dir", "load_encoder", "offline_encoder_names",
+           "registry_table", "text_encoder_names"]
 
 LISTED_OPEN_CLIP = (("ViT-B-32", "openai"), ("ViT-B-32", "laion2b_s34b_b79k"), ("ViT-B-16", "laion2b_s34b_b88k"),
                     ("ViT-L-14", "openai"), ("ViT-L-14", "laion2b_s32b_b82k"), ("RN50", "openai"))
@@ -112,6 +112,13 @@ def _entries() -> list[EncoderEntry]:
 def available_encoders() -> list[EncoderEntry]:
     """Every registered entry (``open_clip:<arch>/<tag>`` beyond the listed ones also loads)."""
     return _entries()
+
+
+def offline_encoder_names(*, has_text: bool | None = None, kind: str | None = None, cache_dir=None) -> list[str]:
+    """Names of the registered encoders that load on this machine without a network, optionally only the
+    image-text ones (``has_text=True``), the image-only ones (``False``) or one ``kind``."""
+    return [e.name for e in _entries() if (has_text is None or e.has_text == has_text)
+            and (kind is None or e.kind == kind) and e.offline(cache_dir)]
 
 
 def text_encoder_names() -> list[str]:
