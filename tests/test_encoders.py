@@ -159,6 +159,33 @@ def test_open_clip_weights_are_found_in_the_hub_cache_layout(tmp_path):
     assert open_clip_weights_file("ViT-B-16", "laion2b_s34b_b88k", tmp_path) is None
 
 
+def test_open_clip_encoder_wires_preprocessing_and_tokenizer(tmp_path, monkeypatch):
+    """The real-CLIP path with a randomly initialised ViT-B-32 in place of downloaded weights (none offline)."""
+    import open_clip
+
+    from domainknowledge.models.encoders import pretrained
+
+    weights = tmp_path / "open_clip_model.safetensors"
+    weights.write_bytes(b"stand-in for a downloaded file")
+    original = open_clip.create_model_and_transforms
+    seen = {}
+
+    def random_model(architecture, pretrained=None, **kwargs):
+        seen["pretrained"] = pretrained
+        return original(architecture, pretrained=None, **kwargs)
+
+    monkeypatch.setattr(pretrained, "open_clip_weights_file", lambda *args: weights)
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", random_model)
+    torch.manual_seed(0)
+    clip = encoders.load_encoder("open_clip:ViT-B-32/laion2b_s34b_b79k", cache_dir=tmp_path)
+    assert seen["pretrained"] == str(weights)                       # the cached file is what would be loaded
+    assert clip.has_text and clip.embedding_dim == 512 and clip.image_size == 224
+    images = np.random.default_rng(0).integers(0, 256, (2, 100, 150, 3), dtype=np.uint8)
+    x, t = clip.encode_images(images), clip.encode_texts(["a photo of a cat", "a diagram"])
+    assert x.shape == (2, 512) and t.shape == (2, 512)
+    np.testing.assert_allclose(np.linalg.norm(np.vstack([x, t]), axis=1), 1.0, atol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------- the registry
 def test_registry_lists_every_kind_and_rejects_unknown_names(tmp_path):
     entries = {entry.name: entry for entry in encoders.available_encoders()}
