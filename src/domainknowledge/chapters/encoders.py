@@ -1,0 +1,141 @@
+"""Drivers of the appendix chapter on the encoder registry: the stand-in CLIP's zero-shot accuracy per factor
+and retrieval on held-out captioned images, and zero-shot labels of the bundled real photos.
+
+* :func:`zero_shot_by_factor`: for every factor of the captioned world, prompt-ensemble zero-shot
+  classification (:func:`~domainknowledge.models.encoders.zero_shot_classifier`) of held-out images, against
+  chance (``1/C``) with a one-sided binomial test;
+* :func:`retrieval_recall`: image -> caption and caption -> image Recall@k over the held-out set, where a hit
+  is any item with the same caption text (captions repeat because they describe images partly), against the
+  exact chance level of a random ranking;
+* :func:`photo_zero_shot`: zero-shot labels of the bundled real photos among :data:`PHOTO_LABELS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from domainknowledge.data.synthetic.captioned_world import FACTORS, CaptionedWorld, zero_shot_prompts
+from domainknowledge.models.encoders import (
+    recall_at_k,
+    recall_at_k_chance,
+    zero_shot_classifier,
+    zero_shot_predict,
+)
+
+__all__ = ["CONFIGS", "PHOTO_LABELS", "PHOTO_TEMPLATES", "Config", "linear_probe_by_factor", "photo_zero_shot",
+           "retrieval_recall",
+           "smoothed", "zero_shot_by_factor"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """What one profile of the encoders appendix runs.
+
+    ``standin_size``: which stand-in CLIP of the registry is trained (or loaded from the cache);
+    ``heldout_images``: held-out captioned images for zero-shot accuracy; ``retrieval_images``: the gallery
+    size for retrieval; ``real_clip``: a real open_clip model evaluated next to the stand-in and ConSE (its
+    weights must be in the cache, or downloadable at this profile), or ``None``.
+    """
+
+    standin_size: str
+    heldout_images: int
+    retrieval_images: int
+    real_clip: str | None
+
+
+CONFIGS: dict[str, Config] = {
+    "smoke": Config(standin_size="smoke", heldout_images=600, retrieval_images=300, real_clip=None),
+    "cpu": Config(standin_size="cpu", heldout_images=3000, retrieval_images=1000, real_clip=None),
+    "paper": Config(standin_size="paper", heldout_images=10000, retrieval_images=5000,
+                    real_clip="open_clip:ViT-B-32/laion2b_s34b_b79k"),
+}
+
+# The bundled real photos with a one-phrase description of what they show (ours); the candidate labels of
+# the zero-shot task are all these phrases.
+PHOTO_LABELS = {
+    "astronaut": "astronaut", "chelsea": "cat", "coffee": "cup of coffee", "rocket": "rocket",
+    "camera": "man with a camera", "coins": "coins", "moon": "moon surface", "text": "handwritten text",
+    "hubble_deep_field": "galaxies in space", "brick": "brick wall", "grass": "grass", "gravel": "gravel",
+    "china": "temple", "flower": "flower", "clock": "clock",
+}
+PHOTO_TEMPLATES = ("a photo of a {}.", "a picture of a {}.", "an image of {}.")
+
+
+def zero_shot_by_factor(encoder, world: CaptionedWorld) -> pd.DataFrame:
+    """Zero-shot accuracy of ``encoder`` on each factor of ``world`` (one row per factor): ``classes``,
+    ``accuracy``, ``chance`` (1/C), ``p_value`` (one-sided binomial test against chance)."""
+    from scipy.stats import binomtest
+
+    image_embeddings = encoder.encode_images(world.images)
+    rows = []
+    for factor, values in FACTORS.items():
+        phrases, templates = zero_shot_prompts(factor)
+        predicted = zero_shot_predict(image_embeddings, zero_shot_classifier(encoder, phrases, templates))
+        correct = int((predicted == world.labels(factor)).sum())
+        chance = 1 / len(values)
+        rows.append({"factor": factor, "classes": len(values), "accuracy": correct / len(world),
+                     "chance": chance,
+                     "p_value": binomtest(correct, len(world), chance, alternative="greater").pvalue})
+    return pd.DataFrame(rows).set_index("factor")
+
+
+def linear_probe_by_factor(encoder, train: CaptionedWorld, test: CaptionedWorld) -> pd.Series:
+    """Test accuracy of a logistic-regression probe per factor on ``encoder``'s image embeddings, trained on
+    ``train`` with its factor labels: what the embedding holds, whether or not prompts can reach it."""
+    from sklearn.linear_model import LogisticRegression
+
+    x_train, x_test = encoder.encode_images(train.images), encoder.encode_images(test.images)
+    accuracy = {}
+    for factor in FACTORS:
+        probe = LogisticRegression(max_iter=2000, C=10.0).fit(x_train, train.labels(factor))
+        accuracy[factor] = float(probe.score(x_test, test.labels(factor)))
+    return pd.Series(accuracy, name="linear probe")
+
+
+def retrieval_recall(encoder, world: CaptionedWorld, ks=(1, 5)) -> pd.DataFrame:
+    """Recall@k in both directions over ``world`` (see the module docstring); columns ``recall`` and ``chance``.
+
+    Image -> text ranks the distinct caption texts for each image; text -> image ranks all images for each
+    distinct caption.
+    """
+    captions = np.asarray(world.captions, dtype=object)
+    distinct, owner = np.unique(captions, return_inverse=True)
+    images = encoder.encode_images(world.images)
+    texts = encoder.encode_texts(list(distinct))
+    similarity = images @ texts.T                                         # (N images, U captions)
+    relevant = owner[:, None] == np.arange(len(distinct))[None, :]        # (N, U)
+    rows = []
+    for k in ks:
+        rows.append({"direction": "image → text", "k": k, "recall": recall_at_k(similarity, relevant, k),
+                     "chance": recall_at_k_chance(relevant, k), "queries": len(images), "gallery": len(distinct)})
+        rows.append({"direction": "text → image", "k": k, "recall": recall_at_k(similarity.T, relevant.T, k),
+                     "chance": recall_at_k_chance(relevant.T, k), "queries": len(distinct), "gallery": len(images)})
+    return pd.DataFrame(rows).set_index(["direction", "k"]).sort_index()
+
+
+def photo_zero_shot(encoder, photos: dict[str, np.ndarray], labels: dict[str, str] = PHOTO_LABELS) -> pd.DataFrame:
+    """Zero-shot labels of real photos among the phrases of ``labels``: one row per photo with ``truth``,
+    ``predicted``, ``cosine`` (of the predicted label) and ``correct``."""
+    names = [name for name in labels if name in photos]
+    if not names:
+        raise ValueError(f"none of the photos {sorted(labels)} were given")
+    candidates = sorted(set(labels.values()))
+    weights = zero_shot_classifier(encoder, candidates, PHOTO_TEMPLATES)
+    embeddings = encoder.encode_images([photos[name] for name in names])
+    similarity = embeddings @ weights.T
+    best = similarity.argmax(axis=1)
+    table = pd.DataFrame({"truth": [labels[n] for n in names], "predicted": [candidates[i] for i in best],
+                          "cosine": similarity[np.arange(len(names)), best]}, index=pd.Index(names, name="photo"))
+    table["correct"] = table["truth"] == table["predicted"]
+    return table
+
+
+def smoothed(values, window: int = 25) -> np.ndarray:
+    """Running mean of a loss curve (``window`` steps, shorter at the start)."""
+    values = np.asarray(values, float)
+    cumulative = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, len(values) + 1), window)
+    return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
