@@ -88,13 +88,6 @@ def test_curve_fits_known_answers():
     assert logarithm["log_r2"] == pytest.approx(1.0) and logarithm["linear_r2"] < 1.0
 
 
-def test_exceeds_spread_rule():
-    assert chapter.exceeds_spread([1.0, 1.1, 0.9])
-    assert not chapter.exceeds_spread([1.0, -0.5, 2.0])
-    assert not chapter.exceeds_spread([-1.0, -1.0])
-    assert chapter.exceeds_spread([0.2])
-
-
 def test_escape_selection_finds_the_informative_features():
     rng = np.random.default_rng(0)
     features = rng.normal(size=(300, 6))

@@ -65,3 +65,14 @@ def test_seed_spread_rule_needs_a_gap_wider_than_the_noise():
     assert exceeds_seed_spread([0.51], [0.5])                          # single runs: a plain comparison
     with pytest.raises(ValueError, match="at least one run"):
         exceeds_seed_spread([], [0.5])
+
+
+def test_paired_rule_asks_for_a_mean_gap_twice_its_spread():
+    from domainknowledge.significance import paired_gap_exceeds_spread
+
+    assert paired_gap_exceeds_spread([1.0, 1.1, 0.9])          # mean 1.0 > 2 x sd 0.1
+    assert not paired_gap_exceeds_spread([1.0, -0.5, 2.0])     # mean 0.83 < 2 x sd 1.26
+    assert not paired_gap_exceeds_spread([-1.0, -1.0])         # the wrong sign never holds
+    assert paired_gap_exceeds_spread([0.2])                    # one run: the sign alone
+    with pytest.raises(ValueError, match="at least one"):
+        paired_gap_exceeds_spread([])

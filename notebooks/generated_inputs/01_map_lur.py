@@ -368,10 +368,11 @@ if task.function is not None:
 #
 # ## Claims
 #
-# A difference between two models or two probe conditions counts only when its mean over runs exceeds
-# twice its standard deviation over runs (`chapter.exceeds_spread`); a shape property (a sign, a
-# correlation threshold, a better fit) must hold in *every* run and orientation. Each claim also says
-# what the hidden truth does, so a failure can be read as the network's or as the stand-in's.
+# A difference between two models or two probe conditions, measured in the same runs, counts only when
+# its mean over runs exceeds twice its standard deviation over runs
+# (`dk.significance.paired_gap_exceeds_spread`); a shape property (a sign, a correlation threshold, a
+# better fit) must hold in *every* run and orientation. Each claim also says what the hidden truth does,
+# so a failure can be read as the network's or as the stand-in's.
 
 # %%
 runs_r2 = results.set_index(["features", "model", "seed"])["r2"]
@@ -382,7 +383,7 @@ run.claim(
     source="Table 6.1", thesis_value="R2 0.673 vs RF 0.662, MLP 0.499, LR 0.487 (all significant)",
     measured=f"MapLUR {maplur_r2.mean():.3f} ± {maplur_r2.std(ddof=1) if len(maplur_r2) > 1 else 0:.3f}; "
              + ", ".join(f"{n} {runs_r2.loc[('thesis', n)].mean():.3f} (gap {g.mean():+.3f})" for n, g in baseline_gaps.items()),
-    holds=all(chapter.exceeds_spread(g) for g in baseline_gaps.values()),
+    holds=all(dk.significance.paired_gap_exceeds_spread(g) for g in baseline_gaps.values()),
     note=f"{config.runs} runs; thesis feature set")
 
 forest_gaps = {name: runs_r2.loc[("thesis", "RF")].to_numpy() - runs_r2.loc[("thesis", name)].to_numpy() for name in ("LR", "MLP")}
@@ -390,13 +391,13 @@ run.claim(
     "rf-best-baseline", statement="RF is the best feature baseline on R2", source="Table 6.1",
     thesis_value="RF 0.662 > MLP 0.499 > LR 0.487",
     measured=", ".join(f"RF - {n}: {g.mean():+.3f}" for n, g in forest_gaps.items()),
-    holds=all(chapter.exceeds_spread(g) for g in forest_gaps.values()), note=f"{config.runs} runs")
+    holds=all(dk.significance.paired_gap_exceeds_spread(g) for g in forest_gaps.values()), note=f"{config.runs} runs")
 
 truth_effects = {}
 if "truth" in entities:
     truth_effects = {road: (entities["truth"].loc[road] - entities["truth"].loc["no road"])[list(map_tiles.LAND_USES)].to_numpy()
                      for road in effects}
-raises = {road: all(chapter.exceeds_spread(values[:, j]) for j in range(values.shape[1])) for road, values in effects.items()}
+raises = {road: all(dk.significance.paired_gap_exceeds_spread(values[:, j]) for j in range(values.shape[1])) for road, values in effects.items()}
 run.claim(
     "roads-raise-estimate", statement="Overlaying a trunk road or a motorway raises the estimate on every land use",
     source="Table 6.2, Sec. 6.3", thesis_value="raised in all 14 cells (e.g. neutral 42.06 -> 58.62 / 55.00)",
@@ -414,7 +415,7 @@ run.claim(
     source="Table 6.2, Sec. 6.3", thesis_value="trunk adds 12.7 (residential) to 25.3 (park); motorway 7.2 (park) to 25.5 (commercial)",
     measured="largest minus smallest mean rise: " + ", ".join(f"{r} {v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0:.1f}" for r, v in spreads.items())
              + ("; truth: " + ", ".join(f"{r} {v.max() - v.min():.1f}" for r, v in truth_effects.items()) if truth_effects else ""),
-    holds=all(chapter.exceeds_spread(v) for v in spreads.values()),
+    holds=all(dk.significance.paired_gap_exceeds_spread(v) for v in spreads.values()),
     note="the land uses with the largest and smallest mean rise are chosen on the same runs")
 
 model_width = width_fits[width_fits["run"] != "truth"]
@@ -426,7 +427,7 @@ run.claim(
     measured=f"rise over the sweep {rise.mean():.1f} ± {rise.std(ddof=1) if len(rise) > 1 else 0:.1f} ug/m3; "
              f"Pearson r {model_width['pearson_r'].min():.2f} to {model_width['pearson_r'].max():.2f}"
              + (f"; truth r {truth_width['pearson_r'].min():.2f}" if len(truth_width) else ""),
-    holds=chapter.exceeds_spread(rise) and bool((model_width["pearson_r"] > 0).all()))
+    holds=dk.significance.paired_gap_exceeds_spread(rise) and bool((model_width["pearson_r"] > 0).all()))
 
 run.claim(
     "width-response-logarithmic", statement="The width response is concave: a line in log(width) fits better than a line in width",
@@ -444,7 +445,7 @@ run.claim(
     source="Fig. 6.2, Sec. 6.3", thesis_value="very similar curves",
     measured=f"vertical - horizontal: {signed.mean():+.2f} ± {signed.std(ddof=1) if len(signed) > 1 else 0:.2f} ug/m3 "
              f"on average over widths (mean absolute gap {gap.mean():.2f}) vs a rise of {rise.mean():.1f} ug/m3",
-    holds=not (chapter.exceeds_spread(signed) or chapter.exceeds_spread(-signed)),
+    holds=not (dk.significance.paired_gap_exceeds_spread(signed) or dk.significance.paired_gap_exceeds_spread(-signed)),
     note="holds when the orientations differ by no more than the chapter's rule can tell from the seed spread")
 
 model_distance = distance_fits[distance_fits["run"] != "truth"]

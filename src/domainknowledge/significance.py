@@ -5,7 +5,9 @@
   do not decompose over examples such as Macro F1, which is why Yeh proposed it.
 
 * :func:`exceeds_seed_spread`: the verdict rule for "A beats B" when each was run with a few seeds: the
-  difference of means must exceed the larger of the two standard deviations over seeds.
+  difference of means must exceed the larger of the two standard deviations over seeds;
+* :func:`paired_gap_exceeds_spread`: the rule for paired runs (A and B measured in the same run, e.g. the
+  same trained model under two probes): the mean per-run difference must exceed twice its standard deviation.
 
 Per-example Wilcoxon tests live with the chapters that use them (e.g. the SimLoss chapter).
 """
@@ -16,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["exceeds_seed_spread", "randomized_matched_pair_test"]
+__all__ = ["exceeds_seed_spread", "paired_gap_exceeds_spread", "randomized_matched_pair_test"]
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
@@ -63,3 +65,15 @@ def exceeds_seed_spread(higher, lower) -> bool:
         raise ValueError("both groups need at least one run")
     spread = max(higher.std(ddof=1) if len(higher) > 1 else 0.0, lower.std(ddof=1) if len(lower) > 1 else 0.0)
     return bool(higher.mean() - lower.mean() > spread)
+
+
+def paired_gap_exceeds_spread(differences) -> bool:
+    """Whether per-run differences ``(n,)`` (A minus B, each run measuring both) show A above B beyond run
+    noise: their mean is positive and larger than twice their sample standard deviation (ddof 1; a single run
+    has none, and then the rule is ``difference > 0``). Pairing removes what the runs share, so the rule can
+    ask for more than :func:`exceeds_seed_spread`."""
+    values = np.asarray(differences, dtype=float).ravel()
+    if not len(values):
+        raise ValueError("need at least one run's difference")
+    spread = values.std(ddof=1) if values.size > 1 else 0.0
+    return bool(values.mean() > 0 and values.mean() > 2 * spread)

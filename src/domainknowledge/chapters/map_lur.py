@@ -16,8 +16,9 @@ At the ``smoke`` and ``cpu`` profiles the tiles come from the seeded generator
 probe, so each learned curve is drawn against it. The ``paper`` profile reads the LAEI 2013 values and OSM
 renders from ``data_root`` (:mod:`domainknowledge.data.real.laei`) and trains with the thesis' settings.
 
-Verdicts compare numbers over the runs (initialisations) with :func:`exceeds_spread`: a difference counts
-only when its mean exceeds twice its standard deviation over runs.
+Verdicts compare numbers over the runs (initialisations) with
+:func:`domainknowledge.significance.paired_gap_exceeds_spread`: a difference counts only when its mean
+exceeds twice its standard deviation over runs.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from domainknowledge.training import (TrainingConfig, as_image_tensor, predict_v
                                       train_regressor)
 
 __all__ = ["BASELINES", "CONFIGS", "Config", "MapTask", "Runs", "baseline_runs", "curve_fits", "describe_profiles",
-           "distance_sweep", "entity_table", "escape_forward_selection", "exceeds_spread", "load_task",
+           "distance_sweep", "entity_table", "escape_forward_selection", "load_task",
            "predict_scenes", "r2_score", "rmse", "run_seeds", "summary_table", "sweep_fits", "sweep_rise", "train_maplur", "width_sweep"]
 
 DATA_SOURCES = ("synthetic", "laei2013")
@@ -210,14 +211,6 @@ def r2_score(predicted, target) -> float:
 def rmse(predicted, target) -> float:
     """Root mean squared error, in the target's unit (ug/m3)."""
     return float(np.sqrt(np.mean((np.asarray(predicted, float) - np.asarray(target, float)) ** 2)))
-
-
-def exceeds_spread(values) -> bool:
-    """The chapter's rule for "a difference holds": the mean of the per-run differences ``values`` is
-    positive and larger than twice their standard deviation over runs (ddof 1; with one run, positive)."""
-    values = np.asarray(values, dtype=float).ravel()
-    spread = values.std(ddof=1) if values.size > 1 else 0.0
-    return bool(values.mean() > 0 and values.mean() > 2 * spread)
 
 
 # --- baselines (Table 6.1) -------------------------------------------------------------------------------
