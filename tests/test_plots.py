@@ -42,3 +42,18 @@ def test_image_grid_shows_float_rgb_in_the_0_to_255_range():
     shown = axes[0, 0].get_images()[0].get_array()
     assert shown.dtype == np.uint8 and int(shown.max()) == 200   # not clipped to white as a 0..1 float would be
     plt.close(fig)
+
+
+def test_relplot_under_the_book_style_draws_without_a_layout_warning():
+    import warnings
+
+    import pandas as pd
+
+    plots.use_book_style()
+    frame = pd.DataFrame({"x": [1, 2, 1, 2], "y": [0.1, 0.2, 0.3, 0.1], "group": ["a", "a", "b", "b"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                   # matplotlib's "layout has changed to tight" would raise
+        grid = plots.relplot(data=frame, x="x", y="y", col="group", kind="line")
+    assert len(grid.axes.flat) == 2
+    plt.close(grid.figure)
+    matplotlib.rcdefaults()

@@ -375,7 +375,7 @@ if task.function is not None:
 # so a failure can be read as the network's or as the stand-in's.
 
 # %%
-runs_r2 = results.set_index(["features", "model", "seed"])["r2"]
+runs_r2 = results.set_index(["features", "model", "seed"])["r2"].sort_index()
 maplur_r2 = runs_r2.loc[("image", "MapLUR")].to_numpy()
 baseline_gaps = {name: maplur_r2 - runs_r2.loc[("thesis", name)].to_numpy() for name in ("LR", "MLP", "RF")}
 run.claim(

@@ -220,7 +220,7 @@ for method in ("ddtl", "crpca"):
             retention += [{"method": method, "distortion": distortion, "strength": strength, "level": level,
                            "retention": 100 * value} for level, value in enumerate(row)]
 retention = pd.DataFrame(retention)
-grid = sns.relplot(data=retention, x="level", y="retention", hue="strength", style="method", col="distortion",
+grid = dk.plots.relplot(data=retention, x="level", y="retention", hue="strength", style="method", col="distortion",
                    kind="line", height=3.2, aspect=1.3, palette="viridis")
 grid.set_axis_labels("tree level (0 = class bits only)", "codes retained (%)")
 plt.show()

@@ -172,7 +172,7 @@ table.round(3)
 # ### Accuracy per head (Fig. 4.3)
 
 # %%
-grid = sns.relplot(data=per_head, x="head", y="accuracy", hue="alpha", col="dataset", kind="line", marker="o",
+grid = dk.plots.relplot(data=per_head, x="head", y="accuracy", hue="alpha", col="dataset", kind="line", marker="o",
                    errorbar="sd", height=3.2, aspect=1.3, palette="deep")
 grid.set_axis_labels("head", "test accuracy (Hungarian)")
 plt.show()
@@ -196,7 +196,7 @@ if "nmi_easy" in per_head and per_head["nmi_easy"].notna().any():
     tinted = per_head[per_head["nmi_easy"].notna()].melt(
         id_vars=["head", "alpha", "seed"], value_vars=["nmi", "nmi_easy"], var_name="partition", value_name="NMI")
     tinted["partition"] = tinted["partition"].map({"nmi": "digits", "nmi_easy": "tints"})
-    grid = sns.relplot(data=tinted, x="head", y="NMI", hue="partition", col="alpha", kind="line", marker="o",
+    grid = dk.plots.relplot(data=tinted, x="head", y="NMI", hue="partition", col="alpha", kind="line", marker="o",
                        errorbar="sd", height=3.2, aspect=1.3)
     plt.show()
 

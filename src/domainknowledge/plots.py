@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 __all__ = ["BOOK_COLORS", "plot_image_grid", "plot_mean_distributions", "plot_similarity_matrix", "plot_sweep",
-           "plot_tree_exploration", "use_book_style"]
+           "plot_tree_exploration", "relplot", "use_book_style"]
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies
 BOOK_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
@@ -38,6 +38,17 @@ def use_book_style() -> None:
         "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.6,
         "axes.prop_cycle": mpl.cycler(color=list(BOOK_COLORS)), "image.cmap": "viridis",
     })
+
+
+def relplot(**kwargs):
+    """``seaborn.relplot(**kwargs)`` under the book style. A seaborn grid lays itself out with
+    ``tight_layout``, which clashes with the constrained layout that :func:`use_book_style` turns on (matplotlib
+    then warns on the page); the grid is drawn with constrained layout off. Returns the ``FacetGrid``."""
+    import matplotlib as mpl
+    import seaborn as sns
+
+    with mpl.rc_context({"figure.constrained_layout.use": False}):
+        return sns.relplot(**kwargs)
 
 
 def _figure_and_axes(ax, nrows: int = 1, ncols: int = 1, size=(6.0, 3.5)):
