@@ -111,3 +111,14 @@ def test_the_test_session_cannot_reach_the_network():
     # 192.0.2.1 is TEST-NET-1 (RFC 5737): the guard refuses before any packet leaves.
     with pytest.raises(pytest_socket.SocketConnectBlockedError):
         socket.create_connection(("192.0.2.1", 80), timeout=1)
+
+
+def test_the_bibliography_parses_and_holds_every_cited_key():
+    from pybtex.database import parse_file
+
+    entries = parse_file(REPO / "book" / "references.bib").entries        # raises on a broken entry
+    sources = [*(REPO / "notebooks").rglob("*.py"), *(REPO / "book").glob("*.md")]
+    cited = {key.strip() for path in sources
+             for group in re.findall(r"\{cite[a-z:]*\}`([^`]+)`", path.read_text()) for key in group.split(",")}
+    assert cited, "no citations found: the pattern is stale"
+    assert not cited - set(entries), f"cited but not in book/references.bib: {sorted(cited - set(entries))}"

@@ -83,7 +83,7 @@ CONFIGS: dict[str, Config] = {
                     hidden=32, augmentations=2, crop=0.85, epochs=1, batch_size=110, learning_rate=1e-3,
                     alphas=(0.0, 0.05), runs=1, first_stride=2),
     "cpu": Config(datasets=("fashion_mnist", "tinted_digits", "one_tint_digits"), train_images=3_000, test_images=1_000,
-                  channels=(8, 16, 32, 32), heads=8, hidden=64, augmentations=4, crop=0.85, epochs=8, batch_size=220,
+                  channels=(8, 16, 32, 32), heads=8, hidden=64, augmentations=4, crop=0.85, epochs=10, batch_size=220,
                   learning_rate=5e-3, alphas=(0.0, 0.05), runs=3, first_stride=2),
     "paper": Config(datasets=("cifar10",), train_images=None, test_images=None, channels=(64, 128, 256, 512), heads=8,
                     hidden=200, augmentations=4, crop=0.625, epochs=1000, batch_size=220, learning_rate=1e-3,
