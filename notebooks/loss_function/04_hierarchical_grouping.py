@@ -278,8 +278,11 @@ datasets = [task.name for task in tasks.values()]
 
 
 def mean_sd(frame, dataset, alpha, column, scale=1.0):
+    """``mean ± sd`` over seeds (the mean alone for one seed); ``scale=100`` for percentages."""
     values = scale * frame.query("dataset == @dataset and alpha == @alpha")[column]
-    return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}" if scale == 1 else f"{values.mean():.1f} ± {values.std(ddof=1):.1f} %"
+    digits, unit = (3, "") if scale == 1 else (1, " %")
+    spread = f" ± {values.std(ddof=1):.{digits}f}" if len(values) > 1 else ""
+    return f"{values.mean():.{digits}f}{spread}{unit}"
 
 
 def push_beats_pull(frame, dataset, column):
