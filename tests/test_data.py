@@ -78,3 +78,14 @@ def test_digits_and_photos_are_bundled():
     assert photos["chelsea"].shape == (300, 451, 3) and photos["chelsea"].dtype == np.uint8
     assert photos["camera"].shape[-1] == 3  # grey photos come as three channels
     assert {"china", "flower"} <= set(photos)  # scikit-learn's sample photos
+
+
+def test_data_root_folder_names_what_is_missing_and_the_layout(tmp_path):
+    from domainknowledge.data.bundled import DataNotFoundError, data_root_folder
+
+    with pytest.raises(DataNotFoundError, match="the demo set need a data_root .*expected demo/x.csv"):
+        data_root_folder(None, "demo", "the demo set", "demo/x.csv")
+    with pytest.raises(DataNotFoundError, match=f"no folder {tmp_path / 'demo'}"):
+        data_root_folder(tmp_path, "demo", "the demo set", "demo/x.csv")
+    (tmp_path / "demo").mkdir()
+    assert data_root_folder(tmp_path, "demo", "the demo set", "demo/x.csv") == tmp_path / "demo"

@@ -30,6 +30,17 @@ class DataNotFoundError(FileNotFoundError):
     """A data set is not where it was looked for; the message says where and how to get it."""
 
 
+def data_root_folder(data_root, folder: str, what: str, layout: str) -> Path:
+    """``<data_root>/<folder>`` for a real data set of the ``paper`` profile, or a :class:`DataNotFoundError`
+    naming ``what`` is missing and the expected ``layout`` (no data root given, or no such folder)."""
+    if data_root is None:
+        raise DataNotFoundError(f"{what} need a data_root (run with --data-root DIR); expected {layout}")
+    path = Path(data_root).expanduser() / folder
+    if not path.is_dir():
+        raise DataNotFoundError(f"{what} were not found (no folder {path}); expected {layout}")
+    return path
+
+
 def cache_dir() -> Path:
     """The directory for downloaded data and weights: ``$DK_DATA_DIR``, else ``~/.cache/domainknowledge``."""
     return Path(os.environ.get("DK_DATA_DIR", Path.home() / ".cache" / "domainknowledge")).expanduser()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from domainknowledge.data.bundled import DataNotFoundError
+from domainknowledge.data.bundled import DataNotFoundError, data_root_folder
 
 __all__ = ["LAEI_LAYOUT", "LaeiTiles", "laei_folder", "load_laei_tiles"]
 
@@ -45,12 +45,7 @@ class LaeiTiles:
 
 def laei_folder(data_root) -> Path:
     """``<data_root>/laei2013``, or a :class:`DataNotFoundError` that says what to put where."""
-    if data_root is None:
-        raise DataNotFoundError(f"the LAEI 2013 tiles need a data_root (run with --data-root DIR); expected {LAEI_LAYOUT}")
-    folder = Path(data_root).expanduser() / "laei2013"
-    if not folder.is_dir():
-        raise DataNotFoundError(f"the LAEI 2013 tiles were not found (no folder {folder}); expected {LAEI_LAYOUT}")
-    return folder
+    return data_root_folder(data_root, "laei2013", "the LAEI 2013 tiles", LAEI_LAYOUT)
 
 
 def load_laei_tiles(data_root, image_size: int, max_tiles: int | None = None) -> LaeiTiles:

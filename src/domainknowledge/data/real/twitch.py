@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from domainknowledge.data.bundled import DataNotFoundError
+from domainknowledge.data.bundled import DataNotFoundError, data_root_folder
 
 __all__ = ["LABEL_NAMES", "load_emote_survey", "load_labelled_messages", "load_unlabelled_messages", "twitch_folder"]
 
@@ -34,12 +34,7 @@ _LAYOUT = ("<data_root>/twitch/ with labelled.csv (columns message,label), messa
 
 def twitch_folder(data_root) -> Path:
     """``<data_root>/twitch``, or a :class:`DataNotFoundError` that says what to put where."""
-    if data_root is None:
-        raise DataNotFoundError(f"the Twitch data need a data_root (run with --data-root DIR); expected {_LAYOUT}")
-    folder = Path(data_root).expanduser() / "twitch"
-    if not folder.is_dir():
-        raise DataNotFoundError(f"the Twitch data were not found: expected {_LAYOUT} (no folder {folder})")
-    return folder
+    return data_root_folder(data_root, "twitch", "the Twitch data", _LAYOUT)
 
 
 def _require(path: Path) -> Path:
