@@ -1,5 +1,6 @@
-"""The book's training loops: :func:`train_classifier` (Adam, mini-batches, early stopping on a validation
-metric) and :func:`train_epochs` (a fixed number of epochs with a cosine-annealed learning rate).
+"""The book's training loops: :func:`train_classifier` and :func:`train_regressor` (Adam, mini-batches, early
+stopping on a validation metric, one shared loop) and :func:`train_epochs` (a fixed number of epochs with a
+cosine-annealed learning rate).
 
 The thesis trains every classifier of Ch. 14 the same way (Sec. 14.2.2): Adam (Kingma and Ba 2015) with
 learning rate 0.001, batch size 1024, early stopping with a patience (10 epochs on validation MAE for ages,
@@ -143,6 +144,58 @@ def predict_classes(model: nn.Module, images: torch.Tensor, batch_size: int = 10
     return _predict_logits(model, images, batch_size, torch.device(device)).argmax(dim=1).numpy()
 
 
+def _fit_with_early_stopping(model: nn.Module, batch_loss: Callable[[torch.Tensor], torch.Tensor],
+                             validate: Callable[[], float], monitor: Monitor, config: TrainingConfig, *,
+                             num_train: int, order_generator: torch.Generator, device: torch.device,
+                             min_batch: int, loss_name: str, log: Callable[[str], None]) -> TrainingHistory:
+    """The early-stopping loop that :func:`train_classifier` and :func:`train_regressor` share.
+
+    Each epoch visits the ``num_train`` training examples once in a fresh order drawn from
+    ``order_generator``; ``batch_loss(indices (B,) int64)`` returns the scalar loss of one batch, which Adam
+    (``config.learning_rate``) minimises; batches smaller than ``min_batch`` are skipped. After each epoch
+    ``validate()`` scores the model; the weights of the best epoch under ``monitor`` are restored at the
+    end (the thesis reports the epoch that was best on validation), and training stops after
+    ``config.patience`` epochs without improvement or after ``config.max_epochs``. Leaves ``model`` in
+    eval mode.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    history = TrainingHistory(monitor=monitor.name)
+    best_state, best_score = None, None
+    for epoch in range(1, config.max_epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        order = torch.randperm(num_train, generator=order_generator).to(device)
+        total_loss = torch.zeros((), device=device)
+        for start in range(0, num_train, config.batch_size):
+            batch = order[start:start + config.batch_size]
+            if batch.shape[0] < min_batch:
+                continue
+            loss = batch_loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.detach() * batch.shape[0]
+        score = validate()
+        train_loss = float(total_loss) / num_train
+        history.epochs.append({"epoch": epoch, "train_loss": train_loss, f"validation_{monitor.name}": score,
+                               "seconds": time.perf_counter() - started})
+        if monitor.improves(score, best_score):
+            best_score, history.best_epoch = score, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        if config.log_every and epoch % config.log_every == 0:
+            log(f"epoch {epoch:3d}: train {loss_name} {train_loss:.4f}, validation {monitor.name} {score:.4f} "
+                f"(best {best_score:.4f} at epoch {history.best_epoch})")
+        if epoch - history.best_epoch >= config.patience:
+            history.stopped_early = epoch < config.max_epochs
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    history.best_score = float(best_score)
+    if config.log_every:
+        log(f"kept epoch {history.best_epoch} of {len(history.epochs)}: validation {monitor.name} {best_score:.4f}")
+    return history
+
+
 def train_classifier(build_model: Callable[[], nn.Module], loss_fn: nn.Module,
                      train: tuple[torch.Tensor, torch.Tensor], validation: tuple[torch.Tensor, torch.Tensor],
                      config: TrainingConfig, *, seed: int, device: str | torch.device = "cpu",
@@ -173,45 +226,19 @@ def train_classifier(build_model: Callable[[], nn.Module], loss_fn: nn.Module,
     torch.manual_seed(seed)
     model = build_model().to(device=device, memory_format=torch.channels_last)
     loss_fn = loss_fn.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    order_generator = torch.Generator().manual_seed(seed)
     train_images, train_labels = (t.to(device) for t in train)
     val_images, val_labels = validation
-    history = TrainingHistory(monitor=monitor.name)
-    best_state, best_score = None, None
-    num_train = train_images.shape[0]
 
-    for epoch in range(1, config.max_epochs + 1):
-        started = time.perf_counter()
-        model.train()
-        order = torch.randperm(num_train, generator=order_generator).to(device)
-        total_loss = torch.zeros((), device=device)
-        for start in range(0, num_train, config.batch_size):
-            batch = order[start:start + config.batch_size]
-            loss = loss_fn(model(_to_model_layout(train_images[batch])), train_labels[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.detach() * batch.shape[0]
+    def batch_loss(batch: torch.Tensor) -> torch.Tensor:
+        return loss_fn(model(_to_model_layout(train_images[batch])), train_labels[batch])
+
+    def validate() -> float:
         predicted = _predict_logits(model, val_images, config.batch_size, device).argmax(dim=1).numpy()
-        score = monitor.function(predicted, val_labels.numpy())
-        history.epochs.append({"epoch": epoch, "train_loss": float(total_loss) / num_train,
-                               f"validation_{monitor.name}": score,
-                               "seconds": time.perf_counter() - started})
-        if monitor.improves(score, best_score):
-            best_score, history.best_epoch = score, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        if config.log_every and epoch % config.log_every == 0:
-            log(f"epoch {epoch:3d}: train loss {history.epochs[-1]['train_loss']:.4f}, "
-                f"validation {monitor.name} {score:.4f} (best {best_score:.4f} at epoch {history.best_epoch})")
-        if epoch - history.best_epoch >= config.patience:
-            history.stopped_early = epoch < config.max_epochs
-            break
+        return monitor.function(predicted, val_labels.numpy())
 
-    model.load_state_dict(best_state)
-    history.best_score = float(best_score)
-    if config.log_every:
-        log(f"kept epoch {history.best_epoch} of {len(history.epochs)}: validation {monitor.name} {best_score:.4f}")
+    history = _fit_with_early_stopping(model, batch_loss, validate, monitor, config, num_train=train_images.shape[0],
+                                       order_generator=torch.Generator().manual_seed(seed), device=device,
+                                       min_batch=1, loss_name="loss", log=log)
     return model, history
 
 
@@ -293,44 +320,21 @@ def train_regressor(build_model: Callable[[], nn.Module], train: tuple[torch.Ten
     device = torch.device(device)
     torch.manual_seed(seed)
     model = build_model().to(device=device, memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     generator = torch.Generator().manual_seed(seed)
     train_images, train_targets = train[0].to(device), train[1].to(device=device, dtype=torch.float32)
     val_images, val_targets = validation[0], validation[1].double().numpy()
-    history = TrainingHistory(monitor="mse")
-    best_state, best_score = None, None
-    count = train_images.shape[0]
-    for epoch in range(1, config.max_epochs + 1):
-        started = time.perf_counter()
-        model.train()
-        order = torch.randperm(count, generator=generator).to(device)
-        total = 0.0
-        for start in range(0, count, config.batch_size):
-            batch = order[start:start + config.batch_size]
-            if batch.shape[0] < 2:          # batch normalisation needs two examples
-                continue
-            images = train_images[batch]
-            if augment is not None:
-                images = augment(images, generator)
-            loss = torch.mean((model(_to_model_layout(images)) - train_targets[batch]) ** 2)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * batch.shape[0]
-        predicted = predict_values(model, val_images, config.batch_size, device)
-        score = float(np.mean((predicted - val_targets) ** 2))
-        history.epochs.append({"epoch": epoch, "train_loss": total / count, "validation_mse": score,
-                               "seconds": time.perf_counter() - started})
-        if best_score is None or score < best_score:
-            best_score, history.best_epoch = score, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        if config.log_every and epoch % config.log_every == 0:
-            log(f"epoch {epoch:3d}: train MSE {total / count:.3f}, validation MSE {score:.3f} "
-                f"(best {best_score:.3f} at epoch {history.best_epoch})")
-        if epoch - history.best_epoch >= config.patience:
-            history.stopped_early = epoch < config.max_epochs
-            break
-    model.load_state_dict(best_state)
-    model.eval()
-    history.best_score = float(best_score)
+
+    def batch_loss(batch: torch.Tensor) -> torch.Tensor:
+        images = train_images[batch]
+        if augment is not None:
+            images = augment(images, generator)
+        return torch.mean((model(_to_model_layout(images)) - train_targets[batch]) ** 2)
+
+    def validate() -> float:
+        return float(np.mean((predict_values(model, val_images, config.batch_size, device) - val_targets) ** 2))
+
+    # batch normalisation needs two examples per batch
+    history = _fit_with_early_stopping(model, batch_loss, validate, MONITORS["mse"], config,
+                                       num_train=train_images.shape[0], order_generator=generator, device=device,
+                                       min_batch=2, loss_name="MSE", log=log)
     return model, history
