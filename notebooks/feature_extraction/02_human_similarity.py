@@ -1,0 +1,449 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (domainknowledge)
+#     language: python
+#     name: domainknowledge
+# ---
+
+# %% [markdown]
+# (ch-human_similarity)=
+# # Predicting human judgements of image similarity from pretrained features
+#
+# Show a person a picture and two others, and ask which of the two looks more like the first. People
+# answer quickly and mostly agree, yet a network's features, compared with a fixed formula, often answer
+# differently. Margaritescu {cite}`margaritescu2024thesis` asks which features and which small changes close
+# that gap: which pretrained extractor, which way of comparing its vectors, and which way of fine-tuning it
+# on human triplets. It is the *feature extraction* principle at its plainest: the domain knowledge sits in
+# a network pretrained elsewhere, and the task only decides how its vectors are compared and lightly adapted.
+#
+# :::{admonition} What this chapter reproduces
+# :class: tip
+# Margaritescu (2024), "Towards Improving Machine Learning Models for Predicting Human Estimates of Image
+# Similarity" {cite}`margaritescu2024thesis`:
+#
+# - the evaluation framework (Sec. 3.4.2) with cosine similarity and the L2 and L1 distances (Eqs. 3.10-3.12)
+#   on the 11 triplet sets of Sec. 4.2: the analogue of Fig. 5.1;
+# - the fine-tuning framework (Sec. 3.4.3) with the seven paradigms: triplet, contrastive and quadruplet loss
+#   (Eqs. 3.7-3.9, the quadruplet loss in the thesis' and in the original form), rotation, jigsaw, SimCLR
+#   and MoCo, the appended block removed for evaluation: the analogue of Fig. 5.3;
+# - the feature maps of the 208-image bird set (Fig. 5.2);
+# - the nine hypotheses of Sec. 5.2, each with the thesis' verdict and ours.
+#
+# The human data sets (ImageNet-HSJ, Birds-16, BAPPS-2AFC) and most models of Table 3.1 cannot be had
+# offline. At the `smoke` and `cpu` profiles, simulated observers judge a synthetic object world and real
+# photo patches, and the extractors are those of the book's encoder registry plus small networks trained
+# here; the `paper` profile reads the real sets and loads the real models. {ref}`sec-human-similarity-deviations`
+# lists every difference.
+# :::
+
+# %% tags=["parameters"]
+profile = "cpu"
+seed = 0
+device = "auto"
+data_root = None
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+import domainknowledge as dk
+from domainknowledge.chapters import similarity_judgements as chapter
+from domainknowledge.data.synthetic import similarity_judgements as simulated
+from domainknowledge.principles import similarity_judgements as similarity
+
+run = dk.experiment.start("human_similarity", profile=profile, seed=seed, device=device, data_root=data_root)
+dk.plots.use_book_style()
+config = dk.experiment.select(chapter.CONFIGS, run.profile)
+display(run.banner())
+
+# %% [markdown]
+# ## What each profile runs
+#
+# The profile fixes the data (simulated or real), the sizes of the sets, the extractors, the input size
+# of the ImageNet CNNs, the training of the small networks, and the fine-tuning schedule and seeds. The
+# highlighted column is the active one.
+
+# %%
+dk.experiment.profile_table(chapter.CONFIGS, run.profile)
+
+# %% [markdown]
+# ## The task and its evaluation
+#
+# A *triplet* holds a query image $q$ and two references: $r_1$, which people judged more similar to the
+# query, and $r_2$. A feature extractor $f$ answers the triplet by comparing the query's vector with each
+# reference's; it is right when it picks $r_1$. Its *triplet accuracy* over a set of $T$ triplets is
+#
+# $$
+# \text{acc} = \frac{1}{T} \sum_{t=1}^{T} \mathbb{1}\bigl[\operatorname{sim}(f(q_t), f(r_{1,t})) > \operatorname{sim}(f(q_t), f(r_{2,t}))\bigr],
+# $$
+#
+# where a tie counts one half (the thesis does not say). Three comparisons are tried (Sec. 3.3), with
+# $\mathbf{a}, \mathbf{b} \in \mathbb{R}^d$ the two feature vectors:
+#
+# $$
+# \operatorname{sim}_{\cos}(\mathbf{a}, \mathbf{b}) = \frac{\mathbf{a} \cdot \mathbf{b}}{\lVert \mathbf{a} \rVert_2 \, \lVert \mathbf{b} \rVert_2}, \tag{3.10}
+# $$
+#
+# $$
+# d_{L2}(\mathbf{a}, \mathbf{b}) = \sqrt{\textstyle\sum_{i=1}^{d} (a_i - b_i)^2}, \tag{3.11}
+# $$
+#
+# $$
+# d_{L1}(\mathbf{a}, \mathbf{b}) = \textstyle\sum_{i=1}^{d} \lvert a_i - b_i \rvert , \tag{3.12}
+# $$
+#
+# and a distance $d$ enters as $\operatorname{sim} = -d$. The features are the extractor's penultimate
+# activations *before* any normalisation: on unit-length vectors $d_{L2}^2 = 2 - 2\operatorname{sim}_{\cos}$,
+# and L2 would rank every pair exactly as cosine does.
+#
+# ## The triplets
+#
+# The thesis evaluates on three sources of human judgements. ImageNet-HSJ {cite}`roads2021imagenethsj` shows
+# a query and eight references from many ImageNet categories and asks for the two most similar, in order
+# (*8-rank-2* trials). Birds-16 {cite}`attarian2020birds` does the same with 208 bird photos of 4 families,
+# and also asks for one of two (*2-rank-1*). BAPPS-2AFC {cite}`zhang2018lpips` shows an image patch and two
+# distorted versions of it. From each trial the thesis derives triplets of three kinds (Sec. 4.2):
+# *8rank2 similar* ($r_2$ is the second pick: a hard triplet, both references are similar),
+# *8rank2 dissimilar* ($r_2$ is a random reference that was not picked) and *2rank1 dissimilar*. This
+# gives 2 + 3 + 6 = 11 evaluation sets of 1,000 triplets.
+#
+# :::{admonition} Stand-in data: simulated observers
+# :class: warning
+# At the `smoke` and `cpu` profiles, the three sources are seeded stand-ins generated by
+# `dk.data.synthetic.similarity_judgements`. Full images come from the book's captioned world (objects
+# with a shape, colour, texture, size, pose, background and photographic style). Each simulated observer
+# holds a *psychological embedding* of those known factors, with shape weighted most (the human shape
+# bias), jitters the weights by a personal log-normal factor, and chooses by the Luce rule
+# {cite}`luce1959choice`: the probability of picking a reference is proportional to
+# $s(q, r) = \exp(-\beta \lVert z_q - z_r \rVert)$, and the second pick of an 8-rank-2 trial is drawn the same
+# way from the remaining seven. The ImageNet-HSJ-like set has 36 categories (shape by colour); the
+# Birds-16-like set has 208 images, 4 families (shapes) by 4 species (colours) by 13. The BAPPS-2AFC-like
+# patches are cut from the real photos bundled with scikit-image and scikit-learn and distorted by six
+# families standing in for BAPPS' categories; five hidden judges vote with a contrast-weighted Laplacian
+# pyramid difference that none of the evaluated extractors computes.
+#
+# The stand-in keeps the trial formats, the derivation of the triplets, easy and hard sets, and noisy,
+# inconsistent observers. It cannot hold what real people bring to real photos: the meaning of objects,
+# and the reasons a tiger and a house cat look alike.
+# :::
+#
+# Because the observers are simulated, their own accuracy is known: for every triplet, the probability
+# that a *fresh* observer, shown it as a choice of two, picks $r_1$. Its mean over a set is the noise
+# ceiling, drawn as the column "observers" in the figures below.
+
+# %%
+sources = chapter.load_sources(config, seed=seed, data_root=run.data_root)
+for source in sources.values():
+    kind = "a seeded stand-in, not the thesis' data" if source.is_stand_in else "the thesis' data"
+    display(Markdown(f"**{source.name}** ({kind}): {source.description}; {len(source.images):,} images."))
+sets = chapter.set_table(sources)
+run.glue("hs_sets", len(sets))
+run.glue("hs_ceiling_low", float(100 * sets["observers' accuracy"].min()))
+run.glue("hs_ceiling_high", float(100 * sets["observers' accuracy"].max()))
+sets.style.format({"observers' accuracy": "{:.1%}"})
+
+# %% [markdown]
+# Three hard triplets from each kind of source; in each row, the query, the reference people preferred
+# and the other one.
+
+# %%
+for name, kind in (("ImageNet-HSJ", "8rank2-similar"), ("Birds-16", "8rank2-dissimilar"), ("BAPPS-2AFC", None)):
+    source = next(s for s in sources.values() if s.name.startswith(name))
+    images, titles = chapter.trial_examples(source, kind or next(iter(source.sets)), count=3)
+    dk.plots.plot_image_grid(images, titles, columns=9, title=f"{source.name}: {kind or next(iter(source.sets))}")
+
+# %% [markdown]
+# ## The extractors
+#
+# Table 3.1 of the thesis lists eleven pretrained extractors: four torchvision models trained on ImageNet
+# (ResNet-50, EfficientNetV2-M, ViT-B/16, AlexNet), CLIP {cite}`radford2021clip` with a ViT-B/16 and four
+# ResNet-50 backbones of growing width, and DINO with a ViT-B/16 and a ResNet-50. None of their weights can
+# be fetched offline. The `cpu` profile evaluates instead, each in a role the thesis gives its models:
+#
+# - EfficientNet-Lite0, -1 and -2 {cite}`tan2019efficientnet` with their real ImageNet weights, a real
+#   scaling series of supervised CNNs (the role of CLIP's RN50 to RN50x64 in the filter-count experiment);
+# - the stand-in CLIP of the encoder registry ({ref}`ch-encoders`), a small ViT trained with language
+#   supervision on 20,000 captioned images of the same synthetic world: the role of the large language-image
+#   models;
+# - ConSE {cite}`norouzi2014conse` from EfficientNet-Lite0 and MiniLM: real weights with language attached;
+# - one small CNN, three times: trained here with labels (36 classes, shape by colour: "supervised"),
+#   trained here with SimCLR {cite}`chen2020simclr` on the same images without labels ("self-supervised", the
+#   role of DINO), and randomly initialised;
+# - raw pixels at 32 x 32, the baseline the thesis does not have.
+#
+# At `cpu`, the EfficientNets see the images at 35 % of their native input side (about 78-91 px instead of
+# 224-260 px): the stand-in images are 32 px, so nothing is lost but time.
+
+# %%
+extractors = chapter.build_extractors(config, seed=seed, device=run.device,
+                                      allow_download=dk.experiment.PROFILES[run.profile].allow_download)
+chapter.extractor_table(extractors)
+
+# %% [markdown]
+# ## Pretrained features against human judgements (Fig. 5.1)
+#
+# Every extractor, every set, every metric. Each panel is one metric; the numbers are triplet accuracies in
+# percent, a green triangle marks each set's best extractor, and the last column is the observers' own
+# accuracy.
+
+# %%
+grid, features = chapter.evaluate_all(extractors, sources)
+fig, _ = chapter.plot_accuracy_grid(grid, sources)
+
+# %% [markdown]
+# Averaged over the sets, each extractor under each metric (accuracy in %):
+
+# %%
+metric_means = grid.groupby(["extractor", "metric"])["accuracy"].mean().unstack()[list(similarity.METRICS)] * 100
+best_extractor = metric_means["cosine"].idxmax()
+run.glue("hs_best_extractor", best_extractor)
+run.glue("hs_best_extractor_accuracy", float(metric_means.loc[best_extractor, "cosine"]))
+run.glue("hs_cosine_best_count", int((metric_means.idxmax(axis=1) == "cosine").sum()))
+run.glue("hs_extractor_count", len(metric_means))
+metric_means.style.format("{:.1f}").highlight_max(axis=1, props="font-weight: bold")
+
+# %% [markdown]
+# The best extractor on average under cosine is {glue:text}`hs_best_extractor` at
+# {glue:text}`hs_best_extractor_accuracy:.1f` %, and cosine is the best of the three metrics for
+# {glue:text}`hs_cosine_best_count` of the {glue:text}`hs_extractor_count` extractors. The observers
+# themselves reach {glue:text}`hs_ceiling_low:.0f`-{glue:text}`hs_ceiling_high:.0f` % on the
+# {glue:text}`hs_sets` sets: an extractor above that column has learned the observers' taste better than a
+# new observer would guess it, which on simulated data can only happen by chance.
+#
+# ## Fine-tuning on human triplets (Sec. 3.4.3, Fig. 5.3)
+#
+# The thesis appends a *linear block* to an extractor, trains both on human triplets (supervised) or on
+# single images (self-supervised), then removes the block and evaluates the extractor alone. For each
+# source it builds one set of 1,000 triplets balanced over that source's triplet sets, the same with a
+# fourth image for the quadruplet loss (a random unpicked reference of the same 8-rank-2 trial, or an image
+# of another 2-rank-1 trial), and one set of 1,000 single images (Table A.1).
+#
+# The supervised losses, for embeddings $\mathbf{a}$ (query), $\mathbf{p}$ (reference 1), $\mathbf{n}$
+# (reference 2) and $\mathbf{n}_2$ (the fourth image), with $D$ the Euclidean distance:
+#
+# $$
+# L_{\text{triplet}} = \max\bigl(D(\mathbf{a}, \mathbf{p}) - D(\mathbf{a}, \mathbf{n}) + m, 0\bigr) \tag{3.7}
+# $$
+#
+# $$
+# L_{\text{contrastive}} = (1 - T)\,\tfrac{1}{2} D(\mathbf{a}, \mathbf{p})^2 + T\,\tfrac{1}{2} \max\bigl(m - D(\mathbf{a}, \mathbf{n}), 0\bigr)^2 \tag{3.8}
+# $$
+#
+# $$
+# L_{\text{quadruplet}} = \max\bigl(D(\mathbf{a}, \mathbf{p}) - D(\mathbf{a}, \mathbf{n}) + m_1, 0\bigr) + \max\bigl(D(\mathbf{a}, \mathbf{p}) - D(\mathbf{p}, \mathbf{n}_2) + m_2, 0\bigr) \tag{3.9}
+# $$
+#
+# with $T = 0$ for the pair $(\mathbf{a}, \mathbf{p})$ and $T = 1$ for $(\mathbf{a}, \mathbf{n})$.
+#
+# :::{admonition} Two errata, resolved
+# :class: note
+# **Distances.** The thesis writes $|\mathbf{a} - \mathbf{p}|^2$ and calls it "the Euclidean distance".
+# Read literally as a squared distance, Eq. 3.8 would square it again; Hadsell et al.
+# {cite}`hadsell2006contrastive`, whom the thesis cites, use $D^2/2$ with $D$ the distance. We read the symbol
+# as $D$ throughout, which makes Eq. 3.8 Hadsell's loss and Eq. 3.7 the triplet loss of Balntas et al.
+# {cite}`balntas2016triplet`.
+#
+# **Quadruplet loss.** Eq. 3.9 compares the positive pair with $D(\mathbf{p}, \mathbf{n}_2)$. Chen et al.
+# {cite}`chen2017quadruplet` compare it with a pair of two images that both differ from the anchor,
+# $D(\mathbf{n}, \mathbf{n}_2)$, which is what pushes negatives apart from each other. Both are run here:
+# `quadruplet` is Eq. 3.9 as printed, `quadruplet-original` Chen et al.'s form.
+# :::
+#
+# The self-supervised pretexts train on single images: predicting the rotation (0, 90, 180 or 270 degrees)
+# {cite}`gidaris2018rotnet`; solving a jigsaw of 3 x 3 tiles shuffled by one of 36 permutations chosen far
+# apart {cite}`noroozi2016jigsaw`; SimCLR, which pulls two augmented views of one image together against the
+# other images of the batch; and MoCo {cite}`he2020moco`, which does the same against a queue of earlier
+# views encoded by a slowly moving (momentum) copy of the network.
+#
+# **The cheap version used here.** Fine-tuning whole networks on a CPU is out of reach, so the pretrained
+# extractor stays frozen and its features, also those of the rotated, shuffled and augmented images, are
+# computed once. What is fine-tuned is a residual top $g(\mathbf{x}) = \mathbf{x} + B\,\operatorname{relu}(A\mathbf{x})$
+# (starting as the identity) with the appended block $h$ after it; evaluation uses $g(f(x))$, the block removed
+# as in the thesis. For the metric losses $h$ projects to unit-length vectors so the margins have a fixed
+# scale ($m = 0.2$; contrastive $m = 1$; quadruplet $m_1 = 0.2$, $m_2 = 0.1$: the thesis gives none). The
+# fine-tuning sets come from trials that the evaluation sets do not use; the thesis samples them from the
+# evaluation sets' own triplets, so its fine-tuned numbers include triplets seen in training.
+
+# %%
+tuning = chapter.run_fine_tuning(config, extractors, sources, seed=seed)
+fig, _ = chapter.plot_fine_tuning(tuning)
+
+# %% [markdown]
+# Mean accuracy (%) over each source's sets and the seeds, and the standard deviation over seeds of those
+# means, for every backbone and paradigm; `none` is the frozen extractor.
+
+# %%
+per_seed = tuning.groupby(["backbone", "paradigm", "seed"])["accuracy"].mean().reset_index()
+paradigm_table = per_seed.groupby(["backbone", "paradigm"])["accuracy"].agg(["mean", "std"]).unstack("backbone") * 100
+paradigm_table = paradigm_table.reindex(["none", *similarity.PARADIGMS])
+paradigm_means = tuning[tuning["paradigm"] != "none"].groupby("paradigm")["accuracy"].mean() * 100
+for paradigm in ("quadruplet", "quadruplet-original", "triplet", "contrastive", "rotation", "jigsaw", "simclr", "moco"):
+    run.glue(f"hs_mean_{paradigm.replace('-', '_')}", float(paradigm_means[paradigm]))
+run.glue("hs_mean_none", float(100 * tuning[tuning["paradigm"] == "none"]["accuracy"].mean()))
+paradigm_table.style.format("{:.1f}", na_rep="-")
+
+# %% [markdown]
+# Over all backbones, sources and seeds, the supervised losses reach
+# {glue:text}`hs_mean_quadruplet:.1f` % (quadruplet, Eq. 3.9), {glue:text}`hs_mean_quadruplet_original:.1f` %
+# (quadruplet, Chen et al.), {glue:text}`hs_mean_triplet:.1f` % (triplet) and
+# {glue:text}`hs_mean_contrastive:.1f` % (contrastive); the pretexts {glue:text}`hs_mean_rotation:.1f` %
+# (rotation), {glue:text}`hs_mean_jigsaw:.1f` % (jigsaw), {glue:text}`hs_mean_simclr:.1f` % (SimCLR) and
+# {glue:text}`hs_mean_moco:.1f` % (MoCo), against {glue:text}`hs_mean_none:.1f` % for the frozen extractors.
+#
+# ## Categories in feature space (Fig. 5.2)
+#
+# The thesis maps the features of the 208 bird images to two dimensions with UMAP
+# {cite}`mcinnes2018umap` and finds that ViT features separate the four families better than ResNet
+# features. Below, the same map of the Birds-16-like set for the extractors of the profile (PCA at
+# `smoke`), with the silhouette of the families under the cosine distance in the original features (1:
+# perfectly separated, 0: no separation).
+
+# %%
+birds = next(s for s in sources.values() if s.name.startswith("Birds"))
+maps = chapter.feature_maps(features, birds, config.map_extractors, config.projection, seed)
+fig, _ = chapter.plot_feature_maps(maps, birds.labels, config.projection)
+
+# %% [markdown]
+# ## The nine hypotheses of Sec. 5.2
+#
+# Each hypothesis gets our verdict from the numbers above by a rule written in
+# `chapter.hypotheses` before the run: a pattern counts as proven only where it holds on every set (or
+# every backbone) it speaks about, except where the thesis itself speaks of most sets. The last column gives
+# the evidence.
+
+# %%
+verdicts = chapter.hypotheses(config, grid, tuning, maps, sources)
+run.record("hypotheses", verdicts.reset_index().to_dict(orient="records"))
+run.glue("hs_agreeing", int(verdicts["agrees"].sum()))
+run.glue("hs_tested", int((verdicts["ours"] != "not tested").sum()))
+verdicts.style.set_properties(subset=["evidence"], **{"white-space": "normal", "min-width": "22em"})
+
+# %% [markdown]
+# Our verdicts agree with the thesis' on {glue:text}`hs_agreeing` of the {glue:text}`hs_tested` hypotheses
+# tested at this profile. How to read the disagreements: the large-model stand-in here is small and was
+# trained on the very world the full-image triplets show, the only ViT is that language-image stand-in (so
+# architecture and pre-training cannot be told apart), and the simulated observers judge known factors with
+# a shape bias that no extractor was told about.
+#
+# (sec-human-similarity-deviations)=
+# ## Deviations from the thesis
+#
+# - **Data (`smoke`, `cpu`).** Simulated observers on a synthetic world and on photo patches replace the
+#   human data sets; fewer triplets per set (200 per full-image set and 80 per patch set at `cpu`, 40 at
+#   `smoke`, instead of 1,000) and smaller
+#   fine-tuning sets (240 instead of 1,000). The fine-tuning sets come from trials the evaluation sets do
+#   not use. The observers' accuracy is known and drawn as a ceiling.
+# - **Extractors.** Table 3.1's models need downloads; the `cpu` profile uses the real EfficientNet-Lite
+#   series, ConSE, the stand-in CLIP and small CNNs trained here (see above). DINO is not in the book's
+#   encoder registry; at `paper` its two rows are missing from the grid. The EfficientNets see 35 % of their
+#   native input side at `cpu`.
+# - **Fine-tuning.** A residual top over frozen features is fine-tuned instead of the whole network, with
+#   Adam and a cosine schedule (learning rate $10^{-3}$, 15 epochs, batch 32 at `cpu`), and several seeds;
+#   Table B.1's learning rates (1e-6 to 1e-3) are for whole networks. Margins, temperatures (SimCLR 0.5,
+#   MoCo 0.2), the MoCo queue (256) and momentum (0.99), the jigsaw permutations and the augmentations are
+#   ours: the thesis does not give them. Transformed images are encoded once (4 jigsaw permutations and 4
+#   augmented views per image at `cpu`) instead of drawn anew every step.
+# - **Errata.** Distances read as Euclidean distances in Eqs. 3.7-3.9; the quadruplet loss run as printed
+#   and in Chen et al.'s form; the thesis' "reference 2 image is the query image" for 8rank2 dissimilar
+#   triplets read as "a random unpicked reference".
+# - **Ties** in the triplet accuracy count one half.
+#
+# ## Claims
+
+# %%
+cosine_means = grid.groupby(["extractor", "metric"])["accuracy"].mean().unstack()
+cosine_best = cosine_means.idxmax(axis=1) == "cosine"
+run.claim(
+    "cosine-best-for-every-model", statement="Cosine similarity is the best of cosine, L2 and L1 for every extractor",
+    source="Sec. 5.2.3, Fig. 5.1", thesis_value="cosine best for all models and all triplet sets",
+    measured=(f"cosine has the best mean over the {len(sets)} sets for {int(cosine_best.sum())} of "
+              f"{len(cosine_best)} extractors" + ("" if cosine_best.all() else
+                                                  f" (not for: {', '.join(cosine_best.index[~cosine_best])})")),
+    holds=bool(cosine_best.all()))
+
+supervised_runs = tuning[tuning["paradigm"].isin(["quadruplet", "triplet", "contrastive"])]
+per_run = supervised_runs.groupby(["backbone", "source", "seed", "paradigm"])["accuracy"].mean().unstack()
+q_t, t_c = (per_run["quadruplet"] - per_run["triplet"]).to_numpy(), (per_run["triplet"] - per_run["contrastive"]).to_numpy()
+ordered = dk.significance.paired_gap_exceeds_spread(q_t) and dk.significance.paired_gap_exceeds_spread(t_c)
+run.claim(
+    "quadruplet-triplet-contrastive", statement="Quadruplet loss beats triplet loss, which beats contrastive loss",
+    source="Sec. 5.2.8, Fig. 5.3", thesis_value="quadruplet > triplet > contrastive in the vast majority of runs",
+    measured=(f"{paradigm_means['quadruplet']:.1f} / {paradigm_means['triplet']:.1f} / "
+              f"{paradigm_means['contrastive']:.1f} %; paired gaps {100 * q_t.mean():+.1f} and {100 * t_c.mean():+.1f} "
+              f"points over {len(q_t)} (backbone, source, seed) runs"),
+    holds=bool(ordered), note="rule: each mean paired gap positive and above twice its standard deviation")
+
+best_sup = tuning[tuning["paradigm"].isin(similarity.SUPERVISED)].groupby(["backbone", "source", "paradigm"])["accuracy"].mean()
+best_ssl = tuning[tuning["paradigm"].isin(["rotation", "jigsaw", "simclr", "moco"])].groupby(
+    ["backbone", "source", "paradigm"])["accuracy"].mean()
+sup_top = best_sup.groupby(["backbone", "source"]).max()
+ssl_top = best_ssl.groupby(["backbone", "source"]).max()
+run.claim(
+    "supervised-beats-self-supervised", statement="The best supervised fine-tuning beats the best self-supervised one",
+    source="Sec. 5.2.7, Fig. 5.3", thesis_value="supervised best in all use cases",
+    measured=f"supervised ahead on {int((sup_top > ssl_top).sum())} of {len(sup_top)} (backbone, source) pairs",
+    holds=bool((sup_top > ssl_top).all()))
+
+cosine_grid = grid[grid["metric"] == "cosine"].pivot_table(index="label", columns="extractor", values="accuracy")
+series = [s for s in config.scaling_series if s in cosine_grid]
+patch_rows = [label for label in cosine_grid.index if label.startswith("BAPPS")]
+full_rows = [label for label in cosine_grid.index if not label.startswith("BAPPS")]
+if len(series) >= 2:
+    gain_patch = float((cosine_grid.loc[patch_rows, series[-1]] - cosine_grid.loc[patch_rows, series[0]]).mean())
+    gain_full = float((cosine_grid.loc[full_rows, series[-1]] - cosine_grid.loc[full_rows, series[0]]).mean())
+    measured, holds = (f"{series[-1]} vs {series[0]}: {100 * gain_patch:+.1f} points on patches, "
+                       f"{100 * gain_full:+.1f} on full images"), gain_patch > 0.01 and gain_full <= 0.01
+else:
+    measured, holds = "no scaling series at this profile", None
+run.claim(
+    "larger-backbones-help-patches-only",
+    statement="A larger backbone of one family helps on patches (BAPPS) but not on full images",
+    source="Sec. 5.2.5, Fig. 5.1", thesis_value="CLIP RN50 to RN50x64: better on BAPPS, negligible on full images",
+    measured=measured, holds=holds, note="rule: > 1 point gain on patches, at most 1 point on full images")
+
+ceiling_ok = bool((sets["observers' accuracy"] > 0.5).all())
+run.claim(
+    "observers-agree-above-chance", statement="The (simulated) observers agree with the recorded choices above chance on every set",
+    source="Sec. 4.2 (human judgements; a check of the stand-in)", thesis_value="people agree (catch trials passed)",
+    measured=f"observers' accuracy {100 * sets['observers' + chr(39) + ' accuracy'].min():.1f}-"
+             f"{100 * sets['observers' + chr(39) + ' accuracy'].max():.1f} %",
+    holds=ceiling_ok if sources and next(iter(sources.values())).is_stand_in else None)
+
+for section, row in verdicts.iterrows():
+    run.claim(
+        f"hypothesis-{section}", statement=f"Sec. {section}: {row['hypothesis']} (verdict as in the thesis)",
+        source=f"Sec. {section}", thesis_value=row["thesis"], measured=f"{row['ours']}: {row['evidence']}",
+        holds=None if row["ours"] == "not tested" else bool(row["agrees"]));
+
+# %%
+run.finish();
+
+# %% [markdown]
+# ## Summary
+#
+# The evaluation framework of the thesis is three lines: encode, compare, count. What it measures depends
+# on what is compared, and the first lesson of this chapter is mechanical: on unit-length vectors, the L2
+# distance and cosine similarity give the same answers, so the metric comparison of Sec. 5.2.3 is only
+# meaningful on raw features. The fine-tuning framework, with its block removed for evaluation, tests whether
+# a loss reshapes the features themselves, and here does so in its cheapest form: a residual top over frozen
+# features.
+#
+# On simulated observers, the claims table gives the verdicts at this profile; the hypothesis table says
+# where they agree with the thesis and why they may not. The `paper` profile runs the same code on
+# ImageNet-HSJ, Birds-16 and BAPPS-2AFC with the models of Table 3.1 (layout in
+# `dk.data.real.human_similarity`; missing data or weights stop it with an error saying what to put where).
+#
+# ## References
+
+# %% [markdown]
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

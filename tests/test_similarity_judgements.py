@@ -1,0 +1,210 @@
+"""Simulated similarity observers, the triplet evaluation, the fine-tuning losses and paradigms: known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from domainknowledge.data.synthetic import similarity_judgements as simulated
+from domainknowledge.principles import similarity_judgements as sj
+
+TINY = simulated.BenchmarkSize(triplets=30, finetune=24, imagenet_images=80, patch_triplets=8)
+
+
+@pytest.fixture(scope="module")
+def birds():
+    return simulated.make_birds_like(TINY, seed=3)
+
+
+@pytest.fixture(scope="module")
+def bapps():
+    return simulated.make_bapps_like(TINY, seed=3)
+
+
+# --------------------------------------------------------------------------------- the observers
+def _factors(**overrides):
+    base = {"shape": "circle", "colour": "red", "texture": "plain", "pose": "upright", "background": "light",
+            "blur": "sharp", "noise": "clean", "radius": 0.22, "exposure_ev": 0.0}
+    rows = [dict(base, **row) for row in overrides["rows"]]
+    return pd.DataFrame(rows)
+
+
+def test_embedding_distance_of_one_changed_factor_is_its_weight():
+    factors = _factors(rows=[{}, {"shape": "square"}, {"colour": "blue"}, {"radius": 0.352}, {"radius": 0.126}])
+    z = simulated.psychological_embedding(factors)
+    distance = np.linalg.norm(z - z[0], axis=1)
+    weights = simulated.OBSERVER_WEIGHTS
+    np.testing.assert_allclose(distance[1:3], [weights["shape"], weights["colour"]])
+    assert np.linalg.norm(z[3] - z[4]) == pytest.approx(weights["size"])
+
+
+def test_luce_choice_frequencies_match_the_rule():
+    factors = _factors(rows=[{}, {}, {"shape": "square"}])                # identical, and a different shape
+    query, references = np.zeros(4000, int), np.tile([1, 2], (4000, 1))
+    picks = simulated.simulate_2rank1(factors, query, references, np.random.default_rng(0), beta=0.5, jitter=0.0)
+    expected = 1 / (1 + np.exp(-0.5 * simulated.OBSERVER_WEIGHTS["shape"]))     # s = 1 against exp(-0.5 * 3)
+    assert (picks == 0).mean() == pytest.approx(expected, abs=0.025)
+    agree = simulated.agreement(factors, [0], [1], [2], beta=0.5, jitter=0.0)
+    assert agree[0] == pytest.approx(expected)
+
+
+def test_8rank2_never_picks_the_same_reference_twice_and_prefers_the_twin():
+    factors = _factors(rows=[{}, {}] + [{"shape": "star", "colour": "blue"}] * 7)
+    query, references = np.zeros(300, int), np.tile(np.arange(1, 9), (300, 1))
+    first, second = simulated.simulate_8rank2(factors, query, references, np.random.default_rng(1), beta=3.0,
+                                              jitter=0.2)
+    assert (first != second).all()
+    assert (first == 0).mean() > 0.95
+
+
+def test_birds_like_source_has_the_thesis_structure(birds):
+    assert birds.images.shape[0] == 208
+    counts = birds.info.groupby(["shape", "colour"]).size()
+    assert len(counts) == 16 and (counts == 13).all()
+    assert set(birds.sets) == {"8rank2-similar", "8rank2-dissimilar", "2rank1-dissimilar"}
+    for triplets in birds.sets.values():
+        assert len(triplets) == TINY.triplets
+        assert (triplets.query != triplets.first).all() and (triplets.first != triplets.second).all()
+        assert 0.5 < triplets.ceiling < 1.0
+    quadruplets = birds.finetune_quadruplets
+    assert len(quadruplets) == TINY.finetune and quadruplets.extra is not None
+    assert len(np.unique(birds.singletons)) == len(birds.singletons)
+
+
+def test_similar_triplets_are_harder_for_the_observers(birds):
+    assert birds.sets["8rank2-similar"].ceiling < birds.sets["8rank2-dissimilar"].ceiling
+
+
+def test_bapps_like_reference_one_is_the_judges_choice_and_patches_differ(bapps):
+    assert set(bapps.sets) == set(simulated.BAPPS_FAMILIES)
+    for triplets in bapps.sets.values():
+        assert len(triplets) == TINY.patch_triplets
+        d1 = simulated.hidden_perceptual_distance(bapps.images[triplets.query], bapps.images[triplets.first])
+        d2 = simulated.hidden_perceptual_distance(bapps.images[triplets.query], bapps.images[triplets.second])
+        assert (d1 < d2).mean() >= 0.6                                   # noisy judges mostly follow the observer
+        assert triplets.ceiling > 0.5
+
+
+def test_hidden_distance_is_zero_for_identical_patches_and_grows_with_noise():
+    rng = np.random.default_rng(0)
+    patch = rng.integers(0, 255, (1, 32, 32, 3)).astype(np.uint8)
+    small = np.clip(patch + rng.normal(0, 5, patch.shape), 0, 255).astype(np.uint8)
+    large = np.clip(patch + rng.normal(0, 40, patch.shape), 0, 255).astype(np.uint8)
+    assert simulated.hidden_perceptual_distance(patch, patch)[0] == 0.0
+    assert simulated.hidden_perceptual_distance(patch, small)[0] < simulated.hidden_perceptual_distance(patch, large)[0]
+
+
+def test_every_distortion_family_keeps_shape_and_dtype_and_unknown_is_an_error():
+    patch = np.random.default_rng(0).integers(0, 255, (32, 32, 3)).astype(np.uint8)
+    for family in simulated.BAPPS_FAMILIES:
+        out = simulated.distort_patch(patch, family, np.random.default_rng(1))
+        assert out.shape == patch.shape and out.dtype == np.uint8
+    with pytest.raises(ValueError, match="unknown distortion family"):
+        simulated.distort_patch(patch, "blurry", np.random.default_rng(0))
+
+
+# ------------------------------------------------------------------------------------- evaluation
+def test_triplet_accuracy_known_answers_and_the_unit_norm_equivalence():
+    features = np.array([[1.0, 0.0], [2.0, 0.1], [0.0, 1.0], [10.0, 0.0]])
+    assert sj.triplet_accuracy(features, [0], [1], [2], "cosine") == 1.0
+    assert sj.triplet_accuracy(features, [0], [2], [1], "cosine") == 0.0
+    # the far-away copy (index 3) is a perfect cosine match, but far under L2 and L1
+    assert sj.triplet_accuracy(features, [0], [3], [2], "cosine") == 1.0
+    assert sj.triplet_accuracy(features, [0], [3], [2], "L2") == 0.0
+    assert sj.triplet_accuracy(features, [0], [3], [2], "L1") == 0.0
+    assert sj.triplet_accuracy(features, [0], [1], [1], "L2") == 0.5                  # a tie counts one half
+    rng = np.random.default_rng(0)
+    unit = rng.normal(size=(50, 8))
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    q, a, b = rng.integers(50, size=(3, 200))
+    assert sj.triplet_accuracy(unit, q, a, b, "cosine") == sj.triplet_accuracy(unit, q, a, b, "L2")
+    with pytest.raises(ValueError, match="unknown metric"):
+        sj.pairwise_similarity(unit, unit, "L3")
+
+
+def test_an_oracle_of_the_observer_embedding_beats_raw_noise(birds):
+    oracle = simulated.psychological_embedding(birds.info)
+    noise = np.random.default_rng(0).normal(size=oracle.shape)
+    rows = {r["set"]: r["accuracy"] for r in sj.evaluate_triplets(oracle, birds, metrics=("L2",))}
+    noisy = {r["set"]: r["accuracy"] for r in sj.evaluate_triplets(noise, birds, metrics=("L2",))}
+    assert rows["8rank2-dissimilar"] > 0.65 > noisy["8rank2-dissimilar"] - 0.1
+
+
+# ----------------------------------------------------------------------------------------- losses
+def test_losses_vanish_when_margins_are_met_and_match_hand_values():
+    a, p, n, n2 = (torch.tensor([[x, 0.0]]) for x in (0.0, 0.1, 2.0, 3.0))
+    assert sj.triplet_loss(a, p, n, margin=0.2).item() == 0.0
+    assert sj.triplet_loss(a, n, p, margin=0.2).item() == pytest.approx(2.0 - 0.1 + 0.2)
+    assert sj.contrastive_loss(a, p, n, margin=1.0).item() == pytest.approx(0.5 * 0.1 ** 2)
+    assert sj.contrastive_loss(a, p, p, margin=1.0).item() == pytest.approx(0.5 * 0.01 + 0.5 * 0.9 ** 2)
+    # thesis form: D(a,p) - D(p,n2) = 0.1 - 2.9; original: D(a,p) - D(n,n2) = 0.1 - 1.0, margin 1 -> 0.1
+    assert sj.quadruplet_loss(a, p, n, n2, 0.2, 1.0, variant="thesis").item() == 0.0
+    assert sj.quadruplet_loss(a, p, n, n2, 0.2, 1.0, variant="original").item() == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="variant"):
+        sj.quadruplet_loss(a, p, n, n2, variant="chen")
+
+
+def test_moco_loss_is_small_when_the_key_matches_and_the_queue_does_not():
+    query = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), dim=1)
+    queue = torch.nn.functional.normalize(torch.tensor([[-1.0, 0.0], [0.0, -1.0]]), dim=1)
+    # logits: positive 1 / 0.1 = 10; negatives -10 and 0 for either query
+    assert sj.moco_loss(query, query, queue, 0.1).item() == pytest.approx(np.log1p(np.exp(-20) + np.exp(-10)), rel=1e-3)
+    assert sj.moco_loss(query, -query, -queue, 0.1).item() > 10
+
+
+def test_jigsaw_permutations_are_distinct_and_the_reordering_is_a_permutation():
+    permutations = sj.JIGSAW_PERMUTATIONS
+    assert permutations.shape == (36, 9) and len({tuple(p) for p in permutations}) == 36
+    image = (np.arange(9).reshape(3, 3).repeat(10, 0).repeat(10, 1)[None, ..., None].repeat(3, -1)).astype(np.uint8)
+    shuffled = sj.jigsaw_images(image, np.array([5]))
+    tiles = shuffled[0, ::10, ::10, 0].ravel()
+    np.testing.assert_array_equal(tiles, permutations[5])
+
+
+def test_fine_tuning_starts_from_the_identity_and_learns_a_separable_task(birds):
+    oracle = simulated.psychological_embedding(birds.info)
+    rng = np.random.default_rng(0)
+    scrambled = oracle @ rng.normal(size=(oracle.shape[1], 12)) + 0.5 * rng.normal(size=(len(oracle), 12))
+    zero = sj.fine_tune("triplet", scrambled, birds, sj.FineTuneSettings(epochs=0), seed=0)
+    np.testing.assert_allclose(zero, scrambled, rtol=1e-5, atol=1e-5)
+    before = sj.triplet_accuracy(scrambled, birds.finetune_triplets.query, birds.finetune_triplets.first,
+                                 birds.finetune_triplets.second)
+    tuned = sj.fine_tune("triplet", scrambled, birds, sj.FineTuneSettings(epochs=60, hidden=64), seed=0)
+    after = sj.triplet_accuracy(tuned, birds.finetune_triplets.query, birds.finetune_triplets.first,
+                                birds.finetune_triplets.second)
+    assert after > before
+
+
+def test_every_paradigm_runs_and_self_supervised_ones_need_pretext_features(birds):
+    features = np.random.default_rng(0).normal(size=(len(birds.images), 6)).astype(np.float32)
+    with pytest.raises(ValueError, match="needs the pretext features"):
+        sj.fine_tune("rotation", features, birds, sj.FineTuneSettings(epochs=1), seed=0)
+    with pytest.raises(ValueError, match="unknown paradigm"):
+        sj.fine_tune("dino", features, birds, sj.FineTuneSettings(epochs=1), seed=0)
+    singles = birds.images[birds.singletons]
+    extract = lambda images: images.reshape(len(images), -1)[:, :6].astype(np.float32)  # noqa: E731
+    pretext = sj.PretextFeatures.compute(extract, singles, jigsaw_per_image=2, views=2, seed=0)
+    assert pretext.rotations.shape == (len(singles), 4, 6) and pretext.views.shape == (len(singles), 2, 6)
+    for paradigm in sj.PARADIGMS:
+        out = sj.fine_tune(paradigm, features, birds, sj.FineTuneSettings(epochs=1, hidden=8, queue=16), seed=0,
+                           pretext=pretext)
+        assert out.shape == features.shape and np.isfinite(out).all()
+
+
+def test_rotations_are_exact():
+    image = np.random.default_rng(0).integers(0, 255, (2, 8, 8, 3)).astype(np.uint8)
+    rotated = sj.rotated_images(image)
+    np.testing.assert_array_equal(rotated[:, 0], image)
+    np.testing.assert_array_equal(rotated[:, 2], image[:, ::-1, ::-1])
+
+
+def test_missing_real_data_is_a_clear_error(tmp_path):
+    from domainknowledge.data.bundled import DataNotFoundError
+    from domainknowledge.data.real.human_similarity import load_human_similarity_sources
+
+    with pytest.raises(DataNotFoundError, match="imagenet-hsj"):
+        load_human_similarity_sources(tmp_path, TINY)
+    with pytest.raises(DataNotFoundError, match="data_root"):
+        load_human_similarity_sources(None, TINY)
