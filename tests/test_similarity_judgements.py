@@ -73,8 +73,13 @@ def test_birds_like_source_has_the_thesis_structure(birds):
     assert len(np.unique(birds.singletons)) == len(birds.singletons)
 
 
-def test_similar_triplets_are_harder_for_the_observers(birds):
+def test_similar_triplets_are_harder_for_the_observers_and_the_ideal_predictor_bounds_them(birds):
     assert birds.sets["8rank2-similar"].ceiling < birds.sets["8rank2-dissimilar"].ceiling
+    for triplets in birds.sets.values():
+        assert triplets.ceiling <= triplets.ideal <= 1.0
+    certain = simulated.TripletSet("x", "x", "x", np.zeros(2, int), np.ones(2, int), np.ones(2, int),
+                                   np.array([0.9, 0.2]))
+    assert certain.ceiling == pytest.approx(0.55) and certain.ideal == pytest.approx(0.85)
 
 
 def test_bapps_like_reference_one_is_the_judges_choice_and_patches_differ(bapps):

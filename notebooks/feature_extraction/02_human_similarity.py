@@ -136,8 +136,10 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # :::
 #
 # Because the observers are simulated, their own accuracy is known: for every triplet, the probability
-# that a *fresh* observer, shown it as a choice of two, picks $r_1$. Its mean over a set is the noise
-# ceiling, drawn as the column "observers" in the figures below.
+# $a$ that a *fresh* observer, shown it as a choice of two, picks $r_1$. Its mean over a set is the
+# observers' accuracy (the column "observers" below). A model that always gives the observers' more likely
+# answer adds no noise of its own and reaches the mean of $\max(a, 1 - a)$: the column "ideal", the true
+# ceiling.
 
 # %%
 sources = chapter.load_sources(config, seed=seed, data_root=run.data_root)
@@ -148,7 +150,7 @@ sets = chapter.set_table(sources)
 run.glue("hs_sets", len(sets))
 run.glue("hs_ceiling_low", float(100 * sets["observers' accuracy"].min()))
 run.glue("hs_ceiling_high", float(100 * sets["observers' accuracy"].max()))
-sets.style.format({"observers' accuracy": "{:.1%}"})
+sets.style.format({"observers' accuracy": "{:.1%}", "ideal predictor": "{:.1%}"})
 
 # %% [markdown]
 # Three triplets of one set of each source: in each group of three, the query, the reference the
@@ -191,8 +193,8 @@ chapter.extractor_table(extractors)
 # ## Pretrained features against human judgements (Fig. 5.1)
 #
 # Every extractor, every set, every metric. Each panel is one metric; the numbers are triplet accuracies in
-# percent, a green triangle marks each set's best extractor, and the last column is the observers' own
-# accuracy.
+# percent, a green triangle marks each set's best extractor, and the last two columns are the observers' own
+# accuracy and the ideal predictor's.
 
 # %%
 grid, features = chapter.evaluate_all(extractors, sources)
@@ -227,8 +229,9 @@ metric_means.style.format("{:.1f}").highlight_max(axis=1, props="font-weight: bo
 # {glue:text}`hs_best_extractor_accuracy:.1f` %, and cosine is the best (or tied best) of the three metrics for
 # {glue:text}`hs_cosine_best_count` of the {glue:text}`hs_extractor_count` extractors. The observers
 # themselves reach {glue:text}`hs_ceiling_low:.0f`-{glue:text}`hs_ceiling_high:.0f` % on the
-# {glue:text}`hs_sets` sets: an extractor above that column has learned the observers' taste better than a
-# new observer would guess it, which on simulated data can only happen by chance.
+# {glue:text}`hs_sets` sets. An extractor can beat that column, since it does not add an observer's own
+# noise; the ideal predictor bounds it from above. On the patches, look at the raw-pixel column: the hidden
+# judges compare pixels too, at several scales, so the patch sets reward low-level features.
 #
 # ## Fine-tuning on human triplets (Sec. 3.4.3, Fig. 5.3)
 #

@@ -481,7 +481,8 @@ def hypotheses(config: Config, grid: pd.DataFrame, tuning: pd.DataFrame, maps: d
 def set_table(sources: dict) -> pd.DataFrame:
     """One row per evaluation set: source, trial kind, triplets and the observers' own accuracy (ceiling)."""
     rows = [{"set": set_label(s.name, name), "source": s.name, "kind": t.kind, "triplets": len(t),
-             "observers' accuracy": t.ceiling} for s in sources.values() for name, t in s.sets.items()]
+             "observers' accuracy": t.ceiling, "ideal predictor": t.ideal}
+            for s in sources.values() for name, t in s.sets.items()]
     return pd.DataFrame(rows).set_index("set")
 
 
@@ -494,25 +495,28 @@ def extractor_table(extractors: dict) -> pd.DataFrame:
 
 
 def plot_accuracy_grid(grid: pd.DataFrame, sources: dict):
-    """Fig. 5.1 analogue: one heat map per metric (sets x extractors, accuracy in %), the observers' accuracy
-    as the last column, each set's top extractor marked with a triangle."""
+    """Fig. 5.1 analogue: one heat map per metric (sets x extractors, accuracy in %), the accuracy of a fresh
+    observer and of the ideal predictor as the last two columns, each set's top extractor marked."""
     import matplotlib.pyplot as plt
 
-    ceilings = set_table(sources)["observers' accuracy"]
+    table = set_table(sources)
     extractors = list(dict.fromkeys(grid["extractor"]))
     labels = list(dict.fromkeys(grid["label"]))
     fig, axes = plt.subplots(1, 3, figsize=(4.2 * 3, 0.42 * len(labels) + 2.6), sharey=True)
     for ax, metric in zip(axes, sj.METRICS):
         values = grid[grid["metric"] == metric].pivot_table(index="label", columns="extractor",
                                                             values="accuracy").loc[labels, extractors]
-        shown = np.column_stack([values.to_numpy(), ceilings.loc[labels].to_numpy()]) * 100
+        shown = np.column_stack([values.to_numpy(), table.loc[labels, "observers' accuracy"].to_numpy(),
+                                 table.loc[labels, "ideal predictor"].to_numpy()]) * 100
         image = ax.imshow(shown, cmap="viridis", vmin=40, vmax=100, aspect="auto")
         for (r, c), v in np.ndenumerate(shown):
             ax.text(c, r, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v < 70 else "black")
         best = values.to_numpy().argmax(axis=1)
         ax.scatter(best + 0.38, np.arange(len(labels)), marker="<", s=28, color="#009E73", edgecolor="black",
                    linewidth=0.4, zorder=3)
-        ax.set_xticks(range(len(extractors) + 1), [*extractors, "observers"], rotation=60, ha="right", fontsize=7.5)
+        ax.axvline(len(extractors) - 0.5, color="white", linewidth=2)
+        ax.set_xticks(range(len(extractors) + 2), [*extractors, "observers", "ideal"], rotation=60, ha="right",
+                      fontsize=7.5)
         ax.set_yticks(range(len(labels)), labels, fontsize=8)
         ax.set_title(f"{metric}")
         ax.grid(False)
@@ -531,9 +535,9 @@ def plot_fine_tuning(tuning: pd.DataFrame):
     backbones = list(dict.fromkeys(tuning["backbone"]))
     paradigms = [p for p in sj.PARADIGMS if p in set(tuning["paradigm"])]
     per_seed = tuning.groupby(["source", "backbone", "paradigm", "seed"])["accuracy"].mean()
-    fig, axes = plt.subplots(1, len(sources), figsize=(4.4 * len(sources), 3.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(sources), figsize=(4.4 * len(sources), 3.6), squeeze=False)
     width = 0.8 / len(paradigms)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = [c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"] if c.lower() != "#000000"] + ["#999999"]
     for ax, source in zip(axes[0], sources):
         for b, backbone in enumerate(backbones):
             frozen = per_seed.loc[(source, backbone, "none")].mean()

@@ -36,9 +36,10 @@ five simulated judges each prefer the less distant distortion with probability
 ``sigmoid((D_other - D_this) / tau)`` after a per-judge jitter of the band weights, and the majority
 choice is reference 1.
 
-**Noise ceiling.** For every triplet, :func:`agreement` gives the probability that a *fresh* observer,
-shown the triplet as a two-alternative choice, picks reference 1; its mean over a set is the accuracy of
-the observers themselves, the ceiling drawn in the chapter's figures.
+**Noise ceiling.** For every triplet, :func:`agreement` gives the probability ``a`` that a *fresh*
+observer, shown the triplet as a two-alternative choice, picks reference 1; its mean over a set is the
+accuracy of the observers themselves, and the mean of ``max(a, 1 - a)`` that of the ideal predictor, which
+always answers with the observers' more likely choice. Both are drawn in the chapter's figures.
 
 **Fine-tuning sets (Sec. 4.3, Table A.1)** are drawn from trials *separate* from the evaluation sets (the
 thesis samples them from the evaluation sets' own triplets; see the chapter): per source a triplet set
@@ -212,8 +213,14 @@ class TripletSet:
 
     @property
     def ceiling(self) -> float:
-        """The observers' own expected triplet accuracy on this set."""
+        """The observers' own expected triplet accuracy on this set: a fresh observer's agreement."""
         return float(np.mean(self.agreement))
+
+    @property
+    def ideal(self) -> float:
+        """The expected accuracy of the ideal predictor, which always answers with the observers' more likely
+        choice: the mean of ``max(a, 1 - a)``. It exceeds :attr:`ceiling` because it adds no noise of its own."""
+        return float(np.mean(np.maximum(self.agreement, 1 - self.agreement)))
 
 
 @dataclass
