@@ -213,3 +213,13 @@ def test_missing_real_data_is_a_clear_error(tmp_path):
         load_human_similarity_sources(tmp_path, TINY)
     with pytest.raises(DataNotFoundError, match="data_root"):
         load_human_similarity_sources(None, TINY)
+
+
+def test_factor_silhouettes_find_the_factor_a_feature_space_encodes(birds):
+    from domainknowledge.chapters import similarity_judgements as chapter
+
+    shapes = birds.info["shape"].to_numpy()
+    one_hot = (shapes[:, None] == np.array(simulated.BIRD_FAMILIES)[None, :]).astype(float)
+    noisy = one_hot + 0.05 * np.random.default_rng(0).normal(size=one_hot.shape)
+    table = chapter.factor_silhouettes({("shape-coder", birds.name): noisy}, birds, ["shape-coder"])
+    assert table.loc["shape-coder"].idxmax() == "shape" and table.loc["shape-coder", "shape"] > 0.8

@@ -356,6 +356,24 @@ maps = chapter.feature_maps(features, birds, config.map_extractors, config.proje
 fig, _ = chapter.plot_feature_maps(maps, birds.labels, config.projection)
 
 # %% [markdown]
+# What does organise these feature spaces? On the stand-in, every image's generating factors are known, so
+# the same silhouette can be computed for each of them: the family (shape), the species (colour), the
+# texture and the background.
+
+# %%
+if birds.is_stand_in:
+    silhouettes = chapter.factor_silhouettes(features, birds, config.map_extractors)
+    strongest = silhouettes.idxmax(axis=1)
+    run.glue("hs_shape_strongest", int((strongest == "shape").sum()))
+    run.glue("hs_map_count", len(strongest))
+    display(silhouettes.style.format("{:.2f}").highlight_max(axis=1, props="font-weight: bold"))
+    display(Markdown(
+        f"Shape is the factor that best separates the features for {int((strongest == 'shape').sum())} of "
+        f"{len(strongest)} extractors. The simulated observers weigh shape most, as people do; an extractor "
+        "whose space is organised by colour or background answers many triplets for the wrong reason, which "
+        "is the gap between human and machine similarity that the thesis sets out to close."))
+
+# %% [markdown]
 # ## The nine hypotheses of Sec. 5.2
 #
 # Each hypothesis gets our verdict from the numbers above by a rule written in

@@ -22,7 +22,7 @@ from domainknowledge.data.synthetic.similarity_judgements import BenchmarkSize, 
 from domainknowledge.principles import similarity_judgements as sj
 
 __all__ = ["CONFIGS", "EXTRACTOR_KINDS", "SEEN", "THESIS_VERDICTS", "Config", "build_extractors", "cosine_is_best",
-           "evaluate_all",
+           "evaluate_all", "factor_silhouettes",
            "feature_maps", "fine_tuning_summary", "hypotheses", "load_sources", "run_fine_tuning", "set_label"]
 
 # What each extractor stands in for: architecture, pre-training supervision, language, role.
@@ -317,6 +317,19 @@ def feature_maps(features: dict, source, extractor_names, projection: str, seed:
             points = PCA(2, random_state=seed).fit_transform(x)
         out[name] = (points, sj.silhouette_by_label(x, source.labels))
     return out
+
+
+def factor_silhouettes(features: dict, source, extractor_names, factors=("shape", "colour", "texture",
+                                                                          "background")) -> pd.DataFrame:
+    """Silhouette (cosine) of each generating factor of ``source``'s images (a stand-in source with a factor
+    table) in each extractor's features: which factor organises the feature space. Rows extractors, columns
+    factors; for the Birds-16-like set, shape is the family and colour the species."""
+    missing = [f for f in factors if f not in source.info]
+    if missing:
+        raise ValueError(f"{source.name} has no factor columns {missing} (a real data set has no factor table)")
+    rows = {name: {f: sj.silhouette_by_label(features[name, source.name], source.info[f].to_numpy()) for f in factors}
+            for name in extractor_names}
+    return pd.DataFrame(rows).T
 
 
 # ------------------------------------------------------------------------------------ hypotheses
