@@ -36,6 +36,23 @@ score (which differs a little from the hidden score, as a sampled mean would).
 :func:`generate_well_composed_scenes` draws the same scenes with ideal properties (horizon and subject on
 thirds, harmonious colours, correct exposure, sharp, no noise): the "highly aesthetic" images that the
 pretext tasks of Kobs (2023), Ch. 16 distort.
+
+**Real photos** (:func:`generate_photo_aesthetics`). The same photographic properties, drawn from the same
+distributions, are applied to square crops of the real photos bundled with scikit-image and scikit-learn
+(:data:`STAND_IN_PHOTOS`). A crop covers ``crop_scale`` in [0.45, 1] of the photo's shorter side, with its
+centre anywhere the crop fits; these photos centre their subject, so a crop far from the centre cuts it and
+counts as poor framing. The hidden score of a photo crop (:func:`hidden_photo_score`) is
+
+    score = PHOTO_BASE_SCORE
+            - 0.8 |exposure| - 0.9 |contrast| - 0.6 |saturation|                   (style)
+            - 1.0 blur - 1.4 noise                                                  (technical quality)
+            - 3.0 crop_offset                                                       (framing)
+            + content_noise                                                         (taste, N(0, 0.3))
+
+clipped to [1.5, 9.0], where ``crop_offset`` is the distance of the crop's centre from the photo's centre as a
+fraction of the shorter side. ``PHOTO_BASE_SCORE`` is set so that about 70 % of the crops score above 5, as
+for the scenes and AVA. :func:`generate_mixed_aesthetics` draws both kinds, shuffled, with a ``source``
+column (``scene`` or ``photo``) in the properties.
 """
 
 from __future__ import annotations
@@ -50,8 +67,10 @@ from scipy import ndimage
 
 from domainknowledge.principles import distortions
 
-__all__ = ["BASE_SCORE", "CONTENT_BONUS", "PROPERTIES", "SCORES", "AestheticsData", "generate_aesthetics",
-           "generate_well_composed_scenes", "hidden_score", "render_scene", "sample_properties", "vote_histograms"]
+__all__ = ["BASE_SCORE", "CONTENT_BONUS", "PHOTO_BASE_SCORE", "PHOTO_PROPERTIES", "PROPERTIES", "SCORES", "STAND_IN_PHOTOS",
+           "AestheticsData", "apply_photographic_properties", "generate_aesthetics", "generate_mixed_aesthetics",
+           "generate_photo_aesthetics", "generate_well_composed_scenes", "hidden_photo_score", "hidden_score",
+           "render_scene", "sample_photo_properties", "sample_properties", "vote_histograms"]
 
 SCORES = np.arange(1, 11)
 BASE_SCORE = 8.3
@@ -61,6 +80,10 @@ SUBJECTS = tuple(CONTENT_BONUS)
 PROPERTIES = ("exposure", "contrast", "saturation", "harmony", "blur", "noise", "horizon", "tilt", "subject",
               "subject_x", "subject_y", "subject_size", "hue", "content_noise")
 THIRDS = (1 / 3, 2 / 3)
+PHOTO_BASE_SCORE = 7.55
+STAND_IN_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "china", "flower")
+PHOTO_PROPERTIES = ("exposure", "contrast", "saturation", "blur", "noise", "photo", "crop_scale", "crop_x", "crop_y",
+                    "crop_offset", "content_noise")
 
 
 @dataclass(frozen=True)
@@ -183,8 +206,14 @@ def render_scene(row, size: int, rng: np.random.Generator) -> np.ndarray:
     below = ys > (horizon + slope * (np.arange(big)[None, :] - big / 2))
     array += (12 * texture / (texture.std() + 1e-6) * below)[..., None]
     small = np.asarray(Image.fromarray(np.clip(array, 0, 255).astype(np.uint8)).resize((size, size), Image.LANCZOS))
-    # photographic properties, in the order of the module docstring
-    out = distortions.exposure(small, float(row["exposure"]))
+    return apply_photographic_properties(small, row, rng)
+
+
+def apply_photographic_properties(image: np.ndarray, row, rng: np.random.Generator) -> np.ndarray:
+    """Apply ``exposure``, ``contrast``, ``saturation``, ``blur`` and ``noise`` of ``row``, in that order (module
+    docstring), to a square ``(size, size, 3)`` uint8 image; the blur's sigma scales with ``size / 64``."""
+    size = image.shape[0]
+    out = distortions.exposure(image, float(row["exposure"]))
     out = distortions.contrast(out, float(row["contrast"]))
     out = distortions.saturation(out, float(row["saturation"]))
     sigma = 2.0 * float(row["blur"]) * size / 64
@@ -224,3 +253,93 @@ def generate_well_composed_scenes(n: int, size: int = 64, *, seed: int) -> np.nd
     rng = np.random.default_rng(seed)
     properties = sample_properties(n, rng, well_composed=True)
     return np.stack([render_scene(row, size, rng) for _, row in properties.iterrows()])
+
+
+def sample_photo_properties(n: int, rng: np.random.Generator, photos=STAND_IN_PHOTOS) -> pd.DataFrame:
+    """Draw the properties of ``n`` photo crops: the photographic properties as :func:`sample_properties` draws
+    them for scenes, a photo name, and the crop (``crop_scale``; ``crop_x``, ``crop_y`` the crop centre's position
+    in [0, 1] of the free range, 0.5 = centred)."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    if not photos:
+        raise ValueError("photos must name at least one bundled photo")
+    return pd.DataFrame({
+        "exposure": rng.normal(0, 0.6, n), "contrast": rng.normal(0, 0.35, n),
+        "saturation": np.clip(rng.normal(0, 0.35, n), -0.9, 1.0),
+        "blur": rng.uniform(0, 1, n) ** 2, "noise": rng.uniform(0, 1, n) ** 2,
+        "photo": rng.choice(list(photos), size=n), "crop_scale": rng.uniform(0.45, 1.0, n),
+        "crop_x": rng.uniform(0, 1, n), "crop_y": rng.uniform(0, 1, n), "content_noise": rng.normal(0, 0.3, n)})
+
+
+def _crop_box(shape, row) -> tuple[int, int, int]:
+    """``(top, left, side)`` of the crop of ``row`` in a photo of ``shape`` ``(H, W, 3)``."""
+    height, width = shape[:2]
+    side = max(8, int(round(float(row["crop_scale"]) * min(height, width))))
+    top = int(round(float(row["crop_y"]) * (height - side)))
+    left = int(round(float(row["crop_x"]) * (width - side)))
+    return top, left, side
+
+
+def crop_offset(shape, row) -> float:
+    """Distance of the crop's centre from the photo's centre, as a fraction of the photo's shorter side."""
+    top, left, side = _crop_box(shape, row)
+    height, width = shape[:2]
+    return float(np.hypot(top + side / 2 - height / 2, left + side / 2 - width / 2) / min(height, width))
+
+
+def hidden_photo_score(properties: pd.DataFrame) -> np.ndarray:
+    """The hidden mean score ``(N,)`` of photo crops (module docstring), clipped to [1.5, 9]."""
+    missing = set(PHOTO_PROPERTIES) - set(properties.columns)
+    if missing:
+        raise ValueError(f"photo properties lack the column(s) {sorted(missing)}")
+    p = properties
+    score = (PHOTO_BASE_SCORE
+             - 0.8 * np.abs(p["exposure"]) - 0.9 * np.abs(p["contrast"]) - 0.6 * np.abs(p["saturation"])
+             - 1.0 * p["blur"] - 1.4 * p["noise"] - 3.0 * p["crop_offset"] + p["content_noise"])
+    return np.clip(np.asarray(score, dtype=np.float64), 1.5, 9.0)
+
+
+def generate_photo_aesthetics(n: int, size: int = 64, *, seed: int, votes: int = 100,
+                              photos=STAND_IN_PHOTOS) -> AestheticsData:
+    """``n`` labelled crops of the bundled real photos (module docstring) of ``size`` px with their votes."""
+    from domainknowledge.data.bundled import load_photos
+
+    if size < 8:
+        raise ValueError(f"size must be at least 8 px, got {size}")
+    rng = np.random.default_rng(seed)
+    library = load_photos(tuple(name for name in photos if name not in ("china", "flower")))
+    unknown = set(photos) - set(library)
+    if unknown:
+        raise ValueError(f"unknown bundled photo(s) {sorted(unknown)}; choose from {sorted(library)}")
+    properties = sample_photo_properties(n, rng, photos)
+    images, offsets = [], []
+    for _, row in properties.iterrows():
+        photo = library[row["photo"]]
+        top, left, side = _crop_box(photo.shape, row)
+        crop = Image.fromarray(np.ascontiguousarray(photo[top:top + side, left:left + side]))
+        images.append(apply_photographic_properties(np.asarray(crop.resize((size, size), Image.LANCZOS)), row, rng))
+        offsets.append(crop_offset(photo.shape, row))
+    properties["crop_offset"] = offsets
+    score = hidden_photo_score(properties)
+    counts = vote_histograms(score, votes, rng)
+    mean = (counts * SCORES).sum(axis=1) / counts.sum(axis=1)
+    return AestheticsData(np.stack(images), counts, properties, score, mean.astype(np.float64))
+
+
+def generate_mixed_aesthetics(n: int, size: int = 64, *, seed: int, votes: int = 100,
+                              photo_fraction: float = 0.5) -> AestheticsData:
+    """``n`` labelled images, a ``photo_fraction`` of them photo crops and the rest scenes, shuffled (seeded).
+    ``properties`` holds the union of both property sets (missing ones NaN) and a ``source`` column."""
+    if not 0 <= photo_fraction <= 1:
+        raise ValueError(f"photo_fraction must lie in [0, 1], got {photo_fraction}")
+    n_photos = int(round(photo_fraction * n))
+    parts = []
+    if n - n_photos:
+        parts.append((generate_aesthetics(n - n_photos, size, seed=seed, votes=votes), "scene"))
+    if n_photos:
+        parts.append((generate_photo_aesthetics(n_photos, size, seed=seed + 7919, votes=votes), "photo"))
+    order = np.random.default_rng(seed + 1).permutation(n)
+    properties = pd.concat([data.properties.assign(source=source) for data, source in parts], ignore_index=True)
+    join = lambda field: np.concatenate([getattr(data, field) for data, _ in parts])[order]  # noqa: E731
+    return AestheticsData(join("images"), join("votes"), properties.iloc[order].reset_index(drop=True),
+                          join("hidden_score"), join("mean_score"))

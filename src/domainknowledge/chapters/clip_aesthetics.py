@@ -1,0 +1,538 @@
+"""Experiment drivers of the chapter "CLIP knows image aesthetics" (Kobs 2023, Ch. 12).
+
+At every profile, through the same code:
+
+1. **Data** (:func:`load_task`): the stand-in aesthetics set (synthetic scenes and crops of the bundled real
+   photos with a hidden, documented quality function and simulated votes;
+   :func:`domainknowledge.data.synthetic.aesthetics.generate_mixed_aesthetics`) at ``smoke`` and ``cpu``, AVA
+   from ``data_root`` at ``paper`` (layout in :data:`AVA_LAYOUT`).
+2. **Embeddings** (:func:`embed_task`): every encoder of the profile embeds every image once, through the
+   registry's embedding cache.
+3. **Prompting** (:func:`prompting_results`): fixed, context-aware and ensemble prompts with the adjective pair
+   chosen on the training images of each run (Sec. 12.2), Eq. 12.1 for the continuous score, and the thesis'
+   own pairs for comparison (:func:`thesis_pair_results`).
+4. **Linear probing** (:func:`probe_results`) of every encoder's frozen image embeddings, over ``runs`` seeded
+   train/test splits of the same pool.
+5. **Fine-tuning** (:func:`finetune_emd`, :func:`finetuning_results`) of an image tower with a ten-way head
+   and the EMD loss, the thesis' upper bound, over several seeds.
+
+Every result row names its encoder; :func:`summary_table` gives the Table 12.1 and 12.2 analogues.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from domainknowledge import metrics
+from domainknowledge.data.bundled import DataNotFoundError, data_root_folder
+from domainknowledge.data.synthetic import aesthetics as aesthetics_data
+from domainknowledge.principles import aesthetic_prompts as prompts
+from domainknowledge.principles.pretext import emd_loss, mean_score
+
+__all__ = ["AVA_LAYOUT", "CONFIGS", "QUALITY_NEGATIVE", "QUALITY_POSITIVE", "Config", "FinetuningConfig", "Task",
+           "conse_and_lite0_embeddings", "embed_all", "embed_task", "finetune_emd", "finetuning_results", "load_ava", "load_task", "majority_accuracy",
+           "plot_probe_weights", "probe_results", "property_probes", "prompt_embeddings", "prompting_results", "split_indices",
+           "summary_table", "thesis_pair_results"]
+
+AVA_LAYOUT = ("DATA_ROOT/AVA/AVA.txt (the official file: index, image id, 10 vote counts for scores 1..10, two "
+              "semantic tags, challenge id) and DATA_ROOT/AVA/images/<image id>.jpg")
+
+# Words the stand-in CLIP's captions use for photographic quality (captioned_world.SYNONYMS): our extension, a
+# prompt vocabulary the stand-in can read; not the thesis' adjectives.
+QUALITY_POSITIVE = ("sharp", "crisp", "in-focus", "clean", "noise-free", "well exposed", "correctly exposed")
+QUALITY_NEGATIVE = ("blurry", "out-of-focus", "grainy", "noisy", "dim", "underexposed", "overexposed", "washed-out")
+
+
+@dataclass(frozen=True)
+class FinetuningConfig:
+    """Fine-tuning with a ten-way head and the EMD loss (Sec. 12.2): SGD with ``momentum``, ``lr_head`` for the
+    head and ``lr_backbone`` for the tower, batches of ``batch_size``; early stopping when the EMD on a held-out
+    ``validation_fraction`` of the training images has not improved for ``patience`` epochs (at most
+    ``max_epochs``). ``towers``: the encoders fine-tuned; ``image_size``: the input side for EfficientNet towers
+    (the stand-in CLIP always sees its own 32 px); ``runs``: seeds."""
+
+    towers: tuple[str, ...]
+    max_epochs: int
+    patience: int
+    batch_size: int
+    runs: int
+    image_size: int = 224
+    lr_head: float = 0.01
+    lr_backbone: float = 1e-4
+    momentum: float = 0.5
+    validation_fraction: float = 0.1
+
+
+@dataclass(frozen=True)
+class Config:
+    """What one profile runs (every field is shown on the page).
+
+    ``data``: ``stand-in`` (scenes and photo crops, ``photo_fraction`` photos, ``votes`` simulated votes each,
+    ``image_size`` px) or ``ava``; ``train_images`` and ``test_images`` per run (``None`` at AVA: 90 % / 10 % of
+    all listed images); ``runs``: seeded train/test splits of the pool. ``multimodal``: image-text encoders
+    (prompting and probing); ``content``: image-only encoders (probing); ``content_classes``: how many ImageNet
+    class names (evenly spaced over the 1,000) the context-aware prompts use.
+    """
+
+    data: str
+    image_size: int
+    photo_fraction: float
+    votes: int
+    train_images: int | None
+    test_images: int | None
+    runs: int
+    multimodal: tuple[str, ...]
+    content: tuple[str, ...]
+    content_classes: int
+    finetuning: FinetuningConfig
+
+    def __post_init__(self):
+        if self.data not in ("stand-in", "ava"):
+            raise ValueError(f"data must be 'stand-in' or 'ava', got {self.data!r}")
+        if not 1 <= self.content_classes <= 1000:
+            raise ValueError(f"content_classes must lie in 1..1000, got {self.content_classes}")
+        if self.runs < 1 or not self.multimodal:
+            raise ValueError("need at least one run and one multimodal encoder")
+
+
+CONFIGS: dict[str, Config] = {
+    "smoke": Config(data="stand-in", image_size=64, photo_fraction=0.5, votes=100, train_images=90, test_images=60,
+                    runs=1, multimodal=("standin-clip-smoke", "conse-lite0-minilm"), content=("efficientnet-lite0",
+                    "raw-pixels-32"), content_classes=10,
+                    finetuning=FinetuningConfig(towers=("standin-clip-smoke",), max_epochs=3, patience=1,
+                                                batch_size=32, runs=1, image_size=64, lr_head=0.1, lr_backbone=1e-3)),
+    "cpu": Config(data="stand-in", image_size=64, photo_fraction=0.5, votes=100, train_images=450, test_images=250,
+                  runs=3, multimodal=("standin-clip-cpu", "standin-clip-smoke", "conse-lite0-minilm"),
+                  content=("efficientnet-lite0", "raw-pixels-32"), content_classes=100,
+                  finetuning=FinetuningConfig(towers=("standin-clip-cpu", "efficientnet-lite0"), max_epochs=10,
+                                              patience=3, batch_size=32, runs=2, image_size=48, lr_head=0.1,
+                                              lr_backbone=1e-3)),
+    "paper": Config(data="ava", image_size=224, photo_fraction=0.0, votes=0, train_images=None, test_images=None,
+                    runs=1, multimodal=("open_clip:ViT-B-32/openai", "open_clip:RN50/openai", "open_clip:RN50/cc12m",
+                                        "open_clip:RN50/yfcc15m", "standin-clip-paper", "conse-lite0-minilm"),
+                    content=("torchvision-vit_b_16-imagenet", "torchvision-resnet50-imagenet", "efficientnet-lite0",
+                             "efficientnet-lite1", "efficientnet-lite2"),
+                    content_classes=1000,
+                    finetuning=FinetuningConfig(towers=("open_clip:ViT-B-32/openai", "efficientnet-lite0"),
+                                                max_epochs=100, patience=10, batch_size=128, runs=1)),
+}
+
+
+# --- data -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Task:
+    """A pool of rated images: ``images`` ``(N, H, W, 3)`` uint8, ``distributions`` ``(N, 10)`` normalised votes,
+    ``mean_scores`` ``(N,)``, ``properties`` (stand-in only), a ``data_key`` naming the pool for the embedding
+    cache, and ``test_fraction`` (used when a config gives no sizes)."""
+
+    name: str
+    description: str
+    images: np.ndarray
+    distributions: np.ndarray
+    mean_scores: np.ndarray
+    is_stand_in: bool
+    data_key: str
+    properties: pd.DataFrame | None = None
+    test_fraction: float = 0.1
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def load_ava(data_root, size: int, *, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """AVA's images (resized and centre-cropped to ``size``) ``(N, size, size, 3)`` uint8 and votes ``(N, 10)``
+    from ``data_root/AVA`` (:data:`AVA_LAYOUT`), in the order of ``AVA.txt``; images missing on disk are skipped,
+    none present is an error."""
+    from PIL import Image
+
+    folder = data_root_folder(data_root, "AVA", "AVA images and votes", AVA_LAYOUT)
+    table = folder / "AVA.txt"
+    if not table.is_file():
+        raise DataNotFoundError(f"{table} is missing; expected {AVA_LAYOUT}")
+    rows = np.loadtxt(table, dtype=np.int64, ndmin=2)
+    if rows.shape[1] < 12:
+        raise ValueError(f"{table} has {rows.shape[1]} columns; the official AVA.txt has 15 (see {AVA_LAYOUT})")
+    images, votes = [], []
+    for row in rows:
+        path = folder / "images" / f"{row[1]}.jpg"
+        if not path.is_file():
+            continue
+        photo = Image.open(path).convert("RGB")
+        scale = size / min(photo.size)
+        photo = photo.resize((max(size, round(photo.width * scale)), max(size, round(photo.height * scale))),
+                             Image.BICUBIC)
+        left, top = (photo.width - size) // 2, (photo.height - size) // 2
+        images.append(np.asarray(photo.crop((left, top, left + size, top + size))))
+        votes.append(row[2:12])
+        if limit is not None and len(images) >= limit:
+            break
+    if not images:
+        raise DataNotFoundError(f"{table} lists {len(rows)} images but none is in {folder / 'images'}")
+    return np.stack(images), np.stack(votes)
+
+
+def load_task(config: Config, *, seed: int, data_root=None) -> Task:
+    """The pool of rated images of ``config`` (module docstring)."""
+    if config.data == "stand-in":
+        total = config.train_images + config.test_images
+        data = aesthetics_data.generate_mixed_aesthetics(total, config.image_size, seed=seed + 1201, votes=config.votes,
+                                                         photo_fraction=config.photo_fraction)
+        key = (f"clip-aesthetics|mixed|n={total}|size={config.image_size}|photos={config.photo_fraction}|"
+               f"votes={config.votes}|seed={seed + 1201}")
+        return Task("aesthetic scenes and photo crops (stand-in)",
+                    f"{total:,} seeded stand-in images ({config.photo_fraction:.0%} crops of bundled real photos, the "
+                    f"rest synthetic scenes), {config.votes} simulated votes each", data.images, data.distributions,
+                    data.mean_score, True, key, data.properties)
+    images, votes = load_ava(data_root, config.image_size)
+    distributions = (votes / votes.sum(axis=1, keepdims=True)).astype(np.float32)
+    means = (votes * np.arange(1, 11)).sum(axis=1) / votes.sum(axis=1)
+    return Task("AVA", f"{len(images):,} AVA photos", images, distributions, means, False,
+                f"clip-aesthetics|ava|n={len(images)}|size={config.image_size}")
+
+
+def split_indices(task: Task, config: Config, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded ``(train, test)`` index arrays into the pool: ``config.train_images`` and ``config.test_images``, or
+    a ``task.test_fraction`` test share when they are ``None``."""
+    n = len(task)
+    if config.train_images is None or config.test_images is None:
+        test = max(1, round(task.test_fraction * n))
+        train = n - test
+    else:
+        train, test = config.train_images, config.test_images
+    if train + test > n or min(train, test) < 3:
+        raise ValueError(f"cannot split {n} images into {train} training and {test} test images")
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[:train]), np.sort(order[train:train + test])
+
+
+def majority_accuracy(train_scores, test_scores, threshold: float = 5.0) -> float:
+    """Accuracy on the test images of always predicting the class that is the majority among training images."""
+    majority = np.mean(np.asarray(train_scores) > threshold) >= 0.5
+    return float(np.mean((np.asarray(test_scores) > threshold) == majority))
+
+
+# --- embeddings -------------------------------------------------------------------------------------------
+
+
+def embed_task(encoder, task: Task, *, cache_dir=None) -> np.ndarray:
+    """The encoder's image embeddings of the whole pool ``(N, D)``, through the registry's cache."""
+    from domainknowledge.models.encoders import cached_image_embeddings
+
+    return cached_image_embeddings(encoder, task.images, data_key=task.data_key, cache_dir=cache_dir)
+
+
+SHARED_PASS = ("conse-lite0-minilm", "efficientnet-lite0")
+
+
+@torch.no_grad()
+def conse_and_lite0_embeddings(conse, images, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """ConSE's and EfficientNet-Lite0's image embeddings ``(N, 384)`` and ``(N, 1280)`` (unit rows) from one pass
+    of ConSE's EfficientNet-Lite0: its pooled penultimate features are the Lite0 encoder's embedding, its
+    ImageNet probabilities the input of ConSE (both encoders use the same network, weights and preprocessing)."""
+    from domainknowledge.models.encoders import conse_embedding
+    from domainknowledge.models.encoders.base import as_image_batches
+
+    network = conse.network.eval()
+    conse_parts, lite_parts = [], []
+    for batch in as_image_batches(images, batch_size):
+        pooled = network.extract_features(conse.preprocess(batch.to(conse.device))).mean(dim=(2, 3))
+        probabilities = torch.softmax(network._fc(pooled), dim=1)
+        conse_parts.append(conse_embedding(probabilities, conse.class_embeddings, conse.top_t).cpu())
+        lite_parts.append(torch.nn.functional.normalize(pooled, dim=-1).cpu())
+    return torch.cat(conse_parts).numpy().astype(np.float32), torch.cat(lite_parts).numpy().astype(np.float32)
+
+
+def embed_all(loaded: dict, task: Task, *, cache_dir=None) -> dict[str, np.ndarray]:
+    """:func:`embed_task` for every encoder of ``loaded`` (``{name: encoder}``); when ConSE and EfficientNet-Lite0
+    are both asked for and neither is cached, one network pass fills both caches
+    (:func:`conse_and_lite0_embeddings`)."""
+    from domainknowledge.data.bundled import cache_dir as default_cache
+    from domainknowledge.models.encoders import cached_embeddings
+    from domainknowledge.models.encoders.zero_shot import embedding_cache_path
+
+    root = Path(cache_dir) if cache_dir is not None else default_cache() / "encoders"
+    out = {}
+    if all(name in loaded for name in SHARED_PASS) and not any(
+            embedding_cache_path(loaded[name], task.data_key, root).is_file() for name in SHARED_PASS):
+        conse_embeddings, lite_embeddings = conse_and_lite0_embeddings(loaded[SHARED_PASS[0]], task.images)
+        for name, values in zip(SHARED_PASS, (conse_embeddings, lite_embeddings)):
+            out[name] = cached_embeddings(loaded[name], task.data_key, lambda v=values: v, cache_dir=root)
+    for name, encoder in loaded.items():
+        if name not in out:
+            out[name] = embed_task(encoder, task, cache_dir=root)
+    return out
+
+
+def _content_classes(count: int) -> list[str]:
+    from domainknowledge.models.encoders import imagenet_class_names
+
+    names = imagenet_class_names()
+    index = np.linspace(0, len(names) - 1, count).round().astype(int)
+    return [prompts.content_class_name(names[i]) for i in index]
+
+
+def prompt_embeddings(encoder, words, method: str, content_classes: int, *, cache_dir=None) -> dict[str, np.ndarray]:
+    """``{word: (K, D)}`` prompt embeddings of ``method`` (``fixed``: K = 1; ``context``: K = ``content_classes``
+    ImageNet names; ``ensemble``: the normalised mean of the context prompts, K = 1), through the text cache."""
+    from domainknowledge.models.encoders import cached_text_embeddings
+
+    words = list(words)
+    if method == "fixed":
+        embeddings = cached_text_embeddings(encoder, [prompts.fixed_prompt(w) for w in words], cache_dir=cache_dir)
+        return {w: embeddings[i:i + 1] for i, w in enumerate(words)}
+    if method not in ("context", "ensemble"):
+        raise ValueError(f"method must be 'fixed', 'context' or 'ensemble', got {method!r}")
+    classes = _content_classes(content_classes)
+    texts = [text for w in words for text in prompts.context_prompts(w, classes)]
+    embeddings = cached_text_embeddings(encoder, texts, cache_dir=cache_dir).reshape(len(words), len(classes), -1)
+    if method == "ensemble":
+        return {w: prompts.ensemble_vector(embeddings[i]) for i, w in enumerate(words)}
+    return {w: embeddings[i] for i, w in enumerate(words)}
+
+
+# --- prompting and probing --------------------------------------------------------------------------------
+
+
+def prompting_results(encoder, embeddings: np.ndarray, task: Task, config: Config, seeds, *,
+                      positive=prompts.POSITIVE_ADJECTIVES, negative=prompts.NEGATIVE_ADJECTIVES,
+                      methods=prompts.METHODS, label: str = "thesis adjectives", cache_dir=None) -> pd.DataFrame:
+    """One row per (method, task, seed): the pair chosen on the run's training images and its test metrics
+    (``accuracy`` for the binary task; ``spearman``, ``pearson`` for the continuous one)."""
+    rows = []
+    for method in methods:
+        words = prompt_embeddings(encoder, [*positive, *negative], method, config.content_classes, cache_dir=cache_dir)
+        for seed in seeds:
+            train, test = split_indices(task, config, seed)
+            search = prompts.search_adjective_pairs(embeddings[train], task.mean_scores[train], words, positive, negative)
+            for kind in ("binary", "continuous"):
+                pair = prompts.best_pair(search, kind)
+                values = prompts.evaluate_prompts(embeddings[test], task.mean_scores[test], words[pair[0]],
+                                                  words[pair[1]])
+                keep = ("accuracy",) if kind == "binary" else ("spearman", "pearson")
+                rows.append({"encoder": encoder.name, "method": method, "words": label, "task": kind, "seed": seed,
+                             "pair": f"{pair[0]} / {pair[1]}", **{k: values[k] for k in keep}})
+    return pd.DataFrame(rows)
+
+
+def thesis_pair_results(encoder, embeddings: np.ndarray, task: Task, config: Config, seeds, *,
+                        cache_dir=None) -> pd.DataFrame:
+    """The thesis' own chosen pairs (:data:`~domainknowledge.principles.aesthetic_prompts.THESIS_BEST_PAIRS`)
+    on the test images of every run, with the vocabulary coverage of their prompts where the encoder reports it."""
+    rows = []
+    for (method, kind), pair in prompts.THESIS_BEST_PAIRS.items():
+        words = prompt_embeddings(encoder, pair, method, config.content_classes, cache_dir=cache_dir)
+        for seed in seeds:
+            _, test = split_indices(task, config, seed)
+            values = prompts.evaluate_prompts(embeddings[test], task.mean_scores[test], words[pair[0]], words[pair[1]])
+            keep = ("accuracy",) if kind == "binary" else ("spearman", "pearson")
+            rows.append({"encoder": encoder.name, "method": method, "task": kind, "seed": seed,
+                         "pair": f"{pair[0]} / {pair[1]}", **{k: values[k] for k in keep}})
+    return pd.DataFrame(rows)
+
+
+def probe_results(name: str, embeddings: np.ndarray, task: Task, config: Config, seeds) -> tuple[pd.DataFrame, dict]:
+    """A linear probe per seeded split: rows with ``encoder``, ``seed``, ``alpha`` and the test metrics of
+    :func:`~domainknowledge.metrics.aesthetic_score_metrics`; and ``{seed: LinearProbe}``."""
+    rows, probes = [], {}
+    for seed in seeds:
+        train, test = split_indices(task, config, seed)
+        probe = prompts.fit_linear_probe(embeddings[train], task.mean_scores[train])
+        values = metrics.aesthetic_score_metrics(probe.predict(embeddings[test]), task.mean_scores[test])
+        rows.append({"encoder": name, "seed": seed, "alpha": probe.alpha, "dimensions": embeddings.shape[1], **values})
+        probes[seed] = probe
+    return pd.DataFrame(rows), probes
+
+
+QUALITY_PROPERTIES = {"exposure (signed)": ("exposure", False), "|exposure|": ("exposure", True),
+                      "|contrast|": ("contrast", True), "|saturation|": ("saturation", True), "blur": ("blur", False),
+                      "noise": ("noise", False)}
+
+
+def property_probes(embeddings: dict[str, np.ndarray], task: Task, train: np.ndarray, test: np.ndarray) -> pd.DataFrame:
+    """What each encoder's features hold of the hidden quality function: the test Spearman correlation of a linear
+    probe (:func:`~domainknowledge.principles.aesthetic_prompts.fit_linear_probe`) from ``embeddings[name]``
+    ``(N, D)`` to each property of :data:`QUALITY_PROPERTIES` (the absolute value where the score penalises both
+    directions), one row per encoder. Needs a stand-in task (its ``properties``)."""
+    from scipy import stats
+
+    if task.properties is None:
+        raise ValueError("property probes need the stand-in's hidden properties; AVA has none")
+    rows = {}
+    for name, features in embeddings.items():
+        row = {}
+        for label, (column, absolute) in QUALITY_PROPERTIES.items():
+            target = task.properties[column].to_numpy(float)
+            target = np.abs(target) if absolute else target
+            probe = prompts.fit_linear_probe(features[train], target[train])
+            row[label] = float(stats.spearmanr(probe.predict(features[test]), target[test])[0])
+        rows[name] = row
+    return pd.DataFrame(rows).T
+
+
+# --- fine-tuning ------------------------------------------------------------------------------------------
+
+
+class _ImageTower(nn.Module):
+    """``forward(uint8 or float 0..255 images (B, 3, H, W)) -> (B, F)``: resize, standardise, the tower."""
+
+    def __init__(self, tower: nn.Module, feature_dim: int, image_size: int, standardise, name: str):
+        super().__init__()
+        self.tower, self.feature_dim, self.image_size, self.standardise, self.name = (
+            tower, feature_dim, image_size, standardise, name)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        from domainknowledge.models.encoders.base import resize_center_crop
+
+        return self.tower(self.standardise(resize_center_crop(images.float(), self.image_size)))
+
+
+def _tower_for(name: str, image_size: int, device) -> _ImageTower:
+    """A trainable copy of the image tower of encoder ``name`` (a stand-in CLIP, an open_clip model or an
+    EfficientNet-Lite), returning its pooled features (the input of the new head)."""
+    from domainknowledge.models.encoders import load_encoder
+
+    if name.startswith("efficientnet-lite"):
+        from domainknowledge.models.backbones import load_efficientnet_lite
+
+        network = load_efficientnet_lite(int(name[-1]), image_size=image_size)
+
+        class _Pooled(nn.Module):
+            def __init__(self, net):
+                super().__init__()
+                self.net = net
+
+            def forward(self, x):
+                return self.net.extract_features(x).mean(dim=(2, 3))
+
+        return _ImageTower(_Pooled(network), 1280, image_size, lambda x: (x - 127.0) / 128.0, name)
+    encoder = load_encoder(name, device=device)
+    if not hasattr(encoder, "model"):
+        raise ValueError(f"encoder {name!r} has no trainable image tower to fine-tune; choose a stand-in CLIP, an "
+                         "open_clip model or an efficientnet-lite")
+    visual = copy.deepcopy(encoder.model.visual).float()
+    preprocess = encoder.preprocess
+
+    def standardise(x, size=encoder.image_size):      # the encoder's own preprocessing, minus the resize done above
+        return preprocess(x)
+
+    return _ImageTower(visual, encoder.embedding_dim, encoder.image_size, standardise, name)
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    model.eval()
+    return torch.cat([torch.softmax(model(images[s:s + batch_size]), dim=1) for s in range(0, len(images), batch_size)])
+
+
+def finetune_emd(tower: str, task: Task, train: np.ndarray, test: np.ndarray, settings: FinetuningConfig, *, seed: int,
+                 device="cpu") -> dict:
+    """Fine-tune the image tower of encoder ``tower`` with a new linear head of ten outputs, softmax and the EMD
+    loss (Sec. 12.2; NIMA) on the ``train`` indices, early-stopped on a held-out share of them; return the test
+    metrics of the predicted mean score, the epochs, the parameter count and the seconds taken."""
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    backbone = _tower_for(tower, settings.image_size, device)
+    model = nn.Sequential(backbone, nn.Linear(backbone.feature_dim, 10)).to(device)
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(train)
+    held = max(2, round(settings.validation_fraction * len(train)))
+    validation, fit = shuffled[:held], shuffled[held:]
+    to_images = lambda index: torch.from_numpy(np.ascontiguousarray(task.images[index].transpose(0, 3, 1, 2))).to(device)  # noqa: E731
+    to_targets = lambda index: torch.from_numpy(task.distributions[index]).float().to(device)  # noqa: E731
+    x_fit, y_fit, x_val, y_val = to_images(fit), to_targets(fit), to_images(validation), to_targets(validation)
+    optimizer = torch.optim.SGD([{"params": backbone.parameters(), "lr": settings.lr_backbone},
+                                 {"params": model[1].parameters(), "lr": settings.lr_head}], momentum=settings.momentum)
+    generator = torch.Generator().manual_seed(seed)
+    best, best_state, best_epoch, since, epoch, history = None, None, 0, 0, 0, []
+    while epoch < settings.max_epochs and since < settings.patience:
+        epoch += 1
+        model.train()
+        for batch in torch.randperm(len(fit), generator=generator).split(settings.batch_size):
+            if len(batch) < 2:
+                continue
+            loss = emd_loss(torch.softmax(model(x_fit[batch].contiguous()), dim=1), y_fit[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        value = float(emd_loss(_predict(model, x_val), y_val))
+        history.append(value)
+        if best is None or value < best:
+            best, best_state, best_epoch, since = value, copy.deepcopy(model.state_dict()), epoch, 0
+        else:
+            since += 1
+    model.load_state_dict(best_state)
+    predicted = mean_score(_predict(model, to_images(test))).cpu().numpy().astype(np.float64)
+    return {"encoder": tower, "seed": seed, **metrics.aesthetic_score_metrics(predicted, task.mean_scores[test]),
+            "epochs": epoch, "best_epoch": best_epoch, "validation_emd": best, "history": history,
+            "parameters": sum(p.numel() for p in model.parameters()), "seconds": time.perf_counter() - started}
+
+
+def finetuning_results(task: Task, config: Config, seeds, *, device="cpu") -> pd.DataFrame:
+    """:func:`finetune_emd` for every tower of the config and the first ``config.finetuning.runs`` of ``seeds``
+    (the split of each seed as for probing)."""
+    rows = []
+    for tower in config.finetuning.towers:
+        for seed in list(seeds)[:config.finetuning.runs]:
+            train, test = split_indices(task, config, seed)
+            rows.append(finetune_emd(tower, task, train, test, config.finetuning, seed=seed, device=device))
+    return pd.DataFrame(rows)
+
+
+# --- tables and figures -----------------------------------------------------------------------------------
+
+
+def _mean_sd(values: pd.Series) -> str:
+    values = values.dropna()
+    if values.empty:
+        return "–"
+    return f"{values.mean():.3f}" if len(values) == 1 else f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+
+
+def summary_table(prompting: pd.DataFrame, probing: pd.DataFrame, finetuning: pd.DataFrame,
+                  majority: list[float]) -> pd.DataFrame:
+    """The Table 12.1 analogue: one row per method and encoder with ``accuracy``, ``spearman`` and ``pearson`` as
+    mean ± sd over runs (binary rows carry accuracy only, continuous rows the correlations)."""
+    rows = [{"method": "majority vote", "encoder": "–", "accuracy": _mean_sd(pd.Series(majority)), "spearman": "–",
+             "pearson": "–"}]
+    names = {"fixed": "fixed prompt", "context": "context-aware prompts", "ensemble": "prompt ensemble"}
+    for (words, method, encoder), group in prompting.groupby(["words", "method", "encoder"], sort=False):
+        binary, continuous = group[group.task == "binary"], group[group.task == "continuous"]
+        label = names[method] + ("" if words == "thesis adjectives" else f" ({words})")
+        rows.append({"method": label, "encoder": encoder, "accuracy": _mean_sd(binary["accuracy"]),
+                     "spearman": _mean_sd(continuous["spearman"]), "pearson": _mean_sd(continuous["pearson"])})
+    for encoder, group in probing.groupby("encoder", sort=False):
+        rows.append({"method": "linear probe", "encoder": encoder, "accuracy": _mean_sd(group["accuracy"]),
+                     "spearman": _mean_sd(group["spearman"]), "pearson": _mean_sd(group["pearson"])})
+    for encoder, group in finetuning.groupby("encoder", sort=False):
+        rows.append({"method": "fine-tuned (EMD)", "encoder": encoder, "accuracy": _mean_sd(group["accuracy"]),
+                     "spearman": _mean_sd(group["spearman"]), "pearson": _mean_sd(group["pearson"])})
+    return pd.DataFrame(rows)
+
+
+def plot_probe_weights(scaled: dict[str, np.ndarray], title: str | None = None):
+    """Fig. 12.3: the scaled probe weights ``|w_d| sd_d`` per dimension, one panel per encoder, each normalised
+    by its largest value so that panels of different dimension compare."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(scaled), 1, figsize=(7.2, 1.6 * len(scaled) + 0.6), squeeze=False)
+    for ax, (name, weights) in zip(axes[:, 0], scaled.items()):
+        values = np.abs(np.asarray(weights))
+        ax.bar(np.arange(len(values)), values / values.max(), width=1.0, color="C0")
+        ax.set_xlim(-0.5, len(values) - 0.5)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("|w| sd\n(rel.)", fontsize=8)
+        ax.set_title(f"{name} ({len(values)} dimensions)", fontsize=9)
+    axes[-1, 0].set_xlabel("feature dimension")
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -1,0 +1,238 @@
+"""Image aesthetics from a frozen image-text encoder: prompting and linear probing (Kobs 2023, Ch. 12).
+
+**Adjectives.** The thesis collects the WordNet synonyms of "great" and of "ugly" and adds "beautiful" and
+"pretty" to the positive side: 27 positive and 12 negative words (Sec. 12.1.1). It prints only the counts and
+the winning words, so :data:`POSITIVE_ADJECTIVES` and :data:`NEGATIVE_ADJECTIVES` are our reconstruction
+from the adjective senses of the two words in WordNet 3.0; the counts come out as the thesis states.
+
+**Prompts.** A word ``w`` becomes the *fixed* prompt ``"a w picture"`` (:data:`FIXED_TEMPLATE`), or, for each
+content class ``k`` of a list (ImageNet's 1,000 class names in the thesis), the *context-aware* prompt
+``"a w picture, of a #k"`` (:data:`CONTEXT_TEMPLATE`). An *ensemble* averages a word's context-aware prompt
+embeddings into one vector (normalised again, as CLIP's prompt ensembles are).
+
+**Binary decision.** With a positive word's prompt embeddings ``P (p, D)`` and a negative word's ``Q (q, D)``
+(unit rows), an image ``i`` is called aesthetic when its most similar prompt is a positive one,
+``max_k cos(i, P_k) >= max_k cos(i, Q_k)``. A tie (both words embed identically, as two words an encoder has
+never seen do) counts as aesthetic, so such a pair can do no better and no worse than the majority vote.
+
+**Continuous score** (Eqs. 12.1-12.2): every prompt's cosine similarity to the image, weighted by +1 for a
+positive and -1 for a negative prompt,
+
+    score(I) = sum_c cos(i, t_c) * w_c,    w_c = +1 (c positive), -1 (c negative).
+
+**Choosing the pair.** As in the thesis, every (positive, negative) pair is tried on the *training* images and
+the best one is kept: by accuracy for the binary task, by Spearman correlation for the continuous one
+(:func:`search_adjective_pairs`).
+
+**Linear probing** (Sec. 12.1.2): a linear regression from frozen image features to the mean score, fitted
+with the squared error; thresholded at 5 for the binary task. Ours adds a ridge penalty chosen by
+cross-validation on the training images (:func:`fit_linear_probe`), because our training sets are smaller
+than the feature dimension. :func:`scaled_probe_weights` multiplies each weight by its feature's standard
+deviation (Fig. 12.3) and :func:`weight_spread` summarises how many dimensions carry the probe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["CONTEXT_TEMPLATE", "FIXED_TEMPLATE", "METHODS", "NEGATIVE_ADJECTIVES", "POSITIVE_ADJECTIVES", "THESIS_BEST_PAIRS",
+           "LinearProbe", "best_pair", "binary_from_prompts", "content_class_name", "context_prompts", "ensemble_vector",
+           "evaluate_prompts", "fit_linear_probe", "fixed_prompt", "prompt_weights", "scaled_probe_weights",
+           "search_adjective_pairs", "weight_spread", "weighted_prompt_score"]
+
+# WordNet 3.0: the adjective senses of "great" (large, outstanding, the "very good" slang set, capital letters,
+# pregnant) give 25 lemmas; the thesis adds "beautiful" and "pretty".
+POSITIVE_ADJECTIVES = (
+    "great", "outstanding", "bang-up", "bully", "corking", "cracking", "dandy", "groovy", "keen", "neat", "nifty",
+    "not bad", "peachy", "slap-up", "swell", "smashing", "capital", "majuscule", "big", "large", "enceinte",
+    "expectant", "gravid", "heavy", "with child", "beautiful", "pretty")
+# WordNet 3.0: the adjective senses of "ugly" (unsightly, surly, despicable, frightful).
+NEGATIVE_ADJECTIVES = (
+    "ugly", "surly", "despicable", "vile", "slimy", "unworthy", "worthless", "wretched", "atrocious", "frightful",
+    "horrifying", "horrible")
+
+FIXED_TEMPLATE = "a {} picture"
+CONTEXT_TEMPLATE = "a {} picture, of a #{}"
+
+# The pairs chosen on AVA's training images (Sec. 12.2): (method, task) -> (positive, negative).
+THESIS_BEST_PAIRS = {
+    ("fixed", "binary"): ("outstanding", "atrocious"), ("fixed", "continuous"): ("outstanding", "horrible"),
+    ("context", "binary"): ("smashing", "horrible"), ("context", "continuous"): ("outstanding", "horrible"),
+    ("ensemble", "binary"): ("outstanding", "horrible"), ("ensemble", "continuous"): ("outstanding", "horrible"),
+}
+METHODS = ("fixed", "context", "ensemble")
+
+
+def fixed_prompt(word: str) -> str:
+    """``"a <word> picture"`` (the fixed template of Sec. 12.1.1)."""
+    return FIXED_TEMPLATE.format(word)
+
+
+def content_class_name(name: str) -> str:
+    """A class name up to its first comma, stripped (the thesis' use of the ImageNet names)."""
+    return name.split(",")[0].strip()
+
+
+def context_prompts(word: str, content_classes: Sequence[str]) -> list[str]:
+    """``"a <word> picture, of a #<class>"`` for every content class (``K`` prompts)."""
+    if not len(content_classes):
+        raise ValueError("context-aware prompts need at least one content class")
+    return [CONTEXT_TEMPLATE.format(word, content_class_name(name)) for name in content_classes]
+
+
+def _unit_rows(array, what: str) -> np.ndarray:
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[0] == 0:
+        raise ValueError(f"{what} must be a non-empty (N, D) array, got shape {array.shape}")
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    if np.any(norms == 0):
+        raise ValueError(f"{what} holds a zero vector; cosine similarity is undefined for it")
+    return array / norms
+
+
+def ensemble_vector(prompt_embeddings) -> np.ndarray:
+    """The normalised mean of ``(K, D)`` prompt embeddings (each normalised first): ``(1, D)``."""
+    mean = _unit_rows(prompt_embeddings, "prompt embeddings").mean(axis=0, keepdims=True)
+    return _unit_rows(mean, "the ensemble mean")
+
+
+def prompt_weights(positive: int, negative: int) -> np.ndarray:
+    """Eq. 12.2: ``(positive + negative,)`` weights, +1 for the positive prompts (first) and -1 for the rest."""
+    if positive < 0 or negative < 0 or positive + negative == 0:
+        raise ValueError(f"need a non-negative number of prompts on each side and at least one prompt; got "
+                         f"{positive} positive and {negative} negative")
+    return np.concatenate([np.ones(positive), -np.ones(negative)])
+
+
+def weighted_prompt_score(image_embeddings, prompt_embeddings, weights) -> np.ndarray:
+    """Eq. 12.1: ``score_n = sum_c cos(i_n, t_c) w_c`` for images ``(N, D)``, prompts ``(C, D)``, weights ``(C,)``
+    -> ``(N,)``. Inputs need not be normalised; cosine similarity normalises them."""
+    images = _unit_rows(image_embeddings, "image embeddings")
+    prompts = _unit_rows(prompt_embeddings, "prompt embeddings")
+    weights = np.asarray(weights, dtype=np.float64)
+    if images.shape[1] != prompts.shape[1]:
+        raise ValueError(f"image embeddings have D = {images.shape[1]} but prompts D = {prompts.shape[1]}: "
+                         "they must come from the same encoder")
+    if weights.shape != (prompts.shape[0],):
+        raise ValueError(f"need one weight per prompt: {prompts.shape[0]} prompts, weights of shape {weights.shape}")
+    return (images @ prompts.T) @ weights
+
+
+def binary_from_prompts(image_embeddings, positive_embeddings, negative_embeddings, *, tolerance: float = 1e-6
+                        ) -> np.ndarray:
+    """Aesthetic (``True``) when an image's most similar prompt is positive: ``(N, D), (p, D), (q, D) -> (N,)``
+    bool. Ties within ``tolerance`` count as aesthetic (module docstring)."""
+    images = _unit_rows(image_embeddings, "image embeddings")
+    positive = _unit_rows(positive_embeddings, "positive prompt embeddings")
+    negative = _unit_rows(negative_embeddings, "negative prompt embeddings")
+    return (images @ positive.T).max(axis=1) >= (images @ negative.T).max(axis=1) - tolerance
+
+
+def evaluate_prompts(image_embeddings, mean_scores, positive_embeddings, negative_embeddings, *,
+                     threshold: float = 5.0) -> dict[str, float]:
+    """Accuracy of the binary decision against ``mean_scores > threshold`` and Spearman and Pearson correlations
+    of the Eq. 12.1 score with ``mean_scores`` ``(N,)`` (0 for a constant score, where they are undefined)."""
+    from scipy import stats
+
+    truth = np.asarray(mean_scores, dtype=np.float64)
+    positive, negative = np.atleast_2d(positive_embeddings), np.atleast_2d(negative_embeddings)
+    predicted = binary_from_prompts(image_embeddings, positive, negative)
+    if truth.shape != predicted.shape:
+        raise ValueError(f"{predicted.shape[0]} images but {truth.shape} scores")
+    score = weighted_prompt_score(image_embeddings, np.concatenate([positive, negative]),
+                                  prompt_weights(len(positive), len(negative)))
+    constant = np.ptp(score) < 1e-9
+    return {"accuracy": float(np.mean(predicted == (truth > threshold))),
+            "spearman": 0.0 if constant else float(stats.spearmanr(score, truth)[0]),
+            "pearson": 0.0 if constant else float(stats.pearsonr(score, truth)[0])}
+
+
+def search_adjective_pairs(image_embeddings, mean_scores, word_embeddings: Mapping[str, np.ndarray],
+                           positive_words: Sequence[str] = POSITIVE_ADJECTIVES,
+                           negative_words: Sequence[str] = NEGATIVE_ADJECTIVES) -> pd.DataFrame:
+    """Every (positive, negative) pair evaluated on (training) images: one row per pair with ``accuracy``,
+    ``spearman`` and ``pearson`` (:func:`evaluate_prompts`), sorted by neither. ``word_embeddings[w]`` holds the
+    ``(K, D)`` prompt embeddings of word ``w`` for the method at hand (``K = 1`` for fixed and ensemble prompts)."""
+    missing = [w for w in (*positive_words, *negative_words) if w not in word_embeddings]
+    if missing:
+        raise ValueError(f"no prompt embeddings for the word(s) {missing}")
+    rows = []
+    for positive in positive_words:
+        for negative in negative_words:
+            values = evaluate_prompts(image_embeddings, mean_scores, word_embeddings[positive],
+                                      word_embeddings[negative])
+            rows.append({"positive": positive, "negative": negative, **values})
+    return pd.DataFrame(rows)
+
+
+def best_pair(search: pd.DataFrame, task: str) -> tuple[str, str]:
+    """The pair of a :func:`search_adjective_pairs` table with the best ``accuracy`` (``task="binary"``) or
+    ``spearman`` (``"continuous"``); the first in table order among equals."""
+    column = {"binary": "accuracy", "continuous": "spearman"}.get(task)
+    if column is None:
+        raise ValueError(f"task must be 'binary' or 'continuous', got {task!r}")
+    row = search.loc[search[column].idxmax()]
+    return str(row["positive"]), str(row["negative"])
+
+
+@dataclass(frozen=True)
+class LinearProbe:
+    """A fitted linear regression ``score = features @ coef + intercept``: ``coef (F,)``, the ridge ``alpha``
+    chosen by cross-validation, and the training features' standard deviations ``feature_std (F,)``."""
+
+    coef: np.ndarray
+    intercept: float
+    alpha: float
+    feature_std: np.ndarray
+
+    def predict(self, features) -> np.ndarray:
+        """Predicted mean scores ``(N,)`` for features ``(N, F)``."""
+        features = np.asarray(features, dtype=np.float64)
+        if features.ndim != 2 or features.shape[1] != self.coef.shape[0]:
+            raise ValueError(f"features must be (N, {self.coef.shape[0]}), got {features.shape}")
+        return features @ self.coef + self.intercept
+
+
+def fit_linear_probe(features, scores, alphas: Sequence[float] = tuple(10.0 ** np.arange(-4, 5)),
+                     folds: int = 5) -> LinearProbe:
+    """Fit a linear regression (MSE) from features ``(N, F)`` to scores ``(N,)``, with the ridge penalty of
+    ``alphas`` that has the lowest ``folds``-fold cross-validated squared error (ties: the smaller alpha)."""
+    from sklearn.linear_model import RidgeCV
+
+    features = np.asarray(features, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    if features.ndim != 2 or scores.shape != (features.shape[0],):
+        raise ValueError(f"need features (N, F) and scores (N,), got {features.shape} and {scores.shape}")
+    if features.shape[0] < max(folds, 3):
+        raise ValueError(f"need at least {max(folds, 3)} training examples, got {features.shape[0]}")
+    model = RidgeCV(alphas=tuple(alphas), cv=folds).fit(features, scores)
+    return LinearProbe(coef=model.coef_.astype(np.float64), intercept=float(model.intercept_), alpha=float(model.alpha_),
+                       feature_std=features.std(axis=0))
+
+
+def scaled_probe_weights(probe: LinearProbe) -> np.ndarray:
+    """Fig. 12.3: each weight times its feature's standard deviation, ``(F,)`` (the change of the predicted score
+    for a one-standard-deviation change of the feature)."""
+    return probe.coef * probe.feature_std
+
+
+def weight_spread(scaled_weights) -> dict[str, float]:
+    """How many dimensions carry a probe, from its scaled weights ``(F,)``: ``top_share`` (the largest
+    ``|w|`` over ``sum |w|``), ``effective_dimensions`` (the participation ratio ``(sum |w|)^2 / sum w^2``, 1 for
+    one dimension and ``F`` for equal weights), ``effective_fraction`` (that over ``F``) and ``dimensions_for_half``
+    (the fewest dimensions whose ``|w|`` make up half of ``sum |w|``)."""
+    weights = np.abs(np.asarray(scaled_weights, dtype=np.float64).ravel())
+    if weights.size == 0 or weights.sum() == 0:
+        raise ValueError("the weights must hold at least one non-zero value")
+    total = weights.sum()
+    ordered = np.sort(weights)[::-1]
+    effective = total ** 2 / np.sum(weights ** 2)
+    return {"top_share": float(ordered[0] / total), "effective_dimensions": float(effective),
+            "effective_fraction": float(effective / weights.size),
+            "dimensions_for_half": int(np.searchsorted(np.cumsum(ordered), 0.5 * total - 1e-12) + 1)}
