@@ -112,8 +112,8 @@ CONFIGS: dict[str, Config] = {
     "cpu": Config(data="stand-in", image_size=64, photo_fraction=0.5, votes=100, train_images=450, test_images=250,
                   runs=3, multimodal=("standin-clip-cpu", "standin-clip-smoke", "conse-lite0-minilm"),
                   content=("efficientnet-lite0", "raw-pixels-32"), content_classes=100,
-                  finetuning=FinetuningConfig(towers=("standin-clip-cpu", "efficientnet-lite0"), max_epochs=10,
-                                              patience=3, batch_size=32, runs=2, image_size=48, lr_head=0.1,
+                  finetuning=FinetuningConfig(towers=("standin-clip-cpu", "efficientnet-lite0"), max_epochs=8,
+                                              patience=2, batch_size=32, runs=2, image_size=48, lr_head=0.1,
                                               lr_backbone=1e-3)),
     "paper": Config(data="ava", image_size=224, photo_fraction=0.0, votes=0, train_images=None, test_images=None,
                     runs=1, multimodal=("open_clip:ViT-B-32/openai", "open_clip:RN50/openai", "open_clip:RN50/cc12m",
@@ -527,7 +527,7 @@ def plot_probe_weights(scaled: dict[str, np.ndarray], title: str | None = None):
     fig, axes = plt.subplots(len(scaled), 1, figsize=(7.2, 1.6 * len(scaled) + 0.6), squeeze=False)
     for ax, (name, weights) in zip(axes[:, 0], scaled.items()):
         values = np.abs(np.asarray(weights))
-        ax.bar(np.arange(len(values)), values / values.max(), width=1.0, color="C0")
+        ax.fill_between(np.arange(len(values)), values / values.max(), step="mid", color="C0", linewidth=0)
         ax.set_xlim(-0.5, len(values) - 0.5)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("|w| sd\n(rel.)", fontsize=8)
