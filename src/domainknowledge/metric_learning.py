@@ -409,8 +409,9 @@ def train_embedding_model(loss_name: str, images, labels, *, config: EmbeddingCo
     use_cached = not config.train_backbone and batch_transform is None
     if use_cached and features is None:
         features = backbone_features(network, images, device=device)
-    if use_cached and features.shape[0] != len(images):
-        raise ValueError(f"features has {features.shape[0]} rows for {len(images)} images")
+    if use_cached and tuple(features.shape) != (len(images), network.backbone.feature_dim):
+        raise ValueError(f"features must have shape ({len(images)}, {network.backbone.feature_dim}) (one row of "
+                         f"backbone features per image, from backbone_features), got {tuple(features.shape)}")
     torch.manual_seed(seed)
     loss_module, miner = build_loss(loss_name, int(labels.max()) + 1, config.embedding_dim)
     network.to(device)
