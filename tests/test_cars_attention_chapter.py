@@ -15,7 +15,7 @@ SMOKE = chapter.CONFIGS["smoke"]
 def test_profiles_and_config_validation():
     assert set(chapter.CONFIGS) == {"smoke", "cpu", "paper"}
     cpu, paper = chapter.CONFIGS["cpu"], chapter.CONFIGS["paper"]
-    assert cpu.runs >= 2 and set(cpu.losses) == set(LOSSES)
+    assert cpu.runs >= 2 and set(cpu.losses) == set(LOSSES) and len(LOSSES) == 15       # Table 7.1 and None
     assert paper.analysis_images == 100_000 and paper.embedding.train_backbone and paper.embedding.embedding_dim == 128
     assert "embedding.backbone_blocks" in chapter.describe_profiles().index
     with pytest.raises(ValueError, match="two ranking"):

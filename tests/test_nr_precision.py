@@ -116,3 +116,12 @@ def test_mann_whitney_between_families():
     assert not result.loc["mixed", "significant"] and result.loc["mixed", "higher"] == ""
     with pytest.raises(ValueError, match="at least two"):
         significance.mann_whitney_families(table.iloc[:7], families)
+
+
+def test_snr_distance_is_noise_variance_over_signal_variance():
+    from domainknowledge.metric_learning import pairwise_distance
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(5, 7))
+    expected = np.array([[np.var(b - a) / np.var(a) for b in x] for a in x])
+    assert np.allclose(pairwise_distance(x, "snr"), expected)

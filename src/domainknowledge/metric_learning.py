@@ -38,7 +38,7 @@ __all__ = ["DISTANCES", "FAMILIES", "LOSSES", "EfficientNetLiteFeatures", "Embed
            "embed", "pairwise_distance", "train_embedding_model"]
 
 FAMILIES = ("ranking", "classification", "none")
-DISTANCES = ("euclidean", "squared_euclidean", "cosine", "dot")
+DISTANCES = ("euclidean", "squared_euclidean", "cosine", "dot", "snr")
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,24 @@ def _margin(num_classes, dim):
                              distance=lp()), None
 
 
+def _margin_per_class(num_classes, dim):
+    losses, _, lp, _ = _pml()
+    return losses.MarginLoss(margin=0.2, nu=0.0, beta=1.2, triplets_per_anchor="all", learn_beta=True,
+                             num_classes=num_classes, distance=lp()), None
+
+
+def _fastap(num_classes, dim):
+    losses, _, lp, _ = _pml()
+    return losses.FastAPLoss(num_bins=10, distance=lp(power=2)), None
+
+
+def _snr_contrastive(num_classes, dim):
+    from pytorch_metric_learning.distances import SNRDistance
+
+    losses, _, _, _ = _pml()
+    return losses.ContrastiveLoss(pos_margin=0.0, neg_margin=1.0, distance=SNRDistance()), None
+
+
 def _multi_similarity(num_classes, dim):
     losses, _, _, cos = _pml()
     return losses.MultiSimilarityLoss(alpha=2.0, beta=50.0, base=0.5, distance=cos()), None
@@ -116,13 +134,15 @@ def _soft_triple(num_classes, dim):
     return losses.SoftTripleLoss(num_classes, dim, centers_per_class=10, la=20, gamma=0.1, margin=0.01), None
 
 
-# Table 7.1 (the losses pytorch-metric-learning 2.9 implements; FastAP, SNR contrastive and margin/class are
-# left out) with the thesis' families and distances, plus the untrained "None" model.
+# Table 7.1: the fourteen losses with the thesis' families and distances, plus the untrained "None" model.
 LOSSES: dict[str, LossSpec] = {
     "contrastive": LossSpec("Contrastive", "ranking", "euclidean", _contrastive),
     "triplet": LossSpec("Triplet", "ranking", "euclidean", _triplet),
     "ntxent": LossSpec("NTXent", "ranking", "cosine", _ntxent),
     "margin": LossSpec("Margin", "ranking", "euclidean", _margin),
+    "margin_per_class": LossSpec("Margin / class", "ranking", "euclidean", _margin_per_class),
+    "fastap": LossSpec("FastAP", "ranking", "squared_euclidean", _fastap),
+    "snr_contrastive": LossSpec("SNR Contrastive", "ranking", "snr", _snr_contrastive),
     "multi_similarity": LossSpec("Multi Similarity", "ranking", "cosine", _multi_similarity),
     "multi_similarity_miner": LossSpec("Multi Similarity + Miner", "ranking", "cosine", _multi_similarity_miner),
     "proxy_nca": LossSpec("ProxyNCA", "classification", "squared_euclidean", _proxy_nca),
@@ -487,7 +507,8 @@ def pairwise_distance(embeddings, distance: str = "euclidean", rows=None) -> np.
     """Distances ``(R, N)`` (float64) from the rows ``rows`` (default: all, ``R = N``) of ``embeddings``
     ``(N, D)`` to all of them; smaller is closer.
 
-    ``euclidean`` ``||a - b||``; ``squared_euclidean``; ``cosine`` ``1 - cos(a, b)``; ``dot`` ``-a . b``.
+    ``euclidean`` ``||a - b||``; ``squared_euclidean``; ``cosine`` ``1 - cos(a, b)``; ``dot`` ``-a . b``;
+    ``snr`` the signal-to-noise distance ``var(b - a) / var(a)`` of the anchor (row) ``a`` (Yuan et al. 2019).
     """
     x = np.asarray(embeddings, dtype=np.float64)
     if x.ndim != 2:
@@ -504,4 +525,9 @@ def pairwise_distance(embeddings, distance: str = "euclidean", rows=None) -> np.
     squared_norms = (x * x).sum(axis=1)
     squared = np.maximum(squared_norms[rows, None] + squared_norms[None, :] - 2 * q @ x.T, 0.0)
     squared[np.arange(len(rows)), rows] = 0.0
+    if distance == "snr":
+        dim, means = x.shape[1], x.mean(axis=1)
+        noise = np.maximum(squared / dim - (means[None, :] - means[rows, None]) ** 2, 0.0)
+        signal = np.maximum(squared_norms[rows] / dim - means[rows] ** 2, 1e-12)
+        return noise / signal[:, None]
     return squared if distance == "squared_euclidean" else np.sqrt(squared)
