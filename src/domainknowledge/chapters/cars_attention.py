@@ -88,7 +88,7 @@ CONFIGS: dict[str, Config] = {
         tsne_points=150),
     "cpu": Config(
         training_images=1600, analysis_images=1600, image_size=64, supersample=2, variants_per_type=8,
-        favourite_colour_rate=0.5, losses=ALL_LOSSES, runs=3,
+        favourite_colour_rate=0.5, losses=ALL_LOSSES, runs=2,
         embedding=EmbeddingConfig(backbone="efficientnet_lite0", backbone_blocks=11, pool_grid=2, image_size=64,
                                   head_hidden=512, epochs=8),
         tsne_points=1000),
