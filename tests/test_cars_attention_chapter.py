@@ -71,3 +71,21 @@ def test_property_sweep_changes_one_property():
     assert (sweep.drop(columns="rotation").nunique() == 1).all()
     with pytest.raises(ValueError, match="unknown property"):
         chapter.property_sweep(base, "colour")
+
+
+@pytest.mark.slow
+def test_the_paper_profile_runs_the_same_code_with_a_fine_tuned_full_backbone():
+    """The paper Config at a tiny size: 224 px renders, the whole Lite0 fine-tuned, a linear 128-d layer
+    (about a minute on one loaded core, hence slow)."""
+    paper = chapter.CONFIGS["paper"]
+    config = dataclasses.replace(paper, training_images=16, analysis_images=20, variants_per_type=1,
+                                 losses=("contrastive", "triplet", "arcface", "cosface", "none"), runs=1,
+                                 embedding=dataclasses.replace(paper.embedding, epochs=1, batch_size=8))
+    renders = chapter.load_renders(config, seed=0)
+    assert renders.training.images.shape[1:] == (224, 224, 3)
+    trained = chapter.train_and_embed(config, renders, (0,), log=lambda line: None)
+    assert "all 16 blocks" in trained.backbone
+    embeddings = trained.embeddings[("contrastive", 0)]
+    assert embeddings.shape == (20, 128) and np.allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-5)
+    assert not np.allclose(embeddings, trained.embeddings[("none", 0)])      # fine-tuning moved the network
+    assert len(trained.histories[("triplet", 0)].epoch_losses) == 1

@@ -75,8 +75,8 @@ class Config:
         if "none" not in self.losses or families.count("ranking") < 2 or families.count("classification") < 2:
             raise ValueError("losses must contain 'none' and at least two ranking and two classification losses "
                              "(the Mann-Whitney test compares the families)")
-        if self.runs < 1 or self.analysis_images < 50 or self.training_images < 50:
-            raise ValueError("runs must be >= 1 and both image sets must hold at least 50 renders")
+        if self.runs < 1 or self.analysis_images < 16 or self.training_images < 16:
+            raise ValueError("runs must be >= 1 and both image sets must hold at least 16 renders")
 
 
 CONFIGS: dict[str, Config] = {
