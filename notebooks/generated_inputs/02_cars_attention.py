@@ -449,7 +449,8 @@ run.finish();
 # %% [markdown]
 # ### Reading the verdicts
 #
-# Where a claim does not hold at this profile, these are our readings, with the numbers they rest on:
+# Our readings of the claims that do not hold, written for the `cpu` profile's run (the numbers are glued from
+# the run on this page):
 #
 # - **Car model first for every loss.** The losses whose top property is not the car model are:
 #   {glue:text}`cars_not_model_first`. The untrained model clusters the car's rotation at
