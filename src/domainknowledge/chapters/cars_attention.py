@@ -81,11 +81,11 @@ class Config:
 
 CONFIGS: dict[str, Config] = {
     "smoke": Config(
-        training_images=320, analysis_images=300, image_size=64, supersample=1, variants_per_type=4,
+        training_images=240, analysis_images=200, image_size=64, supersample=1, variants_per_type=4,
         favourite_colour_rate=0.5, losses=("contrastive", "triplet", "normalized_softmax", "arcface", "none"),
         runs=1, embedding=EmbeddingConfig(backbone="efficientnet_lite0", backbone_blocks=11, pool_grid=2,
                                           image_size=64, head_hidden=512, epochs=2),
-        tsne_points=150),
+        tsne_points=100),
     "cpu": Config(
         training_images=1600, analysis_images=1600, image_size=64, supersample=2, variants_per_type=8,
         favourite_colour_rate=0.5, losses=ALL_LOSSES, runs=2,
