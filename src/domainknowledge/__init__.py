@@ -9,7 +9,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("book", "chapters", "data", "experiment", "metrics", "models", "plots", "principles",
+_SUBMODULES = ("book", "chapters", "data", "experiment", "metric_learning", "metrics", "models", "plots", "principles",
                "significance", "training")
 __all__ = list(_SUBMODULES)
 

@@ -20,7 +20,10 @@ Sections:
   :func:`hash_code_quality` (Table 3.5);
 * clustering (Darlow 2022, Sec. 4.4): :func:`hungarian_mapping`, :func:`hungarian_accuracy`,
   :func:`normalized_mutual_information`, :func:`adjusted_rand_index`;
-* aesthetic scores (Kobs 2023, Sec. 16.2.6): :func:`aesthetic_score_metrics`.
+* aesthetic scores (Kobs 2023, Sec. 16.2.6): :func:`aesthetic_score_metrics`;
+* embeddings (Kobs 2023, Sec. 2.5.3 and 7.1.2): :func:`neighbour_order`, :func:`r_precision` (Eq. 7.2),
+  :func:`map_at_r`, :func:`normalized_r_precision` (Eq. 7.3, with the square-root standard deviation of the
+  errata) and :func:`property_nr_precision` (one value per property of a table).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ import numpy as np
 __all__ = ["absolute_errors", "accuracy", "adjusted_rand_index", "aesthetic_score_metrics", "hungarian_accuracy", "hungarian_mapping",
            "normalized_mutual_information", "confusion_counts", "correct_per_example", "expected_confusion",
            "f1_per_class", "failed_superclass_accuracy", "hamming_nearest_neighbour_accuracy", "hash_code_quality",
-           "macro_f1", "mean_average_precision_at_k", "retrieval_ranking", "macro_recall", "mean_absolute_error",
+           "macro_f1", "map_at_r", "mean_average_precision_at_k", "neighbour_order", "normalized_r_precision",
+           "property_nr_precision", "r_precision", "retrieval_ranking", "macro_recall", "mean_absolute_error",
            "mean_squared_error", "perplexity", "recall_per_class", "squared_errors", "superclass_accuracy",
            "superclass_correct_per_example"]
 
@@ -408,3 +412,140 @@ def aesthetic_score_metrics(predicted_mean, true_mean, threshold: float = 5.0) -
             "spearman": 0.0 if constant else float(stats.spearmanr(predicted, true)[0]),
             "accuracy": float(np.mean((predicted > threshold) == (true > threshold))),
             "mae": float(np.mean(np.abs(predicted - true)))}
+
+
+# --- embeddings: R-Precision, MAP@R, Normalized R-Precision (Kobs 2023, Sec. 2.5.3, 7.1.2) ---------------
+
+
+def neighbour_order(embeddings, distance: str = "euclidean", queries=None) -> np.ndarray:
+    """For each query embedding, the indices of the other ``n - 1`` embeddings from nearest to farthest under
+    ``distance`` (see :func:`domainknowledge.metric_learning.pairwise_distance`): ``(q, n - 1)`` for the query
+    indices ``queries`` (default: all ``n``), from embeddings ``(n, D)``.
+
+    Ties are broken by index (a stable sort), so the result is deterministic. Compute it once per embedding
+    and pass it to the metrics below for every property.
+    """
+    from domainknowledge.metric_learning import pairwise_distance
+
+    embeddings = np.asarray(embeddings, dtype=np.float64)
+    if embeddings.ndim != 2 or len(embeddings) < 2:
+        raise ValueError(f"embeddings must have shape (n, D) with n >= 2, got {embeddings.shape}")
+    queries = np.arange(len(embeddings)) if queries is None else np.asarray(queries)
+    distances = pairwise_distance(embeddings, distance, rows=queries)
+    distances[np.arange(len(queries)), queries] = np.inf          # the query itself goes last ...
+    order = np.argsort(distances, axis=1, kind="stable")
+    return np.ascontiguousarray(order[:, :-1])                     # ... and is dropped
+
+
+def _label_codes(values) -> np.ndarray:
+    return np.unique(_as_array(values, "values"), return_inverse=True)[1]
+
+
+def _query_statistics(labels: np.ndarray, order: np.ndarray, queries: np.ndarray):
+    """``same (q, n-1)``: whether each neighbour shares the query's value; ``r (q,)``: how many others do."""
+    if order.shape != (len(queries), labels.size - 1):
+        raise ValueError(f"order must have shape ({len(queries)}, {labels.size - 1}) for {labels.size} values, "
+                         f"got {order.shape}; compute it with neighbour_order(embeddings)")
+    counts = np.bincount(labels)[labels[queries]] - 1
+    width = max(int(counts.max()), 1)                              # only the first max(R_q) neighbours count
+    same = labels[order[:, :width]] == labels[queries, None]
+    return same, counts
+
+
+def _hits_at_r(same: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    cumulative = np.cumsum(same, axis=1, dtype=np.int32)
+    hits = np.zeros(len(counts), dtype=np.int64)
+    has = counts > 0
+    hits[has] = cumulative[np.flatnonzero(has), counts[has] - 1]
+    return hits
+
+
+def _per_query(metric: str, labels: np.ndarray, order: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Per-query values (NaN where undefined) of ``r_precision``, ``map_at_r`` or ``nr_precision``."""
+    same, counts = _query_statistics(labels, order, queries)
+    valid = counts > 0
+    out = np.full(len(counts), np.nan)
+    if metric == "map_at_r":
+        if valid.any():
+            width = int(counts.max())
+            hits = same[valid, :width]
+            precision = np.cumsum(hits, axis=1) / np.arange(1, width + 1)
+            within = np.arange(width)[None, :] < counts[valid, None]
+            out[valid] = (precision * hits * within).sum(axis=1) / counts[valid]
+        return out
+    hits = _hits_at_r(same, counts)
+    if metric == "r_precision":
+        out[valid] = hits[valid] / counts[valid]
+        return out
+    if metric != "nr_precision":
+        raise ValueError(f"unknown metric {metric!r}; choose r_precision, map_at_r or nr_precision")
+    p = counts / (labels.size - 1)
+    sigma = np.sqrt(counts * p * (1 - p))
+    valid = sigma > 0
+    out[valid] = (hits[valid] - counts[valid] * p[valid]) / sigma[valid]
+    return out
+
+
+def _reduce(values: np.ndarray, per_query: bool, name: str):
+    if per_query:
+        return values
+    if np.isnan(values).all():
+        raise ValueError(f"{name} is undefined: every value is unique (or, for NR-Prec, shared by all items)")
+    return float(np.nanmean(values))
+
+
+def r_precision(values, order: np.ndarray, per_query: bool = False):
+    """R-Precision of property ``values`` ``(n,)`` under the neighbour ``order`` ``(n, n - 1)`` (Eq. 7.2).
+
+    For query ``q`` with ``R_q`` other items of its value, the fraction of its ``R_q`` nearest neighbours that
+    share the value; queries without another item of their value are skipped. Returns the mean (or the
+    per-query fractions ``(n,)``, NaN where skipped).
+    """
+    labels = _label_codes(values)
+    return _reduce(_per_query("r_precision", labels, order, np.arange(labels.size)), per_query, "R-Precision")
+
+
+def map_at_r(values, order: np.ndarray, per_query: bool = False):
+    """MAP@R (Musgrave et al. 2020) of property ``values`` ``(n,)`` under the neighbour ``order`` ``(n, n - 1)``.
+
+    ``AP@R_q = (1 / R_q) sum_{i <= R_q} P(i) [neighbour i shares q's value]`` with ``P(i)`` the precision
+    of the first ``i`` neighbours; the mean over queries with ``R_q > 0``.
+    """
+    labels = _label_codes(values)
+    return _reduce(_per_query("map_at_r", labels, order, np.arange(labels.size)), per_query, "MAP@R")
+
+
+def normalized_r_precision(values, order: np.ndarray, per_query: bool = False):
+    """Normalized R-Precision of property ``values`` ``(n,)`` under the neighbour ``order`` (Eq. 7.3).
+
+    Under random embeddings the number of hits among query ``q``'s ``R_q`` nearest neighbours is binomial
+    with ``p_q = R_q / (n - 1)`` (the share of the other items with q's value), mean ``mu_q = R_q p_q`` and
+    standard deviation ``sigma_q = sqrt(R_q p_q (1 - p_q))``. The thesis prints ``sigma = R p (1 - p)``, the
+    variance; like its code we use the square root, so each term is a z-score (erratum, Sec. 7.1.2).
+    NR-Prec is the mean over queries of ``(hits_q - mu_q) / sigma_q``: 0 for random embeddings, larger the
+    better the property clusters. Queries whose value is unique or shared by all (``sigma_q = 0``) are
+    skipped. Returns the mean, or per-query z-scores ``(n,)`` (NaN where skipped).
+    """
+    labels = _label_codes(values)
+    return _reduce(_per_query("nr_precision", labels, order, np.arange(labels.size)), per_query, "NR-Prec")
+
+
+def property_nr_precision(properties, embeddings, *, distance: str = "euclidean", metric: str = "nr_precision",
+                          chunk_size: int = 1024) -> dict[str, float]:
+    """NR-Prec (or ``metric`` = ``r_precision``/``map_at_r``) of every column of the table ``properties``
+    (a ``pandas.DataFrame`` with one row per embedding) for ``embeddings`` ``(n, D)``.
+
+    Queries are processed ``chunk_size`` at a time (memory ``chunk_size x n``), so ``n`` can be the thesis'
+    100,000. Each column's values are compared as strings (a value is a category).
+    """
+    embeddings = np.asarray(embeddings, dtype=np.float64)
+    if len(properties) != len(embeddings):
+        raise ValueError(f"properties has {len(properties)} rows for {len(embeddings)} embeddings")
+    codes = {str(column): _label_codes(properties[column].astype(str).to_numpy()) for column in properties.columns}
+    sums = {name: [] for name in codes}
+    for start in range(0, len(embeddings), chunk_size):
+        queries = np.arange(start, min(start + chunk_size, len(embeddings)))
+        order = neighbour_order(embeddings, distance, queries=queries)
+        for name, labels in codes.items():
+            sums[name].append(_per_query(metric, labels, order, queries))
+    return {name: _reduce(np.concatenate(parts), False, metric) for name, parts in sums.items()}

@@ -9,6 +9,11 @@
 * :func:`paired_gap_exceeds_spread`: the rule for paired runs (A and B measured in the same run, e.g. the
   same trained model under two probes): the mean per-run difference must exceed twice its standard deviation.
 
+* :func:`nr_precision_p_value`: the two-sided p-value of a Normalized R-Precision read as a z-score against
+  the binomial null (Kobs 2023, Sec. 7.1.2: above 2.576 is significant at 1 %);
+* :func:`mann_whitney_families`: per property, a two-sided Mann-Whitney U test between the values of two
+  groups of models (ranking against classification losses, Sec. 7.3).
+
 Per-example Wilcoxon tests live with the chapters that use them (e.g. the SimLoss chapter).
 """
 
@@ -18,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["exceeds_seed_spread", "paired_gap_exceeds_spread", "randomized_matched_pair_test"]
+__all__ = ["mann_whitney_families", "nr_precision_p_value", "exceeds_seed_spread", "paired_gap_exceeds_spread", "randomized_matched_pair_test"]
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
@@ -77,3 +82,38 @@ def paired_gap_exceeds_spread(differences) -> bool:
         raise ValueError("need at least one run's difference")
     spread = values.std(ddof=1) if values.size > 1 else 0.0
     return bool(values.mean() > 0 and values.mean() > 2 * spread)
+
+
+def nr_precision_p_value(value: float) -> float:
+    """Two-sided p-value ``2 (1 - Phi(|value|))`` of a Normalized R-Precision read, as the thesis does
+    (Sec. 7.1.2), as one standard-normal z-score under the binomial null: 2.576 gives p = 0.01, the thesis'
+    threshold of significance at 1 %. (The mean of ``n`` independent per-query z-scores would spread as
+    ``1 / sqrt(n)``; compared with that, this reading is conservative.)"""
+    from scipy.stats import norm
+
+    return float(2 * norm.sf(abs(value)))
+
+
+def mann_whitney_families(table, families, *, first: str = "ranking", second: str = "classification",
+                          level: float = 0.01):
+    """Two-sided Mann-Whitney U test per column of ``table`` (rows: models, columns: properties) between the
+    rows whose ``families[row]`` is ``first`` and those that are ``second`` (Sec. 7.3, 1 % level).
+
+    Returns a ``pandas.DataFrame`` indexed by property with both group means, U, p, ``significant`` and
+    ``higher`` (the family with the larger mean where significant, else "").
+    """
+    import pandas as pd
+    from scipy.stats import mannwhitneyu
+
+    groups = {name: [row for row in table.index if families.get(row) == name] for name in (first, second)}
+    if min(len(rows) for rows in groups.values()) < 2:
+        raise ValueError(f"each family needs at least two models; got {groups}")
+    rows = []
+    for column in table.columns:
+        a, b = table.loc[groups[first], column].to_numpy(float), table.loc[groups[second], column].to_numpy(float)
+        result = mannwhitneyu(a, b, alternative="two-sided", method="exact")
+        significant = bool(result.pvalue < level)
+        rows.append({"property": column, f"{first}_mean": a.mean(), f"{second}_mean": b.mean(),
+                     "U": float(result.statistic), "p_value": float(result.pvalue), "significant": significant,
+                     "higher": (first if a.mean() > b.mean() else second) if significant else ""})
+    return pd.DataFrame(rows).set_index("property")

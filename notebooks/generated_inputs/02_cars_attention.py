@@ -1,0 +1,493 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (domainknowledge)
+#     language: python
+#     name: domainknowledge
+# ---
+
+# %% [markdown]
+# (ch-cars_attention)=
+# # What metric-learning losses attend to, measured on rendered cars
+#
+# Deep metric learning (DML) trains a network to map images to vectors that lie close together when the
+# images show the same class, such as the same car model. Dozens of losses have been proposed for it, and
+# a careful benchmark found that, trained and tested fairly, they reach almost the same retrieval quality
+# {cite}`musgrave2020reality`. Equal scores do not mean equal features. The thesis asks *which properties
+# of an image* each loss's embedding depends on, and answers with the *Generated Input Data* principle:
+# render cars whose properties (model, rotation, colours, camera, sun) are set independently, embed them,
+# and measure for each property how strongly the embeddings cluster by it {cite}`kobs2021dml`.
+#
+# :::{admonition} What this chapter reproduces
+# :class: tip
+# Kobs (2023), Chapter 7, "Analyzing Deep Metric Learning Models using Generated Car Images"
+# {cite}`kobs2023thesis`, the second part of {cite}`kobs2021dml`:
+#
+# - Normalized R-Precision (Sec. 7.1.2, Eqs. 7.1-7.3), with the square root in its standard deviation
+#   that the printed formula lacks, and its significance against random embeddings;
+# - a data set of rendered cars whose eleven properties of Table 7.2 are drawn independently (Sec. 7.1.3,
+#   Fig. 7.3);
+# - Table 7.3: NR-Prec of every property for models trained with ranking and classification losses of
+#   Table 7.1 and an untrained model, with the Mann-Whitney U test between the two loss families;
+# - Fig. 7.2: a t-SNE of the embeddings coloured by each property.
+#
+# The thesis analyses the published checkpoints of Musgrave et al. (trained on Cars196
+# {cite}`krause2013cars`) on Blender renders of licensed car models; neither can be had offline. Here a
+# procedural renderer draws both the training set (a Cars196 stand-in) and the analysis set, and the
+# models are trained in this chapter with the same loss implementations {cite}`musgrave2020pml`.
+# {ref}`sec-cars_attention-deviations` lists every difference.
+# :::
+
+# %% tags=["parameters"]
+profile = "cpu"
+seed = 0
+device = "auto"
+data_root = None
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+import domainknowledge as dk
+from domainknowledge.chapters import cars_attention as chapter
+from domainknowledge.data.synthetic import cars
+from domainknowledge.metric_learning import LOSSES
+
+run = dk.experiment.start("cars_attention", profile=profile, seed=seed, device=device, data_root=data_root)
+dk.plots.use_book_style()
+config = dk.experiment.select(chapter.CONFIGS, run.profile)
+display(run.banner())
+
+# %% [markdown]
+# ## What each profile runs
+#
+# One `Config` per profile sets the number and size of the renders, the losses, the number of training
+# seeds per loss and the embedding network with its schedule (the `embedding.` rows). The thesis renders
+# its own data, so no profile reads `data_root`: `paper` renders at the thesis' scale instead.
+
+# %%
+dk.experiment.profile_table(chapter.CONFIGS, run.profile)
+
+# %% [markdown]
+# ## Rendered cars
+#
+# :::{admonition} Stand-in data: procedural renders instead of Blender
+# :class: warning
+# The thesis renders six licensed 3D car models in Blender, photo-realistically. This book draws its cars
+# with a small renderer of its own (`dk.data.synthetic.cars`): each car is a low-poly solid (a side profile
+# of a sedan, hatchback, SUV, pickup, van or sports car, extruded over the car's width, with glass, wheels
+# and hubs) seen through a perspective camera, shaded by a directional sun and casting a shadow on the
+# ground. It keeps what the analysis needs: every property of Table 7.2 changes the picture in the way
+# its name says (the silhouette turns with the rotation, a higher camera looks down on the roof, a low
+# sun is dimmer and warmer and throws a long shadow that turns with the sun's azimuth), and the
+# properties are drawn independently. It cannot give photo-realism: no reflections, no detailed parts, no
+# textures on the car, and at 64 px a car is a few hundred pixels. The models of this page are trained on
+# these renders, not on photographs; their NR-Prec values describe what *they* learned, and no number on
+# this page estimates the thesis' values.
+# :::
+#
+# **The analysis set** follows Table 7.2: each of eleven properties takes one of its listed values,
+# uniformly and independently of the others. The car's colour and the solid background colour are given in
+# HSV; as in Blender's hue/saturation/value node, saturation and value are *factors* in $[0, 2]$, here on a
+# mid-tone base of 0.5 (so factor 0 is grey or black and factor 2 is full saturation or brightness).
+#
+# **The training set** stands in for Cars196: its classes are car *models*, each one of the six body types
+# with its own proportions (length, height, roof, wheels, belt line; eight variants per body type at
+# `cpu`, so 48 classes). Its pictures are photo-like: a sky gradient above a textured ground (bundled
+# photographs of grass, gravel or brick, tinted) whose horizon follows the camera, random buildings and
+# trees, continuous rotations, a camera mostly at eye level, a sun mostly high, random scale and position.
+# Like Ferraris that are often red, half of a model's cars wear its favourite paint hue. The six canonical
+# analysis models are not among the training classes, as the thesis' rendered cars are not Cars196 cars.
+#
+# The first figure shows one property per row, changed from a fixed car while all others stay put
+# (Fig. 7.3 shows random samples; a sweep shows what each property does).
+
+# %%
+renders = chapter.load_renders(config, seed=seed)
+display(Markdown(
+    f"Rendered {len(renders.training):,} training cars ({renders.num_classes} classes, photo-like) and "
+    f"{len(renders.analysis):,} analysis cars (solid backgrounds), {config.image_size} x {config.image_size} px, "
+    f"in {renders.seconds:.0f} s."))
+base = {"model": "sedan", "rotation": 45, "car_hue": 0.0, "car_saturation": 1.5, "car_value": 1.5,
+        "background_hue": 0.6, "background_saturation": 0.75, "background_value": 1.5, "camera_height": 1.5,
+        "sun_elevation": 45, "sun_rotation": 135}
+fig, _ = chapter.plot_property_sweeps(base, image_size=config.image_size,
+                                      title="Each row changes one property of the same car (analysis renderer)")
+
+# %%
+order = np.argsort(renders.training.labels[:48], kind="stable")[:16]
+fig, _ = dk.plots.plot_image_grid(
+    renders.training.images[order],
+    [f"class {renders.training.labels[i]} ({renders.training.properties['model'][i]})" for i in order],
+    columns=8, title="Training renders (the Cars196 stand-in): photo-like backgrounds, one class per car model")
+
+# %% [markdown]
+# Every render comes with its car's foreground mask (the pixels the car covers), which the chapters on
+# attribution maps and background augmentation use. The independence that Sec. 7.1.2 asks of the analysis
+# set can be checked directly: Cramér's V between every pair of properties of the analysis set is at most
+# {glue:text}`cars_max_cramers_v:.3f`.
+
+# %%
+def cramers_v(a, b):
+    table = pd.crosstab(a, b).to_numpy()
+    from scipy.stats import chi2_contingency
+
+    chi2 = chi2_contingency(table, correction=False)[0]
+    return float(np.sqrt(chi2 / table.sum() / (min(table.shape) - 1)))
+
+
+analysis_properties = renders.analysis.properties[list(chapter.PROPERTY_TITLES)]
+pairs = [(a, b) for i, a in enumerate(analysis_properties) for b in list(analysis_properties)[i + 1:]]
+run.glue("cars_max_cramers_v", max(cramers_v(analysis_properties[a], analysis_properties[b]) for a, b in pairs))
+run.glue("cars_mask_share", float(100 * renders.analysis.masks.mean()));
+
+# %% [markdown]
+# ## Losses and the embedding network
+#
+# Table 7.1 lists the fourteen losses of the benchmark, each a *ranking* loss (it compares distances
+# between embeddings of pairs or triplets of images) or a *classification* loss (it learns a weight
+# vector, a proxy or a set of centres per class and classifies embeddings against them), with the
+# distance $d_L$ each loss uses. `dk.metric_learning.LOSSES` builds all fourteen from
+# pytorch-metric-learning, the library of the benchmark's authors, and NR-Prec retrieves neighbours under
+# each loss's own $d_L$ (for the SNR distance, the anchor's noise-to-signal variance ratio). Every
+# network embeds into 128 dimensions, and the losses compare L2-normalised embeddings.
+
+# %%
+pd.DataFrame([{"loss": spec.title, "family": spec.family, "distance d_L": spec.distance,
+               "run here": key in config.losses} for key, spec in LOSSES.items()]).set_index("loss")
+
+# %% [markdown]
+# The thesis' networks are a BN-Inception pretrained on ImageNet, fine-tuned on Cars196 with a 128-d
+# linear embedding layer; "None" is the same network with the pretrained trunk and an untrained embedding
+# layer. Offline, the only real ImageNet weights are those of EfficientNet-Lite0
+# {cite}`tan2019efficientnet`. At `paper` the whole Lite0 is fine-tuned with a linear embedding layer, as
+# in the thesis. At `smoke` and `cpu` fine-tuning does not fit the time budget: the trunk is Lite0's
+# first {glue:text}`cars_backbone_blocks` MBConv blocks, frozen, whose feature map is average-pooled to
+# 2 x 2 cells (at 64 px a full Lite0 leaves a 2 x 2 map whose pooled features lose where a feature fired,
+# which is what distinguishes a car's outline); each loss trains an embedding head on top (feature
+# standardisation, one hidden layer of 512 units, 128 outputs). So at `cpu` the losses can only reweigh
+# features that ImageNet training made, and the "None" model is that frozen trunk with an untrained head.
+# Batches hold 8 classes x 4 images (Musgrave et al.'s $m = 4$), drawn by the m-per-class sampler; the
+# losses with parameters of their own (class weights, proxies, centres) get their own Adam optimiser.
+#
+# ## Normalized R-Precision
+#
+# A network $f_L$ trained with loss $L$ maps the $n$ analysis images $\mathbf{I}_i$ to embeddings
+# $\mathbf{x}_i$. Property $k$ has value $a_k(\mathbf{I}_i)$ for image $i$. For a query $\mathbf{x}_q$ let
+# $R_{k,q}$ be the number of *other* images with the query's value, and $\mathcal{F}^R_{k,\mathbf{x}_q}$
+# the $R_{k,q}$ embeddings nearest to the query (the query excluded):
+#
+# $$
+# d_L(\mathbf{x}_i, \mathbf{x}_q) \ge \max_{\mathbf{x}_j \in \mathcal{F}^R_{k,\mathbf{x}_q}} d_L(\mathbf{x}_j, \mathbf{x}_q)
+# \quad \forall \mathbf{x}_i \in \mathcal{X} \setminus \mathcal{F}^R_{k,\mathbf{x}_q}. \tag{7.1}
+# $$
+#
+# R-Precision averages the share of those neighbours that share the query's value:
+#
+# $$
+# \text{R-Prec}_k = \frac{1}{n} \sum_{q=1}^{n}
+#   \frac{\bigl|\{\mathbf{x}_i \in \mathcal{F}^R_{k,\mathbf{x}_q} \mid a_k(\mathbf{I}_i) = a_k(\mathbf{I}_q)\}\bigr|}{R_{k,q}} . \tag{7.2}
+# $$
+#
+# Its value under random embeddings depends on the number of values of the property (about 1/2 for two
+# equally frequent values, 1/10 for ten), so properties cannot be compared by it. Under random embeddings
+# the number of hits is binomial with $R_{k,q}$ draws and success probability
+# $p_{k,q} = R_{k,q} / (n - 1)$; NR-Prec turns each query's hits into a z-score with that distribution's
+# mean $\mu_{k,q} = R_{k,q}\, p_{k,q}$ and standard deviation
+# $\sigma_{k,q} = \sqrt{R_{k,q}\, p_{k,q} (1 - p_{k,q})}$:
+#
+# $$
+# \text{NR-Prec}_k = \frac{1}{n} \sum_{q=1}^{n}
+#   \frac{\bigl|\{\mathbf{x}_i \in \mathcal{F}^R_{k,\mathbf{x}_q} \mid a_k(\mathbf{I}_i) = a_k(\mathbf{I}_q)\}\bigr| - \mu_{k,q}}{\sigma_{k,q}} . \tag{7.3}
+# $$
+#
+# **Erratum.** The thesis prints $\sigma_{k,q} = R_{k,q}\, p_{k,q}(1 - p_{k,q})$, which is the variance;
+# the code behind the paper takes its square root, and only then is the value a z-score that can be held
+# against 2.576, the thesis' threshold of significance at 1 %. We use the square root. The thesis writes
+# $p$ as a share of all $n$ images; we count the $n - 1$ candidates a query can retrieve, which changes
+# nothing at the thesis' size and keeps the known answers exact at ours.
+#
+# Two known answers check the implementation (`dk.metrics.normalized_r_precision`) on this page's
+# analysis set. An embedding that *is* the car model (one-hot) retrieves only same-model cars, so
+# R-Prec = 1 and every query scores $\sqrt{R_{k,q}(1 - p_{k,q}) / p_{k,q}}$: NR-Prec
+# {glue:text}`cars_perfect_nr:.2f` against {glue:text}`cars_perfect_expected:.2f` from that formula.
+# Random Gaussian embeddings score {glue:text}`cars_random_nr_min:.2f` to
+# {glue:text}`cars_random_nr_max:.2f` over the eleven properties. A perfect score grows with
+# $\sqrt{n}$, so NR-Prec values are comparable between properties and models of one analysis set, not
+# between data sets of different sizes: the thesis' 100,000 renders allow about
+# {glue:text}`cars_size_factor:.0f` times larger values than our {glue:text}`cars_analysis_images:,`.
+
+# %%
+model_codes = pd.factorize(analysis_properties["model"])[0]
+perfect = np.eye(model_codes.max() + 1)[model_codes]
+perfect_nr = dk.metrics.property_nr_precision(analysis_properties[["model"]], perfect)["model"]
+others = np.bincount(model_codes)[model_codes] - 1
+p_same = others / (len(model_codes) - 1)
+run.glue("cars_perfect_nr", perfect_nr)
+run.glue("cars_perfect_expected", float(np.mean(np.sqrt(others * (1 - p_same) / p_same))))
+random_nr = dk.metrics.property_nr_precision(
+    analysis_properties, np.random.default_rng(seed).normal(size=(len(model_codes), 128)))
+run.glue("cars_random_nr_min", min(random_nr.values()))
+run.glue("cars_random_nr_max", max(random_nr.values()))
+run.glue("cars_size_factor", float(np.sqrt(100_000 / len(model_codes))))
+run.glue("cars_analysis_images", int(len(model_codes)))
+run.glue("cars_backbone_blocks", str(config.embedding.backbone_blocks or 16))
+pd.Series(random_nr, name="NR-Prec of random embeddings").round(3).to_frame().T
+
+# %% [markdown]
+# ## Training the models
+#
+# Every loss trains one network per seed on the training renders; the untrained "None" model gets one
+# random embedding head per seed. The log shows each run's time and its last epoch's training loss (the
+# pair and triplet losses average over the terms that are not yet zero, so their logged value can stay
+# flat while the embedding improves; the unit tests check on a small task that every loss goes down).
+
+# %%
+seeds = chapter.run_seeds(seed, config.runs)
+trained = chapter.train_and_embed(config, renders, seeds, device=run.device)
+display(Markdown(f"Backbone: {trained.backbone}; its features of both sets took {trained.feature_seconds:.0f} s."))
+
+# %% [markdown]
+# The classes of the analysis set are unseen car models, so how well each model retrieves them is a
+# first check that training did something: MAP@R of the car model {cite}`musgrave2020reality` per loss
+# (mean over seeds), against the untrained model.
+
+# %%
+table = chapter.nr_precision_table(trained, analysis_properties)
+means = chapter.mean_table(table)
+model_map = chapter.nr_precision_table(trained, analysis_properties[["model"]], metric="map_at_r")
+model_map = model_map.groupby(level="loss").mean().loc[means.index, "model"]
+run.record("map_at_r_model", model_map.to_dict())
+(100 * model_map).rename(index=lambda name: LOSSES[name].title).to_frame("MAP@R of the car model (%)").T.round(1)
+
+# %% [markdown]
+# ## Table 7.3, reproduced
+#
+# NR-Prec per loss and property, the mean over {glue:text}`cars_runs:d` seed(s), with the means of the
+# ranking and the classification losses below the line. Values that do not exceed 2.576 (not significant
+# at 1 % against random embeddings, Sec. 7.1.2) are grey and italic. The thesis' values are about
+# {glue:text}`cars_size_factor:.0f` times larger for its 100,000 renders; compare orders and differences,
+# not sizes.
+
+# %%
+run.glue("cars_runs", int(config.runs))
+run.record("nr_precision_mean", means.round(3).to_dict())
+fig, _ = chapter.plot_nr_precision_heatmap(
+    means, title=f"NR-Prec on {len(analysis_properties):,} analysis renders ({run.profile} profile)")
+
+# %% [markdown]
+# The spread between seeds, as the largest standard deviation of any loss for each property, shows how
+# much of a difference between losses is training noise:
+
+# %%
+spread = table.groupby(level="loss").std(ddof=1) if config.runs > 1 else None
+if spread is not None:
+    display(spread.max().rename(index=chapter.PROPERTY_TITLES).to_frame("largest sd over seeds").T.round(2))
+else:
+    display(Markdown("One seed per loss at this profile: no spread to show."))
+
+# %% [markdown]
+# ### Ranking against classification losses
+#
+# Per property, a two-sided Mann-Whitney U test {cite}`mann1947` between the ranking and the
+# classification losses' NR-Prec (each loss its mean over seeds, as the thesis averages its folds), at
+# the 1 % level. With nine ranking and five classification losses, as in the thesis, the exact test
+# reaches $p < 0.01$ only when the two groups overlap little.
+
+# %%
+families = chapter.family_comparison(means)
+run.record("mann_whitney", families.round(4).to_dict())
+families.rename(index=chapter.PROPERTY_TITLES).style.format(
+    {"ranking_mean": "{:.2f}", "classification_mean": "{:.2f}", "U": "{:.0f}", "p_value": "{:.4f}"})
+
+# %% [markdown]
+# ### Do all losses order the properties alike?
+#
+# The thesis reads Table 7.3 as "all losses attend to the properties in the same order". Per loss, the
+# table gives Spearman's $\rho$ between its NR-Prec values and the mean over all trained losses (the
+# consensus), whether its order of the eleven properties is exactly the consensus order, and its top
+# property.
+
+# %%
+agreement = chapter.property_order_agreement(means)
+agreement.rename(index=lambda name: LOSSES[name].title).style.format({"spearman_with_consensus": "{:.3f}"})
+
+# %% [markdown]
+# ## Fig. 7.2: the embeddings, coloured by property
+#
+# A t-SNE {cite}`vandermaaten2008tsne` of {glue:text}`cars_tsne_points:d` embeddings of the Contrastive
+# model (first seed), as in Fig. 7.2, once per property: a property the model attends to forms clusters
+# or smooth gradients of colour; one it ignores is salt and pepper.
+
+# %%
+tsne_loss = "contrastive" if "contrastive" in config.losses else config.losses[0]
+chosen, coordinates = chapter.tsne_embedding(trained.embeddings[(tsne_loss, seeds[0])], config.tsne_points, seed=seed)
+run.glue("cars_tsne_points", int(len(chosen)))
+fig, _ = chapter.plot_tsne_by_property(coordinates, analysis_properties.iloc[chosen],
+                                       title=f"t-SNE of the {LOSSES[tsne_loss].title} model's embeddings")
+
+# %% [markdown]
+# (sec-cars_attention-deviations)=
+# ## Deviations from the thesis
+#
+# - **Data.** Procedural renders replace the Blender renders (see the stand-in note), and the models are
+#   trained here on photo-like renders instead of being Musgrave et al.'s Cars196 checkpoints. The
+#   analysis set has {glue:text}`cars_analysis_images:,` renders at this profile (`paper`: 100,000, as
+#   the thesis). Each car covers on average {glue:text}`cars_mask_share:.0f` % of its image.
+# - **Network.** EfficientNet-Lite0 replaces BN-Inception (the only ImageNet weights offline). At `smoke`
+#   and `cpu` its first blocks are frozen and only an embedding head (with one hidden layer) is trained;
+#   at `paper` the whole network is fine-tuned with a linear embedding layer.
+# - **Losses.** All fourteen losses of Table 7.1, but with fixed, commonly used hyper-parameters instead of
+#   the benchmark's Bayesian-optimised ones (their values are in `dk.metric_learning`; e.g. ProxyNCA's
+#   softmax scale is 3, the margin losses' margin 0.2 with $\beta$ = 1.2, learned per class for
+#   "Margin / class"). "Multi Similarity + Miner" adds the multi-similarity miner; the other losses use all
+#   pairs or triplets of a batch.
+# - **Folds and seeds.** The thesis averages four cross-validation folds per loss; we average
+#   {glue:text}`cars_runs:d` training seed(s) per loss (`paper`: 4). The Mann-Whitney test runs on those
+#   means, as the thesis does on fold means.
+# - **Schedule.** At `cpu`, {glue:text}`cars_epochs:d` epochs over {glue:text}`cars_training_images:,`
+#   training renders, with Adam; Musgrave et al. train far longer with early stopping on validation.
+#
+# ## Claims
+#
+# Each claim is judged by a rule fixed before the run, stated with it.
+
+# %%
+run.glue("cars_epochs", int(config.embedding.epochs))
+run.glue("cars_training_images", int(len(renders.training)))
+trained_losses = [name for name in means.index if LOSSES[name].family != "none"]
+properties_shown = list(means.columns)
+note = f"{config.runs} seed(s) per loss, {len(analysis_properties):,} analysis renders; stand-in renders and models"
+
+lowest_rho = float(agreement.loc[trained_losses, "spearman_with_consensus"].min())
+identical = int(agreement.loc[trained_losses, "same_order"].sum())
+run.claim(
+    "same-property-order", statement="All losses order the properties the same way by NR-Prec",
+    source="Sec. 7.3, Table 7.3", thesis_value="same order for all 14 losses (and None)",
+    measured=(f"Spearman's rho with the consensus order >= {lowest_rho:.2f} for every trained loss; "
+              f"{identical} of {len(trained_losses)} have exactly the consensus order"),
+    holds=lowest_rho >= 0.9, note=note + "; rule: every trained loss's rho with the consensus >= 0.9")
+
+significant = families[families["significant"]]
+run.claim(
+    "families-differ-on-most-properties",
+    statement="Ranking and classification losses differ significantly (Mann-Whitney U, 1 %) on most properties",
+    source="Sec. 7.3, Table 7.3", thesis_value="9 of 11 properties (all but car model and sun rotation)",
+    measured=f"{len(significant)} of {len(families)} properties: {', '.join(chapter.PROPERTY_TITLES[p] for p in significant.index) or 'none'}",
+    holds=len(significant) > len(families) / 2, note=note + "; rule: significant on more than half the properties")
+
+expected = {"rotation": "ranking", "camera_height": "ranking", "car_hue": "classification",
+            "car_saturation": "classification", "car_value": "classification", "background_hue": "classification",
+            "background_saturation": "classification", "background_value": "classification",
+            "sun_elevation": "classification"}
+agree = {p: (families.loc[p, "ranking_mean"] > families.loc[p, "classification_mean"]) == (family == "ranking")
+         for p, family in expected.items()}
+significant_against = [p for p in expected if families.loc[p, "significant"] and not agree[p]]
+significant_with = [p for p in expected if families.loc[p, "significant"] and agree[p]]
+run.claim(
+    "family-directions",
+    statement=("Ranking losses attend more to car rotation and camera height; classification losses more to car "
+               "and background colour and to sun elevation"),
+    source="Sec. 7.3, Table 7.3 (family means)", thesis_value="all 9 differences significant in these directions",
+    measured=(f"{sum(agree.values())} of 9 mean differences in the thesis' direction; significant with it: "
+              f"{', '.join(chapter.PROPERTY_TITLES[p] for p in significant_with) or 'none'}; significant against it: "
+              f"{', '.join(chapter.PROPERTY_TITLES[p] for p in significant_against) or 'none'}"),
+    holds=sum(agree.values()) >= 7 and not significant_against,
+    note=note + "; rule: at least 7 of 9 directions agree and no significant difference goes the other way")
+
+background = ["background_hue", "background_saturation", "background_value"]
+background_mean = means[background].mean(axis=1)
+best_trained = background_mean.loc[trained_losses].idxmax()
+run.claim(
+    "untrained-attends-to-background",
+    statement="The untrained model (None) attends more to the background colour than any trained model",
+    source="Sec. 7.3, Table 7.3", thesis_value="None: 4.81 / 4.09 / 6.80 (H/S/V) vs at most 2.90 / 2.84 / 2.93",
+    measured=(f"mean background NR-Prec: None {background_mean['none']:.2f}, highest trained "
+              f"{background_mean[best_trained]:.2f} ({LOSSES[best_trained].title})"),
+    holds=bool(background_mean["none"] > background_mean.loc[trained_losses].max()),
+    note=note + "; rule: None's mean over the three background properties above every trained loss's")
+
+model_top = agreement.loc[trained_losses, "top_property"]
+run.claim(
+    "car-model-clusters-most",
+    statement="The car model is the most clustered property for every trained loss, and more than for None",
+    source="Sec. 7.3, Table 7.3", thesis_value="car model first for all losses (55.6-59.8; None 50.6)",
+    measured=(f"car model first for {int((model_top == 'model').sum())} of {len(trained_losses)} trained losses "
+              f"(others: {', '.join(sorted(set(chapter.PROPERTY_TITLES[p] for p in model_top if p != 'model'))) or 'none'}); "
+              f"car model NR-Prec trained {means.loc[trained_losses, 'model'].min():.2f}-"
+              f"{means.loc[trained_losses, 'model'].max():.2f}, None {means.loc['none', 'model']:.2f}"),
+    holds=bool((model_top == "model").all() and means.loc[trained_losses, "model"].min() > means.loc["none", "model"]),
+    note=note)
+
+run.glue("cars_none_background", float(background_mean["none"]))
+run.glue("cars_trained_background_max", float(background_mean.loc[trained_losses].max()))
+run.glue("cars_none_model", float(means.loc["none", "model"]))
+run.glue("cars_trained_model_min", float(means.loc[trained_losses, "model"].min()))
+run.glue("cars_trained_model_max", float(means.loc[trained_losses, "model"].max()))
+sun_rotation = means["sun_rotation"]
+run.claim(
+    "sun-rotation-ignored",
+    statement="The sun's rotation leaves the embeddings as clustered as random ones (not significant) for every model",
+    source="Sec. 7.3, Table 7.3", thesis_value="0.71-0.87 for all models (below 2.576)",
+    measured=f"{sun_rotation.min():.2f} to {sun_rotation.max():.2f}",
+    holds=bool(sun_rotation.abs().max() <= chapter.SIGNIFICANCE_Z), note=note);
+
+# %%
+run.glue("cars_not_model_first", ", ".join(LOSSES[name].title for name in trained_losses if model_top[name] != "model")
+         or "none")
+run.glue("cars_camera_height_max", float(means["camera_height"].max()))
+run.glue("cars_rotation_none", float(means.loc["none", "rotation"]))
+run.finish();
+
+# %% [markdown]
+# ### Reading the verdicts
+#
+# Our readings of the claims that do not hold, written for the `cpu` profile's run (the numbers are glued from
+# the run on this page):
+#
+# - **Car model first for every loss.** The losses whose top property is not the car model are:
+#   {glue:text}`cars_not_model_first`. The untrained model clusters the car's rotation at
+#   {glue:text}`cars_rotation_none:.2f` and the background's value strongly; with a frozen ImageNet trunk a
+#   loss can only reweigh those features, and the losses that leave the embedding closest to the untrained
+#   one keep rotation or background on top. The thesis fine-tunes the whole network on 8,000 photographs,
+#   which can build new, car-specific features; the `paper` profile does the same.
+# - **Directions of the family differences.** Camera height never reaches significance against random
+#   embeddings here (at most {glue:text}`cars_camera_height_max:.2f`): at 64 px a higher camera moves a few
+#   rows of a car's outline, and the training renders vary the camera height continuously. A significant
+#   difference between two groups of near-random values says little about attention; the thesis' camera
+#   height values (about 20) come from photographs, where the viewpoint changes much more of the picture.
+# - **Several seeds, few losses.** The Mann-Whitney test compares per-loss means over two seeds; with nine
+#   and five losses, $p < 0.01$ needs an almost perfect separation of the families, so a property can fall
+#   on either side of the threshold between profiles.
+
+# %% [markdown]
+# ## Summary
+#
+# Normalized R-Precision turns "does this embedding cluster by property $k$?" into a z-score against
+# random embeddings, comparable across properties with different numbers of values; with the square root
+# in its standard deviation it matches its known answers on this page exactly. On independently drawn
+# renders it ranks what a model's embedding depends on. At this profile the untrained model's embedding
+# clusters the background (mean background NR-Prec {glue:text}`cars_none_background:.2f`, against at most
+# {glue:text}`cars_trained_background_max:.2f` for a trained loss) and the car model hardly
+# ({glue:text}`cars_none_model:.2f`, against {glue:text}`cars_trained_model_min:.2f` to
+# {glue:text}`cars_trained_model_max:.2f` after training): training on car models moves the embedding
+# towards the car, the direction the thesis describes. How far its finer findings carry over (the same
+# property order for every loss; ranking losses attending more to rotation and camera height,
+# classification losses more to colours and the background) is in the claims table above, with a verdict
+# for this profile. Two limits of this page bear on those verdicts: its models are frozen ImageNet
+# features with a trained head, so a loss can only reweigh features it did not learn, and its renders are
+# procedural, so colour and camera height change fewer pixels, and in simpler ways, than in photographs.
+#
+# ## References
+
+# %% [markdown]
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -1,0 +1,91 @@
+"""The rendered-cars chapter's drivers (Kobs 2023, Ch. 7): configs, one tiny end-to-end run, the analyses."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from domainknowledge.chapters import cars_attention as chapter
+from domainknowledge.metric_learning import LOSSES
+
+SMOKE = chapter.CONFIGS["smoke"]
+
+
+def test_profiles_and_config_validation():
+    assert set(chapter.CONFIGS) == {"smoke", "cpu", "paper"}
+    cpu, paper = chapter.CONFIGS["cpu"], chapter.CONFIGS["paper"]
+    assert cpu.runs >= 2 and set(cpu.losses) == set(LOSSES) and len(LOSSES) == 15       # Table 7.1 and None
+    assert paper.analysis_images == 100_000 and paper.embedding.train_backbone and paper.embedding.embedding_dim == 128
+    assert "embedding.backbone_blocks" in chapter.describe_profiles().index
+    with pytest.raises(ValueError, match="two ranking"):
+        dataclasses.replace(SMOKE, losses=("contrastive", "arcface", "none"))
+    with pytest.raises(ValueError, match="unknown losses"):
+        dataclasses.replace(SMOKE, losses=("hinge",))
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    config = dataclasses.replace(SMOKE, training_images=96, analysis_images=120, variants_per_type=2,
+                                 embedding=dataclasses.replace(SMOKE.embedding, epochs=1))
+    renders = chapter.load_renders(config, seed=0)
+    trained = chapter.train_and_embed(config, renders, chapter.run_seeds(0, 2), log=lambda line: None)
+    return config, renders, trained
+
+
+def test_tiny_run_end_to_end(tiny_run):
+    config, renders, trained = tiny_run
+    assert renders.num_classes == 12 and len(renders.analysis) == 120
+    assert set(trained.embeddings) == {(loss, s) for loss in config.losses for s in (0, 1)}
+    table = chapter.nr_precision_table(trained, renders.analysis.properties)
+    assert list(table.columns) == list(chapter.PROPERTY_TITLES) and len(table) == 2 * len(config.losses)
+    assert np.isfinite(table.to_numpy()).all()
+    means = chapter.mean_table(table)
+    assert list(means.index) == [name for name in LOSSES if name in config.losses]
+    families = chapter.family_comparison(means)
+    assert families["p_value"].between(0, 1).all() and len(families) == 11
+    agreement = chapter.property_order_agreement(means)
+    assert agreement["spearman_with_consensus"].between(-1, 1).all()
+    assert set(chapter.family_means(means).index) == {"Ranking mean", "Classification mean"}
+    fig, _ = chapter.plot_nr_precision_heatmap(means)
+    chosen, coordinates = chapter.tsne_embedding(trained.embeddings[("contrastive", 0)], 60, seed=0)
+    assert coordinates.shape == (60, 2) and len(set(chosen)) == 60
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_property_order_agreement_known_answer():
+    means = pd.DataFrame({"a": [3.0, 4.0, 1.0], "b": [2.0, 3.0, 2.0], "c": [1.0, 1.0, 3.0]},
+                         index=["contrastive", "arcface", "none"])
+    agreement = chapter.property_order_agreement(means)
+    assert agreement.loc["contrastive", "same_order"] and agreement.loc["arcface", "same_order"]
+    assert agreement.loc["contrastive", "spearman_with_consensus"] == pytest.approx(1.0)
+    assert agreement.loc["none", "spearman_with_consensus"] == pytest.approx(-1.0)
+
+
+def test_property_sweep_changes_one_property():
+    base = {name: values[0] for name, values in chapter.cars.ANALYSIS_GRID.items()}
+    sweep = chapter.property_sweep(base, "rotation")
+    assert list(sweep["rotation"]) == list(range(0, 360, 45))
+    assert (sweep.drop(columns="rotation").nunique() == 1).all()
+    with pytest.raises(ValueError, match="unknown property"):
+        chapter.property_sweep(base, "colour")
+
+
+@pytest.mark.slow
+def test_the_paper_profile_runs_the_same_code_with_a_fine_tuned_full_backbone():
+    """The paper Config at a tiny size: 224 px renders, the whole Lite0 fine-tuned, a linear 128-d layer
+    (about a minute on one loaded core, hence slow)."""
+    paper = chapter.CONFIGS["paper"]
+    config = dataclasses.replace(paper, training_images=16, analysis_images=20, variants_per_type=1,
+                                 losses=("contrastive", "triplet", "arcface", "cosface", "none"), runs=1,
+                                 embedding=dataclasses.replace(paper.embedding, epochs=1, batch_size=8))
+    renders = chapter.load_renders(config, seed=0)
+    assert renders.training.images.shape[1:] == (224, 224, 3)
+    trained = chapter.train_and_embed(config, renders, (0,), log=lambda line: None)
+    assert "all 16 blocks" in trained.backbone
+    embeddings = trained.embeddings[("contrastive", 0)]
+    assert embeddings.shape == (20, 128) and np.allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-5)
+    assert not np.allclose(embeddings, trained.embeddings[("none", 0)])      # fine-tuning moved the network
+    assert len(trained.histories[("triplet", 0)].epoch_losses) == 1
