@@ -1,0 +1,664 @@
+"""Experiment drivers of the venue-recommender chapter (Kobs 2023, Ch. 8): "Where to Submit" and
+Integrated Gradients.
+
+The chapter runs, through the same code at every profile and for each data set (AI and medicine):
+
+1. the papers and their Table 3.1 statistics (:func:`load_task`, :func:`statistics_table`), split 80/10/10
+   per venue (Sec. 3.6.2);
+2. Word2Vec on the training titles and abstracts, the vocabulary, and the encoded fields
+   (:func:`prepare`);
+3. the three-branch recommender of Fig. 8.1, several seeds (:func:`train_recommender`), and the baselines
+   random (expected values), majority and term-frequency logistic regression (:func:`baseline_scores`);
+4. Accuracy, Accuracy@5 and MRR per method, and per-example Wilcoxon signed-rank tests of the recommender
+   against each baseline (:func:`ranking_scores`, :func:`results_table`, :func:`wilcoxon_tests`): Table 8.1;
+5. Integrated Gradients (Eq. 8.1) on the token embeddings, zero baseline, 50 steps, one score per token
+   (:func:`explain`), for the top-5 venues of chosen papers (Figs. 8.2-8.3, :func:`explanation_html`), and
+   two systematic checks the thesis makes anecdotally: a venue's most characteristic word gets positive
+   attribution for it, and the planted word "learning" gets negative attribution for the vision venue
+   (:func:`word_attribution`); with the completeness gap of every explanation.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from domainknowledge import metrics
+from domainknowledge.data.synthetic import scholarly_corpus
+from domainknowledge.experiment import describe_profiles as describe_config_profiles
+from domainknowledge.models.text import train_word2vec
+from domainknowledge.models.text_cnn import PADDING_INDEX, Vocabulary
+from domainknowledge.models.venue_recommender import FIELDS, VenueRecommender, zero_embedding_baseline
+from domainknowledge.principles import attribution
+
+__all__ = ["CONFIGS", "SOURCES", "Config", "EncodedSplit", "Explanation", "Prepared", "TrainedRecommender",
+           "VenueTask", "baseline_scores", "characteristic_words", "completeness_summary", "describe_profiles", "explain",
+           "explanations_for_words", "pick_case_paper",
+           "explanation_html", "load_task", "planted_word_table", "prepare", "predict_scores", "ranking_scores",
+           "results_table", "run_recommenders", "statistics_table", "stratified_split", "subfield_coherence",
+           "tokenize", "train_recommender", "wilcoxon_tests", "word_attribution"]
+
+SOURCES = ("stand-in", "semantic-scholar")
+TOP_K = 5
+# Table 8.1 of the thesis (Random, Majority, Log. Reg., Iana et al., WTS): Accuracy, Acc@5, MRR.
+TABLE_8_1 = {
+    "ai": {"random": (0.013, 0.064, 0.063), "majority": (0.086, 0.319, 0.212), "logistic regression": (0.487, 0.811, 0.628),
+           "Iana et al.": (0.065, 0.198, 0.154), "WTS": (0.503, 0.831, 0.645)},
+    "medicine": {"random": (0.013, 0.064, 0.063), "majority": (0.069, 0.213, 0.157),
+                 "logistic regression": (0.587, 0.911, 0.724), "Iana et al.": (0.440, 0.808, 0.599),
+                 "WTS": (0.659, 0.948, 0.782)},
+}
+# Sec. 8.3: share of training papers containing "learning".
+THESIS_LEARNING_SHARES = {"CVPR": 0.26, "ICML": 0.56, "ECML": 0.59, "CoRL": 0.90}
+
+
+@dataclass(frozen=True)
+class Config:
+    """What one profile of the chapter runs. Every field is shown on the chapter page.
+
+    Data: ``source`` (``stand-in`` generator or the ``semantic-scholar`` files), ``datasets`` (``ai``,
+    ``medicine``), ``papers`` per data set (generated, or read; ``None`` = all), ``max_lengths`` (tokens
+    kept of title, abstract, keywords). Word2Vec: ``word2vec_dimension``, ``min_count``, ``word2vec_epochs``.
+    Recommender: ``filter_heights``, ``num_filters`` per height, ``hidden_size``, ``dropout``,
+    ``batch_size``, ``learning_rate``, ``max_epochs``, ``patience`` (epochs without a better validation MRR),
+    ``runs`` (seeds). Logistic regression: ``logistic_c`` (inverse regularisation strengths tried on
+    validation). Attribution: ``attribution_steps`` (m of Eq. 8.1), ``attribution_method`` (captum's
+    quadrature), ``attributed_papers`` (test papers per venue for the word checks). ``alpha``: the
+    Wilcoxon level (1 % in the thesis).
+    """
+
+    source: str
+    datasets: tuple[str, ...]
+    papers: int | None
+    max_lengths: tuple[int, int, int]
+    word2vec_dimension: int
+    min_count: int
+    word2vec_epochs: int
+    filter_heights: tuple[int, ...]
+    num_filters: int
+    hidden_size: int
+    dropout: float
+    batch_size: int
+    learning_rate: float
+    max_epochs: int
+    patience: int
+    runs: int
+    logistic_c: tuple[float, ...]
+    attribution_steps: int
+    attribution_method: str
+    attributed_papers: int
+    alpha: float = 0.01
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+        if not self.datasets or set(self.datasets) - set(scholarly_corpus.FIELDS):
+            raise ValueError(f"datasets must be a non-empty subset of {scholarly_corpus.FIELDS}, got {self.datasets}")
+        if self.attribution_method not in attribution.METHODS:
+            raise ValueError(f"attribution_method must be one of {attribution.METHODS}")
+        if not 0 <= self.dropout < 1 or not 0 < self.alpha < 1:
+            raise ValueError("dropout must lie in [0, 1) and alpha in (0, 1)")
+        for name in ("word2vec_dimension", "min_count", "word2vec_epochs", "num_filters", "hidden_size",
+                     "batch_size", "max_epochs", "patience", "runs", "attribution_steps", "attributed_papers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.source == "stand-in" and self.papers is None:
+            raise ValueError("the stand-in needs a number of papers to generate")
+
+
+CONFIGS: dict[str, Config] = {
+    "smoke": Config(source="stand-in", datasets=("ai", "medicine"), papers=1_500, max_lengths=(24, 200, 20),
+                    word2vec_dimension=16, min_count=2, word2vec_epochs=2, filter_heights=(3, 4, 5),
+                    num_filters=8, hidden_size=32, dropout=0.3, batch_size=64, learning_rate=3e-3,
+                    max_epochs=2, patience=2, runs=1, logistic_c=(1.0,), attribution_steps=50,
+                    attribution_method="riemann_right", attributed_papers=2),
+    "cpu": Config(source="stand-in", datasets=("ai", "medicine"), papers=6_000, max_lengths=(24, 220, 24),
+                  word2vec_dimension=32, min_count=3, word2vec_epochs=3, filter_heights=(3, 4, 5),
+                  num_filters=32, hidden_size=128, dropout=0.3, batch_size=64, learning_rate=3e-3,
+                  max_epochs=6, patience=2, runs=3, logistic_c=(0.1, 1.0), attribution_steps=50,
+                  attribution_method="riemann_right", attributed_papers=6),
+    "paper": Config(source="semantic-scholar", datasets=("ai", "medicine"), papers=None, max_lengths=(40, 400, 40),
+                    word2vec_dimension=300, min_count=5, word2vec_epochs=5, filter_heights=(3, 4, 5),
+                    num_filters=100, hidden_size=512, dropout=0.3, batch_size=256, learning_rate=1e-3,
+                    max_epochs=20, patience=3, runs=5, logistic_c=(0.1, 1.0, 10.0), attribution_steps=50,
+                    attribution_method="riemann_right", attributed_papers=20),
+}
+
+
+def describe_profiles(configs: Mapping[str, Config] | None = None) -> pd.DataFrame:
+    """A table of every Config field (rows) per profile (columns)."""
+    return describe_config_profiles(CONFIGS if configs is None else configs)
+
+
+# --- data ----------------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased word tokens of ``text`` (letters and digits, inner hyphens and apostrophes kept), as the
+    thesis lower-cases every word before embedding it (Sec. 8, "Setting")."""
+    if not isinstance(text, str):
+        raise TypeError(f"tokenize takes a string, got {type(text).__name__}")
+    return _TOKEN.findall(text.lower())
+
+
+def stratified_split(labels, *, seed: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
+    """Split indices 80/10/10 (``fractions``) within every class (Sec. 3.6.2: "in a stratified manner"):
+    per class, a seeded permutation; ``round(f * n)`` examples go to train and validation, the rest to test.
+    Returns sorted index arrays ``{"train", "validation", "test"}``."""
+    labels = np.asarray(labels)
+    if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-9 or min(fractions) < 0:
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
+    rng = np.random.default_rng(seed)
+    parts = {"train": [], "validation": [], "test": []}
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        train = int(round(fractions[0] * len(members)))
+        validation = int(round(fractions[1] * len(members)))
+        parts["train"].append(members[:train])
+        parts["validation"].append(members[train:train + validation])
+        parts["test"].append(members[train + validation:])
+    return {name: np.sort(np.concatenate(values)).astype(np.int64) for name, values in parts.items()}
+
+
+@dataclass(frozen=True)
+class VenueTask:
+    """One data set, tokenised and split. ``fields[split]`` is a dict ``{"title", "abstract", "keywords"}``
+    of token lists per paper (keywords: the words of all keyword phrases in order), ``keyword_phrases``
+    the raw keyword lists, ``labels[split]`` ``(N,)`` int64 venue indices. For the stand-in,
+    ``venue_subfields``, ``venue_like`` and ``planted_rates`` describe the generator's venues."""
+
+    name: str
+    source: str
+    venue_names: tuple[str, ...]
+    fields: dict[str, dict[str, list[list[str]]]]
+    keyword_phrases: dict[str, list[list[str]]]
+    labels: dict[str, np.ndarray]
+    venue_subfields: tuple[str, ...] | None = None
+    venue_like: tuple[str, ...] | None = None
+    planted_rates: np.ndarray | None = None
+
+    @property
+    def is_stand_in(self) -> bool:
+        return self.source == "stand-in"
+
+    @property
+    def num_venues(self) -> int:
+        return len(self.venue_names)
+
+    def venue(self, like_or_name: str) -> int:
+        """The index of a venue by its name or (stand-in) the real venue it imitates."""
+        for names in (self.venue_names, self.venue_like or ()):
+            if like_or_name in names:
+                return names.index(like_or_name)
+        raise KeyError(f"no venue {like_or_name!r} in {self.name}")
+
+
+def load_task(config: Config, dataset: str, *, seed: int, data_root=None) -> VenueTask:
+    """The papers of ``dataset`` (``ai`` or ``medicine``): generated with ``seed`` (stand-in) or read from
+    ``data_root`` (:mod:`domainknowledge.data.real.semantic_scholar`), tokenised and split per venue."""
+    extra = {}
+    if config.source == "stand-in":
+        corpus = scholarly_corpus.make_scholarly_corpus(scholarly_corpus.default_config(dataset, config.papers), seed=seed)
+        titles, abstracts, keywords, venues, names = (corpus.titles, corpus.abstracts, corpus.keywords,
+                                                      corpus.venues, corpus.venue_names)
+        extra = dict(venue_subfields=corpus.venue_subfields, venue_like=corpus.venue_like,
+                     planted_rates=corpus.planted_rates)
+    else:
+        from domainknowledge.data.real import semantic_scholar
+
+        data = semantic_scholar.load_venue_subset(data_root, dataset, limit=config.papers)
+        titles, abstracts, keywords, venues, names = (data["titles"], data["abstracts"], data["keywords"],
+                                                      data["venues"], data["venue_names"])
+    splits = stratified_split(venues, seed=seed)
+    fields, phrases, labels = {}, {}, {}
+    for split, index in splits.items():
+        fields[split] = {"title": [tokenize(titles[i]) for i in index],
+                         "abstract": [tokenize(abstracts[i]) for i in index],
+                         "keywords": [[t for phrase in keywords[i] for t in tokenize(phrase)] for i in index]}
+        phrases[split] = [list(keywords[i]) for i in index]
+        labels[split] = np.asarray(venues)[index]
+    return VenueTask(dataset, config.source, tuple(names), fields, phrases, labels, **extra)
+
+
+def statistics_table(tasks: Mapping[str, VenueTask]) -> pd.DataFrame:
+    """Table 3.1 for each task (all splits together), beside the thesis' values."""
+    columns = {}
+    for name, task in tasks.items():
+        splits = list(task.labels)
+        columns[f"{name} (here)"] = scholarly_corpus.corpus_statistics(
+            [t for s in splits for t in task.fields[s]["title"]], [a for s in splits for a in task.fields[s]["abstract"]],
+            [k for s in splits for k in task.keyword_phrases[s]], np.concatenate([task.labels[s] for s in splits]),
+            task.num_venues)
+        columns[f"{name} (thesis)"] = scholarly_corpus.TABLE_3_1[name]
+    table = pd.DataFrame(columns)
+    table.index.name = "Table 3.1"
+    return table
+
+
+def planted_word_table(task: VenueTask, word: str = scholarly_corpus.PLANTED_WORD) -> pd.DataFrame:
+    """Per venue: the share of training papers whose title or abstract contains ``word``, the generator's
+    rate (stand-in) and the thesis' share where Sec. 8.3 gives one."""
+    train = task.fields["train"]
+    has = np.array([word in set(t) | set(a) for t, a in zip(train["title"], train["abstract"])])
+    rows = []
+    for venue, name in enumerate(task.venue_names):
+        members = task.labels["train"] == venue
+        like = task.venue_like[venue] if task.venue_like else ""
+        rows.append({"venue": name, "imitates": like, "papers": int(members.sum()),
+                     "share_with_word": float(has[members].mean()) if members.any() else float("nan"),
+                     "generator_rate": float(task.planted_rates[venue]) if task.planted_rates is not None else float("nan"),
+                     "thesis_share": THESIS_LEARNING_SHARES.get(like, float("nan"))})
+    return pd.DataFrame(rows).set_index("venue")
+
+
+def characteristic_words(task: VenueTask, *, min_share: float = 0.2) -> pd.DataFrame:
+    """Per venue, the word of titles and abstracts with the highest lift among the words that occur in at
+    least ``min_share`` of the venue's training papers: lift = (share of the venue's papers with the word) /
+    (share of all training papers with it). A word frequent in the venue's papers and rarer elsewhere."""
+    train = task.fields["train"]
+    documents = [set(t) | set(a) for t, a in zip(train["title"], train["abstract"])]
+    overall = Counter(w for d in documents for w in d)
+    total = len(documents)
+    rows = []
+    for venue, name in enumerate(task.venue_names):
+        members = [d for d, label in zip(documents, task.labels["train"]) if label == venue]
+        if not members:
+            continue
+        inside = Counter(w for d in members for w in d)
+        candidates = [(inside[w] / len(members)) / (overall[w] / total) for w in inside]
+        words = list(inside)
+        eligible = [i for i, w in enumerate(words) if inside[w] / len(members) >= min_share]
+        if not eligible:
+            continue
+        best = max(eligible, key=lambda i: (candidates[i], words[i]))
+        rows.append({"venue": name, "word": words[best], "share_in_venue": inside[words[best]] / len(members),
+                     "share_overall": overall[words[best]] / total, "lift": candidates[best]})
+    return pd.DataFrame(rows).set_index("venue")
+
+
+# --- encoding and the recommender ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EncodedSplit:
+    """Token ids per field ``(N, L_field)`` int64 and venue labels ``(N,)`` int64."""
+
+    title: torch.Tensor
+    abstract: torch.Tensor
+    keywords: torch.Tensor
+    labels: torch.Tensor
+
+    def fields(self, index=slice(None)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (self.title[index].contiguous(), self.abstract[index].contiguous(), self.keywords[index].contiguous())
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The vocabulary, its Word2Vec initialisation ``(V, D)`` and the encoded splits of one task."""
+
+    task: VenueTask
+    vocabulary: Vocabulary
+    embeddings: np.ndarray
+    splits: dict[str, EncodedSplit]
+    word2vec_tokens: int
+
+
+def prepare(task: VenueTask, config: Config, *, seed: int) -> Prepared:
+    """Word2Vec on the training titles and abstracts (Sec. 8: "trained on the abstracts and titles of the
+    respective dataset"), a vocabulary of the training tokens of all three fields seen ``min_count`` times
+    (keyword-only words start from a zero vector and are trained), and every split encoded."""
+    train = task.fields["train"]
+    vectors = train_word2vec(train["title"] + train["abstract"], dimension=config.word2vec_dimension,
+                             min_count=config.min_count, epochs=config.word2vec_epochs, seed=seed)
+    vocabulary = Vocabulary.build(train["title"] + train["abstract"] + train["keywords"], min_count=config.min_count)
+    embeddings = vocabulary.embedding_matrix(vectors, config.word2vec_dimension)
+    splits = {}
+    for split, fields in task.fields.items():
+        encoded = [vocabulary.encode(fields[name], length) for name, length in zip(FIELDS, config.max_lengths)]
+        splits[split] = EncodedSplit(*encoded, torch.from_numpy(task.labels[split]))
+    return Prepared(task, vocabulary, embeddings, splits, len(vectors))
+
+
+@dataclass
+class TrainedRecommender:
+    """A trained recommender (the epoch with the best validation MRR) and its history (one row per epoch)."""
+
+    model: VenueRecommender
+    seed: int
+    history: pd.DataFrame
+    best_epoch: int
+    seconds: float
+
+
+def build_recommender(prepared: Prepared, config: Config) -> VenueRecommender:
+    return VenueRecommender(len(prepared.vocabulary), prepared.task.num_venues, embeddings=prepared.embeddings,
+                            filter_heights=config.filter_heights, num_filters=config.num_filters,
+                            hidden_size=config.hidden_size, dropout=config.dropout)
+
+
+def predict_scores(model: VenueRecommender, split: EncodedSplit, device="cpu", batch_size: int = 512) -> np.ndarray:
+    """Venue probabilities ``(N, V)`` (softmax of the logits) of ``split``."""
+    model.eval()
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(split), batch_size):
+            index = slice(start, start + batch_size)
+            chunks.append(F.softmax(model(*(t.to(device) for t in split.fields(index))), dim=1).cpu())
+    return torch.cat(chunks).numpy()
+
+
+def train_recommender(prepared: Prepared, config: Config, *, seed: int, device="cpu",
+                      progress: bool = False) -> TrainedRecommender:
+    """Train the recommender with Adam on categorical cross-entropy; after each epoch compute the validation
+    MRR, stop after ``patience`` epochs without improvement or ``max_epochs``, and keep the best epoch."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = build_recommender(prepared, config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    train, validation = prepared.splits["train"], prepared.splits["validation"]
+    started, history = time.perf_counter(), []
+    best_mrr, best_state, best_epoch = -math.inf, None, 0
+    for epoch in range(1, config.max_epochs + 1):
+        model.train()
+        order = torch.randperm(len(train), generator=generator)
+        total = 0.0
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start:start + config.batch_size]
+            if len(batch) < 2:                      # batch normalisation needs two examples
+                continue
+            loss = F.cross_entropy(model(*(t.to(device) for t in train.fields(batch))), train.labels[batch].to(device))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(batch)
+        mrr = metrics.mean_reciprocal_rank(predict_scores(model, validation, device), validation.labels.numpy())
+        history.append({"epoch": epoch, "train_loss": total / len(train), "validation_mrr": mrr})
+        if progress:
+            print(f"  {prepared.task.name}, seed {seed}: epoch {epoch}, loss {total / len(train):.3f}, "
+                  f"validation MRR {mrr:.3f}", flush=True)
+        if mrr > best_mrr:
+            best_mrr, best_state, best_epoch = mrr, copy.deepcopy(model.state_dict()), epoch
+        elif epoch - best_epoch >= config.patience:
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainedRecommender(model, seed, pd.DataFrame(history), best_epoch, time.perf_counter() - started)
+
+
+# --- baselines, metrics and tests (Table 8.1) ----------------------------------------------------------
+
+
+def baseline_scores(task: VenueTask, config: Config, split: str = "test") -> tuple[dict[str, np.ndarray], dict]:
+    """Venue scores ``(N, V)`` of the majority and logistic-regression baselines on ``split``, and what was
+    chosen. Majority: the training count of every venue, the same ordering for every paper. Logistic
+    regression: a term-frequency vector of all tokens of title, abstract and keywords (the vocabulary of the
+    training papers), multinomial logistic regression with the ``logistic_c`` that gives the best validation
+    MRR."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    def documents(name):
+        fields = task.fields[name]
+        return [t + a + k for t, a, k in zip(fields["title"], fields["abstract"], fields["keywords"])]
+
+    counts = np.bincount(task.labels["train"], minlength=task.num_venues).astype(float)
+    n = len(task.labels[split])
+    scores = {"majority": np.tile(counts, (n, 1))}
+    vectorizer = CountVectorizer(analyzer=lambda tokens: tokens)
+    train_x = vectorizer.fit_transform(documents("train"))
+    validation_x, split_x = vectorizer.transform(documents("validation")), vectorizer.transform(documents(split))
+    best = None
+    for c in config.logistic_c:
+        model = LogisticRegression(C=c, max_iter=2000).fit(train_x, task.labels["train"])
+        probabilities = _full_probabilities(model, validation_x, task.num_venues)
+        mrr = metrics.mean_reciprocal_rank(probabilities, task.labels["validation"])
+        if best is None or mrr > best[0]:
+            best = (mrr, c, model)
+    scores["logistic regression"] = _full_probabilities(best[2], split_x, task.num_venues)
+    return scores, {"logistic_c": best[1], "validation_mrr": best[0], "features": len(vectorizer.vocabulary_)}
+
+
+def _full_probabilities(model, features, num_venues: int) -> np.ndarray:
+    out = np.zeros((features.shape[0], num_venues))
+    out[:, model.classes_] = model.predict_proba(features)
+    return out
+
+
+def ranking_scores(scores, labels) -> dict[str, np.ndarray]:
+    """Per-example quantities the metrics average: ``correct`` (Accuracy), ``top5`` (Accuracy@5) and
+    ``reciprocal_rank`` (MRR), each ``(N,)`` float."""
+    ranks = metrics.target_ranks(scores, labels)
+    return {"accuracy": (ranks == 1).astype(float), f"accuracy_at_{TOP_K}": (ranks <= TOP_K).astype(float),
+            "mrr": 1.0 / ranks}
+
+
+def random_per_example(num_venues: int, n: int) -> dict[str, np.ndarray]:
+    """The random baseline's expected per-example values (constant)."""
+    return {k: np.full(n, v) for k, v in metrics.expected_random_ranking(num_venues, TOP_K).items()}
+
+
+def results_table(per_example: Mapping[str, Sequence[Mapping[str, np.ndarray]]]) -> pd.DataFrame:
+    """Table 8.1: per method the mean over its runs of Accuracy, Acc@5 and MRR, and their standard
+    deviation over runs (ddof 1; 0 for one run). ``per_example[method]`` is a list of runs, each the output
+    of :func:`ranking_scores`."""
+    rows = {}
+    for method, runs in per_example.items():
+        values = pd.DataFrame([{k: float(v.mean()) for k, v in run.items()} for run in runs])
+        row = {}
+        for metric in values.columns:
+            row[metric] = values[metric].mean()
+            row[f"{metric}_sd"] = values[metric].std(ddof=1) if len(values) > 1 else 0.0
+        row["runs"] = len(values)
+        rows[method] = row
+    table = pd.DataFrame(rows).T
+    table.index.name = "method"
+    return table
+
+
+def wilcoxon_tests(ours: Sequence[Mapping[str, np.ndarray]], baselines: Mapping[str, Mapping[str, np.ndarray]]) -> pd.DataFrame:
+    """Two-sided Wilcoxon signed-rank tests of the recommender against each baseline, per run and metric,
+    pairing the test papers (per-example differences of correctness, top-5 hit and reciprocal rank; zero
+    differences are dropped, "wilcox"). Rows: run, baseline, metric, mean difference, p-value."""
+    from scipy.stats import wilcoxon
+
+    rows = []
+    for run, values in enumerate(ours):
+        for name, theirs in baselines.items():
+            for metric, mine in values.items():
+                difference = mine - theirs[metric]
+                p = 1.0 if np.allclose(difference, 0) else float(wilcoxon(difference, zero_method="wilcox").pvalue)
+                rows.append({"run": run, "baseline": name, "metric": metric,
+                             "mean_difference": float(difference.mean()), "p_value": p})
+    return pd.DataFrame(rows)
+
+
+def run_recommenders(prepared: Prepared, config: Config, seeds: Sequence[int], *, device="cpu",
+                     progress: bool = True) -> tuple[list[TrainedRecommender], list[np.ndarray]]:
+    """One recommender per seed; returns them and their test-set venue probabilities ``(N, V)``."""
+    trained, scores = [], []
+    for seed in seeds:
+        result = train_recommender(prepared, config, seed=seed, device=device, progress=progress)
+        trained.append(result)
+        scores.append(predict_scores(result.model, prepared.splits["test"], device))
+    return trained, scores
+
+
+def subfield_coherence(scores: np.ndarray, task: VenueTask, ranks: Sequence[int] = (2, 3)) -> dict[str, float]:
+    """How often the venues at ``ranks`` share the subfield of the top-ranked venue (Sec. 8.3: "follow-up
+    recommendations are thematically similar"), against the share expected if they were drawn at random
+    from the other venues. Venues whose subfield is ``general`` or ``non-AI`` are left out as top venues."""
+    if task.venue_subfields is None:
+        raise ValueError("subfield coherence needs venue subfields (the stand-in's)")
+    subfields = np.array(task.venue_subfields)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    keep = ~np.isin(subfields[order[:, 0]], ("general", "non-AI"))
+    same = np.stack([subfields[order[:, r - 1]] == subfields[order[:, 0]] for r in ranks], axis=1)[keep]
+    expected = np.mean([(np.sum(subfields == subfields[top]) - 1) / (len(subfields) - 1) for top in order[keep, 0]])
+    return {"observed": float(same.mean()), "expected_at_random": float(expected), "papers": int(keep.sum())}
+
+
+# --- Integrated Gradients (Sec. 8.1) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Integrated Gradients of one paper for one venue: tokens and per-token scores (mean over embedding
+    dimensions) of each field, the venue's probability and the completeness gap."""
+
+    paper: int
+    venue: int
+    tokens: dict[str, list[str]]
+    scores: dict[str, np.ndarray]
+    probability: float
+    baseline_probability: float
+    gap: float
+
+
+def explain(model: VenueRecommender, prepared: Prepared, papers: Sequence[int], venues: Sequence[int], *,
+            config: Config, split: str = "test", device="cpu", method: str | None = None) -> list[Explanation]:
+    """Integrated Gradients (Eq. 8.1) of the predicted probability of ``venues[i]`` for test paper
+    ``papers[i]``, attributed to the token embeddings of all three fields (captum's
+    ``LayerIntegratedGradients`` on :class:`FieldEmbedding`), zero-embedding baseline, ``attribution_steps``
+    steps. Tokens beyond ``max_lengths`` are not seen by the model and not shown."""
+    if len(papers) != len(venues):
+        raise ValueError("papers and venues must have the same length")
+    if not len(papers):
+        return []
+    encoded = prepared.splits[split]
+    index = torch.as_tensor(np.asarray(papers, dtype=np.int64))
+    fields = tuple(t.to(device) for t in encoded.fields(index))
+    model = model.to(device).eval()
+    result = attribution.integrated_gradients(
+        attribution.probability_output(model), fields, torch.as_tensor(np.asarray(venues, dtype=np.int64)).to(device),
+        baselines=zero_embedding_baseline(*fields), layer=model.embedding, steps=config.attribution_steps,
+        method=method or config.attribution_method, internal_batch_size=max(config.attribution_steps, 64))
+    token_scores = [attribution.token_scores(a).cpu().numpy() for a in result.attributions]
+    explanations = []
+    for row, (paper, venue) in enumerate(zip(papers, venues)):
+        tokens, scores = {}, {}
+        for name, ids, values in zip(FIELDS, fields, token_scores):
+            length = int((ids[row] != PADDING_INDEX).sum())
+            raw = prepared.task.fields[split][name][paper][:length]
+            tokens[name] = [t if t in prepared.vocabulary else f"{t}?" for t in raw]   # ? = unknown, zero vector
+            scores[name] = values[row, :length]
+        explanations.append(Explanation(int(paper), int(venue), tokens, scores, float(result.output[row]),
+                                        float(result.baseline_output[row]), float(result.gap[row])))
+    return explanations
+
+
+def explanation_html(explanation: Explanation, venue_names: Sequence[str], *, heading: str = "",
+                     scale: float | None = None) -> str:
+    """Title, abstract and keywords of one :class:`Explanation` coloured by token score (Figs. 8.2-8.3)."""
+    import html as html_module
+
+    if scale is None:
+        scale = max(float(np.abs(s).max()) if s.size else 0.0 for s in explanation.scores.values())
+    parts = [f"<div style='margin-bottom: 0.8em'><b>{html_module.escape(heading)}</b> "
+             f"explained venue: <b>{html_module.escape(venue_names[explanation.venue])}</b> "
+             f"(p = {explanation.probability:.3f})"]
+    for name in FIELDS:
+        parts.append(f"<div><i>{name}:</i> {attribution.tokens_html(explanation.tokens[name], explanation.scores[name], scale=scale)}</div>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def word_attribution(model: VenueRecommender, prepared: Prepared, word: str, venue: int, *, config: Config,
+                     papers_limit: int, from_venue: int | None = None, device="cpu",
+                     return_explanations: bool = False):
+    """The attribution of ``word`` toward ``venue``: Integrated Gradients of ``venue``'s probability for up
+    to ``papers_limit`` test papers of ``from_venue`` (default ``venue``) whose title or abstract contains
+    ``word`` (within the tokens the model sees), summed over the word's occurrences in title and abstract.
+    One row per paper: ``score`` (the word's summed per-token score), ``rank_of_word`` among the paper's
+    distinct title and abstract tokens by score (1 = most positive), ``gap`` and ``relative_gap``
+    (completeness). With ``return_explanations`` also the list of :class:`Explanation`."""
+    columns = ["paper", "score", "rank_of_word", "distinct_tokens", "gap", "relative_gap"]
+    if word not in prepared.vocabulary:
+        empty = pd.DataFrame(columns=columns)
+        return (empty, []) if return_explanations else empty
+    source = venue if from_venue is None else from_venue
+    test = prepared.task.fields["test"]
+    limits = dict(zip(FIELDS, config.max_lengths))
+    candidates = [i for i, label in enumerate(prepared.task.labels["test"]) if label == source
+                  and (word in test["title"][i][:limits["title"]] or word in test["abstract"][i][:limits["abstract"]])]
+    chosen = candidates[:papers_limit]
+    rows = []
+    explanations = explain(model, prepared, chosen, [venue] * len(chosen), config=config, device=device)
+    for explanation in explanations:
+        totals: dict[str, float] = {}
+        for name in ("title", "abstract"):
+            for token, score in zip(explanation.tokens[name], explanation.scores[name]):
+                totals[token] = totals.get(token, 0.0) + float(score)
+        ranking = sorted(totals, key=lambda t: -totals[t])
+        relative = abs(explanation.gap) / max(abs(explanation.probability - explanation.baseline_probability), 1e-12)
+        rows.append({"paper": explanation.paper, "score": totals[word], "rank_of_word": ranking.index(word) + 1,
+                     "distinct_tokens": len(ranking), "gap": explanation.gap, "relative_gap": relative})
+    table = pd.DataFrame(rows, columns=columns)
+    return (table, explanations) if return_explanations else table
+
+
+def pick_case_paper(task: VenueTask, scores: np.ndarray, venue: int, *, word: str | None = None) -> int:
+    """A test paper of ``venue`` that the model ranks first for it (Fig. 8.2's papers are all recommended
+    their own venue at the top), preferring one whose title or abstract contains ``word``; among those, the
+    one with the highest probability for the venue. Falls back to the paper of ``venue`` with the highest
+    probability if none is ranked first."""
+    members = np.flatnonzero(task.labels["test"] == venue)
+    if not members.size:
+        raise ValueError(f"no test paper of venue {task.venue_names[venue]!r}")
+    first = members[scores[members].argmax(axis=1) == venue]
+    pool = first if first.size else members
+    if word is not None:
+        fields = task.fields["test"]
+        with_word = np.array([i for i in pool if word in fields["title"][i] or word in fields["abstract"][i]], dtype=np.int64)
+        pool = with_word if with_word.size else pool
+    return int(pool[np.argmax(scores[pool, venue])])
+
+
+def completeness_summary(explanations: Sequence[Explanation], *, tolerance: float = 0.05) -> dict[str, float]:
+    """The completeness gaps of ``explanations``: the largest ``|gap|``, the median and largest relative gap
+    ``|gap| / |F(x) - F(x')|``, and the share of explanations whose relative gap is at most ``tolerance``."""
+    gaps = np.array([abs(e.gap) for e in explanations])
+    change = np.array([abs(e.probability - e.baseline_probability) for e in explanations])
+    relative = gaps / np.maximum(change, 1e-12)
+    return {"explanations": int(len(gaps)), "max_abs_gap": float(gaps.max()), "median_relative_gap": float(np.median(relative)),
+            "max_relative_gap": float(relative.max()), "share_within_tolerance": float(np.mean(relative <= tolerance)),
+            "tolerance": tolerance}
+
+
+def explanations_for_words(model: VenueRecommender, prepared: Prepared, words: pd.DataFrame, *, config: Config,
+                           device="cpu") -> tuple[pd.DataFrame, pd.DataFrame, list[Explanation]]:
+    """:func:`word_attribution` of each venue's characteristic word (``words``: :func:`characteristic_words`)
+    toward that venue. Returns a summary with one row per venue (the word, papers explained, mean score,
+    share of papers where the score is positive, median rank of the word, largest relative completeness
+    gap), the per-paper rows (with ``venue`` and ``word``), and all explanations."""
+    rows, papers, explanations = [], [], []
+    for venue_name, row in words.iterrows():
+        venue = prepared.task.venue_names.index(venue_name)
+        table, explained = word_attribution(model, prepared, row["word"], venue, config=config,
+                                            papers_limit=config.attributed_papers, device=device,
+                                            return_explanations=True)
+        if table.empty:
+            continue
+        explanations += explained
+        papers.append(table.assign(venue=venue_name, word=row["word"]))
+        rows.append({"venue": venue_name, "word": row["word"], "papers": len(table), "mean_score": table["score"].mean(),
+                     "positive_share": float((table["score"] > 0).mean()),
+                     "median_rank": float(table["rank_of_word"].median()),
+                     "max_relative_gap": float(table["relative_gap"].max())})
+    summary = pd.DataFrame(rows, columns=["venue", "word", "papers", "mean_score", "positive_share", "median_rank",
+                                          "max_relative_gap"]).set_index("venue")
+    return summary, (pd.concat(papers, ignore_index=True) if papers else pd.DataFrame()), explanations

@@ -1,0 +1,106 @@
+"""The three-branch venue recommender (Fig. 8.1), its zero-embedding baseline for Integrated Gradients, and
+the chapter driver's data handling, baselines and tests (Kobs 2023, Ch. 8)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from domainknowledge.chapters import venue_attribution as chapter
+from domainknowledge.data.bundled import DataNotFoundError
+from domainknowledge.data.real import semantic_scholar
+from domainknowledge.models.venue_recommender import VenueRecommender, zero_embedding_baseline
+from domainknowledge.principles import attribution
+
+
+def _ids(batch, length, vocabulary=30, padding_from=None, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(2, vocabulary, (batch, length), generator=generator)
+    if padding_from is not None:
+        ids[:, padding_from:] = 0
+    return ids
+
+
+def test_recommender_shapes_and_padding_does_not_change_the_output():
+    torch.manual_seed(0)
+    model = VenueRecommender(30, 7, embedding_dim=8, num_filters=4, hidden_size=16).eval()
+    title, abstract, keywords = _ids(3, 6), _ids(3, 20, seed=1), _ids(3, 5, seed=2)
+    logits = model(title, abstract, keywords)
+    assert logits.shape == (3, 7)
+    padded = model(torch.cat([title, torch.zeros(3, 4, dtype=torch.long)], 1), abstract, keywords)
+    assert torch.allclose(logits, padded, atol=1e-6)
+    with pytest.raises(ValueError, match="abstract ids must be"):
+        model(title, abstract[:2], keywords)
+
+
+def test_recommender_takes_word2vec_embeddings_and_keeps_padding_and_unknown_at_zero():
+    vectors = np.random.default_rng(0).normal(size=(12, 5)).astype(np.float32)
+    model = VenueRecommender(12, 3, embeddings=vectors, num_filters=2, hidden_size=4)
+    table = model.embedding.table.weight.detach().numpy()
+    assert np.allclose(table[2:], vectors[2:]) and np.all(table[:2] == 0)
+    with pytest.raises(ValueError, match=r"embeddings must have shape \(10, D\)"):
+        VenueRecommender(10, 3, embeddings=vectors)
+
+
+def test_integrated_gradients_on_the_recommender_is_complete_and_ignores_padding():
+    torch.manual_seed(1)
+    model = VenueRecommender(30, 5, embedding_dim=6, num_filters=3, hidden_size=8).double().eval()
+    fields = (_ids(2, 6), _ids(2, 15, padding_from=11, seed=3), _ids(2, 4, seed=4))
+    baseline = zero_embedding_baseline(*fields)
+    assert all(torch.equal(b == 0, f == 0) for b, f in zip(baseline, fields))         # same padding
+    assert all(torch.all(b[f != 0] == 1) for b, f in zip(baseline, fields))            # unknown = zero vector
+    result = attribution.integrated_gradients(attribution.probability_output(model), fields, target=torch.tensor([0, 3]),
+                                              baselines=baseline, layer=model.embedding, steps=300,
+                                              method="gausslegendre")
+    assert [tuple(a.shape) for a in result.attributions] == [(2, 6, 6), (2, 15, 6), (2, 4, 6)]
+    assert torch.all(result.attributions[1][:, 11:] == 0)
+    change = (result.output - result.baseline_output).abs()
+    assert torch.all(result.gap.abs() <= 0.02 * change + 1e-6)
+
+
+def test_tokenize_and_stratified_split():
+    assert chapter.tokenize("Deep Residual Learning, for Image-Recognition (2016)!") == \
+        ["deep", "residual", "learning", "for", "image-recognition", "2016"]
+    labels = np.repeat([0, 1, 2], [50, 20, 10])
+    split = chapter.stratified_split(labels, seed=0)
+    assert sorted(np.concatenate(list(split.values())).tolist()) == list(range(80))
+    assert np.bincount(labels[split["train"]]).tolist() == [40, 16, 8]
+    assert np.bincount(labels[split["validation"]]).tolist() == [5, 2, 1]
+
+
+def test_baselines_and_wilcoxon_on_a_small_stand_in():
+    config = dataclasses.replace(chapter.CONFIGS["smoke"], papers=900)
+    task = chapter.load_task(config, "ai", seed=0)
+    scores, info = chapter.baseline_scores(task, config)
+    labels = task.labels["test"]
+    majority = chapter.ranking_scores(scores["majority"], labels)
+    largest = int(np.argmax(np.bincount(task.labels["train"], minlength=task.num_venues)))
+    assert majority["accuracy"].mean() == pytest.approx(np.mean(labels == largest))
+    regression = chapter.ranking_scores(scores["logistic regression"], labels)
+    assert regression["mrr"].mean() > majority["mrr"].mean() + 0.2
+    tests = chapter.wilcoxon_tests([regression], {"majority": majority})
+    assert set(tests.metric) == {"accuracy", "accuracy_at_5", "mrr"} and (tests.p_value < 1e-3).all()
+    same = chapter.wilcoxon_tests([majority], {"majority": majority})
+    assert (same.p_value == 1.0).all()
+
+
+def test_paper_profile_needs_the_semantic_scholar_files(tmp_path):
+    with pytest.raises(DataNotFoundError, match="semantic_scholar_venues"):
+        semantic_scholar.load_venue_subset(tmp_path, "ai")
+    folder = tmp_path / "semantic_scholar_venues"
+    folder.mkdir()
+    with pytest.raises(DataNotFoundError, match="ai.jsonl is missing"):
+        semantic_scholar.load_venue_subset(tmp_path, "ai")
+    papers = [{"title": "A", "abstract": "b c", "keywords": ["k"], "venue": "V2"},
+              {"title": "", "abstract": "skipped", "keywords": ["k"], "venue": "V1"},
+              {"title": "D", "abstract": "e", "keywords": ["x", "y"], "venue": "V1"}]
+    (folder / "ai.jsonl").write_text("\n".join(json.dumps(p) for p in papers) + "\n")
+    data = semantic_scholar.load_venue_subset(tmp_path, "ai")
+    assert data["venue_names"] == ("V1", "V2") and data["venues"].tolist() == [1, 0]
+    (folder / "medicine.jsonl").write_text("not json\n")
+    with pytest.raises(ValueError, match="line 1"):
+        semantic_scholar.load_venue_subset(tmp_path, "medicine")
