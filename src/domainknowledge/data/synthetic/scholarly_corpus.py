@@ -17,7 +17,8 @@ The hidden generative process (:func:`make_scholarly_corpus`; :class:`CorpusConf
    whose papers come from non-AI topics.
 2. **Venue sizes.** Relative sizes are log-normal with ``size_sigma`` (AI 0.99, medicine 0.67: the
    log-normal whose coefficient of variation is Table 3.1's standard deviation over mean, 1.30 and 0.75),
-   drawn with the seed; the ``non-AI`` class gets the thesis' share (20,000 / 245,573 = 8.1 %). Every venue
+   drawn with the seed and handed out in the order of the catalogue's popularity ranks (the CVPR-like
+   venue gets the largest AI size, as CVPR is the largest AI venue); the ``non-AI`` class gets the thesis' share (20,000 / 245,573 = 8.1 %). Every venue
    keeps at least ``min_papers`` papers.
 3. **A venue's vocabulary.** Each subfield has a topic vocabulary (:data:`AI_TOPICS`,
    :data:`MEDICINE_TOPICS`) with Zipf-like word weights. Each venue tilts the weights of every subfield
@@ -193,12 +194,14 @@ SPECIALTY_WORDS = {
 @dataclass(frozen=True)
 class Venue:
     """One venue: ``name`` (invented), ``like`` (the real venue it imitates), ``mixture`` (subfield ->
-    weight, normalised when used) and ``planted_rate`` (share of its papers with :data:`PLANTED_WORD`)."""
+    weight, normalised when used), ``planted_rate`` (share of its papers with :data:`PLANTED_WORD`) and
+    ``popularity`` (size rank within its catalogue: 1 gets the largest drawn size)."""
 
     name: str
     like: str
     mixture: Mapping[str, float]
     planted_rate: float
+    popularity: int = 0
 
     @property
     def subfield(self) -> str:
@@ -209,61 +212,62 @@ class Venue:
         return max(self.mixture, key=self.mixture.get)
 
 
-def _ai(name, like, mixture, rate):
-    return Venue(name, like, dict(mixture), rate)
+def _ai(name, like, mixture, rate, popularity):
+    return Venue(name, like, dict(mixture), rate, popularity)
 
 
 _AI_GENERAL = {topic: 1.0 for topic in AI_TOPICS if topic != "non-AI"}
 # Planted rates of the ICML-, ECML-, CVPR- and CoRL-like venues are the thesis' shares (Sec. 8.3); the
-# others are set between them by how "learning"-heavy the subfield is.
+# others are set between them by how "learning"-heavy the subfield is. The last number is a popularity rank
+# (1: the largest drawn size), roughly the real venues' order of size.
 AI_VENUES = (
-    _ai("ML-A", "ICML", {"machine learning": 0.9, "computer vision": 0.05, "natural language": 0.05}, 0.56),
+    _ai("ML-A", "ICML", {"machine learning": 0.9, "computer vision": 0.05, "natural language": 0.05}, 0.56, 4),
     _ai("ML-B", "NeurIPS", {"machine learning": 0.7, "computer vision": 0.1, "natural language": 0.1,
-                            "robotics": 0.1}, 0.55),
-    _ai("ML-C", "ECML", {"machine learning": 0.7, "data mining": 0.3}, 0.59),
-    _ai("ML-J", "JMLR", {"machine learning": 1.0}, 0.60),
-    _ai("VIS-A", "CVPR", {"computer vision": 0.9, "machine learning": 0.1}, 0.26),
-    _ai("VIS-B", "ICCV", {"computer vision": 0.9, "machine learning": 0.1}, 0.27),
-    _ai("VIS-C", "ECCV", {"computer vision": 0.95, "machine learning": 0.05}, 0.27),
-    _ai("VIS-J", "TPAMI", {"computer vision": 0.6, "machine learning": 0.4}, 0.35),
-    _ai("NLP-A", "ACL", {"natural language": 0.95, "machine learning": 0.05}, 0.30),
-    _ai("NLP-B", "EMNLP", {"natural language": 0.9, "machine learning": 0.1}, 0.35),
-    _ai("NLP-C", "NAACL", {"natural language": 0.9, "speech": 0.1}, 0.32),
-    _ai("SPEECH", "INTERSPEECH", {"speech": 0.85, "natural language": 0.15}, 0.30),
-    _ai("ROB-A", "ICRA", {"robotics": 0.9, "computer vision": 0.1}, 0.25),
-    _ai("ROB-B", "RSS", {"robotics": 0.8, "machine learning": 0.1, "computer vision": 0.1}, 0.45),
-    _ai("ROB-L", "CoRL", {"robotics": 0.5, "machine learning": 0.5}, 0.90),
-    _ai("GEN-A", "AAAI", _AI_GENERAL, 0.35),
-    _ai("GEN-B", "IJCAI", _AI_GENERAL, 0.33),
-    _ai("KR", "KR", {"knowledge and reasoning": 0.9, "multi-agent systems": 0.1}, 0.10),
-    _ai("DM-A", "KDD", {"data mining": 0.8, "machine learning": 0.2}, 0.40),
-    _ai("DM-B", "ICDM", {"data mining": 0.9, "machine learning": 0.1}, 0.38),
-    _ai("AGENTS", "AAMAS", {"multi-agent systems": 0.8, "knowledge and reasoning": 0.2}, 0.30),
-    _ai(NON_AI_VENUE, "non-AI papers", {"non-AI": 1.0}, 0.04),
+                            "robotics": 0.1}, 0.55, 2),
+    _ai("ML-C", "ECML", {"machine learning": 0.7, "data mining": 0.3}, 0.59, 17),
+    _ai("ML-J", "JMLR", {"machine learning": 1.0}, 0.60, 18),
+    _ai("VIS-A", "CVPR", {"computer vision": 0.9, "machine learning": 0.1}, 0.26, 1),
+    _ai("VIS-B", "ICCV", {"computer vision": 0.9, "machine learning": 0.1}, 0.27, 7),
+    _ai("VIS-C", "ECCV", {"computer vision": 0.95, "machine learning": 0.05}, 0.27, 9),
+    _ai("VIS-J", "TPAMI", {"computer vision": 0.6, "machine learning": 0.4}, 0.35, 12),
+    _ai("NLP-A", "ACL", {"natural language": 0.95, "machine learning": 0.05}, 0.30, 8),
+    _ai("NLP-B", "EMNLP", {"natural language": 0.9, "machine learning": 0.1}, 0.35, 10),
+    _ai("NLP-C", "NAACL", {"natural language": 0.9, "speech": 0.1}, 0.32, 16),
+    _ai("SPEECH", "INTERSPEECH", {"speech": 0.85, "natural language": 0.15}, 0.30, 11),
+    _ai("ROB-A", "ICRA", {"robotics": 0.9, "computer vision": 0.1}, 0.25, 5),
+    _ai("ROB-B", "RSS", {"robotics": 0.8, "machine learning": 0.1, "computer vision": 0.1}, 0.45, 19),
+    _ai("ROB-L", "CoRL", {"robotics": 0.5, "machine learning": 0.5}, 0.90, 20),
+    _ai("GEN-A", "AAAI", _AI_GENERAL, 0.35, 3),
+    _ai("GEN-B", "IJCAI", _AI_GENERAL, 0.33, 6),
+    _ai("KR", "KR", {"knowledge and reasoning": 0.9, "multi-agent systems": 0.1}, 0.10, 21),
+    _ai("DM-A", "KDD", {"data mining": 0.8, "machine learning": 0.2}, 0.40, 13),
+    _ai("DM-B", "ICDM", {"data mining": 0.9, "machine learning": 0.1}, 0.38, 14),
+    _ai("AGENTS", "AAMAS", {"multi-agent systems": 0.8, "knowledge and reasoning": 0.2}, 0.30, 15),
+    _ai(NON_AI_VENUE, "non-AI papers", {"non-AI": 1.0}, 0.04, 22),     # its size is fixed, not drawn
 )
 
 _MED_GENERAL = {topic: 1.0 for topic in MEDICINE_TOPICS}
 MEDICINE_VENUES = (
-    Venue("CARD-A", "Circulation", {"cardiology": 1.0}, 0.0),
-    Venue("CARD-B", "J Am Coll Cardiol", {"cardiology": 0.9, "radiology": 0.1}, 0.0),
-    Venue("CARD-C", "Am J Cardiol", {"cardiology": 0.8, "pharmacology": 0.2}, 0.0),
-    Venue("ONC-A", "J Clin Oncol", {"oncology": 1.0}, 0.0),
-    Venue("ONC-B", "Cancer", {"oncology": 0.9, "surgery": 0.1}, 0.0),
-    Venue("ONC-C", "Int J Radiat Oncol", {"oncology": 0.6, "radiology": 0.4}, 0.0),
-    Venue("NEURO-A", "Neurology", {"neurology": 1.0}, 0.0),
-    Venue("NEURO-B", "Brain Res", {"neurology": 0.8, "pharmacology": 0.2}, 0.0),
-    Venue("INF-A", "Clin Infect Dis", {"infectious disease": 1.0}, 0.0),
-    Venue("INF-B", "J Virol", {"infectious disease": 0.9, "pharmacology": 0.1}, 0.0),
-    Venue("PED", "Pediatrics", {"pediatrics": 0.9, "public health": 0.1}, 0.0),
-    Venue("SURG-A", "Ann Surg", {"surgery": 1.0}, 0.0),
-    Venue("SURG-B", "J Bone Joint Surg", {"surgery": 0.9, "radiology": 0.1}, 0.0),
-    Venue("PSY", "Am J Psychiatry", {"psychiatry": 0.9, "neurology": 0.1}, 0.0),
-    Venue("RAD", "Radiology", {"radiology": 0.9, "oncology": 0.1}, 0.0),
-    Venue("PH", "Am J Public Health", {"public health": 0.9, "pediatrics": 0.1}, 0.0),
-    Venue("PHARM", "J Pharmacol Exp Ther", {"pharmacology": 1.0}, 0.0),
-    Venue("GEN-A", "N Engl J Med", _MED_GENERAL, 0.0),
-    Venue("GEN-B", "Lancet", _MED_GENERAL, 0.0),
-    Venue("GEN-C", "BMJ", _MED_GENERAL, 0.0),
+    Venue("CARD-A", "Circulation", {"cardiology": 1.0}, 0.0, 4),
+    Venue("CARD-B", "J Am Coll Cardiol", {"cardiology": 0.9, "radiology": 0.1}, 0.0, 5),
+    Venue("CARD-C", "Am J Cardiol", {"cardiology": 0.8, "pharmacology": 0.2}, 0.0, 6),
+    Venue("ONC-A", "J Clin Oncol", {"oncology": 1.0}, 0.0, 7),
+    Venue("ONC-B", "Cancer", {"oncology": 0.9, "surgery": 0.1}, 0.0, 8),
+    Venue("ONC-C", "Int J Radiat Oncol", {"oncology": 0.6, "radiology": 0.4}, 0.0, 9),
+    Venue("NEURO-A", "Neurology", {"neurology": 1.0}, 0.0, 10),
+    Venue("NEURO-B", "Brain Res", {"neurology": 0.8, "pharmacology": 0.2}, 0.0, 11),
+    Venue("INF-A", "Clin Infect Dis", {"infectious disease": 1.0}, 0.0, 12),
+    Venue("INF-B", "J Virol", {"infectious disease": 0.9, "pharmacology": 0.1}, 0.0, 13),
+    Venue("PED", "Pediatrics", {"pediatrics": 0.9, "public health": 0.1}, 0.0, 14),
+    Venue("SURG-A", "Ann Surg", {"surgery": 1.0}, 0.0, 15),
+    Venue("SURG-B", "J Bone Joint Surg", {"surgery": 0.9, "radiology": 0.1}, 0.0, 16),
+    Venue("PSY", "Am J Psychiatry", {"psychiatry": 0.9, "neurology": 0.1}, 0.0, 17),
+    Venue("RAD", "Radiology", {"radiology": 0.9, "oncology": 0.1}, 0.0, 18),
+    Venue("PH", "Am J Public Health", {"public health": 0.9, "pediatrics": 0.1}, 0.0, 19),
+    Venue("PHARM", "J Pharmacol Exp Ther", {"pharmacology": 1.0}, 0.0, 20),
+    Venue("GEN-A", "N Engl J Med", _MED_GENERAL, 0.0, 1),
+    Venue("GEN-B", "Lancet", _MED_GENERAL, 0.0, 2),
+    Venue("GEN-C", "BMJ", _MED_GENERAL, 0.0, 3),
 )
 
 _CATALOGUE = {"ai": (AI_VENUES, AI_TOPICS, AI_PHRASES), "medicine": (MEDICINE_VENUES, MEDICINE_TOPICS, MEDICINE_PHRASES)}
@@ -354,7 +358,10 @@ class ScholarlyCorpus:
 
 
 def _venue_sizes(config: CorpusConfig, venues: Sequence[Venue], rng: np.random.Generator) -> np.ndarray:
-    weights = rng.lognormal(0.0, config.size_sigma, size=len(venues))
+    # log-normal sizes, the largest to the most popular venue (the catalogue's ``popularity`` rank)
+    drawn = np.sort(rng.lognormal(0.0, config.size_sigma, size=len(venues)))[::-1]
+    weights = np.empty(len(venues))
+    weights[np.argsort([v.popularity for v in venues], kind="stable")] = drawn
     non_ai = [i for i, v in enumerate(venues) if v.name == NON_AI_VENUE]
     others = [i for i in range(len(venues)) if i not in non_ai]
     shares = np.zeros(len(venues))
