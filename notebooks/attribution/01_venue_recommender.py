@@ -121,13 +121,13 @@ statistics.round(2)
 # the venue sizes (standard deviation over mean) follows the thesis' data sets; the absolute counts are
 # those of a corpus a CPU can train on in minutes.
 #
-# Three papers of the AI stand-in, one of a vision venue, one of a language venue and one of a machine
-# learning venue:
+# Three training papers of the AI stand-in, from the venues imitating CVPR, ACL and ICML (the words of
+# a generated paper are in random order, apart from a few two-word phrases):
 
 # %%
 ai = tasks["ai"] if "ai" in tasks else next(iter(tasks.values()))
 examples = []
-for like in ("CVPR", "NAACL", "ICML"):
+for like in ("CVPR", "ACL", "ICML"):
     if ai.venue_like and like in ai.venue_like:
         index = int(np.flatnonzero(ai.labels["train"] == ai.venue(like))[0])
         fields = ai.fields["train"]
@@ -273,16 +273,17 @@ wilcoxon_table
 # ### Three papers and their top-5 venues (Fig. 8.2)
 #
 # The thesis explains BERT (NAACL), ResNet (CVPR) and BatchNorm (ICML). We take one test paper each of
-# the venues imitating those three, among the papers the first seed ranks at the top for their own venue
-# (all three thesis papers were), for the vision venue one that contains "learning", as ResNet's title
-# does. Green words raised the top venue's probability, red words lowered it, the stronger the colour the
+# the venues imitating ACL (the largest language venue of the stand-in; NAACL is its smaller sibling),
+# CVPR and ICML, among the papers the first seed ranks at the top for their own venue (all three thesis
+# papers were; if a venue has no such paper, its most probable one), and for the vision venue one that
+# contains "learning", as ResNet's title does. Green words raised the top venue's probability, red words lowered it, the stronger the colour the
 # larger the effect (one colour scale per paper); unknown tokens are marked `?` and have a zero
 # embedding.
 
 # %%
 ai_name = "ai" if "ai" in tasks else ai.name
 model, ai_prepared, ai_scores = trained[ai_name][0].model, prepared[ai_name], test_scores[ai_name][0]
-case_venues = [ai.venue(like) for like in ("NAACL", "CVPR", "ICML")] if ai.venue_like else [0, 1, 2]
+case_venues = [ai.venue(like) for like in ("ACL", "CVPR", "ICML")] if ai.venue_like else [0, 1, 2]
 case_papers = [chapter.pick_case_paper(ai, ai_scores, venue, word="learning" if k == 1 else None)
                for k, venue in enumerate(case_venues)]
 case_explanations, case_rows = [], []
