@@ -358,20 +358,24 @@ learning.round(5)
 # score is negative in {glue:text}`venue_learning_negative:.0f` % of them; `rank_of_word` is its place
 # among the paper's distinct tokens by score (1 = the most positive).
 #
-# The figure shows the same scores for every venue's characteristic word (blue) and for "learning"
-# toward the vision venue (orange), one dot per paper.
+# The figure shows the scores per paper: left, every venue's characteristic word toward its venue;
+# right, "learning" toward the vision venue, on its own scale (its effect is an order of magnitude
+# smaller: it shifts the balance between similar venues rather than defining one).
 
 # %%
-positive_rows = [{"check": f"{r.venue}: '{r.word}'", "score": r.score, "kind": "characteristic word"}
-                 for r in word_papers.itertuples()] if len(word_papers) else []
-positive_rows += [{"check": f"{ai.venue_names[vision]}: 'learning'", "score": s, "kind": "planted word"}
-                  for s in learning["score"]]
-dots = pd.DataFrame(positive_rows)
-fig, ax = plt.subplots(figsize=(6.5, 0.22 * dots["check"].nunique() + 1.2))
-sns.stripplot(data=dots, x="score", y="check", hue="kind", ax=ax, size=4.5, jitter=0.15)
-ax.axvline(0, color="0.3", linewidth=0.8)
-ax.set(xlabel="Integrated Gradients score of the word (sum over its occurrences)", ylabel="")
-ax.legend(loc="lower right")
+fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 0.22 * max(len(word_checks), 4) + 1.4),
+                                  gridspec_kw={"width_ratios": [3, 1.3]})
+if len(word_papers):
+    sns.stripplot(data=word_papers.assign(check=word_papers.venue + ": '" + word_papers.word + "'"),
+                  x="score", y="check", ax=left, size=4.5, jitter=0.15, color="C0")
+left.axvline(0, color="0.3", linewidth=0.8)
+left.set(xlabel="score of the venue's characteristic word", ylabel="")
+if len(learning):
+    sns.stripplot(x=learning["score"], ax=right, size=5, jitter=0.2, color="C1", orient="h")
+right.axvline(0, color="0.3", linewidth=0.8)
+right.set(xlabel=f"score of 'learning' for {ai.venue_names[vision]}", ylabel="")
+for ax in (left, right):
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
 plt.show()
 
 # %% [markdown]
