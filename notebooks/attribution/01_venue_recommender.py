@@ -369,11 +369,11 @@ if len(word_papers):
     sns.stripplot(data=word_papers.assign(check=word_papers.venue + ": '" + word_papers.word + "'"),
                   x="score", y="check", ax=left, size=4.5, jitter=0.15, color="C0")
 left.axvline(0, color="0.3", linewidth=0.8)
-left.set(xlabel="score of the venue's characteristic word", ylabel="")
+left.set(title="each venue's characteristic word, toward its venue", xlabel="score", ylabel="")
 if len(learning):
     sns.stripplot(x=learning["score"], ax=right, size=5, jitter=0.2, color="C1", orient="h")
 right.axvline(0, color="0.3", linewidth=0.8)
-right.set(xlabel=f"score of 'learning' for {ai.venue_names[vision]}", ylabel="")
+right.set(title=f"'learning', toward {ai.venue_names[vision]}", xlabel="score", ylabel="")
 for ax in (left, right):
     ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
 plt.show()
