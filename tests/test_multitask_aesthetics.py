@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -54,6 +55,15 @@ def test_score_metrics_known_answers():
     flipped = metrics.aesthetic_score_metrics(truth[::-1].copy(), truth)
     assert flipped["spearman"] == pytest.approx(-1.0) and flipped["accuracy"] == 0.0 and flipped["mae"] == 3.0
 
+
+
+def test_score_metrics_of_a_constant_prediction_are_zero_without_a_warning():
+    constant = np.full(50, 4.1234567)           # its float std is 8.9e-16, not 0: SciPy would warn
+    truth = np.linspace(2.0, 8.0, 50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        values = metrics.aesthetic_score_metrics(constant, truth)
+    assert values["pearson"] == 0.0 and values["spearman"] == 0.0 and values["accuracy"] == 0.5
 
 def test_subset_keeps_validation_and_test():
     config = dataclasses.replace(M.CONFIGS["smoke"], aesthetics_images=(20, 6, 8))

@@ -249,7 +249,7 @@ training_data = {
            "none" if name.startswith("raw-pixels") else "see provenance")
     for name in loaded}
 table_12_2 = probing.groupby("encoder", sort=False)[["accuracy", "spearman", "pearson"]].agg(["mean", "std"]).round(3)
-table_12_2.insert(0, "training data", [training_data[name] for name in table_12_2.index])
+table_12_2.insert(0, ("training data", ""), [training_data[name] for name in table_12_2.index])
 table_12_2
 
 # %% [markdown]

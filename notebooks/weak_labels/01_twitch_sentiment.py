@@ -261,7 +261,7 @@ pd.DataFrame({"comparison": ["average vs distribution"] + [f"TextCNN + masking (
 # %%
 ablation = chapter.lexicon_ablation(task)
 ablation_wide = ablation.pivot(index="lexica", columns="labeller", values=["accuracy", "macro_recall", "macro_f1"])
-ablation_wide["signal share"] = ablation.groupby("lexica")["signal_share"].first()
+ablation_wide[("signal share", "")] = ablation.groupby("lexica")["signal_share"].first()
 ablation_wide = ablation_wide.loc[list(dict.fromkeys(ablation["lexica"]))]
 ablation_wide.round(1)
 

@@ -407,7 +407,7 @@ def aesthetic_score_metrics(predicted_mean, true_mean, threshold: float = 5.0) -
     predicted, true = np.asarray(predicted_mean, dtype=np.float64), np.asarray(true_mean, dtype=np.float64)
     if predicted.shape != true.shape or predicted.ndim != 1 or predicted.size < 3:
         raise ValueError(f"need two equal-length vectors of at least 3 scores, got {predicted.shape} and {true.shape}")
-    constant = predicted.std() == 0
+    constant = np.ptp(predicted) == 0         # exact: a float mean repeated N times has std ~1e-16
     return {"pearson": 0.0 if constant else float(stats.pearsonr(predicted, true)[0]),
             "spearman": 0.0 if constant else float(stats.spearmanr(predicted, true)[0]),
             "accuracy": float(np.mean((predicted > threshold) == (true > threshold))),
