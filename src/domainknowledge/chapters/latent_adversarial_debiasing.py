@@ -34,7 +34,7 @@ from domainknowledge.models.resnet import ResNet20
 from domainknowledge.models.vqvae import VQVAEConfig, train_vqvae
 from domainknowledge.principles import latent_adversarial_debiasing as lad
 
-__all__ = ["CONFIGS", "KIND_TITLES", "THESIS_TABLE", "WALKS", "Config", "LADRun", "Task", "accuracy", "augment",
+__all__ = ["CONFIGS", "KIND_TITLES", "THESIS_TABLE", "UNBIASED_METHOD", "WALKS", "Config", "LADRun", "Task", "accuracy", "augment",
            "crossover_iteration", "describe_profiles", "load_glyphs", "load_mnist", "load_one_pixel_data", "load_task",
            "one_pixel_experiment", "run_lad", "run_seeds", "to_tensor", "train_strong_classifier"]
 
@@ -47,6 +47,7 @@ THESIS_TABLE = {
     ("foreground", "LAD"): ("98.86 ± 0.10", "98.34 ± 0.40"), ("foreground", "Vanilla"): ("0.01 ± 0.01", "9.90 ± 0.13"),
     ("corrupted", "LAD"): ("39.93 ± 0.62", "51.89 ± 0.32"), ("corrupted", "Vanilla"): ("12.16 ± 0.16", "21.49 ± 0.16"),
 }
+UNBIASED_METHOD = "Unbiased (reference)"
 MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
                "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 MNIST_LAYOUT = ("<data_root>/mnist/ holding train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte "
@@ -63,7 +64,9 @@ class Config:
     (which biased sets), ``corrupted_codes`` (codebook size for the corrupted set). LAD: ``vqvae`` (codebook
     ``codes x code_dim``, width, schedule), ``weak_hidden`` and ``weak_epochs`` (the MLP ``f``). Strong
     classifier: ResNet-20 of ``resnet_width`` (16 in He et al.), ``strong_epochs``, ``strong_batch``,
-    ``strong_learning_rate`` (Adam, cosine). ``runs`` seeds per method. One-pixel problem:
+    ``strong_learning_rate`` (Adam, cosine). ``runs`` seeds per method. ``unbiased_reference``: also train
+    the ResNet-20 on the same training glyphs with the spurious attribute drawn independently of the class
+    (0 % bias, not in the thesis), the accuracy that the data and network allow. One-pixel problem:
     ``one_pixel_networks`` trained for ``one_pixel_iterations`` minibatches of ``one_pixel_batch``
     (learning rate ``one_pixel_learning_rate``) on ``one_pixel_images`` Fashion-MNIST (``digits`` source) or
     MNIST (``mnist``) images.
@@ -83,6 +86,7 @@ class Config:
     strong_batch: int
     strong_learning_rate: float
     runs: int
+    unbiased_reference: bool
     one_pixel_networks: tuple[str, ...]
     one_pixel_images: int
     one_pixel_iterations: int
@@ -114,21 +118,21 @@ CONFIGS: dict[str, Config] = {
         vqvae=VQVAEConfig(codes=20, code_dim=64, hidden=32, downsamplings=1, epochs=6, batch_size=64,
                           learning_rate=3e-3),
         corrupted_codes=64, weak_hidden=100, weak_epochs=10, resnet_width=8, strong_epochs=4, strong_batch=64,
-        strong_learning_rate=3e-3, runs=1, one_pixel_networks=("mlp",), one_pixel_images=1000, one_pixel_iterations=300, one_pixel_batch=32,
+        strong_learning_rate=3e-3, runs=1, unbiased_reference=False, one_pixel_networks=("mlp",), one_pixel_images=1000, one_pixel_iterations=300, one_pixel_batch=32,
         one_pixel_learning_rate=1e-3),
     "cpu": Config(
         source="digits", image_size=16, train_images=0, test_images=0, kinds=cd.KINDS,
-        vqvae=VQVAEConfig(codes=20, code_dim=64, hidden=32, downsamplings=1, epochs=15, batch_size=64,
+        vqvae=VQVAEConfig(codes=20, code_dim=64, hidden=32, downsamplings=1, epochs=12, batch_size=64,
                           learning_rate=3e-3),
-        corrupted_codes=64, weak_hidden=100, weak_epochs=15, resnet_width=8, strong_epochs=12, strong_batch=64,
-        strong_learning_rate=3e-3, runs=2, one_pixel_networks=("mlp", "cnn"), one_pixel_images=6000, one_pixel_iterations=1000, one_pixel_batch=32,
+        corrupted_codes=64, weak_hidden=100, weak_epochs=15, resnet_width=8, strong_epochs=10, strong_batch=64,
+        strong_learning_rate=3e-3, runs=2, unbiased_reference=True, one_pixel_networks=("mlp", "cnn"), one_pixel_images=6000, one_pixel_iterations=1000, one_pixel_batch=32,
         one_pixel_learning_rate=1e-3),
     "paper": Config(
         source="mnist", image_size=28, train_images=0, test_images=0, kinds=cd.KINDS,
         vqvae=VQVAEConfig(codes=20, code_dim=64, hidden=128, downsamplings=2, epochs=30, batch_size=128,
                           learning_rate=2e-3),
         corrupted_codes=2048, weak_hidden=100, weak_epochs=30, resnet_width=16, strong_epochs=100,
-        strong_batch=128, strong_learning_rate=1e-3, runs=3, one_pixel_networks=("mlp", "cnn"), one_pixel_images=60000, one_pixel_iterations=1000, one_pixel_batch=32,
+        strong_batch=128, strong_learning_rate=1e-3, runs=3, unbiased_reference=True, one_pixel_networks=("mlp", "cnn"), one_pixel_images=60000, one_pixel_iterations=1000, one_pixel_batch=32,
         one_pixel_learning_rate=1e-3),
 }
 
@@ -189,11 +193,13 @@ def load_glyphs(config: Config, *, seed: int, data_root=None) -> dict[str, tuple
 
 @dataclass(frozen=True)
 class Task:
-    """One biased data set: the 100 %-biased ``train`` set and the ``tests`` by condition."""
+    """One biased data set: the 100 %-biased ``train`` set, the ``tests`` by condition, and the same training
+    glyphs with the attribute drawn independently of the class (``unbiased_train``, for the reference)."""
 
     kind: str
     train: cd.BiasedSet
     tests: dict[str, cd.BiasedSet]
+    unbiased_train: cd.BiasedSet | None = None
 
     @property
     def title(self) -> str:
@@ -215,7 +221,7 @@ def load_task(kind: str, config: Config, *, seed: int, data_root=None, glyphs=No
         raise ValueError(f"kind must be one of {cd.KINDS}, got {kind!r}")
     glyphs = glyphs if glyphs is not None else load_glyphs(config, seed=seed, data_root=data_root)
     sets, offset = {}, {"background": 10, "foreground": 20, "corrupted": 30}[kind]
-    for split, conditions in (("train", ("biased",)), ("test", cd.CONDITIONS)):
+    for split, conditions in (("train", ("biased", cd.UNBIASED)), ("test", cd.CONDITIONS)):
         shapes, labels = glyphs[split]
         base = None
         if kind == "corrupted" and config.source == "mnist":      # corrupted CIFAR-10 at the paper profile
@@ -225,7 +231,8 @@ def load_task(kind: str, config: Config, *, seed: int, data_root=None, glyphs=No
         for number, condition in enumerate(conditions):
             sets[(split, condition)] = cd.make_split(kind, condition, shapes, labels, base_images=base,
                                                      seed=1000 * seed + offset + 3 * (split == "test") + number)
-    return Task(kind, sets[("train", "biased")], {c: sets[("test", c)] for c in cd.CONDITIONS})
+    return Task(kind, sets[("train", "biased")], {c: sets[("test", c)] for c in cd.CONDITIONS},
+                sets[("train", cd.UNBIASED)])
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -362,7 +369,10 @@ def run_lad(task: Task, config: Config, *, seed: int, device="cpu", examples: in
                            "reconstruction": vqvae.decode(latents[chosen]).permute(0, 2, 3, 1).numpy(),
                            "walked": walked[chosen].permute(0, 2, 3, 1).numpy()}
 
-    for method, images in (("LAD", walked), ("Vanilla", train_x)):
+    methods = [("LAD", walked), ("Vanilla", train_x)]
+    if config.unbiased_reference and task.unbiased_train is not None:
+        methods.append((UNBIASED_METHOD, to_tensor(task.unbiased_train.images)))
+    for method, images in methods:
         started = time.time()
         model, losses = train_strong_classifier(images, train_y, config, seed=seed, natural_images=natural, device=device)
         for condition, (test_images, labels) in tests.items():

@@ -41,6 +41,7 @@ FOREGROUND_SIGMA = 0.005
 CORRUPTIONS = ("snow", "frost", "fog", "brightness", "contrast", "spatter", "elastic", "jpeg", "pixelate", "saturate")
 KINDS = ("background", "foreground", "corrupted")
 CONDITIONS = ("biased", "independent", "conditioned")
+UNBIASED = "unbiased"
 
 
 @dataclass(frozen=True)
@@ -169,16 +170,18 @@ def make_split(kind: str, condition: str, glyphs: np.ndarray, labels: np.ndarray
     """One condition of Table 5.1 for glyphs ``(N, S, S)`` and labels ``(N,)`` (10 classes).
 
     ``biased``: attribute = class (100 % bias); ``independent``: attribute = another class, drawn uniformly;
-    ``conditioned``: attribute held constant (white on black; for ``corrupted``, the clean image).
+    ``conditioned``: attribute held constant (white on black; for ``corrupted``, the clean image);
+    ``unbiased``: attribute drawn uniformly, independently of the class (a reference training set, 0 % bias).
     ``base_images`` ``(N, S, S, 3)``: the clean colour images of the ``corrupted`` kind (CIFAR-10 at the
     ``paper`` profile); by default :func:`random_colour_canvas` of the glyphs.
     """
-    if kind not in KINDS or condition not in CONDITIONS:
+    if kind not in KINDS or condition not in CONDITIONS + (UNBIASED,):
         raise ValueError(f"kind must be one of {KINDS} and condition one of {CONDITIONS}, got {kind!r}, {condition!r}")
     labels = np.asarray(labels, dtype=np.int64)
     rng = np.random.default_rng(seed)
     attributes = {"biased": labels.copy(), "independent": other_class(labels, 10, rng),
-                  "conditioned": np.full(len(labels), -1, dtype=np.int64)}[condition]
+                  "conditioned": np.full(len(labels), -1, dtype=np.int64),
+                  UNBIASED: rng.integers(0, 10, size=len(labels))}[condition]
     if kind == "background":
         colours = np.where(attributes[:, None] >= 0, REBIAS_COLOURS[attributes.clip(0)], 0.0)
         images = background_coloured(glyphs, colours)
