@@ -322,7 +322,7 @@ for result in [r for r in lad_runs if r.seed == seeds[0]]:
 # Verdict rules, fixed before the run. One-pixel problem, per network: the gradient ratio crosses below 1
 # within the run (crossover defined above), and the clean test accuracy is within 5 percentage points of
 # chance. Table 5.1, per set: the vanilla model is "near 0 %" on the independent test if its mean is below
-# 5 %; LAD is "far above" vanilla on a test if its mean exceeds vanilla's by more than the larger standard
+# 5 % (for the two coloured sets; on corrupted CIFAR-10 the thesis' own vanilla model scores 12 %); LAD is "far above" vanilla on a test if its mean exceeds vanilla's by more than the larger standard
 # deviation over seeds of the two (`dk.significance.exceeds_seed_spread`) and by at least 10 percentage
 # points. Values are mean ± standard deviation over seeds.
 
@@ -350,11 +350,12 @@ def accuracies(kind, method, condition):
 for kind in config.kinds:
     title = chapter.KIND_TITLES[kind]
     vanilla = accuracies(kind, "Vanilla", "independent")
-    run.claim(
-        f"vanilla-independent-near-zero-{kind}",
-        statement=f"{title}: trained on 100 % biased data, the vanilla ResNet-20 is near 0 % on the independent test",
-        source="Table 5.1", thesis_value=f"{chapter.THESIS_TABLE[(kind, 'Vanilla')][0]} %",
-        measured=f"{mean_sd(vanilla)} %", holds=bool(vanilla.mean() < 0.05))
+    if kind != "corrupted":          # the thesis' own corrupted vanilla is at 12 %, not near 0 %
+        run.claim(
+            f"vanilla-independent-near-zero-{kind}",
+            statement=f"{title}: trained on 100 % biased data, the vanilla ResNet-20 is near 0 % on the independent test",
+            source="Table 5.1", thesis_value=f"{chapter.THESIS_TABLE[(kind, 'Vanilla')][0]} %",
+            measured=f"{mean_sd(vanilla)} %", holds=bool(vanilla.mean() < 0.05))
     for condition in ("independent", "conditioned"):
         lad_values, vanilla_values = accuracies(kind, "LAD", condition), accuracies(kind, "Vanilla", condition)
         thesis = chapter.THESIS_TABLE[(kind, "LAD")][condition == "conditioned"], chapter.THESIS_TABLE[(kind, "Vanilla")][condition == "conditioned"]
@@ -389,11 +390,12 @@ display(Markdown(
        f"The unbiased reference, the same ResNet-20 trained without the bias, reached "
        f"{reference_independent:.1f} % on the independent tests "
        "(mean over sets and seeds), so the network and the small digit set can learn the shapes. ")
-    + ("Where LAD fell short, the walk table shows why in our runs: the walk raises the entropy of the simple "
-       "classifier only part of the way to its maximum, and the figures show that on these 16-pixel digits the "
-       "codes that change the colour also change the strokes, so the decoded images lose part of the shape that "
-       "the strong classifier was meant to learn. That a larger VQ-VAE on 28-pixel MNIST separates colour from "
-       "shape better is the thesis' premise and is what the `paper` profile tests; it is not shown here."
+    + ("Where LAD fell short, our reading of the walk table and the figures above (an interpretation, not a "
+       "tested explanation) is this: the walk raises the simple classifier's entropy only part of the way to its "
+       "maximum, and on these 16-pixel digits the codes that change the colour also change the strokes, so the "
+       "decoded images keep part of the colour cue and lose part of the shape that the strong classifier was meant "
+       "to learn. Whether a larger VQ-VAE on 28-pixel MNIST separates colour from shape well enough is the thesis' "
+       "premise, and what the `paper` profile tests."
        if len(held) < len(lad_claims) else "")))
 
 # %% [markdown]
