@@ -307,7 +307,9 @@ def accuracy(model: torch.nn.Module, images: torch.Tensor, labels, *, device="cp
 @dataclass
 class LADRun:
     """One seed of LAD and vanilla on one task: accuracies per (method, condition), the walk's entropies,
-    ``f``'s accuracies, example images, timings (s)."""
+    ``f``'s accuracies, example images, timings (s), and ``shape_survival``: the unbiased reference's accuracy
+    on the training images, their reconstructions and the walked images (how much of the digit a model that
+    reads shapes still finds; empty without the reference)."""
 
     kind: str
     seed: int
@@ -317,6 +319,7 @@ class LADRun:
     literal_entropy_after: float = 0.0
     weak_accuracies: dict[str, float] = field(default_factory=dict)
     reconstruction_error: float = 0.0
+    shape_survival: dict[str, float] = field(default_factory=dict)
     examples: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -377,6 +380,11 @@ def run_lad(task: Task, config: Config, *, seed: int, device="cpu", examples: in
         model, losses = train_strong_classifier(images, train_y, config, seed=seed, natural_images=natural, device=device)
         for condition, (test_images, labels) in tests.items():
             result.accuracies[(method, condition)] = accuracy(model, test_images, labels, device=device)
+        if method == UNBIASED_METHOD:
+            with torch.no_grad():
+                reconstructions = torch.cat([vqvae.decode(latents[i:i + 512]) for i in range(0, len(latents), 512)])
+            result.shape_survival = {name: accuracy(model, images_, train_y, device=device) for name, images_ in
+                                     (("input", train_x), ("reconstruction", reconstructions), ("walked", walked))}
         result.seconds[method] = time.time() - started
     log(f"{task.title}, seed {seed}: " + ", ".join(f"{m} {c} {100 * v:.1f} %" for (m, c), v in result.accuracies.items())
         + f"; entropy {result.entropy_before:.2f} -> {result.entropy_after:.2f} nats; "
