@@ -271,7 +271,8 @@ plt.show()
 # Where the unbiased reference runs, it also measures how much digit survives: its accuracy on the biased
 # training images, on their reconstructions and on the walked images. The reference reads shapes (it was
 # trained with colours unrelated to the class), so a drop from the reconstructions to the walked images is
-# shape that the walk removed.
+# mostly shape that the walk removed; the walked images' colour patterns are also new to it, which may
+# account for part of the drop.
 
 # %%
 walk_table.round(3)
@@ -403,7 +404,8 @@ display(Markdown(
        + ("" if survival is None else
           f"; and the unbiased reference recognised {survival['reconstruction']:.0f} % of the reconstructed training "
           f"digits and {survival['walked']:.0f} % of the walked ones"
-          + (", so the walk also removed much of the shape that LAD's classifier was meant to learn"
+          + (", so the walk also removed much of the shape that LAD's classifier was meant to learn (part of "
+             "that drop may be the walked images' patchy colours, which the reference never saw)"
              if survival["walked"] < survival["reconstruction"] - 20 else ", so most of the shape survived the walk"))
        + ". Our reading, not tested here: on these 16-pixel digits the codes that carry colour also carry strokes. "
        "Whether a larger VQ-VAE on 28-pixel MNIST separates the two well enough is the thesis' premise, and what "
