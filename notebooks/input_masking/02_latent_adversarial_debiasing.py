@@ -1,0 +1,421 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (domainknowledge)
+#     language: python
+#     name: domainknowledge
+# ---
+
+# %% [markdown]
+# (ch-latent_adversarial_debiasing)=
+# # Learning without the spurious signal: latent adversarial debiasing (LAD)
+#
+# When every training image of a class shares an easy feature that has nothing to do with the class (a
+# background colour, a stroke colour, a kind of image noise), a network can fit the training labels from
+# that feature alone and fail once the feature changes. Darlow {cite}`darlow2022thesis` calls this collider
+# bias: the way the data were selected ties an extraneous variable to the label. His remedy, latent
+# adversarial debiasing (LAD), changes what the final classifier sees in training. A small classifier on
+# the latent codes of a VQ-VAE {cite}`vandenoord2017vqvae` is expected to latch onto the easy feature; a
+# walk through the quantised latent space makes that classifier maximally unsure; the decoded images,
+# whose easy feature no longer tells the class, train the final network. This is the *Input masking and
+# augmentation* principle: knowledge of what the model must ignore is used to alter its input.
+#
+# :::{admonition} What this chapter reproduces
+# :class: tip
+# Darlow (2022), Chapter 5, "Latent adversarial debiasing" {cite}`darlow2022thesis`:
+#
+# - Sec. 5.3 and Fig. 5.2: the one-pixel problem and the gradient ratio of Eq. 5.1, with the iteration at
+#   which the spurious pixels take over the gradient;
+# - Sec. 5.5 and Algorithm 1: the VQ-VAE (Eq. 5.2), the 100-unit classifier $f$ on its latents (Eq. 5.3),
+#   the quantisation-constrained entropy-targeted walk (Eqs. 5.5-5.6) and decoding (Eq. 5.7);
+# - Table 5.1: a ResNet-20 {cite}`he2016resnet` trained on LAD's images against the same network trained on the
+#   biased images, on background-coloured (ReBias {cite}`bahng2020rebias`), foreground-coloured (LfF
+#   {cite}`nam2020lff`) and corrupted sets at a 100 % bias ratio, on the "independent" and "conditioned" tests;
+# - Fig. 5.4: training images before and after the walk.
+#
+# At `smoke` and `cpu` the digit sets are built from scikit-learn's handwritten digits (a stand-in for
+# MNIST) and the one-pixel problem runs on Fashion-MNIST {cite}`xiao2017fashion`; `paper` reads MNIST
+# {cite}`lecun1998lenet` and CIFAR-10 {cite}`krizhevsky2009cifar` from `--data-root`.
+# {ref}`sec-lad-deviations` lists every difference.
+# :::
+
+# %% tags=["parameters"]
+profile = "cpu"
+seed = 0
+device = "auto"
+data_root = None
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+import domainknowledge as dk
+from domainknowledge.chapters import latent_adversarial_debiasing as chapter
+from domainknowledge.data.synthetic import coloured_digits
+
+run = dk.experiment.start("latent_adversarial_debiasing", profile=profile, seed=seed, device=device, data_root=data_root)
+dk.plots.use_book_style()
+config = dk.experiment.select(chapter.CONFIGS, run.profile)
+display(run.banner())
+
+# %% [markdown]
+# ## What each profile runs
+
+# %%
+dk.experiment.profile_table(chapter.CONFIGS, run.profile)
+
+# %% [markdown]
+# ## Spurious signals win the gradient: the one-pixel problem
+#
+# Darlow's argument for why networks prefer the easy feature is about gradients. Split an input into the
+# pixels that carry the causal signal, $z_+$, and those that carry the spurious one, $z_-$, and compare the
+# size of the loss gradient on each, averaged over the $N$ examples of a batch (Eq. 5.1):
+#
+# $$ \operatorname{GR}(z_+, z_-) = \frac{1}{N} \sum_{i=1}^{N} \frac{\lVert \partial L / \partial z_{+,i} \rVert_2}{\lVert \partial L / \partial z_{-,i} \rVert_2} . \tag{5.1} $$
+#
+# Above 1 learning is driven mostly by the causal pixels, below 1 by the spurious ones. The *one-pixel
+# problem* makes the split exact: in every training image of class $k$, pixel $k$ of the first row is set
+# to the maximum value, so ten pixels encode the label. The thesis trains on MNIST for 1,000 minibatches,
+# reports that the ratio falls below 1 after 230 iterations, and that the trained network is at chance on
+# test images without the pixels. The thesis does not name its network; we train two, a one-hidden-layer
+# MLP and a small convolutional network without pooling (pooling would blur which of the ten first-row
+# pixels is lit), with Adam, on real Fashion-MNIST items (28 x 28, the format of MNIST).
+
+# %%
+started = time.time()
+one_pixel_data = chapter.load_one_pixel_data(config, seed=seed, data_root=data_root)
+one_pixel = {network: chapter.one_pixel_experiment(config, network, seed=seed, device=run.device, data=one_pixel_data)
+             for network in config.one_pixel_networks}
+run.record("one_pixel_seconds", round(time.time() - started, 1))
+one_pixel_table = pd.DataFrame({
+    network: {"crossover iteration (GR < 1)": "never" if result["crossover"] is None else result["crossover"],
+              "GR at the start": round(result["history"]["gradient_ratio"].iloc[:10].mean(), 2),
+              "GR at the end": round(result["history"]["gradient_ratio"].iloc[-50:].mean(), 2),
+              "test accuracy, clean (%)": round(100 * result["test_clean"], 1),
+              "test accuracy, with the class pixels (%)": round(100 * result["test_with_pixels"], 1)}
+    for network, result in one_pixel.items()})
+run.record("one_pixel", one_pixel_table.astype(str).to_dict())
+run.glue("onepixel_train_images", len(one_pixel_data["train"][1]))
+run.glue("onepixel_iterations", config.one_pixel_iterations)
+one_pixel_table
+
+# %%
+fig, axes = plt.subplots(1, 5, figsize=(16, 3.1), layout="constrained")
+example = np.concatenate([one_pixel_data["train"][0][np.flatnonzero(one_pixel_data["train"][1] == k)[:1]] for k in range(3)])
+marked = dk.principles.latent_adversarial_debiasing.add_class_pixels(example, np.arange(3), 10)
+axes[0].imshow(np.concatenate(list(marked), axis=1), cmap="gray", vmin=0, vmax=1)
+axes[0].set(title="(a) classes 0, 1, 2 with their pixel", xticks=[], yticks=[])
+for network, result in one_pixel.items():
+    history = result["history"].rolling(20, min_periods=1).mean()
+    axes[1].plot(history["iteration"], history["loss"], label=network)
+    axes[2].plot(history["iteration"], history["accuracy"], label=network)
+    axes[3].plot(history["iteration"], history["causal_norm"], label=f"{network}: image")
+    axes[3].plot(history["iteration"], history["spurious_norm"], "--", label=f"{network}: class pixels")
+    axes[4].plot(history["iteration"], history["gradient_ratio"], label=network)
+axes[1].set(title="(b) training loss", xlabel="iteration")
+axes[2].set(title="(c) training accuracy", xlabel="iteration")
+axes[3].set(title="(d) gradient norm", xlabel="iteration", yscale="log")
+axes[4].axhline(1, color="grey", lw=0.8)
+axes[4].set(title="(e) gradient ratio (Eq. 5.1)", xlabel="iteration", yscale="log")
+for ax in axes[1:]:
+    ax.legend(fontsize=7)
+plt.show()
+
+# %% [markdown]
+# Curves are running means over 20 iterations, from {glue:text}`onepixel_train_images` training images and
+# {glue:text}`onepixel_iterations` minibatches of 32. The table above gives where each network's ratio fell
+# below 1 for good (the first iteration after which its 10-iteration running mean stays below 1 for 10
+# iterations) and how well each network classifies test items with and without the pixels.
+
+# %% [markdown]
+# ## Colour-biased digit sets (Table 5.1's data)
+#
+# :::{admonition} Stand-in: coloured scikit-learn digits instead of MNIST
+# :class: warning
+# `dk.data.synthetic.coloured_digits` builds the three biased sets from scikit-learn's 1,797 handwritten
+# digits, upsampled from 8 x 8 to 16 x 16 px and split 75/25 per class. We chose them over Fashion-MNIST
+# because the thesis' sets are digits and these are the only handwritten digits available offline, and
+# because at 16 px the VQ-VAE and the ResNet-20 fit the CPU budget. **Preserved**: a causal signal (the
+# digit's shape) and a spurious one (a colour or a corruption) that is a perfect, and easier, predictor in
+# training, and the thesis' three test conditions. **Not preserved**: MNIST's 60,000 images and 28 px, so
+# every model here sees forty times fewer examples; the digits are also blurrier.
+#
+# - **Background-coloured** (ReBias): a white digit on a background of one of ReBias' ten colours, one per class.
+# - **Foreground-coloured** (LfF): the stroke drawn in the class colour plus Gaussian noise of standard
+#   deviation 0.005, on black.
+# - **Corrupted** (after LfF's corrupted CIFAR-10): each digit drawn in a random colour on a random dark
+#   background (independent of the class), then one of ten corruptions per class: snow, frost, fog,
+#   brightness, contrast, spatter, elastic, JPEG, pixelate, saturate (our simplified versions).
+#
+# Every training image carries its class's attribute (a 100 % bias ratio). The **independent** test draws
+# for each test digit the attribute of a *different* class, uniformly; the **conditioned** test holds the
+# attribute constant: a white digit on black, or the clean image.
+# :::
+
+# %%
+glyphs = chapter.load_glyphs(config, seed=seed, data_root=data_root)
+tasks = {kind: chapter.load_task(kind, config, seed=seed, data_root=data_root, glyphs=glyphs) for kind in config.kinds}
+run.glue("lad_train_images", len(next(iter(tasks.values())).train.labels))
+run.glue("lad_test_images", len(next(iter(tasks.values())).tests["independent"].labels))
+shown, titles = [], []
+for task in tasks.values():
+    for condition, images in [("training", task.train.images)] + [(c, s.images) for c, s in task.tests.items() if c != "biased"]:
+        labels = task.train.labels if condition == "training" else task.tests[condition].labels
+        picks = [int(np.flatnonzero(labels == k)[0]) for k in range(10)]
+        shown.append(255 * images[picks])
+        titles += [f"{task.title}: {condition}" if k == 0 else "" for k in range(10)]
+dk.plots.plot_image_grid(np.concatenate(shown), titles, columns=10)
+plt.show()
+
+# %% [markdown]
+# Each row shows digits 0 to 9 in one set and condition; {glue:text}`lad_train_images` training and
+# {glue:text}`lad_test_images` test digits per set.
+#
+# ## LAD
+#
+# LAD needs three pieces (Sec. 5.5, Fig. 5.3). A VQ-VAE $g$ encodes an image into a grid of latent vectors
+# and snaps each to the nearest of a small set of learned codes (20 codes of length 64 for the digit sets),
+# $\hat{x} = g(x) = \operatorname{dec}(h)$, $h = \operatorname{quantise}(\operatorname{enc}(x))$ (Eq. 5.2);
+# gradients pass the snap unchanged (the straight-through estimator). A deliberately simple classifier, an
+# MLP with one hidden layer of 100 units, predicts the class from $h$, $\hat{y} = f(h)$ (Eq. 5.3); trained
+# on biased data, it is expected to use the easy feature. Then a walk changes $h$ so that $f$ becomes
+# maximally unsure,
+#
+# $$ \max_{\delta} \ H\big(f(\operatorname{quantise}(h + \delta))\big), \tag{5.5} $$
+#
+# by steps along the entropy gradient, standardised per image so that every image moves about equally far,
+#
+# $$ \delta = \alpha \cdot \frac{\partial H / \partial h - \operatorname{mean}(\partial H / \partial h)}{\operatorname{std}(\partial H / \partial h)} . \tag{5.6} $$
+#
+# Algorithm 1 repeats this for a fixed number of steps (20 with $\alpha = 0.1$ for the background set, 7
+# with $\alpha = 0.1$ for the foreground set, 4 with $\alpha = 0.07$ for corrupted CIFAR-10), quantising
+# after each. The walked codes are decoded, $\hat{x}_\delta = \operatorname{dec}(h_\delta)$ (Eq. 5.7), and a
+# ResNet-20, $f_{\text{strong}}$, is trained on them. The vanilla baseline is the same ResNet-20 trained on
+# the biased images.
+#
+# :::{admonition} Errata and an ambiguity, resolved
+# :class: note
+# Eq. 5.6 already multiplies by $\alpha$ and Algorithm 1 multiplies $\delta$ by $\alpha$ again; we apply
+# $\alpha$ once. Algorithm 1 also snaps $h_\delta$ back to the codebook after every step, while Eq. 5.5
+# quantises $h + \delta$, the accumulated change. Read literally, Algorithm 1 undoes every step shorter than
+# half the distance to the next code, and how far $\alpha = 0.1$ reaches depends on the scale of the
+# learned latent space, which the thesis does not give. We follow Eq. 5.5: the steps add up in a
+# continuous $h + \delta$, and $f$ always sees (and the decoder always receives) its quantisation. The
+# table below also reports the entropy that the literal reading reaches.
+# :::
+#
+# Besides the thesis' two models, each set gets an **unbiased reference** at `cpu`: the same ResNet-20 trained on the same
+# training digits with the attribute drawn independently of the class. It is not a debiasing method (it
+# needs data that the setting rules out) but shows what this network and data allow.
+
+# %%
+seeds = chapter.run_seeds(seed, config.runs)
+lad_runs = []
+for kind, task in tasks.items():
+    for run_seed in seeds:
+        lad_runs.append(chapter.run_lad(task, config, seed=run_seed, device=run.device))
+results = pd.DataFrame([row for result in lad_runs for row in result.rows()])
+run.record("accuracies", results.to_dict(orient="list"))
+run.glue("lad_runs", config.runs)
+walk_table = pd.DataFrame([{
+    "dataset": chapter.KIND_TITLES[r.kind], "seed": r.seed, "steps": chapter.WALKS[r.kind][0], "alpha": chapter.WALKS[r.kind][1],
+    "VQ-VAE reconstruction MSE": r.reconstruction_error, "entropy of f before (nats)": r.entropy_before,
+    "after the walk (Eq. 5.5)": r.entropy_after, "after the literal Algorithm 1": r.literal_entropy_after,
+    **{f"f accuracy, {k} (%)": 100 * v for k, v in r.weak_accuracies.items()},
+    **{f"reference accuracy on training {k} (%)": 100 * v for k, v in r.shape_survival.items()},
+    **{f"{k} (s)": v for k, v in r.seconds.items()}} for r in lad_runs])
+run.record("walks", walk_table.to_dict(orient="list"))
+
+# %% [markdown]
+# ### Table 5.1
+#
+# Test accuracy in %, mean ± standard deviation over {glue:text}`lad_runs` seeds, next to the thesis'
+# values (MNIST and CIFAR-10, 100 % bias ratio). The `biased` column tests on held-out digits with the
+# training bias, a check that each model fitted its training data.
+
+# %%
+def mean_sd(values):
+    values = 100 * np.asarray(values, dtype=float)
+    return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}" if len(values) > 1 else f"{values.mean():.1f}"
+
+
+table = (results.groupby(["kind", "method", "condition"], sort=False)["accuracy"].apply(mean_sd)
+         .unstack("condition")[["independent", "conditioned", "biased"]])
+table["thesis: independent"] = [chapter.THESIS_TABLE.get(key, ("–", "–"))[0] for key in table.index]
+table["thesis: conditioned"] = [chapter.THESIS_TABLE.get(key, ("–", "–"))[1] for key in table.index]
+table.index = table.index.set_levels([[chapter.KIND_TITLES[k] for k in table.index.levels[0]], table.index.levels[1]])
+table
+
+# %%
+grid = dk.plots.relplot(data=results.assign(accuracy=100 * results["accuracy"]), x="condition", y="accuracy",
+                        hue="method", col="dataset", kind="line", marker="o", errorbar="sd", height=3.0, aspect=1.1,
+                        facet_kws={"sharey": True})
+grid.set_axis_labels("test condition", "accuracy (%)")
+plt.show()
+
+# %% [markdown]
+# ### What the walk does to $f$ and to the images
+#
+# Per set and seed: the VQ-VAE's reconstruction error, the mean entropy of $f$'s prediction on the
+# training latents before and after the walk (the maximum is $\ln 10 \approx 2.30$ nats), the entropy the
+# literal Algorithm 1 reaches, $f$'s accuracy on the latents of each test condition, and the time of each stage.
+# Where the unbiased reference runs, it also measures how much digit survives: its accuracy on the biased
+# training images, on their reconstructions and on the walked images. The reference reads shapes (it was
+# trained with colours unrelated to the class), so a drop from the reconstructions to the walked images is
+# mostly shape that the walk removed; the walked images' colour patterns are also new to it, which may
+# account for part of the drop.
+
+# %%
+walk_table.round(3)
+
+# %% [markdown]
+# ### Reconstructions before and after the walk (Fig. 5.4)
+#
+# For the first seed, one training image per class: the biased input, its VQ-VAE reconstruction, and the
+# decoded image after the walk, the image that LAD's ResNet-20 trains on.
+
+# %%
+for result in [r for r in lad_runs if r.seed == seeds[0]]:
+    rows = [result.examples["original"], result.examples["reconstruction"], result.examples["walked"]]
+    names = ["input", "reconstruction", "after the walk"]
+    titles = [f"{name}" if k == 0 else "" for name in names for k in range(len(rows[0]))]
+    dk.plots.plot_image_grid(255 * np.clip(np.concatenate(rows), 0, 1), titles, columns=len(rows[0]),
+                             title=chapter.KIND_TITLES[result.kind])
+    plt.show()
+
+# %% [markdown]
+# (sec-lad-deviations)=
+# ## Deviations from the thesis
+#
+# - **Data.** scikit-learn's digits at 16 px (about 1,350 training and 450 test digits) instead of MNIST's
+#   60,000 and 10,000 at 28 px; the corrupted set is built on coloured digits, not CIFAR-10, with our own
+#   simplified corruptions at one fixed severity (the thesis follows LfF's protocol with the
+#   `imagecorruptions` severities). The background-coloured digits keep their anti-aliased edges where
+#   ReBias binarises MNIST. The foreground colours are ten fixed, well-separated hues (LfF draws ten at
+#   random). The `paper` profile reads MNIST and CIFAR-10 from `--data-root` (layout in the README) and
+#   builds the same three sets from them at 28 and 32 px.
+# - **Independent test.** The thesis says the colours are "sampled independently at random" at test time,
+#   yet its vanilla models score 0.00 % and 0.01 %, which only happens if the test colour is never the
+#   true class's training colour; we draw it uniformly from the *other* nine classes.
+# - **One-pixel problem.** Fashion-MNIST at `cpu` (MNIST at `paper`); the network is not given in the
+#   thesis, so two are shown. The spurious value is 1 (the maximum intensity).
+# - **Models and training.** The VQ-VAE's architecture, loss weights and schedule are not given: ours has
+#   one stride-2 convolution (an 8 x 8 latent grid at 16 px; at `paper`, two, a 7 x 7 grid at 28 px),
+#   32 channels at `cpu`, the loss of van den Oord et al. with $\beta = 0.25$, codes started at encoder
+#   outputs and unused codes restarted after each epoch (with random initial codes, the 20-code book
+#   collapsed to a single code in our trials). At `cpu` the ResNet-20 is 8 channels wide instead of 16 (a
+#   quarter of the compute) and trains for a few epochs with Adam; the thesis gives no optimiser or
+#   epochs. Augmentation follows Sec. 5.6.1 (a random shift of up to 1/8 of the image, standing for a crop
+#   with padding 4 at 32 px, and the random affine map), with edge pixels repeated instead of zero padding,
+#   so that a shift does not paint a black border into a coloured background.
+# - **The walk.** One $\alpha$, and Eq. 5.5's accumulated walk instead of the literal per-step snap (see the
+#   note above). LAD's ResNet-20 trains on the walked images only, computed once before training (the
+#   thesis does not say whether originals are mixed in or walks are recomputed per epoch).
+# - **Corrupted set codebook.** The thesis uses "2056" codes for CIFAR-10 (probably 2,048, used at
+#   `paper`); for the small corrupted digit set at `cpu` we use 64.
+#
+# ## Claims
+#
+# Verdict rules, fixed before the run. One-pixel problem, per network: the gradient ratio crosses below 1
+# within the run (crossover defined above), and the clean test accuracy is within 5 percentage points of
+# chance. Table 5.1, per set: the vanilla model is "near 0 %" on the independent test if its mean is below
+# 5 % (for the two coloured sets; on corrupted CIFAR-10 the thesis' own vanilla model scores 12 %); LAD is "far above" vanilla on a test if its mean exceeds vanilla's by more than the larger standard
+# deviation over seeds of the two (`dk.significance.exceeds_seed_spread`) and by at least 10 percentage
+# points. Values are mean ± standard deviation over seeds.
+
+# %%
+for network, result in one_pixel.items():
+    run.claim(
+        f"one-pixel-gradient-crossover-{network}",
+        statement=f"One-pixel problem ({network}): after some iterations the gradient on the ten class pixels outweighs the gradient on the rest of the image (GR < 1)",
+        source="Sec. 5.3.2, Fig. 5.2", thesis_value="GR < 1 after 230 iterations (MNIST)",
+        measured=("never below 1" if result["crossover"] is None else f"GR < 1 from iteration {result['crossover']}")
+        + f" in {config.one_pixel_iterations} (Fashion-MNIST)" * (config.source == "digits"),
+        holds=result["crossover"] is not None)
+    run.claim(
+        f"one-pixel-test-at-chance-{network}",
+        statement=f"One-pixel problem ({network}): on test images without the class pixels the network is no better than chance",
+        source="Fig. 5.2", thesis_value="no better than chance (10 %)",
+        measured=f"{100 * result['test_clean']:.1f} % (chance {100 * result['chance']:.0f} %; {100 * result['test_with_pixels']:.1f} % with the pixels)",
+        holds=bool(result["test_clean"] <= result["chance"] + 0.05))
+
+
+def accuracies(kind, method, condition):
+    return results.query("kind == @kind and method == @method and condition == @condition")["accuracy"].to_numpy()
+
+
+for kind in config.kinds:
+    title = chapter.KIND_TITLES[kind]
+    vanilla = accuracies(kind, "Vanilla", "independent")
+    if kind != "corrupted":          # the thesis' own corrupted vanilla is at 12 %, not near 0 %
+        run.claim(
+            f"vanilla-independent-near-zero-{kind}",
+            statement=f"{title}: trained on 100 % biased data, the vanilla ResNet-20 is near 0 % on the independent test",
+            source="Table 5.1", thesis_value=f"{chapter.THESIS_TABLE[(kind, 'Vanilla')][0]} %",
+            measured=f"{mean_sd(vanilla)} %", holds=bool(vanilla.mean() < 0.05))
+    for condition in ("independent", "conditioned"):
+        lad_values, vanilla_values = accuracies(kind, "LAD", condition), accuracies(kind, "Vanilla", condition)
+        thesis = chapter.THESIS_TABLE[(kind, "LAD")][condition == "conditioned"], chapter.THESIS_TABLE[(kind, "Vanilla")][condition == "conditioned"]
+        run.claim(
+            f"lad-beats-vanilla-{condition}-{kind}",
+            statement=f"{title}: LAD is far above vanilla on the {condition} test",
+            source="Table 5.1", thesis_value=f"{thesis[0]} vs {thesis[1]} %",
+            measured=f"{mean_sd(lad_values)} vs {mean_sd(vanilla_values)} %",
+            holds=dk.significance.exceeds_seed_spread(lad_values, vanilla_values)
+            and bool(lad_values.mean() - vanilla_values.mean() >= 0.10))
+
+# %%
+run.finish();
+
+# %% [markdown]
+# ## Summary
+#
+# The one-pixel problem shows the mechanism the thesis builds on: a handful of pixels that encode the label
+# can come to dominate the loss gradient. LAD answers it by changing the training images rather than the
+# loss: a VQ-VAE, a deliberately simple classifier on its codes, and an entropy-raising walk in the
+# quantised latent space produce images whose easy feature should no longer tell the class. The claims
+# table says which parts of Table 5.1 held at this profile:
+
+# %%
+held = [c for c in run.claims if c.id.startswith("lad-beats") and c.verdict == "holds"]
+lad_claims = [c for c in run.claims if c.id.startswith("lad-beats")]
+reference = results.query("method == @chapter.UNBIASED_METHOD")
+reference_independent = 100 * reference.query("condition == 'independent'")["accuracy"].mean() if not reference.empty else None
+survivals = [r.shape_survival for r in lad_runs if r.shape_survival]
+survival = None if not survivals else {k: 100 * np.mean([s[k] for s in survivals]) for k in survivals[0]}
+display(Markdown(
+    f"LAD beat vanilla by the stated margin in {len(held)} of {len(lad_claims)} comparisons. "
+    + ("" if reference.empty else
+       f"The unbiased reference, the same ResNet-20 trained without the bias, reached "
+       f"{reference_independent:.1f} % on the independent tests "
+       "(mean over sets and seeds), so the network and the small digit set can learn the shapes. ")
+    + ("Where LAD fell short, the walk table offers two measured reasons: the walk raised the simple "
+       f"classifier's entropy to {walk_table['after the walk (Eq. 5.5)'].mean():.2f} nats on average, far from the "
+       "maximum of 2.30, so the colour cue was only partly removed"
+       + ("" if survival is None else
+          f"; and the unbiased reference recognised {survival['reconstruction']:.0f} % of the reconstructed training "
+          f"digits and {survival['walked']:.0f} % of the walked ones"
+          + (", so the walk also removed much of the shape that LAD's classifier was meant to learn (part of "
+             "that drop may be the walked images' patchy colours, which the reference never saw)"
+             if survival["walked"] < survival["reconstruction"] - 20 else ", so most of the shape survived the walk"))
+       + ". Our reading, not tested here: on these 16-pixel digits the codes that carry colour also carry strokes. "
+       "Whether a larger VQ-VAE on 28-pixel MNIST separates the two well enough is the thesis' premise, and what "
+       "the `paper` profile tests."
+       if len(held) < len(lad_claims) else "")))
+
+# %% [markdown]
+# ## References
+
+# %% [markdown]
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

@@ -1,0 +1,470 @@
+"""Experiment drivers of the latent adversarial debiasing chapter (Darlow 2022, Ch. 5).
+
+One code path for every profile:
+
+1. the one-pixel problem (Sec. 5.3.2, Fig. 5.2): train a small CNN on digits whose class is also written
+   into the first row, track the gradient ratio of Eq. 5.1 per iteration, and test on clean digits
+   (:func:`one_pixel_experiment`);
+2. the colour-biased sets of Table 5.1 (:func:`load_task`): background-coloured (ReBias), foreground-coloured
+   (LfF) and corrupted, each with a 100 % biased training set and the ``independent`` and ``conditioned``
+   test sets (:mod:`domainknowledge.data.synthetic.coloured_digits`);
+3. LAD (:func:`run_lad`): a VQ-VAE on the biased training images, the 100-unit MLP ``f`` on its quantised
+   latents, the QE-walk of Algorithm 1, decoding, and a ResNet-20 trained on the decoded images; the vanilla
+   ResNet-20 is trained on the biased images themselves (:func:`train_strong_classifier`).
+
+Data: scikit-learn's digits (upsampled to 16 px) at ``smoke`` and ``cpu``; at ``paper`` MNIST from
+``<data_root>/mnist/`` (the four idx files of LeCun et al., gzipped or not) and CIFAR-10 from
+``<data_root>/cifar-10-batches-py/`` for the corrupted set.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from domainknowledge.data.synthetic import coloured_digits as cd
+from domainknowledge.experiment import describe_profiles as describe_config_profiles
+from domainknowledge.models.resnet import ResNet20
+from domainknowledge.models.vqvae import VQVAEConfig, train_vqvae
+from domainknowledge.principles import latent_adversarial_debiasing as lad
+
+__all__ = ["CONFIGS", "KIND_TITLES", "THESIS_TABLE", "UNBIASED_METHOD", "WALKS", "Config", "LADRun", "Task", "accuracy", "augment",
+           "crossover_iteration", "describe_profiles", "load_glyphs", "load_mnist", "load_one_pixel_data", "load_task",
+           "one_pixel_experiment", "run_lad", "run_seeds", "to_tensor", "train_strong_classifier"]
+
+# Sec. 5.6.1: QE-walk (steps, alpha) per data set.
+WALKS = {"background": (20, 0.1), "foreground": (7, 0.1), "corrupted": (4, 0.07)}
+KIND_TITLES = {"background": "BG-coloured digits", "foreground": "FG-coloured digits", "corrupted": "Corrupted digits"}
+# Table 5.1 at a 100 % bias ratio: (independent, conditioned) accuracy in %, mean ± sd as printed.
+THESIS_TABLE = {
+    ("background", "LAD"): ("98.82 ± 0.039", "95.35 ± 0.32"), ("background", "Vanilla"): ("0.00 ± 0.00", "10.64 ± 0.65"),
+    ("foreground", "LAD"): ("98.86 ± 0.10", "98.34 ± 0.40"), ("foreground", "Vanilla"): ("0.01 ± 0.01", "9.90 ± 0.13"),
+    ("corrupted", "LAD"): ("39.93 ± 0.62", "51.89 ± 0.32"), ("corrupted", "Vanilla"): ("12.16 ± 0.16", "21.49 ± 0.16"),
+}
+UNBIASED_METHOD = "Unbiased (reference)"
+MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+MNIST_LAYOUT = ("<data_root>/mnist/ holding train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte "
+                "and t10k-labels-idx1-ubyte (each optionally .gz), and for the corrupted set "
+                "<data_root>/cifar-10-batches-py/ (the CIFAR-10 python archive, unpacked)")
+
+
+@dataclass(frozen=True)
+class Config:
+    """What one profile runs. Every field is shown on the chapter page.
+
+    Data: ``source`` (``digits``: scikit-learn's digits upsampled to ``image_size`` px; ``mnist``: MNIST and
+    CIFAR-10 from ``--data-root``), at most ``train_images`` and ``test_images`` (``0``: all), ``kinds``
+    (which biased sets), ``corrupted_codes`` (codebook size for the corrupted set). LAD: ``vqvae`` (codebook
+    ``codes x code_dim``, width, schedule), ``weak_hidden`` and ``weak_epochs`` (the MLP ``f``). Strong
+    classifier: ResNet-20 of ``resnet_width`` (16 in He et al.), ``strong_epochs``, ``strong_batch``,
+    ``strong_learning_rate`` (Adam, cosine). ``runs`` seeds per method. ``unbiased_reference``: also train
+    the ResNet-20 on the same training glyphs with the spurious attribute drawn independently of the class
+    (0 % bias, not in the thesis), the accuracy that the data and network allow. One-pixel problem:
+    ``one_pixel_networks`` trained for ``one_pixel_iterations`` minibatches of ``one_pixel_batch``
+    (learning rate ``one_pixel_learning_rate``) on ``one_pixel_images`` Fashion-MNIST (``digits`` source) or
+    MNIST (``mnist``) images.
+    """
+
+    source: str
+    image_size: int
+    train_images: int
+    test_images: int
+    kinds: tuple[str, ...]
+    vqvae: VQVAEConfig
+    corrupted_codes: int
+    weak_hidden: int
+    weak_epochs: int
+    resnet_width: int
+    strong_epochs: int
+    strong_batch: int
+    strong_learning_rate: float
+    runs: int
+    unbiased_reference: bool
+    one_pixel_networks: tuple[str, ...]
+    one_pixel_images: int
+    one_pixel_iterations: int
+    one_pixel_batch: int
+    one_pixel_learning_rate: float
+
+    def __post_init__(self):
+        if self.source not in ("digits", "mnist"):
+            raise ValueError(f"source must be 'digits' or 'mnist', got {self.source!r}")
+        unknown = set(self.kinds) - set(cd.KINDS)
+        if unknown or not self.kinds:
+            raise ValueError(f"kinds must be a non-empty subset of {cd.KINDS}, got unknown {sorted(unknown)}")
+        if self.image_size < 12 or self.image_size % (2 ** self.vqvae.downsamplings):
+            raise ValueError(f"image_size must be >= 12 and divisible by 2^downsamplings "
+                             f"({2 ** self.vqvae.downsamplings}), got {self.image_size}")
+        if min(self.runs, self.weak_epochs, self.strong_epochs, self.one_pixel_iterations, self.resnet_width) < 1:
+            raise ValueError("runs, weak_epochs, strong_epochs, one_pixel_iterations and resnet_width must be >= 1")
+        if not self.one_pixel_networks or set(self.one_pixel_networks) - set(lad.ONE_PIXEL_NETWORKS):
+            raise ValueError(f"one_pixel_networks must be a non-empty subset of {lad.ONE_PIXEL_NETWORKS}")
+        if self.one_pixel_images < 20:
+            raise ValueError("one_pixel_images must be >= 20")
+        if self.train_images < 0 or self.test_images < 0:
+            raise ValueError("train_images and test_images must be >= 0 (0 means all)")
+
+
+CONFIGS: dict[str, Config] = {
+    "smoke": Config(
+        source="digits", image_size=16, train_images=500, test_images=200, kinds=("background",),
+        vqvae=VQVAEConfig(codes=20, code_dim=64, hidden=32, downsamplings=1, epochs=6, batch_size=64,
+                          learning_rate=3e-3),
+        corrupted_codes=64, weak_hidden=100, weak_epochs=10, resnet_width=8, strong_epochs=4, strong_batch=64,
+        strong_learning_rate=3e-3, runs=1, unbiased_reference=False, one_pixel_networks=("mlp",), one_pixel_images=1000, one_pixel_iterations=300, one_pixel_batch=32,
+        one_pixel_learning_rate=1e-3),
+    "cpu": Config(
+        source="digits", image_size=16, train_images=0, test_images=0, kinds=cd.KINDS,
+        vqvae=VQVAEConfig(codes=20, code_dim=64, hidden=32, downsamplings=1, epochs=12, batch_size=64,
+                          learning_rate=3e-3),
+        corrupted_codes=64, weak_hidden=100, weak_epochs=15, resnet_width=8, strong_epochs=10, strong_batch=64,
+        strong_learning_rate=3e-3, runs=2, unbiased_reference=True, one_pixel_networks=("mlp", "cnn"), one_pixel_images=6000, one_pixel_iterations=1000, one_pixel_batch=32,
+        one_pixel_learning_rate=1e-3),
+    "paper": Config(
+        source="mnist", image_size=28, train_images=0, test_images=0, kinds=cd.KINDS,
+        vqvae=VQVAEConfig(codes=20, code_dim=64, hidden=128, downsamplings=2, epochs=30, batch_size=128,
+                          learning_rate=2e-3),
+        corrupted_codes=2048, weak_hidden=100, weak_epochs=30, resnet_width=16, strong_epochs=100,
+        strong_batch=128, strong_learning_rate=1e-3, runs=3, unbiased_reference=True, one_pixel_networks=("mlp", "cnn"), one_pixel_images=60000, one_pixel_iterations=1000, one_pixel_batch=32,
+        one_pixel_learning_rate=1e-3),
+}
+
+
+def describe_profiles(configs: dict[str, Config] | None = None) -> pd.DataFrame:
+    """A table of every Config field (rows) per profile (columns)."""
+    return describe_config_profiles(CONFIGS if configs is None else configs)
+
+
+def run_seeds(seed: int, runs: int) -> tuple[int, ...]:
+    """The training seeds of one method: ``1000 * seed + k`` for ``k < runs``."""
+    return tuple(1000 * seed + k for k in range(runs))
+
+
+# --- data ----------------------------------------------------------------------------------------------
+
+
+def load_mnist(split: str, *, data_root) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST from ``<data_root>/mnist/``: uint8 images ``(N, 28, 28)`` and int64 labels, or a
+    :class:`~domainknowledge.data.bundled.DataNotFoundError` naming the layout."""
+    from domainknowledge.data.bundled import DataNotFoundError, data_root_folder, read_idx
+
+    if split not in MNIST_FILES:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    folder = data_root_folder(data_root, "mnist", "MNIST images", MNIST_LAYOUT)
+    found = []
+    for name in MNIST_FILES[split]:
+        candidates = [folder / name, folder / f"{name}.gz"]
+        hit = next((path for path in candidates if path.is_file()), None)
+        if hit is None:
+            raise DataNotFoundError(f"MNIST file {name}(.gz) is missing in {folder}; expected {MNIST_LAYOUT}")
+        found.append(read_idx(hit))
+    return found[0], found[1].astype(np.int64)
+
+
+def _limit(images, labels, count, seed):
+    if count == 0 or count >= len(labels):
+        return images, labels
+    keep, _ = cd.stratified_split(labels, 1 - count / len(labels), seed=seed)
+    return images[keep], labels[keep]
+
+
+def load_glyphs(config: Config, *, seed: int, data_root=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{"train": (glyphs (N, S, S) in [0, 1], labels), "test": ...}``: digits split 75/25 per class (seeded),
+    or MNIST's own split at the ``mnist`` source; at most ``train_images`` / ``test_images`` of each."""
+    if config.source == "digits":
+        glyphs, labels = cd.digit_glyphs(config.image_size)
+        train, test = cd.stratified_split(labels, 0.25, seed=seed)
+        parts = {"train": (glyphs[train], labels[train]), "test": (glyphs[test], labels[test])}
+    else:
+        parts = {}
+        for split in ("train", "test"):
+            images, labels = load_mnist(split, data_root=data_root)
+            parts[split] = ((images.astype(np.float32) / 255), labels)
+    return {"train": _limit(*parts["train"], config.train_images, seed),
+            "test": _limit(*parts["test"], config.test_images, seed + 1)}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One biased data set: the 100 %-biased ``train`` set, the ``tests`` by condition, and the same training
+    glyphs with the attribute drawn independently of the class (``unbiased_train``, for the reference)."""
+
+    kind: str
+    train: cd.BiasedSet
+    tests: dict[str, cd.BiasedSet]
+    unbiased_train: cd.BiasedSet | None = None
+
+    @property
+    def title(self) -> str:
+        return KIND_TITLES[self.kind]
+
+
+def _cifar_base(split: str, count: int, data_root, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from domainknowledge.data.real.cifar10 import load_cifar10
+
+    images, labels = load_cifar10(split, data_root=data_root)
+    images, labels = _limit(images, labels, count, seed)
+    return images.astype(np.float32) / 255, labels
+
+
+def load_task(kind: str, config: Config, *, seed: int, data_root=None, glyphs=None) -> Task:
+    """The training set and the three test conditions of one biased set (Table 5.1), seeded. ``glyphs``:
+    the output of :func:`load_glyphs`, to share it between kinds."""
+    if kind not in cd.KINDS:
+        raise ValueError(f"kind must be one of {cd.KINDS}, got {kind!r}")
+    glyphs = glyphs if glyphs is not None else load_glyphs(config, seed=seed, data_root=data_root)
+    sets, offset = {}, {"background": 10, "foreground": 20, "corrupted": 30}[kind]
+    for split, conditions in (("train", ("biased", cd.UNBIASED)), ("test", cd.CONDITIONS)):
+        shapes, labels = glyphs[split]
+        base = None
+        if kind == "corrupted" and config.source == "mnist":      # corrupted CIFAR-10 at the paper profile
+            count = config.train_images if split == "train" else config.test_images
+            base, labels = _cifar_base(split, count, data_root, seed)
+            shapes = base.mean(axis=3)
+        for number, condition in enumerate(conditions):
+            sets[(split, condition)] = cd.make_split(kind, condition, shapes, labels, base_images=base,
+                                                     seed=1000 * seed + offset + 3 * (split == "test") + number)
+    return Task(kind, sets[("train", "biased")], {c: sets[("test", c)] for c in cd.CONDITIONS},
+                sets[("train", cd.UNBIASED)])
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """Float images ``(N, S, S, C)`` -> float32 tensor ``(N, C, S, S)``."""
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(images, dtype=np.float32).transpose(0, 3, 1, 2)))
+
+
+# --- the strong classifier -----------------------------------------------------------------------------
+
+
+def augment(images: torch.Tensor, generator: torch.Generator, *, affine: bool, flip: bool) -> torch.Tensor:
+    """Sec. 5.6.1's training augmentation on a batch ``(B, C, S, S)``: a random shift of up to ``S / 8`` px
+    (the random crop with padding 4 at 32 px), and for digits a random affine map (rotation and shear up
+    to 15 degrees, scale in [0.8, 1.1]), or for natural images a random horizontal flip. Edge pixels are
+    repeated outside the image."""
+    batch = images.shape[0]
+    u = torch.rand(5, batch, generator=generator)
+    shift = (u[0:2] * 2 - 1) * (2 * (images.shape[-1] // 8) / images.shape[-1])
+    theta = torch.zeros(batch, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    if affine:
+        angle = (u[2] * 2 - 1) * math.radians(15)
+        shear = (u[3] * 2 - 1) * math.radians(15)
+        scale = 0.8 + 0.3 * u[4]
+        cos, sin, tan = torch.cos(angle), torch.sin(angle), torch.tan(shear)
+        theta[:, 0, 0], theta[:, 0, 1] = cos / scale, (-sin + cos * tan) / scale
+        theta[:, 1, 0], theta[:, 1, 1] = sin / scale, (cos + sin * tan) / scale
+    theta[:, 0, 2], theta[:, 1, 2] = shift[0], shift[1]
+    grid = F.affine_grid(theta.to(images.device), list(images.shape), align_corners=False)
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if flip:
+        flips = (torch.rand(batch, generator=generator) < 0.5).to(images.device)
+        out = torch.where(flips[:, None, None, None], out.flip(-1), out)
+    return out
+
+
+def train_strong_classifier(images: torch.Tensor, labels: torch.Tensor, config: Config, *, seed: int,
+                            natural_images: bool = False, device="cpu") -> tuple[ResNet20, list[float]]:
+    """ResNet-20 (``config.resnet_width``) on float images ``(N, C, S, S)`` in [0, 1] with labels ``(N,)``,
+    Adam with a cosine schedule and :func:`augment`. Returns the model (eval mode) and the loss per epoch."""
+    from domainknowledge.training import train_epochs
+
+    if images.ndim != 4 or labels.shape != (images.shape[0],):
+        raise ValueError(f"images must be (N, C, S, S) with labels (N,), got {tuple(images.shape)}, {tuple(labels.shape)}")
+    torch.manual_seed(seed)
+    model = ResNet20(int(labels.max()) + 1, in_channels=images.shape[1], width=config.resnet_width).to(device)
+    images, labels = images.to(device), labels.to(device)
+    generator = torch.Generator().manual_seed(seed)
+
+    def batch_loss(batch, step):
+        views = augment(images[batch], generator, affine=not natural_images, flip=natural_images)
+        return F.cross_entropy(model(views), labels[batch])
+
+    losses = train_epochs(model, batch_loss, examples=len(images), epochs=config.strong_epochs,
+                          batch_size=config.strong_batch, learning_rate=config.strong_learning_rate,
+                          generator=generator)
+    return model, losses
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, images: torch.Tensor, labels, *, device="cpu", batch_size: int = 512) -> float:
+    """Top-1 accuracy of ``model`` on images ``(N, C, S, S)``."""
+    model.eval()
+    predictions = torch.cat([model(images[i:i + batch_size].to(device)).argmax(1).cpu()
+                             for i in range(0, len(images), batch_size)])
+    return float((predictions == torch.as_tensor(labels)).float().mean())
+
+
+# --- LAD -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LADRun:
+    """One seed of LAD and vanilla on one task: accuracies per (method, condition), the walk's entropies,
+    ``f``'s accuracies, example images, timings (s), and ``shape_survival``: the unbiased reference's accuracy
+    on the training images, their reconstructions and the walked images (how much of the digit a model that
+    reads shapes still finds; empty without the reference)."""
+
+    kind: str
+    seed: int
+    accuracies: dict[tuple[str, str], float] = field(default_factory=dict)
+    entropy_before: float = 0.0
+    entropy_after: float = 0.0
+    literal_entropy_after: float = 0.0
+    weak_accuracies: dict[str, float] = field(default_factory=dict)
+    reconstruction_error: float = 0.0
+    shape_survival: dict[str, float] = field(default_factory=dict)
+    examples: dict[str, np.ndarray] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def rows(self) -> list[dict]:
+        return [{"dataset": KIND_TITLES[self.kind], "kind": self.kind, "seed": self.seed, "method": method,
+                 "condition": condition, "accuracy": value} for (method, condition), value in self.accuracies.items()]
+
+
+def run_lad(task: Task, config: Config, *, seed: int, device="cpu", examples: int = 10,
+            log=print) -> LADRun:
+    """LAD and the vanilla baseline on ``task`` with one seed (Fig. 5.3):
+
+    VQ-VAE on the biased training images -> MLP ``f`` on their quantised latents -> QE-walk (Algorithm 1,
+    :data:`WALKS`) -> decoded images ``x_delta`` -> ResNet-20 on ``x_delta`` (LAD); ResNet-20 on the biased
+    images (vanilla). Both are tested on the three conditions. ``examples`` images (one per class where
+    possible) are kept before and after the walk for Fig. 5.4.
+    """
+    result = LADRun(task.kind, seed)
+    natural = config.source == "mnist" and task.kind == "corrupted"
+    train_x, train_y = to_tensor(task.train.images), torch.as_tensor(task.train.labels)
+    tests = {c: (to_tensor(s.images), torch.as_tensor(s.labels)) for c, s in task.tests.items()}
+
+    started = time.time()
+    vq_config = config.vqvae if task.kind != "corrupted" else VQVAEConfig(
+        **{**config.vqvae.__dict__, "codes": config.corrupted_codes})
+    vqvae, _ = train_vqvae(train_x, vq_config, seed=seed, device=device)
+    vqvae = vqvae.cpu()
+    with torch.no_grad():
+        latents = torch.cat([vqvae.quantise(vqvae.encode(train_x[i:i + 512])) for i in range(0, len(train_x), 512)])
+        result.reconstruction_error = float(F.mse_loss(vqvae.decode(latents), train_x))
+    result.seconds["vqvae"] = time.time() - started
+
+    started = time.time()
+    weak = lad.train_latent_classifier(latents, train_y, hidden=config.weak_hidden, epochs=config.weak_epochs, seed=seed)
+    with torch.no_grad():
+        result.weak_accuracies["biased (train)"] = float((weak(latents).argmax(1) == train_y).float().mean())
+        for condition, (images, labels) in tests.items():
+            test_latents = vqvae.quantise(vqvae.encode(images))
+            result.weak_accuracies[condition] = float((weak(test_latents).argmax(1) == labels).float().mean())
+    steps, alpha = WALKS[task.kind]
+    walked, result.entropy_before, result.entropy_after = lad.debias_images(vqvae, weak, train_x, steps=steps, alpha=alpha)
+    literal = lad.qe_walk(latents, weak, lambda z: vqvae.quantizer(z)[1], steps=steps, alpha=alpha, accumulate=False,
+                          return_entropies=True)[1]
+    result.literal_entropy_after = literal[-1]
+    result.seconds["walk"] = time.time() - started
+
+    chosen = [int(np.flatnonzero(task.train.labels == k)[0]) for k in np.unique(task.train.labels)][:examples]
+    with torch.no_grad():
+        result.examples = {"original": task.train.images[chosen],
+                           "reconstruction": vqvae.decode(latents[chosen]).permute(0, 2, 3, 1).numpy(),
+                           "walked": walked[chosen].permute(0, 2, 3, 1).numpy()}
+
+    methods = [("LAD", walked), ("Vanilla", train_x)]
+    if config.unbiased_reference and task.unbiased_train is not None:
+        methods.append((UNBIASED_METHOD, to_tensor(task.unbiased_train.images)))
+    for method, images in methods:
+        started = time.time()
+        model, losses = train_strong_classifier(images, train_y, config, seed=seed, natural_images=natural, device=device)
+        for condition, (test_images, labels) in tests.items():
+            result.accuracies[(method, condition)] = accuracy(model, test_images, labels, device=device)
+        if method == UNBIASED_METHOD:
+            with torch.no_grad():
+                reconstructions = torch.cat([vqvae.decode(latents[i:i + 512]) for i in range(0, len(latents), 512)])
+            result.shape_survival = {name: accuracy(model, images_, train_y, device=device) for name, images_ in
+                                     (("input", train_x), ("reconstruction", reconstructions), ("walked", walked))}
+        result.seconds[method] = time.time() - started
+    log(f"{task.title}, seed {seed}: " + ", ".join(f"{m} {c} {100 * v:.1f} %" for (m, c), v in result.accuracies.items())
+        + f"; entropy {result.entropy_before:.2f} -> {result.entropy_after:.2f} nats; "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()))
+    return result
+
+
+# --- the one-pixel problem -----------------------------------------------------------------------------
+
+
+def crossover_iteration(ratios, window: int = 10) -> int | None:
+    """The first iteration from which the running mean (over ``window`` iterations) of the gradient ratio
+    stays below 1 for ``window`` iterations, or ``None`` if it never does."""
+    ratios = np.asarray(ratios, dtype=float)
+    if len(ratios) < window:
+        return None
+    smooth = np.convolve(ratios, np.ones(window) / window, mode="valid")       # smooth[i]: mean of i..i+w-1
+    below = smooth < 1
+    for start in range(len(below) - window + 1):
+        if below[start:start + window].all():
+            return int(start + window - 1)
+    return None
+
+
+def load_one_pixel_data(config: Config, *, seed: int, data_root=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Grey images ``(N, 28, 28)`` in [0, 1] and labels for the one-pixel problem: Fashion-MNIST (real, offline)
+    at the ``digits`` source, MNIST at ``mnist``; ``one_pixel_images`` training images (stratified, seeded)
+    and half as many test images."""
+    from domainknowledge.data.bundled import load_fashion_mnist
+
+    parts = {}
+    for split, count in (("train", config.one_pixel_images), ("test", max(1, config.one_pixel_images // 2))):
+        if config.source == "digits":
+            images, labels = load_fashion_mnist(split, data_root=data_root)
+        else:
+            images, labels = load_mnist(split, data_root=data_root)
+        parts[split] = _limit(images.astype(np.float32) / 255, labels, count, seed + (split == "test"))
+    return parts
+
+
+def one_pixel_experiment(config: Config, network: str, *, seed: int, device="cpu", data_root=None,
+                         data=None) -> dict:
+    """The one-pixel problem (Sec. 5.3.2, Fig. 5.2): ``network`` (see
+    :func:`~domainknowledge.principles.latent_adversarial_debiasing.one_pixel_network`) trained with Adam for
+    ``one_pixel_iterations`` minibatches on training images whose first-row pixel ``k`` is set to 1 for class
+    ``k``. Per iteration, before the update: loss, batch accuracy, the mean per-example gradient norms on the
+    causal and the spurious pixels and the gradient ratio (Eq. 5.1). Returns ``{"history": DataFrame,
+    "crossover": int | None, "test_clean": accuracy on clean test images, "test_with_pixels": accuracy with
+    the class pixels, "chance": 1 / classes}``. ``data``: the output of :func:`load_one_pixel_data`."""
+    data = data if data is not None else load_one_pixel_data(config, seed=seed, data_root=data_root)
+    (train_g, train_y), (test_g, test_y) = data["train"], data["test"]
+    classes = int(train_y.max()) + 1
+    mask = torch.from_numpy(lad.class_pixel_mask(classes, *train_g.shape[1:]))
+    train_x = torch.from_numpy(lad.add_class_pixels(train_g, train_y, classes))[:, None]
+    clean_x = torch.from_numpy(test_g.astype(np.float32))[:, None]
+    marked_x = torch.from_numpy(lad.add_class_pixels(test_g, test_y, classes))[:, None]
+    train_labels = torch.as_tensor(train_y)
+    torch.manual_seed(seed)
+    model = lad.one_pixel_network(network, train_g.shape[1], classes).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.one_pixel_learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+    rows, order, position = [], torch.randperm(len(train_x), generator=generator), 0
+    for iteration in range(config.one_pixel_iterations):
+        if position + config.one_pixel_batch > len(order):
+            order, position = torch.randperm(len(train_x), generator=generator), 0
+        batch = order[position:position + config.one_pixel_batch]
+        position += config.one_pixel_batch
+        images, labels = train_x[batch].to(device), train_labels[batch].to(device)
+        model.train()
+        causal, spurious = lad.input_gradient_norms(model, images, labels, mask)
+        logits = model(images)
+        loss = F.cross_entropy(logits, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        rows.append({"iteration": iteration, "loss": loss.item(),
+                     "accuracy": (logits.argmax(1) == labels).float().mean().item(),
+                     "causal_norm": causal.mean().item(), "spurious_norm": spurious.mean().item(),
+                     "gradient_ratio": lad.gradient_ratio(causal, spurious)})
+    history = pd.DataFrame(rows)
+    return {"history": history, "crossover": crossover_iteration(history["gradient_ratio"]),
+            "test_clean": accuracy(model, clean_x, test_y, device=device),
+            "test_with_pixels": accuracy(model, marked_x, test_y, device=device), "chance": 1 / classes}

@@ -1,0 +1,190 @@
+"""Latent adversarial debiasing (LAD, Darlow 2022, Ch. 5) and the one-pixel problem (Sec. 5.3).
+
+* :func:`add_class_pixels`: the one-pixel problem (Sec. 5.3.2): pixel ``k`` of the first row of every
+  training image of class ``k`` is set to a fixed value, a spurious signal that encodes the label.
+* :func:`gradient_ratio`: Eq. 5.1, the mean over examples of ``||dL/dz+||_2 / ||dL/dz-||_2``, the norm of the
+  loss gradient on the causal pixels over that on the spurious pixels.
+* :class:`LatentClassifier`: the constrained "simple" classifier ``f`` on the quantised latents (Eq. 5.3),
+  one hidden layer of 100 units (Sec. 5.6.1).
+* :func:`prediction_entropy`, :func:`standardised_step` (Eq. 5.6) and :func:`qe_walk` (Algorithm 1, the
+  quantisation-constrained entropy-targeted walk maximising Eq. 5.5).
+* :func:`debias_images`: encode, walk, decode (Eq. 5.7): the images ``x_delta`` a strong classifier trains on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["ONE_PIXEL_NETWORKS", "LatentClassifier", "one_pixel_network", "add_class_pixels", "class_pixel_mask", "debias_images", "gradient_ratio",
+           "input_gradient_norms", "prediction_entropy", "qe_walk", "standardised_step", "train_latent_classifier"]
+
+
+def class_pixel_mask(num_classes: int, height: int, width: int) -> np.ndarray:
+    """Boolean ``(H, W)`` mask of the spurious pixels of the one-pixel problem: the first ``num_classes``
+    pixels of the first row."""
+    if num_classes > width:
+        raise ValueError(f"the first row has {width} pixels, too few to encode {num_classes} classes; use wider images")
+    mask = np.zeros((height, width), dtype=bool)
+    mask[0, :num_classes] = True
+    return mask
+
+
+def add_class_pixels(images: np.ndarray, labels: np.ndarray, num_classes: int, value: float = 1.0) -> np.ndarray:
+    """The one-pixel problem (Sec. 5.3.2): a copy of float images ``(N, H, W)`` or ``(N, C, H, W)`` with pixel
+    ``k`` of the first row set to ``value`` (all channels) for every image of class ``k``. Labels ``(N,)``."""
+    images, labels = np.array(images, dtype=np.float32, copy=True), np.asarray(labels)
+    if images.ndim not in (3, 4) or labels.shape != (images.shape[0],):
+        raise ValueError(f"images must be (N, H, W) or (N, C, H, W) with labels (N,), got {images.shape}, {labels.shape}")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels must lie in [0, {num_classes})")
+    class_pixel_mask(num_classes, images.shape[-2], images.shape[-1])       # validates the width
+    images[np.arange(len(labels)), ..., 0, labels] = value
+    return images
+
+
+def input_gradient_norms(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                         spurious_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example L2 norms of the cross-entropy gradient w.r.t. the causal pixels (outside ``spurious_mask``)
+    and the spurious pixels (inside): two ``(B,)`` tensors. ``images`` ``(B, C, H, W)``, ``spurious_mask``
+    ``(H, W)`` bool. The loss is summed over the batch, so each example's gradient is its own (the model must
+    not mix examples, e.g. no batch normalisation in training mode)."""
+    images = images.detach().clone().requires_grad_(True)
+    loss = F.cross_entropy(model(images), labels, reduction="sum")
+    (gradient,) = torch.autograd.grad(loss, images)
+    squared = gradient.pow(2).sum(dim=1)                                    # (B, H, W)
+    mask = spurious_mask.to(squared.device)
+    return squared[:, ~mask].sum(1).sqrt(), squared[:, mask].sum(1).sqrt()
+
+
+def gradient_ratio(causal_norms: torch.Tensor, spurious_norms: torch.Tensor, eps: float = 1e-12) -> float:
+    """Eq. 5.1: ``GR(z+, z-) = mean_i ||dL/dz+_i|| / ||dL/dz-_i||``. Above 1 the gradient favours the causal
+    signal, below 1 the spurious one."""
+    if causal_norms.shape != spurious_norms.shape or causal_norms.ndim != 1:
+        raise ValueError("causal and spurious norms must be (B,) tensors of the same length")
+    return float((causal_norms / spurious_norms.clamp_min(eps)).mean())
+
+
+ONE_PIXEL_NETWORKS = ("mlp", "cnn")
+
+
+def one_pixel_network(kind: str, image_size: int, num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+    """A network for the one-pixel problem (the thesis does not name its own): ``mlp``, one hidden layer of
+    100 units; ``cnn``, three 3x3 convolutions (16, 32, 64 channels, the last two with stride 2, no pooling and
+    no batch normalisation, so that per-example input gradients stay separate) and a linear layer. Input
+    ``(B, C, S, S)``, logits ``(B, num_classes)``."""
+    if kind == "mlp":
+        return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size ** 2, 100), nn.ReLU(),
+                             nn.Linear(100, num_classes))
+    if kind == "cnn":
+        reduced = -(-(-(-image_size // 2)) // 2)
+        return nn.Sequential(nn.Conv2d(in_channels, 16, 3, padding=1), nn.ReLU(),
+                             nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
+                             nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
+                             nn.Flatten(), nn.Linear(64 * reduced ** 2, num_classes))
+    raise ValueError(f"unknown one-pixel network {kind!r}; choose one of {ONE_PIXEL_NETWORKS}")
+
+
+class LatentClassifier(nn.Module):
+    """The "simple" classifier ``f`` of Eq. 5.3: flatten the latent grid ``(B, D, H, W)``, one hidden layer of
+    ``hidden`` units (100 in Sec. 5.6.1) with ReLU, logits ``(B, num_classes)``."""
+
+    def __init__(self, latent_shape: tuple[int, int, int], num_classes: int = 10, hidden: int = 100):
+        super().__init__()
+        self.latent_shape = tuple(latent_shape)
+        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(latent_shape)), hidden), nn.ReLU(),
+                                    nn.Linear(hidden, num_classes))
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        if tuple(latents.shape[1:]) != self.latent_shape:
+            raise ValueError(f"latents must be (B, {self.latent_shape}), got {tuple(latents.shape)}")
+        return self.layers(latents)
+
+
+def train_latent_classifier(latents: torch.Tensor, labels: torch.Tensor, *, hidden: int = 100, epochs: int = 10,
+                            batch_size: int = 64, learning_rate: float = 1e-3, seed: int = 0) -> LatentClassifier:
+    """Fit :class:`LatentClassifier` on quantised latents ``(N, D, H, W)`` with cross-entropy (Adam)."""
+    from domainknowledge.training import train_epochs
+
+    torch.manual_seed(seed)
+    model = LatentClassifier(tuple(latents.shape[1:]), int(labels.max()) + 1, hidden)
+    train_epochs(model, lambda batch, step: F.cross_entropy(model(latents[batch]), labels[batch]),
+                 examples=len(latents), epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                 generator=torch.Generator().manual_seed(seed))
+    return model
+
+
+def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of the softmax of logits ``(B, K)``: ``(B,)``, between 0 and ``log K``."""
+    log_p = F.log_softmax(logits, dim=1)
+    return -(log_p.exp() * log_p).sum(dim=1)
+
+
+def standardised_step(gradient: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Eq. 5.6: ``alpha * (g - mean(g)) / std(g)`` with mean and std over each example's whole gradient
+    ``(B, ...)``, so every example moves by about the same length. The thesis' Algorithm 1 multiplies by
+    ``alpha`` a second time; the erratum is resolved by applying ``alpha`` once, here."""
+    flat = gradient.reshape(gradient.shape[0], -1)
+    standardised = (flat - flat.mean(1, keepdim=True)) / flat.std(1, keepdim=True).clamp_min(1e-12)
+    return alpha * standardised.reshape(gradient.shape)
+
+
+def qe_walk(latents: torch.Tensor, classifier: nn.Module, quantise, *, steps: int, alpha: float,
+            accumulate: bool = True, return_entropies: bool = False):
+    """Algorithm 1, the quantisation-constrained entropy-targeted walk (QE-walk), maximising Eq. 5.5.
+
+    ``latents`` ``(B, D, H, W)``: the quantised latents ``h`` of a batch; ``classifier``: ``f``;
+    ``quantise``: maps a latent grid to its nearest codes (the VQ-VAE's quantiser). Each of ``steps`` steps
+    computes the entropy ``H(f(quantise(h + delta)))`` and its gradient at the quantised point, and adds the
+    standardised step of Eq. 5.6.
+
+    ``accumulate=True`` (Eq. 5.5): the steps add up in a continuous ``h + delta`` that is quantised before
+    every evaluation of ``f`` and at the end, so that many small steps can together cross to another code.
+    ``accumulate=False`` (Algorithm 1 read literally): ``h_delta`` is snapped back to the codebook after every
+    step, so a step shorter than half the distance to the next code is undone.
+
+    Returns ``h_delta`` ``(B, D, H, W)`` on the codebook (and, with ``return_entropies``, the mean entropy
+    before each step and after the last: ``steps + 1`` floats). The classifier's weights are not changed.
+    """
+    if steps < 0 or alpha <= 0:
+        raise ValueError(f"need steps >= 0 and alpha > 0, got steps={steps}, alpha={alpha}")
+    was_training = classifier.training
+    classifier.eval()
+    position = latents.detach().clone()
+    entropies = []
+    for _ in range(steps):
+        snapped = quantise(position).detach().requires_grad_(True)
+        entropy = prediction_entropy(classifier(snapped))
+        (gradient,) = torch.autograd.grad(entropy.sum(), snapped)
+        entropies.append(entropy.mean().item())
+        with torch.no_grad():
+            position = (position if accumulate else snapped.detach()) + standardised_step(gradient, alpha)
+    with torch.no_grad():
+        walked = quantise(position)
+        entropies.append(prediction_entropy(classifier(walked)).mean().item())
+    classifier.train(was_training)
+    return (walked, entropies) if return_entropies else walked
+
+
+@torch.no_grad()
+def _encode_quantised(vqvae, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    return torch.cat([vqvae.quantise(vqvae.encode(images[i:i + batch_size])) for i in range(0, len(images), batch_size)])
+
+
+def debias_images(vqvae, classifier: nn.Module, images: torch.Tensor, *, steps: int, alpha: float,
+                  accumulate: bool = True, batch_size: int = 256) -> tuple[torch.Tensor, float, float]:
+    """LAD's data (Eq. 5.7): ``x_delta = dec(QE-walk(quantise(enc(x))))`` for float images ``(N, C, S, S)`` in
+    [0, 1]. Returns ``(x_delta (N, C, S, S) in [0, 1], mean entropy of f before, after the walk)``."""
+    outputs, before, after = [], 0.0, 0.0
+    quantise = lambda latents: vqvae.quantizer(latents)[1]                  # noqa: E731  (nearest codes)
+    for start in range(0, len(images), batch_size):
+        latents = _encode_quantised(vqvae, images[start:start + batch_size], batch_size)
+        walked, entropies = qe_walk(latents, classifier, quantise, steps=steps, alpha=alpha,
+                                     accumulate=accumulate, return_entropies=True)
+        with torch.no_grad():
+            outputs.append(vqvae.decode(walked))
+        before += entropies[0] * len(latents)
+        after += entropies[-1] * len(latents)
+    return torch.cat(outputs), before / len(images), after / len(images)
