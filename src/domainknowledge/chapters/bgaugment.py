@@ -343,12 +343,14 @@ def evaluate_setting(config: Config, data: SettingData, losses, seeds, *, method
                      log: Callable[[str], None] = print) -> SettingResult:
     """Train every loss in ``losses`` with every method and seed on ``data``; MAP@R of each model on the clean
     test set and the ``config.corruption_repeats`` corrupted copies (all models see the same copies, drawn
-    from ``data_seed``).
+    from ``data_seed``). With ``keep_networks`` the first seed's networks are kept (for attribution maps and
+    retrieval figures).
 
     With a frozen backbone the backbone features of the clean and corrupted test sets, the clean training
     set and ``epochs`` BGAugment versions of it are computed once and shared by every run."""
     from domainknowledge.training import as_image_tensor
 
+    seeds = tuple(seeds)
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
@@ -388,7 +390,7 @@ def evaluate_setting(config: Config, data: SettingData, losses, seeds, *, method
                 scores = [map_at_r(e, data.test.labels, distance) for e in embedded]
                 rows.append({"setting": data.name, "loss": loss_name, "method": method, "seed": run_seed,
                              "clean": scores[0], **{f"corrupted_{r}": s for r, s in enumerate(scores[1:])}})
-                if keep_networks:
+                if keep_networks and run_seed == seeds[0]:
                     networks[(loss_name, method, run_seed)] = network
                 log(f"{data.name:<8} {LOSSES[loss_name].title:<20} {method:<9} seed {run_seed}: "
                     f"{time.time() - begun:4.1f} s, MAP@R clean {100 * scores[0]:.1f} %, corrupted "
