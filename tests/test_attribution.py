@@ -95,3 +95,74 @@ def test_tokens_html_colours_by_sign_and_escapes():
     assert red_green[1][0] > red_green[1][1]        # negative: red dominates
     with pytest.raises(ValueError, match="3 tokens but 2 scores"):
         attribution.tokens_html(["a", "b", "c"], np.zeros(2))
+
+
+# --- attribution maps of embedding models (Kobs Ch. 9) ----------------------------------------------------
+
+
+class _MaskedLinearEmbedding(nn.Module):
+    """``(B, 3, 8, 8) -> (B, 4)``: a linear map with a bias that only sees the left half of the image."""
+
+    def __init__(self):
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        weight = torch.randn(4, 3, 8, 8, generator=generator)
+        weight[..., 4:] = 0.0
+        self.weight = nn.Parameter(weight.reshape(4, -1))
+        self.bias = nn.Parameter(torch.randn(4, generator=generator))
+
+    def forward(self, images):
+        return images.flatten(1) @ self.weight.T + self.bias
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean", "cosine", "dot", "snr"])
+def test_embedding_distance_matches_the_retrieval_distance(distance):
+    from domainknowledge.metric_learning import pairwise_distance
+
+    embeddings = torch.randn(5, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    unit = nn.functional.normalize(embeddings, dim=1)              # the retrieval embeddings are unit vectors
+    expected = pairwise_distance(unit.numpy(), distance, rows=[0])[0]
+    measured = attribution.embedding_distance(embeddings, embeddings[0], distance).numpy()
+    np.testing.assert_allclose(measured[1:], expected[1:], rtol=1e-6, atol=1e-9)
+    assert abs(measured[0] - (-1.0 if distance == "dot" else 0.0)) < 1e-5      # an embedding to itself
+
+
+def test_postprocess_saliency_abs_mean_clip_scale():
+    gradients = np.zeros((1, 3, 10, 10))
+    gradients[0, :, 0, :] = -2.0                      # row 0: |g| = 2 in every channel
+    gradients[0, 0, 1, :] = 3.0                       # row 1: channel mean 1
+    gradients[0, :, 9, 9] = 100.0                     # one outlier pixel, above the 99th percentile
+    maps = attribution.postprocess_saliency(gradients)
+    assert maps.shape == (1, 10, 10) and maps.min() == 0.0 and maps.max() == 1.0
+    ceiling = np.percentile(np.abs(gradients).mean(axis=1), 99)
+    np.testing.assert_allclose(maps[0, 0, 0], 2.0 / ceiling)      # the outlier no longer sets the scale
+    np.testing.assert_allclose(maps[0, 1, 0], 1.0 / ceiling)
+    assert attribution.postprocess_saliency(np.zeros((2, 3, 4, 4))).max() == 0.0
+
+
+def test_dml_attribution_map_without_noise_is_the_plain_distance_gradient():
+    network = _MaskedLinearEmbedding()
+    images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    maps, gradients = attribution.dml_attribution_maps(network, images, distance="euclidean", samples=1,
+                                                       sigma_fraction=0.0, return_gradients=True)
+    point = images.clone().requires_grad_(True)
+    base = network(torch.zeros(1, 3, 8, 8)).detach()[0]
+    attribution.embedding_distance(network(point), base, "euclidean").sum().backward()
+    torch.testing.assert_close(gradients, point.grad)
+    assert maps.shape == (2, 8, 8) and np.all(maps[:, :, 4:] == 0.0) and maps[:, :, :4].max() == 1.0
+    assert all(p.requires_grad for p in network.parameters())         # restored after the call
+
+
+def test_dml_attribution_maps_are_seeded_per_image_and_ignore_unseen_pixels():
+    network = _MaskedLinearEmbedding()
+    images = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    together = attribution.dml_attribution_maps(network, images, distance="cosine", samples=8, seed=5)
+    alone = attribution.dml_attribution_maps(network, images[1:2], distance="cosine", samples=8, seed=6)
+    np.testing.assert_allclose(together[1], alone[0])
+    assert np.all(together[:, :, 4:] == 0.0)
+    noisy = attribution.dml_attribution_maps(network, images, distance="cosine", samples=8, seed=6)
+    assert not np.allclose(noisy, together)
+    with pytest.raises(ValueError, match="distance"):
+        attribution.dml_attribution_maps(network, images, distance="manhattan")
+    with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
+        attribution.dml_attribution_maps(network, np.zeros((2, 8, 8)), distance="dot")

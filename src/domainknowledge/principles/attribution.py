@@ -11,7 +11,11 @@ exactly that (``forward, inputs, target -> attributions``) and know nothing abou
 * :func:`probability_output`: a model's softmax output as the function to explain (Ch. 8 explains the
   predicted class distribution, Sec. 8.1);
 * :func:`token_scores`: one score per token, the mean over the embedding dimensions (Sec. 8.1);
-* :func:`tokens_html`: tokens coloured by their scores with a diverging colour map (Figs. 8.2-8.3).
+* :func:`tokens_html`: tokens coloured by their scores with a diverging colour map (Figs. 8.2-8.3);
+* :func:`dml_attribution_maps`: attribution maps of a metric-learning (embedding) model, the method of
+  Kobs Sec. 9.1: SmoothGrad of the distance between an image's embedding and a black image's embedding
+  (Eqs. 9.1-9.2), post-processed by :func:`postprocess_saliency`; :func:`embedding_distance` is the
+  loss-specific distance ``d_L`` in torch.
 
 Completeness: for a baseline ``x'`` the exact integral satisfies ``sum(IG(x)) = F(x) - F(x')``. A sum with
 ``m`` steps only approximates the integral; the gap ``sum(IG(x)) - (F(x) - F(x'))`` measures that error
@@ -30,8 +34,9 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["METHODS", "Attribution", "integrated_gradients", "integrated_gradients_reference", "probability_output",
-           "token_scores", "tokens_html"]
+__all__ = ["METHODS", "Attribution", "dml_attribution_maps", "embedding_distance", "integrated_gradients",
+           "integrated_gradients_reference", "postprocess_saliency", "probability_output", "token_scores",
+           "tokens_html"]
 
 # captum's names: the right Riemann sum is Eq. 8.1 as printed; Gauss-Legendre is captum's default, which
 # the thesis says it used (m = 50).
@@ -186,3 +191,118 @@ def tokens_html(tokens: Sequence[str], scores, *, scale: float | None = None, co
         spans.append(f'<span style="background-color: rgb({int(255 * red)}, {int(255 * green)}, {int(255 * blue)}); '
                      f'padding: 0 2px; border-radius: 2px" title="{score:+.2e}">{html.escape(token)}</span>')
     return " ".join(spans)
+
+
+# --- attribution maps of embedding models (Kobs Ch. 9) ----------------------------------------------------
+
+SMOOTHGRAD_SAMPLES = 50          # l of Eq. 9.2; the thesis gives none, its published code uses 50
+SMOOTHGRAD_SIGMA_FRACTION = 0.15  # sigma = 0.15 (max - min) of the input, as in the published code
+EMBEDDING_DISTANCES = ("euclidean", "squared_euclidean", "cosine", "dot", "snr")
+
+
+def embedding_distance(embeddings: torch.Tensor, reference: torch.Tensor, distance: str) -> torch.Tensor:
+    """The loss-specific distance ``d_L`` of Table 7.1 between each row of ``embeddings`` ``(B, D)`` and
+    ``reference`` ``(D,)`` or ``(B, D)``, after L2-normalising both (the losses and
+    :func:`domainknowledge.metric_learning.embed` work on unit vectors). Returns ``(B,)``, differentiable.
+
+    Matches :func:`domainknowledge.metric_learning.pairwise_distance`: ``euclidean`` ``||a - b||`` (with a
+    1e-12 floor under the root, so the gradient exists at ``a = b``), ``squared_euclidean``, ``cosine``
+    ``1 - cos(a, b)``, ``dot`` ``-a . b``, ``snr`` ``var(b - a) / var(a)`` with ``a`` the reference.
+    """
+    if distance not in EMBEDDING_DISTANCES:
+        raise ValueError(f"unknown distance {distance!r}; choose one of {EMBEDDING_DISTANCES}")
+    if embeddings.ndim != 2:
+        raise ValueError(f"embeddings must have shape (B, D), got {tuple(embeddings.shape)}")
+    b = nn.functional.normalize(embeddings, dim=1)
+    a = nn.functional.normalize(reference.reshape(-1, embeddings.shape[1]), dim=1).expand_as(b)
+    if distance == "dot":
+        return -(a * b).sum(dim=1)
+    if distance == "cosine":
+        return 1.0 - (a * b).sum(dim=1)
+    if distance == "snr":
+        return (b - a).var(dim=1, unbiased=False) / a.var(dim=1, unbiased=False).clamp_min(1e-12)
+    squared = ((b - a) ** 2).sum(dim=1)
+    return squared if distance == "squared_euclidean" else torch.sqrt(squared.clamp_min(1e-12))
+
+
+def postprocess_saliency(gradients, *, clip_percentile: float = 99.0) -> np.ndarray:
+    """Sec. 9.1's post-processing, in the thesis' order: absolute value, mean over the colour channels,
+    clipping above the ``clip_percentile``-th percentile of each map, min-max scaling of each map to [0, 1].
+
+    ``gradients``: ``(N, C, H, W)`` (tensor or array). Returns float64 maps ``(N, H, W)``; a map with no
+    variation (e.g. all-zero gradients) becomes all zeros.
+    """
+    values = gradients.detach().cpu().numpy() if isinstance(gradients, torch.Tensor) else np.asarray(gradients)
+    if values.ndim != 4:
+        raise ValueError(f"gradients must have shape (N, C, H, W), got {values.shape}")
+    if not 0 < clip_percentile <= 100:
+        raise ValueError(f"clip_percentile must be in (0, 100], got {clip_percentile}")
+    maps = np.abs(values.astype(np.float64)).mean(axis=1)
+    ceiling = np.percentile(maps.reshape(len(maps), -1), clip_percentile, axis=1)
+    maps = np.minimum(maps, ceiling[:, None, None])
+    low = maps.reshape(len(maps), -1).min(axis=1)[:, None, None]
+    span = maps.reshape(len(maps), -1).max(axis=1)[:, None, None] - low
+    return np.where(span > 0, (maps - low) / np.where(span > 0, span, 1.0), 0.0)
+
+
+def dml_attribution_maps(network: nn.Module, images, *, distance: str, samples: int = SMOOTHGRAD_SAMPLES,
+                         sigma_fraction: float = SMOOTHGRAD_SIGMA_FRACTION, clip_percentile: float = 99.0,
+                         seed: int = 0, samples_batch_size: int | None = None,
+                         return_gradients: bool = False):
+    """Attribution maps of an embedding model (Kobs Sec. 9.1, Eqs. 9.1-9.2).
+
+    For each image ``I_i`` the explained quantity is ``d_L(f(I_i), f(I_base))``, the loss-specific
+    ``distance`` (:func:`embedding_distance`) between its embedding and the embedding of a black image
+    ``I_base = 0``. Its input gradient (Eq. 9.1, plain saliency) is averaged over ``samples`` noisy copies
+    ``I_i + N(0, sigma^2)`` with ``sigma = sigma_fraction * (max(I_i) - min(I_i))`` (SmoothGrad, Eq. 9.2, via
+    captum's ``NoiseTunnel`` around ``Saliency`` with the sign kept, so the absolute value is taken after
+    averaging as the thesis orders it), then post-processed by :func:`postprocess_saliency`.
+
+    ``network``: ``(B, 3, H, W)`` float images in the network's own input scale (for
+    :class:`~domainknowledge.metric_learning.EmbeddingNetwork`, 0-255) ``-> (B, D)`` embeddings;
+    ``images``: ``(N, 3, H, W)`` tensor or ``(N, H, W, 3)`` uint8 array. Noise is drawn from a generator
+    seeded by ``seed + i`` for image ``i``, so a map does not depend on which other images are in the call.
+
+    Returns maps ``(N, H, W)`` in [0, 1] (and, with ``return_gradients``, also the averaged raw gradients
+    ``(N, 3, H, W)``).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from captum.attr import NoiseTunnel, Saliency
+
+    if samples < 1 or sigma_fraction < 0:
+        raise ValueError(f"samples must be >= 1 and sigma_fraction >= 0, got {samples} and {sigma_fraction}")
+    if isinstance(images, np.ndarray):
+        if images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"image arrays must have shape (N, H, W, 3), got {images.shape}")
+        images = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be (N, 3, H, W) tensors or (N, H, W, 3) arrays, got "
+                         f"{getattr(images, 'shape', type(images))}")
+    images = images.float()
+    was_training = network.training
+    network.eval()
+    parameter_flags = [p.requires_grad for p in network.parameters()]
+    for parameter in network.parameters():
+        parameter.requires_grad_(False)           # gradients w.r.t. the input only
+    try:
+        with torch.no_grad():
+            base = network(torch.zeros_like(images[:1]))[0]
+
+        def explained(batch: torch.Tensor) -> torch.Tensor:
+            return embedding_distance(network(batch), base, distance)
+
+        tunnel = NoiseTunnel(Saliency(explained))
+        gradients = torch.empty_like(images)
+        for i in range(len(images)):
+            image = images[i:i + 1]
+            sigma = sigma_fraction * float(image.max() - image.min())
+            torch.manual_seed(seed + i)
+            gradients[i] = tunnel.attribute(image, nt_type="smoothgrad", nt_samples=samples, stdevs=sigma,
+                                            nt_samples_batch_size=samples_batch_size or samples, abs=False)[0]
+    finally:
+        for parameter, flag in zip(network.parameters(), parameter_flags):
+            parameter.requires_grad_(flag)
+        network.train(was_training)
+    maps = postprocess_saliency(gradients, clip_percentile=clip_percentile)
+    return (maps, gradients) if return_gradients else maps
