@@ -325,17 +325,11 @@ class SettingResult:
 
 def _bgaugment_batch_transform(data: SettingData, *, seed: int):
     """Online BGAugment for a trained backbone: each batch's images ``(B, 3, S, S)`` get fresh random bank-A
-    backgrounds (Eq. 11.1 with the training masks)."""
-    generator = np.random.default_rng([seed, 13])
-    masks = torch.from_numpy(data.train.masks)
-    bank = torch.from_numpy(np.ascontiguousarray(data.augment_bank.transpose(0, 3, 1, 2)))
+    backgrounds (Eq. 11.1 with the training masks), drawn by
+    :func:`domainknowledge.data.synthetic.products.bgaugment_transform`."""
+    from domainknowledge.data.synthetic.products import bgaugment_transform
 
-    def transform(images: torch.Tensor, indices: np.ndarray) -> torch.Tensor:
-        draws = generator.integers(len(bank), size=len(indices))
-        m = masks[indices][:, None].to(images.dtype)
-        return m * images + (1 - m) * bank[draws].to(images.dtype)
-
-    return transform
+    return bgaugment_transform(data.train.masks, bank=data.augment_bank, seed=seed)
 
 
 def evaluate_setting(config: Config, data: SettingData, losses, seeds, *, methods=METHODS, device="cpu",
