@@ -165,3 +165,20 @@ def test_real_data_set_layout_is_read_and_cached(tmp_path, monkeypatch):
     assert (tmp_path / "cache" / "bgaugment" / "cub200_16.npz").is_file()
     again = chapter.load_real_setting(tmp_path, "cub200", image_size=16)        # from the cache
     np.testing.assert_array_equal(again.test.images, data.test.images)
+
+
+def test_the_paper_path_fine_tunes_the_backbone_with_bgaugment_on_every_batch():
+    """The paper Config's code path at a tiny size: the whole Lite0 trained, BGAugment as a batch transform."""
+    paper = chapter.CONFIGS["paper"]
+    config = dataclasses.replace(paper, train_products=4, test_products=4, views_per_product=4, image_size=64,
+                                 bank_size=4, losses=("contrastive", "normalized_softmax"), runs=1,
+                                 corruption_repeats=2, real_datasets=(),
+                                 embedding=dataclasses.replace(paper.embedding, image_size=64, epochs=1, batch_size=8))
+    data = chapter.load_stand_in(config, 0.5, seed=0)
+    result = chapter.evaluate_setting(config, data, ("contrastive",), (0,), log=lambda line: None)
+    vanilla = result.networks[("contrastive", "vanilla", 0)]
+    augmented = result.networks[("contrastive", "bgaugment", 0)]
+    assert vanilla.train_backbone and result.feature_seconds < 5
+    moved = [not torch.equal(a, b) for a, b in zip(vanilla.backbone.parameters(), augmented.backbone.parameters())]
+    assert any(moved)                    # different batches (BGAugment) trained the backbones differently
+    assert result.rows[["clean", "corrupted"]].notna().all().all()
