@@ -182,3 +182,12 @@ def test_the_paper_path_fine_tunes_the_backbone_with_bgaugment_on_every_batch():
     moved = [not torch.equal(a, b) for a, b in zip(vanilla.backbone.parameters(), augmented.backbone.parameters())]
     assert any(moved)                    # different batches (BGAugment) trained the backbones differently
     assert result.rows[["clean", "corrupted"]].notna().all().all()
+
+
+def test_retrieval_excludes_each_querys_own_image(tiny_run):
+    config, data, result = tiny_run
+    network = result.networks[(config.losses[0], "vanilla", 0)]
+    queries = np.array([0, 5, 9])
+    found = chapter.retrieval_neighbours(network, data.test.images, data.test.images[queries], "euclidean", 4,
+                                         exclude=queries)
+    assert found.shape == (3, 4) and not (found == queries[:, None]).any()

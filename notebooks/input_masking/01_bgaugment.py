@@ -317,13 +317,12 @@ database_labels = strong.test.labels
 
 
 def hits_for(method, queries):
-    found = [chapter.retrieval_neighbours(networks[method], strong.test.images, queries[i:i + 1], distance, k,
-                                          exclude=int(q))[0] for i, q in enumerate(candidates)]
-    return np.array(found), database_labels[np.array(found)] == database_labels[candidates][:, None]
+    found = chapter.retrieval_neighbours(networks[method], strong.test.images, queries, distance, k, exclude=candidates)
+    return database_labels[found] == database_labels[candidates][:, None]
 
 
-vanilla_found, vanilla_hits = hits_for("vanilla", strong.test.images[candidates])
-vanilla_swapped_found, vanilla_swapped_hits = hits_for("vanilla", swapped[candidates])
+vanilla_hits = hits_for("vanilla", strong.test.images[candidates])
+vanilla_swapped_hits = hits_for("vanilla", swapped[candidates])
 pick = int(np.argmax(vanilla_hits.sum(1) - vanilla_swapped_hits.sum(1)))
 query = int(candidates[pick])
 lines = []

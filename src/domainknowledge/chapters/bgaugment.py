@@ -496,9 +496,10 @@ def foreground_scores(result: SettingResult, *, images: int, samples: int, seed:
 
 
 def retrieval_neighbours(network, database: np.ndarray, queries: np.ndarray, distance: str, k: int,
-                         *, exclude: int | None = None) -> np.ndarray:
+                         *, exclude=None) -> np.ndarray:
     """Indices ``(Q, k)`` of the ``k`` database images ``(N, S, S, 3)`` nearest to each query image
-    ``(Q, S, S, 3)`` under ``distance`` (``exclude``: a database index never returned, the query's own)."""
+    ``(Q, S, S, 3)`` under ``distance``; ``exclude`` (an index, or ``(Q,)`` indices, one per query): a
+    database image never returned for that query (the query's own). The database is embedded once."""
     from domainknowledge.training import as_image_tensor
 
     database_embeddings = metric_learning.embed(network, as_image_tensor(database))
@@ -506,7 +507,8 @@ def retrieval_neighbours(network, database: np.ndarray, queries: np.ndarray, dis
     joined = np.concatenate([query_embeddings, database_embeddings])
     distances = metric_learning.pairwise_distance(joined, distance, rows=np.arange(len(queries)))[:, len(queries):]
     if exclude is not None:
-        distances[:, exclude] = np.inf
+        excluded = np.broadcast_to(np.asarray(exclude), (len(queries),))
+        distances[np.arange(len(queries)), excluded] = np.inf
     return np.argsort(distances, axis=1, kind="stable")[:, :k]
 
 
