@@ -126,7 +126,7 @@ CONFIGS: dict[str, Config] = {
         train_products=100, test_products=100, views_per_product=6, image_size=48, bank_size=100,
         table_rates=(0.1, 0.5, 0.9), sweep_rates=(0.0, 0.1, 0.3, 0.5, 0.7, 0.9),
         losses=("contrastive", "multi_similarity", "arcface", "normalized_softmax"), sweep_loss="normalized_softmax",
-        runs=2, embedding=_STAND_IN_EMBEDDING, corruption_repeats=5, attribution_images=16, attribution_samples=16),
+        runs=2, embedding=_STAND_IN_EMBEDDING, corruption_repeats=5, attribution_images=24, attribution_samples=32),
     "paper": Config(
         train_products=2000, test_products=2000, views_per_product=6, image_size=224, bank_size=100,
         table_rates=(0.1, 0.5, 0.9), sweep_rates=(0.0, 0.1, 0.3, 0.5, 0.7, 0.9),
