@@ -191,3 +191,11 @@ def test_retrieval_excludes_each_querys_own_image(tiny_run):
     found = chapter.retrieval_neighbours(network, data.test.images, data.test.images[queries], "euclidean", 4,
                                          exclude=queries)
     assert found.shape == (3, 4) and not (found == queries[:, None]).any()
+
+
+def test_paired_score_test_known_answer():
+    rows = [{"setting": "s", "loss": "arcface", "method": method, "image": i, "score": base + (0.1 if method == "bgaugment" else 0)}
+            for i, base in enumerate(np.linspace(0, 0.5, 8)) for method in chapter.METHODS]
+    result = chapter.paired_score_test(pd.DataFrame(rows)).loc["s"]
+    assert result["mean_difference"] == pytest.approx(0.1) and result["bgaugment_higher"] == 8 and result["pairs"] == 8
+    assert result["p_value"] == pytest.approx(2 / 2 ** 8)            # exact test: all eight signs positive

@@ -41,7 +41,7 @@ from domainknowledge.principles import masking
 
 __all__ = ["CONFIGS", "METHODS", "REAL_DATASETS", "Config", "MaskedSplit", "SettingData", "SettingResult",
            "augmented_training_images", "corrupted_test_images", "describe_profiles", "evaluate_setting",
-           "foreground_scores", "load_real_setting", "load_stand_in", "map_at_r", "plot_attribution_pairs",
+           "foreground_scores", "load_real_setting", "load_stand_in", "map_at_r", "paired_score_test", "plot_attribution_pairs",
            "plot_rate_sweep", "plot_retrieval", "recovery_table", "retrieval_neighbours", "run_seeds",
            "setting_name", "summary_table", "table_11_1"]
 
@@ -490,6 +490,23 @@ def foreground_scores(result: SettingResult, *, images: int, samples: int, seed:
             rows += [{"setting": data.name, "loss": loss_name, "method": method, "image": int(i), "score": float(s)}
                      for i, s in zip(chosen, scores)]
     return pd.DataFrame(rows), maps
+
+
+def paired_score_test(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per setting, BGAugment against vanilla on the same images and losses: the mean paired difference of
+    the foreground score, how many pairs BGAugment wins, and the two-sided Wilcoxon signed-rank p-value.
+    ``scores``: the rows of :func:`foreground_scores` (columns setting, loss, method, image, score)."""
+    from scipy.stats import wilcoxon
+
+    wide = scores.pivot_table(index=["setting", "loss", "image"], columns="method", values="score", sort=False)
+    rows = {}
+    for setting, part in wide.groupby(level="setting", sort=False):
+        difference = (part["bgaugment"] - part["vanilla"]).to_numpy()
+        nonzero = difference[difference != 0]
+        p_value = float(wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else float("nan")
+        rows[setting] = {"mean_difference": float(difference.mean()), "bgaugment_higher": int((difference > 0).sum()),
+                         "pairs": int(len(difference)), "p_value": p_value}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("setting")
 
 
 # --- retrieval ------------------------------------------------------------------------------------------
