@@ -408,7 +408,11 @@ def train_embedding_model(loss_name: str, images, labels, *, config: EmbeddingCo
     miner, where the loss has one) is minimised with Adam, and losses with parameters (proxies, class
     weights) get their own Adam optimiser at ``config.loss_learning_rate``. ``features`` (``(N, F)``, from
     :func:`backbone_features`) can be passed when the backbone is frozen and there is no batch transform,
-    to share one feature pass between runs. ``loss_name="none"`` returns the untrained network.
+    to share one feature pass between runs. ``features`` may also be ``(K, N, F)``: K precomputed versions
+    of every image's features (e.g. the frozen backbone's features of K BGAugment draws per image, Kobs
+    2023, Sec. 11.1.2, computed once and shared by every loss and seed); epoch ``e`` then reads version
+    ``e mod K``, so with ``K = epochs`` every image sees a fresh version each epoch, as a batch transform
+    with the same draws would give. ``loss_name="none"`` returns the untrained network.
 
     Returns the network (in evaluation mode, on the CPU) and its :class:`EmbeddingHistory`.
     """
@@ -429,9 +433,12 @@ def train_embedding_model(loss_name: str, images, labels, *, config: EmbeddingCo
     use_cached = not config.train_backbone and batch_transform is None
     if use_cached and features is None:
         features = backbone_features(network, images, device=device)
-    if use_cached and tuple(features.shape) != (len(images), network.backbone.feature_dim):
+    if use_cached and features.ndim == 2:
+        features = features[None]       # one version of every image's features
+    if use_cached and (features.ndim != 3 or tuple(features.shape[1:]) != (len(images), network.backbone.feature_dim)):
         raise ValueError(f"features must have shape ({len(images)}, {network.backbone.feature_dim}) (one row of "
-                         f"backbone features per image, from backbone_features), got {tuple(features.shape)}")
+                         f"backbone features per image, from backbone_features) or (K, {len(images)}, "
+                         f"{network.backbone.feature_dim}) (K versions), got {tuple(features.shape)}")
     torch.manual_seed(seed)
     loss_module, miner = build_loss(loss_name, int(labels.max()) + 1, config.embedding_dim)
     network.to(device)
@@ -449,7 +456,7 @@ def train_embedding_model(loss_name: str, images, labels, *, config: EmbeddingCo
         for indices in sampler:
             batch_labels = labels[indices].to(device)
             if use_cached:
-                embeddings = network.head(features[indices].to(device))
+                embeddings = network.head(features[epoch % len(features)][indices].to(device))
             else:
                 batch = images[indices].contiguous()
                 if batch_transform is not None:

@@ -1,0 +1,613 @@
+"""Experiment drivers of the background-bias chapter (Kobs 2023, Ch. 11): BGAugment for metric learning.
+
+One code path for every profile:
+
+1. a *setting* is a training set and a test set of disjoint classes, each image with its foreground mask,
+   and two disjoint background banks: bank A for BGAugment, bank B for the test corruption
+   (:class:`SettingData`). At ``smoke`` and ``cpu`` a setting is the products-on-backgrounds stand-in at
+   one shortcut rate rho (:func:`load_stand_in`); at ``paper`` Table 11.1's settings are Cars196, CUB200
+   and SOP read from ``--data-root`` with their masks (:func:`load_real_setting`);
+2. every loss is trained with every seed, once on the images as they are ("vanilla") and once with
+   BGAugment (Sec. 11.1.2: each training image's background replaced by a random bank-A background in
+   every epoch), with the shared :func:`domainknowledge.metric_learning.train_embedding_model`;
+3. each model embeds the clean test set and ``corruption_repeats`` corrupted copies (Eq. 11.1 with bank B,
+   the same copies for every model); MAP@R of each (:func:`evaluate_setting`) gives Table 11.1;
+4. attribution maps (Ch. 9's method) of test images and the foreground score (Eqs. 11.2-11.4) give
+   Table 11.2 (:func:`foreground_scores`).
+
+With a frozen backbone, BGAugment's background draws are made up front: ``K = epochs`` draws per training
+image, whose backbone features are computed once and shared by every loss and seed (epoch ``e`` trains on
+draw ``e``). That is the same as replacing backgrounds in every batch with those draws, without a backbone
+pass per batch. When the backbone is trained (``paper``), the replacement runs on every batch instead, as
+a ``batch_transform``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from domainknowledge import metric_learning, metrics
+from domainknowledge.experiment import describe_profiles as describe_config_profiles
+from domainknowledge.metric_learning import LOSSES, EmbeddingConfig
+from domainknowledge.principles import masking
+
+__all__ = ["CONFIGS", "METHODS", "REAL_DATASETS", "Config", "MaskedSplit", "SettingData", "SettingResult",
+           "augmented_training_images", "corrupted_test_images", "describe_profiles", "evaluate_setting",
+           "foreground_scores", "load_real_setting", "load_stand_in", "map_at_r", "paired_score_test", "plot_attribution_pairs",
+           "plot_rate_sweep", "plot_retrieval", "recovery_table", "retrieval_neighbours", "run_seeds",
+           "setting_name", "summary_table", "table_11_1"]
+
+METHODS = ("vanilla", "bgaugment")
+METHOD_TITLES = {"vanilla": "vanilla", "bgaugment": "+ BGAugment"}
+# Table 11.1's data sets; at paper they are read from --data-root (see load_real_setting)
+REAL_DATASETS = {"cars196": "Cars196", "cub200": "CUB200", "sop": "SOP"}
+REAL_LAYOUT = ("<data_root>/<name>/images/<class>/<file>.jpg (one folder per class) and the salient-object mask "
+               "of each image as <data_root>/<name>/masks/<class>/<file>.png (same name, white = object), for "
+               "<name> in cars196, cub200, sop; and <data_root>/backgrounds/augment/*.jpg (bank A, BGAugment) and "
+               "<data_root>/backgrounds/corrupt/*.jpg (bank B, the test corruption), 100 images each")
+
+
+@dataclass(frozen=True)
+class Config:
+    """What one profile runs. Every field is shown on the chapter page.
+
+    Stand-in data: ``train_products`` and ``test_products`` (disjoint classes), ``views_per_product``
+    images each, ``image_size`` px, ``bank_size`` backgrounds per bank. Settings: ``table_rates`` (the
+    shortcut rates rho of the Table 11.1 analogue, weak to strong, the Cars196-, CUB200- and SOP-like
+    regimes) and ``sweep_rates`` (the rho of the sweep; ``sweep_loss`` trains there, all ``losses`` at the
+    table rates); ``real_datasets`` (``paper``: Table 11.1's data sets from ``--data-root`` in addition).
+    Models: ``losses`` (keys of ``metric_learning.LOSSES``), ``runs`` (seeds per loss and method),
+    ``embedding`` (backbone, head and schedule). Evaluation: ``corruption_repeats`` (5 in the thesis).
+    Attribution: ``attribution_images`` test images per model and ``attribution_samples`` SmoothGrad
+    samples (50 in the thesis' code).
+    """
+
+    train_products: int
+    test_products: int
+    views_per_product: int
+    image_size: int
+    bank_size: int
+    table_rates: tuple[float, ...]
+    sweep_rates: tuple[float, ...]
+    losses: tuple[str, ...]
+    sweep_loss: str
+    runs: int
+    embedding: EmbeddingConfig
+    corruption_repeats: int = 5
+    attribution_images: int = 16
+    attribution_samples: int = 16
+    real_datasets: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        unknown = set(self.losses) - (set(LOSSES) - {"none"})
+        if unknown:
+            raise ValueError(f"unknown or untrainable losses {sorted(unknown)}; choose from "
+                             f"{sorted(set(LOSSES) - {'none'})}")
+        families = [LOSSES[name].family for name in self.losses]
+        if "ranking" not in families or "classification" not in families:
+            raise ValueError("losses must hold at least one ranking and one classification loss (Table 11.1 "
+                             "compares both families)")
+        if self.sweep_loss not in self.losses:
+            raise ValueError(f"sweep_loss {self.sweep_loss!r} must be one of losses {self.losses}")
+        rates = self.table_rates + self.sweep_rates
+        if not self.table_rates or any(not 0.0 <= r <= 1.0 for r in rates):
+            raise ValueError(f"shortcut rates must lie in [0, 1] and table_rates must not be empty, got {rates}")
+        if list(self.table_rates) != sorted(self.table_rates):
+            raise ValueError("table_rates must be sorted from the weakest to the strongest shortcut")
+        if self.views_per_product < self.embedding.m_per_class:
+            raise ValueError(f"views_per_product ({self.views_per_product}) must be at least m_per_class "
+                             f"({self.embedding.m_per_class}), so a batch holds m views of a product")
+        if self.runs < 1 or self.corruption_repeats < 2 or self.attribution_images < 1 or self.attribution_samples < 1:
+            raise ValueError("runs and attribution sizes must be >= 1 and corruption_repeats >= 2 (a spread)")
+        if self.train_products * self.views_per_product < self.embedding.batch_size:
+            raise ValueError("the training set must hold at least one batch")
+        unknown = set(self.real_datasets) - set(REAL_DATASETS)
+        if unknown:
+            raise ValueError(f"unknown real data sets {sorted(unknown)}; choose from {sorted(REAL_DATASETS)}")
+
+
+_STAND_IN_EMBEDDING = EmbeddingConfig(backbone="efficientnet_lite0", backbone_blocks=11, pool_grid=2, image_size=48,
+                                      head_hidden=512, epochs=8)
+CONFIGS: dict[str, Config] = {
+    "smoke": Config(
+        train_products=24, test_products=24, views_per_product=4, image_size=48, bank_size=24,
+        table_rates=(0.1, 0.9), sweep_rates=(0.1, 0.9), losses=("contrastive", "normalized_softmax"),
+        sweep_loss="contrastive", runs=1, embedding=dataclasses.replace(_STAND_IN_EMBEDDING, epochs=2),
+        corruption_repeats=2, attribution_images=4, attribution_samples=4),
+    "cpu": Config(
+        train_products=100, test_products=100, views_per_product=6, image_size=48, bank_size=100,
+        table_rates=(0.1, 0.5, 0.9), sweep_rates=(0.0, 0.1, 0.3, 0.5, 0.7, 0.9),
+        losses=("contrastive", "multi_similarity", "arcface", "normalized_softmax"), sweep_loss="normalized_softmax",
+        runs=2, embedding=_STAND_IN_EMBEDDING, corruption_repeats=5, attribution_images=24, attribution_samples=32),
+    "paper": Config(
+        train_products=2000, test_products=2000, views_per_product=6, image_size=224, bank_size=100,
+        table_rates=(0.1, 0.5, 0.9), sweep_rates=(0.0, 0.1, 0.3, 0.5, 0.7, 0.9),
+        losses=("contrastive", "triplet", "multi_similarity", "arcface", "normalized_softmax"),
+        sweep_loss="normalized_softmax", runs=3,
+        embedding=EmbeddingConfig(backbone="efficientnet_lite0", backbone_blocks=None, pool_grid=1, image_size=224,
+                                  train_backbone=True, head_hidden=0, epochs=40, backbone_learning_rate=1e-5,
+                                  head_learning_rate=1e-4),
+        corruption_repeats=5, attribution_images=100, attribution_samples=50, real_datasets=tuple(REAL_DATASETS)),
+}
+
+
+def describe_profiles(configs: dict[str, Config] | None = None) -> pd.DataFrame:
+    """A table of every Config field (rows) per profile (columns)."""
+    return describe_config_profiles(CONFIGS if configs is None else configs)
+
+
+def run_seeds(seed: int, runs: int) -> tuple[int, ...]:
+    """The training seeds of one loss and method: ``1000 * seed + k`` for ``k < runs``."""
+    return tuple(1000 * seed + k for k in range(runs))
+
+
+def setting_name(rate: float) -> str:
+    """The name of the stand-in setting with shortcut rate ``rate``, e.g. ``rho=0.9``."""
+    return f"rho={rate:g}"
+
+
+# --- data ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaskedSplit:
+    """Images ``(N, S, S, 3)`` uint8, foreground masks ``(N, S, S)`` bool, class labels ``(N,)`` (0 .. C-1)."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self):
+        n = len(self.images)
+        if self.images.ndim != 4 or self.images.shape[-1] != 3 or self.masks.shape != self.images.shape[:3] \
+                or self.labels.shape != (n,):
+            raise ValueError(f"a split needs images (N, S, S, 3), masks (N, S, S) and labels (N,); got "
+                             f"{self.images.shape}, {self.masks.shape}, {self.labels.shape}")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+@dataclass(frozen=True)
+class SettingData:
+    """One setting of Table 11.1: ``train`` and ``test`` splits (disjoint classes), background bank A
+    ``augment_bank`` ``(A, S, S, 3)`` (BGAugment) and bank B ``corrupt_bank`` ``(B, S, S, 3)`` (the test
+    corruption), a ``name``, a ``title`` for the page and the ``shortcut_rate`` (None for real data)."""
+
+    name: str
+    title: str
+    train: MaskedSplit
+    test: MaskedSplit
+    augment_bank: np.ndarray
+    corrupt_bank: np.ndarray
+    shortcut_rate: float | None = None
+
+
+def _split(products) -> MaskedSplit:
+    labels = np.unique(np.asarray(products.labels), return_inverse=True)[1].astype(np.int64)
+    return MaskedSplit(np.asarray(products.images), np.asarray(products.masks).astype(bool), labels)
+
+
+def load_stand_in(config: Config, rate: float, *, seed: int, data_root=None) -> SettingData:
+    """The products-on-backgrounds stand-in at shortcut rate ``rate`` (training products seeded by ``seed``,
+    test products by ``seed + 1``; banks A and B by ``seed`` and shared by every rate)."""
+    from domainknowledge.data.synthetic import products
+
+    train = products.make_product_set(config.train_products, config.views_per_product, split="train", seed=seed,
+                                      image_size=config.image_size, shortcut_rate=rate, data_root=data_root)
+    test = products.make_product_set(config.test_products, config.views_per_product, split="test", seed=seed + 1,
+                                     image_size=config.image_size, shortcut_rate=rate, data_root=data_root)
+    augment = products.background_bank("augment", config.bank_size, image_size=config.image_size, seed=seed)
+    corrupt = products.background_bank("corrupt", config.bank_size, image_size=config.image_size, seed=seed)
+    return SettingData(setting_name(rate), f"stand-in, rho = {rate:g}", _split(train), _split(test), augment, corrupt,
+                       shortcut_rate=float(rate))
+
+
+def _read_image(path: Path, size: int, mode: str) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert(mode)
+        width, height = image.size
+        side = min(width, height)                       # centre square crop, then resize
+        left, top = (width - side) // 2, (height - side) // 2
+        image = image.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
+        return np.asarray(image)
+
+
+def _read_bank(folder: Path, size: int) -> np.ndarray:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if not files:
+        from domainknowledge.data.bundled import DataNotFoundError
+
+        raise DataNotFoundError(f"no background images in {folder}; expected {REAL_LAYOUT}")
+    return np.stack([_read_image(p, size, "RGB") for p in files])
+
+
+def load_real_setting(data_root, name: str, *, image_size: int) -> SettingData:
+    """Cars196, CUB200 or SOP from ``data_root`` (layout: :data:`REAL_LAYOUT`), with the masks stored next to
+    the images (the thesis computed them with the salient-object detector U^2-Net; no such model is
+    available offline, so they must be on disk). Classes are sorted by name; the first half trains, the
+    second half tests (the standard split of all three data sets). Images are centre-cropped to squares and
+    resized to ``image_size``; the decoded arrays are cached once in the data cache directory as ``.npz``.
+    Raises :class:`~domainknowledge.data.bundled.DataNotFoundError` naming what to put where."""
+    from domainknowledge.data.bundled import DataNotFoundError, cache_dir, data_root_folder
+
+    if name not in REAL_DATASETS:
+        raise ValueError(f"unknown data set {name!r}; choose one of {sorted(REAL_DATASETS)}")
+    folder = data_root_folder(data_root, name, f"{REAL_DATASETS[name]} images and masks", REAL_LAYOUT)
+    backgrounds = data_root_folder(data_root, "backgrounds", "background banks", REAL_LAYOUT)
+    cache = cache_dir() / "bgaugment" / f"{name}_{image_size}.npz"
+    if cache.is_file():
+        stored = np.load(cache)
+        images, masks, labels = stored["images"], stored["masks"], stored["labels"]
+    else:
+        classes = sorted(p.name for p in (folder / "images").iterdir() if p.is_dir()) \
+            if (folder / "images").is_dir() else []
+        if not classes:
+            raise DataNotFoundError(f"no class folders in {folder / 'images'}; expected {REAL_LAYOUT}")
+        images, masks, labels = [], [], []
+        for label, class_name in enumerate(classes):
+            for path in sorted((folder / "images" / class_name).iterdir()):
+                mask_path = folder / "masks" / class_name / (path.stem + ".png")
+                if not mask_path.is_file():
+                    raise DataNotFoundError(f"the mask of {path} is missing ({mask_path}); expected {REAL_LAYOUT}")
+                images.append(_read_image(path, image_size, "RGB"))
+                masks.append(_read_image(mask_path, image_size, "L") >= 128)
+                labels.append(label)
+        images, masks, labels = np.stack(images), np.stack(masks), np.asarray(labels, dtype=np.int64)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(".partial.npz")
+        np.savez(partial, images=images, masks=masks, labels=labels)
+        partial.replace(cache)
+    half = (labels.max() + 1) // 2
+    train, test = labels < half, labels >= half
+    return SettingData(name, REAL_DATASETS[name], MaskedSplit(images[train], masks[train], labels[train]),
+                       MaskedSplit(images[test], masks[test], labels[test] - half),
+                       _read_bank(backgrounds / "augment", image_size), _read_bank(backgrounds / "corrupt", image_size))
+
+
+def _replace(images: np.ndarray, masks: np.ndarray, backgrounds: np.ndarray) -> np.ndarray:
+    from domainknowledge.data.synthetic.products import replace_background
+
+    return replace_background(images, masks, backgrounds)
+
+
+def corrupted_test_images(data: SettingData, repeats: int, *, seed: int) -> np.ndarray:
+    """The corrupted test sets (Eq. 11.1): ``(repeats, N, S, S, 3)``, each test image on a random bank-B
+    background; repeat ``r`` draws with ``(seed, r)``, so every model sees the same copies."""
+    out = []
+    for repeat in range(repeats):
+        draws = np.random.default_rng([seed, 11, repeat]).integers(len(data.corrupt_bank), size=len(data.test))
+        out.append(_replace(data.test.images, data.test.masks, data.corrupt_bank[draws]))
+    return np.stack(out)
+
+
+def augmented_training_images(data: SettingData, versions: int, *, seed: int) -> np.ndarray:
+    """BGAugment's training images drawn up front (Sec. 11.1.2): ``(versions, N, S, S, 3)``, version ``k``
+    puts every training image on a random bank-A background drawn with ``(seed, k)``."""
+    out = []
+    for version in range(versions):
+        draws = np.random.default_rng([seed, 12, version]).integers(len(data.augment_bank), size=len(data.train))
+        out.append(_replace(data.train.images, data.train.masks, data.augment_bank[draws]))
+    return np.stack(out)
+
+
+# --- training and evaluation ----------------------------------------------------------------------------
+
+
+def map_at_r(embeddings: np.ndarray, labels: np.ndarray, distance: str) -> float:
+    """MAP@R (Musgrave et al. 2020) of the test classes ``labels`` ``(N,)`` under ``distance`` for embeddings
+    ``(N, D)``."""
+    return float(metrics.map_at_r(labels, metrics.neighbour_order(embeddings, distance)))
+
+
+@dataclass
+class SettingResult:
+    """One setting's runs: ``rows`` (one per loss, method, seed: MAP@R on the clean test set and on every
+    corrupted copy), the trained ``networks`` per ``(loss, method, seed)`` and timings (s)."""
+
+    data: SettingData
+    rows: pd.DataFrame
+    networks: dict[tuple[str, str, int], metric_learning.EmbeddingNetwork] = field(default_factory=dict)
+    corrupted_images: np.ndarray | None = None
+    feature_seconds: float = 0.0
+    training_seconds: float = 0.0
+
+
+def _bgaugment_batch_transform(data: SettingData, *, seed: int):
+    """Online BGAugment for a trained backbone: each batch's images ``(B, 3, S, S)`` get fresh random bank-A
+    backgrounds (Eq. 11.1 with the training masks), drawn by
+    :func:`domainknowledge.data.synthetic.products.bgaugment_transform`."""
+    from domainknowledge.data.synthetic.products import bgaugment_transform
+
+    return bgaugment_transform(data.train.masks, bank=data.augment_bank, seed=seed)
+
+
+def evaluate_setting(config: Config, data: SettingData, losses, seeds, *, methods=METHODS, device="cpu",
+                     data_seed: int = 0, keep_networks: bool = True,
+                     log: Callable[[str], None] = print) -> SettingResult:
+    """Train every loss in ``losses`` with every method and seed on ``data``; MAP@R of each model on the clean
+    test set and the ``config.corruption_repeats`` corrupted copies (all models see the same copies, drawn
+    from ``data_seed``). With ``keep_networks`` the first seed's networks are kept (for attribution maps and
+    retrieval figures).
+
+    With a frozen backbone the backbone features of the clean and corrupted test sets, the clean training
+    set and ``epochs`` BGAugment versions of it are computed once and shared by every run."""
+    from domainknowledge.training import as_image_tensor
+
+    seeds = tuple(seeds)
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
+    embedding = config.embedding
+    frozen = not embedding.train_backbone
+    started = time.time()
+    corrupted = corrupted_test_images(data, config.corruption_repeats, seed=data_seed)
+    train_images = as_image_tensor(data.train.images)
+    test_sets = [as_image_tensor(data.test.images)] + [as_image_tensor(c) for c in corrupted]
+    features = {}
+    if frozen:
+        probe = metric_learning.build_embedding_network(embedding, seed=0)
+        test_features = [metric_learning.backbone_features(probe, images, device=device) for images in test_sets]
+        if "vanilla" in methods:
+            features["vanilla"] = metric_learning.backbone_features(probe, train_images, device=device)
+        if "bgaugment" in methods:
+            versions = augmented_training_images(data, max(embedding.epochs, 1), seed=data_seed)
+            features["bgaugment"] = torch.stack([metric_learning.backbone_features(probe, as_image_tensor(v),
+                                                                                   device=device) for v in versions])
+    feature_seconds = time.time() - started
+    rows, networks = [], {}
+    for loss_name in losses:
+        distance = LOSSES[loss_name].distance
+        for method in methods:
+            for run_seed in seeds:
+                begun = time.time()
+                transform = None
+                if not frozen and method == "bgaugment":
+                    transform = _bgaugment_batch_transform(data, seed=run_seed)
+                network, history = metric_learning.train_embedding_model(
+                    loss_name, train_images, data.train.labels, config=embedding, seed=run_seed, device=device,
+                    features=features.get(method) if frozen else None, batch_transform=transform)
+                if frozen:
+                    embedded = [metric_learning.embed(network, features=f) for f in test_features]
+                else:
+                    embedded = [metric_learning.embed(network, images, device=device) for images in test_sets]
+                scores = [map_at_r(e, data.test.labels, distance) for e in embedded]
+                rows.append({"setting": data.name, "loss": loss_name, "method": method, "seed": run_seed,
+                             "clean": scores[0], **{f"corrupted_{r}": s for r, s in enumerate(scores[1:])}})
+                if keep_networks and run_seed == seeds[0]:
+                    networks[(loss_name, method, run_seed)] = network
+                log(f"{data.name:<8} {LOSSES[loss_name].title:<20} {method:<9} seed {run_seed}: "
+                    f"{time.time() - begun:4.1f} s, MAP@R clean {100 * scores[0]:.1f} %, corrupted "
+                    f"{100 * np.mean(scores[1:]):.1f} %, last loss {history.epoch_losses[-1]:.3f}")
+    frame = pd.DataFrame(rows)
+    corrupted_columns = [c for c in frame.columns if c.startswith("corrupted_")]
+    frame["corrupted"] = frame[corrupted_columns].mean(axis=1)
+    return SettingResult(data, frame, networks, corrupted, feature_seconds, time.time() - started - feature_seconds)
+
+
+# --- tables ----------------------------------------------------------------------------------------------
+
+
+def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per setting, loss and method: the mean over seeds of clean MAP@R, of corrupted MAP@R (each seed's
+    mean over the corruption repeats), the standard deviation over the corruption repeats (mean over
+    seeds, as Table 11.1's +-), the standard deviation over seeds of both, and the drop clean - corrupted
+    (absolute and relative to clean)."""
+    repeats = [c for c in rows.columns if c.startswith("corrupted_")]
+    frame = rows.assign(repeat_std=rows[repeats].std(axis=1, ddof=1))
+    grouped = frame.groupby(["setting", "loss", "method"], sort=False)
+    out = grouped.agg(clean=("clean", "mean"), corrupted=("corrupted", "mean"), repeat_std=("repeat_std", "mean"),
+                      clean_seed_std=("clean", "std"), corrupted_seed_std=("corrupted", "std"), seeds=("seed", "count"))
+    out["drop"] = out["clean"] - out["corrupted"]
+    out["relative_drop"] = out["drop"] / out["clean"]
+    return out
+
+
+def table_11_1(summary: pd.DataFrame, titles: dict[str, str] | None = None) -> pd.DataFrame:
+    """Table 11.1's layout: rows loss / method, columns (setting, clean | corrupted), values in % as strings
+    ``mean`` (clean) and ``mean +- std over repeats`` (corrupted); the better of vanilla and BGAugment per
+    column in bold (Markdown ``**``)."""
+    titles = titles or {}
+    table = {}
+    for setting in dict.fromkeys(summary.index.get_level_values("setting")):
+        part = summary.xs(setting, level="setting")
+        title = titles.get(setting, setting)
+        for column in ("clean", "corrupted"):
+            cells = {}
+            for loss_name in dict.fromkeys(part.index.get_level_values("loss")):
+                values = part.xs(loss_name, level="loss")
+                best = values[column].idxmax() if len(values) > 1 else None
+                for method, row in values.iterrows():
+                    text = f"{100 * row[column]:.1f}"
+                    if column == "corrupted":
+                        text += f" ± {100 * row['repeat_std']:.1f}"
+                    cells[(LOSSES[loss_name].title, METHOD_TITLES[method])] = f"**{text}**" if method == best else text
+            table[(title, column)] = cells
+    frame = pd.DataFrame(table)
+    frame.index = pd.MultiIndex.from_tuples(frame.index, names=["loss", "method"])
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns, names=["setting", "test set"])
+    return frame
+
+
+def recovery_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per setting and loss: the vanilla drop (clean - corrupted), BGAugment's gain on the corrupted set,
+    the share of the drop it recovers (gain / drop) and its change of clean MAP@R (BGAugment - vanilla)."""
+    rows = {}
+    for (setting, loss_name), part in summary.groupby(level=["setting", "loss"], sort=False):
+        part = part.droplevel(["setting", "loss"])
+        if not {"vanilla", "bgaugment"} <= set(part.index):
+            continue
+        vanilla, augmented = part.loc["vanilla"], part.loc["bgaugment"]
+        drop = vanilla["clean"] - vanilla["corrupted"]
+        gain = augmented["corrupted"] - vanilla["corrupted"]
+        rows[(setting, loss_name)] = {"vanilla_drop": drop, "corrupted_gain": gain,
+                                      "recovered_share": gain / drop if drop > 0 else np.nan,
+                                      "clean_change": augmented["clean"] - vanilla["clean"]}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index = pd.MultiIndex.from_tuples(frame.index, names=["setting", "loss"])
+    return frame
+
+
+# --- attribution ------------------------------------------------------------------------------------------
+
+
+def foreground_scores(result: SettingResult, *, images: int, samples: int, seed: int,
+                      losses=None, device="cpu") -> tuple[pd.DataFrame, dict]:
+    """Table 11.2 for one setting: the foreground score (Eq. 11.4) of attribution maps (Ch. 9's method,
+    under each loss's distance) of the first ``images`` clean test images (one per test class where
+    possible), for the first seed's vanilla and BGAugment model of every loss. Returns one row per
+    (loss, method, image) and the maps ``{(loss, method): (images, S, S)}`` with the chosen indices under
+    key ``"indices"``."""
+    from domainknowledge.principles.attribution import dml_attribution_maps
+
+    data = result.data
+    _, first = np.unique(data.test.labels, return_index=True)
+    chosen = np.sort(first)[:images] if len(first) >= images else np.arange(min(images, len(data.test)))
+    first_seed = min(key[2] for key in result.networks)
+    losses = losses or list(dict.fromkeys(key[0] for key in result.networks))
+    rows, maps = [], {"indices": chosen}
+    for loss_name in losses:
+        for method in METHODS:
+            network = result.networks.get((loss_name, method, first_seed))
+            if network is None:
+                continue
+            attribution = dml_attribution_maps(network.to(device), data.test.images[chosen],
+                                               distance=LOSSES[loss_name].distance, samples=samples, seed=seed)
+            network.cpu()
+            attribution = np.asarray(attribution, dtype=np.float64)
+            scores = masking.foreground_score(data.test.masks[chosen], attribution)
+            maps[(loss_name, method)] = attribution
+            rows += [{"setting": data.name, "loss": loss_name, "method": method, "image": int(i), "score": float(s)}
+                     for i, s in zip(chosen, scores)]
+    return pd.DataFrame(rows), maps
+
+
+def paired_score_test(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per setting, BGAugment against vanilla on the same images and losses: the mean paired difference of
+    the foreground score, how many pairs BGAugment wins, and the two-sided Wilcoxon signed-rank p-value.
+    ``scores``: the rows of :func:`foreground_scores` (columns setting, loss, method, image, score)."""
+    from scipy.stats import wilcoxon
+
+    wide = scores.pivot_table(index=["setting", "loss", "image"], columns="method", values="score", sort=False)
+    rows = {}
+    for setting, part in wide.groupby(level="setting", sort=False):
+        difference = (part["bgaugment"] - part["vanilla"]).to_numpy()
+        nonzero = difference[difference != 0]
+        p_value = float(wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else float("nan")
+        rows[setting] = {"mean_difference": float(difference.mean()), "bgaugment_higher": int((difference > 0).sum()),
+                         "pairs": int(len(difference)), "p_value": p_value}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("setting")
+
+
+# --- retrieval ------------------------------------------------------------------------------------------
+
+
+def retrieval_neighbours(network, database: np.ndarray, queries: np.ndarray, distance: str, k: int,
+                         *, exclude=None) -> np.ndarray:
+    """Indices ``(Q, k)`` of the ``k`` database images ``(N, S, S, 3)`` nearest to each query image
+    ``(Q, S, S, 3)`` under ``distance``; ``exclude`` (an index, or ``(Q,)`` indices, one per query): a
+    database image never returned for that query (the query's own). The database is embedded once."""
+    from domainknowledge.training import as_image_tensor
+
+    database_embeddings = metric_learning.embed(network, as_image_tensor(database))
+    query_embeddings = metric_learning.embed(network, as_image_tensor(queries))
+    joined = np.concatenate([query_embeddings, database_embeddings])
+    distances = metric_learning.pairwise_distance(joined, distance, rows=np.arange(len(queries)))[:, len(queries):]
+    if exclude is not None:
+        excluded = np.broadcast_to(np.asarray(exclude), (len(queries),))
+        distances[np.arange(len(queries)), excluded] = np.inf
+    return np.argsort(distances, axis=1, kind="stable")[:, :k]
+
+
+# --- figures --------------------------------------------------------------------------------------------
+
+
+def plot_rate_sweep(summary: pd.DataFrame, rates: dict[str, float], *, loss_name: str, title: str | None = None):
+    """MAP@R against the shortcut rate rho: clean (solid) and corrupted (dashed), vanilla and BGAugment,
+    mean over seeds with the seed standard deviation as a band."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.2, 3.8))
+    colours = {"vanilla": "tab:blue", "bgaugment": "tab:orange"}
+    for method in METHODS:
+        points = []
+        for setting, rate in rates.items():
+            key = (setting, loss_name, method)
+            if key in summary.index:
+                points.append((rate, *summary.loc[key, ["clean", "corrupted", "clean_seed_std", "corrupted_seed_std"]]))
+        if not points:
+            continue
+        points = np.array(sorted(points), dtype=np.float64)
+        for column, std_column, style, label in ((1, 3, "-", "clean"), (2, 4, "--", "corrupted")):
+            mean, spread = 100 * points[:, column], 100 * np.nan_to_num(points[:, std_column])
+            ax.plot(points[:, 0], mean, style, marker="o", color=colours[method],
+                    label=f"{METHOD_TITLES[method]}, {label}")
+            ax.fill_between(points[:, 0], mean - spread, mean + spread, color=colours[method], alpha=0.15)
+    ax.set_xlabel("shortcut rate rho (share of a product's views on its own background)")
+    ax.set_ylabel("MAP@R (%)")
+    ax.legend(fontsize=8, ncol=2)
+    if title:
+        ax.set_title(title)
+    return fig, ax
+
+
+def plot_retrieval(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], *, title: str | None = None):
+    """Fig. 11.1: one row per ``(label, query image (S, S, 3), neighbour images (k, S, S, 3), hits (k,) bool)``;
+    the query first, then its nearest neighbours framed green (same product) or red."""
+    import matplotlib.pyplot as plt
+
+    k = max(len(r[2]) for r in rows)
+    fig, axes = plt.subplots(len(rows), k + 1, figsize=(1.05 * (k + 1) + 1.6, 1.15 * len(rows)), squeeze=False)
+    for (label, query, neighbours, hits), line in zip(rows, axes):
+        for ax in line:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        line[0].imshow(query)
+        line[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+        for spine in line[0].spines.values():
+            spine.set_linewidth(2.5)
+        for ax, image, hit in zip(line[1:], neighbours, hits):
+            ax.imshow(image)
+            for spine in ax.spines.values():
+                spine.set_color("tab:green" if hit else "tab:red")
+                spine.set_linewidth(2.5)
+    axes[0, 0].set_title("query", fontsize=8)
+    for column in range(1, k + 1):
+        axes[0, column].set_title(f"{column}.", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig, axes
+
+
+def plot_attribution_pairs(images: np.ndarray, masks: np.ndarray, vanilla: np.ndarray, augmented: np.ndarray,
+                           scores: tuple[np.ndarray, np.ndarray], *, title: str | None = None):
+    """Fig. 11.3: per column an image ``(S, S, 3)`` with its mask outline, the vanilla model's attribution
+    map and the BGAugment model's, each titled with its foreground score."""
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    fig, axes = plt.subplots(3, n, figsize=(1.25 * n + 1.2, 4.1), squeeze=False)
+    for column in range(n):
+        axes[0, column].imshow(images[column])
+        axes[0, column].contour(masks[column].astype(float), levels=[0.5], colors="white", linewidths=0.6)
+        for row, (maps, score) in enumerate(((vanilla, scores[0]), (augmented, scores[1])), start=1):
+            axes[row, column].imshow(maps[column], cmap="gray", vmin=0, vmax=1)
+            axes[row, column].set_title(f"{score[column]:.2f}", fontsize=7, pad=2)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for row, label in enumerate(("image", "vanilla", "BGAugment")):
+        axes[row, 0].set_ylabel(label, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig, axes

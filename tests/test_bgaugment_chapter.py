@@ -1,0 +1,201 @@
+"""The BGAugment chapter's drivers (Kobs 2023, Ch. 11): configs, known-answer tables, one tiny end-to-end run."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from domainknowledge import metric_learning as ml
+from domainknowledge.chapters import bgaugment as chapter
+
+SMOKE = chapter.CONFIGS["smoke"]
+
+
+def test_profiles_and_config_validation():
+    assert set(chapter.CONFIGS) == {"smoke", "cpu", "paper"}
+    cpu, paper = chapter.CONFIGS["cpu"], chapter.CONFIGS["paper"]
+    assert cpu.runs >= 2 and cpu.corruption_repeats == 5 and len(cpu.table_rates) >= 2
+    assert set(cpu.table_rates) <= set(cpu.sweep_rates)
+    assert paper.real_datasets == ("cars196", "cub200", "sop") and paper.embedding.train_backbone
+    assert paper.embedding.embedding_dim == 128 and paper.attribution_samples == 50
+    assert "embedding.backbone_blocks" in chapter.describe_profiles().index
+    with pytest.raises(ValueError, match="ranking and one classification"):
+        dataclasses.replace(SMOKE, losses=("contrastive", "triplet"), sweep_loss="contrastive")
+    with pytest.raises(ValueError, match="unknown or untrainable"):
+        dataclasses.replace(SMOKE, losses=("contrastive", "none"))
+    with pytest.raises(ValueError, match="sweep_loss"):
+        dataclasses.replace(SMOKE, sweep_loss="arcface")
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        dataclasses.replace(SMOKE, table_rates=(0.1, 1.5))
+    with pytest.raises(ValueError, match="m_per_class"):
+        dataclasses.replace(SMOKE, views_per_product=2)
+    with pytest.raises(ValueError, match="unknown real"):
+        dataclasses.replace(SMOKE, real_datasets=("imagenet",))
+
+
+def _rows():
+    # two seeds, two corruption repeats, one setting, one loss: known means and spreads
+    return pd.DataFrame([
+        {"setting": "s", "loss": "contrastive", "method": "vanilla", "seed": 0, "clean": 0.6, "corrupted_0": 0.1, "corrupted_1": 0.3},
+        {"setting": "s", "loss": "contrastive", "method": "vanilla", "seed": 1, "clean": 0.8, "corrupted_0": 0.3, "corrupted_1": 0.3},
+        {"setting": "s", "loss": "contrastive", "method": "bgaugment", "seed": 0, "clean": 0.5, "corrupted_0": 0.4, "corrupted_1": 0.4},
+        {"setting": "s", "loss": "contrastive", "method": "bgaugment", "seed": 1, "clean": 0.5, "corrupted_0": 0.4, "corrupted_1": 0.4},
+    ]).assign(corrupted=lambda f: (f["corrupted_0"] + f["corrupted_1"]) / 2)
+
+
+def test_summary_and_recovery_known_answers():
+    summary = chapter.summary_table(_rows())
+    vanilla = summary.loc[("s", "contrastive", "vanilla")]
+    assert vanilla["clean"] == pytest.approx(0.7) and vanilla["corrupted"] == pytest.approx(0.25)
+    assert vanilla["repeat_std"] == pytest.approx(np.sqrt(0.02) / 2)       # (0.1414 + 0) / 2
+    assert vanilla["drop"] == pytest.approx(0.45) and vanilla["relative_drop"] == pytest.approx(0.45 / 0.7)
+    recovery = chapter.recovery_table(summary).loc[("s", "contrastive")]
+    assert recovery["vanilla_drop"] == pytest.approx(0.45) and recovery["corrupted_gain"] == pytest.approx(0.15)
+    assert recovery["recovered_share"] == pytest.approx(1 / 3) and recovery["clean_change"] == pytest.approx(-0.2)
+    table = chapter.table_11_1(summary, {"s": "setting S"})
+    assert table.loc[("Contrastive", "vanilla"), ("setting S", "clean")] == "**70.0**"
+    assert table.loc[("Contrastive", "+ BGAugment"), ("setting S", "corrupted")] == "**40.0 ± 0.0**"
+
+
+def test_map_at_r_of_perfect_and_swapped_embeddings():
+    labels = np.repeat(np.arange(3), 4)
+    perfect = np.eye(3)[labels] + 1e-3 * np.random.default_rng(0).normal(size=(12, 3))
+    assert chapter.map_at_r(perfect, labels, "euclidean") == pytest.approx(1.0)
+    # every image's nearest neighbours are of another class: MAP@R well below 1
+    assert chapter.map_at_r(np.eye(3)[(labels + np.tile([0, 1, 2, 0], 3)) % 3], labels, "euclidean") < 0.5
+
+
+def test_precomputed_feature_versions_in_the_shared_trainer():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(8), 8)
+    images = torch.zeros(len(labels), 3, 16, 16, dtype=torch.uint8)
+    features = torch.tensor(rng.normal(size=(8, 128))[labels] + rng.normal(size=(64, 128)), dtype=torch.float32)
+    config = ml.EmbeddingConfig(backbone="small_cnn", image_size=16, epochs=2, batch_size=16, embedding_dim=8)
+    one, _ = ml.train_embedding_model("contrastive", images, labels, config=config, seed=0, features=features)
+    same, _ = ml.train_embedding_model("contrastive", images, labels, config=config, seed=0, features=features[None])
+    np.testing.assert_allclose(ml.embed(one, features=features), ml.embed(same, features=features), atol=1e-6)
+    other = torch.stack([features, features.flip(0)])     # epoch 1 reads the second version
+    two, _ = ml.train_embedding_model("contrastive", images, labels, config=config, seed=0, features=other)
+    assert not np.allclose(ml.embed(one, features=features), ml.embed(two, features=features), atol=1e-4)
+    with pytest.raises(ValueError, match="K versions"):
+        ml.train_embedding_model("contrastive", images, labels, config=config, seed=0, features=other[:, :10])
+
+
+def test_online_batch_transform_replaces_only_the_background():
+    split = chapter.MaskedSplit(np.full((4, 8, 8, 3), 200, np.uint8), np.zeros((4, 8, 8), bool), np.arange(4))
+    masks = split.masks.copy()
+    masks[:, 2:5, 2:5] = True
+    split = dataclasses.replace(split, masks=masks)
+    bank = np.stack([np.full((8, 8, 3), 10 * (k + 1), np.uint8) for k in range(3)])
+    data = chapter.SettingData("t", "t", split, split, bank, bank)
+    transform = chapter._bgaugment_batch_transform(data, seed=0)
+    out = transform(torch.from_numpy(split.images.transpose(0, 3, 1, 2).copy()), np.arange(4))
+    assert out.dtype == torch.uint8 and (out[:, :, 2:5, 2:5] == 200).all()
+    assert set(out[:, 0, 0, 0].tolist()) <= {10, 20, 30}
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    config = dataclasses.replace(SMOKE, train_products=8, test_products=8, bank_size=6,
+                                 embedding=dataclasses.replace(SMOKE.embedding, epochs=2, batch_size=16))
+    data = chapter.load_stand_in(config, 0.9, seed=0)
+    result = chapter.evaluate_setting(config, data, config.losses, (0,), log=lambda line: None)
+    return config, data, result
+
+
+def test_tiny_run_end_to_end(tiny_run):
+    config, data, result = tiny_run
+    assert len(data.train) == 32 and set(data.train.labels) == set(range(8)) and data.shortcut_rate == 0.9
+    assert len(result.rows) == 2 * len(config.losses)
+    assert result.corrupted_images.shape == (config.corruption_repeats, len(data.test), 48, 48, 3)
+    # the corruption keeps the foreground pixels and changes background pixels
+    fg = data.test.masks
+    assert (result.corrupted_images[0][fg] == data.test.images[fg]).all()
+    assert (result.corrupted_images[0][~fg] != data.test.images[~fg]).any()
+    scores = result.rows[["clean", "corrupted"]].to_numpy()
+    assert ((scores > 0) & (scores <= 1)).all()
+    summary = chapter.summary_table(result.rows)
+    assert len(chapter.recovery_table(summary)) == len(config.losses)
+    rows, maps = chapter.foreground_scores(result, images=3, samples=2, seed=0)
+    assert len(rows) == 3 * 2 * len(config.losses) and (rows["score"] <= 1).all()
+    key = (config.losses[0], "vanilla")
+    assert maps[key].shape == (3, 48, 48) and maps[key].min() >= 0 and maps[key].max() <= 1
+    network = result.networks[(config.losses[0], "vanilla", 0)]
+    neighbours = chapter.retrieval_neighbours(network, data.test.images, data.test.images[:2], "euclidean", 3,
+                                              exclude=None)
+    assert neighbours.shape == (2, 3) and neighbours[0, 0] == 0 and neighbours[1, 0] == 1
+    import matplotlib.pyplot as plt
+
+    chapter.plot_rate_sweep(summary, {data.name: 0.9}, loss_name=config.losses[0])
+    plt.close("all")
+
+
+def test_real_data_sets_need_a_data_root(tmp_path):
+    from domainknowledge.data.bundled import DataNotFoundError
+
+    with pytest.raises(DataNotFoundError, match="cars196"):
+        chapter.load_real_setting(None, "cars196", image_size=32)
+    with pytest.raises(DataNotFoundError, match="masks"):
+        chapter.load_real_setting(tmp_path, "sop", image_size=32)
+    with pytest.raises(ValueError, match="unknown data set"):
+        chapter.load_real_setting(tmp_path, "mnist", image_size=32)
+
+
+def test_real_data_set_layout_is_read_and_cached(tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setenv("DK_DATA_DIR", str(tmp_path / "cache"))
+    for k, name in enumerate(("a_class", "b_class", "c_class", "d_class")):
+        for folder in ("images", "masks"):
+            (tmp_path / "cub200" / folder / name).mkdir(parents=True)
+        for view in range(2):
+            Image.fromarray(np.full((20, 30, 3), 50 * k, np.uint8)).save(tmp_path / "cub200" / "images" / name / f"{view}.jpg")
+            mask = np.zeros((20, 30), np.uint8)
+            mask[5:15, 10:20] = 255
+            Image.fromarray(mask).save(tmp_path / "cub200" / "masks" / name / f"{view}.png")
+    for bank in ("augment", "corrupt"):
+        (tmp_path / "backgrounds" / bank).mkdir(parents=True)
+        Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "backgrounds" / bank / "0.jpg")
+    data = chapter.load_real_setting(tmp_path, "cub200", image_size=16)
+    assert data.train.images.shape == (4, 16, 16, 3) and list(data.train.labels) == [0, 0, 1, 1]
+    assert list(data.test.labels) == [0, 0, 1, 1] and data.augment_bank.shape == (1, 16, 16, 3)
+    assert data.train.masks[0, 8, 8] and not data.train.masks[0, 0, 0]          # centre-cropped square
+    assert (tmp_path / "cache" / "bgaugment" / "cub200_16.npz").is_file()
+    again = chapter.load_real_setting(tmp_path, "cub200", image_size=16)        # from the cache
+    np.testing.assert_array_equal(again.test.images, data.test.images)
+
+
+def test_the_paper_path_fine_tunes_the_backbone_with_bgaugment_on_every_batch():
+    """The paper Config's code path at a tiny size: the whole Lite0 trained, BGAugment as a batch transform."""
+    paper = chapter.CONFIGS["paper"]
+    config = dataclasses.replace(paper, train_products=4, test_products=4, views_per_product=4, image_size=64,
+                                 bank_size=4, losses=("contrastive", "normalized_softmax"), runs=1,
+                                 corruption_repeats=2, real_datasets=(),
+                                 embedding=dataclasses.replace(paper.embedding, image_size=64, epochs=1, batch_size=8))
+    data = chapter.load_stand_in(config, 0.5, seed=0)
+    result = chapter.evaluate_setting(config, data, ("contrastive",), (0,), log=lambda line: None)
+    vanilla = result.networks[("contrastive", "vanilla", 0)]
+    augmented = result.networks[("contrastive", "bgaugment", 0)]
+    assert vanilla.train_backbone and result.feature_seconds < 5
+    moved = [not torch.equal(a, b) for a, b in zip(vanilla.backbone.parameters(), augmented.backbone.parameters())]
+    assert any(moved)                    # different batches (BGAugment) trained the backbones differently
+    assert result.rows[["clean", "corrupted"]].notna().all().all()
+
+
+def test_retrieval_excludes_each_querys_own_image(tiny_run):
+    config, data, result = tiny_run
+    network = result.networks[(config.losses[0], "vanilla", 0)]
+    queries = np.array([0, 5, 9])
+    found = chapter.retrieval_neighbours(network, data.test.images, data.test.images[queries], "euclidean", 4,
+                                         exclude=queries)
+    assert found.shape == (3, 4) and not (found == queries[:, None]).any()
+
+
+def test_paired_score_test_known_answer():
+    rows = [{"setting": "s", "loss": "arcface", "method": method, "image": i, "score": base + (0.1 if method == "bgaugment" else 0)}
+            for i, base in enumerate(np.linspace(0, 0.5, 8)) for method in chapter.METHODS]
+    result = chapter.paired_score_test(pd.DataFrame(rows)).loc["s"]
+    assert result["mean_difference"] == pytest.approx(0.1) and result["bgaugment_higher"] == 8 and result["pairs"] == 8
+    assert result["p_value"] == pytest.approx(2 / 2 ** 8)            # exact test: all eight signs positive
