@@ -34,8 +34,8 @@ from domainknowledge.data.bundled import DataNotFoundError, data_root_folder
 from domainknowledge.principles import indirect
 
 __all__ = ["CAR_MODEL_NAMES", "CONFIGS", "CSS21_COLOURS", "METHODS", "REAL_DATASETS", "REAL_LAYOUT", "Config",
-           "Dataset", "Notion", "attribution_maps", "css_colour_names", "dimension_sweep", "embed_dataset",
-           "evaluate_notion", "load_datasets", "method_embeddings", "plot_attribution_maps", "plot_dimension_sweep",
+           "Dataset", "Notion", "attribution_maps", "attribution_share", "world_object_masks", "css_colour_names", "dimension_sweep", "embed_dataset",
+           "evaluate_notion", "load_datasets", "method_embeddings", "parse_target", "plot_attribution_maps", "plot_dimension_sweep",
            "plot_prompt_count_sweep", "plot_views", "prompt_count_sweep", "prompt_embeddings", "reduced_dim",
            "summary_table", "table_13_2", "tsne_views"]
 
@@ -118,9 +118,11 @@ class Config:
     image-text encoders of the registry. Method: ``embedding_dim`` r' (the thesis' 128), capped at
     ``dim_fraction`` of the encoder's dimension (the thesis' 128 of 512 = 1/4); ``runs`` seeds;
     ``max_iterations`` caps every Adam fit (patience 100 stops them earlier); ``oracle_iterations`` caps the
-    Oracle. Analyses: ``sweep_dims`` (Fig. 13.4), ``prompt_counts`` and ``sweep_runs`` (Fig. 13.6),
-    ``view_points`` (t-SNE points per panel, Fig. 13.2), ``attribution_images`` and ``attribution_steps``
-    (Integrated Gradients, Fig. 13.3).
+    Oracle. Analyses, each on ``"<data set>|<encoder>"`` pairs (or ``"<data set>|<encoder>|<notion>"``):
+    ``sweep_dims`` and ``sweep_methods`` on ``sweep_on`` (Fig. 13.4), ``prompt_counts`` on ``prompt_sweep_on``
+    (Fig. 13.6), both over ``sweep_runs`` seeds; ``view_points`` t-SNE points per panel on ``views_on``
+    (Fig. 13.2); ``attribution_images`` and ``attribution_steps`` (Integrated Gradients) on ``attribution_on``
+    (Fig. 13.3; the encoder needs a differentiable image tower).
     """
 
     car_images: int
@@ -134,11 +136,16 @@ class Config:
     max_iterations: int
     oracle_iterations: int
     sweep_dims: tuple[int, ...]
+    sweep_on: tuple[str, ...]
+    sweep_methods: tuple[str, ...]
     sweep_runs: int
     prompt_counts: tuple[int, ...]
+    prompt_sweep_on: tuple[str, ...]
     view_points: int
+    views_on: str
     attribution_images: int
     attribution_steps: int
+    attribution_on: str
 
     def __post_init__(self):
         if self.car_images < 20 or self.world_images < 20:
@@ -151,25 +158,49 @@ class Config:
             raise ValueError("runs, sweep_runs, max_iterations and oracle_iterations must be positive")
         if any(d < 1 for d in self.sweep_dims) or any(c < 2 for c in self.prompt_counts):
             raise ValueError("sweep_dims must be positive and prompt_counts at least 2")
+        unknown = set(self.sweep_methods) - set(METHODS)
+        if unknown:
+            raise ValueError(f"unknown sweep methods {sorted(unknown)}; choose from {METHODS}")
+        for target in (*self.sweep_on, *self.prompt_sweep_on, self.views_on, self.attribution_on):
+            parts = target.split("|")
+            if len(parts) not in (2, 3) or parts[1] not in self.encoders:
+                raise ValueError(f"analysis target {target!r} must read '<data set>|<encoder>[|<notion>]' with an "
+                                 f"encoder of this profile ({', '.join(self.encoders)})")
 
 
 CONFIGS: dict[str, Config] = {
-    "smoke": Config(car_images=90, car_image_size=48, world_images=90, real=False,
+    "smoke": Config(car_images=80, car_image_size=48, world_images=80, real=False,
                     encoders=("standin-clip-smoke", "conse-lite0-minilm"), embedding_dim=128, dim_fraction=0.25,
-                    runs=2, max_iterations=300, oracle_iterations=150, sweep_dims=(2, 8, 32), sweep_runs=1,
-                    prompt_counts=(5, 20), view_points=60, attribution_images=2, attribution_steps=8),
-    "cpu": Config(car_images=600, car_image_size=64, world_images=600, real=False,
+                    runs=2, max_iterations=200, oracle_iterations=100, sweep_dims=(2, 8, 32),
+                    sweep_on=("world|standin-clip-smoke",), sweep_methods=("InDiReCT", "Random U", "PCA"),
+                    sweep_runs=1, prompt_counts=(4, 16),
+                    prompt_sweep_on=("world|standin-clip-smoke|colour", "cars|conse-lite0-minilm|car model"),
+                    view_points=50, views_on="world|standin-clip-smoke", attribution_images=2,
+                    attribution_steps=8, attribution_on="world|standin-clip-smoke"),
+    "cpu": Config(car_images=400, car_image_size=64, world_images=400, real=False,
                   encoders=("standin-clip-cpu", "conse-lite0-minilm"), embedding_dim=128, dim_fraction=0.25,
-                  runs=5, max_iterations=5000, oracle_iterations=1000, sweep_dims=(2, 4, 8, 16, 32, 64, 128, 256, 384),
-                  sweep_runs=3, prompt_counts=(5, 10, 20, 40, 80, 136), view_points=400, attribution_images=4,
-                  attribution_steps=32),
+                  runs=5, max_iterations=1000, oracle_iterations=500, sweep_dims=(2, 4, 8, 16, 32, 64),
+                  sweep_on=("world|standin-clip-cpu",), sweep_methods=("InDiReCT", "Random U", "PCA", "LAE"),
+                  sweep_runs=3, prompt_counts=(2, 4, 8, 16, 32, 64, 136),
+                  prompt_sweep_on=("world|standin-clip-cpu|colour", "world|standin-clip-cpu|background",
+                                   "cars|conse-lite0-minilm|car model"),
+                  view_points=300, views_on="world|standin-clip-cpu", attribution_images=4, attribution_steps=24,
+                  attribution_on="world|standin-clip-cpu"),
     "paper": Config(car_images=10000, car_image_size=128, world_images=10000, real=True,
                     encoders=("open_clip:ViT-B-32/openai", "standin-clip-paper", "conse-lite0-minilm"),
                     embedding_dim=128, dim_fraction=1.0, runs=5, max_iterations=100_000, oracle_iterations=100_000,
-                    sweep_dims=(2, 4, 8, 16, 32, 64, 128, 256, 512), sweep_runs=5,
-                    prompt_counts=(10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130), view_points=2000,
-                    attribution_images=5, attribution_steps=50),
+                    sweep_dims=(2, 4, 8, 16, 32, 64, 128, 256, 512), sweep_on=("Cars196|open_clip:ViT-B-32/openai",),
+                    sweep_methods=("InDiReCT", "Random U", "PCA", "LAE", "AE", "Oracle"), sweep_runs=5,
+                    prompt_counts=(10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150),
+                    prompt_sweep_on=("Cars196|open_clip:ViT-B-32/openai|car model",), view_points=2000,
+                    views_on="Cars196|open_clip:ViT-B-32/openai", attribution_images=5, attribution_steps=50,
+                    attribution_on="Cars196|open_clip:ViT-B-32/openai"),
 }
+
+
+def parse_target(target: str) -> tuple[str, ...]:
+    """``"<data set>|<encoder>[|<notion>]"`` -> its parts (encoder names may contain ``/`` and ``:``)."""
+    return tuple(target.split("|"))
 
 
 def reduced_dim(config: Config, encoder_dim: int) -> int:
@@ -463,6 +494,20 @@ def attribution_maps(encoder, images: np.ndarray, projections: dict[str, np.ndar
         stacked = torch.stack(values).numpy()
         maps[name] = stacked / np.maximum(stacked.sum(axis=(1, 2), keepdims=True), 1e-12)
     return maps
+
+
+def world_object_masks(factors: pd.DataFrame, size: int) -> np.ndarray:
+    """Approximate object masks ``(N, size, size)`` bool of captioned-world images: the disc of the object's radius
+    around its centre (the generator's ``x``, ``y``, ``radius`` columns, fractions of the side)."""
+    grid = (np.arange(size) + 0.5) / size
+    px, py = np.meshgrid(grid, grid)
+    x, y, r = (factors[c].to_numpy(float)[:, None, None] for c in ("x", "y", "radius"))
+    return (px[None] - x) ** 2 + (py[None] - y) ** 2 <= r ** 2
+
+
+def attribution_share(maps: dict[str, np.ndarray], masks: np.ndarray) -> pd.Series:
+    """The mean share of each normalised attribution map ``(B, S, S)`` that falls inside ``masks`` ``(B, S, S)``."""
+    return pd.Series({name: float((values * masks).sum(axis=(1, 2)).mean()) for name, values in maps.items()})
 
 
 # --- figures ----------------------------------------------------------------------------------------------
