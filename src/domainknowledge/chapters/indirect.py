@@ -120,7 +120,7 @@ class Config:
     ``max_iterations`` caps every Adam fit (patience 100 stops them earlier); ``oracle_iterations`` caps the
     Oracle. Analyses, each on ``"<data set>|<encoder>"`` pairs (or ``"<data set>|<encoder>|<notion>"``):
     ``sweep_dims`` and ``sweep_methods`` on ``sweep_on`` (Fig. 13.4), ``prompt_counts`` on ``prompt_sweep_on``
-    (Fig. 13.6), both over ``sweep_runs`` seeds; ``view_points`` t-SNE points per panel on ``views_on``
+    (Fig. 13.6) at r' = ``prompt_sweep_dim`` (``None``: the r' of Table 13.2), both over ``sweep_runs`` seeds; ``view_points`` t-SNE points per panel on ``views_on``
     (Fig. 13.2); ``attribution_images`` and ``attribution_steps`` (Integrated Gradients) on ``attribution_on``
     (Fig. 13.3; the encoder needs a differentiable image tower).
     """
@@ -141,6 +141,7 @@ class Config:
     sweep_runs: int
     prompt_counts: tuple[int, ...]
     prompt_sweep_on: tuple[str, ...]
+    prompt_sweep_dim: int | None
     view_points: int
     views_on: str
     attribution_images: int
@@ -175,6 +176,7 @@ CONFIGS: dict[str, Config] = {
                     sweep_on=("world|standin-clip-smoke",), sweep_methods=("InDiReCT", "Random U", "PCA"),
                     sweep_runs=1, prompt_counts=(4, 16),
                     prompt_sweep_on=("world|standin-clip-smoke|colour", "cars|conse-lite0-minilm|car model"),
+                    prompt_sweep_dim=4,
                     view_points=50, views_on="world|standin-clip-smoke", attribution_images=2,
                     attribution_steps=8, attribution_on="world|standin-clip-smoke"),
     "cpu": Config(car_images=400, car_image_size=64, world_images=400, real=False,
@@ -183,7 +185,7 @@ CONFIGS: dict[str, Config] = {
                   sweep_on=("world|standin-clip-cpu",), sweep_methods=("InDiReCT", "Random U", "PCA", "LAE"),
                   sweep_runs=3, prompt_counts=(2, 4, 8, 16, 32, 64, 136),
                   prompt_sweep_on=("world|standin-clip-cpu|colour", "world|standin-clip-cpu|background",
-                                   "cars|conse-lite0-minilm|car model"),
+                                   "cars|conse-lite0-minilm|car model"), prompt_sweep_dim=4,
                   view_points=300, views_on="world|standin-clip-cpu", attribution_images=4, attribution_steps=24,
                   attribution_on="world|standin-clip-cpu"),
     "paper": Config(car_images=10000, car_image_size=128, world_images=10000, real=True,
@@ -192,7 +194,8 @@ CONFIGS: dict[str, Config] = {
                     sweep_dims=(2, 4, 8, 16, 32, 64, 128, 256, 512), sweep_on=("Cars196|open_clip:ViT-B-32/openai",),
                     sweep_methods=("InDiReCT", "Random U", "PCA", "LAE", "AE", "Oracle"), sweep_runs=5,
                     prompt_counts=(10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150),
-                    prompt_sweep_on=("Cars196|open_clip:ViT-B-32/openai|car model",), view_points=2000,
+                    prompt_sweep_on=("Cars196|open_clip:ViT-B-32/openai|car model",), prompt_sweep_dim=None,
+                    view_points=2000,
                     views_on="Cars196|open_clip:ViT-B-32/openai", attribution_images=5, attribution_steps=50,
                     attribution_on="Cars196|open_clip:ViT-B-32/openai"),
 }
@@ -534,7 +537,6 @@ def plot_dimension_sweep(sweep: pd.DataFrame, raw: dict[str, float], title: str 
     axes[0, -1].legend(fontsize=7, loc="best")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -553,7 +555,6 @@ def plot_prompt_count_sweep(sweep: pd.DataFrame, raw: float, title: str | None =
     axes[0].legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -576,7 +577,6 @@ def plot_views(views: dict[str, np.ndarray], labels: dict[str, np.ndarray], titl
             ax.legend(fontsize=6, markerscale=1.5, loc="best", frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -602,5 +602,4 @@ def plot_attribution_maps(images: np.ndarray, maps: dict[str, np.ndarray], refer
         ax.set_yticks([])
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
