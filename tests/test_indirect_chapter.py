@@ -93,3 +93,38 @@ def test_world_object_masks_and_attribution_share():
     maps = {"inside": masks.astype(float) / masks.sum(), "outside": (~masks).astype(float) / (~masks).sum()}
     shares = chapter.attribution_share(maps, masks)
     assert shares["inside"] == pytest.approx(1.0) and shares["outside"] == pytest.approx(0.0)
+
+
+def test_attribution_maps_are_normalised_and_follow_the_projection():
+    """A linear image tower whose four outputs each read one pixel of the left half: every map puts all its mass
+    there, and a projection that keeps two of the outputs puts it on exactly their two pixels."""
+    import torch
+
+    class Tower(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            weight = torch.zeros(4, 3 * 4 * 4)
+            index = torch.arange(3 * 4 * 4).reshape(3, 4, 4)
+            weight[0, index[0, 0, 0]] = weight[1, index[1, 1, 1]] = weight[2, index[2, 2, 0]] = weight[3, index[0, 3, 1]] = 1.0
+            self.register_buffer("weight", weight)
+
+        def encode_image(self, x):
+            return x.flatten(1) @ self.weight.T
+
+    class Encoder:
+        name = "toy"
+        model = Tower()
+
+        @staticmethod
+        def preprocess(x):
+            return x / 255.0
+
+    images = np.full((2, 4, 4, 3), 200, dtype=np.uint8)
+    maps = chapter.attribution_maps(Encoder(), images, {"Raw": None, "first": np.eye(4, 2, dtype=np.float32)}, steps=8)
+    assert set(maps) == {"Raw", "first"} and maps["Raw"].shape == (2, 4, 4)
+    for values in maps.values():
+        assert np.allclose(values.sum(axis=(1, 2)), 1.0, atol=1e-5)
+        assert np.allclose(values[:, :, 2:], 0.0, atol=1e-6)                 # the tower never reads the right half
+    assert {tuple(p) for p in np.argwhere(maps["first"][0] > 1e-6)} == {(0, 0), (1, 1)}
+    with pytest.raises(ValueError, match="differentiable"):
+        chapter.attribution_maps(type("NoTower", (), {"name": "x"})(), images, {"Raw": None}, steps=2)
