@@ -1,0 +1,558 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (domainknowledge)
+#     language: python
+#     name: domainknowledge
+# ---
+
+# %% [markdown]
+# (ch-indirect)=
+# # Metric learning from words alone: InDiReCT
+#
+# A metric-learning model decides which images count as similar, and that decision is normally learnt from
+# many labelled pairs. But "similar" depends on who asks: a car dealer groups cars by model, a painter by
+# colour. Kobs (2023) asks whether a user can state the notion in words and get a matching embedding without
+# a single training image. The words enter through a frozen image-text encoder: prompts that differ only in
+# the notion ("a red car", "a blue car", ...) show the encoder's directions along which the notion varies,
+# and a projection that keeps those directions is then applied to the images. This is the *Feature
+# Extraction with Pretrained Multimodal Models* principle again, with domain knowledge given as a list of
+# words.
+#
+# :::{admonition} What this chapter reproduces
+# :class: tip
+# Kobs (2023), Chapter 13, "Zero-shot Deep Metric Learning with CLIP" {cite}`kobs2023thesis`, which follows
+# {cite}`kobs2023indirect`:
+#
+# - InDiReCT, Eqs. 13.1-13.6: a projection learnt from prompt embeddings only, applied to image embeddings;
+# - every baseline of Table 13.2 (random embeddings, raw embeddings, a random projection, PCA, a linear and
+#   a nonlinear autoencoder, and the Oracle trained on the evaluation labels) with MAP@R and Prec@1 over
+#   seeded runs;
+# - the embedding-size sweep (Fig. 13.4), the prompt-count sweep (Fig. 13.6), 2-d views of the embeddings
+#   per notion (Fig. 13.2) and attribution differences at r' = 2 (Fig. 13.3).
+#
+# At the `smoke` and `cpu` profiles the images are two seeded stand-ins (the rendered cars of
+# {ref}`ch-cars_attention` and the captioned world of {ref}`ch-encoders`) and the encoders are the stand-in
+# CLIP and ConSE {cite}`norouzi2014conse`, since no CLIP weights can be had offline. The `paper` profile runs
+# the thesis' data sets and CLIP through the same code. {ref}`sec-indirect-deviations` lists every difference.
+# :::
+
+# %% tags=["parameters"]
+profile = "cpu"
+seed = 0
+device = "auto"
+data_root = None
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+import domainknowledge as dk
+from domainknowledge.chapters import indirect as chapter
+from domainknowledge.models import encoders
+from domainknowledge.principles import indirect
+
+run = dk.experiment.start("indirect", profile=profile, seed=seed, device=device, data_root=data_root)
+dk.plots.use_book_style()
+config = dk.experiment.select(chapter.CONFIGS, run.profile)
+display(run.banner())
+
+# %% [markdown]
+# ## What each profile runs
+#
+# The profile fixes the image sets and their size, the encoders, the number of seeded runs, the cap on
+# optimisation steps, and which encoder and data set each analysis uses. The highlighted column produced
+# this page.
+
+# %%
+dk.experiment.profile_table(chapter.CONFIGS, run.profile)
+
+# %% [markdown]
+# ## The method
+#
+# A similarity notion $\mathcal{S}$ is described by $n$ prompts, a template filled with each *aspect* of the
+# notion. The frozen text encoder maps prompt $i$ to a row vector $\mathbf{t}_i \in \mathbb{R}^{1 \times r}$.
+# InDiReCT learns $\mathbf{U} \in \mathbb{R}^{r \times r'}$ by pushing the prompts through $\mathbf{U}$ and
+# back through $\mathbf{U}^\top$, on the unit sphere at every step:
+#
+# $$
+# \mathbf{t}_i^{\text{norm}} = \frac{\mathbf{t}_i}{\lVert \mathbf{t}_i \rVert}, \tag{13.1}
+# $$
+#
+# $$
+# \mathbf{t}'_i = \frac{\mathbf{t}_i^{\text{norm}} \mathbf{U}}{\lVert \mathbf{t}_i^{\text{norm}} \mathbf{U} \rVert}, \tag{13.2}
+# $$
+#
+# $$
+# \mathbf{t}_i^{\text{recon}} = \frac{\mathbf{t}'_i \mathbf{U}^\top}{\lVert \mathbf{t}'_i \mathbf{U}^\top \rVert}, \tag{13.3}
+# $$
+#
+# $$
+# L = \frac{1}{n} \sum_{i=1}^{n} \arccos\bigl(\mathbf{t}_i^{\text{norm}} \, {\mathbf{t}_i^{\text{recon}}}^{\top}\bigr). \tag{13.4}
+# $$
+#
+# $L$ is the mean angle between each prompt and its reconstruction. With fewer dimensions $r'$ than
+# directions in the prompts, $\mathbf{U}$ must keep the directions along which the prompts differ most, and
+# since every prompt shares the template, those are the directions of the notion. Images are embedded by
+# the frozen image tower and projected by the same matrix,
+#
+# $$
+# \mathbf{v}_i^{\text{norm}} = \frac{\mathbf{v}_i}{\lVert \mathbf{v}_i \rVert}, \qquad
+# \mathbf{v}'_i = \frac{\mathbf{v}_i^{\text{norm}} \mathbf{U}}{\lVert \mathbf{v}_i^{\text{norm}} \mathbf{U} \rVert}, \tag{13.5-13.6}
+# $$
+#
+# and compared by cosine similarity. No image and no label enters the training. As in the thesis,
+# $\mathbf{U}$ starts from $\mathcal{N}(0, 0.1)$ and Adam with learning rate 0.01 trains it on all prompts at
+# once until $L$ has not improved for 100 iterations. The code is
+# `indirect.fit_indirect`; its tests check known answers, e.g. that prompts lying in a
+# $k$-dimensional subspace are reconstructed with a loss near zero at $r' = k$ and not at $r' < k$, and that
+# the learnt $\mathbf{U}$ maps directions orthogonal to all prompts to almost nothing.
+#
+# ## The images and the notions
+#
+# :::{admonition} Stand-in data
+# :class: warning
+# At `smoke` and `cpu` the images come from two seeded generators of this library. **Rendered cars** are
+# the analysis set of {ref}`ch-cars_attention`: six body types, each car painted and placed before a solid
+# background, every property drawn independently. They play the role of the thesis' *Synthetic Cars*, whose
+# notions (car model, car colour, background colour) we keep. **Captioned world** images are a fresh split
+# of the world the stand-in CLIP was trained on: one object with a shape, colour, texture and background.
+# Both keep what the experiment needs: several labelled notions on the same images, independent of each
+# other, so an embedding good for one notion must ignore the others. They cannot keep the variety of real
+# photographs, nor the breadth of what a web-trained CLIP has read about cars, birds or clothes.
+# :::
+#
+# Each notion is a template filled with aspect words, as in Table 13.1. For the cars we take the thesis'
+# templates; the car-model aspects are real car model names (the thesis used 569 from a car dealer; our
+# list has fewer) and the colour aspects are the CSS 2.1 colour keywords, as in the thesis. A car's colour
+# label is the CSS keyword nearest to its paint (and its background's), which is our answer to the
+# undocumented relabelling of the thesis (erratum 7 of the digest). For the captioned world the aspects are
+# the words its captions use for each value, in the templates the zero-shot chapters use.
+
+# %%
+datasets = chapter.load_datasets(config, seed=seed, data_root=run.data_root)
+notion_rows = []
+for key, dataset in datasets.items():
+    for notion, spec in dataset.notions.items():
+        notion_rows.append({"data set": dataset.name, "notion": notion, "classes": len(set(dataset.labels[notion])),
+                            "template(s)": " / ".join(f'"{t}"' for t in spec.templates), "aspects": len(spec.aspects),
+                            "prompts": len(spec.prompts), "example aspects": ", ".join(spec.aspects[:4]) + ", ..."})
+display(Markdown("; ".join(f"**{d.name}**: {d.description}" for d in datasets.values()) + "."))
+pd.DataFrame(notion_rows).set_index(["data set", "notion"])
+
+# %%
+fig, axes = plt.subplots(2, 8, figsize=(11, 3.2))
+for row, key in enumerate(("cars", "world")):
+    dataset = datasets[key]
+    for col, ax in enumerate(axes[row]):
+        ax.imshow(dataset.images[col])
+        ax.set_title("\n".join(str(dataset.labels[n][col]) for n in list(dataset.notions)[:3]), fontsize=6.5)
+        ax.axis("off")
+fig.suptitle("Evaluation images with their labels per notion (top: rendered cars; bottom: captioned world)",
+             fontsize=10);
+
+# %% [markdown]
+# ## The encoders
+#
+# The thesis uses CLIP ViT-B/32 (512 dimensions) and reduces to $r' = 128$. Offline we have two image-text
+# encoders from the registry of {ref}`ch-encoders`: the **stand-in CLIP**, trained here with open_clip's model
+# and loss on captioned synthetic images, and **ConSE**, whose image side is a real ImageNet classifier
+# (EfficientNet-Lite0) and whose text side a real sentence encoder (MiniLM). Their joint spaces are smaller
+# than CLIP's, so we keep the thesis' compression: $r'$ is a quarter of the encoder's dimension, at most
+# 128. The last column gives the share of the prompts' word pieces the stand-in knows; a piece it never saw
+# becomes one shared *unknown* token.
+
+# %%
+allow_download = dk.experiment.PROFILES[run.profile].allow_download
+loaded = {name: encoders.load_encoder(name, device=run.device, allow_download=allow_download)
+          for name in config.encoders}
+image_embeddings = {(key, name): chapter.embed_dataset(encoder, dataset)
+                    for name, encoder in loaded.items() for key, dataset in datasets.items()}
+text_embeddings = {(key, name, notion): chapter.prompt_embeddings(encoder, spec)
+                   for name, encoder in loaded.items() for key, dataset in datasets.items()
+                   for notion, spec in dataset.notions.items()}
+
+
+def coverage(encoder, dataset):
+    if not hasattr(encoder, "vocabulary_coverage"):
+        return "all (MiniLM)" if encoder.name.startswith("conse") else "–"
+    return f"{encoder.vocabulary_coverage([p for s in dataset.notions.values() for p in s.prompts]):.0%}"
+
+
+pd.DataFrame([{"encoder": name, "dimension r": encoder.embedding_dim,
+               "r'": chapter.reduced_dim(config, encoder.embedding_dim),
+               **{f"prompt pieces known ({d.name})": coverage(encoder, d) for d in datasets.values()},
+               "provenance": encoder.provenance} for name, encoder in loaded.items()]).set_index("encoder")
+
+# %% [markdown]
+# ## InDiReCT against every baseline (Table 13.2)
+#
+# The baselines, as the thesis defines them:
+#
+# - **Random**: unit vectors drawn uniformly on the sphere in $r'$ dimensions, ignoring the images (the floor);
+# - **Raw**: the encoder's own image embeddings, all $r$ dimensions (deterministic, one run);
+# - **Random U**: InDiReCT's $\mathbf{U}$ as initialised, never trained;
+# - **PCA** of the normalised prompt embeddings, which needs fewer dimensions $r'$ than prompts $n$ (the
+#   thesis could run it only for the car-model notions, with more than 128 prompts);
+# - **LAE**: a linear autoencoder $\mathbf{W}_1, \mathbf{b}_1, \mathbf{W}_2, \mathbf{b}_2$ trained on the
+#   prompts with the summed squared error (Eq. 13.7); images become $\mathbf{v}_i^{\text{norm}}\mathbf{W}_1 + \mathbf{b}_1$ (Eq. 13.8);
+# - **AE**: the same loss through a two-layer encoder and decoder with 512 hidden units and leaky ReLU, with
+#   weight decay 0.01;
+# - **Oracle**: $\mathbf{U}$ and unit class prototypes trained with the Normalized Softmax loss (Eq. 13.9)
+#   on the *evaluation images and their labels*: not zero-shot, an optimistic upper bound.
+#
+# Every image queries all others; MAP@R and Prec@1 are in percent, mean ± standard deviation over the seeds.
+
+# %%
+parts = []
+for (key, name, notion), texts in text_embeddings.items():
+    parts.append(chapter.evaluate_notion(datasets[key].name, name, notion, image_embeddings[(key, name)], texts,
+                                         datasets[key].labels[notion], config, range(seed, seed + config.runs)))
+results = pd.concat(parts, ignore_index=True)
+run.record("results", results.drop(columns=["note"], errors="ignore").round(5))
+caps = np.where(results["method"] == "Oracle", config.oracle_iterations, config.max_iterations)
+capped = results[results["iterations"].fillna(0).to_numpy() >= caps]
+capped_by_method = capped.groupby("method").size()
+fits_by_method = results[results["iterations"].notna()].groupby("method").size()
+run.glue("indirect_capped_by_method", ", ".join(f"{m} {capped_by_method.get(m, 0)} of {n}"
+                                               for m, n in fits_by_method.items()))
+run.glue("indirect_runs", config.runs)
+run.glue("indirect_capped_fits", int(len(capped)))
+run.glue("indirect_fits", int(results["iterations"].notna().sum()))
+display(Markdown(f"Table 13.2 analogue at the **{run.profile}** profile on {run.device_name}, "
+                 f"{config.runs} seeds; r' as in the encoder table."))
+table = chapter.table_13_2(results)
+table
+
+# %% [markdown]
+# {glue:text}`indirect_capped_fits:d` of the {glue:text}`indirect_fits:d` optimisations at this profile stopped
+# at the cap on iterations rather than by early stopping ({glue:text}`indirect_capped_by_method`; see
+# {ref}`sec-indirect-deviations`). Their losses were still creeping down, so a longer run could change the
+# affected numbers slightly.
+#
+# The same MAP@R means in a picture, one panel per data set and encoder, with the random floor and the
+# Oracle's ceiling:
+
+# %%
+summary = chapter.summary_table(results)
+groups = list(summary.groupby(level=["dataset", "encoder"], sort=False))
+fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 3.4), squeeze=False)
+for ax, ((dataset_name, encoder_name), block) in zip(axes[0], groups):
+    block = block.droplevel(["dataset", "encoder"])
+    positions = np.arange(len(block))
+    for i, method in enumerate(["Random", "Raw", "InDiReCT", "Oracle"]):
+        ax.bar(positions + (i - 1.5) * 0.2, 100 * block[method], width=0.2, label=method, color=f"C{i}")
+    ax.set_xticks(positions, block.index, rotation=30, ha="right", fontsize=8)
+    ax.set_title(f"{dataset_name}\n{encoder_name}", fontsize=8)
+axes[0, 0].set_ylabel("MAP@R (%)")
+axes[0, -1].legend(fontsize=7)
+fig.suptitle(f"MAP@R per notion ({run.profile} profile)", fontsize=10)
+
+# %% [markdown]
+# ### Which encoder can see which notion?
+#
+# A zero-shot method can only use what the frozen encoder already holds. The Oracle shows how much of a
+# notion a linear projection of the image embeddings can recover with perfect labels; where even the Oracle
+# stays near the random floor, the image tower does not hold the notion, and no prompt can help. Where the
+# Oracle is high but the raw embeddings and InDiReCT are low, the information is there but the prompts do
+# not point at it: the text and image sides of the encoder do not share the notion's directions.
+
+# %%
+useful = summary.assign(**{"Raw - Random": summary["Raw"] - summary["Random"],
+                           "Oracle - Random": summary["Oracle"] - summary["Random"],
+                           "InDiReCT - Raw": summary["InDiReCT"] - summary["Raw"]})
+useful = useful[["Random", "Raw", "InDiReCT", "Oracle", "Raw - Random", "Oracle - Random", "InDiReCT - Raw"]]
+(100 * useful).round(1)
+
+# %%
+car_raw_gap = useful.xs("Rendered cars", level="dataset")["Raw - Random"]
+world_gain = useful.xs("Captioned world", level="dataset")["InDiReCT - Raw"]
+visible = [f"{notion} ({encoder_name}, {100 * gap:.1f} points)" for (encoder_name, notion), gap in car_raw_gap.items()
+           if gap > 0.05]
+run.glue("indirect_cars_visible", "; ".join(visible) if visible else "none")
+run.glue("indirect_cars_visible_count", len(visible))
+run.glue("indirect_cars_pairs", len(car_raw_gap))
+run.glue("indirect_world_best_gain", float(100 * world_gain.max()))
+run.glue("indirect_world_best_gain_at", " / ".join(map(str, world_gain.idxmax())))
+
+# %% [markdown]
+# On the rendered cars, the raw embeddings beat random ones by more than 5 MAP@R points for only
+# {glue:text}`indirect_cars_visible_count` of the {glue:text}`indirect_cars_pairs` encoder-notion pairs
+# ({glue:text}`indirect_cars_visible`): the stand-in CLIP learnt from 32-pixel shapes, not cars (it does
+# not even know the word "car"), and ConSE describes an image by the ImageNet objects it resembles, which for
+# a small flat-shaded render is a weak signal. For most car notions both encoders are of little use, and we
+# show it rather than hide it. On the captioned world, the stand-in's home
+# ground, InDiReCT gains up to {glue:text}`indirect_world_best_gain:.1f` MAP@R points over the raw embeddings
+# ({glue:text}`indirect_world_best_gain_at`).
+#
+# ## How many dimensions? (Fig. 13.4)
+#
+# The thesis sweeps $r'$ from 2 to 512 on Cars196 and finds InDiReCT at or above the raw CLIP embeddings from
+# 16 dimensions on, best at 64. We sweep $r'$ up to the encoder's dimension with the methods that take an $r'$.
+
+# %%
+sweep_parts, sweep_raw = [], {}
+for target in config.sweep_on:
+    key, name = chapter.parse_target(target)
+    for notion in datasets[key].notions:
+        sweep_parts.append(chapter.dimension_sweep(
+            datasets[key].name, name, notion, image_embeddings[(key, name)], text_embeddings[(key, name, notion)],
+            datasets[key].labels[notion], config, range(seed, seed + config.sweep_runs), methods=config.sweep_methods))
+        sweep_raw[notion] = float(results[(results.dataset == datasets[key].name) & (results.encoder == name)
+                                          & (results.notion == notion) & (results.method == "Raw")]["map_at_r"].iloc[0])
+dimension_sweep = pd.concat(sweep_parts, ignore_index=True)
+run.record("dimension_sweep", dimension_sweep.round(5))
+chapter.plot_dimension_sweep(dimension_sweep, sweep_raw, title=(
+    f"MAP@R against r' ({', '.join(config.sweep_on)}; {config.sweep_runs} seeds, {run.profile} profile)"));
+
+# %%
+indirect_sweep = (dimension_sweep[dimension_sweep.method == "InDiReCT"].groupby(["notion", "dim"])["map_at_r"]
+                  .mean().unstack("dim"))
+first_match = {}
+for notion, row in indirect_sweep.iterrows():
+    matches = [d for d in row.index if (row[row.index >= d] >= sweep_raw[notion] - 1e-9).all()]
+    first_match[notion] = min(matches) if matches else None
+match_table = pd.DataFrame({"raw MAP@R (%)": {n: 100 * v for n, v in sweep_raw.items()},
+                            "best r'": indirect_sweep.idxmax(axis=1),
+                            "best MAP@R (%)": 100 * indirect_sweep.max(axis=1),
+                            "InDiReCT >= raw from r' =": pd.Series(first_match, dtype=object)})
+run.record("dimension_match", match_table.reset_index().astype(str))
+match_table.round(1)
+
+# %% [markdown]
+# ## How many prompts? (Fig. 13.6)
+#
+# The thesis draws random subsets of 10 to 150 car names, five times each, and finds Cars196 performance
+# rising and levelling off at about 90 prompts, with the spread shrinking. We draw subsets of each size
+# (a different subset per seed) for the notions of the configuration, at r' =
+# {glue:text}`indirect_prompt_sweep_dim`. The thesis observes that with few prompts InDiReCT reconstructs them
+# almost perfectly and so is not forced to select directions; with $n \le r'$ prompts that is guaranteed. The
+# captioned world's notions have only 16 to 20 prompts, so at its table value $r' = 16$ the whole sweep would
+# sit in that regime; we therefore sweep at a smaller $r'$ (chosen after seeing Fig. 13.4, see
+# {ref}`sec-indirect-deviations`).
+
+# %%
+run.glue("indirect_prompt_sweep_dim", str(config.prompt_sweep_dim or "as in Table 13.2"))
+prompt_parts, prompt_raw = [], {}
+for target in config.prompt_sweep_on:
+    key, name, notion = chapter.parse_target(target)
+    images_, texts_, labels_ = image_embeddings[(key, name)], text_embeddings[(key, name, notion)], datasets[key].labels[notion]
+    prompt_parts.append(chapter.prompt_count_sweep(datasets[key].name, name, notion, images_, texts_, labels_, config,
+                                                   range(seed, seed + config.sweep_runs),
+                                                   dim=config.prompt_sweep_dim or chapter.reduced_dim(config, images_.shape[1])))
+    raw_row = results[(results.dataset == datasets[key].name) & (results.encoder == name) & (results.notion == notion)
+                      & (results.method == "Raw")].iloc[0]
+    prompt_raw[target] = {"map_at_r": float(raw_row["map_at_r"]), "precision_at_1": float(raw_row["precision_at_1"])}
+prompt_sweep = pd.concat(prompt_parts, ignore_index=True)
+run.record("prompt_sweep", prompt_sweep.round(5))
+for target in config.prompt_sweep_on:
+    key, name, notion = chapter.parse_target(target)
+    part = prompt_sweep[(prompt_sweep.dataset == datasets[key].name) & (prompt_sweep.encoder == name)
+                        & (prompt_sweep.notion == notion)]
+    chapter.plot_prompt_count_sweep(part, prompt_raw[target], title=(
+        f"{datasets[key].name}, {notion}, {name}: InDiReCT against the number of prompts "
+        f"({config.sweep_runs} samples, {run.profile} profile)"))
+
+# %%
+prompt_means = prompt_sweep.groupby(["dataset", "encoder", "notion", "prompts"])["map_at_r"].agg(["mean", "std"])
+(100 * prompt_means.unstack("prompts")["mean"]).round(1)
+
+# %% [markdown]
+# ## What the notions look like (Fig. 13.2)
+#
+# The thesis shows TriMap views of InDiReCT's embeddings per notion on Cars196. We show t-SNE views {cite}`vandermaaten2008tsne` of the
+# same images under the raw embedding and under InDiReCT trained for each notion, every panel coloured by
+# the labels of its own notion: if the prompts worked, each panel groups its own notion.
+
+# %%
+key, name = chapter.parse_target(config.views_on)
+dataset = datasets[key]
+dim = chapter.reduced_dim(config, image_embeddings[(key, name)].shape[1])
+view_embeddings, view_labels = {}, {}
+first_notion = list(dataset.notions)[0]
+view_embeddings[f"raw ({first_notion})"] = image_embeddings[(key, name)]
+view_labels[f"raw ({first_notion})"] = dataset.labels[first_notion]
+for notion in dataset.notions:
+    fit = indirect.fit_indirect(text_embeddings[(key, name, notion)], dim, seed=seed,
+                                              max_iterations=config.max_iterations)
+    view_embeddings[f"InDiReCT: {notion}"] = fit(image_embeddings[(key, name)])
+    view_labels[f"InDiReCT: {notion}"] = dataset.labels[notion]
+chosen, views = chapter.tsne_views(view_embeddings, config.view_points, seed=seed)
+chapter.plot_views(views, {k: v[chosen] for k, v in view_labels.items()},
+                   title=f"t-SNE of {len(chosen)} {dataset.name.lower()} images ({name}, r' = {dim}, {run.profile} profile)");
+
+# %% [markdown]
+# ## Where InDiReCT looks (Fig. 13.3)
+#
+# The thesis reduces to $r' = 2$, computes attribution maps of InDiReCT's and of CLIP's embeddings with the
+# method of Ch. 9, and shows their difference. We attribute, with Integrated Gradients from a black image,
+# the similarity of an embedding to its own value, $s(x) = \langle f(x), f(x_0) \rangle$ with $f(x_0)$ held
+# fixed, to the pixels, through the stand-in CLIP's image tower; $f$ is the raw embedding or InDiReCT's
+# two-dimensional projection for one notion. Each map is the absolute attribution summed over colour
+# channels and divided by its total, so maps compare; yellow marks pixels InDiReCT uses more than the raw
+# embedding, blue the reverse. On the captioned world we know where the object is, so the table below also
+# gives the share of each map that falls on the object's disc.
+
+# %%
+key, name = chapter.parse_target(config.attribution_on)
+dataset = datasets[key]
+picked = np.random.default_rng(seed).choice(len(dataset), size=config.attribution_images, replace=False)
+projections = {"Raw": None}
+for notion in dataset.notions:
+    projections[notion] = indirect.fit_indirect(
+        text_embeddings[(key, name, notion)], 2, seed=seed, max_iterations=config.max_iterations).matrix
+maps = chapter.attribution_maps(loaded[name], dataset.images[picked], projections, steps=config.attribution_steps)
+chapter.plot_attribution_maps(dataset.images[picked], maps, title=(
+    f"InDiReCT (r' = 2) minus raw-embedding attribution ({name}, {run.profile} profile)"));
+
+# %%
+if "factors" in dataset.extra:
+    masks = chapter.world_object_masks(dataset.extra["factors"].iloc[picked], dataset.images.shape[1])
+else:
+    masks = dataset.masks[picked] if dataset.masks is not None else None
+if masks is not None:
+    shares = chapter.attribution_share(maps, masks)
+    run.record("attribution_object_share", shares.round(4).to_dict())
+    run.glue("indirect_object_share_raw", float(shares["Raw"]))
+    run.glue("indirect_object_share_background", float(shares.get("background", np.nan)))
+    run.glue("indirect_object_share_colour", float(shares.get("colour", np.nan)))
+    display(Markdown(f"Share of attribution on the object (mean over {len(picked)} images, {run.profile} profile):"))
+    display(shares.rename("share on object").to_frame().T.round(3))
+
+# %% [markdown]
+# With so few images this figure is an illustration, not a measurement. On this page the raw embedding puts
+# {glue:text}`indirect_object_share_raw:.0%` of its attribution on the object, InDiReCT for the colour notion
+# {glue:text}`indirect_object_share_colour:.0%` and for the background notion
+# {glue:text}`indirect_object_share_background:.0%`.
+#
+# (sec-indirect-deviations)=
+# ## Deviations from the thesis
+#
+# - **Data (`smoke`, `cpu`).** Rendered cars and the captioned world replace Synthetic Cars, Cars196, CUB200,
+#   DeepFashion and Movie Posters. The cars' colour labels are the nearest CSS 2.1 keyword to the paint or
+#   background colour (17 keywords; the thesis reports 18 classes and does not say how it relabelled its
+#   HSV grid). `paper` reads the real sets from `data_root`, each as
+#   `<dataset>/notions.csv` (image path and one label column per notion of Table 13.1) and
+#   `<dataset>/aspects/<notion>.txt` (the prompt aspects, one per line); a missing file stops the run with a
+#   `DataNotFoundError` that gives this layout. The thesis' aspect lists (569 car names from a dealer, the
+#   CSS colours, the training labels of CUB200, ...) have to be supplied there.
+# - **Encoders.** The stand-in CLIP and ConSE replace CLIP ViT-B/32 at `smoke` and `cpu`; `paper` adds
+#   `open_clip:ViT-B-32/openai`. Their spaces have 64 and 384 dimensions, so $r'$ is a quarter of the
+#   encoder's dimension (the thesis' 128 of 512), not 128.
+# - **Car-model aspects.** Our list of real car model names is shorter than the thesis' 569. On our renders
+#   the classes are body types, which the names imply only indirectly.
+# - **Optimisation.** `N(0, 0.1)` is read as a standard deviation of 0.1. The arccos is evaluated on the
+#   cosine clamped to $1 - 10^{-7}$, as in the authors' code. The prompt-count sweep runs at a smaller $r'$
+#   than Table 13.2 (see its section), a choice made after looking at Fig. 13.4 on the same images. At `cpu` every Adam fit stops at 1,000 iterations
+#   (the Oracle at 500) if early stopping has not ended it before; the thesis has no cap. Eq. 13.6 prints
+#   $\mathbf{v}_i^{\text{int}}$ in the numerator; we use $\mathbf{v}_i^{\text{norm}}$ as in Eq. 13.5.
+# - **Baselines.** Eq. 13.7 writes the autoencoders for column vectors ($\mathbf{W}_1 \mathbf{t}$) with
+#   $\mathbf{W}_1 \in \mathbb{R}^{r \times r'}$; we use the row-vector form consistent with Eq. 13.2. The
+#   LAE's and AE's image codes are made unit length for cosine retrieval, and PCA projects centred
+#   embeddings. Eq. 13.9 prints the Normalized Softmax loss without a temperature; with unit vectors the
+#   logits then lie in $[-1, 1]$ and the loss barely separates classes, so we use the temperature 0.05 of
+#   Zhai and Wu's loss {cite}`zhai2019normsoftmax` (the default of the library the thesis used).
+# - **Fig. 13.2 and 13.3.** t-SNE instead of TriMap; Integrated Gradients of the embedding's self-similarity
+#   through the stand-in CLIP's image tower instead of Ch. 9's maps through CLIP's ViT.
+# - **Runs.** Five seeds at `cpu` for Table 13.2, three for the sweeps (the thesis: five).
+#
+# ## Claims
+#
+# Each claim is judged by a rule fixed before the run, per encoder and data set; the claims table gives the
+# measured values.
+
+# %%
+for (dataset_name, encoder_name), block in groups:
+    block = block.droplevel(["dataset", "encoder"])
+    spread = results[(results.dataset == dataset_name) & (results.encoder == encoder_name)
+                     & (results.method == "InDiReCT")].groupby("notion")["map_at_r"].std(ddof=1).fillna(0.0)
+    beats = {n: bool(block.loc[n, "InDiReCT"] - block.loc[n, "Raw"] > spread.get(n, 0.0)) for n in block.index}
+    run.claim(
+        f"beats-raw[{dataset_name}|{encoder_name}]",
+        statement=f"InDiReCT has a higher MAP@R than the raw embeddings for every notion ({dataset_name}, {encoder_name})",
+        source="Table 13.2", thesis_value="CLIP 23.5 -> 37.4 (Cars196 car model); higher on 13 of 13 notions",
+        measured="; ".join(f"{n}: {100 * block.loc[n, 'InDiReCT']:.1f} vs {100 * block.loc[n, 'Raw']:.1f}"
+                           for n in block.index),
+        holds=all(beats.values()),
+        note=f"beats by more than the spread over seeds on {sum(beats.values())} of {len(beats)} notions")
+    held = [n for n in block.index if block.loc[n, "Oracle"] - block.loc[n, "Random"] > 0.05]
+    run.claim(
+        f"beats-raw-where-notion-is-held[{dataset_name}|{encoder_name}]",
+        statement=f"InDiReCT has a higher MAP@R than the raw embeddings (by more than the spread over seeds) for every "
+                  f"notion the image embeddings hold, i.e. where the Oracle is more than 5 points above random "
+                  f"({dataset_name}, {encoder_name})",
+        source="Table 13.2, Sec. 13.2.2 (the Oracle as a test of what the encoder holds)",
+        thesis_value="InDiReCT above CLIP on 13 of 13 notions",
+        measured=("; ".join(f"{n}: {100 * block.loc[n, 'InDiReCT']:.1f} vs {100 * block.loc[n, 'Raw']:.1f}" for n in held)
+                  or "no notion held"),
+        holds=all(beats[n] for n in held) if held else None,
+        note=f"{len(held)} of {len(block)} notions held: {', '.join(held) or 'none'}")
+    above = {n: bool(block.loc[n, "Oracle"] > block.loc[n, "InDiReCT"]) for n in block.index}
+    run.claim(
+        f"oracle-bounds[{dataset_name}|{encoder_name}]",
+        statement=f"The Oracle (trained on the evaluation labels) has a higher MAP@R than InDiReCT for every notion "
+                  f"({dataset_name}, {encoder_name})",
+        source="Table 13.2", thesis_value="Oracle best in MAP@R on 13 of 13 notions (e.g. 41.8 vs 37.4)",
+        measured="; ".join(f"{n}: {100 * block.loc[n, 'Oracle']:.1f} vs {100 * block.loc[n, 'InDiReCT']:.1f}"
+                           for n in block.index),
+        holds=all(above.values()))
+
+small = {n: d for n, d in first_match.items()}
+run.claim(
+    "matches-raw-from-small-dim",
+    statement=f"InDiReCT reaches the raw embeddings' MAP@R from a small r' on (r' <= 16) and stays there, for every "
+              f"notion of the sweep ({', '.join(config.sweep_on)})",
+    source="Fig. 13.4", thesis_value="from r' = 16 of 512 on, peak at 64 (Cars196)",
+    measured="; ".join(f"{n}: from r' = {d}" if d is not None else f"{n}: never" for n, d in small.items()),
+    holds=all(d is not None and d <= 16 for d in small.values()),
+    note=f"means over {config.sweep_runs} seeds; r' up to the encoder's dimension")
+
+saturation = {}
+for target in config.prompt_sweep_on:
+    key, name, notion = chapter.parse_target(target)
+    means = prompt_means.loc[(datasets[key].name, name, notion), "mean"]
+    counts = list(means.index)
+    half = min(counts, key=lambda c: abs(c - counts[-1] / 2))
+    total_gain = means.iloc[-1] - means.iloc[0]
+    last_gain = means.iloc[-1] - means.loc[half]
+    saturation[target] = (counts, means, total_gain, last_gain, half)
+working = [t for t in config.prompt_sweep_on if saturation[t][2] > 0]
+run.claim(
+    "saturates-with-prompts",
+    statement="InDiReCT's MAP@R rises with the number of prompts and levels off: where it rises at all, going from "
+              "about half of the prompts to all of them adds less than a quarter of the total gain",
+    source="Fig. 13.6", thesis_value="rises from 10 prompts, converges at about 90 (Cars196 car model)",
+    measured="; ".join(f"{t}: {100 * m.iloc[0]:.1f} ({c[0]}) -> {100 * m.loc[h]:.1f} ({h}) -> "
+                       f"{100 * m.iloc[-1]:.1f} ({c[-1]})" for t, (c, m, _, _, h) in saturation.items()),
+    holds=bool(working) and all(saturation[t][3] < 0.25 * saturation[t][2] for t in working),
+    note=f"{len(working)} of {len(saturation)} swept notions rise at all; means over {config.sweep_runs} prompt samples");
+
+# %%
+run.finish();
+
+# %% [markdown]
+# ## Summary
+#
+# InDiReCT turns a list of words into a metric for images: a projection learnt from the prompts' embeddings
+# alone, applied to the frozen image embeddings. The claims table gives the verdicts at this profile. Where
+# the encoder's text and image sides share the notion's directions, as the stand-in CLIP's do for the colours
+# and backgrounds its captions name, a few prompts are enough to lift the raw embeddings markedly, and a
+# handful of dimensions suffice. Where they do not (shapes and textures, which the stand-in's image tower
+# barely separates; cars, which neither offline encoder understands), no prompt helps, and the Oracle shows
+# whether the image embeddings held the notion at all. The thesis' strong results rest on a CLIP trained on
+# 400 million captioned web images, which has read about car models, birds and fabrics; the `paper` profile
+# reruns this code with that model and the thesis' data sets.
+#
+# ## References
+
+# %% [markdown]
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

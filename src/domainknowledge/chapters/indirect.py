@@ -1,0 +1,605 @@
+"""Experiment drivers of the chapter "Language-guided zero-shot metric learning: InDiReCT" (Kobs 2023, Ch. 13).
+
+One code path for every profile:
+
+1. **Data** (:func:`load_datasets`): image sets with one label column per *similarity notion* and, per notion,
+   the prompt template and aspect words of Table 13.1. ``smoke`` and ``cpu``: the rendered cars of Ch. 7
+   (:func:`domainknowledge.data.synthetic.cars.make_analysis_set`; notions car model, car colour, background
+   colour, as the thesis' Synthetic Cars) and the captioned world on which the stand-in CLIP was trained (test
+   split; notions shape, colour, texture, background). ``paper``: those two plus Cars196, CUB200, DeepFashion
+   and Movie Posters read from ``data_root`` (:data:`REAL_LAYOUT`).
+2. **Embeddings** (:func:`embed_dataset`, :func:`prompt_embeddings`): every encoder of the profile embeds every
+   image and prompt once, through the registry's caches.
+3. **Table 13.2** (:func:`evaluate_notion`, :func:`table_13_2`): InDiReCT and every baseline, MAP@R and Prec@1
+   over ``runs`` seeds.
+4. **Analyses**: the embedding-size sweep (:func:`dimension_sweep`, Fig. 13.4), the prompt-count sweep
+   (:func:`prompt_count_sweep`, Fig. 13.6), 2-d views (:func:`tsne_views`, Fig. 13.2) and attribution
+   differences at r' = 2 through the stand-in CLIP's image tower (:func:`attribution_maps`, Fig. 13.3).
+
+The method and baselines live in :mod:`domainknowledge.principles.indirect`.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from domainknowledge.data.bundled import DataNotFoundError, data_root_folder
+from domainknowledge.principles import indirect
+
+__all__ = ["CAR_MODEL_NAMES", "CONFIGS", "CSS21_COLOURS", "METHODS", "REAL_DATASETS", "REAL_LAYOUT", "Config",
+           "Dataset", "Notion", "attribution_maps", "attribution_share", "world_object_masks", "css_colour_names", "dimension_sweep", "embed_dataset",
+           "evaluate_notion", "load_datasets", "method_embeddings", "parse_target", "plot_attribution_maps", "plot_dimension_sweep",
+           "plot_prompt_count_sweep", "plot_views", "prompt_count_sweep", "prompt_embeddings", "reduced_dim",
+           "summary_table", "table_13_2", "tsne_views"]
+
+METHODS = ("Random", "Raw", "InDiReCT", "Random U", "PCA", "LAE", "AE", "Oracle")
+
+# CSS 2.1's 17 colour keywords with their sRGB values (the thesis takes its colour aspects from CSS 2.1).
+CSS21_COLOURS: dict[str, tuple[int, int, int]] = {
+    "black": (0, 0, 0), "silver": (192, 192, 192), "gray": (128, 128, 128), "white": (255, 255, 255),
+    "maroon": (128, 0, 0), "red": (255, 0, 0), "purple": (128, 0, 128), "fuchsia": (255, 0, 255),
+    "green": (0, 128, 0), "lime": (0, 255, 0), "olive": (128, 128, 0), "yellow": (255, 255, 0),
+    "navy": (0, 0, 128), "blue": (0, 0, 255), "teal": (0, 128, 128), "aqua": (0, 255, 255),
+    "orange": (255, 165, 0),
+}
+
+# Real car model names, the "car model" aspects (the thesis took 569 names from an online car dealer).
+CAR_MODEL_NAMES = (
+    "Volvo S60", "Volvo XC90", "Volvo V70", "BMW X5 M", "BMW 3 Series", "BMW 5 Series", "BMW M3", "BMW Z4", "BMW i3",
+    "Audi A4", "Audi A6", "Audi Q5", "Audi Q7", "Audi TT", "Audi R8", "Mercedes-Benz C-Class", "Mercedes-Benz E-Class",
+    "Mercedes-Benz S-Class", "Mercedes-Benz G-Class", "Mercedes-Benz Sprinter", "Mercedes-Benz SLK",
+    "Volkswagen Golf", "Volkswagen Passat", "Volkswagen Polo", "Volkswagen Tiguan", "Volkswagen Touareg",
+    "Volkswagen Transporter", "Volkswagen Beetle", "Porsche 911", "Porsche Cayenne", "Porsche Boxster",
+    "Porsche Panamera", "Ford Focus", "Ford Fiesta", "Ford Mustang", "Ford F-150", "Ford Ranger", "Ford Explorer",
+    "Ford Transit", "Ford Escape", "Chevrolet Silverado", "Chevrolet Corvette", "Chevrolet Camaro",
+    "Chevrolet Malibu", "Chevrolet Tahoe", "Chevrolet Express", "Chevrolet Spark", "Dodge Ram", "Dodge Charger",
+    "Dodge Challenger", "Dodge Viper", "Dodge Caravan", "Dodge Durango", "Jeep Wrangler", "Jeep Grand Cherokee",
+    "Jeep Compass", "Toyota Corolla", "Toyota Camry", "Toyota Prius", "Toyota RAV4", "Toyota Land Cruiser",
+    "Toyota Hilux", "Toyota Tacoma", "Toyota Sienna", "Toyota Yaris", "Toyota Supra", "Honda Civic", "Honda Accord",
+    "Honda CR-V", "Honda Jazz", "Honda Odyssey", "Honda Ridgeline", "Honda S2000", "Nissan Micra", "Nissan Qashqai",
+    "Nissan GT-R", "Nissan Navara", "Nissan Altima", "Nissan Leaf", "Mazda MX-5", "Mazda 3", "Mazda CX-5",
+    "Hyundai i30", "Hyundai Tucson", "Hyundai Santa Fe", "Hyundai Elantra", "Kia Sportage", "Kia Rio",
+    "Kia Sorento", "Kia Carnival", "Renault Clio", "Renault Megane", "Renault Kangoo", "Renault Espace",
+    "Peugeot 208", "Peugeot 308", "Peugeot 3008", "Citroen C3", "Citroen Berlingo", "Fiat 500", "Fiat Panda",
+    "Fiat Ducato", "Opel Astra", "Opel Corsa", "Opel Zafira", "Skoda Octavia", "Skoda Fabia", "Seat Leon",
+    "Ferrari 458 Italia", "Ferrari California", "Lamborghini Aventador", "Lamborghini Gallardo", "McLaren MP4-12C",
+    "Aston Martin Vantage", "Bentley Continental GT", "Rolls-Royce Phantom", "Jaguar XF", "Jaguar F-Type",
+    "Land Rover Defender", "Range Rover Evoque", "Mini Cooper", "Smart Fortwo", "Tesla Model S", "Tesla Model X",
+    "Subaru Impreza", "Subaru Forester", "Mitsubishi L200", "Mitsubishi Pajero", "Suzuki Swift", "Suzuki Jimny",
+    "Lexus RX", "Cadillac Escalade", "Lincoln Town Car", "GMC Sierra", "Hummer H2", "Chrysler Town and Country",
+)
+
+REAL_LAYOUT = ("DATA_ROOT/<dataset>/notions.csv (a header 'image,<notion>,<notion>,...' and one row per evaluation "
+               "image: its path relative to DATA_ROOT/<dataset>/ and its class per notion) and "
+               "DATA_ROOT/<dataset>/aspects/<notion>.txt (the prompt aspects of Table 13.1, one per line), for "
+               "<dataset> in Cars196, CUB200, DeepFashion, MoviePosters")
+
+
+@dataclass(frozen=True)
+class Notion:
+    """A similarity notion of Table 13.1: ``title``, the prompt ``templates`` (each with one ``{}``) and the
+    ``aspects`` put into them (every template x every aspect is one prompt)."""
+
+    title: str
+    templates: tuple[str, ...]
+    aspects: tuple[str, ...]
+
+    @property
+    def prompts(self) -> list[str]:
+        return [template.format(aspect) for template in self.templates for aspect in self.aspects]
+
+
+# Table 13.1 (the real data sets of the paper profile); the aspects are read from DATA_ROOT.
+REAL_DATASETS: dict[str, dict[str, str]] = {
+    "Cars196": {"car model": "a photo of a {}", "manufacturer": "a photo of a car produced by {}",
+                "car type": "a photo of a {}"},
+    "CUB200": {"bird species": "a photo of a {}"},
+    "DeepFashion": {"clothing category": "a photo of a person wearing a {}",
+                    "texture": "a photo of a person wearing clothes with a {} texture",
+                    "fabric": "a photo of a person wearing clothes made out of {}",
+                    "fit": "a photo of a person wearing clothes with a {} fit"},
+    "MoviePosters": {"genre": "a poster of a {} movie", "production country": "a poster of a movie produced in {}"},
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """What one profile runs (every field is shown on the page).
+
+    Data: ``car_images`` rendered cars (``car_image_size`` px) and ``world_images`` captioned-world test images;
+    ``real``: whether the real data sets of :data:`REAL_DATASETS` are read from ``data_root``. ``encoders``:
+    image-text encoders of the registry. Method: ``embedding_dim`` r' (the thesis' 128), capped at
+    ``dim_fraction`` of the encoder's dimension (the thesis' 128 of 512 = 1/4); ``runs`` seeds;
+    ``max_iterations`` caps every Adam fit (patience 100 stops them earlier); ``oracle_iterations`` caps the
+    Oracle. Analyses, each on ``"<data set>|<encoder>"`` pairs (or ``"<data set>|<encoder>|<notion>"``):
+    ``sweep_dims`` and ``sweep_methods`` on ``sweep_on`` (Fig. 13.4), ``prompt_counts`` on ``prompt_sweep_on``
+    (Fig. 13.6) at r' = ``prompt_sweep_dim`` (``None``: the r' of Table 13.2), both over ``sweep_runs`` seeds; ``view_points`` t-SNE points per panel on ``views_on``
+    (Fig. 13.2); ``attribution_images`` and ``attribution_steps`` (Integrated Gradients) on ``attribution_on``
+    (Fig. 13.3; the encoder needs a differentiable image tower).
+    """
+
+    car_images: int
+    car_image_size: int
+    world_images: int
+    real: bool
+    encoders: tuple[str, ...]
+    embedding_dim: int
+    dim_fraction: float
+    runs: int
+    max_iterations: int
+    oracle_iterations: int
+    sweep_dims: tuple[int, ...]
+    sweep_on: tuple[str, ...]
+    sweep_methods: tuple[str, ...]
+    sweep_runs: int
+    prompt_counts: tuple[int, ...]
+    prompt_sweep_on: tuple[str, ...]
+    prompt_sweep_dim: int | None
+    view_points: int
+    views_on: str
+    attribution_images: int
+    attribution_steps: int
+    attribution_on: str
+
+    def __post_init__(self):
+        if self.car_images < 20 or self.world_images < 20:
+            raise ValueError(f"need at least 20 car and 20 world images, got {self.car_images} and {self.world_images}")
+        if not self.encoders:
+            raise ValueError("name at least one image-text encoder")
+        if self.embedding_dim < 1 or not 0 < self.dim_fraction <= 1:
+            raise ValueError("embedding_dim must be positive and dim_fraction in (0, 1]")
+        if self.runs < 1 or self.sweep_runs < 1 or self.max_iterations < 1 or self.oracle_iterations < 1:
+            raise ValueError("runs, sweep_runs, max_iterations and oracle_iterations must be positive")
+        if any(d < 1 for d in self.sweep_dims) or any(c < 2 for c in self.prompt_counts):
+            raise ValueError("sweep_dims must be positive and prompt_counts at least 2")
+        unknown = set(self.sweep_methods) - set(METHODS)
+        if unknown:
+            raise ValueError(f"unknown sweep methods {sorted(unknown)}; choose from {METHODS}")
+        for target in (*self.sweep_on, *self.prompt_sweep_on, self.views_on, self.attribution_on):
+            parts = target.split("|")
+            if len(parts) not in (2, 3) or parts[1] not in self.encoders:
+                raise ValueError(f"analysis target {target!r} must read '<data set>|<encoder>[|<notion>]' with an "
+                                 f"encoder of this profile ({', '.join(self.encoders)})")
+
+
+CONFIGS: dict[str, Config] = {
+    "smoke": Config(car_images=80, car_image_size=48, world_images=80, real=False,
+                    encoders=("standin-clip-smoke", "conse-lite0-minilm"), embedding_dim=128, dim_fraction=0.25,
+                    runs=2, max_iterations=200, oracle_iterations=100, sweep_dims=(2, 8, 32),
+                    sweep_on=("world|standin-clip-smoke",), sweep_methods=("InDiReCT", "Random U", "PCA"),
+                    sweep_runs=1, prompt_counts=(4, 16),
+                    prompt_sweep_on=("world|standin-clip-smoke|colour", "cars|conse-lite0-minilm|car model"),
+                    prompt_sweep_dim=4,
+                    view_points=50, views_on="world|standin-clip-smoke", attribution_images=2,
+                    attribution_steps=8, attribution_on="world|standin-clip-smoke"),
+    "cpu": Config(car_images=400, car_image_size=64, world_images=400, real=False,
+                  encoders=("standin-clip-cpu", "conse-lite0-minilm"), embedding_dim=128, dim_fraction=0.25,
+                  runs=5, max_iterations=1000, oracle_iterations=500, sweep_dims=(2, 4, 8, 16, 32, 64),
+                  sweep_on=("world|standin-clip-cpu",), sweep_methods=("InDiReCT", "Random U", "PCA", "LAE"),
+                  sweep_runs=3, prompt_counts=(2, 4, 8, 16, 32, 64, 136),
+                  prompt_sweep_on=("world|standin-clip-cpu|colour", "world|standin-clip-cpu|background",
+                                   "cars|conse-lite0-minilm|car model"), prompt_sweep_dim=4,
+                  view_points=300, views_on="world|standin-clip-cpu", attribution_images=4, attribution_steps=24,
+                  attribution_on="world|standin-clip-cpu"),
+    "paper": Config(car_images=10000, car_image_size=128, world_images=10000, real=True,
+                    encoders=("open_clip:ViT-B-32/openai", "standin-clip-paper", "conse-lite0-minilm"),
+                    embedding_dim=128, dim_fraction=1.0, runs=5, max_iterations=100_000, oracle_iterations=100_000,
+                    sweep_dims=(2, 4, 8, 16, 32, 64, 128, 256, 512), sweep_on=("Cars196|open_clip:ViT-B-32/openai",),
+                    sweep_methods=("InDiReCT", "Random U", "PCA", "LAE", "AE", "Oracle"), sweep_runs=5,
+                    prompt_counts=(10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150),
+                    prompt_sweep_on=("Cars196|open_clip:ViT-B-32/openai|car model",), prompt_sweep_dim=None,
+                    view_points=2000,
+                    views_on="Cars196|open_clip:ViT-B-32/openai", attribution_images=5, attribution_steps=50,
+                    attribution_on="Cars196|open_clip:ViT-B-32/openai"),
+}
+
+
+def parse_target(target: str) -> tuple[str, ...]:
+    """``"<data set>|<encoder>[|<notion>]"`` -> its parts (encoder names may contain ``/`` and ``:``)."""
+    return tuple(target.split("|"))
+
+
+def reduced_dim(config: Config, encoder_dim: int) -> int:
+    """r' for an encoder of dimension ``encoder_dim``: ``min(embedding_dim, dim_fraction * encoder_dim)``, at least 2."""
+    return int(max(2, min(config.embedding_dim, int(config.dim_fraction * encoder_dim))))
+
+
+# --- data -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    """An evaluation image set: ``images`` (``(N, S, S, 3)`` uint8, or a list of arrays), ``labels``
+    ``{notion: (N,) array}``, ``notions`` ``{notion: Notion}``, a ``data_key`` naming it for the embedding cache,
+    and ``masks`` ``(N, S, S)`` bool where the object's pixels are known (rendered cars)."""
+
+    name: str
+    description: str
+    images: object
+    labels: dict[str, np.ndarray]
+    notions: dict[str, Notion]
+    data_key: str
+    is_stand_in: bool
+    masks: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.labels.values())))
+
+
+def css_colour_names(rgb) -> np.ndarray:
+    """The nearest CSS 2.1 colour keyword (Euclidean distance in sRGB, 0..1) of each colour ``(N, 3)``: ``(N,)`` str."""
+    rgb = np.asarray(rgb, dtype=float).reshape(-1, 3)
+    if rgb.size and (rgb.min() < -1e-6 or rgb.max() > 1 + 1e-6):
+        raise ValueError("colours must be sRGB values in [0, 1]")
+    names = list(CSS21_COLOURS)
+    palette = np.asarray([CSS21_COLOURS[n] for n in names], dtype=float) / 255.0
+    distance = ((rgb[:, None, :] - palette[None]) ** 2).sum(axis=2)
+    return np.asarray(names, dtype=object)[distance.argmin(axis=1)].astype(str)
+
+
+def _car_dataset(config: Config, seed: int) -> Dataset:
+    from domainknowledge.data.synthetic import cars
+
+    renders = cars.make_analysis_set(config.car_images, seed=seed, image_size=config.car_image_size)
+    p = renders.properties
+    paint = cars.hsv_factors_to_rgb(p["car_hue"], p["car_saturation"], p["car_value"])
+    backdrop = cars.hsv_factors_to_rgb(p["background_hue"], p["background_saturation"], p["background_value"])
+    colours = tuple(CSS21_COLOURS)
+    notions = {"car model": Notion("Car model", ("a photo of a {}",), CAR_MODEL_NAMES),
+               "car colour": Notion("Car colour", ("a {} car",), colours),
+               "background colour": Notion("Background colour", ("a car in front of a {} background",), colours)}
+    labels = {"car model": p["model"].to_numpy(str), "car colour": css_colour_names(paint),
+              "background colour": css_colour_names(backdrop)}
+    return Dataset("Rendered cars", f"{len(p):,} renders of Ch. 7's analysis set ({config.car_image_size} px, solid "
+                   "backgrounds, every property independent)", renders.images, labels, notions,
+                   f"indirect|cars-analysis|n={len(p)}|size={config.car_image_size}|seed={seed}", True,
+                   masks=renders.masks, extra={"properties": p})
+
+
+WORLD_NOTIONS = ("shape", "colour", "texture", "background")
+
+
+def _world_dataset(config: Config, seed: int) -> Dataset:
+    from domainknowledge.data.synthetic.captioned_world import SYNONYMS, generate_captioned_world, zero_shot_prompts
+
+    world = generate_captioned_world(config.world_images, seed=seed, split="indirect-evaluation")
+    notions, labels = {}, {}
+    for factor in WORLD_NOTIONS:
+        _, templates = zero_shot_prompts(factor)
+        aspects = tuple(word for value in SYNONYMS[factor].values() for word in value)
+        notions[factor] = Notion(factor.capitalize(), templates, aspects)
+        labels[factor] = world.factors[factor].to_numpy(str)
+    return Dataset("Captioned world", f"{len(world):,} images of the stand-in CLIP's captioned world (a split it "
+                   "never saw in training, 32 px)", world.images, labels, notions,
+                   f"indirect|captioned-world|n={len(world)}|seed={seed}", True, extra={"factors": world.factors})
+
+
+def _real_dataset(name: str, data_root, size: int = 224) -> Dataset:
+    from PIL import Image
+
+    folder = data_root_folder(data_root, name, f"the {name} images and labels", REAL_LAYOUT)
+    table = folder / "notions.csv"
+    if not table.is_file():
+        raise DataNotFoundError(f"{table} is missing; expected {REAL_LAYOUT}")
+    with open(table, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    wanted = REAL_DATASETS[name]
+    missing = [n for n in wanted if not rows or n not in rows[0]]
+    if missing or not rows or "image" not in rows[0]:
+        raise DataNotFoundError(f"{table} needs the columns image, {', '.join(wanted)} (missing: {missing}); "
+                                f"expected {REAL_LAYOUT}")
+    notions = {}
+    for notion, template in wanted.items():
+        path = folder / "aspects" / f"{notion}.txt"
+        if not path.is_file():
+            raise DataNotFoundError(f"{path} (the prompt aspects of the {notion!r} notion, one per line) is missing; "
+                                    f"expected {REAL_LAYOUT}")
+        aspects = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+        notions[notion] = Notion(notion.capitalize(), (template,), aspects)
+    images = []
+    for row in rows:
+        photo = Image.open(folder / row["image"]).convert("RGB")
+        scale = size / min(photo.size)
+        photo = photo.resize((max(size, round(photo.width * scale)), max(size, round(photo.height * scale))))
+        left, top = (photo.width - size) // 2, (photo.height - size) // 2
+        images.append(np.asarray(photo.crop((left, top, left + size, top + size))))
+    labels = {notion: np.asarray([row[notion] for row in rows], dtype=str) for notion in wanted}
+    return Dataset(name, f"{len(rows):,} {name} images", np.stack(images), labels, notions,
+                   f"indirect|{name}|n={len(rows)}|size={size}", False)
+
+
+def load_datasets(config: Config, *, seed: int, data_root=None) -> dict[str, Dataset]:
+    """The evaluation sets of ``config`` (module docstring), seeded by ``seed`` (the same images for every run)."""
+    sets = {"cars": _car_dataset(config, seed + 1301), "world": _world_dataset(config, seed + 1302)}
+    if config.real:
+        for name in REAL_DATASETS:
+            sets[name] = _real_dataset(name, data_root)
+    return sets
+
+
+# --- embeddings -------------------------------------------------------------------------------------------
+
+
+def embed_dataset(encoder, dataset: Dataset, *, cache_dir=None) -> np.ndarray:
+    """The encoder's image embeddings ``(N, D)`` of the data set, through the registry's cache."""
+    from domainknowledge.models.encoders import cached_image_embeddings
+
+    return cached_image_embeddings(encoder, dataset.images, data_key=dataset.data_key, cache_dir=cache_dir)
+
+
+def prompt_embeddings(encoder, notion: Notion, *, cache_dir=None) -> np.ndarray:
+    """The encoder's text embeddings ``(n, D)`` of the notion's prompts, through the registry's cache."""
+    from domainknowledge.models.encoders import cached_text_embeddings
+
+    return cached_text_embeddings(encoder, notion.prompts, cache_dir=cache_dir)
+
+
+# --- Table 13.2 -------------------------------------------------------------------------------------------
+
+
+def method_embeddings(method: str, images: np.ndarray, texts: np.ndarray, labels: np.ndarray, dim: int, *,
+                      seed: int, config: Config) -> tuple[np.ndarray | None, dict]:
+    """The evaluation embeddings of ``method`` (one of :data:`METHODS`) at r' = ``dim`` and ``seed``, and facts about
+    the fit (iterations, final loss); ``None`` where the method does not apply (PCA with r' >= n prompts)."""
+    limit = dict(max_iterations=config.max_iterations)
+    if method == "Random":
+        return indirect.random_embeddings(len(images), dim, seed=seed), {}
+    if method == "Raw":
+        return np.asarray(images, np.float32), {}
+    if method == "Random U":
+        return indirect.random_projection(images.shape[1], dim, seed=seed)(images), {}
+    if method == "PCA":
+        if dim >= len(texts):
+            return None, {"note": f"r' = {dim} >= {len(texts)} prompts"}
+        return indirect.fit_pca(texts, dim)(images), {}
+    if method == "InDiReCT":
+        fit = indirect.fit_indirect(texts, dim, seed=seed, **limit)
+    elif method == "LAE":
+        fit = indirect.fit_linear_autoencoder(texts, dim, seed=seed, **limit)
+    elif method == "AE":
+        fit = indirect.fit_autoencoder(texts, dim, seed=seed, **limit)
+    elif method == "Oracle":
+        fit = indirect.fit_oracle(images, labels, dim, seed=seed, max_iterations=config.oracle_iterations)
+    else:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    return fit(images), {"iterations": fit.iterations, "loss": fit.best_loss}
+
+
+def evaluate_notion(dataset: str, encoder: str, notion: str, images: np.ndarray, texts: np.ndarray,
+                    labels: np.ndarray, config: Config, seeds, *, methods=METHODS, dim: int | None = None) -> pd.DataFrame:
+    """One row per (method, seed): ``map_at_r``, ``precision_at_1``, ``dim`` (r'), fit facts and seconds. The raw
+    embeddings are deterministic and evaluated once."""
+    dim = reduced_dim(config, images.shape[1]) if dim is None else dim
+    rows = []
+    for method in methods:
+        for seed in (list(seeds)[:1] if method == "Raw" else seeds):
+            started = time.perf_counter()
+            embeddings, facts = method_embeddings(method, images, texts, labels, dim, seed=seed, config=config)
+            if embeddings is None:
+                continue
+            scores = indirect.retrieval_scores(embeddings, labels)
+            rows.append({"dataset": dataset, "encoder": encoder, "notion": notion, "method": method, "seed": seed,
+                         "dim": embeddings.shape[1], "prompts": len(texts), **scores, **facts,
+                         "seconds": time.perf_counter() - started})
+    return pd.DataFrame(rows)
+
+
+def table_13_2(results: pd.DataFrame, metric_names=("map_at_r", "precision_at_1")) -> pd.DataFrame:
+    """Table 13.2: rows (dataset, encoder, notion, metric), columns :data:`METHODS`, cells "mean ± sd" in percent
+    over seeds ("–" where a method did not run)."""
+    rows = []
+    for (dataset, encoder, notion), group in results.groupby(["dataset", "encoder", "notion"], sort=False):
+        for metric in metric_names:
+            row = {"dataset": dataset, "encoder": encoder, "notion": notion,
+                   "metric": {"map_at_r": "MAP@R", "precision_at_1": "Prec@1"}[metric]}
+            for method in METHODS:
+                values = 100 * group.loc[group.method == method, metric].to_numpy(float)
+                row[method] = ("–" if values.size == 0 else f"{values[0]:.1f}" if values.size == 1
+                               else f"{values.mean():.1f} ± {values.std(ddof=1):.1f}")
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["dataset", "encoder", "notion", "metric"])
+
+
+def summary_table(results: pd.DataFrame, metric: str = "map_at_r") -> pd.DataFrame:
+    """Mean of ``metric`` per (dataset, encoder, notion) and method, columns in :data:`METHODS` order."""
+    means = results.groupby(["dataset", "encoder", "notion", "method"], sort=False)[metric].mean().unstack("method")
+    return means[[m for m in METHODS if m in means.columns]]
+
+
+# --- analyses ---------------------------------------------------------------------------------------------
+
+
+def dimension_sweep(dataset: str, encoder: str, notion: str, images, texts, labels, config: Config, seeds,
+                    methods=("InDiReCT", "Random U", "PCA", "LAE", "Oracle")) -> pd.DataFrame:
+    """Fig. 13.4: :func:`evaluate_notion` for every r' of ``config.sweep_dims`` up to the encoder's dimension."""
+    parts = [evaluate_notion(dataset, encoder, notion, images, texts, labels, config, seeds, methods=methods, dim=d)
+             for d in config.sweep_dims if d <= images.shape[1]]
+    return pd.concat(parts, ignore_index=True)
+
+
+def prompt_count_sweep(dataset: str, encoder: str, notion: str, images, texts, labels, config: Config, seeds,
+                       dim: int) -> pd.DataFrame:
+    """Fig. 13.6: InDiReCT trained on a random subset of ``count`` prompts (a different subset per seed) for every
+    ``count`` of ``config.prompt_counts`` (capped at the number of prompts); MAP@R and Prec@1 per row."""
+    texts = np.asarray(texts)
+    rows = []
+    for count in sorted({min(c, len(texts)) for c in config.prompt_counts}):
+        for seed in seeds:
+            chosen = np.random.default_rng([seed, count]).choice(len(texts), size=count, replace=False)
+            fit = indirect.fit_indirect(texts[chosen], dim, seed=seed, max_iterations=config.max_iterations)
+            rows.append({"dataset": dataset, "encoder": encoder, "notion": notion, "prompts": count, "seed": seed,
+                         "dim": dim, "final_loss": fit.best_loss,
+                         **indirect.retrieval_scores(fit(images), labels)})
+    return pd.DataFrame(rows)
+
+
+def tsne_views(embeddings: dict[str, np.ndarray], count: int, *, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """2-d t-SNE coordinates ``(count, 2)`` of the same ``count`` randomly chosen rows of each embedding (Fig. 13.2
+    uses TriMap); returns the chosen row indices and ``{name: coordinates}``."""
+    from sklearn.manifold import TSNE
+
+    n = len(next(iter(embeddings.values())))
+    chosen = np.sort(np.random.default_rng(seed).choice(n, size=min(count, n), replace=False))
+    views = {}
+    for name, values in embeddings.items():
+        perplexity = float(min(30, max(2, (len(chosen) - 1) / 3)))
+        views[name] = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
+                           metric="cosine").fit_transform(np.asarray(values, np.float64)[chosen])
+    return chosen, views
+
+
+def attribution_maps(encoder, images: np.ndarray, projections: dict[str, np.ndarray], *, steps: int) -> dict[str, np.ndarray]:
+    """Fig. 13.3: Integrated Gradients (black baseline) of each embedding's similarity to its own value,
+    ``s(x) = <f(x), f(x_0)>`` with ``f(x_0)`` fixed, with respect to the pixels, through the encoder's
+    differentiable image tower (a stand-in CLIP or open_clip model): ``f`` is the raw embedding for the key
+    ``"Raw"`` and ``normalise(normalise(E(x)) U)`` (Eqs. 13.5-13.6) for every other key with ``U`` ``(D, r')``.
+
+    ``images`` ``(B, S, S, 3)`` uint8. Returns ``{name: (B, S, S)}`` maps: the absolute attribution summed over
+    colour channels, each image's map divided by its sum (so maps of different embeddings compare)."""
+    from domainknowledge.principles.attribution import integrated_gradients
+
+    if not hasattr(encoder, "model") or not hasattr(encoder.model, "encode_image"):
+        raise ValueError(f"encoder {encoder.name!r} has no differentiable image tower; use a stand-in CLIP or an "
+                         "open_clip model for attribution maps")
+    model = encoder.model.eval()
+    pixels = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+
+    def embed(x, matrix):
+        features = torch.nn.functional.normalize(model.encode_image(encoder.preprocess(x)).float(), dim=-1)
+        if matrix is not None:
+            features = torch.nn.functional.normalize(features @ matrix, dim=-1)
+        return features
+
+    maps = {}
+    for name, matrix in projections.items():
+        matrix = None if matrix is None else torch.as_tensor(np.asarray(matrix), dtype=torch.float32)
+        with torch.no_grad():
+            reference = embed(pixels, matrix)
+
+        values = []
+        for i in range(len(pixels)):                               # one image at a time: the reference matches
+            single = pixels[i:i + 1]
+            reference_i = reference[i:i + 1]
+
+            def forward_i(x, matrix=matrix, reference_i=reference_i):
+                return (embed(x, matrix) * reference_i).sum(dim=1, keepdim=True)
+
+            result = integrated_gradients(forward_i, single, 0, steps=steps, method="riemann_trapezoid")
+            values.append(result.attributions[0][0].abs().sum(dim=0))
+        stacked = torch.stack(values).numpy()
+        maps[name] = stacked / np.maximum(stacked.sum(axis=(1, 2), keepdims=True), 1e-12)
+    return maps
+
+
+def world_object_masks(factors: pd.DataFrame, size: int) -> np.ndarray:
+    """Approximate object masks ``(N, size, size)`` bool of captioned-world images: the disc of the object's radius
+    around its centre (the generator's ``x``, ``y``, ``radius`` columns, fractions of the side)."""
+    grid = (np.arange(size) + 0.5) / size
+    px, py = np.meshgrid(grid, grid)
+    x, y, r = (factors[c].to_numpy(float)[:, None, None] for c in ("x", "y", "radius"))
+    return (px[None] - x) ** 2 + (py[None] - y) ** 2 <= r ** 2
+
+
+def attribution_share(maps: dict[str, np.ndarray], masks: np.ndarray) -> pd.Series:
+    """The mean share of each normalised attribution map ``(B, S, S)`` that falls inside ``masks`` ``(B, S, S)``."""
+    return pd.Series({name: float((values * masks).sum(axis=(1, 2)).mean()) for name, values in maps.items()})
+
+
+# --- figures ----------------------------------------------------------------------------------------------
+
+
+def plot_dimension_sweep(sweep: pd.DataFrame, raw: dict[str, float], title: str | None = None):
+    """Fig. 13.4: MAP@R mean ± sd over seeds against r' (log scale), one panel per notion, the raw embeddings as a
+    dashed line (``raw``: ``{notion: MAP@R}``)."""
+    import matplotlib.pyplot as plt
+
+    notions = list(dict.fromkeys(sweep["notion"]))
+    fig, axes = plt.subplots(1, len(notions), figsize=(3.6 * len(notions), 3.2), squeeze=False)
+    for ax, notion in zip(axes[0], notions):
+        part = sweep[sweep.notion == notion]
+        for i, (method, group) in enumerate(part.groupby("method", sort=False)):
+            stats = group.groupby("dim")["map_at_r"].agg(["mean", "std"]).fillna(0.0)
+            ax.errorbar(stats.index, 100 * stats["mean"], yerr=100 * stats["std"], marker="o", ms=3, capsize=2,
+                        label=method, color=f"C{i}")
+        ax.axhline(100 * raw[notion], color="black", linestyle="--", linewidth=1, label="raw embeddings")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("r'")
+        ax.set_title(notion, fontsize=10)
+    axes[0, 0].set_ylabel("MAP@R (%)")
+    axes[0, -1].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_prompt_count_sweep(sweep: pd.DataFrame, raw: float, title: str | None = None):
+    """Fig. 13.6: MAP@R and Prec@1 of InDiReCT (mean ± sd over prompt samples) against the number of prompts."""
+    import matplotlib.pyplot as plt
+
+    stats = sweep.groupby("prompts")[["map_at_r", "precision_at_1"]].agg(["mean", "std"]).fillna(0.0)
+    fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.0))
+    for ax, metric, label in zip(axes, ("map_at_r", "precision_at_1"), ("MAP@R (%)", "Prec@1 (%)")):
+        ax.errorbar(stats.index, 100 * stats[(metric, "mean")], yerr=100 * stats[(metric, "std")], marker="o",
+                    ms=3, capsize=2, label="InDiReCT")
+        ax.axhline(100 * raw[metric], color="black", linestyle="--", linewidth=1, label="raw embeddings")
+        ax.set_xlabel("number of prompts")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_views(views: dict[str, np.ndarray], labels: dict[str, np.ndarray], title: str | None = None):
+    """Fig. 13.2: one t-SNE panel per view, points coloured by that view's notion labels (``labels[name]``)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(views), figsize=(3.2 * len(views), 3.2), squeeze=False)
+    for ax, (name, coordinates) in zip(axes[0], views.items()):
+        values = np.asarray(labels[name])
+        classes = list(dict.fromkeys(sorted(values)))
+        cmap = plt.get_cmap("tab20" if len(classes) > 10 else "tab10")
+        for i, value in enumerate(classes):
+            chosen = values == value
+            ax.scatter(*coordinates[chosen].T, s=6, color=cmap(i % cmap.N), label=value if len(classes) <= 8 else None)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if len(classes) <= 8:
+            ax.legend(fontsize=6, markerscale=1.5, loc="best", frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_attribution_maps(images: np.ndarray, maps: dict[str, np.ndarray], reference: str = "Raw", title=None):
+    """Fig. 13.3: the images, then per notion the difference of its normalised attribution map and the
+    ``reference`` map (yellow: InDiReCT attends more, blue: the raw embedding attends more)."""
+    import matplotlib.pyplot as plt
+
+    notions = [name for name in maps if name != reference]
+    fig, axes = plt.subplots(len(images), 1 + len(notions), figsize=(1.7 * (1 + len(notions)), 1.7 * len(images)),
+                             squeeze=False)
+    for row, image in enumerate(images):
+        axes[row, 0].imshow(image)
+        for col, name in enumerate(notions, start=1):
+            difference = maps[name][row] - maps[reference][row]
+            scale = float(np.abs(difference).max()) or 1.0
+            axes[row, col].imshow(difference, cmap="cividis", vmin=-scale, vmax=scale)
+            if row == 0:
+                axes[row, col].set_title(f"{name}\nminus raw", fontsize=8)
+    axes[0, 0].set_title("image", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

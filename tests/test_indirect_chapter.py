@@ -1,0 +1,130 @@
+"""The InDiReCT chapter's drivers (Kobs 2023, Ch. 13): configs, data and notions, one tiny end-to-end run."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from domainknowledge.chapters import indirect as chapter
+from domainknowledge.data.bundled import DataNotFoundError
+
+SMOKE = chapter.CONFIGS["smoke"]
+
+
+def test_profiles_and_config_validation():
+    assert set(chapter.CONFIGS) == {"smoke", "cpu", "paper"}
+    cpu, paper = chapter.CONFIGS["cpu"], chapter.CONFIGS["paper"]
+    assert cpu.runs == 5 and paper.runs == 5 and paper.real and paper.embedding_dim == 128
+    assert chapter.reduced_dim(paper, 512) == 128 and chapter.reduced_dim(cpu, 64) == 16
+    assert chapter.reduced_dim(cpu, 384) == 96 and chapter.reduced_dim(cpu, 4) == 2
+    with pytest.raises(ValueError, match="analysis target"):
+        dataclasses.replace(SMOKE, views_on="world|no-such-encoder")
+    with pytest.raises(ValueError, match="unknown sweep methods"):
+        dataclasses.replace(SMOKE, sweep_methods=("t-SNE",))
+    with pytest.raises(ValueError, match="at least 20"):
+        dataclasses.replace(SMOKE, car_images=5)
+    assert chapter.parse_target("Cars196|open_clip:ViT-B-32/openai|car model") == (
+        "Cars196", "open_clip:ViT-B-32/openai", "car model")
+
+
+def test_css_colour_names_known_answers():
+    names = chapter.css_colour_names([[1, 0, 0], [0.02, 0.01, 0], [0.5, 0.5, 0.52], [1, 0.66, 0.05]])
+    assert list(names) == ["red", "black", "gray", "orange"]
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        chapter.css_colour_names([[2, 0, 0]])
+
+
+def test_notions_follow_table_13_1():
+    notion = chapter.Notion("Car colour", ("a {} car",), ("red", "blue"))
+    assert notion.prompts == ["a red car", "a blue car"]
+    assert set(chapter.REAL_DATASETS) == {"Cars196", "CUB200", "DeepFashion", "MoviePosters"}
+    assert chapter.REAL_DATASETS["DeepFashion"]["fit"] == "a photo of a person wearing clothes with a {} fit"
+
+
+def test_real_data_sets_name_the_layout(tmp_path):
+    with pytest.raises(DataNotFoundError, match="notions.csv"):
+        chapter.load_datasets(dataclasses.replace(chapter.CONFIGS["smoke"], real=True), seed=0, data_root=tmp_path)
+    (tmp_path / "Cars196").mkdir()
+    (tmp_path / "Cars196" / "notions.csv").write_text("image,car model\n")
+    with pytest.raises(DataNotFoundError, match="manufacturer"):
+        chapter.load_datasets(dataclasses.replace(chapter.CONFIGS["smoke"], real=True), seed=0, data_root=tmp_path)
+
+
+def test_tiny_end_to_end_run_on_known_embeddings():
+    """Images whose embeddings vary along the prompts' directions: InDiReCT must find the notion and every
+    method of Table 13.2 must produce a row; the sweeps and tables have the documented shapes."""
+    rng = np.random.default_rng(0)
+    dim, classes = 24, 4
+    directions = np.linalg.qr(rng.standard_normal((dim, dim)))[0]
+    notion_axes, nuisance_axes = directions[:, :classes], directions[:, classes:]
+    labels = np.repeat(np.arange(classes), 15)
+    images = 1.0 * notion_axes.T[labels] + 1.5 * rng.standard_normal((60, dim - classes)) @ nuisance_axes.T
+    texts = notion_axes.T[rng.integers(0, classes, 12)] + 0.05 * rng.standard_normal((12, dim)) + 0.5 * directions[:, -1]
+    config = dataclasses.replace(SMOKE, embedding_dim=4, dim_fraction=1.0, max_iterations=400, oracle_iterations=200,
+                                 sweep_dims=(2, 4), prompt_counts=(3, 12), sweep_runs=1)
+    results = chapter.evaluate_notion("toy", "toy-encoder", "class", images, texts, labels, config, [0, 1])
+    assert set(results.method) == set(chapter.METHODS)
+    assert (results.method == "Raw").sum() == 1 and (results.method == "InDiReCT").sum() == 2
+    means = results.groupby("method")["map_at_r"].mean()
+    assert means["InDiReCT"] > means["Raw"] + 0.1 and means["Oracle"] > means["Raw"]
+    assert means["Random"] < means["Raw"]
+    table = chapter.table_13_2(results)
+    assert list(table.columns) == list(chapter.METHODS) and len(table) == 2
+    sweep = chapter.dimension_sweep("toy", "toy-encoder", "class", images, texts, labels, config, [0],
+                                    methods=("InDiReCT", "PCA"))
+    assert set(sweep["dim"]) == {2, 4}
+    prompts = chapter.prompt_count_sweep("toy", "toy-encoder", "class", images, texts, labels, config, [0, 1], dim=2)
+    assert set(prompts["prompts"]) == {3, 12} and len(prompts) == 4
+    chosen, views = chapter.tsne_views({"a": images, "b": images[:, :3]}, 20, seed=0)
+    assert len(chosen) == 20 and views["a"].shape == (20, 2)
+    import matplotlib.pyplot as plt
+
+    chapter.plot_dimension_sweep(sweep, {"class": float(means["Raw"])})
+    chapter.plot_views(views, {"a": labels[chosen], "b": labels[chosen]})
+    plt.close("all")
+
+
+def test_world_object_masks_and_attribution_share():
+    import pandas as pd
+
+    factors = pd.DataFrame({"x": [0.5], "y": [0.5], "radius": [0.25]})
+    masks = chapter.world_object_masks(factors, 8)
+    assert masks.shape == (1, 8, 8) and masks[0, 4, 4] and not masks[0, 0, 0]
+    maps = {"inside": masks.astype(float) / masks.sum(), "outside": (~masks).astype(float) / (~masks).sum()}
+    shares = chapter.attribution_share(maps, masks)
+    assert shares["inside"] == pytest.approx(1.0) and shares["outside"] == pytest.approx(0.0)
+
+
+def test_attribution_maps_are_normalised_and_follow_the_projection():
+    """A linear image tower whose four outputs each read one pixel of the left half: every map puts all its mass
+    there, and a projection that keeps two of the outputs puts it on exactly their two pixels."""
+    import torch
+
+    class Tower(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            weight = torch.zeros(4, 3 * 4 * 4)
+            index = torch.arange(3 * 4 * 4).reshape(3, 4, 4)
+            weight[0, index[0, 0, 0]] = weight[1, index[1, 1, 1]] = weight[2, index[2, 2, 0]] = weight[3, index[0, 3, 1]] = 1.0
+            self.register_buffer("weight", weight)
+
+        def encode_image(self, x):
+            return x.flatten(1) @ self.weight.T
+
+    class Encoder:
+        name = "toy"
+        model = Tower()
+
+        @staticmethod
+        def preprocess(x):
+            return x / 255.0
+
+    images = np.full((2, 4, 4, 3), 200, dtype=np.uint8)
+    maps = chapter.attribution_maps(Encoder(), images, {"Raw": None, "first": np.eye(4, 2, dtype=np.float32)}, steps=8)
+    assert set(maps) == {"Raw", "first"} and maps["Raw"].shape == (2, 4, 4)
+    for values in maps.values():
+        assert np.allclose(values.sum(axis=(1, 2)), 1.0, atol=1e-5)
+        assert np.allclose(values[:, :, 2:], 0.0, atol=1e-6)                 # the tower never reads the right half
+    assert {tuple(p) for p in np.argwhere(maps["first"][0] > 1e-6)} == {(0, 0), (1, 1)}
+    with pytest.raises(ValueError, match="differentiable"):
+        chapter.attribution_maps(type("NoTower", (), {"name": "x"})(), images, {"Raw": None}, steps=2)
