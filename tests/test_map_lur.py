@@ -97,6 +97,8 @@ def test_escape_selection_finds_the_informative_features():
 
 def test_r2_and_rmse():
     assert chapter.r2_score([2.0, 2.0, 2.0], [1.0, 2.0, 3.0]) == pytest.approx(0.0)
+    assert chapter.r2_score([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == pytest.approx(1.0)
+    assert np.isnan(chapter.r2_score([1.0, 2.0], [2.0, 2.0]))          # constant target: nothing to explain
     assert chapter.rmse([1.0, 2.0], [1.0, 4.0]) == pytest.approx(np.sqrt(2.0))
 
 

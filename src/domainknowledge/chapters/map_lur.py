@@ -203,9 +203,13 @@ def load_task(config: Config, *, seed: int, data_root=None, function: NO2Functio
 
 
 def r2_score(predicted, target) -> float:
-    """Coefficient of determination ``1 - SS_res / SS_tot`` (Sec. 2.5.2); 0 for predicting the target mean."""
+    """Coefficient of determination ``1 - SS_res / SS_tot`` (Sec. 2.5.2); 0 for predicting the target mean,
+    NaN for a constant target (``SS_tot = 0``: no variance to explain)."""
     predicted, target = np.asarray(predicted, dtype=float), np.asarray(target, dtype=float)
-    return float(1.0 - np.sum((target - predicted) ** 2) / np.sum((target - target.mean()) ** 2))
+    total = np.sum((target - target.mean()) ** 2)
+    if total == 0:
+        return float("nan")
+    return float(1.0 - np.sum((target - predicted) ** 2) / total)
 
 
 def rmse(predicted, target) -> float:
