@@ -136,3 +136,10 @@ def test_tiny_run_end_to_end():
     chapter.plot_attribution_grid(image_set.analysis_images[0], {k: result.maps[(k, 0)][0] for k in config.losses},
                                   mask=image_set.analysis_masks[0])
     plt.close("all")
+
+
+def test_no_two_models_share_a_seed():
+    seeds = [chapter.model_seed(run, loss) for run in chapter.run_seeds(0, 3) for loss in LOSSES]
+    assert len(set(seeds)) == len(seeds)
+    with pytest.raises(ValueError, match="unknown loss"):
+        chapter.model_seed(0, "hinge")

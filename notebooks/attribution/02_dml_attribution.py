@@ -184,7 +184,9 @@ pd.DataFrame([{"loss": spec.title, "family": spec.family, "distance d_L": spec.d
 #
 # ## Training and attribution
 #
-# Each model is trained, then its maps of the analysis images are computed. The log shows each run's time
+# Each model is trained, then its maps of the analysis images are computed. Every model starts from its own
+# random embedding head (no two models share a seed): with a frozen trunk and a short schedule a head stays
+# close to where it started, and two models with the same start would agree for that reason alone. The log shows each run's time
 # and last training loss, and the time its maps took: with $l$ = {glue:text}`dmla_samples:d` samples, each
 # map costs that many forward and backward passes, the cost that sets the number of analysis images here.
 
@@ -250,8 +252,10 @@ for key, table in tables.items():
 #
 # The tables condense into a few numbers per data set, each a Fisher-z mean over a group of loss pairs:
 # pairs of different trained losses, each trained loss with "None", pairs within one family and pairs across
-# the families, and different seeds of one loss. The table gives them per seed (each seed's models compared
-# among themselves), so the spread between seeds is visible; the claims below use that spread.
+# the families, and different seeds of one loss. The table gives them per replicate (replicate $k$ holds one
+# model of every loss, each with its own initialisation, compared among themselves), so the spread between
+# replicates is visible; the claims below use that spread. Below the table, the family split is also tested
+# on the table averaged over all replicates, by permuting the family labels.
 
 # %%
 summaries = {key: chapter.agreement_by_seed(result.comparison, seeds) for key, result in results.items()}

@@ -40,7 +40,7 @@ from domainknowledge.principles import attribution
 
 __all__ = ["CONFIGS", "DATASETS", "Config", "DatasetInfo", "DatasetResult", "ImageNetClassifier", "ImageSet",
            "PhotoResult", "agreement_by_seed", "agreement_summary", "describe_profiles", "family_permutation_test",
-           "foreground_share", "load_image_set", "loss_tables", "photo_attributions", "plot_attribution_grid",
+           "foreground_share", "load_image_set", "loss_tables", "model_seed", "photo_attributions", "plot_attribution_grid",
            "plot_comparison_heatmap", "plot_photo_attributions", "run_seeds", "train_and_attribute"]
 
 
@@ -155,8 +155,18 @@ def describe_profiles(configs: dict[str, Config] | None = None) -> pd.DataFrame:
 
 
 def run_seeds(seed: int, runs: int) -> tuple[int, ...]:
-    """The training seeds of one loss: ``1000 * seed + k`` for ``k < runs``."""
+    """The replicate seeds of the chapter: ``1000 * seed + k`` for ``k < runs``; replicate ``k`` holds one model
+    of every loss."""
     return tuple(1000 * seed + k for k in range(runs))
+
+
+def model_seed(run_seed: int, loss_name: str) -> int:
+    """The training seed of one model: ``100 * run_seed`` plus the loss's position in ``LOSSES``, so that no two
+    models (of different losses, or of different replicates) start from the same embedding head. With a shared
+    start, heads that training moves little would agree because of their common initialisation."""
+    if loss_name not in LOSSES:
+        raise ValueError(f"unknown loss {loss_name!r}; choose one of {sorted(LOSSES)}")
+    return 100 * run_seed + list(LOSSES).index(loss_name)
 
 
 # --- data ----------------------------------------------------------------------------------------------
@@ -270,7 +280,8 @@ class DatasetResult:
 
 def train_and_attribute(config: Config, images: ImageSet, seeds, *, noise_seed: int = 0, device="cpu",
                         log: Callable[[str], None] = print) -> DatasetResult:
-    """Train every loss of ``config`` with every seed on ``images``' training set, then compute each model's
+    """Train every loss of ``config`` once per replicate seed on ``images``' training set (each model with its own
+    :func:`model_seed`), then compute each model's
     attribution maps of the analysis images under the loss's distance ``d_L`` (Sec. 9.1) and compare all models.
 
     With a frozen backbone its features of the training images are computed once and shared by all runs.
@@ -289,8 +300,8 @@ def train_and_attribute(config: Config, images: ImageSet, seeds, *, noise_seed: 
         for run_seed in seeds:
             begun = time.time()
             network, history = metric_learning.train_embedding_model(
-                loss_name, training_images, images.training_labels, config=config.embedding, seed=run_seed,
-                device=device, features=features)
+                loss_name, training_images, images.training_labels, config=config.embedding,
+                seed=model_seed(run_seed, loss_name), device=device, features=features)
             trained = time.time()
             maps = attribution.dml_attribution_maps(
                 network.cpu(), images.analysis_images, distance=LOSSES[loss_name].distance,
