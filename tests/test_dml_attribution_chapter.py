@@ -70,6 +70,7 @@ def test_agreement_summary_and_permutation_test_known_answers():
     summary = chapter.agreement_summary(table)
     assert summary["within"] == pytest.approx(0.7) and summary["across"] == pytest.approx(0.3)
     assert summary["none"] == pytest.approx(0.2) and summary["gap"] == pytest.approx(0.4)
+    assert summary["within_ranking"] == pytest.approx(0.7) and summary["within_classification"] == pytest.approx(0.7)
     expected_trained = np.tanh((12 * np.arctanh(0.7) + 16 * np.arctanh(0.3)) / 28)
     assert summary["trained"] == pytest.approx(expected_trained)
     test = chapter.family_permutation_test(table)

@@ -370,8 +370,9 @@ def _pairs(losses, kind: str) -> list[tuple[str, str]]:
 def agreement_summary(table: pd.DataFrame, *, value: str = "correlation") -> dict[str, float]:
     """Means over groups of loss pairs of a loss x loss table (correlations averaged through Fisher's z,
     JSD plainly): ``trained`` (every pair of different trained losses), ``none`` (each trained loss with
-    "None"), ``within`` (pairs of one family), ``across`` (pairs of different families), ``seeds`` (the
-    diagonal: different seeds of one loss, NaN without), and ``gap`` = within - across."""
+    "None"), ``within`` (pairs of one family), ``across`` (pairs of different families), ``within_ranking`` and
+    ``within_classification`` (pairs inside each family), ``seeds`` (the diagonal: different seeds of one
+    loss, NaN without), and ``gap`` = within - across."""
     losses = list(table.index)
 
     def mean(pairs):
@@ -383,6 +384,8 @@ def agreement_summary(table: pd.DataFrame, *, value: str = "correlation") -> dic
 
     diagonal = [(loss, loss) for loss in losses if LOSSES[loss].family != "none"]
     summary = {kind: mean(_pairs(losses, kind)) for kind in ("trained", "none", "within", "across")}
+    for family in ("ranking", "classification"):
+        summary[f"within_{family}"] = mean([(a, b) for a, b in _pairs(losses, "within") if LOSSES[a].family == family])
     summary["seeds"] = mean(diagonal)
     summary["gap"] = summary["within"] - summary["across"]
     return summary
@@ -395,7 +398,8 @@ def agreement_by_seed(comparison: attribution.MapComparison, seeds) -> pd.DataFr
     for run_seed in seeds:
         table = loss_tables(comparison, seeds={run_seed})["correlation"]
         rows[run_seed] = agreement_summary(table)
-    frame = pd.DataFrame.from_dict(rows, orient="index").drop(columns="seeds")
+    frame = pd.DataFrame.from_dict(rows, orient="index").drop(columns=["seeds", "within_ranking",
+                                                                        "within_classification"])
     frame.index.name = "seed"
     return frame
 
@@ -541,7 +545,7 @@ def plot_comparison_heatmap(mean: pd.DataFrame, sd: pd.DataFrame | None = None, 
         if families[k] != families[k - 1]:
             ax.axhline(k - 0.5, color="black", linewidth=1.2)
             ax.axvline(k - 0.5, color="black", linewidth=1.2)
-    label = "mean Pearson r (x 10^-2)" if value == "correlation" else "mean JSD (x 10^-2)"
+    label = "mean Pearson r (×10⁻²)" if value == "correlation" else "mean JSD (×10⁻²)"
     fig.colorbar(image, ax=ax, label=label, fraction=0.04)
     ax.grid(False)
     if title:
