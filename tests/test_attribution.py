@@ -250,3 +250,11 @@ def test_smoothgrad_class_maps_of_a_linear_classifier_is_its_weight():
     np.testing.assert_allclose(maps, expected, atol=1e-6)          # the gradient of a linear output is constant
     with pytest.raises(ValueError, match="one per image"):
         attribution.smoothgrad_class_maps(network, images, [0, 1, 2])
+
+
+def test_smoothgrad_class_maps_do_not_depend_on_the_samples_batch_size():
+    network = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5), nn.Tanh())
+    images = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    together = attribution.smoothgrad_class_maps(network, images, 1, samples=6)
+    in_pieces = attribution.smoothgrad_class_maps(network, images, 1, samples=6, samples_batch_size=4)
+    np.testing.assert_allclose(together, in_pieces, atol=1e-6)

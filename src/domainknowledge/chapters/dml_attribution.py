@@ -461,6 +461,9 @@ class ImageNetClassifier(nn.Module):
         return self.network((images.float() - 127.0) / 128.0)
 
 
+PHOTO_BATCH = 10        # photos' path points / noisy copies per forward pass (bounds memory at 224 px)
+
+
 @dataclass(frozen=True)
 class PhotoResult:
     """The worked example: ``images`` uint8 ``(P, S, S, 3)``, their top class (``classes`` names,
@@ -495,10 +498,12 @@ def photo_attributions(config: Config, *, seed: int = 0) -> PhotoResult:
     with torch.no_grad():
         probabilities = torch.softmax(model(batch), dim=1)
     top = probabilities.argmax(dim=1)
-    integrated = attribution.integrated_gradients(model, batch, top, steps=config.ig_steps, method="gausslegendre")
+    integrated = attribution.integrated_gradients(model, batch, top, steps=config.ig_steps, method="gausslegendre",
+                                                  internal_batch_size=PHOTO_BATCH)
     ig_maps = attribution.postprocess_saliency(integrated.attributions[0])
     sg_maps = attribution.smoothgrad_class_maps(model, batch, top, samples=config.smoothgrad_samples,
-                                                sigma_fraction=config.sigma_fraction, seed=seed)
+                                                sigma_fraction=config.sigma_fraction, seed=seed,
+                                                samples_batch_size=PHOTO_BATCH)
     names = imagenet_class_names()
     return PhotoResult(tuple(config.photos), batch.permute(0, 2, 3, 1).numpy().astype(np.uint8),
                        tuple(names[int(k)] for k in top), probabilities.gather(1, top[:, None])[:, 0].numpy(),

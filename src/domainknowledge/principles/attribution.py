@@ -449,14 +449,15 @@ def compare_attribution_maps(maps) -> MapComparison:
 
 def smoothgrad_class_maps(model: nn.Module, images, target, *, samples: int = SMOOTHGRAD_SAMPLES,
                           sigma_fraction: float = SMOOTHGRAD_SIGMA_FRACTION, clip_percentile: float = 99.0,
-                          seed: int = 0) -> np.ndarray:
+                          seed: int = 0, samples_batch_size: int | None = None) -> np.ndarray:
     """SmoothGrad (Smilkov et al. 2017; Eq. 9.2) of a classifier's output ``target`` (the usual setting of
     the method, which Ch. 9 transfers to embeddings), post-processed as in Sec. 9.1.
 
     ``model``: ``(B, 3, H, W)`` float images in its input scale -> ``(B, C)`` outputs; ``images``
     ``(N, 3, H, W)`` tensor; ``target``: one class or ``(N,)`` classes. The noise's standard deviation is
-    ``sigma_fraction * (max - min)`` of each image, its generator seeded by ``seed + i`` for image ``i``.
-    Returns maps ``(N, H, W)`` in [0, 1].
+    ``sigma_fraction * (max - min)`` of each image, its generator seeded by ``seed + i`` for image ``i``;
+    ``samples_batch_size`` noisy copies go through the model at once (default: all ``samples``; lower it for
+    large inputs to bound memory). Returns maps ``(N, H, W)`` in [0, 1].
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="IProgress not found")
@@ -481,7 +482,8 @@ def smoothgrad_class_maps(model: nn.Module, images, target, *, samples: int = SM
             torch.manual_seed(seed + i)
             gradients[i] = tunnel.attribute(image, nt_type="smoothgrad", nt_samples=samples,
                                             stdevs=sigma_fraction * float(image.max() - image.min()),
-                                            target=int(target[i]), abs=False)[0]
+                                            target=int(target[i]), abs=False,
+                                            nt_samples_batch_size=samples_batch_size or samples)[0]
     finally:
         model.train(was_training)
     return postprocess_saliency(gradients, clip_percentile=clip_percentile)
