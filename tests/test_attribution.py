@@ -166,3 +166,95 @@ def test_dml_attribution_maps_are_seeded_per_image_and_ignore_unseen_pixels():
         attribution.dml_attribution_maps(network, images, distance="manhattan")
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
         attribution.dml_attribution_maps(network, np.zeros((2, 8, 8)), distance="dot")
+
+
+# --- comparing attribution maps (Kobs Sec. 9.2) -----------------------------------------------------------
+
+
+def test_map_correlations_known_answers():
+    rng = np.random.default_rng(0)
+    a = rng.random((3, 5, 5))
+    r = attribution.map_correlations(a, 2.0 * a + 1.0)              # a positive linear map: r = 1
+    np.testing.assert_allclose(r, 1.0)
+    np.testing.assert_allclose(attribution.map_correlations(a, 1.0 - a), -1.0)
+    x = np.array([[0.0, 1.0], [2.0, 3.0]])
+    y = np.array([[1.0, 0.0], [3.0, 2.0]])                           # r = 0.6 by hand: cov 1, var 1.25
+    np.testing.assert_allclose(attribution.map_correlations(x, y), [0.6])
+    np.testing.assert_allclose(attribution.map_correlations(a, a.transpose(0, 2, 1))[0],
+                               np.corrcoef(a[0].ravel(), a[0].T.ravel())[0, 1])
+    assert np.isnan(attribution.map_correlations(np.zeros((4, 4)), x.repeat(2, 0).repeat(2, 1))[0])
+    with pytest.raises(ValueError, match="same shape"):
+        attribution.map_correlations(a, a[:2])
+
+
+def test_fisher_z_mean_known_answers():
+    assert attribution.fisher_z_mean([0.3, 0.3, 0.3]) == pytest.approx(0.3)
+    assert attribution.fisher_z_mean([0.5, -0.5]) == pytest.approx(0.0, abs=1e-12)
+    expected = np.tanh((np.arctanh(0.9) + np.arctanh(0.1)) / 2)        # 0.6 by hand: (1.4722 + 0.1003) / 2
+    assert attribution.fisher_z_mean([0.9, 0.1, np.nan]) == pytest.approx(expected)
+    assert 0.5 < expected < 0.9                                          # above the plain mean of 0.5
+    assert attribution.fisher_z_mean([1.0, 1.0]) == pytest.approx(1.0)   # clipped, not infinite
+    np.testing.assert_allclose(attribution.fisher_z_mean(np.array([[0.2, 0.2], [0.5, -0.5]]), axis=1), [0.2, 0.0],
+                               atol=1e-12)
+    with pytest.raises(ValueError, match="not NaN"):
+        attribution.fisher_z_mean([np.nan])
+
+
+def test_jensen_shannon_divergence_known_answers():
+    a = np.array([[1.0, 0.0], [0.0, 0.0]])
+    b = np.array([[0.0, 0.0], [0.0, 5.0]])
+    assert attribution.jensen_shannon_divergence(a, b)[0] == pytest.approx(1.0)      # disjoint: the bound
+    assert attribution.jensen_shannon_divergence(a, 3 * a)[0] == pytest.approx(0.0)  # same distribution
+    p = np.array([[1.0, 1.0], [0.0, 0.0]])                                           # (1/2, 1/2, 0, 0)
+    q = np.array([[1.0, 0.0], [1.0, 0.0]])                                           # (1/2, 0, 1/2, 0)
+    # M = (1/2, 1/4, 1/4, 0): KL(P||M) = 1/2 log2(1) + 1/2 log2(2) = 1/2, the same for Q, so JSD = 1/2
+    assert attribution.jensen_shannon_divergence(p, q)[0] == pytest.approx(0.5)
+    rng = np.random.default_rng(1)
+    x, y = rng.random((4, 6, 6)), rng.random((4, 6, 6))
+    np.testing.assert_allclose(attribution.jensen_shannon_divergence(x, y), attribution.jensen_shannon_divergence(y, x))
+    from scipy.spatial.distance import jensenshannon
+
+    expected = [jensenshannon(x[i].ravel(), y[i].ravel(), base=2) ** 2 for i in range(4)]
+    np.testing.assert_allclose(attribution.jensen_shannon_divergence(x, y), expected, rtol=1e-9)
+    with pytest.raises(ValueError, match="positive sum"):
+        attribution.jensen_shannon_divergence(np.zeros((2, 2)), a)
+    with pytest.raises(ValueError, match="non-negative"):
+        attribution.jensen_shannon_divergence(-a, a)
+
+
+def test_compare_attribution_maps_tables():
+    rng = np.random.default_rng(2)
+    base = rng.random((5, 8, 8))
+    maps = {"same": base, "scaled": 0.5 * base, "other": rng.random((5, 8, 8))}
+    comparison = attribution.compare_attribution_maps(maps)
+    correlation = comparison.mean_correlation()
+    assert list(correlation.index) == ["same", "scaled", "other"]
+    assert correlation.loc["same", "scaled"] == pytest.approx(1.0)
+    assert comparison.mean_jsd().loc["same", "scaled"] == pytest.approx(0.0, abs=1e-12)
+    assert abs(correlation.loc["same", "other"]) < 0.5
+    np.testing.assert_allclose(correlation.to_numpy(), correlation.to_numpy().T)
+    expected = attribution.fisher_z_mean(attribution.map_correlations(base, maps["other"]))
+    assert correlation.loc["other", "same"] == pytest.approx(expected)
+    assert comparison.correlation_sd().loc["same", "other"] > 0 and comparison.jsd_sd().shape == (3, 3)
+    with pytest.raises(ValueError, match="at least two"):
+        attribution.compare_attribution_maps({"one": base})
+    with pytest.raises(ValueError, match="same images"):
+        attribution.compare_attribution_maps({"a": base, "b": base[:2]})
+
+
+def test_smoothgrad_class_maps_of_a_linear_classifier_is_its_weight():
+    network = _MaskedLinearEmbedding()                  # a linear "classifier" with 4 outputs
+    images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    maps = attribution.smoothgrad_class_maps(network, images, 2, samples=4)
+    expected = attribution.postprocess_saliency(network.weight[2].detach().reshape(1, 3, 8, 8).repeat(2, 1, 1, 1))
+    np.testing.assert_allclose(maps, expected, atol=1e-6)          # the gradient of a linear output is constant
+    with pytest.raises(ValueError, match="one per image"):
+        attribution.smoothgrad_class_maps(network, images, [0, 1, 2])
+
+
+def test_smoothgrad_class_maps_do_not_depend_on_the_samples_batch_size():
+    network = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5), nn.Tanh())
+    images = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    together = attribution.smoothgrad_class_maps(network, images, 1, samples=6)
+    in_pieces = attribution.smoothgrad_class_maps(network, images, 1, samples=6, samples_batch_size=4)
+    np.testing.assert_allclose(together, in_pieces, atol=1e-6)

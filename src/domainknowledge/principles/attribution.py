@@ -34,9 +34,10 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["METHODS", "Attribution", "dml_attribution_maps", "embedding_distance", "integrated_gradients",
-           "integrated_gradients_reference", "postprocess_saliency", "probability_output", "token_scores",
-           "tokens_html"]
+__all__ = ["METHODS", "Attribution", "MapComparison", "compare_attribution_maps", "dml_attribution_maps",
+           "embedding_distance", "fisher_z_mean", "integrated_gradients", "integrated_gradients_reference",
+           "jensen_shannon_divergence", "map_correlations", "postprocess_saliency", "probability_output",
+           "smoothgrad_class_maps", "token_scores", "tokens_html"]
 
 # captum's names: the right Riemann sum is Eq. 8.1 as printed; Gauss-Legendre is captum's default, which
 # the thesis says it used (m = 50).
@@ -306,3 +307,183 @@ def dml_attribution_maps(network: nn.Module, images, *, distance: str, samples: 
         network.train(was_training)
     maps = postprocess_saliency(gradients, clip_percentile=clip_percentile)
     return (maps, gradients) if return_gradients else maps
+
+
+# --- comparing attribution maps (Kobs Sec. 9.2) -----------------------------------------------------------
+
+_FISHER_CLIP = 1.0 - 1e-7       # |r| = 1 has an infinite Fisher z; clip just below it
+
+
+def _as_maps(maps, name: str) -> np.ndarray:
+    values = np.asarray(maps, dtype=np.float64)
+    if values.ndim == 2:
+        values = values[None]
+    if values.ndim != 3:
+        raise ValueError(f"{name} must be maps (N, H, W) or one map (H, W), got shape {values.shape}")
+    return values
+
+
+def map_correlations(maps_a, maps_b) -> np.ndarray:
+    """Pearson's product-moment correlation between the two maps of each image over its pixels (Sec. 9.2).
+
+    ``maps_a``, ``maps_b``: ``(N, H, W)`` (or one map ``(H, W)``), the same image's maps from two models.
+    Returns ``(N,)`` float64 in [-1, 1]; an image where either map is constant (no variation, e.g. all zeros)
+    has no correlation and gets NaN, which :func:`fisher_z_mean` skips.
+    """
+    a, b = _as_maps(maps_a, "maps_a"), _as_maps(maps_b, "maps_b")
+    if a.shape != b.shape:
+        raise ValueError(f"maps_a {a.shape} and maps_b {b.shape} must have the same shape (one map per image)")
+    a = a.reshape(len(a), -1)
+    b = b.reshape(len(b), -1)
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    norm = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(norm > 0, (a * b).sum(axis=1) / np.where(norm > 0, norm, 1.0), np.nan)
+    return np.clip(r, -1.0, 1.0)
+
+
+def fisher_z_mean(correlations, axis=None):
+    """The mean of correlations taken in Fisher's z space (Silver and Dunlap 1987; Sec. 9.2):
+    ``tanh(mean(arctanh(r)))``. NaNs are skipped; ``|r| = 1`` is clipped to ``1 - 1e-7`` first.
+
+    ``correlations``: any shape; ``axis`` as in NumPy (``None``: all values, a float). Equal correlations
+    average to themselves, and ``r`` and ``-r`` to 0; because ``arctanh`` stretches values near 1, the result
+    lies between the plain mean and the largest value when the values are positive."""
+    r = np.clip(np.asarray(correlations, dtype=np.float64), -_FISHER_CLIP, _FISHER_CLIP)
+    if r.size == 0 or np.all(np.isnan(r)):
+        raise ValueError("fisher_z_mean needs at least one correlation that is not NaN")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)     # an all-NaN slice along ``axis`` gives NaN
+        z = np.nanmean(np.arctanh(r), axis=axis)
+    return float(np.tanh(z)) if np.ndim(z) == 0 else np.tanh(z)
+
+
+def jensen_shannon_divergence(maps_a, maps_b) -> np.ndarray:
+    """Jensen-Shannon divergence with base-2 logarithms between the two maps of each image (Sec. 9.2, Eq. 2.30),
+    each map divided by its sum to make it a distribution over pixels.
+
+    ``JSD(P, Q) = KL(P || M) / 2 + KL(Q || M) / 2`` with ``M = (P + Q) / 2`` and ``0 log 0 = 0``: 0 for equal
+    maps, 1 (the bound) for maps without a common pixel. ``maps_a``, ``maps_b``: ``(N, H, W)`` or ``(H, W)``,
+    non-negative, each with a positive sum. Returns ``(N,)`` float64.
+    """
+    a, b = _as_maps(maps_a, "maps_a"), _as_maps(maps_b, "maps_b")
+    if a.shape != b.shape:
+        raise ValueError(f"maps_a {a.shape} and maps_b {b.shape} must have the same shape (one map per image)")
+    if (a < 0).any() or (b < 0).any():
+        raise ValueError("attribution maps must be non-negative to be read as distributions (post-process them first)")
+    p, q = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    sums_p, sums_q = p.sum(axis=1, keepdims=True), q.sum(axis=1, keepdims=True)
+    if (sums_p <= 0).any() or (sums_q <= 0).any():
+        raise ValueError("every map needs a positive sum to be normalised into a distribution; an all-zero map "
+                         "(no gradient at all) cannot be compared by Jensen-Shannon divergence")
+    p, q = p / sums_p, q / sums_q
+    m = (p + q) / 2
+
+    def kl(x, y):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(x > 0, x * np.log2(np.where(x > 0, x, 1.0) / np.where(y > 0, y, 1.0)), 0.0)
+        return terms.sum(axis=1)
+
+    return np.clip(kl(p, m) / 2 + kl(q, m) / 2, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class MapComparison:
+    """Every pair of models compared on the same images (Sec. 9.2).
+
+    ``names``: the ``M`` models (any hashable keys, in order); ``correlations`` ``(M, M, N)``: Pearson's r
+    per image (:func:`map_correlations`; the diagonal is 1); ``jsd`` ``(M, M, N)``: Jensen-Shannon divergence
+    per image (:func:`jensen_shannon_divergence`; the diagonal is 0). Both are symmetric in the first two axes.
+    """
+
+    names: tuple
+    correlations: np.ndarray
+    jsd: np.ndarray
+
+    def _frame(self, values):
+        import pandas as pd
+
+        return pd.DataFrame(values, index=list(self.names), columns=list(self.names))
+
+    def mean_correlation(self):
+        """``(M, M)`` DataFrame: the mean correlation over images, averaged through Fisher's z (Tables 9.1-9.3)."""
+        return self._frame(fisher_z_mean(self.correlations, axis=2))
+
+    def correlation_sd(self):
+        """``(M, M)`` DataFrame: the standard deviation of the correlations over images (ddof 1; the thesis' +-)."""
+        return self._frame(np.nanstd(self.correlations, axis=2, ddof=1) if self.correlations.shape[2] > 1
+                           else np.zeros(self.correlations.shape[:2]))
+
+    def mean_jsd(self):
+        """``(M, M)`` DataFrame: the mean Jensen-Shannon divergence over images (Tables A.1-A.3)."""
+        return self._frame(self.jsd.mean(axis=2))
+
+    def jsd_sd(self):
+        """``(M, M)`` DataFrame: the standard deviation of the divergences over images (ddof 1)."""
+        return self._frame(self.jsd.std(axis=2, ddof=1) if self.jsd.shape[2] > 1 else np.zeros(self.jsd.shape[:2]))
+
+
+def compare_attribution_maps(maps) -> MapComparison:
+    """Compare the attribution maps of every pair of models on the same images (Sec. 9.2).
+
+    ``maps``: a mapping ``name -> (N, H, W)`` non-negative maps of the same ``N`` images (e.g. from
+    :func:`dml_attribution_maps`), at least two models. Returns a :class:`MapComparison`.
+    """
+    names = tuple(maps)
+    if len(names) < 2:
+        raise ValueError(f"need the maps of at least two models to compare, got {len(names)}")
+    arrays = [_as_maps(maps[name], f"maps[{name!r}]") for name in names]
+    if any(a.shape != arrays[0].shape for a in arrays):
+        raise ValueError("every model needs maps of the same images and size, got shapes "
+                         f"{[a.shape for a in arrays]}")
+    count, images = len(names), arrays[0].shape[0]
+    correlations = np.ones((count, count, images))
+    jsd = np.zeros((count, count, images))
+    for i in range(count):
+        for j in range(i + 1, count):
+            correlations[i, j] = correlations[j, i] = map_correlations(arrays[i], arrays[j])
+            jsd[i, j] = jsd[j, i] = jensen_shannon_divergence(arrays[i], arrays[j])
+    return MapComparison(names, correlations, jsd)
+
+
+def smoothgrad_class_maps(model: nn.Module, images, target, *, samples: int = SMOOTHGRAD_SAMPLES,
+                          sigma_fraction: float = SMOOTHGRAD_SIGMA_FRACTION, clip_percentile: float = 99.0,
+                          seed: int = 0, samples_batch_size: int | None = None) -> np.ndarray:
+    """SmoothGrad (Smilkov et al. 2017; Eq. 9.2) of a classifier's output ``target`` (the usual setting of
+    the method, which Ch. 9 transfers to embeddings), post-processed as in Sec. 9.1.
+
+    ``model``: ``(B, 3, H, W)`` float images in its input scale -> ``(B, C)`` outputs; ``images``
+    ``(N, 3, H, W)`` tensor; ``target``: one class or ``(N,)`` classes. The noise's standard deviation is
+    ``sigma_fraction * (max - min)`` of each image, its generator seeded by ``seed + i`` for image ``i``;
+    ``samples_batch_size`` noisy copies go through the model at once (default: all ``samples``; lower it for
+    large inputs to bound memory). Returns maps ``(N, H, W)`` in [0, 1].
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        from captum.attr import NoiseTunnel, Saliency
+
+    if samples < 1 or sigma_fraction < 0:
+        raise ValueError(f"samples must be >= 1 and sigma_fraction >= 0, got {samples} and {sigma_fraction}")
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be an (N, 3, H, W) tensor, got {getattr(images, 'shape', type(images))}")
+    images = images.float()
+    target = torch.as_tensor(target, dtype=torch.long).reshape(-1)
+    target = target.expand(len(images)) if target.numel() == 1 else target
+    if target.shape != (len(images),):
+        raise ValueError(f"target must be one class or one per image ({len(images)}), got {tuple(target.shape)}")
+    was_training = model.training
+    model.eval()
+    tunnel = NoiseTunnel(Saliency(model))
+    gradients = torch.empty_like(images)
+    try:
+        for i in range(len(images)):
+            image = images[i:i + 1]
+            torch.manual_seed(seed + i)
+            gradients[i] = tunnel.attribute(image, nt_type="smoothgrad", nt_samples=samples,
+                                            stdevs=sigma_fraction * float(image.max() - image.min()),
+                                            target=int(target[i]), abs=False,
+                                            nt_samples_batch_size=samples_batch_size or samples)[0]
+    finally:
+        model.train(was_training)
+    return postprocess_saliency(gradients, clip_percentile=clip_percentile)

@@ -1,0 +1,146 @@
+"""The attribution-map chapter's drivers (Kobs 2023, Ch. 9): configs, the analyses' known answers, one tiny run."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from domainknowledge.chapters import dml_attribution as chapter
+from domainknowledge.data.bundled import DataNotFoundError
+from domainknowledge.metric_learning import LOSSES
+from domainknowledge.principles.attribution import MapComparison
+
+SMOKE = chapter.CONFIGS["smoke"]
+
+
+def test_profiles_and_config_validation():
+    assert set(chapter.CONFIGS) == {"smoke", "cpu", "paper"}
+    cpu, paper = chapter.CONFIGS["cpu"], chapter.CONFIGS["paper"]
+    assert cpu.runs >= 2 and cpu.smoothgrad_samples == 50 and cpu.sigma_fraction == 0.15
+    families = [LOSSES[name].family for name in cpu.losses]
+    assert families.count("ranking") == 4 and families.count("classification") == 4 and "none" in cpu.losses
+    assert set(paper.losses) == set(LOSSES) and paper.datasets == ("cars196", "cub200", "sop")
+    assert paper.smoothgrad_samples == 50 and paper.embedding.train_backbone and paper.analysis_images is None
+    assert "embedding.backbone_blocks" in chapter.describe_profiles().index
+    with pytest.raises(ValueError, match="two ranking"):
+        dataclasses.replace(SMOKE, losses=("contrastive", "arcface", "none"))
+    with pytest.raises(ValueError, match="unknown data sets"):
+        dataclasses.replace(SMOKE, datasets=("mnist",))
+    with pytest.raises(ValueError, match="image_size"):
+        dataclasses.replace(SMOKE, image_size=32)
+
+
+def _comparison(table: np.ndarray, names) -> MapComparison:
+    """A comparison whose per-image correlations are constant over 3 images, equal to ``table``."""
+    corr = np.repeat(np.asarray(table, dtype=float)[:, :, None], 3, axis=2)
+    return MapComparison(tuple(names), corr, np.full_like(corr, 0.01))
+
+
+def test_loss_tables_average_seed_pairs_in_fisher_z():
+    names = [("contrastive", 0), ("contrastive", 1), ("arcface", 0), ("arcface", 1)]
+    table = np.array([[1.0, 0.8, 0.5, 0.3],
+                      [0.8, 1.0, 0.3, 0.5],
+                      [0.5, 0.3, 1.0, 0.9],
+                      [0.3, 0.5, 0.9, 1.0]])
+    tables = chapter.loss_tables(_comparison(table, names))
+    expected = np.tanh(np.mean(np.arctanh([0.5, 0.3, 0.3, 0.5])))
+    assert tables["correlation"].loc["contrastive", "arcface"] == pytest.approx(expected)
+    assert tables["correlation"].loc["contrastive", "contrastive"] == pytest.approx(0.8)     # seed agreement
+    assert tables["correlation"].loc["arcface", "arcface"] == pytest.approx(0.9)
+    assert tables["correlation_sd"].loc["contrastive", "arcface"] == pytest.approx(0.0)
+    assert tables["jsd"].loc["contrastive", "arcface"] == pytest.approx(0.01)
+    only_first = chapter.loss_tables(_comparison(table, names), seeds={0})
+    assert only_first["correlation"].loc["contrastive", "arcface"] == pytest.approx(0.5)
+    assert np.isnan(only_first["correlation"].loc["contrastive", "contrastive"])
+
+
+def test_agreement_summary_and_permutation_test_known_answers():
+    losses = ["contrastive", "triplet", "ntxent", "multi_similarity", "proxy_nca", "normalized_softmax", "cosface",
+              "arcface", "none"]
+    families = [LOSSES[name].family for name in losses]
+    values = np.full((9, 9), 0.3)
+    for i in range(9):
+        for j in range(9):
+            if families[i] == families[j] != "none":
+                values[i, j] = 0.7
+    values[8, :] = values[:, 8] = 0.2
+    np.fill_diagonal(values, np.nan)
+    table = pd.DataFrame(values, index=losses, columns=losses)
+    summary = chapter.agreement_summary(table)
+    assert summary["within"] == pytest.approx(0.7) and summary["across"] == pytest.approx(0.3)
+    assert summary["none"] == pytest.approx(0.2) and summary["gap"] == pytest.approx(0.4)
+    assert summary["within_ranking"] == pytest.approx(0.7) and summary["within_classification"] == pytest.approx(0.7)
+    expected_trained = np.tanh((12 * np.arctanh(0.7) + 16 * np.arctanh(0.3)) / 28)
+    assert summary["trained"] == pytest.approx(expected_trained)
+    test = chapter.family_permutation_test(table)
+    assert test["splits"] == 70                                   # choose 4 of 8
+    assert test["p_value"] == pytest.approx(2 / 70)               # only the true split and its mirror image
+    assert test["statistic"] == pytest.approx(0.4)
+    flat = pd.DataFrame(np.where(np.isnan(values), np.nan, 0.5), index=losses, columns=losses)
+    assert chapter.family_permutation_test(flat)["p_value"] == pytest.approx(1.0)
+
+
+def test_foreground_share_known_answers():
+    masks = np.zeros((2, 4, 4), dtype=bool)
+    masks[:, :2] = True                                           # the top half is the object
+    maps = np.zeros((2, 4, 4))
+    maps[0, :2] = 1.0                                             # all on the object
+    maps[1] = 1.0                                                 # spread evenly
+    np.testing.assert_allclose(chapter.foreground_share(maps, masks), [1.0, 0.5])
+    assert np.isnan(chapter.foreground_share(np.zeros((1, 4, 4)), masks[:1])[0])
+    with pytest.raises(ValueError, match="must both be"):
+        chapter.foreground_share(maps, masks[:, :2])
+
+
+def test_paper_data_sets_need_the_data_root(tmp_path):
+    with pytest.raises(DataNotFoundError, match="cars196/train"):
+        chapter.load_image_set("cars196", chapter.CONFIGS["paper"], seed=0, data_root=tmp_path)
+    with pytest.raises(DataNotFoundError, match="data_root"):
+        chapter.load_image_set("sop", chapter.CONFIGS["paper"], seed=0, data_root=None)
+
+
+def test_paper_loader_reads_class_folders(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for name in ("class_a", "class_b"):
+            folder = tmp_path / "cub200" / split / name
+            folder.mkdir(parents=True)
+            for k in range(2):
+                Image.fromarray(np.full((10, 12, 3), 40 * k, dtype=np.uint8)).save(folder / f"{k}.jpg")
+    config = dataclasses.replace(chapter.CONFIGS["paper"], analysis_images=3)
+    images = chapter.load_image_set("cub200", config, seed=0, data_root=tmp_path)
+    assert images.training_images.shape == (4, 224, 224, 3) and list(images.training_labels) == [0, 0, 1, 1]
+    assert len(images.analysis_images) == 3 and set(images.analysis_labels) == {0, 1}
+    assert images.analysis_masks is None
+
+
+def test_tiny_run_end_to_end():
+    config = dataclasses.replace(SMOKE, cars_training_images=96, analysis_images=2, smoothgrad_samples=2, runs=2,
+                                 embedding=dataclasses.replace(SMOKE.embedding, epochs=1))
+    image_set = chapter.load_image_set("products", config, seed=0)
+    assert image_set.analysis_masks.shape == image_set.analysis_images.shape[:3]
+    assert len(np.unique(image_set.analysis_labels)) == 2               # spread over classes
+    result = chapter.train_and_attribute(config, image_set, chapter.run_seeds(0, 2), log=lambda line: None)
+    assert set(result.maps) == {(loss, s) for loss in config.losses for s in (0, 1)}
+    maps = result.maps[("contrastive", 0)]
+    assert maps.shape == (2, 64, 64) and maps.min() >= 0 and maps.max() == pytest.approx(1.0)
+    tables = chapter.loss_tables(result.comparison)
+    assert list(tables["correlation"].index) == [name for name in LOSSES if name in config.losses]
+    assert np.isfinite(tables["correlation"].to_numpy()).all()          # seeds fill the diagonal
+    by_seed = chapter.agreement_by_seed(result.comparison, (0, 1))
+    assert list(by_seed.index) == [0, 1] and by_seed[["trained", "none"]].abs().le(1).all().all()
+    import matplotlib.pyplot as plt
+
+    chapter.plot_comparison_heatmap(tables["correlation"], tables["correlation_sd"])
+    chapter.plot_attribution_grid(image_set.analysis_images[0], {k: result.maps[(k, 0)][0] for k in config.losses},
+                                  mask=image_set.analysis_masks[0])
+    plt.close("all")
+
+
+def test_no_two_models_share_a_seed():
+    seeds = [chapter.model_seed(run, loss) for run in chapter.run_seeds(0, 3) for loss in LOSSES]
+    assert len(set(seeds)) == len(seeds)
+    with pytest.raises(ValueError, match="unknown loss"):
+        chapter.model_seed(0, "hinge")
