@@ -540,3 +540,76 @@ def scale_benchmark(embeddings: np.ndarray, references: int, queries: int, k: in
     return {"references": references, "queries": queries, "k": k, "dimension": refs.shape[1],
             "neighbour search queries/s": queries / ours_seconds, "faiss IndexFlatIP queries/s": queries / faiss_seconds,
             "same top-k sets": float(same)}
+
+
+# ---------------------------------------------------------------------------------------------- figures
+def plot_keyword_statistics(keyword_lists, top: int = 45, translations: dict | None = None):
+    """Figs. 3.2-3.4: the ``top`` most common keywords, occurrences per keyword, keywords per image."""
+    import matplotlib.pyplot as plt
+
+    counts, per_image = keyword_statistics(keyword_lists)
+    fig = plt.figure(figsize=(11, 6.5))
+    grid = fig.add_gridspec(2, 2, height_ratios=(1.25, 1))
+    ax = fig.add_subplot(grid[0, :])
+    shown = counts.iloc[:top]
+    names = [f"{w} ({translations[w]})" if translations and w in translations and translations[w] != w else w
+             for w in shown.index]
+    ax.bar(range(len(shown)), shown.to_numpy(), color="#4c72b0")
+    ax.set_xticks(range(len(shown)), names, rotation=75, ha="right", fontsize=7)
+    ax.set_ylabel("images")
+    ax.set_title(f"The {len(shown)} most common keywords (Fig. 3.2 analogue)")
+    ax = fig.add_subplot(grid[1, 0])
+    ax.hist(counts.to_numpy(), bins=np.logspace(0, np.log10(max(counts.max(), 2)) + 0.01, 25), color="#55a868")
+    ax.set_xscale("log")
+    ax.set_xlabel("occurrences of a keyword")
+    ax.set_ylabel("keywords")
+    ax.set_title(f"Occurrences per keyword ({(counts == 1).sum()} of {len(counts)} used once; Fig. 3.3)")
+    ax = fig.add_subplot(grid[1, 1])
+    values = per_image.value_counts().sort_index().loc[lambda s: s.index <= 10]
+    ax.bar(values.index, values.to_numpy(), color="#c44e52")
+    ax.set_xlabel("keywords of a labelled image")
+    ax.set_ylabel("images")
+    ax.set_title("Keywords per image (Fig. 3.4)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_model_comparison(summary: pd.DataFrame, models, metrics=("F2", "recall", "precision", "ROC AUC"),
+                          title: str | None = None):
+    """Table 4.8 as grouped bars: ``metrics`` of ``models`` (rows of :func:`summarise_runs`), with run spread."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    width = 0.8 / len(models)
+    for i, model in enumerate(models):
+        means = [summary.loc[model, m] for m in metrics]
+        spread = [summary.loc[model, f"{m} sd"] for m in metrics]
+        ax.bar(np.arange(len(metrics)) + (i - (len(models) - 1) / 2) * width, means, width,
+               yerr=None if np.isnan(spread).all() else spread, capsize=2, label=model)
+    ax.set_xticks(range(len(metrics)), metrics)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("test value (micro)")
+    ax.legend(fontsize=8, ncols=2, loc="upper left")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_class_auc(frame: pd.DataFrame, title: str | None = None):
+    """Table 4.9 as a heat map: per-class ROC AUC, classes as rows, models as columns."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(frame) + 1.5))
+    image = ax.imshow(frame.to_numpy(), cmap="viridis", vmin=0.4, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(frame.shape[1]), frame.columns, rotation=30, ha="right")
+    ax.set_yticks(range(frame.shape[0]), frame.index)
+    for (i, j), value in np.ndenumerate(frame.to_numpy()):
+        if np.isfinite(value):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if value > 0.75 else "white")
+    fig.colorbar(image, ax=ax, label="ROC AUC")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
