@@ -191,7 +191,6 @@ ax.set_xlabel("cosine similarity to the most similar other image")
 ax.set_ylabel("duplicate")
 ax.set_title(f"Duplicate thresholds ({run.profile} profile)")
 ax.legend(fontsize=8, loc="center left")
-fig.tight_layout()
 pd.DataFrame({"split": ["train", "validation", "test"],
               "images": [len(prepared.labels[s]) for s in ("train", "validation", "test")],
               "keyword occurrences": [int(prepared.labels[s].sum()) for s in ("train", "validation", "test")]}
@@ -275,7 +274,7 @@ weights = pd.DataFrame({language: all_results[0][f"zero-shot ({language})"].para
                         for language in chapter.LANGUAGES})
 display(Markdown("Context weights chosen on validation (first run; Table 4.1 analogue; empty: context not used "
                  "with those labels):"))
-display(weights.round(1).fillna("").astype(str))
+display(weights.round(1).astype(str).replace("nan", ""))
 
 # %% [markdown]
 # ### Neighbour search and 1-NN (Tables 4.3, 4.6)
@@ -304,7 +303,6 @@ ax.invert_yaxis()
 ax.set_xlabel("test F2 (dark: fine-tuned)")
 ax.set_title(f"Table 4.7 analogue ({run.profile} profile, {config.runs} split seed(s))")
 ax.legend(fontsize=8)
-fig.tight_layout()
 
 # %% [markdown]
 # ### Model comparison (Table 4.8) and per-class ROC AUC (Table 4.9)
@@ -360,13 +358,14 @@ display(suggestions.assign(threshold=lambda d: (100 * d.threshold).round(2)).set
 #
 # The thesis searches 76,000 references per query. The search above is one chunked matrix product and a
 # top-$M$ per chunk, in PyTorch, on CPU or GPU. To check that it scales, the same function searches
-# {glue:text}`mln_scale_refs:,` references (the real features replicated with small noise) for
+# {glue:text}`mln_scale_refs:,` references (the language-image embeddings of the world, replicated with
+small noise; 384-d, near CLIP's 512) for
 # {glue:text}`mln_scale_queries:,` queries, and `faiss.IndexFlatIP`, an exact brute-force inner-product
 # index {cite}`johnson2019faiss`, searches the same; both return the same top-32 sets for
 # {glue:text}`mln_scale_same:.0f` % of the queries.
 
 # %%
-scale = chapter.scale_benchmark(features, config.scale_references, config.scale_queries, seed=seed,
+scale = chapter.scale_benchmark(language, config.scale_references, config.scale_queries, seed=seed,
                                 device=run.device)
 run.glue("mln_scale_refs", int(scale["references"]))
 run.glue("mln_scale_queries", int(scale["queries"]))

@@ -142,8 +142,12 @@ def load_images(config: Config, seed: int = 0, data_root=None) -> Images:
                                                 duplicate_rate=config.duplicate_rate, junk_rate=config.junk_rate)
         group = np.where(world.factors.duplicate_of.to_numpy() >= 0, world.factors.duplicate_of.to_numpy(),
                          np.arange(len(world)))
+        import hashlib
+        import inspect
+
+        source = hashlib.sha256(inspect.getsource(vehicles).encode()).hexdigest()[:12]
         key = f"vehicles:n={config.images}:size={config.image_size}:dup={config.duplicate_rate}:junk=" \
-              f"{config.junk_rate}:seed={seed}:v1"
+              f"{config.junk_rate}:seed={seed}:generator={source}"
         return Images(world.images, world.keywords, vehicles.AUTOMATIC_TRANSLATION, vehicles.MANUAL_TRANSLATION,
                       group, world.factors, key)
     from PIL import Image
@@ -286,7 +290,11 @@ def prepare(images: Images, embeddings: np.ndarray, language: np.ndarray, config
 
 # ---------------------------------------------------------------------------------------------- models
 def _study(seed: int):
-    import optuna
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
@@ -523,9 +531,9 @@ def scale_benchmark(embeddings: np.ndarray, references: int, queries: int, k: in
     """Neighbour search over ``references`` reference embeddings (the real ones replicated with small noise,
     renormalised) against ``faiss.IndexFlatIP``: throughput of both and whether their top-``k`` agree."""
     rng = np.random.default_rng(seed)
-    base = embeddings[rng.integers(len(embeddings), size=references)]
-    refs = base + rng.normal(0, 0.05, base.shape).astype(np.float32)
-    refs = (refs / np.linalg.norm(refs, axis=1, keepdims=True)).astype(np.float32)
+    refs = embeddings[rng.integers(len(embeddings), size=references)].astype(np.float32)
+    refs += 0.05 * rng.standard_normal(refs.shape, dtype=np.float32)
+    refs /= np.linalg.norm(refs, axis=1, keepdims=True)
     q = refs[rng.choice(references, size=queries, replace=False)] + rng.normal(0, 0.05, (queries, refs.shape[1]))
     q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
     labels = (rng.random((references, 8)) < 0.1).astype(np.float32)
@@ -570,7 +578,6 @@ def plot_keyword_statistics(keyword_lists, top: int = 45, translations: dict | N
     ax.set_xlabel("keywords of a labelled image")
     ax.set_ylabel("images")
     ax.set_title("Keywords per image (Fig. 3.4)")
-    fig.tight_layout()
     return fig
 
 
@@ -592,7 +599,6 @@ def plot_model_comparison(summary: pd.DataFrame, models, metrics=("F2", "recall"
     ax.legend(fontsize=8, ncols=2, loc="upper left")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
     return fig
 
 
@@ -600,7 +606,7 @@ def plot_per_class_auc(frame: pd.DataFrame, title: str | None = None):
     """Table 4.9 as a heat map: per-class ROC AUC, classes as rows, models as columns."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(frame) + 1.5))
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(frame) + 1.5), layout="constrained")
     image = ax.imshow(frame.to_numpy(), cmap="viridis", vmin=0.4, vmax=1.0, aspect="auto")
     ax.set_xticks(range(frame.shape[1]), frame.columns, rotation=30, ha="right")
     ax.set_yticks(range(frame.shape[0]), frame.index)
@@ -611,5 +617,4 @@ def plot_per_class_auc(frame: pd.DataFrame, title: str | None = None):
     fig.colorbar(image, ax=ax, label="ROC AUC")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
     return fig

@@ -96,8 +96,11 @@ def _zipf_choice(rng, n_items: int, exponent: float, size: int) -> np.ndarray:
 
 
 def _draw_scene(factors: dict, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Render one vehicle: ``uint8 (size, size, 3)``. ``factors`` as in :func:`generate_vehicle_world`."""
+    """Render one vehicle: ``uint8 (size, size, 3)``. ``factors`` as in :func:`generate_vehicle_world`; the
+    scene's own details (tree positions, paint tint) follow ``factors["scene_seed"]``, pixel noise ``rng``."""
     from PIL import Image, ImageDraw
+
+    scene = np.random.default_rng(int(factors.get("scene_seed", 0)))
 
     s = 2 * size
     drawing = factors["style"] == "drawing"
@@ -113,11 +116,11 @@ def _draw_scene(factors: dict, size: int, rng: np.random.Generator) -> np.ndarra
         draw.rectangle([0, 0, s, ground_y], fill=sky)
         draw.rectangle([0, ground_y, s, s], fill=ground)
         if background == "forest":
-            for x in np.linspace(0, s, 7)[:-1] + rng.uniform(0, s / 7):
+            for x in np.linspace(0, s, 7)[:-1] + scene.uniform(0, s / 7):
                 draw.polygon([(x, ground_y - s * 0.35), (x - s * 0.07, ground_y), (x + s * 0.07, ground_y)],
                              fill=(35, 65, 35))
     colour = (255, 255, 255) if drawing else tuple(int(c) for c in np.clip(
-        np.array(PALETTE[factors["colour"]]) * rng.uniform(0.9, 1.1, 3), 0, 255))
+        np.array(PALETTE[factors["colour"]]) * scene.uniform(0.9, 1.1, 3), 0, 255))
     outline = (0, 0, 0) if drawing else None
     dark = (20, 20, 20)
     width = max(1, s // 64)
@@ -261,7 +264,7 @@ class VehicleWorld:
     """A rendered vehicle world.
 
     ``images``: ``uint8 (N, S, S, 3)``; ``factors``: a DataFrame of N rows (body, axles, manufacturer, antenna,
-    style, background, colour, scale, position, exposure, ground, and ``duplicate_of``: the index of the
+    style, background, colour, scale, position, exposure, ground, scene_seed, and ``duplicate_of``: the index of the
     image this one re-renders, or -1); ``keywords``: N lists of recorded Norwegian keywords (possibly empty);
     ``true``: N lists of the keywords that are true of the image.
     """
@@ -300,6 +303,7 @@ def generate_vehicle_world(n_images: int, image_size: int = 64, seed: int = 0, d
 
     ``duplicate_rate``: the fraction of images that re-render an earlier one with jittered nuisances
     (position +-0.02, scale +-3 %, exposure +-5 %, other pixel noise) and independently recorded keywords.
+    ``factors.scene_seed`` fixes a scene's details, so a re-render keeps its trees and paint.
     """
     if n_images < 1:
         raise ValueError(f"n_images must be positive, got {n_images}")
@@ -316,9 +320,9 @@ def generate_vehicle_world(n_images: int, image_size: int = 64, seed: int = 0, d
             factors["exposure"] *= rng.uniform(0.95, 1.05)
             factors["duplicate_of"] = source if rows[source]["duplicate_of"] < 0 else rows[source]["duplicate_of"]
         else:
-            factors = {**_draw_factors(rng), "duplicate_of": -1}
+            factors = {**_draw_factors(rng), "duplicate_of": -1, "scene_seed": int(rng.integers(2**31))}
         rows.append(factors)
-        images.append(_draw_scene(factors, image_size, rng))
+        images.append(_draw_scene(factors, image_size, np.random.default_rng([factors["scene_seed"], index])))
         words = true_keywords(factors)
         true.append(words)
         keywords.append(noisy_keywords(words, rng, junk_rate=junk_rate))
