@@ -190,7 +190,7 @@ for value, name in ((stats["suspected threshold"], "P = 1 %"), (stats["certain t
 ax.set_xlabel("cosine similarity to the most similar other image")
 ax.set_ylabel("duplicate")
 ax.set_title(f"Duplicate thresholds ({run.profile} profile)")
-ax.legend(fontsize=8, loc="center left")
+ax.legend(fontsize=8, loc="center left");
 pd.DataFrame({"split": ["train", "validation", "test"],
               "images": [len(prepared.labels[s]) for s in ("train", "validation", "test")],
               "keyword occurrences": [int(prepared.labels[s].sum()) for s in ("train", "validation", "test")]}
@@ -274,7 +274,7 @@ weights = pd.DataFrame({language: all_results[0][f"zero-shot ({language})"].para
                         for language in chapter.LANGUAGES})
 display(Markdown("Context weights chosen on validation (first run; Table 4.1 analogue; empty: context not used "
                  "with those labels):"))
-display(weights.round(1).astype(str).replace("nan", ""))
+display(weights.map(lambda v: "" if pd.isna(v) else f"{v:.1f}"))
 
 # %% [markdown]
 # ### Neighbour search and 1-NN (Tables 4.3, 4.6)
@@ -302,7 +302,7 @@ ax.set_yticks(range(len(net_names)), [n.replace("neighbour net: ", "") for n in 
 ax.invert_yaxis()
 ax.set_xlabel("test F2 (dark: fine-tuned)")
 ax.set_title(f"Table 4.7 analogue ({run.profile} profile, {config.runs} split seed(s))")
-ax.legend(fontsize=8)
+ax.legend(fontsize=8);
 
 # %% [markdown]
 # ### Model comparison (Table 4.8) and per-class ROC AUC (Table 4.9)

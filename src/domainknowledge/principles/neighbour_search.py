@@ -146,16 +146,17 @@ def faiss_neighbours(queries, references, k: int):
 def tip_adapter_scores(queries, keys, values, zero_shot_scores, *, alpha: float, beta: float) -> np.ndarray:
     """Tip-Adapter's cache (Zhang et al. 2021) with its zero-shot residual, for multi-label scores ``(Q, C)``.
 
-    ``score = zero_shot + alpha * (A L) / (A 1)`` with affinities ``A = exp(-beta (1 - Q K^T))`` ``(Q, N)``:
-    Tip-Adapter's formula, with the cache term divided by the total affinity so that it is an average of
-    label vectors in [0, 1] (the multi-label normalisation; a global threshold absorbs the scale).
+    ``score = (zero_shot + alpha * (A L) / (A 1)) / (1 + alpha)`` with affinities ``A = exp(-beta (1 - Q K^T))``
+    ``(Q, N)``: Tip-Adapter's formula, with the cache term divided by the total affinity so that it is an
+    average of label vectors, and the sum divided by ``1 + alpha`` so that scores stay in [0, 1] (the
+    multi-label normalisation; a global threshold is unaffected by the last step).
     """
     q = torch.as_tensor(np.asarray(queries, dtype=np.float64))
     k = torch.as_tensor(np.asarray(keys, dtype=np.float64))
     v = torch.as_tensor(np.asarray(values, dtype=np.float64))
     affinity = torch.exp(-beta * (1 - q @ k.T))
     cache = (affinity @ v) / affinity.sum(dim=1, keepdim=True).clamp_min(1e-300)
-    return (np.asarray(zero_shot_scores) + alpha * cache.numpy())
+    return (np.asarray(zero_shot_scores) + alpha * cache.numpy()) / (1 + alpha)
 
 
 # ------------------------------------------------------------------------------------------- neighbour nets
