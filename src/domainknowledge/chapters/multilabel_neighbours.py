@@ -105,7 +105,7 @@ CONFIGS = {
     "cpu": Config(images=2400, image_size=64, duplicate_rate=0.08, junk_rate=0.15, labelled_pairs=400,
                   min_keyword_count=12, stratify_temperature=100.0, image_encoder="efficientnet-lite0",
                     text_encoder="conse-lite0-minilm", runs=3,
-                  trials=25, fine_tune_trials=12, max_epochs=16, prototypes_per_class=16,
+                  trials=25, fine_tune_trials=10, max_epochs=12, prototypes_per_class=16,
                   scale_references=100_000, scale_queries=256),
     "paper": Config(images=130_000, image_size=224, duplicate_rate=0.0, junk_rate=0.0, labelled_pairs=1000,
                     min_keyword_count=50, stratify_temperature=100.0, image_encoder="open_clip:ViT-B-32/openai",
