@@ -247,7 +247,7 @@ for r, prep in enumerate(prepared_runs):
     captions = chapter.text_embeddings(text_encoder, prep.translations)
     all_results.append(chapter.run_models(prep, captions, config, seed=seed + r, device=run.device))
 summary = chapter.summarise_runs(all_results)
-run.record("summary", summary.reset_index().round(4).to_dict(orient="list"))
+run.record("summary", summary.reset_index().round(4).to_dict(orient="list"));
 
 # %% [markdown]
 # ## Results
