@@ -67,3 +67,34 @@ def test_tiny_run_end_to_end(tmp_path):
     chapter.plot_keyword_statistics(images.keywords)
     chapter.plot_model_comparison(summary, ["1-NN", "neighbour search"])
     plt.close("all")
+
+
+def test_paper_layout_is_read_and_prepared(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "bynke"
+    (folder / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = [f"img{i}.png" for i in range(40)]
+    for name in names:
+        Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(folder / "images" / name)
+    words = ["treakslet;Kamaz", "toakslet", "tilhenger", ""]
+    (folder / "keywords.csv").write_text("file,keywords\n" + "".join(f"{n},{words[i % 4]}\n" for i, n in enumerate(names)))
+    (folder / "duplicate_pairs.csv").write_text("file_a,file_b,duplicate\n" + "".join(
+        f"{names[i]},{names[i + 1]},{int(i < 6)}\n" for i in range(0, 30, 2)))
+    (folder / "translations.csv").write_text("keyword,automatic,manual\ntreakslet,treakslet,three axle vehicle\n"
+                                             "toakslet,toakslet,two axle vehicle\ntilhenger,supporter,trailer\n"
+                                             "Kamaz,Kamaz,Kamaz\n")
+    config = dataclasses.replace(chapter.CONFIGS["paper"], min_keyword_count=1)
+    images = chapter.load_images(config, data_root=tmp_path)
+    assert len(images.images) == 40 and images.keywords[0] == ["treakslet", "Kamaz"] and images.keywords[3] == []
+    assert images.manual["tilhenger"] == "trailer" and images.automatic["tilhenger"] == "supporter"
+    # features in which the first six labelled pairs are near-duplicates
+    features = rng.normal(size=(40, 8)).astype(np.float32)
+    for i in range(0, 6, 2):
+        features[i + 1] = features[i] + 0.01
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    prepared = chapter.prepare(images, features, features, config, seed=0)
+    assert prepared.statistics["unlabelled images"] == 10
+    assert set(prepared.vocabulary) <= {"treakslet", "Kamaz", "toakslet", "tilhenger"}
+    assert prepared.translations["manual"][prepared.vocabulary.index("tilhenger")] == "trailer"

@@ -408,16 +408,20 @@ def max_softmax_similarity(embeddings, temperature: float = 100.0, chunk_size: i
 
 
 def stratified_split(strata_variable, fractions=(0.6, 0.2, 0.2), bins: int = 10, seed: int = 0):
-    """Train/validation/test indices stratified on the ``bins`` quantile groups of ``strata_variable`` (Sec. 3.1.2)."""
+    """Train/validation/test indices stratified on the ``bins`` quantile groups of ``strata_variable`` (Sec. 3.1.2).
+
+    A small data set gets fewer groups, so that every group can put two items into the smallest split."""
     from sklearn.model_selection import train_test_split
 
     values = np.asarray(strata_variable)
     if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-9 or min(fractions) <= 0:
         raise ValueError(f"fractions must be three positive shares summing to 1, got {fractions}")
+    bins = max(1, min(bins, int(len(values) * min(fractions[1:]) // 2)))   # >= 2 per stratum in each split
     edges = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
     strata = np.searchsorted(edges, values, side="right")
     indices = np.arange(len(values))
-    train, rest = train_test_split(indices, train_size=fractions[0], stratify=strata, random_state=seed)
+    train, rest = train_test_split(indices, train_size=fractions[0], stratify=strata if bins > 1 else None,
+                                   random_state=seed)
     validation, test = train_test_split(rest, train_size=fractions[1] / (fractions[1] + fractions[2]),
-                                        stratify=strata[rest], random_state=seed)
+                                        stratify=strata[rest] if bins > 1 else None, random_state=seed)
     return np.sort(train), np.sort(validation), np.sort(test)
