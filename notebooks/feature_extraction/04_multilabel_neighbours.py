@@ -1,0 +1,512 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (domainknowledge)
+#     language: python
+#     name: domainknowledge
+# ---
+
+# %% [markdown]
+# (ch-multilabel_neighbours)=
+# # Multi-label keywords from frozen features: neighbour search and cache models
+#
+# A specialised archive of pictures (military vehicles, tagged by hand with Norwegian keywords such as
+# "treakslet", three axle vehicle) should get keyword suggestions for new pictures. The tags are
+# fine-grained, domain-specific and inconsistent: a generic keyword such as "truck" is left out of most
+# pictures that show a truck, so a missing keyword means "maybe", not "no". Bynke asks how far a general
+# pretrained language-image model gets without being trained on any of it: by describing each keyword in
+# words (zero-shot), or by looking up the labelled pictures whose features are most similar (neighbour
+# search and cache models) {cite}`bynke2022thesis`. The answer in the thesis is clear: the words help
+# little, and the neighbours a lot.
+#
+# :::{admonition} What this chapter reproduces
+# :class: tip
+# Bynke (2022), Chapters 3-4 {cite}`bynke2022thesis`:
+#
+# - the data preparation of Sec. 3.1.2: duplicate thresholds from a logistic regression at
+#   P(duplicate) = 1 % and 99 %, keyword filtering, the 60/20/20 split stratified on deciles of the
+#   maximum softmaxed similarity; the label statistics of Figs. 3.2-3.4;
+# - the models of Sec. 3.2 on frozen embeddings: zero-shot scores with rescaled cosines and
+#   context-weighted prompt ensembles in three label languages (Table 3.1, Tables 4.1, 4.2, 4.5); 1-NN
+#   {cite}`conde2021clipart`; neighbour search (Table 4.3, 4.6); simple and class-wise neighbour nets with
+#   and without prototypes, fine-tuned or not (Table 4.7) {cite}`orhan2018cache,zhang2022tipadapter`;
+#   Tip-Adapter's own formula with its zero-shot residual, the extension of Sec. 6.3;
+# - Table 4.8 (seven micro-averaged metrics), Table 4.9 (per-class ROC AUC), the worked example of
+#   Tables 4.10-4.11, and neighbour search over at least 100,000 references against a brute-force
+#   `faiss` index {cite}`johnson2019faiss`.
+#
+# The thesis' images are proprietary and its CLIP weights need a download: here a seeded renderer draws a
+# stand-in vehicle world, and the frozen encoders are real pretrained networks that load offline.
+# {ref}`sec-multilabel_neighbours-deviations` lists every difference.
+# :::
+
+# %% tags=["parameters"]
+profile = "cpu"
+seed = 0
+device = "auto"
+data_root = None
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+import domainknowledge as dk
+from domainknowledge.chapters import multilabel_neighbours as chapter
+from domainknowledge.data.synthetic import vehicles
+from domainknowledge.principles import neighbour_search as ns
+
+run = dk.experiment.start("multilabel_neighbours", profile=profile, seed=seed, device=device, data_root=data_root)
+dk.plots.use_book_style()
+config = dk.experiment.select(chapter.CONFIGS, run.profile)
+display(run.banner())
+started = time.process_time()
+
+# %% [markdown]
+# ## What each profile runs
+#
+# A `Config` per profile sets the size of the world, the encoders, the keyword threshold, the number of
+# split seeds (`runs`) and the optuna budget per model. `paper` reads a real data set from `--data-root`
+# in this layout: {glue:text}`mln_paper_layout`, and embeds it with OpenAI's CLIP ViT-B/32 from the
+# open_clip cache; without it the chapter stops with an error that names what to put where.
+
+# %%
+run.glue("mln_paper_layout", chapter.PAPER_LAYOUT)
+dk.experiment.profile_table(chapter.CONFIGS, run.profile)
+
+# %% [markdown]
+# ## A stand-in vehicle world with noisy Norwegian keywords
+#
+# :::{admonition} Stand-in data: rendered vehicles instead of the FFI archive
+# :class: warning
+# The thesis' 290,000 images belong to the Norwegian Defence Research Establishment and cannot be shared.
+# `dk.data.synthetic.vehicles` draws side views of trucks (plain, tank, crane, communication, radar,
+# surface-to-air missile, maintenance), trailers, main battle tanks, helicopters and aircraft. Wheeled
+# vehicles have 2 to 8 axles, visible as wheels, and one of three "manufacturer" cabins (Kamaz: flat
+# cab-over; Ural: bonnet; ZiL: sloped). Nuisances vary freely: background, lighting, colour, scale,
+# position, antennas, and a drawing style. Some images re-render an earlier vehicle (near-duplicates), with
+# keywords drawn again. Each true keyword is recorded with its own probability (the generic "lastebil",
+# truck, only one time in five), and junk keywords (dates, "????", exercise names) come from a Zipf pool, so
+# most occur once. It keeps what makes the task hard: classes that differ in a few pixels (one more axle),
+# nuisances that dominate a generic encoder's similarity, a long tail of labels, missing generic labels and
+# duplicates with different labels. It cannot give the variety of real photographs or the real vocabulary
+# of 570 keywords; no number here estimates the thesis' values.
+# :::
+
+# %%
+images = chapter.load_images(config, seed=seed, data_root=data_root)
+if images.factors is not None:
+    rows = []
+    for body in vehicles.BODIES:
+        rows += list(np.flatnonzero(images.factors.body.to_numpy() == body)[:2])
+    fig, _ = dk.plots.plot_image_grid(
+        np.asarray(images.images)[rows], ["\n".join(images.keywords[i][:3]) or "(no keyword)" for i in rows],
+        columns=11, title="Two renders per body type with the keywords an annotator recorded (up to three shown)")
+
+# %% [markdown]
+# The keyword statistics echo Sec. 3.1.1: a few keywords (axle counts and manufacturers) are very common,
+# most are rare, and most images carry one to three keywords. Of the
+# {glue:text}`mln_keywords_total:d` distinct keywords, {glue:text}`mln_keywords_once:d` occur only once
+# (the thesis: 151 of 570); {glue:text}`mln_unlabelled:d` images carry none and are dropped, as in the thesis.
+
+# %%
+counts, per_image = chapter.keyword_statistics(images.keywords)
+run.glue("mln_keywords_total", int(len(counts)))
+run.glue("mln_keywords_once", int((counts == 1).sum()))
+run.glue("mln_unlabelled", int(sum(len(k) == 0 for k in images.keywords)))
+fig = chapter.plot_keyword_statistics(images.keywords, translations=images.manual)
+
+# %% [markdown]
+# ## Frozen encoders
+#
+# The thesis embeds every image once with CLIP's image tower and never trains it. No CLIP weights can be had
+# offline, and the stand-in CLIP of this book ({ref}`ch-encoders`) knows only the words of its synthetic
+# captions, none of which name a vehicle. So this page uses two real pretrained networks that load offline,
+# both from one forward pass of EfficientNet-Lite0 {cite}`tan2019efficientnet`:
+#
+# - **image features** for the data preparation and every image-based model: its pooled 1280-d
+#   penultimate layer, L2-normalised;
+# - **language-image embeddings** for zero-shot: ConSE {cite}`norouzi2014conse`, which places an image in the
+#   space of a real sentence encoder (all-MiniLM-L6-v2, {cite}`reimers2019sbert`) as the
+#   probability-weighted mean of its top ImageNet class names; captions are embedded by the same sentence
+#   encoder, so "a photo of a trailer" and an image of one can be compared by cosine.
+#
+# The sentence encoder was trained on English. It has seen "trailer" and "antenna", not "tilhenger" or
+# "treakslet", which is the situation that makes the label language matter in the thesis.
+
+# %%
+features, language, text_encoder = chapter.embed(images, config, device=run.device)
+display(Markdown(f"Embedded {len(features):,} images: image features {features.shape[1]}-d "
+                 f"(`{config.image_encoder}`), language-image embeddings {language.shape[1]}-d "
+                 f"(`{config.text_encoder}`)."))
+
+# %% [markdown]
+# ## Data preparation (Sec. 3.1.2)
+#
+# **Duplicates.** Bynke labels random pairs of an image and its most similar image as duplicate or not,
+# fits a logistic regression $P(\text{duplicate} \mid s) = \sigma(a + b s)$ of the label on the cosine
+# similarity $s$, and reads off two thresholds: where $P = 1\,\%$ ("suspected": keep one image) and where
+# $P = 99\,\%$ ("certain": keep one and merge the keywords of the removed copies into it). Here the
+# generator knows which images re-render the same vehicle, and that knowledge plays the person who labels
+# the pairs. **Keywords** with fewer than `min_keyword_count` training occurrences are dropped (the thesis:
+# 50 of about 76,000 training images; scaled here with the size of the world). **The split** is 60/20/20,
+# stratified on deciles of each image's highest softmaxed similarity to the others,
+# $\max_j \operatorname{softmax}_j(T\cos(f_i, f_j))$ with $T = 100$ (the thesis does not state $T$).
+#
+# With the seed of the first run, {glue:text}`mln_pairs:d` labelled pairs (of which
+# {glue:text}`mln_true_pairs:d` duplicates) give the thresholds {glue:text}`mln_suspected:.3f` and
+# {glue:text}`mln_certain:.3f`; {glue:text}`mln_removed:d` images are removed as duplicates,
+# {glue:text}`mln_kept_keywords:d` keywords remain, and the test labels have a prevalence of
+# {glue:text}`mln_prevalence:.1f` % (the thesis: 159 keywords, 1.16 %).
+
+# %%
+prepared_runs = [chapter.prepare(images, features, language, config, seed=seed + r) for r in range(config.runs)]
+prepared = prepared_runs[0]
+stats = prepared.statistics
+run.glue("mln_pairs", int(len(prepared.pairs)))
+run.glue("mln_true_pairs", int(prepared.pairs.duplicate.sum()))
+run.glue("mln_suspected", float(stats["suspected threshold"]))
+run.glue("mln_certain", float(stats["certain threshold"]))
+run.glue("mln_removed", int(stats["removed duplicates"]))
+run.glue("mln_labelled", int(stats["labelled images"]))
+run.glue("mln_kept_keywords", int(stats["keywords kept"]))
+run.glue("mln_prevalence", 100 * float(stats["test prevalence"]))
+fig, ax = plt.subplots(figsize=(6.5, 3.2))
+grid = np.linspace(prepared.pairs.similarity.min() - 0.02, 1.0, 200)
+_, _, model = ns.duplicate_thresholds(prepared.pairs.similarity, prepared.pairs.duplicate)
+ax.scatter(prepared.pairs.similarity, prepared.pairs.duplicate + np.random.default_rng(0).uniform(-0.03, 0.03, len(prepared.pairs)),
+           s=6, alpha=0.5, label="labelled pairs (jittered)")
+ax.plot(grid, model.predict_proba(grid[:, None])[:, 1], color="black", label="logistic regression")
+for value, name in ((stats["suspected threshold"], "P = 1 %"), (stats["certain threshold"], "P = 99 %")):
+    ax.axvline(value, ls="--", color="grey")
+    ax.text(value, 0.5, name, rotation=90, va="center", ha="right", fontsize=8)
+ax.set_xlabel("cosine similarity to the most similar other image")
+ax.set_ylabel("duplicate")
+ax.set_title(f"Duplicate thresholds ({run.profile} profile)")
+ax.legend(fontsize=8, loc="center left");
+pd.DataFrame({"split": ["train", "validation", "test"],
+              "images": [len(prepared.labels[s]) for s in ("train", "validation", "test")],
+              "keyword occurrences": [int(prepared.labels[s].sum()) for s in ("train", "validation", "test")]}
+             ).set_index("split")
+
+# %% [markdown]
+# ## The models (Sec. 3.2)
+#
+# Every model gives each keyword a score in $[0, 1]$, and one global threshold, chosen on the validation
+# set for the highest micro $F_2$ (recall counts twice as much as precision, because a missing keyword
+# means "maybe"), turns scores into suggestions. For $N$ reference (training) images with unit features
+# $f_n$ and 0/1 labels $L_n \in \{0,1\}^C$, and a query $f_q$:
+#
+# - **Zero-shot** (Sec. 3.2.1). The caption of keyword $c$ in context $k$ (e.g. "a photo from the military
+#   of a {}") has text embedding $t_{c,k}$; the class vector is the weighted mean
+#   $\bar t_c = \sum_k w_k t_{c,k} / \sum_k w_k$ with context weights $w_k \in [0, 100]$ tuned on
+#   validation, and the score is the rescaled cosine $(\cos(f_q, \bar t_c) + 1)/2$, without a softmax, so
+#   keywords do not compete. It runs in the three label languages of Table 3.1: the original Norwegian
+#   keywords (with Norwegian contexts added), an automatic translation with the table's errors
+#   ("tilhenger" becomes "supporter", "stridsvogn" becomes "trailer", axle counts stay untranslated) and
+#   the expert's manual translation.
+# - **Neighbour search** (Sec. 3.2.2, Fig. 3.7). $s_n = T \cos(f_q, f_n)$; keep the references with
+#   $s_n \ge \max_m s_m - \Delta$, at most $M$ of them; $w = \operatorname{softmax}(s_\text{kept})$;
+#   $\text{score}_c = \sum_n w_n L_{n,c}$, summed in descending weight until 99 % of the weight is used.
+#   **1-NN** is the case $M = 1$ {cite}`conde2021clipart`.
+# - **Simple neighbour net** (Sec. 3.2.3, Fig. 3.8): $\hat y = L^\top \operatorname{softmax}(e^\tau F f_q)$,
+#   a bias-free two-layer network whose first layer holds the reference features $F$ (or prototypes) and
+#   second layer their labels, the cache model of {cite}`orhan2018cache`; it is neighbour search without the
+#   filter. **Class-wise net**: for each keyword, a softmax over only the references that carry it,
+#   $\text{score}_c = (\sum_n a_{n,c}\cos(f_q, f_n) + 1)/2$ with $a_{\cdot,c} = \operatorname{softmax}(T
+#   \cos(f_q, f_\cdot))$ over those references, so keywords do not compete for one softmax.
+#   **Prototypes** (after Tip-Adapter's 16 per class {cite}`zhang2022tipadapter`): each class's images are
+#   split into $k$ groups, at random or by mini-batch k-means, a prototype is a group's mean feature, and
+#   its label is the group's average label vector or the one-hot vector of its class. **Fine-tuning**
+#   trains the first layer (and $\tau$ of the simple net) with the MSE, SGD with momentum and cosine
+#   annealing.
+# - **Tip-Adapter** {cite}`zhang2022tipadapter`, the combination of text and reference images that the
+#   thesis proposes as future work (Sec. 6.3): the zero-shot score (manual labels) plus $\alpha$ times the
+#   average of the reference labels weighted by the affinities $\exp(-\beta(1 - \cos(f_q, f_n)))$.
+#
+# Hyper-parameters (context weights, $T$, $\Delta$, $M$, epochs, batch size, learning rate, momentum,
+# $\alpha$, $\beta$) are chosen by Bayesian optimisation on the validation set only, with optuna's seeded
+# TPE sampler {cite}`akiba2019optuna` ({glue:text}`mln_trials:d` trials per model, {glue:text}`mln_ft_trials:d`
+# for a fine-tuned one, at this profile); for every trial the threshold is the exact $F_2$-optimal one. The
+# test set is read once per model. All of it is repeated for {glue:text}`mln_runs:d` split seed(s).
+
+# %%
+run.glue("mln_trials", int(config.trials))
+run.glue("mln_ft_trials", int(config.fine_tune_trials))
+run.glue("mln_runs", int(config.runs))
+all_results = []
+for r, prep in enumerate(prepared_runs):
+    captions = chapter.text_embeddings(text_encoder, prep.translations)
+    all_results.append(chapter.run_models(prep, captions, config, seed=seed + r, device=run.device))
+summary = chapter.summarise_runs(all_results)
+run.record("summary", summary.reset_index().round(4).to_dict(orient="list"));
+
+# %% [markdown]
+# ## Results
+#
+# ### Label language and prompt contexts (Tables 4.1, 4.2, 4.5)
+
+# %%
+zero_shot_names = ["zero-shot (original)", "zero-shot (automatic)", "zero-shot (manual)",
+                   "zero-shot (manual, single context)"]
+
+
+def table(names, columns=("F2", "recall", "precision", "ROC AUC")):
+    frame = pd.DataFrame(index=names)
+    for column in columns:
+        frame[column] = [f"{100 * summary.loc[n, column]:.1f}" + (
+            f" ± {100 * summary.loc[n, column + ' sd']:.1f}" if config.runs > 1 else "") for n in names]
+    frame["threshold"] = [f"{100 * summary.loc[n, 'threshold']:.2f}" for n in names]
+    return frame
+
+
+display(Markdown(f"Test values in % (mean ± standard deviation over {config.runs} split seed(s); "
+                 f"{run.profile} profile, {run.device_name}). The thesis (Table 4.5): 11.6, 15.8, 19.1 and 18.6 % F2."))
+display(table(zero_shot_names))
+weights = pd.DataFrame({language: all_results[0][f"zero-shot ({language})"].parameters["context weights"]
+                        for language in chapter.LANGUAGES})
+display(Markdown("Context weights chosen on validation (first run; Table 4.1 analogue; empty: context not used "
+                 "with those labels):"))
+display(weights.map(lambda v: "" if pd.isna(v) else f"{v:.1f}"))
+
+# %% [markdown]
+# ### Neighbour search and 1-NN (Tables 4.3, 4.6)
+
+# %%
+best_search = all_results[0]["neighbour search"].parameters
+display(Markdown(
+    f"Neighbour search chose T = {best_search['temperature']:.1f}, Δ = {best_search['max_difference']:.2f}, "
+    f"M = {best_search['max_neighbours']} and the threshold {100 * all_results[0]['neighbour search'].threshold:.1f} % "
+    "(first run; the thesis: 68.6, 5.26, 36 and 14.34 %)."))
+display(table(["1-NN", "neighbour search"]))
+
+# %% [markdown]
+# ### Neighbour nets: prototypes, clustering, labels and fine-tuning (Table 4.7)
+
+# %%
+net_names = [n for n in summary.index if n.startswith("neighbour net")]
+display(table(net_names))
+fig, ax = plt.subplots(figsize=(9, 0.38 * len(net_names) + 1))
+values = summary.loc[net_names, "F2"]
+ax.barh(range(len(net_names)), values, xerr=summary.loc[net_names, "F2 sd"] if config.runs > 1 else None,
+        color=["#4c72b0" if "fine-tuned" in n else "#8fa9d6" for n in net_names], capsize=2)
+ax.axvline(summary.loc["neighbour search", "F2"], color="black", ls="--", label="neighbour search")
+ax.set_yticks(range(len(net_names)), [n.replace("neighbour net: ", "") for n in net_names])
+ax.invert_yaxis()
+ax.set_xlabel("test F2 (dark: fine-tuned)")
+ax.set_title(f"Table 4.7 analogue ({run.profile} profile, {config.runs} split seed(s))")
+ax.legend(fontsize=8);
+
+# %% [markdown]
+# ### Model comparison (Table 4.8) and per-class ROC AUC (Table 4.9)
+
+# %%
+k = config.prototypes_per_class
+headline = ["zero-shot (manual)", "1-NN", "neighbour search", "neighbour net: simple",
+            f"neighbour net: class-wise, {k} random prototypes, fine-tuned", "Tip-Adapter (zero-shot + cache)"]
+metrics = ["F2", "MSE", "recall", "precision", "accuracy", "subset accuracy", "ROC AUC"]
+comparison = pd.DataFrame(index=headline)
+for metric in metrics:
+    scale = 1 if metric == "MSE" else 100
+    comparison[metric] = [f"{scale * summary.loc[n, metric]:.{4 if metric == 'MSE' else 1}f}" for n in headline]
+display(comparison)
+fig = chapter.plot_model_comparison(summary, headline, title=f"Test metrics ({run.profile} profile, "
+                                    f"mean and spread over {config.runs} split seed(s))")
+
+# %%
+labels_test = prepared.labels["test"]
+top_classes = np.argsort(-labels_test.sum(axis=0))[:10]
+auc = pd.DataFrame({name: ns.per_class_roc_auc(all_results[0][name].test_scores, labels_test)[top_classes]
+                    for name in ["neighbour search", "1-NN", "zero-shot (manual)", "neighbour net: simple",
+                                 f"neighbour net: class-wise, {k} random prototypes, fine-tuned"]},
+                   index=[prepared.translations["manual"][c] for c in top_classes])
+auc.columns = ["NS", "1-NN", "LI", "Simple", "Class-wise"]
+fig = chapter.plot_per_class_auc(auc, title=f"ROC AUC of the 10 most common keywords (first run, {run.profile})")
+
+# %% [markdown]
+# **Reading the comparison.** As in the thesis, the image-based models are far ahead of zero-shot, neighbour
+# search is the best or level with the best, and 1-NN has the highest precision but much lower recall, since
+# one neighbour's keywords are all or nothing. Unlike the thesis, zero-shot here is close to chance: ConSE
+# describes an image by ImageNet class names ("trailer truck", "tank", "airliner"), which say nothing about
+# axle counts or cabin makers, and its sentence encoder has never seen most keywords. Its F2-optimal threshold
+# then suggests nearly every keyword (recall near 100 %, precision near the prevalence). The heat map shows
+# the same per keyword: neighbour search and the nets separate axle counts well and manufacturers poorly (the
+# cabin is a few pixels; the thesis found the opposite for Kamaz, which CLIP knew), and the language-image
+# column sits around 0.5.
+#
+# ### A worked example (Tables 4.10-4.11)
+#
+# Neighbour search explains itself: its suggestions are the weighted labels of the reference images it
+# found. The query below is the test image with the most true keywords (first run); the top row shows it
+# and its five most heavily weighted matches with their weights, the table the suggestions of each model
+# above its threshold (✓: a recorded keyword of the query).
+
+# %%
+query = int(np.argmax(labels_test.sum(axis=1)))
+matches, suggestions, match_indices = chapter.worked_example(prepared, all_results[0], best_search, query)
+gallery = np.asarray(images.images)[[prepared.indices["test"][query], *prepared.indices["train"][match_indices]]] \
+    if images.factors is not None else None
+names = prepared.translations["manual"]
+if gallery is not None:
+    fig, _ = dk.plots.plot_image_grid(
+        gallery, ["query"]
+        + [f"match {row.rank}: {100 * row.weight:.1f} %" for row in matches.itertuples()],
+        columns=len(gallery), title="A test query and its top matches with their softmax weights")
+display(Markdown("Recorded keywords of the query: " + ", ".join(names[c] for c in np.flatnonzero(labels_test[query]))))
+display(matches.assign(weight=lambda d: (100 * d.weight).round(1)).rename(columns={"weight": "weight (%)"})
+        .set_index("rank"))
+display(suggestions.assign(threshold=lambda d: (100 * d.threshold).round(2)).set_index("model"))
+
+# %% [markdown]
+# ### Neighbour search at scale
+#
+# The thesis searches 76,000 references per query. The search above is one chunked matrix product and a
+# top-$M$ per chunk, in PyTorch, on CPU or GPU. To check that it scales, the same function searches
+# {glue:text}`mln_scale_refs:,` references (the language-image embeddings of the world, replicated with
+small noise; 384-d, near CLIP's 512) for
+# {glue:text}`mln_scale_queries:,` queries, and `faiss.IndexFlatIP`, an exact brute-force inner-product
+# index {cite}`johnson2019faiss`, searches the same; both return the same top-32 sets for
+# {glue:text}`mln_scale_same:.0f` % of the queries.
+
+# %%
+scale = chapter.scale_benchmark(language, config.scale_references, config.scale_queries, seed=seed,
+                                device=run.device)
+run.glue("mln_scale_refs", int(scale["references"]))
+run.glue("mln_scale_queries", int(scale["queries"]))
+run.glue("mln_scale_same", 100 * float(scale["same top-k sets"]))
+run.record("scale", scale)
+display(pd.Series(scale).to_frame(f"value ({run.profile}, {run.device_name})"))
+
+# %% [markdown]
+# (sec-multilabel_neighbours-deviations)=
+# ## Deviations from the thesis
+#
+# - **Data.** A rendered stand-in world (above) instead of the FFI archive: 25 real keywords plus junk instead
+#   of 570, a few thousand images instead of 126,654, and a test prevalence of about
+#   {glue:text}`mln_prevalence:.0f` % instead of 1.16 %, so absolute values are not comparable with the
+#   thesis'; orders and gaps are what this page tests.
+# - **Encoders.** No CLIP: image features from EfficientNet-Lite0 and zero-shot through ConSE with a real
+#   English sentence encoder, both real pretrained networks (the thesis uses one CLIP for both). `paper`
+#   uses OpenAI's CLIP ViT-B/32 for both, as the thesis (its exact variant is not stated).
+# - **Translations.** The automatic translation is a table that copies Table 3.1's errors, not a call to
+#   Google Translate (offline); keywords the table does not list get plausible machine translations.
+# - **Duplicates.** The generator's knowledge of re-rendered vehicles labels the pairs instead of a person.
+#   With generic image features many different renders look almost alike, so the threshold at P = 1 % also
+#   removes look-alikes that are not re-renders: {glue:text}`mln_removed:d` of {glue:text}`mln_labelled:d`
+#   labelled images here, where the thesis lost about 3 % (about 131,000 labelled images, 126,654 kept).
+# - **Keyword threshold** scaled from 50 to `min_keyword_count` training occurrences (see the profile table).
+# - **Optimisation.** optuna's seeded TPE sampler with a fixed number of trials instead of scikit-optimize's
+#   Gaussian process stopped when the 10 best scores lie within 0.1 points (at most 1000 calls); the global
+#   threshold is the exact $F_2$-optimal one on validation rather than one more optimised dimension.
+# - **Spread.** Several split seeds with the spread shown; the thesis reports one split.
+# - **Tip-Adapter** is an extension (the thesis' Sec. 6.3 proposes it): its cache term is divided by the
+#   total affinity so that it is an average of label vectors, the multi-label normalisation of the thesis.
+# - **Errata resolved.** Sec. 3.2.3 says "16 prototypes like CLIP-art"; the 16 prototypes per class are
+#   Tip-Adapter's. The gain of neighbour search over 1-NN is printed as 10.9 and 11.0 points; Table 4.6 gives 11.0.
+
+# %% [markdown]
+# ## Claims
+#
+# Each claim is judged on the test means over the split seeds by the rule stated with it.
+
+# %%
+def mean(name, metric="F2"):
+    return float(summary.loc[name, metric])
+
+
+def sd(name, metric="F2"):
+    return float(summary.loc[name, f"{metric} sd"]) if config.runs > 1 else float("nan")
+
+
+note = (f"{config.runs} split seed(s), {len(features):,} rendered images, image features {config.image_encoder}, "
+        f"zero-shot {config.text_encoder}; stand-in data")
+zs, nn1, search = mean("zero-shot (manual)"), mean("1-NN"), mean("neighbour search")
+run.claim("zero-shot-below-1nn-below-search", statement="Zero-shot < 1-NN < neighbour search (micro F2)",
+          source="Tables 4.5, 4.6, 4.8", thesis_value="19.1 % < 45.8 % < 56.8 %",
+          measured=f"{100 * zs:.1f} % < {100 * nn1:.1f} % < {100 * search:.1f} %",
+          holds=bool(zs < nn1 < search), note=note)
+nets = {"simple": mean("neighbour net: simple"),
+        "class-wise fine-tuned": mean(f"neighbour net: class-wise, {k} random prototypes, fine-tuned")}
+gap = max(abs(v - search) for v in nets.values())
+run.claim("nets-close-to-search", statement="The neighbour nets come close to neighbour search (within 2 points of F2)",
+          source="Table 4.8", thesis_value="55.8 % and 55.9 % vs 56.8 % (1.0 and 0.9 points)",
+          measured=", ".join(f"{n} {100 * v:.1f} %" for n, v in nets.items()) + f" vs {100 * search:.1f} %",
+          holds=bool(gap <= 0.02), note=note + "; rule: both within 2 points")
+languages = [mean(f"zero-shot ({language})") for language in chapter.LANGUAGES]
+spreads = [sd(f"zero-shot ({language})") if config.runs > 1 else 0.005 for language in chapter.LANGUAGES]
+steps_clear = all(languages[i + 1] - languages[i] > spreads[i] + spreads[i + 1] for i in range(2))
+zero_shot_auc = mean("zero-shot (manual)", "ROC AUC")
+run.glue("mln_zero_shot_auc", zero_shot_auc)
+run.claim("label-language-order", statement="Zero-shot F2 orders the label languages original < automatic < manual",
+          source="Table 4.5", thesis_value="11.6 % < 15.8 % < 19.1 %",
+          measured=(", ".join(f"{language} {100 * v:.1f} ± {100 * e:.1f} %" for language, v, e in
+                              zip(chapter.LANGUAGES, languages, spreads))
+                    + f"; zero-shot ROC AUC (manual) {zero_shot_auc:.2f}"),
+          holds=bool(steps_clear and zero_shot_auc > 0.55),
+          note=note + "; rule: each step larger than the two standard deviations together, and zero-shot above "
+                      "chance (ROC AUC > 0.55), otherwise the order is noise")
+base, one_hot, clustered, average, tuned = (
+    mean("neighbour net: simple"), mean(f"neighbour net: simple, {k} random prototypes, one-hot"),
+    mean(f"neighbour net: simple, {k} k-means prototypes, one-hot"),
+    mean(f"neighbour net: simple, {k} k-means prototypes, average"),
+    mean(f"neighbour net: simple, {k} k-means prototypes, average, fine-tuned"))
+lost = base - one_hot
+run.claim("prototype-ablation",
+          statement=("Prototypes without fine-tuning lose much; clustering and average labels recover part; "
+                     "fine-tuning recovers most"),
+          source="Table 4.7", thesis_value="55.8 → 22.5 → 27.6 → 38.6 → 54.8 %",
+          measured=(f"{100 * base:.1f} → {100 * one_hot:.1f} → {100 * clustered:.1f} → {100 * average:.1f} → "
+                    f"{100 * tuned:.1f} %"),
+          holds=bool(lost > 0.05 and clustered >= one_hot and average > clustered and tuned - one_hot >= 0.5 * lost),
+          note=note + "; rule: prototypes lose > 5 points, each step does not lose, and fine-tuning recovers at "
+                      "least half of the loss")
+class_wise, class_wise_tuned = (mean(f"neighbour net: class-wise, {k} k-means prototypes"),
+                                mean(f"neighbour net: class-wise, {k} k-means prototypes, fine-tuned"))
+run.claim("class-wise-needs-fine-tuning",
+          statement="The class-wise net with prototypes is far worse than the simple one without fine-tuning and gains most from it",
+          source="Table 4.7", thesis_value="17.8 % (vs 38.6 %) → 55.3 % fine-tuned",
+          measured=f"{100 * class_wise:.1f} % (vs {100 * average:.1f} %) → {100 * class_wise_tuned:.1f} % fine-tuned",
+          holds=bool(class_wise < average and class_wise_tuned - class_wise > tuned - average), note=note)
+tip = mean("Tip-Adapter (zero-shot + cache)")
+run.claim("tip-adapter-extension", statement="(Extension, Sec. 6.3) adding the zero-shot residual to the cache beats neighbour search",
+          source="Sec. 6.3 (proposed, not run)", thesis_value="not measured",
+          measured=f"Tip-Adapter {100 * tip:.1f} % vs neighbour search {100 * search:.1f} %",
+          holds=bool(tip > search), note=note)
+run.glue("mln_zero_shot", 100 * zs)
+run.glue("mln_one_nn", 100 * nn1)
+run.glue("mln_search", 100 * search)
+run.glue("mln_tip", 100 * tip)
+run.glue("mln_cpu_seconds", float(time.process_time() - started))
+run.finish();
+
+# %% [markdown]
+# ## Summary
+#
+# On frozen features, the labelled reference images carry the task. At this profile the zero-shot model
+# reaches {glue:text}`mln_zero_shot:.1f` % micro $F_2$ with the manual English labels, 1-NN
+# {glue:text}`mln_one_nn:.1f` % and neighbour search {glue:text}`mln_search:.1f` %: neighbour search spreads
+# the vote over a few close references, and its softmax weights show which references it trusted. Cache
+# models (neighbour nets) are the same computation written as a two-layer network; compressing the cache into
+# prototypes costs accuracy that clustering, average labels and fine-tuning buy back, in the order of
+# Table 4.7 where the claims above say so. Adding the zero-shot text scores to the cache, as Tip-Adapter does,
+# gives {glue:text}`mln_tip:.1f` %. The zero-shot half of the thesis carries over only in its direction:
+# the stand-in language-image model is much weaker than CLIP on these pictures, its scores rank keywords at
+# about chance (micro ROC AUC {glue:text}`mln_zero_shot_auc:.2f`), and its best threshold suggests almost
+# every keyword, so the label languages cannot be told apart here; the claims table says so rather than
+# reading an order into noise. The chapter took {glue:text}`mln_cpu_seconds:.0f` s of CPU time in its
+# kernel, embedding included unless cached.
+#
+# ## References
+
+# %% [markdown]
+# ```{bibliography}
+# :filter: docname in docnames
+# ```

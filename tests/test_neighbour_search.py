@@ -1,0 +1,158 @@
+"""Bynke's multi-label methods (principles/neighbour_search.py) and the vehicle world, with known answers."""
+
+import numpy as np
+import pytest
+import torch
+
+from domainknowledge.data.synthetic import vehicles
+from domainknowledge.principles import neighbour_search as ns
+
+
+def unit(x):
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_rescaled_cosine_and_weighted_prompts():
+    text = np.zeros((2, 3, 2), np.float32)
+    text[0, :, 0] = 1                      # class 0: all contexts along x
+    text[1, 0, 1], text[1, 1, 1], text[1, 2, 0] = 1, 1, 1
+    vectors = ns.weighted_prompt_classifier(text, [1, 1, 0])          # context 2 unused
+    np.testing.assert_allclose(vectors, [[1, 0], [0, 1]], atol=1e-6)
+    scores = ns.rescaled_cosine_scores(unit([[1, 0], [-1, 0]]), vectors)
+    np.testing.assert_allclose(scores, [[1.0, 0.5], [0.0, 0.5]], atol=1e-6)   # (cos + 1) / 2
+    with pytest.raises(ValueError, match="non-negative"):
+        ns.weighted_prompt_classifier(text, [0, 0, 0])
+
+
+def test_neighbour_search_filter_softmax_and_one_nn():
+    references = unit([[1, 0], [0.8, 0.6], [0, 1]])
+    labels = np.array([[1, 0], [0, 1], [1, 1]], np.float32)
+    query = unit([[1, 0]])
+    cos = references @ query[0]
+    # no filter, all neighbours, no early stop: the softmax-weighted label average
+    out = ns.neighbour_search(query, references, labels, temperature=2.0, max_difference=100, max_neighbours=3,
+                              early_stop=1.0)
+    w = np.exp(2 * cos) / np.exp(2 * cos).sum()
+    np.testing.assert_allclose(out.scores[0], w @ labels, rtol=1e-5)
+    # delta = 0.5 at T = 2 keeps cos >= 1 - 0.25: references 0 and 1 only
+    out = ns.neighbour_search(query, references, labels, temperature=2.0, max_difference=0.5, max_neighbours=3,
+                              early_stop=1.0)
+    w = np.exp(2 * cos[:2]) / np.exp(2 * cos[:2]).sum()
+    np.testing.assert_allclose(out.scores[0], w @ labels[:2], rtol=1e-5)
+    assert list(out.indices[0]) == [0, 1, -1]
+    # 1-NN: exactly the nearest reference's labels; excluding it gives the next one
+    one = ns.neighbour_search(query, references, labels, temperature=1.0, max_difference=0, max_neighbours=1)
+    np.testing.assert_array_equal(one.scores[0], labels[0])
+    other = ns.neighbour_search(query, references, labels, temperature=1.0, max_difference=0, max_neighbours=1,
+                                exclude=[0])
+    np.testing.assert_array_equal(other.scores[0], labels[1])
+
+
+def test_early_stop_drops_the_tail_once_99_percent_is_used():
+    references = unit([[1, 0], [0, 1]])
+    labels = np.eye(2, dtype=np.float32)
+    out = ns.neighbour_search(unit([[1, 0]]), references, labels, temperature=100.0, max_difference=1e9,
+                              max_neighbours=2, early_stop=0.99)
+    assert out.scores[0, 0] == pytest.approx(1 / (1 + np.exp(-100)), rel=1e-6) and out.scores[0, 1] == 0
+    assert out.indices[0, 1] == -1
+
+
+def test_simple_net_equals_unfiltered_search_and_class_wise_known_answer():
+    rng = np.random.default_rng(0)
+    references, queries = unit(rng.normal(size=(30, 5))), unit(rng.normal(size=(4, 5)))
+    labels = (rng.random((30, 3)) < 0.4).astype(np.float32)
+    net = ns.SimpleNeighbourNet(references, labels, temperature=7.0)
+    search = ns.neighbour_search(queries, references, labels, temperature=7.0, max_difference=1e9,
+                                 max_neighbours=30, early_stop=1.0)
+    np.testing.assert_allclose(ns.net_scores(net, queries), search.scores, rtol=1e-5, atol=1e-6)
+    # class-wise at T = 0: the mean within-class cosine, rescaled; a class without keys scores 0.5
+    labels[:, 2] = 0
+    cw = ns.ClassWiseNeighbourNet(references, labels, temperature=0.0)
+    cos = queries @ references.T
+    expected = [(cos[:, labels[:, c] > 0].mean(axis=1) + 1) / 2 for c in range(2)]
+    np.testing.assert_allclose(ns.net_scores(cw, queries)[:, :2], np.stack(expected, 1), rtol=1e-5)
+    np.testing.assert_allclose(ns.net_scores(cw, queries)[:, 2], 0.5)
+    # at a large T it approaches the maximum within-class cosine
+    cw = ns.ClassWiseNeighbourNet(references, labels, temperature=1e4)
+    np.testing.assert_allclose(ns.net_scores(cw, queries)[:, 0], (cos[:, labels[:, 0] > 0].max(axis=1) + 1) / 2,
+                               atol=1e-4)
+
+
+def test_prototypes_and_fine_tuning():
+    features = unit([[1, 0], [1, 0.1], [0, 1], [0.1, 1]])
+    labels = np.array([[1, 0], [1, 1], [0, 1], [0, 1]], np.float32)
+    keys, values, membership = ns.class_prototypes(features, labels, 1, clustering=False, label_mode="average")
+    np.testing.assert_allclose(keys[0], features[:2].mean(0), rtol=1e-6)
+    np.testing.assert_allclose(values[0], [1, 0.5])           # the mean label vector of class 0's samples
+    np.testing.assert_allclose(values[1], [1 / 3, 1])
+    np.testing.assert_array_equal(membership, np.eye(2))
+    _, one_hot, _ = ns.class_prototypes(features, labels, 4, clustering=True, label_mode="one-hot")
+    np.testing.assert_array_equal(one_hot, np.repeat(np.eye(2), 4, axis=0))
+    keys3, _, _ = ns.class_prototypes(features, labels, 3, clustering=True)
+    assert (np.linalg.norm(keys3[:3], axis=1) == 0).sum() == 1   # class 0 has 2 samples for 3 groups: one empty
+    torch.manual_seed(0)
+    net = ns.SimpleNeighbourNet(keys, values, temperature=1.0)
+    before = np.mean((ns.net_scores(net, features) - labels) ** 2)
+    ns.fine_tune(net, features, labels, epochs=30, batch_size=2, learning_rate=0.5, momentum=0.9, seed=0)
+    assert np.mean((ns.net_scores(net, features) - labels) ** 2) < before
+
+
+def test_best_f2_threshold_is_exact():
+    scores = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.8]])
+    labels = np.array([[1, 0], [0, 1], [1, 1]])
+    threshold, f2 = ns.best_f2_threshold(scores, labels)
+    grid = np.unique(scores)
+    brute = [ns.multilabel_metrics(scores, labels, t)["F2"] for t in grid]
+    assert f2 == pytest.approx(max(brute)) and threshold == grid[int(np.argmax(brute))]
+    m = ns.multilabel_metrics(scores, labels, 0.35)
+    assert m["recall"] == pytest.approx(3 / 4) and m["precision"] == pytest.approx(3 / 4)
+    assert m["subset accuracy"] == pytest.approx(1 / 3) and m["accuracy"] == pytest.approx(4 / 6)
+
+
+def test_duplicate_thresholds_dedup_and_split():
+    rng = np.random.default_rng(0)
+    similarity = np.r_[rng.uniform(0.5, 0.85, 200), rng.uniform(0.9, 1.0, 200)]
+    is_duplicate = np.r_[np.zeros(200), np.ones(200)]
+    suspected, certain, model = ns.duplicate_thresholds(similarity + rng.normal(0, 0.03, 400), is_duplicate)
+    assert suspected < certain
+    assert model.predict_proba([[suspected]])[0, 1] == pytest.approx(0.01, abs=1e-6)
+    assert model.predict_proba([[certain]])[0, 1] == pytest.approx(0.99, abs=1e-6)
+    x = unit([[1, 0], [1, 0.01], [1, 0.3], [0, 1]])
+    kept, merged = ns.deduplicate(x, [["a"], ["b"], ["c"], ["d"]], suspected=0.95, certain=0.9999)
+    assert list(kept) == [0, 3] and merged[0] == ["a", "b"]      # 1 is a certain duplicate, 2 a suspected one
+    x = unit(rng.normal(size=(200, 8)))
+    strata = ns.max_softmax_similarity(x, 10.0)
+    assert strata.shape == (200,) and (strata > 0).all() and (strata <= 1).all()
+    train, validation, test = ns.stratified_split(strata, seed=0)
+    assert (len(train), len(validation), len(test)) == (120, 40, 40)
+    assert len(set(train) | set(validation) | set(test)) == 200
+
+
+def test_faiss_agrees_and_tip_adapter_reduces_to_zero_shot():
+    rng = np.random.default_rng(1)
+    references, queries = unit(rng.normal(size=(500, 16))), unit(rng.normal(size=(10, 16)))
+    out = ns.neighbour_search(queries, references, np.zeros((500, 1)), temperature=1.0, max_difference=1e9,
+                              max_neighbours=5, early_stop=1.0, chunk_size=3)
+    _, index = ns.faiss_neighbours(queries, references, 5)
+    np.testing.assert_array_equal(out.indices, index)
+    zero_shot = rng.random((10, 2))
+    np.testing.assert_allclose(ns.tip_adapter_scores(queries, references, rng.random((500, 2)), zero_shot,
+                                                     alpha=0.0, beta=1.0), zero_shot)
+
+
+def test_vehicle_world_is_seeded_and_labels_follow_the_factors():
+    a = vehicles.generate_vehicle_world(40, 32, seed=3)
+    b = vehicles.generate_vehicle_world(40, 32, seed=3)
+    np.testing.assert_array_equal(a.images, b.images)
+    assert a.keywords == b.keywords and a.images.shape == (40, 32, 32, 3) and a.images.dtype == np.uint8
+    truck = {"body": "truck", "axles": 4, "manufacturer": "kamaz", "antenna": 1, "style": "drawing"}
+    assert set(vehicles.true_keywords(truck)) == {"fireakslet", "Kamaz", "lastebil", "antenne", "tegning"}
+    for words in a.keywords:
+        assert all(w in vehicles.KEYWORDS or w == "????" or w[:1].isdigit() or w.startswith("øvelse") for w in words)
+    assert set(vehicles.MANUAL_TRANSLATION) == set(vehicles.KEYWORDS) == set(vehicles.AUTOMATIC_TRANSLATION)
+    assert vehicles.AUTOMATIC_TRANSLATION["tilhenger"] == "supporter"        # Table 3.1's errors
+    duplicates = a.factors.duplicate_of.to_numpy()
+    assert (duplicates < np.arange(40)).all()
+    with pytest.raises(ValueError, match="n_images"):
+        vehicles.generate_vehicle_world(0)
