@@ -94,7 +94,7 @@ def test_foreground_share_known_answers():
 
 
 def test_paper_data_sets_need_the_data_root(tmp_path):
-    with pytest.raises(DataNotFoundError, match="cars196/train"):
+    with pytest.raises(DataNotFoundError, match="cars196/images"):
         chapter.load_image_set("cars196", chapter.CONFIGS["paper"], seed=0, data_root=tmp_path)
     with pytest.raises(DataNotFoundError, match="data_root"):
         chapter.load_image_set("sop", chapter.CONFIGS["paper"], seed=0, data_root=None)
@@ -103,12 +103,11 @@ def test_paper_data_sets_need_the_data_root(tmp_path):
 def test_paper_loader_reads_class_folders(tmp_path):
     from PIL import Image
 
-    for split in ("train", "test"):
-        for name in ("class_a", "class_b"):
-            folder = tmp_path / "cub200" / split / name
-            folder.mkdir(parents=True)
-            for k in range(2):
-                Image.fromarray(np.full((10, 12, 3), 40 * k, dtype=np.uint8)).save(folder / f"{k}.jpg")
+    for name in ("class_a", "class_b", "class_c", "class_d"):      # sorted: a, b train; c, d are analysed
+        folder = tmp_path / "cub200" / "images" / name
+        folder.mkdir(parents=True)
+        for k in range(2):
+            Image.fromarray(np.full((10, 12, 3), 40 * k, dtype=np.uint8)).save(folder / f"{k}.jpg")
     config = dataclasses.replace(chapter.CONFIGS["paper"], analysis_images=3)
     images = chapter.load_image_set("cub200", config, seed=0, data_root=tmp_path)
     assert images.training_images.shape == (4, 224, 224, 3) and list(images.training_labels) == [0, 0, 1, 1]

@@ -513,11 +513,12 @@ run.finish();
 #
 # ## Data layout for the `paper` profile
 #
-# `paper` reads the three benchmarks from `--data-root` as image folders, one folder per class, with the
-# metric-learning split of classes (the first half of Cars196's and CUB200's classes for training, the second
-# half for testing; SOP's `Ebay_train.txt` / `Ebay_test.txt`): `cars196/{train,test}/<class>/*.jpg`,
-# `cub200/{train,test}/<class>/*.jpg` and `sop/{train,test}/<class>/*.jpg`. A missing folder raises an error
-# that names the folder and the layout.
+# `paper` reads the three benchmarks from `--data-root` as image folders, one folder per class, in the layout
+# of {ref}`ch-bgaugment` (the masks are not needed here): `cars196/images/<class>/*.jpg`,
+# `cub200/images/<class>/*.jpg` and `sop/images/<class>/*.jpg`. The metric-learning split is by class: the
+# first half of the sorted class folders trains, the second half is analysed (Cars196 98/98, CUB200 100/100;
+# name SOP's folders by product id so that the first half is its `Ebay_train.txt` products). A missing folder
+# raises an error that names the folder and the layout.
 #
 # ## References
 
