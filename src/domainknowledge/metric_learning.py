@@ -35,6 +35,7 @@ from torch import nn
 
 __all__ = ["DISTANCES", "FAMILIES", "LOSSES", "EfficientNetLiteFeatures", "EmbeddingConfig", "EmbeddingHistory", "EmbeddingNetwork", "LossSpec",
            "MPerClassBatchSampler", "SmallConvBackbone", "backbone_features", "build_embedding_network", "build_loss",
+           "check_family_comparison",
            "embed", "pairwise_distance", "train_embedding_model"]
 
 FAMILIES = ("ranking", "classification", "none")
@@ -152,6 +153,18 @@ LOSSES: dict[str, LossSpec] = {
     "soft_triple": LossSpec("SoftTriple", "classification", "cosine", _soft_triple),
     "none": LossSpec("None", "none", "euclidean", lambda num_classes, dim: (None, None)),
 }
+
+
+def check_family_comparison(losses, purpose: str) -> None:
+    """Raise a ValueError unless ``losses`` are keys of :data:`LOSSES` that include ``"none"`` and at least two
+    losses of each family, which a chapter comparing the ranking and classification families needs;
+    ``purpose`` says why in the message (e.g. "the Mann-Whitney test compares the families")."""
+    unknown = set(losses) - set(LOSSES)
+    if unknown:
+        raise ValueError(f"unknown losses {sorted(unknown)}; choose from {sorted(LOSSES)}")
+    families = [LOSSES[name].family for name in losses]
+    if "none" not in losses or families.count("ranking") < 2 or families.count("classification") < 2:
+        raise ValueError(f"losses must contain 'none' and at least two ranking and two classification losses ({purpose})")
 
 
 def build_loss(loss_name: str, num_classes: int, embedding_dim: int):

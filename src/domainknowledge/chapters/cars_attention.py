@@ -68,13 +68,7 @@ class Config:
     tsne_points: int
 
     def __post_init__(self):
-        unknown = set(self.losses) - set(LOSSES)
-        if unknown:
-            raise ValueError(f"unknown losses {sorted(unknown)}; choose from {sorted(LOSSES)}")
-        families = [LOSSES[name].family for name in self.losses]
-        if "none" not in self.losses or families.count("ranking") < 2 or families.count("classification") < 2:
-            raise ValueError("losses must contain 'none' and at least two ranking and two classification losses "
-                             "(the Mann-Whitney test compares the families)")
+        metric_learning.check_family_comparison(self.losses, "the Mann-Whitney test compares the families")
         if self.runs < 1 or self.analysis_images < 16 or self.training_images < 16:
             raise ValueError("runs must be >= 1 and both image sets must hold at least 16 renders")
 

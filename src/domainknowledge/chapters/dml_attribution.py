@@ -100,13 +100,7 @@ class Config:
         unknown = set(self.datasets) - set(DATASETS)
         if unknown or not self.datasets:
             raise ValueError(f"unknown data sets {sorted(unknown)}; choose from {sorted(DATASETS)}")
-        unknown = set(self.losses) - set(LOSSES)
-        if unknown:
-            raise ValueError(f"unknown losses {sorted(unknown)}; choose from {sorted(LOSSES)}")
-        families = [LOSSES[name].family for name in self.losses]
-        if "none" not in self.losses or families.count("ranking") < 2 or families.count("classification") < 2:
-            raise ValueError("losses must contain 'none' and at least two ranking and two classification losses "
-                             "(the chapter compares the families)")
+        metric_learning.check_family_comparison(self.losses, "the chapter compares the families")
         if self.runs < 1 or self.smoothgrad_samples < 1 or self.ig_steps < 1:
             raise ValueError("runs, smoothgrad_samples and ig_steps must be at least 1")
         if self.analysis_images is not None and self.analysis_images < 2:
