@@ -211,25 +211,14 @@ def load_stand_in(config: Config, rate: float, *, seed: int, data_root=None) -> 
                        shortcut_rate=float(rate))
 
 
-def _read_image(path: Path, size: int, mode: str) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        image = image.convert(mode)
-        width, height = image.size
-        side = min(width, height)                       # centre square crop, then resize
-        left, top = (width - side) // 2, (height - side) // 2
-        image = image.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR)
-        return np.asarray(image)
-
-
 def _read_bank(folder: Path, size: int) -> np.ndarray:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    if not files:
-        from domainknowledge.data.bundled import DataNotFoundError
+    from domainknowledge.data.bundled import DataNotFoundError
+    from domainknowledge.data.real.dml_benchmarks import image_files, read_square_image
 
+    files = image_files(folder)
+    if not files:
         raise DataNotFoundError(f"no background images in {folder}; expected {REAL_LAYOUT}")
-    return np.stack([_read_image(p, size, "RGB") for p in files])
+    return np.stack([read_square_image(p, size) for p in files])
 
 
 def load_real_setting(data_root, name: str, *, image_size: int) -> SettingData:
@@ -240,6 +229,7 @@ def load_real_setting(data_root, name: str, *, image_size: int) -> SettingData:
     resized to ``image_size``; the decoded arrays are cached once in the data cache directory as ``.npz``.
     Raises :class:`~domainknowledge.data.bundled.DataNotFoundError` naming what to put where."""
     from domainknowledge.data.bundled import DataNotFoundError, cache_dir, data_root_folder
+    from domainknowledge.data.real.dml_benchmarks import class_image_files, read_square_image
 
     if name not in REAL_DATASETS:
         raise ValueError(f"unknown data set {name!r}; choose one of {sorted(REAL_DATASETS)}")
@@ -250,20 +240,15 @@ def load_real_setting(data_root, name: str, *, image_size: int) -> SettingData:
         stored = np.load(cache)
         images, masks, labels = stored["images"], stored["masks"], stored["labels"]
     else:
-        classes = sorted(p.name for p in (folder / "images").iterdir() if p.is_dir()) \
-            if (folder / "images").is_dir() else []
-        if not classes:
-            raise DataNotFoundError(f"no class folders in {folder / 'images'}; expected {REAL_LAYOUT}")
-        images, masks, labels = [], [], []
-        for label, class_name in enumerate(classes):
-            for path in sorted((folder / "images" / class_name).iterdir()):
-                mask_path = folder / "masks" / class_name / (path.stem + ".png")
-                if not mask_path.is_file():
-                    raise DataNotFoundError(f"the mask of {path} is missing ({mask_path}); expected {REAL_LAYOUT}")
-                images.append(_read_image(path, image_size, "RGB"))
-                masks.append(_read_image(mask_path, image_size, "L") >= 128)
-                labels.append(label)
-        images, masks, labels = np.stack(images), np.stack(masks), np.asarray(labels, dtype=np.int64)
+        paths, labels, _ = class_image_files(folder / "images", REAL_LAYOUT)
+        images, masks = [], []
+        for path in paths:
+            mask_path = folder / "masks" / path.parent.name / (path.stem + ".png")
+            if not mask_path.is_file():
+                raise DataNotFoundError(f"the mask of {path} is missing ({mask_path}); expected {REAL_LAYOUT}")
+            images.append(read_square_image(path, image_size))
+            masks.append(read_square_image(mask_path, image_size, "L") >= 128)
+        images, masks = np.stack(images), np.stack(masks)
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_suffix(".partial.npz")
         np.savez(partial, images=images, masks=masks, labels=labels)
