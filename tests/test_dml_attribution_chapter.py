@@ -81,18 +81,6 @@ def test_agreement_summary_and_permutation_test_known_answers():
     assert chapter.family_permutation_test(flat)["p_value"] == pytest.approx(1.0)
 
 
-def test_foreground_share_known_answers():
-    masks = np.zeros((2, 4, 4), dtype=bool)
-    masks[:, :2] = True                                           # the top half is the object
-    maps = np.zeros((2, 4, 4))
-    maps[0, :2] = 1.0                                             # all on the object
-    maps[1] = 1.0                                                 # spread evenly
-    np.testing.assert_allclose(chapter.foreground_share(maps, masks), [1.0, 0.5])
-    assert np.isnan(chapter.foreground_share(np.zeros((1, 4, 4)), masks[:1])[0])
-    with pytest.raises(ValueError, match="must both be"):
-        chapter.foreground_share(maps, masks[:, :2])
-
-
 def test_paper_data_sets_need_the_data_root(tmp_path):
     with pytest.raises(DataNotFoundError, match="cars196/images"):
         chapter.load_image_set("cars196", chapter.CONFIGS["paper"], seed=0, data_root=tmp_path)

@@ -52,3 +52,15 @@ def test_a_zero_map_scores_zero_and_bad_input_is_refused():
         masking.foreground_score(np.ones((4, 4)), np.ones((4, 4)))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         masking.foreground_share(2 * m)
+
+
+def test_attribution_share_on_an_object_half_the_image():
+    masks = np.zeros((2, 4, 4), dtype=bool)
+    masks[:, :2] = True                                           # the top half is the object
+    maps = np.zeros((2, 4, 4))
+    maps[0, :2] = 1.0                                             # all on the object
+    maps[1] = 1.0                                                 # spread evenly
+    np.testing.assert_allclose(masking.attribution_share(masks, maps), [1.0, 0.5])
+    assert masking.attribution_share(masks[:1], np.zeros((1, 4, 4))) == pytest.approx([0.5])   # zero map: f(M)
+    with pytest.raises(ValueError, match="shape"):
+        masking.attribution_share(masks, maps[:, :2])

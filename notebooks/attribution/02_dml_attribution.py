@@ -60,6 +60,7 @@ from IPython.display import Markdown, display
 import domainknowledge as dk
 from domainknowledge.chapters import dml_attribution as chapter
 from domainknowledge.metric_learning import LOSSES
+from domainknowledge.principles import masking
 
 run = dk.experiment.start("dml_attribution", profile=profile, seed=seed, device=device, data_root=data_root)
 dk.plots.use_book_style()
@@ -289,12 +290,12 @@ for key, result in results.items():
     masks = image_sets[key].analysis_masks
     if masks is None:
         continue
-    row = {loss: float(np.nanmean([chapter.foreground_share(result.maps[(loss, s)], masks) for s in seeds]))
+    row = {loss: float(np.mean([masking.attribution_share(masks, result.maps[(loss, s)]) for s in seeds]))
            for loss in config.losses}
     row["object area"] = float(masks.mean())
     share_rows[image_sets[key].info.title] = row
 shares = pd.DataFrame(share_rows).T.rename(columns=lambda name: LOSSES[name].title if name in LOSSES else name)
-run.record("foreground_share", shares.round(4).to_dict())
+run.record("attribution_share_on_object", shares.round(4).to_dict())
 (100 * shares).round(1)
 
 # %% [markdown]
@@ -420,7 +421,7 @@ run.claim(
 if background_keys and not shares.empty:
     key = background_keys[0]
     masks = image_sets[key].analysis_masks
-    per_seed = {family: [np.mean([np.nanmean(chapter.foreground_share(results[key].maps[(loss, s)], masks))
+    per_seed = {family: [np.mean([np.mean(masking.attribution_share(masks, results[key].maps[(loss, s)]))
                                   for loss in config.losses if LOSSES[loss].family == family]) for s in seeds]
                 for family in ("ranking", "classification")}
     run.claim(

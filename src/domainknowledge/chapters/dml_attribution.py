@@ -40,7 +40,7 @@ from domainknowledge.principles import attribution
 
 __all__ = ["CONFIGS", "DATASETS", "Config", "DatasetInfo", "DatasetResult", "ImageNetClassifier", "ImageSet",
            "PhotoResult", "agreement_by_seed", "agreement_summary", "describe_profiles", "family_permutation_test",
-           "foreground_share", "load_image_set", "loss_tables", "model_seed", "photo_attributions", "plot_attribution_grid",
+           "load_image_set", "loss_tables", "model_seed", "photo_attributions", "plot_attribution_grid",
            "plot_comparison_heatmap", "plot_photo_attributions", "run_seeds", "train_and_attribute"]
 
 
@@ -422,18 +422,6 @@ def family_permutation_test(table: pd.DataFrame) -> dict[str, float]:
     values = [statistic(set(group)) for group in itertools.combinations(range(len(trained)), len(ranking))]
     at_least = sum(value >= observed - 1e-12 for value in values)
     return {"statistic": observed, "p_value": at_least / len(values), "splits": len(values)}
-
-
-def foreground_share(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """The share of each map's total attribution that falls on the foreground: ``sum(A * M) / sum(A)`` per
-    image (``maps`` ``(n, H, W)`` non-negative, ``masks`` ``(n, H, W)`` bool); a map that spreads evenly scores
-    the mask's area share. NaN for an all-zero map."""
-    maps, masks = np.asarray(maps, dtype=np.float64), np.asarray(masks, dtype=bool)
-    if maps.shape != masks.shape or maps.ndim != 3:
-        raise ValueError(f"maps {maps.shape} and masks {masks.shape} must both be (n, H, W)")
-    total = maps.sum(axis=(1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, (maps * masks).sum(axis=(1, 2)) / np.where(total > 0, total, 1.0), np.nan)
 
 
 # --- the real-weights example --------------------------------------------------------------------------
