@@ -53,8 +53,10 @@ def test_device_resolution():
 def test_run_records_claims_with_verdicts_and_provenance(tmp_path):
     run = experiment.start("demo", profile="smoke", seed=3, device="cpu", data_root=str(tmp_path))
     run.claim("a", statement="x < 1", source="Eq. 1", thesis_value="0.5", measured="0.4", holds=True)
-    run.claim("b", statement="y > 1", source="Tab. 2", thesis_value="2", measured="0.9", holds=False)
-    run.claim("c", statement="z", source="Fig. 3", thesis_value="?", measured="–", holds=None)
+    run.claim("b", statement="y > 1", source="Tab. 2", thesis_value="2", measured="0.9", holds=False,
+              cause="genuine", diagnosis="y is 0.9")
+    run.claim("c", statement="z", source="Fig. 3", thesis_value="?", measured="–", holds=None,
+              cause="not-at-this-profile", diagnosis="needs the real data")
     with pytest.raises(ValueError, match="recorded twice"):
         run.claim("a", statement="again", source="", thesis_value="", measured="", holds=True)
     run.record("table", {"r": [0.0, 0.1], "mae": [torch.tensor(1.0).item(), 2.0]})
@@ -79,7 +81,7 @@ def test_start_rejects_bad_parameters(tmp_path):
 def test_claims_table_escapes_html():
     claim = experiment.Claim("c", "i", "a < b & c", "Eq. 1", "1", "2", "cpu", "cpu", "holds")
     table = experiment.claims_table_html([claim])
-    assert "a &lt; b &amp; c" in table and "✅ holds" in table
+    assert "a &lt; b &amp; c" in table and "dk-holds'>holds<" in table
 
 
 def test_importing_the_package_has_no_side_effects():
@@ -110,3 +112,50 @@ def test_profile_table_flattens_nested_configs_and_highlights_the_active_profile
     assert "font-weight: bold" in experiment.profile_table(configs, "cpu").to_html()
     with pytest.raises(ValueError, match="unknown profile"):
         experiment.profile_table(configs, "gpu")
+
+
+def test_a_claim_that_misses_needs_a_known_cause_and_a_diagnosis(tmp_path):
+    run = experiment.start("t", profile="smoke", seed=0, device="cpu")
+    with pytest.raises(ValueError, match="does not hold but gives no cause"):
+        run.claim("a", statement="s", source="Tab. 1", thesis_value="1", measured="0", holds=False)
+    with pytest.raises(ValueError, match="not run but gives an unknown cause 'bad luck'"):
+        run.claim("b", statement="s", source="Tab. 1", thesis_value="1", measured="–", holds=None,
+                  cause="bad luck", diagnosis="x")
+    with pytest.raises(ValueError, match="no diagnosis"):
+        run.claim("c", statement="s", source="Tab. 1", thesis_value="1", measured="0", holds=False, cause="budget")
+    held = run.claim("d", statement="s", source="Tab. 1", thesis_value="1", measured="1", holds=True,
+                     cause="budget", diagnosis="dropped when it holds")
+    assert (held.verdict, held.cause, held.diagnosis) == ("holds", "", "")
+    missed = run.claim("e", statement="s", source="Tab. 1", thesis_value="1", measured="0", holds=False,
+                       cause="stand-in", diagnosis="the probe reads shape at chance (0.17)")
+    assert (missed.verdict, missed.cause) == ("does-not-hold", "stand-in")
+
+
+def test_checks_are_kept_apart_and_gate_the_claims_that_require_them():
+    run = experiment.start("t", profile="smoke", seed=0, device="cpu")
+    run.check("control", kind="positive-control", statement="shape is decodable", expected="> 0.5",
+              measured="0.2", passes=False)
+    run.check("identity", kind="known-answer", statement="S = I is CE", expected="0", measured="1e-17",
+              passes=True)
+    with pytest.raises(ValueError, match="unknown kind"):
+        run.check("x", kind="vibe", statement="", expected="", measured="", passes=True)
+    with pytest.raises(ValueError, match="requires check.*'missing'"):
+        run.claim("a", statement="s", source="", thesis_value="", measured="", holds=True, requires=["missing"])
+    gated = run.claim("b", statement="s", source="Tab. 1", thesis_value="1", measured="1", holds=True,
+                      requires=["control", "identity"])
+    assert gated.verdict == "not-run" and gated.cause == "control-failed"
+    assert "shape is decodable" in gated.diagnosis and "0.2" in gated.diagnosis
+    assert run.passed("identity") and not run.passed("control")
+    summary = run.summary()
+    assert [c["id"] for c in summary["checks"]] == ["control", "identity"]
+    assert [c["id"] for c in summary["claims"]] == ["b"]
+
+
+def test_page_tables_use_text_badges_not_emoji():
+    run = experiment.start("t", profile="smoke", seed=0, device="cpu")
+    run.check("k", kind="axiom", statement="complete", expected="0", measured="0", passes=True)
+    run.claim("c", statement="s", source="Tab. 1", thesis_value="1", measured="0", holds=False, cause="genuine",
+              diagnosis="see Fig. 1")
+    page = experiment.checks_table_html(run.checks) + experiment.claims_table_html(run.claims)
+    assert "dk-badge dk-does-not-hold" in page and "dk-badge dk-cause" in page and "see Fig. 1" in page
+    assert not any(ord(ch) > 0x2400 for ch in page)

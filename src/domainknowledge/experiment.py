@@ -5,13 +5,28 @@ Every chapter starts a :class:`Run` right after its parameters cell::
     run = dk.experiment.start("simloss", profile=profile, seed=seed, device=device, data_root=data_root)
     config = dk.experiment.select(CONFIGS, run.profile)
     ...
-    run.claim("simloss-identity", statement="S = I gives cross-entropy", source="Eq. 14.2",
-              thesis_value="exactly equal", measured=f"max |diff| = {gap:.1e}", holds=gap < 1e-6)
+    run.check("simloss-identity", kind="known-answer", statement="S = I gives cross-entropy",
+              expected="equal to float64 precision", measured=f"max |diff| = {gap:.1e}", passes=gap < 1e-10)
+    run.claim("moderate-r-lowers-mae", statement="r > 0 chosen on validation lowers the test MAE",
+              source="Table 14.1", thesis_value="7.39 vs 7.01", measured=f"{a:.2f} vs {b:.2f}, p = {p:.2g}",
+              holds=p < 0.05 and b < a, cause="budget",
+              diagnosis=f"the validation MAE still fell by {slope:.2f} per epoch when the runs stopped")
     run.finish()
 
-``finish`` shows the claims as a table on the page and attaches them, with the run's provenance, to that
-output's metadata under the key ``"domainknowledge"``. The pipeline (:mod:`domainknowledge.book`) reads
-them back from the executed notebook, so an executed ``.ipynb`` describes itself.
+Two kinds of record, kept apart on the page and in the report:
+
+- a **check** (:meth:`Run.check`) is something the thesis never claimed but a reader needs to trust the page: a
+  known answer or an axiom of the method, a sanity check, or a *positive control* showing that a stand-in
+  carries the ingredient the thesis' mechanism needs and that a model can use it. Checks are never counted
+  in the claim tally.
+- a **claim** (:meth:`Run.claim`) is one statement of the thesis, with the thesis' value from its table. A
+  claim that does not hold, or is not run, must say why: a ``cause`` from :data:`CAUSES` and a one-sentence
+  ``diagnosis`` that points to a measurement on the page. A claim may name the checks it ``requires``; when
+  one of them failed, the claim is not judged (``not-run``, cause ``control-failed``).
+
+``finish`` shows both as tables on the page and attaches them, with the run's provenance, to that output's
+metadata under the key ``"domainknowledge"``. The pipeline (:mod:`domainknowledge.book`) reads them back
+from the executed notebook, so an executed ``.ipynb`` describes itself.
 """
 
 from __future__ import annotations
@@ -35,6 +50,22 @@ import numpy as np
 
 METADATA_KEY = "domainknowledge"
 VERDICTS = ("holds", "does-not-hold", "not-run")
+#: Why a claim does not hold or is not run. Every miss names one, with a diagnosis pointing to a measurement.
+CAUSES: dict[str, str] = {
+    "stand-in": "the stand-in data lack (or only weakly carry) an ingredient the thesis' mechanism needs",
+    "budget": "the models are trained, sampled or repeated too little at this profile to show the effect",
+    "deviation": "a disclosed deviation from the thesis' method or setting changes the outcome",
+    "genuine": "run as the thesis describes, the effect is not there: a real non-reproduction",
+    "not-at-this-profile": "the claim needs data, weights or a scale that this profile does not have",
+    "control-failed": "a positive control this claim depends on failed, so the claim is not judged",
+}
+#: What a check is: a known answer, an axiom of the method, a sanity check, or a positive control.
+CHECK_KINDS: dict[str, str] = {
+    "known-answer": "the code reproduces a value known in closed form",
+    "axiom": "a property the method guarantees by construction (e.g. completeness of Integrated Gradients)",
+    "sanity": "the experiment behaves as any working set-up must (e.g. a trained model beats chance)",
+    "positive-control": "the stand-in carries the ingredient the thesis' mechanism needs, and a model can use it",
+}
 T = TypeVar("T")
 
 
@@ -193,7 +224,9 @@ class Claim:
     """One thesis claim, tested by a chapter.
 
     ``thesis_value`` and ``measured`` are short strings as they should read in the report (numbers with
-    their units). ``verdict`` is one of ``holds``, ``does-not-hold`` or ``not-run``.
+    their units). ``verdict`` is one of ``holds``, ``does-not-hold`` or ``not-run``; for the last two,
+    ``cause`` is a key of :data:`CAUSES` and ``diagnosis`` one sentence naming the measurement that explains
+    the miss (both empty when the claim holds).
     """
 
     chapter: str
@@ -205,6 +238,23 @@ class Claim:
     profile: str
     device: str
     verdict: str
+    note: str = ""
+    cause: str = ""
+    diagnosis: str = ""
+
+
+@dataclass
+class Check:
+    """A check the page needs but the thesis never claimed: ``kind`` is a key of :data:`CHECK_KINDS`."""
+
+    chapter: str
+    id: str
+    kind: str
+    statement: str
+    expected: str
+    measured: str
+    profile: str
+    passed: bool
     note: str = ""
 
 
@@ -220,6 +270,7 @@ class Run:
     started: float = field(default_factory=time.time)
     metrics: dict[str, Any] = field(default_factory=dict)
     claims: list[Claim] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
 
     @property
     def device_name(self) -> str:
@@ -255,21 +306,69 @@ class Run:
         glue(name, value, display=display)
         return self.record(name, value)
 
+    def check(self, check_id: str, *, kind: str, statement: str, expected: str, measured: str,
+              passes: bool, note: str = "") -> Check:
+        """Record one check (a known answer, an axiom, a sanity check or a positive control; see
+        :data:`CHECK_KINDS`). Checks are shown in their own table and never counted as thesis claims."""
+        if kind not in CHECK_KINDS:
+            raise ValueError(f"check {check_id!r}: unknown kind {kind!r}; use one of {', '.join(CHECK_KINDS)}")
+        if any(c.id == check_id for c in self.checks):
+            raise ValueError(f"check {check_id!r} was recorded twice in chapter {self.chapter!r}")
+        check = Check(self.chapter, check_id, kind, statement, expected, measured, self.profile,
+                      bool(passes), note)
+        self.checks.append(check)
+        return check
+
+    def passed(self, check_id: str) -> bool:
+        """Whether the recorded check ``check_id`` passed (an error if no such check was recorded)."""
+        for check in self.checks:
+            if check.id == check_id:
+                return check.passed
+        raise KeyError(f"no check {check_id!r} recorded in chapter {self.chapter!r}; record it before the "
+                       "claims that require it")
+
     def claim(self, claim_id: str, *, statement: str, source: str, thesis_value: str, measured: str,
-              holds: bool | None, note: str = "") -> Claim:
-        """Record one thesis claim; ``holds=None`` means the chapter could not test it at this profile."""
+              holds: bool | None, cause: str | None = None, diagnosis: str | None = None,
+              requires: tuple[str, ...] | list[str] = (), note: str = "") -> Claim:
+        """Record one thesis claim; ``holds=None`` means the chapter could not test it at this profile.
+
+        A claim that does not hold or is not run needs a ``cause`` (a key of :data:`CAUSES`) and a one-sentence
+        ``diagnosis`` pointing to the measurement that explains it; both are dropped when the claim holds, so
+        a chapter may pass them unconditionally. ``requires`` names checks (recorded earlier) that must have
+        passed for the claim to be judged; if one failed, the verdict is ``not-run`` with cause
+        ``control-failed`` and the failed check as the diagnosis.
+        """
         if any(c.id == claim_id for c in self.claims):
             raise ValueError(f"claim {claim_id!r} was recorded twice in chapter {self.chapter!r}")
+        failed = [check for check in self.checks if check.id in requires and not check.passed]
+        missing = set(requires) - {check.id for check in self.checks}
+        if missing:
+            raise ValueError(f"claim {claim_id!r} requires check(s) {sorted(missing)} that were not recorded "
+                             "before it")
+        if failed:
+            holds, cause = None, "control-failed"
+            diagnosis = "; ".join(f"the check '{c.statement}' failed ({c.measured}; expected {c.expected})"
+                                  for c in failed)
         verdict = "not-run" if holds is None else ("holds" if holds else "does-not-hold")
+        if verdict == "holds":
+            cause, diagnosis = "", ""
+        elif cause not in CAUSES or not diagnosis:
+            raise ValueError(
+                f"claim {claim_id!r} {verdict.replace('-', ' ')} but gives "
+                + (f"an unknown cause {cause!r}" if cause and cause not in CAUSES else
+                   "no cause" if not cause else "no diagnosis")
+                + f": pass cause= one of {', '.join(CAUSES)} and diagnosis= one sentence naming the measurement "
+                  "on the page that explains the miss")
         claim = Claim(self.chapter, claim_id, statement, source, thesis_value, measured, self.profile,
-                      str(self.device), verdict, note)
+                      str(self.device), verdict, note, cause, diagnosis)
         self.claims.append(claim)
         return claim
 
     def summary(self) -> dict[str, Any]:
         """Everything the pipeline reads back: provenance, metrics and claims, JSON-able."""
         return {"run": self.provenance(), "metrics": _jsonable(self.metrics),
-                "claims": [dataclasses.asdict(c) for c in self.claims]}
+                "claims": [dataclasses.asdict(c) for c in self.claims],
+                "checks": [dataclasses.asdict(c) for c in self.checks]}
 
     def banner(self):
         """A note for the top of the page: which profile, device, seed and revision produced the numbers."""
@@ -280,11 +379,13 @@ class Run:
             f"**{self.device_name}** (`{self.device}`), seed {self.seed}, revision `{git_revision()}`.\n:::")
 
     def finish(self):
-        """Show the claims table and attach the run's summary to it for the pipeline; call once, last."""
+        """Show the checks and the claims as tables and attach the run's summary for the pipeline; call once,
+        last."""
         from IPython.display import HTML, display
 
         summary = self.summary()
-        display(HTML(claims_table_html(self.claims)), metadata={METADATA_KEY: summary})
+        tables = (checks_table_html(self.checks) if self.checks else "") + claims_table_html(self.claims)
+        display(HTML(tables), metadata={METADATA_KEY: summary})
         return summary
 
 
@@ -299,17 +400,41 @@ def start(chapter: str, *, profile: str, seed: int, device: str = "auto", data_r
     return Run(chapter=chapter, profile=profile, seed=seed, device=resolve_device(device), data_root=root)
 
 
-_VERDICT_MARK = {"holds": "✅ holds", "does-not-hold": "❌ does not hold", "not-run": "⏸ not run"}
+VERDICT_LABELS = {"holds": "holds", "does-not-hold": "does not hold", "not-run": "not run"}
+
+
+def badge(text: str, css_class: str) -> str:
+    """A verdict or status as styled text (``book/_static/domainknowledge.css``), never an emoji glyph."""
+    return f"<span class='dk-badge dk-{css_class}'>{html.escape(text)}</span>"
+
+
+def verdict_badge(verdict: str) -> str:
+    return badge(VERDICT_LABELS[verdict], verdict)
 
 
 def claims_table_html(claims: list[Claim]) -> str:
-    """An HTML table of claims, for the chapter page."""
-    header = "<tr><th>claim</th><th>source</th><th>thesis</th><th>reproduced</th><th>verdict</th></tr>"
+    """An HTML table of the thesis' claims, for the chapter page; a miss shows its cause and diagnosis."""
+    header = ("<tr><th>thesis claim</th><th>source</th><th>thesis</th><th>reproduced</th><th>verdict</th>"
+              "<th>why not</th></tr>")
     rows = "".join(
         f"<tr><td>{html.escape(c.statement)}</td><td>{html.escape(c.source)}</td>"
         f"<td>{html.escape(c.thesis_value)}</td><td>{html.escape(c.measured)}</td>"
-        f"<td>{_VERDICT_MARK[c.verdict]}</td></tr>" for c in claims)
-    return f"<table class='dk-claims'>{header}{rows}</table>"
+        f"<td>{verdict_badge(c.verdict)}</td>"
+        f"<td>{badge(c.cause, 'cause') + ' ' + html.escape(c.diagnosis) if c.cause else ''}</td></tr>"
+        for c in claims)
+    return f"<p class='dk-table-title'>Thesis claims</p><table class='dk-claims'>{header}{rows}</table>"
+
+
+def checks_table_html(checks: list[Check]) -> str:
+    """An HTML table of the checks (known answers, axioms, sanity checks, positive controls): not claims."""
+    header = "<tr><th>check</th><th>kind</th><th>expected</th><th>measured</th><th>result</th></tr>"
+    rows = "".join(
+        f"<tr><td>{html.escape(c.statement)}</td><td>{html.escape(c.kind)}</td>"
+        f"<td>{html.escape(c.expected)}</td><td>{html.escape(c.measured)}</td>"
+        f"<td>{badge('passes', 'holds') if c.passed else badge('fails', 'does-not-hold')}</td></tr>"
+        for c in checks)
+    return (f"<p class='dk-table-title'>Checks (not thesis claims)</p>"
+            f"<table class='dk-claims dk-checks'>{header}{rows}</table>")
 
 
 def _jsonable(value: Any) -> Any:
