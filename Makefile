@@ -17,4 +17,4 @@ test: setup
 	.venv/bin/python -m pytest
 
 clean:
-	rm -rf _build book/chapters book/status.md book/reproduction.md
+	rm -rf _build book/chapters book/generated book/status.md book/reproduction.md

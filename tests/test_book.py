@@ -87,18 +87,39 @@ def test_cli_runs_every_chapter_reports_the_failure_and_writes_the_pages(fixture
     assert book.read_record(failed)["status"] == "failed"
 
     status = (fixture_project.book_root / "book" / "status.md").read_text()
-    assert "❌ failed" in status and "✅ ok" in status and "smoke" in status
+    assert "dk-badge dk-failed'>failed<" in status and "dk-badge dk-ok'>ok<" in status and "smoke" in status
+    assert (fixture_project.book_root / "book" / "generated" / "wall-times.svg").read_text().startswith("<?xml")
     report = (fixture_project.book_root / "book" / "reproduction.md").read_text()
-    assert "**2 claims**: 1 hold, 1 do not hold" in report
-    assert "The last execution is **failed**" in report
+    assert "**2 thesis claims**: 1 hold, 1 do not hold, 0 not run. **1 checks**: 1 pass." in report
+    assert "The last execution is <span class='dk-badge dk-failed'>failed</span>" in report
+    assert "dk-badge dk-cause'>genuine</span> the computed answer is 42" in report
+    assert (fixture_project.book_root / "book" / "generated" / "claims-by-chapter.svg").is_file()
+    # chapters appear in book order under their titles, each linked to its page
+    passing_title, failing_title = (chapter(fixture_project, n).title for n in ("passing", "failing"))
+    assert passing_title != "passing"
+    first, second = (report.index(f"## {{doc}}`{title} <") for title in (passing_title, failing_title))
+    assert first < second
+    assert not any(ord(ch) > 0x2400 for ch in report + status), "emoji glyphs render as blank boxes"
 
     claims = subprocess.run([sys.executable, "-m", "domainknowledge.book", "claims"], cwd=fixture_project.root,
                             capture_output=True, text=True, check=True)
     records = [json.loads(line) for line in claims.stdout.splitlines()]
     assert {r["id"]: r["verdict"] for r in records} == {"answer": "holds", "not-43": "does-not-hold"}
     assert all(set(r) == {"chapter", "id", "statement", "source", "thesis_value", "measured", "profile",
-                          "verdict"} for r in records)
+                          "verdict", "cause", "diagnosis", "note"} for r in records)
     assert {r["profile"] for r in records} == {"smoke"}
+    assert {r["id"]: r["cause"] for r in records} == {"answer": "", "not-43": "genuine"}
+    checks = subprocess.run([sys.executable, "-m", "domainknowledge.book", "checks"], cwd=fixture_project.root,
+                            capture_output=True, text=True, check=True)
+    [check] = [json.loads(line) for line in checks.stdout.splitlines()]
+    assert (check["id"], check["kind"], check["passed"]) == ("multiplication", "known-answer", True)
+
+
+def test_chapters_follow_the_book_order_of_the_toc(fixture_project):
+    toc = fixture_project.book_root / "_toc.yml"
+    toc.write_text(toc.read_text().replace("01_passing", "PLACEHOLDER").replace("02_failing", "01_passing")
+                   .replace("PLACEHOLDER", "02_failing"))
+    assert [c.name for c in book.discover_chapters(fixture_project)] == ["failing", "passing"]
 
 
 def test_a_failed_chapter_is_executed_again(fixture_project):

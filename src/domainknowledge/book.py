@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from domainknowledge.experiment import METADATA_KEY, PROFILES, git_revision
+from domainknowledge.experiment import CAUSES, METADATA_KEY, PROFILES, VERDICT_LABELS, badge, git_revision
 
 KERNEL_NAME = "domainknowledge"
 CHAPTER_GLOB = "*/[0-9][0-9]_*.py"
@@ -83,6 +83,14 @@ class Chapter:
     def executed_path(self, project: Project) -> Path:
         return project.chapters_dir / self.part / f"{self.source.stem}.ipynb"
 
+    @property
+    def title(self) -> str:
+        """The chapter's title: the first level-1 heading of its source (``# # Title``), else its name."""
+        for line in self.source.read_text(encoding="utf-8").splitlines():
+            if line.startswith("# # "):
+                return line[4:].strip()
+        return self.name
+
 
 @dataclass
 class ChapterResult:
@@ -96,7 +104,8 @@ class ChapterResult:
 
 # --------------------------------------------------------------------------------------------- chapters
 def discover_chapters(project: Project) -> list[Chapter]:
-    """All chapters under ``notebooks/``, in part and number order."""
+    """All chapters under ``notebooks/``, in book order: as ``_toc.yml`` lists them, then any it does not
+    list, in part and number order."""
     chapters = []
     for source in sorted((project.root / "notebooks").glob(CHAPTER_GLOB)):
         name = source.stem.split("_", 1)[1]
@@ -105,7 +114,32 @@ def discover_chapters(project: Project) -> list[Chapter]:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise PipelineError(f"two chapters share the name(s) {duplicates}; chapter topics must be unique")
-    return chapters
+    order = {docname: index for index, docname in enumerate(toc_files(project.book_root / "_toc.yml"))}
+    return sorted(chapters, key=lambda c: order.get(c.docname, len(order)))
+
+
+def toc_files(toc: Path) -> list[str]:
+    """Every ``file:`` entry of a jupyter-book ``_toc.yml``, in reading order (none if there is no toc)."""
+    import yaml
+
+    if not toc.is_file():
+        return []
+    files: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if isinstance(node.get(key), str):
+                    files.append(node[key].removesuffix(".md").removesuffix(".ipynb"))
+            for value in node.values():
+                if isinstance(value, (list, dict)):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(yaml.safe_load(toc.read_text(encoding="utf-8")))
+    return files
 
 
 def select_chapters(chapters: list[Chapter], names: list[str] | None) -> list[Chapter]:
@@ -317,91 +351,219 @@ def chapter_states(project: Project) -> list[ChapterState]:
     return states
 
 
+GENERATED_DIR = "generated"  # book/generated/: the figures of the generated pages (git-ignored)
+STATUS_STYLES = {"ok": "ok", "failed": "failed", "stale": "stale", "not executed": "not-executed"}
+CAUSE_COLOURS = {"stand-in": "#e0883b", "budget": "#d8b13a", "deviation": "#9b6cc3", "genuine": "#c0392b",
+                 "not-at-this-profile": "#8ea3b0", "control-failed": "#5d6d7e"}
+
+
 def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _link(state: ChapterState) -> str:
+    """The chapter's title, linked to its page when it has one."""
+    title = state.chapter.title
+    return f"{{doc}}`{title} <{'/' + state.chapter.docname}>`" if state.record else title
+
+
+def _summary(state: ChapterState) -> dict:
+    return ((state.record or {}).get("summary") or {})
+
+
+def _save_figure(figure, path: Path) -> None:
+    """Save a matplotlib figure as SVG without a timestamp, atomically."""
+    import io
+
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    atomic_write_text(path, buffer.getvalue())
+
+
+def wall_time_figure(states: list[ChapterState], path: Path) -> None:
+    """One horizontal bar per executed chapter: its wall time against its profile's budget (a line)."""
+    from matplotlib.figure import Figure
+
+    rows = [(s.chapter.title, s.record.get("wall_seconds") or 0.0,
+             PROFILE_BUDGET_SECONDS.get(s.record.get("parameters", {}).get("profile")))
+            for s in states if s.record]
+    figure = Figure(figsize=(7.5, 0.32 * max(len(rows), 1) + 1.0))
+    axes = figure.add_subplot()
+    for index, (_, seconds, budget) in enumerate(rows):
+        over = budget is not None and seconds > budget
+        axes.barh(index, seconds, color="#c0392b" if over else "#4f86c6")
+        if budget is not None:
+            axes.plot([budget, budget], [index - 0.45, index + 0.45], color="black", linewidth=1.5)
+    axes.set_yticks(range(len(rows)), [_short(title) for title, _, _ in rows], fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel("wall time of the last execution (s); black tick: the profile's budget")
+    axes.grid(axis="x", alpha=0.3)
+    _save_figure(figure, path)
+
+
+def claims_figure(states: list[ChapterState], path: Path) -> None:
+    """One stacked bar per chapter: thesis claims that hold, do not hold (coloured by cause), are not run."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    figure = Figure(figsize=(7.5, 0.32 * max(len(states), 1) + 1.4))
+    axes = figure.add_subplot()
+    for index, state in enumerate(states):
+        claims = _summary(state).get("claims", [])
+        left = 0
+        segments = [("holds", "", "#2e8b57")] + [("does-not-hold", cause, colour)
+                                                  for cause, colour in CAUSE_COLOURS.items()]
+        for verdict, cause, colour in segments:
+            count = sum(c["verdict"] == verdict and (not cause or c.get("cause") == cause) for c in claims)
+            if count:
+                axes.barh(index, count, left=left, color=colour, edgecolor="white")
+                left += count
+        not_run = sum(c["verdict"] == "not-run" for c in claims)
+        if not_run:
+            axes.barh(index, not_run, left=left, color="white", edgecolor="#8ea3b0", hatch="///")
+    axes.set_yticks(range(len(states)), [_short(s.chapter.title) for s in states], fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel("thesis claims")
+    handles = [Patch(color="#2e8b57", label="holds")]
+    handles += [Patch(color=colour, label=f"does not hold: {cause}") for cause, colour in CAUSE_COLOURS.items()]
+    handles.append(Patch(facecolor="white", edgecolor="#8ea3b0", hatch="///", label="not run"))
+    axes.legend(handles=handles, fontsize=7, loc="lower right", frameon=False)
+    axes.grid(axis="x", alpha=0.3)
+    _save_figure(figure, path)
+
+
+def _short(title: str, width: int = 48) -> str:
+    return title if len(title) <= width else title[:width - 1].rstrip() + "…"
+
+
 def status_page(states: list[ChapterState]) -> str:
-    """Markdown of the status page: one row per chapter, from the executed notebooks' records."""
+    """Markdown of the status page: a wall-time figure and one row per chapter, from the executed records."""
     rows = []
     for state in states:
         record = state.record or {}
-        run = (record.get("summary") or {}).get("run", {})
+        run = _summary(state).get("run", {})
         profile = record.get("parameters", {}).get("profile", "–")
         budget = PROFILE_BUDGET_SECONDS.get(profile)
         wall = record.get("wall_seconds")
-        over = " (over budget)" if budget and wall and wall > budget else ""
-        status = {"ok": "✅ ok", "failed": "❌ failed", "stale": "⚠️ stale",
-                  "not executed": "– not executed"}[state.status]
+        over = " " + badge("over budget", "over-budget") if budget and wall and wall > budget else ""
         rows.append("| " + " | ".join(_cell(v) for v in [
-            f"{{doc}}`{state.chapter.name} <{'/' + state.chapter.docname}>`" if state.record else state.chapter.name,
-            profile, run.get("device_name", "–"), f"{wall:.0f} s{over}" if wall is not None else "–",
-            f"{run['peak_memory_mib']:.0f} MiB" if "peak_memory_mib" in run else "–", status,
+            _link(state), profile, run.get("device_name", "–"),
+            f"{wall:.0f} s{over}" if wall is not None else "–", f"{budget} s" if budget else "–",
+            f"{run['peak_memory_mib']:.0f} MiB" if "peak_memory_mib" in run else "–",
+            badge(state.status, STATUS_STYLES[state.status]),
             f"`{record.get('git_revision', '–')}`", f"`{record.get('cache_key', '–')[:12]}`"]) + " |")
-    versions = next((((s.record or {}).get("summary") or {}).get("run", {}).get("versions")
-                     for s in states if ((s.record or {}).get("summary") or {}).get("run")), None)
+    versions = next((_summary(s).get("run", {}).get("versions") for s in states if _summary(s).get("run")), None)
     environment = ("\n## Environment\n\nPackage versions in the kernel that executed the chapters: "
                    + ", ".join(f"{name} {version}" for name, version in versions.items()) + ".\n"
                    if versions else "")
     budgets = ", ".join(f"`{p}` {b} s" for p, b in PROFILE_BUDGET_SECONDS.items() if b)
     failures = [s for s in states if s.status == "failed"]
-    failure_notes = "".join(f"\n- **{s.chapter.name}**: `{_cell(s.record['error'])}`" for s in failures)
+    failure_notes = "".join(f"\n- **{s.chapter.title}**: `{_cell(s.record['error'])}`" for s in failures)
+    figure = (f"```{{figure}} {GENERATED_DIR}/wall-times.svg\n:name: fig-status-wall-times\n:width: 100%\n\n"
+              "Wall time of each chapter's last execution against its profile's budget (black tick); red bars "
+              "ran over budget.\n```\n\n" if any(s.record for s in states) else "")
     return (
         "(status)=\n# Build status\n\n"
         "This page is generated by `dk-book` from the records that papermill's executions left in each "
         "chapter's notebook. A chapter is re-executed only when its content key changes: the hash of its "
         "source, its parameters, the library's source tree and the pinned requirements.\n\n"
-        f"Per-chapter budgets: {budgets} on 2 CPU cores; peak memory is the kernel's peak resident set.\n\n"
-        "| chapter | profile | device | wall time | peak memory | status | revision | cache key |\n"
-        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+        f"Per-chapter budgets: {budgets} on 2 CPU cores, measured with the chapter running alone; peak "
+        "memory is the kernel's peak resident set.\n\n" + figure +
+        "| chapter | profile | device | wall time | budget | peak memory | status | revision | cache key |\n"
+        "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
         + (f"\n## Failures\n{failure_notes}\n" if failures else "") + environment
     )
 
 
-_VERDICTS = {"holds": "✅ holds", "does-not-hold": "❌ does not hold", "not-run": "⏸ not run"}
-
-
 def collect_claims(states: list[ChapterState]) -> list[dict]:
-    """All claims recorded by the chapters' last executions."""
-    claims = []
-    for state in states:
-        summary = (state.record or {}).get("summary") or {}
-        claims.extend(summary.get("claims", []))
-    return claims
+    """All thesis claims recorded by the chapters' last executions, in book order."""
+    return [claim for state in states for claim in _summary(state).get("claims", [])]
+
+
+def collect_checks(states: list[ChapterState]) -> list[dict]:
+    """All checks (known answers, axioms, sanity checks, positive controls) of the last executions."""
+    return [check for state in states for check in _summary(state).get("checks", [])]
+
+
+def _why(claim: dict) -> str:
+    cause = claim.get("cause") or ""
+    return f"{badge(cause, 'cause')} {claim.get('diagnosis', '')}" if cause else ""
 
 
 def report_page(states: list[ChapterState]) -> str:
-    """Markdown of the reproduction report: every claim of every chapter with thesis and measured value."""
-    claims = collect_claims(states)
-    counts = {v: sum(c["verdict"] == v for c in claims) for v in _VERDICTS}
+    """Markdown of the reproduction report: a figure of verdicts per chapter, the misses counted by cause,
+    then per chapter (in book order, under its title) its thesis claims and, apart, its checks."""
+    claims, checks = collect_claims(states), collect_checks(states)
+    counts = {v: sum(c["verdict"] == v for c in claims) for v in VERDICT_LABELS}
     lines = ["(reproduction-report)=", "# Reproduction report", "",
              "Every thesis claim that a chapter tests, as its last execution recorded it (generated by "
-             "`dk-book`; `dk-book claims` prints the same records as JSON lines). A claim that did not "
-             "reproduce is listed as not holding: that is a result too.", "",
-             f"**{len(claims)} claims**: {counts['holds']} hold, {counts['does-not-hold']} do not hold, "
-             f"{counts['not-run']} not run.", ""]
-    for state in states:
-        if state.record is None:
-            lines += [f"## {state.chapter.name}", "", "Not executed yet.", ""]
-            continue
-        lines += [f"## {{doc}}`{state.chapter.name} <{'/' + state.chapter.docname}>`", ""]
-        if state.status != "ok":
-            lines += [f"The last execution is **{state.status}**; its claims are not current.", ""]
-        chapter_claims = ((state.record.get("summary") or {}).get("claims")) or []
-        if not chapter_claims:
-            lines += ["No claims recorded.", ""]
-            continue
-        lines += ["| claim | source | thesis | reproduced | profile | verdict |", "|---|---|---|---|---|---|"]
-        lines += ["| " + " | ".join(_cell(v) for v in [c["statement"], c["source"], c["thesis_value"],
-                                                         c["measured"], c["profile"], _VERDICTS[c["verdict"]]])
-                  + " |" for c in chapter_claims]
+             "`dk-book`; `dk-book claims` and `dk-book checks` print the same records as JSON lines). A claim "
+             "is one statement of a thesis with the thesis' own value; a claim that did not reproduce is "
+             "listed as not holding, with its cause and the measurement that diagnoses it. Checks (known "
+             "answers, axioms, sanity checks and positive controls that show a stand-in carries what the "
+             "thesis' mechanism needs) are listed apart and never counted as claims.", "",
+             f"**{len(claims)} thesis claims**: {counts['holds']} hold, {counts['does-not-hold']} do not hold, "
+             f"{counts['not-run']} not run. **{len(checks)} checks**: "
+             f"{sum(bool(c['passed']) for c in checks)} pass.", ""]
+    if any(s.record for s in states):
+        lines += [f"```{{figure}} {GENERATED_DIR}/claims-by-chapter.svg", ":name: fig-report-claims", ":width: 100%",
+                  "", "Thesis claims per chapter: holding (green), not holding coloured by cause, not run "
+                  "(hatched).", "```", ""]
+    misses = [c for c in claims if c["verdict"] != "holds"]
+    if misses:
+        lines += ["| cause | does not hold | not run | meaning |", "|---|---|---|---|"]
+        for cause, meaning in CAUSES.items():
+            failing = sum(c["verdict"] == "does-not-hold" and c.get("cause") == cause for c in misses)
+            unrun = sum(c["verdict"] == "not-run" and c.get("cause") == cause for c in misses)
+            if failing or unrun:
+                lines.append(f"| {badge(cause, 'cause')} | {failing} | {unrun} | {_cell(meaning)} |")
         lines.append("")
+    lines += ["| chapter | claims | hold | do not hold | not run | checks passing |", "|---|---|---|---|---|---|"]
+    for state in states:
+        chapter_claims, chapter_checks = _summary(state).get("claims", []), _summary(state).get("checks", [])
+        lines.append("| " + " | ".join(_cell(v) for v in [
+            _link(state), len(chapter_claims), *(sum(c["verdict"] == v for c in chapter_claims) for v in VERDICT_LABELS),
+            f"{sum(bool(c['passed']) for c in chapter_checks)} of {len(chapter_checks)}"]) + " |")
+    lines.append("")
+    for state in states:
+        lines += [f"## {_link(state)}", ""]
+        if state.record is None:
+            lines += ["Not executed yet.", ""]
+            continue
+        run = _summary(state).get("run", {})
+        lines += [f"Executed at the `{state.record['parameters']['profile']}` profile on "
+                  f"{run.get('device_name', 'an unknown device')}.", ""]
+        if state.status != "ok":
+            lines += [f"The last execution is {badge(state.status, STATUS_STYLES[state.status])}; its claims "
+                      "are not current.", ""]
+        chapter_claims = _summary(state).get("claims", [])
+        if chapter_claims:
+            lines += ["| thesis claim | source | thesis | reproduced | verdict | why not |", "|---|---|---|---|---|---|"]
+            lines += ["| " + " | ".join(_cell(v) for v in [
+                c["statement"], c["source"], c["thesis_value"], c["measured"],
+                badge(VERDICT_LABELS[c["verdict"]], c["verdict"]), _why(c)]) + " |" for c in chapter_claims]
+            lines.append("")
+        else:
+            lines += ["No thesis claims recorded.", ""]
+        chapter_checks = _summary(state).get("checks", [])
+        if chapter_checks:
+            lines += ["Checks (not counted as claims):", "",
+                      "| check | kind | expected | measured | result |", "|---|---|---|---|---|"]
+            lines += ["| " + " | ".join(_cell(v) for v in [
+                c["statement"], c["kind"], c["expected"], c["measured"],
+                badge("passes", "holds") if c["passed"] else badge("fails", "does-not-hold")]) + " |"
+                for c in chapter_checks]
+            lines.append("")
     return "\n".join(lines)
 
 
 def write_generated_pages(project: Project) -> list[ChapterState]:
-    """(Re)write ``book/status.md`` and ``book/reproduction.md`` from the executed chapters."""
+    """(Re)write ``book/status.md``, ``book/reproduction.md`` and their figures from the executed chapters."""
     states = chapter_states(project)
+    generated = project.book_root / "book" / GENERATED_DIR
+    if any(s.record for s in states):
+        claims_figure(states, generated / "claims-by-chapter.svg")
+        wall_time_figure(states, generated / "wall-times.svg")
     atomic_write_text(project.book_root / "book" / "status.md", status_page(states))
     atomic_write_text(project.book_root / "book" / "reproduction.md", report_page(states))
     return states
@@ -442,7 +604,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--kernel", default=KERNEL_NAME, help="Jupyter kernel that executes the chapters")
 
     commands.add_parser("build", help="jupyter-book build with execution off and warnings as errors")
-    commands.add_parser("claims", help="print every recorded claim as a JSON line")
+    commands.add_parser("claims", help="print every recorded thesis claim as a JSON line")
+    commands.add_parser("checks", help="print every recorded check (not a thesis claim) as a JSON line")
     commands.add_parser("status", help="print each chapter's status")
     commands.add_parser("list", help="list the chapters")
     return parser
@@ -465,9 +628,14 @@ def main(argv: list[str] | None = None) -> int:
             return build_book(project)
         states = chapter_states(project)
         if args.command == "claims":
+            keys = ("chapter", "id", "statement", "source", "thesis_value", "measured", "profile", "verdict",
+                    "cause", "diagnosis", "note")
             for claim in collect_claims(states):
-                keys = ("chapter", "id", "statement", "source", "thesis_value", "measured", "profile", "verdict")
-                print(json.dumps({k: claim.get(k) for k in keys}, ensure_ascii=False))
+                print(json.dumps({k: claim.get(k, "") for k in keys}, ensure_ascii=False))
+        elif args.command == "checks":
+            keys = ("chapter", "id", "kind", "statement", "expected", "measured", "profile", "passed", "note")
+            for check in collect_checks(states):
+                print(json.dumps({k: check.get(k, "") for k in keys}, ensure_ascii=False))
         elif args.command == "status":
             for state in states:
                 print(f"{state.chapter.name:24s} {state.status}")
