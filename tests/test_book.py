@@ -180,3 +180,20 @@ def test_missing_kernel_is_a_clear_error(fixture_project):
     with pytest.raises(PipelineError, match="kernel 'no-such-kernel' is not registered.*make setup"):
         book.run_chapters(fixture_project, book.discover_chapters(fixture_project), SMOKE,
                           kernel_name="no-such-kernel")
+
+
+def test_a_page_shows_only_the_parameters_it_was_executed_with():
+    defaults = nbformat.v4.new_code_cell('profile = "cpu"', metadata={"tags": ["parameters"]})
+    injected = nbformat.v4.new_code_cell('profile = "smoke"', metadata={"tags": ["injected-parameters"]})
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T"), defaults, injected])
+    book.show_executed_parameters(notebook)
+    assert "remove-cell" in notebook.cells[1].metadata["tags"]
+    assert "executed with" in notebook.cells[2].source and notebook.cells[3] is injected
+    assert "remove-cell" not in injected.metadata["tags"]
+
+
+def test_mathjax_is_shipped_from_the_pinned_package(tmp_path):
+    target = book.ship_mathjax(tmp_path)
+    assert (target / "tex-mml-chtml.js").stat().st_size > 100_000
+    assert (target / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
+    assert book.ship_mathjax(tmp_path) == target  # current: not copied again

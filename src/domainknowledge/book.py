@@ -254,6 +254,23 @@ def _failure_cell(profile: str, revision: str, error: str):
         metadata={"tags": ["dk-failure"]})
 
 
+def show_executed_parameters(notebook) -> None:
+    """Show one parameters cell on the page: papermill's injected cell (the values this page was executed
+    with), under a line that says so; the source's cell of defaults is tagged ``remove-cell``."""
+    import nbformat
+
+    for index, cell in enumerate(notebook.cells):
+        tags = cell.metadata.setdefault("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+        if "injected-parameters" in tags:
+            notebook.cells.insert(index, nbformat.v4.new_markdown_cell(
+                "**The parameters this page was executed with** (injected by `dk-book run`; "
+                "{ref}`reproducing` shows how to run the chapter with others):",
+                metadata={"tags": ["dk-parameters-note"]}))
+            return
+
+
 def execute_chapter(project: Project, chapter: Chapter, parameters: dict, *, force: bool = False,
                     kernel_name: str = KERNEL_NAME) -> ChapterResult:
     """Execute one chapter unless its cached notebook has the same key; write the result atomically."""
@@ -295,6 +312,7 @@ def execute_chapter(project: Project, chapter: Chapter, parameters: dict, *, for
     summary = _run_summary(executed)
     if status == "ok" and summary is None:
         status, error = "failed", "the chapter ended without calling run.finish(), so it recorded no results"
+    show_executed_parameters(executed)
     if status == "failed":
         executed.cells.insert(0, _failure_cell(parameters["profile"], revision, error))
     executed.metadata[METADATA_KEY] = {
@@ -570,9 +588,31 @@ def write_generated_pages(project: Project) -> list[ChapterState]:
 
 
 # ------------------------------------------------------------------------------------------------ build
+def ship_mathjax(book_root: Path) -> Path:
+    """Copy MathJax's files (the pinned ``django-static-mathjax`` package) to ``book/generated/static/mathjax``,
+    which ``_config.yml`` serves as ``_static/mathjax``, so that equations render without a network."""
+    import shutil
+    from importlib import metadata, resources
+
+    source = resources.files("mathjax") / "static" / "mathjax" / "es5"
+    target = book_root / "book" / GENERATED_DIR / "static" / "mathjax"
+    version = metadata.version("django-static-mathjax")
+    stamp = target / ".version"
+    if stamp.is_file() and stamp.read_text() == version:
+        return target
+    staging = target.with_name(".mathjax.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(Path(str(source)), staging)
+    (staging / ".version").write_text(version)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+    return target
+
+
 def build_book(project: Project, *, extra_args: tuple[str, ...] = (), log=print) -> int:
     """Write the generated pages, check every chapter is current, then run ``jupyter-book build``."""
     states = write_generated_pages(project)
+    ship_mathjax(project.book_root)
     problems = [f"{s.chapter.name}: {s.status}" for s in states if s.status in ("not executed", "stale")]
     if problems:
         raise PipelineError("cannot build over chapters without a current execution ("
