@@ -32,6 +32,8 @@ def copy_book_frame(destination: Path, toc: str | None = None) -> Path:
     for page in [*(REPO / "book").glob("*.md"), REPO / "book" / "references.bib"]:
         if page.name not in ("status.md", "reproduction.md"):
             shutil.copy(page, destination / "book" / page.name)
+    if not (destination / "src").exists():  # the chapters show library code with literalinclude /src/...
+        (destination / "src").symlink_to(REPO / "src", target_is_directory=True)
     return destination
 
 
