@@ -42,6 +42,7 @@ def test_cache_hit_then_miss_after_a_source_or_parameter_change(fixture_project)
     target = passing.executed_path(fixture_project)
     written = target.stat().st_mtime_ns
 
+    assert target.with_suffix(".py").read_text() == passing.source.read_text()  # offered as a download
     again = book.execute_chapter(fixture_project, passing, SMOKE)
     assert again.status == "cached"
     assert target.stat().st_mtime_ns == written
@@ -186,9 +187,10 @@ def test_a_page_shows_only_the_parameters_it_was_executed_with():
     defaults = nbformat.v4.new_code_cell('profile = "cpu"', metadata={"tags": ["parameters"]})
     injected = nbformat.v4.new_code_cell('profile = "smoke"', metadata={"tags": ["injected-parameters"]})
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T"), defaults, injected])
-    book.show_executed_parameters(notebook)
+    book.show_executed_parameters(notebook, "01_topic")
     assert "remove-cell" in notebook.cells[1].metadata["tags"]
     assert "executed with" in notebook.cells[2].source and notebook.cells[3] is injected
+    assert "<01_topic.ipynb>" in notebook.cells[2].source and "<01_topic.py>" in notebook.cells[2].source
     assert "remove-cell" not in injected.metadata["tags"]
 
 

@@ -68,6 +68,21 @@ def test_the_built_book_loads_nothing_from_another_host(smoke_book):
         assert len(re.findall(r"^\s*profile\s*=", code, re.M)) == 1, f"{chapter.name}: two parameters cells shown"
 
 
+def test_every_chapter_page_teaches(smoke_book):
+    """The method's code from the library, exercises with folded solutions, numbered figures, text badges."""
+    project, _ = smoke_book
+    html = project.book_root / "_build" / "html"
+    for chapter in book.discover_chapters(project):
+        text = (html / f"{chapter.docname}.html").read_text(encoding="utf-8")
+        source = chapter.source.read_text(encoding="utf-8")
+        assert "{literalinclude} /src/domainknowledge/" in source and "literal-block-wrapper" in text, chapter.name
+        assert 'id="exercises"' in text and text.count('class="admonition exercise') >= 3, chapter.name
+        assert "dropdown" in text.split('id="exercises"')[1], f"{chapter.name}: solutions are not folded"
+        assert "_downloads/" in text and f"{chapter.source.stem}.py" in text, chapter.name
+        verdicts = re.findall(r"<table class=.dk-claims.*?</table>", text, re.S)
+        assert verdicts and not any(ord(ch) > 0x2400 for table in verdicts for ch in table), chapter.name
+
+
 RESOURCE = re.compile(r"<(?:script|link|img|iframe|source)\b[^>]*?\b(?:src|href)=[\"']([^\"']+)[\"']", re.I)
 STYLE_URL = re.compile(r"url\(\s*[\"']?(https?:)?//", re.I)
 

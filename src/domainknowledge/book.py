@@ -254,9 +254,10 @@ def _failure_cell(profile: str, revision: str, error: str):
         metadata={"tags": ["dk-failure"]})
 
 
-def show_executed_parameters(notebook) -> None:
+def show_executed_parameters(notebook, stem: str) -> None:
     """Show one parameters cell on the page: papermill's injected cell (the values this page was executed
-    with), under a line that says so; the source's cell of defaults is tagged ``remove-cell``."""
+    with), under a line that says so and offers the chapter's downloads (``<stem>.ipynb``, ``<stem>.py``
+    beside the page); the source's cell of defaults is tagged ``remove-cell``."""
     import nbformat
 
     for index, cell in enumerate(notebook.cells):
@@ -265,6 +266,8 @@ def show_executed_parameters(notebook) -> None:
             tags.append("remove-cell")
         if "injected-parameters" in tags:
             notebook.cells.insert(index, nbformat.v4.new_markdown_cell(
+                f"Download this chapter: {{download}}`the executed notebook <{stem}.ipynb>`, "
+                f"{{download}}`its jupytext source <{stem}.py>`.\n\n"
                 "**The parameters this page was executed with** (injected by `dk-book run`; "
                 "{ref}`reproducing` shows how to run the chapter with others):",
                 metadata={"tags": ["dk-parameters-note"]}))
@@ -312,7 +315,7 @@ def execute_chapter(project: Project, chapter: Chapter, parameters: dict, *, for
     summary = _run_summary(executed)
     if status == "ok" and summary is None:
         status, error = "failed", "the chapter ended without calling run.finish(), so it recorded no results"
-    show_executed_parameters(executed)
+    show_executed_parameters(executed, chapter.source.stem)
     if status == "failed":
         executed.cells.insert(0, _failure_cell(parameters["profile"], revision, error))
     executed.metadata[METADATA_KEY] = {
@@ -320,6 +323,7 @@ def execute_chapter(project: Project, chapter: Chapter, parameters: dict, *, for
         "parameters": parameters, "wall_seconds": round(seconds, 1), "git_revision": revision,
         "executed_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "summary": summary,
     }
+    atomic_write_text(target.with_suffix(".py"), chapter.source.read_text(encoding="utf-8"))  # the download
     atomic_write_text(target, nbformat.writes(executed))
     return ChapterResult(chapter, status, seconds, error)
 
