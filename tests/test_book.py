@@ -199,3 +199,42 @@ def test_mathjax_is_shipped_from_the_pinned_package(tmp_path):
     assert (target / "tex-mml-chtml.js").stat().st_size > 100_000
     assert (target / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
     assert book.ship_mathjax(tmp_path) == target  # current: not copied again
+
+
+def _entries(project):
+    return {c.name: (book.read_record(c.executed_path(project)) or {}).get("cache_key")
+            for c in book.discover_chapters(project)}
+
+
+def test_local_and_submitit_executors_write_the_entries_a_sequential_run_writes(fixture_project):
+    passing = chapter(fixture_project, "passing")
+    sequential = book.run_chapters(fixture_project, [passing], SMOKE)
+    assert [r.status for r in sequential] == ["ok"]
+    expected = _entries(fixture_project)
+
+    parallel = book.run_chapters(fixture_project, book.discover_chapters(fixture_project), SMOKE,
+                                 executor="local", jobs=2, force=True, log=lambda *a, **k: None)
+    assert {r.chapter.name: r.status for r in parallel} == {"passing": "ok", "failing": "failed"}
+    assert _entries(fixture_project)["passing"] == expected["passing"]
+    assert (fixture_project.book_root / book.JOBS_DIR / "logs" / "failing.log").read_text()
+
+    cached = book.run_chapters(fixture_project, [passing], SMOKE, executor="local", jobs=2)
+    assert [r.status for r in cached] == ["cached"]
+
+    submitted = book.run_chapters(fixture_project, [passing], SMOKE, executor="slurm", cluster="local", force=True,
+                                  resources={"hours": 0.1, "gpus": 0, "cpus": 1, "mem_gb": 1},
+                                  log=lambda *a, **k: None)
+    assert [r.status for r in submitted] == ["ok"]
+    assert _entries(fixture_project)["passing"] == expected["passing"]
+
+
+def test_executor_errors_are_clear(fixture_project):
+    from domainknowledge import executors
+
+    with pytest.raises(PipelineError, match="unknown executor 'mpi'.*sequential, local, slurm"):
+        book.run_chapters(fixture_project, [], SMOKE, executor="mpi")
+    with pytest.raises(executors.ExecutorError, match="--jobs must be at least 1"):
+        executors.run_local([executors.Job("x", argv=["true"])], parallel=0, cwd=fixture_project.root,
+                            log_dir=fixture_project.root / "logs")
+    assert executors.resources_for("bgaugment", hours=2, partition=None) == executors.Resources(hours=2)
+    assert executors.resources_for("unknown-chapter").gpus == 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from domainknowledge import executors
 from domainknowledge.experiment import CAUSES, METADATA_KEY, PROFILES, VERDICT_LABELS, badge, git_revision
 
 KERNEL_NAME = "domainknowledge"
@@ -35,6 +37,7 @@ CHAPTER_GLOB = "*/[0-9][0-9]_*.py"
 CACHE_FORMAT = 1  # bump to invalidate every cached chapter when the record's layout changes
 PROFILE_BUDGET_SECONDS = {"smoke": 60, "cpu": 360, "paper": None}
 PACKAGE_DIR = Path(__file__).resolve().parent
+JOBS_DIR = ".dk-jobs"  # per-chapter logs of the local executor and submitit's job folders (git-ignored)
 
 
 class PipelineError(RuntimeError):
@@ -329,19 +332,89 @@ def execute_chapter(project: Project, chapter: Chapter, parameters: dict, *, for
 
 
 def run_chapters(project: Project, chapters: list[Chapter], parameters: dict, *, force: bool = False,
-                 kernel_name: str = KERNEL_NAME, log=print) -> list[ChapterResult]:
-    """Execute ``chapters`` one after another; a failure is reported and the others still run."""
+                 kernel_name: str = KERNEL_NAME, log=print, executor: str = "sequential", jobs: int = 1,
+                 resources: dict | None = None, cluster: str = "slurm",
+                 write_pages: bool = True) -> list[ChapterResult]:
+    """Execute ``chapters``; a failure is reported and the others still run.
+
+    ``executor`` is ``sequential`` (here, one after another), ``local`` (up to ``jobs`` ``dk-book``
+    processes at once, one GPU each when there are GPUs) or ``slurm`` (one submitit job per chapter, with
+    :data:`executors.PAPER_RESOURCES` and the overrides in ``resources``; ``cluster="local"`` runs the jobs
+    through submitit's local executor). All of them write the same cache entries.
+    """
     _check_kernel(kernel_name)
+    if executor not in executors.EXECUTORS:
+        raise PipelineError(f"unknown executor {executor!r}; choose one of {', '.join(executors.EXECUTORS)}")
+    if executor == "sequential":
+        results = []
+        for index, chapter in enumerate(chapters, 1):
+            log(f"[{index}/{len(chapters)}] {chapter.name} ({parameters['profile']}, device "
+                f"{parameters['device']}) ...", flush=True)
+            result = execute_chapter(project, chapter, parameters, force=force, kernel_name=kernel_name)
+            detail = {"ok": f"ok in {result.seconds:.1f} s", "cached": "cached (unchanged since its last run)",
+                      "failed": f"FAILED after {result.seconds:.1f} s: {result.error}"}[result.status]
+            log(f"[{index}/{len(chapters)}] {chapter.name}: {detail}", flush=True)
+            results.append(result)
+    else:
+        results = _run_elsewhere(project, chapters, parameters, force=force, kernel_name=kernel_name, log=log,
+                                 executor=executor, jobs=jobs, resources=resources or {}, cluster=cluster)
+    if write_pages:
+        write_generated_pages(project)
+    return results
+
+
+def _is_current(project: Project, chapter: Chapter, parameters: dict) -> bool:
+    record = read_record(chapter.executed_path(project))
+    return bool(record) and record["cache_key"] == cache_key(project, chapter, parameters) and record["status"] == "ok"
+
+
+def _mtime(path: Path) -> int | None:
+    return path.stat().st_mtime_ns if path.exists() else None
+
+
+def _run_elsewhere(project: Project, chapters: list[Chapter], parameters: dict, *, force: bool, kernel_name: str,
+                   log, executor: str, jobs: int, resources: dict, cluster: str) -> list[ChapterResult]:
+    """The local and slurm executors: hand every chapter whose entry is not current to processes or jobs,
+    then read back what each left in the cache (a job that wrote nothing valid counts as failed)."""
+    todo = [c for c in chapters if force or not _is_current(project, c, parameters)]
+    for chapter in chapters:
+        if chapter not in todo:
+            log(f"{chapter.name}: cached (unchanged since its last run)", flush=True)
+    folder = project.book_root / JOBS_DIR
+    before = {c.name: _mtime(c.executed_path(project)) for c in todo}
+    started = time.time()
+    outcome: dict[str, object] = {}
+    if todo and executor == "local":
+        def argv(chapter: Chapter) -> list[str]:
+            command = [sys.executable, "-m", "domainknowledge.book", "--book-root", str(project.book_root), "run",
+                       "--chapter", chapter.name, "--profile", parameters["profile"], "--seed",
+                       str(parameters["seed"]), "--device", parameters["device"], "--kernel", kernel_name,
+                       "--no-pages"]
+            return command + (["--data-root", parameters["data_root"]] if parameters["data_root"] else []) + (
+                ["--force"] if force else [])
+
+        outcome = executors.run_local([executors.Job(c.name, argv=argv(c)) for c in todo], parallel=jobs,
+                                      cwd=project.root, log_dir=folder / "logs", log=log)
+    elif todo:
+        calls = [(executors.Job(c.name, call=functools.partial(execute_chapter, project, c, parameters, force=force,
+                                                                kernel_name=kernel_name)),
+                  executors.resources_for(c.name, **resources)) for c in todo]
+        outcome = executors.run_submitit(calls, folder=folder / "submitit", cluster=cluster, log=log)
     results = []
-    for index, chapter in enumerate(chapters, 1):
-        log(f"[{index}/{len(chapters)}] {chapter.name} ({parameters['profile']}, device {parameters['device']}) ...",
-            flush=True)
-        result = execute_chapter(project, chapter, parameters, force=force, kernel_name=kernel_name)
-        detail = {"ok": f"ok in {result.seconds:.1f} s", "cached": "cached (unchanged since its last run)",
-                  "failed": f"FAILED after {result.seconds:.1f} s: {result.error}"}[result.status]
-        log(f"[{index}/{len(chapters)}] {chapter.name}: {detail}", flush=True)
-        results.append(result)
-    write_generated_pages(project)
+    for chapter in chapters:
+        if chapter not in todo:
+            results.append(ChapterResult(chapter, "cached", 0.0))
+            continue
+        record = read_record(chapter.executed_path(project))
+        if (record and record["cache_key"] == cache_key(project, chapter, parameters)
+                and _mtime(chapter.executed_path(project)) != before[chapter.name]):
+            status, error = record["status"], record.get("error", "")
+            seconds = record.get("wall_seconds", time.time() - started)
+        else:
+            status, seconds = "failed", time.time() - started
+            error = f"the {executor} job wrote no current result ({outcome.get(chapter.name)!r}); see {folder}"
+        log(f"{chapter.name}: {'ok' if status == 'ok' else 'FAILED: ' + error}", flush=True)
+        results.append(ChapterResult(chapter, status, seconds, error))
     return results
 
 
@@ -646,6 +719,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--force", action="store_true", help="execute even when the cache is current")
     run.add_argument("--kernel", default=KERNEL_NAME, help="Jupyter kernel that executes the chapters")
+    run.add_argument("--executor", default="sequential", choices=list(executors.EXECUTORS),
+                     help="sequential (default), local (--jobs processes, one GPU each) or slurm (submitit)")
+    run.add_argument("--jobs", type=int, default=1, help="chapters at once with --executor local")
+    cluster = run.add_argument_group("slurm resources (override the chapter's paper estimates)")
+    cluster.add_argument("--partition", default=None)
+    cluster.add_argument("--time-hours", type=float, default=None, dest="hours")
+    cluster.add_argument("--gpus", type=int, default=None)
+    cluster.add_argument("--cpus", type=int, default=None)
+    cluster.add_argument("--mem-gb", type=int, default=None)
+    run.add_argument("--no-pages", action="store_true", help=argparse.SUPPRESS)  # the local executor's children
 
     commands.add_parser("build", help="jupyter-book build with execution off and warnings as errors")
     commands.add_parser("claims", help="print every recorded thesis claim as a JSON line")
@@ -662,7 +745,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             parameters = chapter_parameters(args.profile, args.seed, args.device, args.data_root)
             chapters = select_chapters(discover_chapters(project), args.chapters)
-            results = run_chapters(project, chapters, parameters, force=args.force, kernel_name=args.kernel)
+            resources = {"partition": args.partition, "hours": args.hours, "gpus": args.gpus, "cpus": args.cpus,
+                         "mem_gb": args.mem_gb}
+            results = run_chapters(project, chapters, parameters, force=args.force, kernel_name=args.kernel,
+                                   executor=args.executor, jobs=args.jobs, resources=resources,
+                                   write_pages=not args.no_pages)
             failed = [r.chapter.name for r in results if r.status == "failed"]
             if failed:
                 print(f"dk-book: {len(failed)} chapter(s) failed: {', '.join(failed)}", file=sys.stderr)
@@ -687,7 +774,7 @@ def main(argv: list[str] | None = None) -> int:
             for chapter in discover_chapters(project):
                 print(f"{chapter.name:24s} {chapter.source.relative_to(project.root)}")
         return 0
-    except PipelineError as exc:
+    except (PipelineError, executors.ExecutorError) as exc:
         print(f"dk-book: {exc}", file=sys.stderr)
         return 2
 
