@@ -91,7 +91,7 @@ def test_cli_runs_every_chapter_reports_the_failure_and_writes_the_pages(fixture
     assert "dk-badge dk-failed'>failed<" in status and "dk-badge dk-ok'>ok<" in status and "smoke" in status
     assert (fixture_project.book_root / "book" / "generated" / "wall-times.svg").read_text().startswith("<?xml")
     report = (fixture_project.book_root / "book" / "reproduction.md").read_text()
-    assert "**2 thesis claims**: 1 hold, 1 do not hold, 0 not run. **1 checks**: 1 pass." in report
+    assert "**2 thesis claims**: 1 hold, 1 do not hold, 0 not run. **Checks**: 1 of 1 pass." in report
     assert "The last execution is <span class='dk-badge dk-failed'>failed</span>" in report
     assert "dk-badge dk-cause'>genuine</span> the computed answer is 42" in report
     assert (fixture_project.book_root / "book" / "generated" / "claims-by-chapter.svg").is_file()

@@ -500,30 +500,30 @@ def claims_figure(states: list[ChapterState], path: Path) -> None:
     """One stacked bar per chapter: thesis claims that hold, do not hold (coloured by cause), are not run."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
-    figure = Figure(figsize=(7.5, 0.32 * max(len(states), 1) + 1.4))
+    segments = [("holds", "", {"color": "#2e8b57"}, "holds")]
+    segments += [("does-not-hold", cause, {"color": colour}, f"does not hold: {cause}")
+                 for cause, colour in CAUSE_COLOURS.items()]
+    segments.append(("not-run", "", {"facecolor": "white", "edgecolor": "#8ea3b0", "hatch": "///"}, "not run"))
+    figure = Figure(figsize=(7.5, 0.32 * max(len(states), 1) + 1.6), layout="constrained")
     axes = figure.add_subplot()
+    used = set()
     for index, state in enumerate(states):
-        claims = _summary(state).get("claims", [])
-        left = 0
-        segments = [("holds", "", "#2e8b57")] + [("does-not-hold", cause, colour)
-                                                  for cause, colour in CAUSE_COLOURS.items()]
-        for verdict, cause, colour in segments:
+        claims, left = _summary(state).get("claims", []), 0
+        for verdict, cause, style, label in segments:
             count = sum(c["verdict"] == verdict and (not cause or c.get("cause") == cause) for c in claims)
             if count:
-                axes.barh(index, count, left=left, color=colour, edgecolor="white")
-                left += count
-        not_run = sum(c["verdict"] == "not-run" for c in claims)
-        if not_run:
-            axes.barh(index, not_run, left=left, color="white", edgecolor="#8ea3b0", hatch="///")
+                axes.barh(index, count, left=left, **{"edgecolor": "white", **style})
+                left, used = left + count, used | {label}
     axes.set_yticks(range(len(states)), [_short(s.chapter.title) for s in states], fontsize=8)
     axes.invert_yaxis()
     axes.set_xlabel("thesis claims")
-    handles = [Patch(color="#2e8b57", label="holds")]
-    handles += [Patch(color=colour, label=f"does not hold: {cause}") for cause, colour in CAUSE_COLOURS.items()]
-    handles.append(Patch(facecolor="white", edgecolor="#8ea3b0", hatch="///", label="not run"))
-    axes.legend(handles=handles, fontsize=7, loc="lower right", frameon=False)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(axis="x", alpha=0.3)
+    handles = [Patch(label=label, **style) for _, _, style, label in segments if label in used]
+    if handles:
+        figure.legend(handles=handles, fontsize=7, loc="outside lower center", ncol=3, frameon=False)
     _save_figure(figure, path)
 
 
@@ -598,8 +598,8 @@ def report_page(states: list[ChapterState]) -> str:
              "answers, axioms, sanity checks and positive controls that show a stand-in carries what the "
              "thesis' mechanism needs) are listed apart and never counted as claims.", "",
              f"**{len(claims)} thesis claims**: {counts['holds']} hold, {counts['does-not-hold']} do not hold, "
-             f"{counts['not-run']} not run. **{len(checks)} checks**: "
-             f"{sum(bool(c['passed']) for c in checks)} pass.", ""]
+             f"{counts['not-run']} not run. **Checks**: {sum(bool(c['passed']) for c in checks)} of "
+             f"{len(checks)} pass.", ""]
     if any(s.record for s in states):
         lines += [f"```{{figure}} {GENERATED_DIR}/claims-by-chapter.svg", ":name: fig-report-claims", ":width: 100%",
                   "", "Thesis claims per chapter: holding (green), not holding coloured by cause, not run "
