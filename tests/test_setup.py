@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from importlib import metadata
@@ -122,3 +123,13 @@ def test_the_bibliography_parses_and_holds_every_cited_key():
              for group in re.findall(r"\{cite[a-z:]*\}`([^`]+)`", path.read_text()) for key in group.split(",")}
     assert cited, "no citations found: the pattern is stale"
     assert not cited - set(entries), f"cited but not in book/references.bib: {sorted(cited - set(entries))}"
+
+
+def test_binder_installs_the_pins_and_writes_the_notebook_paths_the_pages_name():
+    from domainknowledge import book
+
+    assert (REPO / "binder" / "requirements.txt").read_text().splitlines()[-1] == "-r ../requirements.txt"
+    post_build = (REPO / "binder" / "postBuild").read_text()
+    assert os.access(REPO / "binder" / "postBuild", os.X_OK)
+    assert "notebooks/*/[0-9][0-9]_*.py" in post_build and 'book/chapters/$part' in post_build
+    assert book.CHAPTER_GLOB == "*/[0-9][0-9]_*.py"  # the glob postBuild repeats
