@@ -62,6 +62,34 @@ def test_integrated_gradients_on_the_recommender_is_complete_and_ignores_padding
     assert torch.all(result.gap.abs() <= 0.02 * change + 1e-6)
 
 
+def test_per_field_attribution_sums_to_the_change_from_blanking_that_field_alone():
+    """The default path of Ch. 8 (the authors' code): one field at a time from the zero embedding, the other
+    two at their real embeddings. Known answer: a field's attributions sum to F(x) - F(x with only that
+    field at the zero-embedding baseline), computed here by a separate forward pass."""
+    torch.manual_seed(5)
+    model = VenueRecommender(30, 5, embedding_dim=6, num_filters=3, hidden_size=8).double().eval()
+    fields = (_ids(2, 6), _ids(2, 15, padding_from=11, seed=3), _ids(2, 4, seed=4))
+    target = torch.tensor([1, 4])
+    forward = attribution.probability_output(model)
+    results = attribution.integrated_gradients_per_input(forward, fields, target, baselines=zero_embedding_baseline(*fields),
+                                                         layer=model.embedding, steps=300, method="gausslegendre")
+    blank = zero_embedding_baseline(*fields)
+    full = forward(*fields)[torch.arange(2), target]
+    for k, result in enumerate(results):
+        assert tuple(result.attributions[0].shape) == tuple(fields[k].shape) + (6,)
+        only_k = tuple(blank[j] if j == k else fields[j] for j in range(3))
+        expected_base = forward(*only_k)[torch.arange(2), target]
+        assert torch.allclose(result.output, full) and torch.allclose(result.baseline_output, expected_base)
+        change = result.output - expected_base
+        assert torch.all((result.total - change).abs() <= 0.02 * change.abs() + 1e-6)
+    assert torch.all(results[1].attributions[0][:, 11:] == 0)            # padding gets nothing
+    # the joint path is a different quantity: its baseline blanks all three fields at once
+    joint = attribution.integrated_gradients(forward, fields, target, baselines=blank, layer=model.embedding, steps=300,
+                                             method="gausslegendre")
+    assert torch.allclose(joint.baseline_output, forward(*blank)[torch.arange(2), target])
+    assert not torch.allclose(joint.attributions[0], results[0].attributions[0])
+
+
 def test_tokenize_and_stratified_split():
     assert chapter.tokenize("Deep Residual Learning, for Image-Recognition (2016)!") == \
         ["deep", "residual", "learning", "for", "image-recognition", "2016"]
