@@ -340,9 +340,10 @@ display(HTML(chapter.explanation_html(third, ai.venue_names, heading="The machin
 # the field's attributions (over tokens and embedding dimensions) under the page's per-field path, which
 # is the probability lost when that field alone is blanked, and under the joint path, where the three
 # sums together make up the probability gained from the all-zero input; and Spearman's $\rho$ between
-# the two paths' token scores. Where the fields carry overlapping evidence, blanking one costs little (the
-# others still point to the venue), while the joint path splits the whole rise among them: the two read
-# differently, and the thesis' figures do not say which one they show.
+# the two paths' token scores. The per-field sums need not add up to the joint total: where the fields
+# reinforce one another (through the shared hidden layer and the softmax), blanking one field costs more
+# than its share of the joint rise; where they carry overlapping evidence, less. The two paths answer
+# different questions, and the thesis' figures do not say which one they show.
 
 # %%
 joint_rows = []
@@ -577,7 +578,7 @@ run.claim(
               f"({100 * positive_venues / max(len(word_checks), 1):.0f} %, sign test p = {word_p:.2g}; up to "
               f"{config.attributed_papers} test papers each)"),
     holds=bool(word_p < 0.05) if len(word_checks) else None,
-    cause="budget" if len(word_checks) < 10 else "genuine",
+    cause="budget" if len(word_checks) < 10 or float(word_checks["papers"].median()) < 5 else "genuine",
     diagnosis=(f"only {positive_venues} of {len(word_checks)} venues give their characteristic word a positive mean score "
                f"(sign test p = {word_p:.2g}), see the characteristic-word table") if len(word_checks)
               else "no venue has a characteristic word in its test papers at this profile",
