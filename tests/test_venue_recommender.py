@@ -90,6 +90,38 @@ def test_per_field_attribution_sums_to_the_change_from_blanking_that_field_alone
     assert not torch.allclose(joint.attributions[0], results[0].attributions[0])
 
 
+def test_chapter_explain_per_field_is_the_default_and_keeps_completeness_per_field():
+    config = dataclasses.replace(chapter.CONFIGS["smoke"], papers=600, attribution_steps=20)
+    task = chapter.load_task(config, "ai", seed=0)
+    prepared = chapter.prepare(task, config, seed=0)
+    torch.manual_seed(0)
+    model = chapter.build_recommender(prepared, config).eval()
+    papers, venues = [0, 1], [2, 0]
+    per_field = chapter.explain(model, prepared, papers, venues, config=config)
+    joint = chapter.explain(model, prepared, papers, venues, config=config, fields="joint")
+    dimension = prepared.embeddings.shape[1]
+    ids = prepared.splits["test"].fields(torch.tensor(papers))
+    blank = zero_embedding_baseline(*ids)
+    with torch.no_grad():
+        for row, explanation in enumerate(per_field):
+            assert explanation.mode == "per-field" and set(explanation.baseline_probabilities) == set(chapter.FIELDS)
+            for k, name in enumerate(chapter.FIELDS):
+                only = tuple(blank[j] if j == k else ids[j] for j in range(3))
+                expected = torch.softmax(model(*only), 1)[row, venues[row]].item()
+                assert explanation.baseline_probabilities[name] == pytest.approx(expected, abs=1e-6)
+                total = float(explanation.scores[name].sum()) * dimension
+                change = explanation.probability - explanation.baseline_probabilities[name]
+                assert total - change == pytest.approx(explanation.gaps[name], abs=1e-5)
+        for row, explanation in enumerate(joint):
+            assert list(explanation.baseline_probabilities) == [chapter.JOINT]
+            expected = torch.softmax(model(*blank), 1)[row, venues[row]].item()
+            assert explanation.baseline_probabilities[chapter.JOINT] == pytest.approx(expected, abs=1e-6)
+    assert chapter.completeness_summary(per_field)["explanations"] == 3 * len(papers)
+    assert chapter.completeness_summary(joint)["explanations"] == len(papers)
+    with pytest.raises(ValueError, match="fields must be one of"):
+        chapter.explain(model, prepared, papers, venues, config=config, fields="both")
+
+
 def test_tokenize_and_stratified_split():
     assert chapter.tokenize("Deep Residual Learning, for Image-Recognition (2016)!") == \
         ["deep", "residual", "learning", "for", "image-recognition", "2016"]
