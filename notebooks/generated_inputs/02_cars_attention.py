@@ -389,7 +389,8 @@ fig, _ = chapter.plot_tsne_by_property(coordinates, analysis_properties.iloc[cho
 # model {glue:text}`cars_thesis_rho_none:.3f`; these are the bars, lowered to the agreement between two
 # seeds of one loss ({glue:text}`cars_seed_rho:.3f`, the median over losses; not defined with one seed)
 # where noise at this size cannot reach them (earlier: a fixed 0.9). *Families*: the thesis' Mann-Whitney test at 1 % over the
-# per-loss means. *Directions*: of the nine directions the thesis reports, no significant difference
+# per-loss means, significant on most of the nine properties the thesis names (earlier: on most of all
+# eleven). *Directions*: of the nine directions the thesis reports, no significant difference
 # against it and at least 8 of 9 mean differences with it (one-sided sign test at 5 %; earlier: 7 of 9).
 
 # %%
