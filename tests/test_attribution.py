@@ -48,6 +48,34 @@ def test_completeness_on_a_small_smooth_network_improves_with_steps():
     assert legendre.gap.abs().max() < 1e-6
 
 
+def test_per_input_attribution_holds_the_other_inputs_at_their_real_values():
+    """Known answer on f(a, b) = sum(a * b * w): with b held real, f is linear in a, so IG of a alone is
+    a * b * w exactly and sums to f(a, b) - f(0, b); interpolating both together instead gives half of it
+    (the path t a, t b makes f = t^2 sum(a b w), whose derivative in a integrates to 1/2)."""
+    torch.manual_seed(4)
+    w = torch.randn(2, 5, dtype=torch.float64)
+
+    def forward(a, b):
+        return (a * b) @ w.T
+
+    a, b = torch.randn(3, 5, dtype=torch.float64), torch.randn(3, 5, dtype=torch.float64)
+    per_a, per_b = attribution.integrated_gradients_per_input(forward, (a, b), target=1, steps=8, method="gausslegendre")
+    assert len(per_a.attributions) == 1
+    assert torch.allclose(per_a.attributions[0], a * b * w[1], rtol=0, atol=1e-7)
+    assert torch.allclose(per_b.attributions[0], a * b * w[1], rtol=0, atol=1e-7)
+    # completeness per input: the baseline output is f with only that input at its baseline, here 0
+    assert torch.allclose(per_a.baseline_output, torch.zeros(3, dtype=torch.float64))
+    assert torch.allclose(per_a.total, forward(a, b)[:, 1], atol=1e-7) and per_a.gap.abs().max() < 1e-7
+    joint = attribution.integrated_gradients(forward, (a, b), target=1, steps=8, method="gausslegendre")
+    assert torch.allclose(joint.attributions[0], a * b * w[1] / 2, rtol=0, atol=1e-7)
+    # a non-zero baseline for b: IG_b = a * (b - b') * w, summing to f(a, b) - f(a, b')
+    b_base = torch.randn(3, 5, dtype=torch.float64)
+    _, per_b = attribution.integrated_gradients_per_input(forward, (a, b), target=0, baselines=(torch.zeros_like(a), b_base),
+                                                          steps=3, method="riemann_right")
+    assert torch.allclose(per_b.attributions[0], a * (b - b_base) * w[0], rtol=0, atol=1e-6)   # float32 step weights
+    assert torch.allclose(per_b.baseline_output, forward(a, b_base)[:, 0])
+
+
 def test_layer_attribution_on_an_embedding_with_zero_baseline():
     torch.manual_seed(3)
 

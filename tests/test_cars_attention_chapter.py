@@ -89,3 +89,25 @@ def test_the_paper_profile_runs_the_same_code_with_a_fine_tuned_full_backbone():
     assert embeddings.shape == (20, 128) and np.allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-5)
     assert not np.allclose(embeddings, trained.embeddings[("none", 0)])      # fine-tuning moved the network
     assert len(trained.histories[("triplet", 0)].epoch_losses) == 1
+
+
+def test_significance_threshold_scales_the_thesis_threshold_with_the_square_root_of_the_set_size():
+    # at the thesis' 100,000 renders it is the thesis' 2.576; a quarter of the clustering signal at 1/16 of the size
+    assert chapter.significance_threshold(chapter.THESIS_ANALYSIS_IMAGES) == pytest.approx(chapter.SIGNIFICANCE_Z)
+    sixteenth = (chapter.THESIS_ANALYSIS_IMAGES - 1) // 16 + 1
+    assert chapter.significance_threshold(sixteenth) == pytest.approx(chapter.SIGNIFICANCE_Z / 4, rel=1e-4)
+    # the noise floor of random embeddings at this size wins where it is larger
+    assert chapter.significance_threshold(1601, null_sd=0.01) == pytest.approx(chapter.SIGNIFICANCE_Z * np.sqrt(1600 / 99_999))
+    assert chapter.significance_threshold(201, null_sd=1.0) == pytest.approx(chapter.SIGNIFICANCE_Z)
+    with pytest.raises(ValueError):
+        chapter.significance_threshold(1)
+
+
+def test_thesis_table_7_3_orders_every_loss_alike():
+    # the bar of the same-order claim comes from the thesis' own table: every trained loss rho >= 0.98, None 0.84
+    agreement = chapter.property_order_agreement(chapter.THESIS_TABLE_7_3)
+    assert list(chapter.THESIS_TABLE_7_3.index) == list(LOSSES)
+    assert (agreement["top_property"] == "model").all()
+    trained = agreement.drop(index="none")["spearman_with_consensus"]
+    assert trained.min() == pytest.approx(0.9818, abs=1e-3)
+    assert agreement.loc["none", "spearman_with_consensus"] == pytest.approx(0.8364, abs=1e-3)

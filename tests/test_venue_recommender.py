@@ -62,6 +62,66 @@ def test_integrated_gradients_on_the_recommender_is_complete_and_ignores_padding
     assert torch.all(result.gap.abs() <= 0.02 * change + 1e-6)
 
 
+def test_per_field_attribution_sums_to_the_change_from_blanking_that_field_alone():
+    """The default path of Ch. 8 (the authors' code): one field at a time from the zero embedding, the other
+    two at their real embeddings. Known answer: a field's attributions sum to F(x) - F(x with only that
+    field at the zero-embedding baseline), computed here by a separate forward pass."""
+    torch.manual_seed(5)
+    model = VenueRecommender(30, 5, embedding_dim=6, num_filters=3, hidden_size=8).double().eval()
+    fields = (_ids(2, 6), _ids(2, 15, padding_from=11, seed=3), _ids(2, 4, seed=4))
+    target = torch.tensor([1, 4])
+    forward = attribution.probability_output(model)
+    results = attribution.integrated_gradients_per_input(forward, fields, target, baselines=zero_embedding_baseline(*fields),
+                                                         layer=model.embedding, steps=300, method="gausslegendre")
+    blank = zero_embedding_baseline(*fields)
+    full = forward(*fields)[torch.arange(2), target]
+    for k, result in enumerate(results):
+        assert tuple(result.attributions[0].shape) == tuple(fields[k].shape) + (6,)
+        only_k = tuple(blank[j] if j == k else fields[j] for j in range(3))
+        expected_base = forward(*only_k)[torch.arange(2), target]
+        assert torch.allclose(result.output, full) and torch.allclose(result.baseline_output, expected_base)
+        change = result.output - expected_base
+        assert torch.all((result.total - change).abs() <= 0.02 * change.abs() + 1e-6)
+    assert torch.all(results[1].attributions[0][:, 11:] == 0)            # padding gets nothing
+    # the joint path is a different quantity: its baseline blanks all three fields at once
+    joint = attribution.integrated_gradients(forward, fields, target, baselines=blank, layer=model.embedding, steps=300,
+                                             method="gausslegendre")
+    assert torch.allclose(joint.baseline_output, forward(*blank)[torch.arange(2), target])
+    assert not torch.allclose(joint.attributions[0], results[0].attributions[0])
+
+
+def test_chapter_explain_per_field_is_the_default_and_keeps_completeness_per_field():
+    config = dataclasses.replace(chapter.CONFIGS["smoke"], papers=600, attribution_steps=20)
+    task = chapter.load_task(config, "ai", seed=0)
+    prepared = chapter.prepare(task, config, seed=0)
+    torch.manual_seed(0)
+    model = chapter.build_recommender(prepared, config).eval()
+    papers, venues = [0, 1], [2, 0]
+    per_field = chapter.explain(model, prepared, papers, venues, config=config)
+    joint = chapter.explain(model, prepared, papers, venues, config=config, fields="joint")
+    dimension = prepared.embeddings.shape[1]
+    ids = prepared.splits["test"].fields(torch.tensor(papers))
+    blank = zero_embedding_baseline(*ids)
+    with torch.no_grad():
+        for row, explanation in enumerate(per_field):
+            assert explanation.mode == "per-field" and set(explanation.baseline_probabilities) == set(chapter.FIELDS)
+            for k, name in enumerate(chapter.FIELDS):
+                only = tuple(blank[j] if j == k else ids[j] for j in range(3))
+                expected = torch.softmax(model(*only), 1)[row, venues[row]].item()
+                assert explanation.baseline_probabilities[name] == pytest.approx(expected, abs=1e-6)
+                total = float(explanation.scores[name].sum()) * dimension
+                change = explanation.probability - explanation.baseline_probabilities[name]
+                assert total - change == pytest.approx(explanation.gaps[name], abs=1e-5)
+        for row, explanation in enumerate(joint):
+            assert list(explanation.baseline_probabilities) == [chapter.JOINT]
+            expected = torch.softmax(model(*blank), 1)[row, venues[row]].item()
+            assert explanation.baseline_probabilities[chapter.JOINT] == pytest.approx(expected, abs=1e-6)
+    assert chapter.completeness_summary(per_field)["explanations"] == 3 * len(papers)
+    assert chapter.completeness_summary(joint)["explanations"] == len(papers)
+    with pytest.raises(ValueError, match="fields must be one of"):
+        chapter.explain(model, prepared, papers, venues, config=config, fields="both")
+
+
 def test_tokenize_and_stratified_split():
     assert chapter.tokenize("Deep Residual Learning, for Image-Recognition (2016)!") == \
         ["deep", "residual", "learning", "for", "image-recognition", "2016"]

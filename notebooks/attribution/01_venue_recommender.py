@@ -35,9 +35,10 @@
 # - Table 8.1: Accuracy, Accuracy@5 and MRR on the AI and medicine data sets, with Wilcoxon signed-rank
 #   tests;
 # - Integrated Gradients (Eq. 8.1) with a zero-embedding baseline and 50 steps, one score per token,
-#   shown as coloured text for the top-5 venues (Figs. 8.2 and 8.3);
-# - the thesis' "learning" observation (Sec. 8.3), tested on many papers instead of one, and the
-#   completeness of the attributions, which the thesis does not report.
+#   one field at a time as in the authors' code, shown as coloured text for the top-5 venues (Figs. 8.2
+#   and 8.3);
+# - the thesis' "learning" observation (Sec. 8.3), tested on many papers instead of one, and, as a check
+#   apart from the thesis' claims, the completeness of the attributions, which the thesis does not report.
 #
 # At the `smoke` and `cpu` profiles the papers are generated; the `paper` profile reads the Semantic
 # Scholar subsets from `--data-root`. {ref}`sec-venue-deviations` lists every difference from the thesis.
@@ -258,14 +259,24 @@ wilcoxon_table
 # The product is element-wise (the thesis writes a dot), so the result has the shape of $\mathbf{X}$: one
 # value per token and embedding dimension. Averaging over the embedding dimensions gives one score per
 # token; a positive score raised $f(\mathbf{X})_c$, a negative one lowered it. As in the thesis,
-# $f$ is the predicted class distribution (the softmax of the scores), $m = 50$, and the three fields are
-# attributed together, through captum's `LayerIntegratedGradients` {cite}`kokhlikyan2020captum` on the
-# embedding layer (`dk.principles.attribution.integrated_gradients`); the interpolation happens in the
-# embeddings while the rest of the network sees the real tokens.
+# $f$ is the predicted class distribution (the softmax of the scores) and $m = 50$.
+#
+# **One field at a time.** The model reads three matrices, and Eq. 8.1 does not say whether they are
+# interpolated together or one by one; the thesis does not say either. The authors' published code
+# attributes **one field at a time**: for the title, $\mathbf{X}_{\text{title}}$ runs from zero to its
+# real embeddings while the abstract and keywords stay at their real embeddings, and likewise for the
+# other two fields. That is this page's default (`fields="per-field"` in `chapter.explain`, through
+# captum's `LayerIntegratedGradients` {cite}`kokhlikyan2020captum` on the embedding layer,
+# `dk.principles.attribution.integrated_gradients_per_input`). A field's scores then answer "what did
+# these words add, given the rest of the paper", and they sum to the change from blanking that field
+# alone. The alternative, interpolating all three fields together from an all-zero input (`fields="joint"`),
+# answers "what did these words add, starting from nothing"; it is shown once below for comparison.
 #
 # **Completeness.** Along any path the gradients integrate to the change of the output, so the exact
-# attributions sum to $f(\mathbf{X})_c - f(\mathbf{X}_{\text{base}})_c$ {cite}`sundararajan2017axiomatic`.
-# With $m$ steps the sum misses by a *completeness gap*, which we report for every explanation. Eq. 8.1
+# attributions sum to the output at the input minus the output at the path's start
+# {cite}`sundararajan2017axiomatic`: per field, $f(\mathbf{X})_c$ minus $f$ with only that field's
+# embeddings at zero; jointly, $f(\mathbf{X})_c - f(\mathbf{X}_{\text{base}})_c$. With $m$ steps the sum
+# misses by a *completeness gap*, which we report for every field of every explanation. Eq. 8.1
 # as printed is the right Riemann sum with equal weights $1/m$; the thesis computed it with captum's
 # default, Gauss-Legendre quadrature over 50 points of the path with their own weights ("$m = 50$, which
 # is the Captum default", Sec. 8.1). We run what the thesis ran and compare with the printed sum below.
@@ -278,7 +289,8 @@ wilcoxon_table
 # papers were; if a venue has no such paper, its most probable one), and for the vision venue one that
 # contains "learning", as ResNet's title does. Green words raised the top venue's probability, red words lowered it, the stronger the colour the
 # larger the effect (one colour scale per paper); unknown tokens are marked `?` and have a zero
-# embedding.
+# embedding. Each field's colours come from its own attribution, the other fields held at their real
+# embeddings.
 
 # %%
 ai_name = "ai" if "ai" in tasks else ai.name
@@ -320,6 +332,44 @@ if coherence:
 # %%
 third = case_explanations[2][2]
 display(HTML(chapter.explanation_html(third, ai.venue_names, heading="The machine learning paper, third venue.")))
+
+# %% [markdown]
+# ### One field at a time, or all together
+#
+# The same three papers and their top venue, explained both ways. Per field, the table gives the sum of
+# the field's attributions (over tokens and embedding dimensions) under the page's per-field path, which
+# is the probability lost when that field alone is blanked, and under the joint path, where the three
+# sums together make up the probability gained from the all-zero input; and Spearman's $\rho$ between
+# the two paths' token scores. The per-field sums need not add up to the joint total: where the fields
+# reinforce one another (through the shared hidden layer and the softmax), blanking one field costs more
+# than its share of the joint rise; where they carry overlapping evidence, less. The two paths answer
+# different questions, and the thesis' figures do not say which one they show.
+
+# %%
+joint_rows = []
+for paper, venue, explained in zip(case_papers, case_venues, case_explanations):
+    per_field = explained[0]
+    joint = chapter.explain(model, ai_prepared, [paper], [per_field.venue], config=config, device=run.device,
+                            fields="joint")[0]
+    for name in chapter.FIELDS:
+        dimension = ai_prepared.embeddings.shape[1]
+        a, b = per_field.scores[name], joint.scores[name]
+        joint_rows.append({"paper of": ai.venue_names[venue], "field": name,
+                           "per-field sum": float(a.sum() * dimension),
+                           "p(x) - p(field blanked)": per_field.probability - per_field.baseline_probabilities[name],
+                           "joint sum": float(b.sum() * dimension),
+                           "spearman rho": float(pd.Series(a).corr(pd.Series(b), method="spearman")) if len(a) > 2 else float("nan")})
+    joint_rows.append({"paper of": ai.venue_names[venue], "field": "all (joint: p(x) - p(all blank))",
+                       "per-field sum": float("nan"), "p(x) - p(field blanked)": float("nan"),
+                       "joint sum": joint.probability - joint.baseline_probabilities[chapter.JOINT],
+                       "spearman rho": float("nan")})
+joint_table = pd.DataFrame(joint_rows).set_index(["paper of", "field"])
+run.glue("venue_joint_rho_median", float(joint_table["spearman rho"].median()))
+joint_table.round(3)
+
+# %% [markdown]
+# The median $\rho$ between the two paths' token scores is {glue:text}`venue_joint_rho_median:.2f`: which
+# words are highlighted changes less than how much each field is credited with.
 
 # %% [markdown]
 # ### Many papers instead of three
@@ -381,10 +431,10 @@ plt.show()
 # %% [markdown]
 # ### Completeness
 #
-# Every explanation on this page, with its gap between the sum of the attributions and the change of the
-# probability from the baseline to the paper. The second table explains the three papers' top-5 venues
-# again with the right Riemann sum of Eq. 8.1 as printed, to show how much the choice of the sum matters
-# at $m = 50$.
+# Every field of every explanation on this page, with its gap between the sum of the field's attributions
+# and the change of the probability from that field's baseline (the field blanked, the others real) to
+# the paper. The second table explains the three papers' top-5 venues again with the right Riemann sum of
+# Eq. 8.1 as printed, to show how much the choice of the sum matters at $m = 50$.
 
 # %%
 all_explanations = [e for group in case_explanations for e in group] + word_explanations + learning_explanations
@@ -403,14 +453,15 @@ pd.DataFrame({f"three papers, {config.attribution_method}": same_papers,
               "three papers, riemann_right (Eq. 8.1 as printed)": printed_sum}).T
 
 # %% [markdown]
-# Of the {glue:text}`venue_completeness_count:d` explanations, {glue:text}`venue_completeness_share:.1f` %
+# Of the {glue:text}`venue_completeness_count:d` field attributions, {glue:text}`venue_completeness_share:.1f` %
 # have a gap of at most 5 % of the probability change, the tolerance Sundararajan et al. suggest
 # {cite}`sundararajan2017axiomatic`; the median relative gap is
 # {glue:text}`venue_completeness_median:.2f` %. Max-over-time pooling and ReLU make the network piecewise
 # linear in the embeddings: the window that wins a filter's pooling can change along the path, and a sum
 # over 50 points misses part of the output change where it does. The relative gap is largest for venues
 # whose probability hardly changes between the baseline and the paper, where a small absolute gap is a
-# large fraction.
+# large fraction: per field, that is often the keywords, whose removal hardly moves the probability when
+# title and abstract already name the venue.
 
 # %% [markdown]
 # (sec-venue-deviations)=
@@ -432,37 +483,77 @@ pd.DataFrame({f"three papers, {config.attribution_method}": same_papers,
 #   equation prints a right Riemann sum while the thesis ran captum's default Gauss-Legendre quadrature;
 #   we run the latter and compare both in the completeness table. The thesis explains three papers by
 #   eye; we add the checks on many papers and the completeness gap.
+# - **Fields attributed one at a time.** An earlier version of this page interpolated the three fields
+#   together and called that the thesis' method; the thesis does not say how, and the authors' published
+#   code attributes one field at a time with the other two at their real embeddings (one captum call per
+#   field). The page now does the same (`fields="per-field"`); the joint path is kept as a named variant
+#   (`fields="joint"`) and compared once above. Both start a field from zero vectors: the authors' code
+#   from the padding token's (zero) embedding at every position, ours from zero embeddings at the field's
+#   token positions with its padding kept as padding, which our network skips.
 #
-# ## Claims
+# ## Checks, then claims
 #
-# Verdict rules, fixed before the run. *Ordering*: every metric's mean over seeds follows WTS > logistic
-# regression > majority > random on both data sets. *Significance*: for every seed, metric and baseline
-# the mean per-paper difference is positive and the Wilcoxon $p$ is below 1 %. *Characteristic words*:
-# the mean score is positive for at least 80 % of the venues. *Planted word*: the mean score of
-# "learning" toward the vision venue is negative and more than half of the papers give it a negative
-# score. *Completeness*: at least 95 % of the explanations have a gap of at most 5 % of the probability
-# change. *Coherence*: ranks 2-3 share the top venue's subfield at least twice as often as random venues.
+# **Checks** are what the thesis never claimed but the page relies on: completeness of Integrated
+# Gradients is an axiom of the method (at least 95 % of the field attributions within 5 % of their
+# probability change), and a working set-up must beat chance (WTS and logistic regression above the
+# majority and random baselines in every metric).
+#
+# **Claims**, each with its rule. *WTS beats every baseline*: the mean over seeds of every metric above
+# every baseline's on both data sets, and (a second claim) every seed's paired Wilcoxon test against
+# every baseline positive and below 1 %, as the thesis states. Earlier versions also demanded logistic
+# regression > majority > random; that ordering is not a thesis statement and is now the sanity check.
+# *Characteristic words* and *"learning"*: the thesis reads a few papers by eye; here the unit is a venue
+# (its mean score over its papers) or a paper, and the rule is a one-sided sign test at 5 % that the
+# scores have the thesis' sign more often than not, with the share as the effect size (earlier: a fixed
+# share of 80 % of the venues, and a bare majority of papers). *Follow-ups*: the thesis' examples are five
+# of six follow-up venues in the top venue's area; the rule is that more than half of the follow-ups share
+# the top venue's subfield and that they do so more often than random venues (one-sided binomial test at
+# 1 %), in place of the earlier "twice as often as random".
 
 # %%
+from scipy import stats
+
 order = ["WTS (three-branch TextCNN)", "logistic regression", "majority", "random (expected)"]
 metric_names = ["accuracy", "accuracy_at_5", "mrr"]
-ordering_ok, ordering_text, broken = True, [], []
-for name in tasks:
-    means = table_8_1.loc[name]
-    broken += [f"{name} {m}: {order[i].split(' (')[0]} <= {order[i + 1].split(' (')[0]}" for m in metric_names
-               for i in range(3) if not means.loc[order[i], m] > means.loc[order[i + 1], m]]
-    ok = not broken
-    ordering_ok &= ok
-    ordering_text.append(f"{name}: " + ", ".join(f"{m} " + " / ".join(f"{means.loc[o, m]:.3f}" for o in order)
-                                                  for m in metric_names))
+data_note = f"{config.runs} seed(s)" + (", stand-in data" if ai.is_stand_in else "")
+
+completeness_ok = bool(completeness["share_within_tolerance"] >= 0.95)
+run.check(
+    "ig-completeness", kind="axiom",
+    statement="Integrated Gradients with 50 steps is complete: each field's attributions sum to F(x) - F(x with that field blanked)",
+    expected="at least 95 % of the field attributions within 5 % of their probability change (Sundararajan et al., 2017)",
+    measured=(f"{100 * completeness['share_within_tolerance']:.1f} % of {completeness['explanations']} field attributions within 5 %; "
+              f"median relative gap {100 * completeness['median_relative_gap']:.2f} %, largest {100 * completeness['max_relative_gap']:.1f} %"),
+    passes=completeness_ok, note=f"{config.attribution_method}, m = {config.attribution_steps}, per field")
+
+chance_broken = [f"{name} {m}: {method.split(' (')[0]}" for name in tasks for m in metric_names
+                 for method in order[:2]
+                 if not table_8_1.loc[name].loc[method, m] > max(table_8_1.loc[name].loc[order[2], m],
+                                                                 table_8_1.loc[name].loc[order[3], m])]
+run.check(
+    "models-beat-chance", kind="sanity",
+    statement="WTS and logistic regression beat the majority and random baselines in every metric on both data sets",
+    expected="both above majority and random in Accuracy, Acc@5 and MRR",
+    measured=("; ".join(f"{name}: MRR " + " / ".join(f"{table_8_1.loc[name].loc[o, 'mrr']:.3f}" for o in order) for name in tasks)
+              + " (WTS / LR / majority / random)" + (f"; not above chance: {', '.join(chance_broken)}" if chance_broken else "")),
+    passes=not chance_broken, note=data_note)
+
+wts_rows = {name: table_8_1.loc[name].loc[order[0]] for name in tasks}
+broken = [f"{name} {m}: {method.split(' (')[0]} {table_8_1.loc[name].loc[method, m]:.3f} >= WTS {wts_rows[name][m]:.3f}"
+          for name in tasks for m in metric_names for method in order[1:]
+          if not wts_rows[name][m] > table_8_1.loc[name].loc[method, m]]
+lr_gap = {name: float(table_8_1.loc[name].loc[order[1], "accuracy"] - wts_rows[name]["accuracy"]) for name in tasks}
+stand_in_diagnosis = ("logistic regression on word counts reaches Accuracy "
+                      + ", ".join(f"{table_8_1.loc[n].loc[order[1], 'accuracy']:.3f} against WTS {wts_rows[n]['accuracy']:.3f} ({n})" for n in tasks)
+                      + " in Table 8.1 above: the stand-in draws words independently given the venue, so counting words is near the best classifier")
 run.claim(
     "wts-beats-baselines",
-    statement="The three-branch TextCNN (WTS) beats logistic regression, which beats majority, which beats random, in Accuracy, Acc@5 and MRR on both data sets",
-    source="Table 8.1", thesis_value="AI: 0.503 / 0.487 / 0.086 / 0.013 (Acc); medicine: 0.659 / 0.587 / 0.069 / 0.013",
-    measured="; ".join(ordering_text) + " (WTS / LR / majority / random, mean over seeds)",
-    holds=bool(ordering_ok),
-    note=(f"{config.runs} seed(s)" + (", stand-in data" if ai.is_stand_in else "")
-          + (f"; order broken at: {'; '.join(broken)}" if broken else "")))
+    statement="WTS has a higher Accuracy, Acc@5 and MRR than every baseline (random, majority, logistic regression) on both data sets",
+    source="Table 8.1", thesis_value="AI Acc 0.503 vs LR 0.487, majority 0.086, random 0.013; medicine 0.659 vs 0.587, 0.069, 0.013",
+    measured="; ".join(f"{name}: " + ", ".join(f"{m} " + " / ".join(f"{table_8_1.loc[name].loc[o, m]:.3f}" for o in order)
+                                               for m in metric_names) for name in tasks) + " (WTS / LR / majority / random, mean over seeds)",
+    holds=not broken, cause="stand-in", diagnosis=stand_in_diagnosis,
+    note=data_note + (f"; broken at: {'; '.join(broken)}" if broken else ""))
 
 significant = tests.assign(ok=(tests.p_value < config.alpha) & (tests.mean_difference > 0))
 failing = significant[~significant.ok]
@@ -472,43 +563,57 @@ run.claim(
     source="Sec. 8, after Table 8.1", thesis_value="significant at 1 % on both data sets",
     measured=(f"{int(significant.ok.sum())} of {len(significant)} (seed, baseline, metric) tests significant and positive"
               + (f"; not: {', '.join(sorted(set(failing.data + ' vs ' + failing.baseline)))}" if len(failing) else "")),
-    holds=bool(significant.ok.all()))
+    holds=bool(significant.ok.all()), cause="stand-in",
+    diagnosis=("the failing pairs are " + ", ".join(sorted(set(failing.data + " vs " + failing.baseline)))
+               + " in the Wilcoxon table above; " + stand_in_diagnosis) if len(failing) else stand_in_diagnosis,
+    note=data_note + "; paired over test papers, per seed")
 
-positive_venues = float((word_checks["mean_score"] > 0).mean()) if len(word_checks) else float("nan")
+positive_venues = int((word_checks["mean_score"] > 0).sum()) if len(word_checks) else 0
+word_p = float(stats.binomtest(positive_venues, len(word_checks), 0.5, alternative="greater").pvalue) if len(word_checks) else float("nan")
 run.claim(
     "frequent-word-positive",
     statement="A word frequent in a venue's training papers (and rarer elsewhere) gets positive attribution for that venue",
     source="Sec. 8.3, Fig. 8.2 ('Transformers', 'Recognition', 'Training')", thesis_value="plausible words highlighted in 3 papers",
-    measured=(f"mean score positive for {100 * positive_venues:.0f} % of {len(word_checks)} venues "
-              f"(up to {config.attributed_papers} test papers each)"),
-    holds=bool(len(word_checks) and positive_venues >= 0.8) if len(word_checks) else None)
+    measured=(f"mean score positive for {positive_venues} of {len(word_checks)} venues "
+              f"({100 * positive_venues / max(len(word_checks), 1):.0f} %, sign test p = {word_p:.2g}; up to "
+              f"{config.attributed_papers} test papers each)"),
+    holds=bool(word_p < 0.05) if len(word_checks) else None,
+    cause="budget" if len(word_checks) < 10 or float(word_checks["papers"].median()) < 5 else "genuine",
+    diagnosis=(f"only {positive_venues} of {len(word_checks)} venues give their characteristic word a positive mean score "
+               f"(sign test p = {word_p:.2g}), see the characteristic-word table") if len(word_checks)
+              else "no venue has a characteristic word in its test papers at this profile",
+    note="rule: one-sided sign test over venues at 5 %")
 
+negative_papers = int((learning["score"] < 0).sum()) if len(learning) else 0
+learning_p = float(stats.binomtest(negative_papers, len(learning), 0.5, alternative="greater").pvalue) if len(learning) else float("nan")
 learning_mean = float(learning["score"].mean()) if len(learning) else float("nan")
 run.claim(
     "learning-negative-for-vision",
     statement="'learning', frequent in learning venues and rare in the vision venue, gets negative attribution for the vision venue",
     source="Sec. 8.3 (ResNet paper, CVPR)", thesis_value="negative for CVPR; in 26 % of CVPR vs 56-90 % of ICML/ECML/CoRL training papers",
-    measured=(f"mean score {learning_mean:.2e}, negative in {100 * (1 - learning_positive_share):.0f} % of "
-              f"{len(learning)} vision-venue test papers; in {100 * planted.loc[ai.venue_names[vision], 'share_with_word']:.0f} % "
+    measured=(f"negative in {negative_papers} of {len(learning)} vision-venue test papers (sign test p = {learning_p:.2g}), "
+              f"mean score {learning_mean:.2e}; in {100 * planted.loc[ai.venue_names[vision], 'share_with_word']:.0f} % "
               "of its training papers") if len(learning) else "no test paper of the vision venue contains the word",
-    holds=bool(learning_mean < 0 and (learning["score"] < 0).mean() > 0.5) if len(learning) else None)
-
-run.claim(
-    "completeness",
-    statement="Integrated Gradients with 50 steps satisfies completeness: the attributions sum to F(x) - F(baseline) within 5 %",
-    source="Sec. 8.1 (the axioms of Integrated Gradients); tolerance of Sundararajan et al. (2017)", thesis_value="not reported",
-    measured=(f"{100 * completeness['share_within_tolerance']:.1f} % of {completeness['explanations']} explanations within 5 %; "
-              f"median relative gap {100 * completeness['median_relative_gap']:.2f} %, largest "
-              f"{100 * completeness['max_relative_gap']:.1f} %"),
-    holds=bool(completeness["share_within_tolerance"] >= 0.95), note=f"{config.attribution_method}, m = {config.attribution_steps}")
+    holds=bool(learning_p < 0.05) if len(learning) else None,
+    cause="budget" if len(learning) < 8 else "genuine",
+    diagnosis=(f"'learning' is negative in {negative_papers} of {len(learning)} papers (sign test p = {learning_p:.2g}), "
+               "see the 'learning' table") if len(learning) else "no vision-venue test paper contains 'learning' at this profile",
+    note="rule: one-sided sign test over papers at 5 %")
 
 if coherence:
+    pairs = int(coherence["papers"]) * 2
+    same_pairs = int(round(coherence["observed"] * pairs))
+    coherence_p = float(stats.binomtest(same_pairs, pairs, coherence["expected_at_random"], alternative="greater").pvalue)
     run.claim(
         "follow-ups-similar",
         statement="The follow-up recommendations (ranks 2-3) are thematically similar to the top recommendation",
-        source="Sec. 8.3", thesis_value="e.g. INTERSPEECH, EMNLP after NAACL; ECCV, ICCV after CVPR",
-        measured=f"same subfield in {100 * coherence['observed']:.1f} % vs {100 * coherence['expected_at_random']:.1f} % at random",
-        holds=bool(coherence["observed"] >= 2 * coherence["expected_at_random"]))
+        source="Sec. 8.3", thesis_value="5 of 6 follow-ups in the top venue's area (INTERSPEECH, EMNLP after NAACL; ECCV, ICCV after CVPR; AAAI, but RSS, after ICML)",
+        measured=(f"same subfield in {100 * coherence['observed']:.1f} % of {pairs} follow-ups vs "
+                  f"{100 * coherence['expected_at_random']:.1f} % at random (binomial p = {coherence_p:.2g})"),
+        holds=bool(coherence["observed"] > 0.5 and coherence_p < 0.01), cause="genuine",
+        diagnosis=(f"only {100 * coherence['observed']:.1f} % of the follow-ups share the top venue's subfield "
+                   f"(random {100 * coherence['expected_at_random']:.1f} %), see the coherence figures above the third-venue text"),
+        note="rule: more than half share the subfield, and more often than random venues (binomial, 1 %)")
 
 # %% [markdown]
 # ### Reading the verdicts

@@ -264,6 +264,12 @@ display(Markdown("**The thesis' Table 6.2** (MapLUR on LAEI London)"))
 display(chapter.THESIS_TABLE_6_2.style.format("{:.2f}", na_rep="-"))
 
 # %% [markdown]
+# The thesis reads four things off its Table 6.2 (Sec. 6.3), each judged in the claims below: without a
+# road, the land uses differ little (37.71 to 42.06 ug/m3); a tile covered entirely by a trunk road or a
+# motorway gets the largest estimates (80.63 and 47.23, above every land use); trunk roads weigh more than
+# motorways (the full tiles, and on average what an overlay adds, 19.44 against 14.98 ug/m3); and a road
+# raises the estimate on every land use, by an amount that depends on the land use.
+#
 # The interaction is in the *overlay effect*: how much a road adds on each land use. Bars are the mean
 # over runs, whiskers the standard deviation, diamonds the hidden truth.
 
@@ -366,44 +372,176 @@ if task.function is not None:
 # - **Significance.** The thesis tests all differences of Table 6.1 for significance over 40 runs. With 3
 #   runs we use a fixed rule instead (below).
 #
-# ## Claims
+# ## Checks, then claims
 #
-# A difference between two models or two probe conditions, measured in the same runs, counts only when
-# its mean over runs exceeds twice its standard deviation over runs
-# (`dk.significance.paired_gap_exceeds_spread`); a shape property (a sign, a correlation threshold, a
-# better fit) must hold in *every* run and orientation. Each claim also says what the hidden truth does,
-# so a failure can be read as the network's or as the stand-in's.
+# **Checks** are not thesis findings: every MapLUR run must beat the Mean baseline (a sanity check; a
+# network that predicts a constant passes no probe, and "orientation invariant" would hold trivially),
+# and on the stand-in the hidden truth must itself show each property a probe claim tests (positive
+# controls, one per property, on the same probe tiles). A probe claim requires both: where the network
+# learned nothing or the generator lacks the property, the claim is not judged.
+#
+# **Claims.** A difference between two models or two probe conditions, measured in the same runs, counts
+# only when its mean over runs exceeds twice its standard deviation over runs
+# (`dk.significance.paired_gap_exceeds_spread`, a paired rule). A shape property (a sign, the thesis'
+# correlation bound of -0.6, a better fit) is read per run, as the thesis reads the curves of its model,
+# and holds when it holds in more than half of the runs, both orientations in each (earlier versions of
+# this page required every run; the thesis' evidence is one model's curves). Table 6.2's three readings
+# (land use alone matters little, full-road tiles give the largest estimates, trunk roads weigh more than
+# motorways) were shown but not judged before; they are claims now, each with the thesis' numbers.
 
 # %%
 runs_r2 = results.set_index(["features", "model", "seed"])["r2"].sort_index()
 maplur_r2 = runs_r2.loc[("image", "MapLUR")].to_numpy()
+stand_in = task.truth is not None
+run.check(
+    "maplur-beats-mean", kind="sanity", statement="Every MapLUR run explains some test variance (R2 > 0, the Mean baseline's)",
+    expected="R2 > 0 in every run", measured=f"R2 per run: {', '.join(f'{v:.3f}' for v in maplur_r2)}",
+    passes=bool((maplur_r2 > 0).all()))
+
+
+def sd(values):
+    values = np.asarray(values, float)
+    return float(values.std(ddof=1)) if values.size > 1 else 0.0
+
+
+def majority(per_run_ok) -> bool:
+    per_run_ok = np.asarray(per_run_ok, bool)
+    return bool(per_run_ok.sum() > per_run_ok.size / 2)
+
+
+# per-run quantities of Table 6.2, for the model and for the hidden truth
+land_uses = list(map_tiles.LAND_USES)
+cells = entities["runs"].pivot_table(index="run", columns=["road", "entity"], values="estimate")
+no_road = cells["no road"][land_uses]
+land_use_range = (no_road.max(axis=1) - no_road.min(axis=1)).to_numpy()
+mean_rise = np.mean([effects[r].mean(axis=1) for r in effects], axis=0)
+full_road_margin = (cells["no road"][["motorway", "trunk"]].min(axis=1) - no_road.max(axis=1)).to_numpy()
+trunk_full_gap = (cells["no road"]["trunk"] - cells["no road"]["motorway"]).to_numpy()
+trunk_overlay_gap = effects["trunk"].mean(axis=1) - effects["motorway"].mean(axis=1)
+
+truth_effects, truth = {}, {}
+if stand_in:
+    t = entities["truth"]
+    truth_effects = {road: (t.loc[road] - t.loc["no road"])[land_uses].to_numpy() for road in effects}
+    truth = {"range": float(t.loc["no road", land_uses].max() - t.loc["no road", land_uses].min()),
+             "mean_rise": float(np.mean([v.mean() for v in truth_effects.values()])),
+             "full_margin": float(min(t.loc["no road", "motorway"], t.loc["no road", "trunk"]) - t.loc["no road", land_uses].max()),
+             "trunk_full_gap": float(t.loc["no road", "trunk"] - t.loc["no road", "motorway"]),
+             "trunk_overlay_gap": float(truth_effects["trunk"].mean() - truth_effects["motorway"].mean())}
+    truth_width = width_fits[width_fits["run"] == "truth"]
+    truth_distance = distance_fits[distance_fits["run"] == "truth"]
+    truth_controls = {
+        "truth-roads-raise": ("a trunk road or a motorway raises the truth on every land use",
+                              all((v > 0).all() for v in truth_effects.values()),
+                              "smallest rise " + ", ".join(f"{r} {v.min():+.1f}" for r, v in truth_effects.items()) + " ug/m3"),
+        "truth-interaction": ("the truth's rise from a road differs between land uses",
+                              all(v.max() - v.min() > 0 for v in truth_effects.values()),
+                              "largest minus smallest rise " + ", ".join(f"{r} {v.max() - v.min():.1f}" for r, v in truth_effects.items()) + " ug/m3"),
+        "truth-land-use-small": ("the truth's range over land uses (no road) is below its mean road rise",
+                                 truth["range"] < truth["mean_rise"], f"range {truth['range']:.1f} vs rise {truth['mean_rise']:.1f} ug/m3"),
+        "truth-full-road-highest": ("the truth's full-road tiles exceed every land use", truth["full_margin"] > 0,
+                                    f"margin {truth['full_margin']:+.1f} ug/m3"),
+        "truth-trunk-above-motorway": ("the truth puts trunk above motorway, full tile and mean overlay rise",
+                                       truth["trunk_full_gap"] > 0 and truth["trunk_overlay_gap"] > 0,
+                                       f"full tile {truth['trunk_full_gap']:+.1f}, overlay {truth['trunk_overlay_gap']:+.1f} ug/m3"),
+        "truth-width-rises": ("the truth rises with the road's width (r > 0, both orientations)",
+                              bool((truth_width["pearson_r"] > 0).all()), f"r {truth_width['pearson_r'].min():.2f}"),
+        "truth-width-concave": ("the truth's width curve is concave (log fits better than a line, both orientations)",
+                                bool((truth_width["log_r2"] > truth_width["linear_r2"]).all()),
+                                f"log - linear R2 {(truth_width['log_r2'] - truth_width['linear_r2']).min():+.3f}"),
+        "truth-distance-falls": ("the truth falls with the road's distance (r < -0.6, both orientations)",
+                                 bool((truth_distance["pearson_r"] < -0.6).all()), f"r up to {truth_distance['pearson_r'].max():.2f}"),
+        "truth-distance-curved": ("the truth's distance curve is curved (squared term p < 0.05, both orientations)",
+                                  bool((truth_distance["p_squared_term"] < 0.05).all()),
+                                  f"p up to {truth_distance['p_squared_term'].max():.2g}"),
+    }
+    for check_id, (what, ok, measured_text) in truth_controls.items():
+        run.check(check_id, kind="positive-control", statement=f"Stand-in: {what}", expected="yes, on the same probe tiles",
+                  measured=measured_text,
+                  passes=bool(ok))
+
+
+def controls(*names):
+    """The checks a probe claim requires: the network must beat the Mean baseline, and on the stand-in the
+    hidden truth must show the property."""
+    return ("maplur-beats-mean",) + (tuple(f"truth-{n}" for n in names) if stand_in else ())
+
+
+kept_epochs = maplur.results["best_epoch"].tolist()
+budget_note = f"kept epochs {', '.join(map(str, kept_epochs))} of at most {config.training.max_epochs}"
+
 baseline_gaps = {name: maplur_r2 - runs_r2.loc[("thesis", name)].to_numpy() for name in ("LR", "MLP", "RF")}
+weakest = min(baseline_gaps, key=lambda n: baseline_gaps[n].mean() - 2 * sd(baseline_gaps[n]))
 run.claim(
     "maplur-beats-baselines", statement="MapLUR has a higher test R2 than every feature baseline (Mean, LR, MLP, RF)",
     source="Table 6.1", thesis_value="R2 0.673 vs RF 0.662, MLP 0.499, LR 0.487 (all significant)",
-    measured=f"MapLUR {maplur_r2.mean():.3f} ± {maplur_r2.std(ddof=1) if len(maplur_r2) > 1 else 0:.3f}; "
+    measured=f"MapLUR {maplur_r2.mean():.3f} ± {sd(maplur_r2):.3f}; "
              + ", ".join(f"{n} {runs_r2.loc[('thesis', n)].mean():.3f} (gap {g.mean():+.3f})" for n, g in baseline_gaps.items()),
     holds=all(dk.significance.paired_gap_exceeds_spread(g) for g in baseline_gaps.values()),
+    cause="budget", diagnosis=f"MapLUR's gap over {weakest} is {baseline_gaps[weakest].mean():+.3f} ± {sd(baseline_gaps[weakest]):.3f} "
+                              f"R2 over {config.runs} short runs ({budget_note}), see Table 6.1 above",
     note=f"{config.runs} runs; thesis feature set")
 
 forest_gaps = {name: runs_r2.loc[("thesis", "RF")].to_numpy() - runs_r2.loc[("thesis", name)].to_numpy() for name in ("LR", "MLP")}
 run.claim(
     "rf-best-baseline", statement="RF is the best feature baseline on R2", source="Table 6.1",
     thesis_value="RF 0.662 > MLP 0.499 > LR 0.487",
-    measured=", ".join(f"RF - {n}: {g.mean():+.3f}" for n, g in forest_gaps.items()),
-    holds=all(dk.significance.paired_gap_exceeds_spread(g) for g in forest_gaps.values()), note=f"{config.runs} runs")
+    measured=", ".join(f"RF - {n}: {g.mean():+.3f} ± {sd(g):.3f}" for n, g in forest_gaps.items()),
+    holds=all(dk.significance.paired_gap_exceeds_spread(g) for g in forest_gaps.values()),
+    cause="stand-in", diagnosis="RF's lead over " + ", ".join(f"{n} is {g.mean():+.3f}" for n, g in forest_gaps.items())
+                                + " R2 in Table 6.1: the stand-in's target is close to linear in the thesis' buffer features",
+    note=f"{config.runs} runs")
 
-truth_effects = {}
-if "truth" in entities:
-    truth_effects = {road: (entities["truth"].loc[road] - entities["truth"].loc["no road"])[list(map_tiles.LAND_USES)].to_numpy()
-                     for road in effects}
+run.claim(
+    "land-use-alone-small",
+    statement="Without a road, different land uses lead to no large differences in the estimate (less than what a road adds)",
+    source="Table 6.2, Sec. 6.3", thesis_value="no-road row 37.71-42.06 over the 7 land uses (range 4.35) vs a mean road overlay rise of 17.2 ug/m3",
+    measured=f"range over land uses {land_use_range.mean():.1f} ± {sd(land_use_range):.1f} vs mean road rise {mean_rise.mean():.1f} ± {sd(mean_rise):.1f} ug/m3"
+             + (f"; truth {truth['range']:.1f} vs {truth['mean_rise']:.1f}" if truth else ""),
+    holds=dk.significance.paired_gap_exceeds_spread(mean_rise - land_use_range), requires=controls("land-use-small"),
+    cause="genuine", diagnosis=f"the land uses alone span {land_use_range.mean():.1f} ug/m3 against a mean road rise of "
+                               f"{mean_rise.mean():.1f}, see MapLUR's Table 6.2 above",
+    note="rule: per run, mean overlay rise minus the no-road range over land uses; paired over runs")
+
+run.claim(
+    "full-road-tiles-highest",
+    statement="A tile completely covered by a motorway or a trunk road gets a larger estimate than any land use",
+    source="Table 6.2, Sec. 6.3", thesis_value="trunk 80.63 and motorway 47.23 vs at most 42.06 (neutral) ug/m3",
+    measured=f"smaller full-road tile minus the largest land use: {full_road_margin.mean():+.1f} ± {sd(full_road_margin):.1f} ug/m3"
+             + (f"; truth {truth['full_margin']:+.1f}" if truth else ""),
+    holds=dk.significance.paired_gap_exceeds_spread(full_road_margin), requires=controls("full-road-highest"),
+    cause="budget" if np.mean(full_road_margin) > 0 else "genuine",
+    diagnosis=f"the full-road tiles beat every land use by {full_road_margin.mean():+.1f} ± {sd(full_road_margin):.1f} ug/m3 "
+              "over the runs, see MapLUR's Table 6.2 above",
+    note="the thesis' motorway tile is below some overlay cells, so the comparison is with the land uses alone (its no-road row)")
+
+trunk_resolvable = bool(truth) and min(truth["trunk_full_gap"], truth["trunk_overlay_gap"]) > 2 * max(sd(trunk_full_gap), sd(trunk_overlay_gap))
+run.claim(
+    "trunk-above-motorway",
+    statement="Trunk roads raise the estimate more than motorways: a full trunk tile above a full motorway tile, and a larger mean overlay rise",
+    source="Table 6.2, Sec. 6.3", thesis_value="full tile 80.63 vs 47.23; mean overlay rise 19.44 vs 14.98 ug/m3 (larger on 6 of 7 land uses)",
+    measured=f"trunk - motorway: full tile {trunk_full_gap.mean():+.1f} ± {sd(trunk_full_gap):.1f}, mean overlay rise "
+             f"{trunk_overlay_gap.mean():+.1f} ± {sd(trunk_overlay_gap):.1f} ug/m3"
+             + (f"; truth {truth['trunk_full_gap']:+.1f} and {truth['trunk_overlay_gap']:+.1f}" if truth else ""),
+    holds=dk.significance.paired_gap_exceeds_spread(trunk_full_gap) and dk.significance.paired_gap_exceeds_spread(trunk_overlay_gap),
+    requires=controls("trunk-above-motorway"), cause="genuine" if trunk_resolvable or not truth else "stand-in",
+    diagnosis=(f"the hidden truth puts trunk only {truth['trunk_full_gap']:+.1f} (full tile) and {truth['trunk_overlay_gap']:+.1f} "
+               f"(overlay) ug/m3 above motorway, within the runs' spread of {max(sd(trunk_full_gap), sd(trunk_overlay_gap)):.1f}, "
+               "see the truth's Table 6.2 above" if truth and not trunk_resolvable else
+               f"trunk - motorway is {trunk_full_gap.mean():+.1f} (full tile) and {trunk_overlay_gap.mean():+.1f} (overlay) ug/m3, "
+               "see MapLUR's Table 6.2 above"),
+    note="both differences paired over runs")
+
 raises = {road: all(dk.significance.paired_gap_exceeds_spread(values[:, j]) for j in range(values.shape[1])) for road, values in effects.items()}
+smallest = {road: values.mean(axis=0).min() for road, values in effects.items()}
 run.claim(
     "roads-raise-estimate", statement="Overlaying a trunk road or a motorway raises the estimate on every land use",
     source="Table 6.2, Sec. 6.3", thesis_value="raised in all 14 cells (e.g. neutral 42.06 -> 58.62 / 55.00)",
-    measured="smallest mean rise: " + ", ".join(f"{road} {values.mean(axis=0).min():+.1f}" for road, values in effects.items())
+    measured="smallest mean rise: " + ", ".join(f"{road} {v:+.1f}" for road, v in smallest.items())
              + ("; truth: " + ", ".join(f"{r} {v.min():+.1f}" for r, v in truth_effects.items()) if truth_effects else ""),
-    holds=all(raises.values()))
+    holds=all(raises.values()), requires=controls("roads-raise"), cause="budget",
+    diagnosis="the smallest mean rise is " + ", ".join(f"{road} {v:+.1f}" for road, v in smallest.items())
+              + " ug/m3, not beyond twice its spread over runs, see the figure of what a road adds")
 
 spreads = {}
 for road, values in effects.items():
@@ -412,29 +550,38 @@ for road, values in effects.items():
 run.claim(
     "land-use-road-interaction",
     statement="Land use and roads interact: the rise from a road overlay differs between land uses",
-    source="Table 6.2, Sec. 6.3", thesis_value="trunk adds 12.7 (residential) to 25.3 (park); motorway 7.2 (park) to 25.5 (commercial)",
-    measured="largest minus smallest mean rise: " + ", ".join(f"{r} {v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0:.1f}" for r, v in spreads.items())
+    source="Table 6.2, Sec. 6.3", thesis_value="trunk adds 12.65 (residential) to 25.27 (park); motorway 7.18 (park) to 25.46 (commercial)",
+    measured="largest minus smallest mean rise: " + ", ".join(f"{r} {v.mean():.1f} ± {sd(v):.1f}" for r, v in spreads.items())
              + ("; truth: " + ", ".join(f"{r} {v.max() - v.min():.1f}" for r, v in truth_effects.items()) if truth_effects else ""),
-    holds=all(dk.significance.paired_gap_exceeds_spread(v) for v in spreads.values()),
+    holds=all(dk.significance.paired_gap_exceeds_spread(v) for v in spreads.values()), requires=controls("interaction"),
+    cause="budget", diagnosis="the spread of the rise over land uses is " + ", ".join(f"{r} {v.mean():.1f} ± {sd(v):.1f}" for r, v in spreads.items())
+                              + " ug/m3, within twice its run-to-run spread, see the figure of what a road adds",
     note="the land uses with the largest and smallest mean rise are chosen on the same runs")
 
 model_width = width_fits[width_fits["run"] != "truth"]
-truth_width = width_fits[width_fits["run"] == "truth"]
 rise = chapter.sweep_rise(widths, "width_px")
+width_rising_runs = model_width.groupby("run")["pearson_r"].min() > 0
 run.claim(
     "width-raises-estimate", statement="A wider trunk road (larger area) raises the estimate",
     source="Fig. 6.2, Sec. 6.3", thesis_value="rising with width",
-    measured=f"rise over the sweep {rise.mean():.1f} ± {rise.std(ddof=1) if len(rise) > 1 else 0:.1f} ug/m3; "
+    measured=f"rise over the sweep {rise.mean():.1f} ± {sd(rise):.1f} ug/m3; "
              f"Pearson r {model_width['pearson_r'].min():.2f} to {model_width['pearson_r'].max():.2f}"
-             + (f"; truth r {truth_width['pearson_r'].min():.2f}" if len(truth_width) else ""),
-    holds=dk.significance.paired_gap_exceeds_spread(rise) and bool((model_width["pearson_r"] > 0).all()))
+             + (f"; truth r {truth_width['pearson_r'].min():.2f}" if stand_in else ""),
+    holds=dk.significance.paired_gap_exceeds_spread(rise) and majority(width_rising_runs), requires=controls("width-rises"),
+    cause="budget", diagnosis=f"the estimate rises by {rise.mean():.1f} ± {sd(rise):.1f} ug/m3 over the sweep, with r > 0 in "
+                              f"{int(width_rising_runs.sum())} of {len(width_rising_runs)} runs, see the width table",
+    note="rule: the rise exceeds twice its spread, and r > 0 (both orientations) in most runs")
 
+log_better_runs = (model_width["log_r2"] > model_width["linear_r2"]).groupby(model_width["run"]).all()
 run.claim(
     "width-response-logarithmic", statement="The width response is concave: a line in log(width) fits better than a line in width",
     source="Fig. 6.2, Sec. 6.3", thesis_value="concave: closer to a logarithm than to a line",
-    measured=f"R2 log vs linear, worst run: {(model_width['log_r2'] - model_width['linear_r2']).min():+.3f}"
-             + (f"; truth {(truth_width['log_r2'] - truth_width['linear_r2']).min():+.3f}" if len(truth_width) else ""),
-    holds=bool((model_width["log_r2"] > model_width["linear_r2"]).all()))
+    measured=f"log fits better in {int(log_better_runs.sum())} of {len(log_better_runs)} runs (both orientations); "
+             f"R2 log - linear from {(model_width['log_r2'] - model_width['linear_r2']).min():+.3f}"
+             + (f"; truth {(truth_width['log_r2'] - truth_width['linear_r2']).min():+.3f}" if stand_in else ""),
+    holds=majority(log_better_runs), requires=controls("width-concave"), cause="budget",
+    diagnosis=f"only {int(log_better_runs.sum())} of {len(log_better_runs)} runs draw a curve closer to a logarithm, see the width table",
+    note="rule: in most runs, both orientations")
 
 orientation_gap = widths.pivot_table(index=["run", "width_px"], columns="orientation", values="estimate")
 difference = orientation_gap["vertical"] - orientation_gap["horizontal"]
@@ -443,32 +590,39 @@ gap = difference.abs().groupby("run").mean().to_numpy()
 run.claim(
     "orientation-invariant", statement="Horizontal and vertical roads give the same width curve",
     source="Fig. 6.2, Sec. 6.3", thesis_value="very similar curves",
-    measured=f"vertical - horizontal: {signed.mean():+.2f} ± {signed.std(ddof=1) if len(signed) > 1 else 0:.2f} ug/m3 "
-             f"on average over widths (mean absolute gap {gap.mean():.2f}) vs a rise of {rise.mean():.1f} ug/m3",
+    measured=f"vertical - horizontal: {signed.mean():+.2f} ± {sd(signed):.2f} ug/m3 "
+             f"on average over widths (mean absolute gap {gap.mean():.2f}, {gap.mean() / max(abs(rise.mean()), 1e-9):.0%} of the rise of {rise.mean():.1f} ug/m3)",
     holds=not (dk.significance.paired_gap_exceeds_spread(signed) or dk.significance.paired_gap_exceeds_spread(-signed)),
-    note="holds when the orientations differ by no more than the chapter's rule can tell from the seed spread")
+    requires=controls(), cause="genuine", diagnosis=f"one orientation is estimated {abs(signed.mean()):.2f} ± {sd(signed):.2f} ug/m3 higher across runs, "
+                               "beyond twice the spread, see the width figure",
+    note="holds when the orientations differ by no more than the paired rule can tell from the run spread")
 
 model_distance = distance_fits[distance_fits["run"] != "truth"]
-truth_distance = distance_fits[distance_fits["run"] == "truth"]
+falling_runs = model_distance.groupby("run")["pearson_r"].max() < -0.6
 run.claim(
     "distance-lowers-estimate", statement="Moving the road away from the centre lowers the estimate (Pearson r < -0.6)",
     source="Fig. 6.3, Sec. 6.3", thesis_value="r always below -0.6",
-    measured=f"r from {model_distance['pearson_r'].min():.2f} to {model_distance['pearson_r'].max():.2f}"
-             + (f"; truth {truth_distance['pearson_r'].max():.2f}" if len(truth_distance) else ""),
-    holds=bool((model_distance["pearson_r"] < -0.6).all()))
+    measured=f"r < -0.6 in {int(falling_runs.sum())} of {len(falling_runs)} runs (both orientations); r from "
+             f"{model_distance['pearson_r'].min():.2f} to {model_distance['pearson_r'].max():.2f}"
+             + (f"; truth {truth_distance['pearson_r'].max():.2f}" if stand_in else ""),
+    holds=majority(falling_runs), requires=controls("distance-falls"), cause="budget",
+    diagnosis=f"r < -0.6 in only {int(falling_runs.sum())} of {len(falling_runs)} runs, see the distance table",
+    note="rule: in most runs, both orientations")
 
 mean_distance_curve = distances.groupby(["orientation", "distance_px"], sort=False)["estimate"].mean().reset_index()
 mean_curve_p = max(chapter.curve_fits(part["distance_px"], part["estimate"])["p_squared_term"]
                    for _, part in mean_distance_curve.groupby("orientation"))
 per_run_p = model_distance.assign(run=model_distance["run"].astype(int)).groupby("run")["p_squared_term"].max().sort_index()
-kept_epochs = maplur.results["best_epoch"].tolist()
 run.claim(
     "quadratic-beats-linear", statement="A parabola fits the distance curve better than a line (F-test of the squared term, p < 0.05)",
     source="Fig. 6.3, Sec. 6.3", thesis_value="quadratic better than linear",
     measured=f"largest p per run: " + ", ".join(f"{p:.2g} (kept epoch {e})" for p, e in zip(per_run_p, kept_epochs))
              + f"; mean curve over runs {mean_curve_p:.2g}"
-             + (f"; truth {truth_distance['p_squared_term'].max():.2g}" if len(truth_distance) else ""),
-    holds=bool((model_distance["p_squared_term"] < 0.05).all()), note="every run and both orientations must pass");
+             + (f"; truth {truth_distance['p_squared_term'].max():.2g}" if stand_in else ""),
+    holds=majority(per_run_p < 0.05), requires=controls("distance-curved"), cause="budget",
+    diagnosis=f"the squared term is significant in only {int((per_run_p < 0.05).sum())} of {len(per_run_p)} runs "
+              f"(largest p {per_run_p.max():.2g}; {budget_note}), see the distance table",
+    note="rule: in most runs, both orientations")
 
 # %%
 run.finish();
@@ -476,7 +630,8 @@ run.finish();
 # %% [markdown]
 # ### Reading the verdicts
 #
-# For each claim that does not hold at this profile, what the numbers above say about why:
+# For each claim that does not hold at this profile, what the numbers above say about why (the claims
+# table gives the cause and the measurement in one line each):
 
 # %%
 readings = {
@@ -485,37 +640,26 @@ readings = {
                               "large compared with the baselines'.",
     "rf-best-baseline": "On the stand-in the features explain the target nearly linearly, which leaves the "
                         "forest little advantage over LR and the MLP.",
+    "land-use-alone-small": "The network spreads the land uses further apart than the roads' effect; the truth's "
+                            "land-use levels (the table of the hidden function) set how far apart they should be.",
+    "full-road-tiles-highest": "A tile covered entirely by one road is far from any training tile; the network's "
+                               "estimate for it is an extrapolation.",
+    "trunk-above-motorway": "The stand-in's trunk road emits more per area than a motorway, but the motorway is "
+                            "wider, so on a tile the two end up close together; the thesis' gap of 33 ug/m3 "
+                            "between the full tiles has no counterpart in the generator.",
     "roads-raise-estimate": "Some overlay adds less than twice its spread over runs; the undertrained network has "
                             "not separated that combination from the land use alone.",
     "land-use-road-interaction": "The spread of the overlay effects over land uses is within the run-to-run noise; "
                                  "the truth's interaction (column 'measured') was not learned clearly enough.",
-    "width-raises-estimate": "The width curve is not monotone enough in every run.",
-    "width-response-logarithmic": "At least one run's width curve is closer to a line than to a logarithm.",
+    "width-raises-estimate": "The width curve is not monotone enough in most runs.",
+    "width-response-logarithmic": "Most runs' width curves are closer to a line than to a logarithm.",
     "orientation-invariant": "Flips and transposes make the two orientations equally likely in training, but the "
                              "network is not constrained to treat them alike; here one orientation is estimated "
                              "systematically higher, by more than twice the spread over runs.",
-    "distance-lowers-estimate": "At least one run's distance curve correlates more weakly than -0.6 with distance.",
+    "distance-lowers-estimate": "Most runs' distance curves correlate more weakly than -0.6 with distance.",
+    "quadratic-beats-linear": "Most runs drew a nearly straight distance curve; early stopping on a noisy "
+                              "validation MSE can end a run before it learns the flat top of the bell near the road.",
 }
-failing_runs = [run_index for run_index, p in per_run_p.items() if p >= 0.05]
-if failing_runs:
-    failed_epochs = [kept_epochs[i] for i in failing_runs]
-    other_epochs = [e for i, e in enumerate(kept_epochs) if i not in failing_runs]
-    cause = (f"They kept epoch {', '.join(map(str, failed_epochs))}, the others "
-             f"{', '.join(map(str, other_epochs)) or 'none'}: " +
-             ("early stopping on a noisy validation MSE probably ended them before they learned the flat top of the "
-              "bell close to the road." if other_epochs and max(failed_epochs) < min(other_epochs) else
-              "training length does not explain the difference; at this scale the curvature near the road is "
-              "simply not resolved in every run."))
-    truth_note = (f"The hidden truth's squared term has p = {truth_distance['p_squared_term'].max():.2g}, "
-                  if len(truth_distance) else "")
-    readings["quadratic-beats-linear"] = (
-        f"{truth_note}{'the' if truth_note else 'The'} mean curve over runs has p = {mean_curve_p:.2g}, but run(s) "
-        f"{', '.join(map(str, failing_runs))} drew a nearly straight line over the tile. {cause} The verdict "
-        "needs every run and orientation to pass, which is stricter than the thesis' reading of its curves by eye.")
-if maplur_r2.mean() < max(runs_r2.loc[("thesis", n)].mean() for n in ("LR", "MLP", "RF")):
-    readings["maplur-beats-baselines"] = (
-        f"MapLUR's mean R2 is below a baseline's: with {len(task.no2['train']):,} training tiles and at most "
-        f"{config.training.max_epochs} epochs it has not learned what the features hand the baselines.")
 failing = [c for c in run.claims if c.verdict == "does-not-hold"]
 if run.profile == "smoke":
     display(Markdown("At the `smoke` profile the network trains for a few epochs on a few hundred tiles; its "

@@ -219,10 +219,20 @@ pd.DataFrame([{"loss": spec.title, "family": spec.family, "distance d_L": spec.d
 # R-Prec = 1 and every query scores $\sqrt{R_{k,q}(1 - p_{k,q}) / p_{k,q}}$: NR-Prec
 # {glue:text}`cars_perfect_nr:.2f` against {glue:text}`cars_perfect_expected:.2f` from that formula.
 # Random Gaussian embeddings score {glue:text}`cars_random_nr_min:.2f` to
-# {glue:text}`cars_random_nr_max:.2f` over the eleven properties. A perfect score grows with
+# {glue:text}`cars_random_nr_max:.2f` over the eleven properties and {glue:text}`cars_null_draws:d` draws
+# (standard deviation {glue:text}`cars_null_sd:.3f`). A perfect score grows with
 # $\sqrt{n}$, so NR-Prec values are comparable between properties and models of one analysis set, not
 # between data sets of different sizes: the thesis' 100,000 renders allow about
 # {glue:text}`cars_size_factor:.0f` times larger values than our {glue:text}`cars_analysis_images:,`.
+#
+# **Significance at this size.** The same holds for the thesis' threshold: a per-query z-score grows
+# with $\sqrt{R_{k,q}}$, so a clustering that reaches 2.576 on 100,000 renders reaches only
+# $2.576 \sqrt{(n - 1) / 99{,}999}$ on $n$ renders. This page therefore counts a property as attended to
+# when its NR-Prec exceeds that scaled threshold, or $2.576$ times the standard deviation of random
+# embeddings' NR-Prec on this analysis set if that is larger (on small sets the scaled threshold falls
+# into the noise): {glue:text}`cars_threshold:.3f` here (`chapter.significance_threshold`). Carrying 2.576
+# itself to {glue:text}`cars_analysis_images:,` renders would demand a clustering about
+# {glue:text}`cars_size_factor:.0f` times stronger than the thesis did.
 
 # %%
 model_codes = pd.factorize(analysis_properties["model"])[0]
@@ -231,11 +241,20 @@ perfect_nr = dk.metrics.property_nr_precision(analysis_properties[["model"]], pe
 others = np.bincount(model_codes)[model_codes] - 1
 p_same = others / (len(model_codes) - 1)
 run.glue("cars_perfect_nr", perfect_nr)
-run.glue("cars_perfect_expected", float(np.mean(np.sqrt(others * (1 - p_same) / p_same))))
-random_nr = dk.metrics.property_nr_precision(
-    analysis_properties, np.random.default_rng(seed).normal(size=(len(model_codes), 128)))
-run.glue("cars_random_nr_min", min(random_nr.values()))
-run.glue("cars_random_nr_max", max(random_nr.values()))
+perfect_expected = float(np.mean(np.sqrt(others * (1 - p_same) / p_same)))
+run.glue("cars_perfect_expected", perfect_expected)
+null_rng = np.random.default_rng(seed)
+null_draws = 3 if run.profile == "cpu" else 5
+null_table = pd.DataFrame([dk.metrics.property_nr_precision(analysis_properties, null_rng.normal(size=(len(model_codes), 128)))
+                           for _ in range(null_draws)])
+random_nr = null_table.iloc[0].to_dict()
+null_sd = float(np.sqrt(np.mean(null_table.to_numpy() ** 2)))      # the null's mean is 0
+threshold = chapter.significance_threshold(len(model_codes), null_sd)
+run.glue("cars_random_nr_min", float(null_table.min().min()))
+run.glue("cars_random_nr_max", float(null_table.max().max()))
+run.glue("cars_null_draws", null_draws)
+run.glue("cars_null_sd", null_sd)
+run.glue("cars_threshold", threshold)
 run.glue("cars_size_factor", float(np.sqrt(100_000 / len(model_codes))))
 run.glue("cars_analysis_images", int(len(model_codes)))
 run.glue("cars_backbone_blocks", str(config.embedding.backbone_blocks or 16))
@@ -271,8 +290,9 @@ run.record("map_at_r_model", model_map.to_dict())
 # ## Table 7.3, reproduced
 #
 # NR-Prec per loss and property, the mean over {glue:text}`cars_runs:d` seed(s), with the means of the
-# ranking and the classification losses below the line. Values that do not exceed 2.576 (not significant
-# at 1 % against random embeddings, Sec. 7.1.2) are grey and italic. The thesis' values are about
+# ranking and the classification losses below the line. Values that do not exceed the significance
+# threshold for this size ({glue:text}`cars_threshold:.3f`, the thesis' 2.576 scaled from 100,000 renders;
+# see above) are grey and italic. The thesis' values are about
 # {glue:text}`cars_size_factor:.0f` times larger for its 100,000 renders; compare orders and differences,
 # not sizes.
 
@@ -280,7 +300,7 @@ run.record("map_at_r_model", model_map.to_dict())
 run.glue("cars_runs", int(config.runs))
 run.record("nr_precision_mean", means.round(3).to_dict())
 fig, _ = chapter.plot_nr_precision_heatmap(
-    means, title=f"NR-Prec on {len(analysis_properties):,} analysis renders ({run.profile} profile)")
+    means, title=f"NR-Prec on {len(analysis_properties):,} analysis renders ({run.profile} profile)", threshold=threshold)
 
 # %% [markdown]
 # The spread between seeds, as the largest standard deviation of any loss for each property, shows how
@@ -355,9 +375,23 @@ fig, _ = chapter.plot_tsne_by_property(coordinates, analysis_properties.iloc[cho
 # - **Schedule.** At `cpu`, {glue:text}`cars_epochs:d` epochs over {glue:text}`cars_training_images:,`
 #   training renders, with Adam; Musgrave et al. train far longer with early stopping on validation.
 #
-# ## Claims
+# ## Checks, then claims
 #
-# Each claim is judged by a rule fixed before the run, stated with it.
+# **Checks** are not thesis findings: the two known answers of NR-Prec above, the independence of the
+# analysis set's properties that Sec. 7.1.2 requires (a premise), and a positive control that training
+# on the stand-in's car models does something: the trained losses retrieve unseen car models better than
+# the untrained model (MAP@R above). The car-model claims require that control.
+#
+# **Claims**, one per statement of Sec. 7.3, with the thesis' values from Table 7.3. Significance against
+# random embeddings uses the threshold scaled to this analysis set's size (above), not 2.576 itself.
+# *Same order*: the thesis' own Table 7.3 gives every trained loss a Spearman $\rho$ of at least
+# {glue:text}`cars_thesis_rho:.3f` with the consensus (the mean over trained losses), and the untrained
+# model {glue:text}`cars_thesis_rho_none:.3f`; these are the bars, lowered to the agreement between two
+# seeds of one loss ({glue:text}`cars_seed_rho:.3f`, the median over losses; not defined with one seed)
+# where noise at this size cannot reach them (earlier: a fixed 0.9). *Families*: the thesis' Mann-Whitney test at 1 % over the
+# per-loss means, significant on most of the nine properties the thesis names (earlier: on most of all
+# eleven). *Directions*: of the nine directions the thesis reports, no significant difference
+# against it and at least 8 of 9 mean differences with it (one-sided sign test at 5 %; earlier: 7 of 9).
 
 # %%
 run.glue("cars_epochs", int(config.embedding.epochs))
@@ -365,42 +399,92 @@ run.glue("cars_training_images", int(len(renders.training)))
 trained_losses = [name for name in means.index if LOSSES[name].family != "none"]
 properties_shown = list(means.columns)
 note = f"{config.runs} seed(s) per loss, {len(analysis_properties):,} analysis renders; stand-in renders and models"
+size_note = f"significance threshold {threshold:.3f} (2.576 scaled from 100,000 to {len(analysis_properties):,} renders)"
 
-lowest_rho = float(agreement.loc[trained_losses, "spearman_with_consensus"].min())
+run.check("nr-prec-perfect-known-answer", kind="known-answer",
+          statement="A one-hot car-model embedding scores NR-Prec sqrt(R (1 - p) / p) per query",
+          expected=f"{perfect_expected:.4f}", measured=f"{perfect_nr:.4f}",
+          passes=bool(abs(perfect_nr - perfect_expected) < 1e-6))
+run.check("nr-prec-random-near-zero", kind="known-answer",
+          statement="Random Gaussian embeddings score NR-Prec near 0 for every property",
+          expected=f"|NR-Prec| below the significance threshold {threshold:.3f}",
+          measured=f"{null_table.min().min():.3f} to {null_table.max().max():.3f} over {null_draws} draws",
+          passes=bool(null_table.abs().max().max() < threshold))
+from scipy.stats import chi2_contingency
+
+max_v = max(cramers_v(analysis_properties[a], analysis_properties[b]) for a, b in pairs)
+independence_p = min(chi2_contingency(pd.crosstab(analysis_properties[a], analysis_properties[b]).to_numpy(),
+                                      correction=False)[1] for a, b in pairs)
+run.check("analysis-properties-independent", kind="sanity",
+          statement="The analysis set's properties are drawn independently (Sec. 7.1.2's premise)",
+          expected=f"no pair of properties dependent at 1 % (chi-square, Bonferroni over {len(pairs)} pairs)",
+          measured=f"smallest p {independence_p:.3g}; largest Cramér's V {max_v:.3f} (biased upward on small sets)",
+          passes=bool(independence_p >= 0.01 / len(pairs)))
+map_trained, map_none = float(model_map.loc[trained_losses].mean()), float(model_map.loc["none"])
+run.check("training-helps-car-model", kind="positive-control",
+          statement="Training on the stand-in's car models helps to retrieve unseen car models",
+          expected="mean MAP@R of the car model over trained losses above the untrained model's",
+          measured=f"trained {100 * map_trained:.1f} % vs None {100 * map_none:.1f} %", passes=map_trained > map_none)
+
+from scipy import stats as scipy_stats
+
+thesis_agreement = chapter.property_order_agreement(chapter.THESIS_TABLE_7_3)
+thesis_rho = float(thesis_agreement.loc[[n for n in thesis_agreement.index if n != "none"], "spearman_with_consensus"].min())
+thesis_rho_none = float(thesis_agreement.loc["none", "spearman_with_consensus"])
+seed_rhos = [scipy_stats.spearmanr(part.iloc[0].to_numpy(), part.iloc[1].to_numpy()).statistic
+             for name, part in table.loc[trained_losses].groupby(level="loss") if len(part) > 1]
+seed_rho = float(np.median(seed_rhos)) if seed_rhos else float("nan")
+bar = min(thesis_rho, seed_rho) if seed_rhos else thesis_rho
+bar_none = min(thesis_rho_none, seed_rho) if seed_rhos else thesis_rho_none
+run.glue("cars_thesis_rho", thesis_rho)
+run.glue("cars_thesis_rho_none", thesis_rho_none)
+run.glue("cars_seed_rho", seed_rho if seed_rhos else float("nan"))
+rhos = agreement.loc[trained_losses, "spearman_with_consensus"]
+lowest_rho = float(rhos.min())
 identical = int(agreement.loc[trained_losses, "same_order"].sum())
 run.claim(
     "same-property-order", statement="All losses order the properties the same way by NR-Prec",
-    source="Sec. 7.3, Table 7.3", thesis_value="same order for all 14 losses (and None)",
-    measured=(f"Spearman's rho with the consensus order >= {lowest_rho:.2f} for every trained loss; "
-              f"{identical} of {len(trained_losses)} have exactly the consensus order"),
-    holds=lowest_rho >= 0.9, note=note + "; rule: every trained loss's rho with the consensus >= 0.9")
+    source="Sec. 7.3, Table 7.3", thesis_value=f"same order; Spearman rho with the consensus >= {thesis_rho:.3f} for all 14 losses in Table 7.3",
+    measured=(f"rho >= {lowest_rho:.3f} for every trained loss (lowest: {LOSSES[rhos.idxmin()].title}); "
+              f"{identical} of {len(trained_losses)} have exactly the consensus order"
+              + (f"; two seeds of one loss agree at {seed_rho:.3f}" if seed_rhos else "")),
+    holds=lowest_rho >= bar, cause="genuine",
+    diagnosis=f"{LOSSES[rhos.idxmin()].title} orders the properties with rho {lowest_rho:.3f}, below the bar {bar:.3f}, see the order table",
+    note=note + f"; rule: every trained loss's rho >= {bar:.3f} (the thesis' lowest, or the seed-to-seed agreement if lower)")
 
-significant = families[families["significant"]]
+none_rho = float(agreement.loc["none", "spearman_with_consensus"])
 run.claim(
-    "families-differ-on-most-properties",
-    statement="Ranking and classification losses differ significantly (Mann-Whitney U, 1 %) on most properties",
-    source="Sec. 7.3, Table 7.3", thesis_value="9 of 11 properties (all but car model and sun rotation)",
-    measured=f"{len(significant)} of {len(families)} properties: {', '.join(chapter.PROPERTY_TITLES[p] for p in significant.index) or 'none'}",
-    holds=len(significant) > len(families) / 2, note=note + "; rule: significant on more than half the properties")
+    "untrained-same-order", statement="The untrained model (None) has the same property order as the trained models",
+    source="Sec. 7.3, Table 7.3", thesis_value=f"same order; rho {thesis_rho_none:.3f} with the trained consensus in Table 7.3",
+    measured=f"None's rho with the trained consensus {none_rho:.3f}; top property {chapter.PROPERTY_TITLES[agreement.loc['none', 'top_property']]}",
+    holds=none_rho >= bar_none, cause="genuine",
+    diagnosis=f"None orders the properties with rho {none_rho:.3f} against the trained consensus, below {bar_none:.3f}, see the order table",
+    note=note + f"; rule: rho >= {bar_none:.3f} (the thesis' None, or the seed-to-seed agreement if lower)")
 
-expected = {"rotation": "ranking", "camera_height": "ranking", "car_hue": "classification",
-            "car_saturation": "classification", "car_value": "classification", "background_hue": "classification",
-            "background_saturation": "classification", "background_value": "classification",
-            "sun_elevation": "classification"}
-agree = {p: (families.loc[p, "ranking_mean"] > families.loc[p, "classification_mean"]) == (family == "ranking")
-         for p, family in expected.items()}
-significant_against = [p for p in expected if families.loc[p, "significant"] and not agree[p]]
-significant_with = [p for p in expected if families.loc[p, "significant"] and agree[p]]
+model_top = agreement.loc[trained_losses, "top_property"]
+not_first = [LOSSES[n].title for n in trained_losses if model_top[n] != "model"]
 run.claim(
-    "family-directions",
-    statement=("Ranking losses attend more to car rotation and camera height; classification losses more to car "
-               "and background colour and to sun elevation"),
-    source="Sec. 7.3, Table 7.3 (family means)", thesis_value="all 9 differences significant in these directions",
-    measured=(f"{sum(agree.values())} of 9 mean differences in the thesis' direction; significant with it: "
-              f"{', '.join(chapter.PROPERTY_TITLES[p] for p in significant_with) or 'none'}; significant against it: "
-              f"{', '.join(chapter.PROPERTY_TITLES[p] for p in significant_against) or 'none'}"),
-    holds=sum(agree.values()) >= 7 and not significant_against,
-    note=note + "; rule: at least 7 of 9 directions agree and no significant difference goes the other way")
+    "car-model-clusters-most",
+    statement="The car model yields the most notable clusters: it is the top property for every trained loss",
+    source="Sec. 7.3, Table 7.3", thesis_value="car model first for all 14 losses (55.62-59.81, next rotation 37.20-41.03)",
+    measured=(f"car model first for {int((model_top == 'model').sum())} of {len(trained_losses)} trained losses"
+              + (f" (not: {', '.join(not_first)}; their top: {', '.join(sorted(set(chapter.PROPERTY_TITLES[p] for p in model_top if p != 'model')))})" if not_first else "")),
+    holds=bool((model_top == "model").all()), requires=["training-helps-car-model"], cause="deviation",
+    diagnosis=(f"{', '.join(not_first)} keep another property on top, see the heatmap; with the frozen ImageNet trunk "
+               "(a deviation at this profile) a loss can only reweigh features") if not_first else "see the heatmap",
+    note=note)
+
+none_model = float(means.loc["none", "model"])
+trained_model_min = float(means.loc[trained_losses, "model"].min())
+run.claim(
+    "untrained-weaker-car-model",
+    statement="The untrained model (None) clusters the car model less than every trained model",
+    source="Sec. 7.3, Table 7.3", thesis_value="None 50.61 vs trained 55.62-59.81",
+    measured=f"None {none_model:.2f} vs trained {trained_model_min:.2f}-{float(means.loc[trained_losses, 'model'].max()):.2f}",
+    holds=none_model < trained_model_min, requires=["training-helps-car-model"], cause="deviation",
+    diagnosis=f"{LOSSES[means.loc[trained_losses, 'model'].idxmin()].title} clusters the car model at {trained_model_min:.2f}, "
+              f"not above None's {none_model:.2f}, see the heatmap",
+    note=note)
 
 background = ["background_hue", "background_saturation", "background_value"]
 background_mean = means[background].mean(axis=1)
@@ -411,33 +495,79 @@ run.claim(
     source="Sec. 7.3, Table 7.3", thesis_value="None: 4.81 / 4.09 / 6.80 (H/S/V) vs at most 2.90 / 2.84 / 2.93",
     measured=(f"mean background NR-Prec: None {background_mean['none']:.2f}, highest trained "
               f"{background_mean[best_trained]:.2f} ({LOSSES[best_trained].title})"),
-    holds=bool(background_mean["none"] > background_mean.loc[trained_losses].max()),
+    holds=bool(background_mean["none"] > background_mean.loc[trained_losses].max()), cause="genuine",
+    diagnosis=f"{LOSSES[best_trained].title} clusters the background at {background_mean[best_trained]:.2f}, "
+              f"not below None's {background_mean['none']:.2f}, see the heatmap",
     note=note + "; rule: None's mean over the three background properties above every trained loss's")
 
-model_top = agreement.loc[trained_losses, "top_property"]
+nuisance = ["rotation", "car_hue", "car_saturation", "car_value", "camera_height", "sun_elevation"]
+below = {p: [LOSSES[n].title for n in trained_losses if not means.loc[n, p] > threshold] for p in nuisance}
+missing = [p for p in nuisance if below[p]]
 run.claim(
-    "car-model-clusters-most",
-    statement="The car model is the most clustered property for every trained loss, and more than for None",
-    source="Sec. 7.3, Table 7.3", thesis_value="car model first for all losses (55.6-59.8; None 50.6)",
-    measured=(f"car model first for {int((model_top == 'model').sum())} of {len(trained_losses)} trained losses "
-              f"(others: {', '.join(sorted(set(chapter.PROPERTY_TITLES[p] for p in model_top if p != 'model'))) or 'none'}); "
-              f"car model NR-Prec trained {means.loc[trained_losses, 'model'].min():.2f}-"
-              f"{means.loc[trained_losses, 'model'].max():.2f}, None {means.loc['none', 'model']:.2f}"),
-    holds=bool((model_top == "model").all() and means.loc[trained_losses, "model"].min() > means.loc["none", "model"]),
-    note=note)
+    "nuisance-properties-significant",
+    statement="Car colour, rotation, sun elevation and camera height have a significant influence on the embeddings of every trained loss",
+    source="Sec. 7.3-7.4, Table 7.3", thesis_value="all above 2.576 for all 14 losses (lowest: car hue 2.81, FastAP)",
+    measured=(f"lowest trained NR-Prec: " + ", ".join(f"{chapter.PROPERTY_TITLES[p]} {means.loc[trained_losses, p].min():.2f}" for p in nuisance)
+              + f" vs threshold {threshold:.3f}"),
+    holds=not missing, cause="stand-in",
+    diagnosis=("not significant for every loss: " + "; ".join(f"{chapter.PROPERTY_TITLES[p]} ({len(below[p])} losses)" for p in missing)
+               + f", below {threshold:.3f} in the heatmap; the procedural renders change few pixels with these properties") if missing else "see the heatmap",
+    note=note + "; " + size_note)
 
-run.glue("cars_none_background", float(background_mean["none"]))
-run.glue("cars_trained_background_max", float(background_mean.loc[trained_losses].max()))
-run.glue("cars_none_model", float(means.loc["none", "model"]))
-run.glue("cars_trained_model_min", float(means.loc[trained_losses, "model"].min()))
-run.glue("cars_trained_model_max", float(means.loc[trained_losses, "model"].max()))
 sun_rotation = means["sun_rotation"]
 run.claim(
     "sun-rotation-ignored",
     statement="The sun's rotation leaves the embeddings as clustered as random ones (not significant) for every model",
-    source="Sec. 7.3, Table 7.3", thesis_value="0.71-0.87 for all models (below 2.576)",
-    measured=f"{sun_rotation.min():.2f} to {sun_rotation.max():.2f}",
-    holds=bool(sun_rotation.abs().max() <= chapter.SIGNIFICANCE_Z), note=note);
+    source="Sec. 7.3, Table 7.3", thesis_value="0.71-0.87 for all models (below 2.576 at 100,000 renders)",
+    measured=f"{sun_rotation.min():.2f} to {sun_rotation.max():.2f} vs threshold {threshold:.3f}",
+    holds=bool(sun_rotation.abs().max() <= threshold), cause="stand-in",
+    diagnosis=f"{LOSSES[sun_rotation.abs().idxmax()].title} clusters the sun rotation at {sun_rotation.abs().max():.2f}, above "
+              f"{threshold:.3f}, see the heatmap: the stand-in's sun casts a shadow whose direction a 64 px image shows",
+    note=note + "; " + size_note)
+
+named = ["rotation", "car_hue", "car_saturation", "car_value", "background_hue", "background_saturation",
+         "background_value", "camera_height", "sun_elevation"]
+significant = families[families["significant"]]
+significant_named = [p for p in named if families.loc[p, "significant"]]
+run.claim(
+    "families-differ-on-most-properties",
+    statement="Ranking and classification losses differ significantly (Mann-Whitney U, 1 %) on all properties but car model and sun rotation",
+    source="Sec. 7.3, Table 7.3", thesis_value="9 of 11 properties (all but car model and sun rotation)",
+    measured=(f"{len(significant_named)} of the 9 named properties, {len(significant)} of {len(families)} in all: "
+              f"{', '.join(chapter.PROPERTY_TITLES[p] for p in significant.index) or 'none'}"),
+    holds=len(significant_named) > len(named) / 2, cause="budget",
+    diagnosis=(f"only {len(significant_named)} of the 9 properties differ at 1 % between the per-loss means of "
+               f"{config.runs} seed(s), see the Mann-Whitney table"),
+    note=note + "; rule: significant on most of the 9 properties the thesis names")
+
+expected = {"rotation": "ranking", "camera_height": "ranking", "car_hue": "classification",
+            "car_saturation": "classification", "car_value": "classification", "background_hue": "classification",
+            "background_saturation": "classification", "background_value": "classification",
+            "sun_elevation": "classification"}
+agree = {p: (families.loc[p, "ranking_mean"] > families.loc[p, "classification_mean"]) == (family == "ranking")
+         for p, family in expected.items()}
+significant_against = [p for p in expected if families.loc[p, "significant"] and not agree[p]]
+significant_with = [p for p in expected if families.loc[p, "significant"] and agree[p]]
+direction_p = float(scipy_stats.binomtest(sum(agree.values()), len(agree), 0.5, alternative="greater").pvalue)
+run.claim(
+    "family-directions",
+    statement=("Ranking losses attend more to car rotation and camera height; classification losses more to car "
+               "and background colour and to sun elevation"),
+    source="Sec. 7.3, Table 7.3 (family means)", thesis_value="all 9 differences significant in these directions",
+    measured=(f"{sum(agree.values())} of 9 mean differences in the thesis' direction (sign test p = {direction_p:.2g}); significant with it: "
+              f"{', '.join(chapter.PROPERTY_TITLES[p] for p in significant_with) or 'none'}; significant against it: "
+              f"{', '.join(chapter.PROPERTY_TITLES[p] for p in significant_against) or 'none'}"),
+    holds=direction_p < 0.05 and not significant_against, cause="genuine",
+    diagnosis=(f"{sum(agree.values())} of 9 directions agree (p = {direction_p:.2g})"
+               + (f" and {', '.join(chapter.PROPERTY_TITLES[p] for p in significant_against)} differ significantly the other way"
+                  if significant_against else "") + ", see the Mann-Whitney table"),
+    note=note + "; rule: no significant difference against the thesis, and a one-sided sign test over the 9 directions at 5 %")
+
+run.glue("cars_none_background", float(background_mean["none"]))
+run.glue("cars_trained_background_max", float(background_mean.loc[trained_losses].max()))
+run.glue("cars_none_model", none_model)
+run.glue("cars_trained_model_min", trained_model_min)
+run.glue("cars_trained_model_max", float(means.loc[trained_losses, "model"].max()))
 
 # %%
 run.glue("cars_not_model_first", ", ".join(LOSSES[name].title for name in trained_losses if model_top[name] != "model")
@@ -450,7 +580,7 @@ run.finish();
 # ### Reading the verdicts
 #
 # Our readings of the claims that do not hold, written for the `cpu` profile's run (the numbers are glued from
-# the run on this page):
+# the run on this page; the claims table gives each miss's cause and the measurement behind it):
 #
 # - **Car model first for every loss.** The losses whose top property is not the car model are:
 #   {glue:text}`cars_not_model_first`. The untrained model clusters the car's rotation at
@@ -458,11 +588,12 @@ run.finish();
 #   loss can only reweigh those features, and the losses that leave the embedding closest to the untrained
 #   one keep rotation or background on top. The thesis fine-tunes the whole network on 8,000 photographs,
 #   which can build new, car-specific features; the `paper` profile does the same.
-# - **Directions of the family differences.** Camera height never reaches significance against random
-#   embeddings here (at most {glue:text}`cars_camera_height_max:.2f`): at 64 px a higher camera moves a few
-#   rows of a car's outline, and the training renders vary the camera height continuously. A significant
-#   difference between two groups of near-random values says little about attention; the thesis' camera
-#   height values (about 20) come from photographs, where the viewpoint changes much more of the picture.
+# - **Directions of the family differences.** Camera height reaches at most
+#   {glue:text}`cars_camera_height_max:.2f` here, against a significance threshold of
+#   {glue:text}`cars_threshold:.3f` at this size: at 64 px a higher camera moves a few rows of a car's
+#   outline, and the training renders vary the camera height continuously. A significant difference between
+#   two groups of near-random values says little about attention; the thesis' camera height values (about
+#   20 on 100,000 renders) come from photographs, where the viewpoint changes much more of the picture.
 # - **Several seeds, few losses.** The Mann-Whitney test compares per-loss means over two seeds; with nine
 #   and five losses, $p < 0.01$ needs an almost perfect separation of the families, so a property can fall
 #   on either side of the threshold between profiles.

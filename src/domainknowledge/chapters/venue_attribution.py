@@ -42,7 +42,7 @@ from domainknowledge.models.venue_recommender import FIELDS, VenueRecommender, z
 from domainknowledge.principles import attribution
 
 __all__ = ["CONFIGS", "SOURCES", "Config", "EncodedSplit", "Explanation", "Prepared", "TrainedRecommender",
-           "VenueTask", "baseline_scores", "characteristic_words", "completeness_summary", "describe_profiles", "explain",
+           "VenueTask", "FIELD_MODES", "JOINT", "baseline_scores", "characteristic_words", "completeness_summary", "describe_profiles", "explain",
            "explanations_for_words", "pick_case_paper",
            "explanation_html", "load_task", "planted_word_table", "prepare", "predict_scores", "ranking_scores",
            "results_table", "run_recommenders", "statistics_table", "stratified_split", "subfield_coherence",
@@ -516,49 +516,83 @@ def subfield_coherence(scores: np.ndarray, task: VenueTask, ranks: Sequence[int]
 # --- Integrated Gradients (Sec. 8.1) -------------------------------------------------------------------
 
 
+FIELD_MODES = ("per-field", "joint")
+JOINT = "all fields"
+
+
 @dataclass(frozen=True)
 class Explanation:
     """Integrated Gradients of one paper for one venue: tokens and per-token scores (mean over embedding
-    dimensions) of each field, the venue's probability and the completeness gap."""
+    dimensions) of each field, the venue's probability, and per attributed part the probability at that
+    part's baseline and the completeness gap.
+
+    ``mode`` ``per-field`` (the default, as the authors' code): each field is attributed on its own, the
+    other two at their real embeddings; ``baseline_probabilities`` and ``gaps`` have one entry per field, and
+    a field's scores sum (over tokens and embedding dimensions) to ``probability - baseline_probabilities[field]``
+    up to ``gaps[field]``. ``joint``: the three fields are interpolated together from all-zero embeddings;
+    one entry, :data:`JOINT`."""
 
     paper: int
     venue: int
     tokens: dict[str, list[str]]
     scores: dict[str, np.ndarray]
     probability: float
-    baseline_probability: float
-    gap: float
+    baseline_probabilities: dict[str, float]
+    gaps: dict[str, float]
+    mode: str = "per-field"
+
+    def completeness(self) -> list[tuple[str, float, float]]:
+        """``(part, F(x) - F(baseline of the part), gap)`` for every attributed part."""
+        return [(part, self.probability - base, self.gaps[part]) for part, base in self.baseline_probabilities.items()]
 
 
 def explain(model: VenueRecommender, prepared: Prepared, papers: Sequence[int], venues: Sequence[int], *,
-            config: Config, split: str = "test", device="cpu", method: str | None = None) -> list[Explanation]:
+            config: Config, split: str = "test", device="cpu", method: str | None = None,
+            fields: str = "per-field") -> list[Explanation]:
     """Integrated Gradients (Eq. 8.1) of the predicted probability of ``venues[i]`` for test paper
-    ``papers[i]``, attributed to the token embeddings of all three fields (captum's
-    ``LayerIntegratedGradients`` on :class:`FieldEmbedding`), zero-embedding baseline, ``attribution_steps``
-    steps. Tokens beyond ``max_lengths`` are not seen by the model and not shown."""
+    ``papers[i]``, attributed to the token embeddings (captum's ``LayerIntegratedGradients`` on
+    :class:`FieldEmbedding`), zero-embedding baseline, ``attribution_steps`` steps.
+
+    ``fields="per-field"`` (default): one field at a time, its tokens' embeddings interpolated from zero
+    while the other two fields keep their real embeddings, as the authors' code does
+    (:func:`~domainknowledge.principles.attribution.integrated_gradients_per_input`); ``"joint"``: all three
+    fields from zero together. Tokens beyond ``max_lengths`` are not seen by the model and not shown."""
+    if fields not in FIELD_MODES:
+        raise ValueError(f"fields must be one of {FIELD_MODES}, got {fields!r}")
     if len(papers) != len(venues):
         raise ValueError("papers and venues must have the same length")
     if not len(papers):
         return []
     encoded = prepared.splits[split]
     index = torch.as_tensor(np.asarray(papers, dtype=np.int64))
-    fields = tuple(t.to(device) for t in encoded.fields(index))
+    ids = tuple(t.to(device) for t in encoded.fields(index))
     model = model.to(device).eval()
-    result = attribution.integrated_gradients(
-        attribution.probability_output(model), fields, torch.as_tensor(np.asarray(venues, dtype=np.int64)).to(device),
-        baselines=zero_embedding_baseline(*fields), layer=model.embedding, steps=config.attribution_steps,
-        method=method or config.attribution_method, internal_batch_size=max(config.attribution_steps, 64))
-    token_scores = [attribution.token_scores(a).cpu().numpy() for a in result.attributions]
+    target = torch.as_tensor(np.asarray(venues, dtype=np.int64)).to(device)
+    arguments = dict(baselines=zero_embedding_baseline(*ids), layer=model.embedding, steps=config.attribution_steps,
+                     method=method or config.attribution_method, internal_batch_size=max(config.attribution_steps, 64))
+    forward = attribution.probability_output(model)
+    if fields == "per-field":
+        results = attribution.integrated_gradients_per_input(forward, ids, target, **arguments)
+        attributed = [r.attributions[0] for r in results]
+        output = results[0].output
+        parts = {name: (r.baseline_output, r.gap) for name, r in zip(FIELDS, results)}
+    else:
+        result = attribution.integrated_gradients(forward, ids, target, **arguments)
+        attributed, output = list(result.attributions), result.output
+        parts = {JOINT: (result.baseline_output, result.gap)}
+    token_scores = [attribution.token_scores(a).cpu().numpy() for a in attributed]
     explanations = []
     for row, (paper, venue) in enumerate(zip(papers, venues)):
         tokens, scores = {}, {}
-        for name, ids, values in zip(FIELDS, fields, token_scores):
-            length = int((ids[row] != PADDING_INDEX).sum())
+        for name, field_ids, values in zip(FIELDS, ids, token_scores):
+            length = int((field_ids[row] != PADDING_INDEX).sum())
             raw = prepared.task.fields[split][name][paper][:length]
             tokens[name] = [t if t in prepared.vocabulary else f"{t}?" for t in raw]   # ? = unknown, zero vector
             scores[name] = values[row, :length]
-        explanations.append(Explanation(int(paper), int(venue), tokens, scores, float(result.output[row]),
-                                        float(result.baseline_output[row]), float(result.gap[row])))
+        explanations.append(Explanation(
+            int(paper), int(venue), tokens, scores, float(output[row]),
+            {part: float(base[row]) for part, (base, _) in parts.items()},
+            {part: float(gap[row]) for part, (_, gap) in parts.items()}, fields))
     return explanations
 
 
@@ -605,9 +639,11 @@ def word_attribution(model: VenueRecommender, prepared: Prepared, word: str, ven
             for token, score in zip(explanation.tokens[name], explanation.scores[name]):
                 totals[token] = totals.get(token, 0.0) + float(score)
         ranking = sorted(totals, key=lambda t: -totals[t])
-        relative = abs(explanation.gap) / max(abs(explanation.probability - explanation.baseline_probability), 1e-12)
+        parts = [(change, gap) for part, change, gap in explanation.completeness() if part in ("title", "abstract", JOINT)]
+        gap = max((abs(g) for _, g in parts), default=0.0)
+        relative = max((abs(g) / max(abs(c), 1e-12) for c, g in parts), default=0.0)
         rows.append({"paper": explanation.paper, "score": totals[word], "rank_of_word": ranking.index(word) + 1,
-                     "distinct_tokens": len(ranking), "gap": explanation.gap, "relative_gap": relative})
+                     "distinct_tokens": len(ranking), "gap": gap, "relative_gap": relative})
     table = pd.DataFrame(rows, columns=columns)
     return (table, explanations) if return_explanations else table
 
@@ -630,10 +666,13 @@ def pick_case_paper(task: VenueTask, scores: np.ndarray, venue: int, *, word: st
 
 
 def completeness_summary(explanations: Sequence[Explanation], *, tolerance: float = 0.05) -> dict[str, float]:
-    """The completeness gaps of ``explanations``: the largest ``|gap|``, the median and largest relative gap
-    ``|gap| / |F(x) - F(x')|``, and the share of explanations whose relative gap is at most ``tolerance``."""
-    gaps = np.array([abs(e.gap) for e in explanations])
-    change = np.array([abs(e.probability - e.baseline_probability) for e in explanations])
+    """The completeness gaps of ``explanations``, one per attributed part (each field of a per-field
+    explanation, the whole input of a joint one): the number of parts, the largest ``|gap|``, the median and
+    largest relative gap ``|gap| / |F(x) - F(x')|`` (``x'`` the part's baseline), and the share of parts
+    whose relative gap is at most ``tolerance``."""
+    rows = [(change, gap) for e in explanations for _, change, gap in e.completeness()]
+    gaps = np.array([abs(g) for _, g in rows])
+    change = np.array([abs(c) for c, _ in rows])
     relative = gaps / np.maximum(change, 1e-12)
     return {"explanations": int(len(gaps)), "max_abs_gap": float(gaps.max()), "median_relative_gap": float(np.median(relative)),
             "max_relative_gap": float(relative.max()), "share_within_tolerance": float(np.mean(relative <= tolerance)),
