@@ -19,6 +19,9 @@ def test_profiles_and_config_validation():
     assert chapter.reduced_dim(cpu, 384) == 96 and chapter.reduced_dim(cpu, 4) == 2
     with pytest.raises(ValueError, match="analysis target"):
         dataclasses.replace(SMOKE, views_on="world|no-such-encoder")
+    with pytest.raises(ValueError, match="analysis target"):
+        dataclasses.replace(SMOKE, primary="world|no-such-encoder")
+    assert all(config.primary.split("|")[1] in config.encoders for config in chapter.CONFIGS.values())
     with pytest.raises(ValueError, match="unknown sweep methods"):
         dataclasses.replace(SMOKE, sweep_methods=("t-SNE",))
     with pytest.raises(ValueError, match="at least 20"):
