@@ -585,7 +585,8 @@ run.claim(
     diagnosis="not above the raw embeddings beyond its seed spread on "
               + ", ".join(f"{n} ({100 * mine.loc[n, 'InDiReCT mean']:.1f} vs {100 * mine.loc[n, 'Raw mean']:.1f})"
                           for n in beats.index[~beats.to_numpy()])
-              + ": the prompts do not point at the notion's directions in the image embeddings" + capped_note("InDiReCT"))
+              + (capped_note("InDiReCT") if capped_here & {"InDiReCT"} else
+                 ": the prompts do not point at the notion's directions in the image embeddings"))
 bounded = on_held("oracle_above_indirect")
 run.claim(
     "oracle-bounds",
