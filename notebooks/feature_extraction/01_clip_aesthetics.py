@@ -415,7 +415,8 @@ equal_spread.style.format({"top_share": "{:.3f}", "effective_dimensions": "{:.1f
 # finds it), and that the encoder whose prompts are judged can read the words the thesis' prompts won with
 # ("outstanding", "horrible", "atrocious", "smashing"). A stand-in that has never seen these words cannot
 # test a claim about them, so the prompting claims require that check and are *not run* where it fails. The
-# quality-word check shows whether prompting works with words the stand-in does know.
+# quality-word check shows whether prompting works with words the stand-in does know. Fig. 12.3 reads the
+# weights of a probe that works, so its claim requires the primary encoder's probe to find the rating.
 #
 # **One claim per thesis statement**, judged on the profile's primary image-text encoder,
 # {glue:text}`aesth_primary` (CLIP's counterpart: a contrastive image-text model; at `paper`, CLIP ViT-B/32
@@ -461,6 +462,13 @@ run.check(
     measured=f"{best_probe}: Spearman {probe_spearman[best_probe].mean():.3f} "
              f"(sd {probe_spearman[best_probe].std(ddof=1) if len(seeds) > 1 else 0.0:.3f})",
     passes=above(probe_spearman[best_probe], 0.0))
+run.check(
+    "primary-probe-finds-rating", kind="positive-control",
+    statement=f"The linear probe on {primary} finds the rating (Fig. 12.3 reads the weights of a working probe)",
+    expected="Spearman above 0 by more than its spread over the splits",
+    measured=f"Spearman {probe_spearman[primary].mean():.3f} "
+             f"(sd {probe_spearman[primary].std(ddof=1) if len(seeds) > 1 else 0.0:.3f})",
+    passes=above(probe_spearman[primary], 0.0))
 winning_words = sorted({word for pair in prompts.THESIS_BEST_PAIRS.values() for word in pair})
 known = {word: (float(loaded[primary].vocabulary_coverage([word])) if hasattr(loaded[primary], "vocabulary_coverage")
                 else 1.0) for word in winning_words}
@@ -581,7 +589,7 @@ run.claim(
               f"{equal_content['effective_fraction']:.3f}"),
     holds=bool(equal_primary["top_share"] < equal_content["top_share"]
                and equal_primary["effective_fraction"] > equal_content["effective_fraction"]),
-    requires=["rating-is-learnable"], cause=stand_in_cause,
+    requires=["rating-is-learnable", "primary-probe-finds-rating"], cause=stand_in_cause,
     diagnosis=(f"at k = {spread_k} the {primary} probe uses {equal_primary['effective_dimensions']:.1f} effective "
                f"directions against {equal_content['effective_dimensions']:.1f} for {content_reference} "
                "(equal-dimension spread table)"),
