@@ -117,3 +117,21 @@ def test_weight_spread_of_one_dimension_and_of_equal_weights():
     assert equal["dimensions_for_half"] == 4
     with pytest.raises(ValueError, match="non-zero"):
         P.weight_spread(np.zeros(3))
+
+
+def test_equal_dimension_spread_finds_one_direction_in_any_basis():
+    rng = np.random.default_rng(1)
+    # 300 points in 12 dimensions with distinct variances, rotated so that no feature axis is a component
+    raw = rng.normal(size=(300, 12))
+    latent = np.linalg.qr(raw - raw.mean(axis=0))[0] * np.sqrt(300) * np.linspace(3.0, 0.5, 12)  # uncorrelated
+    rotation = np.linalg.qr(rng.normal(size=(12, 12)))[0]
+    features = latent @ rotation.T
+    one = P.equal_dimension_spread(features, 2.0 * latent[:, 0] + 5.0, 6)   # the score reads the first component
+    assert one["dimensions"] == 6 and one["top_share"] > 0.99 and one["effective_dimensions"] < 1.02
+    assert 0.0 < one["variance_kept"] < 1.0
+    # a score spread evenly over the six kept components (each in units of its own spread) uses all six
+    even = P.equal_dimension_spread(features, (latent[:, :6] / latent[:, :6].std(axis=0)).sum(axis=1), 6)
+    assert even["effective_dimensions"] == pytest.approx(6.0, rel=0.02)
+    assert even["effective_fraction"] == pytest.approx(1.0, rel=0.02)
+    with pytest.raises(ValueError, match="dimensions must lie"):
+        P.equal_dimension_spread(features, latent[:, 0], 13)

@@ -19,6 +19,9 @@ def test_profiles_and_config_validation():
     assert chapter.reduced_dim(cpu, 384) == 96 and chapter.reduced_dim(cpu, 4) == 2
     with pytest.raises(ValueError, match="analysis target"):
         dataclasses.replace(SMOKE, views_on="world|no-such-encoder")
+    with pytest.raises(ValueError, match="analysis target"):
+        dataclasses.replace(SMOKE, primary="world|no-such-encoder")
+    assert all(config.primary.split("|")[1] in config.encoders for config in chapter.CONFIGS.values())
     with pytest.raises(ValueError, match="unknown sweep methods"):
         dataclasses.replace(SMOKE, sweep_methods=("t-SNE",))
     with pytest.raises(ValueError, match="at least 20"):
@@ -128,3 +131,35 @@ def test_attribution_maps_are_normalised_and_follow_the_projection():
     assert {tuple(p) for p in np.argwhere(maps["first"][0] > 1e-6)} == {(0, 0), (1, 1)}
     with pytest.raises(ValueError, match="differentiable"):
         chapter.attribution_maps(type("NoTower", (), {"name": "x"})(), images, {"Raw": None}, steps=2)
+
+
+def _rows(notion, values):
+    """Result rows of one notion: ``values[method]`` is a list of MAP@R per seed (one value for Raw)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"dataset": "D", "encoder": "E", "notion": notion, "method": method, "seed": seed,
+                          "map_at_r": value} for method, runs in values.items() for seed, value in enumerate(runs)])
+
+
+def test_notion_findings_follow_the_rules_of_the_claims():
+    import pandas as pd
+
+    held = _rows("held", {"Random": [0.05, 0.06, 0.05], "Raw": [0.30], "InDiReCT": [0.50, 0.51, 0.49],
+                          "Random U": [0.20, 0.22, 0.21], "PCA": [0.495, 0.495, 0.495], "LAE": [0.40, 0.41, 0.39],
+                          "AE": [0.20, 0.35, 0.10], "Oracle": [0.80, 0.81, 0.79]})
+    # the ceiling ties the floor at chance: not held, whatever InDiReCT does
+    chance = _rows("chance", {"Random": [0.05, 0.06, 0.05], "Raw": [0.05], "InDiReCT": [0.05, 0.05, 0.05],
+                              "Oracle": [0.05, 0.06, 0.05]})
+    table = chapter.notion_findings(pd.concat([held, chance], ignore_index=True))
+    row = table.loc[("D", "E", "held")]
+    assert row["held"] and row["indirect_beats_raw"] and row["oracle_above_indirect"] and row["random_u_below_raw"]
+    assert row["pca_gap_share"] == pytest.approx(0.005 / (0.50 - 0.16 / 3), rel=1e-6) and row["pca_similar"]
+    assert row["lae_not_above_indirect"] and row["lae_above_raw"] and row["ae_below_raw"]
+    assert row["ae_spread_above_indirect"]
+    tie = table.loc[("D", "E", "chance")]
+    assert not tie["held"]
+    assert np.isnan(tie["pca_gap_share"]) and np.isnan(tie["random_u_below_raw"])
+    # a ceiling only a hair above the floor, consistent over seeds, is still not held (under 5 % of the headroom)
+    hair = _rows("hair", {"Random": [0.05, 0.05, 0.05], "Raw": [0.05], "InDiReCT": [0.05, 0.05, 0.05],
+                          "Oracle": [0.06, 0.061, 0.059]})
+    assert not chapter.notion_findings(hair).loc[("D", "E", "hair"), "held"]

@@ -331,6 +331,7 @@ table_12_1.set_index(["method", "encoder"])
 # (1 for a single one, $F$ for equal weights).
 
 # %%
+content_reference = config.content[0]
 scaled = {name: prompts.scaled_probe_weights(probe_models[name][seeds[0]]) for name in loaded}
 spread = pd.DataFrame({name: prompts.weight_spread(weights) for name, weights in scaled.items()}).T
 spread.insert(0, "dimensions", [len(scaled[name]) for name in spread.index])
@@ -339,6 +340,33 @@ chapter.plot_probe_weights({name: scaled[name] for name in loaded},
                            title="Scaled linear-probe weights per feature dimension (Fig. 12.3 analogue)")
 spread.style.format({"top_share": "{:.3f}", "effective_dimensions": "{:.1f}", "effective_fraction": "{:.3f}",
                      "dimensions_for_half": "{:.0f}", "dimensions": "{:.0f}"})
+
+# %% [markdown]
+# These summaries cannot compare encoders of different dimension. The thesis compares two probes of 768
+# dimensions each; ours have from {glue:text}`aesth_spread_min_dim:d` to {glue:text}`aesth_spread_max_dim:d`.
+# With more dimensions, the largest share falls (even for equal weights it is $1/F$) and so does the
+# effective fraction (a probe on a handful of directions has a fraction near $\text{handful}/F$): a 64-d
+# probe looks concentrated by the first and spread by the second next to a 1280-d one. We therefore also
+# compare at equal dimension: each encoder's training features are projected onto their first
+# $k =$ {glue:text}`aesth_spread_k:d` principal components ($k$ is the smaller dimension of the two
+# encoders the claim compares, and below the number of training images), the probe is refitted there,
+# and its scaled weights are summarised as before. The components are uncorrelated, so the squared scaled
+# weights add up to the variance of the predicted score: the summaries say over how many independent
+# directions of the features the probe draws its prediction. The last column gives the share of the
+# features' variance the $k$ components keep.
+
+# %%
+train_first = splits[seeds[0]][0]
+spread_k = int(min(loaded[primary].embedding_dim, loaded[content_reference].embedding_dim, len(train_first) - 1))
+run.glue("aesth_spread_k", spread_k)
+run.glue("aesth_spread_min_dim", int(spread["dimensions"].min()))
+run.glue("aesth_spread_max_dim", int(spread["dimensions"].max()))
+equal_spread = pd.DataFrame({
+    name: prompts.equal_dimension_spread(embeddings[name][train_first], task.mean_scores[train_first], spread_k)
+    for name in loaded if embeddings[name].shape[1] >= spread_k}).T
+run.record("probe_weight_spread_equal_dimension", equal_spread.reset_index().round(4))
+equal_spread.style.format({"top_share": "{:.3f}", "effective_dimensions": "{:.1f}", "effective_fraction": "{:.3f}",
+                           "dimensions_for_half": "{:.0f}", "dimensions": "{:.0f}", "variance_kept": "{:.2f}"})
 
 # %% [markdown]
 # (sec-clip_aesthetics-deviations)=
@@ -373,13 +401,37 @@ spread.style.format({"top_share": "{:.3f}", "effective_dimensions": "{:.1f}", "e
 #   a five-hundredth of AVA's images per epoch, the thesis' rates barely move the head in the epochs we
 #   can afford.
 # - **Runs.** Three seeded splits at `cpu` (one at `smoke`), where the thesis reports a single run.
+# - **Claims.** Each thesis statement is judged once, on the primary image-text encoder; earlier versions of
+#   this page judged it once per encoder. Fig. 12.3 is judged at equal dimension, on principal components
+#   (see its section), not in each encoder's own basis as the thesis does with two 768-dimensional probes.
+#   Table 12.2's headline (caption data beat label data of about the same size) needs encoders matched in
+#   training-set size, which only `paper` loads, and there with torchvision's ImageNet-1k ResNet-50 in
+#   place of the thesis' ImageNet-21k one.
 #
-# ## Claims
+# ## Checks and claims
 #
-# Each claim is judged with a rule fixed before the run. Where methods are compared on the same splits,
-# the mean per-split difference must exceed twice its standard deviation
-# (`dk.significance.paired_gap_exceeds_spread`); where a method meets a fixed number (the majority vote,
-# zero correlation), its mean over splits must exceed that number by more than its standard deviation.
+# **Checks** come first. They are not the thesis' findings but the conditions under which its claims can be
+# judged here: that the rating can be predicted from the images at all (a probe on some encoder's features
+# finds it), and that the encoder whose prompts are judged can read the words the thesis' prompts won with
+# ("outstanding", "horrible", "atrocious", "smashing"). A stand-in that has never seen these words cannot
+# test a claim about them, so the prompting claims require that check and are *not run* where it fails. The
+# quality-word check shows whether prompting works with words the stand-in does know. Fig. 12.3 reads the
+# weights of a probe that works, so its claim requires the primary encoder's probe to find the rating.
+#
+# **One claim per thesis statement**, judged on the profile's primary image-text encoder,
+# {glue:text}`aesth_primary` (CLIP's counterpart: a contrastive image-text model; at `paper`, CLIP ViT-B/32
+# itself). The other image-text encoders (ConSE, the smaller stand-in) stay on the page as diagnostics, in
+# the Table 12.1 analogue above, and are not claims.
+#
+# **Rules.** Where two methods are compared on the same splits, the mean per-split difference must exceed
+# twice its standard deviation (`dk.significance.paired_gap_exceeds_spread`); the measured column gives the
+# mean difference ± its standard deviation as the effect size. Where a method meets zero correlation, its
+# mean over splits must exceed zero by more than its standard deviation. The thesis reports one run on
+# AVA's fixed split and compares point values; asking the difference to stand out of the split-to-split
+# noise is the least a smaller test set needs. Fig. 12.3 is judged at equal dimension (above): the primary
+# probe must have a smaller largest share *and* a larger effective fraction than the content-only probe
+# at $k$ components; in each encoder's own basis the two summaries move in opposite directions with the
+# dimension, which made the earlier rule favour whichever way the dimensions fell.
 
 # %%
 def above(values, reference) -> bool:
@@ -392,89 +444,225 @@ def by_seed(frame, column):
     return frame.set_index("seed")[column].reindex(seeds).to_numpy(float)
 
 
-thesis_words = prompting[prompting.words == "thesis adjectives"]
-for name in config.multimodal:
-    rows = thesis_words[thesis_words.encoder == name]
-    binary = {m: rows[(rows.method == m) & (rows.task == "binary")] for m in prompts.METHODS}
-    continuous = {m: rows[(rows.method == m) & (rows.task == "continuous")] for m in prompts.METHODS}
-    beats = {m: above(binary[m]["accuracy"], majority) for m in prompts.METHODS}
-    run.claim(
-        f"prompting-beats-majority[{name}]",
-        statement=f"Every prompting method (fixed, context-aware, ensemble) with {name} beats the majority vote in accuracy",
-        source="Table 12.1", thesis_value="0.725 / 0.737 / 0.756 vs 0.703 (CLIP ViT-B/32, AVA)",
-        measured=(" / ".join(f"{binary[m]['accuracy'].mean():.3f}" for m in prompts.METHODS)
-                  + f" vs majority {np.mean(majority):.3f} ({task.name})"),
-        holds=all(beats.values()),
-        note="pairs chosen on training images; " + (
-            f"the stand-in knows {loaded[name].vocabulary_coverage(adjective_prompts):.0%} of the prompt word pieces"
-            if hasattr(loaded[name], "vocabulary_coverage") else "ConSE's image side knows only ImageNet objects"))
-    run.claim(
-        f"prompt-score-correlates[{name}]",
-        statement=f"The weighted prompt score (Eq. 12.1) of {name} correlates positively with the mean rating "
-                  "(Spearman) for every prompting method",
-        source="Table 12.1", thesis_value="Spearman 0.435 / 0.539 / 0.539",
-        measured=" / ".join(f"{continuous[m]['spearman'].mean():.3f}" for m in prompts.METHODS),
-        holds=all(above(continuous[m]["spearman"], 0.0) for m in prompts.METHODS))
+def mean_sd(values) -> str:
+    values = np.asarray(values, float)
+    return f"{values.mean():+.3f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.3f}"
 
-conse_rows = thesis_words[(thesis_words.encoder == "conse-lite0-minilm") & (thesis_words.task == "continuous")
-                          & (thesis_words.method == "ensemble")]
-run.glue("aesth_conse_ensemble_spearman", float(conse_rows["spearman"].mean()) if len(conse_rows) else float("nan"))
-content_reference = config.content[0]
-probe_gaps = by_seed(probing[probing.encoder == primary], "spearman") - by_seed(
-    probing[probing.encoder == content_reference], "spearman")
-run.glue("aesth_probe_gap", float(probe_gaps.mean()))
+
+stand_in_cause = "stand-in" if task.is_stand_in else "genuine"
+run.glue("aesth_primary", primary)
+
+# checks
+probe_spearman = {name: by_seed(probing[probing.encoder == name], "spearman") for name in loaded}
+best_probe = max(probe_spearman, key=lambda name: probe_spearman[name].mean())
+run.check(
+    "rating-is-learnable", kind="positive-control",
+    statement="The rating depends on what the images show: a linear probe on some encoder's frozen features predicts it",
+    expected="the best probe's Spearman above 0 by more than its spread over the splits",
+    measured=f"{best_probe}: Spearman {probe_spearman[best_probe].mean():.3f} "
+             f"(sd {probe_spearman[best_probe].std(ddof=1) if len(seeds) > 1 else 0.0:.3f})",
+    passes=above(probe_spearman[best_probe], 0.0))
+run.check(
+    "primary-probe-finds-rating", kind="positive-control",
+    statement=f"The linear probe on {primary} finds the rating (Fig. 12.3 reads the weights of a working probe)",
+    expected="Spearman above 0 by more than its spread over the splits",
+    measured=f"Spearman {probe_spearman[primary].mean():.3f} "
+             f"(sd {probe_spearman[primary].std(ddof=1) if len(seeds) > 1 else 0.0:.3f})",
+    passes=above(probe_spearman[primary], 0.0))
+winning_words = sorted({word for pair in prompts.THESIS_BEST_PAIRS.values() for word in pair})
+known = {word: (float(loaded[primary].vocabulary_coverage([word])) if hasattr(loaded[primary], "vocabulary_coverage")
+                else 1.0) for word in winning_words}
+run.check(
+    "primary-reads-thesis-words", kind="positive-control",
+    statement=f"{primary} can read the adjectives the thesis' prompts won with",
+    expected="every word piece of " + ", ".join(f'"{w}"' for w in winning_words) + " known to its tokenizer",
+    measured=", ".join(f"{w} {share:.0%}" for w, share in known.items()) + " of the word pieces known",
+    passes=all(share == 1.0 for share in known.values()),
+    note="an unknown piece embeds as one shared unknown token, so unknown words cannot be told apart")
+quality_rows = prompting[(prompting.encoder == primary) & (prompting.words == "captions' quality words")
+                         & (prompting.task == "continuous")]
+if len(quality_rows):
+    quality_spearman = by_seed(quality_rows, "spearman")
+    run.check(
+        "quality-word-prompts-work", kind="positive-control",
+        statement=f"Prompts made of the words {primary}'s captions use for photographic quality give an Eq. 12.1 "
+                  "score that correlates with the rating (prompting works where the vocabulary is there)",
+        expected="Spearman above 0 by more than its spread over the splits",
+        measured=f"Spearman {quality_spearman.mean():.3f} (sd {quality_spearman.std(ddof=1) if len(seeds) > 1 else 0.0:.3f})",
+        passes=above(quality_spearman, 0.0))
+
+conse_values = prompting[(prompting.words == "thesis adjectives") & (prompting.encoder == "conse-lite0-minilm")
+                         & (prompting.task == "continuous") & (prompting.method == "ensemble")]["spearman"].to_numpy(float)
+run.glue("aesth_conse_ensemble_spearman", float(conse_values.mean()) if len(conse_values) else float("nan"))
+run.glue("aesth_conse_ensemble_spearman_sd", float(conse_values.std(ddof=1)) if len(conse_values) > 1 else 0.0)
+
+# prompting (Table 12.1), on the primary encoder
+rows = prompting[(prompting.words == "thesis adjectives") & (prompting.encoder == primary)]
+values = {(m, column): by_seed(rows[(rows.method == m) & (rows.task == ("binary" if column == "accuracy" else "continuous"))],
+                               column)
+          for m in prompts.METHODS for column in ("accuracy", "spearman", "pearson")}
+majority_by_seed = np.asarray(majority, float)
+label = {"fixed": "fixed", "context": "context-aware", "ensemble": "ensemble"}
+prompt_control = ["primary-reads-thesis-words"]
+majority_gaps = {m: values[(m, "accuracy")] - majority_by_seed for m in prompts.METHODS}
+run.claim(
+    "prompting-beats-majority",
+    statement="Every prompting method (fixed, context-aware, ensemble) beats the majority vote in accuracy",
+    source="Table 12.1", thesis_value="0.725 / 0.737 / 0.756 vs 0.703 (CLIP ViT-B/32, AVA)",
+    measured=(" / ".join(f"{values[(m, 'accuracy')].mean():.3f}" for m in prompts.METHODS)
+              + f" vs majority {majority_by_seed.mean():.3f}; gaps "
+              + " / ".join(mean_sd(majority_gaps[m]) for m in prompts.METHODS)),
+    holds=all(dk.significance.paired_gap_exceeds_spread(g) for g in majority_gaps.values()),
+    cause=stand_in_cause, requires=prompt_control,
+    diagnosis=f"the best method gains {max(g.mean() for g in majority_gaps.values()):+.3f} over the majority vote, "
+              "within its split-to-split spread (Table 12.1 analogue)")
+run.claim(
+    "prompt-score-correlates",
+    statement="The weighted prompt score (Eq. 12.1) correlates positively with the mean rating (Spearman) for every "
+              "prompting method",
+    source="Table 12.1", thesis_value="Spearman 0.435 / 0.539 / 0.539",
+    measured=" / ".join(f"{values[(m, 'spearman')].mean():.3f}" for m in prompts.METHODS),
+    holds=all(above(values[(m, "spearman")], 0.0) for m in prompts.METHODS),
+    cause=stand_in_cause, requires=prompt_control,
+    diagnosis="Spearman " + " / ".join(f"{values[(m, 'spearman')].mean():.3f}" for m in prompts.METHODS)
+              + " is not above 0 by more than the spread over the splits (Table 12.1 analogue)")
+context_gaps = {c: values[("context", c)] - values[("fixed", c)] for c in ("accuracy", "spearman", "pearson")}
+run.claim(
+    "context-beats-fixed",
+    statement="Context-aware prompts improve on the fixed prompt in every metric (accuracy, Spearman, Pearson)",
+    source="Table 12.1, Sec. 12.3", thesis_value="0.737 vs 0.725; 0.539 vs 0.435; 0.554 vs 0.453",
+    measured="; ".join(f"{values[('context', c)].mean():.3f} vs {values[('fixed', c)].mean():.3f} "
+                       f"(gap {mean_sd(context_gaps[c])})" for c in context_gaps),
+    holds=all(dk.significance.paired_gap_exceeds_spread(g) for g in context_gaps.values()),
+    cause=stand_in_cause, requires=prompt_control,
+    diagnosis="the gaps " + ", ".join(f"{c} {mean_sd(g)}" for c, g in context_gaps.items())
+              + " do not all exceed twice their spread over the splits")
+ensemble_gap = values[("ensemble", "accuracy")] - values[("context", "accuracy")]
+run.claim(
+    "ensemble-beats-context",
+    statement="Ensembling the context-aware prompts into one vector per adjective further improves the binary accuracy",
+    source="Table 12.1, Sec. 12.3", thesis_value="0.756 vs 0.737",
+    measured=f"{values[('ensemble', 'accuracy')].mean():.3f} vs {values[('context', 'accuracy')].mean():.3f} "
+             f"(gap {mean_sd(ensemble_gap)})",
+    holds=dk.significance.paired_gap_exceeds_spread(ensemble_gap),
+    cause=stand_in_cause, requires=prompt_control,
+    diagnosis=f"the accuracy gap {mean_sd(ensemble_gap)} does not exceed twice its spread over the splits")
+
+# linear probing (Table 12.1, 12.2, Fig. 12.3)
+probe_rows = probing[probing.encoder == primary]
+best_prompt = {c: max(prompts.METHODS, key=lambda m: values[(m, c)].mean()) for c in ("accuracy", "spearman")}
+probe_gaps = {c: by_seed(probe_rows, c) - values[(best_prompt[c], c)] for c in ("accuracy", "spearman")}
+run.claim(
+    "probe-beats-prompting",
+    statement="A linear probe on the frozen image features beats the best prompting method (accuracy and Spearman)",
+    source="Table 12.1, Sec. 12.3",
+    thesis_value="Spearman 0.683 vs 0.539; accuracy about 4 points above the ensemble's 0.756",
+    measured="; ".join(f"{c}: {by_seed(probe_rows, c).mean():.3f} vs {values[(best_prompt[c], c)].mean():.3f} "
+                       f"({label[best_prompt[c]]}; gap {mean_sd(probe_gaps[c])})" for c in probe_gaps),
+    holds=all(dk.significance.paired_gap_exceeds_spread(g) for g in probe_gaps.values()),
+    cause=stand_in_cause, requires=prompt_control + ["rating-is-learnable"],
+    diagnosis="the gaps " + ", ".join(f"{c} {mean_sd(g)}" for c, g in probe_gaps.items())
+              + " do not both exceed twice their spread (the best prompting method per metric, chosen after the run)")
+content_gaps = by_seed(probe_rows, "spearman") - by_seed(probing[probing.encoder == content_reference], "spearman")
+run.glue("aesth_probe_gap", float(content_gaps.mean()))
 run.claim(
     "multimodal-probe-beats-content-probe",
-    statement=f"A linear probe on the image-text encoder ({primary}) predicts the mean rating better (Spearman) "
-              f"than one on content-only ImageNet features ({content_reference})",
-    source="Table 12.1 (linear probes), Table 12.2", thesis_value="Spearman 0.683 (CLIP) vs 0.574 (ImageNet-21k ViT)",
-    measured=(f"{probing[probing.encoder == primary]['spearman'].mean():.3f} vs "
-              f"{probing[probing.encoder == content_reference]['spearman'].mean():.3f} "
-              f"(gap {probe_gaps.mean():+.3f} ± {probe_gaps.std(ddof=1) if len(probe_gaps) > 1 else 0:.3f})"),
-    holds=dk.significance.paired_gap_exceeds_spread(probe_gaps),
+    statement=f"A linear probe on the image-text encoder predicts the mean rating better (Spearman) than one on "
+              f"content-only ImageNet features ({content_reference})",
+    source="Table 12.1 (linear probes)", thesis_value="Spearman 0.683 (CLIP) vs 0.574 (ImageNet-21k ViT)",
+    measured=(f"{probe_rows['spearman'].mean():.3f} vs "
+              f"{probing[probing.encoder == content_reference]['spearman'].mean():.3f} (gap {mean_sd(content_gaps)})"),
+    holds=dk.significance.paired_gap_exceeds_spread(content_gaps), requires=["rating-is-learnable"],
+    cause=stand_in_cause,
+    diagnosis=(f"{primary}'s features hold the noise the rating penalises at Spearman {found['primary_noise']:.2f}, "
+               f"{content_reference}'s at {found['content_noise']:.2f} (property-probe table)"
+               if task.is_stand_in else f"the probe gap is {mean_sd(content_gaps)} (Table 12.2 analogue)"),
     note="paired over the seeded splits")
-
-tuned_seeds = seeds[:config.finetuning.runs]
-for name in config.finetuning.towers:
-    tuned = finetuning[finetuning.encoder == name]
-    probed = probing[(probing.encoder == name) & probing.seed.isin(tuned_seeds)]
-    gaps = (tuned.set_index("seed")["spearman"].reindex(tuned_seeds).to_numpy(float)
-            - probed.set_index("seed")["spearman"].reindex(tuned_seeds).to_numpy(float))
-    run.claim(
-        f"finetuning-is-upper-bound[{name}]",
-        statement=f"Fine-tuning {name} with the EMD loss predicts the mean rating better (Spearman) than its "
-                  "frozen linear probe",
-        source="Table 12.1", thesis_value="Spearman 0.731 fine-tuned vs 0.683 probed (CLIP)",
-        measured=(f"{tuned['spearman'].mean():.3f} vs {probed['spearman'].mean():.3f} "
-                  f"(gap {gaps.mean():+.3f}, {len(tuned_seeds)} seed(s))"),
-        holds=dk.significance.paired_gap_exceeds_spread(gaps), note="paired over the seeded splits")
-
+equal_primary, equal_content = equal_spread.loc[primary], equal_spread.loc[content_reference]
 run.claim(
     "multimodal-probe-spreads-weight",
-    statement=f"The probe on {primary} spreads its scaled weight over more of its dimensions than the probe on "
-              f"{content_reference}: a smaller share for its largest weight and a larger effective fraction",
-    source="Fig. 12.3", thesis_value="ViT: essentially one dimension; CLIP: many",
-    measured=(f"largest share {spread.loc[primary, 'top_share']:.3f} vs {spread.loc[content_reference, 'top_share']:.3f}; "
-              f"effective fraction {spread.loc[primary, 'effective_fraction']:.3f} vs "
-              f"{spread.loc[content_reference, 'effective_fraction']:.3f}"),
-    holds=bool(spread.loc[primary, "top_share"] < spread.loc[content_reference, "top_share"]
-               and spread.loc[primary, "effective_fraction"] > spread.loc[content_reference, "effective_fraction"]),
-    note="first split")
+    statement=f"The probe on the image-text encoder spreads its scaled weight over more directions than the probe on "
+              f"{content_reference} (compared at equal dimension)",
+    source="Fig. 12.3, Sec. 12.4", thesis_value="ViT: essentially one dimension; CLIP: many (768 each)",
+    measured=(f"at k = {spread_k} components: largest share {equal_primary['top_share']:.3f} vs "
+              f"{equal_content['top_share']:.3f}; effective fraction {equal_primary['effective_fraction']:.3f} vs "
+              f"{equal_content['effective_fraction']:.3f}"),
+    holds=bool(equal_primary["top_share"] < equal_content["top_share"]
+               and equal_primary["effective_fraction"] > equal_content["effective_fraction"]),
+    requires=["rating-is-learnable", "primary-probe-finds-rating"], cause=stand_in_cause,
+    diagnosis=(f"at k = {spread_k} the {primary} probe uses {equal_primary['effective_dimensions']:.1f} effective "
+               f"directions against {equal_content['effective_dimensions']:.1f} for {content_reference} "
+               "(equal-dimension spread table)"),
+    note="first split; principal components of each encoder's training features")
 
 standins = [n for n in config.multimodal if n.startswith("standin-clip-")]
 if len(standins) >= 2:
     larger, smaller = sorted(standins, key=lambda n: encoders.STANDIN_SIZES[n.rsplit("-", 1)[1]].train_images)[::-1][:2]
     data_gaps = by_seed(probing[probing.encoder == larger], "spearman") - by_seed(probing[probing.encoder == smaller], "spearman")
     data_measured = (f"{probing[probing.encoder == larger]['spearman'].mean():.3f} ({larger}) vs "
-                     f"{probing[probing.encoder == smaller]['spearman'].mean():.3f} ({smaller})")
-    data_holds = dk.significance.paired_gap_exceeds_spread(data_gaps)
+                     f"{probing[probing.encoder == smaller]['spearman'].mean():.3f} ({smaller}); gap {mean_sd(data_gaps)}")
+    data_holds, data_cause = dk.significance.paired_gap_exceeds_spread(data_gaps), stand_in_cause
+    data_diagnosis = (f"the larger stand-in's probe gains {mean_sd(data_gaps)} Spearman, within the spread; both see "
+                      "32 px images, which hide most of the noise the rating penalises (property-probe table)")
 else:
-    data_measured, data_holds = "not run: one stand-in CLIP at this profile", None
+    data_measured, data_holds, data_cause = "not run: one stand-in CLIP at this profile", None, "not-at-this-profile"
+    data_diagnosis = "this profile loads a single stand-in CLIP, so there are no two training-set sizes to compare"
 run.claim(
     "more-caption-data-helps-probe",
     statement="A CLIP trained on more captioned images gives a better linear probe (Spearman)",
     source="Table 12.2", thesis_value="RN50 CLIP: 0.623 (12 M) / 0.662 (15 M) / 0.674 (400 M)",
-    measured=data_measured, holds=data_holds, note="stand-in CLIPs of two sizes (model and steps differ too)");
+    measured=data_measured, holds=data_holds, requires=["rating-is-learnable"], cause=data_cause,
+    diagnosis=data_diagnosis, note="stand-in CLIPs of two sizes (model and steps differ too)")
+
+matched = ("open_clip:RN50/cc12m", "open_clip:RN50/yfcc15m")
+label_trained = "torchvision-resnet50-imagenet"
+if all(name in probe_spearman for name in (*matched, label_trained)):
+    matched_gaps = {name: probe_spearman[name] - probe_spearman[label_trained] for name in matched}
+    matched_measured = "; ".join(f"{name} {probe_spearman[name].mean():.3f} vs {probe_spearman[label_trained].mean():.3f}"
+                                 for name in matched)
+    matched_holds = all(dk.significance.paired_gap_exceeds_spread(g) for g in matched_gaps.values())
+    matched_cause, matched_diagnosis = "deviation", ("the label-trained ResNet-50 is torchvision's ImageNet-1k model, not "
+                                                     "the thesis' ImageNet-21k one (probe table)")
+else:
+    standin_images = (encoders.STANDIN_SIZES[primary.rsplit("-", 1)[1]].train_images
+                      if primary.startswith("standin-clip-") else None)
+    matched_measured, matched_holds, matched_cause = "not run at this profile", None, "not-at-this-profile"
+    matched_diagnosis = ((f"no encoder pair here is matched in training-set size: the stand-in CLIP learnt from "
+                          f"{standin_images:,} synthetic captioned images, {content_reference} from ImageNet-1k's 1.28 M "
+                          "labelled photos (training-data column of the probe table)") if standin_images else
+                         "the profile lacks the RN50 CLIPs trained on CC12M and YFCC-15M or the label-trained ResNet-50")
+run.claim(
+    "caption-data-beats-label-data-at-equal-size",
+    statement="CLIPs trained on about as many captioned images as ImageNet-21k has labelled ones (12 M, 15 M) give "
+              "better linear probes than a ResNet-50 trained on ImageNet-21k: the data's kind, not its amount, explains "
+              "CLIP's lead",
+    source="Table 12.2, Sec. 12.4", thesis_value="Spearman 0.623 (CC12M) and 0.662 (YFCC-15M) vs 0.554 (ImageNet-21k)",
+    measured=matched_measured, holds=matched_holds, cause=matched_cause, diagnosis=matched_diagnosis)
+
+# fine-tuning (Table 12.1): both towers improve on their frozen probe
+tuned_seeds = seeds[:config.finetuning.runs]
+tuned_gaps, still_improving = {}, []
+for name in config.finetuning.towers:
+    tuned = finetuning[finetuning.encoder == name]
+    probed = probing[(probing.encoder == name) & probing.seed.isin(tuned_seeds)]
+    tuned_gaps[name] = (tuned.set_index("seed")["spearman"].reindex(tuned_seeds).to_numpy(float)
+                        - probed.set_index("seed")["spearman"].reindex(tuned_seeds).to_numpy(float))
+    if (tuned["best_epoch"] == tuned["epochs"]).any():
+        still_improving.append(name)
+run.claim(
+    "finetuning-beats-probe",
+    statement="Fine-tuning with the EMD loss improves on the frozen linear probe (Spearman), for the image-text "
+              "tower and for the ImageNet network",
+    source="Table 12.1, Sec. 12.3", thesis_value="CLIP 0.731 vs 0.683; ImageNet-21k ViT 0.660 vs 0.574",
+    measured="; ".join(f"{name}: gap {mean_sd(g)}" for name, g in tuned_gaps.items())
+             + f" ({len(tuned_seeds)} seed(s))",
+    holds=all(dk.significance.paired_gap_exceeds_spread(g) for g in tuned_gaps.values()),
+    cause="budget" if still_improving else stand_in_cause,
+    diagnosis=(f"the validation EMD of {', '.join(still_improving)} was still at its best in the last allowed epoch "
+               "(fine-tuning table)" if still_improving else
+               "fine-tuning stopped early on the validation EMD below the probes: "
+               + ", ".join(f"{name} {mean_sd(g)}" for name, g in tuned_gaps.items()) + " (fine-tuning table)"),
+    note="paired over the seeded splits");
 
 # %%
 run.finish();
@@ -484,7 +672,10 @@ run.finish();
 #
 # The chapter runs the thesis' three ways of using a frozen image-text model for aesthetics: prompts
 # without any training, a linear probe on the frozen features, and fine-tuning as the upper bound, on
-# every offline encoder of the registry. The claims table gives the verdicts at this profile. The thesis'
+# every offline encoder of the registry. The checks table says which conditions for judging the thesis hold
+# here, and the claims table gives one verdict per thesis statement, on the primary encoder
+# {glue:text}`aesth_primary`, with the cause of every miss. Where the stand-in cannot read the thesis'
+# adjectives, the prompting claims are not run rather than counted as failures of the thesis. The thesis'
 # evidence rests on a CLIP trained on 400 million web image-text pairs, whose captions use words like
 # "stunning" and "horrible" for real photographs. Our stand-in CLIP has seen a few thousand synthetic
 # captions that never judge a picture, so the thesis' adjectives are mostly unknown tokens to it, and its
@@ -496,8 +687,10 @@ run.finish();
 # adjective, but its image side can only say which ImageNet objects a picture resembles; a blurred or
 # noisy crop resembles other objects than a clean one, so its adjective prompts can pick up some of the
 # rating. Its ensemble's weighted prompt score reaches a Spearman correlation of
-# {glue:text}`aesth_conse_ensemble_spearman:.2f` on this page; the claims table says whether that is
-# above zero beyond the spread between splits, and whether its binary decisions beat the majority vote. The `paper` profile reruns the same code with the thesis'
+# {glue:text}`aesth_conse_ensemble_spearman:.2f` on this page (standard deviation
+# {glue:text}`aesth_conse_ensemble_spearman_sd:.2f` over the splits), and the Table 12.1 analogue shows
+# whether its binary decisions beat the majority vote; ConSE is a diagnostic here, not CLIP's counterpart,
+# so neither is a claim. The `paper` profile reruns the same code with the thesis'
 # CLIP models on AVA; without AVA in `--data-root` it stops at the data with an error that gives the
 # layout, and without the CLIP weights in the cache at the encoders with the registry's error that says
 # how to fetch them.

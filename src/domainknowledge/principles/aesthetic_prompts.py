@@ -28,7 +28,11 @@ the best one is kept: by accuracy for the binary task, by Spearman correlation f
 with the squared error; thresholded at 5 for the binary task. Ours adds a ridge penalty chosen by
 cross-validation on the training images (:func:`fit_linear_probe`), because our training sets are smaller
 than the feature dimension. :func:`scaled_probe_weights` multiplies each weight by its feature's standard
-deviation (Fig. 12.3) and :func:`weight_spread` summarises how many dimensions carry the probe.
+deviation (Fig. 12.3) and :func:`weight_spread` summarises how many dimensions carry the probe. Both of its
+summaries depend on the number of dimensions F (the largest share falls and the effective fraction falls as F
+grows), so probes of encoders of different dimension compare only at equal F: :func:`equal_dimension_spread`
+projects each encoder's training features onto their first k principal components, refits the probe there and
+summarises its scaled weights, which on uncorrelated components split the variance of the predicted score.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import pandas as pd
 
 __all__ = ["CONTEXT_TEMPLATE", "FIXED_TEMPLATE", "METHODS", "NEGATIVE_ADJECTIVES", "POSITIVE_ADJECTIVES", "THESIS_BEST_PAIRS",
            "LinearProbe", "best_pair", "binary_from_prompts", "content_class_name", "context_prompts", "ensemble_vector",
-           "evaluate_prompts", "fit_linear_probe", "fixed_prompt", "prompt_weights", "scaled_probe_weights",
+           "equal_dimension_spread", "evaluate_prompts", "fit_linear_probe", "fixed_prompt", "prompt_weights", "scaled_probe_weights",
            "search_adjective_pairs", "weight_spread", "weighted_prompt_score"]
 
 # WordNet 3.0: the adjective senses of "great" (large, outstanding, the "very good" slang set, capital letters,
@@ -236,3 +240,25 @@ def weight_spread(scaled_weights) -> dict[str, float]:
     return {"top_share": float(ordered[0] / total), "effective_dimensions": float(effective),
             "effective_fraction": float(effective / weights.size),
             "dimensions_for_half": int(np.searchsorted(np.cumsum(ordered), 0.5 * total - 1e-12) + 1)}
+
+
+def equal_dimension_spread(features, scores, dimensions: int) -> dict[str, float]:
+    """:func:`weight_spread` of a probe refitted on the first ``dimensions`` principal components of the (training)
+    features ``(N, F)``, so that encoders of different F compare at one dimension k (both of its summaries
+    depend on the number of dimensions). The components are uncorrelated, so the squared scaled weights
+    ``(w_j sd_j)^2`` add up to the variance of the predicted score: the spread says over how many independent
+    directions of the features the probe draws its prediction. Returns the spread with ``dimensions`` and the
+    share of the features' variance the k components keep (``variance_kept``)."""
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2:
+        raise ValueError(f"features must be (N, F), got {features.shape}")
+    if not 1 <= dimensions <= min(features.shape[1], features.shape[0] - 1):
+        raise ValueError(f"dimensions must lie in 1..min(F, N - 1) = {min(features.shape[1], features.shape[0] - 1)}, "
+                         f"got {dimensions}")
+    centred = features - features.mean(axis=0)
+    _, singular, components = np.linalg.svd(centred, full_matrices=False)
+    projected = centred @ components[:dimensions].T
+    probe = fit_linear_probe(projected, scores)
+    spread = weight_spread(scaled_probe_weights(probe))
+    variance = singular ** 2
+    return {**spread, "dimensions": int(dimensions), "variance_kept": float(variance[:dimensions].sum() / variance.sum())}
