@@ -120,6 +120,8 @@ def test_triplet_accuracy_known_answers_and_the_unit_norm_equivalence():
     assert sj.triplet_accuracy(features, [0], [3], [2], "L2") == 0.0
     assert sj.triplet_accuracy(features, [0], [3], [2], "L1") == 0.0
     assert sj.triplet_accuracy(features, [0], [1], [1], "L2") == 0.5                  # a tie counts one half
+    outcomes = sj.triplet_outcomes(features, [0, 0, 0], [1, 2, 1], [2, 1, 1], "cosine")
+    np.testing.assert_array_equal(outcomes, [1.0, 0.0, 0.5])                              # per triplet, tie = 1/2
     rng = np.random.default_rng(0)
     unit = rng.normal(size=(50, 8))
     unit /= np.linalg.norm(unit, axis=1, keepdims=True)
@@ -223,3 +225,40 @@ def test_factor_silhouettes_find_the_factor_a_feature_space_encodes(birds):
     noisy = one_hot + 0.05 * np.random.default_rng(0).normal(size=one_hot.shape)
     table = chapter.factor_silhouettes({("shape-coder", birds.name): noisy}, birds, ["shape-coder"])
     assert table.loc["shape-coder"].idxmax() == "shape" and table.loc["shape-coder", "shape"] > 0.8
+
+
+# ------------------------------------------------------------------------------ the chapter's claim rules
+def test_holm_adjustment_known_answer():
+    from domainknowledge.chapters import similarity_judgements as chapter
+
+    # sorted 0.005, 0.01, 0.03, 0.04 -> 4 x 0.005, 3 x 0.01, 2 x 0.03, max(0.06, 1 x 0.04): step-down, monotone
+    np.testing.assert_allclose(chapter.holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    assert chapter.holm([0.9, 0.8]).max() == 1.0
+
+
+def test_metric_tests_call_a_paired_difference_only_beyond_noise():
+    from domainknowledge.chapters import similarity_judgements as chapter
+
+    right, wrong = np.ones(20), np.zeros(20)
+    outcomes = {("sharp", "set", "cosine"): right, ("sharp", "set", "L2"): wrong, ("sharp", "set", "L1"): right,
+                ("level", "set", "cosine"): np.r_[right[:10], wrong[:10]],
+                ("level", "set", "L2"): np.r_[wrong[:1], right[:10], wrong[:9]], ("level", "set", "L1"): wrong}
+    table = chapter.metric_tests(outcomes, ["sharp", "level"], ["set"])
+    assert table.loc[("sharp", "L2"), "verdict"] == "cosine better"        # 20 of 20 discordant: p ~ 2e-6
+    assert table.loc[("sharp", "L1"), "verdict"] == "within noise"         # identical answers: p = 1
+    assert table.loc[("level", "L2"), "verdict"] == "within noise"         # 1 win vs 1 loss
+    assert table.loc[("level", "L1"), "verdict"] == "cosine better"        # 10 of 10: p = 0.002, Holm x 3
+    assert table.loc[("sharp", "L2"), "difference"] == pytest.approx(100.0)
+
+
+def test_hypothesis_table_reads_the_claims_and_their_gates():
+    from domainknowledge.chapters import similarity_judgements as chapter
+
+    claims = [{"section": "5.2.1", "claim_id": "a", "holds": True, "requires": ()},
+              {"section": "5.2.1", "claim_id": "b", "holds": False, "requires": ()},
+              {"section": "5.2.3", "claim_id": "c", "holds": True, "requires": ()},
+              {"section": "5.2.8", "claim_id": "d", "holds": True, "requires": ("fine-tuning-learns",)}]
+    table = chapter.hypotheses(claims, failed_checks=["fine-tuning-learns"])
+    assert table.loc["5.2.1", "reproduced"] == "partly" and table.loc["5.2.3", "reproduced"] == "yes"
+    assert table.loc["5.2.8", "reproduced"] == "not tested" and "d: not-run" in table.loc["5.2.8", "claims"]
+    assert table.loc["5.2.2", "reproduced"] == "not tested" and len(table) == 9
