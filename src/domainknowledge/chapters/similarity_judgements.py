@@ -504,8 +504,8 @@ def judge(config: Config, grid: pd.DataFrame, outcomes: dict, tuning: pd.DataFra
             (f"the ImageNet CNNs lose {100 * d_regular.mean():.1f} points without cosine ({_p(regular_loses['p_value'])}),"
              f" and the large-model stand-in loses {100 * d_large.mean():.1f}: the stand-in is not more robust")
             if cause == "stand-in" else
-            (f"the real ImageNet CNNs lose only {100 * d_regular.mean():.1f} points without cosine "
-             f"({_p(regular_loses['p_value'])}), so there is no drop for the large models to be spared"),
+            (f"the real ImageNet CNNs lose {100 * d_regular.mean():.1f} points without cosine, not significantly "
+             f"({_p(regular_loses['p_value'])}): there is no drop for the large models to be spared"),
             source="Secs. 5.2.1, 5.2.3, Fig. 5.1",
             note="rule: per triplet, the regular CNNs' mean loss from cosine to the mean of L2 and L1 exceeds the "
                  "large models', exact sign test over the triplets of all sets, 5 %"))
