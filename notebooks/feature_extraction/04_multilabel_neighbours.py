@@ -332,9 +332,10 @@ auc.columns = ["NS", "1-NN", "LI", "Simple", "Class-wise"]
 fig = chapter.plot_per_class_auc(auc, title=f"ROC AUC of the 10 most common keywords (first run, {run.profile})")
 
 # %% [markdown]
-# **Reading the comparison.** As in the thesis, the image-based models are far ahead of zero-shot, neighbour
-# search is the best or level with the best, and 1-NN has the highest precision but much lower recall, since
-# one neighbour's keywords are all or nothing. Unlike the thesis, zero-shot here is close to chance: ConSE
+# **Reading the comparison.** In the thesis, the image-based models are far ahead of zero-shot, neighbour
+# search is the best or level with the best, and 1-NN has the highest precision and subset accuracy but much
+# lower recall, since one neighbour's keywords are all or nothing; the claims at the end test each of these
+# on this page's numbers. Unlike the thesis, zero-shot here is close to chance (see the check): ConSE
 # describes an image by ImageNet class names ("trailer truck", "tank", "airliner"), which say nothing about
 # axle counts or cabin makers, and its sentence encoder has never seen most keywords. Its F2-optimal threshold
 # then suggests nearly every keyword (recall near 100 %, precision near the prevalence). The heat map shows
