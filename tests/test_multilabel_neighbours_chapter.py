@@ -98,3 +98,28 @@ def test_paper_layout_is_read_and_prepared(tmp_path):
     assert prepared.statistics["unlabelled images"] == 10
     assert set(prepared.vocabulary) <= {"treakslet", "Kamaz", "toakslet", "tilhenger"}
     assert prepared.translations["manual"][prepared.vocabulary.index("tilhenger")] == "trailer"
+
+
+def test_paired_tests_and_the_chance_check_known_answers():
+    labels = np.zeros((40, 4), bool)
+    labels[:, 0] = True                                       # prevalence 1/4
+    # suggesting everything: precision 1/4, recall 1, F2 = 5 p / (4 p + 1) = 0.625
+    assert chapter.all_positive_f2(labels) == pytest.approx(0.625)
+    from domainknowledge.principles import neighbour_search as ns
+
+    assert ns.multilabel_metrics(np.ones(labels.shape), labels, 0.5)["F2"] == pytest.approx(0.625)
+    perfect = chapter.ModelResult("perfect", "x", 1.0, 0.5, {}, labels.astype(float),
+                                  ns.multilabel_metrics(labels.astype(float), labels, 0.5))
+    blind = chapter.ModelResult("blind", "x", 0.0, 0.5, {}, np.ones(labels.shape),
+                                ns.multilabel_metrics(np.ones(labels.shape), labels, 0.5))
+    runs = [{"perfect": perfect, "blind": blind}] * 2
+    test = chapter.paired_model_test(runs, [labels, labels], "perfect", "blind", iterations=500)
+    assert test["difference"] == pytest.approx(1 - 0.625) and test["p_value"] < 0.01
+    assert chapter.paired_model_test(runs, [labels, labels], "blind", "blind")["p_value"] == 1.0
+    subset = chapter.paired_model_test(runs, [labels, labels], "perfect", "blind", "subset accuracy", iterations=200)
+    assert subset["difference"] == pytest.approx(1.0)
+    chance = chapter.zero_shot_chance(runs, [labels, labels], "perfect", resamples=50)
+    assert chance["auc"] == pytest.approx(1.0) and chance["low"] == pytest.approx(1.0)
+    assert chance["f2"] == pytest.approx(1.0) and chance["all_positive_f2"] == pytest.approx(0.625)
+    flat = chapter.zero_shot_chance(runs, [labels, labels], "blind", resamples=50)
+    assert flat["auc"] == pytest.approx(0.5) and flat["f2"] == pytest.approx(flat["all_positive_f2"])

@@ -76,3 +76,40 @@ def test_paired_rule_asks_for_a_mean_gap_twice_its_spread():
     assert paired_gap_exceeds_spread([0.2])                    # one run: the sign alone
     with pytest.raises(ValueError, match="at least one"):
         paired_gap_exceeds_spread([])
+
+
+def test_sign_test_known_answers():
+    from domainknowledge.significance import paired_sign_test
+
+    # 9 wins, 1 loss, 5 ties: exact two-sided p = 2 * (1 + 10) / 2**10 = 0.021484375
+    a = np.r_[np.ones(9), 0.0, np.full(5, 0.5)]
+    b = np.r_[np.zeros(9), 1.0, np.full(5, 0.5)]
+    result = paired_sign_test(a, b)
+    assert (result["wins"], result["losses"], result["n"]) == (9, 1, 15)
+    assert result["p_value"] == pytest.approx(22 / 1024)
+    assert result["difference"] == pytest.approx(8 / 15)
+    assert result["share"] == pytest.approx(0.9)
+    same = paired_sign_test([0.5, 1.0], [0.5, 1.0])
+    assert same["p_value"] == 1.0 and np.isnan(same["share"])
+    with pytest.raises(ValueError, match="same non-empty"):
+        paired_sign_test([1.0], [1.0, 0.0])
+
+
+def test_stratified_matched_pair_test_matches_the_exact_sign_test():
+    from domainknowledge.significance import stratified_matched_pair_test
+
+    accuracy = lambda p, t: float(np.mean(p == t))  # noqa: E731
+    # one stratum, a right on all 8 examples, b wrong on all: the exact two-sided p is 2 / 2**8 = 0.0078125
+    y = np.arange(8) % 2
+    result = stratified_matched_pair_test([(y, 1 - y, y)], accuracy, iterations=20000, seed=1)
+    assert result["difference"] == pytest.approx(1.0)
+    assert result["p_value"] == pytest.approx(2 / 256, abs=0.0015)
+    # two strata of 4: the statistic is the mean of the per-stratum differences, and the exact p is the same
+    halves = [(y[:4], 1 - y[:4], y[:4]), (y[4:], 1 - y[4:], y[4:])]
+    assert stratified_matched_pair_test(halves, accuracy, iterations=20000, seed=2)["p_value"] == \
+        pytest.approx(2 / 256, abs=0.0015)
+    # multi-label rows are swapped whole; identical systems give p = 1
+    rows = np.eye(3, dtype=bool)
+    assert stratified_matched_pair_test([(rows, rows, rows)], accuracy)["p_value"] == 1.0
+    with pytest.raises(ValueError, match="at least one stratum"):
+        stratified_matched_pair_test([], accuracy)

@@ -23,7 +23,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["mann_whitney_families", "nr_precision_p_value", "exceeds_seed_spread", "paired_gap_exceeds_spread", "randomized_matched_pair_test"]
+__all__ = ["mann_whitney_families", "nr_precision_p_value", "exceeds_seed_spread", "paired_gap_exceeds_spread", "randomized_matched_pair_test",
+           "paired_sign_test", "stratified_matched_pair_test"]
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
@@ -117,3 +118,64 @@ def mann_whitney_families(table, families, *, first: str = "ranking", second: st
                      "U": float(result.statistic), "p_value": float(result.pvalue), "significant": significant,
                      "higher": (first if a.mean() > b.mean() else second) if significant else ""})
     return pd.DataFrame(rows).set_index("property")
+
+
+def paired_sign_test(scores_a, scores_b) -> dict:
+    """Exact two-sided sign test of ``scores_a`` against ``scores_b`` ``(n,)``, paired by example (e.g. the
+    per-triplet outcomes, 0, 1/2 or 1, of two systems on the same triplets; McNemar's exact test when the
+    outcomes are 0/1). Ties are dropped; under the null each discordant example is won by either system with
+    probability 1/2, so ``p = binomtest(wins, wins + losses, 1/2)``, and 1 when no example differs.
+
+    Returns ``{"difference": mean(a - b), "wins": #(a > b), "losses": #(a < b), "share": wins / (wins +
+    losses) (NaN without discordant examples), "p_value": p, "n": n}``: the mean difference and the share of
+    discordant examples that ``a`` wins are the effect sizes."""
+    from scipy.stats import binomtest
+
+    a, b = np.asarray(scores_a, dtype=float).ravel(), np.asarray(scores_b, dtype=float).ravel()
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"scores_a {a.shape} and scores_b {b.shape} must be the same non-empty shape")
+    wins, losses = int((a > b).sum()), int((a < b).sum())
+    p = float(binomtest(wins, wins + losses, 0.5).pvalue) if wins + losses else 1.0
+    return {"difference": float((a - b).mean()), "wins": wins, "losses": losses,
+            "share": wins / (wins + losses) if wins + losses else float("nan"), "p_value": p, "n": int(a.size)}
+
+
+def stratified_matched_pair_test(strata, metric: Metric, *, iterations: int = 2000, seed: int = 0) -> dict:
+    """Yeh's randomized matched-pair test over several strata (e.g. the test sets of several split seeds).
+
+    ``strata`` is a list of ``(predictions_a, predictions_b, targets)``, each with examples along the first
+    axis (rows may be vectors, e.g. one image's multi-label predictions). The statistic is the mean over strata
+    of ``metric(a, y) - metric(b, y)``; each round swaps the two systems' predictions of every example with
+    probability 1/2, within its stratum. Returns ``{"difference": observed statistic, "p_value": two-sided
+    (r + 1) / (iterations + 1)}``, with ``r`` the rounds whose absolute statistic reaches the observed one;
+    p is 1 when the predictions never differ."""
+    if not strata:
+        raise ValueError("need at least one stratum")
+    if iterations < 1:
+        raise ValueError(f"iterations must be at least 1, got {iterations}")
+    prepared = []
+    for a, b, y in strata:
+        a, b, y = np.asarray(a), np.asarray(b), np.asarray(y)
+        if a.shape != b.shape or len(a) != len(y) or len(a) == 0:
+            raise ValueError(f"a stratum needs predictions of one shape and as many targets: {a.shape}, "
+                             f"{b.shape}, {y.shape}")
+        differ = np.flatnonzero((a != b).reshape(len(a), -1).any(axis=1))
+        prepared.append((a, b, y, differ))
+
+    def statistic(pairs):
+        return float(np.mean([metric(a, y) - metric(b, y) for a, b, y in pairs]))
+
+    observed = statistic([(a, b, y) for a, b, y, _ in prepared])
+    if all(differ.size == 0 for *_, differ in prepared):
+        return {"difference": observed, "p_value": 1.0}
+    rng = np.random.default_rng(seed)
+    at_least = 0
+    for _ in range(iterations):
+        shuffled = []
+        for a, b, y, differ in prepared:
+            swap = differ[rng.random(differ.size) < 0.5]
+            a2, b2 = a.copy(), b.copy()
+            a2[swap], b2[swap] = b[swap], a[swap]
+            shuffled.append((a2, b2, y))
+        at_least += abs(statistic(shuffled)) >= abs(observed) - 1e-12
+    return {"difference": observed, "p_value": (at_least + 1) / (iterations + 1)}

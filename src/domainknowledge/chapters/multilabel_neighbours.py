@@ -28,8 +28,9 @@ from domainknowledge.experiment import describe_profiles as describe_config_prof
 from domainknowledge.principles import neighbour_search as ns
 
 __all__ = ["CONFIGS", "ENGLISH_CONTEXTS", "LANGUAGES", "NORWEGIAN_CONTEXTS", "PAPER_LAYOUT", "Config", "Prepared",
-           "describe_profiles", "keyword_statistics", "load_images", "prepare", "run_models", "scale_benchmark",
-           "summarise_runs", "worked_example"]
+           "PREDICTION_METRICS", "all_positive_f2", "describe_profiles", "keyword_statistics", "load_images",
+           "paired_model_test", "prepare", "run_models", "scale_benchmark", "summarise_runs", "worked_example",
+           "zero_shot_chance"]
 
 # Table 4.1's contexts ("{}" = label), and the Norwegian ones used with the original labels
 ENGLISH_CONTEXTS = (
@@ -495,6 +496,75 @@ def summarise_runs(runs: list[dict[str, ModelResult]]) -> pd.DataFrame:
         frame.groupby("model")[metrics].mean().loc[order].mul(np.nan).add_suffix(" sd")
     groups = frame.drop_duplicates("model").set_index("model").group.loc[order]
     return pd.concat([groups, mean, sd], axis=1)
+
+
+# ------------------------------------------------------------------------------------ paired tests
+def _f2(predicted, labels) -> float:
+    tp = float((predicted & labels).sum())
+    return 5 * tp / max(5 * tp + 4 * float((~predicted & labels).sum()) + float((predicted & ~labels).sum()), 1)
+
+
+def _precision(predicted, labels) -> float:
+    return float((predicted & labels).sum()) / max(float(predicted.sum()), 1)
+
+
+def _subset_accuracy(predicted, labels) -> float:
+    return float(np.mean((predicted == labels).all(axis=1)))
+
+
+# the micro metrics of Table 4.8 that depend on the thresholded suggestions, on boolean (N, C) arrays
+PREDICTION_METRICS = {"F2": _f2, "precision": _precision, "subset accuracy": _subset_accuracy}
+
+
+def paired_model_test(runs: list[dict[str, ModelResult]], test_labels: list[np.ndarray], first: str, second: str,
+                      metric: str = "F2", *, iterations: int = 2000, seed: int = 0) -> dict:
+    """Whether model ``first`` differs from model ``second`` on ``metric`` (a key of
+    :data:`PREDICTION_METRICS`), paired by test image: Yeh's randomized matched-pair test, stratified over the
+    split seeds (:func:`~domainknowledge.significance.stratified_matched_pair_test`; each image's suggestions
+    are swapped whole). ``runs`` are :func:`run_models` results per split seed and ``test_labels`` their
+    ``(N, C)`` test labels. Returns ``{"difference": mean over runs of first minus second, "p_value"}``."""
+    from domainknowledge.significance import stratified_matched_pair_test
+
+    strata = []
+    for results, labels in zip(runs, test_labels):
+        a, b = (results[name].test_scores >= results[name].threshold for name in (first, second))
+        strata.append((a, b, np.asarray(labels) > 0))
+    return stratified_matched_pair_test(strata, PREDICTION_METRICS[metric], iterations=iterations, seed=seed)
+
+
+def all_positive_f2(labels) -> float:
+    """Micro F2 of suggesting every keyword for every image, ``5 p / (4 p + 1)`` with ``p`` the prevalence:
+    the F2 a model reaches by knowing nothing, when the threshold sits below all its scores."""
+    p = float(np.mean(np.asarray(labels) > 0))
+    return 5 * p / (4 * p + 1)
+
+
+def zero_shot_chance(runs: list[dict[str, ModelResult]], test_labels: list[np.ndarray], name: str = "zero-shot (manual)",
+                     *, resamples: int = 200, seed: int = 0) -> dict:
+    """Is model ``name`` above chance? The micro ROC AUC over all (image, keyword) pairs, averaged over the
+    split seeds, with a 95 % bootstrap interval over test images (each run resampled on its own), and its mean
+    F2 against the mean F2 of suggesting everything (:func:`all_positive_f2`). Returns ``{"auc", "low",
+    "high", "f2", "all_positive_f2"}``."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    observed, boot = [], []
+    for results, labels in zip(runs, test_labels):
+        scores, y = results[name].test_scores, np.asarray(labels) > 0
+        observed.append(roc_auc_score(y.ravel(), scores.ravel()))
+        values = []
+        for _ in range(resamples):
+            pick = rng.integers(0, len(y), len(y))
+            if y[pick].all() or not y[pick].any():
+                continue
+            values.append(roc_auc_score(y[pick].ravel(), scores[pick].ravel()))
+        boot.append(np.asarray(values[:resamples]))
+    size = min(len(b) for b in boot)
+    mean_boot = np.mean([b[:size] for b in boot], axis=0)
+    low, high = np.percentile(mean_boot, [2.5, 97.5])
+    return {"auc": float(np.mean(observed)), "low": float(low), "high": float(high),
+            "f2": float(np.mean([r[name].test_metrics["F2"] for r in runs])),
+            "all_positive_f2": float(np.mean([all_positive_f2(labels) for labels in test_labels]))}
 
 
 def worked_example(prepared: Prepared, results: dict[str, ModelResult], parameters: dict, query: int,

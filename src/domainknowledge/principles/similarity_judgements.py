@@ -52,7 +52,7 @@ from torch import nn
 __all__ = ["JIGSAW_PERMUTATIONS", "METRICS", "PARADIGMS", "AdaptedExtractor", "FineTuneSettings", "ModuleEncoder",
            "PretextFeatures", "SmallConvNet", "augment_views", "contrastive_loss", "evaluate_triplets",
            "extract_features", "fine_tune", "jigsaw_images", "moco_loss", "pairwise_similarity", "quadruplet_loss",
-           "rotated_images", "silhouette_by_label", "train_selfsupervised_cnn", "train_supervised_cnn", "triplet_accuracy",
+           "rotated_images", "silhouette_by_label", "train_selfsupervised_cnn", "train_supervised_cnn", "triplet_accuracy", "triplet_outcomes",
            "triplet_loss", "accuracy_table", "augmented_images"]
 
 METRICS = ("cosine", "L2", "L1")
@@ -77,13 +77,20 @@ def pairwise_similarity(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray
     raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
 
 
-def triplet_accuracy(features: np.ndarray, query, first, second, metric: str = "cosine") -> float:
-    """Share of triplets whose reference 1 is more similar to the query than reference 2 under ``metric``
-    (ties count 1/2); ``features (N, D)``, index arrays ``(T,)`` into it."""
+def triplet_outcomes(features: np.ndarray, query, first, second, metric: str = "cosine") -> np.ndarray:
+    """Per triplet, 1 where reference 1 is more similar to the query than reference 2 under ``metric``, 0 where
+    it is less, 1/2 on a tie: ``(T,)``; ``features (N, D)``, index arrays ``(T,)`` into it. Paired tests between
+    extractors, metrics or fine-tuning paradigms compare these outcomes triplet by triplet."""
     features = np.asarray(features)
     near = pairwise_similarity(features[query], features[first], metric)
     far = pairwise_similarity(features[query], features[second], metric)
-    return float(np.mean((near > far) + 0.5 * (near == far)))
+    return (near > far) + 0.5 * (near == far)
+
+
+def triplet_accuracy(features: np.ndarray, query, first, second, metric: str = "cosine") -> float:
+    """Share of triplets whose reference 1 is more similar to the query than reference 2 under ``metric``
+    (ties count 1/2): the mean of :func:`triplet_outcomes`."""
+    return float(np.mean(triplet_outcomes(features, query, first, second, metric)))
 
 
 def evaluate_triplets(features: np.ndarray, source, metrics=METRICS) -> list[dict]:
