@@ -76,3 +76,17 @@ def test_paired_rule_asks_for_a_mean_gap_twice_its_spread():
     assert paired_gap_exceeds_spread([0.2])                    # one run: the sign alone
     with pytest.raises(ValueError, match="at least one"):
         paired_gap_exceeds_spread([])
+
+
+def test_exact_mcnemar_by_hand():
+    from domainknowledge.significance import exact_mcnemar_test
+
+    # 8 examples only a gets right, 1 only b, 5 both: P(X >= 8 | n = 9, 1/2) = (9 + 1) / 512
+    a = np.array([1] * 8 + [0] + [1] * 5, dtype=bool)
+    b = np.array([0] * 8 + [1] + [1] * 5, dtype=bool)
+    assert exact_mcnemar_test(a, b) == pytest.approx(10 / 512)
+    assert exact_mcnemar_test(a, b, alternative="two-sided") == pytest.approx(20 / 512)
+    assert exact_mcnemar_test(b, a) == pytest.approx(1 - 1 / 512)          # P(X >= 1 | n = 9)
+    assert exact_mcnemar_test(a, a) == 1.0                                 # no discordant example
+    with pytest.raises(ValueError):
+        exact_mcnemar_test(a, b[:-1])

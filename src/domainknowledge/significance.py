@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["mann_whitney_families", "nr_precision_p_value", "exceeds_seed_spread", "paired_gap_exceeds_spread", "randomized_matched_pair_test"]
+__all__ = ["exact_mcnemar_test", "mann_whitney_families", "nr_precision_p_value", "exceeds_seed_spread", "paired_gap_exceeds_spread", "randomized_matched_pair_test"]
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
@@ -117,3 +117,22 @@ def mann_whitney_families(table, families, *, first: str = "ranking", second: st
                      "U": float(result.statistic), "p_value": float(result.pvalue), "significant": significant,
                      "higher": (first if a.mean() > b.mean() else second) if significant else ""})
     return pd.DataFrame(rows).set_index("property")
+
+
+def exact_mcnemar_test(correct_a, correct_b, *, alternative: str = "greater") -> float:
+    """Exact McNemar test of two classifiers scored on the same examples: ``correct_a`` and ``correct_b``
+    are ``(N,)`` booleans (example right or wrong). Only the discordant examples count: with ``k`` that only
+    ``a`` gets right and ``m`` that only ``b`` gets right, under the null hypothesis ``k ~ Binomial(k + m,
+    1/2)``. ``alternative="greater"``: p-value of ``a`` being more accurate; ``"two-sided"``: of any
+    difference. No discordant example gives p = 1."""
+    from scipy.stats import binomtest
+
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"correct_a {a.shape} and correct_b {b.shape} must be the same 1-d shape")
+    if alternative not in ("greater", "two-sided"):
+        raise ValueError(f"alternative must be 'greater' or 'two-sided', got {alternative!r}")
+    only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
+    if only_a + only_b == 0:
+        return 1.0
+    return float(binomtest(only_a, only_a + only_b, 0.5, alternative=alternative).pvalue)
