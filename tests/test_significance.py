@@ -113,3 +113,26 @@ def test_stratified_matched_pair_test_matches_the_exact_sign_test():
     assert stratified_matched_pair_test([(rows, rows, rows)], accuracy)["p_value"] == 1.0
     with pytest.raises(ValueError, match="at least one stratum"):
         stratified_matched_pair_test([], accuracy)
+
+
+def test_exact_mcnemar_by_hand():
+    from domainknowledge.significance import exact_mcnemar_test
+
+    # 8 examples only a gets right, 1 only b, 5 both: P(X >= 8 | n = 9, 1/2) = (9 + 1) / 512
+    a = np.array([1] * 8 + [0] + [1] * 5, dtype=bool)
+    b = np.array([0] * 8 + [1] + [1] * 5, dtype=bool)
+    assert exact_mcnemar_test(a, b) == pytest.approx(10 / 512)
+    assert exact_mcnemar_test(a, b, alternative="two-sided") == pytest.approx(20 / 512)
+    assert exact_mcnemar_test(b, a) == pytest.approx(1 - 1 / 512)          # P(X >= 1 | n = 9)
+    assert exact_mcnemar_test(a, a) == 1.0                                 # no discordant example
+    with pytest.raises(ValueError):
+        exact_mcnemar_test(a, b[:-1])
+
+
+def test_mcnemar_is_the_sign_test_on_right_and_wrong():
+    from domainknowledge.significance import exact_mcnemar_test, paired_sign_test
+
+    a = np.array([1, 1, 1, 1, 1, 0, 1, 0], dtype=bool)
+    b = np.array([0, 0, 0, 0, 1, 0, 1, 1], dtype=bool)  # 4 discordant for a, 1 for b
+    assert exact_mcnemar_test(a, b) == pytest.approx(paired_sign_test(a, b, alternative="greater")["p_value"])
+    assert exact_mcnemar_test(a, b) == pytest.approx(6 / 32)  # P(X >= 4), X ~ Binomial(5, 1/2)

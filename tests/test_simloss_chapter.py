@@ -139,3 +139,30 @@ def test_p_value_lookup_against_the_baseline():
     assert simloss.p_value_against_baseline(tests, "r", 0.0, "mae", baseline=0.0) == 1.0   # baseline itself
     assert simloss.p_value_against_baseline(tests, "r", 0.5, "fsa", baseline=0.0) == 1.0   # not tested
     assert simloss.p_value_against_baseline(tests.iloc[:0], "r", 0.5, "mae", baseline=0.0) == 1.0
+
+
+def test_compare_with_baseline_reads_means_direction_and_p():
+    results = pd.DataFrame([
+        {"r": r, "seed": s, "split": split, "accuracy": acc, "mae": mae, "mse": mae ** 2}
+        for r, acc, mae in ((0.0, 0.10, 5.0), (0.5, 0.20, 4.0)) for s in (0, 1) for split in ("validation", "test")])
+    sweep = simloss.Sweep(dataset="toy", parameter="r", metric_names=simloss.AGE_METRICS, results=results,
+                          test_labels=np.zeros(2, dtype=int),
+                          test_predictions={0.0: np.zeros((2, 2), int), 0.5: np.zeros((2, 2), int)})
+    tests = pd.DataFrame([{"r": 0.5, "metric": "mae", "p_value": 0.01},
+                          {"r": 0.5, "metric": "accuracy", "p_value": 0.3}])
+    mae = simloss.compare_with_baseline(sweep, tests, "mae", 0.5, baseline=0.0)
+    assert mae == {"value": 4.0, "baseline": 5.0, "difference": -1.0, "p_value": 0.01, "better": True,
+                   "significant": True}
+    accuracy = simloss.compare_with_baseline(sweep, tests, "accuracy", 0.5, baseline=0.0)
+    assert accuracy["better"] and not accuracy["significant"] and accuracy["difference"] == pytest.approx(0.1)
+    itself = simloss.compare_with_baseline(sweep, tests, "mae", 0.0, baseline=0.0)
+    assert not itself["better"] and not itself["significant"] and itself["p_value"] == 1.0
+
+
+def test_median_guess_mae_and_miss_cause():
+    # median of the training labels is 3; |[1, 3, 8] - 3| = [2, 0, 5]
+    assert simloss.median_guess_mae([1, 3, 3, 4, 9], [1, 3, 8]) == pytest.approx(7 / 3)
+    assert simloss.miss_cause("smoke", in_thesis_direction=False, substitute="stand-in") == "budget"
+    assert simloss.miss_cause("paper", in_thesis_direction=True, substitute="stand-in") == "genuine"
+    assert simloss.miss_cause("cpu", in_thesis_direction=True, substitute="stand-in") == "budget"
+    assert simloss.miss_cause("cpu", in_thesis_direction=False, substitute="deviation") == "deviation"

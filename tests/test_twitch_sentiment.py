@@ -10,8 +10,10 @@ import torch.nn.functional as F
 from domainknowledge.chapters import twitch_sentiment as ts
 from domainknowledge.data.bundled import DataNotFoundError
 from domainknowledge.data.real import twitch
+from domainknowledge.data.synthetic import twitch_chat
 from domainknowledge.data.synthetic.twitch_chat import GOLD_CLASS_COUNTS
 from domainknowledge.models.text import train_word2vec
+from domainknowledge.principles import weak_labels
 
 TINY = dataclasses.replace(ts.CONFIGS["smoke"], corpus_messages=800, validate_every=3, runs=1)
 
@@ -70,13 +72,16 @@ def test_config_rejects_bad_values():
         dataclasses.replace(TINY, runs=0)
 
 
-def test_stand_in_task_marks_the_simulated_emotes(task):
+def test_stand_in_task_keeps_the_hidden_emotes_out_of_the_lexicon(task):
     assert len(task.gold_texts) == sum(GOLD_CLASS_COUNTS)
     assert np.bincount(task.gold_labels).tolist() == list(GOLD_CLASS_COUNTS)
     assert len(task.corpus) == TINY.corpus_messages
-    printed = set(task.emote_survey) - set(task.simulated_emotes)
-    assert {"PogChamp", "FeelsBadMan", "LUL"} <= printed and len(printed) == 11
-    assert task.simulated_emotes and all(e in task.lexicon for e in task.simulated_emotes)
+    assert set(task.emote_survey) == set(weak_labels.EMOTE_SURVEY_TABLE_15_1) and task.simulated_emotes == ()
+    # the page calls the generator's other emotes hidden: the labeller must not know them
+    hidden = twitch_chat.unsurveyed_emotes()
+    assert "BibleThump" in hidden and not any(emote in task.lexicon for emote in hidden)
+    completed = ts.load_task(TINY, seed=0, corpus_messages=50, complete_emote_survey=True)
+    assert set(completed.simulated_emotes) == set(hidden) and all(e in completed.lexicon for e in hidden)
 
 
 def test_prepared_corpus_splits_and_targets(prepared):

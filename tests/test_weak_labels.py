@@ -36,8 +36,22 @@ def test_vader_ratings_are_grouped_into_three_classes_by_hand():
     assert wl.group_vader_ratings([-4, -3, 4, 3, -1, 1, 0, 2, -2, 0]).tolist() == [3, 4, 3]
     text = "word\t0.4\t1.4\t[-2, -1, 0, 0, 0, 0, 1, 1, 2, 3]\n"
     lexicon = wl.load_vader_lexicon(text)
-    assert np.allclose(lexicon.distribution("word"), [0.1, 0.7, 0.2])
+    # add-one smoothed as in the authors' published lexicon: (1 + 1, 7 + 1, 2 + 1) / (10 + 3)
+    assert np.allclose(lexicon.distribution("word"), np.array([2, 8, 3]) / 13)
     assert lexicon.score("word") == pytest.approx(0.4 / 4)
+
+
+def test_add_one_smoothing_by_hand_and_no_class_is_vetoed(vader):
+    assert np.allclose(wl.smoothed_distribution([0, 0, 10]), np.array([1, 1, 11]) / 13)
+    assert np.allclose(wl.smoothed_distribution([0, 0, 10], smoothing=0), [0, 0, 1])
+    assert np.allclose(wl.smoothed_distribution([3, 0, 1], smoothing=0.5), np.array([3.5, 0.5, 1.5]) / 5.5)
+    with pytest.raises(ValueError):
+        wl.smoothed_distribution([1, 2])
+    # raw shares give "good" no negative ratings, so any message with "good" could never be negative (Eq. 15.10);
+    # smoothed, a strongly negative emote outweighs it
+    assert vader.distribution("good")[NEGATIVE] > 0
+    emote = toy_lexicon({"FeelsBadMan": (71, 17, 19)}, name="emote", emotes={"FeelsBadMan"})
+    assert wl.distribution_label(["good", "FeelsBadMan", "FeelsBadMan"], wl.combine_lexica(emote, vader)) == NEGATIVE
 
 
 def test_vader_ratings_out_of_range_raise():
@@ -50,12 +64,13 @@ def test_vader_ratings_out_of_range_raise():
 def test_installed_vader_lexicon_entries(vader):
     # 7,520 lines, 14 tokens listed twice: 7,506 entries (the thesis counts 7,517 in its version)
     assert len(vader) == 7506
-    assert np.allclose(vader.distribution("love"), [0.0, 0.0, 1.0])          # ratings 3 3 3 3 3 3 3 4 4 3
-    assert np.allclose(vader.distribution("hate"), [0.9, 0.1, 0.0])          # one -1, nine <= -2
-    assert np.allclose(vader.distribution("sad"), [0.7, 0.3, 0.0])
+    # add-one smoothed counts, (count + 1) / 13
+    assert np.allclose(vader.distribution("love"), np.array([1, 1, 11]) / 13)  # ratings 3 3 3 3 3 3 3 4 4 3
+    assert np.allclose(vader.distribution("hate"), np.array([10, 2, 1]) / 13)  # one -1, nine <= -2
+    assert np.allclose(vader.distribution("sad"), np.array([8, 4, 1]) / 13)
     assert vader.score("love") == pytest.approx(3.2 / 4)
     # "lol" appears twice; the last line ([1, 3, 4, 1, 2, 4, 1, 2, -1, 1], mean 1.8) wins, as in VADER
-    assert np.allclose(vader.distribution("lol"), [0.0, 0.5, 0.5])
+    assert np.allclose(vader.distribution("lol"), np.array([1, 6, 6]) / 13)
     assert vader.score("lol") == pytest.approx(1.8 / 4)
     for distribution in vader.distributions.values():
         assert distribution.sum() == pytest.approx(1.0)
@@ -66,7 +81,7 @@ def test_emoji_lexicon_keeps_emojis_with_at_least_50_tweets():
     assert len(emoji) == 300                                               # Sec. 15.1.1
     assert len(wl.load_emoji_lexicon(min_occurrences=0)) == 969
     # FACE WITH TEARS OF JOY: 3614 negative, 4163 neutral, 6845 positive of 14622 tweets
-    assert np.allclose(emoji.distribution("😂"), np.array([3614, 4163, 6845]) / 14622)
+    assert np.allclose(emoji.distribution("😂"), np.array([3615, 4164, 6846]) / 14625)   # add-one smoothed
     assert emoji.score("😂") == pytest.approx((6845 - 3614) / 14622)
     assert "emosent" not in sys.modules          # read from the package folder without importing it
 

@@ -263,12 +263,18 @@ for name, sweep in ordinal.items():
 # %% [markdown]
 # We choose $r$ on the validation set only, once per metric, and then read the test set for that choice.
 # The thesis found that a moderate $r \approx 0.4$ maximises Accuracy while a larger $r \approx 0.8$
-# minimises MAE and MSE, and reported UTKFace test MAEs of 7.39 at $r = 0$ and 7.01 at $r = 0.8$
-# {cite}`kobs2023thesis`. Here, on {glue:text}`simloss_age_test_size:d` test images, validation MAE
-# picks $r =$ {glue:text}`simloss_best_r_mae:.1f`, whose test MAE is
-# {glue:text}`simloss_test_mae_best:.2f` against {glue:text}`simloss_test_mae_r0:.2f` for cross-entropy
-# (Wilcoxon $p =$ {glue:text}`simloss_p_mae:.2g`; $p = 1$ when the choice is $r = 0$ itself); validation
-# Accuracy picks $r =$ {glue:text}`simloss_best_r_accuracy:.1f`. The runs keep, on average, epoch
+# minimises MAE and MSE. On UTKFace (Table 14.1) validation Accuracy chose $r = 0.3$ (test Accuracy
+# 15.17 % against 14.47 % at $r = 0$), validation MAE $r = 0.8$ (test MAE 7.01 against 7.39) and
+# validation MSE $r = 0.9$ (test MSE 117.62 against 131.65), each significantly better than cross-entropy
+# {cite}`kobs2023thesis`. Here, on {glue:text}`simloss_age_test_size:d` test images:
+#
+# | chosen on validation | $r$ | test value | $r = 0$ | Wilcoxon $p$ |
+# |---|---|---|---|---|
+# | Accuracy (%) | {glue:text}`simloss_best_r_accuracy:.1f` | {glue:text}`simloss_test_accuracy_r_best:.2f` | {glue:text}`simloss_test_accuracy_r0:.2f` | {glue:text}`simloss_p_age_accuracy:.2g` |
+# | MAE (years) | {glue:text}`simloss_best_r_mae:.1f` | {glue:text}`simloss_test_mae_best:.2f` | {glue:text}`simloss_test_mae_r0:.2f` | {glue:text}`simloss_p_mae:.2g` |
+# | MSE | {glue:text}`simloss_best_r_mse:.1f` | {glue:text}`simloss_test_mse_best:.1f` | {glue:text}`simloss_test_mse_r0:.1f` | {glue:text}`simloss_p_mse:.2g` |
+#
+# ($p = 1$ when the choice is $r = 0$ itself.) The runs keep, on average, epoch
 # {glue:text}`simloss_age_kept_epoch:.1f` of at most {glue:text}`simloss_age_epoch_cap:d`, and
 # {glue:text}`simloss_age_stopped_early:.0f` % of them were ended by the patience rule
 # ({glue:text}`simloss_age_patience:d` epochs without a better validation MAE) before that cap: where the
@@ -278,13 +284,17 @@ for name, sweep in ordinal.items():
 # %%
 best_r = {metric: simloss.best_on_validation(age_sweep, metric, baseline=0.0) for metric in ("accuracy", "mae", "mse")}
 age_means = simloss.summary_means(age_sweep)
-p_mae = simloss.p_value_against_baseline(ordinal_tests[age_task.name], "r", best_r["mae"], "mae", baseline=0.0)
+age_result = {metric: simloss.compare_with_baseline(age_sweep, ordinal_tests[age_task.name], metric, best_r[metric],
+                                                    baseline=0.0) for metric in ("accuracy", "mae", "mse")}
+p_mae = age_result["mae"]["p_value"]
 run.glue("simloss_age_test_size", int(len(age_sweep.test_labels)))
-run.glue("simloss_best_r_mae", float(best_r["mae"]))
-run.glue("simloss_best_r_accuracy", float(best_r["accuracy"]))
-run.glue("simloss_test_mae_r0", float(age_means.loc[0.0, ("test", "mae")]))
-run.glue("simloss_test_mae_best", float(age_means.loc[best_r["mae"], ("test", "mae")]))
-run.glue("simloss_p_mae", float(p_mae))
+for metric, scale in (("accuracy", 100), ("mae", 1), ("mse", 1)):
+    run.glue(f"simloss_best_r_{metric}", float(best_r[metric]))
+    run.glue(f"simloss_test_{metric}_r0", scale * age_result[metric]["baseline"])
+    run.glue(f"simloss_p_{'age_accuracy' if metric == 'accuracy' else metric}", float(age_result[metric]["p_value"]))
+run.glue("simloss_test_accuracy_r_best", 100 * age_result["accuracy"]["value"])
+run.glue("simloss_test_mae_best", age_result["mae"]["value"])
+run.glue("simloss_test_mse_best", age_result["mse"]["value"])
 run.glue("simloss_age_kept_epoch", float(age_sweep.results.query("split == 'test'")["best_epoch"].mean()))
 run.glue("simloss_age_epoch_cap", int(config.age_training.max_epochs))
 run.glue("simloss_age_patience", int(config.age_training.patience))
@@ -380,14 +390,19 @@ semantic_tests = simloss.significance_tests(semantic, baseline=0.99, pairing=con
 simloss.results_table(semantic, semantic_tests, scale={"accuracy": 100, "sa": 100, "fsa": 100})
 
 # %% [markdown]
-# On CIFAR-100 the thesis found $l = 0.9$ best on validation Accuracy, with significantly higher test
-# Accuracy and SA than cross-entropy (40.15 % vs 39.51 % and 49.93 % vs 49.22 %), while small $l$, which
-# hardly punishes any confusion, ruined Accuracy {cite}`kobs2023thesis`. Here validation SA picks
-# $l =$ {glue:text}`simloss_best_l_sa:.2f`, with test SA {glue:text}`simloss_test_sa_best:.2f` % against
-# {glue:text}`simloss_test_sa_ce:.2f` % for cross-entropy ($p =$ {glue:text}`simloss_p_sa:.2g`) and test
-# Accuracy {glue:text}`simloss_test_accuracy_best:.2f` % against
-# {glue:text}`simloss_test_accuracy_ce:.2f` % ($p =$ {glue:text}`simloss_p_accuracy:.2g`). At
-# $l = 0$, test Accuracy is {glue:text}`simloss_test_accuracy_l0:.2f` %. The runs keep, on average, epoch
+# On CIFAR-100 the thesis chose $l$ on validation Accuracy ($l = 0.9$, 47.42 % against 46.89 % for
+# cross-entropy) and found test Accuracy and SA both significantly higher than with cross-entropy
+# (40.15 % vs 39.51 % and 49.93 % vs 49.22 %, Table 14.2), while small $l$, which hardly punishes any
+# confusion, ruined Accuracy (2.53 % at $l = 0$) {cite}`kobs2023thesis`. We choose $l$ the same way, on
+# validation Accuracy: it picks $l =$ {glue:text}`simloss_best_l_accuracy:.2f`, with test Accuracy
+# {glue:text}`simloss_test_accuracy_best:.2f` % against {glue:text}`simloss_test_accuracy_ce:.2f` % for
+# cross-entropy ($p =$ {glue:text}`simloss_p_accuracy:.2g`) and test SA
+# {glue:text}`simloss_test_sa_best:.2f` % against {glue:text}`simloss_test_sa_ce:.2f` %
+# ($p =$ {glue:text}`simloss_p_sa:.2g`). (Validation SA alone would pick
+# $l =$ {glue:text}`simloss_best_l_sa:.2f`; the thesis' Table 14.2 has its best validation SA at 0.6, and
+# reports its significant result for the $l$ of the best validation Accuracy.) At $l = 0$, test Accuracy is
+# {glue:text}`simloss_test_accuracy_l0:.2f` % ($p =$ {glue:text}`simloss_p_accuracy_l0:.2g` against
+# cross-entropy). The runs keep, on average, epoch
 # {glue:text}`simloss_semantic_kept_epoch:.1f` of at most {glue:text}`simloss_semantic_epoch_cap:d`, and
 # {glue:text}`simloss_semantic_stopped_early:.0f` % of them were ended by the patience rule
 # ({glue:text}`simloss_semantic_patience:d` epochs without a better validation Accuracy) before that cap.
@@ -395,20 +410,20 @@ simloss.results_table(semantic, semantic_tests, scale={"accuracy": 100, "sa": 10
 # %%
 best_l = {metric: simloss.best_on_validation(semantic, metric, baseline=0.99) for metric in ("accuracy", "sa")}
 semantic_means = simloss.summary_means(semantic)
-
-
-def p_against_cross_entropy(l, metric):
-    return simloss.p_value_against_baseline(semantic_tests, "l", l, metric, baseline=0.99)
-
-
+l_star, l_small = best_l["accuracy"], min(config.lower_bounds)
+semantic_accuracy = simloss.compare_with_baseline(semantic, semantic_tests, "accuracy", l_star, baseline=0.99)
+semantic_sa = simloss.compare_with_baseline(semantic, semantic_tests, "sa", l_star, baseline=0.99)
+small_l_accuracy = simloss.compare_with_baseline(semantic, semantic_tests, "accuracy", l_small, baseline=0.99)
+run.glue("simloss_best_l_accuracy", float(l_star))
 run.glue("simloss_best_l_sa", float(best_l["sa"]))
-run.glue("simloss_test_sa_best", float(100 * semantic_means.loc[best_l["sa"], ("test", "sa")]))
-run.glue("simloss_test_sa_ce", float(100 * semantic_means.loc[0.99, ("test", "sa")]))
-run.glue("simloss_test_accuracy_best", float(100 * semantic_means.loc[best_l["sa"], ("test", "accuracy")]))
-run.glue("simloss_test_accuracy_ce", float(100 * semantic_means.loc[0.99, ("test", "accuracy")]))
-run.glue("simloss_test_accuracy_l0", float(100 * semantic_means.loc[0.0, ("test", "accuracy")]))
-run.glue("simloss_p_sa", float(p_against_cross_entropy(best_l["sa"], "sa")))
-run.glue("simloss_p_accuracy", float(p_against_cross_entropy(best_l["sa"], "accuracy")))
+run.glue("simloss_test_sa_best", 100 * semantic_sa["value"])
+run.glue("simloss_test_sa_ce", 100 * semantic_sa["baseline"])
+run.glue("simloss_test_accuracy_best", 100 * semantic_accuracy["value"])
+run.glue("simloss_test_accuracy_ce", 100 * semantic_accuracy["baseline"])
+run.glue("simloss_test_accuracy_l0", 100 * small_l_accuracy["value"])
+run.glue("simloss_p_sa", float(semantic_sa["p_value"]))
+run.glue("simloss_p_accuracy", float(semantic_accuracy["p_value"]))
+run.glue("simloss_p_accuracy_l0", float(small_l_accuracy["p_value"]))
 semantic_runs = semantic.results.query("split == 'test'")
 run.glue("simloss_semantic_kept_epoch", float(semantic_runs["best_epoch"].mean()))
 run.glue("simloss_semantic_epoch_cap", int(config.semantic_training.max_epochs))
@@ -417,7 +432,7 @@ run.glue("simloss_semantic_stopped_early",
          float(100 * (semantic_runs["epochs_run"] < config.semantic_training.max_epochs).mean()))
 fig, _ = dk.plots.plot_sweep(semantic.results, "l", ["accuracy", "sa", "fsa"],
                              labels={"accuracy": "Accuracy (%)", "sa": "SA (%)", "fsa": "FSA (%)"},
-                             scale={"accuracy": 100, "sa": 100, "fsa": 100}, chosen=best_l["sa"], baseline=0.99,
+                             scale={"accuracy": 100, "sa": 100, "fsa": 100}, chosen=l_star, baseline=0.99,
                              title=f"{semantic_task.name}: metrics against the lower bound (band: min-max over runs)")
 
 # %% [markdown]
@@ -491,54 +506,132 @@ collapse.style.format("{:.1f}").format_index("{:g}")
 #   pairs test examples rather than runs (see the note above); `paper` pairs its 10 runs as the thesis.
 # - **Grids.** `smoke` uses three values of $r$ and of $l$; `cpu` and `paper` use the thesis' grids.
 #
-# ## Claims
+# ## Checks and claims
 #
-# Each claim is tested on the numbers above. A verdict follows from a rule fixed before the run: the
-# identities must hold to float64 precision; an improvement must be chosen on validation and be
-# significant on test at the 5 % level under the profile's pairing.
+# **Checks** are what the thesis never claimed as a finding: the two identities of Sec. 14.1 hold by
+# algebra and must hold here to float64 precision; the trained models must beat a guess that ignores the
+# image; and the class-name similarities must follow the superclasses at least a little, which is the
+# ingredient an SA gain needs (the SA claim requires it).
+#
+# **Claims** are the thesis' findings, one per statement, each on the primary data set: the first age
+# data set of the profile (UTKFace at `paper`, whose numbers the thesis discusses; AFAD's sweep is in the
+# tables above as a diagnostic) and the semantic task. The rule is the thesis' own: a grid value is chosen
+# on validation for the metric in question, and its test value must differ from cross-entropy's in the
+# thesis' direction and significantly at the 5 % level under the profile's pairing (Wilcoxon). As in
+# Table 14.2, $l$ is chosen on validation **Accuracy**, and test Accuracy and SA at that $l$ are judged as
+# two claims. The measured column gives the effect size (the difference of test means) and $p$. A miss
+# names its cause: `budget` when the difference goes the thesis' way but is not significant, the stand-in
+# (ages) or the disclosed substitution of Fashion-MNIST and MiniLM (classes) when it goes the other way.
 
 # %%
-run.claim(
-    "identity-is-cross-entropy", statement="SimLoss with S = I equals categorical cross-entropy",
-    source="Sec. 14.1, Eqs. 14.1-14.2", thesis_value="equal (by construction)",
-    measured=f"max |difference| = {identity_gap:.1e} on random logits (float64)", holds=identity_gap < 1e-10)
-
-run.claim(
-    "row-normalising-keeps-gradients",
+run.check(
+    "identity-is-cross-entropy", kind="axiom", statement="SimLoss with S = I equals categorical cross-entropy",
+    expected="equal to float64 precision (< 1e-10), Sec. 14.1, Eqs. 14.1-14.2",
+    measured=f"max |difference| = {identity_gap:.1e} on random logits (float64)", passes=identity_gap < 1e-10)
+run.check(
+    "row-normalising-keeps-gradients", kind="axiom",
     statement="Row-normalising S (probability matrix) changes the loss by a constant and leaves the gradients unchanged",
-    source="Sec. 14.1.1, Eqs. 14.3-14.9", thesis_value="identical gradients",
+    expected="identical gradients and the constant of Eq. 14.7 to float64 precision (< 1e-10), Sec. 14.1.1",
     measured=(f"max |gradient difference| = {gradient_check['max_gradient_difference']:.1e}, "
               f"offset error = {gradient_check['offset_error']:.1e} (float64)"),
-    holds=gradient_check["max_gradient_difference"] < 1e-10 and gradient_check["offset_error"] < 1e-10)
+    passes=gradient_check["max_gradient_difference"] < 1e-10 and gradient_check["offset_error"] < 1e-10)
 
-r_star = best_r["mae"]
-mae_r0 = age_means.loc[0.0, ("test", "mae")]
-mae_star = age_means.loc[r_star, ("test", "mae")]
-run.claim(
-    "moderate-r-lowers-mae",
-    statement="A reduction factor r > 0 chosen on validation MAE lowers the test MAE significantly against r = 0",
-    source="Table 14.1 (UTKFace)", thesis_value="7.39 (r = 0) vs 7.01 (r = 0.8), significant",
-    measured=(f"{age_task.name}: {mae_r0:.2f} (r = 0) vs {mae_star:.2f} (r = {r_star:g}), p = {p_mae:.2g}" if r_star > 0
-              else f"{age_task.name}: validation chose r = 0 (cross-entropy); test MAE {mae_r0:.2f}"),
-    holds=bool(r_star > 0 and mae_star < mae_r0 and p_mae < 0.05),
-    note=f"{config.runs} run(s), {config.significance} Wilcoxon pairing")
+median_mae = simloss.median_guess_mae(age_task.labels["train"].numpy(), age_sweep.test_labels)
+mae_r0 = age_result["mae"]["baseline"]
+run.check(
+    "age-model-beats-median-guess", kind="sanity",
+    statement="The cross-entropy age models (r = 0) beat the best constant guess, the median training age",
+    expected="test MAE below the median guess's", measured=f"{age_task.name}: {mae_r0:.2f} vs {median_mae:.2f} years",
+    passes=bool(mae_r0 < median_mae))
+accuracy_ce = semantic_accuracy["baseline"]
+run.check(
+    "clothing-model-beats-chance", kind="sanity",
+    statement="The cross-entropy classifiers (l = 0.99) beat uniform guessing",
+    expected=f"test Accuracy above 1 / {semantic_task.num_classes} classes",
+    measured=f"{semantic_task.name}: {100 * accuracy_ce:.2f} % vs {100 / semantic_task.num_classes:.2f} %",
+    passes=bool(accuracy_ce > 1 / semantic_task.num_classes))
+run.check(
+    "name-similarity-follows-superclasses", kind="positive-control",
+    statement="The class-name similarities are higher within a superclass than across, so Eq. 14.11 can steer "
+              "mistakes towards the target's superclass",
+    expected="mean max(0, cos) within > across",
+    measured=f"{encoder_name}: within {contrast['within']:.2f}, across {contrast['across']:.2f}",
+    passes=bool(contrast["within"] > contrast["across"]))
 
-l_star = best_l["sa"]
-sa_ce, sa_star = (100 * semantic_means.loc[l, ("test", "sa")] for l in (0.99, l_star))
-accuracy_ce, accuracy_star = (100 * semantic_means.loc[l, ("test", "accuracy")] for l in (0.99, l_star))
-p_sa, p_accuracy = p_against_cross_entropy(l_star, "sa"), p_against_cross_entropy(l_star, "accuracy")
-accuracy_not_lower = accuracy_star >= accuracy_ce or p_accuracy >= 0.05
+pairing = f"{config.runs} run(s), {config.significance} Wilcoxon pairing"
+age_claims = {
+    "accuracy": ("age-r-raises-accuracy", "Acc 15.17 vs 14.47 % (r = 0.3), significant", " %", 100),
+    "mae": ("moderate-r-lowers-mae", "MAE 7.39 (r = 0) vs 7.01 (r = 0.8), significant", " years", 1),
+    "mse": ("age-r-lowers-mse", "MSE 131.65 (r = 0) vs 117.62 (r = 0.9), significant", "", 1),
+}
+for metric, (claim_id, thesis_value, unit, scale) in age_claims.items():
+    result, r_chosen = age_result[metric], best_r[metric]
+    label = {"accuracy": "Accuracy", "mae": "MAE", "mse": "MSE"}[metric]
+    verb = "raises" if metric == "accuracy" else "lowers"
+    measured = (f"{age_task.name}: r = {r_chosen:g}: {label} {scale * result['value']:.2f} vs "
+                f"{scale * result['baseline']:.2f}{unit} at r = 0 (difference {scale * result['difference']:+.2f}, "
+                f"p = {result['p_value']:.2g})" if r_chosen > 0 else
+                f"{age_task.name}: validation {label} chose r = 0 (cross-entropy); test {label} "
+                f"{scale * result['baseline']:.2f}{unit}")
+    run.claim(
+        claim_id,
+        statement=(f"A reduction factor r > 0 chosen on validation {label} {verb} the test {label} "
+                   "significantly against r = 0 (cross-entropy)"),
+        source="Table 14.1 (UTKFace), Sec. 14.3", thesis_value=thesis_value, measured=measured,
+        holds=bool(result["better"] and result["significant"]),
+        cause=simloss.miss_cause(run.profile, in_thesis_direction=result["better"], substitute="stand-in"),
+        diagnosis=(f"validation {label} chose r = {r_chosen:g}; its test {label} differs from r = 0 by "
+                   f"{scale * result['difference']:+.2f}{unit} at p = {result['p_value']:.2g} "
+                   "(Table 14.1 reproduced and the p-value table above)"),
+        note=pairing)
+
+r_accuracy, r_distance = best_r["accuracy"], min(best_r["mae"], best_r["mse"])
 run.claim(
-    "moderate-l-raises-sa",
-    statement=("A lower bound l < 0.99 chosen on validation SA raises the test SA significantly without "
-               "significantly lowering test Accuracy, against l = 0.99 (cross-entropy)"),
-    source="Table 14.2 (CIFAR-100)", thesis_value="l = 0.9: Acc 40.15 vs 39.51 %, SA 49.93 vs 49.22 %, both significant",
-    measured=(f"{semantic_task.name}: l = {l_star:g}: SA {sa_star:.2f} vs {sa_ce:.2f} % (p = {p_sa:.2g}), "
-              f"Acc {accuracy_star:.2f} vs {accuracy_ce:.2f} % (p = {p_accuracy:.2g})" if l_star < 0.99
-              else f"{semantic_task.name}: validation chose l = 0.99 (cross-entropy); test SA {sa_ce:.2f} %, "
-                   f"Acc {accuracy_ce:.2f} %"),
-    holds=bool(l_star < 0.99 and sa_star > sa_ce and p_sa < 0.05 and accuracy_not_lower),
-    note=f"{config.runs} run(s), {config.significance} Wilcoxon pairing; {config.text_encoder} name embeddings")
+    "accuracy-prefers-smaller-r",
+    statement="Validation Accuracy chooses a smaller reduction factor than validation MAE and MSE",
+    source="Table 14.1, Sec. 14.3",
+    thesis_value="UTKFace: Acc r = 0.3, MAE r = 0.8, MSE r = 0.9; AFAD: Acc r = 0.5, MAE and MSE r = 0.7",
+    measured=f"{age_task.name}: Acc r = {r_accuracy:g}, MAE r = {best_r['mae']:g}, MSE r = {best_r['mse']:g}",
+    holds=bool(r_accuracy < r_distance),
+    cause=simloss.miss_cause(run.profile, in_thesis_direction=False, substitute="stand-in"),
+    diagnosis=(f"validation Accuracy chose r = {r_accuracy:g}, not below the r = {r_distance:g} that MAE or MSE "
+               "chose (the metrics-against-r figure)"))
+
+semantic_note = f"{pairing}; {config.text_encoder} name embeddings"
+for metric, claim_id, thesis_value in (
+        ("accuracy", "l-raises-accuracy", "l = 0.9: Acc 40.15 vs 39.51 %, significant"),
+        ("sa", "l-raises-sa", "l = 0.9: SA 49.93 vs 49.22 %, significant")):
+    result = semantic_accuracy if metric == "accuracy" else semantic_sa
+    label = {"accuracy": "Accuracy", "sa": "SA"}[metric]
+    run.claim(
+        claim_id,
+        statement=(f"A lower bound l < 0.99 chosen on validation Accuracy raises the test {label} significantly "
+                   "against l = 0.99 (cross-entropy)"),
+        source="Table 14.2 (CIFAR-100), Sec. 14.3", thesis_value=thesis_value,
+        measured=(f"{semantic_task.name}: l = {l_star:g}: {label} {100 * result['value']:.2f} vs "
+                  f"{100 * result['baseline']:.2f} % (difference {100 * result['difference']:+.2f} points, "
+                  f"p = {result['p_value']:.2g})" if l_star < 0.99 else
+                  f"{semantic_task.name}: validation Accuracy chose l = 0.99 (cross-entropy); test {label} "
+                  f"{100 * result['baseline']:.2f} %"),
+        holds=bool(result["better"] and result["significant"]),
+        cause=simloss.miss_cause(run.profile, in_thesis_direction=result["better"], substitute="deviation"),
+        diagnosis=(f"validation Accuracy chose l = {l_star:g}; its test {label} differs from cross-entropy's by "
+                   f"{100 * result['difference']:+.2f} points at p = {result['p_value']:.2g} (Table 14.2 reproduced)"),
+        requires=("name-similarity-follows-superclasses",) if metric == "sa" else (), note=semantic_note)
+
+run.claim(
+    "small-l-ruins-accuracy",
+    statement=f"A small lower bound (l = {l_small:g}) lowers the test Accuracy significantly against cross-entropy",
+    source="Table 14.2 (CIFAR-100), Sec. 14.3", thesis_value="l = 0.0: Acc 2.53 vs 39.51 %, significantly worse",
+    measured=(f"{semantic_task.name}: {100 * small_l_accuracy['value']:.2f} vs {100 * small_l_accuracy['baseline']:.2f} % "
+              f"(difference {100 * small_l_accuracy['difference']:+.2f} points, p = {small_l_accuracy['p_value']:.2g})"),
+    holds=bool(small_l_accuracy["difference"] < 0 and small_l_accuracy["significant"]),
+    cause=simloss.miss_cause(run.profile, in_thesis_direction=small_l_accuracy["difference"] < 0,
+                             substitute="deviation"),
+    diagnosis=(f"at l = {l_small:g} test Accuracy differs from cross-entropy's by "
+               f"{100 * small_l_accuracy['difference']:+.2f} points at p = {small_l_accuracy['p_value']:.2g} "
+               "(Table 14.2 reproduced)"),
+    note=semantic_note)
 
 distinct_r0, distinct_top = collapse.loc[0.0, "distinct_predicted"], collapse.loc[largest_r, "distinct_predicted"]
 perplexity_r0, perplexity_top = collapse.loc[0.0, "output_perplexity"], collapse.loc[largest_r, "output_perplexity"]
@@ -549,7 +642,10 @@ run.claim(
     source="Sec. 14.4, Fig. 14.2", thesis_value="few spiky representative ages at r = 0.9 (e.g. 26 and 35 for age 30)",
     measured=(f"{age_task.name}: distinct predicted ages {distinct_top:.1f} vs {distinct_r0:.1f}; "
               f"output perplexity {perplexity_top:.1f} vs {perplexity_r0:.1f} (r = {largest_r:g} vs 0)"),
-    holds=bool(distinct_top < distinct_r0 and perplexity_top < perplexity_r0));
+    holds=bool(distinct_top < distinct_r0 and perplexity_top < perplexity_r0),
+    cause=simloss.miss_cause(run.profile, in_thesis_direction=False, substitute="stand-in"),
+    diagnosis=(f"at r = {largest_r:g} the models predict {distinct_top:.1f} distinct ages (r = 0: {distinct_r0:.1f}) "
+               f"with output perplexity {perplexity_top:.1f} (r = 0: {perplexity_r0:.1f}), see the collapse table"));
 
 # %%
 run.finish();
@@ -563,13 +659,18 @@ run.finish();
 # matrix: a geometric decay over ordered classes (Eq. 14.10) and cut-off similarities of class-name
 # embeddings (Eq. 14.11).
 #
-# On the age task, validation MAE chose $r =$ {glue:text}`simloss_best_r_mae:.1f`, with a test MAE of
-# {glue:text}`simloss_test_mae_best:.2f` against {glue:text}`simloss_test_mae_r0:.2f` for cross-entropy.
-# On the clothing task, validation SA chose $l =$ {glue:text}`simloss_best_l_sa:.2f`, with a test SA of
-# {glue:text}`simloss_test_sa_best:.2f` % against {glue:text}`simloss_test_sa_ce:.2f` %; the name
+# On the age task, validation Accuracy chose $r =$ {glue:text}`simloss_best_r_accuracy:.1f` (test
+# Accuracy {glue:text}`simloss_test_accuracy_r_best:.2f` % against {glue:text}`simloss_test_accuracy_r0:.2f` %
+# for cross-entropy) and validation MAE chose $r =$ {glue:text}`simloss_best_r_mae:.1f` (test MAE
+# {glue:text}`simloss_test_mae_best:.2f` against {glue:text}`simloss_test_mae_r0:.2f`). On the clothing
+# task, validation Accuracy chose $l =$ {glue:text}`simloss_best_l_accuracy:.2f`, with a test Accuracy of
+# {glue:text}`simloss_test_accuracy_best:.2f` % and a test SA of {glue:text}`simloss_test_sa_best:.2f` %
+# against {glue:text}`simloss_test_accuracy_ce:.2f` % and {glue:text}`simloss_test_sa_ce:.2f` % for
+# cross-entropy, and $l = 0$ brought test Accuracy to {glue:text}`simloss_test_accuracy_l0:.2f` %; the name
 # similarities it had to work with separate the superclasses only weakly
 # ({glue:text}`simloss_name_similarity_within:.2f` within, {glue:text}`simloss_name_similarity_across:.2f`
-# across). The claims table gives the verdicts at this profile.
+# across). The checks table says whether the set-up works; the claims table gives the verdict on each of
+# the thesis' findings at this profile, and the cause of each miss.
 #
 # The thesis explains its trade-off between exact and approximate metrics by a mechanism: as $r$ grows,
 # the network spends its probability on fewer, spaced-out ages, which costs exact hits by design. Here

@@ -56,6 +56,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
+from scipy import stats
 
 import domainknowledge as dk
 from domainknowledge.chapters import multitask_aesthetics as mta
@@ -408,42 +409,125 @@ fig, _ = mta.plot_regression_violins(regression, title="Fig. 16.4: regression ou
 display(Markdown(mta.deviations_markdown(config, run.profile)))
 
 # %% [markdown]
-# ## Claims
+# ## Checks and claims
 #
-# Each claim is tested on the numbers above, by a rule fixed before the run. A claim that does not hold at
-# this profile is reported as not holding, with its numbers.
+# **Checks** hold what the thesis did not claim as a finding but the claims rest on: the pretext ranking
+# network must have learnt more than a constant score, and the fine-tuned models must predict better than
+# the training mean, or a comparison of their MAEs compares noise; a classification head that beats chance
+# and a regression output that follows its own training target are what any trained head does; and the
+# brightness filter must lower the images' pixel contrast, or there is no relation for the contrast output
+# to learn. Claims whose measurement needs a failed check are not judged.
+#
+# **Claims**, one per thesis statement, with the thesis' numbers from Tables 16.3 and 16.4. Where the
+# thesis compares means (Table 16.3's "better evaluation metrics", Fig. 16.3, Fig. 16.5), so do we, on the
+# mean over runs, and the measured column gives the smallest margin; where it tests (the † marks), we run
+# its test: one-sided Wilcoxon on the per-image errors, Bonferroni-corrected, at 1 %. "Better" means a
+# higher Pearson and Spearman correlation and a lower MAE; the thesis itself reads its binary accuracy as
+# "matched" (Sec. 16.4), so accuracy is shown, not judged. A miss involving only the ImageNet row is put on
+# that row's disclosed deviation (a larger EfficientNet-Lite0); otherwise on the budget at `smoke` and
+# `cpu` (pretext networks far from trained, see the scale note) and as genuine at `paper`.
 
 # %%
 pretrained_rows = [i for i in ("imagenet", "rotnet", "simclr", *mta.OURS) if i in config.initialisations]
+baselines = [i for i in ("imagenet", "rotnet", "simclr") if i in config.initialisations]
+ranking_loss, constant_loss = ranking_history["validation_loss"].min(), mta.constant_score_ranking_loss(config.pretraining)
 scale_note = (f"{config.runs} run(s); {config.image_size} px, MobileNetV2 width {config.width_mult:g}; pretext ranking "
-              f"validation loss {ranking_history['validation_loss'].min():.2f} against "
-              f"{mta.constant_score_ranking_loss(config.pretraining):.2f} for constant scores; MAE of predicting the "
+              f"validation loss {ranking_loss:.2f} against {constant_loss:.2f} for constant scores; MAE of predicting the "
               f"training mean {reference['mae']:.3f}; {task.name}")
-mae_imagenet, pearson_imagenet = means.loc["imagenet", "mae"], means.loc["imagenet", "pearson"]
-mae_rr, pearson_rr = means.loc["ranking+regression", "mae"], means.loc["ranking+regression", "pearson"]
-worse_test = mta.wilcoxon_against({k: v for k, v in errors.items()}, ["imagenet"], baseline="ranking+regression")
-p_rr_worse = float(worse_test.loc["imagenet", "p"])
+budget_cause = "genuine" if run.profile == "paper" else "budget"
+
+
+def cause_for(rows_at_fault):
+    """The ImageNet row's deviation when it alone is involved in the miss, else the budget (genuine at paper)."""
+    return "deviation" if rows_at_fault and set(rows_at_fault) <= {"imagenet"} else budget_cause
+
+
+run.check(
+    "pretext-ranking-learned", kind="sanity",
+    statement="The ranking pretext network ranks better than a network that gives every image the same score",
+    expected=f"best validation ranking loss below {constant_loss:.2f} (constant scores)",
+    measured=f"{ranking_loss:.3f}", passes=bool(ranking_loss < constant_loss))
+beats_mean = {i: float(means.loc[i, "mae"]) for i in ("imagenet", "ranking+regression")}
+run.check(
+    "finetuned-models-beat-the-mean", kind="sanity",
+    statement="The fine-tuned ImageNet and ranking + regression models predict the mean vote better than the training mean does",
+    expected=f"test MAE below {reference['mae']:.3f} (predicting the training split's mean score)",
+    measured=", ".join(f"{mta.LABELS[i]} {v:.3f}" for i, v in beats_mean.items()),
+    passes=bool(all(v < reference["mae"] for v in beats_mean.values())))
+run.check(
+    "classification-heads-above-chance", kind="sanity",
+    statement="Each classification head of the ranking + classification network names the applied distortion more often than chance",
+    expected="accuracy above 1 / |D_a| for every aspect, one-sided binomial p < 0.01",
+    measured=" / ".join(f"{a} {classification.loc[a, 'accuracy']:.3f} (chance {classification.loc[a, 'chance']:.3f})"
+                        for a in distortions.ASPECTS),
+    passes=bool((classification["accuracy"] > classification["chance"]).all()
+                and (classification["p (binomial, > chance)"] < 0.01).all()))
+run.check(
+    "regression-tracks-brightness", kind="sanity",
+    statement="The regression head's brightness output rises with the brightness level, its own training target",
+    expected="Spearman rho > 0 with p < 0.01", measured=f"rho {relation['brightness_rho']:.2f} (p = {relation['brightness_p']:.2g})",
+    passes=bool(relation["brightness_rho"] > 0 and relation["brightness_p"] < 0.01))
+run.check(
+    "brightness-lowers-pixel-contrast", kind="positive-control",
+    statement="Raising brightness lowers the RMS contrast of the test base images, so the relation exists to be learnt",
+    expected="Spearman rho < 0 between brightness level (0..+5) and pixel RMS contrast",
+    measured=f"rho {relation['pixel_contrast_rho']:.2f}", passes=bool(relation["pixel_contrast_rho"] < 0))
+pretext_trained, mae_meaningful = ("pretext-ranking-learned",), ("pretext-ranking-learned", "finetuned-models-beat-the-mean")
+
+# Table 16.3: our pretext tasks against every baseline on the continuous metrics
+margins, losers = {}, set()
+for ours_row in [i for i in mta.OURS if i in config.initialisations]:
+    for base in baselines:
+        margin = {"pearson": means.loc[ours_row, "pearson"] - means.loc[base, "pearson"],
+                  "spearman": means.loc[ours_row, "spearman"] - means.loc[base, "spearman"],
+                  "mae": means.loc[base, "mae"] - means.loc[ours_row, "mae"]}
+        margins[(ours_row, base)] = min(margin.values())
+        if min(margin.values()) <= 0:
+            losers.add(base)
+worst_pair = min(margins, key=margins.get)
 run.claim(
-    "ranking-regression-matches-imagenet",
-    statement=("Ranking + regression pretraining matches or beats the ImageNet initialisation on the aesthetics "
-               "task: its test MAE is not significantly higher (one-sided Wilcoxon, 5 %) and its mean Pearson "
-               "correlation is at least as high"),
-    source="Table 16.3 (AVA)", thesis_value="MAE 0.4697 vs 0.4716, Pearson 0.5541 vs 0.5491",
-    measured=(f"MAE {mae_rr:.3f} vs {mae_imagenet:.3f} (p ImageNet lower = {p_rr_worse:.2g}), "
-              f"Pearson {pearson_rr:.3f} vs {pearson_imagenet:.3f}"),
-    holds=bool(p_rr_worse >= 0.05 and pearson_rr >= pearson_imagenet),
-    note=f"ImageNet = EfficientNet-Lite0, a different architecture; {scale_note}")
+    "pretext-beats-baselines",
+    statement=("Each of the three pretext tasks gives a higher test Pearson and Spearman correlation and a lower test MAE "
+               "than every baseline initialisation (ImageNet, RotNet, SimCLR)"),
+    source="Table 16.3 (AVA), Sec. 16.3",
+    thesis_value="ours: Pearson 0.5535-0.5541, Spearman 0.5409-0.5420, MAE 0.4697-0.4702; best baseline (ImageNet) 0.5491 / 0.5372 / 0.4716",
+    measured=(f"smallest margin {margins[worst_pair]:+.4f} ({mta.LABELS[worst_pair[0]]} vs {mta.LABELS[worst_pair[1]]}); "
+              + ", ".join(f"{mta.LABELS[i]}: {means.loc[i, 'pearson']:.3f} / {means.loc[i, 'spearman']:.3f} / {means.loc[i, 'mae']:.3f}"
+                          for i in pretrained_rows)),
+    holds=bool(not losers), cause=cause_for(losers),
+    diagnosis=(f"{mta.LABELS[worst_pair[0]]} trails {mta.LABELS[worst_pair[1]]} by {-margins[worst_pair]:.4f} on its worst "
+               f"metric (Table 16.3 reproduced); the pretext ranking loss fell only to {ranking_loss:.2f} from {constant_loss:.2f}"),
+    requires=mae_meaningful, note=f"means over runs; ImageNet = EfficientNet-Lite0, a different architecture; {scale_note}")
 
 significant = {i: float(tests.loc[i, "p_bonferroni"]) for i in ("ranking", "ranking+regression")}
+mae_imagenet = float(means.loc["imagenet", "mae"])
 run.claim(
     "pretext-significantly-lower-mae",
     statement=("Ranking and ranking + regression pretraining give a significantly lower test MAE than the "
                "ImageNet initialisation (one-sided Wilcoxon, Bonferroni, alpha = 1 %)"),
-    source="Table 16.3 († marks)", thesis_value="ranking 0.4698 †, ranking + regression 0.4697 † vs 0.4716",
-    measured=", ".join(f"{mta.LABELS[i]}: MAE {means.loc[i, 'mae']:.3f}, p = {p:.2g}" for i, p in significant.items())
-             + f" (ImageNet {mae_imagenet:.3f})",
-    holds=bool(all(p < config.alpha for p in significant.values())),
-    note=f"per-image pairing; {scale_note}")
+    source="Table 16.3 († marks), Sec. 16.3", thesis_value="ranking 0.4698 †, ranking + regression 0.4697 † vs 0.4716",
+    measured=", ".join(f"{mta.LABELS[i]}: MAE {means.loc[i, 'mae']:.3f} (difference {means.loc[i, 'mae'] - mae_imagenet:+.3f}), "
+                       f"p = {p:.2g}" for i, p in significant.items()) + f" (ImageNet {mae_imagenet:.3f})",
+    holds=bool(all(p < config.alpha for p in significant.values())), cause=cause_for(["imagenet"]),
+    diagnosis=("Bonferroni p = " + ", ".join(f"{p:.2g}" for p in significant.values())
+               + f" against the ImageNet EfficientNet-Lite0's MAE {mae_imagenet:.3f} (Table 16.3 reproduced)"),
+    requires=mae_meaningful, note=f"per-image pairing; {scale_note}")
+
+continuous = {"pearson": True, "spearman": True, "mae": False}
+best_rows = {m: (means.loc[pretrained_rows, m].idxmax() if up else means.loc[pretrained_rows, m].idxmin())
+             for m, up in continuous.items()}
+run.claim(
+    "regression-best-on-ava",
+    statement="Ranking + regression pretraining gives the best test Pearson, Spearman and MAE of all initialisations",
+    source="Table 16.3 (AVA), Sec. 16.3", thesis_value="Pearson 0.5541, Spearman 0.5420, MAE 0.4697 (all best)",
+    measured="; ".join(f"best {m}: {mta.LABELS[i]} {means.loc[i, m]:.3f}" for m, i in best_rows.items())
+             + f" (ranking + regression {means.loc['ranking+regression', 'pearson']:.3f} / "
+               f"{means.loc['ranking+regression', 'spearman']:.3f} / {means.loc['ranking+regression', 'mae']:.3f})",
+    holds=bool(all(i == "ranking+regression" for i in best_rows.values())),
+    cause=cause_for({i for i in best_rows.values() if i != "ranking+regression"}),
+    diagnosis=", ".join(f"{m} is best for {mta.LABELS[i]}" for m, i in best_rows.items() if i != "ranking+regression")
+              + " (Table 16.3 reproduced)",
+    requires=mae_meaningful, note=f"random init excluded (not in the thesis' table); {scale_note}")
 
 mae_by_row = means.loc[pretrained_rows, "mae"]
 run.claim(
@@ -451,46 +535,62 @@ run.claim(
     statement="RotNet pretraining gives the highest test MAE of all pretrained initialisations",
     source="Table 16.3 (AVA)", thesis_value="RotNet MAE 0.5376, all others 0.4697-0.4718",
     measured=f"RotNet {mae_by_row['rotnet']:.3f}; highest: {mta.LABELS[mae_by_row.idxmax()]} {mae_by_row.max():.3f}",
-    holds=bool(mae_by_row.idxmax() == "rotnet"),
-    note=f"random init excluded (not in the thesis' table); {scale_note}")
+    holds=bool(mae_by_row.idxmax() == "rotnet"), cause=cause_for([mae_by_row.idxmax()]),
+    diagnosis=(f"{mta.LABELS[mae_by_row.idxmax()]} has the highest MAE, {mae_by_row.max():.3f}, against RotNet's "
+               f"{mae_by_row['rotnet']:.3f}; all sit near the {reference['mae']:.3f} of predicting the mean (Table 16.3)"),
+    requires=("finetuned-models-beat-the-mean",), note=f"random init excluded (not in the thesis' table); {scale_note}")
 
-epochs_ours = {i: float(means.loc[i, "epochs"]) for i in mta.OURS}
+epochs_pretrained = {i: float(means.loc[i, "epochs"]) for i in pretrained_rows if i != "imagenet"}
 epochs_imagenet = float(means.loc["imagenet", "epochs"])
+slow = [i for i, e in epochs_pretrained.items() if e >= epochs_imagenet]
 run.claim(
-    "pretext-stops-earlier",
-    statement="Models initialised from the pretext tasks stop fine-tuning in fewer epochs than the ImageNet initialisation",
-    source="Table 16.3, Fig. 16.3", thesis_value="77-96 epochs vs 147 (29-55 % fewer)",
-    measured=", ".join(f"{mta.LABELS[i]} {e:.1f}" for i, e in epochs_ours.items()) + f" vs ImageNet {epochs_imagenet:.1f}",
-    holds=bool(all(e < epochs_imagenet for e in epochs_ours.values())),
+    "pretraining-stops-earlier",
+    statement="Every self-supervised initialisation (RotNet, SimCLR and the three pretext tasks) stops fine-tuning in fewer epochs than ImageNet",
+    source="Table 16.3, Sec. 16.3", thesis_value="65-96 epochs vs 147 for ImageNet (29-55 % fewer)",
+    measured=", ".join(f"{mta.LABELS[i]} {e:.1f}" for i, e in epochs_pretrained.items()) + f" vs ImageNet {epochs_imagenet:.1f}",
+    holds=bool(not slow), cause=budget_cause,
+    diagnosis=(", ".join(mta.LABELS[i] for i in slow) + f" need at least ImageNet's {epochs_imagenet:.1f} epochs under a cap of "
+               f"{config.finetuning.max_epochs} (Table 16.3 reproduced, Fig. 16.3)"),
     note=f"cap {config.finetuning.max_epochs} epochs, patience {config.finetuning.stop_patience}; {scale_note}")
 
+correct = classification["accuracy"] * classification["predictions"]
+lift = classification["accuracy"] / classification["chance"]
+technical_p = {}
+for aspect in ("style", "composition"):
+    table_2x2 = [[int(round(correct["technical"])), int(classification.loc["technical", "predictions"] - round(correct["technical"]))],
+                 [int(round(correct[aspect])), int(classification.loc[aspect, "predictions"] - round(correct[aspect]))]]
+    technical_p[aspect] = float(stats.fisher_exact(table_2x2, alternative="greater").pvalue)
+technical_leads = bool(all(classification.loc["technical", "accuracy"] > classification.loc[a, "accuracy"]
+                           and lift["technical"] > lift[a] and technical_p[a] < 0.01 for a in technical_p))
 run.claim(
-    "regression-learns-brightness-contrast",
-    statement=("The ranking + regression network's brightness output rises with the brightness level, and its "
-               "contrast output, never trained on brightness-changed images, falls as brightness increases"),
-    source="Sec. 16.4, Fig. 16.4", thesis_value="brightness output increasing; contrast output decreasing",
-    measured=(f"Spearman: brightness output {relation['brightness_rho']:.2f}; contrast output over levels 0..5 "
-              f"{relation['contrast_rho']:.2f} (p = {relation['contrast_p']:.2g}), over all levels "
-              f"{relation['contrast_rho_all_levels']:.2f}; pixel RMS contrast over levels 0..5 "
-              f"{relation['pixel_contrast_rho']:.2f}"),
-    holds=bool(relation["brightness_rho"] > 0.5 and relation["brightness_p"] < 0.01
-               and relation["contrast_rho"] < 0 and relation["contrast_p"] < 0.01),
-    note="rule: brightness rho > 0.5 and contrast rho < 0, both p < 0.01")
+    "technical-distortions-classified-best",
+    statement="The ranking + classification network classifies technical distortions more accurately than style or composition changes",
+    source="Table 16.4, Sec. 16.3", thesis_value="technical 0.445 / style 0.127 / composition 0.257 (chance 0.167 / 0.111 / 0.167)",
+    measured=(" / ".join(f"{a} {classification.loc[a, 'accuracy']:.3f} ({lift[a]:.2f} x chance)" for a in distortions.ASPECTS)
+              + "; one-sided Fisher p (technical higher): " + ", ".join(f"{a} {p:.2g}" for a, p in technical_p.items())),
+    holds=technical_leads, cause=budget_cause,
+    diagnosis=("technical accuracy " + f"{classification.loc['technical', 'accuracy']:.3f} against "
+               + ", ".join(f"{a} {classification.loc[a, 'accuracy']:.3f} (p = {p:.2g})" for a, p in technical_p.items())
+               + " (Table 16.4 reproduced)"),
+    requires=pretext_trained, note="raw accuracy and accuracy over chance must both be higher, and significantly (1 %)")
 
 run.claim(
-    "distortion-classification-above-chance",
-    statement="Each classification head names the applied distortion more often than chance",
-    source="Table 16.4", thesis_value="technical 0.445 / style 0.127 / composition 0.257 vs chance 0.167 / 0.111 / 0.167",
-    measured=" / ".join(f"{a} {classification.loc[a, 'accuracy']:.3f} (chance {classification.loc[a, 'chance']:.3f})"
-                        for a in distortions.ASPECTS),
-    holds=bool((classification["accuracy"] > classification["chance"]).all()
-               and (classification["p (binomial, > chance)"] < 0.01).all()),
-    note="one-sided binomial tests, p < 0.01 each")
+    "regression-learns-contrast-relation",
+    statement=("The ranking + regression network's contrast output, never trained on brightness-changed images, falls as "
+               "brightness increases"),
+    source="Sec. 16.4, Fig. 16.4", thesis_value="contrast output decreasing with increasing brightness",
+    measured=(f"Spearman of the contrast output with the level over 0..+5: {relation['contrast_rho']:.2f} "
+              f"(p = {relation['contrast_p']:.2g}), over all levels {relation['contrast_rho_all_levels']:.2f}; pixel RMS "
+              f"contrast {relation['pixel_contrast_rho']:.2f}"),
+    holds=bool(relation["contrast_rho"] < 0 and relation["contrast_p"] < 0.01), cause=budget_cause,
+    diagnosis=(f"the contrast output correlates with brightness at {relation['contrast_rho']:.2f} (p = {relation['contrast_p']:.2g}) "
+               f"although the pixels' contrast does at {relation['pixel_contrast_rho']:.2f} (Fig. 16.4)"),
+    requires=("regression-tracks-brightness", "brightness-lowers-pixel-contrast"), note="rule: rho < 0 with p < 0.01")
 
-fraction_table = fraction_results.groupby(["fraction", "initialisation"])[["mae", "pearson", "spearman"]].mean()
+fraction_table = fraction_results.groupby(["fraction", "initialisation"])[["mae", "pearson", "spearman", "epochs"]].mean()
 ours, theirs = (fraction_table.xs(i, level="initialisation") for i in ("ranking+regression", "imagenet"))
-better_everywhere = bool(((ours["mae"] < theirs["mae"]) & (ours["pearson"] > theirs["pearson"])
-                          & (ours["spearman"] > theirs["spearman"])).all())
+fraction_margin = pd.concat([ours["pearson"] - theirs["pearson"], ours["spearman"] - theirs["spearman"],
+                             theirs["mae"] - ours["mae"]], axis=1).min(axis=1)
 run.claim(
     "less-labelled-data",
     statement=("Ranking + regression outperforms the ImageNet initialisation at every labelled-data fraction on the "
@@ -499,7 +599,21 @@ run.claim(
     thesis_value="better MAE, Pearson and Spearman at 20-100 %; ImageNet matched with about 20 % less data",
     measured="; ".join(f"{100 * f:.0f} %: MAE {ours.loc[f, 'mae']:.3f} vs {theirs.loc[f, 'mae']:.3f}, Pearson "
                        f"{ours.loc[f, 'pearson']:.3f} vs {theirs.loc[f, 'pearson']:.3f}" for f in ours.index),
-    holds=better_everywhere, note=f"mean over runs per fraction; {scale_note}");
+    holds=bool((fraction_margin > 0).all()), cause=cause_for(["imagenet"]),
+    diagnosis=(f"the smallest margin over fractions is {fraction_margin.min():+.3f} at {100 * fraction_margin.idxmin():.0f} % "
+               "(the Fig. 16.5 table)"),
+    requires=mae_meaningful, note=f"mean over runs per fraction; {scale_note}")
+
+slower_fractions = [f for f in ours.index if ours.loc[f, "epochs"] >= theirs.loc[f, "epochs"]]
+run.claim(
+    "faster-at-every-fraction",
+    statement="Ranking + regression stops fine-tuning in fewer epochs than the ImageNet initialisation at every labelled-data fraction",
+    source="Sec. 16.4, Fig. 16.3", thesis_value="fewer epochs at every size from 20 to 100 %",
+    measured="; ".join(f"{100 * f:.0f} %: {ours.loc[f, 'epochs']:.1f} vs {theirs.loc[f, 'epochs']:.1f}" for f in ours.index),
+    holds=bool(not slower_fractions), cause=budget_cause,
+    diagnosis=("not fewer at " + ", ".join(f"{100 * f:.0f} %" for f in slower_fractions)
+               + f" under a cap of {config.finetuning.max_epochs} epochs (Fig. 16.3)"),
+    requires=pretext_trained, note=f"mean over runs per fraction; {scale_note}");
 
 # %% [markdown]
 # **Reading the verdicts.** The downstream claims rest on pretext networks that, at this profile, are far from
@@ -509,8 +623,9 @@ run.claim(
 # learned little beyond that mean, and a MAE difference between two such models says more about how tightly
 # they hug the mean than about aesthetic judgement; the correlations are then the better guide. The ImageNet
 # row is a larger network with features learned from a million labelled photos, so it is a strong opponent at
-# this scale for reasons that have nothing to do with the pretext tasks. A claim that fails here is a
-# statement about this scale; the `paper` profile tests it at the thesis' scale.
+# this scale for reasons that have nothing to do with the pretext tasks. Where the check
+# `finetuned-models-beat-the-mean` fails, the claims that compare MAEs are not judged at all. A claim that
+# fails here is a statement about this scale; the `paper` profile tests it at the thesis' scale.
 
 # %%
 run.finish();

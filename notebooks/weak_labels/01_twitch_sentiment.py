@@ -60,6 +60,7 @@ from IPython.display import Markdown, display
 import domainknowledge as dk
 from domainknowledge.chapters import twitch_sentiment as chapter
 from domainknowledge.principles import weak_labels
+from domainknowledge.significance import exact_mcnemar_test
 
 run = dk.experiment.start("twitch_sentiment", profile=profile, seed=seed, device=device, data_root=data_root)
 dk.plots.use_book_style()
@@ -88,7 +89,9 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # sentiment drawn from the thesis' label prior; with a class-dependent probability (the thesis' shares of
 # labelled messages that contain a lexicon token) it gets emotes, VADER words and emojis drawn by how
 # they are used in chat; then slang and emotes that are in *no* lexicon ("clutch", "scuffed",
-# "BibleThump"), whose agreement with the true sentiment is the knob `hidden_strength` (0.8 by default);
+# "BibleThump"), whose agreement with the true sentiment is the knob `hidden_strength` (0.8 by default).
+# These *hidden* emotes stand for the many emotes outside the thesis' top-100 survey: the labeller does
+# not know them, only a network trained on the chat can learn what they mean;
 # then filler words, typos, elongations ("niiiice"), shouting and links. Some usages contradict the
 # lexica on purpose, as gaming slang does ("sick", "insane", 😭). The evaluation set has exactly 404 /
 # 748 / 770 messages.
@@ -97,7 +100,8 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # the dominance of emotes, the mismatch between English lexica and chat, and sentiment-bearing words that
 # no lexicon knows. **What it cannot**: the open vocabulary, syntax and irony of real chat, crowd-worker
 # disagreement, and the thesis' 100-emote survey, of which Table 15.1 prints 11 rows. The emote lexicon
-# here is those 11 rows plus simulated survey answers for the generator's other emotes (marked below).
+# here is those 11 rows, and the generator's lexicon emotes are exactly these 11; its other emotes are the
+# hidden ones above.
 # Numbers on this page are about the stand-in; they show whether the methods behave as the thesis says,
 # not the thesis' values.
 # :::
@@ -119,10 +123,20 @@ chapter.example_messages(task, 8, seed=seed)
 # $c \in \{\text{negative}, \text{neutral}, \text{positive}\}$ (Sec. 15.1.1):
 #
 # - **VADER** {cite}`hutto2014vader`: English words, slang and emoticons, each rated by ten people on
-#   $-4 \dots 4$; the thesis groups ratings $-4..-2$, $-1..1$ and $2..4$ and takes the shares;
-# - **emoji** {cite}`kraljnovak2015emoji`: the shares of negative, neutral and positive tweets each emoji
-#   appeared in, for the emojis seen at least 50 times;
+#   $-4 \dots 4$; the thesis groups ratings $-4..-2$, $-1..1$ and $2..4$ and takes the distribution over
+#   the three groups;
+# - **emoji** {cite}`kraljnovak2015emoji`: the distribution of negative, neutral and positive tweets each
+#   emoji appeared in, for the emojis seen at least 50 times;
 # - **emote**: the shares of the survey answers of 108 Twitch users (Table 15.1).
+#
+# **Smoothing, as in the authors' code.** The thesis' text describes the VADER and emoji distributions as
+# plain shares. The lexica the authors published with their code are add-one smoothed: with $n_c$ ratings
+# (or tweets) of class $c$ out of $n$, the entry is $(n_c + 1) / (n + 3)$. The difference matters in
+# Eq. (15.10): with plain shares a single zero vetoes a class, so a message containing "good", which no
+# VADER rater called negative, could never be negative however negative its emotes. Table 15.2's numbers
+# come from the smoothed lexica, so we smooth as well (`dk.principles.weak_labels.smoothed_distribution`);
+# the emote entries are the survey shares of Table 15.1, unsmoothed. Here "good" gets
+# {glue:text}`twitch_good_entry`.
 #
 # A token in several lexica takes the entry of the most specific one, emote > emoji > VADER. Messages are
 # preprocessed as in Sec. 15.1.1: links become `URL`, runs of a character are cut to two ("niiiice" →
@@ -142,11 +156,12 @@ chapter.example_messages(task, 8, seed=seed)
 # $-0.33$ and positive above $0.33$.
 
 # %%
+good = task.lexicon.distribution("good")
+run.glue("twitch_good_entry", "(" + ", ".join(f"{v:.3f}" for v in good) + ")")
 chapter.lexicon_summary(task)
 
 # %%
 survey = pd.DataFrame(task.emote_survey, index=["negative", "neutral", "positive", "unknown"]).T
-survey["origin"] = ["simulated" if emote in task.simulated_emotes else "Table 15.1" for emote in survey.index]
 survey.index.name = "emote"
 survey
 
@@ -362,8 +377,11 @@ sweep.pivot(index="hidden_strength", columns="method", values=["accuracy_without
 #
 # - **Data.** At `smoke` and `cpu`, the stand-in chat described above replaces the crawl and the
 #   crowd-labelled set; the corpus has {glue:text}`twitch_corpus_size:d` messages instead of billions. The
-#   emote lexicon is Table 15.1's 11 rows plus simulated answers for the generator's other emotes; the
-#   thesis' survey has 100 emotes. `paper` reads `<data_root>/twitch/labelled.csv`, `messages.txt` and
+#   emote lexicon is Table 15.1's 11 rows; the thesis' survey has 100 emotes. The stand-in's other emotes
+#   are in no lexicon.
+# - **Smoothed lexica.** The VADER and emoji distributions are add-one smoothed, $(n_c + 1) / (n + 3)$, as
+#   in the lexica of the authors' code, not the plain shares the thesis' text describes (see above); the
+#   thesis' Table 15.2 was computed with the smoothed ones. `paper` reads `<data_root>/twitch/labelled.csv`, `messages.txt` and
 #   (optionally) `emote_survey.csv`, see `dk.data.real.twitch`.
 # - **Network sizes.** At `cpu`: Word2Vec of dimension 48 with `min_count` 5, and 48 filters per height;
 #   the thesis uses 182 filters and drops words seen fewer than 100 times, and does not state its
@@ -383,12 +401,25 @@ sweep.pivot(index="hidden_strength", columns="method", values=["accuracy_without
 #   $10^{-4}$; the CNN is compared per seed.
 # - **Additions.** The CNN without masking and the hidden-strength sweep are not in the thesis.
 #
-# ## Claims
+# ## Checks and claims
 #
-# Verdict rules, fixed before the run: an improvement in Macro F1 must hold for the mean over seeds and,
-# where the thesis reports a significant difference, be significant under Yeh's test; "does not
-# improve" means that the masked CNN's accuracy on messages without lexicon tokens is not higher than
-# the labeller's by more than 2 points.
+# **Checks** are what the thesis did not find but the page relies on. The expected scores of the random
+# and majority baselines follow from the label counts alone; with the thesis' 404 / 748 / 770 labels they
+# must be Table 15.2's rows (a known answer). On the stand-in, two properties are inputs rather than
+# findings: the emote lexicon covers the most messages (the generator's `kind_rates` are set from Table
+# 15.3) and is right about the emotes it knows (their usage is the survey's votes), so Table 15.3's
+# ranking is checked as the stand-in's fitness there and judged as a claim only on the thesis' data.
+# And "masking does not help messages without lexicon tokens" says something only if the CNN *could*
+# help them: the positive control asks whether, at the sweep's strongest `hidden_strength`, the masked
+# CNN beats the labeller's default "neutral" on those messages.
+#
+# **Claims**, one per thesis statement. The thesis tests its Macro F1 differences with Yeh's test at the
+# 1 % level (Sec. 15.4.2), so a claimed improvement must go the thesis' way and be significant at 1 %;
+# the CNN, which the thesis trained once, must do so for most of our seeds. A claim that something does
+# *not* help is refuted by any improvement significant at 5 %, paired over the same messages: Yeh's test
+# for Macro F1, the exact McNemar test for accuracy on the messages without lexicon tokens. A miss at the
+# `cpu` profile is put on the stand-in (the evaluation set has the thesis' size), at `smoke` on the budget
+# (one short epoch).
 
 # %%
 f1 = {name: 100 * chapter.classification_scores(p, task.gold_labels)["macro_f1"] for name, p in lexicon_predictions.items()}
@@ -396,52 +427,134 @@ run.glue("twitch_f1_distribution", f1["distribution-based lexicon"])
 run.glue("twitch_f1_average", f1["average-based lexicon"])
 run.glue("twitch_f1_cnn_masked", float(masked["macro_f1"].mean()))
 run.glue("twitch_f1_cnn_unmasked", float(unmasked["macro_f1"].mean()))
-run.claim(
-    "distribution-beats-average",
-    statement="The distribution-based labeller has a significantly higher Macro F1 than the average-based labeller (Yeh's test, p < 0.05)",
-    source="Table 15.2, Sec. 15.4.2", thesis_value="61.7 vs 60.5 % (Yeh p = 1.9e-6)",
-    measured=f"{f1['distribution-based lexicon']:.1f} vs {f1['average-based lexicon']:.1f} % (Yeh p = {p_average:.2g})",
-    holds=bool(f1["distribution-based lexicon"] > f1["average-based lexicon"] and p_average < 0.05))
+miss_cause = {"smoke": "budget", "cpu": "stand-in", "paper": "genuine"}[run.profile]
+ties = weak_labels.distribution_ties(task.gold_texts, task.lexicon)
+tie_share = run.glue("twitch_tie_share", 100 * float(ties.mean() / signal_share))
 
-cnn_f1, cnn_f1_std = masked["macro_f1"].mean(), masked["macro_f1"].std(ddof=1) if len(masked) > 1 else 0.0
-significant_seeds = sum(p < 0.05 for p in p_cnn.values())
-run.claim(
-    "cnn-improves-on-labeller",
-    statement=("The TextCNN trained on weak labels with masking has a higher Macro F1 than the labeller that made "
-               "its labels, significantly (Yeh's test, p < 0.05) for most seeds"),
-    source="Table 15.2, Sec. 15.4.2", thesis_value="62.6 vs 61.7 % (Yeh p = 2.9e-6)",
-    measured=(f"{cnn_f1:.1f} ± {cnn_f1_std:.1f} % ({len(masked)} seeds) vs {f1['distribution-based lexicon']:.1f} %; "
-              f"Yeh p per seed: {', '.join(f'{p:.2g}' for p in p_cnn.values())}"),
-    holds=bool(cnn_f1 > f1["distribution-based lexicon"] and significant_seeds > len(p_cnn) / 2))
+thesis_baselines = {"random (uniform)": (33.3, 33.3, 32.7), "random (label distribution)": (35.6, 33.3, 33.3),
+                    "majority": (40.1, 33.3, 19.1)}
+ours = {("majority" if name.startswith("majority") else name): tuple(100 * scores[m] for m in ("accuracy", "macro_recall", "macro_f1"))
+        for name, scores in expected.items()}
+baseline_gap = max(abs(a - b) for name, values in thesis_baselines.items() for a, b in zip(ours[name], values))
+run.check(
+    "expected-baselines-match-table-15-2", kind="known-answer",
+    statement="The expected scores of the random and majority baselines on the evaluation labels are Table 15.2's rows",
+    expected="within 0.05 points of 33.3/33.3/32.7, 35.6/33.3/33.3 and 40.1/33.3/19.1 (Acc/Recall/F1, %)",
+    measured=f"largest difference {baseline_gap:.3f} points; label counts {np.bincount(task.gold_labels).tolist()}",
+    passes=bool(baseline_gap <= 0.051))
 
 single = ablation[ablation.lexica.isin(["Emote", "Emoji", "VADER"])]
 best_single = single.loc[single.groupby("labeller")["macro_f1"].idxmax(), ["labeller", "lexica"]]
 emote_cover = single.groupby("lexica")["signal_share"].first()
+emotes_lead = bool((best_single["lexica"] == "Emote").all() and emote_cover.idxmax() == "Emote")
+emotes_measured = (", ".join(f"{r.labeller}: best single = {r.lexica}" for r in best_single.itertuples())
+                   + "; coverage " + ", ".join(f"{k} {v:.1f} %" for k, v in emote_cover.items()))
+if task.is_stand_in:
+    run.check(
+        "stand-in-emotes-lead", kind="positive-control",
+        statement=("The stand-in gives emotes the role Table 15.3 gives them: the emote lexicon is the best single "
+                   "lexicon for both labellers and covers the most messages"),
+        expected="Emote best for both labellers and the largest coverage (Table 15.3: 48.0 % against 26.6 % and 3.8 %)",
+        measured=emotes_measured, passes=emotes_lead)
 run.claim(
     "emotes-carry-most-signal",
     statement="The emote lexicon is the best single lexicon for both labellers and covers the most messages",
-    source="Table 15.3", thesis_value="Emote alone: F1 55.1 / 56.0 %, 48.0 % of messages; VADER 42.1 / 38.1 %, 26.6 %",
-    measured=(", ".join(f"{r.labeller}: best single = {r.lexica}" for r in best_single.itertuples())
-              + "; coverage " + ", ".join(f"{k} {v:.1f} %" for k, v in emote_cover.items())),
-    holds=bool((best_single["lexica"] == "Emote").all() and emote_cover.idxmax() == "Emote"))
+    source="Table 15.3, Sec. 15.4.1", thesis_value="Emote alone: F1 55.1 / 56.0 %, 48.0 % of messages; VADER 42.1 / 38.1 %, 26.6 %",
+    measured=emotes_measured, holds=None if task.is_stand_in else emotes_lead,
+    cause="not-at-this-profile" if task.is_stand_in else miss_cause,
+    diagnosis=(f"on the stand-in emote coverage and accuracy are generator settings, so the ranking is an input "
+               f"(check stand-in-emotes-lead: {emotes_measured})" if task.is_stand_in else
+               f"Table 15.3 reproduced: {emotes_measured}"))
 
-gain_without = no_signal_means["masking"]["accuracy_without_signal"] - labeller_no_signal
+p_level = 0.01
+run.claim(
+    "distribution-beats-average",
+    statement="The distribution-based labeller has a significantly higher Macro F1 than the average-based labeller (Yeh's test, 1 % level)",
+    source="Table 15.2, Sec. 15.4.2", thesis_value="61.7 vs 60.5 % (Yeh p = 1.9e-6)",
+    measured=(f"{f1['distribution-based lexicon']:.1f} vs {f1['average-based lexicon']:.1f} % "
+              f"(difference {f1['distribution-based lexicon'] - f1['average-based lexicon']:+.1f} points, Yeh p = {p_average:.2g})"),
+    holds=bool(f1["distribution-based lexicon"] > f1["average-based lexicon"] and p_average < p_level),
+    cause=miss_cause,
+    diagnosis=(f"the labellers differ by {f1['distribution-based lexicon'] - f1['average-based lexicon']:+.1f} F1 points "
+               f"at Yeh p = {p_average:.2g}; only {tie_share:.1f} % of the messages with lexicon tokens are exact ties "
+               "(see 'Reading the verdicts')"))
+
+cnn_f1, cnn_f1_std = masked["macro_f1"].mean(), masked["macro_f1"].std(ddof=1) if len(masked) > 1 else 0.0
+majority_f1 = ours["majority"][2]
+run.check(
+    "cnn-beats-majority", kind="sanity",
+    statement="The masked TextCNN has learnt more than the majority class: its Macro F1 beats the majority baseline's",
+    expected=f"mean Macro F1 over seeds above {majority_f1:.1f} %",
+    measured=f"{cnn_f1:.1f} % ({len(masked)} seeds)", passes=bool(cnn_f1 > majority_f1 + 1e-9))
+cnn_trained = ("cnn-beats-majority",)
+significant_seeds = sum(p < p_level for s, p in p_cnn.items()
+                        if masked.set_index("seed").loc[s, "macro_f1"] > f1["distribution-based lexicon"])
+run.claim(
+    "cnn-improves-on-labeller",
+    statement=("The TextCNN trained on weak labels with masking has a higher Macro F1 than the labeller that made "
+               "its labels, significantly (Yeh's test, 1 % level) for most seeds"),
+    source="Table 15.2, Sec. 15.4.2", thesis_value="62.6 vs 61.7 % (Yeh p = 2.9e-6)",
+    measured=(f"{cnn_f1:.1f} ± {cnn_f1_std:.1f} % ({len(masked)} seeds) vs {f1['distribution-based lexicon']:.1f} %; "
+              f"Yeh p per seed: {', '.join(f'{p:.2g}' for p in p_cnn.values())}"),
+    holds=bool(cnn_f1 > f1["distribution-based lexicon"] and significant_seeds > len(p_cnn) / 2),
+    cause=miss_cause, requires=cnn_trained,
+    diagnosis=(f"the masked CNN's F1 differs from its labeller's by {cnn_f1 - f1['distribution-based lexicon']:+.1f} "
+               f"points, significant and higher for {significant_seeds} of {len(p_cnn)} seeds (the Yeh table and Table 15.4)"))
+
+distribution_neutral = int((distribution == weak_labels.NEUTRAL).sum())
+cnn_neutral = np.array([(cnn_predictions[(config.masking_probability, s)] == weak_labels.NEUTRAL).sum() for s in seeds])
+run.claim(
+    "cnn-calls-fewer-neutral",
+    statement="The TextCNN classifies fewer evaluation messages as neutral than the distribution-based labeller",
+    source="Table 15.4, Sec. 15.4.2", thesis_value="962 vs 971 neutral of 1,922",
+    measured=f"{cnn_neutral.mean():.0f} (mean of {len(seeds)} seeds; {', '.join(map(str, cnn_neutral))}) vs {distribution_neutral}",
+    holds=bool(cnn_neutral.mean() < distribution_neutral), cause=miss_cause, requires=cnn_trained,
+    diagnosis=f"the masked CNN calls {cnn_neutral.mean():.0f} messages neutral against the labeller's {distribution_neutral} (Table 15.4)")
+
+strongest_no_signal = {key: float(strongest.loc[method, "accuracy_without_signal"]) for key, method in
+                       (("masked", "TextCNN, masking"), ("labeller", "distribution-based lexicon"))}
+if task.is_stand_in:
+    run.check(
+        "masking-can-use-hidden-words", kind="positive-control",
+        statement=(f"Where non-lexicon words always match the sentiment (hidden_strength {max(config.hidden_strengths):g}), "
+                   "the masked CNN labels messages without lexicon tokens better than the labeller's default neutral"),
+        expected="masked CNN accuracy on messages without lexicon tokens above the labeller's (hidden-strength sweep)",
+        measured=f"{strongest_no_signal['masked']:.1f} vs {strongest_no_signal['labeller']:.1f} % (one seed, sweep corpus)",
+        passes=strongest_no_signal["masked"] > strongest_no_signal["labeller"])
+
+labels_array, without = np.asarray(task.gold_labels), ~np.asarray(has_signal)
+labeller_right = distribution[without] == labels_array[without]
+p_no_signal = {s: exact_mcnemar_test(cnn_predictions[(config.masking_probability, s)][without] == labels_array[without],
+                                     labeller_right) for s in seeds}
+gains_no_signal = sum(p < 0.05 for p in p_no_signal.values())
+run.glue("twitch_no_signal_gain_seeds", int(gains_no_signal))
 run.claim(
     "cnn-no-gain-without-signal",
     statement="The masked TextCNN does not improve the messages without lexicon tokens: it labels almost all of them neutral",
     source="Sec. 15.4.2", thesis_value="almost all of the 669 messages classified neutral",
     measured=(f"accuracy {no_signal_means['masking']['accuracy_without_signal']:.1f} vs {labeller_no_signal:.1f} % "
-              f"(labeller), {no_signal_means['masking']['neutral_share_without_signal']:.1f} % called neutral"),
-    holds=bool(gain_without <= 2.0))
+              f"(labeller), {no_signal_means['masking']['neutral_share_without_signal']:.1f} % called neutral; "
+              f"McNemar p (CNN better) per seed: {', '.join(f'{p:.2g}' for p in p_no_signal.values())}"),
+    holds=bool(gains_no_signal <= len(seeds) / 2),
+    cause=miss_cause,
+    diagnosis=(f"the masked CNN is significantly more accurate than the labeller on messages without lexicon tokens for "
+               f"{gains_no_signal} of {len(seeds)} seeds (the no-signal table)"),
+    requires=cnn_trained + (("masking-can-use-hidden-words",) if task.is_stand_in else ()))
 
+p_masking = {s: chapter.yeh_p_value(cnn_predictions[(config.masking_probability, s)], cnn_predictions[(0.0, s)],
+                                    task.gold_labels, iterations=config.randomization_iterations, seed=seed) for s in seeds}
+masked_f1, unmasked_f1 = masked.set_index("seed")["macro_f1"], unmasked.set_index("seed")["macro_f1"]
+masking_wins = sum(p < 0.05 and masked_f1[s] > unmasked_f1[s] for s, p in p_masking.items())
 gain_masked = cnn_f1 - f1["distribution-based lexicon"]
 gain_unmasked = unmasked["macro_f1"].mean() - f1["distribution-based lexicon"]
 run.claim(
     "masking-not-the-reason",
-    statement="Input masking is not what drives the CNN's Macro F1: without masking the CNN does at least as well",
+    statement="Input masking is not what drives the CNN's Macro F1: without masking the CNN does not do significantly worse",
     source="Sec. 15.4.2 (inferred there; tested here by ablation)", thesis_value="suggested, not tested",
-    measured=f"F1 gain over the labeller: {gain_masked:+.1f} points with masking, {gain_unmasked:+.1f} without",
-    holds=bool(gain_unmasked >= gain_masked),
+    measured=(f"F1 gain over the labeller: {gain_masked:+.1f} points with masking, {gain_unmasked:+.1f} without; "
+              f"Yeh p (masked vs unmasked, same seed): {', '.join(f'{p:.2g}' for p in p_masking.values())}"),
+    holds=bool(masking_wins <= len(seeds) / 2), cause=miss_cause, requires=cnn_trained,
+    diagnosis=f"masking beats the same seed without masking significantly for {masking_wins} of {len(seeds)} seeds (the runs table)",
     note="the ablation is this book's addition");
 
 # %% [markdown]
@@ -452,20 +565,22 @@ run.claim(
 # (Sec. 15.4.2), lexicon tokens that cancel, and words outside the lexica. On this stand-in
 # {glue:text}`twitch_tie_share:.1f` % of the messages with lexicon tokens are exact ties, and most of the
 # labeller's errors come from chat usage that contradicts the lexica (gaming slang, 😭), which weak labels
-# teach the network to repeat. Where a claim above does not hold, that is the likely reason: the
+# teach the network to repeat. Where a claim about the CNN does not hold, that is the likely reason: the
 # thesis' real lexica may tie or cancel far more often than the stand-in's, and Table 15.4 shows its CNN
-# gained precisely by calling fewer messages with lexicon tokens neutral.
+# gained precisely by calling fewer messages with lexicon tokens neutral. Where the positive control
+# `masking-can-use-hidden-words` fails, the CNN does not beat the labeller on messages without lexicon
+# tokens even when their other words give the sentiment away, so the thesis' negative result cannot be
+# told apart from a set-up that could never show a gain, and the claim is not judged.
 
 # %%
-ties = weak_labels.distribution_ties(task.gold_texts, task.lexicon)
-run.glue("twitch_tie_share", 100 * float(ties.mean() / signal_share))
 run.finish();
 
 # %% [markdown]
 # ## Summary
 #
 # Three lexica, one of them made by asking Twitch users about emotes, label about two thirds of the chat
-# messages with no training at all, and emotes carry most of that signal (Table 15.3). Reading the
+# messages with no training at all, and in the thesis emotes carry most of that signal (Table 15.3; the
+# stand-in is built that way, so here it is a check, not a finding). Reading the
 # lexicon entries as naive-Bayes likelihoods (Eq. 15.10) scores a Macro F1 of
 # {glue:text}`twitch_f1_distribution:.1f` % here against {glue:text}`twitch_f1_average:.1f` % for
 # averaging.

@@ -23,8 +23,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["mann_whitney_families", "nr_precision_p_value", "exceeds_seed_spread", "paired_gap_exceeds_spread", "randomized_matched_pair_test",
-           "paired_sign_test", "stratified_matched_pair_test"]
+__all__ = ["exact_mcnemar_test", "mann_whitney_families", "nr_precision_p_value", "exceeds_seed_spread",
+           "paired_gap_exceeds_spread", "paired_sign_test", "randomized_matched_pair_test",
+           "stratified_matched_pair_test"]
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
@@ -120,11 +121,12 @@ def mann_whitney_families(table, families, *, first: str = "ranking", second: st
     return pd.DataFrame(rows).set_index("property")
 
 
-def paired_sign_test(scores_a, scores_b) -> dict:
-    """Exact two-sided sign test of ``scores_a`` against ``scores_b`` ``(n,)``, paired by example (e.g. the
+def paired_sign_test(scores_a, scores_b, *, alternative: str = "two-sided") -> dict:
+    """Exact sign test of ``scores_a`` against ``scores_b`` ``(n,)``, paired by example (e.g. the
     per-triplet outcomes, 0, 1/2 or 1, of two systems on the same triplets; McNemar's exact test when the
     outcomes are 0/1). Ties are dropped; under the null each discordant example is won by either system with
     probability 1/2, so ``p = binomtest(wins, wins + losses, 1/2)``, and 1 when no example differs.
+    ``alternative``: ``"two-sided"``, or ``"greater"`` for ``a`` winning more often.
 
     Returns ``{"difference": mean(a - b), "wins": #(a > b), "losses": #(a < b), "share": wins / (wins +
     losses) (NaN without discordant examples), "p_value": p, "n": n}``: the mean difference and the share of
@@ -135,9 +137,23 @@ def paired_sign_test(scores_a, scores_b) -> dict:
     if a.shape != b.shape or a.size == 0:
         raise ValueError(f"scores_a {a.shape} and scores_b {b.shape} must be the same non-empty shape")
     wins, losses = int((a > b).sum()), int((a < b).sum())
-    p = float(binomtest(wins, wins + losses, 0.5).pvalue) if wins + losses else 1.0
+    if alternative not in ("greater", "two-sided"):
+        raise ValueError(f"alternative must be 'greater' or 'two-sided', got {alternative!r}")
+    p = float(binomtest(wins, wins + losses, 0.5, alternative=alternative).pvalue) if wins + losses else 1.0
     return {"difference": float((a - b).mean()), "wins": wins, "losses": losses,
             "share": wins / (wins + losses) if wins + losses else float("nan"), "p_value": p, "n": int(a.size)}
+
+
+def exact_mcnemar_test(correct_a, correct_b, *, alternative: str = "greater") -> float:
+    """Exact McNemar test of two classifiers scored on the same examples: ``correct_a`` and ``correct_b``
+    are ``(N,)`` booleans (example right or wrong). Only the discordant examples count: with ``k`` that only
+    ``a`` gets right and ``m`` that only ``b`` gets right, under the null hypothesis ``k ~ Binomial(k + m,
+    1/2)``. ``alternative="greater"``: p-value of ``a`` being more accurate; ``"two-sided"``: of any
+    difference. No discordant example gives p = 1. It is :func:`paired_sign_test` on 0/1 outcomes."""
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"correct_a {a.shape} and correct_b {b.shape} must be the same 1-d shape")
+    return paired_sign_test(a, b, alternative=alternative)["p_value"]
 
 
 def stratified_matched_pair_test(strata, metric: Metric, *, iterations: int = 2000, seed: int = 0) -> dict:

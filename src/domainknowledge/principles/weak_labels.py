@@ -6,11 +6,12 @@ from the lexicon entries of its tokens, with no human label involved. Three lexi
 * **VADER** (Hutto & Gilbert 2014; :func:`load_vader_lexicon`): English words, phrases and ASCII emoticons,
   each rated by ten people on the integer scale -4 .. 4. The thesis groups the ten ratings into three
   classes: -4 .. -2 negative, -1 .. 1 neutral, 2 .. 4 positive (Sec. 15.1.1), and uses the share of ratings
-  in each class as the token's distribution. A word rated ``[-2, -1, 0, 0, 0, 0, 1, 1, 2, 3]`` thus gets
-  ``(0.1, 0.7, 0.2)``.
+  in each class as the token's distribution. The authors' published lexica smooth these shares by add-one,
+  ``(count + 1) / (n + 3)`` (:func:`smoothed_distribution`), and so does this module: a word rated
+  ``[-2, -1, 0, 0, 0, 0, 1, 1, 2, 3]`` gets ``(2, 8, 3) / 13`` (raw shares ``(0.1, 0.7, 0.2)``).
 * **Emoji** (Kralj Novak et al. 2015; :func:`load_emoji_lexicon`): unicode emojis with the number of
   negative, neutral and positive tweets they occur in; only emojis with at least 50 occurrences are kept
-  (300 of 969).
+  (300 of 969). Shares add-one smoothed like VADER's.
 * **Emote** (:func:`load_emote_lexicon`): the thesis' survey of 108 Twitch users on the top-100 emotes; the
   thesis prints 11 rows (Table 15.1), which are what is available here.
 
@@ -58,12 +59,12 @@ from types import MappingProxyType
 
 import numpy as np
 
-__all__ = ["AVERAGE_THRESHOLD", "CLASSES", "EMOTE_SURVEY_TABLE_15_1", "NEGATIVE", "NEUTRAL", "NO_SIGNAL_TARGET", "POSITIVE", "PRECEDENCE",
+__all__ = ["ADD_ONE", "AVERAGE_THRESHOLD", "CLASSES", "EMOTE_SURVEY_TABLE_15_1", "NEGATIVE", "NEUTRAL", "NO_SIGNAL_TARGET", "POSITIVE", "PRECEDENCE",
            "Lexicon", "average_label", "average_labels", "average_score", "combine_lexica",
            "distribution_label", "distribution_labels", "distribution_scores", "distribution_ties",
            "group_vader_ratings",
            "labelling_sources", "load_emoji_lexicon", "nltk_vader_compound", "nltk_vader_labels", "load_emote_lexicon", "load_lexica",
-           "load_vader_lexicon", "reduce_elongation", "signal_mask", "signal_tokens", "tokenize",
+           "load_vader_lexicon", "reduce_elongation", "signal_mask", "signal_tokens", "smoothed_distribution", "tokenize",
            "weak_label_targets"]
 
 CLASSES = ("negative", "neutral", "positive")
@@ -72,6 +73,9 @@ PRECEDENCE = ("emote", "emoji", "vader")
 AVERAGE_THRESHOLD = 0.33
 # Sec. 15.1.2: the training target of a message without signal tokens, "uncertain" neutral.
 NO_SIGNAL_TARGET = (0.25, 0.5, 0.25)
+# The authors' published VADER and emoji lexica are add-one smoothed, (count + 1) / (n + 3); the thesis'
+# text gives the raw shares. Table 15.2's numbers come from the smoothed lexica (smoothed_distribution).
+ADD_ONE = 1.0
 
 # Kobs 2023, Table 15.1 ("Some answers to our Twitch emote sentiment survey"): votes of the 108
 # participants as (negative, neutral, positive, unknown/NA). The thesis' text extraction prints the third
@@ -157,12 +161,28 @@ class Lexicon:
         return self.sources[key]
 
 
+def smoothed_distribution(counts: Sequence[float], smoothing: float = ADD_ONE) -> np.ndarray:
+    """``L_dist`` from class counts ``(negative, neutral, positive)``: ``(count + a) / (n + 3 a)``.
+
+    ``smoothing = a = 1`` is the add-one (Laplace) smoothing of the authors' published lexica for VADER and
+    the emoji table, where ``n`` is the number of ratings or tweets: a token rated positive by all ten VADER
+    raters gets ``(1, 1, 11) / 13``, not ``(0, 0, 1)``, so no class share is zero and no single token can
+    veto a class in the product of Eq. 15.10. ``smoothing = 0`` gives the raw shares.
+    """
+    vector = np.asarray(counts, dtype=np.float64)
+    if vector.shape != (3,) or np.any(vector < 0) or vector.sum() + 3 * smoothing <= 0 or smoothing < 0:
+        raise ValueError(f"counts must be three non-negative numbers with a positive sum (smoothing >= 0), "
+                         f"got {counts!r} and smoothing {smoothing!r}")
+    return (vector + smoothing) / (vector.sum() + 3 * smoothing)
+
+
 def _from_counts(name: str, counts: Mapping[str, Sequence[float]], scores: Mapping[str, float] | None = None,
-                 emotes: Iterable[str] = ()) -> Lexicon:
+                 emotes: Iterable[str] = (), smoothing: float = 0.0) -> Lexicon:
     """A lexicon from per-token class counts ``(negative, neutral, positive)``.
 
-    Distributions are the normalised counts; the average score, unless given, is ``p_pos - p_neg`` (the mean
-    of the class values -1, 0, 1, Kralj Novak et al.'s sentiment score).
+    Distributions are the counts smoothed by :func:`smoothed_distribution` (raw shares at ``smoothing=0``);
+    the average score, unless given, is ``p_pos - p_neg`` of the raw shares (the mean of the class values
+    -1, 0, 1, Kralj Novak et al.'s sentiment score).
     """
     distributions, averages = {}, {}
     for token, row in counts.items():
@@ -170,10 +190,11 @@ def _from_counts(name: str, counts: Mapping[str, Sequence[float]], scores: Mappi
         if vector.shape != (3,) or np.any(vector < 0) or vector.sum() <= 0:
             raise ValueError(f"{name} lexicon: counts of {token!r} must be three non-negative numbers with a "
                              f"positive sum, got {row!r}")
-        distribution = vector / vector.sum()
+        shares = vector / vector.sum()
+        distribution = smoothed_distribution(vector, smoothing)
         distribution.setflags(write=False)
         distributions[token] = distribution
-        averages[token] = float(distribution[POSITIVE] - distribution[NEGATIVE]) if scores is None else scores[token]
+        averages[token] = float(shares[POSITIVE] - shares[NEGATIVE]) if scores is None else scores[token]
     return Lexicon(name, distributions, averages, {token: name for token in distributions}, frozenset(emotes))
 
 
@@ -205,7 +226,8 @@ def load_vader_lexicon(text: str | None = None) -> Lexicon:
     """The VADER lexicon as distributions over grouped ratings (Sec. 15.1.1) and average scores.
 
     Each line of ``vader_lexicon.txt`` is ``token<TAB>mean<TAB>std<TAB>[r1, ..., r10]``. ``L_dist(t)`` is
-    :func:`group_vader_ratings` normalised; ``L_avg(t) = mean / 4`` (VADER's mean rating scaled to
+    :func:`group_vader_ratings` add-one smoothed, ``(count + 1) / (n + 3)`` as in the authors' published
+    lexicon (:func:`smoothed_distribution`; the thesis' text says "shares"); ``L_avg(t) = mean / 4`` (VADER's mean rating scaled to
     [-1, 1]). A token listed twice (the shipped file has 14) keeps its last line, as VADER's own reader does.
     ``text`` replaces the installed file (for tests). The installed file is parsed once per process.
     """
@@ -231,7 +253,7 @@ def _parse_vader(text: str) -> Lexicon:
         ratings = ast.literal_eval(raw)
         counts[token] = group_vader_ratings(ratings)
         scores[token] = float(mean) / 4.0
-    return _from_counts("vader", counts, scores)
+    return _from_counts("vader", counts, scores, smoothing=ADD_ONE)
 
 
 def _emosent_csv() -> Path:
@@ -247,7 +269,8 @@ def load_emoji_lexicon(min_occurrences: int = 50, text: str | None = None) -> Le
     """Kralj Novak et al.'s emoji sentiment table, emojis with at least ``min_occurrences`` tweets.
 
     Columns used: ``Emoji``, ``Occurrences``, ``Negative``, ``Neutral``, ``Positive``. ``L_dist`` is the
-    share of tweets per class; ``L_avg = (positive - negative) / occurrences``. With the default threshold
+    share of tweets per class, add-one smoothed as in the authors' published lexicon,
+    ``(count + 1) / (occurrences + 3)``; ``L_avg = (positive - negative) / occurrences`` (unsmoothed). With the default threshold
     of 50 (Sec. 15.1.1) 300 of the 969 emojis remain. ``text`` replaces the installed CSV (for tests).
     """
     if text is None:
@@ -265,7 +288,7 @@ def _parse_emoji(text: str, min_occurrences: int) -> Lexicon:
     for row in csv.DictReader(io.StringIO(text)):
         if int(row["Occurrences"]) >= min_occurrences:
             counts[row["Emoji"]] = (float(row["Negative"]), float(row["Neutral"]), float(row["Positive"]))
-    return _from_counts("emoji", counts)
+    return _from_counts("emoji", counts, smoothing=ADD_ONE)
 
 
 def load_emote_lexicon(survey: Mapping[str, Sequence[int]] | None = None) -> Lexicon:
