@@ -55,6 +55,56 @@ def test_loss_tables_average_seed_pairs_in_fisher_z():
     assert np.isnan(only_first["correlation"].loc["contrastive", "contrastive"])
 
 
+def test_correlation_spread_is_tanh_of_the_fisher_z_sd_and_jsd_is_in_nats():
+    names = [("contrastive", 0), ("arcface", 0)]
+    r = np.array([0.2, 0.5, 0.9])                                       # per-image correlations of the pair
+    corr = np.ones((2, 2, 3))
+    corr[0, 1] = corr[1, 0] = r
+    bits = np.zeros((2, 2, 3))
+    bits[0, 1] = bits[1, 0] = [1.0, 0.5, 0.0]
+    tables = chapter.loss_tables(MapComparison(tuple(names), corr, bits))
+    expected = np.tanh(np.std(np.arctanh(r), ddof=1))                   # the authors' code: tanh(sd of z)
+    assert tables["correlation_sd"].loc["contrastive", "arcface"] == pytest.approx(expected)
+    assert expected != pytest.approx(np.std(r, ddof=1), abs=1e-3)       # not the sd of r
+    nats = chapter.jsd_in_nats(MapComparison(tuple(names), corr, bits))
+    np.testing.assert_allclose(nats.jsd[0, 1], [np.log(2), np.log(2) / 2, 0.0])   # disjoint maps: ln 2 nats
+    from domainknowledge.principles.attribution import jensen_shannon_divergence
+    from scipy.spatial.distance import jensenshannon
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((2, 5, 5)), rng.random((2, 5, 5))
+    comparison = chapter.jsd_in_nats(MapComparison(tuple(names), corr[:, :, :2], np.stack(
+        [[np.zeros(2), jensen_shannon_divergence(x, y)], [jensen_shannon_divergence(x, y), np.zeros(2)]])))
+    np.testing.assert_allclose(comparison.jsd[0, 1], [jensenshannon(x[i].ravel(), y[i].ravel()) ** 2 for i in range(2)])
+
+
+def test_per_image_agreement_groups_and_object_share():
+    names = [("contrastive", 0), ("triplet", 0), ("normalized_softmax", 0), ("arcface", 0), ("none", 0)]
+    table = np.array([[1.0, 0.6, 0.2, 0.2, 0.1],
+                      [0.6, 1.0, 0.2, 0.2, 0.3],
+                      [0.2, 0.2, 1.0, 0.8, 0.5],
+                      [0.2, 0.2, 0.8, 1.0, 0.5],
+                      [0.1, 0.3, 0.5, 0.5, 1.0]])
+    comparison = _comparison(table, names)
+    within = chapter.per_image_agreement(comparison, "within")
+    assert within.shape == (3,) and within[0] == pytest.approx(np.tanh(np.mean(np.arctanh([0.6, 0.8]))))
+    assert chapter.per_image_agreement(comparison, "across")[0] == pytest.approx(0.2)
+    assert chapter.per_image_agreement(comparison, "none_classification")[0] == pytest.approx(0.5)
+    assert chapter.per_image_agreement(comparison, "none_ranking")[0] == pytest.approx(
+        np.tanh(np.mean(np.arctanh([0.1, 0.3]))))
+    assert chapter.per_image_agreement(comparison, "trained", value="jsd")[0] == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="no pair"):
+        chapter.per_image_agreement(comparison, "seeds")                # one seed: no seed pairs
+    masks = np.zeros((2, 4, 4))
+    masks[:, :2] = 1                                                     # the object is the top half
+    on_object, off_object = masks.copy(), 1 - masks
+    maps = {("contrastive", 0): on_object, ("triplet", 0): on_object, ("arcface", 0): off_object,
+            ("normalized_softmax", 0): 0.5 * on_object + 0.5 * off_object, ("arcface", 1): on_object}
+    shares = chapter.object_share_by_family(maps, masks, seeds=(0,))
+    np.testing.assert_allclose(shares["ranking"], [1.0, 1.0])
+    np.testing.assert_allclose(shares["classification"], [0.25, 0.25])  # mean of 0 and 0.5; seed 1 left out
+
+
 def test_agreement_summary_and_permutation_test_known_answers():
     losses = ["contrastive", "triplet", "ntxent", "multi_similarity", "proxy_nca", "normalized_softmax", "cosface",
               "arcface", "none"]

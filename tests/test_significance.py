@@ -136,3 +136,31 @@ def test_mcnemar_is_the_sign_test_on_right_and_wrong():
     b = np.array([0, 0, 0, 0, 1, 0, 1, 1], dtype=bool)  # 4 discordant for a, 1 for b
     assert exact_mcnemar_test(a, b) == pytest.approx(paired_sign_test(a, b, alternative="greater")["p_value"])
     assert exact_mcnemar_test(a, b) == pytest.approx(6 / 32)  # P(X >= 4), X ~ Binomial(5, 1/2)
+
+
+def test_paired_signed_rank_known_answers():
+    from scipy.stats import wilcoxon
+
+    from domainknowledge.significance import paired_signed_rank
+
+    # every pair favours A: rank-biserial +1; the exact one-sided p of n = 5 is 1 / 2^5
+    result = paired_signed_rank([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert result["rank_biserial"] == pytest.approx(1.0)
+    assert result["p_value"] == pytest.approx(1 / 32)
+    assert result["wins"] == 5 and result["n"] == 5 and result["mean"] == pytest.approx(3.0)
+    # mirrored: -1, and the "less" alternative gets the small p
+    mirrored = paired_signed_rank([-1.0, -2.0, -3.0, -4.0, -5.0], alternative="less")
+    assert mirrored["rank_biserial"] == pytest.approx(-1.0) and mirrored["p_value"] == pytest.approx(1 / 32)
+    # balanced ranks: W+ = 1 + 4 = 5, W- = 2 + 3 = 5, so r = 0; zeros are dropped
+    balanced = paired_signed_rank([1.0, -2.0, -3.0, 4.0, 0.0])
+    assert balanced["rank_biserial"] == pytest.approx(0.0) and balanced["nonzero"] == 4 and balanced["n"] == 5
+    # W+ = 1 + 3 = 4 of 10: r = (4 - 6) / 10; the p-value is scipy's
+    values = np.array([0.1, -0.2, 0.3, -0.4])
+    result = paired_signed_rank(values, alternative="two-sided")
+    assert result["rank_biserial"] == pytest.approx(-0.2)
+    assert result["p_value"] == pytest.approx(wilcoxon(values).pvalue)
+    # scale-free: the effect size and p do not change when the differences are rescaled
+    assert paired_signed_rank(1000 * values)["rank_biserial"] == pytest.approx(-0.2)
+    assert np.isnan(paired_signed_rank([0.0, 0.0])["rank_biserial"])
+    with pytest.raises(ValueError, match="alternative"):
+        paired_signed_rank(values, alternative="bigger")

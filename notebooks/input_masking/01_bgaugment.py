@@ -393,13 +393,15 @@ display(score_table)
 # %% [markdown]
 # The models are compared on the same images, so a paired test says more than the two spreads: per
 # setting, over all images and losses, the mean difference BGAugment minus vanilla, how many pairs
-# BGAugment wins, and the two-sided Wilcoxon signed-rank test.
+# BGAugment wins, the two-sided Wilcoxon signed-rank test and, as the effect size, the matched-pairs
+# rank-biserial correlation (+1: BGAugment higher on every image, 0: the ranks balance). The claim pools the
+# table settings into one such test, one-sided.
 
 # %%
 paired = chapter.paired_score_test(scores)
 run.record("foreground_score_paired", paired.round(4).to_dict(orient="index"))
 paired.rename(index=lambda name: titles.get(name, name)).style.format(
-    {"mean_difference": "{:+.3f}", "p_value": "{:.4f}"})
+    {"mean_difference": "{:+.3f}", "rank_biserial": "{:+.2f}", "p_value": "{:.4f}"})
 
 # %% [markdown]
 # ## Fig. 11.3: attribution maps with and without BGAugment
@@ -444,11 +446,26 @@ fig, _ = chapter.plot_attribution_pairs(strong.test.images[indices], strong.test
 # - **Losses.** {glue:text}`bg_loss_count:d` of the thesis' five at this profile (Triplet only at `paper`).
 # - **Spread.** The thesis' ± is over the five corruptions of one model; ours is too, and the seed spread
 #   is shown separately (two seeds at `cpu`). The foreground score's ± is over images, as in Table 11.2.
+# - **Verdict rules.** The thesis claims that BGAugment gives a *higher* MAP@R on the corrupted test set (14 of
+#   15 cases in Table 11.1); how much of the vanilla drop it wins back is a measurement (48 % on average on
+#   SOP, from Table 11.1), shown in the recovery table, not a verdict. Comparisons of BGAugment with vanilla
+#   are judged by a paired test: each BGAugment run is paired with the vanilla run of the same loss, seed and
+#   setting (MAP@R), or each image with the same image under the vanilla model of the same loss (foreground
+#   score); Wilcoxon's signed-rank test, one-sided in the thesis' direction at p <= 0.05, with the
+#   matched-pairs rank-biserial correlation as the effect size (`dk.significance.paired_signed_rank`). An
+#   earlier version of this page asked for at least half of the drop won back, which the thesis' own SOP
+#   result fails, and judged the foreground score by counts of mean differences.
 #
-# ## Claims
+# ## Checks and claims
 #
-# Each claim is judged by a rule fixed before the run, stated with it, on the stand-in's table settings
-# (weakest rho = {glue:text}`bg_rate_weak:.1f`, strongest rho = {glue:text}`bg_rate_strong:.1f`).
+# **Checks** are what the thesis never claimed but the page needs: the foreground score's known answers on
+# this page's masks, and two positive controls that the stand-in carries what the thesis' mechanism needs and
+# that a model can use it: the object alone identifies a product (the vanilla model of the weakest setting,
+# tested on corrupted images, beats random embeddings), and at the strongest setting the background adds
+# something a model uses (vanilla clean MAP@R above that object-only reference). **Claims** are the thesis'
+# statements, each recorded once, on the stand-in's table settings (weakest rho = {glue:text}`bg_rate_weak:.1f`
+# for Cars196, strongest rho = {glue:text}`bg_rate_strong:.1f` for SOP); the sweep and the per-setting tests
+# are diagnostics.
 
 # %%
 run.glue("bg_loss_count", int(len(config.losses)))
@@ -458,88 +475,183 @@ note = (f"{config.runs} seed(s) per loss and method, {len(config.losses)} losses
         f"at rho = {', '.join(f'{r:g}' for r in config.table_rates)}")
 vanilla = summary.xs("vanilla", level="method")
 augmented = summary.xs("bgaugment", level="method")
+thesis = chapter.thesis_table_11_1()
 
 
 def per_setting(frame, column, setting):
     return frame.xs(setting, level="setting").loc[list(config.losses), column]
 
 
+def thesis_range(column, dataset, scale=1.0, digits=1):
+    values = scale * thesis[column].xs(dataset)
+    return f"{values.min():.{digits}f} to {values.max():.{digits}f}"
+
+
+def too_few(test) -> bool:
+    """With four or fewer pairs the one-sided signed-rank test cannot reach p <= 0.05 (its least p is 1/2^n)."""
+    return test["nonzero"] <= 4
+
+
+def test_text(test, unit="") -> str:
+    return (f"BGAugment higher in {test['wins']} of {test['n']} pairs, mean {test['mean']:+.2f}{unit}, rank-biserial "
+            f"{test['rank_biserial']:+.2f}, one-sided Wilcoxon p = {test['p_value']:.3g}")
+
+
+# checks -----------------------------------------------------------------------------------------------------
+known = {"mask": float(masking.foreground_score(test_masks, test_masks).mean()),
+         "uniform": float(masking.foreground_score(test_masks, np.ones_like(test_masks)).mean()),
+         "inverse": float(masking.foreground_score(test_masks, 1 - test_masks).mean()),
+         "inverse_expected": float(np.mean(-f_share / (1 - f_share)))}
+run.check("foreground-score-known-answers", kind="known-answer",
+          statement="The foreground score (Eq. 11.4) of the mask itself, a uniform map and the inverted mask",
+          expected=f"1, 0 and -f/(1-f) = {known['inverse_expected']:.4f} (mean over the test images)",
+          measured=f"{known['mask']:.4f}, {known['uniform']:.4f} and {known['inverse']:.4f}",
+          passes=bool(abs(known["mask"] - 1) < 1e-9 and abs(known["uniform"]) < 1e-9
+                      and abs(known["inverse"] - known["inverse_expected"]) < 1e-9))
+chance = chapter.chance_map_at_r(strong.test.labels, draws=20, seed=seed)
+object_only = per_setting(vanilla, "corrupted", weak_name)
+run.check("object-identifies-product", kind="positive-control",
+          statement="The object alone identifies a product: the vanilla models of the weakest setting, tested on "
+                    "corrupted images, beat random embeddings",
+          expected=f"every loss above the largest of 20 random-embedding MAP@R ({100 * chance.max():.2f} %)",
+          measured=(f"object-only MAP@R {100 * object_only.min():.1f} to {100 * object_only.max():.1f} % over the "
+                    f"losses; random embeddings {100 * chance.mean():.2f} % on average"),
+          passes=bool((object_only > chance.max()).all()))
+strong_clean = per_setting(vanilla, "clean", strong_name)
+run.check("background-shortcut-usable", kind="positive-control",
+          statement="At the strongest setting the background adds what a model uses: vanilla clean MAP@R above the "
+                    "object-only reference",
+          expected="every loss above its object-only MAP@R (weakest setting, corrupted test set)",
+          measured=(f"clean {100 * strong_clean.min():.1f} to {100 * strong_clean.max():.1f} % against object-only "
+                    f"{100 * object_only.min():.1f} to {100 * object_only.max():.1f} %"),
+          passes=bool((strong_clean > object_only.reindex(strong_clean.index)).all()))
+
+# claims -----------------------------------------------------------------------------------------------------
 drops = {name: 100 * per_setting(vanilla, "drop", name) for name in stand_in}
-relative = {name: 100 * per_setting(vanilla, "relative_drop", name).mean() for name in stand_in}
+relative = {name: 100 * per_setting(vanilla, "relative_drop", name) for name in stand_in}
 every_drop_positive = all((drops[name] > 0).all() for name in stand_in)
+smallest = min(stand_in, key=lambda name: drops[name].min())
 run.claim(
     "corruption-lowers-map", statement="Replacing the test images' backgrounds lowers MAP@R for every loss",
-    source="Sec. 11.3, Table 11.1", thesis_value="drops of about 2-3 (Cars196), 8 (CUB200), 34 (SOP) points",
+    source="Sec. 11.3, Table 11.1",
+    thesis_value=(f"drops of {thesis_range('drop', 'cars196')} (Cars196), {thesis_range('drop', 'cub200')} (CUB200), "
+                  f"{thesis_range('drop', 'sop')} (SOP) points, every loss"),
     measured="; ".join(f"{titles[name]}: {drops[name].min():.1f} to {drops[name].max():.1f} points" for name in stand_in),
-    holds=every_drop_positive, note=note + "; rule: vanilla corrupted < clean for every loss and setting")
+    holds=every_drop_positive, cause="stand-in",
+    diagnosis=(f"at {titles[smallest]} the smallest drop is {drops[smallest].min():+.1f} points: where backgrounds "
+               "hardly predict the product, the vanilla model has little background to lose, see Table 11.1 above"),
+    note=note + "; rule: vanilla corrupted < clean (means over seeds) for every loss and setting")
 
-ordered = [relative[name] for name in stand_in]
+ordered = {loss: [relative[name][loss] for name in stand_in] for loss in config.losses}
+increasing = [loss for loss, values in ordered.items() if all(a < b for a, b in zip(values, values[1:]))]
 run.claim(
     "drop-grows-with-shortcut",
     statement="The relative drop is larger where backgrounds predict the class more (Cars196 < CUB200 < SOP)",
-    source="Sec. 11.3, Table 11.1", thesis_value="about 20 %, 40 %, 85 % relative",
-    measured=(", ".join(f"{titles[name]}: {relative[name]:.0f} %" for name in stand_in)
-              + f"; sweep ({LOSSES[config.sweep_loss].title}): Spearman {sweep_rho:.2f} between rho and the drop"),
-    holds=bool(all(a < b for a, b in zip(ordered, ordered[1:])) and sweep_rho >= 0.8),
-    note=note + "; rule: mean relative drop over losses increases with rho across the table settings, and "
-                "Spearman >= 0.8 along the sweep")
-
-stand_in_recovery = recovery.loc[recovery.index.get_level_values("setting").isin(stand_in)]
-gained = int((stand_in_recovery["corrupted_gain"] > 0).sum())
-with_drop = stand_in_recovery[stand_in_recovery["vanilla_drop"] >= 0.02]
-mean_share = float(100 * with_drop["recovered_share"].mean()) if len(with_drop) else float("nan")
-share_text = "; ".join(
-    f"{titles[name]}: {100 * part['recovered_share'].min():.0f}-{100 * part['recovered_share'].max():.0f} % won back"
-    for name, part in with_drop.groupby(level="setting", sort=False)) or "no setting with a drop of 2 points or more"
-run.claim(
-    "bgaugment-recovers-corrupted",
-    statement="BGAugment raises MAP@R on the corrupted test set and wins back most of the drop",
     source="Sec. 11.3, Table 11.1",
-    thesis_value="higher corrupted MAP@R in 14 of 15 cases; share of the drop won back -30 to 157 % (Cars196, "
-                 "drops of 2-3 points), 38-65 % (CUB200), 28-59 % (SOP); mean 62 %",
-    measured=(f"higher corrupted MAP@R in {gained} of {len(stand_in_recovery)} loss x setting pairs; {share_text}; "
-              f"mean {mean_share:.0f} % over the pairs whose vanilla drop is at least 2 points"),
-    holds=bool(gained >= 0.75 * len(stand_in_recovery) and len(with_drop) and mean_share >= 50),
-    note=note + "; rule: higher in at least 3/4 of the pairs, and on average at least half of the drop won back "
-                "where the vanilla drop is at least 2 points")
+    thesis_value=(f"relative drops {thesis_range('relative_drop', 'cars196', 100)} % (Cars196), "
+                  f"{thesis_range('relative_drop', 'cub200', 100)} % (CUB200), "
+                  f"{thesis_range('relative_drop', 'sop', 100)} % (SOP); ordered for every loss"),
+    measured=(", ".join(f"{titles[name]}: {relative[name].min():.0f}-{relative[name].max():.0f} %" for name in stand_in)
+              + f"; ordered for {len(increasing)} of {len(config.losses)} losses; sweep "
+                f"({LOSSES[config.sweep_loss].title}, diagnostic): Spearman {sweep_rho:.2f} between rho and the drop"),
+    holds=len(increasing) == len(config.losses), cause="stand-in",
+    diagnosis=(f"the relative drop rises with rho for {len(increasing)} of {len(config.losses)} losses, see the "
+               "recovery table"),
+    note=note + "; rule: for every loss, the relative drop (mean over seeds) increases from the weakest to the "
+                "strongest table setting, as it does for every loss in Table 11.1")
 
+corrupted_pairs = chapter.paired_run_differences(rows, "corrupted", settings=stand_in)
+corrupted_test = dk.significance.paired_signed_rank(100 * corrupted_pairs.to_numpy(), alternative="greater")
+per_setting_wins = "; ".join(
+    f"{titles[name]}: {int((part > 0).sum())} of {len(part)}" for name, part in corrupted_pairs.groupby(level="setting", sort=False))
+stand_in_recovery = recovery.loc[recovery.index.get_level_values("setting").isin(stand_in)]
+share_text = "; ".join(
+    f"{titles[name]}: {100 * part['recovered_share'].min():.0f} to {100 * part['recovered_share'].max():.0f} %"
+    for name, part in stand_in_recovery.groupby(level="setting", sort=False))
+thesis_share = {name: 100 * thesis["recovered_share"].xs(name) for name in ("cars196", "cub200", "sop")}
+run.claim(
+    "bgaugment-raises-corrupted-map",
+    statement="BGAugment gives a higher MAP@R on the corrupted test set",
+    source="Sec. 11.3, Table 11.1",
+    thesis_value=(f"higher in {int((thesis['corrupted_gain'] > 0).sum())} of {len(thesis)} loss x data set pairs (all "
+                  "but Multi Similarity on Cars196); measured, not judged: share of the drop won back "
+                  f"{thesis_share['cars196'].min():.0f} to {thesis_share['cars196'].max():.0f} % (Cars196), "
+                  f"{thesis_share['cub200'].min():.0f} to {thesis_share['cub200'].max():.0f} % (CUB200), "
+                  f"{thesis_share['sop'].min():.0f} to {thesis_share['sop'].max():.0f} % (SOP, mean "
+                  f"{thesis_share['sop'].mean():.0f} %)"),
+    measured=(f"{test_text(corrupted_test, ' points')} over (setting, loss, seed) pairs; per setting: {per_setting_wins}; "
+              f"share of the drop won back: {share_text}"),
+    holds=bool(corrupted_test["p_value"] <= 0.05), requires=["object-identifies-product"],
+    cause="budget" if too_few(corrupted_test) else "genuine",
+    diagnosis=(f"{test_text(corrupted_test, ' points')} over the (setting, loss, seed) pairs, see the recovery table"),
+    note=note + "; rule: paired test over (setting, loss, seed), BGAugment minus vanilla corrupted MAP@R, one-sided "
+                "p <= 0.05")
+
+score_pairs = chapter.score_differences(scores)
+score_pairs = score_pairs.loc[score_pairs.index.get_level_values("setting").isin(stand_in)]
+score_test = dk.significance.paired_signed_rank(score_pairs.to_numpy(), alternative="greater")
+falls = [name for name in stand_in if paired.loc[name, "p_value"] <= 0.05 and paired.loc[name, "mean_difference"] < 0]
 score_means = score_summary["mean"].unstack("method")
 score_gain = {name: (score_means.loc[name, "bgaugment"] - score_means.loc[name, "vanilla"]) for name in stand_in}
-raised = sum(int((score_gain[name] > 0).sum()) for name in stand_in)
-total = sum(len(score_gain[name]) for name in stand_in)
+thesis_scores = "Cars196 0.49-0.52 -> 0.50-0.56, CUB200 0.24-0.26 -> 0.30-0.33, SOP 0.07-0.13 -> 0.26-0.31"
 run.claim(
     "bgaugment-raises-foreground-score",
     statement="Models trained with BGAugment put more of their attribution on the object (higher foreground score)",
-    source="Sec. 11.4, Table 11.2", thesis_value="higher in 14 of 15 loss x data set pairs (e.g. SOP 0.07-0.13 -> 0.26-0.31)",
-    measured=(f"higher in {raised} of {total} loss x setting pairs; mean change "
-              + ", ".join(f"{titles[name]}: {score_gain[name].mean():+.3f} (paired Wilcoxon p = {paired.loc[name, 'p_value']:.3f})"
+    source="Sec. 11.4, Table 11.2",
+    thesis_value=f"higher in 14 of 15 loss x data set pairs (all but Multi Similarity on Cars196): {thesis_scores}",
+    measured=(f"{test_text(score_test)} over (setting, loss, image) pairs; per setting: "
+              + ", ".join(f"{titles[name]} {score_gain[name].mean():+.3f} (rank-biserial "
+                          f"{paired.loc[name, 'rank_biserial']:+.2f}, two-sided p = {paired.loc[name, 'p_value']:.3g})"
                           for name in stand_in)),
-    holds=bool(raised >= 0.75 * total and all(score_gain[name].mean() > 0 for name in stand_in)),
-    note=note + f"; {config.attribution_images} images, {config.attribution_samples} SmoothGrad samples per map, "
-                "first seed; rule: higher in at least 3/4 of the pairs and on average in every setting")
+    holds=bool(score_test["p_value"] <= 0.05 and not falls),
+    cause="budget" if too_few(score_test) else "deviation",
+    diagnosis=(f"{test_text(score_test)}"
+               + (f"; it falls significantly at {', '.join(titles[name] for name in falls)}" if falls else "")
+               + "; a head on frozen features can only reweigh the trunk's features (Deviations, Network), see the "
+                 "paired-test table"),
+    note=note + f"; {config.attribution_images} images, {config.attribution_samples} SmoothGrad samples per map, first "
+                "seed; rule: paired test over (setting, loss, image), one-sided p <= 0.05, and in no setting a "
+                "significant fall (two-sided p <= 0.05)")
 
 clean_change = {name: 100 * recovery.xs(name, level="setting").loc[list(config.losses), "clean_change"] for name in stand_in}
-seed_std = {name: 100 * per_setting(vanilla, "clean_seed_std", name).mean() for name in stand_in}
-yardstick = max(1.0, float(np.nan_to_num(seed_std[strong_name])))
+strong_pairs = 100 * chapter.paired_run_differences(rows, "clean", settings=[strong_name])
+strong_test = dk.significance.paired_signed_rank(strong_pairs.to_numpy(), alternative="less")
+strong_relative = float(strong_pairs.mean() / (100 * strong_clean.mean()))
 run.claim(
     "strong-shortcut-costs-clean",
     statement="Where backgrounds predict the class (SOP), BGAugment lowers MAP@R on the clean test set",
-    source="Sec. 11.3, Table 11.1", thesis_value="SOP: -6.5 to -18.3 points clean (all five losses)",
+    source="Sec. 11.3, Table 11.1",
+    thesis_value=f"SOP: {thesis_range('clean_change', 'sop')} points clean (all five losses)",
     measured=(f"{titles[strong_name]}: {clean_change[strong_name].min():+.1f} to {clean_change[strong_name].max():+.1f} "
-              f"points (mean {clean_change[strong_name].mean():+.1f}; vanilla seed sd {seed_std[strong_name]:.1f})"),
-    holds=bool(clean_change[strong_name].mean() < -yardstick),
-    note=note + "; rule: mean clean change below -max(1 point, the vanilla seed sd)")
+              f"points over the losses ({100 * strong_relative:+.0f} % of vanilla clean); paired over (loss, seed): "
+              f"lower in {strong_test['nonzero'] - strong_test['wins']} of {strong_test['n']}, rank-biserial {strong_test['rank_biserial']:+.2f}, one-sided Wilcoxon p = "
+              f"{strong_test['p_value']:.3g}"),
+    holds=bool(strong_test["p_value"] <= 0.05), requires=["background-shortcut-usable"],
+    cause="budget" if too_few(strong_test) else "deviation",
+    diagnosis=(f"the clean change is {strong_pairs.mean():+.1f} points on average (one-sided p = "
+               f"{strong_test['p_value']:.3g}); a head on a frozen trunk still sees the shortcut in the trunk's "
+               "features (Deviations, Network)"),
+    note=note + "; rule: paired test over (loss, seed) at the strongest setting, BGAugment minus vanilla clean "
+                "MAP@R, one-sided (lower) p <= 0.05")
 
+weak_pairs = 100 * chapter.paired_run_differences(rows, "clean", settings=[weak_name])
+weak_test = dk.significance.paired_signed_rank(weak_pairs.to_numpy(), alternative="less")
 run.claim(
     "weak-shortcut-costs-nothing",
     statement="Where backgrounds say little about the class (Cars196), BGAugment costs no clean MAP@R",
-    source="Sec. 11.3, Table 11.1", thesis_value="Cars196: -3.2 to +1.2 points clean (mean -0.4)",
+    source="Sec. 11.3, Table 11.1",
+    thesis_value=(f"Cars196: {thesis_range('clean_change', 'cars196')} points clean (mean "
+                  f"{thesis['clean_change'].xs('cars196').mean():+.1f}); CUB200: {thesis_range('clean_change', 'cub200')}"),
     measured=(f"{titles[weak_name]}: {clean_change[weak_name].min():+.1f} to {clean_change[weak_name].max():+.1f} "
-              f"points (mean {clean_change[weak_name].mean():+.1f}; vanilla seed sd {seed_std[weak_name]:.1f})"),
-    holds=bool(clean_change[weak_name].mean() >= -max(1.0, float(np.nan_to_num(seed_std[weak_name])))),
-    note=note + "; rule: mean clean change at least -max(1 point, the vanilla seed sd)")
-run.glue("bg_rel_weak", float(relative[weak_name]))
-run.glue("bg_rel_strong", float(relative[strong_name]))
+              f"points over the losses (mean {weak_pairs.mean():+.1f}); paired over (loss, seed): rank-biserial "
+              f"{weak_test['rank_biserial']:+.2f}, one-sided (lower) Wilcoxon p = {weak_test['p_value']:.3g}"),
+    holds=bool(not weak_test["p_value"] <= 0.05), cause="deviation",
+    diagnosis=(f"BGAugment lowers clean MAP@R by {-weak_pairs.mean():.1f} points on average (one-sided p = "
+               f"{weak_test['p_value']:.3g}), see the recovery table"),
+    note=note + "; rule: BGAugment's clean MAP@R is not significantly lower at the weakest setting (paired over "
+                "(loss, seed), one-sided p > 0.05); the thesis' own Cars196 pairs pass this rule")
+run.glue("bg_rel_weak", float(relative[weak_name].mean()))
+run.glue("bg_rel_strong", float(relative[strong_name].mean()))
 run.glue("bg_gain_strong", float(100 * stand_in_recovery.xs(strong_name, level="setting")["corrupted_gain"].mean()))
 run.glue("bg_clean_weak", float(clean_change[weak_name].mean()))
 run.glue("bg_clean_strong", float(clean_change[strong_name].mean()))
@@ -547,13 +659,23 @@ run.glue("bg_score_change", float(np.mean([score_gain[name].mean() for name in s
 run.glue("bg_score_change_weak", float(score_gain[weak_name].mean()))
 run.glue("bg_score_change_strong", float(score_gain[strong_name].mean()))
 run.glue("bg_score_vanilla_strong", float(score_means.loc[strong_name, "vanilla"].mean()))
-run.glue("bg_mean_share", mean_share)
+run.glue("bg_score_effect", float(score_test["rank_biserial"]))
+with_drop = stand_in_recovery[stand_in_recovery["vanilla_drop"] >= 0.02]
+run.glue("bg_mean_share", float(100 * with_drop["recovered_share"].mean()) if len(with_drop) else 0.0)
+run.glue("bg_strong_share", float(100 * stand_in_recovery.xs(strong_name, level="setting")["recovered_share"].mean()))
+run.glue("bg_thesis_sop_share", float(thesis_share["sop"].mean()))
+run.glue("bg_corrupted_effect", float(corrupted_test["rank_biserial"]))
+run.glue("bg_corrupted_wins", f"{corrupted_test['wins']} of {corrupted_test['n']}")
+
+
 def p_text(value):
     return "< 0.001" if value < 0.001 else f"= {value:.3f}"
 
 
 run.glue("bg_score_p_weak", p_text(paired.loc[weak_name, "p_value"]))
 run.glue("bg_score_p_strong", p_text(paired.loc[strong_name, "p_value"]))
+run.glue("bg_score_p", p_text(score_test["p_value"]))
+run.glue("bg_corrupted_p", p_text(corrupted_test["p_value"]))
 run.finish();
 
 # %% [markdown]
@@ -561,28 +683,35 @@ run.finish();
 #
 # Our readings, written for the `cpu` profile's run (the numbers are glued from the run on this page):
 #
-# - **How much of the drop BGAugment wins back.** The thesis' measure, the gain on the corrupted set over
-#   the vanilla drop, averages {glue:text}`bg_mean_share:.0f` % here. The drop at the strongest setting
+# - **BGAugment on corrupted images.** BGAugment's corrupted MAP@R is higher than vanilla's in
+#   {glue:text}`bg_corrupted_wins` (setting, loss, seed) pairs (rank-biserial
+#   {glue:text}`bg_corrupted_effect:+.2f`, p {glue:text}`bg_corrupted_p`), which is the thesis' claim.
+# - **How much of the drop BGAugment wins back** is a measurement, not a verdict: the thesis' own SOP models
+#   win back {glue:text}`bg_thesis_sop_share:.0f` % on average (Table 11.1). Here it is
+#   {glue:text}`bg_strong_share:.0f` % at the strongest setting and {glue:text}`bg_mean_share:.0f` % on
+#   average over the pairs with a vanilla drop of at least 2 points. The drop at the strongest setting
 #   ({glue:text}`bg_strong_drop:.1f` points) is measured from a clean score of {glue:text}`bg_strong_clean:.1f` %
 #   that is mostly background: the object alone supports far less. Against the object-only reference
 #   above, BGAugment's corrupted MAP@R at the strongest setting is {glue:text}`bg_ceiling_share:.0f` % of
 #   it (vanilla: {glue:text}`bg_ceiling_share_vanilla:.0f` %): it wins back what the object permits, and the
 #   rest of the drop was never the object's. On SOP the objects carry much more (the thesis' BGAugment
-#   models keep 21-25 % corrupted MAP@R), with a fine-tuned network that can learn new object features;
+#   models keep 16-25 % corrupted MAP@R), with a fine-tuned network that can learn new object features;
 #   a frozen trunk at 48 px recognises Fashion-MNIST items only moderately.
 # - **The clean cost is small.** BGAugment's clean MAP@R at the strongest setting changes by
-#   {glue:text}`bg_clean_strong:+.1f` points, against 6-18 on SOP: the head learns to ignore bank-A
+#   {glue:text}`bg_clean_strong:+.1f` points, against 6.5-18.3 on SOP: the head learns to ignore bank-A
 #   backgrounds, but the frozen trunk still gives two views on the same *unseen* scene background similar
 #   features, so the shortcut keeps working on the clean test set. A fine-tuned network (`paper`) can
-#   unlearn background features; a head on frozen features cannot.
+#   unlearn background features; a head on frozen features cannot. At the weakest setting the change is
+#   {glue:text}`bg_clean_weak:+.1f` points.
 # - **Foreground score.** Attribution maps through a frozen trunk at 48 px are noisy (the figure above),
-#   and every model scores near {glue:text}`bg_score_vanilla_strong:.2f`. BGAugment changes the mean score
-#   by {glue:text}`bg_score_change_weak:+.3f` at the weakest and {glue:text}`bg_score_change_strong:+.3f` at
-#   the strongest setting (paired Wilcoxon p {glue:text}`bg_score_p_weak` and
-#   {glue:text}`bg_score_p_strong`). The thesis' maps come from fine-tuned networks at 224 px, where
+#   and every model scores near {glue:text}`bg_score_vanilla_strong:.2f`. Pooled over the settings, the
+#   paired test gives a rank-biserial effect of {glue:text}`bg_score_effect:+.2f` (p {glue:text}`bg_score_p`);
+#   BGAugment changes the mean score by {glue:text}`bg_score_change_weak:+.3f` at the weakest and
+#   {glue:text}`bg_score_change_strong:+.3f` at the strongest setting (two-sided p {glue:text}`bg_score_p_weak`
+#   and {glue:text}`bg_score_p_strong`). The thesis' maps come from fine-tuned networks at 224 px, where
 #   BGAugment can change which features exist; here it can only reweigh frozen ones, so the maps move
 #   little. At the weakest setting the vanilla model has hardly any background shortcut to drop, so
-#   BGAugment has nothing to gain there, and its score does not rise.
+#   BGAugment has little to gain there.
 
 # %% [markdown]
 # ## Summary
@@ -595,8 +724,8 @@ run.finish();
 # SOP, reproduced with everything but the shortcut held fixed. BGAugment changed corrupted MAP@R by
 # {glue:text}`bg_gain_strong:+.1f` points at the strongest setting and clean MAP@R by
 # {glue:text}`bg_clean_weak:+.1f` (weakest) and {glue:text}`bg_clean_strong:+.1f` points (strongest), and the
-# foreground score of its attribution maps by {glue:text}`bg_score_change:+.3f` on average. The claims table
-# says which of the thesis' statements hold at this profile and by which rule. The largest limit of this
+# foreground score of its attribution maps by {glue:text}`bg_score_change:+.3f` on average. The checks and
+# claims tables say which of the thesis' statements hold at this profile and by which rule. The largest limit of this
 # page is the network: a frozen ImageNet trunk with a trained head recognises the small, coloured items
 # only moderately, so the MAP@R that any model can reach from the object alone is low, and that ceiling,
 # not BGAugment, bounds how much of a shortcut-inflated clean score can be won back on corrupted images.

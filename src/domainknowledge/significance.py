@@ -14,7 +14,13 @@
 * :func:`mann_whitney_families`: per property, a two-sided Mann-Whitney U test between the values of two
   groups of models (ranking against classification losses, Sec. 7.3).
 
-Per-example Wilcoxon tests live with the chapters that use them (e.g. the SimLoss chapter).
+* :func:`paired_signed_rank`: Wilcoxon's signed-rank test on paired differences (the same images, triplets
+  or seeds under two conditions) with the matched-pairs rank-biserial correlation as a scale-free effect size.
+* :func:`paired_sign_test`: the exact sign test of two systems' outcomes on the same examples (ties dropped),
+  and :func:`exact_mcnemar_test`, the same test on right/wrong outcomes;
+* :func:`stratified_matched_pair_test`: Yeh's test over several strata (e.g. the test sets of split seeds).
+
+Other per-example Wilcoxon tests live with the chapters that use them (e.g. the SimLoss chapter).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from collections.abc import Callable
 import numpy as np
 
 __all__ = ["exact_mcnemar_test", "mann_whitney_families", "nr_precision_p_value", "exceeds_seed_spread",
-           "paired_gap_exceeds_spread", "paired_sign_test", "randomized_matched_pair_test",
+           "paired_gap_exceeds_spread", "paired_sign_test", "paired_signed_rank", "randomized_matched_pair_test",
            "stratified_matched_pair_test"]
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
@@ -195,3 +201,35 @@ def stratified_matched_pair_test(strata, metric: Metric, *, iterations: int = 20
             shuffled.append((a2, b2, y))
         at_least += abs(statistic(shuffled)) >= abs(observed) - 1e-12
     return {"difference": observed, "p_value": (at_least + 1) / (iterations + 1)}
+
+
+def paired_signed_rank(differences, *, alternative: str = "greater") -> dict[str, float]:
+    """Wilcoxon's signed-rank test on paired differences ``(n,)`` (A minus B, each pair measured on the same
+    image, triplet or seed), with an effect size.
+
+    ``alternative``: ``"greater"`` (A above B), ``"less"`` or ``"two-sided"``. Zero differences are dropped
+    (Wilcoxon's convention); the p-value is scipy's (exact for small ``n`` without ties). The effect size is
+    the matched-pairs rank-biserial correlation ``r = (W+ - W-) / (W+ + W-)`` (Kerby 2014) over the non-zero
+    differences: +1 when every pair favours A, -1 when every pair favours B, 0 when the ranks balance; it
+    does not depend on the scale of the differences.
+
+    Returns ``n`` (pairs), ``nonzero``, ``mean`` and ``median`` difference, ``wins`` (pairs with A > B),
+    ``p_value`` (NaN with fewer than two non-zero differences) and ``rank_biserial`` (NaN without any)."""
+    from scipy.stats import rankdata, wilcoxon
+
+    if alternative not in ("greater", "less", "two-sided"):
+        raise ValueError(f"alternative must be 'greater', 'less' or 'two-sided', got {alternative!r}")
+    values = np.asarray(differences, dtype=float).ravel()
+    if not len(values) or np.isnan(values).any():
+        raise ValueError("need at least one paired difference and no NaN")
+    nonzero = values[values != 0]
+    if len(nonzero):
+        ranks = rankdata(np.abs(nonzero))
+        positive, negative = ranks[nonzero > 0].sum(), ranks[nonzero < 0].sum()
+        effect = float((positive - negative) / (positive + negative))
+    else:
+        effect = float("nan")
+    p_value = float(wilcoxon(nonzero, alternative=alternative).pvalue) if len(nonzero) >= 2 else float("nan")
+    return {"n": int(len(values)), "nonzero": int(len(nonzero)), "mean": float(values.mean()),
+            "median": float(np.median(values)), "wins": int((values > 0).sum()), "p_value": p_value,
+            "rank_biserial": effect}

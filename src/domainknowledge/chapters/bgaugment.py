@@ -39,11 +39,11 @@ from domainknowledge.experiment import describe_profiles as describe_config_prof
 from domainknowledge.metric_learning import LOSSES, EmbeddingConfig
 from domainknowledge.principles import masking
 
-__all__ = ["CONFIGS", "METHODS", "REAL_DATASETS", "Config", "MaskedSplit", "SettingData", "SettingResult",
-           "augmented_training_images", "corrupted_test_images", "describe_profiles", "evaluate_setting",
-           "foreground_scores", "load_real_setting", "load_stand_in", "map_at_r", "paired_score_test", "plot_attribution_pairs",
+__all__ = ["CONFIGS", "METHODS", "REAL_DATASETS", "THESIS_TABLE_11_1", "Config", "MaskedSplit", "SettingData", "SettingResult",
+           "augmented_training_images", "chance_map_at_r", "corrupted_test_images", "describe_profiles", "evaluate_setting",
+           "foreground_scores", "load_real_setting", "load_stand_in", "map_at_r", "paired_run_differences", "paired_score_test", "score_differences", "plot_attribution_pairs",
            "plot_rate_sweep", "plot_retrieval", "recovery_table", "retrieval_neighbours", "run_seeds",
-           "setting_name", "summary_table", "table_11_1"]
+           "setting_name", "summary_table", "table_11_1", "thesis_table_11_1"]
 
 METHODS = ("vanilla", "bgaugment")
 METHOD_TITLES = {"vanilla": "vanilla", "bgaugment": "+ BGAugment"}
@@ -443,6 +443,59 @@ def recovery_table(summary: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+#: Table 11.1 of the thesis (MAP@R in %), per loss and data set: (vanilla clean, vanilla corrupted,
+#: BGAugment clean, BGAugment corrupted). The thesis' values of the claims are computed from these numbers.
+THESIS_TABLE_11_1: dict[str, dict[str, tuple[float, float, float, float]]] = {
+    "contrastive": {"cars196": (15.22, 13.31, 16.43, 16.31), "cub200": (20.27, 12.47, 19.39, 15.46),
+                    "sop": (37.98, 4.17, 31.52, 24.09)},
+    "triplet": {"cars196": (15.33, 13.40, 15.28, 15.19), "cub200": (18.29, 10.94, 18.56, 15.33),
+                "sop": (36.71, 6.05, 29.63, 21.39)},
+    "multi_similarity": {"cars196": (18.80, 16.25, 15.61, 15.48), "cub200": (19.19, 12.21, 18.93, 15.65),
+                         "sop": (39.65, 6.51, 32.67, 24.00)},
+    "arcface": {"cars196": (16.25, 13.63, 16.19, 16.23), "cub200": (20.66, 12.87, 20.91, 17.92),
+                "sop": (40.50, 6.98, 22.25, 16.53)},
+    "normalized_softmax": {"cars196": (18.06, 15.36, 18.15, 18.12), "cub200": (20.18, 12.41, 20.60, 17.39),
+                           "sop": (41.52, 7.67, 32.16, 24.60)},
+}
+
+
+def thesis_table_11_1() -> pd.DataFrame:
+    """:data:`THESIS_TABLE_11_1` read as the page reads its own runs, one row per (data set, loss): the four
+    MAP@R values (%), the vanilla ``drop`` (points) and ``relative_drop`` (share of clean), BGAugment's
+    ``corrupted_gain`` and ``clean_change`` (points) and the ``recovered_share`` of the drop it wins back."""
+    rows = []
+    for loss_name, sets in THESIS_TABLE_11_1.items():
+        for name, (clean, corrupted, bg_clean, bg_corrupted) in sets.items():
+            drop = clean - corrupted
+            rows.append({"dataset": name, "loss": loss_name, "clean": clean, "corrupted": corrupted,
+                         "bgaugment_clean": bg_clean, "bgaugment_corrupted": bg_corrupted, "drop": drop,
+                         "relative_drop": drop / clean, "corrupted_gain": bg_corrupted - corrupted,
+                         "recovered_share": (bg_corrupted - corrupted) / drop, "clean_change": bg_clean - clean})
+    return pd.DataFrame(rows).set_index(["dataset", "loss"]).sort_index(level="dataset", sort_remaining=False)
+
+
+def paired_run_differences(rows: pd.DataFrame, column: str, settings=None) -> pd.Series:
+    """BGAugment minus vanilla of ``column`` (``"clean"`` or ``"corrupted"``, the latter each run's mean over
+    the corruption repeats) per (setting, loss, seed): the two runs of a pair share the loss, the seed (so the
+    head's initialisation) and the test images, and differ only in BGAugment. ``settings`` restricts the
+    settings. ``rows``: :attr:`SettingResult.rows`, concatenated."""
+    frame = rows if settings is None else rows[rows["setting"].isin(list(settings))]
+    if frame.empty:
+        return pd.Series(dtype=float)
+    wide = frame.pivot_table(index=["setting", "loss", "seed"], columns="method", values=column, sort=False)
+    if not {"vanilla", "bgaugment"} <= set(wide.columns):
+        raise ValueError("need vanilla and BGAugment runs to pair")
+    return (wide["bgaugment"] - wide["vanilla"]).dropna()
+
+
+def chance_map_at_r(labels: np.ndarray, *, draws: int = 20, seed: int = 0, dimension: int = 128) -> np.ndarray:
+    """MAP@R of ``draws`` random embeddings (standard normal, ``dimension``-d, cosine) of test classes ``labels``:
+    what a model that has learned nothing scores on this test set, the chance level of the positive controls."""
+    rng = np.random.default_rng(seed)
+    return np.array([map_at_r(rng.standard_normal((len(labels), dimension)), labels, "cosine")
+                     for _ in range(draws)])
+
+
 # --- attribution ------------------------------------------------------------------------------------------
 
 
@@ -477,20 +530,25 @@ def foreground_scores(result: SettingResult, *, images: int, samples: int, seed:
     return pd.DataFrame(rows), maps
 
 
+def score_differences(scores: pd.DataFrame) -> pd.Series:
+    """BGAugment minus vanilla foreground score per (setting, loss, image): the same image under the two
+    models of one loss. ``scores``: the rows of :func:`foreground_scores`."""
+    wide = scores.pivot_table(index=["setting", "loss", "image"], columns="method", values="score", sort=False)
+    return (wide["bgaugment"] - wide["vanilla"]).dropna()
+
+
 def paired_score_test(scores: pd.DataFrame) -> pd.DataFrame:
     """Per setting, BGAugment against vanilla on the same images and losses: the mean paired difference of
-    the foreground score, how many pairs BGAugment wins, and the two-sided Wilcoxon signed-rank p-value.
+    the foreground score, how many pairs BGAugment wins, the two-sided Wilcoxon signed-rank p-value and the
+    matched-pairs rank-biserial correlation (:func:`domainknowledge.significance.paired_signed_rank`).
     ``scores``: the rows of :func:`foreground_scores` (columns setting, loss, method, image, score)."""
-    from scipy.stats import wilcoxon
+    from domainknowledge.significance import paired_signed_rank
 
-    wide = scores.pivot_table(index=["setting", "loss", "image"], columns="method", values="score", sort=False)
     rows = {}
-    for setting, part in wide.groupby(level="setting", sort=False):
-        difference = (part["bgaugment"] - part["vanilla"]).to_numpy()
-        nonzero = difference[difference != 0]
-        p_value = float(wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else float("nan")
-        rows[setting] = {"mean_difference": float(difference.mean()), "bgaugment_higher": int((difference > 0).sum()),
-                         "pairs": int(len(difference)), "p_value": p_value}
+    for setting, part in score_differences(scores).groupby(level="setting", sort=False):
+        test = paired_signed_rank(part.to_numpy(), alternative="two-sided")
+        rows[setting] = {"mean_difference": test["mean"], "bgaugment_higher": test["wins"], "pairs": test["n"],
+                         "rank_biserial": test["rank_biserial"], "p_value": test["p_value"]}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("setting")
 
 

@@ -23,6 +23,7 @@ One code path for every profile:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable
@@ -40,7 +41,8 @@ from domainknowledge.principles import attribution
 
 __all__ = ["CONFIGS", "DATASETS", "Config", "DatasetInfo", "DatasetResult", "ImageNetClassifier", "ImageSet",
            "PhotoResult", "agreement_by_seed", "agreement_summary", "describe_profiles", "family_permutation_test",
-           "load_image_set", "loss_tables", "model_seed", "photo_attributions", "plot_attribution_grid",
+           "jsd_in_nats", "load_image_set", "loss_tables", "model_seed", "object_share_by_family",
+           "per_image_agreement", "photo_attributions", "plot_attribution_grid",
            "plot_comparison_heatmap", "plot_photo_attributions", "run_seeds", "train_and_attribute"]
 
 
@@ -307,8 +309,18 @@ def train_and_attribute(config: Config, images: ImageSet, seeds, *, noise_seed: 
             last = f"last epoch loss {history.epoch_losses[-1]:.3f}" if history.epoch_losses else "untrained"
             log(f"{images.key:<9} {LOSSES[loss_name].title:<20} seed {run_seed}: trained {trained - begun:5.1f} s "
                 f"({last}), maps {time.time() - trained:5.1f} s")
-    result.comparison = attribution.compare_attribution_maps(result.maps)
+    result.comparison = jsd_in_nats(attribution.compare_attribution_maps(result.maps))
     return result
+
+
+def jsd_in_nats(comparison: attribution.MapComparison) -> attribution.MapComparison:
+    """The comparison with its Jensen-Shannon divergences converted from bits to nats (times ln 2).
+
+    :func:`domainknowledge.principles.attribution.jensen_shannon_divergence` uses base-2 logarithms, as the
+    thesis' text says (Sec. 9.2: "bounded by 1, due to base 2 logarithm"); the authors' code, which produced
+    Tables A.1-A.3, uses natural logarithms (bound ln 2). The chapter reports nats so that its values compare
+    like for like with the tables."""
+    return dataclasses.replace(comparison, jsd=comparison.jsd * np.log(2.0))
 
 
 # --- analysis ------------------------------------------------------------------------------------------
@@ -324,9 +336,12 @@ def loss_tables(comparison: attribution.MapComparison, seeds=None) -> dict[str, 
     ``(L, L)`` DataFrames indexed by loss (``LOSSES`` order, "none" last).
 
     Models are ``(loss, seed)`` pairs. For two losses A and B each image's correlation is the Fisher-z mean over
-    every pair of their seeds (only ``seeds`` if given); the table holds the Fisher-z mean over images and the
-    standard deviation over images of those per-image values. The diagonal compares different seeds of one loss
-    (the seed-to-seed agreement; NaN with one seed). JSD is averaged plainly, the same way.
+    every pair of their seeds (only ``seeds`` if given); the table holds the Fisher-z mean over images and, as
+    the spread, ``tanh`` of the standard deviation over images of the per-image Fisher z values (how the
+    authors' code computes the thesis' "+-"; it is not the standard deviation of r). The diagonal compares
+    different seeds of one loss (the seed-to-seed agreement; NaN with one seed). JSD (in whatever unit the
+    comparison holds; :func:`train_and_attribute` gives nats) is averaged plainly, with its plain standard
+    deviation.
     """
     names = [name for name in comparison.names if seeds is None or name[1] in seeds]
     index = {name: i for i, name in enumerate(comparison.names)}
@@ -342,7 +357,7 @@ def loss_tables(comparison: attribution.MapComparison, seeds=None) -> dict[str, 
         per_image_z = np.nanmean(np.stack([z[i, j] for i, j in pairs]), axis=0)            # (n,)
         per_image_jsd = np.mean(np.stack([comparison.jsd[i, j] for i, j in pairs]), axis=0)
         tables["correlation"].loc[a, b] = float(np.tanh(np.nanmean(per_image_z)))
-        tables["correlation_sd"].loc[a, b] = float(np.nanstd(np.tanh(per_image_z), ddof=1)) if len(per_image_z) > 1 else 0.0
+        tables["correlation_sd"].loc[a, b] = float(np.tanh(np.nanstd(per_image_z, ddof=1))) if len(per_image_z) > 1 else 0.0
         tables["jsd"].loc[a, b] = float(per_image_jsd.mean())
         tables["jsd_sd"].loc[a, b] = float(per_image_jsd.std(ddof=1)) if len(per_image_jsd) > 1 else 0.0
     return tables
@@ -358,7 +373,52 @@ def _pairs(losses, kind: str) -> list[tuple[str, str]]:
         return [(a, b) for a, b in itertools.combinations(trained, 2) if LOSSES[a].family == LOSSES[b].family]
     if kind == "across":
         return [(a, b) for a, b in itertools.combinations(trained, 2) if LOSSES[a].family != LOSSES[b].family]
+    if kind in ("none_ranking", "none_classification"):
+        family = kind.split("_", 1)[1]
+        return [(a, "none") for a in trained if LOSSES[a].family == family and "none" in losses]
+    if kind == "seeds":
+        return [(a, a) for a in trained]
     raise ValueError(f"unknown kind of pair {kind!r}")
+
+
+PAIR_KINDS = ("trained", "none", "within", "across", "none_ranking", "none_classification", "seeds")
+
+
+def per_image_agreement(comparison: attribution.MapComparison, kind: str, *, value: str = "correlation",
+                        seeds=None) -> np.ndarray:
+    """Per analysis image, the agreement of one group of loss pairs (``kind`` in :data:`PAIR_KINDS`: every pair
+    of different trained losses, each trained loss with "None", pairs within or across the families, "None"
+    with the ranking or with the classification losses, or different seeds of one loss), pooled over every
+    pair of models (``(loss, seed)``) of those losses: the Fisher-z mean correlation (``value="correlation"``)
+    or the mean divergence (``"jsd"``). Returns ``(n,)``; these are the paired samples the claims test."""
+    if value not in ("correlation", "jsd"):
+        raise ValueError(f"value must be 'correlation' or 'jsd', got {value!r}")
+    names = [name for name in comparison.names if seeds is None or name[1] in seeds]
+    index = {name: i for i, name in enumerate(comparison.names)}
+    losses = _loss_order(names)
+    members = {loss: [index[name] for name in names if name[0] == loss] for loss in losses}
+    pairs = list(dict.fromkeys((min(i, j), max(i, j)) for a, b in _pairs(losses, kind)
+                               for i in members[a] for j in members[b] if i != j))
+    if not pairs:
+        raise ValueError(f"no pair of models of kind {kind!r} among {sorted(set(losses))}")
+    if value == "jsd":
+        return np.mean(np.stack([comparison.jsd[i, j] for i, j in pairs]), axis=0)
+    z = np.arctanh(np.clip(np.stack([comparison.correlations[i, j] for i, j in pairs]), -1 + 1e-7, 1 - 1e-7))
+    return np.tanh(np.nanmean(z, axis=0))
+
+
+def object_share_by_family(maps: dict[tuple[str, int], np.ndarray], masks: np.ndarray, seeds) -> dict[str, np.ndarray]:
+    """Per analysis image, the share of the attribution on the object (Eq. 11.3,
+    :func:`domainknowledge.principles.masking.attribution_share`) averaged over the models of each family
+    (``ranking``, ``classification`` and ``none``, every seed in ``seeds``): ``{family: (n,)}``, the paired
+    samples of the background claim."""
+    from domainknowledge.principles import masking
+
+    shares: dict[str, list[np.ndarray]] = {}
+    for (loss, run_seed), values in maps.items():
+        if run_seed in seeds:
+            shares.setdefault(LOSSES[loss].family, []).append(np.asarray(masking.attribution_share(masks, values)))
+    return {family: np.mean(np.stack(values), axis=0) for family, values in shares.items()}
 
 
 def agreement_summary(table: pd.DataFrame, *, value: str = "correlation") -> dict[str, float]:
@@ -532,7 +592,7 @@ def plot_comparison_heatmap(mean: pd.DataFrame, sd: pd.DataFrame | None = None, 
         if families[k] != families[k - 1]:
             ax.axhline(k - 0.5, color="black", linewidth=1.2)
             ax.axvline(k - 0.5, color="black", linewidth=1.2)
-    label = "mean Pearson r (×10⁻²)" if value == "correlation" else "mean JSD (×10⁻²)"
+    label = "mean Pearson r (×10⁻²)" if value == "correlation" else "mean JSD (nats, ×10⁻²)"
     fig.colorbar(image, ax=ax, label=label, fraction=0.04)
     ax.grid(False)
     if title:
