@@ -275,7 +275,8 @@ for head in (2, config.heads):
 #   Table 4.1 and 4.2 claims; the tinted digits and the one-tint control are shown as diagnostics. (2) "Later
 #   heads converge without the push term" compares the spread of accuracies across heads; a degenerate head
 #   sits at chance and widens that spread without being a distinct grouping, so degenerate heads are left
-#   out of the spread, and a check asks that every run keeps at least two non-degenerate later heads. (3) The
+#   out of the spread (a run with fewer than two others left is dropped), and a check asks that at least two
+#   runs per $\alpha$ remain. (3) The
 #   accuracy comparison needs the selected heads to cluster above chance; that is now a sanity check
 #   the claim requires, not a clause of the claim.
 #
@@ -283,8 +284,8 @@ for head in (2, config.heads):
 #
 # The checks are not thesis claims: two known answers of the objective (a balanced grouping shares
 # $\log C$ nats with itself; a constant head has zero MI with any other head, the push term's trivial
-# minimiser), two sanity checks on the primary data set (the selected heads cluster above chance; every run
-# keeps at least two non-degenerate later heads), and, where the tinted digits run, a positive control that
+# minimiser), two sanity checks on the primary data set (the selected heads cluster above chance; enough
+# runs keep at least two non-degenerate later heads to compare their spread), and, where the tinted digits run, a positive control that
 # this stand-in carries what it was built for: an easy grouping (the tints) that captures the objective,
 # with a network that can find the digits once the tints are gone.
 #
@@ -368,13 +369,14 @@ def head_spreads(dataset, alpha):
     return usable.groupby("seed")["accuracy"].std(ddof=1).dropna()
 
 
-usable_counts = {alpha: later_heads(primary, alpha).groupby("seed")["degenerate"].apply(lambda d: int((~d).sum()))
-                 for alpha in config.alphas}
-fewest_usable = min(int(counts.min()) for counts in usable_counts.values())
+comparable_runs = {alpha: len(head_spreads(primary, alpha)) for alpha in config.alphas}   # runs with >= 2 usable heads
+needed_runs = min(2, config.runs)
 run.check("later-heads-not-degenerate", kind="sanity",
-          statement=f"{primary}: every run keeps at least two non-degenerate heads among 2..{config.heads} to compare",
-          expected="at least 2 per run", measured=f"fewest in a run: {fewest_usable} of {config.heads - 1}",
-          passes=bool(fewest_usable >= 2))
+          statement=(f"{primary}: for each alpha, at least {needed_runs} run(s) keep two or more non-degenerate heads "
+                     f"among 2..{config.heads}, so that their spread can be compared"),
+          expected=f"at least {needed_runs} of {config.runs} runs per alpha",
+          measured=", ".join(f"{n} of {config.runs} (alpha = {a})" for a, n in comparable_runs.items()),
+          passes=bool(min(comparable_runs.values()) >= needed_runs))
 chance = 1 / tasks_by_name[primary].num_classes
 run.check("selected-heads-above-chance", kind="sanity",
           statement=f"{primary}: the unsupervised-selected heads of at least one alpha cluster the test set above chance",
