@@ -407,7 +407,7 @@ def loss_drop(models, last=3):
 
 def falling_text(drop, what="its training loss"):
     """How far ``what`` fell over the last three epochs, for a diagnosis."""
-    return (f"{what} still fell {100 * drop:.0f} % over the last three of {config.epochs} epochs"
+    return (f"{what} still fell {100 * drop:.1f} % over the last three of {config.epochs} epochs"
             if np.isfinite(drop) else f"{what} covers only {config.epochs} epoch(s), too few to tell")
 
 

@@ -354,7 +354,7 @@ def loss_drop(dataset, alpha, last=3):
 
 primary_drop = loss_drop(primary, push)
 training_cause = "genuine" if primary_drop <= 0.02 else "budget"     # too few epochs to tell (nan) counts as budget
-falling = (f"the loss with the push term still fell {100 * primary_drop:.0f} % over the last three of {config.epochs} epochs"
+falling = (f"the loss with the push term still fell {100 * primary_drop:.1f} % over the last three of {config.epochs} epochs"
            if np.isfinite(primary_drop) else f"training covers only {config.epochs} epoch(s), too few to tell")
 
 
