@@ -130,6 +130,27 @@ def test_coarse_task_and_its_majority_bar():
     assert coarse.train_labels[1] == coarse.train_labels[1 + 10]        # Trouser keeps its superclass
     # single-class superclasses (trousers, dresses, bags) are always right; tops 1/4, footwear 1/3
     assert ch.superclass_majority_accuracy(task) == pytest.approx((3 + 1 + 1) / 10)
+    predicted = ch.superclass_majority_predictions(task)
+    assert predicted.shape == (30,) and predicted[1] == 1 and predicted[3] == 3     # Trouser, Dress: their own class
+    assert (predicted == labels.numpy()).mean() == pytest.approx(ch.superclass_majority_accuracy(task))
+
+
+def test_coarse_to_fine_predictions_match_the_accuracy(task):
+    trained = ch.train_hasher("ddtl", task, TINY, seed=0)
+    predicted = ch.coarse_to_fine_predictions(trained, task, task.train_labels)
+    assert predicted.shape == (len(task.query_labels),)
+    assert (predicted == task.query_labels.numpy()).mean() == pytest.approx(
+        ch.coarse_to_fine_accuracy(trained, task, task.train_labels, task.query_labels))
+
+
+def test_path_entropy_is_the_depth_for_an_evenly_split_tree_and_zero_for_one_leaf():
+    class_bits = 4
+    leaves = np.array([[int(b) for b in f"{k:03b}"] for k in range(8)] * 5, dtype=np.uint8)   # 8 leaves x 5 images
+    codes = np.concatenate([np.zeros((40, class_bits), dtype=np.uint8), leaves], axis=1)
+    assert ch.path_entropy_bits(codes, class_bits) == pytest.approx(3.0)
+    assert ch.path_entropy_bits(np.zeros((40, class_bits + 3), dtype=np.uint8), class_bits) == pytest.approx(0.0)
+    uneven = np.concatenate([codes[:8], codes[:1].repeat(8, axis=0)])    # one leaf holds 9 of 16 images
+    assert ch.path_entropy_bits(uneven, class_bits) < 3.0
 
 
 def test_paper_profile_uses_cifar10_and_resnet34_and_says_where_to_put_it(tmp_path, monkeypatch):

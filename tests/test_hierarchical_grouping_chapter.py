@@ -51,6 +51,9 @@ def test_training_and_per_head_evaluation(task):
     assert list(table["head"]) == [1, 2, 3, 4]
     assert table["accuracy"].between(0, 1).all() and table["augmentation_nmi"].between(0, 1).all()
     assert "nmi_easy" in table                                  # tinted digits carry the tint partition
+    assert table["size_entropy"].between(0, 1).all() and table["clusters_used"].between(1, task.num_classes).all()
+    assert (table["degenerate"] == (table["size_entropy"] < ch.DEGENERATE_ENTROPY)).all()
+    assert table.loc[table["collapsed"], "degenerate"].all()
     again = ch.train_clusterer(task, TINY, alpha=0.05, seed=0)
     assert again.losses == trained.losses
 
@@ -113,3 +116,14 @@ def test_the_one_tint_control_keeps_only_the_digit_grouping():
     ratios = brightest / brightest.sum(dim=1, keepdim=True)
     assert torch.allclose(ratios, ratios[:1].expand_as(ratios), atol=0.02)
     assert len(np.unique(tinted.train_easy)) > 1
+
+
+def test_cluster_size_entropy_and_degenerate_heads():
+    assert ch.cluster_size_entropy(np.arange(100) % 10, 10) == pytest.approx(1.0)          # ten equal clusters
+    assert ch.cluster_size_entropy(np.zeros(50, dtype=int), 10) == pytest.approx(0.0)      # collapsed
+    assert ch.cluster_size_entropy(np.arange(100) % 2, 10) == pytest.approx(np.log(2) / np.log(10))
+    assert ch.is_degenerate(np.zeros(50, dtype=int), 10)
+    assert ch.is_degenerate(np.arange(100) % 2, 10)                                       # two clusters: 0.30
+    assert not ch.is_degenerate(np.arange(100) % 5, 10)                                   # five clusters: 0.70
+    stray = np.concatenate([np.zeros(97, dtype=int), [1, 2, 3]])                          # not collapsed, still degenerate
+    assert not ch.is_collapsed(stray) and ch.is_degenerate(stray, 10)

@@ -322,56 +322,107 @@ for result in [r for r in lad_runs if r.seed == seeds[0]]:
 #   thesis does not say whether originals are mixed in or walks are recomputed per epoch).
 # - **Corrupted set codebook.** The thesis uses "2056" codes for CIFAR-10 (probably 2,048, used at
 #   `paper`); for the small corrupted digit set at `cpu` we use 64.
+# - **Verdict rules changed in review.** (1) One claim per thesis statement. The one-pixel problem is judged
+#   on the first network the profile trains, the MLP (every profile trains it; the thesis names no network),
+#   and the CNN is shown in the table. LAD against vanilla is one claim per data set, on the independent
+#   test that Secs. 5.6.2-5.6.4 quote (98.82, 98.86 and 39.93 %); the conditioned test is in Table 5.1
+#   above. (2) "Vanilla is near 0 % on the independent test" is not a finding but the premise of Table 5.1:
+#   the biased training set makes the plain network follow the spurious signal. It is now a positive control
+#   per set, with one rule that the thesis' own three vanilla models pass (at most chance + 5 points: 0.00,
+#   0.01 and 12.16 %), and the LAD claim of that set requires it. Where the unbiased reference runs, a second
+#   control asks that this network can learn the digits' shapes from these images at all.
 #
-# ## Claims
+# ## Checks and claims
 #
-# Verdict rules, fixed before the run. One-pixel problem, per network: the gradient ratio crosses below 1
+# The checks are not thesis claims: per set, that the vanilla ResNet-20 follows the spurious signal (the
+# premise without which LAD has nothing to remove) and, where it runs, that the unbiased reference learns
+# the shapes (the stand-in carries the causal signal and the network can use it).
+#
+# Verdict rules of the claims, fixed before the run. One-pixel problem: the gradient ratio crosses below 1
 # within the run (crossover defined above), and the clean test accuracy is within 5 percentage points of
-# chance. Table 5.1, per set: the vanilla model is "near 0 %" on the independent test if its mean is below
-# 5 % (for the two coloured sets; on corrupted CIFAR-10 the thesis' own vanilla model scores 12 %); LAD is "far above" vanilla on a test if its mean exceeds vanilla's by more than the larger standard
-# deviation over seeds of the two (`dk.significance.exceeds_seed_spread`) and by at least 10 percentage
-# points. Values are mean ± standard deviation over seeds.
+# chance. Table 5.1, per set: LAD is "far above" vanilla on the independent test if its mean exceeds
+# vanilla's by more than the larger standard deviation over seeds of the two
+# (`dk.significance.exceeds_seed_spread`) and by at least 10 percentage points (the thesis' smallest gain,
+# corrupted CIFAR-10, is 27.8 points). Values are mean ± standard deviation over seeds. A LAD miss is
+# diagnosed with the walk table: where the unbiased reference recognises far fewer walked than reconstructed
+# training digits (more than 20 points fewer), the walk destroyed the shape along with the colour, which on
+# these 16-pixel digits we read as the stand-in's codes carrying colour and stroke together (cause
+# `stand-in`); otherwise the cause is `genuine`, or `budget` where no reference ran to tell.
 
 # %%
-for network, result in one_pixel.items():
-    run.claim(
-        f"one-pixel-gradient-crossover-{network}",
-        statement=f"One-pixel problem ({network}): after some iterations the gradient on the ten class pixels outweighs the gradient on the rest of the image (GR < 1)",
-        source="Sec. 5.3.2, Fig. 5.2", thesis_value="GR < 1 after 230 iterations (MNIST)",
-        measured=("never below 1" if result["crossover"] is None else f"GR < 1 from iteration {result['crossover']}")
-        + f" in {config.one_pixel_iterations} (Fashion-MNIST)" * (config.source == "digits"),
-        holds=result["crossover"] is not None)
-    run.claim(
-        f"one-pixel-test-at-chance-{network}",
-        statement=f"One-pixel problem ({network}): on test images without the class pixels the network is no better than chance",
-        source="Fig. 5.2", thesis_value="no better than chance (10 %)",
-        measured=f"{100 * result['test_clean']:.1f} % (chance {100 * result['chance']:.0f} %; {100 * result['test_with_pixels']:.1f} % with the pixels)",
-        holds=bool(result["test_clean"] <= result["chance"] + 0.05))
+primary_network = config.one_pixel_networks[0]
+result = one_pixel[primary_network]
+history = result["history"]
+ratio_end = float(history["gradient_ratio"].iloc[-50:].mean())
+run.glue("lad_primary_network", primary_network)
+one_pixel_cause = "budget" if config.one_pixel_iterations < 1000 else "genuine"     # the thesis trains 1,000 minibatches
+run.claim(
+    "one-pixel-gradient-crossover",
+    statement=f"One-pixel problem: after some iterations the gradient on the ten class pixels outweighs the gradient on the rest of the image (GR < 1; {primary_network})",
+    source="Sec. 5.3.2, Fig. 5.2", thesis_value="GR < 1 after 230 iterations (MNIST)",
+    measured=("never below 1" if result["crossover"] is None else f"GR < 1 from iteration {result['crossover']}")
+    + f" in {config.one_pixel_iterations}" + " (Fashion-MNIST)" * (config.source == "digits"),
+    holds=result["crossover"] is not None, cause=one_pixel_cause,
+    diagnosis=(f"the gradient ratio of the {primary_network} ends at {ratio_end:.2f} after {config.one_pixel_iterations} "
+               "iterations without staying below 1 (panel e)"))
+run.claim(
+    "one-pixel-test-at-chance",
+    statement=f"One-pixel problem: on test images without the class pixels the network is no better than chance ({primary_network})",
+    source="Fig. 5.2", thesis_value="no better than chance (10 %)",
+    measured=f"{100 * result['test_clean']:.1f} % (chance {100 * result['chance']:.0f} %; {100 * result['test_with_pixels']:.1f} % with the pixels)",
+    holds=bool(result["test_clean"] <= result["chance"] + 0.05), cause=one_pixel_cause,
+    diagnosis=(f"the {primary_network} learned the image as well as the pixels: {100 * result['test_clean']:.1f} % on clean "
+               f"test items against {100 * result['test_with_pixels']:.1f} % with the pixels, its gradient ratio ending at "
+               f"{ratio_end:.2f}, not near 0 (one-pixel table)"))
 
 
 def accuracies(kind, method, condition):
     return results.query("kind == @kind and method == @method and condition == @condition")["accuracy"].to_numpy()
 
 
+chance = 0.1
 for kind in config.kinds:
     title = chapter.KIND_TITLES[kind]
     vanilla = accuracies(kind, "Vanilla", "independent")
-    if kind != "corrupted":          # the thesis' own corrupted vanilla is at 12 %, not near 0 %
-        run.claim(
-            f"vanilla-independent-near-zero-{kind}",
-            statement=f"{title}: trained on 100 % biased data, the vanilla ResNet-20 is near 0 % on the independent test",
-            source="Table 5.1", thesis_value=f"{chapter.THESIS_TABLE[(kind, 'Vanilla')][0]} %",
-            measured=f"{mean_sd(vanilla)} %", holds=bool(vanilla.mean() < 0.05))
-    for condition in ("independent", "conditioned"):
-        lad_values, vanilla_values = accuracies(kind, "LAD", condition), accuracies(kind, "Vanilla", condition)
-        thesis = chapter.THESIS_TABLE[(kind, "LAD")][condition == "conditioned"], chapter.THESIS_TABLE[(kind, "Vanilla")][condition == "conditioned"]
-        run.claim(
-            f"lad-beats-vanilla-{condition}-{kind}",
-            statement=f"{title}: LAD is far above vanilla on the {condition} test",
-            source="Table 5.1", thesis_value=f"{thesis[0]} vs {thesis[1]} %",
-            measured=f"{mean_sd(lad_values)} vs {mean_sd(vanilla_values)} %",
-            holds=dk.significance.exceeds_seed_spread(lad_values, vanilla_values)
-            and bool(lad_values.mean() - vanilla_values.mean() >= 0.10))
+    requirements = [f"vanilla-follows-the-bias-{kind}"]
+    run.check(f"vanilla-follows-the-bias-{kind}", kind="positive-control",
+              statement=f"{title}: trained on 100 % biased data, the vanilla ResNet-20 follows the spurious signal (independent test at most chance + 5 points)",
+              expected=f"at most {100 * (chance + 0.05):.0f} % (the thesis: {chapter.THESIS_TABLE[(kind, 'Vanilla')][0]} %)",
+              measured=f"{mean_sd(vanilla)} %", passes=bool(vanilla.mean() <= chance + 0.05))
+    reference = accuracies(kind, chapter.UNBIASED_METHOD, "independent")
+    if len(reference):
+        requirements.append(f"reference-learns-shapes-{kind}")
+        run.check(f"reference-learns-shapes-{kind}", kind="positive-control",
+                  statement=f"{title}: the same ResNet-20 trained without the bias classifies the independent test above chance (the shapes are learnable here)",
+                  expected=f"above {100 * chance:.0f} % by more than the seed spread",
+                  measured=f"{mean_sd(reference)} %",
+                  passes=dk.significance.exceeds_seed_spread(reference, [chance]))
+    lad_values = accuracies(kind, "LAD", "independent")
+    runs_of_kind = [r for r in lad_runs if r.kind == kind]
+    entropy_after = float(np.mean([r.entropy_after for r in runs_of_kind]))
+    survived = [r.shape_survival for r in runs_of_kind if r.shape_survival]
+    if survived:
+        kept_reconstructed = 100 * np.mean([s["reconstruction"] for s in survived])
+        kept_walked = 100 * np.mean([s["walked"] for s in survived])
+        shape_lost = kept_walked < kept_reconstructed - 20
+        cause = "stand-in" if shape_lost else "genuine"
+        diagnosis = (f"the unbiased reference recognises {kept_reconstructed:.0f} % of the reconstructed but only "
+                     f"{kept_walked:.0f} % of the walked training digits, so the walk "
+                     + ("destroyed the shape along with the colour" if shape_lost else "kept most of the shape")
+                     + f", while f's entropy rose only to {entropy_after:.2f} of 2.30 nats (walk table)")
+    else:
+        cause = "budget"
+        diagnosis = (f"f's entropy rose to {entropy_after:.2f} of 2.30 nats on the walked latents (walk table); this "
+                     "profile runs no unbiased reference to tell whether the shapes survived")
+    thesis = chapter.THESIS_TABLE[(kind, "LAD")][0], chapter.THESIS_TABLE[(kind, "Vanilla")][0]
+    run.claim(
+        f"lad-beats-vanilla-{kind}",
+        statement=f"{title}: trained on 100 % biased data, LAD is far above vanilla on the independent test",
+        source="Table 5.1, Secs. 5.6.2-5.6.4", thesis_value=f"{thesis[0]} vs {thesis[1]} %",
+        measured=(f"{mean_sd(lad_values)} vs {mean_sd(vanilla)} % (conditioned: "
+                  f"{mean_sd(accuracies(kind, 'LAD', 'conditioned'))} vs {mean_sd(accuracies(kind, 'Vanilla', 'conditioned'))} %)"),
+        holds=dk.significance.exceeds_seed_spread(lad_values, vanilla) and bool(lad_values.mean() - vanilla.mean() >= 0.10),
+        requires=requirements, cause=cause, diagnosis=diagnosis)
 
 # %%
 run.finish();
@@ -386,14 +437,14 @@ run.finish();
 # table says which parts of Table 5.1 held at this profile:
 
 # %%
-held = [c for c in run.claims if c.id.startswith("lad-beats") and c.verdict == "holds"]
+held = [c for c in run.claims if c.id.startswith("lad-beats") and c.verdict == "holds"]       # one per set
 lad_claims = [c for c in run.claims if c.id.startswith("lad-beats")]
 reference = results.query("method == @chapter.UNBIASED_METHOD")
 reference_independent = 100 * reference.query("condition == 'independent'")["accuracy"].mean() if not reference.empty else None
 survivals = [r.shape_survival for r in lad_runs if r.shape_survival]
 survival = None if not survivals else {k: 100 * np.mean([s[k] for s in survivals]) for k in survivals[0]}
 display(Markdown(
-    f"LAD beat vanilla by the stated margin in {len(held)} of {len(lad_claims)} comparisons. "
+    f"LAD beat vanilla by the stated margin on the independent test in {len(held)} of {len(lad_claims)} data sets. "
     + ("" if reference.empty else
        f"The unbiased reference, the same ResNet-20 trained without the bias, reached "
        f"{reference_independent:.1f} % on the independent tests "

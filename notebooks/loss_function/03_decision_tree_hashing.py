@@ -135,7 +135,14 @@ pd.Series({"data set": task.name, "database (= training) images": len(task.train
 
 # %%
 example = torch.logit(torch.tensor([[0.8, 0.3, 0.6]], dtype=torch.float64))
-pd.DataFrame({"z (Eq. 3.5)": ddtl.leaf_probabilities(example)[0].numpy(),
+example_leaves = ddtl.leaf_probabilities(example)[0].numpy()
+expected_leaves = np.array([0.2 * 0.7, 0.2 * 0.3, 0.8 * 0.4, 0.8 * 0.6])
+run.check("leaf-probabilities-by-hand", kind="known-answer",
+          statement="Eq. 3.5 on a depth-2 tree gives the leaf probabilities computed by hand, and they sum to one",
+          expected=", ".join(f"{v:.2f}" for v in expected_leaves) + " (sum 1)",
+          measured=", ".join(f"{v:.2f}" for v in example_leaves) + f" (sum {example_leaves.sum():.6f})",
+          passes=bool(np.allclose(example_leaves, expected_leaves) and np.isclose(example_leaves.sum(), 1.0)))
+pd.DataFrame({"z (Eq. 3.5)": example_leaves,
               "greedy path ends here": np.arange(4) == ddtl.leaf_index(ddtl.greedy_path_bits(example))[0]},
              index=[f"leaf {k} ({k:02b})" for k in range(4)])
 
@@ -220,6 +227,14 @@ for method in ("ddtl", "crpca"):
             retention += [{"method": method, "distortion": distortion, "strength": strength, "level": level,
                            "retention": 100 * value} for level, value in enumerate(row)]
 retention = pd.DataFrame(retention)
+if len(retention):
+    # a longer prefix can only be kept if every shorter one is: retention cannot rise with the level
+    rises = retention.sort_values("level").groupby(["method", "distortion", "strength"])["retention"].apply(
+        lambda values: float(np.diff(values.to_numpy()).max(initial=0.0)))
+    run.check("retention-falls-with-depth", kind="axiom",
+              statement="Code retention never rises from one tree level to the next (a prefix is kept only if every shorter prefix is)",
+              expected="largest rise 0 points", measured=f"largest rise {rises.max():.2f} points",
+              passes=bool(rises.max() <= 1e-9))
 grid = dk.plots.relplot(data=retention, x="level", y="retention", hue="strength", style="method", col="distortion",
                    kind="line", height=3.2, aspect=1.3, palette="viridis")
 grid.set_axis_labels("tree level (0 = class bits only)", "codes retained (%)")
@@ -236,13 +251,20 @@ plt.show()
 # %%
 coarse = chapter.coarse_task(task)
 coarse_model = chapter.train_hasher("ddtl", coarse, config, seed=seeds[0], device=run.device)
-coarse_to_fine = chapter.coarse_to_fine_accuracy(coarse_model, coarse, task.train_labels, task.query_labels, run.device)
-majority_bar = chapter.superclass_majority_accuracy(task)
+fine_predictions = chapter.coarse_to_fine_predictions(coarse_model, coarse, task.train_labels, run.device)
+bar_predictions = chapter.superclass_majority_predictions(task)
+coarse_to_fine = float((fine_predictions == task.query_labels.numpy()).mean())
+majority_bar = float((bar_predictions == task.query_labels.numpy()).mean())
+# the tree and the bar label the same queries: a paired randomisation test over them (Yeh 2000)
+coarse_p = dk.significance.randomized_matched_pair_test(
+    fine_predictions, bar_predictions, task.query_labels.numpy(), lambda p, y: float((p == y).mean()),
+    iterations=5_000, seed=seed)
 run.glue("ddtl_coarse_to_fine", 100 * coarse_to_fine)
 run.glue("ddtl_superclass_bar", 100 * majority_bar)
 pd.Series({"superclasses": ", ".join(coarse.class_names), "chance (fine classes)": f"{100 / task.num_classes:.1f} %",
            "superclass-majority bar": f"{100 * majority_bar:.1f} %",
-           "DDTL leaves labelled by fine majority": f"{100 * coarse_to_fine:.1f} %"}, name="")
+           "DDTL leaves labelled by fine majority": f"{100 * coarse_to_fine:.1f} %",
+           "paired randomisation test, p": f"{coarse_p:.4f}"}, name="")
 
 # %% [markdown]
 # ## Ordered retrievals (Fig. 3.4)
@@ -335,23 +357,81 @@ plt.show()
 #   halves the data at every split by construction, would reach almost one code per image. The small
 #   profiles therefore keep the thesis' images per leaf, not its depth: $2^6$ leaves at `smoke`, $2^7$ at
 #   `cpu`; every baseline gets the same code length. The same arithmetic explains CrPCA's 8.53 % unique codes
-#   in Table 3.6: $2^{12}$ balanced leaves can hold at most $4{,}096 / 50{,}000 pprox 8.2$ % of the images
+#   in Table 3.6: $2^{12}$ balanced leaves can hold at most $4{,}096 / 50{,}000 \approx 8.2$ % of the images
 #   alone, plus what the class bits add.
 # - **Bucket size.** The thesis' "average collision count" is undefined; we report the mean over images of
 #   the number of images sharing its code, which fits the thesis' values.
 # - **Robustness.** Grey images have no hue or saturation, so "colour jitter" is brightness and contrast.
+# - **Verdict rules changed in review.** (1) Table 3.5's "far better spread" was judged by "ten times the
+#   unique-code share of the best baseline". A share is bounded by 100 %, so that ratio cannot be carried to
+#   a small database where an under-trained baseline still spreads its codes over 15 %; the rule now asks the
+#   DDTL to beat the best baseline on unique share and entropy by more than the seed spread and to have
+#   buckets at least ten times smaller (the thesis: 20 times the share, 929 times smaller buckets).
+#   (2) Transfer is judged on both of Table 3.4's transfer columns, as the thesis' evidence has the DDTL
+#   ahead in both: the logistic regression on the backbone (55.20 against at most 31.98 %) and the Hamming
+#   1-NN on the codes, the column the thesis' text quotes (10.64 %; the best baseline in it, GreedyHash,
+#   7.67 %). (3) Coarse to fine is decided by a paired
+#   randomisation test over the same queries, not by a bare difference of two accuracies.
+# - **Thesis text.** Sec. 3.3.5's transfer numbers for the supervised-only ablation (4.77 ± 0.064 and
+#   50.84 ± 0.55) are the same as Sec. 3.3.1's for CrPCA (4.77 ± 0.06 and 50.84 ± 0.55), one of them
+#   presumably copied; neither is used as a claim here.
 #
-# ## Claims
+# ## Checks and claims
 #
-# Verdict rules, fixed before the run: "matches" means within two standard deviations over seeds or 0.01,
-# whichever is larger; "an order of magnitude" means ten times; "better" or "higher" means a difference of
-# means larger than the larger standard deviation over seeds of the two methods compared.
+# The checks are not thesis claims: a known answer (Eq. 3.5 by hand), two properties that hold by
+# construction (a longer code prefix cannot be retained more often than a shorter one; repeated PCA, which
+# splits every node at its median, fills the leaves evenly and so reaches the maximal path entropy of one
+# bit per decision), and a sanity check that the DDTL's classifier learned the classes.
+#
+# The claims are the thesis' findings, one row each. Verdict rules, fixed before the run: "matches" means
+# within two standard deviations over seeds or 0.01, whichever is larger (the thesis' own gap to DCH,
+# 0.004, is inside its two standard deviations); "better" or "higher" means a difference of means larger
+# than the larger standard deviation over seeds of the two methods compared
+# (`dk.significance.exceeds_seed_spread`), always against the strongest baseline in that column; "ten
+# times smaller buckets" is a ratio of mean bucket sizes; coarse to fine must beat a perfect superclass
+# classifier without the tree with a paired randomisation test at 5 % over the same queries. A miss names
+# its cause: `budget` when the DDTL's training loss was still falling over its last three epochs (more than
+# 2 % relative), otherwise `genuine`.
 
 # %%
 def runs_of(method, column):
     """The per-seed values of one method's column, e.g. ``runs_of("ddtl", "entropy_bits")``."""
     return scaled.loc[scaled["method"] == method, column].to_numpy()
 
+
+def loss_drop(models, last=3):
+    """Mean relative fall of the training loss over the ``last`` epochs of the given trained models."""
+    drops = [(m.losses[-last - 1] - m.losses[-1]) / abs(m.losses[-last - 1]) for m in models if len(m.losses) > last]
+    return float(np.mean(drops)) if drops else float("nan")
+
+
+def falling_text(drop, what="its training loss"):
+    """How far ``what`` fell over the last three epochs, for a diagnosis."""
+    return (f"{what} still fell {100 * drop:.1f} % over the last three of {config.epochs} epochs"
+            if np.isfinite(drop) else f"{what} covers only {config.epochs} epoch(s), too few to tell")
+
+
+ddtl_drop = loss_drop([trained[("ddtl", s)] for s in seeds])
+training_cause = "genuine" if ddtl_drop <= 0.02 else "budget"     # too few epochs to tell (nan) counts as budget
+falling = falling_text(ddtl_drop, "the DDTL's training loss")
+run.glue("ddtl_loss_drop", 100 * ddtl_drop if np.isfinite(ddtl_drop) else 0.0)
+
+chance = 1 / task.num_classes
+ddtl_nn = runs_of("ddtl", "nearest_neighbour_accuracy") / 100
+run.check("ddtl-learns-the-classes", kind="sanity",
+          statement="The DDTL's codes classify the query images by Hamming 1-NN well above chance",
+          expected=f"above {100 * chance:.0f} % (chance) + the seed spread",
+          measured=f"{100 * ddtl_nn.mean():.1f} %",
+          passes=dk.significance.exceeds_seed_spread(ddtl_nn, [chance]))
+
+if "crpca" in config.methods:
+    class_bit_count = ddtl.class_bit_count(task.num_classes)
+    crpca_path_entropy = np.mean([chapter.path_entropy_bits(
+        chapter.encode(trained[("crpca", s)], task.train_images, run.device)["codes"], class_bit_count) for s in seeds])
+    run.check("crpca-fills-its-leaves-evenly", kind="axiom",
+              statement="Repeated PCA splits every node at its median, so its path bits reach the maximal entropy: one bit per decision",
+              expected=f"{config.tree_depth} bits (at least {config.tree_depth - 0.05:.2f})",
+              measured=f"{crpca_path_entropy:.3f} bits", passes=bool(crpca_path_entropy >= config.tree_depth - 0.05))
 
 ddtl_map, ddtl_std = means.loc["ddtl", "map_at_k"], stds.loc["ddtl", "map_at_k"]
 baseline_names = [m for m in config.methods if m not in chapter.DDTL_FAMILY and m != "crpca"]
@@ -362,48 +442,86 @@ if best_baseline is not None:
     run.claim(
         "ddtl-map-matches-best-baseline",
         statement="The DDTL's mAP matches (or beats) the best baseline trained on the same backbone and code length",
-        source="Table 3.4", thesis_value="0.947 vs 0.951 (DCH), mAP@5000",
+        source="Table 3.4", thesis_value="0.947 ± 0.003 vs 0.951 ± 0.002 (DCH), mAP@5000",
         measured=f"{ddtl_map:.3f} vs {means.loc[best_baseline, 'map_at_k']:.3f} ({best_baseline}), mAP@{config.map_k}",
-        holds=bool(gap <= tolerance))
+        holds=bool(gap <= tolerance), requires=["ddtl-learns-the-classes"], cause=training_cause,
+        diagnosis=(f"the DDTL's mAP is {gap:.3f} below {best_baseline}'s, beyond the tolerance {tolerance:.3f}, with "
+                   f"a Hamming 1-NN accuracy of {means.loc['ddtl', 'nearest_neighbour_accuracy']:.1f} % against "
+                   f"{means.loc[best_baseline, 'nearest_neighbour_accuracy']:.1f} %; {falling}"))
 
-    top_unique = means.loc[baseline_names, "unique_percent"].max()
+    top_unique_method = means.loc[baseline_names, "unique_percent"].idxmax()
     top_entropy_method = means.loc[baseline_names, "entropy_bits"].idxmax()
-    top_entropy = means.loc[top_entropy_method, "entropy_bits"]
+    smallest_bucket_method = means.loc[baseline_names, "mean_bucket_size"].idxmin()
+    bucket_ratio = means.loc[smallest_bucket_method, "mean_bucket_size"] / means.loc["ddtl", "mean_bucket_size"]
+    ablation = (f" (without the contrastive term, beta = 0: {means.loc['supervised_only', 'unique_percent']:.1f} %)"
+                if "supervised_only" in means.index else "")
     run.claim(
         "ddtl-codes-spread",
-        statement="The DDTL's codes use the hash space an order of magnitude better than every baseline: ten times the unique codes, and a higher entropy",
-        source="Table 3.5", thesis_value="unique 51.29 % vs at most 2.56 % (DSH); entropy 14.37 vs at most 5.43 bits",
-        measured=(f"unique {means.loc['ddtl', 'unique_percent']:.1f} % vs at most {top_unique:.1f} %; entropy "
-                  f"{means.loc['ddtl', 'entropy_bits']:.2f} vs at most {top_entropy:.2f} bits"),
-        holds=bool(means.loc["ddtl", "unique_percent"] >= 10 * top_unique)
-        and dk.significance.exceeds_seed_spread(runs_of("ddtl", "entropy_bits"), runs_of(top_entropy_method, "entropy_bits")))
+        statement="The DDTL's codes use the hash space far better than every baseline: more unique codes, a higher entropy, and buckets an order of magnitude smaller",
+        source="Table 3.5",
+        thesis_value="unique 51.29 % vs at most 2.56 % (DSH); entropy 14.37 vs at most 5.43 bits (IDHN); collisions 3 vs at least 2788 (IDHN)",
+        measured=(f"unique {means.loc['ddtl', 'unique_percent']:.1f} vs at most {means.loc[top_unique_method, 'unique_percent']:.1f} % "
+                  f"({top_unique_method}); entropy {means.loc['ddtl', 'entropy_bits']:.2f} vs at most "
+                  f"{means.loc[top_entropy_method, 'entropy_bits']:.2f} bits ({top_entropy_method}); bucket size "
+                  f"{means.loc['ddtl', 'mean_bucket_size']:.1f} vs at least {means.loc[smallest_bucket_method, 'mean_bucket_size']:.1f} "
+                  f"({smallest_bucket_method}, {bucket_ratio:.1f} times)"),
+        holds=dk.significance.exceeds_seed_spread(runs_of("ddtl", "unique_percent"), runs_of(top_unique_method, "unique_percent"))
+        and dk.significance.exceeds_seed_spread(runs_of("ddtl", "entropy_bits"), runs_of(top_entropy_method, "entropy_bits"))
+        and bool(bucket_ratio >= 10),
+        requires=["ddtl-learns-the-classes"], cause=training_cause,
+        diagnosis=(f"the DDTL's codes are unique for {means.loc['ddtl', 'unique_percent']:.1f} % of the database{ablation}, "
+                   f"{top_unique_method}'s for {means.loc[top_unique_method, 'unique_percent']:.1f} % (Table 3.5's analogue "
+                   f"and the bucket curves); {falling}"))
 
-    top_transfer_method = means.loc[baseline_names, "transfer_logistic_regression"].idxmax()
-    top_transfer = means.loc[top_transfer_method, "transfer_logistic_regression"]
+    top_lr_method = means.loc[baseline_names, "transfer_logistic_regression"].idxmax()
+    top_nn_method = means.loc[baseline_names, "transfer_nearest_neighbour"].idxmax()
+    lr_better = dk.significance.exceeds_seed_spread(runs_of("ddtl", "transfer_logistic_regression"),
+                                                    runs_of(top_lr_method, "transfer_logistic_regression"))
+    nn_better = dk.significance.exceeds_seed_spread(runs_of("ddtl", "transfer_nearest_neighbour"),
+                                                    runs_of(top_nn_method, "transfer_nearest_neighbour"))
     run.claim(
         "ddtl-transfers-better",
-        statement="A logistic regression on the DDTL backbone's features transfers to unseen classes better than on any baseline's",
-        source="Table 3.4 (CIFAR-100 columns)", thesis_value="55.20 % vs at most 31.98 % (DCH)",
-        measured=f"{means.loc['ddtl', 'transfer_logistic_regression']:.1f} % vs at most {top_transfer:.1f} % ({top_transfer_method}; digits)",
-        holds=dk.significance.exceeds_seed_spread(runs_of("ddtl", "transfer_logistic_regression"),
-                                                  runs_of(top_transfer_method, "transfer_logistic_regression")))
+        statement="The DDTL transfers to unseen classes better than any baseline: a logistic regression on its backbone's features and a Hamming 1-NN on its codes",
+        source="Table 3.4 (CIFAR-100 columns)",
+        thesis_value="logistic regression 55.20 ± 0.54 vs at most 31.98 ± 0.81 % (DCH); codes 1-NN 10.64 ± 0.33 vs at most 7.67 ± 0.53 % (GreedyHash)",
+        measured=(f"logistic regression {means.loc['ddtl', 'transfer_logistic_regression']:.1f} vs at most "
+                  f"{means.loc[top_lr_method, 'transfer_logistic_regression']:.1f} % ({top_lr_method}); codes 1-NN "
+                  f"{means.loc['ddtl', 'transfer_nearest_neighbour']:.1f} vs at most "
+                  f"{means.loc[top_nn_method, 'transfer_nearest_neighbour']:.1f} % ({top_nn_method}); digits"),
+        holds=lr_better and nn_better, requires=["ddtl-learns-the-classes"], cause=training_cause,
+        diagnosis=("on the digits the DDTL is " + ("ahead" if lr_better else "not ahead beyond the seed spread")
+                   + f" with the logistic regression ({means.loc['ddtl', 'transfer_logistic_regression']:.1f} vs "
+                   f"{means.loc[top_lr_method, 'transfer_logistic_regression']:.1f} %) and "
+                   + ("ahead" if nn_better else "not ahead beyond the seed spread")
+                   + f" with its codes ({means.loc['ddtl', 'transfer_nearest_neighbour']:.1f} vs "
+                   f"{means.loc[top_nn_method, 'transfer_nearest_neighbour']:.1f} %), see the table; {falling}"))
 
 if "crpca" in config.methods:
     run.claim(
         "ddtl-beats-crpca",
         statement="The DDTL's codes are spread more evenly than repeated PCA's on a contrastively trained backbone (CrPCA)",
-        source="Table 3.6", thesis_value="entropy 14.37 vs 11.67 bits; unique 51.29 vs 8.53 %",
+        source="Table 3.6", thesis_value="entropy 14.37 ± 0.00 vs 11.67 ± 0.54 bits; unique 51.29 ± 0.15 vs 8.53 ± 0.54 %",
         measured=(f"entropy {means.loc['ddtl', 'entropy_bits']:.2f} vs {means.loc['crpca', 'entropy_bits']:.2f} bits; "
                   f"unique {means.loc['ddtl', 'unique_percent']:.1f} vs {means.loc['crpca', 'unique_percent']:.1f} %"),
         holds=all(dk.significance.exceeds_seed_spread(runs_of("ddtl", column), runs_of("crpca", column))
-                  for column in ("entropy_bits", "unique_percent")))
+                  for column in ("entropy_bits", "unique_percent")),
+        requires=["ddtl-learns-the-classes", "crpca-fills-its-leaves-evenly"], cause=training_cause,
+        diagnosis=(f"CrPCA fills its {2 ** config.tree_depth} leaves evenly by construction ({crpca_path_entropy:.2f} bits "
+                   f"of path entropy, see the checks) while the DDTL's codes are unique for only "
+                   f"{means.loc['ddtl', 'unique_percent']:.1f} %; {falling}"))
 
+coarse_drop = loss_drop([coarse_model])
 run.claim(
     "coarse-to-fine-above-the-bar",
     statement="Leaves of a DDTL trained on superclasses, labelled by their majority fine class, classify fine classes better than a perfect superclass classifier without the tree",
-    source="Sec. 3.2.5", thesis_value="42.13 % on CIFAR-100 (chance 1 %)",
-    measured=f"{100 * coarse_to_fine:.1f} % vs {100 * majority_bar:.1f} % (chance {100 / task.num_classes:.0f} %)",
-    holds=bool(coarse_to_fine > majority_bar));
+    source="Sec. 3.2.5", thesis_value="42.13 ± 0.39 % on CIFAR-100 (chance 1 %; the bar would be 20 % there)",
+    measured=(f"{100 * coarse_to_fine:.1f} % vs {100 * majority_bar:.1f} % ({100 * (coarse_to_fine - majority_bar):+.1f} "
+              f"points, paired p = {coarse_p:.4f}; chance {100 / task.num_classes:.0f} %)"),
+    holds=bool(coarse_to_fine > majority_bar and coarse_p < 0.05),
+    cause="genuine" if coarse_drop <= 0.02 else "budget",
+    diagnosis=(f"the tree's leaves reach {100 * coarse_to_fine:.1f} % against the bar's {100 * majority_bar:.1f} % on the "
+               f"same queries (paired p = {coarse_p:.3f}, see the coarse-to-fine table); "
+               + falling_text(coarse_drop, "the coarse model's training loss")));
 
 # %% [markdown]
 # ### Reading the code-quality verdicts
@@ -420,8 +538,8 @@ if baseline_names and "crpca" in config.methods:
         f"Repeated PCA halves every node by construction; its {unique.loc['crpca']:.1f} % can be set beside the "
         "thesis' 8.53 % because the tree depth keeps the thesis' images per leaf. The leaves are there to be used: "
         "how many the DDTL uses depends on how far its within-class contrastive term spreads each class over "
-        f"them, here in {config.epochs} epochs against the thesis' 500. Whether a longer schedule closes the gap "
-        "cannot be read from this profile."))
+        f"them, here in {config.epochs} epochs against the thesis' 500 ({falling}). Whether a longer schedule closes the gap cannot be read "
+        "from this profile."))
 
 # %%
 run.finish();

@@ -53,10 +53,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+import torch
 from IPython.display import Markdown, display
 
 import domainknowledge as dk
 from domainknowledge.chapters import hierarchical_grouping as chapter
+from domainknowledge.principles import hierarchical_grouping as dhog
 
 run = dk.experiment.start("hierarchical_grouping", profile=profile, seed=seed, device=device, data_root=data_root)
 dk.plots.use_book_style()
@@ -180,12 +182,19 @@ plt.show()
 # %% [markdown]
 # Without the push term nothing stops the heads from converging to one solution; with it, each head is
 # driven away from the groupings before it. The push term has a trivial minimiser, though: a head that puts
-# every image in one cluster shares no information with any other head. The table counts such collapsed
-# heads (on the test set) per data set and $\alpha$, summed over seeds.
+# every image in one cluster shares no information with any other head. The table counts, per data set and
+# $\alpha$ and summed over seeds, the heads that *collapsed* to one cluster on the test set and the heads
+# that are *degenerate*: the entropy of their cluster sizes is below {glue:text}`dhog_degenerate_fraction`
+# of the maximum $\log C$ (about three equal clusters out of ten), so a few stray images in other clusters
+# do not hide a near-collapse. A degenerate head has chance-level accuracy whatever the data, so it widens
+# the spread of accuracies across heads without being a different grouping.
 
 # %%
-per_head.groupby(["dataset", "alpha"])["collapsed"].sum().unstack("alpha").rename_axis(columns="alpha")
-#
+run.glue("dhog_degenerate_fraction", f"{chapter.DEGENERATE_ENTROPY:.2f}")
+(per_head.groupby(["dataset", "alpha"])[["collapsed", "degenerate"]].sum().unstack("alpha")
+ .rename_axis(columns=["heads", "alpha"]))
+
+# %% [markdown]
 # ### Which grouping does each head find? (tinted digits)
 #
 # For every head, its test clusters' NMI with the digits and with the tints; if the tints win everywhere,
@@ -261,20 +270,51 @@ for head in (2, config.heads):
 # - **Push gradients.** The earlier head is always detached (Sec. 4.3.2); whether the push term may also
 #   move the shared trunk is ambiguous in the thesis. `detach_trunk_on_push` is off here: the trunk receives
 #   the push gradient through head $i$.
+# - **Verdict rules changed in review.** (1) One claim per thesis statement: the thesis' data sets are
+#   natural images, so Fashion-MNIST, the only real image set at `cpu`, is the primary setting of the
+#   Table 4.1 and 4.2 claims; the tinted digits and the one-tint control are shown as diagnostics. (2) "Later
+#   heads converge without the push term" compares the spread of accuracies across heads; a degenerate head
+#   sits at chance and widens that spread without being a distinct grouping, so degenerate heads are left
+#   out of the spread (a run with fewer than two others left is dropped), and a check asks that at least two
+#   runs per $\alpha$ remain. (3) The
+#   accuracy comparison needs the selected heads to cluster above chance; that is now a sanity check
+#   the claim requires, not a clause of the claim.
 #
-# ## Claims
+# ## Checks and claims
 #
-# Verdict rules, fixed before the run: each data set is its own claim (the thesis, too, reports them one
-# by one); for the unsupervised-selected head, the mean over seeds with $\alpha = 0.05$ must exceed the mean
-# with $\alpha = 0$ by more than the larger standard deviation over seeds of the two
-# (`dk.significance.exceeds_seed_spread`); a gap inside the seed spread is not read as an effect. An
-# accuracy comparison is only made where at least one of the two clusters the classes above chance (by
-# the same rule); between two chance-level results it is recorded as not run. Values are mean ± standard
-# deviation over seeds.
+# The checks are not thesis claims: two known answers of the objective (a balanced grouping shares
+# $\log C$ nats with itself; a constant head has zero MI with any other head, the push term's trivial
+# minimiser), two sanity checks on the primary data set (the selected heads cluster above chance; enough
+# runs keep at least two non-degenerate later heads to compare their spread), and, where the tinted digits run, a positive control that
+# this stand-in carries what it was built for: an easy grouping (the tints) that captures the objective,
+# with a network that can find the digits once the tints are gone.
+#
+# The claims are the thesis' findings, each judged once, on the primary data set. Verdict rules, fixed
+# before the run: for the unsupervised-selected head, the mean over seeds with $\alpha = 0.05$ must exceed
+# the mean with $\alpha = 0$ by more than the larger standard deviation over seeds of the two
+# (`dk.significance.exceeds_seed_spread`; the thesis' own gaps on CIFAR-10 are eight or more of its standard
+# deviations); a gap inside the seed spread is not read as an effect. Values are mean ± standard deviation
+# over seeds. A miss names its cause: `budget` when the training loss of the runs with the push term was
+# still falling over their last three epochs (more than 2 % relative), otherwise `genuine`.
 
 # %%
 push, pull_only = max(config.alphas), min(config.alphas)
 datasets = [task.name for task in tasks.values()]
+tasks_by_name = {task.name: task for task in tasks.values()}
+primary = "Fashion-MNIST" if "Fashion-MNIST" in datasets else datasets[0]
+run.glue("dhog_primary", primary)
+
+balanced = torch.nn.functional.one_hot(torch.arange(200) % 10, 10).double()
+self_mi = float(dhog.mutual_information(balanced, balanced, symmetric=True))
+run.check("mi-of-a-balanced-grouping-with-itself", kind="known-answer",
+          statement="Eq. 4.1: a balanced grouping into ten clusters shares log 10 nats with itself",
+          expected=f"{np.log(10):.4f} nats", measured=f"{self_mi:.4f} nats", passes=bool(abs(self_mi - np.log(10)) < 1e-4))
+constant = torch.zeros_like(balanced)
+constant[:, 0] = 1
+push_of_constant = float(dhog.push_term([[balanced], [constant]]))
+run.check("constant-head-minimises-the-push", kind="known-answer",
+          statement="Eq. 4.4: a head that puts every image in one cluster has zero MI with the heads before it (the push term's trivial minimiser)",
+          expected="0 nats", measured=f"{push_of_constant:.2e} nats", passes=bool(abs(push_of_constant) < 1e-5))
 
 
 def mean_sd(frame, dataset, alpha, column, scale=1.0):
@@ -285,73 +325,165 @@ def mean_sd(frame, dataset, alpha, column, scale=1.0):
     return f"{values.mean():.{digits}f}{spread}{unit}"
 
 
+def values_of(frame, dataset, alpha, column):
+    return frame.query("dataset == @dataset and alpha == @alpha")[column].to_numpy()
+
+
 def push_beats_pull(frame, dataset, column):
     """Whether on ``dataset`` the selected heads with the push term beat those without by more than the seed
     spread in ``column``."""
-    return dk.significance.exceeds_seed_spread(frame.query("dataset == @dataset and alpha == @push")[column],
-                                               frame.query("dataset == @dataset and alpha == @pull_only")[column])
+    return dk.significance.exceeds_seed_spread(values_of(frame, dataset, push, column),
+                                               values_of(frame, dataset, pull_only, column))
 
 
 def above_chance(frame, dataset):
     """Whether the selected heads of either alpha cluster the classes above chance by more than their seed
     spread: only then can one alpha be said to cluster more accurately than the other."""
     chance = 1 / tasks_by_name[dataset].num_classes
-    return any(dk.significance.exceeds_seed_spread(frame.query("dataset == @dataset and alpha == @a")["accuracy"], [chance])
+    return any(dk.significance.exceeds_seed_spread(values_of(frame, dataset, a, "accuracy"), [chance])
                for a in config.alphas)
 
 
-tasks_by_name = {task.name: task for task in tasks.values()}
-for dataset in datasets:
-    slug = dataset.lower().replace(" ", "-")
-    run.claim(
-        f"push-finds-better-mi-optima-{slug}",
-        statement=f"{dataset}: with the push term the selected head reaches a higher NMI between augmentations on the training set than without it",
-        source="Table 4.2", thesis_value="CIFAR-10: 0.7994 vs 0.7292 (higher on 4 of 5 data sets)",
-        measured=(f"{mean_sd(unsupervised, dataset, push, 'augmentation_nmi')} vs "
-                  f"{mean_sd(unsupervised, dataset, pull_only, 'augmentation_nmi')}"),
-        holds=push_beats_pull(unsupervised, dataset, "augmentation_nmi"))
-    run.claim(
-        f"push-raises-accuracy-{slug}",
-        statement=f"{dataset}: with the push term the unsupervised-selected head clusters the test set more accurately than without it",
-        source="Table 4.1", thesis_value="CIFAR-10: 66.61 vs 57.49 %",
-        measured=(f"{mean_sd(unsupervised, dataset, push, 'accuracy', 100)} vs "
-                  f"{mean_sd(unsupervised, dataset, pull_only, 'accuracy', 100)}"
-                  + ("" if above_chance(unsupervised, dataset) else
-                     f" (chance {100 / tasks_by_name[dataset].num_classes:.0f} %: both at chance, not testable)")),
-        holds=push_beats_pull(unsupervised, dataset, "accuracy") if above_chance(unsupervised, dataset) else None)
+def loss_drop(dataset, alpha, last=3):
+    """Mean relative fall of the training loss over the ``last`` epochs of the runs on ``dataset``."""
+    drops = [(m.losses[-last - 1] - m.losses[-1]) / abs(m.losses[-last - 1])
+             for (name, a, _), m in trained_models.items()
+             if tasks[name].name == dataset and a == alpha and len(m.losses) > last]
+    return float(np.mean(drops)) if drops else float("nan")
 
 
-def head_spreads(alpha):
-    """Per data set and seed, the standard deviation of test accuracy across heads 2..k (the heads that the
-    push term compares with earlier ones)."""
-    later = per_head[(per_head["head"] >= 2) & (per_head["alpha"] == alpha)]
-    return later.groupby(["dataset", "seed"])["accuracy"].std()
+primary_drop = loss_drop(primary, push)
+training_cause = "genuine" if primary_drop <= 0.02 else "budget"     # too few epochs to tell (nan) counts as budget
+falling = (f"the loss with the push term still fell {100 * primary_drop:.1f} % over the last three of {config.epochs} epochs"
+           if np.isfinite(primary_drop) else f"training covers only {config.epochs} epoch(s), too few to tell")
 
 
-def head_spread(alpha):
-    return float(head_spreads(alpha).mean())
+def later_heads(dataset, alpha):
+    """Heads 2..k (the ones the push term compares with earlier heads) of every run on ``dataset``."""
+    return per_head.query("dataset == @dataset and alpha == @alpha and head >= 2")
 
 
-run.claim(
-    "later-heads-converge-without-push",
-    statement="Without the push term the heads converge to similar solutions: the accuracies of heads 2..k vary less across heads than with it",
-    source="Fig. 4.3", thesis_value="qualitative (curves of heads 1-8)",
-    measured=f"std of accuracy across heads 2..{config.heads}: {head_spread(pull_only):.3f} (alpha = 0) vs {head_spread(push):.3f}",
-    holds=dk.significance.exceeds_seed_spread(head_spreads(push), head_spreads(pull_only)));
+def head_spreads(dataset, alpha):
+    """Per seed, the standard deviation of test accuracy across the non-degenerate heads among 2..k."""
+    usable = later_heads(dataset, alpha).query("not degenerate")
+    return usable.groupby("seed")["accuracy"].std(ddof=1).dropna()
+
+
+comparable_runs = {alpha: len(head_spreads(primary, alpha)) for alpha in config.alphas}   # runs with >= 2 usable heads
+needed_runs = min(2, config.runs)
+run.check("later-heads-not-degenerate", kind="sanity",
+          statement=(f"{primary}: for each alpha, at least {needed_runs} run(s) keep two or more non-degenerate heads "
+                     f"among 2..{config.heads}, so that their spread can be compared"),
+          expected=f"at least {needed_runs} of {config.runs} runs per alpha",
+          measured=", ".join(f"{n} of {config.runs} (alpha = {a})" for a, n in comparable_runs.items()),
+          passes=bool(min(comparable_runs.values()) >= needed_runs))
+chance = 1 / tasks_by_name[primary].num_classes
+run.check("selected-heads-above-chance", kind="sanity",
+          statement=f"{primary}: the unsupervised-selected heads of at least one alpha cluster the test set above chance",
+          expected=f"above {100 * chance:.0f} % by more than the seed spread",
+          measured=f"{mean_sd(unsupervised, primary, pull_only, 'accuracy', 100)} (alpha = {pull_only}), "
+                   f"{mean_sd(unsupervised, primary, push, 'accuracy', 100)} (alpha = {push})",
+          passes=above_chance(unsupervised, primary))
 
 if {"tinted digits", "one-tint digits"} <= set(datasets):
     tinted_heads = unsupervised.query("dataset == 'tinted digits'")
     control_heads = unsupervised.query("dataset == 'one-tint digits'")
-    run.claim(
-        "tints-capture-the-objective",
-        statement=("On tinted digits the selected heads group by tint rather than by digit, and cluster the digits "
-                   "worse than the same network does when every digit has one tint (the easy-grouping trap of Sec. 4.2.1)"),
-        source="Sec. 4.2.1 (argument); tinted digits are this book's test", thesis_value="qualitative",
-        measured=(f"NMI with tints {tinted_heads['nmi_easy'].mean():.2f} vs with digits {tinted_heads['nmi'].mean():.2f}; "
-                  f"accuracy {100 * control_heads['accuracy'].mean():.1f} % (one tint) vs "
-                  f"{100 * tinted_heads['accuracy'].mean():.1f} % (tinted)"),
-        holds=bool(tinted_heads["nmi_easy"].mean() > tinted_heads["nmi"].mean())
-        and dk.significance.exceeds_seed_spread(control_heads["accuracy"], tinted_heads["accuracy"]))
+    run.check("tinted-digits-carry-an-easy-grouping", kind="positive-control",
+              statement=("Tinted digits: the selected heads group by tint rather than by digit, and the same network "
+                         "clusters the digits better once every digit has one tint (the easy-grouping trap of Sec. 4.2.1)"),
+              expected="NMI with tints > NMI with digits; one-tint accuracy above tinted by more than the seed spread",
+              measured=(f"NMI with tints {tinted_heads['nmi_easy'].mean():.2f} vs with digits {tinted_heads['nmi'].mean():.2f}; "
+                        f"accuracy {100 * control_heads['accuracy'].mean():.1f} % (one tint) vs "
+                        f"{100 * tinted_heads['accuracy'].mean():.1f} % (tinted)"),
+              passes=bool(tinted_heads["nmi_easy"].mean() > tinted_heads["nmi"].mean())
+              and dk.significance.exceeds_seed_spread(control_heads["accuracy"], tinted_heads["accuracy"]))
+
+# %% [markdown]
+# The comparisons on every data set, the primary one ({glue:text}`dhog_primary`) judged below as the claims
+# and the others shown as diagnostics: the selected head's NMI between augmentations (Table 4.2) and its
+# test accuracy (Table 4.1) with and without the push term, whether the gap exceeds the seed spread, and the
+# spread of accuracies across the non-degenerate later heads (Fig. 4.3), with the mean NMI between the
+# clusterings of every pair of those heads on the test set, a direct measure of how similar their
+# solutions are.
+
+# %%
+def pairwise_head_nmi(dataset, alpha):
+    """Mean over seeds of the mean test NMI between every pair of non-degenerate heads among 2..k."""
+    name = next(key for key, t in tasks.items() if t.name == dataset)
+    per_seed = []
+    for run_seed in seeds:
+        clusters = chapter.predict_clusters(trained_models[(name, alpha, run_seed)], tasks[name].test_images,
+                                            config.crop, run.device)
+        keep = [h for h in range(2, config.heads + 1)
+                if not chapter.is_degenerate(clusters[h - 1], tasks[name].num_classes)]
+        pairs = [dk.metrics.normalized_mutual_information(clusters[a - 1], clusters[b - 1])
+                 for i, a in enumerate(keep) for b in keep[i + 1:]]
+        if pairs:
+            per_seed.append(np.mean(pairs))
+    return float(np.mean(per_seed)) if per_seed else float("nan")
+
+
+diagnostics = pd.DataFrame([{
+    "data set": dataset,
+    f"NMI(c, c') alpha = {pull_only}": mean_sd(unsupervised, dataset, pull_only, "augmentation_nmi"),
+    f"NMI(c, c') alpha = {push}": mean_sd(unsupervised, dataset, push, "augmentation_nmi"),
+    "NMI higher with push": push_beats_pull(unsupervised, dataset, "augmentation_nmi"),
+    f"accuracy alpha = {pull_only}": mean_sd(unsupervised, dataset, pull_only, "accuracy", 100),
+    f"accuracy alpha = {push}": mean_sd(unsupervised, dataset, push, "accuracy", 100),
+    "accuracy higher with push": push_beats_pull(unsupervised, dataset, "accuracy") if above_chance(unsupervised, dataset) else "both at chance",
+    f"head spread alpha = {pull_only}": round(float(head_spreads(dataset, pull_only).mean()), 3),
+    f"head spread alpha = {push}": round(float(head_spreads(dataset, push).mean()), 3),
+    f"head-pair NMI alpha = {pull_only}": round(pairwise_head_nmi(dataset, pull_only), 3),
+    f"head-pair NMI alpha = {push}": round(pairwise_head_nmi(dataset, push), 3),
+} for dataset in datasets]).set_index("data set")
+run.record("diagnostics", diagnostics.astype(str).to_dict())
+diagnostics.T
+
+# %%
+nmi_gap = values_of(unsupervised, primary, push, "augmentation_nmi").mean() - values_of(unsupervised, primary, pull_only, "augmentation_nmi").mean()
+nmi_sd = max(np.std(values_of(unsupervised, primary, a, "augmentation_nmi"), ddof=1) if config.runs > 1 else 0.0
+             for a in config.alphas)
+run.claim(
+    "push-finds-better-mi-optima",
+    statement=f"With the push term the selected head reaches a higher NMI between augmentations on the training set than without it ({primary})",
+    source="Table 4.2",
+    thesis_value="CIFAR-10: 0.7994 ± 0.0081 vs 0.7292 ± 0.0066 (higher on 4 of 5 data sets; STL-10 0.6610 vs 0.6713)",
+    measured=(f"{mean_sd(unsupervised, primary, push, 'augmentation_nmi')} vs "
+              f"{mean_sd(unsupervised, primary, pull_only, 'augmentation_nmi')}"),
+    holds=push_beats_pull(unsupervised, primary, "augmentation_nmi"), cause=training_cause,
+    diagnosis=(f"on {primary} the gap of {nmi_gap:+.3f} is not beyond the seed spread of {nmi_sd:.3f} (see the "
+               f"diagnostics table); {falling}"))
+
+accuracy_gap = 100 * (values_of(unsupervised, primary, push, "accuracy").mean() - values_of(unsupervised, primary, pull_only, "accuracy").mean())
+accuracy_sd = 100 * max(np.std(values_of(unsupervised, primary, a, "accuracy"), ddof=1) if config.runs > 1 else 0.0
+                        for a in config.alphas)
+run.claim(
+    "push-raises-accuracy",
+    statement=f"With the push term the unsupervised-selected head clusters the test set more accurately than without it ({primary})",
+    source="Table 4.1",
+    thesis_value="CIFAR-10: 66.61 ± 1.70 vs 57.49 ± 0.89 % (higher on 4 of 5 data sets; CINIC-10 37.65 vs 41.66 %)",
+    measured=(f"{mean_sd(unsupervised, primary, push, 'accuracy', 100)} vs "
+              f"{mean_sd(unsupervised, primary, pull_only, 'accuracy', 100)}"),
+    holds=push_beats_pull(unsupervised, primary, "accuracy"), requires=["selected-heads-above-chance"],
+    cause=training_cause,
+    diagnosis=(f"on {primary} the accuracy gap of {accuracy_gap:+.1f} points is not beyond the seed spread of "
+               f"{accuracy_sd:.1f} points (see the diagnostics table); {falling}"))
+
+spread_pull, spread_push = head_spreads(primary, pull_only), head_spreads(primary, push)
+degenerate_counts = {alpha: int(later_heads(primary, alpha)["degenerate"].sum()) for alpha in config.alphas}
+pair_nmi = {alpha: pairwise_head_nmi(primary, alpha) for alpha in config.alphas}
+run.claim(
+    "later-heads-converge-without-push",
+    statement=f"Without the push term the later heads converge to similar solutions: the accuracies of heads 2..k vary less across heads than with it ({primary})",
+    source="Fig. 4.3", thesis_value="qualitative (accuracy per head, CIFAR-10)",
+    measured=(f"std of accuracy across the non-degenerate heads 2..{config.heads}: {spread_pull.mean():.3f} "
+              f"(alpha = {pull_only}) vs {spread_push.mean():.3f}; degenerate heads left out: "
+              f"{degenerate_counts[pull_only]} vs {degenerate_counts[push]}"),
+    holds=dk.significance.exceeds_seed_spread(spread_push, spread_pull) if len(spread_pull) and len(spread_push) else None,
+    requires=["later-heads-not-degenerate"], cause=training_cause,
+    diagnosis=(f"the non-degenerate later heads spread by {spread_pull.mean():.3f} without and {spread_push.mean():.3f} "
+               f"with the push term, and the mean NMI between pairs of them is {pair_nmi[pull_only]:.2f} without and "
+               f"{pair_nmi[push]:.2f} with it (diagnostics table); {falling}"));
 
 # %%
 run.finish();
@@ -361,11 +493,13 @@ run.finish();
 #
 # DHOG turns one clustering objective into a sequence: every head maximises the agreement of its clusters
 # across augmentations, and every head after the first is also pushed away from the groupings found before
-# it. The claims table gives, data set by data set, whether the push term led the selected head to a better
-# optimum than the pull alone at this profile, after a few epochs of a narrow network; the thesis' own gains
+# it. The claims table gives, on the primary data set, whether the push term led the selected head to a better
+# optimum than the pull alone at this profile, after a few epochs of a narrow network (the diagnostics table
+# shows the other data sets); the thesis' own gains
 # came after 1,000 epochs on CIFAR-sized data, and the `paper` profile reruns the same code at that scale.
 # Two observations go beyond the thesis. The push term has a trivial minimiser, a head that puts every image
-# in one cluster, and the collapsed-head table counts how often training found it. And the tinted digits ask
+# in one cluster, and the collapsed- and degenerate-head table counts how often training found it or came
+# close; such heads are left out when the spread across heads is judged. And the tinted digits ask
 # whether pushing away from earlier groupings leads to the semantic one:
 
 # %%

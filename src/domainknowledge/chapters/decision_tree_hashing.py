@@ -41,8 +41,8 @@ from domainknowledge.training import as_image_tensor, train_epochs
 
 __all__ = ["CONFIGS", "DDTL_FAMILY", "LEXICOGRAPHIC", "METHODS", "Config", "HashingNetwork", "HashingTask",
            "TrainedHasher", "augment", "brightness_contrast_jitter", "coarse_to_fine_accuracy", "code_retention",
-           "coarse_task", "describe_profiles", "encode", "evaluate_retrieval", "load_transfer", "load_task",
-           "occlude", "run_comparison", "superclass_majority_accuracy", "train_hasher", "transfer_scores",
+           "coarse_task", "coarse_to_fine_predictions", "describe_profiles", "encode", "evaluate_retrieval", "load_transfer", "load_task",
+           "occlude", "path_entropy_bits", "run_comparison", "superclass_majority_accuracy", "superclass_majority_predictions", "train_hasher", "transfer_scores",
            "SUPERCLASSES"]
 
 DDTL_FAMILY = {"ddtl": (1.0, 0.1), "supervised_only": (1.0, 0.0), "unsupervised": (0.0, 1.0),   # (alpha, beta)
@@ -436,14 +436,15 @@ def code_retention(trained: TrainedHasher, images: torch.Tensor, distort, streng
     return retention
 
 
-def coarse_to_fine_accuracy(trained: TrainedHasher, coarse_task: HashingTask, fine_train_labels, fine_query_labels,
-                            device="cpu") -> float:
+def coarse_to_fine_predictions(trained: TrainedHasher, coarse_task: HashingTask, fine_train_labels,
+                               device="cpu") -> np.ndarray:
     """Sec. 3.2.5: a DDTL trained on coarse (superclass) labels labels each leaf, i.e. each full code, with the
     majority fine class of the training images that land in it; a query takes its code's label. A code no
-    training image reached falls back to the majority fine class of its predicted superclass."""
+    training image reached falls back to the majority fine class of its predicted superclass. Returns the
+    ``(Q,)`` predicted fine labels of the queries."""
     train = encode(trained, coarse_task.train_images, device)["codes"]
     query = encode(trained, coarse_task.query_images, device)["codes"]
-    fine_train, fine_query = np.asarray(fine_train_labels), np.asarray(fine_query_labels)
+    fine_train = np.asarray(fine_train_labels)
     class_bits = ddtl.class_bit_count(trained.network.num_classes)
     by_code, by_class = {}, {}
     for code, prefix, label in zip(map(bytes, train), map(bytes, train[:, :class_bits]), fine_train):
@@ -452,8 +453,14 @@ def coarse_to_fine_accuracy(trained: TrainedHasher, coarse_task: HashingTask, fi
     majority = {key: np.bincount(values).argmax() for key, values in by_code.items()}
     fallback = {key: np.bincount(values).argmax() for key, values in by_class.items()}
     overall = np.bincount(fine_train).argmax()
-    predicted = [majority.get(bytes(code), fallback.get(bytes(code[:class_bits]), overall)) for code in query]
-    return float((np.asarray(predicted) == fine_query).mean())
+    return np.asarray([majority.get(bytes(code), fallback.get(bytes(code[:class_bits]), overall)) for code in query])
+
+
+def coarse_to_fine_accuracy(trained: TrainedHasher, coarse_task: HashingTask, fine_train_labels, fine_query_labels,
+                            device="cpu") -> float:
+    """The query accuracy of :func:`coarse_to_fine_predictions` against the fine labels."""
+    predicted = coarse_to_fine_predictions(trained, coarse_task, fine_train_labels, device)
+    return float((predicted == np.asarray(fine_query_labels)).mean())
 
 
 # --- the experiments the chapter runs -----------------------------------------------------------------
@@ -480,14 +487,27 @@ def coarse_task(task: HashingTask) -> HashingTask:
                        task.query_images, coarse_of[task.query_labels], tuple(groups))
 
 
-def superclass_majority_accuracy(task: HashingTask) -> float:
+def superclass_majority_predictions(task: HashingTask) -> np.ndarray:
     """The bar for coarse-to-fine: predict, for each query, the most frequent fine class of its *true*
-    superclass in the training set (what a perfect superclass classifier without a tree could do)."""
+    superclass in the training set (what a perfect superclass classifier without a tree could do); ``(Q,)``."""
     coarse = coarse_task(task)
     majority = {int(c): int(np.bincount(task.train_labels[coarse.train_labels == c].numpy()).argmax())
                 for c in torch.unique(coarse.train_labels)}
-    predicted = np.array([majority[int(c)] for c in coarse.query_labels])
-    return float((predicted == task.query_labels.numpy()).mean())
+    return np.array([majority[int(c)] for c in coarse.query_labels])
+
+
+def superclass_majority_accuracy(task: HashingTask) -> float:
+    """The query accuracy of :func:`superclass_majority_predictions`."""
+    return float((superclass_majority_predictions(task) == task.query_labels.numpy()).mean())
+
+
+def path_entropy_bits(codes: np.ndarray, class_bits: int) -> float:
+    """Entropy in bits of the path part of ``codes`` ``(N, bits)`` (the bits after the ``class_bits`` class
+    bits), i.e. of the leaf occupancy over the whole database: ``depth`` bits exactly when every leaf of a
+    tree of ``depth`` decisions holds the same number of images (an evenly split tree has maximal entropy)."""
+    _, counts = np.unique(np.asarray(codes)[:, class_bits:], axis=0, return_counts=True)
+    share = counts / counts.sum()
+    return float(-(share * np.log2(share)).sum())
 
 
 def run_comparison(task: HashingTask, config: Config, seeds: Sequence[int], transfer, *, device="cpu",

@@ -28,7 +28,7 @@ from domainknowledge.training import as_image_tensor, train_epochs
 
 __all__ = ["CONFIGS", "DATASETS", "ClusteringTask", "Config", "DHOGNetwork", "ResidualBlock", "TrainedClusterer",
            "augmentation_agreement", "centre_view", "cluster_exemplars", "clustering_views",
-           "describe_profiles", "evaluate_heads", "is_collapsed", "load_task", "predict_clusters",
+           "DEGENERATE_ENTROPY", "cluster_size_entropy", "describe_profiles", "evaluate_heads", "is_collapsed", "is_degenerate", "load_task", "predict_clusters",
            "predict_probabilities", "train_clusterer"]
 
 DATASETS = ("fashion_mnist", "tinted_digits", "one_tint_digits", "cifar10")
@@ -307,6 +307,28 @@ def is_collapsed(clusters: np.ndarray) -> bool:
     return len(np.unique(clusters)) < 2
 
 
+#: A head counts as *degenerate* when the entropy of its cluster sizes is below this fraction of the maximum
+#: ``log C``: at 0.5 with ten clusters it behaves like a head with at most about three equal clusters. A
+#: collapsed head (one cluster) has entropy 0; a degenerate one can still have a few stray images elsewhere.
+DEGENERATE_ENTROPY = 0.5
+
+
+def cluster_size_entropy(clusters: np.ndarray, num_clusters: int) -> float:
+    """Entropy of the cluster sizes of a head's cluster indices ``(N,)``, as a fraction of the maximum
+    ``log(num_clusters)``: 1 when every cluster holds the same number of images, 0 for a collapsed head."""
+    if num_clusters < 2:
+        raise ValueError(f"num_clusters must be at least 2, got {num_clusters}")
+    counts = np.bincount(np.asarray(clusters, dtype=int), minlength=num_clusters)
+    share = counts[counts > 0] / counts.sum()
+    return float(-(share * np.log(share)).sum() / np.log(num_clusters))
+
+
+def is_degenerate(clusters: np.ndarray, num_clusters: int, threshold: float = DEGENERATE_ENTROPY) -> bool:
+    """Whether a head uses too few clusters to be read as a grouping: its :func:`cluster_size_entropy` is below
+    ``threshold`` of the maximum. Every collapsed head is degenerate."""
+    return cluster_size_entropy(clusters, num_clusters) < threshold
+
+
 @torch.no_grad()
 def augmentation_agreement(trained: TrainedClusterer, images: torch.Tensor, config: Config, *, seed: int,
                            device="cpu", batch_size: int = 512) -> np.ndarray:
@@ -331,7 +353,8 @@ def evaluate_heads(trained: TrainedClusterer, task: ClusteringTask, config: Conf
                    device="cpu") -> pd.DataFrame:
     """One row per head: test accuracy under the Hungarian mapping fitted on the training set, test NMI and
     ARI against the classes, the training NMI between augmentations, whether the head collapsed to one
-    cluster on the test set, and (tinted digits) the test NMI against the tints, the easy partition."""
+    cluster on the test set, how many clusters it uses there, the entropy of its cluster sizes as a fraction
+    of the maximum (:func:`cluster_size_entropy`) and whether it is :func:`is_degenerate`, and (tinted digits) the test NMI against the tints, the easy partition."""
     train_clusters = predict_clusters(trained, task.train_images, config.crop, device)
     test_clusters = predict_clusters(trained, task.test_images, config.crop, device)
     agreement = augmentation_agreement(trained, task.train_images, config, seed=seed, device=device)
@@ -341,7 +364,10 @@ def evaluate_heads(trained: TrainedClusterer, task: ClusteringTask, config: Conf
         row = {"head": head, "accuracy": metrics.hungarian_accuracy(test_c, task.test_labels, mapping),
                "nmi": metrics.normalized_mutual_information(test_c, task.test_labels),
                "ari": metrics.adjusted_rand_index(test_c, task.test_labels),
-               "augmentation_nmi": float(agreement[head - 1]), "collapsed": is_collapsed(test_c)}
+               "augmentation_nmi": float(agreement[head - 1]), "collapsed": is_collapsed(test_c),
+               "clusters_used": int(len(np.unique(test_c))),
+               "size_entropy": cluster_size_entropy(test_c, task.num_classes),
+               "degenerate": is_degenerate(test_c, task.num_classes)}
         if task.test_easy is not None:
             row["nmi_easy"] = metrics.normalized_mutual_information(test_c, task.test_easy)
         rows.append(row)
