@@ -412,7 +412,7 @@ simloss.results_table(semantic, semantic_tests, scale={"accuracy": 100, "sa": 10
 # ({glue:text}`simloss_semantic_patience:d` epochs without a better validation Accuracy) before that cap.
 # {numref}`fig-simloss-semantic-sweep` shows the metrics against $l$.
 
-# %% mystnb={"figure": {"caption": "Test metrics against the lower bound l on the semantic task (cf. Kobs (2023), Table 14.2).", "name": "fig-simloss-semantic-sweep"}}
+# %% mystnb={"figure": {"caption": "Accuracy, SA and FSA against the lower bound l on the semantic task (cf. Kobs (2023), Table 14.2).", "name": "fig-simloss-semantic-sweep"}}
 best_l = {metric: simloss.best_on_validation(semantic, metric, baseline=0.99) for metric in ("accuracy", "sa")}
 semantic_means = simloss.summary_means(semantic)
 
