@@ -641,7 +641,7 @@ run.finish();
 # **Extension.** Explain *why venue A rather than venue B*: for the vision paper, explain its first and
 # second venues with `chapter.explain` and subtract the token scores. Why is the difference itself an
 # Integrated Gradients explanation, of which output, and what should happen to the words of the shared
-# subfield? Show the result with `dk.principles.attribution.tokens_html`.
+# subfield? Show the result with `tokens_html` of `domainknowledge.principles.attribution`.
 # :::
 #
 # :::{solution} venue_recommender-ex-4
@@ -651,7 +651,8 @@ run.finish();
 # first_two = [int(v) for v in np.argsort(-ai_scores[paper], kind="stable")[:2]]
 # a, b = chapter.explain(model, ai_prepared, [paper, paper], first_two, config=config, device=run.device)
 # contrast = {name: a.scores[name] - b.scores[name] for name in a.scores}
-# display(HTML(dk.principles.attribution.tokens_html(a.tokens["abstract"], contrast["abstract"])))
+# from domainknowledge.principles import attribution
+# display(HTML(attribution.tokens_html(a.tokens["abstract"], contrast["abstract"])))
 # ```
 #
 # Eq. (8.1) is linear in $f$: the gradient of $f_A - f_B$ is the difference of the gradients, and both
