@@ -166,13 +166,15 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 #
 # {numref}`fig-dml_attribution-images` shows analysis images of both stand-ins.
 
-# %% mystnb={"figure": {"caption": "Analysis images of the two stand-ins, from classes not seen in training (no thesis counterpart).", "name": "fig-dml_attribution-images"}}
+# %%
 run.glue("dmla_shortcut_rate", float(config.shortcut_rate))
 image_sets = {key: chapter.load_image_set(key, config, seed=seed, data_root=run.data_root) for key in config.datasets}
 display(Markdown("\n".join(
     f"- **{s.info.title}**: {len(s.training_images):,} training images of {s.num_classes} classes, "
     f"{len(s.analysis_images)} analysis images of {len(np.unique(s.analysis_labels))} unseen classes "
     f"({s.seconds:.0f} s)." for s in image_sets.values())))
+
+# %% mystnb={"figure": {"caption": "Analysis images of the two stand-ins, from classes not seen in training (no thesis counterpart).", "name": "fig-dml_attribution-images"}}
 shown = [(s, i) for s in image_sets.values() for i in range(min(6, len(s.analysis_images)))]
 fig, axes = dk.plots.plot_image_grid(
     np.stack([s.analysis_images[i] for s, i in shown]),

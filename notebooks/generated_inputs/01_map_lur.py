@@ -83,12 +83,14 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # London whose images do not overlap. Each cell's image is the OSM map of the 80 m x 80 m around it,
 # rendered without labels at 224 x 224 px, the cell in the middle (Secs. 3.1.2 and 6).
 
-# %% mystnb={"figure": {"caption": "Training tiles of the map stand-in with their NO2 values (no thesis counterpart).", "name": "fig-map_lur-tiles"}}
+# %%
 task = chapter.load_task(config, seed=seed, data_root=run.data_root)
 sizes = ", ".join(f"{len(task.no2[s]):,} {s}" for s in ("train", "validation", "test"))
 kind = "a synthetic stand-in, not the thesis' data" if task.is_stand_in else "the thesis' data"
 display(Markdown(f"**Tiles ({kind}):** {task.description}; {sizes} tiles. NO2 over the training tiles: "
                  f"mean {task.no2['train'].mean():.1f}, sd {task.no2['train'].std():.1f} ug/m3."))
+
+# %% mystnb={"figure": {"caption": "Training tiles of the map stand-in with their NO2 values (no thesis counterpart).", "name": "fig-map_lur-tiles"}}
 shown = np.arange(16)
 fig, _ = dk.plots.plot_image_grid(task.images["train"][shown].permute(0, 2, 3, 1).numpy(),
                                   [f"{v:.0f} ug/m3" for v in task.no2["train"][shown]], columns=8,
@@ -132,7 +134,7 @@ fig, _ = dk.plots.plot_image_grid(task.images["train"][shown].permute(0, 2, 3, 1
 # The parameters of the hidden function and its shape, drawn on probes like the ones of the analysis
 # below:
 
-# %% mystnb={"figure": {"caption": "The stand-in's hidden NO2 function on probe tiles (no thesis counterpart).", "name": "fig-map_lur-hidden-function"}}
+# %%
 if task.function is not None:
     function = task.function
     display(pd.DataFrame({"land-use level beta (ug/m3)": function.land_use_levels,
@@ -315,6 +317,8 @@ if "truth" in entities:
 widths = chapter.width_sweep(maplur.models, config.image_size, config.width_step_px, task.function)
 width_fits = chapter.sweep_fits(widths, "width_px")
 fig, _ = chapter.plot_sweep(widths, "width_px", title="estimate against the trunk road's width")
+
+# %%
 width_fits.round(3)
 
 # %% [markdown]
@@ -333,6 +337,8 @@ width_fits.round(3)
 distances = chapter.distance_sweep(maplur.models, config.image_size, config.distance_step_px, task.function)
 distance_fits = chapter.sweep_fits(distances, "distance_px")
 fig, _ = chapter.plot_sweep(distances, "distance_px", fits=True, title="estimate against the trunk road's distance")
+
+# %%
 distance_fits.drop(columns="log_r2").round(3)
 
 # %% [markdown]

@@ -109,12 +109,14 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # {numref}`fig-cars_attention-sweeps` shows one property per row, changed from a fixed car while all others stay put
 # (Fig. 7.3 shows random samples; a sweep shows what each property does).
 
-# %% mystnb={"figure": {"caption": "The eleven properties of Table 7.2, one per row, changed from a fixed car (cf. Kobs (2023), Fig. 7.3, which shows random samples).", "name": "fig-cars_attention-sweeps"}}
+# %%
 renders = chapter.load_renders(config, seed=seed)
 display(Markdown(
     f"Rendered {len(renders.training):,} training cars ({renders.num_classes} classes, photo-like) and "
     f"{len(renders.analysis):,} analysis cars (solid backgrounds), {config.image_size} x {config.image_size} px, "
     f"in {renders.seconds:.0f} s."))
+
+# %% mystnb={"figure": {"caption": "The eleven properties of Table 7.2, one per row, changed from a fixed car (cf. Kobs (2023), Fig. 7.3, which shows random samples).", "name": "fig-cars_attention-sweeps"}}
 base = {"model": "sedan", "rotation": 45, "car_hue": 0.0, "car_saturation": 1.5, "car_value": 1.5,
         "background_hue": 0.6, "background_saturation": 0.75, "background_value": 1.5, "camera_height": 1.5,
         "sun_elevation": 45, "sun_rotation": 135}

@@ -240,7 +240,7 @@ for ax, r in zip(axes, (0.3, 0.9)):
 # face, a stand-in face does not pin its age down to the year, which is the situation SimLoss targets
 # ({numref}`fig-simloss-faces`).
 
-# %% mystnb={"figure": {"caption": "Two training images per age of the ordinal-faces stand-in for UTKFace and AFAD (no thesis counterpart).", "name": "fig-simloss-faces"}}
+# %%
 age_tasks = {name: simloss.load_age_task(config, name, seed=seed, data_root=run.data_root)
              for name in config.age_datasets}
 for task in age_tasks.values():
@@ -248,6 +248,7 @@ for task in age_tasks.values():
     kind = "a synthetic stand-in, not the thesis' data" if task.is_stand_in else "the thesis' data set"
     display(Markdown(f"**Age data ({kind}):** {task.description}; {sizes} images, {task.num_classes} classes."))
 
+# %% mystnb={"figure": {"caption": "Two training images per age of the ordinal-faces stand-in for UTKFace and AFAD (no thesis counterpart).", "name": "fig-simloss-faces"}}
 age_task = next(iter(age_tasks.values()))
 shown_ages = [1, 3, 6, 10, 15, 20, 26, 30, 35, 45, 55, 65, 75]
 images, classes = simloss.example_images(age_task, [a - age_task.min_age for a in shown_ages], per_class=2)

@@ -360,6 +360,8 @@ for ax, metric, label in ((axes[0], "accuracy_without_signal", "accuracy without
     ax.set(xlabel="hidden_strength $s$", ylabel=label)
 axes[1].get_legend().remove()
 plt.show()
+
+# %%
 strongest = sweep[sweep.hidden_strength == max(config.hidden_strengths)].set_index("method")
 run.glue("twitch_sweep_strongest", float(max(config.hidden_strengths)))
 for key, method in (("masked", "TextCNN, masking"), ("unmasked", "TextCNN, no masking"),
