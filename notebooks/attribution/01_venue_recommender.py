@@ -563,7 +563,7 @@ run.finish();
 # :label: venue_recommender-ex-1
 # **Predict, then run.** Two fields of the chapter's `Config` set the quadrature of Eq. (8.1):
 # `attribution_steps` ($m$, 50) and `attribution_method` (`gausslegendre`, captum's default). After the
-# first code cell add
+# cell that selects `config` add
 # `import dataclasses; config = dataclasses.replace(config, attribution_steps=5, attribution_method="riemann_right")`
 # and run the notebook at `smoke`. Predict how the completeness table changes, and whether the
 # recommender's scores in Table 8.1 change.

@@ -539,7 +539,7 @@ run.finish();
 # :::{exercise}
 # :label: dml_attribution-ex-1
 # **Predict, then run.** The knob is `sigma_fraction` in the chapter's `Config` (0.15, the noise level of
-# Eq. 9.2 as a fraction of the image's range). After the first code cell add
+# Eq. 9.2 as a fraction of the image's range). After the cell that selects `config` add
 # `import dataclasses; config = dataclasses.replace(config, sigma_fraction=0.0)` and run the notebook at
 # `smoke`. Which equation does the map become, does the time spent on the maps change, and what should
 # happen to the correlations between the maps of different losses?

@@ -541,7 +541,7 @@ run.finish();
 # :::{exercise}
 # :label: cars_attention-ex-3
 # **Predict, then run.** The knob is `epochs` of the `embedding` field of the chapter's `Config` (2 at
-# `smoke`). After the first code cell add
+# `smoke`). After the cell that selects `config` add
 # `import dataclasses; config = dataclasses.replace(config, embedding=dataclasses.replace(config.embedding, epochs=8))`
 # and run the notebook at `smoke`. Predict, before running, what happens to the row "None" of
 # Table 7.3, and to the car model's NR-Prec and MAP@R of the trained losses.

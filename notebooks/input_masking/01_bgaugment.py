@@ -646,7 +646,7 @@ run.finish();
 # :::{exercise}
 # :label: bgaugment-ex-2
 # **Predict, then run.** The knob is the shortcut rate: `table_rates` and `sweep_rates` in the chapter's
-# `Config`. After the first code cell add
+# `Config`. After the cell that selects `config` add
 # `import dataclasses; config = dataclasses.replace(config, table_rates=(0.0, 0.9), sweep_rates=(0.0, 0.9))`
 # and run the notebook at `smoke`. At $\rho = 0$, what should the vanilla model's drop from clean to
 # corrupted MAP@R be, and what should BGAugment change? Why is the drop not expected to be exactly zero?

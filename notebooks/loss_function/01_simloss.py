@@ -610,7 +610,7 @@ run.finish();
 # :label: simloss-ex-1
 # **Predict, then run.** The knob is `reduction_factors`, the grid of $r$ in the chapter's `Config`. Add
 # `import dataclasses; config = dataclasses.replace(config, reduction_factors=(0.0, 0.5, 0.9, 0.99))`
-# after the first code cell and run the notebook at `smoke` (or change the `smoke` entry of
+# after the cell that selects `config` and run the notebook at `smoke` (or change the `smoke` entry of
 # `simloss.CONFIGS` and run `dk-book run --chapter simloss --profile smoke`). Before you run: what happens
 # to test Accuracy, to the number of distinct predicted ages and to the output perplexity at $r = 0.99$,
 # and why?

@@ -511,7 +511,7 @@ run.finish();
 # :::{exercise}
 # :label: twitch_sentiment-ex-1
 # **Predict, then run.** The knob is `masking_probability` in the chapter's `Config` (0.5 in the thesis).
-# After the first code cell add
+# After the cell that selects `config` add
 # `import dataclasses; config = dataclasses.replace(config, masking_probability=1.0)` and run the notebook
 # at `smoke` (the second CNN of each seed stays unmasked). Before you run: with every lexicon token hidden
 # in every training batch, what can the masked network still learn from, and how should its Macro F1 and
