@@ -666,7 +666,7 @@ run.finish();
 # :::{exercise}
 # :label: bgaugment-ex-3
 # **Predict, then run.** Set `corruption_repeats` from 2 to 5 at `smoke`
-# (`config = dataclasses.replace(config, corruption_repeats=5)`). Which numbers of Table 11.1 can change,
+# (`import dataclasses; config = dataclasses.replace(config, corruption_repeats=5)`). Which numbers of Table 11.1 can change,
 # which cannot, and is the figure of the retrieval example affected?
 # :::
 #
