@@ -336,6 +336,8 @@ run.glue("dmla_ig_steps", int(config.ig_steps))
 photos = chapter.photo_attributions(config, seed=seed)
 fig, _ = chapter.plot_photo_attributions(
     photos, title=f"EfficientNet-Lite0 (ImageNet), top class: two attribution methods ({run.profile} profile)")
+
+# %%
 run.glue("dmla_photo_r_mean", float(dk.principles.attribution.fisher_z_mean(photos.correlations)))
 run.glue("dmla_photo_r_min", float(np.min(photos.correlations)))
 run.glue("dmla_photo_r_max", float(np.max(photos.correlations)))

@@ -567,8 +567,8 @@ run.finish();
 #
 # :::{solution} twitch_sentiment-ex-3
 # :class: dropdown
-# Only tied messages change, {glue:text}`twitch_tie_share:.1f` % of those with lexicon tokens on this
-# page. With `"first"` a tie that includes negative goes to negative; with `"neutral"` every tie that
+# Only tied messages change; "Reading the verdicts" above gives their share among the messages with
+# lexicon tokens. With `"first"` a tie that includes negative goes to negative; with `"neutral"` every tie that
 # includes neutral goes to neutral. So the negative count falls and the neutral count rises by the number
 # of ties that involve both. Whether Macro F1 rises depends on what the tied messages truly are: if most
 # are neutral, negative precision rises and F1 improves; since Macro F1 weighs the small negative class as
