@@ -165,6 +165,12 @@ planted.round(3)
 # for all three fields. Each seed trains with Adam until the validation MRR has not improved for
 # `patience` epochs and keeps its best epoch.
 #
+# ```{literalinclude} /src/domainknowledge/models/venue_recommender.py
+# :pyobject: VenueRecommender
+# :language: python
+# :caption: `dk.models.venue_recommender.VenueRecommender`, the network of Fig. 8.1
+# ```
+#
 # **Baselines** (Sec. 8): *random* ranks the venues in a uniformly random order and is reported by its
 # expected value; *majority* ranks them by their number of training papers; *logistic regression* reads a
 # term-frequency vector of all tokens of the three fields. The thesis' fourth baseline, the ensemble of
@@ -212,7 +218,7 @@ table_8_1 = pd.concat(tables)
 run.record("table_8_1", table_8_1.reset_index().to_dict(orient="list"))
 table_8_1.round(3)
 
-# %%
+# %% mystnb={"figure": {"caption": "Accuracy, Accuracy@5 and MRR on the test papers per method and seed (cf. Kobs (2023), Table 8.1).", "name": "fig-venue_recommender-scores"}}
 long = []
 for name, rows in per_example.items():
     for method, runs in rows.items():
@@ -226,7 +232,7 @@ grid.set_axis_labels("score on the test set", "")
 plt.show()
 
 # %% [markdown]
-# Each dot is one seed (the baselines have one). The thesis tests whether WTS is better than every
+# In {numref}`fig-venue_recommender-scores` each dot is one seed (the baselines have one). The thesis tests whether WTS is better than every
 # baseline with a Wilcoxon signed-rank test {cite}`wilcoxon1945` at the 1 % level. Here each seed is tested
 # against each baseline on the test papers, pairing the per-paper values (a hit or not, the reciprocal
 # rank); the table gives the largest $p$ over the seeds and the mean per-paper difference.
@@ -271,6 +277,20 @@ wilcoxon_table
 # these words add, given the rest of the paper", and they sum to the change from blanking that field
 # alone. The alternative, interpolating all three fields together from an all-zero input (`fields="joint"`),
 # answers "what did these words add, starting from nothing"; it is shown once below for comparison.
+#
+# Eq. (8.1) itself, in plain torch, and the per-field path the chapter runs:
+#
+# ```{literalinclude} /src/domainknowledge/principles/attribution.py
+# :pyobject: integrated_gradients_reference
+# :language: python
+# :caption: `dk.principles.attribution.integrated_gradients_reference`, Eq. 8.1 as printed
+# ```
+#
+# ```{literalinclude} /src/domainknowledge/principles/attribution.py
+# :pyobject: integrated_gradients_per_input
+# :language: python
+# :caption: `dk.principles.attribution.integrated_gradients_per_input`, Eq. 8.1 one field at a time, through captum
+# ```
 #
 # **Completeness.** Along any path the gradients integrate to the change of the output, so the exact
 # attributions sum to the output at the input minus the output at the path's start
@@ -408,11 +428,11 @@ learning.round(5)
 # score is negative in {glue:text}`venue_learning_negative:.0f` % of them; `rank_of_word` is its place
 # among the paper's distinct tokens by score (1 = the most positive).
 #
-# The figure shows the scores per paper: left, every venue's characteristic word toward its venue;
+# {numref}`fig-venue_recommender-words` shows the scores per paper: left, every venue's characteristic word toward its venue;
 # right, "learning" toward the vision venue, on its own scale (its effect is an order of magnitude
 # smaller: it shifts the balance between similar venues rather than defining one).
 
-# %%
+# %% mystnb={"figure": {"caption": "Integrated Gradients scores of each venue's characteristic word and of 'learning' toward the vision venue, one dot per test paper (Sec. 8.3 on many papers; no thesis counterpart).", "name": "fig-venue_recommender-words"}}
 fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 0.22 * max(len(word_checks), 4) + 1.4),
                                   gridspec_kw={"width_ratios": [3, 1.3]})
 if len(word_papers):
@@ -642,6 +662,112 @@ run.finish();
 # predicted probability up to the completeness gap reported above. What a page of coloured words cannot
 # do is what the thesis notes too: one explanation is one anecdote, and turning anecdotes into evidence
 # needs many papers and a known ground truth, which here only the stand-in provides.
+#
+# ## Exercises
+#
+# :::{exercise}
+# :label: venue_recommender-ex-1
+# **Predict, then run.** Two fields of the chapter's `Config` set the quadrature of Eq. (8.1):
+# `attribution_steps` ($m$, 50) and `attribution_method` (`gausslegendre`, captum's default). After the
+# cell that selects `config` add
+# `import dataclasses; config = dataclasses.replace(config, attribution_steps=5, attribution_method="riemann_right")`
+# and run the notebook at `smoke`. Predict how the completeness table changes, and whether the
+# recommender's scores in Table 8.1 change.
+# :::
+#
+# :::{solution} venue_recommender-ex-1
+# :class: dropdown
+# Table 8.1 does not change: the fields only concern the explanations, not training. The completeness
+# gap is the error of the quadrature of $\int_0^1 \partial f / \partial \mathbf{X}$ along the path. With 5
+# instead of 50 points, and a right Riemann sum (error of order $1/m$ for a smooth integrand) instead of
+# Gauss-Legendre, the gaps grow: fewer explanations stay within 5 % and the median relative gap rises.
+# The piecewise-linear network (ReLU, max-over-time pooling) makes it worse, since the integrand jumps
+# where the winning window of a filter changes, and 5 points may miss a jump or count it at the wrong
+# weight. The word checks can change too, because their scores are the same biased sums.
+# :::
+#
+# :::{exercise}
+# :label: venue_recommender-ex-2
+# **Derivation.** For a linear function $f(\mathbf{X}) = \langle \mathbf{W}, \mathbf{X} \rangle + b$, show
+# from Eq. (8.1) that Integrated Gradients is exact for every $m$: the attributions are
+# $(\mathbf{X} - \mathbf{X}_{\text{base}}) \odot \mathbf{W}$ and sum to $f(\mathbf{X}) - f(\mathbf{X}_{\text{base}})$.
+# Check it with `dk.principles.attribution.integrated_gradients_reference` on a `torch.nn.Linear` and
+# $m = 3$; then put a softmax behind the linear layer and watch the gap appear.
+# :::
+#
+# :::{solution} venue_recommender-ex-2
+# :class: dropdown
+# The gradient of a linear $f$ is $\mathbf{W}$ at every point of the path, so each of the $m$ terms of the
+# sum is $\mathbf{W}$, their mean is $\mathbf{W}$, and the attributions are
+# $(\mathbf{X} - \mathbf{X}_{\text{base}}) \odot \mathbf{W}$, whose sum is
+# $\langle \mathbf{W}, \mathbf{X} - \mathbf{X}_{\text{base}} \rangle = f(\mathbf{X}) - f(\mathbf{X}_{\text{base}})$.
+#
+# ```python
+# import torch
+# from domainknowledge.principles import attribution
+# torch.manual_seed(0)
+# linear = torch.nn.Linear(6, 3).double()
+# x = torch.randn(2, 6, dtype=torch.float64)
+# for f in (linear, lambda v: linear(v).softmax(dim=1)):
+#     a = attribution.integrated_gradients_reference(f, x, target=1, steps=3)
+#     change = (f(x) - f(torch.zeros_like(x)))[:, 1].detach()
+#     print((a.sum(dim=1) - change).abs().max())   # ~1e-16 for the linear layer; clearly larger with the softmax
+# ```
+#
+# With the softmax the gradient changes along the path and 3 steps are a coarse approximation; the gap
+# shrinks as `steps` grows.
+# :::
+#
+# :::{exercise}
+# :label: venue_recommender-ex-3
+# **Derivation.** Why does a token shown with `?` (not in the vocabulary) always get the score 0,
+# whatever the model? Show that for one explanation the token scores, summed over all fields and
+# multiplied by the embedding dimension, equal the probability change plus the gap, and check it on
+# `case_explanations[0][0]`.
+# :::
+#
+# :::{solution} venue_recommender-ex-3
+# :class: dropdown
+# An unknown token's embedding is the zero vector, and the baseline puts the same zero vector at every
+# token position (`zero_embedding_baseline`), so at that position $\mathbf{X} - \mathbf{X}_{\text{base}} = 0$
+# and Eq. (8.1) multiplies the gradient by zero. The score of a token is the mean of its $D$ attributions
+# (`token_scores`), so $D \sum_{\text{tokens}} \text{score}$ is the sum of all attributions, which
+# `integrated_gradients` defines as $f(\mathbf{X})_c - f(\mathbf{X}_{\text{base}})_c + \text{gap}$ (padding
+# contributes zero for the same reason as unknown tokens):
+#
+# ```python
+# e = case_explanations[0][0]
+# total = config.word2vec_dimension * sum(s.sum() for s in e.scores.values())
+# print(total, e.probability - e.baseline_probability + e.gap)   # equal up to float32 rounding
+# ```
+# :::
+#
+# :::{exercise}
+# :label: venue_recommender-ex-4
+# **Extension.** Explain *why venue A rather than venue B*: for the vision paper, explain its first and
+# second venues with `chapter.explain` and subtract the token scores. Why is the difference itself an
+# Integrated Gradients explanation, of which output, and what should happen to the words of the shared
+# subfield? Show the result with `tokens_html` of `domainknowledge.principles.attribution`.
+# :::
+#
+# :::{solution} venue_recommender-ex-4
+# :class: dropdown
+# ```python
+# paper = case_papers[1]
+# first_two = [int(v) for v in np.argsort(-ai_scores[paper], kind="stable")[:2]]
+# a, b = chapter.explain(model, ai_prepared, [paper, paper], first_two, config=config, device=run.device)
+# contrast = {name: a.scores[name] - b.scores[name] for name in a.scores}
+# from domainknowledge.principles import attribution
+# display(HTML(attribution.tokens_html(a.tokens["abstract"], contrast["abstract"])))
+# ```
+#
+# Eq. (8.1) is linear in $f$: the gradient of $f_A - f_B$ is the difference of the gradients, and both
+# explanations use the same path and the same quadrature weights. So the difference is exactly Integrated
+# Gradients of $f_A - f_B$, and it sums to the change of $p_A - p_B$ from the baseline (up to the
+# difference of the two gaps). Words of the subfield that both venues share push both probabilities in a
+# similar way and largely cancel; what remains are the words that separate the two venues, such as a
+# venue's specialty words, and "learning" when one of the two is the vision venue.
+# :::
 #
 # ## References
 

@@ -108,6 +108,18 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # image, and so do we (`dk.principles.attribution.dml_attribution_maps`, through captum's `NoiseTunnel`
 # {cite}`kokhlikyan2020captum`). Every model sees the same noisy copies of an image.
 #
+# ```{literalinclude} /src/domainknowledge/principles/attribution.py
+# :pyobject: dml_attribution_maps
+# :language: python
+# :caption: `dk.principles.attribution.dml_attribution_maps`, Eqs. 9.1-9.2
+# ```
+#
+# ```{literalinclude} /src/domainknowledge/principles/attribution.py
+# :pyobject: postprocess_saliency
+# :language: python
+# :caption: `dk.principles.attribution.postprocess_saliency`, the post-processing of Sec. 9.1
+# ```
+#
 # **Comparing two models.** For two models $f_{L_1}$, $f_{L_2}$ and the same $n$ images, the thesis computes
 # per image the Pearson correlation between the two maps (over pixels) and averages the $n$ correlations
 # after Fisher's transform $z = \operatorname{artanh}(r)$ {cite}`silver1987fisher`, then transforms back:
@@ -131,6 +143,12 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # and the divergence agrees with SciPy's Jensen-Shannon distance squared. The checks at the end of the page
 # repeat the units' known answer on the chapter's own code path.
 #
+# ```{literalinclude} /src/domainknowledge/principles/attribution.py
+# :pyobject: fisher_z_mean
+# :language: python
+# :caption: `dk.principles.attribution.fisher_z_mean`, the average of correlations of Sec. 9.2
+# ```
+#
 # ## Two data sets: one where the background says nothing, one where it says a lot
 #
 # The thesis compares models on the test sets of Cars196 {cite}`krause2013cars`, CUB200 {cite}`wah2011cub`
@@ -152,6 +170,8 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # and, for the products, a background that carries the class. They cannot give photographs' variety: the
 # images are 64 px, the objects are simple, and each product is a recoloured grey item.
 # :::
+#
+# {numref}`fig-dml_attribution-images` shows analysis images of both stand-ins.
 
 # %%
 run.glue("dmla_shortcut_rate", float(config.shortcut_rate))
@@ -160,6 +180,8 @@ display(Markdown("\n".join(
     f"- **{s.info.title}**: {len(s.training_images):,} training images of {s.num_classes} classes, "
     f"{len(s.analysis_images)} analysis images of {len(np.unique(s.analysis_labels))} unseen classes "
     f"({s.seconds:.0f} s)." for s in image_sets.values())))
+
+# %% mystnb={"figure": {"caption": "Analysis images of the two stand-ins, from classes not seen in training (no thesis counterpart).", "name": "fig-dml_attribution-images"}}
 shown = [(s, i) for s in image_sets.values() for i in range(min(6, len(s.analysis_images)))]
 fig, axes = dk.plots.plot_image_grid(
     np.stack([s.analysis_images[i] for s, i in shown]),
@@ -386,11 +408,13 @@ shown_tests[["first", "second", "mean", "images won", "rank_biserial", "p_value"
 # distance, {glue:text}`dmla_samples:d` samples), both post-processed as in Sec. 9.1. Where both methods light up
 # the same regions, the map is less likely an artefact of one method.
 
-# %%
+# %% mystnb={"figure": {"caption": "Integrated Gradients and SmoothGrad maps of EfficientNet-Lite0's top class on bundled photographs (no thesis counterpart).", "name": "fig-dml_attribution-photos"}}
 run.glue("dmla_ig_steps", int(config.ig_steps))
 photos = chapter.photo_attributions(config, seed=seed)
 fig, _ = chapter.plot_photo_attributions(
     photos, title=f"EfficientNet-Lite0 (ImageNet), top class: two attribution methods ({run.profile} profile)")
+
+# %%
 run.glue("dmla_photo_r_mean", float(dk.principles.attribution.fisher_z_mean(photos.correlations)))
 run.glue("dmla_photo_r_min", float(np.min(photos.correlations)))
 run.glue("dmla_photo_r_max", float(np.max(photos.correlations)))
@@ -401,7 +425,7 @@ run.record("photo_examples", {name: {"class": c, "probability": round(float(p), 
                                                        photos.correlations)})
 
 # %% [markdown]
-# Over the {glue:text}`dmla_photo_count:d` photos, the two methods' maps correlate at
+# Over the {glue:text}`dmla_photo_count:d` photos of {numref}`fig-dml_attribution-photos`, the two methods' maps correlate at
 # {glue:text}`dmla_photo_r_min:.2f` to {glue:text}`dmla_photo_r_max:.2f` (Fisher-z mean
 # {glue:text}`dmla_photo_r_mean:.2f`). Integrated Gradients' completeness gap (the sum of its attributions
 # against the change of the logit from the black image) is at most {glue:text}`dmla_photo_gap_max:.1f` % of
@@ -710,6 +734,104 @@ run.finish();
 # claims table says which of the thesis' findings these numbers carry and which they do not. Two limits bear on
 # every verdict: the models share a frozen ImageNet trunk, so they can differ only in how their heads weigh
 # the same features, and the stand-in images are small and simple. The `paper` profile removes both.
+#
+# ## Exercises
+#
+# :::{exercise}
+# :label: dml_attribution-ex-1
+# **Predict, then run.** The knob is `sigma_fraction` in the chapter's `Config` (0.15, the noise level of
+# Eq. 9.2 as a fraction of the image's range). After the cell that selects `config` add
+# `import dataclasses; config = dataclasses.replace(config, sigma_fraction=0.0)` and run the notebook at
+# `smoke`. Which equation does the map become, does the time spent on the maps change, and what should
+# happen to the correlations between the maps of different losses?
+# :::
+#
+# :::{solution} dml_attribution-ex-1
+# :class: dropdown
+# With $\sigma = 0$ every "noisy" copy is the image itself, so the mean of Eq. (9.2) is the plain saliency
+# of Eq. (9.1), whatever $l$ is. The time does not change: `dml_attribution_maps` still runs
+# `smoothgrad_samples` forward and backward passes per image. Raw gradients of ReLU networks fluctuate
+# from pixel to pixel, and these fluctuations depend on each network's weights; SmoothGrad averages them
+# out and leaves the broad regions the networks share. The mechanism therefore predicts noisier maps and
+# lower correlations between losses (and between seeds of one loss), so the tables lose contrast. With
+# three analysis images at `smoke`, single cells can move either way.
+# :::
+#
+# :::{exercise}
+# :label: dml_attribution-ex-2
+# **Derivation.** Compute the Fisher-z mean of the correlations 0.2 and 0.9 by hand and compare it with
+# their plain mean; then show that $r$ and $-r$ average to 0. Why does averaging in $z$ give the result
+# the docstring of `fisher_z_mean` promises, between the plain mean and the largest value, for positive
+# correlations? Check with `dk.principles.attribution.fisher_z_mean([0.2, 0.9])`.
+# :::
+#
+# :::{solution} dml_attribution-ex-2
+# :class: dropdown
+# $\operatorname{artanh}(0.2) = 0.2027$ and $\operatorname{artanh}(0.9) = 1.4722$, whose mean is 0.8375, and
+# $\tanh(0.8375) = 0.684$, against the plain mean 0.55. $\operatorname{artanh}$ is odd, so $r$ and $-r$
+# give $z$ values that cancel, and $\tanh(0) = 0$. On $[0, 1)$, $\operatorname{artanh}$ is convex and
+# increasing, so by Jensen's inequality the mean of the $z$ values is at least $\operatorname{artanh}$ of
+# the plain mean, and mapping back with the increasing $\tanh$ keeps the order: the result is at least
+# the plain mean. It is at most the largest value because a mean of $z$ values is at most their maximum.
+# The values near 1 are stretched most, which is why one strongly agreeing image pulls the average up.
+# :::
+#
+# :::{exercise}
+# :label: dml_attribution-ex-3
+# **Derivation.** The post-processing ends with min-max scaling, $(m - \min m) / (\max m - \min m)$. Show
+# that this step cannot change the Pearson correlation of two maps, but can change their Jensen-Shannon
+# divergence. Which of the two effects (the scaling or the shift) matters for the divergence? Check
+# with `map_correlations` and `jensen_shannon_divergence` on random maps `a`, `3 * a` and `a + 1`.
+# :::
+#
+# :::{solution} dml_attribution-ex-3
+# :class: dropdown
+# Min-max scaling is a positive affine map $m \mapsto \alpha m + \beta$ with $\alpha > 0$; Pearson's $r$
+# subtracts the mean and divides by the standard deviation, which removes both $\alpha$ and $\beta$. The
+# divergence first divides each map by its sum: a factor $\alpha$ cancels there, but the shift $\beta$
+# does not, since adding a constant to every pixel moves mass towards the uniform distribution. So
+# subtracting the minimum (making the darkest pixel exactly 0) changes the JSD:
+#
+# ```python
+# from domainknowledge.principles import attribution
+# rng = np.random.default_rng(0)
+# a, b = rng.random((2, 1, 8, 8))
+# print(attribution.map_correlations(a, b), attribution.map_correlations(3 * a + 1, b))     # equal
+# print(attribution.jensen_shannon_divergence(a, b), attribution.jensen_shannon_divergence(3 * a, b),
+#       attribution.jensen_shannon_divergence(a + 1, b))                                      # equal, equal, smaller
+# ```
+# :::
+#
+# :::{exercise}
+# :label: dml_attribution-ex-4
+# **Extension.** The share of a map on the object ignores *how* the attribution is spread inside the
+# object. Treat each object mask as a map and compute, per data set and loss, the Fisher-z mean of the
+# correlations between the mask and the loss's maps (first seed). What do you expect on the products,
+# whose backgrounds identify the class, compared with the cars?
+# :::
+#
+# :::{solution} dml_attribution-ex-4
+# :class: dropdown
+# ```python
+# from domainknowledge.principles import attribution
+# rows = {}
+# for key, result in results.items():
+#     masks = image_sets[key].analysis_masks
+#     if masks is None:
+#         continue
+#     rows[image_sets[key].info.title] = {
+#         loss: attribution.fisher_z_mean(attribution.map_correlations(masks.astype(float), result.maps[(loss, seeds[0])]))
+#         for loss in config.losses}
+# pd.DataFrame(rows).T.round(2)
+# ```
+#
+# A map whose attribution lies on the object and is even across it correlates with the mask near 1; a
+# map that also lights up the background, or only the object's edges, correlates less. On the products a
+# model can use the background as a shortcut to the class, so the trained losses that learned the
+# shortcut are expected to correlate less with the mask than on the cars, where the background carries
+# no class information. The frozen trunk's features respond to edges and textures anywhere in the image,
+# which bounds how far any head can move the maps.
+# :::
 #
 # ## Data layout for the `paper` profile
 #

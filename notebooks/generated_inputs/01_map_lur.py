@@ -89,6 +89,8 @@ sizes = ", ".join(f"{len(task.no2[s]):,} {s}" for s in ("train", "validation", "
 kind = "a synthetic stand-in, not the thesis' data" if task.is_stand_in else "the thesis' data"
 display(Markdown(f"**Tiles ({kind}):** {task.description}; {sizes} tiles. NO2 over the training tiles: "
                  f"mean {task.no2['train'].mean():.1f}, sd {task.no2['train'].std():.1f} ug/m3."))
+
+# %% mystnb={"figure": {"caption": "Training tiles of the map stand-in with their NO2 values (no thesis counterpart).", "name": "fig-map_lur-tiles"}}
 shown = np.arange(16)
 fig, _ = dk.plots.plot_image_grid(task.images["train"][shown].permute(0, 2, 3, 1).numpy(),
                                   [f"{v:.0f} ug/m3" for v in task.no2["train"][shown]], columns=8,
@@ -97,7 +99,8 @@ fig, _ = dk.plots.plot_image_grid(task.images["train"][shown].permute(0, 2, 3, 1
 # %% [markdown]
 # :::{admonition} Stand-in data at the `smoke` and `cpu` profiles
 # :class: warning
-# Neither the LAEI grid nor the OSM renders are available offline. The tiles above are drawn by
+# Neither the LAEI grid nor the OSM renders are available offline. The tiles above
+# ({numref}`fig-map_lur-tiles`) are drawn by
 # `dk.data.synthetic.map_tiles`, seeded: one to six land-use areas (Voronoi cells of industrial,
 # residential, commercial, park, forest, water or OSM's plain "neutral" land), building footprints in
 # built-up areas, and zero to three straight roads (motorway, trunk, primary, secondary, residential
@@ -171,6 +174,12 @@ else:
 # R^2 = 1 - \frac{\sum_i (y_i - \hat{y}_i)^2}{\sum_i (y_i - \bar{y})^2}, \qquad
 # \text{RMSE} = \sqrt{\tfrac{1}{N} \textstyle\sum_i (y_i - \hat{y}_i)^2} .
 # $$
+#
+# ```{literalinclude} /src/domainknowledge/models/maplur.py
+# :pyobject: MapLUR
+# :language: python
+# :caption: `dk.models.maplur.MapLUR`, the network of Sec. 6 (Fig. 6.1)
+# ```
 
 # %%
 seeds = chapter.run_seeds(seed, config.runs)
@@ -236,8 +245,15 @@ if task.truth is not None:
 # changes, drawn by the same renderer as the training tiles (`map_tiles.entity_probe_scenes`,
 # `width_probe_scenes`, `distance_probe_scenes`). Every trained run sees every probe; the figures show
 # the mean over runs with the range, and on the stand-in the hidden function's value for the same tile.
+# {numref}`fig-map_lur-probes` shows examples of each family. Every probe goes through one function:
+#
+# ```{literalinclude} /src/domainknowledge/chapters/map_lur.py
+# :pyobject: predict_scenes
+# :language: python
+# :caption: `dk.chapters.map_lur.predict_scenes`, the generated-input analysis of Sec. 6.1
+# ```
 
-# %%
+# %% mystnb={"figure": {"caption": "Generated probe tiles for the entity, width and distance analyses (inputs of Kobs (2023), Table 6.2 and Figs. 6.2-6.3).", "name": "fig-map_lur-probes"}}
 probe_examples = (
     [map_tiles.uniform_scene("park"), map_tiles.uniform_scene("park", "trunk"), map_tiles.uniform_scene("commercial", "motorway")]
     + map_tiles.width_probe_scenes([4, 12, 24])
@@ -271,9 +287,9 @@ display(chapter.THESIS_TABLE_6_2.style.format("{:.2f}", na_rep="-"))
 # raises the estimate on every land use, by an amount that depends on the land use.
 #
 # The interaction is in the *overlay effect*: how much a road adds on each land use. Bars are the mean
-# over runs, whiskers the standard deviation, diamonds the hidden truth.
+# over runs, whiskers the standard deviation, diamonds the hidden truth ({numref}`fig-map_lur-overlay`).
 
-# %%
+# %% mystnb={"figure": {"caption": "What a trunk road or a motorway adds to each land use, MapLUR against the hidden truth (cf. Kobs (2023), Table 6.2).", "name": "fig-map_lur-overlay"}}
 effects = {road: chapter.overlay_effects(entities, road) for road in ("trunk", "motorway")}
 fig, ax = plt.subplots(figsize=(7.5, 3.2))
 positions = np.arange(len(map_tiles.LAND_USES))
@@ -301,12 +317,14 @@ if "truth" in entities:
 # ### Area: the road's width (Fig. 6.2)
 #
 # A trunk road runs through the centre of a neutral tile, vertically or horizontally; its width grows
-# pixel by pixel, and so does its area.
+# pixel by pixel, and so does its area ({numref}`fig-map_lur-width`).
 
-# %%
+# %% mystnb={"figure": {"caption": "MapLUR's estimate against the width of a trunk road through the centre (cf. Kobs (2023), Fig. 6.2).", "name": "fig-map_lur-width"}}
 widths = chapter.width_sweep(maplur.models, config.image_size, config.width_step_px, task.function)
 width_fits = chapter.sweep_fits(widths, "width_px")
 fig, _ = chapter.plot_sweep(widths, "width_px", title="estimate against the trunk road's width")
+
+# %%
 width_fits.round(3)
 
 # %% [markdown]
@@ -318,18 +336,27 @@ width_fits.round(3)
 # ### Distance: where the road lies (Fig. 6.3)
 #
 # A trunk road of its standard width moves away from the centre pixel by pixel, up to the tile's edge.
-# The dotted and dash-dotted lines are a line and a parabola fitted to the mean vertical curve.
+# In {numref}`fig-map_lur-distance` the dotted and dash-dotted lines are a line and a parabola fitted to the mean
+# vertical curve.
 
-# %%
+# %% mystnb={"figure": {"caption": "MapLUR's estimate against the distance of a trunk road from the centre, with linear and quadratic fits (cf. Kobs (2023), Fig. 6.3).", "name": "fig-map_lur-distance"}}
 distances = chapter.distance_sweep(maplur.models, config.image_size, config.distance_step_px, task.function)
 distance_fits = chapter.sweep_fits(distances, "distance_px")
 fig, _ = chapter.plot_sweep(distances, "distance_px", fits=True, title="estimate against the trunk road's distance")
+
+# %%
 distance_fits.drop(columns="log_r2").round(3)
 
 # %% [markdown]
 # A parabola has one parameter more than a line and always fits at least as well, so "the quadratic fit
 # is better" is tested with the F-test of the squared term: `p_squared_term` below 0.05 means the
 # curvature is larger than one more parameter explains by chance.
+#
+# ```{literalinclude} /src/domainknowledge/chapters/map_lur.py
+# :pyobject: curve_fits
+# :language: python
+# :caption: `dk.chapters.map_lur.curve_fits`, the fits of Sec. 6.1.2
+# ```
 
 # %%
 if task.function is not None:
@@ -685,6 +712,103 @@ display(Markdown("\n".join(f"- **{c.id}**: {readings.get(c.id, 'see the measured
 # inputs, here a map renderer, can measure a trained model's response to one property at a time, and a
 # non-linear response found this way is a hint for the features of a simpler model, as the thesis
 # suggests for LUR.
+#
+# ## Exercises
+#
+# :::{exercise}
+# :label: map_lur-ex-1
+# **Derivation.** Compute by hand the number of trainable parameters of MapLUR at the thesis' 224 px and
+# at the 64 px of the `smoke` and `cpu` profiles (3 input channels, 15 blocks of 16 filters, batch
+# normalisation, pooling after blocks 1, 3, 5, 7, 10, 13, a hidden layer of 128 units). Where does the
+# difference sit? Check with `chapter.parameter_count(chapter.CONFIGS["paper"])` and
+# `chapter.parameter_count(config)`, and explain why `image_size=32` is rejected by the `Config`.
+# :::
+#
+# :::{solution} map_lur-ex-1
+# :class: dropdown
+# The convolutions have no bias: $3 \cdot 16 \cdot 9 = 432$ weights in block 1 and $16 \cdot 16 \cdot 9 = 2{,}304$
+# in each of the 14 others, $32{,}688$ in all; batch normalisation adds a scale and a shift per channel,
+# $15 \cdot 32 = 480$. The convolutions keep the map's size and each pooling halves it (floor, see
+# `final_map_size`): $224 \to 112 \to 56 \to 28 \to 14 \to 7 \to 3$, but $64 \to 32 \to \dots \to 1$.
+# The head's first layer therefore has $16 \cdot 3^2 \cdot 128 + 128 = 18{,}560$ parameters at 224 px
+# and $16 \cdot 128 + 128 = 2{,}176$ at 64 px, the output neuron $129$. Totals: $51{,}857$ and $35{,}473$;
+# the whole difference is in the head. At 32 px the sixth pooling would leave a map of side
+# $32 / 2^6 < 1$, so `Config` (and `MapLUR`) refuse it.
+# :::
+#
+# :::{exercise}
+# :label: map_lur-ex-2
+# **Derivation.** In the stand-in's hidden function, a road of width $w$ whose centre line lies at
+# distance $d$ from the centre has, in one dimension, the exposure
+# $T(d) \propto \Phi\bigl((d + w/2)/\sigma\bigr) - \Phi\bigl((d - w/2)/\sigma\bigr)$ with the standard normal
+# CDF $\Phi$. Show that $T$ has zero slope at $d = 0$ and, for a narrow road, falls most steeply near
+# $d = \sigma$. What does that predict for the linear and quadratic fits of the truth's distance curve,
+# and why does the road term $R(1 - e^{-T/\tau})$ not change where the curve is flat?
+# :::
+#
+# :::{solution} map_lur-ex-2
+# :class: dropdown
+# $T'(d) \propto \varphi\bigl((d + w/2)/\sigma\bigr) - \varphi\bigl((d - w/2)/\sigma\bigr)$, which is zero at
+# $d = 0$ because the density $\varphi$ is even. For small $w$, $T(d) \approx (w/\sigma)\,\varphi(d/\sigma)$, whose
+# slope $-(w d/\sigma^3)\,\varphi(d/\sigma)$ is largest in magnitude where the second derivative
+# $\varphi''(x) = (x^2 - 1)\varphi(x)$ vanishes, at $d = \sigma$ (15 m in `NO2Function`). The curve is a bell:
+# flat near the centre, steepest at $\sigma$, flattening again towards the edge. A line cannot follow the
+# flat top, so the quadratic fit wins and the squared term's F-test has a small $p$, which is what
+# `curve_fits` tests in the truth's rows. The road term is a monotone function of $T$, and
+# $\frac{d}{dd} f(T(d)) = f'(T)\,T'(d)$ is zero wherever $T'$ is: saturation reshapes the bell's height,
+# not where it is flat.
+# :::
+#
+# :::{exercise}
+# :label: map_lur-ex-3
+# **Predict, then run.** Make the hidden road term nearly linear: replace the task line by
+# `task = chapter.load_task(config, seed=seed, data_root=run.data_root, function=map_tiles.NO2Function(saturation=30.0, road_scale=4000.0))`
+# and run the notebook at `smoke`. The ratio $R/\tau$, the slope of the road term at $T = 0$, is the same
+# as by default. Predict the truth's row of the width fits (line or logarithm?) and the verdict of the
+# claim `width-response-logarithmic` for the network.
+# :::
+#
+# :::{solution} map_lur-ex-3
+# :class: dropdown
+# The exposure of a road through the centre stays around 1 or below on these tiles, so with $\tau = 30$,
+# $1 - e^{-T/\tau} \approx T/\tau$ and the road term is about $(R/\tau)\,T$: the saturation is gone. The only
+# concavity left is in $T$ itself, since widening the road adds pixels further from the centre, whose
+# Gaussian weights are smaller. So the truth's width curve becomes close to a line and rises far higher
+# than the default's (more than 100 ug/m3 above the background for the widest road instead of about 30):
+# on the smoke grid its linear R2 exceeds its log R2 (computed on the truth alone: about 0.99 against
+# 0.88). A network that learns the truth should follow, so `width-response-logarithmic` is expected to
+# fail, now because the stand-in lacks the property; at `smoke`, two short runs may not learn either shape
+# well.
+# :::
+#
+# :::{exercise}
+# :label: map_lur-ex-4
+# **Extension.** Add a probe the thesis did not run: two parallel trunk roads at $\pm d$ from the centre,
+# against one road at $+d$. Build the scenes with `map_tiles.Scene` and `map_tiles.Road` (a vertical road
+# has `angle=0.0`; `offset` is the signed distance in metres), score them with
+# `chapter.predict_scenes(maplur.models, scenes, config.image_size, task.function)`, and compare what the
+# second road adds with what the first one adds. What does the hidden function predict?
+# :::
+#
+# :::{solution} map_lur-ex-4
+# :class: dropdown
+# ```python
+# width = map_tiles.ROAD_WIDTH_M["trunk"]
+# offsets = [8.0, 12.0, 16.0, 20.0]                 # >= width / 2 = 6.5 m: the two roads do not overlap
+# empty = [map_tiles.Scene()]
+# one = [map_tiles.Scene(roads=(map_tiles.Road("trunk", 0.0, d, width),)) for d in offsets]
+# two = [map_tiles.Scene(roads=(map_tiles.Road("trunk", 0.0, d, width), map_tiles.Road("trunk", 0.0, -d, width)))
+#        for d in offsets]
+# estimates, truth, _ = chapter.predict_scenes(maplur.models, empty + one + two, config.image_size, task.function)
+# base, first, second = truth[0], truth[1:5] - truth[0], truth[5:] - truth[1:5]
+# ```
+#
+# The Gaussian weights are symmetric, so both roads add the same exposure $T_1$ (as long as they do not
+# overlap). Ignoring the small change of the land-use shares, the road term $R(1 - e^{-T/\tau})$ is concave, so the second road adds
+# $R\,e^{-T_1/\tau}(1 - e^{-T_1/\tau})$, less than the first one's $R(1 - e^{-T_1/\tau})$ by the factor
+# $e^{-T_1/\tau}$: the closer the roads are to the centre, the larger $T_1$ and the smaller the second
+# road's share. The same rows of `estimates` (mean over runs) say whether MapLUR learned this saturation.
+# :::
 #
 # ## References
 

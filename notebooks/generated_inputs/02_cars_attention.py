@@ -102,11 +102,11 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # with its own proportions (length, height, roof, wheels, belt line; eight variants per body type at
 # `cpu`, so 48 classes). Its pictures are photo-like: a sky gradient above a textured ground (bundled
 # photographs of grass, gravel or brick, tinted) whose horizon follows the camera, random buildings and
-# trees, continuous rotations, a camera mostly at eye level, a sun mostly high, random scale and position.
+# trees ({numref}`fig-cars_attention-training`), continuous rotations, a camera mostly at eye level, a sun mostly high, random scale and position.
 # Like Ferraris that are often red, half of a model's cars wear its favourite paint hue. The six canonical
 # analysis models are not among the training classes, as the thesis' rendered cars are not Cars196 cars.
 #
-# The first figure shows one property per row, changed from a fixed car while all others stay put
+# {numref}`fig-cars_attention-sweeps` shows one property per row, changed from a fixed car while all others stay put
 # (Fig. 7.3 shows random samples; a sweep shows what each property does).
 
 # %%
@@ -115,13 +115,15 @@ display(Markdown(
     f"Rendered {len(renders.training):,} training cars ({renders.num_classes} classes, photo-like) and "
     f"{len(renders.analysis):,} analysis cars (solid backgrounds), {config.image_size} x {config.image_size} px, "
     f"in {renders.seconds:.0f} s."))
+
+# %% mystnb={"figure": {"caption": "The eleven properties of Table 7.2, one per row, changed from a fixed car (cf. Kobs (2023), Fig. 7.3, which shows random samples).", "name": "fig-cars_attention-sweeps"}}
 base = {"model": "sedan", "rotation": 45, "car_hue": 0.0, "car_saturation": 1.5, "car_value": 1.5,
         "background_hue": 0.6, "background_saturation": 0.75, "background_value": 1.5, "camera_height": 1.5,
         "sun_elevation": 45, "sun_rotation": 135}
 fig, _ = chapter.plot_property_sweeps(base, image_size=config.image_size,
                                       title="Each row changes one property of the same car (analysis renderer)")
 
-# %%
+# %% mystnb={"figure": {"caption": "Training renders of the Cars196 stand-in, one class per car model (no thesis counterpart).", "name": "fig-cars_attention-training"}}
 order = np.argsort(renders.training.labels[:48], kind="stable")[:16]
 fig, _ = dk.plots.plot_image_grid(
     renders.training.images[order],
@@ -214,6 +216,18 @@ pd.DataFrame([{"loss": spec.title, "family": spec.family, "distance d_L": spec.d
 # $p$ as a share of all $n$ images; we count the $n - 1$ candidates a query can retrieve, which changes
 # nothing at the thesis' size and keeps the known answers exact at ours.
 #
+# ```{literalinclude} /src/domainknowledge/metrics.py
+# :pyobject: _per_query
+# :language: python
+# :caption: `dk.metrics._per_query`, the per-query terms of Eqs. 7.2 and 7.3 (and of MAP@R)
+# ```
+#
+# ```{literalinclude} /src/domainknowledge/metrics.py
+# :pyobject: property_nr_precision
+# :language: python
+# :caption: `dk.metrics.property_nr_precision`, Eq. 7.3 for every property of an analysis set
+# ```
+#
 # Two known answers check the implementation (`dk.metrics.normalized_r_precision`) on this page's
 # analysis set. An embedding that *is* the car model (one-hot) retrieves only same-model cars, so
 # R-Prec = 1 and every query scores $\sqrt{R_{k,q}(1 - p_{k,q}) / p_{k,q}}$: NR-Prec
@@ -294,9 +308,9 @@ run.record("map_at_r_model", model_map.to_dict())
 # threshold for this size ({glue:text}`cars_threshold:.3f`, the thesis' 2.576 scaled from 100,000 renders;
 # see above) are grey and italic. The thesis' values are about
 # {glue:text}`cars_size_factor:.0f` times larger for its 100,000 renders; compare orders and differences,
-# not sizes.
+# not sizes ({numref}`fig-cars_attention-nr-precision`).
 
-# %%
+# %% mystnb={"figure": {"caption": "NR-Prec per loss and property, mean over seeds (cf. Kobs (2023), Table 7.3).", "name": "fig-cars_attention-nr-precision"}}
 run.glue("cars_runs", int(config.runs))
 run.record("nr_precision_mean", means.round(3).to_dict())
 fig, _ = chapter.plot_nr_precision_heatmap(
@@ -343,10 +357,10 @@ agreement.rename(index=lambda name: LOSSES[name].title).style.format({"spearman_
 # ## Fig. 7.2: the embeddings, coloured by property
 #
 # A t-SNE {cite}`vandermaaten2008tsne` of {glue:text}`cars_tsne_points:d` embeddings of the Contrastive
-# model (first seed), as in Fig. 7.2, once per property: a property the model attends to forms clusters
+# model (first seed), as in Fig. 7.2, once per property ({numref}`fig-cars_attention-tsne`): a property the model attends to forms clusters
 # or smooth gradients of colour; one it ignores is salt and pepper.
 
-# %%
+# %% mystnb={"figure": {"caption": "t-SNE of the embeddings of one model, coloured by each property (cf. Kobs (2023), Fig. 7.2).", "name": "fig-cars_attention-tsne"}}
 tsne_loss = "contrastive" if "contrastive" in config.losses else config.losses[0]
 chosen, coordinates = chapter.tsne_embedding(trained.embeddings[(tsne_loss, seeds[0])], config.tsne_points, seed=seed)
 run.glue("cars_tsne_points", int(len(chosen)))
@@ -615,6 +629,93 @@ run.finish();
 # for this profile. Two limits of this page bear on those verdicts: its models are frozen ImageNet
 # features with a trained head, so a loss can only reweigh features it did not learn, and its renders are
 # procedural, so colour and camera height change fewer pixels, and in simpler ways, than in photographs.
+#
+# ## Exercises
+#
+# :::{exercise}
+# :label: cars_attention-ex-1
+# **Derivation.** An embedding that is the car model itself (one-hot) retrieves only same-model cars. Show
+# that each query then scores $\sqrt{R_{k,q}(1 - p_{k,q}) / p_{k,q}} = \sqrt{n - 1 - R_{k,q}}$ in Eq. (7.3).
+# With six equally frequent car models, what is the perfect NR-Prec at $n = 1{,}600$ (`cpu`) and at the
+# thesis' $n = 100{,}000$? Compare with the known answer printed above and with the size factor in the
+# text.
+# :::
+#
+# :::{solution} cars_attention-ex-1
+# :class: dropdown
+# All $R$ neighbours are hits, so the numerator is $R - Rp = R(1-p)$ and the z-score is
+# $R(1-p) / \sqrt{Rp(1-p)} = \sqrt{R(1-p)/p}$. With $p = R/(n-1)$, $R/p = n - 1$, so the score is
+# $\sqrt{(n-1)(1-p)} = \sqrt{n - 1 - R}$. With six equal models $R \approx n/6$, so the score is about
+# $\sqrt{5n/6}$: about 36.5 at $n = 1{,}600$ and about 289 at $n = 100{,}000$. It grows like $\sqrt{n}$,
+# which is the factor $\sqrt{100{,}000 / n}$ the text uses to compare this page's values with the
+# thesis'. On the analysis set the six models are drawn at random, so $R$ varies a little between models
+# and the page averages the exact per-query formula.
+# :::
+#
+# :::{exercise}
+# :label: cars_attention-ex-2
+# **Derivation.** The thesis prints $\sigma_{k,q} = R_{k,q}\,p_{k,q}(1 - p_{k,q})$ without the square root.
+# With that formula, what would the perfect embedding of the previous exercise score, for a property with
+# six and for one with two equally frequent values, and how does it depend on $n$? What would the
+# threshold 2.576 mean then? Find the line of `_per_query` that makes the difference.
+# :::
+#
+# :::{solution} cars_attention-ex-2
+# :class: dropdown
+# Each query would score $R(1-p) / (Rp(1-p)) = 1/p = (n-1)/R$: about 6 for six values and about 2 for two,
+# whatever $n$. Under random embeddings the numerator has standard deviation $\sqrt{Rp(1-p)}$, so the
+# printed version divides by the square of that, and its spread is $1/\sqrt{Rp(1-p)}$ instead of 1; it is
+# no z-score, and 2.576 is no 1 % threshold for it (a perfectly clustered two-valued property would not
+# even pass it). The line `sigma = np.sqrt(counts * p * (1 - p))` takes the square root.
+# :::
+#
+# :::{exercise}
+# :label: cars_attention-ex-3
+# **Predict, then run.** The knob is `epochs` of the `embedding` field of the chapter's `Config` (2 at
+# `smoke`). After the cell that selects `config` add
+# `import dataclasses; config = dataclasses.replace(config, embedding=dataclasses.replace(config.embedding, epochs=8))`
+# and run the notebook at `smoke`. Predict, before running, what happens to the row "None" of
+# Table 7.3, and to the car model's NR-Prec and MAP@R of the trained losses.
+# :::
+#
+# :::{solution} cars_attention-ex-3
+# :class: dropdown
+# The "None" model is never trained: its head is random and depends on the seed only, so its row does not
+# change at all. The trained losses see four times as many batches; each loss pulls same-model training
+# cars together, so the car model's MAP@R and NR-Prec should rise, up to the limit set by the frozen
+# trunk's features and by the fact that the analysis models are classes the losses never saw. Properties
+# that the losses do not reward (background, sun) can fall as the head reweighs the features towards the
+# car, which is the direction the summary describes. With one seed at `smoke`, differences between
+# losses are within seed noise.
+# :::
+#
+# :::{exercise}
+# :label: cars_attention-ex-4
+# **Extension.** NR-Prec is a mean of per-query z-scores, so it can be split by property value. For the
+# first seed of the Contrastive model, compute the mean z-score of the rotation for each of its eight
+# values with `dk.metrics.neighbour_order` and `dk.metrics.normalized_r_precision(..., per_query=True)`.
+# Check that the count-weighted mean of the eight values gives back the table's entry, and look for mirror
+# views (0 and 180 degrees are the two side views).
+# :::
+#
+# :::{solution} cars_attention-ex-4
+# :class: dropdown
+# ```python
+# embeddings = trained.embeddings[("contrastive", seeds[0])]
+# order = dk.metrics.neighbour_order(embeddings, LOSSES["contrastive"].distance)
+# rotation = analysis_properties["rotation"].astype(str).to_numpy()
+# z = pd.Series(dk.metrics.normalized_r_precision(rotation, order, per_query=True), index=rotation)
+# per_value = z.groupby(level=0).agg(["mean", "count"])
+# print(per_value)
+# print((per_value["mean"] * per_value["count"]).sum() / per_value["count"].sum(), table.loc[("contrastive", seeds[0]), "rotation"])
+# ```
+#
+# The two numbers agree, because the table's NR-Prec is the plain mean over queries (every rotation value
+# has other cars with the same value, so no query is skipped). A rotation whose cars are often retrieved
+# together with those of another rotation, such as the mirror side views 0 and 180 degrees, which share
+# a silhouette up to a left-right flip, scores lower than one with a view of its own: its neighbours
+# count as misses under Eq. (7.2) although the embedding may well encode the view.
+# :::
 #
 # ## References
 

@@ -108,7 +108,7 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # photographic habits with the training split.
 # :::
 #
-# The first row shows views of one training product at the weakest and at the strongest shortcut rate of
+# In {numref}`fig-bgaugment-views` the first row shows views of one training product at the weakest and at the strongest shortcut rate of
 # the table; the next two rows the same views as BGAugment sees them in two epochs; the last row a test
 # product, clean and corrupted. Objects cover on average {glue:text}`bg_mask_share:.0f` % of an image.
 
@@ -132,7 +132,7 @@ display(Markdown(
     f"{len(strong.test):,} test images of {config.test_products} other products, {config.image_size} px; "
     f"banks A and B of {len(strong.augment_bank)} backgrounds each."))
 
-# %%
+# %% mystnb={"figure": {"caption": "One product's views at a weak and a strong shortcut rate, BGAugment's versions of them, and a test product clean and corrupted (cf. the illustration of Kobs (2023), Fig. 11.2).", "name": "fig-bgaugment-views"}}
 product = strong.train.labels[0]
 views = np.flatnonzero(strong.train.labels == product)[:4]
 augmented = chapter.augmented_training_images(strong, 2, seed=seed)
@@ -163,6 +163,12 @@ fig, _ = dk.plots.plot_image_grid(grid, labels, columns=8,
 # set. The corruption is drawn {glue:text}`bg_repeats:d` times; the tables give the mean and the standard
 # deviation over those copies, the same copies for every model.
 #
+# ```{literalinclude} /src/domainknowledge/data/synthetic/products.py
+# :pyobject: replace_background
+# :language: python
+# :caption: `dk.data.synthetic.products.replace_background`, Eq. 11.1
+# ```
+#
 # **BGAugment** applies Eq. 11.1 in training, with backgrounds from bank A (disjoint from bank B): every
 # training image gets a new random background in every epoch, so a background no longer says which product
 # an image shows. Nothing else changes: the loss, the network, the schedule and the hyper-parameters are
@@ -176,6 +182,12 @@ fig, _ = dk.plots.plot_image_grid(grid, labels, columns=8,
 # `dk.metric_learning.train_embedding_model`). Each run sees exactly what a per-batch replacement with
 # those draws would give it; what is shared is the draws, across losses and seeds. At `paper` the
 # backbone is fine-tuned, and the replacement runs on every batch instead (a `batch_transform`).
+#
+# ```{literalinclude} /src/domainknowledge/chapters/bgaugment.py
+# :pyobject: augmented_training_images
+# :language: python
+# :caption: `dk.chapters.bgaugment.augmented_training_images`, BGAugment's draws (Sec. 11.1.2)
+# ```
 #
 # ## Training
 #
@@ -269,10 +281,10 @@ run.glue("bg_strong_clean", float(100 * strong_vanilla["clean"].mean()));
 #
 # The thesis explains its three data sets by how often a class's images share a background: rarely in
 # Cars196, more in CUB200 (birds in their habitat), almost always in SOP. The stand-in lets us set that
-# share directly. The figure shows {glue:text}`bg_sweep_loss`'s MAP@R against rho, clean (solid) and
+# share directly. {numref}`fig-bgaugment-sweep` shows {glue:text}`bg_sweep_loss`'s MAP@R against rho, clean (solid) and
 # corrupted (dashed), vanilla and BGAugment, with the seed standard deviation as a band.
 
-# %%
+# %% mystnb={"figure": {"caption": "MAP@R on the clean and the corrupted test set against the shortcut rate rho, vanilla and BGAugment (no thesis counterpart).", "name": "fig-bgaugment-sweep"}}
 sweep_rates = {chapter.setting_name(rate): rate for rate in all_rates}
 fig, _ = chapter.plot_rate_sweep(summary, sweep_rates, loss_name=config.sweep_loss,
                                  title=f"{LOSSES[config.sweep_loss].title}, stand-in ({run.profile} profile)")
@@ -298,13 +310,13 @@ run.record("sweep", {"vanilla": sweep.round(4).to_dict(), "bgaugment": sweep_bg.
 #
 # ## Fig. 11.1: the same product on another background
 #
-# A query from the strongest setting and its nearest test images (green frame: the same product), once as
+# {numref}`fig-bgaugment-retrieval` shows a query from the strongest setting and its nearest test images (green frame: the same product), once as
 # photographed and once with its background replaced by a bank-B background, for the vanilla and the
 # BGAugment model of {glue:text}`bg_retrieval_loss` (first seed). The query is the one of the first 64
 # test images whose neighbours change most under the vanilla model, chosen to show the effect; the tables
 # above give the averages.
 
-# %%
+# %% mystnb={"figure": {"caption": "Nearest test images of one query, as photographed and with its background swapped, for the vanilla and the BGAugment model (cf. Kobs (2023), Fig. 11.1).", "name": "fig-bgaugment-retrieval"}}
 retrieval_loss = "contrastive" if "contrastive" in config.losses else config.losses[0]
 run.glue("bg_retrieval_loss", LOSSES[retrieval_loss].title)
 strong_result = results[strong.name]
@@ -362,6 +374,12 @@ fig, _ = chapter.plot_retrieval(lines, title=f"Nearest test images, {titles[stro
 # map {glue:text}`bg_known_zero:.2f`, and the inverted mask {glue:text}`bg_known_inverse:.2f` against
 # $-f/(1-f)$ = {glue:text}`bg_known_inverse_expected:.2f` (mean over the test images).
 #
+# ```{literalinclude} /src/domainknowledge/principles/masking.py
+# :pyobject: foreground_score
+# :language: python
+# :caption: `dk.principles.masking.foreground_score`, Eq. 11.4 (with `foreground_share` and `attribution_share`, Eqs. 11.2-11.3)
+# ```
+#
 # Table 11.2's analogue: the mean and standard deviation over {glue:text}`bg_attribution_images:d` test
 # images (one per product) of the score, for the first seed's model of each loss and method,
 # {glue:text}`bg_attribution_samples:d` SmoothGrad samples per map.
@@ -406,11 +424,11 @@ paired.rename(index=lambda name: titles.get(name, name)).style.format(
 # %% [markdown]
 # ## Fig. 11.3: attribution maps with and without BGAugment
 #
-# Test images of the strongest setting (white outline: the mask), and the attribution maps of the
+# {numref}`fig-bgaugment-maps`: test images of the strongest setting (white outline: the mask), and the attribution maps of the
 # {glue:text}`bg_figure_loss` model trained without and with BGAugment (brighter: more attribution), each
 # with its foreground score.
 
-# %%
+# %% mystnb={"figure": {"caption": "Attribution maps of test images without and with BGAugment, each with its foreground score (cf. Kobs (2023), Fig. 11.3).", "name": "fig-bgaugment-maps"}}
 figure_loss = "normalized_softmax" if "normalized_softmax" in config.losses else config.losses[-1]
 run.glue("bg_figure_loss", LOSSES[figure_loss].title)
 maps = attribution_maps[strong.name]
@@ -729,6 +747,94 @@ run.finish();
 # page is the network: a frozen ImageNet trunk with a trained head recognises the small, coloured items
 # only moderately, so the MAP@R that any model can reach from the object alone is low, and that ceiling,
 # not BGAugment, bounds how much of a shortcut-inflated clean score can be won back on corrupted images.
+#
+# ## Exercises
+#
+# :::{exercise}
+# :label: bgaugment-ex-1
+# **Derivation.** From Eqs. (11.2)-(11.4), show that the foreground score is 1 for the map
+# $\mathbf{A} = \mathbf{M}$, 0 for a uniform map, and $-f/(1-f)$ for $\mathbf{A} = \mathbf{1} - \mathbf{M}$
+# (binary masks), and that multiplying a map by a positive constant does not change it. Check on a small
+# mask with `masking.foreground_score`.
+# :::
+#
+# :::{solution} bgaugment-ex-1
+# :class: dropdown
+# For $\mathbf{A} = \mathbf{M}$ with a binary mask, $\sum \mathbf{M} \odot \mathbf{M} = \sum \mathbf{M}$, so
+# $a = 1$ and the score is $(1 - f)/(1 - f) = 1$. For a uniform map $a = \sum \mathbf{M} / (wh) = f$, so the
+# score is 0. For $\mathbf{A} = \mathbf{1} - \mathbf{M}$, $\mathbf{M} \odot (\mathbf{1} - \mathbf{M}) = 0$, so
+# $a = 0$ and the score is $-f/(1-f)$. A constant factor cancels in the ratio of Eq. (11.3).
+#
+# ```python
+# mask = np.zeros((1, 4, 4)); mask[0, :2, :2] = 1                      # f = 1/4
+# for a in (mask, np.ones_like(mask), 1 - mask, 7 * mask):
+#     print(masking.foreground_score(mask, a))                          # 1, 0, -1/3, 1
+# ```
+# :::
+#
+# :::{exercise}
+# :label: bgaugment-ex-2
+# **Predict, then run.** The knob is the shortcut rate: `table_rates` and `sweep_rates` in the chapter's
+# `Config`. After the cell that selects `config` add
+# `import dataclasses; config = dataclasses.replace(config, table_rates=(0.0, 0.9), sweep_rates=(0.0, 0.9))`
+# and run the notebook at `smoke`. At $\rho = 0$, what should the vanilla model's drop from clean to
+# corrupted MAP@R be, and what should BGAugment change? Why is the drop not expected to be exactly zero?
+# :::
+#
+# :::{solution} bgaugment-ex-2
+# :class: dropdown
+# At $\rho = 0$ every view shows a random scene background, so the background carries no information
+# about the product and a model gains nothing from learning it: the mechanism predicts a small vanilla
+# drop, and BGAugment, which only removes a shortcut that is not there, should change clean and corrupted
+# MAP@R by no more than seed noise. The drop is still not zero, because the corrupted test set puts the
+# objects on bank-B backgrounds, photos and pattern families the model never saw in training, and an
+# embedding computed from the whole image (a frozen ImageNet trunk pooled over 2 x 2 cells) changes with
+# the background even when the background does not identify the class.
+# :::
+#
+# :::{exercise}
+# :label: bgaugment-ex-3
+# **Predict, then run.** Set `corruption_repeats` from 2 to 5 at `smoke`
+# (`import dataclasses; config = dataclasses.replace(config, corruption_repeats=5)`). Which numbers of Table 11.1 can change,
+# which cannot, and is the figure of the retrieval example affected?
+# :::
+#
+# :::{solution} bgaugment-ex-3
+# :class: dropdown
+# `corruption_repeats` is used only by `corrupted_test_images`, which draws copy $r$ with the generator
+# seeded by `(seed, 11, r)`. Training does not use it, so the models, their clean MAP@R and the
+# foreground scores stay exactly the same. The first two corrupted copies are the same as before; three
+# more are added, so the corrupted mean and its $\pm$ over copies change, the mean by an amount of the
+# order of the old spread, and the spread becomes a better estimate. The retrieval example uses copy 0,
+# which is unchanged, so that figure does not change.
+# :::
+#
+# :::{exercise}
+# :label: bgaugment-ex-4
+# **Extension.** BGAugment replaces every training image's background in every epoch. Write
+# `partly_augmented_images(data, versions, probability, *, seed)` that replaces it with a given
+# probability only, reusing `chapter.augmented_training_images`. With shortcut rate $\rho$, how often
+# does a training view still show its product's own background, and which setting of the table does
+# BGAugment with probability $p$ therefore resemble?
+# :::
+#
+# :::{solution} bgaugment-ex-4
+# :class: dropdown
+# ```python
+# def partly_augmented_images(data, versions, probability, *, seed):
+#     full = chapter.augmented_training_images(data, versions, seed=seed)     # (versions, N, S, S, 3)
+#     keep = np.random.default_rng([seed, 13]).random((versions, len(data.train))) >= probability
+#     full[keep] = data.train.images[np.nonzero(keep)[1]]                     # the original view where kept
+#     return full
+# ```
+#
+# A view shows its own background with probability $\rho$, and keeps it with probability $1 - p$, so in
+# training the shortcut holds with probability $(1 - p)\rho$. BGAugment with probability $p$ is therefore
+# like the vanilla model at a weaker shortcut rate $(1 - p)\rho$, except that the replaced backgrounds come
+# from bank A instead of the scene bank. The sweep over $\rho$ predicts how much of the corrupted-set gain
+# a given $p$ keeps. To train with it, use its draws where `evaluate_setting` calls
+# `augmented_training_images`.
+# :::
 #
 # ## References
 

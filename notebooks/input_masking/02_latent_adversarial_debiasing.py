@@ -89,6 +89,12 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # test images without the pixels. The thesis does not name its network; we train two, a one-hidden-layer
 # MLP and a small convolutional network without pooling (pooling would blur which of the ten first-row
 # pixels is lit), with Adam, on real Fashion-MNIST items (28 x 28, the format of MNIST).
+#
+# ```{literalinclude} /src/domainknowledge/principles/latent_adversarial_debiasing.py
+# :pyobject: gradient_ratio
+# :language: python
+# :caption: `dk.principles.latent_adversarial_debiasing.gradient_ratio`, Eq. 5.1
+# ```
 
 # %%
 started = time.time()
@@ -108,7 +114,7 @@ run.glue("onepixel_train_images", len(one_pixel_data["train"][1]))
 run.glue("onepixel_iterations", config.one_pixel_iterations)
 one_pixel_table
 
-# %%
+# %% mystnb={"figure": {"caption": "The one-pixel problem: examples, training loss and accuracy, gradient norms and the gradient ratio of Eq. 5.1 (cf. Darlow (2022), Fig. 5.2).", "name": "fig-latent_adversarial_debiasing-one-pixel"}}
 fig, axes = plt.subplots(1, 5, figsize=(16, 3.1), layout="constrained")
 example = np.concatenate([one_pixel_data["train"][0][np.flatnonzero(one_pixel_data["train"][1] == k)[:1]] for k in range(3)])
 marked = dk.principles.latent_adversarial_debiasing.add_class_pixels(example, np.arange(3), 10)
@@ -131,7 +137,7 @@ for ax in axes[1:]:
 plt.show()
 
 # %% [markdown]
-# Curves are running means over 20 iterations, from {glue:text}`onepixel_train_images` training images and
+# In {numref}`fig-latent_adversarial_debiasing-one-pixel`, curves are running means over 20 iterations, from {glue:text}`onepixel_train_images` training images and
 # {glue:text}`onepixel_iterations` minibatches of 32. The table above gives where each network's ratio fell
 # below 1 for good (the first iteration after which its 10-iteration running mean stays below 1 for 10
 # iterations) and how well each network classifies test items with and without the pixels.
@@ -161,7 +167,7 @@ plt.show()
 # attribute constant: a white digit on black, or the clean image.
 # :::
 
-# %%
+# %% mystnb={"figure": {"caption": "Digits 0 to 9 of each biased set, in training and in the independent and conditioned tests (cf. Darlow (2022), Fig. 5.4 (a), (c), (e)).", "name": "fig-latent_adversarial_debiasing-data"}}
 glyphs = chapter.load_glyphs(config, seed=seed, data_root=data_root)
 tasks = {kind: chapter.load_task(kind, config, seed=seed, data_root=data_root, glyphs=glyphs) for kind in config.kinds}
 run.glue("lad_train_images", len(next(iter(tasks.values())).train.labels))
@@ -177,7 +183,7 @@ dk.plots.plot_image_grid(np.concatenate(shown), titles, columns=10)
 plt.show()
 
 # %% [markdown]
-# Each row shows digits 0 to 9 in one set and condition; {glue:text}`lad_train_images` training and
+# Each row of {numref}`fig-latent_adversarial_debiasing-data` shows digits 0 to 9 in one set and condition; {glue:text}`lad_train_images` training and
 # {glue:text}`lad_test_images` test digits per set.
 #
 # ## LAD
@@ -201,6 +207,18 @@ plt.show()
 # after each. The walked codes are decoded, $\hat{x}_\delta = \operatorname{dec}(h_\delta)$ (Eq. 5.7), and a
 # ResNet-20, $f_{\text{strong}}$, is trained on them. The vanilla baseline is the same ResNet-20 trained on
 # the biased images.
+#
+# ```{literalinclude} /src/domainknowledge/principles/latent_adversarial_debiasing.py
+# :pyobject: standardised_step
+# :language: python
+# :caption: `dk.principles.latent_adversarial_debiasing.standardised_step`, Eq. 5.6
+# ```
+#
+# ```{literalinclude} /src/domainknowledge/principles/latent_adversarial_debiasing.py
+# :pyobject: qe_walk
+# :language: python
+# :caption: `dk.principles.latent_adversarial_debiasing.qe_walk`, Algorithm 1 and Eq. 5.5
+# ```
 #
 # :::{admonition} Errata and an ambiguity, resolved
 # :class: note
@@ -240,7 +258,8 @@ run.record("walks", walk_table.to_dict(orient="list"))
 #
 # Test accuracy in %, mean ± standard deviation over {glue:text}`lad_runs` seeds, next to the thesis'
 # values (MNIST and CIFAR-10, 100 % bias ratio). The `biased` column tests on held-out digits with the
-# training bias, a check that each model fitted its training data.
+# training bias, a check that each model fitted its training data. {numref}`fig-latent_adversarial_debiasing-accuracy`
+# plots the accuracies per test condition.
 
 # %%
 def mean_sd(values):
@@ -255,7 +274,7 @@ table["thesis: conditioned"] = [chapter.THESIS_TABLE.get(key, ("–", "–"))[1]
 table.index = table.index.set_levels([[chapter.KIND_TITLES[k] for k in table.index.levels[0]], table.index.levels[1]])
 table
 
-# %%
+# %% mystnb={"figure": {"caption": "Test accuracy of LAD and vanilla per test condition and set, mean and standard deviation over seeds (cf. Darlow (2022), Table 5.1).", "name": "fig-latent_adversarial_debiasing-accuracy"}}
 grid = dk.plots.relplot(data=results.assign(accuracy=100 * results["accuracy"]), x="condition", y="accuracy",
                         hue="method", col="dataset", kind="line", marker="o", errorbar="sd", height=3.0, aspect=1.1,
                         facet_kws={"sharey": True})
@@ -464,6 +483,107 @@ display(Markdown(
        if len(held) < len(lad_claims) else "")))
 
 # %% [markdown]
+# ## Exercises
+#
+# :::{exercise}
+# :label: latent_adversarial_debiasing-ex-1
+# **Derivation.** Show that the step of Eq. (5.6), as `standardised_step` computes it (PyTorch's `std` is
+# the unbiased one), has mean 0 and Euclidean length exactly $\alpha\sqrt{n - 1}$ for every example, where
+# $n$ is the number of entries of one example's latent grid. How long is a step for a $64 \times 8 \times 8$
+# grid and $\alpha = 0.1$? Check with `standardised_step(torch.randn(3, 64, 8, 8), 0.1)`.
+# :::
+#
+# :::{solution} latent_adversarial_debiasing-ex-1
+# :class: dropdown
+# With $z_j = (g_j - \bar g)/s$ and $s^2 = \frac{1}{n-1}\sum_j (g_j - \bar g)^2$, the $z_j$ sum to 0 and
+# $\sum_j z_j^2 = (n-1)s^2/s^2 = n - 1$, so $\lVert \alpha z \rVert_2 = \alpha\sqrt{n-1}$ whatever the
+# gradient's size: every image moves by the same distance per step, which is what the thesis wants from
+# the standardisation. For $n = 4{,}096$ and $\alpha = 0.1$ the length is $0.1\sqrt{4095} \approx 6.40$:
+#
+# ```python
+# import torch
+# from domainknowledge.principles import latent_adversarial_debiasing as lad
+# print(lad.standardised_step(torch.randn(3, 64, 8, 8), 0.1).flatten(1).norm(dim=1))   # 6.3992 three times
+# ```
+# :::
+#
+# :::{exercise}
+# :label: latent_adversarial_debiasing-ex-2
+# **Derivation.** For logits $\mathbf{z}$ with $\mathbf{p} = \operatorname{softmax}(\mathbf{z})$ and
+# $H = -\sum_k p_k \log p_k$ (`prediction_entropy`), show that
+# $\partial H / \partial z_j = -p_j(\log p_j + H)$ and that it vanishes at the uniform distribution. What
+# does the previous exercise then say about a walk that has nearly reached maximal entropy, and what stops
+# it?
+# :::
+#
+# :::{solution} latent_adversarial_debiasing-ex-2
+# :class: dropdown
+# $\partial p_k/\partial z_j = p_k(\delta_{kj} - p_j)$, so
+# $\partial H/\partial z_j = -\sum_k (\log p_k + 1)\,p_k(\delta_{kj} - p_j) = -p_j(\log p_j + 1) + p_j\sum_k p_k(\log p_k + 1) = -p_j(\log p_j + H)$.
+# At $p_j = 1/K$ for all $j$, $\log p_j = -\log K = -H$ and every component is 0; by the chain rule the
+# gradient with respect to the latents vanishes too. The standardised step does not shrink with the
+# gradient: its length stays $\alpha\sqrt{n-1}$, so near the maximum the walk keeps moving by full steps in
+# the direction of an ever smaller, less informative gradient. Nothing in Eq. (5.6) stops it; the fixed
+# number of steps of Algorithm 1 (`WALKS` in the chapter module) does. Autograd confirms the formula:
+# `torch.autograd.grad(lad.prediction_entropy(z).sum(), z)` equals `-p * (p.log() + H[:, None])`.
+# :::
+#
+# :::{exercise}
+# :label: latent_adversarial_debiasing-ex-3
+# **Predict, then run.** The walk's steps and $\alpha$ per set are the module constant `chapter.WALKS`.
+# Add `chapter.WALKS["background"] = (0, 0.1)` before the LAD cell and run the notebook at `smoke`. What
+# images does LAD's ResNet-20 now train on, what happens to the entropy columns of the walk table, and
+# where should LAD's accuracies land in Table 5.1?
+# :::
+#
+# :::{solution} latent_adversarial_debiasing-ex-3
+# :class: dropdown
+# With zero steps, `qe_walk` returns `quantise(h)` for codes $h$ that are already on the codebook, so the
+# walked codes are the encoded codes and the "walked" images are exactly the VQ-VAE reconstructions; the
+# entropy after the walk equals the entropy before. A VQ-VAE trained to reconstruct keeps the background
+# colour, which is the easiest thing in the image to reconstruct, so LAD's training images carry the same
+# bias as the vanilla model's. The mechanism predicts LAD's accuracies near vanilla's: high on the
+# `biased` test, low on the `independent` test (the colour points to another class), and between on the
+# `conditioned` test. Any remaining difference from vanilla comes from the reconstructions' blur.
+# :::
+#
+# :::{exercise}
+# :label: latent_adversarial_debiasing-ex-4
+# **Extension.** Replace the entropy target of the walk by the loss of the true class: write
+# `true_class_walk(latents, labels, classifier, quantise, *, steps, alpha)` that ascends
+# $-\log f(\operatorname{quantise}(h + \delta))_y$ with the same standardised steps. How would the decoded
+# images differ from LAD's, and why might they be worse training data for $f_{\text{strong}}$?
+# :::
+#
+# :::{solution} latent_adversarial_debiasing-ex-4
+# :class: dropdown
+# ```python
+# import torch
+# import torch.nn.functional as F
+# from domainknowledge.principles import latent_adversarial_debiasing as lad
+#
+# def true_class_walk(latents, labels, classifier, quantise, *, steps, alpha):
+#     classifier.eval()
+#     position = latents.detach().clone()
+#     for _ in range(steps):
+#         snapped = quantise(position).detach().requires_grad_(True)
+#         log_p = F.log_softmax(classifier(snapped), dim=1).gather(1, labels[:, None]).sum()
+#         (gradient,) = torch.autograd.grad(-log_p, snapped)                # ascend the true class's loss
+#         with torch.no_grad():
+#             position = position + lad.standardised_step(gradient, alpha)
+#     with torch.no_grad():
+#         return quantise(position)
+# ```
+#
+# The entropy target moves the codes until $f$, which reads mainly the colour, cannot tell any class:
+# ideally a colour that belongs to no class in particular. The true-class target is satisfied as soon as
+# $f$ believes *another* class, so it pushes the colour towards some other class's colour. The decoded
+# images then pair each digit with a wrong class's colour, chosen by $f$ rather than at random, so the
+# colour stays informative (it tells which class an image is probably *not*, and, for each class, which
+# colours its walks tend to reach), and a strong classifier can learn that new shortcut instead of the
+# shape. Maximal entropy removes the information; a targeted flip only relabels it.
+# :::
+#
 # ## References
 
 # %% [markdown]

@@ -102,6 +102,12 @@ dk.experiment.profile_table(simloss.CONFIGS, run.profile)
 # confident networks do not underflow (`dk.principles.losses.simloss`). On random logits, SimLoss with
 # the identity matrix and PyTorch's cross-entropy differ by at most {glue:text}`simloss_identity_gap:.1e`
 # (float64).
+#
+# ```{literalinclude} /src/domainknowledge/principles/losses.py
+# :pyobject: _log_similarity_loss
+# :language: python
+# :caption: `dk.principles.losses._log_similarity_loss`, the per-example term of Eq. 14.2 in log space (called by `simloss`)
+# ```
 
 # %%
 identity_gap = run.glue("simloss_identity_gap", losses.cross_entropy_identity_gap(seed=seed))
@@ -174,11 +180,23 @@ pd.Series({"max |SimLoss(S = I) - cross-entropy|": identity_gap, **gradient_chec
 # $\mathbf{w}$ of the class names. An $l$ at or above the largest similarity between two different
 # classes leaves only the diagonal: cross-entropy again ($l = 0.99$ in the grid).
 #
-# The figure shows ordinal matrices for two reduction factors over the first 40 age classes: with
+# ```{literalinclude} /src/domainknowledge/principles/losses.py
+# :pyobject: ordinal_similarity
+# :language: python
+# :caption: `dk.principles.losses.ordinal_similarity`, Eq. 14.10
+# ```
+#
+# ```{literalinclude} /src/domainknowledge/principles/losses.py
+# :pyobject: semantic_similarity
+# :language: python
+# :caption: `dk.principles.losses.semantic_similarity`, Eq. 14.11
+# ```
+#
+# {numref}`fig-simloss-ordinal` shows ordinal matrices for two reduction factors over the first 40 age classes: with
 # $r = 0.3$ the similarity is gone after a few years; with $r = 0.9$ a 10-year error still keeps a
 # third of its weight.
 
-# %%
+# %% mystnb={"figure": {"caption": "Ordinal similarity matrices (Eq. 14.10) for two reduction factors over 40 age classes (cf. the schematic Kobs (2023), Fig. 14.1).", "name": "fig-simloss-ordinal"}}
 fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6))
 for ax, r in zip(axes, (0.3, 0.9)):
     dk.plots.plot_similarity_matrix(losses.ordinal_similarity(40, r), title=f"class order, r = {r}", ax=ax)
@@ -219,7 +237,8 @@ for ax, r in zip(axes, (0.3, 0.9)):
 # colour, background, contrast and pixel noise vary independently of age. Ages follow a skewed prior
 # shaped like UTKFace's: a spike at age 1, a peak in the mid-twenties and a long tail
 # (`dk.data.synthetic.ordinal_faces`, whose docstring gives the generating function in full). Like a
-# face, a stand-in face does not pin its age down to the year, which is the situation SimLoss targets.
+# face, a stand-in face does not pin its age down to the year, which is the situation SimLoss targets
+# ({numref}`fig-simloss-faces`).
 
 # %%
 age_tasks = {name: simloss.load_age_task(config, name, seed=seed, data_root=run.data_root)
@@ -229,6 +248,7 @@ for task in age_tasks.values():
     kind = "a synthetic stand-in, not the thesis' data" if task.is_stand_in else "the thesis' data set"
     display(Markdown(f"**Age data ({kind}):** {task.description}; {sizes} images, {task.num_classes} classes."))
 
+# %% mystnb={"figure": {"caption": "Two training images per age of the ordinal-faces stand-in for UTKFace and AFAD (no thesis counterpart).", "name": "fig-simloss-faces"}}
 age_task = next(iter(age_tasks.values()))
 shown_ages = [1, 3, 6, 10, 15, 20, 26, 30, 35, 45, 55, 65, 75]
 images, classes = simloss.example_images(age_task, [a - age_task.min_age for a in shown_ages], per_class=2)
@@ -347,7 +367,7 @@ pd.DataFrame({"class": semantic_task.class_names,
              ).groupby("superclass", sort=False)["class"].agg(", ".join).to_frame("classes")
 
 # %% [markdown]
-# The class-name similarities are the raw material of Eq. (14.11). The left matrix is
+# The class-name similarities are the raw material of Eq. (14.11). In {numref}`fig-simloss-name-similarity` the left matrix is
 # $\max(0, \cos)$ of the name embeddings; the right one is $\mathbf{S}$ at $l = 0.3$. The encoder knows
 # that a shirt is like a T-shirt, but some of its similarities cross our superclasses, and the largest
 # similarity between two different classes is {glue:text}`simloss_max_name_similarity:.2f`: every
@@ -357,7 +377,7 @@ pd.DataFrame({"class": semantic_task.class_names,
 # {glue:text}`simloss_name_similarity_within:.2f`, pairs across superclasses
 # {glue:text}`simloss_name_similarity_across:.2f`.
 
-# %%
+# %% mystnb={"figure": {"caption": "Class-name similarities of Fashion-MNIST and the SimLoss matrix at l = 0.3 (Eq. 14.11; no thesis counterpart).", "name": "fig-simloss-name-similarity"}}
 name_embeddings = simloss.class_name_embeddings(semantic_task, config.text_encoder, data_root=run.data_root,
                                                 device=str(run.device))
 name_similarity = np.maximum(losses.cosine_similarity_matrix(name_embeddings), 0.0)
@@ -406,8 +426,9 @@ simloss.results_table(semantic, semantic_tests, scale={"accuracy": 100, "sa": 10
 # {glue:text}`simloss_semantic_kept_epoch:.1f` of at most {glue:text}`simloss_semantic_epoch_cap:d`, and
 # {glue:text}`simloss_semantic_stopped_early:.0f` % of them were ended by the patience rule
 # ({glue:text}`simloss_semantic_patience:d` epochs without a better validation Accuracy) before that cap.
+# {numref}`fig-simloss-semantic-sweep` shows the metrics against $l$.
 
-# %%
+# %% mystnb={"figure": {"caption": "Accuracy, SA and FSA against the lower bound l on the semantic task (cf. Kobs (2023), Table 14.2).", "name": "fig-simloss-semantic-sweep"}}
 best_l = {metric: simloss.best_on_validation(semantic, metric, baseline=0.99) for metric in ("accuracy", "sa")}
 semantic_means = simloss.summary_means(semantic)
 l_star, l_small = best_l["accuracy"], min(config.lower_bounds)
@@ -442,10 +463,11 @@ fig, _ = dk.plots.plot_sweep(semantic.results, "l", ["accuracy", "sa", "fsa"],
 # over all test examples (Fig. 14.2a) and over those aged 30 (Fig. 14.2b). Cross-entropy follows the true
 # age histogram; as $r$ grows the output gathers on a few spaced-out *representative* ages, and the
 # network predicts the representative nearest to the truth instead of the truth. Below are the same
-# plots for $r = 0$, the $r$ values chosen on validation Accuracy and MAE, and the largest $r$; the grey
-# bars are the true distribution of the test labels.
+# plots for $r = 0$, the $r$ values chosen on validation Accuracy and MAE, and the largest $r$
+# ({numref}`fig-simloss-mean-all` and {numref}`fig-simloss-mean-age30`); the grey bars are the true
+# distribution of the test labels.
 
-# %%
+# %% mystnb={"figure": {"caption": "Mean predicted age distribution over all test images for several reduction factors (cf. Kobs (2023), Fig. 14.2a).", "name": "fig-simloss-mean-all"}}
 figure_rs = sorted({0.0, best_r["accuracy"], best_r["mae"], max(config.reduction_factors)})
 ages = np.arange(age_task.num_classes) + age_task.min_age
 true_distribution = simloss.label_distribution(age_sweep.test_labels, age_task.num_classes)
@@ -454,7 +476,7 @@ fig, _ = dk.plots.plot_mean_distributions(
     reference=true_distribution, reference_label="test labels", xlabel="age",
     title=f"(a) mean predicted distribution over all {len(age_sweep.test_labels):,} test images")
 
-# %%
+# %% mystnb={"figure": {"caption": "Mean predicted age distribution over the test images of age 30 (cf. Kobs (2023), Fig. 14.2b).", "name": "fig-simloss-mean-age30"}}
 focus = simloss.FOCUS_AGE - age_task.min_age
 fig, _ = dk.plots.plot_mean_distributions(
     {f"r = {r}": simloss.mean_predicted_distribution(age_sweep, r, label=focus) for r in figure_rs}, ages,
@@ -682,6 +704,119 @@ run.finish();
 # data, a shorter patience on Fashion-MNIST), the sizes of the effects on this page belong to this
 # setting and are no estimate of the thesis' numbers; the `paper` profile reruns the same code on the
 # thesis' data and settings.
+#
+# ## Exercises
+#
+# :::{exercise}
+# :label: simloss-ex-1
+# **Predict, then run.** The knob is `reduction_factors`, the grid of $r$ in the chapter's `Config`. Add
+# `import dataclasses; config = dataclasses.replace(config, reduction_factors=(0.0, 0.5, 0.9, 0.99))`
+# after the cell that selects `config` and run the notebook at `smoke` (or change the `smoke` entry of
+# `simloss.CONFIGS` and run `dk-book run --chapter simloss --profile smoke`). Before you run: what happens
+# to test Accuracy, to the number of distinct predicted ages and to the output perplexity at $r = 0.99$,
+# and why?
+# :::
+#
+# :::{solution} simloss-ex-1
+# :class: dropdown
+# Eq. (14.10) gives $\mathbf{S}_{y,c} = 0.99^{|y-c|}$, so a prediction ten years off still keeps about
+# 90 % of its weight. The sum $\sum_c \mathbf{S}_{y,c}\,\mathbf{p}[c]$ inside the logarithm is then close
+# to 1 for almost any output concentrated near the target, the loss is nearly flat around it, and the
+# gradient $\mathbf{p} - \mathbf{q}$ (derived in {ref}`the next exercise <simloss-ex-2>`) barely distinguishes the true
+# age from its neighbours. The mechanism of Fig. 14.2 therefore predicts lower Accuracy, fewer distinct
+# predicted ages and a lower output perplexity than at $r = 0.9$ (the `high-r-collapses-predictions`
+# table). At `smoke` a model trains for two epochs with one run, so noise can mask the difference; the
+# `cpu` profile shows the trend more reliably.
+# :::
+#
+# :::{exercise}
+# :label: simloss-ex-2
+# **Derivation.** Show that the gradient of the per-example SimLoss with respect to the logits $\mathbf{z}$
+# is $\mathbf{p} - \mathbf{q}$, where $\mathbf{q}[k] = \mathbf{S}_{y,k}\,\mathbf{p}[k] / \sum_c \mathbf{S}_{y,c}\,\mathbf{p}[c]$.
+# What is $\mathbf{q}$ for $\mathbf{S} = \mathbf{I}$, and why does this explain Eq. (14.9)? Check the
+# formula against autograd through `losses.simloss`.
+# :::
+#
+# :::{solution} simloss-ex-2
+# :class: dropdown
+# The code computes $-\operatorname{logsumexp}_c(\log\mathbf{p}[c] + \log\mathbf{S}_{y,c})$ with
+# $\log\mathbf{p} = \mathbf{z} - \operatorname{logsumexp}(\mathbf{z})$, i.e. $-\log\sum_c \mathbf{S}_{y,c} e^{z_c} + \log\sum_c e^{z_c}$.
+# Differentiating, $\partial L / \partial z_k = -\mathbf{S}_{y,k} e^{z_k} / \sum_c \mathbf{S}_{y,c} e^{z_c} + e^{z_k} / \sum_c e^{z_c} = \mathbf{p}[k] - \mathbf{q}[k]$.
+# With $\mathbf{S} = \mathbf{I}$, $\mathbf{q}$ is the one-hot target and the gradient is cross-entropy's
+# $\mathbf{p} - \mathbf{e}_y$. Multiplying a row of $\mathbf{S}$ by a constant cancels in $\mathbf{q}$, so
+# row-normalising leaves the gradient unchanged (Eq. 14.9). In code:
+#
+# ```python
+# import torch
+# from domainknowledge.principles import losses
+# S = losses.ordinal_similarity(5, 0.5)
+# z = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+# y = torch.tensor([0, 2, 4])
+# losses.simloss(z, y, S, reduction="sum").backward()
+# p = z.detach().softmax(1)
+# q = S.double()[y] * p
+# q = q / q.sum(1, keepdim=True)
+# print((z.grad - (p - q)).abs().max())   # of the order of 1e-16
+# ```
+# :::
+#
+# :::{exercise}
+# :label: simloss-ex-3
+# **Derivation.** For the ordinal matrix of Eq. (14.10) with $r = 0.8$ and 80 classes, compute the
+# constant of Eq. (14.7) per example, $\log \sum_{c} \mathbf{S}_{y,c}$, in closed form for a target far
+# from both ends and for the youngest class $y = 0$. Check your values against
+# `losses.probability_matrix_loss(...) - losses.simloss(...)` with `reduction="none"`.
+# :::
+#
+# :::{solution} simloss-ex-3
+# :class: dropdown
+# Far from the ends, $\sum_c r^{|y-c|} \approx 1 + 2\sum_{k \ge 1} r^k = (1+r)/(1-r) = 9$, so the offset
+# is $\log 9 \approx 2.197$; at $y = 0$ only one side exists, $\sum_{k \ge 0} r^k \approx 1/(1-r) = 5$,
+# and the offset is $\log 5 \approx 1.609$ ($r^{79}$ is negligible). The difference does not depend on
+# the logits:
+#
+# ```python
+# S = losses.ordinal_similarity(80, 0.8)
+# z = torch.randn(4, 80, dtype=torch.float64)
+# y = torch.tensor([0, 10, 40, 79])
+# print(losses.probability_matrix_loss(z, y, S, reduction="none") - losses.simloss(z, y, S, reduction="none"))
+# # 1.609, 2.148, 2.197, 1.609: y = 10 sits between the two cases, 5 + 0.8 (1 - 0.8^10) / 0.2
+# ```
+#
+# Because the offset differs between targets, $L_{\text{prob}}$ weights the classes differently *in
+# value*, yet not in gradient: the constant never depends on $\mathbf{p}$.
+# :::
+#
+# :::{exercise}
+# :label: simloss-ex-4
+# **Extension.** Build a third kind of matrix from the superclasses themselves: $\mathbf{S}_{i,j} = s$
+# when classes $i \ne j$ share a superclass, 0 otherwise, and 1 on the diagonal. Write it as a function of
+# `semantic_task.superclass_of` and $s \in [0, 1]$, check it with `losses.check_similarity_matrix`, and
+# wrap it in `losses.SimLoss`. Which of Accuracy, SA and FSA should such a matrix improve, and what
+# happens at $s = 1$?
+# :::
+#
+# :::{solution} simloss-ex-4
+# :class: dropdown
+# ```python
+# def superclass_similarity(superclass_of, within):
+#     groups = torch.as_tensor(superclass_of)
+#     S = within * (groups[:, None] == groups[None, :]).float()
+#     S.fill_diagonal_(1.0)
+#     return S
+#
+# S = superclass_similarity(semantic_task.superclass_of, 0.5)
+# losses.check_similarity_matrix(S, len(semantic_task.class_names))
+# criterion = losses.SimLoss(S)
+# ```
+#
+# The matrix rewards exactly what SA counts: probability inside the target's superclass. So it should
+# raise SA and FSA (mistakes that remain stay within the superclass) and, as $s$ grows, cost Accuracy.
+# At $s = 1$ every class of the superclass is fully similar to the target, so the loss is the
+# cross-entropy of the *superclass* prediction and gives no signal to separate classes within a
+# superclass: which class inside the superclass wins is left untrained, while SA is what is trained. For the
+# three singleton superclasses of Fashion-MNIST the rows are those of the identity.
+# :::
 #
 # ## References
 

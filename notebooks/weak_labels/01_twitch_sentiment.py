@@ -154,6 +154,12 @@ chapter.example_messages(task, 8, seed=seed)
 # implementation did (Sec. 15.4.2). The **average-based labeller** (Sec. 15.2.1) averages the tokens'
 # scores $\mathcal{L}_{\text{avg}}(t) \in [-1, 1]$ (0 without tokens) and calls a message negative below
 # $-0.33$ and positive above $0.33$.
+#
+# ```{literalinclude} /src/domainknowledge/principles/weak_labels.py
+# :pyobject: distribution_label
+# :language: python
+# :caption: `dk.principles.weak_labels.distribution_label`, Eqs. 15.10-15.11
+# ```
 
 # %%
 good = task.lexicon.distribution("good")
@@ -199,6 +205,18 @@ chapter.method_table(task.gold_labels, lexicon_predictions, expected).round(1)
 # on a held-out 20 % of the weakly labelled corpus every `validate_every` batches, and stops after
 # `patience` validations without improvement, keeping the best state (Sec. 15.2). We train each seed
 # twice, with the thesis' masking probability and without masking, an ablation the thesis did not run.
+#
+# ```{literalinclude} /src/domainknowledge/principles/weak_labels.py
+# :pyobject: weak_label_targets
+# :language: python
+# :caption: `dk.principles.weak_labels.weak_label_targets`, the training targets of Sec. 15.1.2
+# ```
+#
+# ```{literalinclude} /src/domainknowledge/models/text_cnn.py
+# :pyobject: mask_tokens
+# :language: python
+# :caption: `dk.models.text_cnn.mask_tokens`, input masking (Sec. 15.1.2)
+# ```
 
 # %%
 prepared = chapter.prepare_corpus(task, config, seed=seed)
@@ -230,7 +248,7 @@ for name, runs in (("TextCNN, weak labels + masking", masked), ("TextCNN, weak l
                        for m in ("accuracy", "macro_recall", "macro_f1")]
 table
 
-# %%
+# %% mystnb={"figure": {"caption": "Macro F1 of the weakly supervised TextCNN per seed, with and without input masking, against the two lexicon labellers (cf. Kobs (2023), Table 15.2).", "name": "fig-twitch_sentiment-f1"}}
 scores = pd.concat([
     masked.assign(method="TextCNN + masking"), unmasked.assign(method="TextCNN, no masking")])
 fig, ax = plt.subplots(figsize=(6.5, 2.8))
@@ -243,7 +261,8 @@ ax.legend(loc="lower left", bbox_to_anchor=(0, 1.02), ncols=2, frameon=False)
 plt.show()
 
 # %% [markdown]
-# Each dot is one seed; the lines are the two lexicon labellers, which involve no randomness.
+# In {numref}`fig-twitch_sentiment-f1` each dot is one seed; the lines are the two lexicon labellers, which
+# involve no randomness.
 #
 # ### Are the differences significant?
 #
@@ -271,7 +290,8 @@ pd.DataFrame({"comparison": ["average vs distribution"] + [f"TextCNN + masking (
 # ## Which lexicon matters? (Table 15.3)
 #
 # Both labellers with every combination of the three lexica, and the share of messages in which the
-# combination finds at least one token (the rest are neutral by default).
+# combination finds at least one token (the rest are neutral by default); {numref}`fig-twitch_sentiment-ablation`
+# shows the Macro F1 column.
 
 # %%
 ablation = chapter.lexicon_ablation(task)
@@ -280,7 +300,7 @@ ablation_wide[("signal share", "")] = ablation.groupby("lexica")["signal_share"]
 ablation_wide = ablation_wide.loc[list(dict.fromkeys(ablation["lexica"]))]
 ablation_wide.round(1)
 
-# %%
+# %% mystnb={"figure": {"caption": "Macro F1 of both lexicon labellers for every combination of lexica (cf. Kobs (2023), Table 15.3).", "name": "fig-twitch_sentiment-ablation"}}
 fig, ax = plt.subplots(figsize=(6.5, 3.2))
 sns.barplot(data=ablation, y="lexica", x="macro_f1", hue="labeller", ax=ax)
 ax.set(xlabel="Macro F1 (%)", ylabel="")
@@ -301,7 +321,7 @@ compared = {"average-based lexicon": lexicon_predictions["average-based lexicon"
             "TextCNN, no masking": cnn_predictions[(0.0, first)]}
 chapter.prediction_counts(task.gold_labels, compared)
 
-# %%
+# %% mystnb={"figure": {"caption": "Confusion matrices of the labellers and the TextCNNs on the evaluation messages with lexicon tokens (cf. Kobs (2023), Table 15.5).", "name": "fig-twitch_sentiment-confusions"}}
 has_signal = prepared.gold.has_signal
 confusions = chapter.signal_confusions(task.gold_labels, has_signal, compared)
 fig, axes = plt.subplots(1, len(confusions), figsize=(12, 3.0), sharey=True)
@@ -311,7 +331,8 @@ for ax, (name, counts) in zip(axes, confusions.items()):
 plt.show()
 
 # %% [markdown]
-# Rows are the true sentiment of the messages *with* lexicon tokens, columns the prediction (Table 15.5).
+# In {numref}`fig-twitch_sentiment-confusions`, rows are the true sentiment of the messages *with* lexicon tokens,
+# columns the prediction (Table 15.5).
 #
 # ### Messages without lexicon tokens
 #
@@ -344,7 +365,7 @@ no_signal.round(1)
 # probability $s$ and is random otherwise. For each $s$ we generate a fresh corpus and evaluation set and
 # train one CNN with and one without masking.
 
-# %%
+# %% mystnb={"figure": {"caption": "Accuracy on messages without lexicon tokens and Macro F1 on all messages against hidden_strength, with and without masking (no thesis counterpart).", "name": "fig-twitch_sentiment-sweep"}}
 sweep = chapter.hidden_strength_sweep(config, seed=seed, device=run.device)
 run.record("hidden_strength_sweep", sweep.to_dict(orient="list"))
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
@@ -354,6 +375,8 @@ for ax, metric, label in ((axes[0], "accuracy_without_signal", "accuracy without
     ax.set(xlabel="hidden_strength $s$", ylabel=label)
 axes[1].get_legend().remove()
 plt.show()
+
+# %%
 strongest = sweep[sweep.hidden_strength == max(config.hidden_strengths)].set_index("method")
 run.glue("twitch_sweep_strongest", float(max(config.hidden_strengths)))
 for key, method in (("masked", "TextCNN, masking"), ("unmasked", "TextCNN, no masking"),
@@ -363,7 +386,7 @@ for key, method in (("masked", "TextCNN, masking"), ("unmasked", "TextCNN, no ma
 sweep.pivot(index="hidden_strength", columns="method", values=["accuracy_without_signal", "macro_f1"]).round(1)
 
 # %% [markdown]
-# One seed per point, so differences of a point or two are within the seed-to-seed spread seen above. At
+# {numref}`fig-twitch_sentiment-sweep` has one seed per point, so differences of a point or two are within the seed-to-seed spread seen above. At
 # the strongest setting, $s =$ {glue:text}`twitch_sweep_strongest:.1f`, the masked network is right on
 # {glue:text}`twitch_sweep_no_signal_masked:.1f` % of the messages without lexicon tokens, the unmasked
 # one on {glue:text}`twitch_sweep_no_signal_unmasked:.1f` % and the labeller on
@@ -597,6 +620,106 @@ run.finish();
 # verdicts at this profile; with a stand-in corpus of tens of thousands of messages instead of billions,
 # the sizes of these effects belong to this setting, and the `paper` profile reruns the same code on the
 # thesis' data.
+#
+# ## Exercises
+#
+# :::{exercise}
+# :label: twitch_sentiment-ex-1
+# **Predict, then run.** The knob is `masking_probability` in the chapter's `Config` (0.5 in the thesis).
+# After the cell that selects `config` add
+# `import dataclasses; config = dataclasses.replace(config, masking_probability=1.0)` and run the notebook
+# at `smoke` (the second CNN of each seed stays unmasked). Before you run: with every lexicon token hidden
+# in every training batch, what can the masked network still learn from, and how should its Macro F1 and
+# its share of "neutral" on messages *with* lexicon tokens compare with the unmasked network?
+# :::
+#
+# :::{solution} twitch_sentiment-ex-1
+# :class: dropdown
+# `mask_tokens` replaces every signal token by the zero-vector index, so the network never sees a lexicon
+# token while it trains, yet its targets are computed from exactly those tokens. It can only fit the weak
+# labels through words that co-occur with lexicon tokens (on the stand-in, the `hidden_strength` words
+# and filler). At evaluation time the lexicon tokens are visible, but the convolution filters were never
+# trained on their embeddings, so the strongest clue is largely ignored. The mechanism predicts a lower
+# Macro F1 on messages with lexicon tokens than without masking, and more "neutral" predictions, because
+# messages whose remaining words carry little sentiment look like the no-signal messages whose target is
+# 25/50/25. How much the words outside the lexica can make up for it depends on `hidden_strength`.
+# :::
+#
+# :::{exercise}
+# :label: twitch_sentiment-ex-2
+# **Derivation.** Redo the steps from Eq. (15.5) to Eq. (15.7) with the prior written outside the
+# product, $p(c) \prod_{i=1}^n p(t_i \mid c)$. What power of $p(c)$ is left, and for which $n$ does
+# Eq. (15.10) equal the naive-Bayes posterior exactly? With the thesis' label shares (404 / 748 / 770),
+# which class would a correct prior favour in a message with two lexicon tokens? Compare with the
+# docstring of `weak_labels.distribution_scores`.
+# :::
+#
+# :::{solution} twitch_sentiment-ex-2
+# :class: dropdown
+# Bayes' theorem gives $p(t_i \mid c) = p(c \mid t_i)\,p(t_i) / p(c)$ for each of the $n$ tokens, so
+# $p(c) \prod_i p(t_i \mid c) = p(c)^{1-n} \prod_i p(c \mid t_i) \prod_i p(t_i)$. The factor
+# $\prod_i p(t_i)$ does not depend on $c$ and drops out of the argmax, but $p(c)^{1-n}$ does not: the
+# prior is cancelled once and divided $n$ times. Eq. (15.10) is the exact naive-Bayes argmax for $n = 1$,
+# or for any $n$ under a uniform prior; otherwise it is naive Bayes *without a prior*, which is how this
+# chapter and the docstring ("up to the prior") describe it. With shares of about 0.21 / 0.39 / 0.40, for
+# $n = 2$ the correct posterior multiplies the product by $1/p(c)$, which favours the rarest class,
+# negative, by a factor of about 1.9 over neutral and positive.
+# :::
+#
+# :::{exercise}
+# :label: twitch_sentiment-ex-3
+# **Predict, then run.** `weak_labels.distribution_label` takes `tie_break="first"` (the thesis' `argmax`)
+# or `"neutral"`. Predict how switching the rule changes the labeller's predicted counts and Macro F1 on
+# the evaluation set, then run in the notebook:
+#
+# ```python
+# tokens = [weak_labels.tokenize(text, task.lexicon.emotes) for text in task.gold_texts]
+# for rule in ("first", "neutral"):
+#     labels = weak_labels.distribution_labels(tokens, task.lexicon, tie_break=rule)
+#     print(rule, np.bincount(labels, minlength=3), chapter.classification_scores(labels, task.gold_labels))
+# ```
+# :::
+#
+# :::{solution} twitch_sentiment-ex-3
+# :class: dropdown
+# Only tied messages change; "Reading the verdicts" above gives their share among the messages with
+# lexicon tokens. With `"first"` a tie that includes negative goes to negative; with `"neutral"` every tie that
+# includes neutral goes to neutral. So the negative count falls and the neutral count rises by the number
+# of ties that involve both. Whether Macro F1 rises depends on what the tied messages truly are: if most
+# are neutral, negative precision rises and F1 improves; since Macro F1 weighs the small negative class as
+# much as the others, losing true negatives costs as much as the false ones saved. The thesis reports
+# that the `argmax` rule biased its labeller towards negative (Sec. 15.4.2).
+# :::
+#
+# :::{exercise}
+# :label: twitch_sentiment-ex-4
+# **Extension.** The CNN is trained on one-hot weak labels, which throws away how sure the labeller was.
+# Write `soft_targets(messages, lexicon)` that uses the normalised product of Eq. (15.10)
+# (`weak_labels.distribution_scores`) as the target of a message with lexicon tokens and the 25/50/25
+# distribution otherwise, mirroring `weak_labels.weak_label_targets`. Which case must it handle that the
+# one-hot version does not, and what does it change for tied messages?
+# :::
+#
+# :::{solution} twitch_sentiment-ex-4
+# :class: dropdown
+# ```python
+# def soft_targets(messages, lexicon, no_signal_target=weak_labels.NO_SIGNAL_TARGET):
+#     rows = []
+#     for message in messages:
+#         scores = weak_labels.distribution_scores(message, lexicon)
+#         if scores is None or scores.sum() == 0:   # no lexicon token, or every class has a zero somewhere
+#             rows.append(np.asarray(no_signal_target, dtype=np.float32))
+#         else:
+#             rows.append(scores.astype(np.float32))
+#     return np.stack(rows)
+# ```
+#
+# `distribution_scores` returns a vector of zeros when every class has a zero in some token's
+# distribution; that is no distribution and must fall back to a default (the one-hot version labels it
+# negative, as `argmax` of zeros does). A tie is no longer broken at all: an exact tie between negative
+# and neutral becomes a 50/50 target, so the tie bias of the `argmax` rule disappears from the training
+# signal, and near-ties teach the network that the message is ambiguous.
+# :::
 #
 # ## References
 
