@@ -94,7 +94,7 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # quality function is ours.
 # :::
 
-# %% mystnb={"figure": {"caption": "Rated images of the stand-in from the worst to the best mean score, green above 5 (no thesis counterpart).", "name": "fig-clip_aesthetics-rated-images"}}
+# %% mystnb={"figure": {"caption": "Rated images from the worst to the best mean score, green above 5 (no thesis counterpart).", "name": "fig-clip_aesthetics-rated-images"}}
 task = chapter.load_task(config, seed=seed, data_root=run.data_root)
 seeds = list(range(seed, seed + config.runs))
 splits = {s: chapter.split_indices(task, config, s) for s in seeds}

@@ -368,7 +368,7 @@ seen_table.style.format("{:.1f}")
 # `smoke`), with the silhouette of the families under the cosine distance in the original features (1:
 # perfectly separated, 0: no separation).
 
-# %% mystnb={"figure": {"caption": "Two-dimensional maps of the Birds-16-like set's features, coloured by family, with the silhouette of the families (cf. Margaritescu (2024), Fig. 5.2).", "name": "fig-human_similarity-feature-maps"}}
+# %% mystnb={"figure": {"caption": "Two-dimensional maps of the bird set's features, coloured by family, with the silhouette of the families (cf. Margaritescu (2024), Fig. 5.2).", "name": "fig-human_similarity-feature-maps"}}
 birds = next(s for s in sources.values() if s.name.startswith("Birds"))
 maps = chapter.feature_maps(features, birds, config.map_extractors, config.projection, seed)
 fig, _ = chapter.plot_feature_maps(maps, birds.labels, config.projection)

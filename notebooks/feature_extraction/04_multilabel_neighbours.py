@@ -100,8 +100,6 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # duplicates with different labels. It cannot give the variety of real photographs or the real vocabulary
 # of 570 keywords; no number here estimates the thesis' values.
 # :::
-#
-# {numref}`fig-multilabel_neighbours-renders` shows two renders of each body type.
 
 # %% mystnb={"figure": {"caption": "Two renders per body type of the stand-in vehicle world with the keywords an annotator recorded (stand-in for Bynke (2022), Fig. 3.1).", "name": "fig-multilabel_neighbours-renders"}}
 images = chapter.load_images(config, seed=seed, data_root=data_root)
@@ -119,7 +117,7 @@ if images.factors is not None:
 # {glue:text}`mln_keywords_total:d` distinct keywords, {glue:text}`mln_keywords_once:d` occur only once
 # (the thesis: 151 of 570); {glue:text}`mln_unlabelled:d` images carry none and are dropped, as in the thesis.
 
-# %% mystnb={"figure": {"caption": "Keyword statistics of the stand-in: the most common keywords, occurrences per keyword and keywords per image (cf. Bynke (2022), Figs. 3.2-3.4).", "name": "fig-multilabel_neighbours-keywords"}}
+# %% mystnb={"figure": {"caption": "Keyword statistics: the most common keywords, occurrences per keyword and keywords per image (cf. Bynke (2022), Figs. 3.2-3.4).", "name": "fig-multilabel_neighbours-keywords"}}
 counts, per_image = chapter.keyword_statistics(images.keywords)
 run.glue("mln_keywords_total", int(len(counts)))
 run.glue("mln_keywords_once", int((counts == 1).sum()))
@@ -369,7 +367,7 @@ fig = chapter.plot_per_class_auc(auc, title=f"ROC AUC of the 10 most common keyw
 # ### A worked example (Tables 4.10-4.11)
 #
 # Neighbour search explains itself: its suggestions are the weighted labels of the reference images it
-# found. The query below is the test image with the most true keywords (first run); {numref}`fig-multilabel_neighbours-worked-example` shows it
+# found. The query below is the test image with the most true keywords (first run); the top row shows it
 # and its five most heavily weighted matches with their weights, the table the suggestions of each model
 # above its threshold (✓: a recorded keyword of the query).
 

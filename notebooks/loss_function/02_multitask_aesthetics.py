@@ -132,13 +132,7 @@ fig, _ = dk.plots.plot_image_grid(np.stack(grid), titles, columns=11, title="dis
 # ($i = 0$) with anything; the original is ranked above every variant. Pairs never mix two directions of a
 # filter (more and less contrast), because the thesis cannot say which is worse.
 #
-# The pairs and the corrected hinge, as the library computes them:
-#
-# ```{literalinclude} /src/domainknowledge/principles/pretext.py
-# :pyobject: ranking_pairs
-# :language: python
-# :caption: `dk.principles.pretext.ranking_pairs`, the pairs of Eq. 16.1
-# ```
+# The corrected hinge, as the library computes it (`ranking_pairs` in the same module forms the pairs):
 #
 # ```{literalinclude} /src/domainknowledge/principles/pretext.py
 # :pyobject: margin_ranking_loss
@@ -201,7 +195,7 @@ fig, _ = dk.plots.plot_image_grid(np.stack(grid), titles, columns=11, title="dis
 # ## Data
 #
 # **"Highly aesthetic" base images.** The thesis scraped the 130,000 most popular photos of pexels.com, a page
-# that is offline now. At `smoke` and `cpu` the base images are, half and half, random square crops (60-100 %
+# that is offline now. At `smoke` and `cpu` the base images ({numref}`fig-multitask_aesthetics-base-images`) are, half and half, random square crops (60-100 %
 # of the shorter side) of seven real photos bundled with scikit-image and scikit-learn (astronaut, coffee,
 # chelsea, rocket, hubble_deep_field, china, flower) and *well-composed synthetic scenes*: a horizon on a
 # third line, one subject (sun, tree or house) on a rule-of-thirds point, harmonious colours, correct
@@ -210,7 +204,7 @@ fig, _ = dk.plots.plot_image_grid(np.stack(grid), titles, columns=11, title="dis
 # of 130,000 photos (seven photos give many crops but few contents), and a random crop of a photo is not a
 # well-composed frame, so the composition labels of the photo crops are partly wrong.
 
-# %% mystnb={"figure": {"caption": "Base images for pretraining: photo crops and well-composed synthetic scenes (stand-in for Kobs (2023), Fig. 16.2).", "name": "fig-multitask_aesthetics-base-images"}}
+# %% mystnb={"figure": {"caption": "Base images for pretraining, at smoke and cpu photo crops and well-composed synthetic scenes (cf. Kobs (2023), Fig. 16.2).", "name": "fig-multitask_aesthetics-base-images"}}
 counts = {split: len(images) for split, images in pretraining_images.items()}
 run.glue("mta_base_images", int(counts["train"]))
 run.glue("mta_pretrain_epochs", int(config.pretraining.epochs))
@@ -223,7 +217,7 @@ fig, _ = dk.plots.plot_image_grid(pretraining_images["train"][:16], [""] * 16, c
 
 # %% [markdown]
 # **Aesthetics data.** AVA {cite}`murray2012ava` gives each photo the histogram of about 200 votes on a 1-10
-# scale; models are scored on the mean vote. The stand-in draws scenes of the same kind with *varied*
+# scale; models are scored on the mean vote. The stand-in ({numref}`fig-multitask_aesthetics-aesthetics-data`) draws scenes of the same kind with *varied*
 # properties and a hidden mean score that is a documented function of them: exposure, contrast, saturation and
 # colour harmony (style), blur and noise (technical quality), the subject's distance from a thirds point, the
 # horizon's distance from a third line and its tilt (composition), a visible content bonus (sun > tree >
@@ -235,7 +229,7 @@ fig, _ = dk.plots.plot_image_grid(pretraining_images["train"][:16], [""] * 16, c
 # the features the pretext tasks teach; a result here says whether the pretext tasks teach those features to
 # this network, not whether people judge photos that way.
 
-# %% mystnb={"figure": {"caption": "Test images of the aesthetics data, ordered from the lowest to the highest mean vote (stand-in for AVA; no thesis counterpart).", "name": "fig-multitask_aesthetics-aesthetics-data"}}
+# %% mystnb={"figure": {"caption": "Test images of the aesthetics data set, ordered from the lowest to the highest mean vote (no thesis counterpart).", "name": "fig-multitask_aesthetics-aesthetics-data"}}
 task = mta.load_aesthetics(config, seed=seed, data_root=run.data_root)
 sizes = ", ".join(f"{task.images[s].shape[0]:,} {s}" for s in ("train", "validation", "test"))
 kind = "a synthetic stand-in, not the thesis' data" if task.is_stand_in else "the thesis' data set"
