@@ -490,8 +490,9 @@ else:
 # 0.4, so every later head is pushed harder, and the last heads are compared with seven earlier ones. More heads
 # give the unsupervised selection more candidates, which helps only if some later head finds a better optimum;
 # with one epoch, the stronger push and more collapsed heads can as well make the new heads worse. The
-# selection (highest NMI between augmentations) never picks a collapsed head unless all are, since a collapsed
-# head's NMI between augmentations is 0.
+# selection (highest NMI between augmentations) never picks a collapsed head unless all are: `evaluate_heads`
+# scores a collapsed head's NMI between augmentations as 0, where a constant labelling would otherwise count
+# as perfect agreement.
 # :::
 #
 # :::{exercise}
