@@ -186,7 +186,7 @@ pd.Series({field: getattr(standin_config, field) for field in standin_config.__d
 # the trainer and the generator, so the chapters that follow load it instead of training it again. The
 # log below says whether this run trained it or found it.
 
-# %% mystnb={"figure": {"caption": "Training loss of the stand-in CLIP per step and as a running mean, against chance, log B (no thesis counterpart).", "name": "fig-encoders-training-loss"}}
+# %%
 clip = encoders.load_encoder(f"standin-clip-{config.standin_size}", device=run.device)
 status = "loaded from the cache" if clip.loaded_from_cache else "trained in this run"
 display(Markdown(f"**{clip.name}** ({status}): {clip.provenance}; training took "
@@ -198,6 +198,8 @@ run.glue("encoders_loss_start", float(loss[:20].mean()))
 run.glue("encoders_loss_end", float(loss[-20:].mean()))
 run.glue("encoders_loss_chance", float(np.log(standin_config.batch_size)))
 
+
+# %% mystnb={"figure": {"caption": "Training loss of the stand-in CLIP per step and as a running mean, against chance, log B (no thesis counterpart).", "name": "fig-encoders-training-loss"}}
 fig, ax = plt.subplots(figsize=(6.4, 3.4))
 ax.plot(loss, color="0.75", lw=0.8, label="per step")
 ax.plot(chapter.smoothed(loss), color="C0", label="running mean (25 steps)")
@@ -221,9 +223,9 @@ ax.legend();
 # normalised text embeddings of a value's prompts are averaged into one class vector $\mathbf{w}_c$ and
 # normalised again (a prompt ensemble), and an image is assigned the value of largest cosine similarity
 # $\mathbf{i} \cdot \mathbf{w}_c$. The test images are held out: drawn from a separate random stream,
-# never seen in training. In {numref}`fig-encoders-zero-shot` the dashed marks give chance, $1/C$.
+# never seen in training. The dashed marks give chance, $1/C$.
 
-# %% mystnb={"figure": {"caption": "Zero-shot accuracy of the stand-in CLIP per factor on held-out images, against chance (no thesis counterpart).", "name": "fig-encoders-zero-shot"}}
+# %%
 zero_shot = chapter.zero_shot_by_factor(clip, heldout)
 run.record("standin_zero_shot", zero_shot[["accuracy", "chance"]].round(4))
 
@@ -303,7 +305,7 @@ retrieval.style.format({"recall": "{:.3f}", "chance": "{:.4f}"})
 # We label photos bundled with scikit-image and scikit-learn, each described by one phrase of ours,
 # with all of these phrases as candidates (chance: one in {glue:text}`encoders_photo_candidates:d`).
 
-# %% mystnb={"figure": {"caption": "ConSE's zero-shot label for each bundled photo, with our phrase in brackets (no thesis counterpart).", "name": "fig-encoders-conse-photos"}}
+# %%
 conse = encoders.load_encoder("conse-lite0-minilm", device=run.device)
 photos = dk.data.load_photos()
 photo_table = chapter.photo_zero_shot(conse, photos)
@@ -329,7 +331,7 @@ fig.suptitle("ConSE's zero-shot label for each bundled photo (ours in brackets)"
 photo_table.style.format({"cosine": "{:.3f}"})
 
 # %% [markdown]
-# ConSE names {glue:text}`encoders_conse_photo_accuracy:.0%` of the photos right ({numref}`fig-encoders-conse-photos`). Its mistakes are
+# ConSE names {glue:text}`encoders_conse_photo_accuracy:.0%` of the photos right. Its mistakes are
 # informative: a photo whose content is no ImageNet class (a texture, a microscope image, the night sky)
 # is described through whatever classes the classifier finds closest, and the sentence encoder then
 # compares those class names with our phrases.

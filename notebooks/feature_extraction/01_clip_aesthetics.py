@@ -94,7 +94,7 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # quality function is ours.
 # :::
 
-# %% mystnb={"figure": {"caption": "Rated images from the worst to the best mean score, green above 5 (no thesis counterpart).", "name": "fig-clip_aesthetics-rated-images"}}
+# %%
 task = chapter.load_task(config, seed=seed, data_root=run.data_root)
 seeds = list(range(seed, seed + config.runs))
 splits = {s: chapter.split_indices(task, config, s) for s in seeds}
@@ -106,6 +106,8 @@ run.glue("aesth_majority", float(np.mean(majority)))
 display(Markdown(f"**{task.name}**: {task.description}; {config.runs} seeded split(s) into "
                  f"{len(splits[seeds[0]][0]):,} training and {len(splits[seeds[0]][1]):,} test images."))
 
+
+# %% mystnb={"figure": {"caption": "Rated images from the worst to the best mean score, green above 5 (no thesis counterpart).", "name": "fig-clip_aesthetics-rated-images"}}
 order = np.argsort(task.mean_scores)
 picks = order[np.linspace(0, len(order) - 1, 12).round().astype(int)]
 fig, axes = plt.subplots(2, 6, figsize=(11, 4.4))
@@ -341,7 +343,7 @@ table_12_1.set_index(["method", "encoder"])
 # on essentially one dimension, CLIP's on many. We draw the same for every encoder (first split) and
 # summarise each probe by the share of the largest scaled weight in the sum of all and by the
 # participation ratio $(\sum_d |w_d|)^2 / \sum_d w_d^2$, which counts the effective number of dimensions
-# (1 for a single one, $F$ for equal weights); {numref}`fig-clip_aesthetics-probe-weights` draws the weights.
+# (1 for a single one, $F$ for equal weights).
 #
 # ```{literalinclude} /src/domainknowledge/principles/aesthetic_prompts.py
 # :pyobject: weight_spread
@@ -349,7 +351,7 @@ table_12_1.set_index(["method", "encoder"])
 # :caption: `dk.principles.aesthetic_prompts.weight_spread`, the summaries of Fig. 12.3's weights
 # ```
 
-# %% mystnb={"figure": {"caption": "Scaled linear-probe weights per feature dimension, one panel per encoder, first split (cf. Kobs (2023), Fig. 12.3).", "name": "fig-clip_aesthetics-probe-weights"}}
+# %%
 scaled = {name: prompts.scaled_probe_weights(probe_models[name][seeds[0]]) for name in loaded}
 spread = pd.DataFrame({name: prompts.weight_spread(weights) for name, weights in scaled.items()}).T
 spread.insert(0, "dimensions", [len(scaled[name]) for name in spread.index])

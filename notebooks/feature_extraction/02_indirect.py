@@ -256,10 +256,10 @@ table
 # {ref}`sec-indirect-deviations`). Their losses were still creeping down, so a longer run could change the
 # affected numbers slightly.
 #
-# The same MAP@R means in a picture ({numref}`fig-indirect-map-bars`), one panel per data set and encoder, with the random floor and the
+# The same MAP@R means in a picture, one panel per data set and encoder, with the random floor and the
 # Oracle's ceiling:
 
-# %% mystnb={"figure": {"caption": "MAP@R per notion of Random, Raw, InDiReCT and the Oracle, one panel per data set and encoder (illustrates Kobs (2023), Table 13.2).", "name": "fig-indirect-map-bars"}}
+# %%
 summary = chapter.summary_table(results)
 groups = list(summary.groupby(level=["dataset", "encoder"], sort=False))
 fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 3.4), squeeze=False)

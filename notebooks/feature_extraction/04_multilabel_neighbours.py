@@ -192,6 +192,8 @@ ax.set_xlabel("cosine similarity to the most similar other image")
 ax.set_ylabel("duplicate")
 ax.set_title(f"Duplicate thresholds ({run.profile} profile)")
 ax.legend(fontsize=8, loc="center left");
+
+# %%
 pd.DataFrame({"split": ["train", "validation", "test"],
               "images": [len(prepared.labels[s]) for s in ("train", "validation", "test")],
               "keyword occurrences": [int(prepared.labels[s].sum()) for s in ("train", "validation", "test")]}
@@ -313,9 +315,11 @@ display(table(["1-NN", "neighbour search"]))
 #
 # The table and {numref}`fig-multilabel_neighbours-nets` give the test values of every variant.
 
-# %% mystnb={"figure": {"caption": "Test F2 of the neighbour-net variants against neighbour search (cf. Bynke (2022), Table 4.7).", "name": "fig-multilabel_neighbours-nets"}}
+# %%
 net_names = [n for n in summary.index if n.startswith("neighbour net")]
 display(table(net_names))
+
+# %% mystnb={"figure": {"caption": "Test F2 of the neighbour-net variants against neighbour search (cf. Bynke (2022), Table 4.7).", "name": "fig-multilabel_neighbours-nets"}}
 fig, ax = plt.subplots(figsize=(9, 0.38 * len(net_names) + 1))
 values = summary.loc[net_names, "F2"]
 ax.barh(range(len(net_names)), values, xerr=summary.loc[net_names, "F2 sd"] if config.runs > 1 else None,
@@ -330,7 +334,7 @@ ax.legend(fontsize=8);
 # %% [markdown]
 # ### Model comparison (Table 4.8) and per-class ROC AUC (Table 4.9)
 
-# %% mystnb={"figure": {"caption": "Micro-averaged test metrics of the best model of each kind (cf. Bynke (2022), Table 4.8).", "name": "fig-multilabel_neighbours-comparison"}}
+# %%
 k = config.prototypes_per_class
 headline = ["zero-shot (manual)", "1-NN", "neighbour search", "neighbour net: simple",
             f"neighbour net: class-wise, {k} random prototypes, fine-tuned", "Tip-Adapter (zero-shot + cache)"]
@@ -340,6 +344,8 @@ for metric in metrics:
     scale = 1 if metric == "MSE" else 100
     comparison[metric] = [f"{scale * summary.loc[n, metric]:.{4 if metric == 'MSE' else 1}f}" for n in headline]
 display(comparison)
+
+# %% mystnb={"figure": {"caption": "Micro-averaged test metrics of the best model of each kind (cf. Bynke (2022), Table 4.8).", "name": "fig-multilabel_neighbours-comparison"}}
 fig = chapter.plot_model_comparison(summary, headline, title=f"Test metrics ({run.profile} profile, "
                                     f"mean and spread over {config.runs} split seed(s))")
 
@@ -382,6 +388,8 @@ if gallery is not None:
         gallery, ["query"]
         + [f"match {row.rank}: {100 * row.weight:.1f} %" for row in matches.itertuples()],
         columns=len(gallery), title="A test query and its top matches with their softmax weights")
+
+# %%
 display(Markdown("Recorded keywords of the query: " + ", ".join(names[c] for c in np.flatnonzero(labels_test[query]))))
 display(matches.assign(weight=lambda d: (100 * d.weight).round(1)).rename(columns={"weight": "weight (%)"})
         .set_index("rank"))

@@ -204,7 +204,7 @@ fig, _ = dk.plots.plot_image_grid(np.stack(grid), titles, columns=11, title="dis
 # of 130,000 photos (seven photos give many crops but few contents), and a random crop of a photo is not a
 # well-composed frame, so the composition labels of the photo crops are partly wrong.
 
-# %% mystnb={"figure": {"caption": "Base images for pretraining, at smoke and cpu photo crops and well-composed synthetic scenes (cf. Kobs (2023), Fig. 16.2).", "name": "fig-multitask_aesthetics-base-images"}}
+# %%
 counts = {split: len(images) for split, images in pretraining_images.items()}
 run.glue("mta_base_images", int(counts["train"]))
 run.glue("mta_pretrain_epochs", int(config.pretraining.epochs))
@@ -212,6 +212,8 @@ run.glue("mta_image_size", int(config.image_size))
 run.glue("mta_width", float(config.width_mult))
 display(Markdown(f"**Base images:** {counts['train']:,} train, {counts['validation']:,} validation, "
                  f"{counts['test']:,} test ({config.image_size} x {config.image_size} px)."))
+
+# %% mystnb={"figure": {"caption": "Base images for pretraining, at smoke and cpu photo crops and well-composed synthetic scenes (cf. Kobs (2023), Fig. 16.2).", "name": "fig-multitask_aesthetics-base-images"}}
 fig, _ = dk.plots.plot_image_grid(pretraining_images["train"][:16], [""] * 16, columns=16,
                                   title="base images for pretraining (photo crops and well-composed scenes)")
 
@@ -229,11 +231,13 @@ fig, _ = dk.plots.plot_image_grid(pretraining_images["train"][:16], [""] * 16, c
 # the features the pretext tasks teach; a result here says whether the pretext tasks teach those features to
 # this network, not whether people judge photos that way.
 
-# %% mystnb={"figure": {"caption": "Test images of the aesthetics data set, ordered from the lowest to the highest mean vote (no thesis counterpart).", "name": "fig-multitask_aesthetics-aesthetics-data"}}
+# %%
 task = mta.load_aesthetics(config, seed=seed, data_root=run.data_root)
 sizes = ", ".join(f"{task.images[s].shape[0]:,} {s}" for s in ("train", "validation", "test"))
 kind = "a synthetic stand-in, not the thesis' data" if task.is_stand_in else "the thesis' data set"
 display(Markdown(f"**Aesthetics data ({kind}):** {task.description}; {sizes} images."))
+
+# %% mystnb={"figure": {"caption": "Test images of the aesthetics data set, ordered from the lowest to the highest mean vote (no thesis counterpart).", "name": "fig-multitask_aesthetics-aesthetics-data"}}
 all_means = np.concatenate([task.mean_scores[s] for s in ("train", "validation", "test")])
 run.glue("mta_mean_score", float(all_means.mean()))
 run.glue("mta_share_above_5", float(100 * (all_means > 5).mean()))
@@ -366,6 +370,8 @@ fig, _ = mta.plot_epochs(fraction_results, config.fraction_initialisations,
 # %% mystnb={"figure": {"caption": "Test metrics against the labelled-data fraction, ranking + regression against ImageNet (cf. Kobs (2023), Fig. 16.5).", "name": "fig-multitask_aesthetics-fractions"}}
 fig, _ = mta.plot_fraction_curves(fraction_results, config.fraction_initialisations,
                                   title="Fig. 16.5: test metrics against the labelled-data fraction (band: min-max over runs)")
+
+# %%
 fraction_means = fraction_results.groupby(["initialisation", "fraction"])[["mae", "pearson", "epochs"]].mean().unstack(0)
 run.record("fraction_curves", fraction_means.round(4).to_dict())
 fraction_means.style.format("{:.3f}")
