@@ -96,6 +96,12 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # `encoders.load_encoder("standin-clip-cpu")`, and calls `encode_images` on `uint8` pictures and
 # `encode_texts` on prompts. The table lists the registry and whether each entry loads on the machine
 # that built this page; open_clip entries load only when their weights are in the cache.
+#
+# ```{literalinclude} /src/domainknowledge/models/encoders/registry.py
+# :pyobject: load_encoder
+# :language: python
+# :caption: `dk.models.encoders.load_encoder`, the registry by name
+# ```
 
 # %%
 registry = encoders.registry_table()
@@ -132,8 +138,10 @@ if config.real_clip:
 # vocabulary and the endless variety of web images, so the stand-in CLIP knows only the words and the
 # kinds of pictures of this world.
 # :::
+#
+# {numref}`fig-encoders-captioned-world` shows held-out images with their captions.
 
-# %%
+# %% mystnb={"figure": {"caption": "Held-out images of the captioned world with their captions (no thesis counterpart).", "name": "fig-encoders-captioned-world"}}
 standin_config = encoders.STANDIN_SIZES[config.standin_size]
 heldout = captioned_world.generate_captioned_world(config.heldout_images, seed=seed, split="test",
                                                    image_size=standin_config.image_size)
@@ -160,6 +168,13 @@ fig.suptitle("Held-out images of the captioned world (32 px), with their caption
 # $$
 #
 # where $s$ is a learned temperature (logit scale), started at $1/0.07$ and capped at 100, as in CLIP.
+#
+# ```{literalinclude} /src/domainknowledge/models/encoders/standin_clip.py
+# :pyobject: train_standin_clip
+# :language: python
+# :caption: `dk.models.encoders.standin_clip.train_standin_clip`, the CLIP objective with open_clip's `ClipLoss`
+# ```
+#
 # Its configuration at this profile:
 
 # %%
@@ -183,6 +198,8 @@ run.glue("encoders_loss_start", float(loss[:20].mean()))
 run.glue("encoders_loss_end", float(loss[-20:].mean()))
 run.glue("encoders_loss_chance", float(np.log(standin_config.batch_size)))
 
+
+# %% mystnb={"figure": {"caption": "Training loss of the stand-in CLIP per step and as a running mean, against chance, log B (no thesis counterpart).", "name": "fig-encoders-training-loss"}}
 fig, ax = plt.subplots(figsize=(6.4, 3.4))
 ax.plot(loss, color="0.75", lw=0.8, label="per step")
 ax.plot(chapter.smoothed(loss), color="C0", label="running mean (25 steps)")
@@ -193,7 +210,7 @@ ax.set_title("Training loss of the stand-in CLIP")
 ax.legend();
 
 # %% [markdown]
-# A model that matches nothing scores $\log B =$ {glue:text}`encoders_loss_chance:.2f` on a batch of
+# In {numref}`fig-encoders-training-loss`, a model that matches nothing scores $\log B =$ {glue:text}`encoders_loss_chance:.2f` on a batch of
 # $B$ pairs. The loss falls from {glue:text}`encoders_loss_start:.2f` over the first 20 steps to
 # {glue:text}`encoders_loss_end:.2f` over the last 20. It cannot reach zero: many captions in a batch
 # fit several of its images equally well, because they leave out the factors that tell those images
@@ -279,6 +296,12 @@ retrieval.style.format({"recall": "{:.3f}", "chance": "{:.4f}"})
 # its ImageNet weights, $s(y)$ is the all-MiniLM-L6-v2 embedding of "a photo of a *name*.", and any text
 # is embedded by MiniLM directly, so images and texts meet in MiniLM's 384-dimensional space. ConSE can
 # only say what its 1,000 classes can express, but those classes are real, and so are the photos below.
+#
+# ```{literalinclude} /src/domainknowledge/models/encoders/pretrained.py
+# :pyobject: conse_embedding
+# :language: python
+# :caption: `dk.models.encoders.pretrained.conse_embedding`, ConSE's image embedding
+# ```
 #
 # We label photos bundled with scikit-image and scikit-learn, each described by one phrase of ours,
 # with all of these phrases as candidates (chance: one in {glue:text}`encoders_photo_candidates:d`).
@@ -399,6 +422,123 @@ run.finish();
 # that needs a factor the stand-in has not learnt should say so, or use a larger stand-in or a real CLIP.
 # ConSE knows real photos, within the reach of ImageNet's classes. The chapters that use these encoders
 # say which one produced each number.
+#
+# ## Exercises
+#
+# To change a setting, add a line after `config = dk.experiment.select(chapter.CONFIGS, run.profile)` in
+# `notebooks/appendix/01_encoders.py`, for example `config = dataclasses.replace(config, heldout_images=2400)`
+# (with `import dataclasses`), and run `dk-book run --chapter encoders --profile smoke`. The stand-in CLIP is
+# cached by its own configuration, so changing the evaluation sizes does not train it again; changing
+# `standin_size` does, unless that size is in the cache already.
+#
+# :::{exercise}
+# :label: encoders-ex-1
+# The training-loss figure draws chance at $\log B$. Show that the CLIP loss is exactly $\log B$ when all
+# logits of a batch are equal. Then show that a batch in which two pairs share the same caption text (hence the
+# same text embedding) has a loss of at least $2\log 2 / B$, however good the model, and check both with
+# `open_clip.ClipLoss()(image_features, text_features, logit_scale)` on hand-made unit vectors (for the second,
+# give the two images of the shared caption the same embedding as the caption).
+# :::
+#
+# :::{solution} encoders-ex-1
+# :class: dropdown
+# Equal logits make every softmax uniform over $B$ entries, so each of the $2B$ cross-entropy terms is
+# $\log B$ and their mean is $\log B$ (a logit scale of 0 does it for any embeddings). With $\mathbf{t}_a =
+# \mathbf{t}_b$: image $a$ gives captions $a$ and $b$ the same logit, so its probability of the right caption is at
+# most $\tfrac12$ and its term at least $\log 2$, and likewise image $b$. Captions $a$ and $b$ have identical
+# rows of logits over the images but different targets, so their probabilities $p(a)$ and $p(b)$ of the right
+# image sum to at most 1 and $-\log p(a) - \log p(b) \ge 2\log 2$. The four terms give at least $4\log 2$, divided
+# by $2B$: $2\log 2 / B$, about 0.347 for $B = 4$, which is what `ClipLoss` returns for `i = torch.eye(4)`
+# with `i[1] = i[0]`, `t = i.clone()` and a scale of 100. Partial captions repeat often in the captioned world,
+# which is why the training loss stays above zero.
+# :::
+#
+# :::{exercise}
+# :label: encoders-ex-2
+# Use `conse_embedding` (from `domainknowledge.models.encoders.pretrained`) to show that with `top_t = 1` a
+# ConSE image embedding is exactly the class-name embedding of the classifier's top-1 class. What does
+# zero-shot classification among ImageNet class names (with the same prompts as $s(y)$) then reduce to, and
+# what changes with $T = 10$?
+# :::
+#
+# :::{solution} encoders-ex-2
+# :class: dropdown
+# With one class the weight is $p/p = 1$ and the embedding is $s(\hat y_1)$ normalised, which is already unit
+# length: `torch.allclose(conse_embedding(p, s, top_t=1), s[p.argmax(1)])` holds for unit rows `s`. Zero-shot
+# classification among the class names then picks the class whose embedding is most similar to
+# $s(\hat y_1)$, which is $\hat y_1$ itself (cosine 1): ConSE reduces to the classifier's top-1. With $T = 10$ the
+# embedding is a convex combination of ten class-name embeddings, so it can land nearer a text that none of
+# the ten names is, e.g. "galaxies in space" for a photo whose top classes are scattered; that is what lets
+# it label texts outside ImageNet's 1,000 names, and also why its mistakes follow the sentence encoder's idea
+# of similarity between names.
+# :::
+#
+# :::{exercise}
+# :label: encoders-ex-3
+# Raise `heldout_images` (a field of `Config`, 600 at `smoke`) to 2,400 and run the appendix at `smoke`.
+# Predict what happens to the accuracy and the `p_value` columns of the zero-shot table, and to the claim
+# `standin-zero-shot-above-chance`.
+# :::
+#
+# :::{solution} encoders-ex-3
+# :class: dropdown
+# The stand-in is the same (cached) model, so each factor's accuracy is an estimate of the same quantity with
+# four times the images: it moves only by sampling noise, whose standard error halves
+# ($\sqrt{p(1-p)/n}$). The one-sided binomial test gets more power: for a factor truly above chance, the
+# p-value falls roughly exponentially in $n$, so factors that were only slightly above chance can cross
+# $p < 0.01$, and the claim can turn from not holding to holding without the model changing. A factor at
+# chance (pose, for a short training run) stays at chance; its p-value does not shrink systematically.
+# :::
+#
+# :::{exercise}
+# :label: encoders-ex-4
+# Extend the registry's interface with an image-only encoder that needs no weights: per-channel grey-level
+# histograms. Subclass `encoders.Encoder`, set `name`, `provenance`, `embedding_dim = 48` and `image_size = 32`,
+# and implement only `_embed_images(batch)` (float `(B, 3, S, S)`, 0..255) with `torch.histc(..., bins=16,
+# min=0, max=255)` per channel. Check that `encode_images` returns unit rows, then run
+# `chapter.linear_probe_by_factor(HistogramEncoder(), probe_world, heldout)` and predict before you look which
+# factors the probe will find.
+# :::
+#
+# :::{solution} encoders-ex-4
+# :class: dropdown
+# ```python
+# class HistogramEncoder(encoders.Encoder):
+#     name, provenance, embedding_dim, image_size = "histogram-16", "a fixed function, no weights", 48, 32
+#
+#     def _embed_images(self, batch):
+#         return torch.stack([torch.cat([torch.histc(x[c], bins=16, min=0, max=255) for c in range(3)])
+#                             for x in batch])
+# ```
+# (with `import torch`). The base class resizes, batches, moves to the device and L2-normalises, so the rows have
+# unit length without any code in the subclass. A histogram keeps global colour and brightness statistics and
+# discards where things are: background (most of the pixels), exposure and grain (which change every pixel's
+# value or spread) should be found well; shape and pose, which live in the spatial layout, should stay near
+# chance; the object's colour is in the histogram but covers few pixels, so it should be found less well than
+# the background's.
+# :::
+#
+# :::{exercise}
+# :label: encoders-ex-5
+# The zero-shot classifier averages the normalised text embeddings of a value's prompts and normalises again
+# (`zero_shot_classifier` in `domainknowledge.models.encoders.zero_shot`). Show that, for one image, the
+# prediction is the same as summing the cosine similarities over a value's prompts only if all values' mean
+# vectors have equal length. Test the effect of the templates: compare `zero_shot_predict` accuracy for the
+# colour factor with the default templates of `captioned_world.zero_shot_prompts("colour")` and with a single
+# template of your own.
+# :::
+#
+# :::{solution} encoders-ex-5
+# :class: dropdown
+# The summed similarity of value $c$ is $\sum_k \mathbf{i}\cdot\mathbf{t}_{c,k} = K\,\mathbf{i}\cdot\mathbf{m}_c$ with
+# $\mathbf{m}_c$ the mean of its $K$ prompt embeddings; the classifier uses $\mathbf{i}\cdot\mathbf{m}_c /
+# \lVert\mathbf{m}_c\rVert$. The two argmaxes agree for every image when all $\lVert\mathbf{m}_c\rVert$ are
+# equal; otherwise normalising favours values whose prompts disagree among themselves (a short mean vector is
+# scaled up). A single template removes the averaging altogether: its accuracy can be higher or lower, since
+# each template addresses the colour with different words around it. With the stand-in, a template whose words
+# never occurred in its captions adds unknown tokens that are the same in every prompt, so the colour word is
+# all that differs between the prompts, and how the text tower reads it in that unfamiliar context decides.
+# :::
 #
 # ## References
 

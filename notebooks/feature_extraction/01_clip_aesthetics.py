@@ -106,6 +106,8 @@ run.glue("aesth_majority", float(np.mean(majority)))
 display(Markdown(f"**{task.name}**: {task.description}; {config.runs} seeded split(s) into "
                  f"{len(splits[seeds[0]][0]):,} training and {len(splits[seeds[0]][1]):,} test images."))
 
+
+# %% mystnb={"figure": {"caption": "Rated images from the worst to the best mean score, green above 5 (no thesis counterpart).", "name": "fig-clip_aesthetics-rated-images"}}
 order = np.argsort(task.mean_scores)
 picks = order[np.linspace(0, len(order) - 1, 12).round().astype(int)]
 fig, axes = plt.subplots(2, 6, figsize=(11, 4.4))
@@ -116,6 +118,7 @@ for ax, index in zip(axes.flat, picks):
 fig.suptitle("Rated images from the worst to the best mean score (green: aesthetic)");
 
 # %% [markdown]
+# {numref}`fig-clip_aesthetics-rated-images` shows a few of them.
 # {glue:text}`aesth_share_aesthetic:.0%` of the {glue:text}`aesth_images:d` images score above 5, so always
 # answering "aesthetic" is right on {glue:text}`aesth_majority:.1%` of the test images: the majority vote
 # baseline every method has to beat (70.3 % on AVA).
@@ -167,6 +170,18 @@ embeddings = chapter.embed_all(loaded, task)
 # $$
 # w_c = \begin{cases} 1, & \text{if } c \text{ is a positive label} \\ -1, & \text{if } c \text{ is a negative label} \end{cases} . \tag{12.2}
 # $$
+#
+# ```{literalinclude} /src/domainknowledge/principles/aesthetic_prompts.py
+# :pyobject: prompt_weights
+# :language: python
+# :caption: `dk.principles.aesthetic_prompts.prompt_weights`, Eq. 12.2
+# ```
+#
+# ```{literalinclude} /src/domainknowledge/principles/aesthetic_prompts.py
+# :pyobject: weighted_prompt_score
+# :language: python
+# :caption: `dk.principles.aesthetic_prompts.weighted_prompt_score`, Eq. 12.1
+# ```
 #
 # A close positive prompt raises the score, a close negative one lowers it, and a negative prompt that
 # points away from the image raises it too. Three ways to build the prompts:
@@ -329,6 +344,12 @@ table_12_1.set_index(["method", "encoder"])
 # summarise each probe by the share of the largest scaled weight in the sum of all and by the
 # participation ratio $(\sum_d |w_d|)^2 / \sum_d w_d^2$, which counts the effective number of dimensions
 # (1 for a single one, $F$ for equal weights).
+#
+# ```{literalinclude} /src/domainknowledge/principles/aesthetic_prompts.py
+# :pyobject: weight_spread
+# :language: python
+# :caption: `dk.principles.aesthetic_prompts.weight_spread`, the summaries of Fig. 12.3's weights
+# ```
 
 # %%
 content_reference = config.content[0]
@@ -694,6 +715,111 @@ run.finish();
 # CLIP models on AVA; without AVA in `--data-root` it stops at the data with an error that gives the
 # layout, and without the CLIP weights in the cache at the encoders with the registry's error that says
 # how to fetch them.
+#
+# ## Exercises
+#
+# To change a setting, add a line after `config = dk.experiment.select(chapter.CONFIGS, run.profile)` in
+# `notebooks/feature_extraction/01_clip_aesthetics.py`, for example `config = dataclasses.replace(config, votes=5)`
+# (with `import dataclasses`), and run `dk-book run --chapter clip_aesthetics --profile smoke`. Code snippets
+# below run in a new cell after the prompting section, where `loaded`, `embeddings`, `splits` and `task`
+# exist.
+#
+# :::{exercise}
+# :label: clip_aesthetics-ex-1
+# The deviations say that Eq. 12.1 over all context-aware prompts and over *unnormalised* ensemble vectors give
+# identical correlations. Prove it: with $K$ context prompts per adjective, unit vectors $\mathbf{i}$ and
+# $\mathbf{t}_{c,k}$, and the ensemble mean $\mathbf{m}_c = \frac{1}{K}\sum_k \mathbf{t}_{c,k}$, relate the two
+# scores. Then say why `prompts.ensemble_vector`, which normalises $\mathbf{m}_c$, can change the
+# correlations, and when it cannot.
+# :::
+#
+# :::{solution} clip_aesthetics-ex-1
+# :class: dropdown
+# $\sum_{c}\sum_k w_c \cos(\mathbf{i}, \mathbf{t}_{c,k}) = \sum_c w_c\, \mathbf{i}^\top \sum_k \mathbf{t}_{c,k}
+# = K \sum_c w_c\, \mathbf{i}^\top \mathbf{m}_c$: the context-aware score is $K$ times the score of the
+# unnormalised ensemble vectors for every image, and Spearman and Pearson correlations do not change under a
+# positive scale. `ensemble_vector` uses $\mathbf{m}_c / \lVert \mathbf{m}_c \rVert$ (and cosine similarity
+# normalises anyway), so the score becomes $\sum_c w_c\, \mathbf{i}^\top \mathbf{m}_c / \lVert \mathbf{m}_c
+# \rVert$: the positive and the negative terms are rescaled by different factors, which changes the ranking
+# of images unless $\lVert \mathbf{m}_{\text{pos}} \rVert = \lVert \mathbf{m}_{\text{neg}} \rVert$ (equally
+# tight prompt sets). The binary decisions differ anyway: context-aware prompts decide by the single closest
+# prompt, the ensemble by the closest mean.
+# :::
+#
+# :::{exercise}
+# :label: clip_aesthetics-ex-2
+# To the stand-in CLIP, "a outstanding picture" and "a horrible picture" are the same token sequence (both
+# adjectives are one unknown token; check with `loaded[primary].encode_texts([...])`). Predict, from
+# `binary_from_prompts` and `evaluate_prompts`, the accuracy and the Spearman correlation of the fixed
+# prompt pair "outstanding"/"horrible" on the test images, and find the rows of the thesis-pair table that
+# show it.
+# :::
+#
+# :::{solution} clip_aesthetics-ex-2
+# :class: dropdown
+# Identical prompts give every image the same similarity to the positive and the negative prompt, a tie,
+# and `binary_from_prompts` counts ties as aesthetic: every test image is called aesthetic, so the accuracy
+# is the share of test images with a mean score above 5, the majority vote (when most images are aesthetic,
+# as here). The Eq. 12.1 score is $\cos(\mathbf{i}, \mathbf{t}) - \cos(\mathbf{i}, \mathbf{t}) = 0$ for every
+# image; `evaluate_prompts` reports a constant score's correlations as 0. The same holds for context-aware
+# prompts and ensembles built from the two words, since every prompt pair is identical. This is the "same
+# text" sentence of the section on why the stand-in cannot follow the prompts, made into numbers.
+# :::
+#
+# :::{exercise}
+# :label: clip_aesthetics-ex-3
+# The stand-in's label is the mean of `votes` simulated votes (100 at `smoke`; a field of `Config`). Predict
+# what `votes = 5` does to the Spearman correlations of Table 12.1 and to the majority vote baseline, then run
+# it.
+# :::
+#
+# :::{solution} clip_aesthetics-ex-3
+# :class: dropdown
+# Each voter votes around the image's hidden score, so the mean of $n$ votes deviates from it with a standard
+# deviation that shrinks as $1/\sqrt{n}$: 5 votes carry about $\sqrt{20} \approx 4.5$ times the label noise of
+# 100. Noise in the test labels lowers every method's measured correlation (the ceiling is no longer 1), and
+# noise in the training labels makes the probes and the pair search fit worse; methods whose correlations are
+# already near 0 change little. The majority baseline moves only as far as the share of labels above 5 moves:
+# images near 5 can cross the threshold, so it changes a little, in either direction.
+# :::
+#
+# :::{exercise}
+# :label: clip_aesthetics-ex-4
+# Extend the fixed prompt from one pair to prompt *sets*: Eq. 12.1 sums over any number of positive and
+# negative prompts. Score the stand-in CLIP with all of its captions' quality words at once:
+# `pos = loaded[primary].encode_texts([prompts.fixed_prompt(w) for w in chapter.QUALITY_POSITIVE])`,
+# likewise `neg` for `chapter.QUALITY_NEGATIVE`, and
+# `prompts.evaluate_prompts(embeddings[primary][test], task.mean_scores[test], pos, neg)` with
+# `train, test = splits[seeds[0]]`. Compare with the best single pair of the "captions' quality words" rows.
+# :::
+#
+# :::{solution} clip_aesthetics-ex-4
+# :class: dropdown
+# `evaluate_prompts` already takes several prompts per side: the binary decision uses the closest prompt of
+# all, and the score gives weight $+1$ to each of the 7 positive and $-1$ to each of the 8 negative prompts
+# (`prompt_weights(7, 8)`). The set is chosen without looking at the training images, so unlike the best
+# pair it cannot overfit the pair search; but it also weighs words the rating does not care about, and the
+# unequal sizes add a term $\mathbf{i}^\top(\sum_{\text{pos}} \mathbf{t} - \sum_{\text{neg}} \mathbf{t})$ that
+# does not cancel for images far from all prompts. Which wins is an empirical question; the mechanism says the
+# set should at least be positively correlated if most of its words point the right way for blur, noise and
+# exposure, the properties the stand-in's rating penalises.
+# :::
+#
+# :::{exercise}
+# :label: clip_aesthetics-ex-5
+# `prompts.weight_spread` summarises a probe by the participation ratio $(\sum_d |w_d|)^2 / \sum_d w_d^2$.
+# Show that it lies between 1 and $F$, and compute all four numbers of `weight_spread` for scaled weights
+# $(3, -1, 0, 0)$ by hand before checking in code.
+# :::
+#
+# :::{solution} clip_aesthetics-ex-5
+# :class: dropdown
+# By Cauchy-Schwarz, $(\sum_d |w_d|)^2 \le F \sum_d w_d^2$, with equality for equal $|w_d|$; and
+# $(\sum_d |w_d|)^2 \ge \sum_d w_d^2$ because the cross terms $|w_d||w_e|$ are non-negative, with equality for a
+# single non-zero weight. For $(3, -1, 0, 0)$: $\sum |w| = 4$, $\sum w^2 = 10$, so `top_share` $= 3/4$,
+# `effective_dimensions` $= 16/10 = 1.6$, `effective_fraction` $= 1.6/4 = 0.4$, and `dimensions_for_half` $= 1$
+# (the largest weight alone is three quarters of the total).
+# :::
 #
 # ## References
 

@@ -98,6 +98,12 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # L = \frac{1}{n} \sum_{i=1}^{n} \arccos\bigl(\mathbf{t}_i^{\text{norm}} \, {\mathbf{t}_i^{\text{recon}}}^{\top}\bigr). \tag{13.4}
 # $$
 #
+# ```{literalinclude} /src/domainknowledge/principles/indirect.py
+# :pyobject: indirect_loss
+# :language: python
+# :caption: `dk.principles.indirect.indirect_loss`, Eqs. 13.1-13.4
+# ```
+#
 # $L$ is the mean angle between each prompt and its reconstruction. With fewer dimensions $r'$ than
 # directions in the prompts, $\mathbf{U}$ must keep the directions along which the prompts differ most, and
 # since every prompt shares the template, those are the directions of the notion. Images are embedded by
@@ -114,6 +120,18 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # `indirect.fit_indirect`; its tests check known answers, e.g. that prompts lying in a
 # $k$-dimensional subspace are reconstructed with a loss near zero at $r' = k$ and not at $r' < k$, and that
 # the learnt $\mathbf{U}$ maps directions orthogonal to all prompts to almost nothing.
+#
+# ```{literalinclude} /src/domainknowledge/principles/indirect.py
+# :pyobject: fit_indirect
+# :language: python
+# :caption: `dk.principles.indirect.fit_indirect`, training $\mathbf{U}$
+# ```
+#
+# ```{literalinclude} /src/domainknowledge/principles/indirect.py
+# :pyobject: apply_projection
+# :language: python
+# :caption: `dk.principles.indirect.apply_projection`, Eqs. 13.5-13.6
+# ```
 #
 # ## The images and the notions
 #
@@ -135,6 +153,7 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # label is the CSS keyword nearest to its paint (and its background's), which is our answer to the
 # undocumented relabelling of the thesis (erratum 7 of the digest). For the captioned world the aspects are
 # the words its captions use for each value, in the templates the zero-shot chapters use.
+# {numref}`fig-indirect-images` shows a few images with their labels.
 
 # %%
 datasets = chapter.load_datasets(config, seed=seed, data_root=run.data_root)
@@ -147,7 +166,7 @@ for key, dataset in datasets.items():
 display(Markdown("; ".join(f"**{d.name}**: {d.description}" for d in datasets.values()) + "."))
 pd.DataFrame(notion_rows).set_index(["data set", "notion"])
 
-# %%
+# %% mystnb={"figure": {"caption": "Evaluation images with their labels per notion, rendered cars (top) and captioned world (bottom) (no thesis counterpart).", "name": "fig-indirect-images"}}
 fig, axes = plt.subplots(2, 8, figsize=(11, 3.2))
 for row, key in enumerate(("cars", "world")):
     dataset = datasets[key]
@@ -295,9 +314,10 @@ run.glue("indirect_world_best_gain_at", " / ".join(map(str, world_gain.idxmax())
 # ## How many dimensions? (Fig. 13.4)
 #
 # The thesis sweeps $r'$ from 2 to 512 on Cars196 and finds InDiReCT at or above the raw CLIP embeddings from
-# 16 dimensions on, best at 64. We sweep $r'$ up to the encoder's dimension with the methods that take an $r'$.
+# 16 dimensions on, best at 64. We sweep $r'$ up to the encoder's dimension with the methods that take an $r'$
+# ({numref}`fig-indirect-dimensions`).
 
-# %%
+# %% mystnb={"figure": {"caption": "MAP@R of InDiReCT and the baselines that take a target dimension, against r' (cf. Kobs (2023), Fig. 13.4).", "name": "fig-indirect-dimensions"}}
 sweep_parts, sweep_raw = [], {}
 for target in config.sweep_on:
     key, name = chapter.parse_target(target)
@@ -381,9 +401,9 @@ prompt_means = prompt_sweep.groupby(["dataset", "encoder", "notion", "prompts"])
 #
 # The thesis shows TriMap views of InDiReCT's embeddings per notion on Cars196. We show t-SNE views {cite}`vandermaaten2008tsne` of the
 # same images under the raw embedding and under InDiReCT trained for each notion, every panel coloured by
-# the labels of its own notion: if the prompts worked, each panel groups its own notion.
+# the labels of its own notion ({numref}`fig-indirect-views`): if the prompts worked, each panel groups its own notion.
 
-# %%
+# %% mystnb={"figure": {"caption": "t-SNE views of the raw embedding and of InDiReCT trained for each notion, each panel coloured by its own notion (cf. Kobs (2023), Fig. 13.2).", "name": "fig-indirect-views"}}
 key, name = chapter.parse_target(config.views_on)
 dataset = datasets[key]
 dim = chapter.reduced_dim(config, image_embeddings[(key, name)].shape[1])
@@ -409,10 +429,10 @@ chapter.plot_views(views, {k: v[chosen] for k, v in view_labels.items()},
 # fixed, to the pixels, through the stand-in CLIP's image tower; $f$ is the raw embedding or InDiReCT's
 # two-dimensional projection for one notion. Each map is the absolute attribution summed over colour
 # channels and divided by its total, so maps compare; yellow marks pixels InDiReCT uses more than the raw
-# embedding, blue the reverse. On the captioned world we know where the object is, so the table below also
+# embedding, blue the reverse ({numref}`fig-indirect-attribution`). On the captioned world we know where the object is, so the table below also
 # gives the share of each map that falls on the object's disc.
 
-# %%
+# %% mystnb={"figure": {"caption": "The images and, per notion, the difference between the Integrated Gradients map of InDiReCT's two-dimensional projection and that of the raw embedding (cf. Kobs (2023), Fig. 13.3).", "name": "fig-indirect-attribution"}}
 key, name = chapter.parse_target(config.attribution_on)
 dataset = datasets[key]
 picked = np.random.default_rng(seed).choice(len(dataset), size=config.attribution_images, replace=False)
@@ -712,6 +732,107 @@ run.finish();
 # whether the image embeddings held the notion at all. The thesis' strong results rest on a CLIP trained on
 # 400 million captioned web images, which has read about car models, birds and fabrics; the `paper` profile
 # reruns this code with that model and the thesis' data sets.
+#
+# ## Exercises
+#
+# To change a setting, add a line after `config = dk.experiment.select(chapter.CONFIGS, run.profile)` in
+# `notebooks/feature_extraction/02_indirect.py`, for example `config = dataclasses.replace(config, max_iterations=1)`
+# (with `import dataclasses`), and run `dk-book run --chapter indirect --profile smoke`.
+#
+# :::{exercise}
+# :label: indirect-ex-1
+# Suppose all $n$ prompt embeddings lie in a $k$-dimensional subspace with orthonormal basis
+# $\mathbf{B} \in \mathbb{R}^{r \times k}$. Show that $\mathbf{U} = \mathbf{B}$ ($r' = k$) reconstructs every prompt
+# exactly, so that Eq. 13.4 is zero, and check it with `indirect.indirect_loss` (why is the value not exactly
+# 0?). Then explain the sentence of the prompt-count section: with $n \le r'$ prompts, InDiReCT "is not forced
+# to select directions".
+# :::
+#
+# :::{solution} indirect-ex-1
+# :class: dropdown
+# A prompt is $\mathbf{t} = \mathbf{a}\mathbf{B}^\top$ for some $\mathbf{a} \in \mathbb{R}^{1 \times k}$, so
+# $\mathbf{t}\mathbf{B} = \mathbf{a}$ (as $\mathbf{B}^\top\mathbf{B} = \mathbf{I}$) and
+# $\mathbf{t}\mathbf{B}\mathbf{B}^\top = \mathbf{t}$: after the normalisations of Eqs. 13.2-13.3 the
+# reconstruction is $\mathbf{t}^{\text{norm}}$ itself and every angle is 0. The code clamps the cosine at
+# $1 - 10^{-7}$ before the arccos, so it returns $\arccos(1 - 10^{-7}) \approx 4.5 \cdot 10^{-4}$ rather than 0.
+# $n$ prompts always span at most $n$ dimensions, so for $n \le r'$ a $\mathbf{U}$ whose columns span them
+# reaches that minimum: nothing in the loss asks which of the prompts' directions matter, and $\mathbf{U}$
+# keeps all of them, including whatever each prompt carries apart from the notion.
+# :::
+#
+# :::{exercise}
+# :label: indirect-ex-2
+# The Random baseline ignores the images. Derive the expected Prec@1 of embeddings drawn independently of
+# the labels, for classes of sizes $n_c$ among $N$ images, and evaluate it for $C$ equal classes. Compare with
+# the Random rows of Table 13.2 using the class counts of the notion table.
+# :::
+#
+# :::{solution} indirect-ex-2
+# :class: dropdown
+# An image of class $c$ has $N - 1$ other images, and its nearest neighbour is, by symmetry, any of them with
+# equal probability; $n_c - 1$ share its class. Averaging over the images,
+# $\mathbb{E}[\text{Prec@1}] = \sum_c \frac{n_c}{N} \cdot \frac{n_c - 1}{N - 1}$, which for $C$ equal classes
+# is $\frac{N/C - 1}{N - 1} \approx 1/C$. The measured Random rows scatter around this value with a spread that
+# shrinks with $N$; unequal classes raise it (the sum of squared shares exceeds $1/C$).
+# :::
+#
+# :::{exercise}
+# :label: indirect-ex-3
+# Set `max_iterations = 1` (a field of `Config`) and run the chapter at `smoke`. Predict, from `_optimise` and
+# `fit_indirect`, how the InDiReCT rows of Table 13.2 will compare with the Random U rows, and what happens to
+# LAE and AE.
+# :::
+#
+# :::{solution} indirect-ex-3
+# :class: dropdown
+# `_optimise` evaluates the loss, records the parameters *before* the Adam step as the best so far, and then
+# stops at the cap. With one iteration the returned $\mathbf{U}$ is the initial one, drawn by
+# `random_matrix` with the same seed and law as the Random U baseline (`random_projection`). The InDiReCT
+# rows therefore equal the Random U rows exactly, seed by seed
+# (`np.allclose(fit_indirect(t, d, seed=s, max_iterations=1).matrix, random_matrix(r, d, seed=s))` holds). The
+# autoencoders go through the same loop and stay at their initial weights, random linear and nonlinear maps.
+# The Oracle has its own cap (`oracle_iterations`) and is unaffected.
+# :::
+#
+# :::{exercise}
+# :label: indirect-ex-4
+# Extend InDiReCT to two notions at once: fit one $\mathbf{U}$ on the union of the captioned world's colour
+# and background prompts and evaluate it against both labels:
+# `texts = np.concatenate([text_embeddings[("world", name, n)] for n in ("colour", "background")])` with
+# `name = config.encoders[0]`, `fit = indirect.fit_indirect(texts, chapter.reduced_dim(config, texts.shape[1]), seed=seed, max_iterations=config.max_iterations)`,
+# and `indirect.retrieval_scores(fit(image_embeddings[("world", name)]), datasets["world"].labels[n])` for each
+# notion. Predict where each notion lands between its Raw and its single-notion InDiReCT row.
+# :::
+#
+# :::{solution} indirect-ex-4
+# :class: dropdown
+# The joint $\mathbf{U}$ must keep the directions along which *either* set of prompts varies, in the same $r'$
+# dimensions: each notion gets fewer of them than in its own fit, and the other notion's directions stay in the
+# embedding. For retrieval by colour, the background directions are now noise (images of one colour differ in
+# background), and vice versa. The mechanism predicts each notion's MAP@R below its single-notion InDiReCT
+# row; whether it stays above Raw depends on how much of the raw embedding's other variation (shape, texture)
+# the joint projection still removes. A user who wants "same colour *and* same background" would get that
+# combined notion, which this evaluation does not score.
+# :::
+#
+# :::{exercise}
+# :label: indirect-ex-5
+# Show that Eq. 13.4 and the cosine similarities of the projected images (Eqs. 13.5-13.6) do not change when
+# $\mathbf{U}$ is replaced by $c\,\mathbf{U}\mathbf{Q}$ for any $c > 0$ and orthogonal $\mathbf{Q} \in
+# \mathbb{R}^{r' \times r'}$. Check it with `indirect.indirect_loss` and `indirect.apply_projection` on a fitted
+# matrix. What does this mean for comparing the learnt $\mathbf{U}$ of two seeds?
+# :::
+#
+# :::{solution} indirect-ex-5
+# :class: dropdown
+# $c$ cancels in every normalisation. For $\mathbf{Q}$: $\lVert \mathbf{x}\mathbf{U}\mathbf{Q} \rVert =
+# \lVert \mathbf{x}\mathbf{U} \rVert$, and the reconstruction $\mathbf{t}'\mathbf{Q}\,\mathbf{Q}^\top\mathbf{U}^\top
+# = \mathbf{t}'\mathbf{U}^\top$, so Eq. 13.3 and the loss are unchanged; two projected images
+# $\mathbf{v}'_1\mathbf{Q}$ and $\mathbf{v}'_2\mathbf{Q}$ have the same inner product as before. The loss and
+# retrieval determine $\mathbf{U}$ only up to scale and a rotation of the reduced space: two seeds can learn
+# matrices that look unrelated entry by entry and retrieve identically. Compare the subspaces they span
+# (e.g. principal angles between the column spaces), not the entries.
+# :::
 #
 # ## References
 

@@ -104,6 +104,18 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # activations *before* any normalisation: on unit-length vectors $d_{L2}^2 = 2 - 2\operatorname{sim}_{\cos}$,
 # and L2 would rank every pair exactly as cosine does.
 #
+# ```{literalinclude} /src/domainknowledge/principles/similarity_judgements.py
+# :pyobject: pairwise_similarity
+# :language: python
+# :caption: `dk.principles.similarity_judgements.pairwise_similarity`, Eqs. 3.10-3.12
+# ```
+#
+# ```{literalinclude} /src/domainknowledge/principles/similarity_judgements.py
+# :pyobject: triplet_accuracy
+# :language: python
+# :caption: `dk.principles.similarity_judgements.triplet_accuracy`, the triplet accuracy
+# ```
+#
 # ## The triplets
 #
 # The thesis evaluates on three sources of human judgements. ImageNet-HSJ {cite}`roads2021imagenethsj` shows
@@ -192,11 +204,11 @@ chapter.extractor_table(extractors)
 # %% [markdown]
 # ## Pretrained features against human judgements (Fig. 5.1)
 #
-# Every extractor, every set, every metric. Each panel is one metric; the numbers are triplet accuracies in
+# Every extractor, every set, every metric ({numref}`fig-human_similarity-accuracy-grid`). Each panel is one metric; the numbers are triplet accuracies in
 # percent, a green triangle marks each set's best extractor, and the last two columns are the observers' own
 # accuracy and the ideal predictor's.
 
-# %%
+# %% mystnb={"figure": {"caption": "Triplet accuracy of every extractor on every set under cosine, L2 and L1, with the observers' and the ideal predictor's accuracy (cf. Margaritescu (2024), Fig. 5.1).", "name": "fig-human_similarity-accuracy-grid"}}
 grid, features = chapter.evaluate_all(extractors, sources)
 outcomes = chapter.grid_outcomes(features, sources, extractors)
 fig, _ = chapter.plot_accuracy_grid(grid, sources)
@@ -285,6 +297,12 @@ metric_table.style.format({"difference": "{:+.1f}", "p": "{:.3g}", "p (Holm)": "
 # `quadruplet` is Eq. 3.9 as printed, `quadruplet-original` Chen et al.'s form.
 # :::
 #
+# ```{literalinclude} /src/domainknowledge/principles/similarity_judgements.py
+# :pyobject: quadruplet_loss
+# :language: python
+# :caption: `dk.principles.similarity_judgements.quadruplet_loss`, Eq. 3.9 in both forms
+# ```
+#
 # The self-supervised pretexts train on single images: predicting the rotation (0, 90, 180 or 270 degrees)
 # {cite}`gidaris2018rotnet`; solving a jigsaw of 3 x 3 tiles shuffled by one of 36 permutations chosen far
 # apart {cite}`noroozi2016jigsaw`; SimCLR, which pulls two augmented views of one image together against the
@@ -300,13 +318,13 @@ metric_table.style.format({"difference": "{:+.1f}", "p": "{:.3g}", "p (Holm)": "
 # fine-tuning sets come from trials that the evaluation sets do not use; the thesis samples them from the
 # evaluation sets' own triplets, so its fine-tuned numbers include triplets seen in training.
 
-# %%
+# %% mystnb={"figure": {"caption": "Held-out triplet accuracy of each fine-tuned backbone under every fine-tuning paradigm (cf. Margaritescu (2024), Fig. 5.3).", "name": "fig-human_similarity-fine-tuning"}}
 tuning_all = chapter.run_fine_tuning(config, extractors, sources, seed=seed)
 tuning = tuning_all[tuning_all["set"] != chapter.SEEN]
 fig, _ = chapter.plot_fine_tuning(tuning)
 
 # %% [markdown]
-# Mean accuracy (%) on the held-out sets, over each source's sets and the seeds, and the standard deviation
+# {numref}`fig-human_similarity-fine-tuning` shows the held-out accuracies. Mean accuracy (%) on the held-out sets, over each source's sets and the seeds, and the standard deviation
 # over seeds of those means, for every backbone and paradigm; `none` is the frozen extractor.
 
 # %%
@@ -359,11 +377,11 @@ seen_table.style.format("{:.1f}")
 #
 # The thesis maps the features of the 208 bird images to two dimensions with UMAP
 # {cite}`mcinnes2018umap` and finds that ViT features separate the four families better than ResNet
-# features. Below, the same map of the Birds-16-like set for the extractors of the profile (PCA at
+# features. {numref}`fig-human_similarity-feature-maps` gives the same map of the Birds-16-like set for the extractors of the profile (PCA at
 # `smoke`), with the silhouette of the families under the cosine distance in the original features (1:
 # perfectly separated, 0: no separation).
 
-# %%
+# %% mystnb={"figure": {"caption": "Two-dimensional maps of the bird set's features, coloured by family, with the silhouette of the families (cf. Margaritescu (2024), Fig. 5.2).", "name": "fig-human_similarity-feature-maps"}}
 birds = next(s for s in sources.values() if s.name.startswith("Birds"))
 maps = chapter.feature_maps(features, birds, config.map_extractors, config.projection, seed)
 fig, _ = chapter.plot_feature_maps(maps, birds.labels, config.projection)
@@ -501,6 +519,111 @@ run.finish();
 # profile runs the same code on
 # ImageNet-HSJ, Birds-16 and BAPPS-2AFC with the models of Table 3.1 (layout in
 # `dk.data.real.human_similarity`; missing data or weights stop it with an error saying what to put where).
+#
+# ## Exercises
+#
+# To change a setting, add a line after `config = dk.experiment.select(chapter.CONFIGS, run.profile)` in
+# `notebooks/feature_extraction/03_human_similarity.py`, for example
+# `config = dataclasses.replace(config, finetune=dataclasses.replace(config.finetune, epochs=20))` (with
+# `import dataclasses`), and run `dk-book run --chapter human_similarity --profile smoke`.
+#
+# :::{exercise}
+# :label: human_similarity-ex-1
+# Show that on unit-length vectors the L2 distance ranks every pair as cosine similarity does, so the triplet
+# accuracies of the two metrics are equal. Then show that L1 does not share this property: find a query and
+# two unit-length references in $\mathbb{R}^3$ that cosine and L1 order differently, and check both with
+# `similarity.pairwise_similarity`.
+# :::
+#
+# :::{solution} human_similarity-ex-1
+# :class: dropdown
+# For $\lVert\mathbf{a}\rVert = \lVert\mathbf{b}\rVert = 1$, $d_{L2}^2 = 2 - 2\operatorname{sim}_{\cos}$, a
+# decreasing function of the cosine, so $-d_{L2}$ and $\operatorname{sim}_{\cos}$ order any two references
+# alike and `triplet_accuracy` gives the same value (ties included). L1 weighs *how* the difference is spread:
+# take $\mathbf{q} = (1, 0, 0)$, $\mathbf{a} = (0.8, 0.6/\sqrt{2}, 0.6/\sqrt{2})$ and
+# $\mathbf{b} = (0.75, \sqrt{1 - 0.75^2}, 0) \approx (0.75, 0.661, 0)$. Cosine prefers $\mathbf{a}$ (0.80 against
+# 0.75), L1 prefers $\mathbf{b}$ ($d_{L1} \approx 0.911$ against $1.049$), because $\mathbf{a}$'s deviation is
+# spread over two coordinates. This is why the metric comparison is only informative on raw,
+# unnormalised features, and why ConSE, whose embeddings have unit length, ties cosine and L2 exactly.
+# :::
+#
+# :::{exercise}
+# :label: human_similarity-ex-2
+# For a triplet, let $p$ be the probability that an observer picks one of the two references, $x$. The
+# recorded $r_1$ is $x$ with probability $p$. Derive the expected accuracy of (a) a fresh observer,
+# (b) a model that always picks $x$, (c) the best model, and show that (a) $\le$ (c). Which columns of the
+# triplet-set table are these?
+# :::
+#
+# :::{solution} human_similarity-ex-2
+# :class: dropdown
+# (a) The fresh observer agrees with the recorded choice when both pick $x$ or both pick the other:
+# $p^2 + (1 - p)^2$. (b) Picking $x$ is right exactly when $x$ was recorded: $p$. (c) The best fixed answer
+# is the more likely one: $\max(p, 1 - p)$. With $M = \max(p, 1 - p)$ and $1 - M$ the other,
+# $M^2 + (1 - M)^2 \le M \cdot M + M (1 - M) = M$, with equality only for $p \in \{0, \tfrac12, 1\}$. Averaged over
+# a set, (a) is the "observers' accuracy" column and (c) the "ideal predictor" column: a model can beat the
+# observers because it does not add an observer's own noise, but not the ideal predictor, in expectation.
+# :::
+#
+# :::{exercise}
+# :label: human_similarity-ex-3
+# At `smoke` the residual top is fine-tuned for `epochs = 2` (a field of `config.finetune`). Predict what
+# `epochs = 20` does to the "seen fine-tuning triplets" and the "held-out sets" columns of the seen/held-out
+# table for the supervised losses, then run it.
+# :::
+#
+# :::{solution} human_similarity-ex-3
+# :class: dropdown
+# Longer training fits the fine-tuning triplets better: the seen accuracy of the supervised losses should
+# rise towards 100 %, since a residual top with hidden units can shape the features of a few dozen triplets
+# at will. Each of those triplets was judged by one noisy observer, so fitting them more closely teaches their
+# particular answers rather than the observers' taste; the held-out accuracy should gain much less, stay
+# flat, or fall once the top starts memorising. The gap between the two columns is the mechanism to watch;
+# with one seed at `smoke`, differences of a few points are within the noise of 40-triplet sets.
+# :::
+#
+# :::{exercise}
+# :label: human_similarity-ex-4
+# Extend the fine-tuning losses with a triplet loss on cosine similarity,
+# $L = \max(\operatorname{sim}_{\cos}(\mathbf{a}, \mathbf{n}) - \operatorname{sim}_{\cos}(\mathbf{a}, \mathbf{p}) + m, 0)$.
+# Write it in the style of `similarity.triplet_loss` and show that on unit-length embeddings (which the
+# appended block produces) it is a triplet loss on *squared* distances. With the same margin, which of the two
+# losses is stricter for a pair of nearby embeddings?
+# :::
+#
+# :::{solution} human_similarity-ex-4
+# :class: dropdown
+# ```python
+# def cosine_triplet_loss(anchor, positive, negative, margin=0.2):
+#     cos = torch.nn.functional.cosine_similarity
+#     return torch.relu(cos(anchor, negative) - cos(anchor, positive) + margin).mean()
+# ```
+# On unit vectors $\operatorname{sim}_{\cos} = 1 - D^2/2$, so the loss is
+# $\max\bigl(\tfrac12 (D_{ap}^2 - D_{an}^2) + m, 0\bigr)$. For distances below 1, $D^2$ is smaller than $D$ and
+# differences of squared distances are smaller than differences of distances
+# ($D_{ap}^2 - D_{an}^2 = (D_{ap} - D_{an})(D_{ap} + D_{an})$, and $(D_{ap} + D_{an})/2 < 1$): the cosine form
+# needs a larger gap in distance to clear the same margin when the embeddings are close, so it is the
+# stricter one there, and the more lenient one for embeddings far apart ($D$ near 2).
+# :::
+#
+# :::{exercise}
+# :label: human_similarity-ex-5
+# Compare the second terms of the two quadruplet forms (`variant="thesis"` and `"original"` of
+# `similarity.quadruplet_loss`): which distance does each push up, and when is each zero? Build embeddings with
+# `torch.tensor` for which the thesis' form is zero and Chen et al.'s is not.
+# :::
+#
+# :::{solution} human_similarity-ex-5
+# :class: dropdown
+# The thesis' term $\max(D(\mathbf{a}, \mathbf{p}) - D(\mathbf{p}, \mathbf{n}_2) + m_2, 0)$ pushes the fourth image
+# away from the *positive*; Chen et al.'s $\max(D(\mathbf{a}, \mathbf{p}) - D(\mathbf{n}, \mathbf{n}_2) + m_2, 0)$
+# pushes the two negatives apart from each other. Each is zero once its pair is farther apart than the
+# positive pair plus $m_2$. Take $\mathbf{a} = \mathbf{p} = (1, 0)$ and $\mathbf{n} = \mathbf{n}_2 = (0, 1)$:
+# $D(\mathbf{a}, \mathbf{p}) = 0$, $D(\mathbf{p}, \mathbf{n}_2) = \sqrt{2}$, so the thesis' second term is
+# $\max(0 - 1.41 + 0.1, 0) = 0$, while $D(\mathbf{n}, \mathbf{n}_2) = 0$ gives Chen et al.'s $0.1$ (the first
+# term is 0 in both). The code computes `_distance` with a clamp at $10^{-12}$ under the root, so the zero
+# distance comes out as $10^{-6}$ and the value as $\approx 0.1$.
+# :::
 #
 # ## References
 

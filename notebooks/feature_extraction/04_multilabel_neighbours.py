@@ -101,7 +101,7 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # of 570 keywords; no number here estimates the thesis' values.
 # :::
 
-# %%
+# %% mystnb={"figure": {"caption": "Two renders per body type of the stand-in vehicle world with the keywords an annotator recorded (stand-in for Bynke (2022), Fig. 3.1).", "name": "fig-multilabel_neighbours-renders"}}
 images = chapter.load_images(config, seed=seed, data_root=data_root)
 if images.factors is not None:
     rows = []
@@ -112,12 +112,12 @@ if images.factors is not None:
         columns=11, title="Two renders per body type with the keywords an annotator recorded (up to three shown)")
 
 # %% [markdown]
-# The keyword statistics echo Sec. 3.1.1: a few keywords (axle counts and manufacturers) are very common,
+# The keyword statistics ({numref}`fig-multilabel_neighbours-keywords`) echo Sec. 3.1.1: a few keywords (axle counts and manufacturers) are very common,
 # most are rare, and most images carry one to three keywords. Of the
 # {glue:text}`mln_keywords_total:d` distinct keywords, {glue:text}`mln_keywords_once:d` occur only once
 # (the thesis: 151 of 570); {glue:text}`mln_unlabelled:d` images carry none and are dropped, as in the thesis.
 
-# %%
+# %% mystnb={"figure": {"caption": "Keyword statistics: the most common keywords, occurrences per keyword and keywords per image (cf. Bynke (2022), Figs. 3.2-3.4).", "name": "fig-multilabel_neighbours-keywords"}}
 counts, per_image = chapter.keyword_statistics(images.keywords)
 run.glue("mln_keywords_total", int(len(counts)))
 run.glue("mln_keywords_once", int((counts == 1).sum()))
@@ -161,13 +161,13 @@ display(Markdown(f"Embedded {len(features):,} images: image features {features.s
 # stratified on deciles of each image's highest softmaxed similarity to the others,
 # $\max_j \operatorname{softmax}_j(T\cos(f_i, f_j))$ with $T = 100$ (the thesis does not state $T$).
 #
-# With the seed of the first run, {glue:text}`mln_pairs:d` labelled pairs (of which
+# With the seed of the first run ({numref}`fig-multilabel_neighbours-duplicates`), {glue:text}`mln_pairs:d` labelled pairs (of which
 # {glue:text}`mln_true_pairs:d` duplicates) give the thresholds {glue:text}`mln_suspected:.3f` and
 # {glue:text}`mln_certain:.3f`; {glue:text}`mln_removed:d` images are removed as duplicates,
 # {glue:text}`mln_kept_keywords:d` keywords remain, and the test labels have a prevalence of
 # {glue:text}`mln_prevalence:.1f` % (the thesis: 159 keywords, 1.16 %).
 
-# %%
+# %% mystnb={"figure": {"caption": "Labelled pairs of an image and its most similar image, the logistic regression of duplicate on cosine similarity, and the thresholds at P = 1 % and 99 % (Bynke (2022), Sec. 3.1.2; no thesis figure).", "name": "fig-multilabel_neighbours-duplicates"}}
 prepared_runs = [chapter.prepare(images, features, language, config, seed=seed + r) for r in range(config.runs)]
 prepared = prepared_runs[0]
 stats = prepared.statistics
@@ -192,6 +192,8 @@ ax.set_xlabel("cosine similarity to the most similar other image")
 ax.set_ylabel("duplicate")
 ax.set_title(f"Duplicate thresholds ({run.profile} profile)")
 ax.legend(fontsize=8, loc="center left");
+
+# %%
 pd.DataFrame({"split": ["train", "validation", "test"],
               "images": [len(prepared.labels[s]) for s in ("train", "validation", "test")],
               "keyword occurrences": [int(prepared.labels[s].sum()) for s in ("train", "validation", "test")]}
@@ -231,6 +233,26 @@ pd.DataFrame({"split": ["train", "validation", "test"],
 # - **Tip-Adapter** {cite}`zhang2022tipadapter`, the combination of text and reference images that the
 #   thesis proposes as future work (Sec. 6.3): the zero-shot score (manual labels) plus $\alpha$ times the
 #   average of the reference labels weighted by the affinities $\exp(-\beta(1 - \cos(f_q, f_n)))$.
+#
+# Neighbour search and the two neighbour nets, as the library implements them:
+#
+# ```{literalinclude} /src/domainknowledge/principles/neighbour_search.py
+# :pyobject: neighbour_search
+# :language: python
+# :caption: `dk.principles.neighbour_search.neighbour_search`, Sec. 3.2.2 (Fig. 3.7)
+# ```
+#
+# ```{literalinclude} /src/domainknowledge/principles/neighbour_search.py
+# :pyobject: SimpleNeighbourNet
+# :language: python
+# :caption: `dk.principles.neighbour_search.SimpleNeighbourNet`, the simple neighbour net (Sec. 3.2.3)
+# ```
+#
+# ```{literalinclude} /src/domainknowledge/principles/neighbour_search.py
+# :pyobject: ClassWiseNeighbourNet
+# :language: python
+# :caption: `dk.principles.neighbour_search.ClassWiseNeighbourNet`, the class-wise neighbour net (Sec. 3.2.3)
+# ```
 #
 # Hyper-parameters (context weights, $T$, $\Delta$, $M$, epochs, batch size, learning rate, momentum,
 # $\alpha$, $\beta$) are chosen by Bayesian optimisation on the validation set only, with optuna's seeded
@@ -290,10 +312,14 @@ display(table(["1-NN", "neighbour search"]))
 
 # %% [markdown]
 # ### Neighbour nets: prototypes, clustering, labels and fine-tuning (Table 4.7)
+#
+# The table and {numref}`fig-multilabel_neighbours-nets` give the test values of every variant.
 
 # %%
 net_names = [n for n in summary.index if n.startswith("neighbour net")]
 display(table(net_names))
+
+# %% mystnb={"figure": {"caption": "Test F2 of the neighbour-net variants against neighbour search (cf. Bynke (2022), Table 4.7).", "name": "fig-multilabel_neighbours-nets"}}
 fig, ax = plt.subplots(figsize=(9, 0.38 * len(net_names) + 1))
 values = summary.loc[net_names, "F2"]
 ax.barh(range(len(net_names)), values, xerr=summary.loc[net_names, "F2 sd"] if config.runs > 1 else None,
@@ -318,10 +344,12 @@ for metric in metrics:
     scale = 1 if metric == "MSE" else 100
     comparison[metric] = [f"{scale * summary.loc[n, metric]:.{4 if metric == 'MSE' else 1}f}" for n in headline]
 display(comparison)
+
+# %% mystnb={"figure": {"caption": "Micro-averaged test metrics of the best model of each kind (cf. Bynke (2022), Table 4.8).", "name": "fig-multilabel_neighbours-comparison"}}
 fig = chapter.plot_model_comparison(summary, headline, title=f"Test metrics ({run.profile} profile, "
                                     f"mean and spread over {config.runs} split seed(s))")
 
-# %%
+# %% mystnb={"figure": {"caption": "ROC AUC of the ten most common keywords for each model, first run (cf. Bynke (2022), Table 4.9).", "name": "fig-multilabel_neighbours-per-class-auc"}}
 labels_test = prepared.labels["test"]
 top_classes = np.argsort(-labels_test.sum(axis=0))[:10]
 auc = pd.DataFrame({name: ns.per_class_roc_auc(all_results[0][name].test_scores, labels_test)[top_classes]
@@ -332,7 +360,8 @@ auc.columns = ["NS", "1-NN", "LI", "Simple", "Class-wise"]
 fig = chapter.plot_per_class_auc(auc, title=f"ROC AUC of the 10 most common keywords (first run, {run.profile})")
 
 # %% [markdown]
-# **Reading the comparison.** In the thesis, the image-based models are far ahead of zero-shot, neighbour
+# **Reading the comparison** ({numref}`fig-multilabel_neighbours-comparison` and
+# {numref}`fig-multilabel_neighbours-per-class-auc`). In the thesis, the image-based models are far ahead of zero-shot, neighbour
 # search is the best or level with the best, and 1-NN has the highest precision and subset accuracy but much
 # lower recall, since one neighbour's keywords are all or nothing; the claims at the end test each of these
 # on this page's numbers. Unlike the thesis, zero-shot here is close to chance (see the check): ConSE
@@ -350,7 +379,7 @@ fig = chapter.plot_per_class_auc(auc, title=f"ROC AUC of the 10 most common keyw
 # and its five most heavily weighted matches with their weights, the table the suggestions of each model
 # above its threshold (✓: a recorded keyword of the query).
 
-# %%
+# %% mystnb={"figure": {"caption": "A test query and its most heavily weighted matches with their softmax weights (cf. Bynke (2022), Table 4.11).", "name": "fig-multilabel_neighbours-worked-example"}}
 query = int(np.argmax(labels_test.sum(axis=1)))
 matches, suggestions, match_indices = chapter.worked_example(prepared, all_results[0], best_search, query)
 gallery = np.asarray(images.images)[[prepared.indices["test"][query], *prepared.indices["train"][match_indices]]] \
@@ -361,6 +390,8 @@ if gallery is not None:
         gallery, ["query"]
         + [f"match {row.rank}: {100 * row.weight:.1f} %" for row in matches.itertuples()],
         columns=len(gallery), title="A test query and its top matches with their softmax weights")
+
+# %%
 display(Markdown("Recorded keywords of the query: " + ", ".join(names[c] for c in np.flatnonzero(labels_test[query]))))
 display(matches.assign(weight=lambda d: (100 * d.weight).round(1)).rename(columns={"weight": "weight (%)"})
         .set_index("rank"))
@@ -624,6 +655,107 @@ run.finish();
 # that read something into zero-shot (its distance to 1-NN, the label-language order, Tip-Adapter) are
 # marked not run rather than judged on guesses. The chapter took {glue:text}`mln_cpu_seconds:.0f` s of CPU time in its
 # kernel, embedding included unless cached.
+#
+# ## Exercises
+#
+# To change a setting, add a line after `config = dk.experiment.select(chapter.CONFIGS, run.profile)` in
+# `notebooks/feature_extraction/04_multilabel_neighbours.py`, for example
+# `config = dataclasses.replace(config, prototypes_per_class=1)` (with `import dataclasses`), and run
+# `dk-book run --chapter multilabel_neighbours --profile smoke`. Small checks run on random unit vectors, e.g.
+# `R = rng.normal(size=(40, 8)); R /= np.linalg.norm(R, axis=1, keepdims=True)` and 0/1 labels
+# `L = (rng.random((40, 6)) < 0.3).astype(float)`.
+#
+# :::{exercise}
+# :label: multilabel_neighbours-ex-1
+# Show from `ns.neighbour_search` that 1-NN is the case $\Delta = 0$ (any $M$, no ties) as well as $M = 1$,
+# and that the cut $T\cos(f_q, f_n) \ge \max_m T\cos(f_q, f_m) - \Delta$ keeps the references within
+# $\Delta / T$ of the best cosine. What happens to the scores as $T$ grows with $\Delta / T$ fixed? Check the
+# $\Delta = 0$ case against `L[np.argmax(Q @ R.T, axis=1)]`.
+# :::
+#
+# :::{solution} multilabel_neighbours-ex-1
+# :class: dropdown
+# With $\Delta = 0$ only references whose $T\cos$ equals the maximum survive the `keep` mask; without ties that
+# is the nearest one alone, its softmax weight is 1, and the score is its label vector: 1-NN. Dividing the cut
+# by $T$ gives $\cos(f_q, f_n) \ge \max_m \cos(f_q, f_m) - \Delta/T$, so $\Delta/T$ is the admitted gap in cosine.
+# With that gap fixed and $T$ growing, the same references are kept but the softmax over them sharpens, and the
+# weight concentrates on the nearest: the scores tend to 1-NN's. The library's result equals
+# `L[np.argmax(Q @ R.T, axis=1)]` exactly for $\Delta = 0$.
+# :::
+#
+# :::{exercise}
+# :label: multilabel_neighbours-ex-2
+# The text says the simple neighbour net "is neighbour search without the filter". Make that exact: which
+# arguments of `ns.neighbour_search` reproduce `ns.SimpleNeighbourNet(R, L, T)` with the reference features as
+# keys and their labels as values? Check that the two agree to float precision.
+# :::
+#
+# :::{solution} multilabel_neighbours-ex-2
+# :class: dropdown
+# The net computes $L^\top\operatorname{softmax}(e^\tau R f_q)$ over *all* keys, with $e^\tau = T$ at
+# initialisation. Neighbour search does the same once nothing is filtered and nothing is cut short:
+# `temperature=T`, `max_neighbours=len(R)` (all references), `max_difference=float("inf")` (keep all) and
+# `early_stop=1.0` (use all the weight). The two then differ by about $10^{-7}$, float32 rounding. Fine-tuning
+# moves the net's keys away from the reference features and $\tau$ away from $\log T$, and prototypes replace
+# the references by group means, which is where the two models part.
+# :::
+#
+# :::{exercise}
+# :label: multilabel_neighbours-ex-3
+# A model whose scores carry no information (every keyword the same score for every image) gets its
+# $F_2$-optimal threshold from `ns.best_f2_threshold` by suggesting every keyword. Derive its micro $F_2$ as a
+# function of the test prevalence $\pi$, evaluate it for this page's prevalence
+# ({glue:text}`mln_prevalence:.1f` %) and for the thesis' 1.16 %, and compare with the zero-shot rows.
+# :::
+#
+# :::{solution} multilabel_neighbours-ex-3
+# :class: dropdown
+# Suggesting everything gives recall 1 and precision $\pi$, so
+# $F_2 = \frac{5 \cdot \pi \cdot 1}{4\pi + 1} = \frac{5\pi}{4\pi + 1}$; in the code's counts, $\mathrm{TP} = P$,
+# $\mathrm{FN} = 0$, $\mathrm{FP} = (1/\pi - 1)P$, and $5P / (5P + (1/\pi - 1)P)$ is the same. For $\pi = 1.16$ %
+# this is about 5.5 %. `best_f2_threshold(np.full(y.shape, 0.3), y)` returns exactly this value. A zero-shot
+# $F_2$ close to it, with recall near 100 % and precision near $\pi$, is the "close to chance" of the
+# reading of the comparison: the threshold found nothing better than suggesting every keyword.
+# :::
+#
+# :::{exercise}
+# :label: multilabel_neighbours-ex-4
+# Set `prototypes_per_class = 1` (a field of `Config`) and run the chapter at `smoke`. Before running,
+# predict from `ns.class_prototypes` how the k-means and the random prototype rows of Table 4.7 will compare,
+# and how the prototype nets will fare against the full cache.
+# :::
+#
+# :::{solution} multilabel_neighbours-ex-4
+# :class: dropdown
+# With one group per class, k-means (`MiniBatchKMeans(1)`) and the random split (`permutation % 1`) both put
+# every member of class $c$ in the one group, so both give the same key, the class mean, and the same value:
+# the k-means and random rows should coincide, up to whatever the tuning does differently. One mean per class
+# cannot represent a class whose images differ (a three-axle ZiL and a three-axle Kamaz share the axle
+# keyword), and an image's nearest prototype is then the class mean closest to it, so the prototype nets
+# should fall further behind the full cache (the simple net and neighbour search, which do not use prototypes
+# and should not change). Fine-tuning can move the single key but cannot split it, so it recovers less.
+# :::
+#
+# :::{exercise}
+# :label: multilabel_neighbours-ex-5
+# Extend the models with a plain $k$-NN vote: the mean label vector of the $k$ most similar references, with
+# equal weights. Write it with `torch.topk` (or `ns.faiss_neighbours`), then show that it is a limit of
+# `ns.neighbour_search` and say why `temperature=0` is *not* the right limit.
+# :::
+#
+# :::{solution} multilabel_neighbours-ex-5
+# :class: dropdown
+# ```python
+# def knn_vote(Q, R, L, k):
+#     index = np.argsort(-(Q @ R.T), axis=1)[:, :k]
+#     return L[index].mean(axis=1)
+# ```
+# Neighbour search with `max_neighbours=k`, `early_stop=1.0`, a `max_difference` that keeps all $k$ and a
+# small positive temperature gives almost equal softmax weights over the true top $k$: with `temperature=1e-4`
+# the scores agree with `knn_vote` to about $10^{-6}$. At exactly `temperature=0`, every $T\cos$ is 0, so
+# `torch.topk` no longer ranks by similarity and picks an arbitrary $k$ references: the weights are uniform,
+# but over the wrong images. The limit has to be taken from above, after the ranking.
+# :::
 #
 # ## References
 

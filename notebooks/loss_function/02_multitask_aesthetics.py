@@ -94,10 +94,10 @@ dk.experiment.profile_table(mta.CONFIGS, run.profile)
 distortions.catalogue_table()
 
 # %% [markdown]
-# Each row below applies one distortion at every level to the same base image (columns: level
+# Each row of {numref}`fig-multitask_aesthetics-distortions` applies one distortion at every level to the same base image (columns: level
 # $-5 \dots +5$; technical filters have levels 0-5 only).
 
-# %%
+# %% mystnb={"figure": {"caption": "One base image under nine of the 21 distortions at every level from -5 to +5 (cf. Kobs (2023), Table 16.1 and Fig. 16.1).", "name": "fig-multitask_aesthetics-distortions"}}
 pretraining_images = mta.load_pretraining_images(config, seed=seed, data_root=run.data_root)
 example = pretraining_images["test"][0]
 shown = ("gaussian_noise", "motion_blur", "brightness", "contrast", "saturation", "temperature", "rotation",
@@ -133,6 +133,14 @@ fig, _ = dk.plots.plot_image_grid(np.stack(grid), titles, columns=11, title="dis
 # ($i = 0$) with anything; the original is ranked above every variant. Pairs never mix two directions of a
 # filter (more and less contrast), because the thesis cannot say which is worse.
 #
+# The corrected hinge, as the library computes it (`ranking_pairs` in the same module forms the pairs):
+#
+# ```{literalinclude} /src/domainknowledge/principles/pretext.py
+# :pyobject: margin_ranking_loss
+# :language: python
+# :caption: `dk.principles.pretext.margin_ranking_loss`, Eq. 16.1 (sign corrected)
+# ```
+#
 # **Classification.** Three softmax heads $f^{a}_{class}$, one per aspect $a$, with $|\mathcal{D}_a|$ outputs
 # (6 technical, 9 style, 6 composition), name the applied distortion:
 #
@@ -152,6 +160,12 @@ fig, _ = dk.plots.plot_image_grid(np.stack(grid), titles, columns=11, title="dis
 #
 # where $\operatorname{norm}$ maps non-negative levels to $[0, 1]$ and non-positive ones to $[-1, 0]$.
 #
+# ```{literalinclude} /src/domainknowledge/principles/pretext.py
+# :pyobject: intensity_regression_loss
+# :language: python
+# :caption: `dk.principles.pretext.intensity_regression_loss`, Eq. 16.3
+# ```
+#
 # **Balancing.** Following Liang and Zhang {cite}`liang2020balanced`, each loss passes through
 # $h(x) = \exp(x / t)$ with $t = 50$, which is increasing with an increasing derivative
 # $h'(x) = \exp(x/t)/t$: the task that is currently worse gets the larger gradient weight.
@@ -163,6 +177,12 @@ fig, _ = dk.plots.plot_image_grid(np.stack(grid), titles, columns=11, title="dis
 # $$
 # L = h(L_{\text{rank}}) + h(L_{\text{regr}}) \tag{16.5}
 # $$
+#
+# ```{literalinclude} /src/domainknowledge/principles/pretext.py
+# :pyobject: balanced_sum
+# :language: python
+# :caption: `dk.principles.pretext.balanced_sum`, Eqs. 16.4-16.5
+# ```
 #
 # The losses are in `dk.principles.pretext` and tested there against hand-computed values.
 #
@@ -176,7 +196,7 @@ fig, _ = dk.plots.plot_image_grid(np.stack(grid), titles, columns=11, title="dis
 # ## Data
 #
 # **"Highly aesthetic" base images.** The thesis scraped the 130,000 most popular photos of pexels.com, a page
-# that is offline now. At `smoke` and `cpu` the base images are, half and half, random square crops (60-100 %
+# that is offline now. At `smoke` and `cpu` the base images ({numref}`fig-multitask_aesthetics-base-images`) are, half and half, random square crops (60-100 %
 # of the shorter side) of seven real photos bundled with scikit-image and scikit-learn (astronaut, coffee,
 # chelsea, rocket, hubble_deep_field, china, flower) and *well-composed synthetic scenes*: a horizon on a
 # third line, one subject (sun, tree or house) on a rule-of-thirds point, harmonious colours, correct
@@ -193,12 +213,14 @@ run.glue("mta_image_size", int(config.image_size))
 run.glue("mta_width", float(config.width_mult))
 display(Markdown(f"**Base images:** {counts['train']:,} train, {counts['validation']:,} validation, "
                  f"{counts['test']:,} test ({config.image_size} x {config.image_size} px)."))
+
+# %% mystnb={"figure": {"caption": "Base images for pretraining, at smoke and cpu photo crops and well-composed synthetic scenes (cf. Kobs (2023), Fig. 16.2).", "name": "fig-multitask_aesthetics-base-images"}}
 fig, _ = dk.plots.plot_image_grid(pretraining_images["train"][:16], [""] * 16, columns=16,
                                   title="base images for pretraining (photo crops and well-composed scenes)")
 
 # %% [markdown]
 # **Aesthetics data.** AVA {cite}`murray2012ava` gives each photo the histogram of about 200 votes on a 1-10
-# scale; models are scored on the mean vote. The stand-in draws scenes of the same kind with *varied*
+# scale; models are scored on the mean vote. The stand-in ({numref}`fig-multitask_aesthetics-aesthetics-data`) draws scenes of the same kind with *varied*
 # properties and a hidden mean score that is a documented function of them: exposure, contrast, saturation and
 # colour harmony (style), blur and noise (technical quality), the subject's distance from a thirds point, the
 # horizon's distance from a third line and its tilt (composition), a visible content bonus (sun > tree >
@@ -215,6 +237,8 @@ task = mta.load_aesthetics(config, seed=seed, data_root=run.data_root)
 sizes = ", ".join(f"{task.images[s].shape[0]:,} {s}" for s in ("train", "validation", "test"))
 kind = "a synthetic stand-in, not the thesis' data" if task.is_stand_in else "the thesis' data set"
 display(Markdown(f"**Aesthetics data ({kind}):** {task.description}; {sizes} images."))
+
+# %% mystnb={"figure": {"caption": "Test images of the aesthetics data set, ordered from the lowest to the highest mean vote (no thesis counterpart).", "name": "fig-multitask_aesthetics-aesthetics-data"}}
 all_means = np.concatenate([task.mean_scores[s] for s in ("train", "validation", "test")])
 run.glue("mta_mean_score", float(all_means.mean()))
 run.glue("mta_share_above_5", float(100 * (all_means > 5).mean()))
@@ -233,9 +257,9 @@ fig, _ = dk.plots.plot_image_grid(task.images["test"][picks].permute(0, 2, 3, 1)
 # Each pretext model is a MobileNetV2 trained with RMSProp (decay and momentum 0.9, weight decay
 # $4 \cdot 10^{-5}$, learning rate $10^{-4}$ decayed by 0.98 per epoch, as in Sec. 16.2.3); the epoch with
 # the lowest validation loss is kept. Every epoch draws fresh distortions for every base image. The log shows
-# one line per method.
+# one line per method, and {numref}`fig-multitask_aesthetics-pretraining` shows the loss curves.
 
-# %%
+# %% mystnb={"figure": {"caption": "Training and validation losses of the pretext models during pretraining (no thesis counterpart).", "name": "fig-multitask_aesthetics-pretraining"}}
 pretrained = mta.run_pretraining(config, pretraining_images, seed=seed, device=run.device)
 ranking_history = pd.DataFrame(pretrained["ranking"].history)
 run.glue("mta_ranking_validation_loss", float(ranking_history["validation_loss"].min()))
@@ -336,16 +360,19 @@ run.record("table_16_3", means)
 # The thesis fine-tuned ranking + regression and the ImageNet initialisation on 20-100 % of AVA's training
 # split: its model stopped earlier at every size and matched the ImageNet model's correlations and MAE with
 # about 20 % less labelled data. Here the fractions are those of the profile's `label_fractions`; each smaller
-# training set is a seeded random subset, the validation and test splits stay the same.
+# training set is a seeded random subset, the validation and test splits stay the same;
+# {numref}`fig-multitask_aesthetics-epochs` and {numref}`fig-multitask_aesthetics-fractions` show the results.
 
-# %%
+# %% mystnb={"figure": {"caption": "Fine-tuning epochs until early stopping per labelled-data fraction (cf. Kobs (2023), Fig. 16.3).", "name": "fig-multitask_aesthetics-epochs"}}
 fraction_results = results[results["initialisation"].isin(config.fraction_initialisations)]
 fig, _ = mta.plot_epochs(fraction_results, config.fraction_initialisations,
                          title="Fig. 16.3: fine-tuning epochs until early stopping (bars: mean, dots: runs)")
 
-# %%
+# %% mystnb={"figure": {"caption": "Test metrics against the labelled-data fraction, ranking + regression against ImageNet (cf. Kobs (2023), Fig. 16.5).", "name": "fig-multitask_aesthetics-fractions"}}
 fig, _ = mta.plot_fraction_curves(fraction_results, config.fraction_initialisations,
                                   title="Fig. 16.5: test metrics against the labelled-data fraction (band: min-max over runs)")
+
+# %%
 fraction_means = fraction_results.groupby(["initialisation", "fraction"])[["mae", "pearson", "epochs"]].mean().unstack(0)
 run.record("fraction_curves", fraction_means.round(4).to_dict())
 fraction_means.style.format("{:.3f}")
@@ -380,7 +407,7 @@ classification.style.format({"accuracy": "{:.3f}", "chance": "{:.3f}", "predicti
 # output rising with the level and the contrast output falling as brightness increases: the network had
 # learned that brighter images have less contrast.
 
-# %%
+# %% mystnb={"figure": {"caption": "Brightness and contrast outputs of the regression head for every brightness level (cf. Kobs (2023), Fig. 16.4).", "name": "fig-multitask_aesthetics-regression"}}
 regression = mta.regression_outputs(pretrained["ranking+regression"].network, analysis_images,
                                     seed=seed, device=run.device)
 relation = mta.relation_statistics(regression)
@@ -389,7 +416,7 @@ for key, value in relation.items():
 fig, _ = mta.plot_regression_violins(regression, title="Fig. 16.4: regression outputs under brightness distortions")
 
 # %% [markdown]
-# The Spearman correlation between the brightness level and the brightness output is
+# In {numref}`fig-multitask_aesthetics-regression`, the Spearman correlation between the brightness level and the brightness output is
 # {glue:text}`mta_brightness_rho:.2f`; over brightness increases (levels 0 to +5) the contrast output
 # correlates with the level at {glue:text}`mta_contrast_rho:.2f` ($p =$ {glue:text}`mta_contrast_p:.2g`), and
 # over all levels, darkening included, at {glue:text}`mta_contrast_rho_all_levels:.2f`. The claim below reads
@@ -652,6 +679,116 @@ run.finish();
 # `cpu`) an aesthetics stand-in built on the thesis' own hypothesis. The effect sizes in the thesis are small
 # (the best and the ImageNet MAE differ by 0.002 on a 1-10 scale); only the `paper` profile, which runs the
 # same code on pexels photos, AVA and TID2013, can test them at that resolution.
+#
+# ## Exercises
+#
+# To change a setting, add a line after `config = dk.experiment.select(mta.CONFIGS, run.profile)` in
+# `notebooks/loss_function/02_multitask_aesthetics.py`, for example
+# `config = dataclasses.replace(config, pretraining=dataclasses.replace(config.pretraining, levels_per_sign=3))`
+# (with `import dataclasses`), and run `dk-book run --chapter multitask_aesthetics --profile smoke`.
+#
+# :::{exercise}
+# :label: multitask_aesthetics-ex-1
+# The balancing function $h(x) = \exp(x/t)$ with $t = 50$ (`pretext.BALANCE_TEMPERATURE`) is said to give the
+# worse task the larger gradient weight. Take $L_{\text{rank}} = 2$ and $L_{\text{regr}} = 0.5$. Derive the
+# weights $\partial L / \partial L_k$ of Eq. 16.5 and their ratio, then check them with
+# `torch.autograd.grad(pretext.balanced_sum([a, b]), [a, b])` for two scalar tensors `a`, `b` with
+# `requires_grad=True`. How strongly does the balancing reweight the tasks at this loss scale, and what does
+# the common factor $1/t$ do under RMSProp?
+# :::
+#
+# :::{solution} multitask_aesthetics-ex-1
+# :class: dropdown
+# $\partial L / \partial L_k = h'(L_k) = \exp(L_k / t) / t$, so the weights are $\exp(0.04)/50 \approx 0.02082$
+# and $\exp(0.01)/50 \approx 0.02020$, a ratio of $\exp((L_{\text{rank}} - L_{\text{regr}})/t) = \exp(0.03)
+# \approx 1.030$. Losses of a few units are reweighted by a few per cent only; the ratio grows exponentially
+# with the *difference* of the losses and needs differences of order $t$ to matter. The common factor $1/t$
+# scales every gradient alike, and RMSProp divides each gradient by the running root mean square of its own
+# past values, so a constant scale cancels (up to the small $\epsilon$ in the denominator): it does not act
+# as a smaller learning rate.
+# :::
+#
+# :::{exercise}
+# :label: multitask_aesthetics-ex-2
+# A network that gives every image the same score pays the margin $m = 0.2$ on every pair of Eq. 16.1
+# (`mta.constant_score_ranking_loss`). At `smoke` each group holds the original and `levels_per_sign = 2`
+# levels of one distortion (`distortions_per_group = 1`, `both_signs = False`). Count the pairs per group and
+# predict the constant-score loss; then predict it for `levels_per_sign = 3` and, separately, for
+# `both_signs = True` (fields of `config.pretraining`). Check with
+# `mta.constant_score_ranking_loss(dataclasses.replace(config.pretraining, ...))`, then run the chapter with
+# `levels_per_sign = 3` and compare the ranking network's validation loss with the new reference.
+# :::
+#
+# :::{solution} multitask_aesthetics-ex-2
+# :class: dropdown
+# With $k$ levels on one sign, the original pairs with each of the $k$ variants and the variants pair among
+# themselves by increasing $|i|$: $k + k(k-1)/2 = k(k+1)/2$ pairs. $k = 2$ gives 3 pairs, a loss of
+# $3 \times 0.2 = 0.6$; $k = 3$ gives 6 pairs and 1.2. With `both_signs = True`, a distortion with negative
+# levels gets $k$ levels on each sign: $2k$ pairs with the original plus $k(k-1)/2$ within each sign, never
+# across signs (`ranking_pairs` requires equal signs), so $k(k+1) = 6$ pairs and 1.2; but only 15 of the 21
+# distortions have negative levels (the technical filters run 0 to 5), so the average over the catalogue is
+# $0.6 \times (15 \cdot 2 + 6)/21 \approx 1.03$. The loss is a sum over the pairs of a group, not a mean, so
+# the ranking network's validation loss rises with the number of pairs too: compare it with the new
+# reference, not with the old numbers.
+# :::
+#
+# :::{exercise}
+# :label: multitask_aesthetics-ex-3
+# Show that for two point masses $k$ bins apart the EMD loss with $K = 10$ bins is $(k/K)^{1/r}$, whatever
+# the bins, and evaluate it for scores 3 and 5 with $r = 2$. Check with `pretext.emd_loss` on two one-hot
+# rows of shape `(1, 10)`. What does cross-entropy give for the same pair, and for scores 3 and 9?
+# :::
+#
+# :::{solution} multitask_aesthetics-ex-3
+# :class: dropdown
+# The two CDFs differ by exactly 1 on the $k$ bins from the lower score up to the bin before the higher one,
+# and by 0 elsewhere, so $\operatorname{EMD} = (k \cdot 1^r / K)^{1/r} = (k/K)^{1/r}$. For 3 and 5,
+# $k = 2$: $\sqrt{0.2} \approx 0.447$, which `emd_loss` returns. Scores 3 and 9 give $\sqrt{0.6} \approx
+# 0.775$. Cross-entropy against a one-hot target only looks at the probability of the true bin: a
+# prediction that puts all mass on a wrong bin costs the same (infinite, or $-\log \epsilon$ with smoothing)
+# whether that bin is 5 or 9. That is the sense in which the EMD "knows that a 7 is closer to an 8 than to
+# a 2".
+# :::
+#
+# :::{exercise}
+# :label: multitask_aesthetics-ex-4
+# Extend the analysis of {numref}`fig-multitask_aesthetics-regression` to another relation the regression
+# head was never trained on. Add a cell after it:
+# `more = mta.regression_outputs(pretrained["ranking+regression"].network, analysis_images, distortion="brightness", outputs=("brightness", "exposure", "saturation"), seed=seed, device=run.device)`
+# and `more.groupby(["output", "level"])["value"].mean().unstack(0)`. Before running: which of the exposure
+# and saturation outputs should follow the brightness level, and why?
+# :::
+#
+# :::{solution} multitask_aesthetics-ex-4
+# :class: dropdown
+# Eq. 16.3 trains the exposure output only on exposure-changed images, with their exposure intensity as the
+# target. A brightened image looks much like an over-exposed one (both raise the luminance), so if the
+# network's features encode overall luminance, the exposure output should rise with the brightness level,
+# like the brightness output does. Saturation changes colourfulness and leaves the luminance mostly alone, so
+# it has no such reason to follow; any trend there comes from side effects of the brightness filter (clipped
+# highlights lose colour). At `smoke` the pretext network has seen one epoch of pretraining, so weak or noisy
+# trends are expected; the mechanism needs a trained network, and the `cpu` profile shows it better.
+# :::
+#
+# :::{exercise}
+# :label: multitask_aesthetics-ex-5
+# Fine-tuning counts an epoch as an improvement only if it lowers the best validation EMD by more than the
+# fraction `min_improvement` (a field of `config.finetuning`, 0.005). Predict what setting it to 0.05 does to
+# the "epochs" column of Table 16.3 and to the share of runs stopped early, then run the chapter with
+# `config = dataclasses.replace(config, finetuning=dataclasses.replace(config.finetuning, min_improvement=0.05))`.
+# :::
+#
+# :::{solution} multitask_aesthetics-ex-5
+# :class: dropdown
+# `FinetuningConfig.improves` resets the patience counters only for a large enough drop. A stricter threshold
+# turns some improving epochs into non-improving ones, so for the same sequence of validation losses both the
+# head-only phase (`head_patience`) and the full phase (`stop_patience`) end no later: the epochs fall or
+# stay the same and more runs stop before the cap. It is not strictly guaranteed run by run, because once the
+# head phase ends at a different epoch the training itself differs. At `smoke` the cap is 3 epochs with
+# patiences of 1, so there is little room to see the effect. Two side effects: the kept weights are those of
+# the last epoch that counted as an improvement, which a stricter threshold can make an earlier one; and the
+# same fraction is the `threshold` of the learning-rate scheduler, which then halves the rates sooner.
+# :::
 #
 # ## References
 

@@ -110,6 +110,20 @@ pd.Series({"data set": task.name, "database (= training) images": len(task.train
 # The code is *ordered*: retrieval compares bits from left to right (lexicographically), so the class
 # decides first and the tree refines within it.
 #
+# Eq. 3.5, computed level by level in log space, and the code of Eq. 3.13, as the library implements them:
+#
+# ```{literalinclude} /src/domainknowledge/principles/decision_tree_hashing.py
+# :pyobject: leaf_probabilities
+# :language: python
+# :caption: `dk.principles.decision_tree_hashing.leaf_probabilities`, Eq. 3.5
+# ```
+#
+# ```{literalinclude} /src/domainknowledge/principles/decision_tree_hashing.py
+# :pyobject: hash_codes
+# :language: python
+# :caption: `dk.principles.decision_tree_hashing.hash_codes`, Eq. 3.13
+# ```
+#
 # :::{admonition} Two errata, resolved
 # :class: note
 # Sec. 3.1 gives $\mathbf{u}$ $2^d - 1$ entries, $\mathbf{z}$ $2^{d-1}$ leaves and a path of $d - 1$ bits,
@@ -129,6 +143,12 @@ pd.Series({"data set": task.name, "database (= training) images": len(task.train
 # image are other images of its own class, so the tree learns what separates them rather than the class
 # again. A contrastive loss spreads representations evenly {cite}`wang2020uniformity`; on leaf
 # probabilities, it spreads each class over the leaves.
+#
+# ```{literalinclude} /src/domainknowledge/principles/decision_tree_hashing.py
+# :pyobject: within_class_contrastive_loss
+# :language: python
+# :caption: `dk.principles.decision_tree_hashing.within_class_contrastive_loss`, the contrastive term of Eq. 3.17
+# ```
 #
 # A tree of depth 2 by hand: with right-probabilities 0.8 at the root and 0.3 and 0.6 at its children,
 # the leaves get $(0.2 \cdot 0.7, 0.2 \cdot 0.3, 0.8 \cdot 0.4, 0.8 \cdot 0.6)$:
@@ -192,7 +212,7 @@ table.iloc[:, :5]
 # %%
 table.iloc[:, 5:]
 
-# %%
+# %% mystnb={"figure": {"caption": "Bucket sizes of each method's database codes, largest first, first seed (illustrates Darlow (2022), Table 3.5; no thesis figure).", "name": "fig-decision_tree_hashing-buckets"}}
 fig, ax = plt.subplots(figsize=(7, 3.6))
 for method in config.methods:
     codes = chapter.encode(trained[(method, seeds[0])], task.train_images, run.device)["codes"]
@@ -204,16 +224,16 @@ ax.legend(ncols=2, fontsize=8, frameon=False)
 plt.show()
 
 # %% [markdown]
-# Each line sorts one method's buckets by size (first seed). A method that gives a class one code has about
+# Each line of {numref}`fig-decision_tree_hashing-buckets` sorts one method's buckets by size (first seed). A method that gives a class one code has about
 # ten buckets of hundreds of images; the DDTL's curve runs far to the right at a height of a few images.
 #
 # ## Robustness of the code prefixes (Fig. 3.7)
 #
 # Hash the clean query images, then distort them and hash again. The retention at tree level $l$ is the
 # share of images whose class bits and first $l$ path bits did not change. Deeper bits encode finer
-# distinctions and should be less stable.
+# distinctions and should be less stable ({numref}`fig-decision_tree_hashing-retention`).
 
-# %%
+# %% mystnb={"figure": {"caption": "Share of query codes whose class bits and first tree bits survive colour jitter and occlusion, DDTL and CrPCA (cf. Darlow (2022), Fig. 3.7).", "name": "fig-decision_tree_hashing-retention"}}
 jitter_strengths, occlusion_fractions = (0.1, 0.3, 0.5), (0.05, 0.15, 0.3)
 retention = []
 for method in ("ddtl", "crpca"):
@@ -270,9 +290,10 @@ pd.Series({"superclasses": ", ".join(coarse.class_names), "chance (fine classes)
 # ## Ordered retrievals (Fig. 3.4)
 #
 # For a few queries: the query, the mean of its first eight retrievals, and those eight database images in
-# lexicographic order of their DDTL codes; the first images share the longest code prefix with the query.
+# lexicographic order of their DDTL codes; the first images share the longest code prefix with the query
+# ({numref}`fig-decision_tree_hashing-retrievals`).
 
-# %%
+# %% mystnb={"figure": {"caption": "Queries, the mean of their first eight retrievals, and the retrievals in lexicographic code order (cf. Darlow (2022), Fig. 3.4).", "name": "fig-decision_tree_hashing-retrievals"}}
 model = trained[("ddtl", seeds[0])]
 database_codes = chapter.encode(model, task.train_images, run.device)["codes"]
 rng = np.random.default_rng(seed)
@@ -297,11 +318,11 @@ plt.show()
 # splits the whole database in two, the next splits each half, and so on. Each row below is one level of
 # the DDTL's tree (first seed). Down to the second-last row a cell shows the *mean* image of the database
 # images whose path passes through that node; the bottom rows show a few member images of each node at the
-# last level drawn. The numbers are image counts. The thesis draws seven levels of CIFAR-10's tree; here the
+# last level drawn ({numref}`fig-decision_tree_hashing-tree-all`). The numbers are image counts. The thesis draws seven levels of CIFAR-10's tree; here the
 # first five. The tree is trained only to separate images *within* a class, so what a decision splits
 # is not the class: look for pose, thickness, brightness and shape.
 
-# %%
+# %% mystnb={"figure": {"caption": "The first levels of the DDTL's tree over the whole database: node means and member images (cf. Darlow (2022), Fig. 3.10).", "name": "fig-decision_tree_hashing-tree-all"}}
 model = trained[("ddtl", seeds[0])]
 class_bit_count = ddtl.class_bit_count(task.num_classes)
 path_bits = chapter.encode(model, task.train_images, run.device)["codes"][:, class_bit_count:]
@@ -314,10 +335,10 @@ plt.show()
 
 # %% [markdown]
 # Fig. 3.11 explores one class. We draw the class whose images the tree spreads most evenly over the nodes
-# shown (the highest entropy of its node histogram), so the panel shows the within-class structure the
+# shown (the highest entropy of its node histogram), so {numref}`fig-decision_tree_hashing-tree-class` shows the within-class structure the
 # contrastive term was trained to find.
 
-# %%
+# %% mystnb={"figure": {"caption": "The first levels of the DDTL's tree for the class it spreads most evenly (cf. Darlow (2022), Fig. 3.11).", "name": "fig-decision_tree_hashing-tree-class"}}
 labels = task.train_labels.numpy()
 node_of = ddtl.leaf_index(path_bits[:, :shown_levels])
 
@@ -555,6 +576,113 @@ run.finish();
 # {glue:text}`ddtl_coarse_to_fine:.1f` % against a bar of {glue:text}`ddtl_superclass_bar:.1f` %. The claims
 # table gives the verdicts at this profile; the `paper` profile reruns the same code on CIFAR-10 with a
 # ResNet-34.
+#
+# ## Exercises
+#
+# To change a setting, add a line after `config = dk.experiment.select(chapter.CONFIGS, run.profile)` in
+# `notebooks/loss_function/03_decision_tree_hashing.py`, for example
+# `config = dataclasses.replace(config, tree_depth=3)` (with `import dataclasses`), and run
+# `dk-book run --chapter decision_tree_hashing --profile smoke`.
+#
+# :::{exercise}
+# :label: decision_tree_hashing-ex-1
+# The hash follows the greedy path (Eqs. 3.6-3.7), not the most probable leaf. Find right-probabilities for
+# the three nodes of a depth-2 tree (root, left child, right child) for which the greedy path ends at a leaf
+# other than $\arg\max_k z_k$, compute $\mathbf{z}$ by Eq. 3.5, and check with `ddtl.leaf_probabilities` and
+# `ddtl.leaf_index(ddtl.greedy_path_bits(...))` as in the cell above.
+# :::
+#
+# :::{solution} decision_tree_hashing-ex-1
+# :class: dropdown
+# Let the root go right with probability 0.6, the left child with 0.05 and the right child with 0.55. The
+# leaves get $(0.4 \cdot 0.95, 0.4 \cdot 0.05, 0.6 \cdot 0.45, 0.6 \cdot 0.55) = (0.38, 0.02, 0.27, 0.33)$,
+# so $\arg\max_k z_k$ is leaf 0 (left, left). The greedy path goes right at the root ($0.6 > 0.5$) and right
+# again ($0.55 > 0.5$): leaf 3, with $z_3 = 0.33$. The greedy path commits to the root's majority and cannot
+# come back for a confident leaf on the other side; `greedy_path_bits` on
+# `torch.logit(torch.tensor([[0.6, 0.05, 0.55]], dtype=torch.float64))` returns bits `[1, 1]`, leaf 3.
+# :::
+#
+# :::{exercise}
+# :label: decision_tree_hashing-ex-2
+# Write down the class bits of classes 3 and 6 for $m = 10$ (Eq. 3.9 as implemented in `ddtl.class_bits`,
+# least significant bit first) and check them in code. How many class bits does `ddtl.class_bit_count` give
+# for $m = 16$, and how many are needed? At `smoke` (`tree_depth = 6`, 600 database images), what is the
+# largest number of distinct DDTL codes, and the largest possible share of unique codes?
+# :::
+#
+# :::{solution} decision_tree_hashing-ex-2
+# :class: dropdown
+# $3 = 1 \cdot 2^0 + 1 \cdot 2^1$ gives `[1, 1, 0, 0]` and $6 = 2^1 + 2^2$ gives `[0, 1, 1, 0]`. For
+# $m = 16$, $\lfloor \log_2 16 \rfloor + 1 = 5$ bits, though 4 suffice for the classes 0-15: the formula
+# (the thesis' Eq. 3.9 length with its erratum resolved) wastes one bit when $m$ is a power of two, and is
+# exact otherwise ($\lceil \log_2 m \rceil$ for other $m$). With 10 classes and $2^6 = 64$ leaves at most
+# $10 \cdot 64 = 640$ codes are in use, more than the 600 images, so in principle every image could have its
+# own code (100 % unique); a tree of 5 decisions (320 codes) could never get above 320 alone of 600.
+# :::
+#
+# :::{exercise}
+# :label: decision_tree_hashing-ex-3
+# Set `tree_depth = 3` (a field of `Config`) and run the chapter at `smoke`. Before running, bound the DDTL's
+# entropy (bits) and its mean bucket size on the 600 database images, and predict which way its unique-code
+# share and DSH's move. (The baselines get the same code length, $4 + 3$ bits.)
+# :::
+#
+# :::{solution} decision_tree_hashing-ex-3
+# :class: dropdown
+# With 8 leaves per class the DDTL can use at most $10 \cdot 8 = 80$ codes, so its entropy is at most
+# $\log_2 80 \approx 6.3$ bits. The mean over images of the number of images sharing its code is
+# $\sum_b n_b^2 / N \ge N / B = 600/80 = 7.5$ (Cauchy-Schwarz; equality for equal buckets), so unique codes
+# become rare: most images share a leaf with several others of their class. DSH learns codes that agree within
+# a class, and uses few buckets already; shortening its code from 10 to 7 bits leaves room for more than ten
+# class codes, so little should change for it. The gap between the two methods in Table 3.5's columns shrinks
+# because the DDTL loses the room it spread into. This is the arithmetic behind the section
+# {ref}`sec-ddtl-deviations` choosing the depth by images per leaf.
+# :::
+#
+# :::{exercise}
+# :label: decision_tree_hashing-ex-4
+# The contrastive term compares leaf probability vectors with cosine similarity at temperature $\tau = 1$
+# (`Config.temperature`). Leaf probabilities are non-negative, so cosine similarities lie in $[0, 1]$. Derive
+# the smallest value NT-Xent can take for one class with $n$ images in the batch (every view identical to its
+# partner and orthogonal to all others) at $\tau = 1$ and at $\tau = 0.1$, and check with
+# `pretext.nt_xent_loss(z, z, tau)` for `z = torch.eye(8)[:4]`. What do you predict for the DDTL's spread of
+# codes when you run the chapter with `temperature = 0.1`?
+# :::
+#
+# :::{solution} decision_tree_hashing-ex-4
+# :class: dropdown
+# Each of the $2n$ views sees its partner with similarity 1 and the other $2n - 2$ views with similarity 0, so
+# its loss is $-\log \frac{e^{1/\tau}}{e^{1/\tau} + (2n - 2)} = \log\bigl(1 + (2n - 2) e^{-1/\tau}\bigr)$.
+# For $n = 4$: $\log(1 + 6/e) \approx 1.165$ at $\tau = 1$ and $\log(1 + 6 e^{-10}) \approx 0.0003$ at
+# $\tau = 0.1$; `nt_xent_loss` returns the same. At $\tau = 1$ the softmax over similarities in $[0, 1]$ is
+# flat, and even perfectly separated leaves leave a large loss whose gradient keeps pulling; at $\tau = 0.1$
+# the logits span $[0, 10]$ and the gradient concentrates on the negatives that are still close, which is
+# what separates images of a class into different leaves. The mechanism predicts more unique codes and a
+# higher entropy for the DDTL at $\tau = 0.1$, as long as training is long enough for the term
+# (weighted by $\beta = 0.1$) to act; with one epoch at `smoke` the effect may be small.
+# :::
+#
+# :::{exercise}
+# :label: decision_tree_hashing-ex-5
+# Extend Table 3.5 level by level: how much entropy does each tree decision add? In a new cell, compute
+# `codes = chapter.encode(trained[("ddtl", seeds[0])], task.train_images, run.device)["codes"]` and, for
+# `l in range(config.tree_depth + 1)`, the entropy in bits of the code prefixes
+# `codes[:, :ddtl.class_bit_count(task.num_classes) + l]` (from `np.unique(..., axis=0, return_counts=True)`).
+# Predict the curve before you look, and do the same for `"supervised_only"`.
+# :::
+#
+# :::{solution} decision_tree_hashing-ex-5
+# :class: dropdown
+# At $l = 0$ the prefix is the predicted class: the database has the same number of images per class, so
+# the entropy is close to $\log_2 10 \approx 3.32$ bits if the classifier spreads its predictions like the
+# labels. Each decision splits every bucket in at most two, so the entropy rises by at most one bit per level,
+# and it can never exceed $\log_2 600 \approx 9.23$ bits (every image alone). The DDTL's contrastive term
+# pushes each split towards halving its bucket (close to one bit per level while buckets are large); the
+# supervised-only ablation's tree gets no gradient at all ($\beta = 0$), so its path is whatever the random
+# initial node head makes of the features the classifier learns. How much that gains depends on how those
+# random projections happen to cut each class; the mechanism predicts only that it is no systematic halving,
+# so the curve should rise more slowly than the DDTL's.
+# :::
 #
 # ## References
 

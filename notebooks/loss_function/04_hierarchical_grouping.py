@@ -80,6 +80,12 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 #
 # $$ \operatorname{MI}(c, c') = \sum_{u, v} P_{uv} \log \frac{P_{uv}}{P_{u\cdot} P_{\cdot v}} . \tag{4.1} $$
 #
+# ```{literalinclude} /src/domainknowledge/principles/hierarchical_grouping.py
+# :pyobject: mutual_information
+# :language: python
+# :caption: `dk.principles.hierarchical_grouping.mutual_information`, Eq. 4.1
+# ```
+#
 # The **pull** term averages, over the $k$ heads, the MI between the assignments of augmented views of the
 # same images (four views per image, all pairs):
 #
@@ -98,6 +104,20 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # it down would fight the pull. We compare each head with the heads before it only and average over them;
 # Eq. 4.3's sum over $i = 0 \dots k$ divided by $k$ becomes a plain mean over the $k$ heads.
 # :::
+#
+# The push term with its stopped gradients, and the objective, as the library implements them:
+#
+# ```{literalinclude} /src/domainknowledge/principles/hierarchical_grouping.py
+# :pyobject: push_term
+# :language: python
+# :caption: `dk.principles.hierarchical_grouping.push_term`, Eq. 4.4 (with $j < i$)
+# ```
+#
+# ```{literalinclude} /src/domainknowledge/principles/hierarchical_grouping.py
+# :pyobject: dhog_loss
+# :language: python
+# :caption: `dk.principles.hierarchical_grouping.dhog_loss`, Eq. 4.5 (negated, to minimise)
+# ```
 #
 # The network (Fig. 4.2) is a ResNet-style trunk of three residual blocks with a head after each, then
 # $k - 3$ separate copies of a final residual block, one per remaining head ($k = 8$). Each head is an MLP
@@ -172,8 +192,10 @@ table.round(3)
 # quantity for the selected head: how well its clusters survive augmentation on the training set.
 #
 # ### Accuracy per head (Fig. 4.3)
+#
+# {numref}`fig-hierarchical_grouping-heads` shows the test accuracy of every head.
 
-# %%
+# %% mystnb={"figure": {"caption": "Test accuracy of every head with and without the push term, mean and standard deviation over seeds (cf. Darlow (2022), Fig. 4.3).", "name": "fig-hierarchical_grouping-heads"}}
 grid = dk.plots.relplot(data=per_head, x="head", y="accuracy", hue="alpha", col="dataset", kind="line", marker="o",
                    errorbar="sd", height=3.2, aspect=1.3, palette="deep")
 grid.set_axis_labels("head", "test accuracy (Hungarian)")
@@ -200,7 +222,7 @@ run.glue("dhog_degenerate_fraction", f"{chapter.DEGENERATE_ENTROPY:.2f}")
 # For every head, its test clusters' NMI with the digits and with the tints; if the tints win everywhere,
 # the easy grouping has captured the objective.
 
-# %%
+# %% mystnb={"figure": {"caption": "NMI of every head's test clusters with the digits and with the tints, tinted digits (no thesis counterpart).", "name": "fig-hierarchical_grouping-tints"}}
 if "nmi_easy" in per_head and per_head["nmi_easy"].notna().any():
     tinted = per_head[per_head["nmi_easy"].notna()].melt(
         id_vars=["head", "alpha", "seed"], value_vars=["nmi", "nmi_easy"], var_name="partition", value_name="NMI")
@@ -213,9 +235,9 @@ if "nmi_easy" in per_head and per_head["nmi_easy"].notna().any():
 # ### Confusion matrices (Fig. 4.4)
 #
 # For the first data set and seed: the unsupervised-selected head with and without the push term, clusters
-# mapped to classes.
+# mapped to classes ({numref}`fig-hierarchical_grouping-confusion`).
 
-# %%
+# %% mystnb={"figure": {"caption": "Confusion matrices of the unsupervised-selected head without and with the push term, clusters mapped to classes (cf. Darlow (2022), Fig. 4.4).", "name": "fig-hierarchical_grouping-confusion"}}
 first_name = config.datasets[0]
 task = tasks[first_name]
 fig, axes = plt.subplots(1, len(config.alphas), figsize=(5.2 * len(config.alphas), 4.4))
@@ -516,6 +538,123 @@ if {"tinted digits", "one-tint digits"} <= set(datasets):
             "Here the selected heads followed the digits more than the tints.")))
 else:
     display(Markdown("This profile runs no one-tint control, so the question stays open here."))
+
+# %% [markdown]
+# ## Exercises
+#
+# To change a setting, add a line after `config = dk.experiment.select(chapter.CONFIGS, run.profile)` in
+# `notebooks/loss_function/04_hierarchical_grouping.py`, for example
+# `config = dataclasses.replace(config, alphas=(0.0, 0.5))` (with `import dataclasses`), and run
+# `dk-book run --chapter hierarchical_grouping --profile smoke`. The library is imported as
+# `from domainknowledge.principles import hierarchical_grouping as dhog`.
+#
+# :::{exercise}
+# :label: hierarchical_grouping-ex-1
+# Using Eq. 4.1, find the largest MI two heads with $C = 10$ clusters can share, and the MI of (a) a head
+# that puts every image in one cluster with any other head, (b) a head that groups tinted digits by digit
+# with one that groups them by tint, when every digit appears in every tint equally often. Check with
+# `dhog.mutual_information` on one-hot matrices, e.g. `torch.eye(10)[torch.arange(100) % 10]` and
+# `torch.eye(10)[torch.arange(100) // 10]` with `symmetric=False`. What do (a) and (b) say about what the
+# push term can and cannot do?
+# :::
+#
+# :::{solution} hierarchical_grouping-ex-1
+# :class: dropdown
+# $\operatorname{MI} = H(c) - H(c \mid c') \le H(c) \le \log C = \log 10 \approx 2.303$ nats, reached when
+# both heads use all ten clusters equally and determine each other. (a) A collapsed head has $P_{uv} =
+# P_{\cdot v}$ for its one cluster $u$, so every log-ratio is zero: MI 0 with anything. That is the trivial
+# minimiser of the push term the chapter counts. (b) Independent balanced partitions give $P_{uv} = 1/100 =
+# P_{u\cdot} P_{\cdot v}$, MI 0 too (the code returns 0 up to the $\epsilon$ clamp). The push term only
+# penalises groupings that *depend* on earlier ones: a head that found the tints is no obstacle to a later
+# head finding the digits, but nothing in the push term points a later head at the digits rather than at
+# another grouping independent of the tints, or at collapse.
+# :::
+#
+# :::{exercise}
+# :label: hierarchical_grouping-ex-2
+# In `dhog_loss`, the pull term is averaged over the $k$ heads, while the push term is summed over the heads
+# $i \ge 2$ (each averaged over its earlier heads). Derive, for the parameters of one head $i \ge 2$, the ratio
+# of the weight of its push MI to the weight of its pull MI, as a function of $\alpha$ and $k$, and evaluate
+# it at `smoke` ($k = 4$) and at `paper` ($k = 8$). Check it with `torch.autograd.grad`: for random logits
+# `logits[i][a]` of shape `(32, 10)` with `requires_grad=True` and `views[i][a] = logits[i][a].softmax(1)`,
+# the gradient of `dhog.dhog_loss(views, alpha)` with respect to the last head's logits should equal that of
+# `-dhog.pull_term([views[-1]]) / k + alpha * p`, where `p` is the last head's own push MI.
+# :::
+#
+# :::{solution} hierarchical_grouping-ex-2
+# :class: dropdown
+# Head $i$ enters the pull as $\frac{1}{k}\operatorname{MI}_{\text{aug}}(c_i, c_i')$ and the push as
+# $\alpha \cdot \frac{1}{i-1}\sum_{j<i} \operatorname{MI}_{\text{head}}(c_i, \operatorname{sg}[c_j])$, i.e. with
+# weight $\alpha$ on its mean MI with the earlier heads (the earlier heads are detached, so they receive
+# nothing from this term). The ratio is $\alpha / (1/k) = \alpha k$: 0.2 at $k = 4$ and 0.4 at $k = 8$. Adding
+# heads therefore strengthens the push on every head, even at a fixed $\alpha$. (The shared trunk receives the
+# sum over all heads.) The two gradients in the check agree to floating-point precision, because a head
+# appears undetached only in its own pull and its own push term.
+# :::
+#
+# :::{exercise}
+# :label: hierarchical_grouping-ex-3
+# Run the chapter at `smoke` with `alphas=(0.0, 0.5)`, ten times the thesis' weight. Predict what happens to
+# the collapsed-heads table, to the NMI between augmentations of the selected head, and to the spread of
+# accuracy across heads in the Fig. 4.3 panel.
+# :::
+#
+# :::{solution} hierarchical_grouping-ex-3
+# :class: dropdown
+# With $\alpha k = 2$ at $k = 4$, the push on a later head outweighs its pull: the cheapest way down is to
+# share no information with the earlier heads, and the trivial way to do that is collapse (MI 0 with
+# everything, exercise 1). The mechanism predicts more collapsed heads at $\alpha = 0.5$, a pull MI (and an
+# NMI between augmentations) that is lower for the later heads, and a larger spread of accuracies across
+# heads, partly because collapsed heads sit at chance. The first head feels no push at all (it has no earlier
+# heads), so it behaves as at $\alpha = 0$ apart from what the shared trunk does. One epoch at `smoke` is
+# short, so how far each head has moved is a matter of running it.
+# :::
+#
+# :::{exercise}
+# :label: hierarchical_grouping-ex-4
+# Set `heads = 8` at `smoke` (a field of `Config`; at least 4: three trunk heads and one final block). Before
+# running, say how the network grows, what happens to the per-head push/pull ratio of exercise 2, and why the
+# selected head need not improve.
+# :::
+#
+# :::{solution} hierarchical_grouping-ex-4
+# :class: dropdown
+# Heads 1-3 sit on the trunk; every head beyond them gets its own copy of the final residual block, so four
+# more blocks and heads are trained (roughly that much more compute per step). The ratio $\alpha k$ doubles to
+# 0.4, so every later head is pushed harder, and the last heads are compared with seven earlier ones. More heads
+# give the unsupervised selection more candidates, which helps only if some later head finds a better optimum;
+# with one epoch, the stronger push and more collapsed heads can as well make the new heads worse. The
+# selection (highest NMI between augmentations) never picks a collapsed head unless all are: `evaluate_heads`
+# scores a collapsed head's NMI between augmentations as 0, where a constant labelling would otherwise count
+# as perfect agreement.
+# :::
+#
+# :::{exercise}
+# :label: hierarchical_grouping-ex-5
+# Extend the loss against collapse: subtract $\lambda$ times the mean entropy of each head's marginal cluster
+# distribution $H(\bar{\mathbf{z}}_i)$, $\bar{\mathbf{z}}_i = \frac{1}{B}\sum_b \mathbf{z}_{i,b}$, from `dhog_loss`.
+# Write the function, check that it is 0 for a collapsed head and $\log C$ for a head that uses all clusters
+# equally, and explain why the pull term alone already rewards the same quantity.
+# :::
+#
+# :::{solution} hierarchical_grouping-ex-5
+# :class: dropdown
+# ```python
+# def marginal_entropy(z):                       # z: (B, C) probabilities
+#     p = z.mean(dim=0).clamp_min(1e-8)
+#     return -(p * p.log()).sum()
+#
+# def dhog_loss_with_entropy(views, alpha=0.05, lam=0.1):
+#     entropy = torch.stack([marginal_entropy(z) for head in views for z in head]).mean()
+#     return dhog.dhog_loss(views, alpha) - lam * entropy
+# ```
+# A collapsed head has $\bar{\mathbf{z}} = (1, 0, \dots, 0)$ and entropy 0 (the clamped zeros contribute
+# about $10^{-7}$); `torch.eye(10).repeat(5, 1)` has $\bar{\mathbf{z}}$ uniform and entropy $\log 10$. The pull is
+# $\operatorname{MI}(c, c') = H(c) - H(c \mid c')$ (IIC's argument), so it already contains the marginal
+# entropy with weight $1/k$ per head; the extra term raises that weight, which counters the push term's
+# incentive to collapse without changing which non-trivial groupings are preferred. IIC itself adds such a
+# weight as an exponent on the marginals.
+# :::
 
 # %% [markdown]
 # ## References
