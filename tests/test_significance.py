@@ -148,6 +148,9 @@ def test_paired_signed_rank_known_answers():
     assert result["rank_biserial"] == pytest.approx(1.0)
     assert result["p_value"] == pytest.approx(1 / 32)
     assert result["wins"] == 5 and result["n"] == 5 and result["mean"] == pytest.approx(3.0)
+    assert result["least_p"] == pytest.approx(result["p_value"])  # all pairs one way: the least attainable p
+    assert paired_signed_rank([1.0, 2.0, 3.0, 4.0])["least_p"] == pytest.approx(1 / 16)  # > 5 %: n too small
+    assert paired_signed_rank([1.0, 2.0, 3.0, 4.0], alternative="two-sided")["least_p"] == pytest.approx(1 / 8)
     # mirrored: -1, and the "less" alternative gets the small p
     mirrored = paired_signed_rank([-1.0, -2.0, -3.0, -4.0, -5.0], alternative="less")
     assert mirrored["rank_biserial"] == pytest.approx(-1.0) and mirrored["p_value"] == pytest.approx(1 / 32)

@@ -506,8 +506,8 @@ def thesis_range(column, dataset, scale=1.0, digits=1):
 
 
 def too_few(test) -> bool:
-    """With four or fewer pairs the one-sided signed-rank test cannot reach p <= 0.05 (its least p is 1/2^n)."""
-    return test["nonzero"] <= 4
+    """Whether the exact test could not reach the 5 % level with this few pairs (its least p)."""
+    return test["least_p"] > 0.05
 
 
 def test_text(test, unit="") -> str:

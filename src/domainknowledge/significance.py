@@ -214,7 +214,9 @@ def paired_signed_rank(differences, *, alternative: str = "greater") -> dict[str
     does not depend on the scale of the differences.
 
     Returns ``n`` (pairs), ``nonzero``, ``mean`` and ``median`` difference, ``wins`` (pairs with A > B),
-    ``p_value`` (NaN with fewer than two non-zero differences) and ``rank_biserial`` (NaN without any)."""
+    ``p_value`` (NaN with fewer than two non-zero differences), ``rank_biserial`` (NaN without any) and
+    ``least_p``, the smallest p-value the exact test can give with this many non-zero pairs (``1/2^n``
+    one-sided): above the level, a miss says the sample is too small, not that the effect is absent."""
     from scipy.stats import rankdata, wilcoxon
 
     if alternative not in ("greater", "less", "two-sided"):
@@ -230,6 +232,7 @@ def paired_signed_rank(differences, *, alternative: str = "greater") -> dict[str
     else:
         effect = float("nan")
     p_value = float(wilcoxon(nonzero, alternative=alternative).pvalue) if len(nonzero) >= 2 else float("nan")
+    least_p = min(1.0, (2.0 if alternative == "two-sided" else 1.0) * 0.5 ** len(nonzero))
     return {"n": int(len(values)), "nonzero": int(len(nonzero)), "mean": float(values.mean()),
             "median": float(np.median(values)), "wins": int((values > 0).sum()), "p_value": p_value,
-            "rank_biserial": effect}
+            "rank_biserial": effect, "least_p": least_p}
