@@ -159,3 +159,33 @@ def test_page_tables_use_text_badges_not_emoji():
     page = experiment.checks_table_html(run.checks) + experiment.claims_table_html(run.claims)
     assert "dk-badge dk-does-not-hold" in page and "dk-badge dk-cause" in page and "see Fig. 1" in page
     assert not any(ord(ch) > 0x2400 for ch in page)
+
+
+def test_a_dry_run_caps_loop_counts_and_nothing_else():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Inner:
+        epochs: int
+        image_size: int
+
+    @dataclass(frozen=True)
+    class Outer:
+        trials: int
+        seeds: tuple
+        training: Inner
+        shuffle: bool = True
+
+    configs = {"paper": Outer(trials=50, seeds=(0, 1, 2), training=Inner(epochs=100, image_size=224))}
+    capped = experiment.select(configs, "paper", dry_run=True)
+    assert capped == Outer(trials=experiment.DRY_RUN_CAPS["trials"], seeds=(0,),
+                           training=Inner(epochs=1, image_size=224))
+    assert experiment.select(configs, "paper") is configs["paper"]
+
+
+def test_the_pipeline_refuses_a_dry_run_outside_paper():
+    from domainknowledge import book
+
+    with pytest.raises(book.PipelineError, match="--profile paper"):
+        book.chapter_parameters("cpu", 0, "cpu", None, dry_run=True)
+    assert book.chapter_parameters("paper", 0, "cpu", None, dry_run=True)["dry_run"] is True

@@ -53,6 +53,7 @@ profile = "cpu"
 seed = 0
 device = "auto"
 data_root = None
+dry_run = False
 
 # %%
 import textwrap
@@ -67,9 +68,9 @@ from domainknowledge.chapters import encoders as chapter
 from domainknowledge.data.synthetic import captioned_world
 from domainknowledge.models import encoders
 
-run = dk.experiment.start("encoders", profile=profile, seed=seed, device=device, data_root=data_root)
+run = dk.experiment.start("encoders", profile=profile, seed=seed, device=device, data_root=data_root, dry_run=dry_run)
 dk.plots.use_book_style()
-config = dk.experiment.select(chapter.CONFIGS, run.profile)
+config = dk.experiment.select(chapter.CONFIGS, run.profile, dry_run=run.dry_run)
 display(run.banner())
 
 # %% [markdown]
@@ -425,7 +426,7 @@ run.finish();
 #
 # ## Exercises
 #
-# To change a setting, add a line after `config = dk.experiment.select(chapter.CONFIGS, run.profile)` in
+# To change a setting, add a line after `config = dk.experiment.select(chapter.CONFIGS, run.profile, dry_run=run.dry_run)` in
 # `notebooks/appendix/01_encoders.py`, for example `config = dataclasses.replace(config, heldout_images=2400)`
 # (with `import dataclasses`), and run `dk-book run --chapter encoders --profile smoke`. The stand-in CLIP is
 # cached by its own configuration, so changing the evaluation sizes does not train it again; changing

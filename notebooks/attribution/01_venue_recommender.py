@@ -49,6 +49,7 @@ profile = "cpu"
 seed = 0
 device = "auto"
 data_root = None
+dry_run = False
 
 # %%
 import matplotlib.pyplot as plt
@@ -61,9 +62,9 @@ import domainknowledge as dk
 from domainknowledge.chapters import venue_attribution as chapter
 from domainknowledge.data.synthetic import scholarly_corpus
 
-run = dk.experiment.start("venue_recommender", profile=profile, seed=seed, device=device, data_root=data_root)
+run = dk.experiment.start("venue_recommender", profile=profile, seed=seed, device=device, data_root=data_root, dry_run=dry_run)
 dk.plots.use_book_style()
-config = dk.experiment.select(chapter.CONFIGS, run.profile)
+config = dk.experiment.select(chapter.CONFIGS, run.profile, dry_run=run.dry_run)
 display(run.banner())
 
 # %% [markdown]

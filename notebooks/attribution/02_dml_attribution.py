@@ -52,6 +52,7 @@ profile = "cpu"
 seed = 0
 device = "auto"
 data_root = None
+dry_run = False
 
 # %%
 import matplotlib.pyplot as plt
@@ -64,9 +65,9 @@ from domainknowledge.chapters import dml_attribution as chapter
 from domainknowledge.metric_learning import LOSSES
 from domainknowledge.principles import masking
 
-run = dk.experiment.start("dml_attribution", profile=profile, seed=seed, device=device, data_root=data_root)
+run = dk.experiment.start("dml_attribution", profile=profile, seed=seed, device=device, data_root=data_root, dry_run=dry_run)
 dk.plots.use_book_style()
-config = dk.experiment.select(chapter.CONFIGS, run.profile)
+config = dk.experiment.select(chapter.CONFIGS, run.profile, dry_run=run.dry_run)
 display(run.banner())
 
 # %% [markdown]

@@ -47,6 +47,7 @@ profile = "cpu"
 seed = 0
 device = "auto"
 data_root = None
+dry_run = False
 
 # %%
 import matplotlib.pyplot as plt
@@ -59,9 +60,9 @@ from domainknowledge.chapters import clip_aesthetics as chapter
 from domainknowledge.models import encoders
 from domainknowledge.principles import aesthetic_prompts as prompts
 
-run = dk.experiment.start("clip_aesthetics", profile=profile, seed=seed, device=device, data_root=data_root)
+run = dk.experiment.start("clip_aesthetics", profile=profile, seed=seed, device=device, data_root=data_root, dry_run=dry_run)
 dk.plots.use_book_style()
-config = dk.experiment.select(chapter.CONFIGS, run.profile)
+config = dk.experiment.select(chapter.CONFIGS, run.profile, dry_run=run.dry_run)
 display(run.banner())
 
 # %% [markdown]
@@ -718,7 +719,7 @@ run.finish();
 #
 # ## Exercises
 #
-# To change a setting, add a line after `config = dk.experiment.select(chapter.CONFIGS, run.profile)` in
+# To change a setting, add a line after `config = dk.experiment.select(chapter.CONFIGS, run.profile, dry_run=run.dry_run)` in
 # `notebooks/feature_extraction/01_clip_aesthetics.py`, for example `config = dataclasses.replace(config, votes=5)`
 # (with `import dataclasses`), and run `dk-book run --chapter clip_aesthetics --profile smoke`. Code snippets
 # below run in a new cell after the prompting section, where `loaded`, `embeddings`, `splits` and `task`

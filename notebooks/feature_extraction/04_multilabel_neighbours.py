@@ -50,6 +50,7 @@ profile = "cpu"
 seed = 0
 device = "auto"
 data_root = None
+dry_run = False
 
 # %%
 import time
@@ -64,9 +65,9 @@ from domainknowledge.chapters import multilabel_neighbours as chapter
 from domainknowledge.data.synthetic import vehicles
 from domainknowledge.principles import neighbour_search as ns
 
-run = dk.experiment.start("multilabel_neighbours", profile=profile, seed=seed, device=device, data_root=data_root)
+run = dk.experiment.start("multilabel_neighbours", profile=profile, seed=seed, device=device, data_root=data_root, dry_run=dry_run)
 dk.plots.use_book_style()
-config = dk.experiment.select(chapter.CONFIGS, run.profile)
+config = dk.experiment.select(chapter.CONFIGS, run.profile, dry_run=run.dry_run)
 display(run.banner())
 started = time.process_time()
 
@@ -658,7 +659,7 @@ run.finish();
 #
 # ## Exercises
 #
-# To change a setting, add a line after `config = dk.experiment.select(chapter.CONFIGS, run.profile)` in
+# To change a setting, add a line after `config = dk.experiment.select(chapter.CONFIGS, run.profile, dry_run=run.dry_run)` in
 # `notebooks/feature_extraction/04_multilabel_neighbours.py`, for example
 # `config = dataclasses.replace(config, prototypes_per_class=1)` (with `import dataclasses`), and run
 # `dk-book run --chapter multilabel_neighbours --profile smoke`. Small checks run on random unit vectors, e.g.

@@ -48,6 +48,7 @@ profile = "cpu"
 seed = 0
 device = "auto"
 data_root = None
+dry_run = False
 
 # %%
 import matplotlib.pyplot as plt
@@ -60,9 +61,9 @@ from domainknowledge.chapters import bgaugment as chapter
 from domainknowledge.metric_learning import LOSSES
 from domainknowledge.principles import masking
 
-run = dk.experiment.start("bgaugment", profile=profile, seed=seed, device=device, data_root=data_root)
+run = dk.experiment.start("bgaugment", profile=profile, seed=seed, device=device, data_root=data_root, dry_run=dry_run)
 dk.plots.use_book_style()
-config = dk.experiment.select(chapter.CONFIGS, run.profile)
+config = dk.experiment.select(chapter.CONFIGS, run.profile, dry_run=run.dry_run)
 display(run.banner())
 
 # %% [markdown]

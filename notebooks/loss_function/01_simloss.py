@@ -47,6 +47,7 @@ profile = "cpu"
 seed = 0
 device = "auto"
 data_root = None
+dry_run = False
 
 # %%
 import matplotlib.pyplot as plt
@@ -58,9 +59,9 @@ import domainknowledge as dk
 from domainknowledge.chapters import simloss
 from domainknowledge.principles import losses
 
-run = dk.experiment.start("simloss", profile=profile, seed=seed, device=device, data_root=data_root)
+run = dk.experiment.start("simloss", profile=profile, seed=seed, device=device, data_root=data_root, dry_run=dry_run)
 dk.plots.use_book_style()
-config = dk.experiment.select(simloss.CONFIGS, run.profile)
+config = dk.experiment.select(simloss.CONFIGS, run.profile, dry_run=run.dry_run)
 display(run.banner())
 
 # %% [markdown]

@@ -50,6 +50,7 @@ profile = "cpu"
 seed = 0
 device = "auto"
 data_root = None
+dry_run = False
 
 # %%
 import matplotlib.pyplot as plt
@@ -63,9 +64,9 @@ from domainknowledge.chapters import multitask_aesthetics as mta
 from domainknowledge.data.synthetic import aesthetics as aesthetics_data
 from domainknowledge.principles import distortions
 
-run = dk.experiment.start("multitask_aesthetics", profile=profile, seed=seed, device=device, data_root=data_root)
+run = dk.experiment.start("multitask_aesthetics", profile=profile, seed=seed, device=device, data_root=data_root, dry_run=dry_run)
 dk.plots.use_book_style()
-config = dk.experiment.select(mta.CONFIGS, run.profile)
+config = dk.experiment.select(mta.CONFIGS, run.profile, dry_run=run.dry_run)
 display(run.banner())
 
 # %% [markdown]
@@ -682,7 +683,7 @@ run.finish();
 #
 # ## Exercises
 #
-# To change a setting, add a line after `config = dk.experiment.select(mta.CONFIGS, run.profile)` in
+# To change a setting, add a line after `config = dk.experiment.select(mta.CONFIGS, run.profile, dry_run=run.dry_run)` in
 # `notebooks/loss_function/02_multitask_aesthetics.py`, for example
 # `config = dataclasses.replace(config, pretraining=dataclasses.replace(config.pretraining, levels_per_sign=3))`
 # (with `import dataclasses`), and run `dk-book run --chapter multitask_aesthetics --profile smoke`.

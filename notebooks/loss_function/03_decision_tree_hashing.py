@@ -45,6 +45,7 @@ profile = "cpu"
 seed = 0
 device = "auto"
 data_root = None
+dry_run = False
 
 # %%
 import matplotlib.pyplot as plt
@@ -58,9 +59,9 @@ import domainknowledge as dk
 from domainknowledge.chapters import decision_tree_hashing as chapter
 from domainknowledge.principles import decision_tree_hashing as ddtl
 
-run = dk.experiment.start("decision_tree_hashing", profile=profile, seed=seed, device=device, data_root=data_root)
+run = dk.experiment.start("decision_tree_hashing", profile=profile, seed=seed, device=device, data_root=data_root, dry_run=dry_run)
 dk.plots.use_book_style()
-config = dk.experiment.select(chapter.CONFIGS, run.profile)
+config = dk.experiment.select(chapter.CONFIGS, run.profile, dry_run=run.dry_run)
 display(run.banner())
 
 # %% [markdown]
@@ -579,7 +580,7 @@ run.finish();
 #
 # ## Exercises
 #
-# To change a setting, add a line after `config = dk.experiment.select(chapter.CONFIGS, run.profile)` in
+# To change a setting, add a line after `config = dk.experiment.select(chapter.CONFIGS, run.profile, dry_run=run.dry_run)` in
 # `notebooks/loss_function/03_decision_tree_hashing.py`, for example
 # `config = dataclasses.replace(config, tree_depth=3)` (with `import dataclasses`), and run
 # `dk-book run --chapter decision_tree_hashing --profile smoke`.

@@ -47,6 +47,7 @@ profile = "cpu"
 seed = 0
 device = "auto"
 data_root = None
+dry_run = False
 
 # %%
 import matplotlib.pyplot as plt
@@ -60,9 +61,9 @@ import domainknowledge as dk
 from domainknowledge.chapters import hierarchical_grouping as chapter
 from domainknowledge.principles import hierarchical_grouping as dhog
 
-run = dk.experiment.start("hierarchical_grouping", profile=profile, seed=seed, device=device, data_root=data_root)
+run = dk.experiment.start("hierarchical_grouping", profile=profile, seed=seed, device=device, data_root=data_root, dry_run=dry_run)
 dk.plots.use_book_style()
-config = dk.experiment.select(chapter.CONFIGS, run.profile)
+config = dk.experiment.select(chapter.CONFIGS, run.profile, dry_run=run.dry_run)
 display(run.banner())
 
 # %% [markdown]
@@ -542,7 +543,7 @@ else:
 # %% [markdown]
 # ## Exercises
 #
-# To change a setting, add a line after `config = dk.experiment.select(chapter.CONFIGS, run.profile)` in
+# To change a setting, add a line after `config = dk.experiment.select(chapter.CONFIGS, run.profile, dry_run=run.dry_run)` in
 # `notebooks/loss_function/04_hierarchical_grouping.py`, for example
 # `config = dataclasses.replace(config, alphas=(0.0, 0.5))` (with `import dataclasses`), and run
 # `dk-book run --chapter hierarchical_grouping --profile smoke`. The library is imported as

@@ -49,6 +49,7 @@ profile = "cpu"
 seed = 0
 device = "auto"
 data_root = None
+dry_run = False
 
 # %%
 import matplotlib.pyplot as plt
@@ -62,9 +63,9 @@ from domainknowledge.chapters import twitch_sentiment as chapter
 from domainknowledge.principles import weak_labels
 from domainknowledge.significance import exact_mcnemar_test
 
-run = dk.experiment.start("twitch_sentiment", profile=profile, seed=seed, device=device, data_root=data_root)
+run = dk.experiment.start("twitch_sentiment", profile=profile, seed=seed, device=device, data_root=data_root, dry_run=dry_run)
 dk.plots.use_book_style()
-config = dk.experiment.select(chapter.CONFIGS, run.profile)
+config = dk.experiment.select(chapter.CONFIGS, run.profile, dry_run=run.dry_run)
 display(run.banner())
 
 # %% [markdown]

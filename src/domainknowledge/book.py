@@ -218,12 +218,16 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- execute
-def chapter_parameters(profile: str, seed: int, device: str, data_root: str | None) -> dict:
-    """The papermill parameters every chapter takes (its ``parameters`` cell)."""
+def chapter_parameters(profile: str, seed: int, device: str, data_root: str | None, dry_run: bool = False) -> dict:
+    """The papermill parameters every chapter takes (its ``parameters`` cell). ``dry_run`` runs the paper code
+    path with the loop counts of :data:`domainknowledge.experiment.DRY_RUN_CAPS` (only at ``paper``)."""
     if profile not in PROFILES:
         raise PipelineError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if dry_run and profile != "paper":
+        raise PipelineError("--dry-run runs the paper code path on small data; use it with --profile paper "
+                            "(the smoke profile is the small run of the other profiles)")
     return {"profile": profile, "seed": seed, "device": device,
-            "data_root": str(Path(data_root).expanduser().resolve()) if data_root else None}
+            "data_root": str(Path(data_root).expanduser().resolve()) if data_root else None, "dry_run": dry_run}
 
 
 def _check_kernel(kernel_name: str) -> None:
@@ -391,7 +395,7 @@ def _run_elsewhere(project: Project, chapters: list[Chapter], parameters: dict, 
                        str(parameters["seed"]), "--device", parameters["device"], "--kernel", kernel_name,
                        "--no-pages"]
             return command + (["--data-root", parameters["data_root"]] if parameters["data_root"] else []) + (
-                ["--force"] if force else [])
+                ["--force"] if force else []) + (["--dry-run"] if parameters.get("dry_run") else [])
 
         outcome = executors.run_local([executors.Job(c.name, argv=argv(c)) for c in todo], parallel=jobs,
                                       cwd=project.root, log_dir=folder / "logs", log=log)
@@ -539,6 +543,7 @@ def status_page(states: list[ChapterState]) -> str:
         run = _summary(state).get("run", {})
         profile = record.get("parameters", {}).get("profile", "–")
         budget = PROFILE_BUDGET_SECONDS.get(profile)
+        profile += " (dry run)" if record.get("parameters", {}).get("dry_run") else ""
         wall = record.get("wall_seconds")
         over = " " + badge("over budget", "over-budget") if budget and wall and wall > budget else ""
         rows.append("| " + " | ".join(_cell(v) for v in [
@@ -717,6 +722,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     run.add_argument("--data-root", default=None, help="folder with the real data sets (paper profile)")
     run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--dry-run", action="store_true",
+                     help="paper profile only: the paper code path with its loop counts capped (DRY_RUN_CAPS), "
+                          "for tiny data such as the published-layout fixtures")
     run.add_argument("--force", action="store_true", help="execute even when the cache is current")
     run.add_argument("--kernel", default=KERNEL_NAME, help="Jupyter kernel that executes the chapters")
     run.add_argument("--executor", default="sequential", choices=list(executors.EXECUTORS),
@@ -743,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         project = Project.find(book_root=args.book_root)
         if args.command == "run":
-            parameters = chapter_parameters(args.profile, args.seed, args.device, args.data_root)
+            parameters = chapter_parameters(args.profile, args.seed, args.device, args.data_root, args.dry_run)
             chapters = select_chapters(discover_chapters(project), args.chapters)
             resources = {"partition": args.partition, "hours": args.hours, "gpus": args.gpus, "cpus": args.cpus,
                          "mem_gb": args.mem_gb}

@@ -3,7 +3,7 @@
 Every chapter starts a :class:`Run` right after its parameters cell::
 
     run = dk.experiment.start("simloss", profile=profile, seed=seed, device=device, data_root=data_root)
-    config = dk.experiment.select(CONFIGS, run.profile)
+    config = dk.experiment.select(CONFIGS, run.profile, dry_run=run.dry_run)
     ...
     run.check("simloss-identity", kind="known-answer", statement="S = I gives cross-entropy",
               expected="equal to float64 precision", measured=f"max |diff| = {gap:.1e}", passes=gap < 1e-10)
@@ -100,12 +100,47 @@ def check_profile(profile: str) -> Profile:
             "(e.g. `dk-book run --profile cpu`)") from None
 
 
-def select(configs: Mapping[str, T], profile: str) -> T:
-    """Pick the configuration of ``profile`` from a mapping ``{profile name: config}``."""
+#: The dry-run knob (``dk-book run --dry-run``): the configuration's loop counts are capped to these values
+#: (a field of this name anywhere in a nested dataclass config; tuples of seeds are cut to their first
+#: values), so that a ``paper`` run executes the paper code path, architectures and readers on tiny
+#: published-layout fixtures in seconds. Sizes of networks and images are never capped. A chapter whose loop
+#: count has another name adds it here, in the one place the caps are written and shown.
+DRY_RUN_CAPS: dict[str, int] = {
+    # optimisation lengths
+    "epochs": 1, "max_epochs": 1, "pretrain_epochs": 1, "strong_epochs": 1, "weak_epochs": 1,
+    "word2vec_epochs": 1, "head_patience": 1, "patience": 1, "stop_patience": 1, "lr_patience": 1,
+    "max_iterations": 2, "oracle_iterations": 2, "one_pixel_iterations": 2, "randomization_iterations": 2,
+    # searches, samples and repeats
+    "trials": 2, "fine_tune_trials": 2, "smoothgrad_samples": 2, "attribution_samples": 2, "ig_steps": 4,
+    "attribution_steps": 4, "corruption_repeats": 1, "runs": 1, "sweep_runs": 1, "seeds": 1,
+}
+
+
+def dry_run_config(config: T, caps: Mapping[str, int] | None = None) -> T:
+    """``config`` with every loop count named in ``caps`` (default :data:`DRY_RUN_CAPS`) capped, in nested
+    dataclasses too; an ``int`` becomes ``min(value, cap)``, a tuple keeps its first ``cap`` values."""
+    caps = DRY_RUN_CAPS if caps is None else caps
+    changes = {}
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            changes[item.name] = dry_run_config(value, caps)
+        elif item.name in caps and isinstance(value, bool):
+            continue
+        elif item.name in caps and isinstance(value, int):
+            changes[item.name] = min(value, caps[item.name])
+        elif item.name in caps and isinstance(value, tuple):
+            changes[item.name] = value[:caps[item.name]]
+    return dataclasses.replace(config, **changes)
+
+
+def select(configs: Mapping[str, T], profile: str, *, dry_run: bool = False) -> T:
+    """Pick the configuration of ``profile`` from a mapping ``{profile name: config}``; with ``dry_run``
+    (a paper dry run, see :data:`DRY_RUN_CAPS`) its loop counts are capped."""
     check_profile(profile)
     if profile not in configs:
         raise ValueError(f"no configuration for profile {profile!r}; this chapter defines {sorted(configs)}")
-    return configs[profile]
+    return dry_run_config(configs[profile]) if dry_run else configs[profile]
 
 
 def _config_rows(config: Any, prefix: str = "") -> dict[str, str]:
@@ -267,6 +302,7 @@ class Run:
     seed: int
     device: Any
     data_root: Path | None
+    dry_run: bool = False
     started: float = field(default_factory=time.time)
     metrics: dict[str, Any] = field(default_factory=dict)
     claims: list[Claim] = field(default_factory=list)
@@ -289,6 +325,7 @@ class Run:
             "versions": package_versions(),
             "wall_seconds": round(time.time() - self.started, 2),
             "peak_memory_mib": round(peak_memory_mib(), 1),
+            "dry_run": self.dry_run,
         }
         if self.device.type == "cuda":
             info["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
@@ -374,9 +411,12 @@ class Run:
         """A note for the top of the page: which profile, device, seed and revision produced the numbers."""
         from IPython.display import Markdown
 
+        dry = ("\n\nThis was a **dry run**: the paper code path on tiny fixtures with its loop counts capped ("
+               + ", ".join(f"`{name}` <= {cap}" for name, cap in DRY_RUN_CAPS.items())
+               + "), to prove that the code runs; none of its numbers is a result." if self.dry_run else "")
         return Markdown(
             f":::{{note}}\nThe numbers on this page were produced at the **{self.profile}** profile on "
-            f"**{self.device_name}** (`{self.device}`), seed {self.seed}, revision `{git_revision()}`.\n:::")
+            f"**{self.device_name}** (`{self.device}`), seed {self.seed}, revision `{git_revision()}`.{dry}\n:::")
 
     def finish(self):
         """Show the checks and the claims as tables and attach the run's summary for the pipeline; call once,
@@ -389,15 +429,18 @@ class Run:
         return summary
 
 
-def start(chapter: str, *, profile: str, seed: int, device: str = "auto", data_root: str | None = None) -> Run:
-    """Validate a chapter's parameters, seed everything and start its :class:`Run`."""
+def start(chapter: str, *, profile: str, seed: int, device: str = "auto", data_root: str | None = None,
+          dry_run: bool = False) -> Run:
+    """Validate a chapter's parameters, seed everything and start its :class:`Run`; ``dry_run`` marks a paper
+    dry run (:data:`DRY_RUN_CAPS`), which the page and the status page then say."""
     check_profile(profile)
     seed_everything(seed)
     root = Path(data_root).expanduser().resolve() if data_root else None
     if root is not None and not root.is_dir():
         raise FileNotFoundError(f"data_root {str(root)!r} is not a directory; pass --data-root DIR with the "
                                 "real data sets (see the book's 'Data and weights' page)")
-    return Run(chapter=chapter, profile=profile, seed=seed, device=resolve_device(device), data_root=root)
+    return Run(chapter=chapter, profile=profile, seed=seed, device=resolve_device(device), data_root=root,
+               dry_run=bool(dry_run))
 
 
 VERDICT_LABELS = {"holds": "holds", "does-not-hold": "does not hold", "not-run": "not run"}
