@@ -13,6 +13,7 @@ import pytest
 
 from domainknowledge import book
 from domainknowledge.book import Project
+from domainknowledge.dry_runs import HEAVY_CHAPTERS, dry_run_chapter, memory_slope
 from domainknowledge.fixtures import dry_run_environment, write_fixtures
 from tests.conftest import REPO, copy_book_frame
 
@@ -51,3 +52,16 @@ def test_paper_path_runs_on_published_layouts(name, paper_project, published_dat
     summary = book.read_record(chapter.executed_path(paper_project))["summary"]
     assert summary["run"]["dry_run"] is True and summary["run"]["profile"] == "paper"
     assert summary["claims"] or summary["checks"], f"{name} recorded nothing"
+
+
+@pytest.mark.parametrize("name", sorted(HEAVY_CHAPTERS))
+def test_paper_memory_does_not_grow_with_the_data(name, paper_project, tmp_path):
+    """Peak memory of the dry run at two fixture scales grows by less than one decoded image per image."""
+    [chapter] = book.select_chapters(book.discover_chapters(paper_project), [name])
+
+    def peak_at(root):
+        return dry_run_chapter(paper_project, chapter, root)["summary"]["run"]["peak_memory_mib"]
+
+    slope = memory_slope(name, HEAVY_CHAPTERS[name], peak_at, tmp_path)
+    assert slope.within_bound, (f"{name}: peak memory grew {slope.slope_mib_per_image:.3f} MiB per image "
+                                f"({slope.images} images, {slope.peak_mib} MiB); bound {slope.bound_mib_per_image:.3f}")
