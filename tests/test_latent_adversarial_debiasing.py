@@ -172,3 +172,10 @@ def test_colour_predictability_reads_colour_not_shape():
     assert lad.colour_predictability(coloured, labels) > 0.95
     shuffled = palette[rng.integers(0, 4, 120)][:, None, None, :] * np.ones((120, 6, 6, 3))
     assert lad.colour_predictability(shuffled, labels) < 0.5
+
+
+def test_code_margins_are_nearest_other_code_distances():
+    codebook = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0]])
+    indices = torch.tensor([[[0, 2]]])
+    margins = lad.code_margins(codebook, indices, np.array([[[True, False]]]))
+    assert margins == {"digit": pytest.approx(1.0), "background": pytest.approx(4.0)}

@@ -276,6 +276,7 @@ walk_table = pd.DataFrame([{
 diagnostics_table = pd.DataFrame([{
     "dataset": chapter.KIND_TITLES[r.kind], "seed": r.seed,
     **{f"codes changed at {k} positions (%)": 100 * v for k, v in r.changed_codes.items()},
+    **{f"distance to the nearest other code, {k}": v for k, v in r.code_margins.items()},
     **{f"colour tells the class, {k} (%)": 100 * v for k, v in r.colour_predictability.items()},
     **{f"oracle ResNet reads the {k} digits (%)": 100 * v for k, v in r.shape_survival.items()}} for r in lad_runs])
 calibration_table = pd.DataFrame([{"dataset": chapter.KIND_TITLES[r.kind], "seed": r.seed, **row}
@@ -335,7 +336,9 @@ walk_table.round(3)
 # %% [markdown]
 # The walk diagnostics. A walk that removes the colour and keeps the digit changes the codes at
 # background positions of the 7 x 7 grid (cells without a stroke pixel) and leaves those at digit
-# positions alone; afterwards the colour statistics of an image (per-channel mean and quantiles, no shape;
+# positions alone. Under Algorithm 1's snap a code changes only when a step carries it past the midpoint to
+# another code, so the table also gives the mean distance from a position's code to the nearest other
+# code, at digit and at background positions. Afterwards the colour statistics of an image (per-channel mean and quantiles, no shape;
 # 2-fold cross-validated logistic regression, chance 10 %) should no longer tell the class. The oracle
 # ResNet-20, trained on recoloured reconstructions, reads shapes: its accuracy on the walked training
 # images against the reconstructed ones measures how much of the digit survived the walk (the walked
@@ -506,8 +509,10 @@ for kind in config.kinds:
         entangled = bool(changed) and changed["digit"] >= changed["background"]
         oracle_passed = next(c for c in run.checks if c.id == f"oracle-recolour-{kind}").passed
         cause = ("stand-in" if config.source == "digits" else "genuine") if (shape_lost and entangled and oracle_passed) else "budget"
+        margin = {k: np.mean([r.code_margins[k] for r in runs_of_kind if r.code_margins] or [np.nan]) for k in ("digit", "background")}
         diagnosis = (f"the walk changed {changed.get('digit', float('nan')):.0f} % of the codes at digit positions and "
-                     f"{changed.get('background', float('nan')):.0f} % at background positions; the oracle ResNet-20 recognises "
+                     f"{changed.get('background', float('nan')):.0f} % at background positions (nearest other code "
+                     f"{margin['digit']:.2f} vs {margin['background']:.2f} away); the oracle ResNet-20 recognises "
                      f"{kept_reconstructed:.0f} % of the reconstructed but {kept_walked:.0f} % of the walked training digits, "
                      f"while colour tells the class in {colour['walked']:.0f} % of walked images ({colour['reconstruction']:.0f} % "
                      f"before) and f's entropy reached {entropy_after:.2f} of 2.30 nats (walk diagnostics)")
@@ -548,6 +553,8 @@ survival = None if not survivals else {k: 100 * np.mean([s_[k] for s_ in surviva
 changes = [r.changed_codes for r in lad_runs if r.changed_codes]
 changed = None if not changes else {k: 100 * np.mean([c[k] for c in changes]) for k in ("digit", "background")}
 colour_after = 100 * np.mean([r.colour_predictability["walked"] for r in lad_runs])
+all_margins = [r.code_margins for r in lad_runs if r.code_margins]
+margins = None if not all_margins else {k: np.mean([m[k] for m in all_margins]) for k in ("digit", "background")}
 display(Markdown(
     f"LAD beat vanilla by the stated margin on the independent test in {len(held)} of {len(lad_claims)} data sets. "
     + ("" if oracle.empty else
@@ -566,7 +573,13 @@ display(Markdown(
              if survival["walked"] < survival["reconstruction"] - 20 else ", so most of the shape survived the walk"))
        + (". The codes that the walk changes are as often at the digit as on the background: on this VQ-VAE a "
           "code carries colour and stroke together, and a walk quantised to such codes cannot take the colour "
-          "away without the strokes." if changed is not None and changed["digit"] >= changed["background"] else ".")
+          "away without the strokes" if changed is not None and changed["digit"] >= changed["background"] else "")
+       + ("" if margins is None else
+          f". A code at a digit position lies {margins['digit']:.2f} from the nearest other code, one at a background "
+          f"position {margins['background']:.2f}"
+          + (", so Algorithm 1's snap flips strokes before it flips the background colour"
+             if margins["digit"] < margins["background"] else ""))
+       + "."
        if len(held) < len(lad_claims) else "")))
 
 # %% [markdown]

@@ -370,7 +370,8 @@ def accuracy(model: torch.nn.Module, images: torch.Tensor, labels, *, device="cp
 class LADRun:
     """One seed of LAD and vanilla on one task: accuracies per (method, condition), the walk's entropies,
     ``f``'s accuracies, the step ``alpha`` calibrated on validation (``calibration``: one row per alpha
-    tried), the walk diagnostics (``changed_codes`` at digit and background positions, ``colour_predictability``
+    tried), the walk diagnostics (``changed_codes`` at digit and background positions, ``code_margins``: the mean distance from
+    a position's code to the nearest other code there, ``colour_predictability``
     of the class from colour statistics of the reconstructions and of the walked images), the oracle
     control (``oracle_entropy``: ``f``'s entropy on the recoloured digits' latents; ``shape_survival``: the
     oracle ResNet-20's accuracy on the reconstructed and on the walked training images), example images and
@@ -387,6 +388,7 @@ class LADRun:
     weak_accuracies: dict[str, float] = field(default_factory=dict)
     reconstruction_error: float = 0.0
     changed_codes: dict[str, float] = field(default_factory=dict)
+    code_margins: dict[str, float] = field(default_factory=dict)
     colour_predictability: dict[str, float] = field(default_factory=dict)
     oracle_entropy: float = float("nan")
     shape_survival: dict[str, float] = field(default_factory=dict)
@@ -476,8 +478,9 @@ def run_lad(task: Task, config: Config, *, seed: int, device="cpu", examples: in
         grid = latents.shape[-1]
         cells = lad.digit_cells(task.train_glyphs, grid) if task.train_glyphs.shape[-1] % grid == 0 else None
         if cells is not None:
-            result.changed_codes = lad.changed_code_fractions(vqvae.quantizer.indices(latents),
-                                                              vqvae.quantizer.indices(walked_latents), cells)
+            codes = vqvae.quantizer.indices(latents)
+            result.changed_codes = lad.changed_code_fractions(codes, vqvae.quantizer.indices(walked_latents), cells)
+            result.code_margins = lad.code_margins(vqvae.quantizer.codebook, codes, cells)
     as_images = lambda x: x.permute(0, 2, 3, 1).numpy()                  # noqa: E731
     result.colour_predictability = {
         "reconstruction": lad.colour_predictability(as_images(reconstructions), task.train.labels, seed=seed),

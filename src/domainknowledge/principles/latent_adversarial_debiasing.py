@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["ONE_PIXEL_NETWORKS", "WALK_VARIANTS", "LatentClassifier", "one_pixel_network", "add_class_pixels",
-           "changed_code_fractions", "class_pixel_mask", "colour_predictability", "debias_images", "digit_cells",
+           "changed_code_fractions", "class_pixel_mask", "code_margins", "colour_predictability", "debias_images", "digit_cells",
            "gradient_ratio", "input_gradient_norms", "prediction_entropy", "qe_walk", "standardised_step",
            "train_latent_classifier", "walk_latents"]
 
@@ -233,6 +233,20 @@ def changed_code_fractions(before: torch.Tensor, after: torch.Tensor, digit_mask
         raise ValueError(f"code grids {changed.shape} and digit mask {mask.shape} differ")
     return {"digit": float(changed[mask].mean()) if mask.any() else float("nan"),
             "background": float(changed[~mask].mean()) if (~mask).any() else float("nan")}
+
+
+def code_margins(codebook: torch.Tensor, indices: torch.Tensor, digit_mask: np.ndarray) -> dict[str, float]:
+    """How far a per-step walk must move a code to change it: for each latent position, the Euclidean
+    distance from its code to the nearest other code of ``codebook`` ``(K, D)``, averaged over the digit and
+    the background positions of ``indices`` ``(N, H, W)`` (``digit_mask`` as in :func:`changed_code_fractions`).
+    Codes with small margins flip first under Algorithm 1's snap."""
+    with torch.no_grad():
+        distances = torch.cdist(codebook, codebook)
+        distances.fill_diagonal_(float("inf"))
+        margins = distances.min(1).values[torch.as_tensor(indices)].numpy()
+    mask = np.asarray(digit_mask, dtype=bool)
+    return {"digit": float(margins[mask].mean()) if mask.any() else float("nan"),
+            "background": float(margins[~mask].mean()) if (~mask).any() else float("nan")}
 
 
 def colour_predictability(images: np.ndarray, labels: np.ndarray, *, seed: int = 0) -> float:
