@@ -149,3 +149,33 @@ def test_corruptions_change_the_image_and_are_seeded():
         a = cd.corrupt(image, name, np.random.default_rng(5))
         assert a.shape == image.shape and np.abs(a - image).mean() > 1e-3, name
         assert np.array_equal(a, cd.corrupt(image, name, np.random.default_rng(5)))
+
+
+def test_digit_cells_and_changed_code_fractions():
+    glyphs = np.zeros((1, 8, 8), dtype=np.float32)
+    glyphs[0, 0:2, 0:2] = 1.0                                       # a stroke in the top-left 4 x 4 patch
+    cells = lad.digit_cells(glyphs, 2)
+    assert cells.tolist() == [[[True, False], [False, False]]]
+    before = torch.zeros(1, 2, 2, dtype=torch.long)
+    after = torch.tensor([[[0, 1], [1, 0]]])
+    fractions = lad.changed_code_fractions(before, after, cells)
+    assert fractions == {"digit": 0.0, "background": pytest.approx(2 / 3)}
+    with pytest.raises(ValueError, match="multiple"):
+        lad.digit_cells(np.zeros((1, 7, 7)), 2)
+
+
+def test_colour_predictability_reads_colour_not_shape():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 30)
+    palette = rng.random((4, 3))
+    coloured = np.broadcast_to(palette[labels][:, None, None, :], (120, 6, 6, 3)) + 0.01 * rng.random((120, 6, 6, 3))
+    assert lad.colour_predictability(coloured, labels) > 0.95
+    shuffled = palette[rng.integers(0, 4, 120)][:, None, None, :] * np.ones((120, 6, 6, 3))
+    assert lad.colour_predictability(shuffled, labels) < 0.5
+
+
+def test_code_margins_are_nearest_other_code_distances():
+    codebook = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0]])
+    indices = torch.tensor([[[0, 2]]])
+    margins = lad.code_margins(codebook, indices, np.array([[[True, False]]]))
+    assert margins == {"digit": pytest.approx(1.0), "background": pytest.approx(4.0)}

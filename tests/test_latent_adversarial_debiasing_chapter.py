@@ -13,13 +13,19 @@ from domainknowledge.models.vqvae import VQVAEConfig
 TINY = dataclasses.replace(
     ch.CONFIGS["smoke"], train_images=200, test_images=100,
     vqvae=VQVAEConfig(codes=20, code_dim=16, hidden=8, downsamplings=1, epochs=1, batch_size=50),
-    weak_epochs=2, resnet_width=2, strong_epochs=1, strong_batch=50, unbiased_reference=True,
+    weak_epochs=2, resnet_width=2, strong_epochs=1, strong_batch=50, oracle_recolour=True, validation_images=50, alphas=(0.1, 1.0),
     one_pixel_images=200, one_pixel_iterations=30)
 
 
 def test_profiles_share_one_code_path_and_validate():
     assert set(ch.CONFIGS) == {"smoke", "cpu", "paper"}
     assert ch.CONFIGS["paper"].source == "mnist" and ch.CONFIGS["paper"].resnet_width == 16
+    assert ch.CONFIGS["cpu"].source == "mnist-sample" and ch.CONFIGS["cpu"].image_size == 28
+    assert all(config.walk == "per-step" for config in ch.CONFIGS.values())       # Algorithm 1 as written
+    with pytest.raises(ValueError, match="walk"):
+        dataclasses.replace(TINY, walk="sideways")
+    with pytest.raises(ValueError, match="28 px"):
+        dataclasses.replace(ch.CONFIGS["cpu"], image_size=32)
     assert ch.CONFIGS["cpu"].runs >= 2 and set(ch.CONFIGS["cpu"].kinds) == set(ch.cd.KINDS)
     assert ch.WALKS == {"background": (20, 0.1), "foreground": (7, 0.1), "corrupted": (4, 0.07)}
     with pytest.raises(ValueError, match="kinds"):
@@ -34,9 +40,6 @@ def test_profiles_share_one_code_path_and_validate():
 
 
 def test_paper_data_missing_names_the_layout(tmp_path):
-    with pytest.raises(DataNotFoundError, match="mnist"):
-        ch.load_mnist("train", data_root=tmp_path)
-    (tmp_path / "mnist").mkdir()
     with pytest.raises(DataNotFoundError, match="train-images-idx3-ubyte"):
         ch.load_mnist("train", data_root=tmp_path)
     with pytest.raises(DataNotFoundError):
@@ -70,12 +73,39 @@ def test_task_holds_the_three_conditions(task):
     assert set(task.tests) == {"biased", "independent", "conditioned"}
     assert (task.tests["independent"].attributes != task.tests["independent"].labels).all()
     assert task.train.images.shape[1:] == (16, 16, 3)
+    assert task.validation.images.shape[0] == pytest.approx(50, abs=5) and task.train_glyphs.shape[1:] == (16, 16)
+
+
+def test_binarise_follows_rebias():
+    glyphs = np.array([[[0.0, 0.004], [0.5, 1.0]]], dtype=np.float32)
+    assert ch.binarise(glyphs).tolist() == [[[0.0, 1.0], [1.0, 1.0]]]
+
+
+def test_calibration_picks_the_smallest_alpha_that_confuses_f():
+    torch.manual_seed(0)
+    codebook = torch.randn(6, 4)
+    quantise = lambda z: codebook[torch.cdist(z.permute(0, 2, 3, 1).reshape(-1, 4), codebook).argmin(1)].reshape(
+        z.shape[0], z.shape[2], z.shape[3], 4).permute(0, 3, 1, 2)
+    latents = quantise(torch.randn(30, 4, 3, 3))
+    weak = ch.lad.train_latent_classifier(latents, torch.arange(30) % 3, epochs=30, seed=0)
+    alpha, rows = ch.calibrate_alpha(latents, weak, quantise, steps=5, alphas=(0.01, 0.5, 2.0), accumulate=False,
+                                     target_entropy=0.01, classes=3)
+    assert [row["alpha"] for row in rows] == [0.01, 0.5, 2.0] and sum(row["chosen"] for row in rows) == 1
+    reached = [row["alpha"] for row in rows if row["entropy after (nats)"] >= 0.01 * np.log(3)]
+    assert alpha == (reached[0] if reached else max(rows, key=lambda r: r["entropy after (nats)"])["alpha"])
+    alpha, _ = ch.calibrate_alpha(latents, weak, quantise, steps=5, alphas=(0.5, 2.0), accumulate=False,
+                                  target_entropy=1.0, classes=3)
+    assert alpha in (0.5, 2.0)                                      # none reaches ln 3: the highest entropy
 
 
 def test_tiny_lad_run_end_to_end_and_seeded(task):
     result = ch.run_lad(task, TINY, seed=0, log=lambda message: None)
     methods = {method for method, _ in result.accuracies}
-    assert methods == {"LAD", "Vanilla", ch.UNBIASED_METHOD}
+    assert methods == {"LAD", "Vanilla", ch.ORACLE_METHOD}
+    assert result.alpha in (0.1, 1.0) and len(result.calibration) == 2
+    assert set(result.changed_codes) == {"digit", "background"} and 0 <= result.changed_codes["digit"] <= 1
+    assert set(result.colour_predictability) == {"reconstruction", "walked"}
+    assert set(result.shape_survival) == {"reconstruction", "walked"} and 0 <= result.oracle_entropy <= np.log(10)
     assert all(0 <= value <= 1 for value in result.accuracies.values())
     assert result.examples["walked"].shape == (10, 16, 16, 3)
     assert 0 <= result.entropy_before <= np.log(10) + 1e-6 and 0 <= result.entropy_after <= np.log(10) + 1e-6

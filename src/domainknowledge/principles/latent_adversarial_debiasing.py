@@ -9,6 +9,8 @@
 * :func:`prediction_entropy`, :func:`standardised_step` (Eq. 5.6) and :func:`qe_walk` (Algorithm 1, the
   quantisation-constrained entropy-targeted walk maximising Eq. 5.5).
 * :func:`debias_images`: encode, walk, decode (Eq. 5.7): the images ``x_delta`` a strong classifier trains on.
+* Diagnostics of a walk: :func:`changed_code_fractions` (codes changed at digit vs background positions of
+  the latent grid) and :func:`colour_predictability` (how well colour statistics alone still tell the class).
 """
 
 from __future__ import annotations
@@ -18,8 +20,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ONE_PIXEL_NETWORKS", "LatentClassifier", "one_pixel_network", "add_class_pixels", "class_pixel_mask", "debias_images", "gradient_ratio",
-           "input_gradient_norms", "prediction_entropy", "qe_walk", "standardised_step", "train_latent_classifier"]
+__all__ = ["ONE_PIXEL_NETWORKS", "WALK_VARIANTS", "LatentClassifier", "one_pixel_network", "add_class_pixels",
+           "changed_code_fractions", "class_pixel_mask", "code_margins", "colour_predictability", "debias_images", "digit_cells",
+           "gradient_ratio", "input_gradient_norms", "prediction_entropy", "qe_walk", "standardised_step",
+           "train_latent_classifier", "walk_latents"]
+
+#: The two readings of Algorithm 1: ``per-step`` quantises ``h_delta`` after every step, as Algorithm 1
+#: writes it (the default); ``accumulate`` adds the steps up in a continuous ``h + delta`` and quantises it
+#: only where ``f`` reads it and at the end, as Eq. 5.5 can be read.
+WALK_VARIANTS = ("per-step", "accumulate")
 
 
 def class_pixel_mask(num_classes: int, height: int, width: int) -> np.ndarray:
@@ -132,7 +141,7 @@ def standardised_step(gradient: torch.Tensor, alpha: float) -> torch.Tensor:
 
 
 def qe_walk(latents: torch.Tensor, classifier: nn.Module, quantise, *, steps: int, alpha: float,
-            accumulate: bool = True, return_entropies: bool = False):
+            accumulate: bool = False, return_entropies: bool = False):
     """Algorithm 1, the quantisation-constrained entropy-targeted walk (QE-walk), maximising Eq. 5.5.
 
     ``latents`` ``(B, D, H, W)``: the quantised latents ``h`` of a batch; ``classifier``: ``f``;
@@ -140,10 +149,12 @@ def qe_walk(latents: torch.Tensor, classifier: nn.Module, quantise, *, steps: in
     computes the entropy ``H(f(quantise(h + delta)))`` and its gradient at the quantised point, and adds the
     standardised step of Eq. 5.6.
 
-    ``accumulate=True`` (Eq. 5.5): the steps add up in a continuous ``h + delta`` that is quantised before
-    every evaluation of ``f`` and at the end, so that many small steps can together cross to another code.
-    ``accumulate=False`` (Algorithm 1 read literally): ``h_delta`` is snapped back to the codebook after every
-    step, so a step shorter than half the distance to the next code is undone.
+    ``accumulate=False`` (the default, ``per-step`` in :data:`WALK_VARIANTS`, Algorithm 1 as written):
+    ``h_delta`` is snapped back to the codebook after every step, so a step shorter than half the distance to
+    the next code is undone; only positions where the standardised gradient is large move.
+    ``accumulate=True`` (``accumulate``, a reading of Eq. 5.5): the steps add up in a continuous ``h + delta``
+    that is quantised before every evaluation of ``f`` and at the end, so that many small steps can together
+    cross to another code.
 
     Returns ``h_delta`` ``(B, D, H, W)`` on the codebook (and, with ``return_entropies``, the mean entropy
     before each step and after the last: ``steps + 1`` floats). The classifier's weights are not changed.
@@ -173,18 +184,84 @@ def _encode_quantised(vqvae, images: torch.Tensor, batch_size: int) -> torch.Ten
     return torch.cat([vqvae.quantise(vqvae.encode(images[i:i + batch_size])) for i in range(0, len(images), batch_size)])
 
 
+def walk_latents(latents: torch.Tensor, classifier: nn.Module, quantise, *, steps: int, alpha: float,
+                 accumulate: bool = False, batch_size: int = 256) -> tuple[torch.Tensor, float, float]:
+    """:func:`qe_walk` over quantised latents ``(N, D, H, W)`` in batches: ``(h_delta (N, D, H, W), mean
+    entropy of f before, after the walk)``."""
+    walked, before, after = [], 0.0, 0.0
+    for start in range(0, len(latents), batch_size):
+        batch = latents[start:start + batch_size]
+        moved, entropies = qe_walk(batch, classifier, quantise, steps=steps, alpha=alpha, accumulate=accumulate,
+                                   return_entropies=True)
+        walked.append(moved)
+        before += entropies[0] * len(batch)
+        after += entropies[-1] * len(batch)
+    return torch.cat(walked), before / len(latents), after / len(latents)
+
+
 def debias_images(vqvae, classifier: nn.Module, images: torch.Tensor, *, steps: int, alpha: float,
-                  accumulate: bool = True, batch_size: int = 256) -> tuple[torch.Tensor, float, float]:
+                  accumulate: bool = False, batch_size: int = 256) -> tuple[torch.Tensor, float, float]:
     """LAD's data (Eq. 5.7): ``x_delta = dec(QE-walk(quantise(enc(x))))`` for float images ``(N, C, S, S)`` in
     [0, 1]. Returns ``(x_delta (N, C, S, S) in [0, 1], mean entropy of f before, after the walk)``."""
-    outputs, before, after = [], 0.0, 0.0
     quantise = lambda latents: vqvae.quantizer(latents)[1]                  # noqa: E731  (nearest codes)
-    for start in range(0, len(images), batch_size):
-        latents = _encode_quantised(vqvae, images[start:start + batch_size], batch_size)
-        walked, entropies = qe_walk(latents, classifier, quantise, steps=steps, alpha=alpha,
-                                     accumulate=accumulate, return_entropies=True)
-        with torch.no_grad():
-            outputs.append(vqvae.decode(walked))
-        before += entropies[0] * len(latents)
-        after += entropies[-1] * len(latents)
-    return torch.cat(outputs), before / len(images), after / len(images)
+    latents = _encode_quantised(vqvae, images, batch_size)
+    walked, before, after = walk_latents(latents, classifier, quantise, steps=steps, alpha=alpha,
+                                         accumulate=accumulate, batch_size=batch_size)
+    with torch.no_grad():
+        decoded = torch.cat([vqvae.decode(walked[i:i + batch_size]) for i in range(0, len(walked), batch_size)])
+    return decoded, before, after
+
+def digit_cells(glyphs: np.ndarray, grid: int, threshold: float = 0.5) -> np.ndarray:
+    """Boolean ``(N, grid, grid)``: latent positions whose patch of the glyph ``(N, S, S)`` in [0, 1] holds a
+    stroke pixel (above ``threshold``); ``S`` must be a multiple of ``grid`` (a 28-px digit on the 7 x 7 grid of
+    a two-step VQ-VAE: 4 x 4 px patches). The rest are background positions."""
+    glyphs = np.asarray(glyphs)
+    if glyphs.ndim != 3 or glyphs.shape[1] != glyphs.shape[2] or glyphs.shape[1] % grid:
+        raise ValueError(f"glyphs must be (N, S, S) with S a multiple of {grid}, got {glyphs.shape}")
+    patch = glyphs.shape[1] // grid
+    return (glyphs.reshape(len(glyphs), grid, patch, grid, patch) > threshold).any(axis=(2, 4))
+
+
+def changed_code_fractions(before: torch.Tensor, after: torch.Tensor, digit_mask: np.ndarray) -> dict[str, float]:
+    """Fraction of latent positions whose code the walk changed, at digit and at background positions:
+    code indices ``before`` and ``after`` ``(N, H, W)``, ``digit_mask`` ``(N, H, W)`` bool (:func:`digit_cells`).
+    A walk that removes a background colour and keeps the digit changes background positions and leaves
+    digit positions alone."""
+    changed = (torch.as_tensor(before) != torch.as_tensor(after)).numpy()
+    mask = np.asarray(digit_mask, dtype=bool)
+    if changed.shape != mask.shape:
+        raise ValueError(f"code grids {changed.shape} and digit mask {mask.shape} differ")
+    return {"digit": float(changed[mask].mean()) if mask.any() else float("nan"),
+            "background": float(changed[~mask].mean()) if (~mask).any() else float("nan")}
+
+
+def code_margins(codebook: torch.Tensor, indices: torch.Tensor, digit_mask: np.ndarray) -> dict[str, float]:
+    """How far a per-step walk must move a code to change it: for each latent position, the Euclidean
+    distance from its code to the nearest other code of ``codebook`` ``(K, D)``, averaged over the digit and
+    the background positions of ``indices`` ``(N, H, W)`` (``digit_mask`` as in :func:`changed_code_fractions`).
+    Codes with small margins flip first under Algorithm 1's snap."""
+    with torch.no_grad():
+        distances = torch.cdist(codebook, codebook)
+        distances.fill_diagonal_(float("inf"))
+        margins = distances.min(1).values[torch.as_tensor(indices)].numpy()
+    mask = np.asarray(digit_mask, dtype=bool)
+    return {"digit": float(margins[mask].mean()) if mask.any() else float("nan"),
+            "background": float(margins[~mask].mean()) if (~mask).any() else float("nan")}
+
+
+def colour_predictability(images: np.ndarray, labels: np.ndarray, *, seed: int = 0) -> float:
+    """How well colour alone tells the class: the 2-fold cross-validated accuracy of a logistic regression
+    on each image's colour statistics (per channel: mean and the 10, 50 and 90 % quantiles; 12 numbers, no
+    shape), for float images ``(N, S, S, 3)`` and labels ``(N,)``. Chance is ``1 / classes``; on 100 %
+    colour-biased data it is near 1."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pixels = np.asarray(images, dtype=np.float32).reshape(len(images), -1, 3)
+    features = np.concatenate([pixels.mean(1), np.quantile(pixels, [0.1, 0.5, 0.9], axis=1).transpose(1, 0, 2)
+                               .reshape(len(images), -1)], axis=1)
+    folds = StratifiedKFold(2, shuffle=True, random_state=seed)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    return float(cross_val_score(model, features, np.asarray(labels), cv=folds).mean())
