@@ -112,7 +112,7 @@ DRY_RUN_CAPS: dict[str, int] = {
     "max_iterations": 2, "oracle_iterations": 2, "one_pixel_iterations": 2, "randomization_iterations": 2,
     # searches, samples and repeats
     "trials": 2, "fine_tune_trials": 2, "smoothgrad_samples": 2, "attribution_samples": 2, "ig_steps": 4,
-    "attribution_steps": 4, "corruption_repeats": 1, "runs": 1, "sweep_runs": 1, "seeds": 1,
+    "attribution_steps": 4, "corruption_repeats": 2, "runs": 1, "sweep_runs": 1, "seeds": 1,
     # pretext batches of Ch. 16: distortions drawn per base image and levels per sign (a base image and its
     # variants; the thesis' 181 variants of 8 photos at 224 px would need tens of GB on a CPU)
     "distortions_per_group": 1, "levels_per_sign": 1,
