@@ -320,7 +320,7 @@ def train_hasher(method: str, task: HashingTask, config: Config, *, seed: int, d
 def _forward_all(network: HashingNetwork, images: torch.Tensor, device, batch_size: int = 1024) -> dict[str, torch.Tensor]:
     network.eval()
     outputs = [network(images[start:start + batch_size].float().to(device)) for start in range(0, len(images), batch_size)]
-    return {key: torch.cat([out[key].cpu() for out in outputs]) for key in outputs[0]}
+    return {key: torch.cat([out[key] for out in outputs]).cpu() for key in outputs[0]}
 
 
 def encode(trained: TrainedHasher, images: torch.Tensor, device="cpu") -> dict[str, np.ndarray]:

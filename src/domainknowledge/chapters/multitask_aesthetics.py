@@ -145,7 +145,8 @@ class Config:
     the stand-in, or ``None`` with ``aesthetics_split`` fractions for AVA. ``initialisations``: the rows of
     Table 16.3; ``runs``: fine-tuning seeds per row; ``label_fractions``: the labelled-data fractions of
     Fig. 16.5, trained for ``fraction_initialisations``. ``analysis_images``: test base images for Table 16.4 and
-    Fig. 16.4 (``None``: all).
+    Fig. 16.4 (``None``: all). ``pretext_from_imagenet``: the pretext networks (ours, RotNet, SimCLR) start from
+    torchvision's ImageNet MobileNetV2, as in the thesis (downloaded once), instead of random weights.
     """
 
     image_size: int
@@ -163,6 +164,7 @@ class Config:
     fraction_initialisations: tuple[str, ...]
     tid2013: bool
     analysis_images: int | None = None
+    pretext_from_imagenet: bool = False
     aesthetics_split: tuple[float, float, float] = (0.8, 0.05, 0.15)
     alpha: float = 0.01
 
@@ -178,6 +180,8 @@ class Config:
             raise ValueError("the initialisations must contain the 'imagenet' baseline")
         if 1.0 not in self.label_fractions or not set(self.fraction_initialisations) <= set(self.initialisations):
             raise ValueError("label_fractions must contain 1.0 and fraction_initialisations be initialisations")
+        if self.pretext_from_imagenet and self.width_mult != 1.0:
+            raise ValueError("pretext_from_imagenet needs width_mult 1.0 (the ImageNet MobileNetV2)")
         if self.image_size < 32:
             raise ValueError(f"image_size must be at least 32 px (MobileNetV2 downsamples 32x), got {self.image_size}")
 
@@ -210,7 +214,7 @@ CONFIGS: dict[str, Config] = {
         finetuning=FinetuningConfig(max_epochs=500, batch_size=128, lr_backbone=1e-4, lr_head=1e-3, head_patience=5,
                                     lr_patience=5, stop_patience=10),
         initialisations=INITIALISATIONS, runs=3, label_fractions=(0.2, 0.4, 0.6, 0.8, 1.0),
-        fraction_initialisations=("imagenet", "ranking+regression"), tid2013=True),
+        fraction_initialisations=("imagenet", "ranking+regression"), tid2013=True, pretext_from_imagenet=True),
 }
 
 
@@ -470,7 +474,8 @@ def pretrain(method: str, images: dict[str, np.ndarray], config: Config, *, seed
     started = time.perf_counter()
     settings = config.pretraining
     torch.manual_seed(seed)
-    network = PretextNetwork(mobilenet_v2_backbone(config.width_mult), PRETEXT_METHODS[method]).to(device)
+    backbone = mobilenet_v2_backbone(config.width_mult, pretrained=config.pretext_from_imagenet)
+    network = PretextNetwork(backbone, PRETEXT_METHODS[method]).to(device)
     network = network.to(memory_format=torch.channels_last)
     optimizer = torch.optim.RMSprop(network.parameters(), lr=settings.learning_rate, alpha=0.9, momentum=0.9,
                                     weight_decay=settings.weight_decay)
@@ -545,8 +550,8 @@ def _features(backbone, images: torch.Tensor, batch_size: int, device) -> torch.
 def predict_distributions(model: NimaModel, images: torch.Tensor, batch_size: int = 256, device="cpu") -> torch.Tensor:
     """Softmax score distributions ``(N, 10)`` of a NIMA model for images ``(N, 3, H, W)``."""
     model.eval()
-    return torch.cat([torch.softmax(model(images[s:s + batch_size].to(device).contiguous(memory_format=torch.channels_last)), 1).cpu()
-                      for s in range(0, images.shape[0], batch_size)])
+    return torch.cat([torch.softmax(model(images[s:s + batch_size].to(device).contiguous(memory_format=torch.channels_last)), 1)
+                      for s in range(0, images.shape[0], batch_size)]).cpu()
 
 
 def finetune(initialisation: str, task: AestheticsTask, config: Config, pretrained: dict[str, Pretrained], *, seed: int,
@@ -924,9 +929,12 @@ def deviations_markdown(config: Config, profile: str) -> str:
         "resized and padded to squares, as in Sec. 16.2.1.")
     lines.append(
         f"- **Images and network.** {config.image_size} x {config.image_size} px instead of 224 x 224, MobileNetV2 "
-        f"at width {config.width_mult:g} instead of 1.0. The pretext models start from random weights, not from "
-        "ImageNet weights, as no ImageNet MobileNetV2 can be had offline; the ImageNet row is the ImageNet-trained "
-        "EfficientNet-Lite0, a different, larger architecture.")
+        f"at width {config.width_mult:g} instead of 1.0. "
+        + ("The pretext models start from torchvision's ImageNet MobileNetV2, as in the thesis; "
+           if config.pretext_from_imagenet else
+           "The pretext models start from random weights, not from ImageNet weights, as no ImageNet MobileNetV2 "
+           "can be had offline; ")
+        + "the ImageNet row is the ImageNet-trained EfficientNet-Lite0, a different, larger architecture.")
     variants = ("all" if pre.levels_per_sign == 5 else f"{pre.levels_per_sign} random") + " of its five levels"
     signs = "on both signs" if pre.both_signs else "on one random sign"
     lines.append(
