@@ -116,8 +116,9 @@ DRY_RUN_CAPS: dict[str, int] = {
     # pretext batches of Ch. 16: distortions drawn per base image and levels per sign (a base image and its
     # variants; the thesis' 181 variants of 8 photos at 224 px would need tens of GB on a CPU)
     "distortions_per_group": 1, "levels_per_sign": 1,
-    # encoders compared in Ch. 12 (a dry run loads the first of each list)
-    "multimodal": 1, "content": 1,
+    # encoders compared in Ch. 12 and hashing methods trained in Darlow Ch. 3 (a dry run keeps the first of each
+    # list; twelve ResNet-34s encoding the CIFAR-100 transfer set take many minutes on a CPU)
+    "multimodal": 1, "content": 1, "methods": 3,
 }
 
 

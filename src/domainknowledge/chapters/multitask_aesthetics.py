@@ -453,13 +453,13 @@ def _method_loss(method: str, network: PretextNetwork, base: np.ndarray, config:
         outputs = network(batch.images.to(device).contiguous(memory_format=torch.channels_last))
         losses = pretext_losses(outputs, batch)
         return losses["ranking"] if len(losses) == 1 else pretext.balanced_sum(losses.values())
-    images = _to_tensor(base)
+    images = _to_tensor(base).to(device)        # rotations and SimCLR's views are made on the device
     if method == "rotnet":
         rotated, labels = pretext.rotation_batch(images)
-        return pretext.rotation_loss(network(rotated.to(device))["rotation"], labels.to(device))
+        return pretext.rotation_loss(network(rotated)["rotation"], labels.to(device))
     if method == "simclr":
         first, second = simclr_views(images)
-        return pretext.nt_xent_loss(network(first.to(device))["projection"], network(second.to(device))["projection"],
+        return pretext.nt_xent_loss(network(first)["projection"], network(second)["projection"],
                                     config.simclr_temperature)
     raise ValueError(f"unknown pretext method {method!r}; choose from {tuple(PRETEXT_METHODS)}")
 
