@@ -119,6 +119,9 @@ DRY_RUN_CAPS: dict[str, int] = {
     # encoders compared in Ch. 12 and hashing methods trained in Darlow Ch. 3 (a dry run keeps the first of each
     # list; twelve ResNet-34s encoding the CIFAR-100 transfer set take many minutes on a CPU)
     "multimodal": 1, "content": 1, "methods": 3,
+    # ImageNet class names per adjective in Ch. 12's context prompts (1,000 x 39 prompts through a CLIP text
+    # tower take hours on a CPU)
+    "content_classes": 2,
 }
 
 
