@@ -395,8 +395,9 @@ equal_spread.style.format({"top_share": "{:.3f}", "effective_dimensions": "{:.1f
 # ## Deviations from the thesis
 #
 # - **Data (`smoke`, `cpu`).** The stand-in above replaces AVA; its images are 64 px. `paper` reads AVA
-#   from `data_root` (`AVA/AVA.txt`, the official vote file, and `AVA/images/<id>.jpg`) and holds out a
-#   random tenth for testing, where the thesis used the split of earlier work, which we do not have.
+#   from `data_root` (`AVA/AVA.txt`, the official vote file, and `AVA/images/<id>.jpg`, decoded a batch at
+#   a time) and tests on AVA's standard partition (`AVA/aesthetics_image_lists/generic_test.jpgl`, about
+#   20,000 photos; the rest train), the split of RAPID, A-LAMP and MP_ada that the thesis compares against.
 # - **Encoders.** No CLIP weights can be had offline: the stand-in CLIP (a small open_clip model trained
 #   here on captioned synthetic images) and ConSE take CLIP's place, and EfficientNet-Lite with ImageNet-1k
 #   weights takes the place of the ImageNet-21k ViT-B/32 and ResNet-50. `paper` names the thesis' models

@@ -389,7 +389,7 @@ fraction_means.style.format("{:.3f}")
 # The p-value is a one-sided binomial test against the chance level.
 
 # %%
-analysis_images = pretraining_images["test"][:config.analysis_images]
+analysis_images = mta.first_images(pretraining_images["test"], config.analysis_images)
 classification = mta.distortion_classification_accuracy(pretrained["ranking+classification"].network,
                                                         analysis_images, seed=seed, device=run.device)
 for aspect in distortions.ASPECTS:

@@ -113,6 +113,15 @@ DRY_RUN_CAPS: dict[str, int] = {
     # searches, samples and repeats
     "trials": 2, "fine_tune_trials": 2, "smoothgrad_samples": 2, "attribution_samples": 2, "ig_steps": 4,
     "attribution_steps": 4, "corruption_repeats": 2, "runs": 1, "sweep_runs": 1, "seeds": 1,
+    # pretext batches of Ch. 16: distortions drawn per base image and levels per sign (a base image and its
+    # variants; the thesis' 181 variants of 8 photos at 224 px would need tens of GB on a CPU)
+    "distortions_per_group": 1, "levels_per_sign": 1,
+    # encoders compared in Ch. 12 and hashing methods trained in Darlow Ch. 3 (a dry run keeps the first of each
+    # list; twelve ResNet-34s encoding the CIFAR-100 transfer set take many minutes on a CPU)
+    "multimodal": 1, "content": 1, "methods": 3,
+    # ImageNet class names per adjective in Ch. 12's context prompts (1,000 x 39 prompts through a CLIP text
+    # tower take hours on a CPU)
+    "content_classes": 2,
 }
 
 

@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from domainknowledge import metrics
-from domainknowledge.data.bundled import DataNotFoundError, data_root_folder
+from domainknowledge.data.real.ava import AVA_LAYOUT, AVA_TEST_LIST, read_ava, standard_test_mask
+from domainknowledge.data.real.image_files import ImageFiles, resize_center_crop
 from domainknowledge.data.synthetic import aesthetics as aesthetics_data
 from domainknowledge.principles import aesthetic_prompts as prompts
 from domainknowledge.principles.pretext import emd_loss, mean_score
@@ -41,9 +42,6 @@ __all__ = ["AVA_LAYOUT", "CONFIGS", "QUALITY_NEGATIVE", "QUALITY_POSITIVE", "Con
            "conse_and_lite0_embeddings", "embed_all", "embed_task", "finetune_emd", "finetuning_results", "load_ava", "load_task", "majority_accuracy",
            "plot_probe_weights", "probe_results", "property_probes", "prompt_embeddings", "prompting_results", "split_indices",
            "summary_table", "thesis_pair_results"]
-
-AVA_LAYOUT = ("DATA_ROOT/AVA/AVA.txt (the official file: index, image id, 10 vote counts for scores 1..10, two "
-              "semantic tags, challenge id) and DATA_ROOT/AVA/images/<image id>.jpg")
 
 # Words the stand-in CLIP's captions use for photographic quality (captioned_world.SYNONYMS): our extension, a
 # prompt vocabulary the stand-in can read; not the thesis' adjectives.
@@ -118,8 +116,9 @@ CONFIGS: dict[str, Config] = {
     "paper": Config(data="ava", image_size=224, photo_fraction=0.0, votes=0, train_images=None, test_images=None,
                     runs=1, multimodal=("open_clip:ViT-B-32/openai", "open_clip:RN50/openai", "open_clip:RN50/cc12m",
                                         "open_clip:RN50/yfcc15m", "standin-clip-paper", "conse-lite0-minilm"),
-                    content=("torchvision-vit_b_16-imagenet", "torchvision-resnet50-imagenet", "efficientnet-lite0",
-                             "efficientnet-lite1", "efficientnet-lite2"),
+                    # a paper dry run (DRY_RUN_CAPS) loads the first of each list: ViT-B/32 CLIP and EfficientNet-Lite0
+                    content=("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2",
+                             "torchvision-vit_b_16-imagenet", "torchvision-resnet50-imagenet"),
                     content_classes=1000,
                     finetuning=FinetuningConfig(towers=("open_clip:ViT-B-32/openai", "efficientnet-lite0"),
                                                 max_epochs=100, patience=10, batch_size=128, runs=1)),
@@ -131,54 +130,33 @@ CONFIGS: dict[str, Config] = {
 
 @dataclass(frozen=True)
 class Task:
-    """A pool of rated images: ``images`` ``(N, H, W, 3)`` uint8, ``distributions`` ``(N, 10)`` normalised votes,
-    ``mean_scores`` ``(N,)``, ``properties`` (stand-in only), a ``data_key`` naming the pool for the embedding
-    cache, and ``test_fraction`` (used when a config gives no sizes)."""
+    """A pool of rated images: ``images`` ``(N, H, W, 3)`` uint8 (an array, or AVA's files read a batch at a time),
+    ``distributions`` ``(N, 10)`` normalised votes, ``mean_scores`` ``(N,)``, ``properties`` (stand-in only), a
+    ``data_key`` naming the pool for the embedding cache, ``test_fraction`` (used when a config gives no sizes
+    and the pool has no published partition) and ``standard_test`` ``(N,)`` bool, AVA's standard test partition."""
 
     name: str
     description: str
-    images: np.ndarray
+    images: np.ndarray | ImageFiles
     distributions: np.ndarray
     mean_scores: np.ndarray
     is_stand_in: bool
     data_key: str
     properties: pd.DataFrame | None = None
     test_fraction: float = 0.1
+    standard_test: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.images)
 
 
-def load_ava(data_root, size: int, *, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """AVA's images (resized and centre-cropped to ``size``) ``(N, size, size, 3)`` uint8 and votes ``(N, 10)``
-    from ``data_root/AVA`` (:data:`AVA_LAYOUT`), in the order of ``AVA.txt``; images missing on disk are skipped,
-    none present is an error."""
-    from PIL import Image
-
-    folder = data_root_folder(data_root, "AVA", "AVA images and votes", AVA_LAYOUT)
-    table = folder / "AVA.txt"
-    if not table.is_file():
-        raise DataNotFoundError(f"{table} is missing; expected {AVA_LAYOUT}")
-    rows = np.loadtxt(table, dtype=np.int64, ndmin=2)
-    if rows.shape[1] < 12:
-        raise ValueError(f"{table} has {rows.shape[1]} columns; the official AVA.txt has 15 (see {AVA_LAYOUT})")
-    images, votes = [], []
-    for row in rows:
-        path = folder / "images" / f"{row[1]}.jpg"
-        if not path.is_file():
-            continue
-        photo = Image.open(path).convert("RGB")
-        scale = size / min(photo.size)
-        photo = photo.resize((max(size, round(photo.width * scale)), max(size, round(photo.height * scale))),
-                             Image.BICUBIC)
-        left, top = (photo.width - size) // 2, (photo.height - size) // 2
-        images.append(np.asarray(photo.crop((left, top, left + size, top + size))))
-        votes.append(row[2:12])
-        if limit is not None and len(images) >= limit:
-            break
-    if not images:
-        raise DataNotFoundError(f"{table} lists {len(rows)} images but none is in {folder / 'images'}")
-    return np.stack(images), np.stack(votes)
+def load_ava(data_root, size: int, *, limit: int | None = None) -> tuple[ImageFiles, np.ndarray]:
+    """AVA's images (resized and centre-cropped to ``size`` as they are read) ``(N, size, size, 3)`` uint8 and
+    votes ``(N, 10)`` from ``data_root/AVA`` (:data:`~domainknowledge.data.real.ava.AVA_LAYOUT`), in the order
+    of ``AVA.txt``; images missing on disk are skipped, none present is an error."""
+    ratings = read_ava(data_root)
+    count = len(ratings) if limit is None else min(limit, len(ratings))
+    return ImageFiles(ratings.paths[:count], resize_center_crop(size), size), ratings.votes[:count]
 
 
 def load_task(config: Config, *, seed: int, data_root=None) -> Task:
@@ -193,17 +171,23 @@ def load_task(config: Config, *, seed: int, data_root=None) -> Task:
                     f"{total:,} seeded stand-in images ({config.photo_fraction:.0%} crops of bundled real photos, the "
                     f"rest synthetic scenes), {config.votes} simulated votes each", data.images, data.distributions,
                     data.mean_score, True, key, data.properties)
-    images, votes = load_ava(data_root, config.image_size)
-    distributions = (votes / votes.sum(axis=1, keepdims=True)).astype(np.float32)
-    means = (votes * np.arange(1, 11)).sum(axis=1) / votes.sum(axis=1)
-    return Task("AVA", f"{len(images):,} AVA photos", images, distributions, means, False,
-                f"clip-aesthetics|ava|n={len(images)}|size={config.image_size}")
+    ratings = read_ava(data_root)
+    images = ImageFiles(ratings.paths, resize_center_crop(config.image_size), config.image_size)
+    test = standard_test_mask(ratings)
+    return Task("AVA", f"{len(ratings):,} AVA photos read from disk batch by batch; the standard partition "
+                f"({AVA_TEST_LIST}, as in RAPID, A-LAMP and MP_ada): {int((~test).sum()):,} training and "
+                f"{int(test.sum()):,} test photos", images, ratings.distributions, ratings.mean_scores, False,
+                f"clip-aesthetics|ava|n={len(ratings)}|ids={int(ratings.image_ids.sum())}|size={config.image_size}",
+                standard_test=test)
 
 
 def split_indices(task: Task, config: Config, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded ``(train, test)`` index arrays into the pool: ``config.train_images`` and ``config.test_images``, or
-    a ``task.test_fraction`` test share when they are ``None``."""
+    when they are ``None`` the pool's published partition (AVA's standard one, the same for every seed) or a
+    ``task.test_fraction`` test share."""
     n = len(task)
+    if (config.train_images is None or config.test_images is None) and task.standard_test is not None:
+        return np.flatnonzero(~task.standard_test), np.flatnonzero(task.standard_test)
     if config.train_images is None or config.test_images is None:
         test = max(1, round(task.test_fraction * n))
         train = n - test
@@ -428,10 +412,17 @@ def _tower_for(name: str, image_size: int, device) -> _ImageTower:
     return _ImageTower(visual, encoder.embedding_dim, encoder.image_size, standardise, name)
 
 
+def _image_batch(task: Task, index: np.ndarray, device) -> torch.Tensor:
+    """The pool's images ``index`` as a ``(B, 3, H, W)`` uint8 tensor on ``device`` (read from disk for AVA)."""
+    return torch.from_numpy(np.ascontiguousarray(task.images[np.asarray(index)].transpose(0, 3, 1, 2))).to(device)
+
+
 @torch.no_grad()
-def _predict(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def _predict(model: nn.Module, task: Task, index: np.ndarray, device, batch_size: int = 256) -> torch.Tensor:
+    """Softmax score distributions ``(len(index), 10)`` on ``device``, one batch of images in memory at a time."""
     model.eval()
-    return torch.cat([torch.softmax(model(images[s:s + batch_size]), dim=1) for s in range(0, len(images), batch_size)])
+    return torch.cat([torch.softmax(model(_image_batch(task, index[s:s + batch_size], device)), dim=1)
+                      for s in range(0, len(index), batch_size)])
 
 
 def finetune_emd(tower: str, task: Task, train: np.ndarray, test: np.ndarray, settings: FinetuningConfig, *, seed: int,
@@ -447,9 +438,8 @@ def finetune_emd(tower: str, task: Task, train: np.ndarray, test: np.ndarray, se
     shuffled = rng.permutation(train)
     held = max(2, round(settings.validation_fraction * len(train)))
     validation, fit = shuffled[:held], shuffled[held:]
-    to_images = lambda index: torch.from_numpy(np.ascontiguousarray(task.images[index].transpose(0, 3, 1, 2))).to(device)  # noqa: E731
     to_targets = lambda index: torch.from_numpy(task.distributions[index]).float().to(device)  # noqa: E731
-    x_fit, y_fit, x_val, y_val = to_images(fit), to_targets(fit), to_images(validation), to_targets(validation)
+    y_fit, y_val = to_targets(fit), to_targets(validation)
     optimizer = torch.optim.SGD([{"params": backbone.parameters(), "lr": settings.lr_backbone},
                                  {"params": model[1].parameters(), "lr": settings.lr_head}], momentum=settings.momentum)
     generator = torch.Generator().manual_seed(seed)
@@ -460,18 +450,19 @@ def finetune_emd(tower: str, task: Task, train: np.ndarray, test: np.ndarray, se
         for batch in torch.randperm(len(fit), generator=generator).split(settings.batch_size):
             if len(batch) < 2:
                 continue
-            loss = emd_loss(torch.softmax(model(x_fit[batch].contiguous()), dim=1), y_fit[batch])
+            images = _image_batch(task, fit[batch.numpy()], device)
+            loss = emd_loss(torch.softmax(model(images), dim=1), y_fit[batch.to(y_fit.device)])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        value = float(emd_loss(_predict(model, x_val), y_val))
+        value = float(emd_loss(_predict(model, task, validation, device), y_val))
         history.append(value)
         if best is None or value < best:
             best, best_state, best_epoch, since = value, copy.deepcopy(model.state_dict()), epoch, 0
         else:
             since += 1
     model.load_state_dict(best_state)
-    predicted = mean_score(_predict(model, to_images(test))).cpu().numpy().astype(np.float64)
+    predicted = mean_score(_predict(model, task, test, device)).cpu().numpy().astype(np.float64)
     return {"encoder": tower, "seed": seed, **metrics.aesthetic_score_metrics(predicted, task.mean_scores[test]),
             "epochs": epoch, "best_epoch": best_epoch, "validation_emd": best, "history": history,
             "parameters": sum(p.numel() for p in model.parameters()), "seconds": time.perf_counter() - started}

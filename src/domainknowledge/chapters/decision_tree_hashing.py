@@ -106,7 +106,9 @@ CONFIGS: dict[str, Config] = {
                   temperature=1.0, methods=METHODS, runs=2, map_k=200),
     "paper": Config(dataset="cifar10", backbone="resnet34", train_images=None, query_images=None,
                     channels=(64, 128, 256), feature_dim=512, tree_depth=12, epochs=500, batch_size=512, learning_rate=1e-3,
-                    temperature=1.0, methods=METHODS, runs=3, map_k=5_000),
+                    temperature=1.0, runs=3, map_k=5_000,
+                    # DDTL, its PCA-tree ablation and a pairwise baseline first: a dry run trains those three
+                    methods=("ddtl", "crpca", "dch", *(m for m in METHODS if m not in ("ddtl", "crpca", "dch")))),
 }
 
 
@@ -320,7 +322,7 @@ def train_hasher(method: str, task: HashingTask, config: Config, *, seed: int, d
 def _forward_all(network: HashingNetwork, images: torch.Tensor, device, batch_size: int = 1024) -> dict[str, torch.Tensor]:
     network.eval()
     outputs = [network(images[start:start + batch_size].float().to(device)) for start in range(0, len(images), batch_size)]
-    return {key: torch.cat([out[key].cpu() for out in outputs]) for key in outputs[0]}
+    return {key: torch.cat([out[key] for out in outputs]).cpu() for key in outputs[0]}
 
 
 def encode(trained: TrainedHasher, images: torch.Tensor, device="cpu") -> dict[str, np.ndarray]:

@@ -157,25 +157,32 @@ def clustering_views(images: torch.Tensor, count: int, crop: float, generator: t
     """``count`` augmented float views ``(B, C, s, s)`` of uint8 images ``(B, C, H, W)``, ``s = round(crop H)``:
     a random square crop, a horizontal flip with p = 0.5, brightness and contrast jitter of up to 25 %, and
     for colour images random greyscale with p = 0.5 (DHOG's pipeline ends with random greyscale and crops,
-    Sec. 4.3.3; Fast AutoAugment's policy is not reproduced)."""
+    Sec. 4.3.3; Fast AutoAugment's policy is not reproduced).
+
+    The views are built on the images' device (a GPU at ``paper``); the random draws come from the CPU
+    ``generator`` whatever the device, so a GPU run sees the same augmentations as a CPU run."""
     batch, channels, height, width = images.shape
+    device = images.device
     side = max(1, round(crop * height))
+    offsets = torch.arange(side, device=device)
+    every = torch.arange(batch, device=device)[:, None, None]
+    as_float = images.float()
     views = []
     for _ in range(count):
-        tops = torch.randint(0, height - side + 1, (batch,), generator=generator)
-        lefts = torch.randint(0, width - side + 1, (batch,), generator=generator)
-        rows = (tops[:, None] + torch.arange(side))[:, :, None].expand(batch, side, side)
-        cols = (lefts[:, None] + torch.arange(side))[:, None, :].expand(batch, side, side)
-        view = images.float()[torch.arange(batch)[:, None, None], :, rows, cols].permute(0, 3, 1, 2).contiguous()
-        flip = torch.rand(batch, generator=generator) < 0.5
+        tops = torch.randint(0, height - side + 1, (batch,), generator=generator).to(device)
+        lefts = torch.randint(0, width - side + 1, (batch,), generator=generator).to(device)
+        rows = (tops[:, None] + offsets)[:, :, None].expand(batch, side, side)
+        cols = (lefts[:, None] + offsets)[:, None, :].expand(batch, side, side)
+        view = as_float[every, :, rows, cols].permute(0, 3, 1, 2).contiguous()
+        flip = (torch.rand(batch, generator=generator) < 0.5).to(device)
         view[flip] = view[flip].flip(dims=[3])
-        brightness = 1 + 0.5 * (torch.rand(batch, 1, 1, 1, generator=generator) - 0.5)
-        contrast = 1 + 0.5 * (torch.rand(batch, 1, 1, 1, generator=generator) - 0.5)
+        brightness = 1 + 0.5 * (torch.rand(batch, 1, 1, 1, generator=generator).to(device) - 0.5)
+        contrast = 1 + 0.5 * (torch.rand(batch, 1, 1, 1, generator=generator).to(device) - 0.5)
         mean = view.mean(dim=(1, 2, 3), keepdim=True)
         view = (((view - mean) * contrast + mean) * brightness).clamp(0, 255)
         if channels == 3:
-            grey = torch.rand(batch, generator=generator) < 0.5
-            luma = (view * torch.tensor([0.299, 0.587, 0.114]).reshape(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+            grey = (torch.rand(batch, generator=generator) < 0.5).to(device)
+            luma = (view * torch.tensor([0.299, 0.587, 0.114], device=device).reshape(1, 3, 1, 1)).sum(dim=1, keepdim=True)
             view = torch.where(grey[:, None, None, None], luma.expand_as(view), view)
         views.append(view)
     return views
@@ -257,8 +264,8 @@ def train_clusterer(task: ClusteringTask, config: Config, *, alpha: float, seed:
     started = time.perf_counter()
 
     def batch_loss(batch: torch.Tensor, step: int) -> torch.Tensor:
-        views = clustering_views(task.train_images[batch], config.augmentations, config.crop, generator)
-        stacked = torch.cat(views).to(device)
+        views = clustering_views(task.train_images[batch].to(device), config.augmentations, config.crop, generator)
+        stacked = torch.cat(views)
         per_head = [head.chunk(config.augmentations) for head in network(stacked)]       # views[i][a]
         loss = -dhog.pull_term(per_head)
         if alpha > 0:
@@ -278,9 +285,9 @@ def predict_probabilities(trained: TrainedClusterer, images: torch.Tensor, crop:
                           batch_size: int = 512) -> np.ndarray:
     """``(heads, N, clusters)`` cluster probabilities of the centred crops of uint8 ``images`` ``(N, C, H, W)``."""
     network = trained.network.eval()
-    outputs = [torch.stack([p.cpu() for p in network(centre_view(images[s:s + batch_size], crop).to(device))])
+    outputs = [torch.stack(network(centre_view(images[s:s + batch_size].to(device), crop)))
                for s in range(0, len(images), batch_size)]
-    return torch.cat(outputs, dim=1).numpy()
+    return torch.cat(outputs, dim=1).cpu().numpy()
 
 
 def predict_clusters(trained: TrainedClusterer, images: torch.Tensor, crop: float, device="cpu",
@@ -339,10 +346,10 @@ def augmentation_agreement(trained: TrainedClusterer, images: torch.Tensor, conf
     generator = torch.Generator().manual_seed(seed)
     first, second = [], []
     for start in range(0, len(images), batch_size):
-        a, b = clustering_views(images[start:start + batch_size], 2, config.crop, generator)
-        first.append(torch.stack([p.argmax(dim=1).cpu() for p in network(a.to(device))]))
-        second.append(torch.stack([p.argmax(dim=1).cpu() for p in network(b.to(device))]))
-    first, second = torch.cat(first, dim=1).numpy(), torch.cat(second, dim=1).numpy()
+        a, b = clustering_views(images[start:start + batch_size].to(device), 2, config.crop, generator)
+        first.append(torch.stack([p.argmax(dim=1) for p in network(a)]))
+        second.append(torch.stack([p.argmax(dim=1) for p in network(b)]))
+    first, second = torch.cat(first, dim=1).cpu().numpy(), torch.cat(second, dim=1).cpu().numpy()
     # a head that puts every image in one cluster carries no information; scikit-learn would call two
     # constant labelings identical (NMI 1), which would make the collapsed head the selected one
     return np.array([0.0 if is_collapsed(f) or is_collapsed(s) else metrics.normalized_mutual_information(f, s)

@@ -55,14 +55,19 @@ class _EfficientNetFeatures(nn.Module):
         return self.network.extract_features(x)
 
 
-def mobilenet_v2_backbone(width_mult: float = 1.0) -> Backbone:
-    """MobileNetV2 features at ``width_mult`` (1.0 in the thesis), random initialisation; ``F = 1280``."""
+def mobilenet_v2_backbone(width_mult: float = 1.0, pretrained: bool = False) -> Backbone:
+    """MobileNetV2 features at ``width_mult`` (1.0 in the thesis); ``F = 1280``. Random initialisation, or with
+    ``pretrained`` torchvision's ImageNet weights (width 1.0 only; torch's hub downloads them into
+    ``$TORCH_HOME/hub/checkpoints`` once)."""
     from torchvision.models import mobilenet_v2
 
     if not 0.1 <= width_mult <= 1.4:
         raise ValueError(f"width_mult must lie in [0.1, 1.4], got {width_mult}")
-    network = mobilenet_v2(weights=None, width_mult=width_mult)
-    return Backbone(network.features, network.last_channel, f"MobileNetV2 (width {width_mult:g})")
+    if pretrained and width_mult != 1.0:
+        raise ValueError(f"ImageNet weights exist for MobileNetV2 at width 1.0 only, got {width_mult}")
+    network = mobilenet_v2(weights="DEFAULT" if pretrained else None, width_mult=width_mult)
+    name = "MobileNetV2 (ImageNet)" if pretrained else f"MobileNetV2 (width {width_mult:g})"
+    return Backbone(network.features, network.last_channel, name)
 
 
 EFFICIENTNET_LITE_IMAGE_SIZES = {0: 224, 1: 240, 2: 260}

@@ -19,11 +19,17 @@ import numpy as np
 
 from domainknowledge.data.bundled import DataNotFoundError
 
-__all__ = ["MINILM_DIMENSION", "WORD2VEC_FILES", "encode_texts", "load_word2vec", "train_word2vec",
-           "word2vec_embeddings"]
+__all__ = ["GENSIM_WORD2VEC_FILE", "MINILM_DIMENSION", "WORD2VEC_FILES", "WORD2VEC_SOURCE", "encode_texts",
+           "load_word2vec", "train_word2vec", "word2vec_embeddings"]
 
 MINILM_DIMENSION = 384
+#: Google's release of the GoogleNews vectors (word2vec's C binary format, optionally gzipped), at the data root.
 WORD2VEC_FILES = ("GoogleNews-vectors-negative300.bin", "GoogleNews-vectors-negative300.bin.gz")
+#: The same vectors as gensim-data publishes them (``python -m gensim.downloader --download
+#: word2vec-google-news-300`` writes this folder and file under ``~/gensim-data``), at the data root.
+GENSIM_WORD2VEC_FILE = "word2vec-google-news-300/word2vec-google-news-300.gz"
+WORD2VEC_SOURCE = ("https://code.google.com/archive/p/word2vec/ (GoogleNews-vectors-negative300.bin.gz), or "
+                   "`python -m gensim.downloader --download word2vec-google-news-300`")
 
 
 @functools.lru_cache(maxsize=2)
@@ -56,14 +62,15 @@ def encode_texts(texts, device: str = "cpu") -> np.ndarray:
 
 
 def _word2vec_path(data_root) -> Path:
+    candidates = (*WORD2VEC_FILES, GENSIM_WORD2VEC_FILE)
     if data_root is not None:
-        for name in WORD2VEC_FILES:
+        for name in candidates:
             path = Path(data_root).expanduser() / name
             if path.is_file():
                 return path
-    raise DataNotFoundError(f"GoogleNews Word2Vec was not found: expected {' or '.join(WORD2VEC_FILES)} in "
-                            f"the data_root ({data_root}); it is the 3.6 GB 'word2vec-google-news-300' file "
-                            "(e.g. `python -m gensim.downloader --download word2vec-google-news-300`)")
+    raise DataNotFoundError(f"GoogleNews Word2Vec was not found: expected {' or '.join(candidates)} in the "
+                            f"data_root ({data_root}); it is the 3.6 GB GoogleNews-vectors-negative300 file from "
+                            f"{WORD2VEC_SOURCE}")
 
 
 @functools.lru_cache(maxsize=1)

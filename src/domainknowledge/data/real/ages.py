@@ -23,26 +23,36 @@ import numpy as np
 
 from domainknowledge.data.bundled import DataNotFoundError
 
-__all__ = ["AGE_DATASETS", "find_afad", "find_utkface", "load_afad", "load_age_dataset", "load_utkface",
-           "read_images"]
+__all__ = ["AFAD_FOLDER", "AFAD_GENDER_CODES", "AFAD_SOURCE", "AGE_DATASETS", "UTKFACE_FOLDER", "UTKFACE_SOURCE",
+           "find_afad", "find_utkface", "load_afad", "load_age_dataset", "load_utkface", "read_images"]
+
+#: The folders the published archives unpack to, and where each data set comes from.
+UTKFACE_FOLDER = "UTKFace"
+UTKFACE_SOURCE = "https://susanqq.github.io/UTKFace/ (UTKFace.tar.gz, 'Aligned & Cropped Faces')"
+AFAD_FOLDER = "AFAD-Full"
+AFAD_SOURCE = "https://afad-dataset.github.io/ (AFAD-Full.tar.xz)"
+#: AFAD's gender sub-folders: 111 male, 112 female.
+AFAD_GENDER_CODES = {"111": "male", "112": "female"}
 
 _UTKFACE_NAME = re.compile(r"^(\d+)_")
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
-def _require_folder(data_root, folder: str, what: str, layout: str) -> Path:
+def _require_folder(data_root, folder: str, what: str, layout: str, source: str) -> Path:
     if data_root is None:
-        raise DataNotFoundError(f"{what} needs a data_root (run with --data-root DIR); expected {layout}")
+        raise DataNotFoundError(f"{what} needs a data_root (run with --data-root DIR); expected {layout}; "
+                                f"get it from {source}")
     path = Path(data_root).expanduser() / folder
     if not path.is_dir():
-        raise DataNotFoundError(f"{what} was not found: expected the folder {path} holding {layout}")
+        raise DataNotFoundError(f"{what} was not found: expected the folder {path} holding {layout}; get it from "
+                                f"{source}")
     return path
 
 
 def find_utkface(data_root) -> tuple[list[Path], np.ndarray]:
     """List the UTKFace files under ``<data_root>/UTKFace`` and their ages: ``(paths, ages int64 (N,))``."""
     layout = "UTKFace/<age>_<gender>_<race>_<date>.jpg[.chip.jpg] files (UTKFace 'Aligned & Cropped Faces')"
-    folder = _require_folder(data_root, "UTKFace", "UTKFace", layout)
+    folder = _require_folder(data_root, UTKFACE_FOLDER, "UTKFace", layout, UTKFACE_SOURCE)
     paths, ages = [], []
     for path in sorted(folder.iterdir()):
         match = _UTKFACE_NAME.match(path.name)
@@ -50,22 +60,22 @@ def find_utkface(data_root) -> tuple[list[Path], np.ndarray]:
             paths.append(path)
             ages.append(int(match.group(1)))
     if not paths:
-        raise DataNotFoundError(f"{folder} holds no UTKFace images; expected {layout}")
+        raise DataNotFoundError(f"{folder} holds no UTKFace images; expected {layout} from {UTKFACE_SOURCE}")
     return paths, np.asarray(ages, dtype=np.int64)
 
 
 def find_afad(data_root) -> tuple[list[Path], np.ndarray]:
     """List the AFAD-Full files under ``<data_root>/AFAD-Full/<age>/<gender>/`` and their ages."""
-    layout = "AFAD-Full/<age>/<gender code>/*.jpg (the AFAD-Full archive, unpacked)"
-    folder = _require_folder(data_root, "AFAD-Full", "AFAD", layout)
+    layout = "AFAD-Full/<age>/<gender code 111 or 112>/<id>.jpg (the AFAD-Full archive, unpacked)"
+    folder = _require_folder(data_root, AFAD_FOLDER, "AFAD", layout, AFAD_SOURCE)
     paths, ages = [], []
     for age_folder in sorted(p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()):
-        for path in sorted(age_folder.glob("*/*")):
+        for path in sorted(p for code in AFAD_GENDER_CODES for p in (age_folder / code).glob("*")):
             if path.suffix.lower() in _IMAGE_SUFFIXES:
                 paths.append(path)
                 ages.append(int(age_folder.name))
     if not paths:
-        raise DataNotFoundError(f"{folder} holds no AFAD images; expected {layout}")
+        raise DataNotFoundError(f"{folder} holds no AFAD images; expected {layout} from {AFAD_SOURCE}")
     return paths, np.asarray(ages, dtype=np.int64)
 
 

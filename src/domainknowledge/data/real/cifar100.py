@@ -86,13 +86,16 @@ def _names(values) -> tuple[str, ...]:
     return tuple(v.decode() if isinstance(v, bytes) else str(v) for v in values)
 
 
-def load_cifar100(data_root, *, seed: int = 0, train_per_class: int = 450, validation_per_class: int = 50,
-                  test_per_class: int | None = None, allow_download: bool = False) -> Cifar100:
+def load_cifar100(data_root, *, seed: int = 0, train_per_class: int | None = 450,
+                  validation_per_class: int | float = 50, test_per_class: int | None = None,
+                  allow_download: bool = False) -> Cifar100:
     """Load CIFAR-100 with the thesis' 96 classes and 450/50/100 split per class (Sec. 14.2).
 
     Looks in ``<data_root>/cifar-100-python``, then in the cache (:func:`~domainknowledge.data.cache_dir`);
     ``allow_download`` fetches it there with torchvision. Smaller ``*_per_class`` values draw seeded subsets
-    (``test_per_class=None`` keeps all 100).
+    (``test_per_class=None`` keeps all 100). ``train_per_class=None`` with a float ``validation_per_class``
+    states the split as shares, whatever the copy's size: that share of each class' training images
+    (at least one) validates and the rest trains (0.1 is the thesis' 450 / 50 of CIFAR-100's 500).
     """
     folder = _folder(data_root, allow_download)
     meta = _unpickle(folder / "meta")
@@ -115,8 +118,16 @@ def load_cifar100(data_root, *, seed: int = 0, train_per_class: int = 450, valid
 
     train_images, train_labels = keep(train_images, train_fine)
     test_images, test_labels = keep(test_images, test_fine)
-    from_train = per_class_split(train_labels, {"train": train_per_class, "validation": validation_per_class},
-                                 seed=seed)
+    if isinstance(validation_per_class, float):
+        if train_per_class is not None or not 0 < validation_per_class < 1:
+            raise ValueError("a validation share (a float in (0, 1)) needs train_per_class=None (the rest trains); "
+                             f"got {validation_per_class} with train_per_class={train_per_class}")
+        smallest = int(np.bincount(train_labels).min())
+        validation_count = min(smallest - 1, max(1, round(validation_per_class * smallest)))
+        from_train = per_class_split(train_labels, {"validation": validation_count, "train": None}, seed=seed)
+    else:
+        from_train = per_class_split(train_labels, {"train": train_per_class, "validation": validation_per_class},
+                                     seed=seed)
     test_index = per_class_split(test_labels, {"test": test_per_class}, seed=seed)["test"]
     splits = {name: (train_images[index], train_labels[index]) for name, index in from_train.items()}
     splits["test"] = (test_images[test_index], test_labels[test_index])

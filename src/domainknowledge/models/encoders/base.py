@@ -101,6 +101,10 @@ def as_image_batches(images, batch_size: int):
                 yield _to_float_chw(image, batched=False)
             return
         images = np.stack([np.asarray(image) for image in images])
+    if hasattr(images, "batches") and hasattr(images, "shape"):     # files read a batch at a time (ImageFiles)
+        for batch in images.batches(batch_size):
+            yield _to_float_chw(batch, batched=True)
+        return
     if not isinstance(images, (np.ndarray, torch.Tensor)):
         raise TypeError(f"images must be an array, a tensor or a list of arrays, got {type(images).__name__}")
     if images.ndim not in (3, 4) or images.shape[0] == 0:
