@@ -66,3 +66,11 @@ def fixture_project(tmp_path):
     shutil.copy(REPO / "requirements.txt", tmp_path / "requirements.txt")
     copy_book_frame(tmp_path, toc=FIXTURE_TOC)
     return Project(root=tmp_path, book_root=tmp_path)
+
+
+@pytest.fixture(scope="session")
+def published_data(tmp_path_factory):
+    """Every data set of the paper profiles, tiny, in its published layout (written once per test session)."""
+    from domainknowledge.fixtures import write_fixtures
+
+    return write_fixtures(tmp_path_factory.mktemp("published-data"))

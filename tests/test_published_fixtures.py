@@ -9,8 +9,8 @@ from domainknowledge.fixtures import FIXTURES, _discover, write_fixtures
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    return write_fixtures(tmp_path_factory.mktemp("published"))
+def root(published_data):
+    return published_data
 
 
 def test_every_fixture_is_written_into_its_own_folder(root):

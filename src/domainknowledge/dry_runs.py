@@ -30,7 +30,10 @@ __all__ = ["HEAVY_CHAPTERS", "MEMORY_BOUND_MIB_PER_IMAGE", "MEMORY_FILE", "Memor
 #: One decoded 224 x 224 x 3 uint8 image, in MiB: the most a streaming chapter may add per image of data.
 MEMORY_BOUND_MIB_PER_IMAGE = 224 * 224 * 3 / 2**20
 #: Chapters whose paper data sets are large enough for memory to matter -> the fixtures their data come from.
-HEAVY_CHAPTERS: dict[str, tuple[str, ...]] = {}
+HEAVY_CHAPTERS: dict[str, tuple[str, ...]] = {
+    "multitask_aesthetics": ("pexels_photos", "ava", "tid2013"),
+    "clip_aesthetics": ("ava",),
+}
 #: Where ``dk-book memory`` keeps its measurements (relative to the book root), for the status page.
 MEMORY_FILE = Path("book") / "paper-memory.json"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -84,15 +87,23 @@ def dry_run_chapter(project, chapter, data_root: Path, *, device: str = "cpu") -
 
 
 def memory_slope(chapter_name: str, fixtures: Iterable[str], peak_at: Callable[[Path], float], workdir: Path,
-                 scales: tuple[int, int] = (1, 4)) -> MemorySlope:
+                 scales: tuple[int, int] = (1, 4), *, written: dict[int, Path] | None = None,
+                 shared_cache: Path | None = None) -> MemorySlope:
     """Write ``fixtures`` at both ``scales`` under ``workdir``, call ``peak_at(root)`` (the chapter's peak
-    memory in MiB on that root) for each, and return the growth per image added."""
-    from domainknowledge.fixtures import write_fixtures
+    memory in MiB on that root) for each, and return the growth per image added.
+
+    ``written`` maps a scale to a root where the fixtures already are (not written again); ``shared_cache``
+    is a weight-fixture cache that every new root links to instead of writing the weights again."""
+    from domainknowledge.fixtures import CACHE_FOLDER, write_fixtures
 
     fixtures = tuple(fixtures)
     images, peaks = [], []
     for scale in scales:
-        root = write_fixtures(Path(workdir) / f"scale-{scale}", fixtures, scale=scale)
+        root = (written or {}).get(scale)
+        if root is None:
+            root = write_fixtures(Path(workdir) / f"scale-{scale}", fixtures, scale=scale)
+            if shared_cache is not None and not (root / CACHE_FOLDER).exists():
+                (root / CACHE_FOLDER).symlink_to(Path(shared_cache).resolve(), target_is_directory=True)
         images.append(count_images(root, fixtures))
         peaks.append(float(peak_at(root)))
     if images[1] <= images[0]:
@@ -112,13 +123,17 @@ def measure_memory_slopes(project, names: Iterable[str] | None = None, *, scales
     unknown = sorted(set(chosen) - set(HEAVY_CHAPTERS))
     if unknown:
         raise ValueError(f"{unknown} are not heavy chapters; HEAVY_CHAPTERS lists {sorted(HEAVY_CHAPTERS)}")
+    from domainknowledge.fixtures import CACHE_FOLDER, write_fixtures
+
     chapters = {c.name: c for c in book.discover_chapters(project)}
     slopes = []
     with tempfile.TemporaryDirectory(prefix="dk-memory-") as workdir:
+        weights = write_fixtures(Path(workdir) / "weights", ["weights"]) / CACHE_FOLDER
         for name in chosen:
             def peak_at(root, chapter=chapters[name]):
                 return dry_run_chapter(project, chapter, root, device=device)["summary"]["run"]["peak_memory_mib"]
-            slope = memory_slope(name, HEAVY_CHAPTERS[name], peak_at, Path(workdir) / name, scales)
+            slope = memory_slope(name, HEAVY_CHAPTERS[name], peak_at, Path(workdir) / name, scales,
+                                 shared_cache=weights)
             log(f"{name}: {slope.slope_mib_per_image:.3f} MiB per image (bound {slope.bound_mib_per_image:.3f})")
             slopes.append(slope)
     known = {s["chapter"]: s for s in read_memory_slopes(project.book_root)}
