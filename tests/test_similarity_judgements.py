@@ -328,7 +328,7 @@ def test_psiz_files_are_read_and_only_the_sampled_trials_images_are_decoded(tmp_
     assert (trials["stimulus_set"][trials["n_reference"] == 2, 3:] == -1).all()
     catalog = read_psiz_catalog(tmp_path / "imagenet-hsj" / "catalog.hdf5")
     assert catalog["filepath"].iloc[0].startswith("n01440764/ILSVRC2012_val_") and catalog["class_label"].iloc[0] == "n01440764"
-    # the catalog lists 48 images, the trials use 42: the six others are not even on disk, and must not be needed
+    # the catalog lists 30 images, the trials use 24: the six others are not even on disk, and must not be needed
     size = BenchmarkSize(triplets=10, finetune=8, image_size=24, patch_size=16)
     sources = load_human_similarity_sources(tmp_path, size, seed=0)
     hsj, birds = sources["ImageNet-HSJ"], sources["Birds-16"]

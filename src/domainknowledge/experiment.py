@@ -117,7 +117,7 @@ DRY_RUN_CAPS: dict[str, int] = {
     "scale_queries": 8, "scale_references": 20_000,
     # optimisation steps of a model trained here (the stand-in CLIP), and the examples of a pre-training pass
     # drawn from a generator (human similarity's small CNNs)
-    "steps": 2, "pretrain_images": 256,
+    "steps": 1, "pretrain_images": 256,
     # models evaluated in turn (human similarity: the first of its list cover every loading path), fine-tuned
     # and mapped; pretext samples per image
     "extractors": 8, "finetune_backbones": 1, "map_extractors": 2, "jigsaw_per_image": 2, "views": 2,

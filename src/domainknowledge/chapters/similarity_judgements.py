@@ -985,10 +985,11 @@ def plot_feature_maps(maps: dict, labels, projection: str):
 
 
 def trial_examples(source, kind: str = "8rank2-similar", count: int = 3):
-    """Images and titles of ``count`` triplets of one set: (query, reference 1, reference 2) per row."""
+    """Images and titles of ``count`` triplets of one set (fewer if the set is smaller): (query, reference 1,
+    reference 2) per row."""
     triplets = source.sets[kind]
     images, titles = [], []
-    for t in range(count):
+    for t in range(min(count, len(triplets))):
         images += [source.images[triplets.query[t]], source.images[triplets.first[t]], source.images[triplets.second[t]]]
         titles += ["query", "reference 1", "reference 2"]
     return np.stack(images), titles
