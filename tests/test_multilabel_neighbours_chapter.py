@@ -15,18 +15,26 @@ def test_profiles_and_config_validation(tmp_path):
     assert set(chapter.CONFIGS) == {"smoke", "cpu", "paper"}
     cpu, paper = chapter.CONFIGS["cpu"], chapter.CONFIGS["paper"]
     assert cpu.runs >= 3 and paper.min_keyword_count == 50 and paper.prototypes_per_class == 16
-    assert paper.source == "data_root" and paper.image_encoder == paper.text_encoder
+    assert paper.source == "imet" and paper.image_encoder == paper.text_encoder
     assert cpu.scale_references >= 100_000
     assert "trials" in chapter.describe_profiles().index
     with pytest.raises(ValueError, match="source"):
         dataclasses.replace(SMOKE, source="web")
     with pytest.raises(ValueError, match="at least 100"):
         dataclasses.replace(SMOKE, images=10)
-    with pytest.raises(DataNotFoundError, match="keywords.csv"):
+    with pytest.raises(DataNotFoundError, match="train.csv"):
         chapter.load_images(paper, data_root=None)
+    with pytest.raises(DataNotFoundError, match="imet-2020-fgvc7"):
+        chapter.load_images(paper, data_root=tmp_path)
+    (tmp_path / "imet-2020-fgvc7").mkdir()
+    with pytest.raises(DataNotFoundError, match="labels.csv"):
+        chapter.load_images(paper, data_root=tmp_path)
+    ffi = dataclasses.replace(paper, source="ffi")
+    with pytest.raises(DataNotFoundError, match="keywords.csv"):
+        chapter.load_images(ffi, data_root=None)
     (tmp_path / "bynke").mkdir()
     with pytest.raises(DataNotFoundError, match="duplicate_pairs.csv"):
-        chapter.load_images(paper, data_root=tmp_path)
+        chapter.load_images(ffi, data_root=tmp_path)
 
 
 def test_tiny_run_end_to_end(tmp_path):
@@ -85,9 +93,12 @@ def test_paper_layout_is_read_and_prepared(tmp_path):
     (folder / "translations.csv").write_text("keyword,automatic,manual\ntreakslet,treakslet,three axle vehicle\n"
                                              "toakslet,toakslet,two axle vehicle\ntilhenger,supporter,trailer\n"
                                              "Kamaz,Kamaz,Kamaz\n")
-    config = dataclasses.replace(chapter.CONFIGS["paper"], min_keyword_count=1)
+    config = dataclasses.replace(chapter.CONFIGS["paper"], source="ffi", min_keyword_count=1, image_size=16)
     images = chapter.load_images(config, data_root=tmp_path)
     assert len(images.images) == 40 and images.keywords[0] == ["treakslet", "Kamaz"] and images.keywords[3] == []
+    # read lazily, resized on read: no image is held at its native 20 x 24 px
+    assert not isinstance(images.images, np.ndarray) and images.images[0].shape == (16, 16, 3)
+    assert images.images[np.array([1, 3])].shape == (2, 16, 16, 3)
     assert images.manual["tilhenger"] == "trailer" and images.automatic["tilhenger"] == "supporter"
     # features in which the first six labelled pairs are near-duplicates
     features = rng.normal(size=(40, 8)).astype(np.float32)
@@ -98,6 +109,28 @@ def test_paper_layout_is_read_and_prepared(tmp_path):
     assert prepared.statistics["unlabelled images"] == 10
     assert set(prepared.vocabulary) <= {"treakslet", "Kamaz", "toakslet", "tilhenger"}
     assert prepared.translations["manual"][prepared.vocabulary.index("tilhenger")] == "trailer"
+
+
+def test_imet_published_layout_is_read_lazily_and_prepared_without_labelled_pairs(tmp_path):
+    from domainknowledge.fixtures import write_fixtures
+
+    write_fixtures(tmp_path, ["imet"])
+    config = dataclasses.replace(chapter.CONFIGS["paper"], min_keyword_count=5, image_size=24)
+    images = chapter.load_images(config, data_root=tmp_path)
+    assert len(images.images) == len(images.keywords) >= 100 and not images.has_translations
+    assert images.images[5].shape == (24, 24, 3) and images.labelled_duplicates is None
+    assert all(all("::" in word for word in words) for words in images.keywords)
+    assert images.manual["culture::american"] == "american"
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(len(images.keywords), 8)).astype(np.float32)
+    features /= np.linalg.norm(features, axis=1, keepdims=True)
+    prepared = chapter.prepare(images, features, features, config, seed=0)
+    assert prepared.statistics["removed duplicates"] == 0 and len(prepared.pairs) == 0
+    assert {"culture::american", "tag::men"} <= set(prepared.vocabulary)
+    assert prepared.translations["manual"][prepared.vocabulary.index("tag::men")] == "men"
+    (tmp_path / "imet-2020-fgvc7" / "train.csv").write_text("id,attribute_ids\nabc,0 999\n")
+    with pytest.raises(ValueError, match="999"):
+        chapter.load_images(config, data_root=tmp_path)
 
 
 def test_paired_tests_and_the_chance_check_known_answers():

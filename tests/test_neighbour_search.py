@@ -156,3 +156,45 @@ def test_vehicle_world_is_seeded_and_labels_follow_the_factors():
     assert (duplicates < np.arange(40)).all()
     with pytest.raises(ValueError, match="n_images"):
         vehicles.generate_vehicle_world(0)
+
+
+def test_tip_adapter_is_chunked_float32_and_equals_the_dense_formula():
+    rng = np.random.default_rng(2)
+    keys, queries = unit(rng.normal(size=(300, 16))), unit(rng.normal(size=(25, 16)))
+    values, zero_shot = (rng.random((300, 3)) < 0.2).astype(float), rng.random((25, 3))
+    for beta in (0.5, 30.0, 100.0):
+        affinity = np.exp(-beta * (1 - queries @ keys.T))                       # the thesis' form, float64, dense
+        expected = (zero_shot + 2.0 * (affinity @ values) / affinity.sum(axis=1, keepdims=True)) / 3.0
+        found = ns.tip_adapter_scores(queries, keys, values, zero_shot, alpha=2.0, beta=beta, chunk_size=4)
+        assert np.isfinite(found).all()
+        np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-6)
+
+
+class DeviceSpy(torch.nn.Module):
+    """Wraps a neighbour net and records the device of every batch it is fed. On the ``meta`` device (shapes
+    without values, so no GPU is needed to test device placement) it answers scoring calls with CPU zeros."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.devices = net, []
+
+    def forward(self, queries):
+        self.devices.append(queries.device.type)
+        out = self.net(queries)
+        return torch.zeros(out.shape) if out.device.type == "meta" and not torch.is_grad_enabled() else out
+
+
+@pytest.mark.parametrize("kind", ["simple", "class-wise"])
+def test_fine_tuned_net_is_trained_and_scored_on_the_chosen_device(kind):
+    # the CUDA crash of issue 17: fine_tune moved the net to the device, net_scores then fed it CPU tensors
+    rng = np.random.default_rng(3)
+    features = unit(rng.normal(size=(30, 8))).astype(np.float32)
+    labels = (rng.random((30, 3)) < 0.3).astype(np.float32)
+    net = (ns.SimpleNeighbourNet(features[:6], labels[:6], 10.0) if kind == "simple"
+           else ns.ClassWiseNeighbourNet(features[:6], labels[:6], 10.0))
+    spy = DeviceSpy(net)
+    ns.fine_tune(spy, features, labels, epochs=1, batch_size=8, learning_rate=0.1, momentum=0.5, device="meta")
+    assert set(spy.devices) == {"meta"} and all(p.device.type == "meta" for p in spy.parameters())
+    spy.devices.clear()
+    scores = ns.net_scores(spy, features)
+    assert spy.devices and set(spy.devices) == {"meta"} and scores.shape == (30, 3)

@@ -314,3 +314,40 @@ def test_judge_records_every_finding_once_with_paired_rules(birds, bapps):
     assert diagnostics["paradigm gaps"]["quadruplet - triplet"].min() > 20
     assert set(diagnostics["metrics"].index.get_level_values(0)) == set(names)
     assert len(chapter.hypotheses(claims)) == 9
+
+
+def test_psiz_files_are_read_and_only_the_sampled_trials_images_are_decoded(tmp_path):
+    from domainknowledge.data.real.human_similarity import (load_human_similarity_sources, read_psiz_catalog,
+                                                           read_psiz_observations)
+    from domainknowledge.data.synthetic.similarity_judgements import BenchmarkSize
+    from domainknowledge.fixtures import write_fixtures
+
+    write_fixtures(tmp_path, ["imagenet-hsj", "birds-16", "bapps-2afc"])
+    trials = read_psiz_observations(tmp_path / "birds-16" / "obs.hdf5")
+    assert set(np.unique(trials["n_reference"])) == {2, 8} and trials["stimulus_set"].shape[1] == 9
+    assert (trials["stimulus_set"][trials["n_reference"] == 2, 3:] == -1).all()
+    catalog = read_psiz_catalog(tmp_path / "imagenet-hsj" / "catalog.hdf5")
+    assert catalog["filepath"].iloc[0].startswith("n01440764/ILSVRC2012_val_") and catalog["class_label"].iloc[0] == "n01440764"
+    # the catalog lists 30 images, the trials use 24: the six others are not even on disk, and must not be needed
+    size = BenchmarkSize(triplets=10, finetune=8, image_size=24, patch_size=16)
+    sources = load_human_similarity_sources(tmp_path, size, seed=0)
+    hsj, birds = sources["ImageNet-HSJ"], sources["Birds-16"]
+    assert set(hsj.sets) == {"8rank2-similar", "8rank2-dissimilar"} and len(hsj.sets["8rank2-similar"]) == 10
+    assert set(birds.sets) == {"8rank2-similar", "8rank2-dissimilar", "2rank1-dissimilar"}
+    assert hsj.images.shape[1:] == (24, 24, 3) and len(hsj.images) < len(catalog)
+    for source in sources.values():
+        used = [np.concatenate([t.query, t.first, t.second]) for t in source.sets.values()]
+        quads = source.finetune_quadruplets
+        used += [quads.query, quads.first, quads.second, quads.extra, source.singletons]
+        assert np.concatenate(used).max() < len(source.images)
+    # a similar triplet's references are both chosen ones of one trial: the query differs from both
+    t = hsj.sets["8rank2-similar"]
+    assert (t.query != t.first).all() and (t.query != t.second).all()
+    assert birds.labels is not None and set(birds.labels) <= {"Blue Jay", "Cardinal", "Cedar Waxwing", "Gray Catbird",
+                                                              "Indigo Bunting", "Pine Grosbeak", "Scarlet Tanager",
+                                                              "Tree Swallow"}
+    (tmp_path / "imagenet-hsj" / "obs-195.hdf5").unlink()
+    from domainknowledge.data.bundled import DataNotFoundError
+
+    with pytest.raises(DataNotFoundError, match="osf.io"):
+        load_human_similarity_sources(tmp_path, size, seed=0)

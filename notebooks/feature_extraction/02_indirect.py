@@ -191,7 +191,7 @@ fig.suptitle("Evaluation images with their labels per notion (top: rendered cars
 
 # %%
 allow_download = dk.experiment.PROFILES[run.profile].allow_download
-loaded = {name: encoders.load_encoder(name, device=run.device, allow_download=allow_download)
+loaded = {name: encoders.load_encoder(name, device=run.device, allow_download=allow_download, dry_run=run.dry_run)
           for name in config.encoders}
 image_embeddings = {(key, name): chapter.embed_dataset(encoder, dataset)
                     for name, encoder in loaded.items() for key, dataset in datasets.items()}

@@ -199,7 +199,8 @@ for name, kind in (("ImageNet-HSJ", "8rank2-similar"), ("Birds-16", "8rank2-diss
 
 # %%
 extractors = chapter.build_extractors(config, seed=seed, device=run.device,
-                                      allow_download=dk.experiment.PROFILES[run.profile].allow_download)
+                                      allow_download=dk.experiment.PROFILES[run.profile].allow_download,
+                                      dry_run=run.dry_run)
 chapter.extractor_table(extractors)
 
 # %% [markdown]
@@ -462,10 +463,15 @@ verdicts.style.set_properties(subset=["claims"], **{"white-space": "normal", "mi
 #   `smoke`, instead of 1,000) and smaller
 #   fine-tuning sets (240 instead of 1,000). The fine-tuning sets come from trials the evaluation sets do
 #   not use. The observers' accuracy is known and drawn as a ceiling.
+# - **Data (`paper`).** ImageNet-HSJ and Birds-16 are read from the PsiZ observation and catalog files their
+#   authors publish (`obs-195.hdf5` or `obs.hdf5`, and `catalog.hdf5`, HDF5), BAPPS from its released
+#   validation folders; only the images of the sampled trials are decoded (ImageNet-HSJ's trials reference up
+#   to 50,000). Catch trials are not marked in the published observations, so the thesis' filter on them
+#   cannot be repeated.
 # - **Extractors.** Table 3.1's models need downloads; the `cpu` profile uses the real EfficientNet-Lite
-#   series, ConSE, the stand-in CLIP and small CNNs trained here (see above). DINO is not in the book's
-#   encoder registry; at `paper` its two rows are missing from the grid. The EfficientNets see 35 % of their
-#   native input side at `cpu`.
+#   series, ConSE, the stand-in CLIP and small CNNs trained here (see above); `paper` adds DINO's ResNet-50
+#   and ViT-B/16 from torch's hub cache. The EfficientNets see 35 % of their native input side at `cpu`.
+#   The small CNNs are trained and evaluated at their native 32 px at every profile.
 # - **Fine-tuning.** A residual top over frozen features is fine-tuned instead of the whole network, with
 #   Adam and a cosine schedule (learning rate $3 \cdot 10^{-3}$, 20 epochs, batch 32 at `cpu`), and three seeds;
 #   Table B.1's learning rates (1e-6 to 1e-3) are for whole networks. Margins, temperatures (SimCLR 0.5,

@@ -104,7 +104,8 @@ def check_profile(profile: str) -> Profile:
 #: (a field of this name anywhere in a nested dataclass config; tuples of seeds are cut to their first
 #: values), so that a ``paper`` run executes the paper code path, architectures and readers on tiny
 #: published-layout fixtures in seconds. Sizes of networks and images are never capped. A chapter whose loop
-#: count has another name adds it here, in the one place the caps are written and shown.
+#: count has another name adds it here, in the one place the caps are written and shown. Generated stand-ins
+#: and benchmarks may cap how many items they draw (never the size of one item).
 DRY_RUN_CAPS: dict[str, int] = {
     # optimisation lengths
     "epochs": 1, "max_epochs": 1, "pretrain_epochs": 1, "strong_epochs": 1, "weak_epochs": 1,
@@ -122,6 +123,14 @@ DRY_RUN_CAPS: dict[str, int] = {
     # ImageNet class names per adjective in Ch. 12's context prompts (1,000 x 39 prompts through a CLIP text
     # tower take hours on a CPU)
     "content_classes": 2,
+    # a throughput benchmark's queries and its replicated (synthetic) references (Bynke's search at scale)
+    "scale_queries": 8, "scale_references": 20_000,
+    # optimisation steps of a model trained here (the stand-in CLIP), and the examples of a pre-training pass
+    # drawn from a generator (human similarity's small CNNs)
+    "steps": 1, "pretrain_images": 256,
+    # models evaluated in turn (human similarity: the first of its list cover every loading path), fine-tuned
+    # and mapped; pretext samples per image
+    "extractors": 8, "finetune_backbones": 1, "map_extractors": 2, "jigsaw_per_image": 2, "views": 2,
 }
 
 

@@ -3,7 +3,8 @@
 One code path for every profile:
 
 1. :func:`load_images`: the rendered vehicle world (:mod:`domainknowledge.data.synthetic.vehicles`), or at the
-   ``paper`` profile a real data set from ``--data-root`` (layout in :data:`PAPER_LAYOUT`);
+   ``paper`` profile the public iMet collection from ``--data-root`` (:data:`IMET_LAYOUT`; Bynke's own FFI
+   images are private, :data:`FFI_LAYOUT` reads them for those who have them), streamed from disk;
 2. :func:`prepare`: the data preparation of Sec. 3.1.2 (drop unlabelled images, embed with the frozen
    encoder, duplicate thresholds by logistic regression at P = 1 % and 99 %, removal and merging, the 60/20/20
    split stratified on deciles of the maximum softmaxed similarity, keywords with fewer than
@@ -27,7 +28,8 @@ from domainknowledge.data.synthetic import vehicles
 from domainknowledge.experiment import describe_profiles as describe_config_profiles
 from domainknowledge.principles import neighbour_search as ns
 
-__all__ = ["CONFIGS", "ENGLISH_CONTEXTS", "LANGUAGES", "NORWEGIAN_CONTEXTS", "PAPER_LAYOUT", "Config", "Prepared",
+__all__ = ["CONFIGS", "ENGLISH_CONTEXTS", "FFI_LAYOUT", "IMET_FOLDERS", "IMET_LAYOUT", "LANGUAGES",
+           "NORWEGIAN_CONTEXTS", "PAPER_LAYOUT", "SOURCES", "Config", "Prepared",
            "PREDICTION_METRICS", "all_positive_f2", "describe_profiles", "keyword_statistics", "load_images",
            "paired_model_test", "prepare", "run_models", "scale_benchmark", "summarise_runs", "worked_example",
            "zero_shot_chance"]
@@ -46,11 +48,21 @@ NORWEGIAN_CONTEXTS = (
     "dette fotografiet fra militæret inneholder en {}", "et fotografi av {}, en type militært utstyr",
     "et fotografi av {}, en type kjøretøy")
 LANGUAGES = ("original", "automatic", "manual")
-PAPER_LAYOUT = ("<data_root>/bynke/keywords.csv (columns file, keywords; keywords separated by ';'), "
-                "<data_root>/bynke/images/<file> (any format PIL reads), "
-                "<data_root>/bynke/duplicate_pairs.csv (columns file_a, file_b, duplicate: the hand-labelled "
-                "(image, most similar image) pairs of Sec. 3.1.2), and "
-                "<data_root>/bynke/translations.csv (columns keyword, automatic, manual)")
+FFI_LAYOUT = ("<data_root>/bynke/keywords.csv (columns file, keywords; keywords separated by ';'), "
+              "<data_root>/bynke/images/<file> (any format PIL reads), "
+              "<data_root>/bynke/duplicate_pairs.csv (columns file_a, file_b, duplicate: the hand-labelled "
+              "(image, most similar image) pairs of Sec. 3.1.2), and "
+              "<data_root>/bynke/translations.csv (columns keyword, automatic, manual)")
+#: The Kaggle iMet Collection 2020 (FGVC7) archive unpacked; the 2019 (FGVC6) archive has the same files.
+IMET_FOLDERS = ("imet-2020-fgvc7", "imet-2019-fgvc6")
+IMET_LAYOUT = ("<data_root>/imet-2020-fgvc7/ (or imet-2019-fgvc6/) as the Kaggle iMet Collection archive unpacks: "
+               "train.csv (columns id, attribute_ids; ids separated by spaces), labels.csv (columns attribute_id, "
+               "attribute_name, e.g. 'culture::american'), train/<id>.png; optionally duplicate_pairs.csv "
+               "(columns file_a, file_b, duplicate with file = <id>.png) if you labelled (image, most similar "
+               "image) pairs as Sec. 3.1.2 does. Source: https://www.kaggle.com/c/imet-2020-fgvc7/data")
+#: What the ``paper`` profile reads: the public iMet collection (the thesis' own FFI images are private).
+PAPER_LAYOUT = IMET_LAYOUT
+SOURCES = ("rendered", "imet", "ffi")
 
 
 @dataclass(frozen=True)
@@ -65,7 +77,8 @@ class Config:
     ``text_encoder`` (image-text) for zero-shot; ``runs`` (split and tuning seeds); ``trials`` optuna trials per
     training-free model, ``fine_tune_trials`` per fine-tuned one, ``max_epochs`` their epoch cap;
     ``prototypes_per_class`` (Tip-Adapter's 16). Scale: ``scale_references`` references,
-    ``scale_queries`` queries.
+    ``scale_queries`` queries. ``source``: ``rendered`` (the stand-in world), ``imet`` (the public iMet
+    collection, :data:`IMET_LAYOUT`) or ``ffi`` (Bynke's own data for those who have it, :data:`FFI_LAYOUT`).
     """
 
     images: int
@@ -93,8 +106,9 @@ class Config:
             raise ValueError("runs, trials, fine_tune_trials, max_epochs and prototypes_per_class must be >= 1")
         if self.min_keyword_count < 1 or self.labelled_pairs < 10:
             raise ValueError("min_keyword_count must be >= 1 and labelled_pairs >= 10")
-        if self.source not in ("rendered", "data_root"):
-            raise ValueError(f"source must be 'rendered' or 'data_root', got {self.source!r}")
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES} (stand-in, iMet collection, Bynke's FFI data), got "
+                             f"{self.source!r}")
 
 
 CONFIGS = {
@@ -112,7 +126,7 @@ CONFIGS = {
                     min_keyword_count=50, stratify_temperature=100.0, image_encoder="open_clip:ViT-B-32/openai",
                     text_encoder="open_clip:ViT-B-32/openai", runs=1,
                     trials=200, fine_tune_trials=60, max_epochs=100, prototypes_per_class=16,
-                    scale_references=1_000_000, scale_queries=4096, source="data_root"),
+                    scale_references=1_000_000, scale_queries=4096, source="imet"),
 }
 
 
@@ -124,7 +138,10 @@ def describe_profiles():
 # ------------------------------------------------------------------------------------------------- data
 @dataclass
 class Images:
-    """Images, recorded keywords, translations and (stand-in only) the generator's factors."""
+    """Images (an array, or :class:`~domainknowledge.data.real.image_files.ImageFiles` read lazily), recorded
+    keywords, translations (``has_translations``: whether they are real translations of the keywords, which the
+    label-language claim needs) and (stand-in only) the generator's factors and duplicate groups; real data
+    may bring hand-labelled duplicate pairs (``labelled_duplicates``)."""
 
     images: object
     keywords: list[list[str]]
@@ -134,10 +151,13 @@ class Images:
     factors: pd.DataFrame | None
     data_key: str
     labelled_duplicates: pd.DataFrame | None = None
+    has_translations: bool = True
 
 
 def load_images(config: Config, seed: int = 0, data_root=None) -> Images:
-    """The stand-in world (``source='rendered'``) or the real data set of :data:`PAPER_LAYOUT`."""
+    """The stand-in world (``source='rendered'``), the iMet collection (``'imet'``, :data:`IMET_LAYOUT`) or
+    Bynke's FFI data (``'ffi'``, :data:`FFI_LAYOUT`). Real images are read lazily at ``config.image_size``
+    (:class:`~domainknowledge.data.real.image_files.ImageFiles`), never held at native resolution."""
     if config.source == "rendered":
         world = vehicles.generate_vehicle_world(config.images, config.image_size, seed=seed,
                                                 duplicate_rate=config.duplicate_rate, junk_rate=config.junk_rate)
@@ -151,25 +171,70 @@ def load_images(config: Config, seed: int = 0, data_root=None) -> Images:
               f"{config.junk_rate}:seed={seed}:generator={source}"
         return Images(world.images, world.keywords, vehicles.AUTOMATIC_TRANSLATION, vehicles.MANUAL_TRANSLATION,
                       group, world.factors, key)
-    from PIL import Image
+    if config.source == "imet":
+        return _imet_images(config, data_root)
+    return _ffi_images(config, data_root)
 
+
+def _labelled_pairs(path: Path, files) -> pd.DataFrame:
+    """Hand-labelled duplicate pairs ``file_a, file_b, duplicate`` with the row numbers ``a, b`` of the files."""
+    position = {f: i for i, f in enumerate(files)}
+    return pd.read_csv(path).assign(a=lambda d: d.file_a.map(position), b=lambda d: d.file_b.map(position))
+
+
+def _ffi_images(config: Config, data_root) -> Images:
     from domainknowledge.data.bundled import DataNotFoundError, data_root_folder
+    from domainknowledge.data.real.image_files import ImageFiles, resize_center_crop
 
-    folder = data_root_folder(data_root, "bynke", "Bynke's keyword-labelled images", PAPER_LAYOUT)
+    folder = data_root_folder(data_root, "bynke", "Bynke's keyword-labelled images", FFI_LAYOUT)
     needed = [folder / "keywords.csv", folder / "duplicate_pairs.csv", folder / "translations.csv"]
     missing = [str(p) for p in needed if not p.is_file()]
     if missing:
-        raise DataNotFoundError(f"missing {missing}; expected {PAPER_LAYOUT}")
+        raise DataNotFoundError(f"missing {missing}; expected {FFI_LAYOUT}")
     table = pd.read_csv(needed[0])
     translations = pd.read_csv(needed[2]).set_index("keyword")
-    images = [np.asarray(Image.open(folder / "images" / name).convert("RGB")) for name in table.file]
     keywords = [[w.strip() for w in str(k).split(";") if w.strip()] if isinstance(k, str) else []
                 for k in table.keywords]
-    return Images(images, keywords, translations["automatic"].to_dict(), translations["manual"].to_dict(), None,
-                  None, f"bynke-data-root:{Path(folder).resolve()}:{len(table)}",
-                  labelled_duplicates=pd.read_csv(needed[1]).assign(
-                      a=lambda d: d.file_a.map({f: i for i, f in enumerate(table.file)}),
-                      b=lambda d: d.file_b.map({f: i for i, f in enumerate(table.file)})))
+    return Images(ImageFiles([folder / "images" / name for name in table.file], resize_center_crop(config.image_size),
+                             config.image_size), keywords,
+                  translations["automatic"].to_dict(), translations["manual"].to_dict(), None, None,
+                  f"bynke-data-root:{Path(folder).resolve()}:{len(table)}:size={config.image_size}",
+                  labelled_duplicates=_labelled_pairs(needed[1], table.file))
+
+
+def _imet_images(config: Config, data_root) -> Images:
+    """The iMet collection's training images and their attributes as keywords. Its labels are English already
+    (``culture::american``): the keyword is the attribute name, its prompt text the part after ``::``, the same
+    in every label language (``has_translations`` is False: the label-language claim needs Bynke's data)."""
+    from domainknowledge.data.bundled import DataNotFoundError
+    from domainknowledge.data.real.image_files import ImageFiles, resize_center_crop
+
+    if data_root is None:
+        raise DataNotFoundError(f"the iMet collection needs a data_root (run with --data-root DIR); expected "
+                                f"{IMET_LAYOUT}")
+    folder = next((Path(data_root).expanduser() / name for name in IMET_FOLDERS
+                   if (Path(data_root).expanduser() / name).is_dir()), None)
+    if folder is None:
+        raise DataNotFoundError(f"no folder {' or '.join(IMET_FOLDERS)} under {data_root}; expected {IMET_LAYOUT}")
+    missing = [name for name in ("train.csv", "labels.csv", "train") if not (folder / name).exists()]
+    if missing:
+        raise DataNotFoundError(f"{folder} lacks {', '.join(missing)}; expected {IMET_LAYOUT}")
+    table = pd.read_csv(folder / "train.csv", dtype={"id": str, "attribute_ids": str})
+    names = pd.read_csv(folder / "labels.csv").set_index("attribute_id")["attribute_name"].to_dict()
+    if not {"id", "attribute_ids"} <= set(table.columns):
+        raise DataNotFoundError(f"{folder / 'train.csv'} needs the columns id, attribute_ids; expected {IMET_LAYOUT}")
+    unknown = sorted({int(a) for ids in table.attribute_ids.dropna() for a in ids.split()} - set(names))
+    if unknown:
+        raise ValueError(f"{folder / 'train.csv'} uses attribute ids {unknown[:5]} that labels.csv does not name")
+    keywords = [[names[int(a)] for a in ids.split()] if isinstance(ids, str) else [] for ids in table.attribute_ids]
+    files = [f"{image_id}.png" for image_id in table["id"]]
+    readable = {name: name.split("::", 1)[-1] for name in names.values()}
+    pairs = folder / "duplicate_pairs.csv"
+    return Images(ImageFiles([folder / "train" / f for f in files], resize_center_crop(config.image_size),
+                             config.image_size), keywords, readable,
+                  readable, None, None, f"imet:{folder.resolve()}:{len(table)}:size={config.image_size}",
+                  labelled_duplicates=_labelled_pairs(pairs, files) if pairs.is_file() else None,
+                  has_translations=False)
 
 
 def keyword_statistics(keyword_lists) -> tuple[pd.Series, pd.Series]:
@@ -254,18 +319,24 @@ def prepare(images: Images, embeddings: np.ndarray, language: np.ndarray, config
     labelled = np.flatnonzero([len(k) > 0 for k in images.keywords])
     x = embeddings[labelled]
     keywords = [images.keywords[i] for i in labelled]
-    nearest, similarity = ns.nearest_other(x)
     if images.duplicate_group is not None:                         # the generator's truth stands in for a person
+        nearest, similarity = ns.nearest_other(x)
         pick = rng.choice(len(x), size=min(config.labelled_pairs, len(x)), replace=False)
         group = images.duplicate_group[labelled]
         pairs = pd.DataFrame({"similarity": similarity[pick], "duplicate": group[pick] == group[nearest[pick]]})
-    else:
+    elif images.labelled_duplicates is not None:
         table = images.labelled_duplicates.dropna(subset=["a", "b"])
         a, b = table.a.astype(int).to_numpy(), table.b.astype(int).to_numpy()
         pairs = pd.DataFrame({"similarity": np.sum(embeddings[a] * embeddings[b], axis=1),
                               "duplicate": table.duplicate.astype(bool).to_numpy()})
-    suspected, certain, _ = ns.duplicate_thresholds(pairs.similarity, pairs.duplicate)
-    kept, merged = ns.deduplicate(x, keywords, suspected, certain)
+    else:                                                          # nobody labelled pairs: no duplicate removal
+        pairs = pd.DataFrame({"similarity": np.zeros(0, np.float32), "duplicate": np.zeros(0, bool)})
+    if len(pairs):
+        suspected, certain, _ = ns.duplicate_thresholds(pairs.similarity, pairs.duplicate)
+        kept, merged = ns.deduplicate(x, keywords, suspected, certain)
+    else:
+        suspected = certain = float("nan")
+        kept, merged = np.arange(len(x)), [list(words) for words in keywords]
     x = x[kept]
     x_language = language[labelled][kept]
     strata = ns.max_softmax_similarity(x, config.stratify_temperature)
@@ -451,8 +522,8 @@ def run_models(prepared: Prepared, captions: dict, config: Config, seed: int = 0
 
         def make(temperature, keys=keys, values=values, membership=membership, kind=kind):
             if kind == "simple":
-                return ns.SimpleNeighbourNet(keys, values, temperature)
-            return ns.ClassWiseNeighbourNet(keys, membership, temperature)
+                return ns.SimpleNeighbourNet(keys, values, temperature).to(device)
+            return ns.ClassWiseNeighbourNet(keys, membership, temperature).to(device)
 
         temperature = tune_temperature(make)
         parameters = {"T": temperature}
@@ -467,17 +538,22 @@ def run_models(prepared: Prepared, captions: dict, config: Config, seed: int = 0
     # Tip-Adapter with its zero-shot residual (Sec. 6.3's extension), manual labels
     zero_shot = {split: ns.rescaled_cosine_scores(xt[split], zero_shot_vectors["manual"])
                  for split in ("validation", "test")}
+    import torch
+
+    cache_keys = torch.as_tensor(x["train"], dtype=torch.float32, device=device)       # moved once, not per trial
+    cache_values = torch.as_tensor(y["train"], dtype=torch.float32, device=device)
+
+    def tip_adapter(split, parameters):
+        return ns.tip_adapter_scores(x[split], cache_keys, cache_values, zero_shot[split], device=device,
+                                     **parameters)
 
     def objective(trial):
         parameters = {"alpha": trial.suggest_float("alpha", 0.01, 100, log=True),
                       "beta": trial.suggest_float("beta", 0.1, 100, log=True)}
-        score = ns.tip_adapter_scores(x["validation"], x["train"], y["train"], zero_shot["validation"], **parameters)
-        return ns.best_f2_threshold(score, y["validation"])[1], parameters
+        return ns.best_f2_threshold(tip_adapter("validation", parameters), y["validation"])[1], parameters
 
     _, best_tip = _tune(objective, config.trials, seed)
-    evaluate("Tip-Adapter (zero-shot + cache)", "extension",
-             lambda split: ns.tip_adapter_scores(x[split], x["train"], y["train"], zero_shot[split], **best_tip),
-             best_tip)
+    evaluate("Tip-Adapter (zero-shot + cache)", "extension", lambda split: tip_adapter(split, best_tip), best_tip)
     return results
 
 

@@ -43,6 +43,8 @@ EXTRACTOR_KINDS = {
     "torchvision-efficientnet_v2_m-imagenet": ("CNN", "supervised", False, "Table 3.1"),
     "torchvision-vit_b_16-imagenet": ("ViT", "supervised", False, "Table 3.1"),
     "torchvision-alexnet-imagenet": ("CNN", "supervised", False, "Table 3.1"),
+    "dino-resnet50": ("CNN", "self-supervised", False, "Table 3.1"),
+    "dino-vit_b_16": ("ViT", "self-supervised", False, "Table 3.1"),
     "open_clip:ViT-B-16/openai": ("ViT", "language-image", True, "Table 3.1"),
     "open_clip:RN50/openai": ("CNN", "language-image", True, "Table 3.1"),
     "open_clip:RN50x4/openai": ("CNN", "language-image", True, "Table 3.1"),
@@ -129,18 +131,21 @@ CONFIGS: dict[str, Config] = {
                                            "efficientnet-lite0")),
     "paper": Config(
         data="real", benchmark=BenchmarkSize(triplets=1000, finetune=1000, image_size=224, patch_size=64),
-        extractors=("torchvision-resnet50-imagenet", "torchvision-efficientnet_v2_m-imagenet",
-                    "torchvision-vit_b_16-imagenet", "torchvision-alexnet-imagenet", "open_clip:ViT-B-16/openai",
-                    "open_clip:RN50/openai", "open_clip:RN50x4/openai", "open_clip:RN50x16/openai",
-                    "open_clip:RN50x64/openai", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2",
-                    *_SMALL, "standin-clip-paper"), cnn_input_scale=1.0,
+        # ordered so that the first eight cover every way an extractor is loaded or trained, each with the
+        # smallest model the thesis uses (a paper dry run evaluates only those, see DRY_RUN_CAPS["extractors"])
+        extractors=("torchvision-resnet50-imagenet", "open_clip:RN50/openai", "efficientnet-lite0", *_SMALL,
+                    "standin-clip-paper", "torchvision-efficientnet_v2_m-imagenet", "torchvision-vit_b_16-imagenet",
+                    "torchvision-alexnet-imagenet", "open_clip:ViT-B-16/openai", "open_clip:RN50x4/openai",
+                    "open_clip:RN50x16/openai", "open_clip:RN50x64/openai", "dino-resnet50", "dino-vit_b_16",
+                    "efficientnet-lite1", "efficientnet-lite2"), cnn_input_scale=1.0,
         pretrain_images=20000, pretrain_epochs=30,
-        finetune_backbones=("torchvision-resnet50-imagenet", "torchvision-vit_b_16-imagenet",
-                            "open_clip:ViT-B-16/openai", "open_clip:RN50/openai"),
+        finetune_backbones=("torchvision-resnet50-imagenet", "open_clip:RN50/openai", "torchvision-vit_b_16-imagenet",
+                            "open_clip:ViT-B-16/openai"),
         finetune=sj.FineTuneSettings(epochs=25, batch_size=32, learning_rate=1e-4, hidden=512, projection=128),
         seeds=3, jigsaw_per_image=12, views=8, projection="umap",
-        map_extractors=("open_clip:ViT-B-16/openai", "open_clip:RN50/openai", "torchvision-vit_b_16-imagenet",
-                        "torchvision-resnet50-imagenet"), scaling_series=SCALING_SERIES["paper"]),
+        map_extractors=("open_clip:RN50/openai", "torchvision-resnet50-imagenet", "open_clip:ViT-B-16/openai",
+                        "torchvision-vit_b_16-imagenet", "dino-resnet50", "dino-vit_b_16"),
+        scaling_series=SCALING_SERIES["paper"]),
 }
 
 
@@ -185,17 +190,24 @@ class Extractor:
         return sj.extract_features(self.encoder, images, image_size=self.image_size)
 
 
+#: The small CNNs' native input size (px): they are pre-trained and evaluated at it, whatever the benchmark's size.
+SMALL_CNN_SIZE = 32
+
+
 def _pretraining_data(config: Config, seed: int):
     from domainknowledge.data.synthetic.captioned_world import generate_captioned_world
 
     world = generate_captioned_world(config.pretrain_images, seed=seed, split="similarity-pretraining",
-                                     image_size=config.benchmark.image_size)
+                                     image_size=SMALL_CNN_SIZE)
     return world.images, world.labels("shape") * 6 + world.labels("colour")
 
 
-def build_extractors(config: Config, *, seed: int, device="cpu", allow_download: bool = False, log=print) -> dict:
+def build_extractors(config: Config, *, seed: int, device="cpu", allow_download: bool = False, log=print,
+                     dry_run: bool = False) -> dict:
     """Every extractor of ``config``: registry encoders (missing weights raise the registry's
-    :class:`~domainknowledge.models.encoders.EncoderNotAvailableError`) and the small CNNs trained here."""
+    :class:`~domainknowledge.models.encoders.EncoderNotAvailableError`) and the small CNNs, trained here on
+    ``device`` at their native :data:`SMALL_CNN_SIZE` px. ``dry_run``: the stand-in CLIP, when its cache is
+    cold, trains with capped loop counts (:func:`~domainknowledge.models.encoders.load_encoder`)."""
     import torch
 
     from domainknowledge.models.encoders import load_encoder
@@ -209,18 +221,20 @@ def build_extractors(config: Config, *, seed: int, device="cpu", allow_download:
             images, labels = pretraining
             if name == "small-cnn-random":
                 torch.manual_seed(seed)
-                network, how = sj.SmallConvNet(), "random initialisation"
+                network, how = sj.SmallConvNet().to(device), "random initialisation"
             elif name == "small-cnn-supervised":
-                network, _ = sj.train_supervised_cnn(images, labels, epochs=config.pretrain_epochs, seed=seed)
+                network, _ = sj.train_supervised_cnn(images, labels, epochs=config.pretrain_epochs, seed=seed,
+                                                     device=device)
                 how = f"cross-entropy on 36 classes (shape x colour), {len(images)} images"
             else:
-                network, _ = sj.train_selfsupervised_cnn(images, epochs=config.pretrain_epochs, seed=seed)
+                network, _ = sj.train_selfsupervised_cnn(images, epochs=config.pretrain_epochs, seed=seed,
+                                                         device=device)
                 how = f"SimCLR on {len(images)} unlabelled images"
-            encoder = sj.ModuleEncoder(network, name, f"small CNN trained here: {how}",
-                                       image_size=config.benchmark.image_size)
-            size = config.benchmark.image_size
+            encoder = sj.ModuleEncoder(network, name, f"small CNN trained here: {how}", image_size=SMALL_CNN_SIZE)
+            size = SMALL_CNN_SIZE
         else:
-            encoder = load_encoder(name, device=device, allow_download=allow_download, progress=False)
+            encoder = load_encoder(name, device=device, allow_download=allow_download, progress=False,
+                                   dry_run=dry_run)
             scale = config.cnn_input_scale if name.startswith(("efficientnet", "conse", "torchvision")) else 1.0
             size = max(32, int(round(encoder.image_size * scale)))
         extractors[name] = Extractor(name, encoder, size, EXTRACTOR_KINDS[name], time.time() - start)
@@ -431,7 +445,8 @@ def judge(config: Config, grid: pd.DataFrame, outcomes: dict, tuning: pd.DataFra
     patches = [label for label in labels if label.startswith("BAPPS")]
     full = [label for label in labels if not label.startswith("BAPPS")]
     kinds = {name: EXTRACTOR_KINDS[name] for name in cosine.columns}
-    large = [n for n, k in kinds.items() if k[3] == "large-model stand-in" or (k[2] and k[1] == "language-image")]
+    large = [n for n, k in kinds.items() if k[3] == "large-model stand-in" or (k[2] and k[1] == "language-image")
+             or n.startswith("dino-")]                                       # the thesis' large models: CLIP, DINO
     regular = [n for n, k in kinds.items() if k[1] == "supervised" and k[3] in ("real weights", "Table 3.1")]
     language = [n for n, k in kinds.items() if k[2]]
     checks, claims, diagnostics = [], [], {}
@@ -970,10 +985,11 @@ def plot_feature_maps(maps: dict, labels, projection: str):
 
 
 def trial_examples(source, kind: str = "8rank2-similar", count: int = 3):
-    """Images and titles of ``count`` triplets of one set: (query, reference 1, reference 2) per row."""
+    """Images and titles of ``count`` triplets of one set (fewer if the set is smaller): (query, reference 1,
+    reference 2) per row."""
     triplets = source.sets[kind]
     images, titles = [], []
-    for t in range(count):
+    for t in range(min(count, len(triplets))):
         images += [source.images[triplets.query[t]], source.images[triplets.first[t]], source.images[triplets.second[t]]]
         titles += ["query", "reference 1", "reference 2"]
     return np.stack(images), titles

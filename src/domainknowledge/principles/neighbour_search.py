@@ -143,20 +143,31 @@ def faiss_neighbours(queries, references, k: int):
     return index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
 
 
-def tip_adapter_scores(queries, keys, values, zero_shot_scores, *, alpha: float, beta: float) -> np.ndarray:
+def tip_adapter_scores(queries, keys, values, zero_shot_scores, *, alpha: float, beta: float, device="cpu",
+                       chunk_size: int = 1024) -> np.ndarray:
     """Tip-Adapter's cache (Zhang et al. 2021) with its zero-shot residual, for multi-label scores ``(Q, C)``.
 
     ``score = (zero_shot + alpha * (A L) / (A 1)) / (1 + alpha)`` with affinities ``A = exp(-beta (1 - Q K^T))``
     ``(Q, N)``: Tip-Adapter's formula, with the cache term divided by the total affinity so that it is an
     average of label vectors, and the sum divided by ``1 + alpha`` so that scores stay in [0, 1] (the
     multi-label normalisation; a global threshold is unaffected by the last step).
+
+    The normalised cache term equals ``softmax(beta Q K^T) L`` (the constant ``exp(-beta)`` cancels), which is
+    how it is computed: in float32 without underflow, ``chunk_size`` queries at a time on ``device``, so no
+    ``(Q, N)`` affinity matrix is ever held. ``keys (N, D)`` and ``values (N, C)`` may be tensors already on
+    ``device`` (an optuna loop moves them once).
     """
-    q = torch.as_tensor(np.asarray(queries, dtype=np.float64))
-    k = torch.as_tensor(np.asarray(keys, dtype=np.float64))
-    v = torch.as_tensor(np.asarray(values, dtype=np.float64))
-    affinity = torch.exp(-beta * (1 - q @ k.T))
-    cache = (affinity @ v) / affinity.sum(dim=1, keepdim=True).clamp_min(1e-300)
-    return (np.asarray(zero_shot_scores) + alpha * cache.numpy()) / (1 + alpha)
+    device = torch.device(device)
+    k = torch.as_tensor(keys, dtype=torch.float32, device=device)
+    v = torch.as_tensor(values, dtype=torch.float32, device=device)
+    q = torch.as_tensor(np.asarray(queries, dtype=np.float32))
+    cache = []
+    with torch.no_grad():
+        for start in range(0, len(q), chunk_size):
+            logits = beta * (q[start:start + chunk_size].to(device) @ k.T)              # (chunk, N)
+            cache.append((torch.softmax(logits, dim=1) @ v).cpu())                   # (chunk, C)
+    cache = torch.cat(cache).numpy() if cache else np.zeros((0, v.shape[1]), np.float32)
+    return (np.asarray(zero_shot_scores, dtype=np.float64) + alpha * cache) / (1 + alpha)
 
 
 # ------------------------------------------------------------------------------------------- neighbour nets
@@ -265,8 +276,10 @@ def fine_tune(net: nn.Module, features, labels, *, epochs: int, batch_size: int,
     return net.eval()
 
 
-def net_scores(net: nn.Module, features, batch_size: int = 512, device="cpu") -> np.ndarray:
-    """Scores ``(N, C)`` of a neighbour net on ``features (N, D)``, in batches, without gradients."""
+def net_scores(net: nn.Module, features, batch_size: int = 512) -> np.ndarray:
+    """Scores ``(N, C)`` of a neighbour net on ``features (N, D)``, in batches, without gradients, on the device
+    that holds the net's parameters (a net fine-tuned on a GPU is scored there)."""
+    device = next(net.parameters()).device
     x = torch.as_tensor(np.asarray(features, dtype=np.float32))
     with torch.no_grad():
         return torch.cat([net(x[s:s + batch_size].to(device)).cpu() for s in range(0, len(x), batch_size)]).numpy()

@@ -180,13 +180,14 @@ def augment_views(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     aspect 3/4-4/3), horizontal flip, brightness, contrast and saturation jitter (+-40 %), grey with
     probability 0.2. Returns a contiguous ``(B, 3, S, S)``."""
     batch = x.shape[0]
-    rand = lambda *shape: torch.rand(*shape, generator=generator)  # noqa: E731
+    # drawn on the CPU generator (the same numbers on every device), then moved to the images' device
+    rand = lambda *shape: torch.rand(*shape, generator=generator).to(x.device)  # noqa: E731
     scale = 0.35 + 0.65 * rand(batch)
     ratio = torch.exp((rand(batch) - 0.5) * 2 * np.log(4 / 3))
     width, height = torch.sqrt(scale * ratio).clamp(max=1), torch.sqrt(scale / ratio).clamp(max=1)
     cx, cy = (rand(batch) * 2 - 1) * (1 - width), (rand(batch) * 2 - 1) * (1 - height)
     flip = torch.where(rand(batch) < 0.5, -1.0, 1.0)
-    theta = torch.zeros(batch, 2, 3)
+    theta = torch.zeros(batch, 2, 3, device=x.device)
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = width * flip, cx, height, cy
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, align_corners=False, padding_mode="reflection")
@@ -208,13 +209,15 @@ def _train(network: nn.Module, loss_of_batch, examples: int, epochs: int, batch_
 
 
 def train_supervised_cnn(images: np.ndarray, labels: np.ndarray, *, epochs: int, seed: int = 0,
-                         batch_size: int = 64, learning_rate: float = 2e-3) -> tuple[SmallConvNet, list[float]]:
+                         batch_size: int = 64, learning_rate: float = 2e-3,
+                         device="cpu") -> tuple[SmallConvNet, list[float]]:
     """The "supervised pre-training" stand-in: :class:`SmallConvNet` trained with cross-entropy (Eq. 3.6) on
-    ``images uint8 (N, S, S, 3)`` and class ``labels (N,)``. Returns the network (eval mode) and epoch losses."""
+    ``images uint8 (N, S, S, 3)`` and class ``labels (N,)`` on ``device`` (images and network moved there).
+    Returns the network (eval mode, on ``device``) and epoch losses."""
     torch.manual_seed(seed)
-    labels = torch.as_tensor(labels, dtype=torch.int64)
-    network = SmallConvNet(num_classes=int(labels.max()) + 1)
-    x = _standardise(images)
+    labels = torch.as_tensor(labels, dtype=torch.int64).to(device)
+    network = SmallConvNet(num_classes=int(labels.max()) + 1).to(device)
+    x = _standardise(images).to(device)
     generator = torch.Generator().manual_seed(seed + 1)
 
     def loss(batch, step):
@@ -225,16 +228,18 @@ def train_supervised_cnn(images: np.ndarray, labels: np.ndarray, *, epochs: int,
 
 
 def train_selfsupervised_cnn(images: np.ndarray, *, epochs: int, seed: int = 0, batch_size: int = 64,
-                             learning_rate: float = 2e-3, temperature: float = 0.5) -> tuple[SmallConvNet, list[float]]:
+                             learning_rate: float = 2e-3, temperature: float = 0.5,
+                             device="cpu") -> tuple[SmallConvNet, list[float]]:
     """The "self-supervised pre-training" stand-in: :class:`SmallConvNet` trained with SimCLR (NT-Xent of two
-    augmented views through a two-layer projection, removed afterwards) on unlabelled ``images``."""
+    augmented views through a two-layer projection, removed afterwards) on unlabelled ``images``, on
+    ``device``."""
     from domainknowledge.principles.pretext import nt_xent_loss
 
     torch.manual_seed(seed)
     network = SmallConvNet()
     projection = nn.Sequential(nn.Linear(network.feature_dim, 128), nn.ReLU(), nn.Linear(128, 64))
-    model = nn.ModuleDict({"network": network, "projection": projection})
-    x = _standardise(images)
+    model = nn.ModuleDict({"network": network, "projection": projection}).to(device)
+    x = _standardise(images).to(device)
     generator = torch.Generator().manual_seed(seed + 1)
 
     def loss(batch, step):
@@ -256,7 +261,7 @@ class ModuleEncoder:
     def __init__(self, network: SmallConvNet, name: str, provenance: str, image_size: int = 32):
         self.network = network.eval()
         self.name, self.provenance, self.image_size = name, provenance, image_size
-        self.device = torch.device("cpu")
+        self.device = next(network.parameters()).device
         self.embedding_dim = network.feature_dim
         digest = hashlib.sha256()
         for key, value in network.state_dict().items():

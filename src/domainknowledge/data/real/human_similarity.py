@@ -1,34 +1,53 @@
 """The thesis' human-judgement data sets for the ``paper`` profile: ImageNet-HSJ, Birds-16, BAPPS-2AFC.
 
-Layout under ``--data-root`` (:data:`LAYOUT`):
+Layout under ``--data-root`` (:data:`LAYOUT`), each as published:
 
-* ``imagenet-hsj/images/<file>`` and ``imagenet-hsj/trials_8rank2.csv`` with columns ``query, chosen_1,
-  chosen_2, unchosen_1 .. unchosen_6`` (image file names; one 8-rank-2 trial per row, catch trials already
-  removed), e.g. exported from the PsiZ observations of Roads and Love (2021);
-* ``birds-16/images/<file>``, ``birds-16/trials_8rank2.csv`` (as above) and ``birds-16/trials_2rank1.csv``
-  with columns ``query, chosen, unchosen`` (Attarian et al. 2020); an optional ``birds-16/families.csv``
-  (``file, family``) labels the UMAP figure;
+* ``imagenet-hsj/``: the PsiZ observation file of Roads and Love (2021, https://osf.io/7f96y/),
+  ``obs-195.hdf5`` (50,000 ILSVRC validation images; ``obs-118.hdf5``, one image per class, is read if it is
+  the only one), its ``catalog.hdf5``, and ``images/<stimulus_filepath>``, the ILSVRC 2012 validation images
+  at the relative paths the catalog names (``n01440764/ILSVRC2012_val_00000293.JPEG``);
+* ``birds-16/``: ``obs.hdf5`` and ``catalog.hdf5`` as PsiZ hosts them (https://www.psiz.org/datasets/birds-16/,
+  Attarian et al. 2020; 8-rank-2 and 2-rank-1 trials in one file) and ``images/<stimulus_filepath>``; the
+  catalog's class labels colour the feature maps (an optional ``families.csv`` with columns ``file, family``
+  replaces them);
 * ``bapps/2afc/val/<category>/{ref,p0,p1}/<id>.png`` and ``judge/<id>.npy`` (the fraction of people who
   judged ``p1`` closer to ``ref``), the released layout of Zhang et al. (2018), categories ``traditional,
   cnn, superres, deblur, frameinterp, color``.
 
-Each evaluation set takes ``triplets`` trials at random; the fine-tuning sets are drawn from the remaining
-trials, as in :mod:`domainknowledge.data.synthetic.similarity_judgements`. A missing folder or file is a
-:class:`~domainknowledge.data.bundled.DataNotFoundError` naming what to put where.
+A PsiZ observation file (``RankObservations.save``) holds ``stimulus_set (T, 9)``: per trial the query, the
+selected references in the order chosen, then the unselected ones, ``-1`` where a trial has fewer references;
+``n_select (T,)`` and ``is_ranked (T,)``. A catalog holds ``stimulus_id (N,)``, ``stimulus_filepath (N,)`` (bytes)
+and ``class_id (N,)``, optionally ``class_map_class_id`` and ``class_map_label``. An 8-rank-2 trial has 8
+references and 2 ranked selections; a 2-rank-1 trial 2 references and 1 selection.
+
+Each evaluation set takes ``triplets`` trials at random and the fine-tuning pool the next ``finetune`` (a set
+with fewer trials than both splits them in half), as in :mod:`domainknowledge.data.synthetic.similarity_judgements`;
+only the images those trials use are read (ImageNet-HSJ's trials reference up to 50,000), each resized on read
+(shorter side, centre crop). A missing folder or file is a :class:`~domainknowledge.data.bundled.DataNotFoundError`
+naming what to put where and the data set's source.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["BAPPS_CATEGORIES", "LAYOUT", "load_human_similarity_sources"]
+__all__ = ["BAPPS_CATEGORIES", "CATALOG_FILE", "LAYOUT", "OBSERVATION_FILES", "load_human_similarity_sources",
+           "read_psiz_catalog", "read_psiz_observations"]
 
 BAPPS_CATEGORIES = ("traditional", "cnn", "superres", "deblur", "frameinterp", "color")
-LAYOUT = ("imagenet-hsj/{images/, trials_8rank2.csv}, birds-16/{images/, trials_8rank2.csv, trials_2rank1.csv}, "
-          "bapps/2afc/val/<category>/{ref,p0,p1,judge}/ (see domainknowledge.data.real.human_similarity)")
+#: The PsiZ observation file(s) of each source, in order of preference, and where each is published.
+OBSERVATION_FILES = {"ImageNet-HSJ": ("imagenet-hsj", ("obs-195.hdf5", "obs-118.hdf5"), "https://osf.io/7f96y/"),
+                     "Birds-16": ("birds-16", ("obs.hdf5",), "https://www.psiz.org/datasets/birds-16/")}
+CATALOG_FILE = "catalog.hdf5"
+LAYOUT = ("imagenet-hsj/{obs-195.hdf5, catalog.hdf5, images/<catalog stimulus_filepath>} (https://osf.io/7f96y/), "
+          "birds-16/{obs.hdf5, catalog.hdf5, images/<catalog stimulus_filepath>} "
+          "(https://www.psiz.org/datasets/birds-16/), "
+          "bapps/2afc/val/<category>/{ref,p0,p1,judge}/ (https://github.com/richzhang/PerceptualSimilarity) "
+          "(see domainknowledge.data.real.human_similarity)")
 
 
 def _need(path: Path, what: str) -> Path:
@@ -40,64 +59,145 @@ def _need(path: Path, what: str) -> Path:
 
 
 def _read_images(files: list[Path], size: int) -> np.ndarray:
-    from PIL import Image
+    from domainknowledge.data.real.image_files import ImageFiles, resize_center_crop
 
-    out = np.empty((len(files), size, size, 3), np.uint8)
-    for i, file in enumerate(files):
-        image = Image.open(file).convert("RGB")
-        scale = size / min(image.size)
-        image = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))))
-        left, top = (image.width - size) // 2, (image.height - size) // 2
-        out[i] = np.asarray(image.crop((left, top, left + size, top + size)))
-    return out
+    return ImageFiles(files, resize_center_crop(size), size)[:]
+
+
+def read_psiz_observations(path: Path) -> dict[str, np.ndarray]:
+    """A PsiZ ``RankObservations`` HDF5 file: ``{"stimulus_set": int (T, R+1), "n_select": (T,),
+    "n_reference": (T,), "is_ranked": bool (T,)}`` (see the module docstring)."""
+    import h5py
+
+    with h5py.File(path, "r") as file:
+        missing = [key for key in ("stimulus_set", "n_select") if key not in file]
+        if missing:
+            raise ValueError(f"{path} is not a PsiZ observation file (no {', '.join(missing)} dataset)")
+        stimulus_set = np.asarray(file["stimulus_set"][()], dtype=np.int64)
+        n_select = np.asarray(file["n_select"][()], dtype=np.int64).ravel()
+        is_ranked = (np.asarray(file["is_ranked"][()], dtype=bool).ravel() if "is_ranked" in file
+                     else np.ones(len(n_select), bool))
+    if stimulus_set.ndim != 2 or len(stimulus_set) != len(n_select):
+        raise ValueError(f"{path}: stimulus_set must be (trials, 1 + references) with one n_select per trial")
+    return {"stimulus_set": stimulus_set, "n_select": n_select, "is_ranked": is_ranked,
+            "n_reference": (stimulus_set[:, 1:] >= 0).sum(axis=1)}
+
+
+def read_psiz_catalog(path: Path) -> pd.DataFrame:
+    """A PsiZ ``Catalog`` HDF5 file as a table indexed by ``stimulus_id`` with columns ``filepath``,
+    ``class_id`` and ``class_label`` (the class map's label, or the class id as text)."""
+    import h5py
+
+    with h5py.File(path, "r") as file:
+        if "stimulus_id" not in file or "stimulus_filepath" not in file:
+            raise ValueError(f"{path} is not a PsiZ catalog (needs stimulus_id and stimulus_filepath)")
+        ids = np.asarray(file["stimulus_id"][()], dtype=np.int64)
+        paths = [p.decode() if isinstance(p, bytes) else str(p) for p in file["stimulus_filepath"][()]]
+        class_id = (np.asarray(file["class_id"][()], dtype=np.int64) if "class_id" in file
+                    else np.zeros(len(ids), np.int64))
+        names = {}
+        if "class_map_class_id" in file and "class_map_label" in file:
+            names = {int(k): (v.decode() if isinstance(v, bytes) else str(v))
+                     for k, v in zip(file["class_map_class_id"][()], file["class_map_label"][()])}
+    return pd.DataFrame({"filepath": paths, "class_id": class_id,
+                         "class_label": [names.get(int(c), str(c)) for c in class_id]},
+                        index=pd.Index(ids, name="stimulus_id"))
+
+
+def _split_counts(available: int, evaluation: int, tuning: int) -> tuple[int, int]:
+    """How many of ``available`` trials go to evaluation and to the fine-tuning pool: as asked when there are
+    enough, else at least half to evaluation and the rest to fine-tuning."""
+    if available >= evaluation + tuning:
+        return evaluation, tuning
+    first = min(evaluation, max(available // 2, available - tuning))
+    return first, available - first
+
+
+def _observation_file(folder: Path, name: str) -> Path:
+    from domainknowledge.data.bundled import DataNotFoundError
+
+    _, candidates, source = OBSERVATION_FILES[name]
+    for candidate in candidates:
+        if (folder / candidate).is_file():
+            return folder / candidate
+    raise DataNotFoundError(f"{name}: none of the PsiZ observation files {', '.join(candidates)} is in {folder} "
+                            f"(published at {source}); expected under --data-root: {LAYOUT}")
 
 
 def _psiz_source(folder: Path, name: str, size, rng: np.random.Generator, with_2rank1: bool):
     from domainknowledge.data.synthetic.similarity_judgements import SimilaritySource, TripletSet, _balanced_finetune
 
-    trials = pd.read_csv(_need(folder / "trials_8rank2.csv", f"{name} 8-rank-2 trials"))
-    tables = {"8rank2": trials}
-    if with_2rank1:
-        tables["2rank1"] = pd.read_csv(_need(folder / "trials_2rank1.csv", f"{name} 2-rank-1 trials"))
-    files = sorted({f for table in tables.values() for f in table.to_numpy().ravel()})
-    index = {f: i for i, f in enumerate(files)}
-    images = _read_images([_need(folder / "images" / f, f"{name} image {f}") for f in files], size.image_size)
-    sets, tuning = {}, []
+    trials = read_psiz_observations(_observation_file(folder, name))
+    catalog = read_psiz_catalog(_need(folder / CATALOG_FILE, f"{name} catalog"))
+    stimuli, selected, references = trials["stimulus_set"], trials["n_select"], trials["n_reference"]
     nan = lambda n: np.full(n, np.nan)  # noqa: E731
-    table = trials.apply(lambda column: column.map(index))
-    order = rng.permutation(len(table))
-    evaluation, rest = order[:size.triplets], order[size.triplets:]
-    unchosen = table[[f"unchosen_{k}" for k in range(1, 7)]].to_numpy()
-    pick = rng.integers(6, size=len(table))
-    extra_pick = (pick + 1 + rng.integers(5, size=len(table))) % 6
-    rows = np.arange(len(table))
-    other, extra = unchosen[rows, pick], unchosen[rows, extra_pick]
-    for kind, second in (("8rank2-similar", table["chosen_2"].to_numpy()), ("8rank2-dissimilar", other)):
-        for part, chosen in (("evaluation", evaluation), ("fine-tuning", rest)):
-            triplets = TripletSet(f"{name} {kind}", name, kind, table["query"].to_numpy()[chosen],
-                                  table["chosen_1"].to_numpy()[chosen], second[chosen], nan(len(chosen)))
-            (sets.__setitem__(kind, triplets) if part == "evaluation" else tuning.append((triplets, extra[chosen])))
+    sets, tuning = {}, []
+    rank8 = np.flatnonzero((references == 8) & (selected == 2))
+    if len(rank8) < 2:
+        raise ValueError(f"{name}: the observations hold {len(rank8)} 8-rank-2 trials; the chapter needs some")
+    order = rank8[rng.permutation(len(rank8))]
+    count, pool = _split_counts(len(order), size.triplets, size.finetune)
+    evaluation, rest = order[:count], order[count:count + pool]
+    for part, rows in (("evaluation", evaluation), ("fine-tuning", rest)):
+        unchosen = stimuli[rows, 3:9]
+        pick = rng.integers(6, size=len(rows))
+        extra = unchosen[np.arange(len(rows)), (pick + 1 + rng.integers(5, size=len(rows))) % 6]
+        other = unchosen[np.arange(len(rows)), pick]
+        query, first = stimuli[rows, 0], stimuli[rows, 1]
+        for kind, second in (("8rank2-similar", stimuli[rows, 2]), ("8rank2-dissimilar", other)):
+            triplets = TripletSet(f"{name} {kind}", name, kind, query, first, second, nan(len(rows)))
+            if part == "evaluation":
+                sets[kind] = triplets
+            else:
+                tuning.append((triplets, extra))
     if with_2rank1:
-        pairs = tables["2rank1"].apply(lambda column: column.map(index))
-        order = rng.permutation(len(pairs))
-        for part, chosen in (("evaluation", order[:size.triplets]), ("fine-tuning", order[size.triplets:])):
-            triplets = TripletSet(f"{name} 2rank1-dissimilar", name, "2rank1-dissimilar",
-                                  pairs["query"].to_numpy()[chosen], pairs["chosen"].to_numpy()[chosen],
-                                  pairs["unchosen"].to_numpy()[chosen], nan(len(chosen)))
+        rank2 = np.flatnonzero((references == 2) & (selected == 1))
+        if len(rank2) < 2:
+            raise ValueError(f"{name}: the observations hold {len(rank2)} 2-rank-1 trials; the chapter needs some")
+        order = rank2[rng.permutation(len(rank2))]
+        count, pool = _split_counts(len(order), size.triplets, size.finetune)
+        for part, rows in (("evaluation", order[:count]), ("fine-tuning", order[count:count + pool])):
+            triplets = TripletSet(f"{name} 2rank1-dissimilar", name, "2rank1-dissimilar", stimuli[rows, 0],
+                                  stimuli[rows, 1], stimuli[rows, 2], nan(len(rows)))
             if part == "evaluation":
                 sets["2rank1-dissimilar"] = triplets
-            else:
-                shifted = np.roll(triplets.query, 1)
-                tuning.append((triplets, shifted))
+            else:                                       # the fourth image: from a different 2-rank-1 trial
+                tuning.append((triplets, np.roll(triplets.query, 1)))
     finetune, quadruplets = _balanced_finetune(name, tuning, size.finetune, rng)
     unique = np.unique(np.concatenate([finetune.query, finetune.first, finetune.second]))
-    labels = None
+    singletons = np.sort(rng.choice(unique, min(size.finetune, len(unique)), replace=False))
+    # read only the images the sampled trials use, and index them 0 .. n-1
+    used = np.unique(np.concatenate([np.concatenate([t.query, t.first, t.second]) for t in sets.values()]
+                                    + [quadruplets.query, quadruplets.first, quadruplets.second,
+                                       quadruplets.extra, singletons]))
+    unknown = np.setdiff1d(used, catalog.index.to_numpy())
+    if len(unknown):
+        raise ValueError(f"{name}: the observations use stimulus ids {unknown[:5].tolist()} that "
+                         f"{folder / CATALOG_FILE} does not list")
+    position = lambda ids: np.searchsorted(used, ids)  # noqa: E731
+
+    def remapped(triplets):
+        return dataclasses.replace(triplets, query=position(triplets.query), first=position(triplets.first),
+                                   second=position(triplets.second),
+                                   extra=None if triplets.extra is None else position(triplets.extra))
+
+    files = catalog.loc[used, "filepath"].tolist()
+    paths = [folder / "images" / f for f in files]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        _need(missing[0], f"{name} image ({len(missing)} of the {len(paths)} images the sampled trials use are "
+                          "missing)")
+    images = _read_images(paths, size.image_size)
+    labels = catalog.loc[used, "class_label"].to_numpy(str)
     if (folder / "families.csv").is_file():
         families = pd.read_csv(folder / "families.csv").set_index("file")["family"]
         labels = np.array([families.get(f, "unknown") for f in files])
-    return SimilaritySource(name, images, pd.DataFrame({"file": files}), sets, finetune, quadruplets,
-                            np.sort(rng.choice(unique, min(size.finetune, len(unique)), replace=False)),
-                            is_stand_in=False, description=f"{len(files)} images from {folder}", labels=labels)
+    observed = len(catalog)
+    return SimilaritySource(name, images, pd.DataFrame({"file": files, "stimulus_id": used}),
+                            {k: remapped(t) for k, t in sets.items()}, remapped(finetune), remapped(quadruplets),
+                            position(singletons), is_stand_in=False, labels=labels,
+                            description=f"{len(files)} of the {observed} images of {folder} (those the sampled "
+                                        f"trials use)")
 
 
 def _bapps_source(folder: Path, size, rng: np.random.Generator):
@@ -109,7 +209,9 @@ def _bapps_source(folder: Path, size, rng: np.random.Generator):
         ids = sorted(p.stem for p in (root / "judge").glob("*.npy"))
         if not ids:
             raise FileNotFoundError(f"no judge/*.npy files in {root}; expected the released BAPPS 2AFC layout")
-        chosen = rng.permutation(len(ids))[:size.bapps_triplets + -(-size.finetune // len(BAPPS_CATEGORIES))]
+        evaluation_count, tuning_count = _split_counts(len(ids), size.bapps_triplets,
+                                                       -(-size.finetune // len(BAPPS_CATEGORIES)))
+        chosen = rng.permutation(len(ids))[:evaluation_count + tuning_count]
         picked = [ids[k] for k in chosen]
         count = len(picked)
         images = np.concatenate([_read_images([root / role / f"{i}.png" for i in picked], size.patch_size)
@@ -120,8 +222,8 @@ def _bapps_source(folder: Path, size, rng: np.random.Generator):
         first = np.where(p0_wins, base + count, base + 2 * count)
         second = np.where(p0_wins, base + 2 * count, base + count)
         agreement = np.where(p0_wins, 1 - fraction_p1, fraction_p1)
-        for part, rows in (("evaluation", slice(0, size.bapps_triplets)),
-                           ("fine-tuning", slice(size.bapps_triplets, None))):
+        for part, rows in (("evaluation", slice(0, evaluation_count)),
+                           ("fine-tuning", slice(evaluation_count, None))):
             triplets = TripletSet(f"BAPPS-2AFC {category}", "BAPPS-2AFC", category, base[rows], first[rows],
                                   second[rows], agreement[rows])
             if part == "evaluation":
@@ -129,7 +231,7 @@ def _bapps_source(folder: Path, size, rng: np.random.Generator):
             else:
                 tuning.append((triplets, np.roll(triplets.second, 1)))
         blocks.append(images)
-        infos.append(pd.DataFrame({"family": category, "part": ["evaluation" if k < size.bapps_triplets else "fine-tuning"
+        infos.append(pd.DataFrame({"family": category, "part": ["evaluation" if k < evaluation_count else "fine-tuning"
                                                                 for k in range(count)] * 3}))
         offset += len(images)
     finetune, quadruplets = _balanced_finetune("BAPPS-2AFC", tuning, size.finetune, rng)

@@ -6,6 +6,7 @@ An :class:`Encoder` carries its preprocessing: :meth:`Encoder.encode_images` tak
 * a float array or tensor of the same shapes with values in [0, 1];
 * grey images ``(N, H, W)`` (repeated over three channels);
 * a list of ``(H_i, W_i, 3)`` arrays of different sizes (bundled photos),
+* a lazy sequence whose slices are ``(b, H, W, 3)`` arrays (images on disk read one batch at a time),
 
 and returns a ``float32`` NumPy array ``(N, D)`` whose rows have unit L2 norm. :meth:`Encoder.encode_texts`
 maps a list of ``N`` strings to ``(N, D)`` in the same space, or raises :class:`NoTextTowerError` for an
@@ -91,7 +92,9 @@ def resize_center_crop(images: torch.Tensor, size: int, mode: str = "bilinear") 
 
 def as_image_batches(images, batch_size: int):
     """Yield float ``(b, 3, H, W)`` batches in 0..255 from any accepted image input (see the module docstring);
-    a list of differently sized images yields single images."""
+    a list of differently sized images yields single images; any other sequence (a lazy reader such as
+    :class:`~domainknowledge.data.real.image_files.ImageFiles`, whose slices are ``(b, H, W, 3)`` arrays) is
+    read one batch at a time."""
     if isinstance(images, (list, tuple)):
         if not images:
             raise ValueError("no images were given")
@@ -102,6 +105,8 @@ def as_image_batches(images, batch_size: int):
             return
         images = np.stack([np.asarray(image) for image in images])
     if hasattr(images, "batches") and hasattr(images, "shape"):     # files read a batch at a time (ImageFiles)
+        if len(images) == 0:
+            raise ValueError("no images were given")
         for batch in images.batches(batch_size):
             yield _to_float_chw(batch, batched=True)
         return
@@ -115,7 +120,7 @@ def as_image_batches(images, batch_size: int):
 
 
 def _count(images) -> int:
-    return len(images) if isinstance(images, (list, tuple)) else int(images.shape[0])
+    return len(images) if isinstance(images, Sequence) else int(images.shape[0])
 
 
 class _Progress:

@@ -37,7 +37,7 @@ from domainknowledge.models.encoders.base import (
     resize_center_crop,
 )
 
-__all__ = ["CONSE_TOP_T", "ConSEEncoder", "EfficientNetLiteEncoder", "OpenClipEncoder", "RawPixelEncoder",
+__all__ = ["CONSE_TOP_T", "DINO_CHECKPOINTS", "ConSEEncoder", "DinoEncoder", "dino_network", "dino_weights_file", "EfficientNetLiteEncoder", "OpenClipEncoder", "RawPixelEncoder",
            "TorchvisionEncoder", "conse_embedding", "imagenet_class_names", "open_clip_fetch_command",
            "open_clip_weights_file"]
 
@@ -306,6 +306,71 @@ class TorchvisionEncoder(Encoder):
     def preprocess(self, batch):
         mean, std = _IMAGENET_MEAN.to(batch.device), _IMAGENET_STD.to(batch.device)
         return (resize_center_crop(batch, self.image_size) - mean) / std
+
+    def _embed_images(self, batch):
+        return self.network(batch).flatten(1)
+
+
+#: DINO's self-supervised ImageNet backbones (Caron et al. 2021), as the authors publish them: a plain state dict
+#: each, cached by torch's hub under the URL's file name.
+DINO_CHECKPOINTS = {
+    "resnet50": "https://dl.fbaipublicfiles.com/dino/dino_resnet50_pretrain/dino_resnet50_pretrain.pth",
+    "vit_b_16": "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
+}
+
+
+def dino_weights_file(architecture: str) -> Path:
+    """Where torch's hub cache keeps DINO's ``architecture`` checkpoint (present or not)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(DINO_CHECKPOINTS[architecture])
+
+
+def dino_network(architecture: str) -> nn.Module:
+    """DINO's backbone without weights: torchvision's ResNet-50 without its classifier, or the ViT-B/16 of
+    DINO's repository in timm's implementation (the same parameter names; the feature is the class token after
+    the final norm, as DINO's)."""
+    if architecture == "resnet50":
+        from torchvision.models import resnet50
+
+        network = resnet50(weights=None)
+        network.fc = nn.Identity()
+        return network
+    import timm
+
+    return timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0, global_pool="token")
+
+
+class DinoEncoder(Encoder):
+    """DINO's self-supervised ResNet-50 or ViT-B/16 (``architecture``: ``resnet50`` or ``vit_b_16``), image-only,
+    ImageNet preprocessing at 224 px; the weights come from torch's hub cache (:func:`dino_weights_file`)."""
+
+    def __init__(self, architecture: str, *, device="cpu", allow_download: bool = False):
+        super().__init__(device)
+        if architecture not in DINO_CHECKPOINTS:
+            raise ValueError(f"DINO has no {architecture!r} here; choose one of {sorted(DINO_CHECKPOINTS)}")
+        path = dino_weights_file(architecture)
+        if not path.is_file():
+            if not allow_download:
+                raise EncoderNotAvailableError(
+                    f"DINO's {architecture} weights are not in torch's hub cache ({path}). On a machine with "
+                    f"internet run\n    python -c \"import torch; torch.hub.load_state_dict_from_url("
+                    f"'{DINO_CHECKPOINTS[architecture]}')\"\nand copy that folder here (or set TORCH_HOME), or allow "
+                    "downloads.")
+            torch.hub.load_state_dict_from_url(DINO_CHECKPOINTS[architecture], map_location="cpu")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        network = dino_network(architecture)
+        missing, unexpected = network.load_state_dict(state, strict=False)
+        if unexpected or [k for k in missing if not k.startswith("fc.")]:
+            raise ValueError(f"{path} is not DINO's {architecture} checkpoint: missing {missing[:5]}, unexpected "
+                             f"{unexpected[:5]}")
+        self.network = network.float().to(self.device).eval()
+        self.name = f"dino-{architecture}"
+        self.provenance = f"DINO {architecture}, self-supervised on ImageNet (Caron et al. 2021; Apache-2.0)"
+        self.image_size = 224
+        self.embedding_dim = 2048 if architecture == "resnet50" else 768
+
+    def preprocess(self, batch):
+        mean, std = _IMAGENET_MEAN.to(batch.device), _IMAGENET_STD.to(batch.device)
+        return (resize_center_crop(batch, self.image_size, mode="bicubic") - mean) / std
 
     def _embed_images(self, batch):
         return self.network(batch).flatten(1)

@@ -10,6 +10,7 @@ and :func:`registry_table` shows them as a table. Names:
 * ``efficientnet-lite0 | 1 | 2``: image-only, ImageNet weights;
 * ``torchvision-<architecture>-random | -imagenet``: image-only, seeded random initialisation, or ImageNet
   weights from torch's hub cache;
+* ``dino-resnet50 | dino-vit_b_16``: DINO's self-supervised ImageNet backbones from torch's hub cache;
 * ``raw-pixels-32``: the pixels themselves.
 
 All caches live under one root, ``cache_dir`` (default ``$DK_DATA_DIR/encoders``, else
@@ -71,7 +72,8 @@ def _open_clip_dim(architecture: str) -> int | None:
 
 
 def _entries() -> list[EncoderEntry]:
-    from domainknowledge.models.encoders.pretrained import open_clip_weights_file, torchvision_weights_file
+    from domainknowledge.models.encoders.pretrained import (dino_weights_file, open_clip_weights_file,
+                                                            torchvision_weights_file)
     from domainknowledge.models.encoders.standin_clip import STANDIN_SIZES
 
     entries = []
@@ -104,6 +106,11 @@ def _entries() -> list[EncoderEntry]:
             f"torchvision-{architecture}-imagenet", "image-only", False, None,
             f"torchvision {architecture}, ImageNet weights from torch's hub cache",
             lambda root, a=architecture: torchvision_weights_file(a) is not None))
+    for architecture, dim in (("resnet50", 2048), ("vit_b_16", 768)):
+        entries.append(EncoderEntry(
+            f"dino-{architecture}", "image-only", False, dim,
+            f"DINO {architecture}, self-supervised ImageNet weights from torch's hub cache",
+            lambda root, a=architecture: dino_weights_file(a).is_file()))
     entries.append(EncoderEntry("raw-pixels-32", "image-only", False, 3072,
                                 "no model: RGB pixels at 32 x 32 px", lambda root: True))
     return entries
@@ -137,11 +144,14 @@ def registry_table(cache_dir=None):
     return pd.DataFrame(rows).set_index("encoder")
 
 
-def load_encoder(name: str, *, cache_dir=None, device="cpu", allow_download: bool = False, progress: bool = True):
+def load_encoder(name: str, *, cache_dir=None, device="cpu", allow_download: bool = False, progress: bool = True,
+                 dry_run: bool = False):
     """Load the encoder ``name`` (see the module docstring) on ``device`` (``cpu``, ``cuda``, ``auto``).
 
     ``allow_download`` lets open_clip and torchvision fetch missing weights into the cache (needs a network);
     without it, missing weights raise :class:`EncoderNotAvailableError` with the command that gets them.
+    ``dry_run`` (a paper dry run): an encoder trained here (the stand-in CLIP) is trained with its loop counts
+    capped by :data:`domainknowledge.experiment.DRY_RUN_CAPS` (same architecture and image size), cached apart.
     """
     from domainknowledge.experiment import resolve_device
     from domainknowledge.models.encoders import pretrained
@@ -157,7 +167,13 @@ def load_encoder(name: str, *, cache_dir=None, device="cpu", allow_download: boo
         return pretrained.OpenClipEncoder(architecture, tag, cache_dir=root / "open_clip", device=device,
                                           allow_download=allow_download)
     if name.startswith("standin-clip-") and name[len("standin-clip-"):] in STANDIN_SIZES:
-        return load_standin_clip(name[len("standin-clip-"):], cache_dir=root, device=device, progress=progress)
+        size = name[len("standin-clip-"):]
+        if dry_run:
+            from domainknowledge.experiment import dry_run_config
+
+            return load_standin_clip(dry_run_config(STANDIN_SIZES[size]), cache_dir=root, device=device,
+                                     progress=progress, label=f"{size}-dry-run")
+        return load_standin_clip(size, cache_dir=root, device=device, progress=progress)
     if name == "conse-lite0-minilm":
         return pretrained.ConSEEncoder(cache_dir=root, device=device)
     if name.startswith("efficientnet-lite") and name[-1] in "012" and len(name) == len("efficientnet-lite0"):
@@ -167,6 +183,8 @@ def load_encoder(name: str, *, cache_dir=None, device="cpu", allow_download: boo
         if init in ("random", "imagenet") and architecture:
             return pretrained.TorchvisionEncoder(architecture, pretrained=init == "imagenet", device=device,
                                                  allow_download=allow_download)
+    if name.startswith("dino-") and name[len("dino-"):] in pretrained.DINO_CHECKPOINTS:
+        return pretrained.DinoEncoder(name[len("dino-"):], device=device, allow_download=allow_download)
     if name.startswith("raw-pixels-") and name[len("raw-pixels-"):].isdigit():
         return pretrained.RawPixelEncoder(int(name[len("raw-pixels-"):]), device=device)
     known = ", ".join(entry.name for entry in _entries())

@@ -219,8 +219,8 @@ def train_standin_clip(config: StandInClipConfig, *, device="cpu", progress: boo
 
     device = torch.device(device)
     started = time.time()
-    world = generate_captioned_world(config.train_images, seed=config.seed, split="train",
-                                     image_size=config.image_size)
+    used = min(config.train_images, config.steps * config.batch_size)     # no image that no step would draw
+    world = generate_captioned_world(used, seed=config.seed, split="train", image_size=config.image_size)
     tokenizer = CompactBpeTokenizer.from_corpus(world.captions, config.context_length)
     tokens = tokenizer(world.captions)
     images = torch.from_numpy(world.images).permute(0, 3, 1, 2).contiguous()
@@ -337,13 +337,13 @@ class StandInClipEncoder(Encoder):
 
 
 def load_standin_clip(size: str | StandInClipConfig = "cpu", *, cache_dir=None, device="cpu", retrain: bool = False,
-                      progress: bool = True) -> StandInClipEncoder:
+                      progress: bool = True, label: str | None = None) -> StandInClipEncoder:
     """The stand-in CLIP of ``size`` (``smoke``, ``cpu``, ``paper`` or a :class:`StandInClipConfig`), loaded
     from ``cache_dir`` (default ``<dk cache>/encoders``) when its key is there, else trained and stored."""
     from domainknowledge.data.bundled import cache_dir as default_cache_dir
 
     if isinstance(size, StandInClipConfig):
-        config, label = size, "custom"
+        config, label = size, label or "custom"
     elif size in STANDIN_SIZES:
         config, label = STANDIN_SIZES[size], size
     else:
