@@ -48,3 +48,12 @@ def test_knn_scores_reject_bad_input():
         metrics.knn_retrieval_scores(np.eye(3), [0, 1, 2])
     with pytest.raises(ValueError, match="labels"):
         metrics.knn_retrieval_scores(np.eye(3), [0, 0])
+
+
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_the_device_neighbour_order_equals_the_numpy_one(distance):
+    """The torch path :func:`neighbour_order` takes on a GPU, run here on the CPU."""
+    embeddings, _ = _embeddings_with_ties(2)
+    queries = np.array([0, 10, 11, 20, 89])
+    np.testing.assert_array_equal(metrics._neighbour_order_on_device(embeddings, distance, queries, "cpu"),
+                                  metrics.neighbour_order(embeddings, distance, queries=queries))

@@ -113,6 +113,11 @@ DRY_RUN_CAPS: dict[str, int] = {
     # searches, samples and repeats
     "trials": 2, "fine_tune_trials": 2, "smoothgrad_samples": 2, "attribution_samples": 2, "ig_steps": 4,
     "attribution_steps": 4, "corruption_repeats": 1, "runs": 1, "sweep_runs": 1, "seeds": 1,
+    # generated stand-ins: how many items the generator draws, the loop over the generator (the generated
+    # items keep the paper's image size; a real data set's dry-run size is its fixture's)
+    "training_renders": 64, "analysis_renders": 64, "train_products": 8, "test_products": 8,
+    # settings looped over (a tuple keeps its first values)
+    "sweep_rates": 2,
 }
 
 

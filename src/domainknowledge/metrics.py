@@ -417,20 +417,53 @@ def aesthetic_score_metrics(predicted_mean, true_mean, threshold: float = 5.0) -
 # --- embeddings: R-Precision, MAP@R, Normalized R-Precision (Kobs 2023, Sec. 2.5.3, 7.1.2) ---------------
 
 
-def neighbour_order(embeddings, distance: str = "euclidean", queries=None) -> np.ndarray:
+def _neighbour_order_on_device(embeddings: np.ndarray, distance: str, queries: np.ndarray, device) -> np.ndarray:
+    """:func:`neighbour_order` computed with torch on ``device`` (float64, the formulas of
+    :func:`domainknowledge.metric_learning.pairwise_distance`, a stable sort)."""
+    import torch
+
+    x = torch.as_tensor(embeddings, dtype=torch.float64, device=device)
+    rows = torch.as_tensor(queries, dtype=torch.int64, device=device)
+    q = x[rows]
+    if distance == "dot":
+        distances = -(q @ x.T)
+    elif distance == "cosine":
+        unit = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        distances = 1.0 - unit[rows] @ unit.T
+    else:
+        norms = (x * x).sum(dim=1)
+        distances = (norms[rows, None] + norms[None, :] - 2 * q @ x.T).clamp_min(0.0)
+        distances[torch.arange(len(rows), device=device), rows] = 0.0
+        if distance == "snr":
+            dim, means = x.shape[1], x.mean(dim=1)
+            noise = (distances / dim - (means[None, :] - means[rows, None]) ** 2).clamp_min(0.0)
+            distances = noise / (norms[rows] / dim - means[rows] ** 2).clamp_min(1e-12)[:, None]
+        elif distance == "euclidean":
+            distances = distances.sqrt()
+    distances[torch.arange(len(rows), device=device), rows] = float("inf")
+    order = torch.sort(distances, dim=1, stable=True).indices[:, :-1]
+    return np.ascontiguousarray(order.cpu().numpy())
+
+
+def neighbour_order(embeddings, distance: str = "euclidean", queries=None, *, device="cpu") -> np.ndarray:
     """For each query embedding, the indices of the other ``n - 1`` embeddings from nearest to farthest under
     ``distance`` (see :func:`domainknowledge.metric_learning.pairwise_distance`): ``(q, n - 1)`` for the query
     indices ``queries`` (default: all ``n``), from embeddings ``(n, D)``.
 
     Ties are broken by index (a stable sort), so the result is deterministic. Compute it once per embedding
-    and pass it to the metrics below for every property.
+    and pass it to the metrics below for every property. On a CUDA ``device`` the distances and the sort run
+    there (torch, float64).
     """
-    from domainknowledge.metric_learning import pairwise_distance
+    from domainknowledge.metric_learning import DISTANCES, pairwise_distance
 
     embeddings = np.asarray(embeddings, dtype=np.float64)
     if embeddings.ndim != 2 or len(embeddings) < 2:
         raise ValueError(f"embeddings must have shape (n, D) with n >= 2, got {embeddings.shape}")
     queries = np.arange(len(embeddings)) if queries is None else np.asarray(queries)
+    if str(device).startswith("cuda"):
+        if distance not in DISTANCES:
+            raise ValueError(f"unknown distance {distance!r}; choose one of {DISTANCES}")
+        return _neighbour_order_on_device(embeddings, distance, queries, device)
     distances = pairwise_distance(embeddings, distance, rows=queries)
     distances[np.arange(len(queries)), queries] = np.inf          # the query itself goes last ...
     order = np.argsort(distances, axis=1, kind="stable")
@@ -645,12 +678,13 @@ def knn_retrieval_scores(embeddings, labels, distance: str = "euclidean", *, dev
 
 
 def property_nr_precision(properties, embeddings, *, distance: str = "euclidean", metric: str = "nr_precision",
-                          chunk_size: int = 1024) -> dict[str, float]:
+                          chunk_size: int = 1024, device="cpu") -> dict[str, float]:
     """NR-Prec (or ``metric`` = ``r_precision``/``map_at_r``) of every column of the table ``properties``
     (a ``pandas.DataFrame`` with one row per embedding) for ``embeddings`` ``(n, D)``.
 
     Queries are processed ``chunk_size`` at a time (memory ``chunk_size x n``), so ``n`` can be the thesis'
-    100,000. Each column's values are compared as strings (a value is a category).
+    100,000; their neighbour order is computed on ``device`` (:func:`neighbour_order`). Each column's values
+    are compared as strings (a value is a category).
     """
     embeddings = np.asarray(embeddings, dtype=np.float64)
     if len(properties) != len(embeddings):
@@ -659,7 +693,7 @@ def property_nr_precision(properties, embeddings, *, distance: str = "euclidean"
     sums = {name: [] for name in codes}
     for start in range(0, len(embeddings), chunk_size):
         queries = np.arange(start, min(start + chunk_size, len(embeddings)))
-        order = neighbour_order(embeddings, distance, queries=queries)
+        order = neighbour_order(embeddings, distance, queries=queries, device=device)
         for name, labels in codes.items():
             sums[name].append(_per_query(metric, labels, order, queries))
     return {name: _reduce(np.concatenate(parts), False, metric) for name, parts in sums.items()}
