@@ -116,6 +116,7 @@ DRY_RUN_CAPS: dict[str, int] = {
     # generated stand-ins: how many items the generator draws, the loop over the generator (the generated
     # items keep the paper's image size; a real data set's dry-run size is its fixture's)
     "training_renders": 64, "analysis_renders": 64, "train_products": 8, "test_products": 8,
+    "heldout_images": 128, "retrieval_images": 64,
     # settings looped over (a tuple keeps its first values)
     "sweep_rates": 2,
 }
