@@ -238,3 +238,26 @@ def test_executor_errors_are_clear(fixture_project):
                             log_dir=fixture_project.root / "logs")
     assert executors.resources_for("bgaugment", hours=2, partition=None) == executors.Resources(hours=2)
     assert executors.resources_for("unknown-chapter").gpus == 1
+
+
+def test_memory_slope_is_growth_per_image_and_the_status_page_shows_it(tmp_path, monkeypatch):
+    """The slope arithmetic on a fake fixture of 3 images per scale step and a fake peak of 0.5 MiB per image."""
+    import dataclasses
+    import json
+
+    from domainknowledge import dry_runs, fixtures
+
+    def write_pngs(target, scale, rng):
+        for index in range(3 * scale):
+            (target / f"{index}.png").write_bytes(b"")
+
+    fixtures._discover()
+    monkeypatch.setitem(fixtures.FIXTURES, "fake-images", fixtures.Fixture("fake-images", "fake", "nowhere", write_pngs))
+    slope = dry_runs.memory_slope("fake", ["fake-images"], lambda root: 100 + 0.5 * len(list((root / "fake").iterdir())),
+                                  tmp_path / "work", scales=(1, 3))
+    assert slope.images == (3, 9) and slope.peak_mib == (101.5, 104.5)
+    assert slope.slope_mib_per_image == pytest.approx(0.5) and not slope.within_bound
+    (tmp_path / "book").mkdir()
+    (tmp_path / dry_runs.MEMORY_FILE).write_text(json.dumps([dataclasses.asdict(slope)]))
+    page = book.status_page([], tmp_path)
+    assert "Memory of the paper code paths" in page and "| fake | 3 / 9 |" in page and "over" in page

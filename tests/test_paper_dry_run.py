@@ -13,6 +13,7 @@ import pytest
 
 from domainknowledge import book
 from domainknowledge.book import Project
+from domainknowledge.dry_runs import HEAVY_CHAPTERS, dry_run_chapter, memory_slope
 from domainknowledge.fixtures import dry_run_environment, write_fixtures
 from tests.conftest import REPO, copy_book_frame
 
@@ -34,6 +35,18 @@ def paper_project(tmp_path_factory):
     return Project(REPO, copy_book_frame(tmp_path_factory.mktemp("paper-book")))
 
 
+@pytest.fixture(scope="module")
+def dry_run_results(paper_project, published_data):
+    """Every chapter's paper dry run, two at a time through the local executor (the CI machine has 2 cores)."""
+    parameters = book.chapter_parameters("paper", 0, "cpu", str(published_data), dry_run=True)
+    with pytest.MonkeyPatch.context() as patch:
+        for variable, value in dry_run_environment(published_data).items():
+            patch.setenv(variable, value)
+        results = book.run_chapters(paper_project, book.discover_chapters(paper_project), parameters,
+                                    executor="local", jobs=2, write_pages=False, log=lambda *a, **k: None)
+    return {result.chapter.name: result for result in results}
+
+
 def _expected(name: str):
     if name in PAPER_PATH_FAILURES:
         return pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=PAPER_PATH_FAILURES[name]))
@@ -41,13 +54,23 @@ def _expected(name: str):
 
 
 @pytest.mark.parametrize("name", [_expected(name) for name in CHAPTERS])
-def test_paper_path_runs_on_published_layouts(name, paper_project, published_data, monkeypatch):
-    for variable, value in dry_run_environment(published_data).items():
-        monkeypatch.setenv(variable, value)
+def test_paper_path_runs_on_published_layouts(name, paper_project, dry_run_results):
+    result = dry_run_results[name]
+    assert result.status == "ok", f"{name}: {result.error} (log: {paper_project.book_root / book.JOBS_DIR})"
     [chapter] = book.select_chapters(book.discover_chapters(paper_project), [name])
-    parameters = book.chapter_parameters("paper", 0, "cpu", str(published_data), dry_run=True)
-    [result] = book.run_chapters(paper_project, [chapter], parameters, write_pages=False, log=lambda *a, **k: None)
-    assert result.status == "ok", f"{name}: {result.error}"
     summary = book.read_record(chapter.executed_path(paper_project))["summary"]
     assert summary["run"]["dry_run"] is True and summary["run"]["profile"] == "paper"
     assert summary["claims"] or summary["checks"], f"{name} recorded nothing"
+
+
+@pytest.mark.parametrize("name", sorted(HEAVY_CHAPTERS))
+def test_paper_memory_does_not_grow_with_the_data(name, paper_project, tmp_path):
+    """Peak memory of the dry run at two fixture scales grows by less than one decoded image per image."""
+    [chapter] = book.select_chapters(book.discover_chapters(paper_project), [name])
+
+    def peak_at(root):
+        return dry_run_chapter(paper_project, chapter, root)["summary"]["run"]["peak_memory_mib"]
+
+    slope = memory_slope(name, HEAVY_CHAPTERS[name], peak_at, tmp_path)
+    assert slope.within_bound, (f"{name}: peak memory grew {slope.slope_mib_per_image:.3f} MiB per image "
+                                f"({slope.images} images, {slope.peak_mib} MiB); bound {slope.bound_mib_per_image:.3f}")

@@ -51,3 +51,22 @@ def test_a_missing_cifar_batch_is_named(root, tmp_path):
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
     with pytest.raises(DataNotFoundError, match="data_batch_3 is missing"):
         load_cifar10("train", data_root=tmp_path)
+
+
+def test_random_weights_load_through_the_paper_loaders(tmp_path, monkeypatch):
+    """A torchvision checkpoint written under its published name is what the encoder registry loads."""
+    import torch
+
+    from domainknowledge.fixtures import dry_run_environment
+    from domainknowledge.fixtures.weights import torchvision_checkpoint
+    from domainknowledge.models.encoders.registry import load_encoder
+
+    for variable, value in dry_run_environment(tmp_path).items():
+        monkeypatch.setenv(variable, value)
+    path = torchvision_checkpoint(tmp_path / "cache", "squeezenet1_0", seed=3)
+    assert path.name.startswith("squeezenet1_0-") and path.parent == tmp_path / "cache/torch/hub/checkpoints"
+    encoder = load_encoder("torchvision-squeezenet1_0-imagenet")
+    saved = torch.load(path, weights_only=True)
+    first = next(k for k in saved if k.endswith("weight"))
+    loaded = dict(encoder.network.named_parameters()) if hasattr(encoder, "network") else {}
+    assert any(torch.allclose(v.float(), saved[first].float()) for v in loaded.values()), "weights not loaded"

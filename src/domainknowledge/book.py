@@ -535,7 +535,7 @@ def _short(title: str, width: int = 48) -> str:
     return title if len(title) <= width else title[:width - 1].rstrip() + "…"
 
 
-def status_page(states: list[ChapterState]) -> str:
+def status_page(states: list[ChapterState], book_root: Path | None = None) -> str:
     """Markdown of the status page: a wall-time figure and one row per chapter, from the executed records."""
     rows = []
     for state in states:
@@ -571,8 +571,29 @@ def status_page(states: list[ChapterState]) -> str:
         "memory is the kernel's peak resident set.\n\n" + figure +
         "| chapter | profile | device | wall time | budget | peak memory | status | revision | cache key |\n"
         "|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
-        + (f"\n## Failures\n{failure_notes}\n" if failures else "") + environment
+        + (f"\n## Failures\n{failure_notes}\n" if failures else "") + environment + memory_section(book_root)
     )
+
+
+def memory_section(book_root: Path | None) -> str:
+    """The status page's table of peak-memory growth in paper dry runs (``dk-book memory``), if measured."""
+    from domainknowledge.dry_runs import read_memory_slopes
+
+    slopes = read_memory_slopes(book_root) if book_root is not None else []
+    if not slopes:
+        return ""
+    rows = "\n".join(
+        f"| {s['chapter']} | {s['images'][0]} / {s['images'][1]} | {s['peak_mib'][0]:.0f} / {s['peak_mib'][1]:.0f} MiB "
+        f"| {s['slope_mib_per_image']:.3f} | {s['bound_mib_per_image']:.3f} | "
+        f"{badge('within', 'ok') if s['slope_mib_per_image'] <= s['bound_mib_per_image'] else badge('over', 'over-budget')} |"
+        for s in slopes)
+    return ("\n## Memory of the paper code paths\n\n"
+            "Each heavy chapter's paper dry run (`dk-book run --profile paper --dry-run`) on published-layout "
+            "fixtures at two scales: the kernel's peak memory grows by the slope per image added. The bound is "
+            "one decoded 224 x 224 RGB image (uint8): below it, a chapter keeps less than one decoded image per "
+            "image of its data, so at the thesis' scale its memory is set by batches and models. Measured with "
+            "`dk-book memory`.\n\n"
+            "| chapter | images | peak memory | MiB per image | bound | |\n|---|---|---|---|---|---|\n" + rows + "\n")
 
 
 def collect_claims(states: list[ChapterState]) -> list[dict]:
@@ -664,7 +685,7 @@ def write_generated_pages(project: Project) -> list[ChapterState]:
     if any(s.record for s in states):
         claims_figure(states, generated / "claims-by-chapter.svg")
         wall_time_figure(states, generated / "wall-times.svg")
-    atomic_write_text(project.book_root / "book" / "status.md", status_page(states))
+    atomic_write_text(project.book_root / "book" / "status.md", status_page(states, project.book_root))
     atomic_write_text(project.book_root / "book" / "reproduction.md", report_page(states))
     return states
 
@@ -738,6 +759,10 @@ def _parser() -> argparse.ArgumentParser:
     cluster.add_argument("--mem-gb", type=int, default=None)
     run.add_argument("--no-pages", action="store_true", help=argparse.SUPPRESS)  # the local executor's children
 
+    memory = commands.add_parser("memory", help="peak-memory growth of the heavy chapters' paper dry runs on "
+                                 "fixtures at two scales; writes book/paper-memory.json for the status page")
+    memory.add_argument("--chapter", action="append", dest="chapters", metavar="NAME")
+    memory.add_argument("--device", default="cpu")
     commands.add_parser("build", help="jupyter-book build with execution off and warnings as errors")
     commands.add_parser("claims", help="print every recorded thesis claim as a JSON line")
     commands.add_parser("checks", help="print every recorded check (not a thesis claim) as a JSON line")
@@ -765,6 +790,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "build":
             return build_book(project)
+        if args.command == "memory":
+            from domainknowledge.dry_runs import measure_memory_slopes
+
+            slopes = measure_memory_slopes(project, args.chapters, device=args.device)
+            return 0 if all(s.within_bound for s in slopes) else 1
         states = chapter_states(project)
         if args.command == "claims":
             keys = ("chapter", "id", "statement", "source", "thesis_value", "measured", "profile", "verdict",

@@ -112,7 +112,7 @@ DRY_RUN_CAPS: dict[str, int] = {
     "max_iterations": 2, "oracle_iterations": 2, "one_pixel_iterations": 2, "randomization_iterations": 2,
     # searches, samples and repeats
     "trials": 2, "fine_tune_trials": 2, "smoothgrad_samples": 2, "attribution_samples": 2, "ig_steps": 4,
-    "attribution_steps": 4, "corruption_repeats": 1, "runs": 1, "sweep_runs": 1, "seeds": 1,
+    "attribution_steps": 4, "corruption_repeats": 2, "runs": 1, "sweep_runs": 1, "seeds": 1,
     # generated stand-ins: how many items the generator draws, the loop over the generator (the generated
     # items keep the paper's image size; a real data set's dry-run size is its fixture's)
     "training_renders": 64, "analysis_renders": 64, "train_products": 8, "test_products": 8,

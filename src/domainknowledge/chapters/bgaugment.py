@@ -112,9 +112,8 @@ class Config:
         if self.views_per_product < self.embedding.m_per_class:
             raise ValueError(f"views_per_product ({self.views_per_product}) must be at least m_per_class "
                              f"({self.embedding.m_per_class}), so a batch holds m views of a product")
-        if self.runs < 1 or self.corruption_repeats < 1 or self.attribution_images < 1 or self.attribution_samples < 1:
-            raise ValueError("runs, corruption_repeats and attribution sizes must be >= 1 (corruption_repeats >= 2 "
-                             "gives Table 11.1's spread over the corruptions)")
+        if self.runs < 1 or self.corruption_repeats < 2 or self.attribution_images < 1 or self.attribution_samples < 1:
+            raise ValueError("runs and attribution sizes must be >= 1 and corruption_repeats >= 2 (a spread)")
         if self.train_products * self.views_per_product < self.embedding.batch_size:
             raise ValueError("the training set must hold at least one batch")
         unknown = set(self.real_datasets) - set(REAL_DATASETS)

@@ -1,0 +1,133 @@
+"""Paper dry runs of the chapters on published-layout fixtures, and how their peak memory grows with the data.
+
+A *paper dry run* (``dk-book run --profile paper --dry-run``) executes a chapter's paper code path, its
+architectures and readers, on the tiny copies of :mod:`domainknowledge.fixtures` with the loop counts of
+:data:`~domainknowledge.experiment.DRY_RUN_CAPS`. It proves that the code runs; it also measures whether the
+code streams its data. A chapter that keeps every decoded image (or an N x N matrix) in memory grows with the
+data set; one that streams does not. :func:`memory_slope` runs the same chapter on fixtures written at two
+scales and divides the growth of the kernel's peak resident memory by the number of images added:
+
+.. math:: s = \\frac{\\mathrm{peak}_2 - \\mathrm{peak}_1}{n_2 - n_1} \\quad [\\mathrm{MiB\\ per\\ image}].
+
+The bound :data:`MEMORY_BOUND_MIB_PER_IMAGE` is one decoded 224 x 224 RGB image in ``uint8`` (0.14 MiB):
+a chapter within it keeps less than one decoded image per image of its data sets, so at the thesis' scale
+its memory is set by its batches and models, not by the data set. ``dk-book memory`` measures the chapters
+of :data:`HEAVY_CHAPTERS` and writes ``book/paper-memory.json``, which the status page shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+__all__ = ["HEAVY_CHAPTERS", "MEMORY_BOUND_MIB_PER_IMAGE", "MEMORY_FILE", "MemorySlope", "count_images",
+           "dry_run_chapter", "measure_memory_slopes", "memory_slope", "read_memory_slopes"]
+
+#: One decoded 224 x 224 x 3 uint8 image, in MiB: the most a streaming chapter may add per image of data.
+MEMORY_BOUND_MIB_PER_IMAGE = 224 * 224 * 3 / 2**20
+#: Chapters whose paper data sets are large enough for memory to matter -> the fixtures their data come from.
+HEAVY_CHAPTERS: dict[str, tuple[str, ...]] = {}
+#: Where ``dk-book memory`` keeps its measurements (relative to the book root), for the status page.
+MEMORY_FILE = Path("book") / "paper-memory.json"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+@dataclass(frozen=True)
+class MemorySlope:
+    """Peak memory of one chapter's paper dry run at two fixture scales."""
+
+    chapter: str
+    scales: tuple[int, int]
+    images: tuple[int, int]
+    peak_mib: tuple[float, float]
+    slope_mib_per_image: float
+    bound_mib_per_image: float
+
+    @property
+    def within_bound(self) -> bool:
+        return self.slope_mib_per_image <= self.bound_mib_per_image
+
+
+def count_images(root: Path, fixtures: Iterable[str]) -> int:
+    """Image files (and rows of pickled/idx image arrays do not count) under the ``fixtures``' folders."""
+    from domainknowledge.fixtures import FIXTURES, _discover
+
+    _discover()
+    return sum(1 for name in fixtures for path in (Path(root) / FIXTURES[name].folder).rglob("*")
+               if path.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def dry_run_chapter(project, chapter, data_root: Path, *, device: str = "cpu") -> dict:
+    """Execute ``chapter`` at ``paper`` as a dry run on the fixtures under ``data_root``; returns its record
+    (raises with the chapter's error if it failed)."""
+    from domainknowledge import book
+    from domainknowledge.fixtures import dry_run_environment
+
+    parameters = book.chapter_parameters("paper", 0, device, str(data_root), dry_run=True)
+    saved = {k: os.environ.get(k) for k in dry_run_environment(data_root)}
+    os.environ.update(dry_run_environment(data_root))
+    try:
+        result = book.execute_chapter(project, chapter, parameters, force=True)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    if result.status != "ok":
+        raise RuntimeError(f"the paper dry run of {chapter.name} failed: {result.error}")
+    return book.read_record(chapter.executed_path(project))
+
+
+def memory_slope(chapter_name: str, fixtures: Iterable[str], peak_at: Callable[[Path], float], workdir: Path,
+                 scales: tuple[int, int] = (1, 4)) -> MemorySlope:
+    """Write ``fixtures`` at both ``scales`` under ``workdir``, call ``peak_at(root)`` (the chapter's peak
+    memory in MiB on that root) for each, and return the growth per image added."""
+    from domainknowledge.fixtures import write_fixtures
+
+    fixtures = tuple(fixtures)
+    images, peaks = [], []
+    for scale in scales:
+        root = write_fixtures(Path(workdir) / f"scale-{scale}", fixtures, scale=scale)
+        images.append(count_images(root, fixtures))
+        peaks.append(float(peak_at(root)))
+    if images[1] <= images[0]:
+        raise ValueError(f"the fixtures {fixtures} hold no more images at scale {scales[1]} than at {scales[0]}")
+    slope = (peaks[1] - peaks[0]) / (images[1] - images[0])
+    return MemorySlope(chapter_name, tuple(scales), tuple(images), tuple(round(p, 1) for p in peaks),
+                       round(slope, 4), round(MEMORY_BOUND_MIB_PER_IMAGE, 4))
+
+
+def measure_memory_slopes(project, names: Iterable[str] | None = None, *, scales=(1, 4), device: str = "cpu",
+                          log=print) -> list[MemorySlope]:
+    """Measure :func:`memory_slope` for the heavy chapters (or ``names``) and write :data:`MEMORY_FILE`."""
+    from domainknowledge import book
+    from domainknowledge.book import atomic_write_text
+
+    chosen = list(HEAVY_CHAPTERS) if names is None else list(names)
+    unknown = sorted(set(chosen) - set(HEAVY_CHAPTERS))
+    if unknown:
+        raise ValueError(f"{unknown} are not heavy chapters; HEAVY_CHAPTERS lists {sorted(HEAVY_CHAPTERS)}")
+    chapters = {c.name: c for c in book.discover_chapters(project)}
+    slopes = []
+    with tempfile.TemporaryDirectory(prefix="dk-memory-") as workdir:
+        for name in chosen:
+            def peak_at(root, chapter=chapters[name]):
+                return dry_run_chapter(project, chapter, root, device=device)["summary"]["run"]["peak_memory_mib"]
+            slope = memory_slope(name, HEAVY_CHAPTERS[name], peak_at, Path(workdir) / name, scales)
+            log(f"{name}: {slope.slope_mib_per_image:.3f} MiB per image (bound {slope.bound_mib_per_image:.3f})")
+            slopes.append(slope)
+    known = {s["chapter"]: s for s in read_memory_slopes(project.book_root)}
+    known.update({s.chapter: asdict(s) for s in slopes})
+    atomic_write_text(project.book_root / MEMORY_FILE, json.dumps(list(known.values()), indent=1) + "\n")
+    return slopes
+
+
+def read_memory_slopes(book_root: Path) -> list[dict]:
+    """The measurements in :data:`MEMORY_FILE` (none if it was never written)."""
+    path = Path(book_root) / MEMORY_FILE
+    return json.loads(path.read_text()) if path.is_file() else []
