@@ -156,7 +156,7 @@ def test_real_data_set_is_read_in_its_published_layout_and_memory_mapped(tmp_pat
     per_class = cub200.IMAGES_PER_CLASS
     assert isinstance(data.train.images, np.memmap) and data.train.images.shape == (8 * per_class, 16, 16, 3)
     assert list(data.train.labels[:per_class + 1]) == [0] * per_class + [1]        # classes 3..10 -> 0..7
-    assert len(data.test) == 8 * per_class and data.augment_bank.shape == (4, 16, 16, 3)
+    assert len(data.test) == 2 * per_class and data.augment_bank.shape == (4, 16, 16, 3)
     assert 0.05 < data.train.masks.mean() < 0.6                                   # the masks' ellipses
     again = chapter.load_real_setting(tmp_path, "cub200", image_size=16)          # from the cache
     np.testing.assert_array_equal(again.test.images, data.test.images)
