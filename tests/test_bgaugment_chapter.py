@@ -134,37 +134,39 @@ def test_tiny_run_end_to_end(tiny_run):
 
 def test_real_data_sets_need_a_data_root(tmp_path):
     from domainknowledge.data.bundled import DataNotFoundError
+    from domainknowledge.fixtures import write_fixtures
 
-    with pytest.raises(DataNotFoundError, match="cars196"):
+    with pytest.raises(DataNotFoundError, match="Cars196"):
         chapter.load_real_setting(None, "cars196", image_size=32)
-    with pytest.raises(DataNotFoundError, match="masks"):
+    with pytest.raises(DataNotFoundError, match="Ebay_train.txt.*lifted_struct"):
+        chapter.load_real_setting(tmp_path, "sop", image_size=32)
+    write_fixtures(tmp_path, ["sop"])
+    with pytest.raises(DataNotFoundError, match="mask .*bgaugment/masks/Stanford_Online_Products"):
         chapter.load_real_setting(tmp_path, "sop", image_size=32)
     with pytest.raises(ValueError, match="unknown data set"):
         chapter.load_real_setting(tmp_path, "mnist", image_size=32)
 
 
-def test_real_data_set_layout_is_read_and_cached(tmp_path, monkeypatch):
-    from PIL import Image
+def test_real_data_set_is_read_in_its_published_layout_and_memory_mapped(tmp_path, monkeypatch):
+    from domainknowledge.fixtures import cub200, write_fixtures
 
     monkeypatch.setenv("DK_DATA_DIR", str(tmp_path / "cache"))
-    for k, name in enumerate(("a_class", "b_class", "c_class", "d_class")):
-        for folder in ("images", "masks"):
-            (tmp_path / "cub200" / folder / name).mkdir(parents=True)
-        for view in range(2):
-            Image.fromarray(np.full((20, 30, 3), 50 * k, np.uint8)).save(tmp_path / "cub200" / "images" / name / f"{view}.jpg")
-            mask = np.zeros((20, 30), np.uint8)
-            mask[5:15, 10:20] = 255
-            Image.fromarray(mask).save(tmp_path / "cub200" / "masks" / name / f"{view}.png")
-    for bank in ("augment", "corrupt"):
-        (tmp_path / "backgrounds" / bank).mkdir(parents=True)
-        Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "backgrounds" / bank / "0.jpg")
+    write_fixtures(tmp_path, ["cub200", "bgaugment"])
     data = chapter.load_real_setting(tmp_path, "cub200", image_size=16)
-    assert data.train.images.shape == (4, 16, 16, 3) and list(data.train.labels) == [0, 0, 1, 1]
-    assert list(data.test.labels) == [0, 0, 1, 1] and data.augment_bank.shape == (1, 16, 16, 3)
-    assert data.train.masks[0, 8, 8] and not data.train.masks[0, 0, 0]          # centre-cropped square
-    assert (tmp_path / "cache" / "bgaugment" / "cub200_16.npz").is_file()
-    again = chapter.load_real_setting(tmp_path, "cub200", image_size=16)        # from the cache
+    per_class = cub200.IMAGES_PER_CLASS
+    assert isinstance(data.train.images, np.memmap) and data.train.images.shape == (8 * per_class, 16, 16, 3)
+    assert list(data.train.labels[:per_class + 1]) == [0] * per_class + [1]        # classes 3..10 -> 0..7
+    assert len(data.test) == 2 * per_class and data.augment_bank.shape == (4, 16, 16, 3)
+    assert 0.05 < data.train.masks.mean() < 0.6                                   # the masks' ellipses
+    again = chapter.load_real_setting(tmp_path, "cub200", image_size=16)          # from the cache
     np.testing.assert_array_equal(again.test.images, data.test.images)
+    assert not list((tmp_path / "cache" / "bgaugment").glob("*.partial"))
+    # the corrupted copies are built per batch and keep the object
+    copy = chapter.corrupted_test_sources(data, 2, seed=0)[1]
+    batch = copy[np.array([3, 1])].permute(0, 2, 3, 1).numpy()
+    for row, index in enumerate((3, 1)):
+        inside = data.test.masks[index]
+        np.testing.assert_array_equal(batch[row][inside], data.test.images[index][inside])
 
 
 def test_the_paper_path_fine_tunes_the_backbone_with_bgaugment_on_every_batch():

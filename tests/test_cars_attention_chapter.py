@@ -16,7 +16,7 @@ def test_profiles_and_config_validation():
     assert set(chapter.CONFIGS) == {"smoke", "cpu", "paper"}
     cpu, paper = chapter.CONFIGS["cpu"], chapter.CONFIGS["paper"]
     assert cpu.runs >= 2 and set(cpu.losses) == set(LOSSES) and len(LOSSES) == 15       # Table 7.1 and None
-    assert paper.analysis_images == 100_000 and paper.embedding.train_backbone and paper.embedding.embedding_dim == 128
+    assert paper.analysis_renders == 100_000 and paper.embedding.train_backbone and paper.embedding.embedding_dim == 128
     assert "embedding.backbone_blocks" in chapter.describe_profiles().index
     with pytest.raises(ValueError, match="two ranking"):
         dataclasses.replace(SMOKE, losses=("contrastive", "arcface", "none"))
@@ -26,7 +26,7 @@ def test_profiles_and_config_validation():
 
 @pytest.fixture(scope="module")
 def tiny_run():
-    config = dataclasses.replace(SMOKE, training_images=96, analysis_images=120, variants_per_type=2,
+    config = dataclasses.replace(SMOKE, training_renders=96, analysis_renders=120, variants_per_type=2,
                                  embedding=dataclasses.replace(SMOKE.embedding, epochs=1))
     renders = chapter.load_renders(config, seed=0)
     trained = chapter.train_and_embed(config, renders, chapter.run_seeds(0, 2), log=lambda line: None)
@@ -78,7 +78,7 @@ def test_the_paper_profile_runs_the_same_code_with_a_fine_tuned_full_backbone():
     """The paper Config at a tiny size: 224 px renders, the whole Lite0 fine-tuned, a linear 128-d layer
     (about a minute on one loaded core, hence slow)."""
     paper = chapter.CONFIGS["paper"]
-    config = dataclasses.replace(paper, training_images=16, analysis_images=20, variants_per_type=1,
+    config = dataclasses.replace(paper, training_renders=16, analysis_renders=20, variants_per_type=1,
                                  losses=("contrastive", "triplet", "arcface", "cosface", "none"), runs=1,
                                  embedding=dataclasses.replace(paper.embedding, epochs=1, batch_size=8))
     renders = chapter.load_renders(config, seed=0)
@@ -111,3 +111,20 @@ def test_thesis_table_7_3_orders_every_loss_alike():
     trained = agreement.drop(index="none")["spearman_with_consensus"]
     assert trained.min() == pytest.approx(0.9818, abs=1e-3)
     assert agreement.loc["none", "spearman_with_consensus"] == pytest.approx(0.8364, abs=1e-3)
+
+
+def test_large_analysis_sets_are_rendered_into_memory_mapped_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("DK_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(chapter, "IN_MEMORY_RENDERS", 20)
+    config = dataclasses.replace(SMOKE, training_renders=16, analysis_renders=24, variants_per_type=1)
+    renders = chapter.load_renders(config, seed=0)
+    assert isinstance(renders.analysis.images, np.memmap) and renders.analysis.images.shape == (24, 64, 64, 3)
+    from domainknowledge.data.synthetic import cars
+
+    in_memory = cars.make_analysis_set(24, seed=1, image_size=64, supersample=1)
+    np.testing.assert_array_equal(renders.analysis.images, in_memory.images)
+    np.testing.assert_array_equal(renders.analysis.labels, in_memory.labels)
+    pd.testing.assert_frame_equal(renders.analysis.properties, in_memory.properties)
+    assert not list(tmp_path.rglob("*.partial"))
+    again = chapter.load_renders(config, seed=0)                       # read back from the cache
+    np.testing.assert_array_equal(again.analysis.masks, in_memory.masks)

@@ -9,6 +9,7 @@ import pytest
 from domainknowledge.chapters import dml_attribution as chapter
 from domainknowledge.data.bundled import DataNotFoundError
 from domainknowledge.metric_learning import LOSSES
+from domainknowledge.principles import masking
 from domainknowledge.principles.attribution import MapComparison
 
 SMOKE = chapter.CONFIGS["smoke"]
@@ -100,7 +101,8 @@ def test_per_image_agreement_groups_and_object_share():
     on_object, off_object = masks.copy(), 1 - masks
     maps = {("contrastive", 0): on_object, ("triplet", 0): on_object, ("arcface", 0): off_object,
             ("normalized_softmax", 0): 0.5 * on_object + 0.5 * off_object, ("arcface", 1): on_object}
-    shares = chapter.object_share_by_family(maps, masks, seeds=(0,))
+    per_model = {name: masking.attribution_share(masks, values) for name, values in maps.items()}
+    shares = chapter.object_share_by_family(per_model, seeds=(0,))
     np.testing.assert_allclose(shares["ranking"], [1.0, 1.0])
     np.testing.assert_allclose(shares["classification"], [0.25, 0.25])  # mean of 0 and 0.5; seed 1 left out
 
@@ -132,25 +134,45 @@ def test_agreement_summary_and_permutation_test_known_answers():
 
 
 def test_paper_data_sets_need_the_data_root(tmp_path):
-    with pytest.raises(DataNotFoundError, match="cars196/images"):
+    with pytest.raises(DataNotFoundError, match="cars_annos.mat.*car_dataset"):
         chapter.load_image_set("cars196", chapter.CONFIGS["paper"], seed=0, data_root=tmp_path)
     with pytest.raises(DataNotFoundError, match="data_root"):
         chapter.load_image_set("sop", chapter.CONFIGS["paper"], seed=0, data_root=None)
 
 
-def test_paper_loader_reads_class_folders(tmp_path):
-    from PIL import Image
+def test_paper_loader_reads_the_published_layout_lazily(tmp_path):
+    from domainknowledge.data.real.dml_benchmarks import ImageFiles
+    from domainknowledge.fixtures import cub200, write_fixtures
 
-    for name in ("class_a", "class_b", "class_c", "class_d"):      # sorted: a, b train; c, d are analysed
-        folder = tmp_path / "cub200" / "images" / name
-        folder.mkdir(parents=True)
-        for k in range(2):
-            Image.fromarray(np.full((10, 12, 3), 40 * k, dtype=np.uint8)).save(folder / f"{k}.jpg")
+    write_fixtures(tmp_path, ["cub200"])
     config = dataclasses.replace(chapter.CONFIGS["paper"], analysis_images=3)
     images = chapter.load_image_set("cub200", config, seed=0, data_root=tmp_path)
-    assert images.training_images.shape == (4, 224, 224, 3) and list(images.training_labels) == [0, 0, 1, 1]
-    assert len(images.analysis_images) == 3 and set(images.analysis_labels) == {0, 1}
-    assert images.analysis_masks is None
+    per_class = cub200.IMAGES_PER_CLASS
+    assert isinstance(images.training_images, ImageFiles) and images.training_images.shape == (8 * per_class, 3, 224, 224)
+    assert list(images.training_labels[:per_class + 1]) == [0] * per_class + [1] and images.num_classes == 8
+    assert len(images.analysis_images) == 3 and len(set(images.analysis_labels)) == 2     # spread over classes
+    assert chapter.picture(images.analysis_images, 2).shape == (224, 224, 3) and images.analysis_masks is None
+
+
+def test_streamed_attribution_equals_comparing_every_map_at_once():
+    from domainknowledge.principles import attribution
+
+    config = dataclasses.replace(SMOKE, analysis_images=5, smoothgrad_samples=2, losses=SMOKE.losses,
+                                 embedding=dataclasses.replace(SMOKE.embedding, epochs=1))
+    image_set = chapter.load_image_set("products", config, seed=0)
+    networks = chapter.train_models(config, image_set, (0,), log=lambda line: None)
+    streamed = chapter.attribute_streaming(config, image_set, networks, noise_seed=3, chunk_size=2, kept_maps=3)
+    full = {name: attribution.dml_attribution_maps(network, image_set.analysis_images, distance=LOSSES[name[0]].distance,
+                                                   samples=2, sigma_fraction=config.sigma_fraction, seed=3).astype(np.float32)
+            for name, network in networks.items()}
+    expected = chapter.jsd_in_nats(attribution.compare_attribution_maps(full))
+    assert streamed.comparison.names == expected.names
+    np.testing.assert_allclose(streamed.comparison.correlations, expected.correlations, atol=1e-5)
+    np.testing.assert_allclose(streamed.comparison.jsd, expected.jsd, atol=1e-6)
+    assert all(maps.shape == (3, 64, 64) for maps in streamed.maps.values())          # only the kept images
+    name = ("contrastive", 0)
+    np.testing.assert_allclose(streamed.object_shares[name],
+                               masking.attribution_share(image_set.analysis_masks, full[name]), atol=1e-6)
 
 
 def test_tiny_run_end_to_end():

@@ -185,7 +185,7 @@ display(Markdown("\n".join(
 # %% mystnb={"figure": {"caption": "Analysis images of the two stand-ins, from classes not seen in training (no thesis counterpart).", "name": "fig-dml_attribution-images"}}
 shown = [(s, i) for s in image_sets.values() for i in range(min(6, len(s.analysis_images)))]
 fig, axes = dk.plots.plot_image_grid(
-    np.stack([s.analysis_images[i] for s, i in shown]),
+    np.stack([chapter.picture(s.analysis_images, i) for s, i in shown]),
     [f"{s.key} class {s.analysis_labels[i]}" for s, i in shown], columns=min(6, len(shown)),
     title="Analysis images: classes not seen in training")
 
@@ -243,7 +243,7 @@ display(Markdown("\n".join(
 for key, result in results.items():
     image_set = image_sets[key]
     maps = {loss: result.maps[(loss, seeds[0])][0] for loss in config.losses}
-    fig, _ = chapter.plot_attribution_grid(image_set.analysis_images[0], maps,
+    fig, _ = chapter.plot_attribution_grid(chapter.picture(image_set.analysis_images, 0), maps,
                                            mask=None if image_set.analysis_masks is None else image_set.analysis_masks[0],
                                            title=f"{image_set.info.title}: attribution maps ({run.profile} profile)")
     plt.show()
@@ -344,7 +344,7 @@ for key, result in results.items():
     masks = image_sets[key].analysis_masks
     if masks is None:
         continue
-    row = {loss: float(np.mean([masking.attribution_share(masks, result.maps[(loss, s)]) for s in seeds]))
+    row = {loss: float(np.mean([result.object_shares[(loss, s)] for s in seeds]))
            for loss in config.losses}
     row["object area"] = float(masks.mean())
     share_rows[image_sets[key].info.title] = row
@@ -376,7 +376,7 @@ def paired_tests(key: str) -> pd.DataFrame:
              "jsd-across-vs-within": ("JSD: across > within families", jsd("across"), jsd("within"))}
     masks = image_sets[key].analysis_masks
     if masks is not None:
-        family_shares = chapter.object_share_by_family(results[key].maps, masks, seeds)
+        family_shares = chapter.object_share_by_family(results[key].object_shares, seeds)
         pairs["share-ranking-vs-classification"] = ("object share: ranking > classification",
                                                     family_shares["ranking"], family_shares["classification"])
     rows = {}
@@ -836,12 +836,12 @@ run.finish();
 #
 # ## Data layout for the `paper` profile
 #
-# `paper` reads the three benchmarks from `--data-root` as image folders, one folder per class, in the layout
-# of {ref}`ch-bgaugment` (the masks are not needed here): `cars196/images/<class>/*.jpg`,
-# `cub200/images/<class>/*.jpg` and `sop/images/<class>/*.jpg`. The metric-learning split is by class: the
-# first half of the sorted class folders trains, the second half is analysed (Cars196 98/98, CUB200 100/100;
-# name SOP's folders by product id so that the first half is its `Ebay_train.txt` products). A missing folder
-# raises an error that names the folder and the layout.
+# `paper` reads the three benchmarks from `--data-root` in the layouts their archives unpack to:
+# `cars196/car_ims/*.jpg` with `cars196/cars_annos.mat` (Cars196), `CUB_200_2011/` with `images.txt`,
+# `image_class_labels.txt` and `images/<nnn.Class_Name>/` (CUB-200-2011) and `Stanford_Online_Products/` with
+# `Ebay_train.txt` and `Ebay_test.txt` (SOP). The metric-learning split is by class: Cars196 classes 1-98
+# train and 99-196 are analysed, CUB-200-2011 1-100 and 101-200, SOP as its two files list them. A missing
+# file raises an error that names it and where the data set comes from.
 #
 # ## References
 

@@ -252,7 +252,7 @@ pd.DataFrame([{"loss": spec.title, "family": spec.family, "distance d_L": spec.d
 # %%
 model_codes = pd.factorize(analysis_properties["model"])[0]
 perfect = np.eye(model_codes.max() + 1)[model_codes]
-perfect_nr = dk.metrics.property_nr_precision(analysis_properties[["model"]], perfect)["model"]
+perfect_nr = dk.metrics.property_nr_precision(analysis_properties[["model"]], perfect, device=run.device)["model"]
 others = np.bincount(model_codes)[model_codes] - 1
 p_same = others / (len(model_codes) - 1)
 run.glue("cars_perfect_nr", perfect_nr)
@@ -260,7 +260,8 @@ perfect_expected = float(np.mean(np.sqrt(others * (1 - p_same) / p_same)))
 run.glue("cars_perfect_expected", perfect_expected)
 null_rng = np.random.default_rng(seed)
 null_draws = 3 if run.profile == "cpu" else 5
-null_table = pd.DataFrame([dk.metrics.property_nr_precision(analysis_properties, null_rng.normal(size=(len(model_codes), 128)))
+null_table = pd.DataFrame([dk.metrics.property_nr_precision(analysis_properties, null_rng.normal(size=(len(model_codes), 128)),
+                                                            device=run.device)
                            for _ in range(null_draws)])
 random_nr = null_table.iloc[0].to_dict()
 null_sd = float(np.sqrt(np.mean(null_table.to_numpy() ** 2)))      # the null's mean is 0
@@ -294,9 +295,9 @@ display(Markdown(f"Backbone: {trained.backbone}; its features of both sets took 
 # (mean over seeds), against the untrained model.
 
 # %%
-table = chapter.nr_precision_table(trained, analysis_properties)
+table = chapter.nr_precision_table(trained, analysis_properties, device=run.device)
 means = chapter.mean_table(table)
-model_map = chapter.nr_precision_table(trained, analysis_properties[["model"]], metric="map_at_r")
+model_map = chapter.nr_precision_table(trained, analysis_properties[["model"]], metric="map_at_r", device=run.device)
 model_map = model_map.groupby(level="loss").mean().loc[means.index, "model"]
 run.record("map_at_r_model", model_map.to_dict())
 (100 * model_map).rename(index=lambda name: LOSSES[name].title).to_frame("MAP@R of the car model (%)").T.round(1)

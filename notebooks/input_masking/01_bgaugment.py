@@ -75,16 +75,22 @@ display(run.banner())
 # data sets from `--data-root`:
 #
 # ```text
-# <data_root>/cars196/images/<class>/<file>.jpg    one folder per class (the same for cub200 and sop)
-# <data_root>/cars196/masks/<class>/<file>.png     the object's mask, same file name, white = object
-# <data_root>/backgrounds/augment/*.jpg            bank A: backgrounds for BGAugment (100 in the thesis)
-# <data_root>/backgrounds/corrupt/*.jpg            bank B: backgrounds of the corrupted test set
+# <data_root>/cars196/car_ims/*.jpg, cars196/cars_annos.mat    Cars196 as published (car_ims.tgz, cars_annos.mat)
+# <data_root>/CUB_200_2011/images/..., images.txt, ...         CUB-200-2011 as CUB_200_2011.tgz unpacks
+# <data_root>/Stanford_Online_Products/Ebay_{train,test}.txt   SOP as its zip unpacks, images in <category>_final/
+# <data_root>/bgaugment/masks/<benchmark folder>/<image path>.png   each image's mask, white = object
+# <data_root>/bgaugment/backgrounds/augment/*.jpg              bank A: backgrounds for BGAugment (100 in the thesis)
+# <data_root>/bgaugment/backgrounds/corrupt/*.jpg              bank B: backgrounds of the corrupted test set
 # ```
 #
 # The thesis computes the masks with the salient-object detector U²-Net {cite}`qin2020u2net`, which has no
 # offline weights here; the `paper` profile therefore reads masks from disk (made once with any such
-# detector, e.g. `rembg`, which wraps U²-Net) and caches the decoded images and masks. Classes are sorted
-# by folder name; the first half trains and the second half tests, the standard split of all three sets.
+# detector, e.g. `rembg`, which wraps U²-Net; a mask of another resolution than its image is resized to it),
+# e.g. `bgaugment/masks/cars196/car_ims/000001.png` for `cars196/car_ims/000001.jpg`. The split is the
+# standard metric-learning one: Cars196 classes 1-98 train and 99-196 test, CUB-200-2011 classes 1-100 and
+# 101-200, SOP as its `Ebay_train.txt` and `Ebay_test.txt` list. The decoded images and masks are cached as
+# memory-mapped files, read a batch at a time, and each corrupted test copy is built batch by batch while a
+# model embeds it, so no data set is ever held in memory whole.
 
 # %%
 dk.experiment.profile_table(chapter.CONFIGS, run.profile)

@@ -131,6 +131,12 @@ DRY_RUN_CAPS: dict[str, int] = {
     # models evaluated in turn (human similarity: the first of its list cover every loading path), fine-tuned
     # and mapped; pretext samples per image
     "extractors": 8, "finetune_backbones": 1, "map_extractors": 2, "jigsaw_per_image": 2, "views": 2,
+    # generated stand-ins: how many items the generator draws, the loop over the generator (the generated
+    # items keep the paper's image size; a real data set's dry-run size is its fixture's)
+    "training_renders": 64, "analysis_renders": 64, "train_products": 8, "test_products": 8,
+    "heldout_images": 128, "retrieval_images": 64,
+    # settings looped over (a tuple keeps its first values)
+    "sweep_rates": 2,
 }
 
 

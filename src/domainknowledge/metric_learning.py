@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["DISTANCES", "FAMILIES", "LOSSES", "EfficientNetLiteFeatures", "EmbeddingConfig", "EmbeddingHistory", "EmbeddingNetwork", "LossSpec",
+__all__ = ["DISTANCES", "FAMILIES", "LOSSES", "ArrayImages", "EfficientNetLiteFeatures", "ImageSource", "EmbeddingConfig", "EmbeddingHistory", "EmbeddingNetwork", "LossSpec",
            "MPerClassBatchSampler", "SmallConvBackbone", "backbone_features", "build_embedding_network", "build_loss",
            "check_family_comparison",
            "embed", "pairwise_distance", "train_embedding_model"]
@@ -387,8 +387,10 @@ def _device(device) -> torch.device:
 @torch.no_grad()
 def backbone_features(network: EmbeddingNetwork, images: torch.Tensor, *, batch_size: int = 256,
                       device="cpu") -> torch.Tensor:
-    """The backbone's features ``(N, F)`` of uint8 images ``(N, 3, H, W)`` (evaluation mode, on CPU)."""
+    """The backbone's features ``(N, F)`` (on the CPU) of uint8 images ``(N, 3, H, W)`` or an image source
+    (:class:`ImageSource`), computed on ``device`` in batches of ``batch_size`` in evaluation mode."""
     device = _device(device)
+    images = _as_images(images)
     was_training = network.training
     network.eval().to(device)
     out = [network.features(images[start:start + batch_size].to(device)).cpu()
@@ -397,13 +399,68 @@ def backbone_features(network: EmbeddingNetwork, images: torch.Tensor, *, batch_
     return torch.cat(out)
 
 
-def _as_images(images) -> torch.Tensor:
+class ImageSource:
+    """Images produced a batch at a time: ``source[indices]`` (an index array or a slice) returns a uint8
+    tensor ``(B, 3, S, S)``; ``len`` and ``shape`` (``(N, 3, S, S)``) as for the tensor of all of them.
+    Training (:func:`train_embedding_model`), :func:`embed` and :func:`backbone_features` accept a source in
+    place of the tensor, so a data set on disk (``ImageFiles`` of
+    :mod:`domainknowledge.data.real.dml_benchmarks`), a memory-mapped array (:class:`ArrayImages`) or
+    copies built on the fly (e.g. the corrupted test sets of Ch. 11) are never held in memory at once.
+    Subclasses implement ``batch(indices (B,) int64) -> (B, 3, S, S)`` and ``__len__``."""
+
+    size: int
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def batch(self, indices: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self), 3, self.size, self.size)
+
+    @property
+    def ndim(self) -> int:
+        return 4
+
+    def __getitem__(self, indices) -> torch.Tensor:
+        chosen = np.atleast_1d(np.arange(len(self))[indices])
+        return self.batch(chosen.astype(np.int64))
+
+
+class ArrayImages(ImageSource):
+    """An ``(N, S, S, 3)`` uint8 array (e.g. a ``numpy.memmap`` of decoded images on disk) as an
+    :class:`ImageSource`: only the rows a batch asks for are read and converted."""
+
+    def __init__(self, array: np.ndarray):
+        if array.ndim != 4 or array.shape[-1] != 3 or array.shape[1] != array.shape[2]:
+            raise ValueError(f"images must have shape (N, S, S, 3), got {array.shape}")
+        self.array, self.size = array, int(array.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def batch(self, indices: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(np.asarray(self.array[indices]).transpose(0, 3, 1, 2)))
+
+
+def _is_source(images) -> bool:
+    return isinstance(images, ImageSource) or (hasattr(images, "__getitem__") and hasattr(images, "shape")
+                                               and not isinstance(images, (np.ndarray, torch.Tensor)))
+
+
+def _as_images(images):
+    """A uint8 tensor ``(N, 3, H, W)`` (from a tensor or an ``(N, H, W, 3)`` array), or an image source
+    (:class:`ImageSource`, ``ImageFiles``) left as it is."""
     if isinstance(images, np.ndarray):
         from domainknowledge.training import as_image_tensor
 
         images = as_image_tensor(images) if images.ndim == 4 and images.shape[-1] == 3 else torch.from_numpy(images)
+    if _is_source(images) and len(images.shape) == 4 and images.shape[1] == 3:
+        return images
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError("images must be (N, 3, H, W) tensors or (N, H, W, 3) arrays, got "
+        raise ValueError("images must be (N, 3, H, W) tensors, (N, H, W, 3) arrays or image sources, got "
                          f"{getattr(images, 'shape', type(images))}")
     return images
 

@@ -417,20 +417,53 @@ def aesthetic_score_metrics(predicted_mean, true_mean, threshold: float = 5.0) -
 # --- embeddings: R-Precision, MAP@R, Normalized R-Precision (Kobs 2023, Sec. 2.5.3, 7.1.2) ---------------
 
 
-def neighbour_order(embeddings, distance: str = "euclidean", queries=None) -> np.ndarray:
+def _neighbour_order_on_device(embeddings: np.ndarray, distance: str, queries: np.ndarray, device) -> np.ndarray:
+    """:func:`neighbour_order` computed with torch on ``device`` (float64, the formulas of
+    :func:`domainknowledge.metric_learning.pairwise_distance`, a stable sort)."""
+    import torch
+
+    x = torch.as_tensor(embeddings, dtype=torch.float64, device=device)
+    rows = torch.as_tensor(queries, dtype=torch.int64, device=device)
+    q = x[rows]
+    if distance == "dot":
+        distances = -(q @ x.T)
+    elif distance == "cosine":
+        unit = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        distances = 1.0 - unit[rows] @ unit.T
+    else:
+        norms = (x * x).sum(dim=1)
+        distances = (norms[rows, None] + norms[None, :] - 2 * q @ x.T).clamp_min(0.0)
+        distances[torch.arange(len(rows), device=device), rows] = 0.0
+        if distance == "snr":
+            dim, means = x.shape[1], x.mean(dim=1)
+            noise = (distances / dim - (means[None, :] - means[rows, None]) ** 2).clamp_min(0.0)
+            distances = noise / (norms[rows] / dim - means[rows] ** 2).clamp_min(1e-12)[:, None]
+        elif distance == "euclidean":
+            distances = distances.sqrt()
+    distances[torch.arange(len(rows), device=device), rows] = float("inf")
+    order = torch.sort(distances, dim=1, stable=True).indices[:, :-1]
+    return np.ascontiguousarray(order.cpu().numpy())
+
+
+def neighbour_order(embeddings, distance: str = "euclidean", queries=None, *, device="cpu") -> np.ndarray:
     """For each query embedding, the indices of the other ``n - 1`` embeddings from nearest to farthest under
     ``distance`` (see :func:`domainknowledge.metric_learning.pairwise_distance`): ``(q, n - 1)`` for the query
     indices ``queries`` (default: all ``n``), from embeddings ``(n, D)``.
 
     Ties are broken by index (a stable sort), so the result is deterministic. Compute it once per embedding
-    and pass it to the metrics below for every property.
+    and pass it to the metrics below for every property. On a CUDA ``device`` the distances and the sort run
+    there (torch, float64).
     """
-    from domainknowledge.metric_learning import pairwise_distance
+    from domainknowledge.metric_learning import DISTANCES, pairwise_distance
 
     embeddings = np.asarray(embeddings, dtype=np.float64)
     if embeddings.ndim != 2 or len(embeddings) < 2:
         raise ValueError(f"embeddings must have shape (n, D) with n >= 2, got {embeddings.shape}")
     queries = np.arange(len(embeddings)) if queries is None else np.asarray(queries)
+    if str(device).startswith("cuda"):
+        if distance not in DISTANCES:
+            raise ValueError(f"unknown distance {distance!r}; choose one of {DISTANCES}")
+        return _neighbour_order_on_device(embeddings, distance, queries, device)
     distances = pairwise_distance(embeddings, distance, rows=queries)
     distances[np.arange(len(queries)), queries] = np.inf          # the query itself goes last ...
     order = np.argsort(distances, axis=1, kind="stable")
@@ -530,13 +563,128 @@ def normalized_r_precision(values, order: np.ndarray, per_query: bool = False):
     return _reduce(_per_query("nr_precision", labels, order, np.arange(labels.size)), per_query, "NR-Prec")
 
 
+def _faiss_vectors(embeddings: np.ndarray, distance: str) -> tuple[np.ndarray, bool]:
+    """float32 vectors whose L2 (or, with the flag, inner-product) neighbours are ``distance``'s neighbours:
+    cosine ranks as L2 on unit vectors, ``dot`` as the largest inner product, ``snr`` (``var(b - a) / var(a)``
+    for the query ``a``) as L2 on mean-centred vectors, since ``var(b - a) = ||(b - mean b) - (a - mean a)||^2 / D``
+    and ``var(a)`` is fixed per query."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    if distance == "cosine":
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    elif distance == "snr":
+        x = x - x.mean(axis=1, keepdims=True)
+    return np.ascontiguousarray(x, dtype=np.float32), distance == "dot"
+
+
+def _faiss_index(vectors: np.ndarray, inner_product: bool, device):
+    import faiss
+
+    index = faiss.IndexFlatIP(vectors.shape[1]) if inner_product else faiss.IndexFlatL2(vectors.shape[1])
+    if str(device).startswith("cuda") and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+        gpu = int(str(device).split(":")[1]) if ":" in str(device) else 0
+        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), gpu, index)
+    index.add(vectors)
+    return index
+
+
+def knn_candidates(embeddings, k: int, distance: str = "euclidean", *, device="cpu", queries=None) -> np.ndarray:
+    """The ``k`` nearest embeddings (itself usually first) of every embedding ``(N, D)`` (or of the rows
+    ``queries``) under ``distance``, ``(Q, k)`` int64 indices, from a faiss flat index (exact search in
+    float32): on the GPU when ``device`` is CUDA and faiss was built with GPU support, else on the CPU.
+    Memory ``O(N k)``."""
+    vectors, inner_product = _faiss_vectors(embeddings, distance)
+    index = _faiss_index(vectors, inner_product, device)
+    chosen = vectors if queries is None else vectors[np.asarray(queries)]
+    _, neighbours = index.search(np.ascontiguousarray(chosen), int(min(k, len(vectors))))
+    return neighbours.astype(np.int64)
+
+
+def _candidate_distances(x: np.ndarray, queries: np.ndarray, candidates: np.ndarray, distance: str) -> np.ndarray:
+    """float64 ``distance`` from each query row of ``x`` to its ``candidates`` ``(q, c)``, by the formulas of
+    :func:`domainknowledge.metric_learning.pairwise_distance` (so ties fall as they do there)."""
+    q, c = x[queries], x[candidates]                                          # (q, D), (q, c, D)
+    if distance == "dot":
+        return -np.einsum("qd,qcd->qc", q, c)
+    if distance == "cosine":
+        unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        return 1.0 - np.einsum("qd,qcd->qc", unit[queries], unit[candidates])
+    norms = (x * x).sum(axis=1)
+    squared = np.maximum(norms[queries, None] + norms[candidates] - 2 * np.einsum("qd,qcd->qc", q, c), 0.0)
+    squared[candidates == queries[:, None]] = 0.0
+    if distance == "snr":
+        dim, means = x.shape[1], x.mean(axis=1)
+        noise = np.maximum(squared / dim - (means[candidates] - means[queries, None]) ** 2, 0.0)
+        return noise / np.maximum(norms[queries] / dim - means[queries] ** 2, 1e-12)[:, None]
+    return squared if distance == "squared_euclidean" else np.sqrt(squared)
+
+
+def knn_neighbour_order(embeddings, k: int, distance: str = "euclidean", *, device="cpu",
+                        chunk_size: int = 4096, margin: int = 4) -> np.ndarray:
+    """The first ``k`` columns of :func:`neighbour_order` without an ``N x N`` matrix: each embedding's ``k``
+    nearest others ``(N, k)``. A faiss search (:func:`knn_candidates`) finds ``k + 1 + margin`` candidates,
+    whose distances are recomputed in float64 by the exact formulas and sorted with ties broken by index, as
+    :func:`neighbour_order` does. Where the nearest excluded candidate ties with the ``k``-th neighbour, the
+    tie may continue beyond the candidates, so those queries are searched again with twice as many; the
+    result is then the exact order's."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"embeddings must have shape (n, D) with n >= 2, got {x.shape}")
+    if not 1 <= k <= len(x) - 1:
+        raise ValueError(f"k must lie in 1 .. {len(x) - 1}, got {k}")
+    order = np.empty((len(x), k), dtype=np.int64)
+    pending, width = np.arange(len(x)), k + 1 + margin
+    while len(pending):
+        width = min(width, len(x))
+        unresolved = []
+        for start in range(0, len(pending), chunk_size):
+            queries = pending[start:start + chunk_size]
+            candidates = np.sort(knn_candidates(x, width, distance, device=device, queries=queries), axis=1)
+            distances = _candidate_distances(x, queries, candidates, distance)
+            distances[candidates == queries[:, None]] = np.inf                 # the query itself goes last
+            ranked = np.argsort(distances, axis=1, kind="stable")
+            order[queries] = np.take_along_axis(candidates, ranked[:, :k], axis=1)
+            if width < len(x):
+                sorted_distances = np.take_along_axis(distances, ranked, axis=1)
+                tied = sorted_distances[:, k] <= sorted_distances[:, k - 1]      # the tie may go on beyond
+                unresolved.append(queries[tied])
+        pending = np.concatenate(unresolved) if unresolved else np.empty(0, np.int64)
+        width *= 2
+    return order
+
+
+def knn_retrieval_scores(embeddings, labels, distance: str = "euclidean", *, device="cpu") -> dict[str, float]:
+    """MAP@R, R-Precision and Precision@1 of the class ``labels`` ``(N,)`` for ``embeddings`` ``(N, D)``,
+    every item a query against all others, as pytorch-metric-learning's ``AccuracyCalculator`` computes them:
+    from the ``k`` nearest neighbours with ``k`` the largest class size minus one
+    (:func:`knn_neighbour_order`; memory ``O(N k)``, never ``N x N``). Equal to :func:`map_at_r` and
+    :func:`r_precision` on :func:`neighbour_order` (queries whose class has no other member are skipped)."""
+    codes = _label_codes(labels)
+    if len(codes) != len(np.asarray(embeddings)):
+        raise ValueError(f"{len(codes)} labels for {len(np.asarray(embeddings))} embeddings")
+    counts = np.bincount(codes)[codes] - 1
+    if counts.max() < 1:
+        raise ValueError("MAP@R is undefined: every class has a single item")
+    order = knn_neighbour_order(embeddings, int(counts.max()), distance, device=device)
+    same = codes[order] == codes[:, None]
+    valid = counts > 0
+    width = order.shape[1]
+    hits = same[valid]
+    precision = np.cumsum(hits, axis=1) / np.arange(1, width + 1)
+    within = np.arange(width)[None, :] < counts[valid, None]
+    average_precision = (precision * hits * within).sum(axis=1) / counts[valid]
+    r_hits = (hits * within).sum(axis=1)
+    return {"map_at_r": float(average_precision.mean()), "r_precision": float((r_hits / counts[valid]).mean()),
+            "precision_at_1": float(hits[:, 0].mean())}
+
+
 def property_nr_precision(properties, embeddings, *, distance: str = "euclidean", metric: str = "nr_precision",
-                          chunk_size: int = 1024) -> dict[str, float]:
+                          chunk_size: int = 1024, device="cpu") -> dict[str, float]:
     """NR-Prec (or ``metric`` = ``r_precision``/``map_at_r``) of every column of the table ``properties``
     (a ``pandas.DataFrame`` with one row per embedding) for ``embeddings`` ``(n, D)``.
 
     Queries are processed ``chunk_size`` at a time (memory ``chunk_size x n``), so ``n`` can be the thesis'
-    100,000. Each column's values are compared as strings (a value is a category).
+    100,000; their neighbour order is computed on ``device`` (:func:`neighbour_order`). Each column's values
+    are compared as strings (a value is a category).
     """
     embeddings = np.asarray(embeddings, dtype=np.float64)
     if len(properties) != len(embeddings):
@@ -545,7 +693,7 @@ def property_nr_precision(properties, embeddings, *, distance: str = "euclidean"
     sums = {name: [] for name in codes}
     for start in range(0, len(embeddings), chunk_size):
         queries = np.arange(start, min(start + chunk_size, len(embeddings)))
-        order = neighbour_order(embeddings, distance, queries=queries)
+        order = neighbour_order(embeddings, distance, queries=queries, device=device)
         for name, labels in codes.items():
             sums[name].append(_per_query(metric, labels, order, queries))
     return {name: _reduce(np.concatenate(parts), False, metric) for name, parts in sums.items()}
@@ -553,6 +701,7 @@ def property_nr_precision(properties, embeddings, *, distance: str = "euclidean"
 
 # --- rankings of classes (Kobs 2023, Sec. 2.5.1, used in Ch. 8) ----------------------------------------
 
+__all__ += ["knn_candidates", "knn_neighbour_order", "knn_retrieval_scores"]
 __all__ += ["accuracy_at_k", "expected_random_ranking", "mean_reciprocal_rank", "target_ranks"]
 
 

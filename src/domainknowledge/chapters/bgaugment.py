@@ -39,7 +39,7 @@ from domainknowledge.experiment import describe_profiles as describe_config_prof
 from domainknowledge.metric_learning import LOSSES, EmbeddingConfig
 from domainknowledge.principles import masking
 
-__all__ = ["CONFIGS", "METHODS", "REAL_DATASETS", "THESIS_TABLE_11_1", "Config", "MaskedSplit", "SettingData", "SettingResult",
+__all__ = ["BGAUGMENT_FOLDER", "CONFIGS", "METHODS", "REAL_DATASETS", "CorruptedImages", "corrupted_test_sources", "mask_path", "THESIS_TABLE_11_1", "Config", "MaskedSplit", "SettingData", "SettingResult",
            "augmented_training_images", "chance_map_at_r", "corrupted_test_images", "describe_profiles", "evaluate_setting",
            "foreground_scores", "load_real_setting", "load_stand_in", "map_at_r", "paired_run_differences", "paired_score_test", "score_differences", "plot_attribution_pairs",
            "plot_rate_sweep", "plot_retrieval", "recovery_table", "retrieval_neighbours", "run_seeds",
@@ -49,10 +49,17 @@ METHODS = ("vanilla", "bgaugment")
 METHOD_TITLES = {"vanilla": "vanilla", "bgaugment": "+ BGAugment"}
 # Table 11.1's data sets; at paper they are read from --data-root (see load_real_setting)
 REAL_DATASETS = {"cars196": "Cars196", "cub200": "CUB200", "sop": "SOP"}
-REAL_LAYOUT = ("<data_root>/<name>/images/<class>/<file>.jpg (one folder per class) and the salient-object mask "
-               "of each image as <data_root>/<name>/masks/<class>/<file>.png (same name, white = object), for "
-               "<name> in cars196, cub200, sop; and <data_root>/backgrounds/augment/*.jpg (bank A, BGAugment) and "
-               "<data_root>/backgrounds/corrupt/*.jpg (bank B, the test corruption), 100 images each")
+#: where Ch. 11's derived data live under the data root: the salient-object masks of every benchmark image and
+#: the two background banks (neither ships with the benchmarks; the thesis made the masks with U^2-Net)
+BGAUGMENT_FOLDER = "bgaugment"
+REAL_LAYOUT = ("the benchmarks in their published layouts (see domainknowledge.data.real.dml_benchmarks: "
+               "<data_root>/cars196/{car_ims/,cars_annos.mat}, <data_root>/CUB_200_2011/, "
+               "<data_root>/Stanford_Online_Products/), the salient-object mask of every image as "
+               "<data_root>/bgaugment/masks/<benchmark folder>/<image path inside it>.png (white = object, any "
+               "resolution), e.g. bgaugment/masks/cars196/car_ims/000001.png, and the background banks "
+               "<data_root>/bgaugment/backgrounds/augment/*.jpg (bank A, BGAugment) and "
+               "<data_root>/bgaugment/backgrounds/corrupt/*.jpg (bank B, the test corruption), 100 images each "
+               "in the thesis")
 
 
 @dataclass(frozen=True)
@@ -215,49 +222,76 @@ def _read_bank(folder: Path, size: int) -> np.ndarray:
     from domainknowledge.data.bundled import DataNotFoundError
     from domainknowledge.data.real.dml_benchmarks import image_files, read_square_image
 
-    files = image_files(folder)
+    files = image_files(folder) if folder.is_dir() else []
     if not files:
         raise DataNotFoundError(f"no background images in {folder}; expected {REAL_LAYOUT}")
     return np.stack([read_square_image(p, size) for p in files])
 
 
+def mask_path(data_root, name: str, image: Path) -> Path:
+    """Where the mask of benchmark ``name``'s ``image`` lies: ``<data_root>/bgaugment/masks/<benchmark
+    folder>/<image path inside the benchmark folder>.png``."""
+    from domainknowledge.data.real.dml_benchmarks import DML_BENCHMARKS
+
+    folder = DML_BENCHMARKS[name].folder
+    relative = Path(image).relative_to(Path(data_root).expanduser() / folder)
+    return Path(data_root).expanduser() / BGAUGMENT_FOLDER / "masks" / folder / relative.with_suffix(".png")
+
+
+def _decoded_split(data_root, name: str, split: str, image_size: int) -> MaskedSplit:
+    """One split's images and masks decoded once into memory-mapped ``.npy`` files of the data cache
+    (``(N, S, S, 3)`` uint8 and ``(N, S, S)`` bool, written under temporary names and renamed when complete)
+    and opened read-only, so that the split is read from disk a batch at a time and never held in memory."""
+    from PIL import Image
+
+    from domainknowledge.data.bundled import DataNotFoundError, cache_dir
+    from domainknowledge.data.real.dml_benchmarks import find_dml_benchmark, read_square_image
+
+    found = find_dml_benchmark(data_root, name, split)
+    masks = [mask_path(data_root, name, path) for path in found.paths]
+    absent = next((m for m in masks if not m.is_file()), None)
+    if absent is not None:
+        raise DataNotFoundError(f"the mask {absent} is missing; expected {REAL_LAYOUT}")
+    stem = cache_dir() / "bgaugment" / f"{name}_{image_size}_{split}_{len(found.paths)}"
+    files = {"images": stem.with_name(stem.name + "_images.npy"), "masks": stem.with_name(stem.name + "_masks.npy")}
+    if not all(path.is_file() for path in files.values()):
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        count = len(found.paths)
+        partial = {key: path.with_name(path.name + ".partial") for key, path in files.items()}
+        images = np.lib.format.open_memmap(partial["images"], mode="w+", dtype=np.uint8,
+                                           shape=(count, image_size, image_size, 3))
+        decoded_masks = np.lib.format.open_memmap(partial["masks"], mode="w+", dtype=bool,
+                                                  shape=(count, image_size, image_size))
+        for k, (path, mask) in enumerate(zip(found.paths, masks)):
+            with Image.open(path) as image:
+                full_size = image.size
+            images[k] = read_square_image(path, image_size)
+            decoded_masks[k] = read_square_image(mask, image_size, "L", full_size=full_size) >= 128
+        images.flush()
+        decoded_masks.flush()
+        del images, decoded_masks
+        for key in ("masks", "images"):
+            partial[key].replace(files[key])
+    return MaskedSplit(np.load(files["images"], mmap_mode="r"), np.load(files["masks"], mmap_mode="r"), found.labels)
+
+
 def load_real_setting(data_root, name: str, *, image_size: int) -> SettingData:
-    """Cars196, CUB200 or SOP from ``data_root`` (layout: :data:`REAL_LAYOUT`), with the masks stored next to
-    the images (the thesis computed them with the salient-object detector U^2-Net; no such model is
-    available offline, so they must be on disk). Classes are sorted by name; the first half trains, the
-    second half tests (the standard split of all three data sets). Images are centre-cropped to squares and
-    resized to ``image_size``; the decoded arrays are cached once in the data cache directory as ``.npz``.
-    Raises :class:`~domainknowledge.data.bundled.DataNotFoundError` naming what to put where."""
-    from domainknowledge.data.bundled import DataNotFoundError, cache_dir, data_root_folder
-    from domainknowledge.data.real.dml_benchmarks import class_image_files, read_square_image
+    """Cars196, CUB200 or SOP from ``data_root`` in their published layouts with the standard metric-learning
+    split (:func:`domainknowledge.data.real.dml_benchmarks.find_dml_benchmark`), each image's salient-object
+    mask and the two background banks (layout: :data:`REAL_LAYOUT`; the thesis computed the masks with
+    U^2-Net, which is not available offline, so they must be on disk). Images and masks are centre-cropped to
+    squares and resized to ``image_size``, decoded once into memory-mapped files of the data cache
+    (:func:`_decoded_split`). Raises :class:`~domainknowledge.data.bundled.DataNotFoundError` naming what is
+    missing and where it belongs."""
+    from domainknowledge.data.bundled import data_root_folder
 
     if name not in REAL_DATASETS:
         raise ValueError(f"unknown data set {name!r}; choose one of {sorted(REAL_DATASETS)}")
-    folder = data_root_folder(data_root, name, f"{REAL_DATASETS[name]} images and masks", REAL_LAYOUT)
-    backgrounds = data_root_folder(data_root, "backgrounds", "background banks", REAL_LAYOUT)
-    cache = cache_dir() / "bgaugment" / f"{name}_{image_size}.npz"
-    if cache.is_file():
-        stored = np.load(cache)
-        images, masks, labels = stored["images"], stored["masks"], stored["labels"]
-    else:
-        paths, labels, _ = class_image_files(folder / "images", REAL_LAYOUT)
-        images, masks = [], []
-        for path in paths:
-            mask_path = folder / "masks" / path.parent.name / (path.stem + ".png")
-            if not mask_path.is_file():
-                raise DataNotFoundError(f"the mask of {path} is missing ({mask_path}); expected {REAL_LAYOUT}")
-            images.append(read_square_image(path, image_size))
-            masks.append(read_square_image(mask_path, image_size, "L") >= 128)
-        images, masks = np.stack(images), np.stack(masks)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(".partial.npz")
-        np.savez(partial, images=images, masks=masks, labels=labels)
-        partial.replace(cache)
-    half = (labels.max() + 1) // 2
-    train, test = labels < half, labels >= half
-    return SettingData(name, REAL_DATASETS[name], MaskedSplit(images[train], masks[train], labels[train]),
-                       MaskedSplit(images[test], masks[test], labels[test] - half),
-                       _read_bank(backgrounds / "augment", image_size), _read_bank(backgrounds / "corrupt", image_size))
+    train = _decoded_split(data_root, name, "train", image_size)
+    test = _decoded_split(data_root, name, "test", image_size)
+    backgrounds = data_root_folder(data_root, f"{BGAUGMENT_FOLDER}/backgrounds", "background banks", REAL_LAYOUT)
+    return SettingData(name, REAL_DATASETS[name], train, test, _read_bank(backgrounds / "augment", image_size),
+                       _read_bank(backgrounds / "corrupt", image_size))
 
 
 def _replace(images: np.ndarray, masks: np.ndarray, backgrounds: np.ndarray) -> np.ndarray:
@@ -266,14 +300,42 @@ def _replace(images: np.ndarray, masks: np.ndarray, backgrounds: np.ndarray) -> 
     return replace_background(images, masks, backgrounds)
 
 
+class CorruptedImages(metric_learning.ImageSource):
+    """One corrupted copy of a test set (Eq. 11.1), built a batch at a time: image ``i`` on bank-B background
+    ``draws[i]``. ``images`` ``(N, S, S, 3)``, ``masks`` ``(N, S, S)``, ``bank`` ``(B, S, S, 3)``,
+    ``draws`` ``(N,)``; ``source[indices]`` is ``uint8 (len, 3, S, S)``."""
+
+    def __init__(self, images: np.ndarray, masks: np.ndarray, bank: np.ndarray, draws: np.ndarray):
+        self.images, self.masks, self.bank, self.draws = images, masks, bank, np.asarray(draws)
+        self.size = int(images.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, indices: np.ndarray) -> torch.Tensor:
+        copies = _replace(np.asarray(self.images[indices]), np.asarray(self.masks[indices]),
+                          self.bank[self.draws[indices]])
+        return torch.from_numpy(np.ascontiguousarray(copies.transpose(0, 3, 1, 2)))
+
+    def numpy(self) -> np.ndarray:
+        """The whole copy, ``(N, S, S, 3)`` uint8 (small sets only)."""
+        return self[:].permute(0, 2, 3, 1).numpy()
+
+
+def corrupted_test_sources(data: SettingData, repeats: int, *, seed: int) -> list[CorruptedImages]:
+    """The corrupted test sets (Eq. 11.1) as :class:`CorruptedImages`: copy ``r`` puts every test image on a
+    random bank-B background drawn with ``(seed, r)``, so every model sees the same copies, and none is held
+    in memory."""
+    return [CorruptedImages(data.test.images, data.test.masks, data.corrupt_bank,
+                            np.random.default_rng([seed, 11, repeat]).integers(len(data.corrupt_bank),
+                                                                               size=len(data.test)))
+            for repeat in range(repeats)]
+
+
 def corrupted_test_images(data: SettingData, repeats: int, *, seed: int) -> np.ndarray:
-    """The corrupted test sets (Eq. 11.1): ``(repeats, N, S, S, 3)``, each test image on a random bank-B
-    background; repeat ``r`` draws with ``(seed, r)``, so every model sees the same copies."""
-    out = []
-    for repeat in range(repeats):
-        draws = np.random.default_rng([seed, 11, repeat]).integers(len(data.corrupt_bank), size=len(data.test))
-        out.append(_replace(data.test.images, data.test.masks, data.corrupt_bank[draws]))
-    return np.stack(out)
+    """The corrupted test sets (Eq. 11.1) decoded: ``(repeats, N, S, S, 3)``, the same copies as
+    :func:`corrupted_test_sources` (for figures and small sets)."""
+    return np.stack([source.numpy() for source in corrupted_test_sources(data, repeats, seed=seed)])
 
 
 def augmented_training_images(data: SettingData, versions: int, *, seed: int) -> np.ndarray:
@@ -289,10 +351,12 @@ def augmented_training_images(data: SettingData, versions: int, *, seed: int) ->
 # --- training and evaluation ----------------------------------------------------------------------------
 
 
-def map_at_r(embeddings: np.ndarray, labels: np.ndarray, distance: str) -> float:
+def map_at_r(embeddings: np.ndarray, labels: np.ndarray, distance: str, *, device="cpu") -> float:
     """MAP@R (Musgrave et al. 2020) of the test classes ``labels`` ``(N,)`` under ``distance`` for embeddings
-    ``(N, D)``."""
-    return float(metrics.map_at_r(labels, metrics.neighbour_order(embeddings, distance)))
+    ``(N, D)``, from a k-nearest-neighbour search with k = the largest class size
+    (:func:`domainknowledge.metrics.knn_retrieval_scores`, on the GPU where faiss has one), never an
+    ``N x N`` distance matrix."""
+    return metrics.knn_retrieval_scores(embeddings, labels, distance, device=device)["map_at_r"]
 
 
 @dataclass
@@ -303,9 +367,15 @@ class SettingResult:
     data: SettingData
     rows: pd.DataFrame
     networks: dict[tuple[str, str, int], metric_learning.EmbeddingNetwork] = field(default_factory=dict)
-    corrupted_images: np.ndarray | None = None
+    corrupted: list[CorruptedImages] = field(default_factory=list)
     feature_seconds: float = 0.0
     training_seconds: float = 0.0
+
+    @property
+    def corrupted_images(self) -> np.ndarray:
+        """The corrupted test sets every model was scored on, decoded: ``(repeats, N, S, S, 3)`` (small sets
+        only; evaluation builds them a batch at a time)."""
+        return np.stack([source.numpy() for source in self.corrupted])
 
 
 def _bgaugment_batch_transform(data: SettingData, *, seed: int):
@@ -336,9 +406,10 @@ def evaluate_setting(config: Config, data: SettingData, losses, seeds, *, method
     embedding = config.embedding
     frozen = not embedding.train_backbone
     started = time.time()
-    corrupted = corrupted_test_images(data, config.corruption_repeats, seed=data_seed)
-    train_images = as_image_tensor(data.train.images)
-    test_sets = [as_image_tensor(data.test.images)] + [as_image_tensor(c) for c in corrupted]
+    corrupted = corrupted_test_sources(data, config.corruption_repeats, seed=data_seed)
+    train_images, test_images = (metric_learning.ArrayImages(split.images) if isinstance(split.images, np.memmap)
+                                 else as_image_tensor(split.images) for split in (data.train, data.test))
+    test_sets = [test_images] + corrupted
     features = {}
     if frozen:
         probe = metric_learning.build_embedding_network(embedding, seed=0)
@@ -366,7 +437,7 @@ def evaluate_setting(config: Config, data: SettingData, losses, seeds, *, method
                     embedded = [metric_learning.embed(network, features=f) for f in test_features]
                 else:
                     embedded = [metric_learning.embed(network, images, device=device) for images in test_sets]
-                scores = [map_at_r(e, data.test.labels, distance) for e in embedded]
+                scores = [map_at_r(e, data.test.labels, distance, device=device) for e in embedded]
                 rows.append({"setting": data.name, "loss": loss_name, "method": method, "seed": run_seed,
                              "clean": scores[0], **{f"corrupted_{r}": s for r, s in enumerate(scores[1:])}})
                 if keep_networks and run_seed == seeds[0]:

@@ -85,15 +85,15 @@ def significance_threshold(images: int, null_sd: float | None = None) -> float:
 class Config:
     """What one profile runs. Every field is shown on the chapter page.
 
-    Renders: ``training_images`` (photo-like, the Cars196 analogue) with ``variants_per_type`` models per
-    body type (classes = 6 x variants) and ``favourite_colour_rate``; ``analysis_images`` (solid
+    Renders: ``training_renders`` (photo-like, the Cars196 analogue) with ``variants_per_type`` models per
+    body type (classes = 6 x variants) and ``favourite_colour_rate``; ``analysis_renders`` (solid
     backgrounds, Table 7.2 grid); ``image_size`` (px) and ``supersample`` (anti-aliasing factor).
     Models: ``losses`` (keys of ``metric_learning.LOSSES``, with ``none``), ``runs`` (seeds per loss),
     ``embedding`` (backbone, head and schedule). Figures: ``tsne_points`` (Fig. 7.2).
     """
 
-    training_images: int
-    analysis_images: int
+    training_renders: int
+    analysis_renders: int
     image_size: int
     supersample: int
     variants_per_type: int
@@ -105,25 +105,25 @@ class Config:
 
     def __post_init__(self):
         metric_learning.check_family_comparison(self.losses, "the Mann-Whitney test compares the families")
-        if self.runs < 1 or self.analysis_images < 16 or self.training_images < 16:
+        if self.runs < 1 or self.analysis_renders < 16 or self.training_renders < 16:
             raise ValueError("runs must be >= 1 and both image sets must hold at least 16 renders")
 
 
 CONFIGS: dict[str, Config] = {
     "smoke": Config(
-        training_images=240, analysis_images=200, image_size=64, supersample=1, variants_per_type=4,
+        training_renders=240, analysis_renders=200, image_size=64, supersample=1, variants_per_type=4,
         favourite_colour_rate=0.5, losses=("contrastive", "triplet", "normalized_softmax", "arcface", "none"),
         runs=1, embedding=EmbeddingConfig(backbone="efficientnet_lite0", backbone_blocks=11, pool_grid=2,
                                           image_size=64, head_hidden=512, epochs=2),
         tsne_points=100),
     "cpu": Config(
-        training_images=1600, analysis_images=1600, image_size=64, supersample=2, variants_per_type=8,
+        training_renders=1600, analysis_renders=1600, image_size=64, supersample=2, variants_per_type=8,
         favourite_colour_rate=0.5, losses=ALL_LOSSES, runs=2,
         embedding=EmbeddingConfig(backbone="efficientnet_lite0", backbone_blocks=11, pool_grid=2, image_size=64,
                                   head_hidden=512, epochs=8),
         tsne_points=1000),
     "paper": Config(
-        training_images=16_000, analysis_images=100_000, image_size=224, supersample=1, variants_per_type=16,
+        training_renders=16_000, analysis_renders=100_000, image_size=224, supersample=1, variants_per_type=16,
         favourite_colour_rate=0.5, losses=ALL_LOSSES, runs=4,
         embedding=EmbeddingConfig(backbone="efficientnet_lite0", backbone_blocks=None, pool_grid=1, image_size=224,
                                   train_backbone=True, head_hidden=0, epochs=40, backbone_learning_rate=1e-5,
@@ -158,15 +158,49 @@ class Renders:
         return int(self.training.labels.max()) + 1
 
 
+#: analysis sets larger than this are rendered into memory-mapped files of the data cache (the paper's 100,000
+#: renders at 224 px are 15 GB) and read a batch at a time
+IN_MEMORY_RENDERS = 20_000
+
+
+def _rendered_analysis_set(config: Config, seed: int) -> cars.CarRenders:
+    """The analysis set rendered into (or read back from) ``.npy`` files of the data cache, opened
+    memory-mapped; written under temporary names and renamed when complete."""
+    from domainknowledge.data.bundled import cache_dir
+
+    n, size = config.analysis_renders, config.image_size
+    stem = cache_dir() / "cars_attention" / f"analysis_{n}_{size}px_x{config.supersample}_seed{seed}"
+    files = {"images": stem.with_name(stem.name + "_images.npy"), "masks": stem.with_name(stem.name + "_masks.npy")}
+    if not all(path.is_file() for path in files.values()):
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        partial = {key: path.with_name(path.name + ".partial") for key, path in files.items()}
+        out = (np.lib.format.open_memmap(partial["images"], mode="w+", dtype=np.uint8, shape=(n, size, size, 3)),
+               np.lib.format.open_memmap(partial["masks"], mode="w+", dtype=bool, shape=(n, size, size)))
+        cars.make_analysis_set(n, seed=seed, image_size=size, supersample=config.supersample, out=out)
+        for array in out:
+            array.flush()
+        del out
+        for key in ("masks", "images"):
+            partial[key].replace(files[key])
+    properties = cars.sample_analysis_properties(n, seed=seed)
+    labels = np.asarray([cars.BODY_TYPES.index(m) for m in properties["model"]], dtype=np.int64)
+    return cars.CarRenders(np.load(files["images"], mmap_mode="r"), np.load(files["masks"], mmap_mode="r"),
+                           properties, labels)
+
+
 def load_renders(config: Config, *, seed: int) -> Renders:
-    """Render the training set (seed ``seed``) and the analysis set (seed ``seed + 1``, independent)."""
+    """Render the training set (seed ``seed``) and the analysis set (seed ``seed + 1``, independent); an
+    analysis set above :data:`IN_MEMORY_RENDERS` renders is kept in memory-mapped files."""
     started = time.time()
-    training = cars.make_training_set(config.training_images, seed=seed, image_size=config.image_size,
+    training = cars.make_training_set(config.training_renders, seed=seed, image_size=config.image_size,
                                       variants_per_type=config.variants_per_type,
                                       favourite_colour_rate=config.favourite_colour_rate,
                                       supersample=config.supersample)
-    analysis = cars.make_analysis_set(config.analysis_images, seed=seed + 1, image_size=config.image_size,
-                                      supersample=config.supersample)
+    if config.analysis_renders > IN_MEMORY_RENDERS:
+        analysis = _rendered_analysis_set(config, seed + 1)
+    else:
+        analysis = cars.make_analysis_set(config.analysis_renders, seed=seed + 1, image_size=config.image_size,
+                                          supersample=config.supersample)
     return Renders(training, analysis, time.time() - started)
 
 
@@ -201,7 +235,8 @@ def train_and_embed(config: Config, renders: Renders, seeds, *, device="cpu",
     from domainknowledge.training import as_image_tensor
 
     training_images = as_image_tensor(renders.training.images)
-    analysis_images = as_image_tensor(renders.analysis.images)
+    analysis_images = (metric_learning.ArrayImages(renders.analysis.images)
+                       if isinstance(renders.analysis.images, np.memmap) else as_image_tensor(renders.analysis.images))
     runs = TrainedRuns()
     started = time.time()
     frozen = not config.embedding.train_backbone
@@ -232,14 +267,16 @@ def train_and_embed(config: Config, renders: Renders, seeds, *, device="cpu",
 # --- analysis ------------------------------------------------------------------------------------------
 
 
-def nr_precision_table(runs: TrainedRuns, properties: pd.DataFrame, metric: str = "nr_precision") -> pd.DataFrame:
+def nr_precision_table(runs: TrainedRuns, properties: pd.DataFrame, metric: str = "nr_precision", *,
+                       device="cpu") -> pd.DataFrame:
     """NR-Prec (Eq. 7.3) of every property (columns, :data:`PROPERTY_TITLES` order) per run (rows indexed by
-    ``loss``, ``seed``), each under its loss's distance ``d_L`` (Table 7.1)."""
+    ``loss``, ``seed``), each under its loss's distance ``d_L`` (Table 7.1); the neighbour orders (``n x n``
+    distances, a chunk of queries at a time) are computed on ``device``."""
     columns = [name for name in PROPERTY_TITLES if name in properties.columns]
     rows = {}
     for (loss_name, run_seed), embeddings in runs.embeddings.items():
         rows[(loss_name, run_seed)] = metrics.property_nr_precision(
-            properties[columns], embeddings, distance=LOSSES[loss_name].distance, metric=metric)
+            properties[columns], embeddings, distance=LOSSES[loss_name].distance, metric=metric, device=device)
     table = pd.DataFrame.from_dict(rows, orient="index")[columns]
     table.index = pd.MultiIndex.from_tuples(table.index, names=["loss", "seed"])
     return table

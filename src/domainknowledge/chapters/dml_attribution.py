@@ -40,7 +40,7 @@ from domainknowledge.metric_learning import LOSSES, EmbeddingConfig
 from domainknowledge.principles import attribution
 
 __all__ = ["CONFIGS", "DATASETS", "Config", "DatasetInfo", "DatasetResult", "ImageNetClassifier", "ImageSet",
-           "PhotoResult", "agreement_by_seed", "agreement_summary", "describe_profiles", "family_permutation_test",
+           "PhotoResult", "agreement_by_seed", "attribute_streaming", "picture", "train_models", "agreement_summary", "describe_profiles", "family_permutation_test",
            "jsd_in_nats", "load_image_set", "loss_tables", "model_seed", "object_share_by_family",
            "per_image_agreement", "photo_attributions", "plot_attribution_grid",
            "plot_comparison_heatmap", "plot_photo_attributions", "run_seeds", "train_and_attribute"]
@@ -172,12 +172,14 @@ def model_seed(run_seed: int, loss_name: str) -> int:
 class ImageSet:
     """One data set: training images uint8 ``(N, S, S, 3)`` with labels ``(N,)`` in ``0 .. C-1``; analysis
     images ``(n, S, S, 3)`` of classes not seen in training, their labels ``(n,)`` and foreground masks
-    ``(n, S, S)`` (``None`` where the data set has none); ``seconds`` it took to load."""
+    ``(n, S, S)`` (``None`` where the data set has none); ``seconds`` it took to load. The real benchmarks'
+    images are :class:`~domainknowledge.data.real.dml_benchmarks.ImageFiles`, read from disk a batch at a
+    time (``source[indices]`` is ``uint8 (B, 3, S, S)``; :func:`picture` gives one as ``(S, S, 3)``)."""
 
     key: str
-    training_images: np.ndarray
+    training_images: np.ndarray | metric_learning.ImageSource
     training_labels: np.ndarray
-    analysis_images: np.ndarray
+    analysis_images: np.ndarray | metric_learning.ImageSource
     analysis_labels: np.ndarray
     analysis_masks: np.ndarray | None
     seconds: float
@@ -248,68 +250,144 @@ def load_image_set(key: str, config: Config, *, seed: int, data_root=None) -> Im
         chosen = _spread_choice(analysis.labels, config.analysis_images, seed)
         return ImageSet(key, training.images, training.labels, analysis.images[chosen], analysis.labels[chosen],
                         analysis.masks[chosen], time.time() - started)
-    from domainknowledge.data.real.dml_benchmarks import load_dml_benchmark
+    from domainknowledge.data.real.dml_benchmarks import ImageFiles, find_dml_benchmark
 
-    train_images, train_labels = load_dml_benchmark(data_root, key, split="train", image_size=size)
-    test_images, test_labels = load_dml_benchmark(data_root, key, split="test", image_size=size)
-    chosen = _spread_choice(test_labels, config.analysis_images, seed)
-    return ImageSet(key, train_images, train_labels, test_images[chosen], test_labels[chosen], None,
-                    time.time() - started)
+    train = find_dml_benchmark(data_root, key, "train")
+    test = find_dml_benchmark(data_root, key, "test")
+    chosen = _spread_choice(test.labels, config.analysis_images, seed)
+    return ImageSet(key, ImageFiles(train.paths, size), train.labels,
+                    ImageFiles([test.paths[i] for i in chosen], size), test.labels[chosen], None, time.time() - started)
+
+
+def picture(images, index: int) -> np.ndarray:
+    """Image ``index`` of an :class:`ImageSet`'s images (an array or a source read from disk) as
+    ``uint8 (S, S, 3)``, for figures."""
+    if isinstance(images, np.ndarray):
+        return images[index]
+    return images[np.array([index])][0].permute(1, 2, 0).numpy()
 
 
 # --- training and attribution --------------------------------------------------------------------------
 
 
+#: the analysis images whose maps are kept whole (for figures and exercises); every other map is compared and
+#: dropped as soon as it is computed
+KEPT_MAPS = 64
+#: analysis images per step of the streamed attribution: every model maps them, every pair is compared
+ATTRIBUTION_CHUNK = 32
+
+
 @dataclass
 class DatasetResult:
-    """Attribution maps ``(n, S, S)`` (float32, in [0, 1]) of the analysis images per ``(loss, seed)`` model,
-    their pairwise comparison, training histories and timings (s)."""
+    """The models' attribution of one data set's analysis images: ``comparison`` of every pair of models on
+    every image (:class:`~domainknowledge.principles.attribution.MapComparison`, JSD in nats), each model's
+    per-image ``object_shares`` ``(n,)`` (Eq. 11.3; where the data set has masks), the maps ``(k, S, S)``
+    (float32, in [0, 1]) of the first ``k = min(n, KEPT_MAPS)`` images per ``(loss, seed)`` model, training
+    histories and timings (s)."""
 
     images: ImageSet
     maps: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
     histories: dict[tuple[str, int], metric_learning.EmbeddingHistory] = field(default_factory=dict)
     comparison: attribution.MapComparison | None = None
+    object_shares: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
     training_seconds: float = 0.0
     attribution_seconds: float = 0.0
     backbone: str = ""
 
 
-def train_and_attribute(config: Config, images: ImageSet, seeds, *, noise_seed: int = 0, device="cpu",
-                        log: Callable[[str], None] = print) -> DatasetResult:
-    """Train every loss of ``config`` once per replicate seed on ``images``' training set (each model with its own
-    :func:`model_seed`), then compute each model's
-    attribution maps of the analysis images under the loss's distance ``d_L`` (Sec. 9.1) and compare all models.
-
-    With a frozen backbone its features of the training images are computed once and shared by all runs.
-    The maps are computed on the CPU with SmoothGrad's noise seeded by ``noise_seed`` and the image, so every
-    model sees the same noisy copies of an image.
-    """
+def _images_for_training(images):
     from domainknowledge.training import as_image_tensor
 
-    training_images = as_image_tensor(images.training_images)
-    result = DatasetResult(images)
+    return as_image_tensor(images) if isinstance(images, np.ndarray) else images
+
+
+def train_models(config: Config, images: ImageSet, seeds, *, device="cpu", log: Callable[[str], None] = print,
+                 result: DatasetResult | None = None) -> dict[tuple[str, int], metric_learning.EmbeddingNetwork]:
+    """Train every loss of ``config`` once per replicate seed on ``images``' training set (each model with its
+    own :func:`model_seed`); returns the networks per ``(loss, seed)`` (histories and timings go to
+    ``result``). With a frozen backbone its features of the training images are computed once and shared."""
+    training_images = _images_for_training(images.training_images)
+    result = result if result is not None else DatasetResult(images)
     frozen = not config.embedding.train_backbone
     probe = metric_learning.build_embedding_network(config.embedding, seed=0)
     result.backbone = probe.backbone.name
     features = metric_learning.backbone_features(probe, training_images, device=device) if frozen else None
+    networks = {}
     for loss_name in config.losses:
         for run_seed in seeds:
             begun = time.time()
             network, history = metric_learning.train_embedding_model(
                 loss_name, training_images, images.training_labels, config=config.embedding,
                 seed=model_seed(run_seed, loss_name), device=device, features=features)
-            trained = time.time()
-            maps = attribution.dml_attribution_maps(
-                network.cpu(), images.analysis_images, distance=LOSSES[loss_name].distance,
-                samples=config.smoothgrad_samples, sigma_fraction=config.sigma_fraction, seed=noise_seed)
-            result.maps[(loss_name, run_seed)] = maps.astype(np.float32)
+            networks[(loss_name, run_seed)] = network
             result.histories[(loss_name, run_seed)] = history
-            result.training_seconds += trained - begun
-            result.attribution_seconds += time.time() - trained
+            result.training_seconds += time.time() - begun
             last = f"last epoch loss {history.epoch_losses[-1]:.3f}" if history.epoch_losses else "untrained"
-            log(f"{images.key:<9} {LOSSES[loss_name].title:<20} seed {run_seed}: trained {trained - begun:5.1f} s "
-                f"({last}), maps {time.time() - trained:5.1f} s")
-    result.comparison = jsd_in_nats(attribution.compare_attribution_maps(result.maps))
+            log(f"{images.key:<9} {LOSSES[loss_name].title:<20} seed {run_seed}: trained {time.time() - begun:5.1f} s "
+                f"({last})")
+    return networks
+
+
+def attribute_streaming(config: Config, images: ImageSet, networks, *, noise_seed: int = 0, device="cpu",
+                        result: DatasetResult | None = None, chunk_size: int = ATTRIBUTION_CHUNK,
+                        kept_maps: int = KEPT_MAPS) -> DatasetResult:
+    """Every model's attribution maps of the analysis images under its loss's distance ``d_L`` (Sec. 9.1),
+    computed on ``device`` ``chunk_size`` images at a time and compared pair by pair at once (Sec. 9.2), so
+    memory holds one chunk's maps, never every map of every model: the result keeps the per-image
+    correlations and divergences of every pair (``(M, M, n)``), each model's object shares where there are
+    masks, and the maps of the first ``kept_maps`` images. SmoothGrad's noise for image ``i`` is seeded by
+    ``noise_seed + i``, so every model sees the same noisy copies of an image."""
+    from domainknowledge.principles import masking
+
+    result = result if result is not None else DatasetResult(images)
+    names = tuple(networks)
+    if len(names) < 2:
+        raise ValueError(f"need at least two models to compare, got {len(names)}")
+    analysis, masks = images.analysis_images, images.analysis_masks
+    count = len(analysis)
+    correlations = np.ones((len(names), len(names), count))
+    jsd = np.zeros((len(names), len(names), count))
+    shares = {name: np.empty(count) for name in names} if masks is not None else {}
+    kept = {name: [] for name in names}
+    begun = time.time()
+    for network in networks.values():
+        network.to(device)
+    for start in range(0, count, chunk_size):
+        stop = min(start + chunk_size, count)
+        batch = analysis[start:stop] if isinstance(analysis, np.ndarray) else analysis[np.arange(start, stop)]
+        maps = {name: attribution.dml_attribution_maps(
+                    networks[name], batch, distance=LOSSES[name[0]].distance, samples=config.smoothgrad_samples,
+                    sigma_fraction=config.sigma_fraction, seed=noise_seed + start, device=device).astype(np.float32)
+                for name in names}
+        for i, j in itertools.combinations(range(len(names)), 2):
+            correlations[i, j, start:stop] = correlations[j, i, start:stop] = attribution.map_correlations(
+                maps[names[i]], maps[names[j]])
+            jsd[i, j, start:stop] = jsd[j, i, start:stop] = attribution.jensen_shannon_divergence(
+                maps[names[i]], maps[names[j]])
+        for name in names:
+            if masks is not None:
+                shares[name][start:stop] = masking.attribution_share(masks[start:stop], maps[name])
+            if start < kept_maps:
+                kept[name].append(maps[name][:kept_maps - start])
+    for network in networks.values():
+        network.cpu()
+    result.maps = {name: np.concatenate(parts) for name, parts in kept.items()}
+    result.object_shares = shares
+    result.comparison = jsd_in_nats(attribution.MapComparison(names, correlations, jsd))
+    result.attribution_seconds += time.time() - begun
+    return result
+
+
+def train_and_attribute(config: Config, images: ImageSet, seeds, *, noise_seed: int = 0, device="cpu",
+                        log: Callable[[str], None] = print) -> DatasetResult:
+    """Train every loss of ``config`` once per replicate seed on ``images``' training set
+    (:func:`train_models`), then compute and compare every model's attribution maps of the analysis images,
+    streamed over the images on ``device`` (:func:`attribute_streaming`)."""
+    result = DatasetResult(images)
+    networks = train_models(config, images, seeds, device=device, log=log, result=result)
+    attribute_streaming(config, images, networks, noise_seed=noise_seed, device=device, result=result)
+    log(f"{images.key:<9} attribution maps of {len(images.analysis_images)} images x {len(networks)} models: "
+        f"{result.attribution_seconds:5.1f} s")
     return result
 
 
@@ -407,18 +485,17 @@ def per_image_agreement(comparison: attribution.MapComparison, kind: str, *, val
     return np.tanh(np.nanmean(z, axis=0))
 
 
-def object_share_by_family(maps: dict[tuple[str, int], np.ndarray], masks: np.ndarray, seeds) -> dict[str, np.ndarray]:
+def object_share_by_family(shares: dict[tuple[str, int], np.ndarray], seeds) -> dict[str, np.ndarray]:
     """Per analysis image, the share of the attribution on the object (Eq. 11.3,
     :func:`domainknowledge.principles.masking.attribution_share`) averaged over the models of each family
     (``ranking``, ``classification`` and ``none``, every seed in ``seeds``): ``{family: (n,)}``, the paired
-    samples of the background claim."""
-    from domainknowledge.principles import masking
-
-    shares: dict[str, list[np.ndarray]] = {}
-    for (loss, run_seed), values in maps.items():
+    samples of the background claim. ``shares``: each model's per-image shares ``(n,)``
+    (:attr:`DatasetResult.object_shares`)."""
+    grouped: dict[str, list[np.ndarray]] = {}
+    for (loss, run_seed), values in shares.items():
         if run_seed in seeds:
-            shares.setdefault(LOSSES[loss].family, []).append(np.asarray(masking.attribution_share(masks, values)))
-    return {family: np.mean(np.stack(values), axis=0) for family, values in shares.items()}
+            grouped.setdefault(LOSSES[loss].family, []).append(np.asarray(values, dtype=float))
+    return {family: np.mean(np.stack(values), axis=0) for family, values in grouped.items()}
 
 
 def agreement_summary(table: pd.DataFrame, *, value: str = "correlation") -> dict[str, float]:

@@ -50,7 +50,7 @@ CONFIGS: dict[str, Config] = {
     "smoke": Config(standin_size="smoke", heldout_images=600, retrieval_images=300, real_clip=None),
     "cpu": Config(standin_size="cpu", heldout_images=3000, retrieval_images=1000, real_clip=None),
     "paper": Config(standin_size="paper", heldout_images=10000, retrieval_images=5000,
-                    real_clip="open_clip:ViT-B-32/laion2b_s34b_b79k"),
+                    real_clip="open_clip:ViT-B-32/openai"),  # OpenAI's CLIP, as the chapters that use it
 }
 
 # The bundled real photos with a one-phrase description of what they show (ours); the candidate labels of

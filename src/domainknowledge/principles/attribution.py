@@ -289,31 +289,40 @@ def postprocess_saliency(gradients, *, clip_percentile: float = 99.0) -> np.ndar
     return np.where(span > 0, (maps - low) / np.where(span > 0, span, 1.0), 0.0)
 
 
+def _smoothgrad_noise(image: torch.Tensor, samples: int, sigma_fraction: float, seed: int) -> torch.Tensor:
+    """The ``samples`` noisy copies ``(samples, C, H, W)`` of one ``image`` ``(C, H, W)`` that SmoothGrad
+    averages over: ``N(0, sigma^2)`` noise with ``sigma = sigma_fraction (max - min)``, drawn on the CPU from a
+    generator seeded by ``seed`` (the draws of captum's ``NoiseTunnel`` after ``torch.manual_seed(seed)``), so
+    a map does not depend on the device or on which other images share its batch."""
+    sigma = sigma_fraction * float(image.max() - image.min())
+    generator = torch.Generator().manual_seed(int(seed))
+    spread = torch.tensor(sigma).repeat((samples,) + tuple(image.shape))
+    return image.cpu()[None] + torch.normal(0, spread, generator=generator)
+
+
 def dml_attribution_maps(network: nn.Module, images, *, distance: str, samples: int = SMOOTHGRAD_SAMPLES,
                          sigma_fraction: float = SMOOTHGRAD_SIGMA_FRACTION, clip_percentile: float = 99.0,
-                         seed: int = 0, samples_batch_size: int | None = None,
+                         seed: int = 0, samples_batch_size: int | None = None, device=None,
                          return_gradients: bool = False):
     """Attribution maps of an embedding model (Kobs Sec. 9.1, Eqs. 9.1-9.2).
 
     For each image ``I_i`` the explained quantity is ``d_L(f(I_i), f(I_base))``, the loss-specific
     ``distance`` (:func:`embedding_distance`) between its embedding and the embedding of a black image
     ``I_base = 0``. Its input gradient (Eq. 9.1, plain saliency) is averaged over ``samples`` noisy copies
-    ``I_i + N(0, sigma^2)`` with ``sigma = sigma_fraction * (max(I_i) - min(I_i))`` (SmoothGrad, Eq. 9.2, via
-    captum's ``NoiseTunnel`` around ``Saliency`` with the sign kept, so the absolute value is taken after
-    averaging as the thesis orders it), then post-processed by :func:`postprocess_saliency`.
+    ``I_i + N(0, sigma^2)`` with ``sigma = sigma_fraction * (max(I_i) - min(I_i))`` (SmoothGrad, Eq. 9.2, as
+    captum's ``NoiseTunnel`` around ``Saliency`` computes it, with the sign kept, so the absolute value is
+    taken after averaging as the thesis orders it), then post-processed by :func:`postprocess_saliency`.
 
     ``network``: ``(B, 3, H, W)`` float images in the network's own input scale (for
     :class:`~domainknowledge.metric_learning.EmbeddingNetwork`, 0-255) ``-> (B, D)`` embeddings;
-    ``images``: ``(N, 3, H, W)`` tensor or ``(N, H, W, 3)`` uint8 array. Noise is drawn from a generator
-    seeded by ``seed + i`` for image ``i``, so a map does not depend on which other images are in the call.
+    ``images``: ``(N, 3, H, W)`` tensor or ``(N, H, W, 3)`` uint8 array. The noisy copies of several images
+    go through the network together on ``device`` (default: where the network is), ``samples_batch_size``
+    copies per pass (default ``max(samples, 64)``); every image's noise is drawn from a generator seeded by
+    ``seed + i`` for image ``i``, so a map depends neither on the batch nor on the device.
 
     Returns maps ``(N, H, W)`` in [0, 1] (and, with ``return_gradients``, also the averaged raw gradients
-    ``(N, 3, H, W)``).
+    ``(N, 3, H, W)``, on the CPU).
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="IProgress not found")
-        from captum.attr import NoiseTunnel, Saliency
-
     if samples < 1 or sigma_fraction < 0:
         raise ValueError(f"samples must be >= 1 and sigma_fraction >= 0, got {samples} and {sigma_fraction}")
     if isinstance(images, np.ndarray):
@@ -323,31 +332,41 @@ def dml_attribution_maps(network: nn.Module, images, *, distance: str, samples: 
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be (N, 3, H, W) tensors or (N, H, W, 3) arrays, got "
                          f"{getattr(images, 'shape', type(images))}")
-    images = images.float()
+    images = images.float().cpu()
+    if device is None:
+        device = next((p.device for p in network.parameters()), torch.device("cpu"))
+    device = torch.device(device)
+    per_pass = max(int(samples_batch_size or max(samples, 64)), 1)
     was_training = network.training
     network.eval()
     parameter_flags = [p.requires_grad for p in network.parameters()]
     for parameter in network.parameters():
         parameter.requires_grad_(False)           # gradients w.r.t. the input only
+    gradients = torch.zeros_like(images)
     try:
         with torch.no_grad():
-            base = network(torch.zeros_like(images[:1]))[0]
-
-        def explained(batch: torch.Tensor) -> torch.Tensor:
-            return embedding_distance(network(batch), base, distance)
-
-        tunnel = NoiseTunnel(Saliency(explained))
-        gradients = torch.empty_like(images)
-        for i in range(len(images)):
-            image = images[i:i + 1]
-            sigma = sigma_fraction * float(image.max() - image.min())
-            torch.manual_seed(seed + i)
-            gradients[i] = tunnel.attribute(image, nt_type="smoothgrad", nt_samples=samples, stdevs=sigma,
-                                            nt_samples_batch_size=samples_batch_size or samples, abs=False)[0]
+            base = network(torch.zeros_like(images[:1]).to(device))[0]
+        # the (image, sample) pairs in order, cut into passes of per_pass noisy copies
+        pairs = [(i, k) for i in range(len(images)) for k in range(samples)]
+        noise_of = {}
+        for start in range(0, len(pairs), per_pass):
+            chunk = pairs[start:start + per_pass]
+            rows = []
+            for i, k in chunk:
+                if i not in noise_of:
+                    noise_of.clear()
+                    noise_of[i] = _smoothgrad_noise(images[i], samples, sigma_fraction, seed + i)
+                rows.append(noise_of[i][k])
+            batch = torch.stack(rows).to(device).requires_grad_(True)
+            explained = embedding_distance(network(batch), base, distance)
+            (grad,) = torch.autograd.grad(explained.sum(), batch)
+            owners = torch.tensor([i for i, _ in chunk])
+            gradients.index_add_(0, owners, grad.detach().cpu())
     finally:
         for parameter, flag in zip(network.parameters(), parameter_flags):
             parameter.requires_grad_(flag)
         network.train(was_training)
+    gradients = gradients / samples
     maps = postprocess_saliency(gradients, clip_percentile=clip_percentile)
     return (maps, gradients) if return_gradients else maps
 

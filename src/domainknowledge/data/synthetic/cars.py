@@ -387,7 +387,7 @@ class CarRenders:
 
 
 def render_cars(properties: pd.DataFrame, *, image_size: int = 64, background: str = "solid", seed: int = 0,
-                supersample: int = 2) -> tuple[np.ndarray, np.ndarray]:
+                supersample: int = 2, out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Render one car per row of ``properties``; returns images ``(N, S, S, 3)`` uint8 and masks ``(N, S, S)``.
 
     ``properties`` needs the columns of :data:`PROPERTIES` (``model`` a body type). Optional columns:
@@ -395,6 +395,7 @@ def render_cars(properties: pd.DataFrame, *, image_size: int = 64, background: s
     (fractions of the image). ``background`` is ``"solid"`` (the ``background_*`` colour) or ``"photo"``
     (sky, textured ground and clutter, drawn from ``seed``). The scene is drawn at ``supersample`` times the
     size and averaged down (anti-aliasing); a pixel is in the mask when the car covers at least half of it.
+    ``out``: arrays of those shapes to render into (e.g. memory-mapped files, for sets larger than memory).
     """
     missing = [name for name in PROPERTIES if name not in properties.columns]
     if missing:
@@ -406,8 +407,14 @@ def render_cars(properties: pd.DataFrame, *, image_size: int = 64, background: s
         raise ValueError(f"image_size must be at least 16 and supersample at least 1, got {image_size}, {supersample}")
     big = image_size * supersample
     rng = np.random.default_rng(seed)
-    images = np.empty((len(properties), image_size, image_size, 3), dtype=np.uint8)
-    masks = np.empty((len(properties), image_size, image_size), dtype=bool)
+    if out is None:
+        images = np.empty((len(properties), image_size, image_size, 3), dtype=np.uint8)
+        masks = np.empty((len(properties), image_size, image_size), dtype=bool)
+    else:
+        images, masks = out
+        if images.shape != (len(properties), image_size, image_size, 3) or masks.shape != images.shape[:3]:
+            raise ValueError(f"out must hold arrays of shapes {(len(properties), image_size, image_size, 3)} and "
+                             f"{(len(properties), image_size, image_size)}, got {images.shape} and {masks.shape}")
     shapes: dict = {}
     for index, row in enumerate(properties.to_dict("records")):
         variant = row.get("variant")
@@ -472,12 +479,14 @@ def sample_training_properties(n: int, *, seed: int, variants_per_type: int = 8,
     })
 
 
-def make_analysis_set(n: int, *, seed: int, image_size: int = 64, supersample: int = 2) -> CarRenders:
+def make_analysis_set(n: int, *, seed: int, image_size: int = 64, supersample: int = 2,
+                      out: tuple[np.ndarray, np.ndarray] | None = None) -> CarRenders:
     """The analysis set: ``n`` solid-background renders of the six canonical models with every Table 7.2
-    property independent and uniform; ``labels`` is the model index."""
+    property independent and uniform; ``labels`` is the model index. ``out``: arrays to render into (see
+    :func:`render_cars`)."""
     properties = sample_analysis_properties(n, seed=seed)
     images, masks = render_cars(properties, image_size=image_size, background="solid", seed=seed,
-                                supersample=supersample)
+                                supersample=supersample, out=out)
     labels = np.asarray([BODY_TYPES.index(m) for m in properties["model"]], dtype=np.int64)
     return CarRenders(images, masks, properties, labels)
 

@@ -253,7 +253,7 @@ def bgaugment_transform(masks, *, bank_size: int = BANK_SIZE, seed: int = 0,
     The returned ``transform(images (B, 3, S, S) uint8, indices (B,)) -> (B, 3, S, S)`` draws from its own
     generator seeded by ``seed``, so a training run is reproducible.
     """
-    masks = torch.as_tensor(np.asarray(masks, dtype=bool))
+    masks = torch.as_tensor(np.array(masks, dtype=bool))          # a copy: the masks may be a read-only memmap
     if masks.ndim != 3:
         raise ValueError(f"masks must have shape (N, S, S), got {tuple(masks.shape)}")
     if bank is None:
