@@ -20,7 +20,18 @@ from tests.conftest import REPO, copy_book_frame
 pytestmark = pytest.mark.slow
 
 #: chapter name -> why its paper path does not run on the fixtures yet, and the issue that fixes it.
-PAPER_PATH_FAILURES: dict[str, str] = {}
+PAPER_PATH_FAILURES: dict[str, str] = {
+    "indirect": "issue 23: the paper data sets (Cars196, CUB200, DeepFashion, Movie Posters) are read from a "
+                "book-specific notions.csv + aspects/ layout with no published-layout reader or fixture",
+}
+#: chapter name -> why its paper dry run is not executed on a CPU-only CI machine, and the issue that fixes it.
+#: These run end to end (their readers, metrics and streaming are tested on their own), but the paper trainer
+#: fine-tunes all of EfficientNet-Lite0 at 224 px for every loss and seed: 17-35 CPU minutes per dry run.
+PAPER_PATH_TOO_SLOW_ON_CPU: dict[str, str] = {
+    name: "issue 18: the shared trainer trains the whole trunk at 224 px (about 34 CPU s per step of 32 images); "
+          "training only the top blocks on cached lower-block features makes the dry run fit CI"
+    for name in ("cars_attention", "dml_attribution", "bgaugment")
+}
 
 CHAPTERS = [chapter.name for chapter in book.discover_chapters(Project(REPO, REPO))]
 
@@ -34,7 +45,7 @@ def paper_project(tmp_path_factory):
 def dry_run_results(request, paper_project, published_data):
     """The selected chapters' paper dry runs, two at a time through the local executor (CI has 2 cores)."""
     selected = {item.callspec.params["name"] for item in request.session.items
-                if item.originalname == "test_paper_path_runs_on_published_layouts"}
+                if item.originalname == "test_paper_path_runs_on_published_layouts"} - set(PAPER_PATH_TOO_SLOW_ON_CPU)
     chapters = [c for c in book.discover_chapters(paper_project) if c.name in selected]
     parameters = book.chapter_parameters("paper", 0, "cpu", str(published_data), dry_run=True)
     with pytest.MonkeyPatch.context() as patch:
@@ -46,6 +57,8 @@ def dry_run_results(request, paper_project, published_data):
 
 
 def _expected(name: str):
+    if name in PAPER_PATH_TOO_SLOW_ON_CPU:
+        return pytest.param(name, marks=pytest.mark.skip(reason=PAPER_PATH_TOO_SLOW_ON_CPU[name]))
     if name in PAPER_PATH_FAILURES:
         return pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=PAPER_PATH_FAILURES[name]))
     return name
