@@ -153,3 +153,13 @@ def test_real_twitch_files_are_read(tmp_path):
     (folder / "labelled.csv").write_text("message,label\nhi,happy\n", encoding="utf-8")
     with pytest.raises(ValueError, match="not one of"):
         twitch.load_labelled_messages(tmp_path)
+
+
+def test_the_hidden_strength_sweep_is_skipped_on_real_chat_with_a_reason():
+    """The paper profile reads real chat, which has no hidden_strength knob: the chapter skips the sweep
+    (it used to call it and crash)."""
+    assert ts.sweep_skip_reason(ts.CONFIGS["cpu"]) is None
+    reason = ts.sweep_skip_reason(ts.CONFIGS["paper"])
+    assert reason and "stand-in" in reason
+    with pytest.raises(ValueError, match="sweep_skip_reason"):
+        ts.hidden_strength_sweep(ts.CONFIGS["paper"], seed=0, progress=False)

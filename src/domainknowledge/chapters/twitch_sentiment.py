@@ -45,7 +45,7 @@ __all__ = ["CONFIGS", "LEXICON_COMBINATIONS", "SOURCES", "ChatTask", "Config", "
            "baseline_predictions", "classification_scores", "describe_profiles",
            "example_messages", "expected_baseline_scores", "hidden_strength_sweep", "labeller_row", "lexicon_ablation", "lexicon_summary", "load_task", "method_table",
            "no_signal_behaviour", "predict", "prediction_counts", "prepare_corpus", "run_cnn_experiment",
-           "scores_from_confusion", "signal_confusions", "soft_cross_entropy", "TokenTensors", "train_weak_label_cnn",
+           "scores_from_confusion", "signal_confusions", "soft_cross_entropy", "sweep_skip_reason", "TokenTensors", "train_weak_label_cnn",
            "yeh_p_value"]
 
 SOURCES = ("stand-in", "twitch")
@@ -517,6 +517,20 @@ def no_signal_behaviour(labels, has_signal: np.ndarray, predictions: Mapping[str
 # --- the hidden-strength sweep -------------------------------------------------------------------------
 
 
+def sweep_skip_reason(config: Config) -> str | None:
+    """Why :func:`hidden_strength_sweep` does not run for ``config``, or ``None`` when it does.
+
+    The sweep turns the stand-in generator's ``hidden_strength`` knob; real chat has no such knob (how
+    strongly words outside the lexica carry sentiment is a property of the crawl, not a setting), so on the
+    thesis' data (``source='twitch'``, the ``paper`` profile) the sweep is skipped with this reason.
+    """
+    if config.source == "stand-in":
+        return None
+    return (f"the hidden-strength sweep turns a knob of the stand-in generator (how strongly words outside "
+            f"the lexica follow the true sentiment); the {config.source!r} data have no such knob, so it is "
+            "not run on them")
+
+
 def hidden_strength_sweep(config: Config, *, seed: int, device="cpu", progress: bool = True) -> pd.DataFrame:
     """For each ``hidden_strength`` of the stand-in generator, a fresh corpus and gold set, and one CNN with
     and one without masking: their scores on the evaluation set, plus the distribution labeller's.
@@ -525,8 +539,10 @@ def hidden_strength_sweep(config: Config, *, seed: int, device="cpu", progress: 
     true sentiment (0: pure noise, 1: always). Masking can only help messages without signal tokens if such
     words exist and co-occur with signal tokens in the weakly labelled corpus.
     """
-    if config.source != "stand-in":
-        raise ValueError("the hidden-strength sweep needs the stand-in generator (source='stand-in')")
+    reason = sweep_skip_reason(config)
+    if reason is not None:
+        raise ValueError(f"hidden_strength_sweep needs the stand-in generator (source='stand-in'): {reason}; "
+                         "check sweep_skip_reason(config) first")
     rows = []
     for strength in config.hidden_strengths:
         chat_config = twitch_chat.ChatConfig(hidden_strength=strength)
