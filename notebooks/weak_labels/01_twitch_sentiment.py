@@ -163,12 +163,16 @@ chapter.example_messages(task, 8, seed=seed)
 # ```
 
 # %%
-good = task.lexicon.distribution("good")
+good = task.lexicon.distribution("good") if "good" in task.lexicon else np.full(3, np.nan)
 run.glue("twitch_good_entry", "(" + ", ".join(f"{v:.3f}" for v in good) + ")")
 chapter.lexicon_summary(task)
 
 # %%
-survey = pd.DataFrame(task.emote_survey, index=["negative", "neutral", "positive", "unknown"]).T
+if task.emote_survey:       # the stand-in: the survey votes of Table 15.1
+    survey = pd.DataFrame(task.emote_survey, index=["negative", "neutral", "positive", "unknown"]).T
+else:                       # the published emote lexicon gives each emote's shares, not its votes
+    survey = pd.DataFrame({e: list(v) for e, v in task.lexica["emote"].distributions.items()},
+                          index=list(weak_labels.CLASSES)).T.round(2)
 survey.index.name = "emote"
 survey
 
@@ -415,8 +419,14 @@ else:
 #   are in no lexicon.
 # - **Smoothed lexica.** The VADER and emoji distributions are add-one smoothed, $(n_c + 1) / (n + 3)$, as
 #   in the lexica of the authors' code, not the plain shares the thesis' text describes (see above); the
-#   thesis' Table 15.2 was computed with the smoothed ones. `paper` reads `<data_root>/twitch/labelled.csv`, `messages.txt` and
-#   (optionally) `emote_survey.csv`, see `dk.data.real.twitch`.
+#   thesis' Table 15.2 was computed with the smoothed ones.
+# - **Published data at `paper`.** `paper` reads the thesis' data as the authors published them with
+#   their code {cite}`kobs2020emote` (repository `konstantinkobs/emote-controlled`, checked out as
+#   `<data_root>/twitch/`): the 1,922 labelled comments of `data/labeled_dataset.csv` (sentiment $-1$, 0,
+#   1), the three lexica as `lexica/<emote|emoji|vader>_<distribution|average>.tsv` (the emote lexicon
+#   there is the whole 100-emote survey, as shares), and the unlabelled months unpacked into
+#   `unlabeled/*.csv`; see `dk.data.real.twitch`. The hidden-strength sweep is not run there: real chat
+#   has no such knob.
 # - **Network sizes.** At `cpu`: Word2Vec of dimension 48 with `min_count` 5, and 48 filters per height;
 #   the thesis uses 182 filters and drops words seen fewer than 100 times, and does not state its
 #   embedding size (300 at `paper`, Kim's and Word2Vec's default). The thesis does not say whether its

@@ -41,7 +41,7 @@ from domainknowledge.models.text_cnn import PADDING_INDEX, TextCNN, Vocabulary, 
 from domainknowledge.principles import weak_labels
 from domainknowledge.significance import randomized_matched_pair_test
 
-__all__ = ["CONFIGS", "LEXICON_COMBINATIONS", "SOURCES", "ChatTask", "Config", "PreparedCorpus", "TrainedCNN",
+__all__ = ["CONFIGS", "LEXICON_COMBINATIONS", "SOURCES", "ChatTask", "Config", "combined_lexicon", "PreparedCorpus", "TrainedCNN",
            "baseline_predictions", "classification_scores", "describe_profiles",
            "example_messages", "expected_baseline_scores", "hidden_strength_sweep", "labeller_row", "lexicon_ablation", "lexicon_summary", "load_task", "method_table",
            "no_signal_behaviour", "predict", "prediction_counts", "prepare_corpus", "run_cnn_experiment",
@@ -135,15 +135,17 @@ def describe_profiles(configs: Mapping[str, Config] | None = None) -> pd.DataFra
 @dataclass(frozen=True)
 class ChatTask:
     """The unlabelled ``corpus`` (N strings), the evaluation set (``gold_texts``, ``gold_labels`` ``(M,)``
-    int64), the combined ``lexicon`` and the ``emote_survey`` it was built from. For the stand-in,
-    ``corpus_labels`` ``(N,)`` are the generator's true labels (for analysis only, never for training) and
-    ``simulated_emotes`` the survey rows that were simulated rather than printed in Table 15.1."""
+    int64), the three ``lexica`` by name (emote, emoji, vader), their combination ``lexicon`` in the
+    thesis' precedence, and the ``emote_survey`` votes the emote lexicon was built from (empty for the
+    published lexica, which give shares, not votes). For the stand-in, ``corpus_labels`` ``(N,)`` are the
+    generator's true labels (for analysis only, never for training) and ``simulated_emotes`` the survey rows
+    that were simulated rather than printed in Table 15.1."""
 
     source: str
     corpus: list[str]
     gold_texts: list[str]
     gold_labels: np.ndarray
-    lexicon: weak_labels.Lexicon
+    lexica: Mapping[str, weak_labels.Lexicon]
     emote_survey: Mapping[str, tuple[int, ...]]
     simulated_emotes: tuple[str, ...]
     corpus_labels: np.ndarray | None
@@ -152,17 +154,34 @@ class ChatTask:
     def is_stand_in(self) -> bool:
         return self.source == "stand-in"
 
+    @property
+    def lexicon(self) -> weak_labels.Lexicon:
+        """All three lexica combined, emote > emoji > VADER (Sec. 15.1.1)."""
+        return combined_lexicon(self, weak_labels.PRECEDENCE)
+
+
+def combined_lexicon(task: ChatTask, names: Sequence[str]) -> weak_labels.Lexicon:
+    """The lexica ``names`` of ``task`` combined in the thesis' precedence (a row of Table 15.3). Cached
+    per task, so repeated calls share one lexicon."""
+    key = tuple(name for name in weak_labels.PRECEDENCE if name in names)
+    cache = task.__dict__.setdefault("_combined", {})
+    if key not in cache:
+        cache[key] = weak_labels.combine_lexica(*(task.lexica[name] for name in key))
+    return cache[key]
+
 
 def load_task(config: Config, *, seed: int, data_root=None, corpus_messages: int | None = None,
               chat_config: twitch_chat.ChatConfig | None = None, complete_emote_survey: bool = False) -> ChatTask:
     """The corpus, evaluation set and lexica of ``config.source``.
 
     Stand-in: ``corpus_messages`` (default ``config.corpus_messages``) generated messages with ``seed``, the
-    1,922-message gold set with ``seed + 1`` (:func:`twitch_chat.make_gold_set`), and the emote lexicon of
-    Table 15.1. The generator's other emotes ("BibleThump", "Kreygasm", ...) are hidden sentiment tokens,
-    in no lexicon, like the emotes outside the thesis' top-100 survey; ``complete_emote_survey=True`` adds
-    simulated survey votes for them (:func:`twitch_chat.simulated_emote_survey`), which puts them in the
-    lexicon. Twitch: the files of :mod:`domainknowledge.data.real.twitch` under ``data_root``.
+    1,922-message gold set with ``seed + 1`` (:func:`twitch_chat.make_gold_set`), VADER and the emoji table
+    from their packages, and the emote lexicon of Table 15.1. The generator's other emotes ("BibleThump",
+    "Kreygasm", ...) are hidden sentiment tokens, in no lexicon, like the emotes outside the thesis'
+    top-100 survey; ``complete_emote_survey=True`` adds simulated survey votes for them
+    (:func:`twitch_chat.simulated_emote_survey`), which puts them in the lexicon. Twitch: the published
+    evaluation set, lexica and unlabelled months of :mod:`domainknowledge.data.real.twitch` under
+    ``data_root``.
     """
     size = config.corpus_messages if corpus_messages is None else corpus_messages
     if config.source == "stand-in":
@@ -171,24 +190,30 @@ def load_task(config: Config, *, seed: int, data_root=None, corpus_messages: int
         survey = {**weak_labels.EMOTE_SURVEY_TABLE_15_1, **simulated}
         corpus = twitch_chat.make_twitch_chat(size, seed=seed, config=chat_config)
         gold = twitch_chat.make_gold_set(seed=seed + 1, config=chat_config)
-        return ChatTask("stand-in", corpus.texts, gold.texts, gold.labels,
-                        weak_labels.load_lexica(emote_survey=survey), survey, tuple(simulated), corpus.labels)
+        lexica = {"emote": weak_labels.load_emote_lexicon(survey), "emoji": weak_labels.load_emoji_lexicon(),
+                  "vader": weak_labels.load_vader_lexicon()}
+        return ChatTask("stand-in", corpus.texts, gold.texts, gold.labels, lexica, survey, tuple(simulated),
+                        corpus.labels)
     from domainknowledge.data.real import twitch
 
     texts, labels = twitch.load_labelled_messages(data_root)
-    survey = twitch.load_emote_survey(data_root) or weak_labels.EMOTE_SURVEY_TABLE_15_1
+    lexica = twitch.load_lexica(data_root)
     corpus = twitch.load_unlabelled_messages(data_root, limit=size)
-    return ChatTask("twitch", corpus, texts, labels, weak_labels.load_lexica(emote_survey=survey), survey, (), None)
+    return ChatTask("twitch", corpus, texts, labels, lexica, {}, (), None)
 
 
 def lexicon_summary(task: ChatTask) -> pd.DataFrame:
     """Entries per lexicon after precedence (emote > emoji > VADER) and where they come from."""
     sources = pd.Series(task.lexicon.sources).value_counts()
-    printed = len(set(task.emote_survey) - set(task.simulated_emotes))
-    origin = {"emote": f"{printed} survey rows of Table 15.1" + (f" + {len(task.simulated_emotes)} simulated"
-                                                                    if task.simulated_emotes else ""),
-              "emoji": "Kralj Novak et al. (2015), emojis with at least 50 occurrences",
-              "vader": "Hutto and Gilbert (2014), ten ratings per token grouped into three classes"}
+    if task.is_stand_in:
+        printed = len(set(task.emote_survey) - set(task.simulated_emotes))
+        origin = {"emote": f"{printed} survey rows of Table 15.1" + (f" + {len(task.simulated_emotes)} simulated"
+                                                                        if task.simulated_emotes else ""),
+                  "emoji": "Kralj Novak et al. (2015), emojis with at least 50 occurrences",
+                  "vader": "Hutto and Gilbert (2014), ten ratings per token grouped into three classes"}
+    else:
+        origin = {name: f"published lexica/{name}_distribution.tsv and {name}_average.tsv "
+                        f"({len(task.lexica[name])} entries)" for name in weak_labels.PRECEDENCE}
     return pd.DataFrame({"entries": [int(sources.get(name, 0)) for name in weak_labels.PRECEDENCE],
                          "source": [origin[name] for name in weak_labels.PRECEDENCE]},
                         index=pd.Index(weak_labels.PRECEDENCE, name="lexicon"))
@@ -269,7 +294,7 @@ def lexicon_ablation(task: ChatTask) -> pd.DataFrame:
     the share of messages with at least one signal token."""
     rows = []
     for names in LEXICON_COMBINATIONS:
-        lexicon = weak_labels.load_lexica(names, emote_survey=task.emote_survey)
+        lexicon = combined_lexicon(task, names)
         tokens = [weak_labels.tokenize(text, lexicon.emotes) for text in task.gold_texts]
         coverage = np.mean([bool(weak_labels.signal_tokens(t, lexicon)) for t in tokens])
         for labeller, label in (("average", weak_labels.average_labels), ("distribution", weak_labels.distribution_labels)):
