@@ -76,12 +76,14 @@ def test_stand_in_task_keeps_the_hidden_emotes_out_of_the_lexicon(task):
     assert len(task.gold_texts) == sum(GOLD_CLASS_COUNTS)
     assert np.bincount(task.gold_labels).tolist() == list(GOLD_CLASS_COUNTS)
     assert len(task.corpus) == TINY.corpus_messages
-    assert set(task.emote_survey) == set(weak_labels.EMOTE_SURVEY_TABLE_15_1) and task.simulated_emotes == ()
-    # the page calls the generator's other emotes hidden: the labeller must not know them
+    # the emote lexicon: Table 15.1's printed rows and simulated votes for the other surveyed emotes
+    assert set(task.emote_survey) == set(weak_labels.EMOTE_SURVEY_TABLE_15_1) | set(twitch_chat.surveyed_emotes())
+    assert set(task.simulated_emotes) == set(twitch_chat.surveyed_emotes())
+    # the page calls the generator's other emotes hidden: neither the survey nor the labeller knows them
     hidden = twitch_chat.unsurveyed_emotes()
-    assert "BibleThump" in hidden and not any(emote in task.lexicon for emote in hidden)
-    completed = ts.load_task(TINY, seed=0, corpus_messages=50, complete_emote_survey=True)
-    assert set(completed.simulated_emotes) == set(hidden) and all(e in completed.lexicon for e in hidden)
+    assert "Sadge" in hidden and not set(hidden) & set(task.emote_survey)
+    assert not any(emote in task.lexicon for emote in hidden)
+    assert not any(variant in task.lexicon for variant in twitch_chat.EMOTE_VARIANTS.values())
 
 
 def test_prepared_corpus_splits_and_targets(prepared):
@@ -228,3 +230,24 @@ def test_the_hidden_strength_sweep_is_skipped_on_real_chat_with_a_reason():
     assert reason and "stand-in" in reason
     with pytest.raises(ValueError, match="sweep_skip_reason"):
         ts.hidden_strength_sweep(ts.CONFIGS["paper"], seed=0, progress=False)
+
+
+def test_the_stand_in_carries_mixed_messages_and_learnable_variants(task):
+    """The positive controls' ingredients: the labellers disagree on many messages with lexicon tokens and
+    the distribution labeller is right more often there; emote variants tell the sentiment beyond the
+    lexicon."""
+    mixed = ts.labeller_disagreement(task.gold_texts, task.gold_labels, task.lexicon)
+    assert mixed["disagree_percent"] > 15 and mixed["p_distribution_better"] < 0.01
+    assert mixed["distribution_right_percent"] > mixed["average_right_percent"]
+    variants = ts.variant_evidence(task.gold_texts, task.gold_labels, task.lexicon)
+    assert variants["messages"] > 20 and variants["variant_accuracy"] > variants["neutral_accuracy"]
+    assert variants["p_variants_better"] < 0.01
+
+
+def test_labeller_disagreement_by_hand():
+    lexicon = weak_labels.load_emote_lexicon({"Up": (0, 1, 9), "Mixed": (5, 0, 5)})
+    # "Up Mixed": average (0.9 + 0) / 2 = 0.45 -> positive; distribution: neutral is vetoed, positive wins
+    # "Mixed": average 0 -> neutral; distribution: a tie of negative and positive -> negative (first)
+    result = ts.labeller_disagreement(["Up Mixed", "Mixed", "Mixed"], [2, 0, 1], lexicon)
+    assert result["disagree_percent"] == pytest.approx(200 / 3)
+    assert result["distribution_right_percent"] == 50 and result["average_right_percent"] == 50

@@ -43,7 +43,7 @@ from domainknowledge.significance import randomized_matched_pair_test
 
 __all__ = ["CONFIGS", "LEXICON_COMBINATIONS", "SOURCES", "ChatTask", "Config", "combined_lexicon", "PreparedCorpus", "TrainedCNN",
            "baseline_predictions", "classification_scores", "describe_profiles",
-           "example_messages", "expected_baseline_scores", "hidden_strength_sweep", "labeller_row", "lexicon_ablation", "lexicon_summary", "load_task", "method_table",
+           "example_messages", "expected_baseline_scores", "labeller_disagreement", "variant_evidence", "hidden_strength_sweep", "labeller_row", "lexicon_ablation", "lexicon_summary", "load_task", "method_table",
            "no_signal_behaviour", "predict", "prediction_counts", "prepare_corpus", "run_cnn_experiment",
            "scores_from_confusion", "signal_confusions", "soft_cross_entropy", "sweep_skip_reason", "TokenTensors", "train_weak_label_cnn",
            "yeh_p_value"]
@@ -171,22 +171,20 @@ def combined_lexicon(task: ChatTask, names: Sequence[str]) -> weak_labels.Lexico
 
 
 def load_task(config: Config, *, seed: int, data_root=None, corpus_messages: int | None = None,
-              chat_config: twitch_chat.ChatConfig | None = None, complete_emote_survey: bool = False) -> ChatTask:
+              chat_config: twitch_chat.ChatConfig | None = None) -> ChatTask:
     """The corpus, evaluation set and lexica of ``config.source``.
 
     Stand-in: ``corpus_messages`` (default ``config.corpus_messages``) generated messages with ``seed``, the
     1,922-message gold set with ``seed + 1`` (:func:`twitch_chat.make_gold_set`), VADER and the emoji table
-    from their packages, and the emote lexicon of Table 15.1. The generator's other emotes ("BibleThump",
-    "Kreygasm", ...) are hidden sentiment tokens, in no lexicon, like the emotes outside the thesis'
-    top-100 survey; ``complete_emote_survey=True`` adds simulated survey votes for them
-    (:func:`twitch_chat.simulated_emote_survey`), which puts them in the lexicon. Twitch: the published
-    evaluation set, lexica and unlabelled months of :mod:`domainknowledge.data.real.twitch` under
-    ``data_root``.
+    from their packages, and the emote lexicon of the survey: Table 15.1's 11 printed rows plus simulated
+    votes (seed ``seed + 2``, :func:`twitch_chat.simulated_emote_survey`) for the surveyed emotes the
+    thesis does not print. The generator's hidden emotes ("Sadge", "KEKW", ...) stand for the emotes outside
+    the thesis' top-100 survey and are in no lexicon. Twitch: the published evaluation set, lexica and
+    unlabelled months of :mod:`domainknowledge.data.real.twitch` under ``data_root``.
     """
     size = config.corpus_messages if corpus_messages is None else corpus_messages
     if config.source == "stand-in":
-        simulated = (twitch_chat.simulated_emote_survey(seed=seed, config=chat_config)
-                     if complete_emote_survey else {})
+        simulated = twitch_chat.simulated_emote_survey(seed=seed + 2)
         survey = {**weak_labels.EMOTE_SURVEY_TABLE_15_1, **simulated}
         corpus = twitch_chat.make_twitch_chat(size, seed=seed, config=chat_config)
         gold = twitch_chat.make_gold_set(seed=seed + 1, config=chat_config)
@@ -303,6 +301,55 @@ def lexicon_ablation(task: ChatTask) -> pd.DataFrame:
                          "labeller": labeller, **{k: 100 * v for k, v in scores.items()},
                          "signal_share": 100 * coverage})
     return pd.DataFrame(rows)
+
+
+# --- the stand-in's ingredients (positive controls) -------------------------------------------------------
+
+
+def labeller_disagreement(texts: Sequence[str], labels, lexicon: weak_labels.Lexicon) -> dict[str, float]:
+    """Where the average and the distribution labeller disagree, on messages with known true ``labels``
+    ``(N,)``: the share of messages with lexicon tokens on which they disagree (%), how often each is right
+    there (%), and the exact McNemar p-value of the distribution labeller being more accurate (one-sided;
+    only the disagreements count)."""
+    from domainknowledge.significance import exact_mcnemar_test
+
+    labels = np.asarray(labels)
+    tokens = [weak_labels.tokenize(text, lexicon.emotes) for text in texts]
+    has_signal = np.array([bool(weak_labels.signal_tokens(t, lexicon)) for t in tokens])
+    average = weak_labels.average_labels(tokens, lexicon)
+    distribution = weak_labels.distribution_labels(tokens, lexicon)
+    differ = average != distribution
+    return {"messages": int(len(labels)),
+            "disagree_percent": 100 * float(differ[has_signal].mean()) if has_signal.any() else float("nan"),
+            "distribution_right_percent": 100 * float((distribution[differ] == labels[differ]).mean()) if differ.any() else float("nan"),
+            "average_right_percent": 100 * float((average[differ] == labels[differ]).mean()) if differ.any() else float("nan"),
+            "p_distribution_better": exact_mcnemar_test(distribution == labels, average == labels)}
+
+
+def variant_evidence(texts: Sequence[str], labels, lexicon: weak_labels.Lexicon) -> dict[str, float]:
+    """Whether the emote variants (:data:`twitch_chat.EMOTE_VARIANTS`) carry sentiment beyond the lexicon:
+    on messages with known true ``labels`` that have a variant but no lexicon token, the accuracy (%) of
+    labelling each by the lexicon class of its variants' emotes (majority over the message's variants)
+    against the labeller's default "neutral" there, with the exact McNemar p-value of the former being
+    more accurate."""
+    from domainknowledge.significance import exact_mcnemar_test
+
+    emote_of = {variant: emote for emote, variant in twitch_chat.EMOTE_VARIANTS.items()}
+    labels, guesses, truth = np.asarray(labels), [], []
+    for text, label in zip(texts, labels):
+        tokens = weak_labels.tokenize(text, lexicon.emotes)
+        variants = [emote_of[t] for t in tokens if t in emote_of and emote_of[t] in lexicon]
+        if not variants or weak_labels.signal_tokens(tokens, lexicon):
+            continue
+        votes = np.bincount([int(np.argmax(lexicon.distribution(e))) for e in variants], minlength=NUM_CLASSES)
+        guesses.append(int(np.argmax(votes)))
+        truth.append(int(label))
+    guesses, truth = np.asarray(guesses, dtype=np.int64), np.asarray(truth, dtype=np.int64)
+    if not len(truth):
+        return {"messages": 0, "variant_accuracy": float("nan"), "neutral_accuracy": float("nan"), "p_variants_better": 1.0}
+    return {"messages": int(len(truth)), "variant_accuracy": 100 * float((guesses == truth).mean()),
+            "neutral_accuracy": 100 * float((truth == weak_labels.NEUTRAL).mean()),
+            "p_variants_better": exact_mcnemar_test(guesses == truth, truth == weak_labels.NEUTRAL)}
 
 
 # --- the weakly supervised TextCNN (Sec. 15.1.2) -------------------------------------------------------
