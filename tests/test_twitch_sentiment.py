@@ -251,3 +251,9 @@ def test_labeller_disagreement_by_hand():
     result = ts.labeller_disagreement(["Up Mixed", "Mixed", "Mixed"], [2, 0, 1], lexicon)
     assert result["disagree_percent"] == pytest.approx(200 / 3)
     assert result["distribution_right_percent"] == 50 and result["average_right_percent"] == 50
+
+
+def test_a_corpus_too_small_for_min_count_says_so(task):
+    config = dataclasses.replace(TINY, min_count=10_000)
+    with pytest.raises(ValueError, match="no token occurs min_count = 10000 times"):
+        ts.prepare_corpus(task, config, seed=0)

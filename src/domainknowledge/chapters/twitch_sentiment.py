@@ -23,8 +23,10 @@ Class indices: 0 negative, 1 neutral, 2 positive (``weak_labels.CLASSES``).
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -399,6 +401,11 @@ def prepare_corpus(task: ChatTask, config: Config, *, seed: int) -> PreparedCorp
     corpus_tokens = [weak_labels.tokenize(text, lexicon.emotes) for text in task.corpus]
     gold_tokens = [weak_labels.tokenize(text, lexicon.emotes) for text in task.gold_texts]
     targets = torch.from_numpy(weak_labels.weak_label_targets(corpus_tokens, lexicon))
+    most_frequent = max(Counter(itertools.chain.from_iterable(corpus_tokens)).values(), default=0)
+    if most_frequent < config.min_count:
+        raise ValueError(f"no token occurs min_count = {config.min_count} times in the {len(corpus_tokens):,} corpus "
+                         f"messages (the most frequent occurs {most_frequent} times): the corpus is too small for "
+                         "this profile's Word2Vec vocabulary; give more unlabelled messages or lower min_count")
     vectors = train_word2vec(corpus_tokens, dimension=config.word2vec_dimension, min_count=config.min_count,
                              epochs=config.word2vec_epochs, seed=seed)
     vocabulary = Vocabulary.build(corpus_tokens, min_count=config.min_count)
