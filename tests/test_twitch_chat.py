@@ -7,9 +7,13 @@ from domainknowledge.data.synthetic import twitch_chat as tc
 from domainknowledge.principles import weak_labels as wl
 
 
+SURVEY = {**wl.EMOTE_SURVEY_TABLE_15_1, **tc.simulated_emote_survey(seed=0)}
+
+
 @pytest.fixture(scope="module")
 def lexicon():
-    return wl.load_lexica()
+    """The stand-in's lexica: Table 15.1 and simulated votes for the other surveyed emotes."""
+    return wl.load_lexica(emote_survey=SURVEY)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +68,7 @@ def test_about_a_third_of_messages_have_no_lexicon_token(gold, lexicon):
 def test_emotes_cover_the_most_messages_as_in_table_15_3(gold):
     coverage = {}
     for name in ("emote", "emoji", "vader"):
-        sources = wl.labelling_sources(gold.texts, wl.load_lexica([name]))
+        sources = wl.labelling_sources(gold.texts, wl.load_lexica([name], emote_survey=SURVEY))
         coverage[name] = np.mean([bool(names) for names in sources])
     assert coverage["emote"] > coverage["vader"] > coverage["emoji"] > 0       # 48.0 > 26.6 > 3.8 %
 
@@ -75,8 +79,11 @@ def test_token_tables_agree_with_the_real_lexica(lexicon):
         assert tuple(usage) == wl.EMOTE_SURVEY_TABLE_15_1[emote][:3]
     assert all(lexicon.source(emoji) == "emoji" for emoji in tc.EMOJI_USAGE)
     assert all(lexicon.source(word) == "vader" for word in tc.VADER_WORD_USAGE)
-    for token in [*tc.FILLER_WORDS, *(t for words in tc.HIDDEN_WORDS.values() for t in words)]:
+    for token in [*tc.FILLER_WORDS, *(t for words in tc.HIDDEN_WORDS.values() for t in words),
+                  *tc.EMOTE_VARIANTS.values()]:
         assert not wl.signal_tokens(wl.tokenize(token, lexicon.emotes), lexicon), token
+    hidden = {t.lower() for words in tc.HIDDEN_WORDS.values() for t in words}
+    assert not hidden & set(tc.EMOTE_VARIANTS.values()) and not hidden & {e.lower() for e in tc.SURVEYED_EMOTE_USAGE}
 
 
 def test_slang_words_contradict_vader_on_purpose(lexicon):
@@ -104,7 +111,7 @@ def test_hidden_strength_controls_how_much_hidden_words_tell():
 
 
 def test_noise_can_be_switched_off_and_every_planted_signal_is_then_found(lexicon):
-    quiet = tc.ChatConfig(typo_rate=0.0, elongation_rate=0.0)
+    quiet = tc.ChatConfig(typo_rate=0.0, elongation_rate=0.0, emote_variant_rate=0.0)
     chat = tc.make_twitch_chat(2000, seed=1, config=quiet)
     sources = wl.labelling_sources(chat.texts, lexicon)
     assert [bool(names) for names in sources] == chat.planted_signal.tolist()
@@ -142,19 +149,23 @@ def test_hidden_token_posterior_matches_generated_frequencies():
     chat = tc.make_twitch_chat(20_000, seed=6, config=config)
     counts = np.zeros(3)
     for text, y in zip(chat.texts, chat.labels):
-        counts[y] += text.split().count("BibleThump")
-    assert np.allclose(counts / counts.sum(), tc.hidden_token_posterior(config)["BibleThump"], atol=0.03)
+        counts[y] += text.split().count("Sadge")
+    assert np.allclose(counts / counts.sum(), tc.hidden_token_posterior(config)["Sadge"], atol=0.03)
 
 
-def test_simulated_emote_survey_completes_the_emote_lexicon(lexicon):
+def test_simulated_emote_survey_covers_the_unprinted_surveyed_emotes_never_the_hidden_ones(lexicon):
     survey = tc.simulated_emote_survey(seed=0)
-    assert set(survey) == set(tc.unsurveyed_emotes()) and "BibleThump" in survey
+    assert set(survey) == set(tc.surveyed_emotes()) and "BibleThump" in survey
+    assert not set(survey) & set(tc.unsurveyed_emotes()) and not set(survey) & set(wl.EMOTE_SURVEY_TABLE_15_1)
     assert all(sum(votes) == 108 and len(votes) == 4 for votes in survey.values())
     assert survey == tc.simulated_emote_survey(seed=0)
     assert np.argmax(survey["BibleThump"][:3]) == wl.NEGATIVE
     assert np.argmax(survey["Kreygasm"][:3]) == wl.POSITIVE
-    assert all(not wl.signal_tokens([emote], lexicon) for emote in survey)          # unsurveyed by default
     completed = wl.load_lexica(emote_survey={**wl.EMOTE_SURVEY_TABLE_15_1, **survey})
-    assert completed.source("BibleThump") == "emote" and len(completed) == len(lexicon) + len(survey)
+    assert completed.source("BibleThump") == "emote"
+    # controversial emotes: an average score near 0, a distribution that rules out neutral
+    assert abs(completed.score("Kappa")) < 0.2 and completed.distribution("Kappa")[wl.NEUTRAL] < 0.3
+    with pytest.raises(ValueError, match="hidden emotes"):
+        tc.simulated_emote_survey(["Sadge"], seed=0)
     with pytest.raises(ValueError, match="no generating distribution"):
         tc.simulated_emote_survey(["Kappa123"], seed=0)

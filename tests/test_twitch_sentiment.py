@@ -76,12 +76,14 @@ def test_stand_in_task_keeps_the_hidden_emotes_out_of_the_lexicon(task):
     assert len(task.gold_texts) == sum(GOLD_CLASS_COUNTS)
     assert np.bincount(task.gold_labels).tolist() == list(GOLD_CLASS_COUNTS)
     assert len(task.corpus) == TINY.corpus_messages
-    assert set(task.emote_survey) == set(weak_labels.EMOTE_SURVEY_TABLE_15_1) and task.simulated_emotes == ()
-    # the page calls the generator's other emotes hidden: the labeller must not know them
+    # the emote lexicon: Table 15.1's printed rows and simulated votes for the other surveyed emotes
+    assert set(task.emote_survey) == set(weak_labels.EMOTE_SURVEY_TABLE_15_1) | set(twitch_chat.surveyed_emotes())
+    assert set(task.simulated_emotes) == set(twitch_chat.surveyed_emotes())
+    # the page calls the generator's other emotes hidden: neither the survey nor the labeller knows them
     hidden = twitch_chat.unsurveyed_emotes()
-    assert "BibleThump" in hidden and not any(emote in task.lexicon for emote in hidden)
-    completed = ts.load_task(TINY, seed=0, corpus_messages=50, complete_emote_survey=True)
-    assert set(completed.simulated_emotes) == set(hidden) and all(e in completed.lexicon for e in hidden)
+    assert "Sadge" in hidden and not set(hidden) & set(task.emote_survey)
+    assert not any(emote in task.lexicon for emote in hidden)
+    assert not any(variant in task.lexicon for variant in twitch_chat.EMOTE_VARIANTS.values())
 
 
 def test_prepared_corpus_splits_and_targets(prepared):
@@ -131,25 +133,127 @@ def test_lexicon_ablation_coverage_grows_with_more_lexica(task):
 
 
 def test_paper_profile_without_data_says_what_to_put_where(tmp_path):
-    with pytest.raises(DataNotFoundError, match="labelled.csv"):
+    with pytest.raises(DataNotFoundError, match="labeled_dataset.csv"):
         ts.load_task(ts.CONFIGS["paper"], seed=0, data_root=None)
     (tmp_path / "twitch").mkdir()
-    with pytest.raises(DataNotFoundError, match="labelled.csv"):
+    with pytest.raises(DataNotFoundError, match=r"data/labeled_dataset.csv is missing.*emote-controlled"):
         ts.load_task(ts.CONFIGS["paper"], seed=0, data_root=tmp_path)
 
 
-def test_real_twitch_files_are_read(tmp_path):
-    folder = tmp_path / "twitch"
-    folder.mkdir()
-    (folder / "labelled.csv").write_text("message,label\nPogChamp,positive\n\"lag, again\",negative\nok,neutral\n",
-                                         encoding="utf-8")
-    (folder / "messages.txt").write_text("a\n\nb LUL\nc\n", encoding="utf-8")
-    texts, labels = twitch.load_labelled_messages(tmp_path)
-    assert texts == ["PogChamp", "lag, again", "ok"] and labels.tolist() == [2, 0, 1]
-    assert twitch.load_unlabelled_messages(tmp_path, limit=2) == ["a", "b LUL"]
-    assert twitch.load_emote_survey(tmp_path) is None
-    (folder / "emote_survey.csv").write_text("emote,negative,neutral,positive\nKappa,1,5,2\n", encoding="utf-8")
-    assert twitch.load_emote_survey(tmp_path) == {"Kappa": (1, 5, 2)}
-    (folder / "labelled.csv").write_text("message,label\nhi,happy\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="not one of"):
-        twitch.load_labelled_messages(tmp_path)
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """The Twitch fixture in the published layout of the authors' repository."""
+    from domainknowledge.fixtures import write_fixtures
+
+    return write_fixtures(tmp_path_factory.mktemp("published"), ["twitch"])
+
+
+def test_published_labelled_comments_are_read_with_their_sentiment(published):
+    texts, labels = twitch.load_labelled_messages(published)
+    with open(published / "twitch" / twitch.LABELLED_CSV, encoding="utf-8") as handle:
+        header = handle.readline().strip()
+    assert header == ",".join(twitch.LABELLED_COLUMNS)
+    assert texts[0] == 'lag again, "why" LUL'                      # quoted field with a comma and quotes
+    assert set(labels.tolist()) == {0, 1, 2} and len(texts) == len(labels)
+    raw = (published / "twitch" / twitch.LABELLED_CSV).read_text(encoding="utf-8").splitlines()
+    first_sentiment = int(raw[1].split(",")[0])
+    assert labels[0] == first_sentiment + 1                       # -1 / 0 / 1 -> negative / neutral / positive
+
+
+def test_published_lexica_are_read_by_column_name(published):
+    lexica = twitch.load_lexica(published)
+    assert set(lexica) == set(weak_labels.PRECEDENCE)
+    # vader_distribution.tsv orders its columns positive, negative, neutral: "hate" must still be negative
+    assert int(np.argmax(lexica["vader"].distribution("hate"))) == weak_labels.NEGATIVE
+    assert lexica["vader"].score("hate") < -0.33                   # header "word    sentiment" (spaces)
+    # emote shares of Table 15.1, rounded to two decimals as published, renormalised
+    np.testing.assert_allclose(lexica["emote"].distribution("FeelsBadMan"), np.array([71, 17, 19]) / 107, atol=0.01)
+    assert "PogChamp" in lexica["emote"].emotes and not lexica["vader"].emotes
+
+
+def test_published_lexicon_duplicates_resolve_as_the_authors_code(published, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(published / "twitch", root / "twitch")
+    folder = root / "twitch" / twitch.LEXICA_FOLDER
+    with open(folder / "emote_distribution.tsv", "a", encoding="utf-8") as handle:
+        handle.write("LUL\t0.10\t0.10\t0.80\n")                # a second LUL row: negative; the last row wins
+    with open(folder / "emote_average.tsv", "a", encoding="utf-8") as handle:
+        handle.write("LUL\t-0.90\n")                             # a second LUL score: the first row wins
+    lexica = twitch.load_lexica(root)
+    assert int(np.argmax(lexica["emote"].distribution("LUL"))) == weak_labels.NEGATIVE
+    assert lexica["emote"].score("LUL") > 0
+
+
+def test_published_unlabelled_months_are_streamed(published):
+    stream = twitch.iter_unlabelled_messages(published)
+    assert next(stream) and next(stream)
+    everything = twitch.load_unlabelled_messages(published)
+    assert len(everything) >= 250
+    assert twitch.load_unlabelled_messages(published, limit=7) == everything[:7]
+
+
+def test_bad_published_files_are_named(published, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(published / "twitch", root / "twitch")
+    (root / "twitch" / twitch.LEXICA_FOLDER / "emoji_average.tsv").unlink()
+    with pytest.raises(DataNotFoundError, match="emoji_average.tsv is missing.*emote-controlled"):
+        twitch.load_lexica(root)
+    shutil.rmtree(root / "twitch" / twitch.UNLABELLED_FOLDER)
+    with pytest.raises(DataNotFoundError, match="unlabeled.*README"):
+        twitch.load_unlabelled_messages(root)
+    (root / "twitch" / twitch.LABELLED_CSV).write_text("sentiment,message\n2,hi\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="line 2: sentiment '2' is not one of -1, 0, 1"):
+        twitch.load_labelled_messages(root)
+
+
+def test_paper_task_on_published_files_runs_table_15_2_rows(published):
+    task = ts.load_task(ts.CONFIGS["paper"], seed=0, data_root=published)
+    assert task.source == "twitch" and not task.emote_survey
+    predictions = ts.baseline_predictions(task)
+    table = ts.method_table(task.gold_labels, predictions)
+    assert table.loc["distribution-based lexicon", "macro_f1"] > 40      # the majority baseline has 19 %
+    assert set(ts.lexicon_ablation(task)["lexica"]) == {"Emote", "Emoji", "VADER", "Emoji + VADER", "Emote + Emoji",
+                                                        "Emote + VADER", "Emote + Emoji + VADER"}
+    assert ts.yeh_p_value(predictions["average-based lexicon"], predictions["distribution-based lexicon"],
+                          task.gold_labels, iterations=20) <= 1
+
+
+def test_the_hidden_strength_sweep_is_skipped_on_real_chat_with_a_reason():
+    """The paper profile reads real chat, which has no hidden_strength knob: the chapter skips the sweep
+    (it used to call it and crash)."""
+    assert ts.sweep_skip_reason(ts.CONFIGS["cpu"]) is None
+    reason = ts.sweep_skip_reason(ts.CONFIGS["paper"])
+    assert reason and "stand-in" in reason
+    with pytest.raises(ValueError, match="sweep_skip_reason"):
+        ts.hidden_strength_sweep(ts.CONFIGS["paper"], seed=0, progress=False)
+
+
+def test_the_stand_in_carries_mixed_messages_and_learnable_variants(task):
+    """The positive controls' ingredients: the labellers disagree on many messages with lexicon tokens and
+    the distribution labeller is right more often there; emote variants tell the sentiment beyond the
+    lexicon."""
+    mixed = ts.labeller_disagreement(task.gold_texts, task.gold_labels, task.lexicon)
+    assert mixed["disagree_percent"] > 15 and mixed["p_distribution_better"] < 0.01
+    assert mixed["distribution_right_percent"] > mixed["average_right_percent"]
+    variants = ts.variant_evidence(task.gold_texts, task.gold_labels, task.lexicon)
+    assert variants["messages"] > 20 and variants["variant_accuracy"] > variants["neutral_accuracy"]
+    assert variants["p_variants_better"] < 0.01
+
+
+def test_labeller_disagreement_by_hand():
+    lexicon = weak_labels.load_emote_lexicon({"Up": (0, 1, 9), "Mixed": (5, 0, 5)})
+    # "Up Mixed": average (0.9 + 0) / 2 = 0.45 -> positive; distribution: neutral is vetoed, positive wins
+    # "Mixed": average 0 -> neutral; distribution: a tie of negative and positive -> negative (first)
+    result = ts.labeller_disagreement(["Up Mixed", "Mixed", "Mixed"], [2, 0, 1], lexicon)
+    assert result["disagree_percent"] == pytest.approx(200 / 3)
+    assert result["distribution_right_percent"] == 50 and result["average_right_percent"] == 50
+
+
+def test_a_corpus_too_small_for_min_count_says_so(task):
+    config = dataclasses.replace(TINY, min_count=10_000)
+    with pytest.raises(ValueError, match="no token occurs min_count = 10000 times"):
+        ts.prepare_corpus(task, config, seed=0)

@@ -44,7 +44,7 @@ from domainknowledge.training import (TrainingConfig, as_image_tensor, predict_v
 
 __all__ = ["BASELINES", "CONFIGS", "Config", "MapTask", "Runs", "baseline_runs", "curve_fits", "describe_profiles",
            "distance_sweep", "entity_table", "escape_forward_selection", "load_task",
-           "predict_scenes", "r2_score", "rmse", "run_seeds", "summary_table", "sweep_fits", "sweep_rise", "train_maplur", "width_sweep"]
+           "predict_scenes", "r2_score", "rmse", "run_seeds", "summary_table", "sweep_fits", "truth_distance_fits", "sweep_rise", "train_maplur", "width_sweep"]
 
 DATA_SOURCES = ("synthetic", "laei2013")
 BASELINES = ("Mean", "LR", "MLP", "RF")
@@ -56,8 +56,9 @@ class Config:
     """What one profile of the MapLUR chapter runs. Every field is shown on the chapter page.
 
     ``data`` (``synthetic`` generator or ``laei2013`` from ``data_root``), ``image_size`` (px; 224 in the
-    thesis), ``split_sizes`` (train, validation, test tiles; ``None`` keeps a real data set's own split or
-    all of it), the network (``depth``, ``width``, ``pool_after``, ``hidden``: 15, 16, blocks 1, 3, 5, 7, 10,
+    thesis), ``split_sizes`` (train, validation, test tiles of the generator; ``None`` for real data, which are
+    split by :func:`~domainknowledge.data.real.laei.non_overlapping_split`: a third for testing, 10 % of the
+    rest for validation, no tile overlapping a tile of another split, as the thesis requires), the network (``depth``, ``width``, ``pool_after``, ``hidden``: 15, 16, blocks 1, 3, 5, 7, 10,
     13 and 128 in the thesis), ``training`` (Adam, MSE, early stopping on validation MSE), ``runs``
     (initialisations per model, 40 in the thesis), the baselines' ``feature_radii_m``, ``forest_trees`` and
     ``mlp_hidden``, ``extended_features`` (also fit the baselines on the generator-aware feature set), and
@@ -88,6 +89,8 @@ class Config:
             raise ValueError(f"runs must be at least 1, got {self.runs}")
         if self.data == "synthetic" and self.split_sizes is None:
             raise ValueError("synthetic data need split_sizes = (train, validation, test)")
+        if self.data == "laei2013" and self.split_sizes is not None:
+            raise ValueError("laei2013 is split without overlapping tiles (split_sizes=None), not by fixed sizes")
         if self.split_sizes is not None and (len(self.split_sizes) != 3 or min(self.split_sizes) < 2):
             raise ValueError(f"split_sizes must be three counts of at least 2, got {self.split_sizes}")
         if self.image_size // 2 ** len(self.pool_after) < 1:
@@ -171,24 +174,16 @@ def load_task(config: Config, *, seed: int, data_root=None, function: NO2Functio
         description = (f"generated OSM-style tiles (seeded stand-in for LAEI 2013 + OpenStreetMap), "
                        f"{config.image_size} x {config.image_size} px for 80 m x 80 m")
     else:
-        from domainknowledge.data.real.laei import SPLITS, load_laei_tiles
+        from domainknowledge.data.real.laei import load_laei_tiles, non_overlapping_split
 
         tiles = load_laei_tiles(data_root, config.image_size)
         images, no2, truth, function = tiles.images, tiles.no2, None, None
         labels = map_tiles.decode_labels(images)
-        if config.split_sizes is None and tiles.split is not None:
-            split = np.asarray(tiles.split)
-            index = {name: np.flatnonzero(split == name) for name in SPLITS}
-            if any(len(v) < 2 for v in index.values()):
-                raise ValueError(f"the split column needs at least 2 tiles in each of {SPLITS}")
-        else:
-            sizes = config.split_sizes
-            if sizes is None:                      # the thesis: 3,000 train (10 % of them validation), 1,500 test
-                test = len(no2) // 3
-                validation = max(2, (len(no2) - test) // 10)
-                sizes = (len(no2) - test - validation, validation, test)
-            index = _split_indices(len(no2), sizes, seed)
-        description = f"LAEI 2013 NO2 with OSM renders from data_root, resized to {config.image_size} px"
+        # the thesis: a third of the cells for testing, 10 % of the rest for validation, no overlapping tiles
+        index = non_overlapping_split(tiles.easting, tiles.northing, seed=seed)
+        description = (f"LAEI 2013 NO2 with OSM renders from data_root, resized to {config.image_size} px; "
+                       f"split into spatial blocks with no tile overlapping another split's "
+                       f"({', '.join(f'{len(v)} {k}' for k, v in index.items())})")
     tensors = as_image_tensor(images)
     return MapTask(
         description=description,
@@ -460,6 +455,16 @@ def curve_fits(x, y) -> dict[str, float]:
             "f_squared_term": float(f_statistic), "p_squared_term": float(p_value), "log_r2": float(log_r2)}
 
 
+def truth_distance_fits(function: NO2Function, image_size: int, step_px: int) -> dict[str, float]:
+    """:func:`curve_fits` of the hidden truth on the distance probe (a vertical trunk road moved from the
+    centre to the edge in steps of ``step_px``): how curved the stand-in makes the response before any
+    network is trained."""
+    distances_px = np.arange(0, image_size // 2 + 1, step_px)
+    scenes = map_tiles.distance_probe_scenes(distances_px * map_tiles.TILE_METRES / image_size, "vertical", PROBE_ROAD)
+    _, labels = map_tiles.render_scenes(scenes, image_size)
+    return curve_fits(distances_px, function(labels))
+
+
 def sweep_fits(sweep: pd.DataFrame, variable: str) -> pd.DataFrame:
     """:func:`curve_fits` of every run's curve and of the truth, per orientation (rows ``run`` = ``truth``)."""
     rows = []
@@ -497,9 +502,9 @@ def plot_hidden_function(function: NO2Function, image_size: int):
     from domainknowledge.plots import BOOK_COLORS
 
     fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.2))
-    weights = map_tiles.proximity_weights(image_size, function.sigma_m)
+    weights = map_tiles.proximity_weights(image_size, function.length_m, function.kernel)
     axes[0].imshow(weights, cmap="viridis", extent=(-40, 40, 40, -40))
-    axes[0].set_title(f"(a) proximity weights, sigma = {function.sigma_m:g} m")
+    axes[0].set_title(f"(a) {function.kernel} proximity weights, l = {function.length_m:g} m")
     axes[0].set_xlabel("m")
     axes[0].grid(False)
     size = 128

@@ -23,8 +23,10 @@ Class indices: 0 negative, 1 neutral, 2 positive (``weak_labels.CLASSES``).
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -41,11 +43,11 @@ from domainknowledge.models.text_cnn import PADDING_INDEX, TextCNN, Vocabulary, 
 from domainknowledge.principles import weak_labels
 from domainknowledge.significance import randomized_matched_pair_test
 
-__all__ = ["CONFIGS", "LEXICON_COMBINATIONS", "SOURCES", "ChatTask", "Config", "PreparedCorpus", "TrainedCNN",
+__all__ = ["CONFIGS", "LEXICON_COMBINATIONS", "SOURCES", "ChatTask", "Config", "combined_lexicon", "PreparedCorpus", "TrainedCNN",
            "baseline_predictions", "classification_scores", "describe_profiles",
-           "example_messages", "expected_baseline_scores", "hidden_strength_sweep", "labeller_row", "lexicon_ablation", "lexicon_summary", "load_task", "method_table",
+           "example_messages", "expected_baseline_scores", "labeller_disagreement", "variant_evidence", "hidden_strength_sweep", "labeller_row", "lexicon_ablation", "lexicon_summary", "load_task", "method_table",
            "no_signal_behaviour", "predict", "prediction_counts", "prepare_corpus", "run_cnn_experiment",
-           "scores_from_confusion", "signal_confusions", "soft_cross_entropy", "TokenTensors", "train_weak_label_cnn",
+           "scores_from_confusion", "signal_confusions", "soft_cross_entropy", "sweep_skip_reason", "TokenTensors", "train_weak_label_cnn",
            "yeh_p_value"]
 
 SOURCES = ("stand-in", "twitch")
@@ -135,15 +137,17 @@ def describe_profiles(configs: Mapping[str, Config] | None = None) -> pd.DataFra
 @dataclass(frozen=True)
 class ChatTask:
     """The unlabelled ``corpus`` (N strings), the evaluation set (``gold_texts``, ``gold_labels`` ``(M,)``
-    int64), the combined ``lexicon`` and the ``emote_survey`` it was built from. For the stand-in,
-    ``corpus_labels`` ``(N,)`` are the generator's true labels (for analysis only, never for training) and
-    ``simulated_emotes`` the survey rows that were simulated rather than printed in Table 15.1."""
+    int64), the three ``lexica`` by name (emote, emoji, vader), their combination ``lexicon`` in the
+    thesis' precedence, and the ``emote_survey`` votes the emote lexicon was built from (empty for the
+    published lexica, which give shares, not votes). For the stand-in, ``corpus_labels`` ``(N,)`` are the
+    generator's true labels (for analysis only, never for training) and ``simulated_emotes`` the survey rows
+    that were simulated rather than printed in Table 15.1."""
 
     source: str
     corpus: list[str]
     gold_texts: list[str]
     gold_labels: np.ndarray
-    lexicon: weak_labels.Lexicon
+    lexica: Mapping[str, weak_labels.Lexicon]
     emote_survey: Mapping[str, tuple[int, ...]]
     simulated_emotes: tuple[str, ...]
     corpus_labels: np.ndarray | None
@@ -152,43 +156,64 @@ class ChatTask:
     def is_stand_in(self) -> bool:
         return self.source == "stand-in"
 
+    @property
+    def lexicon(self) -> weak_labels.Lexicon:
+        """All three lexica combined, emote > emoji > VADER (Sec. 15.1.1)."""
+        return combined_lexicon(self, weak_labels.PRECEDENCE)
+
+
+def combined_lexicon(task: ChatTask, names: Sequence[str]) -> weak_labels.Lexicon:
+    """The lexica ``names`` of ``task`` combined in the thesis' precedence (a row of Table 15.3). Cached
+    per task, so repeated calls share one lexicon."""
+    key = tuple(name for name in weak_labels.PRECEDENCE if name in names)
+    cache = task.__dict__.setdefault("_combined", {})
+    if key not in cache:
+        cache[key] = weak_labels.combine_lexica(*(task.lexica[name] for name in key))
+    return cache[key]
+
 
 def load_task(config: Config, *, seed: int, data_root=None, corpus_messages: int | None = None,
-              chat_config: twitch_chat.ChatConfig | None = None, complete_emote_survey: bool = False) -> ChatTask:
+              chat_config: twitch_chat.ChatConfig | None = None) -> ChatTask:
     """The corpus, evaluation set and lexica of ``config.source``.
 
     Stand-in: ``corpus_messages`` (default ``config.corpus_messages``) generated messages with ``seed``, the
-    1,922-message gold set with ``seed + 1`` (:func:`twitch_chat.make_gold_set`), and the emote lexicon of
-    Table 15.1. The generator's other emotes ("BibleThump", "Kreygasm", ...) are hidden sentiment tokens,
-    in no lexicon, like the emotes outside the thesis' top-100 survey; ``complete_emote_survey=True`` adds
-    simulated survey votes for them (:func:`twitch_chat.simulated_emote_survey`), which puts them in the
-    lexicon. Twitch: the files of :mod:`domainknowledge.data.real.twitch` under ``data_root``.
+    1,922-message gold set with ``seed + 1`` (:func:`twitch_chat.make_gold_set`), VADER and the emoji table
+    from their packages, and the emote lexicon of the survey: Table 15.1's 11 printed rows plus simulated
+    votes (seed ``seed + 2``, :func:`twitch_chat.simulated_emote_survey`) for the surveyed emotes the
+    thesis does not print. The generator's hidden emotes ("Sadge", "KEKW", ...) stand for the emotes outside
+    the thesis' top-100 survey and are in no lexicon. Twitch: the published evaluation set, lexica and
+    unlabelled months of :mod:`domainknowledge.data.real.twitch` under ``data_root``.
     """
     size = config.corpus_messages if corpus_messages is None else corpus_messages
     if config.source == "stand-in":
-        simulated = (twitch_chat.simulated_emote_survey(seed=seed, config=chat_config)
-                     if complete_emote_survey else {})
+        simulated = twitch_chat.simulated_emote_survey(seed=seed + 2)
         survey = {**weak_labels.EMOTE_SURVEY_TABLE_15_1, **simulated}
         corpus = twitch_chat.make_twitch_chat(size, seed=seed, config=chat_config)
         gold = twitch_chat.make_gold_set(seed=seed + 1, config=chat_config)
-        return ChatTask("stand-in", corpus.texts, gold.texts, gold.labels,
-                        weak_labels.load_lexica(emote_survey=survey), survey, tuple(simulated), corpus.labels)
+        lexica = {"emote": weak_labels.load_emote_lexicon(survey), "emoji": weak_labels.load_emoji_lexicon(),
+                  "vader": weak_labels.load_vader_lexicon()}
+        return ChatTask("stand-in", corpus.texts, gold.texts, gold.labels, lexica, survey, tuple(simulated),
+                        corpus.labels)
     from domainknowledge.data.real import twitch
 
     texts, labels = twitch.load_labelled_messages(data_root)
-    survey = twitch.load_emote_survey(data_root) or weak_labels.EMOTE_SURVEY_TABLE_15_1
+    lexica = twitch.load_lexica(data_root)
     corpus = twitch.load_unlabelled_messages(data_root, limit=size)
-    return ChatTask("twitch", corpus, texts, labels, weak_labels.load_lexica(emote_survey=survey), survey, (), None)
+    return ChatTask("twitch", corpus, texts, labels, lexica, {}, (), None)
 
 
 def lexicon_summary(task: ChatTask) -> pd.DataFrame:
     """Entries per lexicon after precedence (emote > emoji > VADER) and where they come from."""
     sources = pd.Series(task.lexicon.sources).value_counts()
-    printed = len(set(task.emote_survey) - set(task.simulated_emotes))
-    origin = {"emote": f"{printed} survey rows of Table 15.1" + (f" + {len(task.simulated_emotes)} simulated"
-                                                                    if task.simulated_emotes else ""),
-              "emoji": "Kralj Novak et al. (2015), emojis with at least 50 occurrences",
-              "vader": "Hutto and Gilbert (2014), ten ratings per token grouped into three classes"}
+    if task.is_stand_in:
+        printed = len(set(task.emote_survey) - set(task.simulated_emotes))
+        origin = {"emote": f"{printed} survey rows of Table 15.1" + (f" + {len(task.simulated_emotes)} simulated"
+                                                                        if task.simulated_emotes else ""),
+                  "emoji": "Kralj Novak et al. (2015), emojis with at least 50 occurrences",
+                  "vader": "Hutto and Gilbert (2014), ten ratings per token grouped into three classes"}
+    else:
+        origin = {name: f"published lexica/{name}_distribution.tsv and {name}_average.tsv "
+                        f"({len(task.lexica[name])} entries)" for name in weak_labels.PRECEDENCE}
     return pd.DataFrame({"entries": [int(sources.get(name, 0)) for name in weak_labels.PRECEDENCE],
                          "source": [origin[name] for name in weak_labels.PRECEDENCE]},
                         index=pd.Index(weak_labels.PRECEDENCE, name="lexicon"))
@@ -269,7 +294,7 @@ def lexicon_ablation(task: ChatTask) -> pd.DataFrame:
     the share of messages with at least one signal token."""
     rows = []
     for names in LEXICON_COMBINATIONS:
-        lexicon = weak_labels.load_lexica(names, emote_survey=task.emote_survey)
+        lexicon = combined_lexicon(task, names)
         tokens = [weak_labels.tokenize(text, lexicon.emotes) for text in task.gold_texts]
         coverage = np.mean([bool(weak_labels.signal_tokens(t, lexicon)) for t in tokens])
         for labeller, label in (("average", weak_labels.average_labels), ("distribution", weak_labels.distribution_labels)):
@@ -278,6 +303,55 @@ def lexicon_ablation(task: ChatTask) -> pd.DataFrame:
                          "labeller": labeller, **{k: 100 * v for k, v in scores.items()},
                          "signal_share": 100 * coverage})
     return pd.DataFrame(rows)
+
+
+# --- the stand-in's ingredients (positive controls) -------------------------------------------------------
+
+
+def labeller_disagreement(texts: Sequence[str], labels, lexicon: weak_labels.Lexicon) -> dict[str, float]:
+    """Where the average and the distribution labeller disagree, on messages with known true ``labels``
+    ``(N,)``: the share of messages with lexicon tokens on which they disagree (%), how often each is right
+    there (%), and the exact McNemar p-value of the distribution labeller being more accurate (one-sided;
+    only the disagreements count)."""
+    from domainknowledge.significance import exact_mcnemar_test
+
+    labels = np.asarray(labels)
+    tokens = [weak_labels.tokenize(text, lexicon.emotes) for text in texts]
+    has_signal = np.array([bool(weak_labels.signal_tokens(t, lexicon)) for t in tokens])
+    average = weak_labels.average_labels(tokens, lexicon)
+    distribution = weak_labels.distribution_labels(tokens, lexicon)
+    differ = average != distribution
+    return {"messages": int(len(labels)),
+            "disagree_percent": 100 * float(differ[has_signal].mean()) if has_signal.any() else float("nan"),
+            "distribution_right_percent": 100 * float((distribution[differ] == labels[differ]).mean()) if differ.any() else float("nan"),
+            "average_right_percent": 100 * float((average[differ] == labels[differ]).mean()) if differ.any() else float("nan"),
+            "p_distribution_better": exact_mcnemar_test(distribution == labels, average == labels)}
+
+
+def variant_evidence(texts: Sequence[str], labels, lexicon: weak_labels.Lexicon) -> dict[str, float]:
+    """Whether the emote variants (:data:`twitch_chat.EMOTE_VARIANTS`) carry sentiment beyond the lexicon:
+    on messages with known true ``labels`` that have a variant but no lexicon token, the accuracy (%) of
+    labelling each by the lexicon class of its variants' emotes (majority over the message's variants)
+    against the labeller's default "neutral" there, with the exact McNemar p-value of the former being
+    more accurate."""
+    from domainknowledge.significance import exact_mcnemar_test
+
+    emote_of = {variant: emote for emote, variant in twitch_chat.EMOTE_VARIANTS.items()}
+    labels, guesses, truth = np.asarray(labels), [], []
+    for text, label in zip(texts, labels):
+        tokens = weak_labels.tokenize(text, lexicon.emotes)
+        variants = [emote_of[t] for t in tokens if t in emote_of and emote_of[t] in lexicon]
+        if not variants or weak_labels.signal_tokens(tokens, lexicon):
+            continue
+        votes = np.bincount([int(np.argmax(lexicon.distribution(e))) for e in variants], minlength=NUM_CLASSES)
+        guesses.append(int(np.argmax(votes)))
+        truth.append(int(label))
+    guesses, truth = np.asarray(guesses, dtype=np.int64), np.asarray(truth, dtype=np.int64)
+    if not len(truth):
+        return {"messages": 0, "variant_accuracy": float("nan"), "neutral_accuracy": float("nan"), "p_variants_better": 1.0}
+    return {"messages": int(len(truth)), "variant_accuracy": 100 * float((guesses == truth).mean()),
+            "neutral_accuracy": 100 * float((truth == weak_labels.NEUTRAL).mean()),
+            "p_variants_better": exact_mcnemar_test(guesses == truth, truth == weak_labels.NEUTRAL)}
 
 
 # --- the weakly supervised TextCNN (Sec. 15.1.2) -------------------------------------------------------
@@ -327,6 +401,11 @@ def prepare_corpus(task: ChatTask, config: Config, *, seed: int) -> PreparedCorp
     corpus_tokens = [weak_labels.tokenize(text, lexicon.emotes) for text in task.corpus]
     gold_tokens = [weak_labels.tokenize(text, lexicon.emotes) for text in task.gold_texts]
     targets = torch.from_numpy(weak_labels.weak_label_targets(corpus_tokens, lexicon))
+    most_frequent = max(Counter(itertools.chain.from_iterable(corpus_tokens)).values(), default=0)
+    if most_frequent < config.min_count:
+        raise ValueError(f"no token occurs min_count = {config.min_count} times in the {len(corpus_tokens):,} corpus "
+                         f"messages (the most frequent occurs {most_frequent} times): the corpus is too small for "
+                         "this profile's Word2Vec vocabulary; give more unlabelled messages or lower min_count")
     vectors = train_word2vec(corpus_tokens, dimension=config.word2vec_dimension, min_count=config.min_count,
                              epochs=config.word2vec_epochs, seed=seed)
     vocabulary = Vocabulary.build(corpus_tokens, min_count=config.min_count)
@@ -517,6 +596,20 @@ def no_signal_behaviour(labels, has_signal: np.ndarray, predictions: Mapping[str
 # --- the hidden-strength sweep -------------------------------------------------------------------------
 
 
+def sweep_skip_reason(config: Config) -> str | None:
+    """Why :func:`hidden_strength_sweep` does not run for ``config``, or ``None`` when it does.
+
+    The sweep turns the stand-in generator's ``hidden_strength`` knob; real chat has no such knob (how
+    strongly words outside the lexica carry sentiment is a property of the crawl, not a setting), so on the
+    thesis' data (``source='twitch'``, the ``paper`` profile) the sweep is skipped with this reason.
+    """
+    if config.source == "stand-in":
+        return None
+    return (f"the hidden-strength sweep turns a knob of the stand-in generator (how strongly words outside "
+            f"the lexica follow the true sentiment); the {config.source!r} data have no such knob, so it is "
+            "not run on them")
+
+
 def hidden_strength_sweep(config: Config, *, seed: int, device="cpu", progress: bool = True) -> pd.DataFrame:
     """For each ``hidden_strength`` of the stand-in generator, a fresh corpus and gold set, and one CNN with
     and one without masking: their scores on the evaluation set, plus the distribution labeller's.
@@ -525,8 +618,10 @@ def hidden_strength_sweep(config: Config, *, seed: int, device="cpu", progress: 
     true sentiment (0: pure noise, 1: always). Masking can only help messages without signal tokens if such
     words exist and co-occur with signal tokens in the weakly labelled corpus.
     """
-    if config.source != "stand-in":
-        raise ValueError("the hidden-strength sweep needs the stand-in generator (source='stand-in')")
+    reason = sweep_skip_reason(config)
+    if reason is not None:
+        raise ValueError(f"hidden_strength_sweep needs the stand-in generator (source='stand-in'): {reason}; "
+                         "check sweep_skip_reason(config) first")
     rows = []
     for strength in config.hidden_strengths:
         chat_config = twitch_chat.ChatConfig(hidden_strength=strength)

@@ -63,7 +63,7 @@ __all__ = ["ADD_ONE", "AVERAGE_THRESHOLD", "CLASSES", "EMOTE_SURVEY_TABLE_15_1",
            "Lexicon", "average_label", "average_labels", "average_score", "combine_lexica",
            "distribution_label", "distribution_labels", "distribution_scores", "distribution_ties",
            "group_vader_ratings",
-           "labelling_sources", "load_emoji_lexicon", "nltk_vader_compound", "nltk_vader_labels", "load_emote_lexicon", "load_lexica",
+           "labelling_sources", "lexicon_from_tables", "load_emoji_lexicon", "nltk_vader_compound", "nltk_vader_labels", "load_emote_lexicon", "load_lexica",
            "load_vader_lexicon", "reduce_elongation", "signal_mask", "signal_tokens", "smoothed_distribution", "tokenize",
            "weak_label_targets"]
 
@@ -305,6 +305,35 @@ def load_emote_lexicon(survey: Mapping[str, Sequence[int]] | None = None) -> Lex
             raise ValueError(f"votes of {emote!r} must be (negative, neutral, positive[, unknown]), got {votes!r}")
         counts[emote] = tuple(votes[:3])
     return _from_counts("emote", counts, emotes=counts)
+
+
+def lexicon_from_tables(name: str, distributions: Mapping[str, Sequence[float]], scores: Mapping[str, float],
+                        emotes: Iterable[str] = ()) -> Lexicon:
+    """A lexicon from published tables: ``distributions[t]`` the class shares ``(negative, neutral,
+    positive)`` of ``L_dist(t)`` (renormalised to sum to 1: published shares are rounded) and ``scores[t]``
+    ``L_avg(t)`` in [-1, 1], as in the lexica of the authors' repository (``<name>_distribution.tsv``,
+    ``<name>_average.tsv``).
+
+    The entries are the words of ``distributions``; a word without an average score gets ``p_pos - p_neg``
+    of its shares, a word with only an average score is left out (the two published tables of a lexicon
+    list the same words). ``emotes`` are the words the tokenizer keeps verbatim.
+    """
+    if not distributions:
+        raise ValueError(f"{name} lexicon: no entries")
+    rows, averages = {}, {}
+    for token, shares in distributions.items():
+        vector = np.asarray(shares, dtype=np.float64)
+        if vector.shape != (3,) or np.any(vector < 0) or vector.sum() <= 0:
+            raise ValueError(f"{name} lexicon: shares of {token!r} must be three non-negative numbers with a "
+                             f"positive sum, got {shares!r}")
+        vector = vector / vector.sum()
+        vector.setflags(write=False)
+        rows[token] = vector
+        score = scores.get(token)
+        averages[token] = float(vector[POSITIVE] - vector[NEGATIVE]) if score is None else float(score)
+        if not -1.0 <= averages[token] <= 1.0:
+            raise ValueError(f"{name} lexicon: the average score of {token!r} must lie in [-1, 1], got {score!r}")
+    return Lexicon(name, rows, averages, {token: name for token in rows}, frozenset(emotes) & frozenset(rows))
 
 
 def combine_lexica(*lexica: Lexicon, name: str | None = None) -> Lexicon:

@@ -11,20 +11,30 @@ The generating process, per message (:func:`make_twitch_chat`; :class:`ChatConfi
 1. **True sentiment** ``y`` in (negative, neutral, positive) from the gold prior :data:`GOLD_PRIOR`
    (:func:`make_gold_set` instead fixes exactly 404 / 748 / 770 labels and shuffles them).
 2. **Signal or not.** With probability ``signal_rate[y]`` the message gets lexicon ("signal") tokens. The
-   defaults are the thesis' shares of labelled messages with a signal token per true class (Table 15.5
-   over Table 15.4): 312/404 negative, 320/748 neutral, 621/770 positive; 65.2 % overall (Sec. 15.3).
+   defaults are planted slightly above the thesis' shares of labelled messages with a signal token per true
+   class (Table 15.5 over Table 15.4: 312/404 negative, 320/748 neutral, 621/770 positive; 65.2 % overall,
+   Sec. 15.3), so that after emote variants and typos (steps 4 and 7) the share found is the thesis'.
 3. **Which lexica.** A signal message draws emote, VADER-word and emoji tokens independently with
-   probabilities ``kind_rates`` (if none comes up, one kind is drawn in proportion to the rates), so the
-   coverage resembles Table 15.3: emotes in about 48 % of messages, VADER words 27 %, emojis 4 %.
+   probabilities ``kind_rates`` (if none comes up, one kind is drawn in proportion to the rates), then each
+   present kind one more token with probability ``extra_signal_rate``, repeatedly, so the coverage
+   resembles Table 15.3 (emotes in about 48 % of messages, VADER words 27 %, emojis 4 %) and many messages
+   carry several signal tokens, often of different leanings.
 4. **Which tokens.** A token of a kind is drawn with probability proportional to ``frequency * usage[y]``
-   from the tables below: ``usage`` is how often the token is used in messages of each true class.
-   Emotes use the survey votes of Table 15.1 (the lexicon is right about them); emojis and VADER words use
-   hand-set Twitch usages, which disagree with the lexica for some tokens on purpose (gaming slang:
-   "insane", "sick", "kill", "dead", and the emojis 😭 and 💀, are mostly *positive* in chat, negative in
-   the lexica). An emote is repeated 2-4 times with probability ``emote_repeat_rate`` ("LUL LUL LUL").
+   from the tables below: ``usage`` is how often the token is used in messages of each true class, so the
+   tokens of a message are independent given its sentiment (the naive Bayes model behind Eq. 15.10).
+   Emotes are the 11 of Table 15.1, used as their survey votes say, and the surveyed emotes Table 15.1 does
+   not print (:data:`SURVEYED_EMOTE_USAGE`), several of them *controversial*: used in positive and negative
+   messages alike ("Kappa", "EZ", "haHAA"), so that their average score is near 0 while their distribution
+   rules out "neutral". A message mixing them with other tokens is where the average labeller and the
+   distribution labeller disagree (Sec. 15.4.2). Emojis and VADER words use hand-set Twitch usages, which
+   disagree with the lexica for some tokens on purpose (gaming slang: "insane", "sick", "kill", "dead",
+   and the emojis 😭 and 💀, are mostly *positive* in chat, negative in the lexica). An emote is written as
+   its variant (:data:`EMOTE_VARIANTS`, "pogchamp" for "PogChamp") with probability
+   ``emote_variant_rate``, which no lexicon knows but which means what the emote means; and it is repeated
+   2-4 times with probability ``emote_repeat_rate`` ("LUL LUL LUL").
 5. **Hidden sentiment words**: ``Poisson(hidden_rate)`` tokens that are in *no* lexicon (slang such as
-   "clutch" or "scuffed", unsurveyed emotes such as "BibleThump", and neutral words such as "uptime").
-   With probability ``hidden_strength`` a hidden token comes from the list of the true class
+   "clutch" or "scuffed", emotes outside the survey such as "Sadge" or "KEKW", and neutral words such as
+   "uptime"). With probability ``hidden_strength`` a hidden token comes from the list of the true class
    (:data:`HIDDEN_WORDS`), otherwise from all hidden tokens uniformly; ``hidden_strength = 0`` makes them
    pure noise. They occur in messages with and without signal tokens alike, so in weakly labelled data they
    co-occur with lexicon tokens of the same sentiment: the correlation a model trained on weak labels
@@ -40,14 +50,14 @@ The generating process, per message (:func:`make_twitch_chat`; :class:`ChatConfi
 8. The tokens are shuffled and joined by spaces.
 
 Every token table is checked by the tests against the real lexica: the emotes of :data:`EMOTE_USAGE` are
-exactly Table 15.1's, the emojis are in the emoji lexicon, the VADER words in VADER, and the hidden and
-filler words in none of them.
+exactly Table 15.1's, the emojis are in the emoji lexicon, the VADER words in VADER, and the emote variants,
+hidden and filler words in none of them.
 
-The thesis' lexicon covers the top-100 emotes, of which it prints 11. To study a fuller emote lexicon,
-:func:`simulated_emote_survey` asks simulated participants about the generator's unsurveyed emotes
-(:func:`unsurveyed_emotes`), voting from each emote's true class distribution in the generated chat
-(:func:`hidden_token_posterior`); pass the votes to ``weak_labels.load_emote_lexicon``. This is a
-simulation, not the thesis' survey.
+The thesis' lexicon covers the top-100 emotes, of which it prints 11. The stand-in's emote lexicon is those
+11 rows plus *simulated* survey votes for the other surveyed emotes (:func:`simulated_emote_survey`,
+:data:`SURVEYED_EMOTE_USAGE`), voting from each emote's usage in the generated chat; pass the votes to
+``weak_labels.load_emote_lexicon``. This is a simulation, not the thesis' survey. The hidden emotes
+(:func:`unsurveyed_emotes`) are outside the survey: no votes, printed or simulated, ever cover them.
 
 Randomness: the labels come from ``numpy.random.default_rng(seed)``, the per-message draws from a
 ``random.Random`` seeded by it (much faster for the many small draws); the same seed gives the same
@@ -65,9 +75,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["EMOJI_USAGE", "EMOTE_USAGE", "FILLER_WORDS", "GOLD_CLASS_COUNTS", "GOLD_PRIOR", "GOLD_SIZE",
-           "HIDDEN_WORDS", "VADER_WORD_USAGE", "ChatConfig", "ChatMessages", "hidden_token_posterior",
-           "make_gold_set", "make_twitch_chat", "simulated_emote_survey", "unsurveyed_emotes"]
+__all__ = ["EMOJI_USAGE", "EMOTE_USAGE", "EMOTE_VARIANTS", "FILLER_WORDS", "GOLD_CLASS_COUNTS", "GOLD_PRIOR",
+           "GOLD_SIZE", "HIDDEN_WORDS", "PLANTED_FOUND", "SURVEYED_EMOTE_USAGE", "VADER_WORD_USAGE", "ChatConfig",
+           "ChatMessages", "hidden_token_posterior", "make_gold_set", "make_twitch_chat", "simulated_emote_survey",
+           "surveyed_emotes", "unsurveyed_emotes"]
 
 NEGATIVE, NEUTRAL, POSITIVE = 0, 1, 2
 
@@ -91,6 +102,37 @@ EMOTE_USAGE: dict[str, tuple[float, tuple[float, float, float]]] = {
     "RedCoat": (1.0, (5, 46, 4)),
     "jinnytHype": (1.0, (7, 31, 17)),
 }
+
+# Emotes of the thesis' top-100 survey that Table 15.1 does not print (the thesis prints 11 of 100 rows).
+# They are in the stand-in's emote lexicon through *simulated* survey votes (simulated_emote_survey), drawn
+# from the usage below; none of them is a hidden token. Several are "controversial" (Sec. 15.1.1): used in
+# positive and in negative messages alike and rarely in neutral ones (a taunt or a cheer, irony), so their
+# average score is near 0 while their distribution says "not neutral". Frequencies are made up.
+SURVEYED_EMOTE_USAGE: dict[str, tuple[float, tuple[float, float, float]]] = {
+    "Kappa": (6.0, (0.42, 0.16, 0.42)),
+    "EZ": (4.0, (0.44, 0.10, 0.46)),
+    "haHAA": (2.0, (0.46, 0.10, 0.44)),
+    "TriHard": (2.0, (0.42, 0.14, 0.44)),
+    "4Head": (3.0, (0.40, 0.12, 0.48)),
+    "monkaS": (3.0, (0.55, 0.30, 0.15)),
+    "POGGERS": (4.0, (0.04, 0.08, 0.88)),
+    "Kreygasm": (2.0, (0.04, 0.14, 0.82)),
+    "SeemsGood": (2.0, (0.04, 0.20, 0.76)),
+    "Clap": (3.0, (0.15, 0.10, 0.75)),
+    "BibleThump": (2.0, (0.76, 0.12, 0.12)),
+    "ResidentSleeper": (2.0, (0.82, 0.13, 0.05)),
+    "DansGame": (2.0, (0.74, 0.14, 0.12)),
+    "NotLikeThis": (2.0, (0.80, 0.10, 0.10)),
+    "PepeHands": (2.0, (0.80, 0.10, 0.10)),
+    "WutFace": (1.0, (0.66, 0.18, 0.16)),
+    "HeyGuys": (1.0, (0.04, 0.62, 0.34)),
+}
+
+# How chat misspells an emote: typed without its capitals, so the tokenizer (case-sensitive for emotes)
+# finds no lexicon entry, although the word means what the emote means. "ez" is a VADER word, so EZ's
+# variant is "ezy".
+EMOTE_VARIANTS: dict[str, str] = {emote: {"EZ": "ezy"}.get(emote, emote.lower())
+                                  for emote in (*EMOTE_USAGE, *SURVEYED_EMOTE_USAGE)}
 
 # Emojis of the emoji lexicon as used in chat. 😭 and 💀 ("crying laughing", "I'm dead") are mostly
 # positive here but not in Kralj Novak et al.'s tweets.
@@ -124,15 +166,16 @@ VADER_WORD_USAGE: dict[str, tuple[float, tuple[float, float, float]]] = {
     "dead": (2.0, (0.20, 0.20, 0.60)), "crazy": (2.0, (0.10, 0.20, 0.70)), "noob": (1.0, (0.50, 0.30, 0.20)),
 }
 
-# Tokens in no lexicon that carry sentiment in chat: slang, unsurveyed emotes (case-sensitive), and the
-# vocabulary of neutral chat (questions about the stream, bot commands).
+# Tokens in no lexicon that carry sentiment in chat: slang, emotes outside the thesis' top-100 survey
+# (case-sensitive; none of them is surveyed, printed or simulated), and the vocabulary of neutral chat
+# (questions about the stream, bot commands).
 HIDDEN_WORDS: dict[int, tuple[str, ...]] = {
     NEGATIVE: ("scuffed", "throw", "throwing", "cringe", "yikes", "oof", "washed", "feeder", "hardstuck",
-               "BibleThump", "ResidentSleeper", "PepeHands", "NotLikeThis", "WutFace"),
+               "Sadge", "monkaW", "WeirdChamp", "FeelsWeirdMan", "widepeepoSad"),
     NEUTRAL: ("song", "uptime", "settings", "which", "sens", "keyboard", "headset", "!uptime", "!song",
-              "HeyGuys", "Kappa"),
-    POSITIVE: ("clutch", "pog", "goat", "based", "cracked", "bigbrain", "poggers", "Kreygasm", "4Head",
-               "POGGERS", "SeemsGood", "TriHard"),
+              "monkaHmm", "peepoWave"),
+    POSITIVE: ("clutch", "pog", "goat", "based", "cracked", "bigbrain", "KEKW", "PepeLaugh", "catJAM",
+               "PogU", "widepeepoHappy", "peepoClap"),
 }
 
 # Sentiment-free filler, most frequent first (drawn with Zipf-like weights 1 / (rank + 2)).
@@ -144,15 +187,23 @@ FILLER_WORDS = ("the", "is", "this", "i", "you", "it", "he", "that", "chat", "ga
                 "back", "1", "2", "3")
 
 
+# About 94 % of the messages planted with lexicon tokens keep one after emote variants and typos.
+PLANTED_FOUND = 0.94
+
+
 @dataclass(frozen=True)
 class ChatConfig:
     """The knobs of the generating process (module docstring); the defaults follow the thesis' numbers."""
 
     class_prior: tuple[float, float, float] = GOLD_PRIOR
-    signal_rate: tuple[float, float, float] = (312 / 404, 320 / 748, 621 / 770)
-    kind_rates: Mapping[str, float] = field(default_factory=lambda: {"emote": 0.55, "vader": 0.28, "emoji": 0.045})
-    extra_signal_rate: float = 0.3        # P(one more token of a kind that is present), repeated
+    # planted a little above the thesis' shares (312/404, 320/748, 621/770), so that after emote variants
+    # and typos the share of messages with a lexicon token is the thesis' (65.2 %, Sec. 15.3)
+    signal_rate: tuple[float, float, float] = tuple(min(1.0, share / PLANTED_FOUND) for share in
+                                                    (312 / 404, 320 / 748, 621 / 770))
+    kind_rates: Mapping[str, float] = field(default_factory=lambda: {"emote": 0.62, "vader": 0.28, "emoji": 0.045})
+    extra_signal_rate: float = 0.45       # P(one more token of a kind that is present), repeated
     emote_repeat_rate: float = 0.25
+    emote_variant_rate: float = 0.2       # P(an emote is written as its variant, EMOTE_VARIANTS)
     hidden_rate: float = 0.5              # mean number of hidden sentiment tokens per message
     hidden_strength: float = 0.8          # P(a hidden token comes from the true class's list)
     filler_rate: float = 2.5              # mean number of filler words per message
@@ -170,7 +221,7 @@ class ChatConfig:
             raise ValueError(f"class_prior must sum to 1, got {sum(self.class_prior)}")
         if set(self.kind_rates) != {"emote", "vader", "emoji"} or not any(self.kind_rates.values()):
             raise ValueError("kind_rates must give a rate for each of 'emote', 'vader', 'emoji', not all 0")
-        for name in ("extra_signal_rate", "emote_repeat_rate", "hidden_strength", "typo_rate",
+        for name in ("extra_signal_rate", "emote_repeat_rate", "emote_variant_rate", "hidden_strength", "typo_rate",
                      "elongation_rate", "shout_rate", "url_rate", *(f"kind_rates[{k}]" for k in self.kind_rates)):
             value = self.kind_rates[name[11:-1]] if name.startswith("kind_rates") else getattr(self, name)
             if not 0 <= value <= 1:
@@ -212,10 +263,12 @@ class _Sampler:
 
 
 _KINDS = ("emote", "vader", "emoji")
-_SAMPLERS = {"emote": _Sampler(EMOTE_USAGE), "vader": _Sampler(VADER_WORD_USAGE), "emoji": _Sampler(EMOJI_USAGE)}
+_SAMPLERS = {"emote": _Sampler({**EMOTE_USAGE, **SURVEYED_EMOTE_USAGE}), "vader": _Sampler(VADER_WORD_USAGE),
+             "emoji": _Sampler(EMOJI_USAGE)}
 _ALL_HIDDEN = tuple(itertools.chain.from_iterable(HIDDEN_WORDS.values()))
 _FILLER_CUMULATIVE = list(itertools.accumulate(1.0 / (rank + 2) for rank in range(len(FILLER_WORDS))))
-_NOT_WORDS = frozenset(EMOTE_USAGE) | frozenset(EMOJI_USAGE) | {t for t in _ALL_HIDDEN if t[0].isupper() or t[0].isdigit()}
+_NOT_WORDS = (frozenset(EMOTE_USAGE) | frozenset(SURVEYED_EMOTE_USAGE) | frozenset(EMOTE_VARIANTS.values())
+              | frozenset(EMOJI_USAGE) | {t for t in _ALL_HIDDEN if t[0].isupper() or t[0].isdigit()})
 _VOWELS = "aeiou"
 
 
@@ -261,6 +314,8 @@ def _message(rng: random.Random, y: int, signal: bool, config: ChatConfig) -> tu
                 count += 1
             for _ in range(count):
                 token = _SAMPLERS[kind].draw(rng, y)
+                if kind == "emote" and rng.random() < config.emote_variant_rate:
+                    token = EMOTE_VARIANTS[token]
                 repeats = rng.randint(2, 4) if kind == "emote" and rng.random() < config.emote_repeat_rate else 1
                 tokens.extend([token] * repeats)
     hidden = _poisson(rng, config.hidden_rate)
@@ -322,8 +377,15 @@ def make_gold_set(*, seed: int, config: ChatConfig | None = None,
 
 
 def unsurveyed_emotes() -> tuple[str, ...]:
-    """The emotes among :data:`HIDDEN_WORDS` (capitalised or digit-first tokens): in no lexicon by default."""
+    """The emotes among :data:`HIDDEN_WORDS` (capitalised or digit-first tokens): outside the survey, in no
+    lexicon, and never given simulated votes."""
     return tuple(token for token in _ALL_HIDDEN if token[0].isupper() or token[0].isdigit())
+
+
+def surveyed_emotes() -> tuple[str, ...]:
+    """The surveyed emotes Table 15.1 does not print (:data:`SURVEYED_EMOTE_USAGE`): the emotes
+    :func:`simulated_emote_survey` gives votes to."""
+    return tuple(SURVEYED_EMOTE_USAGE)
 
 
 def hidden_token_posterior(config: ChatConfig | None = None) -> dict[str, np.ndarray]:
@@ -345,27 +407,31 @@ def hidden_token_posterior(config: ChatConfig | None = None) -> dict[str, np.nda
 
 
 def simulated_emote_survey(emotes: Sequence[str] | None = None, *, seed: int, participants: int = 108,
-                           unknown_rate: float = 0.05,
-                           config: ChatConfig | None = None) -> dict[str, tuple[int, int, int, int]]:
-    """Votes ``(negative, neutral, positive, unknown)`` of ``participants`` simulated survey takers per emote.
+                           unknown_rate: float = 0.05) -> dict[str, tuple[int, int, int, int]]:
+    """Votes ``(negative, neutral, positive, unknown)`` of ``participants`` simulated survey takers for the
+    surveyed emotes Table 15.1 does not print (default :func:`surveyed_emotes`).
 
     Each participant answers "unknown/NA" with probability ``unknown_rate`` and otherwise votes a class
-    drawn from the emote's true distribution :func:`hidden_token_posterior` (so the survey is unbiased but
-    noisy, like the thesis' 108 answers, Sec. 15.1.1). ``emotes`` defaults to :func:`unsurveyed_emotes`.
-    The result has the format of ``weak_labels.EMOTE_SURVEY_TABLE_15_1``.
+    drawn from the emote's usage in the generated chat (:data:`SURVEYED_EMOTE_USAGE`, normalised), so the
+    survey is unbiased but noisy, like the thesis' 108 answers (Sec. 15.1.1). The hidden emotes
+    (:func:`unsurveyed_emotes`) are outside the survey and are refused. The result has the format of
+    ``weak_labels.EMOTE_SURVEY_TABLE_15_1``.
     """
     if participants < 1:
         raise ValueError(f"participants must be positive, got {participants}")
     if not 0 <= unknown_rate < 1:
         raise ValueError(f"unknown_rate must be in [0, 1), got {unknown_rate}")
-    posterior = hidden_token_posterior(config)
-    emotes = unsurveyed_emotes() if emotes is None else tuple(emotes)
-    missing = [emote for emote in emotes if emote not in posterior]
+    emotes = surveyed_emotes() if emotes is None else tuple(emotes)
+    hidden = [emote for emote in emotes if emote in unsurveyed_emotes()]
+    if hidden:
+        raise ValueError(f"{hidden} are hidden emotes, outside the survey; the survey covers {surveyed_emotes()}")
+    missing = [emote for emote in emotes if emote not in SURVEYED_EMOTE_USAGE]
     if missing:
-        raise ValueError(f"no generating distribution for {missing}; choose from {unsurveyed_emotes()}")
+        raise ValueError(f"no generating distribution for {missing}; choose from {surveyed_emotes()}")
     rng = np.random.default_rng(seed)
     votes = {}
     for emote in emotes:
-        probabilities = np.append((1.0 - unknown_rate) * posterior[emote], unknown_rate)
+        usage = np.asarray(SURVEYED_EMOTE_USAGE[emote][1], dtype=np.float64)
+        probabilities = np.append((1.0 - unknown_rate) * usage / usage.sum(), unknown_rate)
         votes[emote] = tuple(int(v) for v in rng.multinomial(participants, probabilities))
     return votes
