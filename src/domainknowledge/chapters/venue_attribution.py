@@ -47,7 +47,7 @@ __all__ = ["BIGRAM_ORACLE", "CONFIGS", "SOURCES", "Config", "Concatenated", "Enc
            "explanations_for_words", "pick_case_paper",
            "explanation_html", "load_task", "planted_word_table", "prepare", "predict_scores", "ranking_scores",
            "results_table", "run_recommenders", "statistics_table", "stratified_split", "subfield_coherence",
-           "tokenize", "train_recommender", "venue_phrase_table", "wilcoxon_tests", "word_attribution"]
+           "synonym_neighbours", "tokenize", "train_recommender", "venue_phrase_table", "wilcoxon_tests", "word_attribution"]
 
 SOURCES = ("stand-in", "semantic-scholar")
 TOP_K = 5
@@ -135,7 +135,7 @@ CONFIGS: dict[str, Config] = {
     "cpu": Config(source="stand-in", datasets=("ai", "medicine"), papers=5_000, max_lengths=(24, 200, 24),
                   word2vec_dimension=32, min_count=3, word2vec_epochs=3, filter_heights=(3, 4, 5),
                   num_filters=24, hidden_size=128, dropout=0.3, batch_size=64, learning_rate=3e-3,
-                  max_epochs=40, patience=4, runs=2, logistic_c=(1.0, 10.0), max_iterations=100, bigram_oracle=True,
+                  max_epochs=40, patience=3, runs=2, logistic_c=(1.0, 10.0), max_iterations=100, bigram_oracle=True,
                   word2vec_workers=1, attribution_steps=50,
                   attribution_method="gausslegendre", attributed_papers=6),
     "paper": Config(source="semantic-scholar", datasets=("ai", "medicine"), papers=None, max_lengths=(40, 400, 40),
@@ -331,6 +331,35 @@ def venue_phrase_table(task: VenueTask, likes: Sequence[str], subfield: str) -> 
     table = pd.DataFrame(columns)
     table.index = [f"phrase {i + 1}" for i in range(len(table))]
     return table
+
+
+def synonym_neighbours(prepared: "Prepared", config: Config) -> dict[str, float]:
+    """How well Word2Vec (before the network trains) learned the stand-in's rare synonyms from their
+    contexts: for every synonym in the vocabulary, rank its own key word among all key words of the
+    generator by cosine similarity of the initial embeddings (1 = the most similar). Returns the number of
+    synonyms, the share whose own word ranks first, the median rank, the number of key words (a random
+    embedding would put the own word at rank ``(keys + 1) / 2`` on average), and the median training count
+    of a synonym against that of its word."""
+    task = prepared.task
+    if task.venue_phrases is None:
+        raise ValueError("synonyms exist only in the stand-in")
+    topics = {p for venue in task.venue_phrases for p in venue}
+    keys = sorted({w for venue in task.venue_phrases for topic in topics for phrase in venue[topic] for w in phrase})
+    keys = [k for k in keys if k in prepared.vocabulary]
+    vectors = prepared.embeddings / np.maximum(np.linalg.norm(prepared.embeddings, axis=1, keepdims=True), 1e-12)
+    key_vectors = vectors[[prepared.vocabulary.index(k) for k in keys]]
+    ranks, counts = [], []
+    for word in keys:
+        for synonym in scholarly_corpus.synonyms(word, len(scholarly_corpus.SYNONYM_SUFFIXES)):
+            if synonym not in prepared.vocabulary:
+                continue
+            similarity = key_vectors @ vectors[prepared.vocabulary.index(synonym)]
+            ranks.append(1 + int(np.sum(similarity > similarity[keys.index(word)])))
+            counts.append(prepared.vocabulary.counts[synonym] / max(prepared.vocabulary.counts[word], 1))
+    ranks = np.asarray(ranks)
+    return {"synonyms": int(len(ranks)), "own_word_first": float(np.mean(ranks == 1)) if len(ranks) else float("nan"),
+            "median_rank": float(np.median(ranks)) if len(ranks) else float("nan"), "key_words": len(keys),
+            "median_count_ratio": float(np.median(counts)) if counts else float("nan")}
 
 
 def characteristic_words(task: VenueTask, *, min_share: float = 0.2) -> pd.DataFrame:

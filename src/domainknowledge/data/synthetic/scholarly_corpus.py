@@ -290,10 +290,10 @@ class CorpusConfig:
     title_generic_share: float = 0.3
     field_share: float = 0.12
     venue_tilt: float = 0.0
-    specialty_rate: float = 0.2
+    specialty_rate: float = 0.35
     specialty_leak: float = 0.1
     cross_topic_rate: float = 0.3
-    phrase_rate: float = 0.15
+    phrase_rate: float = 0.1
     phrase_words: int = 10
     synonyms_per_word: int = 3
     synonym_rate: float = 0.4
