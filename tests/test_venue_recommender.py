@@ -212,3 +212,11 @@ def test_paper_profile_needs_the_semantic_scholar_files(tmp_path, corpus_root):
         semantic_scholar.load_venue_subset(tmp_path, "medicine")
     with pytest.raises(ValueError, match="subset must be one of"):
         semantic_scholar.load_venue_subset(tmp_path, "physics")
+
+
+def test_word2vec_puts_rare_synonyms_near_their_subfields_key_words():
+    config = chapter.CONFIGS["smoke"]
+    prepared = chapter.prepare(chapter.load_task(config, "ai", seed=0), config, seed=0)
+    found = chapter.synonym_neighbours(prepared, config)
+    assert found["synonyms"] > 100 and found["median_count_ratio"] < 0.25      # rare: several times rarer
+    assert found["median_rank"] < found["key_words"] / 4                      # random vectors: about half

@@ -603,6 +603,7 @@ metric_names = ["accuracy", "accuracy_at_5", "mrr"]
 data_note = f"{config.runs} seed(s)" + (", stand-in data" if ai.is_stand_in else "")
 
 controls = ()
+control_level = 0.05          # the control's own level (one-sided); the thesis' 1 % is for its claims
 if config.bigram_oracle:
     oracle_rows, oracle_broken = [], []
     for name, rows in per_example.items():
@@ -611,12 +612,12 @@ if config.bigram_oracle:
         gain = test["mean"]
         oracle_rows.append(f"{name}: MRR {bigram.mean():.3f} vs {unigram.mean():.3f} ({gain:+.3f}, rank-biserial "
                            f"{test['rank_biserial']:.2f}, p = {test['p_value']:.1g})")
-        if not (gain > 0 and test["p_value"] < config.alpha):
+        if not (gain > 0 and test["p_value"] < control_level):
             oracle_broken.append(name)
     run.check(
         "bigram-oracle-beats-unigram", kind="positive-control",
         statement="The stand-in's venue phrases carry venue information a unigram counter cannot read: logistic regression on unigrams and bigrams beats the thesis' unigram logistic regression",
-        expected=f"higher test MRR on both data sets, paired signed-rank test over test papers at {config.alpha:.0%}",
+        expected=f"higher test MRR on both data sets, one-sided paired signed-rank test over test papers at {control_level:.0%}",
         measured="; ".join(oracle_rows) + (f"; not on {', '.join(oracle_broken)}" if oracle_broken else ""),
         passes=not oracle_broken, note="oracle row: same features and solver as the baseline plus adjacent word pairs")
     controls = ("bigram-oracle-beats-unigram",)
