@@ -556,7 +556,7 @@ pd.DataFrame({f"three papers, {config.attribution_method}": same_papers,
 #   tokenised when read, and Word2Vec uses every core at `paper`.
 # - **Hyper-parameters.** The thesis chose its sizes by a random search on the validation data and does
 #   not report them. We fix them per profile (see the profile table): at `cpu`, 32-dimensional Word2Vec,
-#   24 filters of each height 3, 4 and 5 per field, abstracts cut at 200 tokens, a hidden layer of 128,
+#   24 filters of each height 3, 4 and 5 per field, abstracts cut at 160 tokens, a hidden layer of 128,
 #   dropout 0.3, Adam, early stopping on validation MRR (see the training curves). Logistic regression
 #   uses the saga solver on term-frequency vectors scaled to unit length (a solver that scales to millions
 #   of papers; the thesis does not name its solver), its regularisation chosen on validation among a few
