@@ -129,7 +129,7 @@ CONFIGS: dict[str, Config] = {
     "smoke": Config(source="stand-in", datasets=("ai", "medicine"), papers=1_000, max_lengths=(24, 200, 20),
                     word2vec_dimension=16, min_count=2, word2vec_epochs=2, filter_heights=(3, 4, 5),
                     num_filters=8, hidden_size=32, dropout=0.3, batch_size=64, learning_rate=3e-3,
-                    max_epochs=2, patience=2, runs=1, logistic_c=(1.0,), max_iterations=100, bigram_oracle=True,
+                    max_epochs=2, patience=2, runs=1, logistic_c=(1.0, 10.0), max_iterations=100, bigram_oracle=True,
                     word2vec_workers=1, attribution_steps=50,
                     attribution_method="gausslegendre", attributed_papers=2),
     "cpu": Config(source="stand-in", datasets=("ai", "medicine"), papers=5_000, max_lengths=(24, 160, 24),
