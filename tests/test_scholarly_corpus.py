@@ -51,7 +51,6 @@ def test_planted_word_rates_per_venue(ai_corpus):
 def test_planted_word_is_in_no_word_list_and_medicine_has_none():
     lists = [sc.GENERIC_WORDS, *sc.FIELD_WORDS.values(), *sc.AI_TOPICS.values(), *sc.MEDICINE_TOPICS.values(),
              *sc.SPECIALTY_WORDS.values()]
-    lists += [" ".join(p).split() for p in (*sc.AI_PHRASES.values(), *sc.MEDICINE_PHRASES.values())]
     assert all(sc.PLANTED_WORD not in words for words in lists)
     corpus = sc.make_scholarly_corpus(sc.default_config("medicine", 500), seed=0)
     assert not any(sc.PLANTED_WORD in a.split() for a in corpus.abstracts)
@@ -74,6 +73,44 @@ def test_venues_of_one_subfield_share_topic_words(ai_corpus):
     assert len(vision_a & vision_b) / len(vision_a | vision_b) > len(vision_a & language) / len(vision_a | language)
 
 
+def test_venue_phrases_use_every_key_word_once_in_a_different_order_per_venue(ai_corpus):
+    keys = set(sc.AI_TOPICS["computer vision"][:10])
+    orders = []
+    for like in ("CVPR", "ICCV", "ECCV"):
+        phrases = ai_corpus.venue_phrases[ai_corpus.venue_like.index(like)]["computer vision"]
+        assert sorted(w for p in phrases for w in p) == sorted(keys)          # each key word exactly once
+        assert all(len(p) in (2, 3) for p in phrases)
+        orders.append({(a, b) for p in phrases for a, b in zip(p, p[1:])})
+    assert orders[0] != orders[1] != orders[2]
+    assert [sc._chunk_sizes(n) for n in (2, 4, 7, 10)] == [[2], [2, 2], [3, 2, 2], [3, 2, 3, 2]]
+
+
+def test_key_words_are_equally_frequent_across_a_subfields_venues_but_their_pairs_are_not(ai_corpus):
+    """The stand-in's ingredient: a unigram counter sees the same key-word rates in the CVPR- and ICCV-like
+    venues; the venue's own ordered pairs are several times more frequent in it than in its sibling."""
+    def papers(like):
+        index = ai_corpus.venue_like.index(like)
+        return [a.split() for a, v in zip(ai_corpus.abstracts, ai_corpus.venues) if v == index]
+
+    cvpr, iccv = papers("CVPR"), papers("ICCV")
+    key = sc.AI_TOPICS["computer vision"][0]
+    rate = [np.mean([doc.count(key) for doc in group]) for group in (cvpr, iccv)]
+    assert rate[0] == pytest.approx(rate[1], rel=0.2)
+    own = ai_corpus.venue_phrases[ai_corpus.venue_like.index("CVPR")]["computer vision"]
+    sibling = {(a, b) for p in ai_corpus.venue_phrases[ai_corpus.venue_like.index("ICCV")]["computer vision"]
+               for a, b in zip(p, p[1:])}
+    pair = next((a, b) for p in own for a, b in zip(p, p[1:]) if (a, b) not in sibling)
+
+    def pair_rate(group):
+        return np.mean([sum(d[i:i + 2] == list(pair) for i in range(len(d) - 1)) for d in group])
+
+    assert pair_rate(cvpr) > 4 * pair_rate(iccv)
+    # rare synonyms stand where the word stands, each much rarer than the word
+    words = [w for doc in cvpr for w in doc]
+    synonym = sc.synonyms(key, 3)[0]
+    assert 0 < words.count(synonym) < words.count(key) / 3
+
+
 def test_bad_config_is_a_clear_error():
     with pytest.raises(ValueError, match="field must be one of"):
         sc.default_config("physics", 100)
@@ -81,3 +118,5 @@ def test_bad_config_is_a_clear_error():
         sc.default_config("ai", 100, min_papers=30)
     with pytest.raises(ValueError, match="phrase_rate must lie in"):
         sc.default_config("ai", 1000, phrase_rate=1.5)
+    with pytest.raises(ValueError, match="phrase_words must lie in"):
+        sc.default_config("medicine", 1000, phrase_words=11)

@@ -4,7 +4,6 @@ the chapter driver's data handling, baselines and tests (Kobs 2023, Ch. 8)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 import pytest
@@ -142,25 +141,82 @@ def test_baselines_and_wilcoxon_on_a_small_stand_in():
     assert majority["accuracy"].mean() == pytest.approx(np.mean(labels == largest))
     regression = chapter.ranking_scores(scores["logistic regression"], labels)
     assert regression["mrr"].mean() > majority["mrr"].mean() + 0.2
+    assert chapter.BIGRAM_ORACLE in scores and info["oracle"]["features"] > info["features"]
     tests = chapter.wilcoxon_tests([regression], {"majority": majority})
     assert set(tests.metric) == {"accuracy", "accuracy_at_5", "mrr"} and (tests.p_value < 1e-3).all()
     same = chapter.wilcoxon_tests([majority], {"majority": majority})
     assert (same.p_value == 1.0).all()
 
 
-def test_paper_profile_needs_the_semantic_scholar_files(tmp_path):
-    with pytest.raises(DataNotFoundError, match="semantic_scholar_venues"):
+def test_bigram_features_are_adjacent_pairs_within_a_field():
+    config = dataclasses.replace(chapter.CONFIGS["smoke"], papers=900)
+    task = chapter.load_task(config, "medicine", seed=0)
+    first = next(chapter._documents(task, "train", 2))
+    fields = [task.fields["train"][name][0] for name in ("title", "abstract", "keywords")]
+    unigrams = sum(len(f) for f in fields)
+    assert first[:unigrams] == [t for f in fields for t in f]
+    assert first[unigrams:] == [f"{a} {b}" for f in fields for a, b in zip(f, f[1:])]     # never across fields
+    with pytest.raises(ValueError, match="ngrams must be 1 or 2"):
+        chapter.logistic_regression_scores(task, config, ngrams=3)
+
+
+def test_tokenized_texts_tokenise_when_read_and_stream():
+    texts = chapter.TokenizedTexts(["Deep Learning", "Image-Recognition now"])
+    phrases = chapter.TokenizedTexts([["object detection", "Pose"], ["x"]], phrases=True)
+    assert texts[1] == ["image-recognition", "now"] and len(texts) == 2
+    assert list(phrases) == [["object", "detection", "pose"], ["x"]]
+    assert list(texts[np.array([1])]) == [["image-recognition", "now"]] and list(texts[:1]) == [["deep", "learning"]]
+    both = chapter.Concatenated(texts, phrases)
+    assert len(both) == 4 and list(both) == list(both)            # restartable, as Word2Vec needs
+
+
+@pytest.fixture(scope="module")
+def corpus_root(tmp_path_factory):
+    from domainknowledge.fixtures import write_fixtures
+
+    return write_fixtures(tmp_path_factory.mktemp("s2"), ["semantic-scholar"])
+
+
+def test_the_reader_extracts_the_thesis_subsets_from_the_published_shards(corpus_root):
+    ai = semantic_scholar.load_venue_subset(corpus_root, "ai")
+    assert semantic_scholar.NON_AI in ai["venue_names"] and "CVPR" in ai["venue_names"] and "ICML" in ai["venue_names"]
+    assert len(ai["titles"]) == len(ai["abstracts"]) == len(ai["keywords"]) == len(ai["venues"])
+    assert all(k for k in ai["keywords"]) and all(a.strip() for a in ai["abstracts"])
+    assert "Some text of the record." not in ai["abstracts"]                    # incomplete records dropped
+    few = semantic_scholar.load_venue_subset(corpus_root, "ai", non_ai_papers=3)
+    assert int(np.sum(few["venues"] == few["venue_names"].index(semantic_scholar.NON_AI))) == 3
+    medicine = semantic_scholar.load_venue_subset(corpus_root, "medicine")
+    assert "Circulation" in medicine["venue_names"] and semantic_scholar.NON_AI not in medicine["venue_names"]
+    top = semantic_scholar.load_venue_subset(corpus_root, "medicine", medicine_venues=3)
+    sizes = np.bincount(medicine["venues"])
+    largest = {medicine["venue_names"][i] for i in np.argsort(-sizes, kind="stable")[:3]}
+    assert set(top["venue_names"]) == largest
+    assert len(semantic_scholar.load_venue_subset(corpus_root, "medicine", limit=7)["titles"]) == 7
+
+
+def test_paper_profile_needs_the_semantic_scholar_files(tmp_path, corpus_root):
+    import gzip
+    import shutil
+
+    with pytest.raises(DataNotFoundError, match="corpus-2019-01-31"):
         semantic_scholar.load_venue_subset(tmp_path, "ai")
-    folder = tmp_path / "semantic_scholar_venues"
-    folder.mkdir()
-    with pytest.raises(DataNotFoundError, match="ai.jsonl is missing"):
+    folder = tmp_path / semantic_scholar.FOLDER
+    shutil.copytree(corpus_root / semantic_scholar.FOLDER, folder)
+    (folder / "s2-corpus-01.gz").unlink()
+    with pytest.raises(DataNotFoundError, match="s2-corpus-01.gz"):
         semantic_scholar.load_venue_subset(tmp_path, "ai")
-    papers = [{"title": "A", "abstract": "b c", "keywords": ["k"], "venue": "V2"},
-              {"title": "", "abstract": "skipped", "keywords": ["k"], "venue": "V1"},
-              {"title": "D", "abstract": "e", "keywords": ["x", "y"], "venue": "V1"}]
-    (folder / "ai.jsonl").write_text("\n".join(json.dumps(p) for p in papers) + "\n")
-    data = semantic_scholar.load_venue_subset(tmp_path, "ai")
-    assert data["venue_names"] == ("V1", "V2") and data["venues"].tolist() == [1, 0]
-    (folder / "medicine.jsonl").write_text("not json\n")
-    with pytest.raises(ValueError, match="line 1"):
+    (folder / semantic_scholar.MANIFEST).unlink()
+    with gzip.open(folder / "s2-corpus-02.gz", "wt") as stream:
+        stream.write("not json\n")
+    with pytest.raises(ValueError, match="s2-corpus-02.gz line 1"):
         semantic_scholar.load_venue_subset(tmp_path, "medicine")
+    with pytest.raises(ValueError, match="subset must be one of"):
+        semantic_scholar.load_venue_subset(tmp_path, "physics")
+
+
+def test_word2vec_puts_rare_synonyms_near_their_subfields_key_words():
+    config = chapter.CONFIGS["smoke"]
+    prepared = chapter.prepare(chapter.load_task(config, "ai", seed=0), config, seed=0)
+    found = chapter.synonym_neighbours(prepared, config)
+    assert found["synonyms"] > 100 and found["median_count_ratio"] < 0.25      # rare: several times rarer
+    assert found["median_rank"] < found["key_words"] / 4                      # random vectors: about half

@@ -111,22 +111,33 @@ def _stable_hash(text: str) -> int:
 
 
 def train_word2vec(token_lists, *, dimension: int, min_count: int, epochs: int = 5, window: int = 5,
-                   seed: int = 0):
+                   seed: int = 0, workers: int = 1):
     """Word2Vec (skip-gram with negative sampling, Mikolov et al. 2013) trained on tokenised messages, as the
     thesis trains its Twitch embeddings on the unlabelled corpus (Sec. 15.1.2). Returns gensim
     ``KeyedVectors`` (``vectors[token]`` is ``(dimension,)`` float32) holding the tokens seen at least
     ``min_count`` times (100 in the thesis).
 
-    One worker thread and a process-independent string hash make the result a function of ``seed`` and
-    the corpus alone.
+    ``token_lists`` is a list of token lists, or any restartable iterable of them with ``len`` (read once
+    per epoch and once for the vocabulary, never copied: a corpus of millions of documents streams).
+    ``workers`` threads (0 = every core). With one worker, a process-independent string hash makes the result
+    a function of ``seed`` and the corpus alone; more workers are faster and not reproducible bit for bit.
     """
+    import os
+
     from gensim.models import Word2Vec
 
-    token_lists = list(token_lists)
-    if not token_lists or any(isinstance(tokens, str) for tokens in token_lists):
+    if iter(token_lists) is token_lists:
+        raise ValueError("token_lists must be a list or a restartable iterable of token lists, not an iterator "
+                         "(Word2Vec reads it once per epoch)")
+    if not hasattr(token_lists, "__len__") or len(token_lists) == 0:
         raise ValueError("token_lists must be a non-empty list of token lists (tokenize first)")
-    if dimension < 1 or min_count < 1 or epochs < 1:
-        raise ValueError(f"dimension, min_count and epochs must be positive, got {dimension}, {min_count}, {epochs}")
-    model = Word2Vec([list(tokens) for tokens in token_lists], vector_size=dimension, min_count=min_count, window=window, sg=1, epochs=epochs,
-                     seed=seed, workers=1, hashfxn=_stable_hash)
+    first = next(iter(token_lists))
+    if isinstance(first, str) or (isinstance(token_lists, list) and any(isinstance(t, str) for t in token_lists)):
+        raise ValueError("token_lists must be a non-empty list of token lists (tokenize first)")
+    if dimension < 1 or min_count < 1 or epochs < 1 or workers < 0:
+        raise ValueError(f"dimension, min_count and epochs must be positive and workers >= 0, got {dimension}, "
+                         f"{min_count}, {epochs}, {workers}")
+    threads = workers or os.cpu_count() or 1
+    model = Word2Vec(token_lists, vector_size=dimension, min_count=min_count, window=window, sg=1, epochs=epochs,
+                     seed=seed, workers=threads, hashfxn=_stable_hash)
     return model.wv

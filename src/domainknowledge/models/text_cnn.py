@@ -97,16 +97,24 @@ class Vocabulary:
 
     def encode(self, token_lists: Iterable[Sequence[str]], max_length: int) -> torch.Tensor:
         """``(N, max_length)`` int64 token ids: each list truncated to its first ``max_length`` tokens and
-        padded with :data:`PADDING_INDEX` at the end."""
+        padded with :data:`PADDING_INDEX` at the end. A sized ``token_lists`` (a list, or a lazily tokenised
+        corpus) is streamed into one preallocated array."""
         if max_length < 1:
             raise ValueError(f"max_length must be at least 1, got {max_length}")
-        rows = []
-        for tokens in token_lists:
+        sized = hasattr(token_lists, "__len__")
+        ids = np.full((len(token_lists) if sized else 0, max_length), PADDING_INDEX, dtype=np.int64)
+        rows = []                                    # only for an unsized iterable
+        for row, tokens in enumerate(token_lists):
             if isinstance(tokens, str):
                 raise TypeError("token_lists must hold lists of tokens, not strings (tokenize first)")
-            ids = [self.index(token) for token in list(tokens)[:max_length]]
-            rows.append(ids + [PADDING_INDEX] * (max_length - len(ids)))
-        return torch.tensor(rows, dtype=torch.long).reshape(len(rows), max_length)
+            encoded = [self.index(token) for token in list(tokens)[:max_length]]
+            if sized:
+                ids[row, :len(encoded)] = encoded    # filled in place: no Python list of all rows
+            else:
+                rows.append(encoded + [PADDING_INDEX] * (max_length - len(encoded)))
+        if not sized:
+            ids = np.asarray(rows, dtype=np.int64).reshape(len(rows), max_length)
+        return torch.from_numpy(ids)
 
     def embedding_matrix(self, vectors: Mapping[str, np.ndarray], dimension: int) -> np.ndarray:
         """``(len(self), dimension)`` float32 initial embeddings for "cnn-nonstatic" (Sec. 15.1.2): the

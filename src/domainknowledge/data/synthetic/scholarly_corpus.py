@@ -9,6 +9,14 @@ relies on: venues of one subfield (three vision venues, three language venues, .
 are hard to tell apart, so the right venue is often only in the top five; general venues mix subfields;
 venue sizes are skewed as in Table 3.1; and one planted word follows the thesis' "learning" observation.
 
+What separates the venues of one subfield is put where the thesis' network can read it and a word counter
+cannot (issue 20): each venue writes its subfield's key words in its own **ordered two- and three-word
+phrases**, every key word equally often in every venue, and the phrases' words have **rare synonyms** that
+stand in the same places. A unigram term-frequency classifier sees the same word counts in every venue of a
+subfield; a bigram classifier sees the phrases but each synonym spelling splits their counts; a TextCNN over
+Word2Vec embeddings sees the order through its filters and, through embeddings learned from shared contexts,
+reads a synonym like its common word.
+
 The hidden generative process (:func:`make_scholarly_corpus`; :class:`CorpusConfig` holds every rate):
 
 1. **Venues.** A fixed catalogue per field (:data:`AI_VENUES`, :data:`MEDICINE_VENUES`): each venue has
@@ -21,9 +29,18 @@ The hidden generative process (:func:`make_scholarly_corpus`; :class:`CorpusConf
    venue gets the largest AI size, as CVPR is the largest AI venue); the ``non-AI`` class gets the thesis' share (20,000 / 245,573 = 8.1 %). Every venue
    keeps at least ``min_papers`` papers.
 3. **A venue's vocabulary.** Each subfield has a topic vocabulary (:data:`AI_TOPICS`,
-   :data:`MEDICINE_TOPICS`) with Zipf-like word weights. Each venue tilts the weights of every subfield
-   by its own log-normal factors (``venue_tilt``): venues of one subfield use the same words in slightly
-   different proportions, which is all that separates them.
+   :data:`MEDICINE_TOPICS`) with Zipf-like word weights. Each venue may tilt the weights of every subfield
+   by its own log-normal factors (``venue_tilt``, 0 by default: venues of one subfield then use its single
+   words in the same proportions).
+3a. **A venue's phrases** (:func:`venue_phrases`). The first ``phrase_words`` words of a subfield's topic
+   list are its key words. For every venue and every subfield, a seeded permutation of the key words is
+   cut into ordered chunks of three and two words: the venue's phrases for that subfield. Every key word is
+   in exactly one phrase of every venue, so drawing a venue's phrases uniformly gives every key word the
+   same expected count in every venue; only the order and grouping differ.
+3b. **Rare synonyms** (:func:`synonyms`). Each key word has ``synonyms_per_word`` synonyms (the word with a
+   suffix, ``"detection-var"``), written only inside phrases, in place of the word with probability
+   ``synonym_rate`` (split evenly among the synonyms): they share the word's contexts (its phrase partners)
+   and are each several times rarer than it.
 4. **A paper's topics.** The paper's subfield is drawn from its venue's mixture; with probability
    ``cross_topic_rate`` a second subfield of the field (uniformly) contributes half of its topic words.
 5. **Lengths.** Title, abstract and keyword counts are Gamma-distributed around Table 3.1's means
@@ -32,9 +49,9 @@ The hidden generative process (:func:`make_scholarly_corpus`; :class:`CorpusConf
 6. **Words.** Each word of a title or abstract is a generic word (function words and academic filler,
    :data:`GENERIC_WORDS`) with probability ``generic_share``, a word of the field (:data:`FIELD_WORDS`) with
    probability ``field_share``, and a topic word of the paper's subfield(s) otherwise, drawn with the
-   venue's tilted weights. With probability ``phrase_rate`` per topic word, a two-word topic phrase of the
-   subfield (:data:`AI_PHRASES`, ...) is written instead, its words adjacent. Keywords are topic words or
-   phrases of the same subfields. Words are in random order apart from phrases.
+   venue's tilted weights. With probability ``phrase_rate`` per topic unit, one of the venue's phrases for
+   the subfield (3a, with synonyms 3b) is written instead, its words adjacent and in order. Keywords are
+   topic words or phrases of the same subfields. Words are in random order apart from phrases.
 7. **The planted word** (:data:`PLANTED_WORD`, "learning", in no other word list): a paper of venue ``v``
    contains it with the venue's probability ``planted_rate`` (Sec. 8.3: about 26 % of CVPR papers, 56 %
    of ICML, 59 % of ECML and 90 % of CoRL papers contain "learning"), independently of everything else:
@@ -43,7 +60,7 @@ The hidden generative process (:func:`make_scholarly_corpus`; :class:`CorpusConf
    of the text, so a recommender that reads it should give it a negative attribution for a vision venue.
 
 Medicine has no planted word (its catalogue's rates are all zero). Everything is lower case; keywords are
-phrases of one or two words. The same seed gives the same corpus.
+phrases of one to three words. The same seed gives the same corpus.
 """
 
 from __future__ import annotations
@@ -53,7 +70,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SPECIALTY_WORDS", "AI_PHRASES", "AI_TOPICS", "AI_VENUES", "FIELDS", "FIELD_WORDS", "GENERIC_WORDS", "MEDICINE_PHRASES",
+__all__ = ["SPECIALTY_WORDS", "SYNONYM_SUFFIXES", "AI_TOPICS", "AI_VENUES", "FIELDS", "FIELD_WORDS", "GENERIC_WORDS",
            "MEDICINE_TOPICS", "MEDICINE_VENUES", "NON_AI_VENUE", "PLANTED_WORD", "TABLE_3_1", "CorpusConfig",
            "ScholarlyCorpus", "Venue", "corpus_statistics", "default_config", "make_scholarly_corpus"]
 
@@ -115,21 +132,6 @@ AI_TOPICS = {
                "molecular software compiler bugs circuit voltage fluid soil climate legal").split(),
 }
 
-AI_PHRASES = {
-    "machine learning": ("gradient descent", "sample complexity", "convex optimization", "variational inference",
-                         "policy gradient"),
-    "computer vision": ("object detection", "semantic segmentation", "optical flow", "pose estimation",
-                        "image recognition"),
-    "natural language": ("machine translation", "question answering", "language model", "named entity",
-                         "sentiment analysis"),
-    "speech": ("speech recognition", "speaker verification", "speech synthesis", "acoustic model"),
-    "robotics": ("motion planning", "robot manipulation", "legged locomotion", "trajectory optimization"),
-    "knowledge and reasoning": ("answer set", "description logic", "constraint satisfaction", "belief revision"),
-    "data mining": ("frequent patterns", "social network", "link prediction", "anomaly detection"),
-    "multi-agent systems": ("nash equilibrium", "mechanism design", "social choice", "coalition formation"),
-    "non-AI": ("climate change", "supply chain", "gene expression", "power grid"),
-}
-
 MEDICINE_TOPICS = {
     "cardiology": ("cardiac heart coronary artery myocardial infarction atrial fibrillation hypertension "
                    "ventricular blood pressure valve arrhythmia cholesterol statin").split(),
@@ -151,20 +153,6 @@ MEDICINE_TOPICS = {
     "pharmacology": ("drug dose pharmacokinetics receptor inhibitor plasma efficacy placebo adverse "
                      "metabolism").split(),
 }
-
-MEDICINE_PHRASES = {
-    "cardiology": ("heart failure", "atrial fibrillation", "blood pressure"),
-    "oncology": ("breast cancer", "overall survival", "lung cancer"),
-    "neurology": ("multiple sclerosis", "alzheimer disease", "cognitive decline"),
-    "infectious disease": ("antibiotic resistance", "hiv infection", "viral load"),
-    "pediatrics": ("preterm infants", "birth weight", "childhood obesity"),
-    "surgery": ("postoperative complications", "laparoscopic resection", "hip fracture"),
-    "psychiatry": ("major depression", "bipolar disorder", "mental health"),
-    "radiology": ("contrast enhanced", "computed tomography", "magnetic resonance"),
-    "public health": ("risk factors", "smoking cessation", "national survey"),
-    "pharmacology": ("adverse events", "drug interactions", "placebo controlled"),
-}
-
 
 # Specialty words: each venue whose mixture has one main subfield owns a few of that subfield's specialty
 # words (dealt out in catalogue order); they are in no other word list.
@@ -270,7 +258,9 @@ MEDICINE_VENUES = (
     Venue("GEN-C", "BMJ", _MED_GENERAL, 0.0, 3),
 )
 
-_CATALOGUE = {"ai": (AI_VENUES, AI_TOPICS, AI_PHRASES), "medicine": (MEDICINE_VENUES, MEDICINE_TOPICS, MEDICINE_PHRASES)}
+_CATALOGUE = {"ai": (AI_VENUES, AI_TOPICS), "medicine": (MEDICINE_VENUES, MEDICINE_TOPICS)}
+#: Suffixes that make a key word's rare synonyms (3b of the module docstring): "detection-var", ...
+SYNONYM_SUFFIXES = ("var", "alt", "syn")
 
 
 @dataclass(frozen=True)
@@ -281,7 +271,10 @@ class CorpusConfig:
     sizes), ``non_ai_share`` (AI only), ``min_papers`` per venue, mean lengths ``title_length``,
     ``abstract_length``, ``keywords`` and their Gamma shapes ``length_shape``, word shares
     ``generic_share`` and ``field_share`` (title: ``title_generic_share``), ``venue_tilt`` (log-normal
-    sigma of a venue's word weights), ``cross_topic_rate``, ``phrase_rate``, ``planted_title_rate``.
+    sigma of a venue's word weights), ``cross_topic_rate``, ``phrase_rate`` (share of topic units that are
+    one of the venue's phrases), ``phrase_words`` (key words per subfield that make the phrases),
+    ``synonyms_per_word`` and ``synonym_rate`` (rare synonyms inside phrases), ``specialty_rate`` and
+    ``specialty_leak`` (a venue's own specialty words, and a sibling's), ``planted_title_rate``.
     """
 
     field: str
@@ -296,11 +289,14 @@ class CorpusConfig:
     generic_share: float = 0.55
     title_generic_share: float = 0.3
     field_share: float = 0.12
-    venue_tilt: float = 0.2
-    specialty_rate: float = 0.45
+    venue_tilt: float = 0.0
+    specialty_rate: float = 0.35
     specialty_leak: float = 0.1
     cross_topic_rate: float = 0.3
-    phrase_rate: float = 0.15
+    phrase_rate: float = 0.1
+    phrase_words: int = 10
+    synonyms_per_word: int = 3
+    synonym_rate: float = 0.4
     planted_title_rate: float = 0.3
 
     def __post_init__(self):
@@ -314,13 +310,19 @@ class CorpusConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}")
         for name in ("non_ai_share", "generic_share", "title_generic_share", "field_share", "cross_topic_rate",
-                     "phrase_rate", "specialty_rate", "specialty_leak", "planted_title_rate"):
+                     "phrase_rate", "specialty_rate", "specialty_leak", "planted_title_rate", "synonym_rate"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must lie in [0, 1), got {getattr(self, name)}")
         if self.generic_share + self.field_share >= 1 or self.title_generic_share + self.field_share >= 1:
             raise ValueError("generic and field shares must leave room for topic words (sum below 1)")
         if min(self.title_length, self.abstract_length, self.keywords, self.length_shape) <= 0:
             raise ValueError("mean lengths and the Gamma shape must be positive")
+        shortest = min(len(words) for words in _CATALOGUE[self.field][1].values())
+        if not 2 <= self.phrase_words <= shortest:
+            raise ValueError(f"phrase_words must lie in [2, {shortest}] (the shortest topic list of {self.field!r}), "
+                             f"got {self.phrase_words}")
+        if self.synonyms_per_word > len(SYNONYM_SUFFIXES) or self.synonyms_per_word < 0:
+            raise ValueError(f"synonyms_per_word must lie in [0, {len(SYNONYM_SUFFIXES)}], got {self.synonyms_per_word}")
 
 
 def default_config(field: str, papers: int, **changes) -> CorpusConfig:
@@ -341,7 +343,8 @@ def default_config(field: str, papers: int, **changes) -> CorpusConfig:
 class ScholarlyCorpus:
     """Papers and their venues. ``titles`` and ``abstracts`` are N strings, ``keywords`` N lists of keyword
     phrases, ``venues`` ``(N,)`` int64 indices into ``venue_names``; ``venue_subfields`` and ``venue_like``
-    describe each venue, ``planted_rates`` ``(V,)`` the generator's rate of :data:`PLANTED_WORD` per venue."""
+    describe each venue, ``planted_rates`` ``(V,)`` the generator's rate of :data:`PLANTED_WORD` per venue,
+    ``venue_phrases[v][subfield]`` venue ``v``'s ordered phrases for that subfield (:func:`venue_phrases`)."""
 
     field: str
     titles: list[str]
@@ -352,6 +355,7 @@ class ScholarlyCorpus:
     venue_subfields: tuple[str, ...]
     venue_like: tuple[str, ...]
     planted_rates: np.ndarray
+    venue_phrases: tuple[dict[str, list[tuple[str, ...]]], ...] = ()
 
     def __len__(self) -> int:
         return len(self.titles)
@@ -392,6 +396,40 @@ def _deal_specialties(venues: Sequence[Venue]) -> list[list[str]]:
     return dealt
 
 
+def _chunk_sizes(count: int) -> list[int]:
+    """Phrase lengths that cut ``count`` >= 2 key words into ordered chunks of three and two words,
+    alternating from three and never leaving one word alone (10 -> 3, 2, 3, 2; 7 -> 3, 2, 2)."""
+    if count < 2:
+        raise ValueError(f"a phrase needs at least two key words, got {count}")
+    sizes, left = [], count
+    while left:
+        size = left if left in (2, 3) else (2 if left == 4 or len(sizes) % 2 else 3)
+        sizes.append(size)
+        left -= size
+    return sizes
+
+
+def venue_phrases(venues: Sequence[Venue], topics: Mapping[str, Sequence[str]], phrase_words: int,
+                  rng: np.random.Generator) -> list[dict[str, list[tuple[str, ...]]]]:
+    """For every venue and every subfield of ``topics``: the venue's ordered phrases (3a of the module
+    docstring), a seeded permutation of the subfield's first ``phrase_words`` words cut by
+    :func:`_chunk_sizes`. Every key word is in exactly one phrase of every venue."""
+    phrases = []
+    for _ in venues:
+        per_topic = {}
+        for topic, words in topics.items():
+            keys = [words[i] for i in rng.permutation(phrase_words)]
+            cuts = np.cumsum([0, *_chunk_sizes(phrase_words)])
+            per_topic[topic] = [tuple(keys[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+        phrases.append(per_topic)
+    return phrases
+
+
+def synonyms(word: str, count: int) -> tuple[str, ...]:
+    """The ``count`` rare synonyms of a key word (3b of the module docstring): ``word-var``, ``word-alt``, ..."""
+    return tuple(f"{word}-{suffix}" for suffix in SYNONYM_SUFFIXES[:count])
+
+
 def _draw(cdf: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` indices drawn from the distribution with cumulative weights ``cdf``."""
     return np.minimum(np.searchsorted(cdf, rng.random(count) * cdf[-1], side="right"), len(cdf) - 1)
@@ -404,7 +442,7 @@ def _length(rng: np.random.Generator, mean: float, shape: float, minimum: int) -
 def make_scholarly_corpus(config: CorpusConfig, *, seed: int) -> ScholarlyCorpus:
     """Generate ``config.papers`` papers of ``config.field`` with ``seed`` (the process of the module
     docstring). Returns a :class:`ScholarlyCorpus` with papers in random venue order."""
-    venues, topics, phrases = _CATALOGUE[config.field]
+    venues, topics = _CATALOGUE[config.field]
     rng = np.random.default_rng(seed)
     counts = _venue_sizes(config, venues, rng)
     generic_cdf = np.cumsum(_zipf(len(GENERIC_WORDS)))
@@ -420,23 +458,33 @@ def make_scholarly_corpus(config: CorpusConfig, *, seed: int) -> ScholarlyCorpus
         tilted.append(per_topic)
     field_topics = [t for t in topics if t != "non-AI"]
     specialties = _deal_specialties(venues)
+    phrases = venue_phrases(venues, topics, config.phrase_words, rng)
+    mean_phrase_length = float(np.mean([len(p) for p in phrases[0][next(iter(topics))]]))
+
+    def spell(word: str) -> str:
+        """``word``, or with ``synonym_rate`` one of its rare synonyms."""
+        if config.synonyms_per_word and rng.random() < config.synonym_rate:
+            return synonyms(word, config.synonyms_per_word)[rng.integers(config.synonyms_per_word)]
+        return word
     siblings = [[j for j, other in enumerate(venues) if j != i and specialties[j]
                  and other.subfield == venue.subfield] for i, venue in enumerate(venues)]
 
     def topic_words(topic: str, venue: int, count: int) -> list[list[str]]:
-        """``count`` topic units of ``topic``: single words by the venue's weights, or (``phrase_rate``) phrases."""
+        """``count`` topic units of ``topic``: single words by the venue's weights, or (``phrase_rate``) one of
+        the venue's phrases for ``topic``, each word possibly a rare synonym."""
         if count <= 0:
             return []
         is_phrase = rng.random(count) < config.phrase_rate
         singles = iter(_draw(tilted[venue][topic], int((~is_phrase).sum()), rng))
-        chosen = iter(rng.integers(len(phrases[topic]), size=int(is_phrase.sum())))
-        return [phrases[topic][next(chosen)].split() if flag else [topics[topic][next(singles)]] for flag in is_phrase]
+        own = phrases[venue][topic]
+        chosen = iter(rng.integers(len(own), size=int(is_phrase.sum())))
+        return [[spell(w) for w in own[next(chosen)]] if flag else [topics[topic][next(singles)]] for flag in is_phrase]
 
     def text(venue: int, subfields: list[str], length: int, generic_share: float) -> list[str]:
         kinds = rng.random(length)
         generic = int((kinds < generic_share).sum())
         field = int(((kinds >= generic_share) & (kinds < generic_share + config.field_share)).sum())
-        topical = (length - generic - field) / (1 + config.phrase_rate)     # a phrase unit has two words
+        topical = (length - generic - field) / (1 + config.phrase_rate * (mean_phrase_length - 1))   # units
         words = [GENERIC_WORDS[i] for i in _draw(generic_cdf, generic, rng)]
         words += [field_words[i] for i in _draw(field_cdf, field, rng)]
         # topic words come as units (a phrase stays adjacent), the units are shuffled among the rest
@@ -489,7 +537,7 @@ def make_scholarly_corpus(config: CorpusConfig, *, seed: int) -> ScholarlyCorpus
         config.field, [titles[i] for i in order], [abstracts[i] for i in order],
         [keyword_lists[i] for i in order], np.asarray(labels, dtype=np.int64)[order],
         tuple(v.name for v in venues), tuple(v.subfield for v in venues), tuple(v.like for v in venues),
-        np.array([v.planted_rate for v in venues]))
+        np.array([v.planted_rate for v in venues]), tuple(phrases))
 
 
 def corpus_statistics(titles: Sequence[Sequence[str]], abstracts: Sequence[Sequence[str]],
