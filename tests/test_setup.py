@@ -75,7 +75,7 @@ def test_chapter_sources_follow_the_shape(chapter):
     parameters = [c for c in cells if c.startswith(' tags=["parameters"]')]
     assert len(parameters) == 1, "exactly one parameters cell"
     knobs = {line.split("=")[0].strip() for line in parameters[0].splitlines()[1:] if "=" in line}
-    assert knobs == {"profile", "seed", "device", "data_root"}
+    assert knobs == {"profile", "seed", "device", "data_root", "dry_run"}
     assert f"dk.experiment.start(\"{chapter.name}\"" in text
     assert "run.finish()" in text and "{bibliography}" in text
     assert f"(ch-{chapter.name})=" in text
