@@ -240,6 +240,23 @@ def test_executor_errors_are_clear(fixture_project):
     assert executors.resources_for("unknown-chapter").gpus == 1
 
 
+def test_local_processes_share_the_cpu_cores_instead_of_oversubscribing_them(tmp_path, monkeypatch):
+    from domainknowledge import executors
+
+    assert executors.thread_environment(2, cores=2)["OMP_NUM_THREADS"] == "1"
+    assert executors.thread_environment(3, cores=16)["MKL_NUM_THREADS"] == "5"
+    assert executors.thread_environment(4, cores=2)["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setattr(executors, "visible_gpus", lambda: [])
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "7")           # what the user set wins
+    probe = [sys.executable, "-c", "import os; print(os.environ['OMP_NUM_THREADS'], os.environ['MKL_NUM_THREADS'])"]
+    codes = executors.run_local([executors.Job("a", argv=probe), executors.Job("b", argv=probe)], parallel=2,
+                                cwd=tmp_path, log_dir=tmp_path / "logs", log=lambda *a, **k: None)
+    assert codes == {"a": 0, "b": 0}
+    expected = str(max(1, (os.cpu_count() or 1) // 2))
+    assert (tmp_path / "logs" / "a.log").read_text().split() == [expected, "7"]
+
+
 def test_memory_slope_is_growth_per_image_and_the_status_page_shows_it(tmp_path, monkeypatch):
     """The slope arithmetic on a fake fixture of 3 images per scale step and a fake peak of 0.5 MiB per image."""
     import dataclasses

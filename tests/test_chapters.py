@@ -16,10 +16,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def smoke_book(tmp_path_factory):
-    """The real chapters executed at ``smoke`` into a copy of the book's frame."""
+    """The real chapters executed at ``smoke`` into a copy of the book's frame, two at a time through the local
+    executor (CI has 2 cores; each process gets one)."""
     project = Project(REPO, copy_book_frame(tmp_path_factory.mktemp("smoke-book")))
     parameters = book.chapter_parameters("smoke", 0, "cpu", None)
-    results = book.run_chapters(project, book.discover_chapters(project), parameters)
+    results = book.run_chapters(project, book.discover_chapters(project), parameters, executor="local", jobs=2,
+                                log=lambda *a, **k: None)
     return project, results
 
 

@@ -77,6 +77,13 @@ def visible_gpus() -> list[str]:
     return [str(index) for index in range(torch.cuda.device_count())]
 
 
+def thread_environment(parallel: int, cores: int | None = None) -> dict[str, str]:
+    """Thread counts for one of ``parallel`` CPU-bound processes sharing ``cores`` (default: this machine's):
+    ``cores // parallel``, at least 1, for OpenMP, MKL and OpenBLAS (variables already set take precedence)."""
+    share = str(max(1, (cores or os.cpu_count() or 1) // parallel))
+    return {name: share for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
 @dataclass(frozen=True)
 class Job:
     """One chapter's execution as a command line (local executor) or a picklable call (slurm)."""
@@ -90,7 +97,9 @@ def run_local(jobs: list[Job], *, parallel: int, cwd: Path, log_dir: Path, log=p
     """Run each job's ``argv`` as a process, at most ``parallel`` at once; returns each job's exit code.
 
     Each process writes its output to ``log_dir/<name>.log``. When GPUs are visible, a process holds one
-    GPU alone (``CUDA_VISIBLE_DEVICES``) and ``parallel`` is capped at the number of GPUs.
+    GPU alone (``CUDA_VISIBLE_DEVICES``) and ``parallel`` is capped at the number of GPUs. Without GPUs the
+    CPU cores are shared out (:func:`thread_environment`), so that ``parallel`` processes do not each start
+    a thread per core: oversubscribed OpenMP threads spin against each other and run many times slower.
     """
     if parallel < 1:
         raise ExecutorError(f"--jobs must be at least 1, got {parallel}")
@@ -103,7 +112,7 @@ def run_local(jobs: list[Job], *, parallel: int, cwd: Path, log_dir: Path, log=p
     while waiting or running:
         while waiting and len(running) < parallel:
             job = waiting.pop(0)
-            env = dict(os.environ)
+            env = dict(os.environ) if gpus else {**thread_environment(parallel), **os.environ}
             gpu = free_gpus.pop(0) if gpus else None
             if gpu is not None:
                 env["CUDA_VISIBLE_DEVICES"] = gpu
