@@ -388,7 +388,9 @@ for result in [r for r in lad_runs if r.seed == seeds[0]]:
 #   two stride-2 convolutions (a 7 x 7 latent grid at 28 px; at `smoke` one, an 8 x 8 grid at 16 px),
 #   32 channels at `cpu`, the loss of van den Oord et al. with $\beta = 0.25$, codes started at encoder
 #   outputs and unused codes restarted after each epoch (with random initial codes, the 20-code book
-#   collapsed to a single code in our trials). At `cpu` the ResNet-20 is 8 channels wide instead of 16 (a
+#   collapsed to a single code in our trials), trained for about 1,900 steps at `cpu` (with 250 its
+#   reconstructions took on the class colour and lost the strokes, and the oracle control failed). At
+#   `cpu` the ResNet-20 is 8 channels wide instead of 16 (a
 #   quarter of the compute) and trains for a few epochs with Adam; the thesis gives no optimiser or
 #   epochs. Augmentation follows Sec. 5.6.1 (a random shift of up to 1/8 of the image, standing for a crop
 #   with padding 4 at 32 px, and the random affine map), with edge pixels repeated instead of zero padding,
