@@ -161,7 +161,9 @@ datasets = chapter.load_datasets(config, seed=seed, data_root=run.data_root)
 notion_rows = []
 for key, dataset in datasets.items():
     for notion, spec in dataset.notions.items():
-        notion_rows.append({"data set": dataset.name, "notion": notion, "classes": len(set(dataset.labels[notion])),
+        notion_rows.append({"data set": dataset.name, "notion": notion,
+                            "images": int(chapter.labelled(dataset.labels[notion]).sum()),
+                            "classes": len(set(dataset.labels[notion]) - {chapter.UNLABELLED}),
                             "template(s)": " / ".join(f'"{t}"' for t in spec.templates), "aspects": len(spec.aspects),
                             "prompts": len(spec.prompts), "example aspects": ", ".join(spec.aspects[:4]) + ", ..."})
 display(Markdown("; ".join(f"**{d.name}**: {d.description}" for d in datasets.values()) + "."))
