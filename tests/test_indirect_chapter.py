@@ -25,7 +25,7 @@ def test_profiles_and_config_validation():
     with pytest.raises(ValueError, match="unknown sweep methods"):
         dataclasses.replace(SMOKE, sweep_methods=("t-SNE",))
     with pytest.raises(ValueError, match="at least 20"):
-        dataclasses.replace(SMOKE, analysis_renders=5)
+        dataclasses.replace(SMOKE, rendered_cars=5)
     assert chapter.parse_target("Cars196|open_clip:ViT-B-32/openai|car model") == (
         "Cars196", "open_clip:ViT-B-32/openai", "car model")
 
@@ -46,7 +46,7 @@ def test_notions_follow_table_13_1():
 
 def test_real_data_sets_name_the_missing_file_and_source(tmp_path):
     with pytest.raises(DataNotFoundError, match="cars_annos.mat.*ai.stanford.edu"):
-        chapter.load_datasets(dataclasses.replace(SMOKE, analysis_renders=20, heldout_images=20, real=True), seed=0,
+        chapter.load_datasets(dataclasses.replace(SMOKE, rendered_cars=20, world_images=20, real=True), seed=0,
                               data_root=tmp_path)
     with pytest.raises(DataNotFoundError, match="data_root"):
         chapter.load_real_dataset("CUB200", None)

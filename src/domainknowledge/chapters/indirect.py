@@ -25,6 +25,7 @@ The method and baselines live in :mod:`domainknowledge.principles.indirect`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,12 +148,18 @@ REAL_DATASETS: dict[str, dict[str, str]] = {
 }
 
 
+#: ``Config.aspects_per_notion`` of every profile: more than any aspect list holds (all aspects are used).
+EVERY_ASPECT = 100_000
+
+
 @dataclass(frozen=True)
 class Config:
     """What one profile runs (every field is shown on the page).
 
-    Data: ``analysis_renders`` rendered cars (``car_image_size`` px) and ``heldout_images`` captioned-world images
+    Data: ``rendered_cars`` renders of cars (``car_image_size`` px) and ``world_images`` captioned-world images
     the stand-in CLIP never saw in training (both generated; a dry run caps the counts, not the size);
+    ``aspects_per_notion``: at most this many aspects of each notion's list are put into prompts (the first
+    ones; every profile uses whole lists, a paper dry run caps the passes through the text tower);
     ``real``: whether the real data sets of :data:`REAL_DATASETS` are read from ``data_root``. ``encoders``:
     image-text encoders of the registry. Method: ``embedding_dim`` r' (the thesis' 128), capped at
     ``dim_fraction`` of the encoder's dimension (the thesis' 128 of 512 = 1/4); ``runs`` seeds;
@@ -165,10 +172,11 @@ class Config:
     on which each thesis claim is judged once (the other pairs are diagnostics, :func:`notion_findings`).
     """
 
-    analysis_renders: int
+    rendered_cars: int
     car_image_size: int
-    heldout_images: int
+    world_images: int
     real: bool
+    aspects_per_notion: int
     encoders: tuple[str, ...]
     embedding_dim: int
     dim_fraction: float
@@ -190,13 +198,15 @@ class Config:
     primary: str
 
     def __post_init__(self):
-        if self.analysis_renders < 20 or self.heldout_images < 20:
-            raise ValueError(f"need at least 20 car and 20 world images, got {self.analysis_renders} and "
-                             f"{self.heldout_images}")
+        if self.rendered_cars < 20 or self.world_images < 20:
+            raise ValueError(f"need at least 20 car and 20 world images, got {self.rendered_cars} and "
+                             f"{self.world_images}")
         if not self.encoders:
             raise ValueError("name at least one image-text encoder")
         if self.embedding_dim < 1 or not 0 < self.dim_fraction <= 1:
             raise ValueError("embedding_dim must be positive and dim_fraction in (0, 1]")
+        if self.aspects_per_notion < 2:
+            raise ValueError(f"aspects_per_notion must be at least 2, got {self.aspects_per_notion}")
         if self.runs < 1 or self.sweep_runs < 1 or self.max_iterations < 1 or self.oracle_iterations < 1:
             raise ValueError("runs, sweep_runs, max_iterations and oracle_iterations must be positive")
         if any(d < 1 for d in self.sweep_dims) or any(c < 2 for c in self.prompt_counts):
@@ -212,7 +222,8 @@ class Config:
 
 
 CONFIGS: dict[str, Config] = {
-    "smoke": Config(analysis_renders=80, car_image_size=48, heldout_images=80, real=False,
+    "smoke": Config(rendered_cars=80, car_image_size=48, world_images=80, real=False,
+                    aspects_per_notion=EVERY_ASPECT,
                     encoders=("standin-clip-smoke", "conse-lite0-minilm"), embedding_dim=128, dim_fraction=0.25,
                     runs=2, max_iterations=200, oracle_iterations=100, sweep_dims=(2, 8, 32),
                     sweep_on=("world|standin-clip-smoke",), sweep_methods=("InDiReCT", "Random U", "PCA"),
@@ -221,7 +232,8 @@ CONFIGS: dict[str, Config] = {
                     prompt_sweep_dim=4,
                     view_points=50, views_on="world|standin-clip-smoke", attribution_images=2,
                     attribution_steps=8, attribution_on="world|standin-clip-smoke", primary="world|standin-clip-smoke"),
-    "cpu": Config(analysis_renders=400, car_image_size=64, heldout_images=400, real=False,
+    "cpu": Config(rendered_cars=400, car_image_size=64, world_images=400, real=False,
+                  aspects_per_notion=EVERY_ASPECT,
                   encoders=("standin-clip-cpu", "conse-lite0-minilm"), embedding_dim=128, dim_fraction=0.25,
                   runs=5, max_iterations=1000, oracle_iterations=500, sweep_dims=(2, 4, 8, 16, 32, 64),
                   sweep_on=("world|standin-clip-cpu",), sweep_methods=("InDiReCT", "Random U", "PCA", "LAE"),
@@ -230,7 +242,8 @@ CONFIGS: dict[str, Config] = {
                                    "cars|conse-lite0-minilm|car model"), prompt_sweep_dim=4,
                   view_points=300, views_on="world|standin-clip-cpu", attribution_images=4, attribution_steps=24,
                   attribution_on="world|standin-clip-cpu", primary="world|standin-clip-cpu"),
-    "paper": Config(analysis_renders=10000, car_image_size=128, heldout_images=10000, real=True,
+    "paper": Config(rendered_cars=10000, car_image_size=128, world_images=10000, real=True,
+                    aspects_per_notion=EVERY_ASPECT,
                     encoders=("open_clip:ViT-B-32/openai", "standin-clip-paper", "conse-lite0-minilm"),
                     embedding_dim=128, dim_fraction=1.0, runs=5, max_iterations=100_000, oracle_iterations=100_000,
                     sweep_dims=(2, 4, 8, 16, 32, 64, 128, 256, 512), sweep_on=("Cars196|open_clip:ViT-B-32/openai",),
@@ -290,7 +303,7 @@ def css_colour_names(rgb) -> np.ndarray:
 def _car_dataset(config: Config, seed: int) -> Dataset:
     from domainknowledge.data.synthetic import cars
 
-    renders = cars.make_analysis_set(config.analysis_renders, seed=seed, image_size=config.car_image_size)
+    renders = cars.make_analysis_set(config.rendered_cars, seed=seed, image_size=config.car_image_size)
     p = renders.properties
     paint = cars.hsv_factors_to_rgb(p["car_hue"], p["car_saturation"], p["car_value"])
     backdrop = cars.hsv_factors_to_rgb(p["background_hue"], p["background_saturation"], p["background_value"])
@@ -312,7 +325,7 @@ WORLD_NOTIONS = ("shape", "colour", "texture", "background")
 def _world_dataset(config: Config, seed: int) -> Dataset:
     from domainknowledge.data.synthetic.captioned_world import SYNONYMS, generate_captioned_world, zero_shot_prompts
 
-    world = generate_captioned_world(config.heldout_images, seed=seed, split="indirect-evaluation")
+    world = generate_captioned_world(config.world_images, seed=seed, split="indirect-evaluation")
     notions, labels = {}, {}
     for factor in WORLD_NOTIONS:
         _, templates = zero_shot_prompts(factor)
@@ -457,6 +470,9 @@ def load_datasets(config: Config, *, seed: int, data_root=None) -> dict[str, Dat
     if config.real:
         for name in REAL_DATASETS:
             sets[name] = load_real_dataset(name, data_root)
+    for dataset in sets.values():
+        dataset.notions = {notion: dataclasses.replace(spec, aspects=spec.aspects[:config.aspects_per_notion])
+                           for notion, spec in dataset.notions.items()}
     return sets
 
 
