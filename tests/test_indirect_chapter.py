@@ -193,3 +193,14 @@ def test_notion_findings_follow_the_rules_of_the_claims():
     hair = _rows("hair", {"Random": [0.05, 0.05, 0.05], "Raw": [0.05], "InDiReCT": [0.05, 0.05, 0.05],
                           "Oracle": [0.06, 0.061, 0.059]})
     assert not chapter.notion_findings(hair).loc[("D", "E", "hair"), "held"]
+
+
+def test_a_paper_dry_run_caps_loop_counts_not_sizes():
+    from domainknowledge.experiment import select
+
+    paper, dry = chapter.CONFIGS["paper"], select(chapter.CONFIGS, "paper", dry_run=True)
+    assert dry.encoders == paper.encoders[:1] == ("open_clip:ViT-B-32/openai",)
+    assert dry.rendered_cars < paper.rendered_cars and dry.world_images < paper.world_images
+    assert dry.aspects_per_notion < paper.aspects_per_notion == chapter.EVERY_ASPECT
+    assert dry.car_image_size == paper.car_image_size and dry.embedding_dim == paper.embedding_dim
+    assert dry.primary == paper.primary and dry.real

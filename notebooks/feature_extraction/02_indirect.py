@@ -501,8 +501,9 @@ if masks is not None:
 #     aspects are IMDb's 28 genres and a list of 88 film-producing countries in OMDb's spelling, where the
 #     thesis lists 25 genres and 69 countries.
 #
-#   The car-model aspects are our list of real car names (shorter than the thesis' 569 from a dealer), and the
-#   manufacturer aspects are the makes in that list (the thesis: 46 from the dealer).
+#   Cars196's manufacturer aspects are the makes in our car-name list (the thesis: 46 from the dealer). A paper
+#   dry run (`--dry-run`, on tiny copies of these layouts) keeps the first four aspects of each notion, the
+#   first encoder and a few generated images, so that the paper code path is proven in CI in about a minute.
 # - **Encoders.** The stand-in CLIP and ConSE replace CLIP ViT-B/32 at `smoke` and `cpu`; `paper` adds
 #   `open_clip:ViT-B-32/openai`. Their spaces have 64 and 384 dimensions, so $r'$ is a quarter of the
 #   encoder's dimension (the thesis' 128 of 512), not 128.
