@@ -201,6 +201,7 @@ def test_a_paper_dry_run_caps_loop_counts_not_sizes():
     paper, dry = chapter.CONFIGS["paper"], select(chapter.CONFIGS, "paper", dry_run=True)
     assert dry.encoders == paper.encoders[:1] == ("open_clip:ViT-B-32/openai",)
     assert dry.rendered_cars < paper.rendered_cars and dry.world_images < paper.world_images
+    assert dry.attributed_images < paper.attributed_images and dry.max_iterations < paper.max_iterations
     assert dry.aspects_per_notion < paper.aspects_per_notion == chapter.EVERY_ASPECT
     assert dry.car_image_size == paper.car_image_size and dry.embedding_dim == paper.embedding_dim
     assert dry.primary == paper.primary and dry.real

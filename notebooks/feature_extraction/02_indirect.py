@@ -438,7 +438,7 @@ chapter.plot_views(views, {k: v[chosen] for k, v in view_labels.items()},
 # %% mystnb={"figure": {"caption": "The images and, per notion, the difference between the Integrated Gradients map of InDiReCT's two-dimensional projection and that of the raw embedding (cf. Kobs (2023), Fig. 13.3).", "name": "fig-indirect-attribution"}}
 key, name = chapter.parse_target(config.attribution_on)
 dataset = datasets[key]
-picked = np.random.default_rng(seed).choice(len(dataset), size=config.attribution_images, replace=False)
+picked = np.random.default_rng(seed).choice(len(dataset), size=config.attributed_images, replace=False)
 projections = {"Raw": None}
 for notion in dataset.notions:
     projections[notion] = indirect.fit_indirect(

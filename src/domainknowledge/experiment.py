@@ -141,7 +141,7 @@ DRY_RUN_CAPS: dict[str, int] = {
     # stand-ins run at smoke and cpu), its generated evaluation sets (rendered cars, captioned world; at paper
     # 10,000 renders took 300 s to draw), images attributed per map, and aspects per notion put into prompts
     # (each prompt one pass through CLIP's text tower: Table 13.1's 667 prompts took 130 s on the CPU)
-    "encoders": 1, "rendered_cars": 24, "world_images": 24, "attribution_images": 1, "aspects_per_notion": 4,
+    "encoders": 1, "rendered_cars": 24, "world_images": 24, "attributed_images": 1, "aspects_per_notion": 4,
 }
 
 

@@ -167,7 +167,7 @@ class Config:
     Oracle. Analyses, each on ``"<data set>|<encoder>"`` pairs (or ``"<data set>|<encoder>|<notion>"``):
     ``sweep_dims`` and ``sweep_methods`` on ``sweep_on`` (Fig. 13.4), ``prompt_counts`` on ``prompt_sweep_on``
     (Fig. 13.6) at r' = ``prompt_sweep_dim`` (``None``: the r' of Table 13.2), both over ``sweep_runs`` seeds; ``view_points`` t-SNE points per panel on ``views_on``
-    (Fig. 13.2); ``attribution_images`` and ``attribution_steps`` (Integrated Gradients) on ``attribution_on``
+    (Fig. 13.2); ``attributed_images`` and ``attribution_steps`` (Integrated Gradients) on ``attribution_on``
     (Fig. 13.3; the encoder needs a differentiable image tower). ``primary``: the ``"<data set>|<encoder>"`` pair
     on which each thesis claim is judged once (the other pairs are diagnostics, :func:`notion_findings`).
     """
@@ -192,7 +192,7 @@ class Config:
     prompt_sweep_dim: int | None
     view_points: int
     views_on: str
-    attribution_images: int
+    attributed_images: int
     attribution_steps: int
     attribution_on: str
     primary: str
@@ -230,7 +230,7 @@ CONFIGS: dict[str, Config] = {
                     sweep_runs=1, prompt_counts=(4, 16),
                     prompt_sweep_on=("world|standin-clip-smoke|colour", "cars|conse-lite0-minilm|car model"),
                     prompt_sweep_dim=4,
-                    view_points=50, views_on="world|standin-clip-smoke", attribution_images=2,
+                    view_points=50, views_on="world|standin-clip-smoke", attributed_images=2,
                     attribution_steps=8, attribution_on="world|standin-clip-smoke", primary="world|standin-clip-smoke"),
     "cpu": Config(rendered_cars=400, car_image_size=64, world_images=400, real=False,
                   aspects_per_notion=EVERY_ASPECT,
@@ -240,7 +240,7 @@ CONFIGS: dict[str, Config] = {
                   sweep_runs=3, prompt_counts=(2, 4, 8, 16, 32, 64, 136),
                   prompt_sweep_on=("world|standin-clip-cpu|colour", "world|standin-clip-cpu|background",
                                    "cars|conse-lite0-minilm|car model"), prompt_sweep_dim=4,
-                  view_points=300, views_on="world|standin-clip-cpu", attribution_images=4, attribution_steps=24,
+                  view_points=300, views_on="world|standin-clip-cpu", attributed_images=4, attribution_steps=24,
                   attribution_on="world|standin-clip-cpu", primary="world|standin-clip-cpu"),
     "paper": Config(rendered_cars=10000, car_image_size=128, world_images=10000, real=True,
                     aspects_per_notion=EVERY_ASPECT,
@@ -251,7 +251,7 @@ CONFIGS: dict[str, Config] = {
                     prompt_counts=(10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150),
                     prompt_sweep_on=("Cars196|open_clip:ViT-B-32/openai|car model",), prompt_sweep_dim=None,
                     view_points=2000,
-                    views_on="Cars196|open_clip:ViT-B-32/openai", attribution_images=5, attribution_steps=50,
+                    views_on="Cars196|open_clip:ViT-B-32/openai", attributed_images=5, attribution_steps=50,
                     attribution_on="Cars196|open_clip:ViT-B-32/openai", primary="Cars196|open_clip:ViT-B-32/openai"),
 }
 
