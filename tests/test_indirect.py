@@ -126,3 +126,13 @@ def test_bad_inputs_say_what_is_wrong():
         indirect.apply_projection(np.ones((3, 5)), np.ones((4, 2)))
     with pytest.raises(ValueError, match="labels"):
         indirect.fit_oracle(np.ones((3, 4)), [0, 1], 2, seed=0)
+
+
+def test_retrieval_scores_without_the_full_order_match_the_exact_ones():
+    rng = np.random.default_rng(3)
+    embeddings = rng.standard_normal((60, 5))
+    labels = rng.integers(0, 7, 60)
+    labels[0] = 99                                                   # a class of one image
+    exact = indirect.retrieval_scores(embeddings, labels)
+    nearest = indirect.retrieval_scores(embeddings, labels, exact_limit=10)
+    assert nearest["map_at_r"] == pytest.approx(exact["map_at_r"]) and nearest["precision_at_1"] == exact["precision_at_1"]

@@ -25,7 +25,7 @@ def test_profiles_and_config_validation():
     with pytest.raises(ValueError, match="unknown sweep methods"):
         dataclasses.replace(SMOKE, sweep_methods=("t-SNE",))
     with pytest.raises(ValueError, match="at least 20"):
-        dataclasses.replace(SMOKE, car_images=5)
+        dataclasses.replace(SMOKE, rendered_cars=5)
     assert chapter.parse_target("Cars196|open_clip:ViT-B-32/openai|car model") == (
         "Cars196", "open_clip:ViT-B-32/openai", "car model")
 
@@ -44,13 +44,43 @@ def test_notions_follow_table_13_1():
     assert chapter.REAL_DATASETS["DeepFashion"]["fit"] == "a photo of a person wearing clothes with a {} fit"
 
 
-def test_real_data_sets_name_the_layout(tmp_path):
-    with pytest.raises(DataNotFoundError, match="notions.csv"):
-        chapter.load_datasets(dataclasses.replace(chapter.CONFIGS["smoke"], real=True), seed=0, data_root=tmp_path)
-    (tmp_path / "Cars196").mkdir()
-    (tmp_path / "Cars196" / "notions.csv").write_text("image,car model\n")
-    with pytest.raises(DataNotFoundError, match="manufacturer"):
-        chapter.load_datasets(dataclasses.replace(chapter.CONFIGS["smoke"], real=True), seed=0, data_root=tmp_path)
+def test_real_data_sets_name_the_missing_file_and_source(tmp_path):
+    with pytest.raises(DataNotFoundError, match="cars_annos.mat.*ai.stanford.edu"):
+        chapter.load_datasets(dataclasses.replace(SMOKE, rendered_cars=20, world_images=20, real=True), seed=0,
+                              data_root=tmp_path)
+    with pytest.raises(DataNotFoundError, match="data_root"):
+        chapter.load_real_dataset("CUB200", None)
+    with pytest.raises(ValueError, match="unknown data set"):
+        chapter.load_real_dataset("SOP", tmp_path)
+
+
+def test_notion_labels_come_from_the_published_class_names():
+    assert chapter.car_make("Aston Martin V8 Vantage Coupe 2012") == "Aston Martin"
+    assert chapter.car_make("AM General Hummer SUV 2000") == "AM General"
+    assert chapter.car_make("Range Rover Evoque") == "Land Rover" == chapter.car_make("Land Rover LR2 SUV 2012")
+    assert chapter.car_make("smart fortwo Convertible 2012") == "smart"
+    assert chapter.car_make("Mercedes-Benz Sprinter Van 2012") == "Mercedes-Benz"
+    assert chapter.car_body_type("Ram C/V Cargo Van Minivan 2012") == "minivan"
+    assert chapter.car_body_type("Ford F-150 Regular Cab 2012") == "pickup truck"
+    assert chapter.car_body_type("BMW 3 Series Wagon 2012") == "wagon"
+    assert chapter.car_body_type("Acura TL Type-S 2008") == chapter.UNLABELLED
+    assert chapter.cub_species("001.Black_footed_Albatross") == "Black footed Albatross"
+    assert list(chapter.labelled(["a", "", "b"])) == [True, False, True]
+    # the aspects are not the test labels: every make of the car-model list is a manufacturer aspect
+    assert {"BMW", "Aston Martin", "Land Rover"} <= {chapter.car_make(n) for n in chapter.CAR_MODEL_NAMES}
+
+
+def test_unlabelled_images_are_left_out_of_a_notion():
+    rng = np.random.default_rng(1)
+    images = rng.standard_normal((12, 8)).astype(np.float32)
+    labels = np.asarray(["a", "b", "a", "b", "a", "b", "", "", "a", "b", "a", "b"])
+    config = dataclasses.replace(SMOKE, embedding_dim=2, max_iterations=3, oracle_iterations=3)
+    rows = chapter.evaluate_notion("d", "e", "n", images, images[:5], labels, config, [0], methods=("Raw", "Oracle"))
+    kept = labels != ""
+    raw = chapter.indirect.retrieval_scores(images[kept], labels[kept])
+    assert rows.set_index("method").loc["Raw", "map_at_r"] == pytest.approx(raw["map_at_r"])
+    with pytest.raises(ValueError, match="only 1 of 3"):
+        chapter.evaluate_notion("d", "e", "n", images[:3], images[:5], ["a", "", ""], config, [0], methods=("Raw",))
 
 
 def test_tiny_end_to_end_run_on_known_embeddings():
@@ -163,3 +193,15 @@ def test_notion_findings_follow_the_rules_of_the_claims():
     hair = _rows("hair", {"Random": [0.05, 0.05, 0.05], "Raw": [0.05], "InDiReCT": [0.05, 0.05, 0.05],
                           "Oracle": [0.06, 0.061, 0.059]})
     assert not chapter.notion_findings(hair).loc[("D", "E", "hair"), "held"]
+
+
+def test_a_paper_dry_run_caps_loop_counts_not_sizes():
+    from domainknowledge.experiment import select
+
+    paper, dry = chapter.CONFIGS["paper"], select(chapter.CONFIGS, "paper", dry_run=True)
+    assert dry.encoders == paper.encoders[:1] == ("open_clip:ViT-B-32/openai",)
+    assert dry.rendered_cars < paper.rendered_cars and dry.world_images < paper.world_images
+    assert dry.attributed_images < paper.attributed_images and dry.max_iterations < paper.max_iterations
+    assert dry.aspects_per_notion < paper.aspects_per_notion == chapter.EVERY_ASPECT
+    assert dry.car_image_size == paper.car_image_size and dry.embedding_dim == paper.embedding_dim
+    assert dry.primary == paper.primary and dry.real

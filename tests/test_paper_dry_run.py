@@ -20,10 +20,7 @@ from tests.conftest import REPO, copy_book_frame
 pytestmark = pytest.mark.slow
 
 #: chapter name -> why its paper path does not run on the fixtures yet, and the issue that fixes it.
-PAPER_PATH_FAILURES: dict[str, str] = {
-    "indirect": "issue 23: the paper data sets (Cars196, CUB200, DeepFashion, Movie Posters) are read from a "
-                "book-specific notions.csv + aspects/ layout with no published-layout reader or fixture",
-}
+PAPER_PATH_FAILURES: dict[str, str] = {}
 #: chapter name -> why its paper dry run is not executed on a CPU-only CI machine, and the issue that fixes it.
 #: These run end to end (their readers, metrics and streaming are tested on their own), but the paper trainer
 #: fine-tunes all of EfficientNet-Lite0 at 224 px for every loss and seed: 17-35 CPU minutes per dry run.

@@ -39,7 +39,7 @@
 # At the `smoke` and `cpu` profiles the images are two seeded stand-ins (the rendered cars of
 # {ref}`ch-cars_attention` and the captioned world of {ref}`ch-encoders`) and the encoders are the stand-in
 # CLIP and ConSE {cite}`norouzi2014conse`, since no CLIP weights can be had offline. The `paper` profile runs
-# the thesis' data sets and CLIP through the same code. {ref}`sec-indirect-deviations` lists every difference.
+# the thesis' data sets, read in their published layouts, and CLIP through the same code. {ref}`sec-indirect-deviations` lists every difference.
 # :::
 
 # %% tags=["parameters"]
@@ -161,7 +161,9 @@ datasets = chapter.load_datasets(config, seed=seed, data_root=run.data_root)
 notion_rows = []
 for key, dataset in datasets.items():
     for notion, spec in dataset.notions.items():
-        notion_rows.append({"data set": dataset.name, "notion": notion, "classes": len(set(dataset.labels[notion])),
+        notion_rows.append({"data set": dataset.name, "notion": notion,
+                            "images": int(chapter.labelled(dataset.labels[notion]).sum()),
+                            "classes": len(set(dataset.labels[notion]) - {chapter.UNLABELLED}),
                             "template(s)": " / ".join(f'"{t}"' for t in spec.templates), "aspects": len(spec.aspects),
                             "prompts": len(spec.prompts), "example aspects": ", ".join(spec.aspects[:4]) + ", ..."})
 display(Markdown("; ".join(f"**{d.name}**: {d.description}" for d in datasets.values()) + "."))
@@ -436,7 +438,7 @@ chapter.plot_views(views, {k: v[chosen] for k, v in view_labels.items()},
 # %% mystnb={"figure": {"caption": "The images and, per notion, the difference between the Integrated Gradients map of InDiReCT's two-dimensional projection and that of the raw embedding (cf. Kobs (2023), Fig. 13.3).", "name": "fig-indirect-attribution"}}
 key, name = chapter.parse_target(config.attribution_on)
 dataset = datasets[key]
-picked = np.random.default_rng(seed).choice(len(dataset), size=config.attribution_images, replace=False)
+picked = np.random.default_rng(seed).choice(len(dataset), size=config.attributed_images, replace=False)
 projections = {"Raw": None}
 for notion in dataset.notions:
     projections[notion] = indirect.fit_indirect(
@@ -471,11 +473,37 @@ if masks is not None:
 # - **Data (`smoke`, `cpu`).** Rendered cars and the captioned world replace Synthetic Cars, Cars196, CUB200,
 #   DeepFashion and Movie Posters. The cars' colour labels are the nearest CSS 2.1 keyword to the paint or
 #   background colour (17 keywords; the thesis reports 18 classes and does not say how it relabelled its
-#   HSV grid). `paper` reads the real sets from `data_root`, each as
-#   `<dataset>/notions.csv` (image path and one label column per notion of Table 13.1) and
-#   `<dataset>/aspects/<notion>.txt` (the prompt aspects, one per line); a missing file stops the run with a
-#   `DataNotFoundError` that gives this layout. The thesis' aspect lists (569 car names from a dealer, the
-#   CSS colours, the training labels of CUB200, ...) have to be supplied there.
+#   HSV grid).
+# - **Data (`paper`).** The four real sets are read from `data_root` in the layouts their publishers
+#   distribute, the images decoded a batch at a time; a missing file stops the run with a `DataNotFoundError`
+#   that names the file and where the data set comes from. The test classes per notion and where their labels
+#   come from:
+#   - *Cars196* (`cars196/car_ims/`, `cars_annos.mat`): the 98 test car models (classes 99-196). The
+#     manufacturer is the make that opens the class name ("Aston Martin V8 Vantage Coupe 2012" -> Aston
+#     Martin) and the car type its body-type word (sedan, SUV, coupe, convertible, hatchback, wagon, van,
+#     minivan, and "Cab" read as pickup truck). The thesis counts 7 car types; names without a body-type word
+#     ("Acura TL Type-S 2008") have no car type and are left out of that notion only.
+#   - *CUB-200-2011* (`CUB_200_2011/`): the 100 test species (classes 101-200); the aspects are the 100
+#     training species, as in the thesis.
+#   - *DeepFashion*, the Category and Attribute Prediction Benchmark (`DeepFashion/Anno/`,
+#     `Eval/list_eval_partition.txt`, `img/`): the images of the test partition. Clothing category is the
+#     image's category of `list_category_img.txt`; Texture, Fabric and Fit are the attribute types 1
+#     (texture), 2 (fabric) and 3 (shape) of `list_attr_cloth.txt`, an image's class being the one attribute
+#     of that type marked positive (images with none or several have no class under that notion). The aspects
+#     are the benchmark's own category and attribute names. The thesis' 7 textures, 6 fabrics and 3 fits
+#     (tight, loose, conventional) are the classes of the fine-grained re-annotation the benchmark's site
+#     also distributes (`Anno_fine/`, same files), which the reader uses where it is present; the original
+#     `Anno/` lists have 156 textures, 218 fabrics and 180 shapes.
+#   - *Movie Posters* of Chu and Guo {cite}`chu2017movieposters` (`MoviePosters/Movie_Poster_Dataset/<year>/`
+#     and `Movie_Poster_Metadata/groundtruth/<year>.txt`, the OMDb records of each year as a MongoDB export,
+#     mostly UTF-16): every poster whose record can be read, with its first listed genre and first listed
+#     production country (the thesis says neither how it chose among several nor which split it used). The
+#     aspects are IMDb's 28 genres and a list of 88 film-producing countries in OMDb's spelling, where the
+#     thesis lists 25 genres and 69 countries.
+#
+#   Cars196's manufacturer aspects are the makes in our car-name list (the thesis: 46 from the dealer). A paper
+#   dry run (`--dry-run`, on tiny copies of these layouts) keeps the first four aspects of each notion, the
+#   first encoder and a few generated images, so that the paper code path is proven in CI in about a minute.
 # - **Encoders.** The stand-in CLIP and ConSE replace CLIP ViT-B/32 at `smoke` and `cpu`; `paper` adds
 #   `open_clip:ViT-B-32/openai`. Their spaces have 64 and 384 dimensions, so $r'$ is a quarter of the
 #   encoder's dimension (the thesis' 128 of 512), not 128.

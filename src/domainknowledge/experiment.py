@@ -137,6 +137,11 @@ DRY_RUN_CAPS: dict[str, int] = {
     "heldout_images": 128, "retrieval_images": 64,
     # settings looped over (a tuple keeps its first values)
     "sweep_rates": 2,
+    # InDiReCT (Kobs Ch. 13): image-text encoders compared (the first, CLIP ViT-B/32, is the paper's; the
+    # stand-ins run at smoke and cpu), its generated evaluation sets (rendered cars, captioned world; at paper
+    # 10,000 renders took 300 s to draw), images attributed per map, and aspects per notion put into prompts
+    # (each prompt one pass through CLIP's text tower: Table 13.1's 667 prompts took 130 s on the CPU)
+    "encoders": 1, "rendered_cars": 24, "world_images": 24, "attributed_images": 1, "aspects_per_notion": 4,
 }
 
 

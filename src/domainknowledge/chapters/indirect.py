@@ -7,7 +7,11 @@ One code path for every profile:
    (:func:`domainknowledge.data.synthetic.cars.make_analysis_set`; notions car model, car colour, background
    colour, as the thesis' Synthetic Cars) and the captioned world on which the stand-in CLIP was trained (test
    split; notions shape, colour, texture, background). ``paper``: those two plus Cars196, CUB200, DeepFashion
-   and Movie Posters read from ``data_root`` (:data:`REAL_LAYOUT`).
+   and Movie Posters read from ``data_root`` in their published layouts (:data:`REAL_LAYOUT`), the images
+   decoded on demand, a batch at a time (:func:`load_real_dataset`). The notions' classes come from the
+   published annotations (e.g. a Cars196 car's manufacturer is the make in its class name,
+   :func:`car_make`); an image without a class under a notion (:data:`UNLABELLED`) is left out of that
+   notion's evaluation.
 2. **Embeddings** (:func:`embed_dataset`, :func:`prompt_embeddings`): every encoder of the profile embeds every
    image and prompt once, through the registry's caches.
 3. **Table 13.2** (:func:`evaluate_notion`, :func:`table_13_2`): InDiReCT and every baseline, MAP@R and Prec@1
@@ -21,7 +25,7 @@ The method and baselines live in :mod:`domainknowledge.principles.indirect`.
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +34,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from domainknowledge.data.bundled import DataNotFoundError, data_root_folder
+from domainknowledge.data.bundled import DataNotFoundError
 from domainknowledge.principles import indirect
 
-__all__ = ["CAR_MODEL_NAMES", "CONFIGS", "CSS21_COLOURS", "METHODS", "REAL_DATASETS", "REAL_LAYOUT", "Config",
-           "Dataset", "Notion", "attribution_maps", "attribution_share", "world_object_masks", "css_colour_names", "dimension_sweep", "embed_dataset",
+__all__ = ["CAR_BODY_TYPES", "CAR_MODEL_NAMES", "CONFIGS", "CSS21_COLOURS", "FILM_COUNTRIES", "IMDB_GENRES", "METHODS",
+           "REAL_DATASETS", "REAL_LAYOUT", "UNLABELLED", "Config", "Dataset", "Notion", "car_body_type", "car_make",
+           "cub_species", "labelled", "load_real_dataset", "attribution_maps", "attribution_share", "world_object_masks", "css_colour_names", "dimension_sweep", "embed_dataset",
            "evaluate_notion", "load_datasets", "method_embeddings", "notion_findings", "parse_target", "plot_attribution_maps", "plot_dimension_sweep",
            "plot_prompt_count_sweep", "plot_views", "prompt_count_sweep", "prompt_embeddings", "reduced_dim",
            "summary_table", "table_13_2", "tsne_views"]
@@ -76,10 +81,43 @@ CAR_MODEL_NAMES = (
     "Lexus RX", "Cadillac Escalade", "Lincoln Town Car", "GMC Sierra", "Hummer H2", "Chrysler Town and Country",
 )
 
-REAL_LAYOUT = ("DATA_ROOT/<dataset>/notions.csv (a header 'image,<notion>,<notion>,...' and one row per evaluation "
-               "image: its path relative to DATA_ROOT/<dataset>/ and its class per notion) and "
-               "DATA_ROOT/<dataset>/aspects/<notion>.txt (the prompt aspects of Table 13.1, one per line), for "
-               "<dataset> in Cars196, CUB200, DeepFashion, MoviePosters")
+#: The published layouts the paper profile reads under DATA_ROOT (each reader's docstring has the details).
+REAL_LAYOUT = ("DATA_ROOT/cars196/ (car_ims/ and cars_annos.mat, https://ai.stanford.edu/~jkrause/cars/"
+               "car_dataset.html), DATA_ROOT/CUB_200_2011/ (images/, images.txt, image_class_labels.txt, "
+               "train_test_split.txt, classes.txt, https://www.vision.caltech.edu/datasets/cub_200_2011/), "
+               "DATA_ROOT/DeepFashion/ (the Category and Attribute Prediction Benchmark: Anno/list_category_cloth.txt, "
+               "Anno/list_category_img.txt, Anno/list_attr_cloth.txt, Anno/list_attr_img.txt, "
+               "Eval/list_eval_partition.txt, img/; http://mmlab.ie.cuhk.edu.hk/projects/DeepFashion/"
+               "AttributePrediction.html) and DATA_ROOT/MoviePosters/ (Movie_Poster_Dataset/<year>/<imdbID>.jpg and "
+               "Movie_Poster_Metadata/groundtruth/<year>.txt, https://www.cs.ccu.edu.tw/~wtchu/projects/MoviePoster/)")
+#: The side of the square the real images are decoded to (CLIP ViT-B/32's input).
+REAL_IMAGE_SIZE = 224
+#: The label of an image that has no class under a notion; it is left out of that notion's evaluation.
+UNLABELLED = ""
+#: Cars196's body-type words (the word before the year in a class name, "Cab" for its pickups) -> car type.
+CAR_BODY_TYPES = {"Sedan": "sedan", "SUV": "SUV", "Coupe": "coupe", "Convertible": "convertible",
+                  "Hatchback": "hatchback", "Wagon": "wagon", "Van": "van", "Minivan": "minivan",
+                  "Cab": "pickup truck"}
+#: Makes of more than one word that open a car name (Cars196's, and the Range Rover of our list) -> the make.
+MULTI_WORD_MAKES = {"AM General": "AM General", "Aston Martin": "Aston Martin", "Land Rover": "Land Rover",
+                    "Range Rover": "Land Rover"}
+#: IMDb's genre vocabulary (the genre aspects of the Movie Posters notions; OMDb spells the posters' genres so).
+IMDB_GENRES = ("Action", "Adult", "Adventure", "Animation", "Biography", "Comedy", "Crime", "Documentary", "Drama",
+               "Family", "Fantasy", "Film-Noir", "Game-Show", "History", "Horror", "Music", "Musical", "Mystery",
+               "News", "Reality-TV", "Romance", "Sci-Fi", "Short", "Sport", "Talk-Show", "Thriller", "War", "Western")
+#: Film-producing countries as OMDb names them (the production-country aspects; not read from the test labels).
+FILM_COUNTRIES = (
+    "USA", "UK", "Canada", "France", "Germany", "West Germany", "East Germany", "Italy", "Spain", "Portugal",
+    "India", "Japan", "China", "Hong Kong", "Taiwan", "South Korea", "Australia", "New Zealand", "Ireland",
+    "Belgium", "Netherlands", "Luxembourg", "Denmark", "Sweden", "Norway", "Finland", "Iceland", "Switzerland",
+    "Austria", "Poland", "Czech Republic", "Czechoslovakia", "Hungary", "Romania", "Bulgaria", "Greece", "Turkey",
+    "Russia", "Soviet Union", "Ukraine", "Yugoslavia", "Serbia", "Croatia", "Slovenia", "Slovakia", "Estonia",
+    "Latvia", "Lithuania", "Georgia", "Kazakhstan", "Israel", "Iran", "Lebanon", "Jordan", "United Arab Emirates",
+    "Qatar", "Egypt", "Morocco", "Tunisia", "Algeria", "Nigeria", "Kenya", "South Africa", "Mexico", "Cuba",
+    "Puerto Rico", "Jamaica", "Brazil", "Argentina", "Chile", "Colombia", "Peru", "Venezuela", "Uruguay",
+    "Bolivia", "Ecuador", "Thailand", "Philippines", "Indonesia", "Malaysia", "Singapore", "Vietnam", "Pakistan",
+    "Bangladesh", "Sri Lanka", "Nepal", "Malta", "Cyprus",
+)
 
 
 @dataclass(frozen=True)
@@ -96,7 +134,8 @@ class Notion:
         return [template.format(aspect) for template in self.templates for aspect in self.aspects]
 
 
-# Table 13.1 (the real data sets of the paper profile); the aspects are read from DATA_ROOT.
+# Table 13.1 (the real data sets of the paper profile): notion -> prompt template; the aspects are chosen in
+# :func:`load_real_dataset`.
 REAL_DATASETS: dict[str, dict[str, str]] = {
     "Cars196": {"car model": "a photo of a {}", "manufacturer": "a photo of a car produced by {}",
                 "car type": "a photo of a {}"},
@@ -109,11 +148,18 @@ REAL_DATASETS: dict[str, dict[str, str]] = {
 }
 
 
+#: ``Config.aspects_per_notion`` of every profile: more than any aspect list holds (all aspects are used).
+EVERY_ASPECT = 100_000
+
+
 @dataclass(frozen=True)
 class Config:
     """What one profile runs (every field is shown on the page).
 
-    Data: ``car_images`` rendered cars (``car_image_size`` px) and ``world_images`` captioned-world test images;
+    Data: ``rendered_cars`` renders of cars (``car_image_size`` px) and ``world_images`` captioned-world images
+    the stand-in CLIP never saw in training (both generated; a dry run caps the counts, not the size);
+    ``aspects_per_notion``: at most this many aspects of each notion's list are put into prompts (the first
+    ones; every profile uses whole lists, a paper dry run caps the passes through the text tower);
     ``real``: whether the real data sets of :data:`REAL_DATASETS` are read from ``data_root``. ``encoders``:
     image-text encoders of the registry. Method: ``embedding_dim`` r' (the thesis' 128), capped at
     ``dim_fraction`` of the encoder's dimension (the thesis' 128 of 512 = 1/4); ``runs`` seeds;
@@ -121,15 +167,16 @@ class Config:
     Oracle. Analyses, each on ``"<data set>|<encoder>"`` pairs (or ``"<data set>|<encoder>|<notion>"``):
     ``sweep_dims`` and ``sweep_methods`` on ``sweep_on`` (Fig. 13.4), ``prompt_counts`` on ``prompt_sweep_on``
     (Fig. 13.6) at r' = ``prompt_sweep_dim`` (``None``: the r' of Table 13.2), both over ``sweep_runs`` seeds; ``view_points`` t-SNE points per panel on ``views_on``
-    (Fig. 13.2); ``attribution_images`` and ``attribution_steps`` (Integrated Gradients) on ``attribution_on``
+    (Fig. 13.2); ``attributed_images`` and ``attribution_steps`` (Integrated Gradients) on ``attribution_on``
     (Fig. 13.3; the encoder needs a differentiable image tower). ``primary``: the ``"<data set>|<encoder>"`` pair
     on which each thesis claim is judged once (the other pairs are diagnostics, :func:`notion_findings`).
     """
 
-    car_images: int
+    rendered_cars: int
     car_image_size: int
     world_images: int
     real: bool
+    aspects_per_notion: int
     encoders: tuple[str, ...]
     embedding_dim: int
     dim_fraction: float
@@ -145,18 +192,21 @@ class Config:
     prompt_sweep_dim: int | None
     view_points: int
     views_on: str
-    attribution_images: int
+    attributed_images: int
     attribution_steps: int
     attribution_on: str
     primary: str
 
     def __post_init__(self):
-        if self.car_images < 20 or self.world_images < 20:
-            raise ValueError(f"need at least 20 car and 20 world images, got {self.car_images} and {self.world_images}")
+        if self.rendered_cars < 20 or self.world_images < 20:
+            raise ValueError(f"need at least 20 car and 20 world images, got {self.rendered_cars} and "
+                             f"{self.world_images}")
         if not self.encoders:
             raise ValueError("name at least one image-text encoder")
         if self.embedding_dim < 1 or not 0 < self.dim_fraction <= 1:
             raise ValueError("embedding_dim must be positive and dim_fraction in (0, 1]")
+        if self.aspects_per_notion < 2:
+            raise ValueError(f"aspects_per_notion must be at least 2, got {self.aspects_per_notion}")
         if self.runs < 1 or self.sweep_runs < 1 or self.max_iterations < 1 or self.oracle_iterations < 1:
             raise ValueError("runs, sweep_runs, max_iterations and oracle_iterations must be positive")
         if any(d < 1 for d in self.sweep_dims) or any(c < 2 for c in self.prompt_counts):
@@ -172,25 +222,28 @@ class Config:
 
 
 CONFIGS: dict[str, Config] = {
-    "smoke": Config(car_images=80, car_image_size=48, world_images=80, real=False,
+    "smoke": Config(rendered_cars=80, car_image_size=48, world_images=80, real=False,
+                    aspects_per_notion=EVERY_ASPECT,
                     encoders=("standin-clip-smoke", "conse-lite0-minilm"), embedding_dim=128, dim_fraction=0.25,
                     runs=2, max_iterations=200, oracle_iterations=100, sweep_dims=(2, 8, 32),
                     sweep_on=("world|standin-clip-smoke",), sweep_methods=("InDiReCT", "Random U", "PCA"),
                     sweep_runs=1, prompt_counts=(4, 16),
                     prompt_sweep_on=("world|standin-clip-smoke|colour", "cars|conse-lite0-minilm|car model"),
                     prompt_sweep_dim=4,
-                    view_points=50, views_on="world|standin-clip-smoke", attribution_images=2,
+                    view_points=50, views_on="world|standin-clip-smoke", attributed_images=2,
                     attribution_steps=8, attribution_on="world|standin-clip-smoke", primary="world|standin-clip-smoke"),
-    "cpu": Config(car_images=400, car_image_size=64, world_images=400, real=False,
+    "cpu": Config(rendered_cars=400, car_image_size=64, world_images=400, real=False,
+                  aspects_per_notion=EVERY_ASPECT,
                   encoders=("standin-clip-cpu", "conse-lite0-minilm"), embedding_dim=128, dim_fraction=0.25,
                   runs=5, max_iterations=1000, oracle_iterations=500, sweep_dims=(2, 4, 8, 16, 32, 64),
                   sweep_on=("world|standin-clip-cpu",), sweep_methods=("InDiReCT", "Random U", "PCA", "LAE"),
                   sweep_runs=3, prompt_counts=(2, 4, 8, 16, 32, 64, 136),
                   prompt_sweep_on=("world|standin-clip-cpu|colour", "world|standin-clip-cpu|background",
                                    "cars|conse-lite0-minilm|car model"), prompt_sweep_dim=4,
-                  view_points=300, views_on="world|standin-clip-cpu", attribution_images=4, attribution_steps=24,
+                  view_points=300, views_on="world|standin-clip-cpu", attributed_images=4, attribution_steps=24,
                   attribution_on="world|standin-clip-cpu", primary="world|standin-clip-cpu"),
-    "paper": Config(car_images=10000, car_image_size=128, world_images=10000, real=True,
+    "paper": Config(rendered_cars=10000, car_image_size=128, world_images=10000, real=True,
+                    aspects_per_notion=EVERY_ASPECT,
                     encoders=("open_clip:ViT-B-32/openai", "standin-clip-paper", "conse-lite0-minilm"),
                     embedding_dim=128, dim_fraction=1.0, runs=5, max_iterations=100_000, oracle_iterations=100_000,
                     sweep_dims=(2, 4, 8, 16, 32, 64, 128, 256, 512), sweep_on=("Cars196|open_clip:ViT-B-32/openai",),
@@ -198,7 +251,7 @@ CONFIGS: dict[str, Config] = {
                     prompt_counts=(10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150),
                     prompt_sweep_on=("Cars196|open_clip:ViT-B-32/openai|car model",), prompt_sweep_dim=None,
                     view_points=2000,
-                    views_on="Cars196|open_clip:ViT-B-32/openai", attribution_images=5, attribution_steps=50,
+                    views_on="Cars196|open_clip:ViT-B-32/openai", attributed_images=5, attribution_steps=50,
                     attribution_on="Cars196|open_clip:ViT-B-32/openai", primary="Cars196|open_clip:ViT-B-32/openai"),
 }
 
@@ -218,8 +271,8 @@ def reduced_dim(config: Config, encoder_dim: int) -> int:
 
 @dataclass
 class Dataset:
-    """An evaluation image set: ``images`` (``(N, S, S, 3)`` uint8, or a list of arrays), ``labels``
-    ``{notion: (N,) array}``, ``notions`` ``{notion: Notion}``, a ``data_key`` naming it for the embedding cache,
+    """An evaluation image set: ``images`` (``(N, S, S, 3)`` uint8, or files decoded on demand whose slices are
+    such arrays), ``labels`` ``{notion: (N,) array}`` (:data:`UNLABELLED` where an image has no class), ``notions`` ``{notion: Notion}``, a ``data_key`` naming it for the embedding cache,
     and ``masks`` ``(N, S, S)`` bool where the object's pixels are known (rendered cars)."""
 
     name: str
@@ -250,7 +303,7 @@ def css_colour_names(rgb) -> np.ndarray:
 def _car_dataset(config: Config, seed: int) -> Dataset:
     from domainknowledge.data.synthetic import cars
 
-    renders = cars.make_analysis_set(config.car_images, seed=seed, image_size=config.car_image_size)
+    renders = cars.make_analysis_set(config.rendered_cars, seed=seed, image_size=config.car_image_size)
     p = renders.properties
     paint = cars.hsv_factors_to_rgb(p["car_hue"], p["car_saturation"], p["car_value"])
     backdrop = cars.hsv_factors_to_rgb(p["background_hue"], p["background_saturation"], p["background_value"])
@@ -284,38 +337,131 @@ def _world_dataset(config: Config, seed: int) -> Dataset:
                    f"indirect|captioned-world|n={len(world)}|seed={seed}", True, extra={"factors": world.factors})
 
 
-def _real_dataset(name: str, data_root, size: int = 224) -> Dataset:
-    from PIL import Image
+def car_make(name: str) -> str:
+    """The manufacturer that opens a car name: ``"Aston Martin V8 Vantage Coupe 2012"`` -> ``"Aston Martin"``,
+    ``"BMW M3 Coupe 2012"`` -> ``"BMW"`` (makes of several words: :data:`MULTI_WORD_MAKES`)."""
+    for prefix, make in MULTI_WORD_MAKES.items():
+        if name == prefix or name.startswith(prefix + " "):
+            return make
+    return name.split()[0] if name.split() else UNLABELLED
 
-    folder = data_root_folder(data_root, name, f"the {name} images and labels", REAL_LAYOUT)
-    table = folder / "notions.csv"
-    if not table.is_file():
-        raise DataNotFoundError(f"{table} is missing; expected {REAL_LAYOUT}")
-    with open(table, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    wanted = REAL_DATASETS[name]
-    missing = [n for n in wanted if not rows or n not in rows[0]]
-    if missing or not rows or "image" not in rows[0]:
-        raise DataNotFoundError(f"{table} needs the columns image, {', '.join(wanted)} (missing: {missing}); "
+
+def car_body_type(name: str) -> str:
+    """The car type of a Cars196 class name: its last body-type word (:data:`CAR_BODY_TYPES`), e.g.
+    ``"Ram C/V Cargo Van Minivan 2012"`` -> ``"minivan"``, ``"Ford F-150 Regular Cab 2012"`` ->
+    ``"pickup truck"``; :data:`UNLABELLED` for a name without one (``"Acura TL Type-S 2008"``)."""
+    for word in reversed(name.split()):
+        if word in CAR_BODY_TYPES:
+            return CAR_BODY_TYPES[word]
+    return UNLABELLED
+
+
+def cub_species(class_folder: str) -> str:
+    """A CUB-200-2011 class folder name as a species name: ``"001.Black_footed_Albatross"`` ->
+    ``"Black footed Albatross"``."""
+    return class_folder.split(".", 1)[-1].replace("_", " ").strip()
+
+
+def labelled(labels) -> np.ndarray:
+    """``(N,)`` bool: the images that have a class under a notion (label not :data:`UNLABELLED`)."""
+    return np.asarray(labels).astype(str) != UNLABELLED
+
+
+def _words(name: str) -> str:
+    return name.replace("_", " ").strip()
+
+
+def _real_images(paths) -> object:
+    from domainknowledge.data.real.image_files import ImageFiles, resize_center_crop
+
+    return ImageFiles(paths, resize_center_crop(REAL_IMAGE_SIZE), REAL_IMAGE_SIZE)
+
+
+def _files_key(name: str, paths, root) -> str:
+    import hashlib
+
+    listed = "\n".join(str(Path(p).relative_to(root)) for p in paths)
+    return (f"indirect|{name}|n={len(paths)}|size={REAL_IMAGE_SIZE}|"
+            f"files={hashlib.sha256(listed.encode()).hexdigest()[:16]}")
+
+
+def _notions(name: str, aspects: dict[str, tuple[str, ...]]) -> dict[str, Notion]:
+    return {notion: Notion(notion.capitalize(), (REAL_DATASETS[name][notion],), tuple(dict.fromkeys(aspects[notion])))
+            for notion in REAL_DATASETS[name]}
+
+
+def _cars196(data_root) -> Dataset:
+    from domainknowledge.data.real.dml_benchmarks import benchmark_class_names, find_dml_benchmark
+
+    test = find_dml_benchmark(data_root, "cars196", "test")                  # the 98 test car models (99-196)
+    names = benchmark_class_names(data_root, "cars196")
+    model = np.asarray([names[int(test.class_ids[k])] for k in test.labels], dtype=str)
+    labels = {"car model": model, "manufacturer": np.asarray([car_make(m) for m in model], dtype=str),
+              "car type": np.asarray([car_body_type(m) for m in model], dtype=str)}
+    aspects = {"car model": CAR_MODEL_NAMES, "manufacturer": tuple(car_make(m) for m in CAR_MODEL_NAMES),
+               "car type": tuple(CAR_BODY_TYPES.values())}
+    return Dataset("Cars196", f"{len(model):,} test images of Cars196 ({len(set(model))} car models)",
+                   _real_images(test.paths), labels, _notions("Cars196", aspects),
+                   _files_key("Cars196", test.paths, data_root), False)
+
+
+def _cub200(data_root) -> Dataset:
+    from domainknowledge.data.real.dml_benchmarks import CUB200, benchmark_class_names, find_dml_benchmark
+
+    test = find_dml_benchmark(data_root, "cub200", "test")                   # the 100 test species (101-200)
+    names = benchmark_class_names(data_root, "cub200")
+    species = np.asarray([cub_species(names[int(test.class_ids[k])]) for k in test.labels], dtype=str)
+    training_species = tuple(cub_species(names[c]) for c in sorted(names) if c <= CUB200.train_classes)
+    return Dataset("CUB200", f"{len(species):,} test images of CUB-200-2011 ({len(set(species))} species)",
+                   _real_images(test.paths), {"bird species": species},
+                   _notions("CUB200", {"bird species": training_species}),
+                   _files_key("CUB200", test.paths, data_root), False)
+
+
+def _deepfashion(data_root) -> Dataset:
+    from domainknowledge.data.real.deepfashion import read_deepfashion
+
+    test = read_deepfashion(data_root, "test")
+    kinds = {"texture": 1, "fabric": 2, "fit": 3}                            # fit: the shape attributes
+    labels = {"clothing category": test.categories, **{n: test.attributes[k] for n, k in kinds.items()}}
+    aspects = {"clothing category": tuple(_words(c).lower() for c in test.category_names),
+               **{n: tuple(_words(a) for a in test.attribute_names[k]) for n, k in kinds.items()}}
+    return Dataset("DeepFashion", f"{len(test.paths):,} test images of DeepFashion's Category and Attribute "
+                   f"Prediction Benchmark ({test.annotations.name}/)", _real_images(test.paths), labels,
+                   _notions("DeepFashion", aspects), _files_key("DeepFashion", test.paths, data_root), False)
+
+
+def _movie_posters(data_root) -> Dataset:
+    from domainknowledge.data.real.movie_posters import read_movie_posters
+
+    posters = read_movie_posters(data_root)
+    labels = {"genre": posters.genres, "production country": posters.countries}
+    aspects = {"genre": IMDB_GENRES, "production country": FILM_COUNTRIES}
+    return Dataset("MoviePosters", f"{len(posters.paths):,} movie posters of Chu and Guo ({posters.skipped} "
+                   f"undecodable records, {posters.no_poster} without a poster file)", _real_images(posters.paths),
+                   labels, _notions("MoviePosters", aspects), _files_key("MoviePosters", posters.paths, data_root),
+                   False, extra={"imdb_ids": posters.imdb_ids})
+
+
+_REAL_READERS = {"Cars196": _cars196, "CUB200": _cub200, "DeepFashion": _deepfashion, "MoviePosters": _movie_posters}
+
+
+def load_real_dataset(name: str, data_root) -> Dataset:
+    """The evaluation set ``name`` of Table 13.1 (a key of :data:`REAL_DATASETS`) from its published layout under
+    ``data_root`` (:data:`REAL_LAYOUT`): the test classes per notion, the images as lazily decoded
+    ``(N, 224, 224, 3)`` files (:class:`~domainknowledge.data.real.image_files.ImageFiles`), and per notion the
+    prompt template of Table 13.1 with aspects taken, as in the thesis, from elsewhere than the test labels:
+    Cars196's car models and manufacturers from :data:`CAR_MODEL_NAMES` (the thesis: a car dealer's list), its
+    car types from :data:`CAR_BODY_TYPES`; CUB200's species from the training classes 1-100; DeepFashion's
+    categories and attributes from the benchmark's published lists; the posters' genres and countries from
+    :data:`IMDB_GENRES` and :data:`FILM_COUNTRIES`. A missing file raises
+    :class:`~domainknowledge.data.bundled.DataNotFoundError` naming it and the data set's source."""
+    if name not in _REAL_READERS:
+        raise ValueError(f"unknown data set {name!r}; choose one of {sorted(_REAL_READERS)}")
+    if data_root is None:
+        raise DataNotFoundError(f"the paper profile reads {name} from a data_root (run with --data-root DIR); "
                                 f"expected {REAL_LAYOUT}")
-    notions = {}
-    for notion, template in wanted.items():
-        path = folder / "aspects" / f"{notion}.txt"
-        if not path.is_file():
-            raise DataNotFoundError(f"{path} (the prompt aspects of the {notion!r} notion, one per line) is missing; "
-                                    f"expected {REAL_LAYOUT}")
-        aspects = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
-        notions[notion] = Notion(notion.capitalize(), (template,), aspects)
-    images = []
-    for row in rows:
-        photo = Image.open(folder / row["image"]).convert("RGB")
-        scale = size / min(photo.size)
-        photo = photo.resize((max(size, round(photo.width * scale)), max(size, round(photo.height * scale))))
-        left, top = (photo.width - size) // 2, (photo.height - size) // 2
-        images.append(np.asarray(photo.crop((left, top, left + size, top + size))))
-    labels = {notion: np.asarray([row[notion] for row in rows], dtype=str) for notion in wanted}
-    return Dataset(name, f"{len(rows):,} {name} images", np.stack(images), labels, notions,
-                   f"indirect|{name}|n={len(rows)}|size={size}", False)
+    return _REAL_READERS[name](Path(data_root).expanduser())
 
 
 def load_datasets(config: Config, *, seed: int, data_root=None) -> dict[str, Dataset]:
@@ -323,7 +469,10 @@ def load_datasets(config: Config, *, seed: int, data_root=None) -> dict[str, Dat
     sets = {"cars": _car_dataset(config, seed + 1301), "world": _world_dataset(config, seed + 1302)}
     if config.real:
         for name in REAL_DATASETS:
-            sets[name] = _real_dataset(name, data_root)
+            sets[name] = load_real_dataset(name, data_root)
+    for dataset in sets.values():
+        dataset.notions = {notion: dataclasses.replace(spec, aspects=spec.aspects[:config.aspects_per_notion])
+                           for notion, spec in dataset.notions.items()}
     return sets
 
 
@@ -375,10 +524,23 @@ def method_embeddings(method: str, images: np.ndarray, texts: np.ndarray, labels
     return fit(images), {"iterations": fit.iterations, "loss": fit.best_loss}
 
 
+def _labelled_rows(images: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``images`` ``(N, D)`` and ``labels`` ``(N,)`` that have a class under the notion."""
+    labels = np.asarray(labels)
+    keep = labelled(labels)
+    if keep.all():
+        return np.asarray(images), labels
+    if keep.sum() < 2:
+        raise ValueError(f"only {int(keep.sum())} of {len(labels)} images have a class under this notion")
+    return np.asarray(images)[keep], labels[keep]
+
+
 def evaluate_notion(dataset: str, encoder: str, notion: str, images: np.ndarray, texts: np.ndarray,
                     labels: np.ndarray, config: Config, seeds, *, methods=METHODS, dim: int | None = None) -> pd.DataFrame:
     """One row per (method, seed): ``map_at_r``, ``precision_at_1``, ``dim`` (r'), fit facts and seconds. The raw
-    embeddings are deterministic and evaluated once."""
+    embeddings are deterministic and evaluated once. Images without a class under the notion (:data:`UNLABELLED`)
+    are left out, for the Oracle's training too."""
+    images, labels = _labelled_rows(images, labels)
     dim = reduced_dim(config, images.shape[1]) if dim is None else dim
     rows = []
     for method in methods:
@@ -483,6 +645,7 @@ def prompt_count_sweep(dataset: str, encoder: str, notion: str, images, texts, l
     """Fig. 13.6: InDiReCT trained on a random subset of ``count`` prompts (a different subset per seed) for every
     ``count`` of ``config.prompt_counts`` (capped at the number of prompts); MAP@R and Prec@1 per row."""
     texts = np.asarray(texts)
+    images, labels = _labelled_rows(images, labels)
     rows = []
     for count in sorted({min(c, len(texts)) for c in config.prompt_counts}):
         for seed in seeds:

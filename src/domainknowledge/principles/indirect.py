@@ -290,10 +290,17 @@ def fit_oracle(images, labels, dim: int, *, seed: int, lr: float = THESIS_LEARNI
     return FitResult("Oracle", lambda x, m=matrix: apply_projection(x, m), losses, matrix)
 
 
-def retrieval_scores(embeddings, labels) -> dict[str, float]:
+#: Above this many images, :func:`retrieval_scores` ranks only each image's nearest neighbours (memory
+#: ``O(m k)``, ``k`` the largest class size) instead of ordering all ``m x m`` pairs (DeepFashion's 40,000 test
+#: images would need 25 GB for that).
+EXACT_ORDER_LIMIT = 10_000
+
+
+def retrieval_scores(embeddings, labels, *, exact_limit: int = EXACT_ORDER_LIMIT) -> dict[str, float]:
     """MAP@R and Prec@1 (Kobs 2023, Sec. 2.5.3) of ``embeddings`` ``(m, D)`` for the class ``labels`` ``(m,)``:
     every image queries all others by cosine similarity (Euclidean distance of unit rows). Rows are normalised
-    first; an all-zero row stays zero."""
+    first; an all-zero row stays zero. For ``m > exact_limit`` the same numbers come from the ``k`` nearest
+    neighbours (:func:`domainknowledge.metrics.knn_retrieval_scores`), never an ``m x m`` matrix."""
     from domainknowledge import metrics
 
     embeddings = np.asarray(embeddings, dtype=np.float64)
@@ -302,6 +309,10 @@ def retrieval_scores(embeddings, labels) -> dict[str, float]:
         raise ValueError(f"need embeddings (m, D) and m labels; got {embeddings.shape} and {labels.shape}")
     norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
     embeddings = embeddings / np.where(norms > 0, norms, 1.0)
+    if len(embeddings) > exact_limit:
+        nearest = metrics.knn_neighbour_order(embeddings, 1, "euclidean")[:, 0]
+        return {"map_at_r": metrics.knn_retrieval_scores(embeddings, labels, "euclidean")["map_at_r"],
+                "precision_at_1": float(np.mean(labels[nearest] == labels))}
     order = metrics.neighbour_order(embeddings, "euclidean")
     return {"map_at_r": float(metrics.map_at_r(labels, order)),
             "precision_at_1": float(np.mean(labels[order[:, 0]] == labels))}

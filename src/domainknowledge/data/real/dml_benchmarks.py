@@ -35,8 +35,8 @@ import numpy as np
 from domainknowledge.data.bundled import DataNotFoundError
 from domainknowledge.metric_learning import ImageSource
 
-__all__ = ["DML_BENCHMARKS", "Benchmark", "BenchmarkSplit", "ImageFiles", "class_image_files", "find_dml_benchmark",
-           "image_files", "load_dml_benchmark", "natural_key", "read_square_image"]
+__all__ = ["DML_BENCHMARKS", "Benchmark", "BenchmarkSplit", "ImageFiles", "benchmark_class_names", "class_image_files",
+           "find_dml_benchmark", "image_files", "load_dml_benchmark", "natural_key", "read_square_image"]
 
 
 @dataclass(frozen=True)
@@ -232,6 +232,25 @@ def find_dml_benchmark(data_root, name: str, split: str) -> BenchmarkSplit:
         raise _missing(benchmark, absent, "is listed in the annotations but missing")
     class_ids, labels = np.unique(classes, return_inverse=True)
     return BenchmarkSplit(paths, labels.astype(np.int64), class_ids, folder)
+
+
+def benchmark_class_names(data_root, name: str) -> dict[int, str]:
+    """The class names of benchmark ``name`` by the data set's own class id: Cars196's ``class_names`` cell
+    array of ``cars_annos.mat`` (``{1: "AM General Hummer SUV 2000", ...}``) or CUB-200-2011's ``classes.txt``
+    (``{1: "001.Black_footed_Albatross", ...}``)."""
+    if name not in ("cars196", "cub200"):
+        raise ValueError(f"class names are read for cars196 and cub200, not {name!r}")
+    benchmark = DML_BENCHMARKS[name]
+    folder = _benchmark_folder(data_root, benchmark)
+    if name == "cub200":
+        return {int(i): label for i, label in _read_table(folder / "classes.txt", 2, CUB200)}
+    from scipy.io import loadmat
+
+    annotations_file = folder / "cars_annos.mat"
+    content = loadmat(annotations_file, squeeze_me=True, struct_as_record=False)
+    if "class_names" not in content:
+        raise _missing(CARS196, annotations_file, "holds no 'class_names' cell array")
+    return {k: str(label).strip() for k, label in enumerate(np.atleast_1d(content["class_names"]), start=1)}
 
 
 def load_dml_benchmark(data_root, name: str, *, split: str, image_size: int = 224) -> tuple[np.ndarray, np.ndarray]:
