@@ -622,17 +622,19 @@ def _as_images(images):
 VALIDATION_SEED = 20_200
 
 
-def validation_split(labels, fraction: float, *, min_classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(labels, fraction: float, *, min_classes: int = 2,
+                     keep_classes: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the training and validation images ``(n_train,), (n_val,)``: a ``fraction`` of the classes
-    in ``labels`` (at least ``min_classes``; none when ``fraction`` is 0) is held out for validation, drawn
-    with :data:`VALIDATION_SEED`. Classes with one image stay in training (MAP@R needs two)."""
+    in ``labels`` (at least ``min_classes``) is held out for validation, drawn with :data:`VALIDATION_SEED`,
+    leaving at least ``keep_classes`` for training (a batch's classes); none when ``fraction`` is 0 or too
+    few classes remain. Classes with one image stay in training (MAP@R needs two)."""
     labels = np.asarray(labels)
     everything = np.arange(len(labels))
-    if fraction <= 0:
-        return everything, everything[:0]
     classes, counts = np.unique(labels, return_counts=True)
     eligible = classes[counts >= 2]
-    count = min(len(eligible), max(min_classes, int(round(fraction * len(classes)))))
+    count = min(len(eligible), len(classes) - keep_classes, max(min_classes, int(round(fraction * len(classes)))))
+    if fraction <= 0 or count < min_classes:
+        return everything, everything[:0]
     held_out = np.random.default_rng(VALIDATION_SEED).choice(eligible, size=count, replace=False)
     is_validation = np.isin(labels, held_out)
     return everything[~is_validation], everything[is_validation]
@@ -766,7 +768,8 @@ def train_embedding_model(loss_name: str, images, labels, *, config: EmbeddingCo
         features = None
     network.to(device)
     inputs = _Inputs(network, images, features, validation_features, batch_transform, device)
-    train_rows, validation_rows = validation_split(labels, config.validation_fraction)
+    train_rows, validation_rows = validation_split(labels, config.validation_fraction,
+                                                   keep_classes=config.batch_size // config.m_per_class)
     if loss_name != "none" and config.epochs > 0:
         _fit(network, inputs, loss_name, labels, train_rows, validation_rows, config, seed, device, history, progress)
     _standardise_head_inputs(inputs, train_rows, 256)
