@@ -209,7 +209,7 @@ pd.DataFrame([{"loss": spec.title, "family": spec.family, "distance d_L": spec.d
 # {cite}`tan2019efficientnet` at {glue:text}`dmla_network_size` px, whose top
 # {glue:text}`dmla_trainable_blocks` MBConv block(s) and head convolution are fine-tuned together with a linear
 # 128-d embedding layer on the globally pooled features, as the thesis' BN-Inception feeds its embedding
-# layer (`paper`: the top five blocks at 224 px). The lower blocks stay frozen (their maps of the training
+# layer (`paper`: the top four blocks at 224 px). The lower blocks stay frozen (their maps of the training
 # images are computed once and cached) and the trunk's batch-norm statistics stay the ImageNet ones. Every
 # model, "None" included, standardises its pooled features with their training-set statistics; "None" has an
 # untrained embedding layer of its seed. Training stops when the MAP@R of held-out training classes has not
@@ -449,7 +449,7 @@ run.record("photo_examples", {name: {"class": c, "probability": round(float(p), 
 #   fine-tuned on each data set with four folds. At `cpu` we train {glue:text}`dmla_loss_count:d` losses
 #   (four ranking, four classification) with {glue:text}`dmla_runs:d` seeds each on EfficientNet-Lite0 (the
 #   only ImageNet weights offline), fine-tuning only its top {glue:text}`dmla_trainable_blocks` block(s) with
-#   the embedding layer (fine-tuning the whole trunk does not fit the budget); `paper` trains the top five
+#   the embedding layer (fine-tuning the whole trunk does not fit the budget); `paper` trains the top four
 #   blocks for all fourteen losses with four seeds. The models of one data set share the frozen lower blocks'
 #   feature detectors, which bounds how different their maps can be.
 # - **Losses.** Fixed, commonly used hyper-parameters instead of the benchmark's optimised ones (as in
@@ -741,7 +741,7 @@ run.finish();
 # claims table says which of the thesis' findings these numbers carry and which they do not. Two limits bear on
 # every verdict: the models share the frozen lower blocks of an ImageNet trunk and fine-tune only its top, so
 # they can differ only in how the top weighs the same low-level features, and the stand-in images are small
-# and simple. The `paper` profile trains the top five blocks at 224 px on the real data sets.
+# and simple. The `paper` profile trains the top four blocks at 224 px on the real data sets.
 #
 # ## Exercises
 #

@@ -174,7 +174,7 @@ pd.DataFrame([{"loss": spec.title, "family": spec.family, "distance d_L": spec.d
 # {glue:text}`cars_trainable_blocks` MBConv block(s) of Lite0 and its head convolution together with a
 # linear 128-d embedding layer on the globally pooled 1280 features, at {glue:text}`cars_network_size` px;
 # the lower blocks stay frozen, so their feature maps are computed once per render and cached
-# (memory-mapped from disk at `paper`, where the top five blocks train at 224 px). The trunk's batch-norm
+# (memory-mapped from disk at `paper`, where the top four blocks train at 224 px). The trunk's batch-norm
 # statistics stay the ImageNet ones while it trains, as in Musgrave et al. and the thesis. Every model,
 # "None" included, standardises its pooled features with their training-set mean and variance before the
 # embedding layer. Training stops when the MAP@R of {glue:text}`cars_validation_share:.0f` % of the
@@ -405,7 +405,7 @@ fig, _ = chapter.plot_tsne_by_property(coordinates, analysis_properties.iloc[cho
 #   the thesis). Each car covers on average {glue:text}`cars_mask_share:.0f` % of its image.
 # - **Network.** EfficientNet-Lite0 replaces BN-Inception (the only ImageNet weights offline). Only its
 #   top {glue:text}`cars_trainable_blocks` block(s) and head convolution are fine-tuned with the linear
-#   embedding layer (`paper`: the top five, at 224 px); the thesis fine-tunes the whole network.
+#   embedding layer (`paper`: the top four, at 224 px); the thesis fine-tunes the whole network.
 # - **Losses.** All fourteen losses of Table 7.1, but with fixed, commonly used hyper-parameters instead of
 #   the benchmark's Bayesian-optimised ones (their values are in `dk.metric_learning`; e.g. ProxyNCA's
 #   softmax scale is 3, the margin losses' margin 0.2 with $\beta$ = 1.2, learned per class for
@@ -632,7 +632,7 @@ run.finish();
 #   block(s) train here, on the frozen lower blocks' ImageNet features, and the losses that leave the
 #   embedding closest to the untrained one keep rotation or background on top. The thesis fine-tunes the
 #   whole network on 8,000 photographs, which can build new, car-specific features throughout; the `paper`
-#   profile trains the top five blocks.
+#   profile trains the top four blocks.
 # - **Directions of the family differences.** Camera height reaches at most
 #   {glue:text}`cars_camera_height_max:.2f` here, against a significance threshold of
 #   {glue:text}`cars_threshold:.3f` at this size: at 64 px a higher camera moves a few rows of a car's

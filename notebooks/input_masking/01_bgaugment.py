@@ -466,7 +466,7 @@ fig, _ = chapter.plot_attribution_pairs(strong.test.images[indices], strong.test
 #   from Unsplash.
 # - **Network.** EfficientNet-Lite0 (the only ImageNet weights offline) replaces BN-Inception; only its top
 #   {glue:text}`bg_trainable_blocks` block(s) and head convolution are fine-tuned with the linear 128-d
-#   embedding layer (`paper`: the top five at 224 px), where the thesis fine-tunes the whole network.
+#   embedding layer (`paper`: the top four at 224 px), where the thesis fine-tunes the whole network.
 # - **Schedule.** At most {glue:text}`bg_epochs:d` epochs with Adam, on 80 % of the training products;
 #   early stopping on the clean validation MAP@R of the other 20 %, as the thesis splits its training
 #   classes (its code early-stops the BGAugment runs on corrupted validation MAP@R instead). Loss hyper-parameters are the fixed ones of

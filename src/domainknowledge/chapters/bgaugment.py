@@ -143,10 +143,10 @@ CONFIGS: dict[str, Config] = {
         table_rates=(0.1, 0.5, 0.9), sweep_rates=(0.0, 0.1, 0.3, 0.5, 0.7, 0.9),
         losses=("contrastive", "triplet", "multi_similarity", "arcface", "normalized_softmax"),
         sweep_loss="normalized_softmax", runs=3,
-        # the top five blocks and the head convolution train on cached 112 x 14 x 14 maps of the lower eleven;
+        # the top four blocks and the head convolution train on cached 192 x 7 x 7 maps of the lower twelve;
         # BGAugment runs the lower blocks on every augmented batch (40 cached versions would not fit a disk)
         embedding=EmbeddingConfig(backbone="efficientnet_lite0", backbone_blocks=None, pool_grid=1, image_size=224,
-                                  trainable_blocks=5, head_hidden=0, epochs=40, validation_fraction=0.2, patience=5,
+                                  trainable_blocks=4, head_hidden=0, epochs=40, validation_fraction=0.2, patience=5,
                                   backbone_learning_rate=1e-5, head_learning_rate=1e-4),
         corruption_repeats=5, attribution_images=100, attribution_samples=50, real_datasets=tuple(REAL_DATASETS)),
 }

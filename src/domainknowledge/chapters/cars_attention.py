@@ -125,13 +125,14 @@ CONFIGS: dict[str, Config] = {
     "cpu": Config(
         training_renders=1200, analysis_renders=1600, image_size=64, supersample=2, variants_per_type=8,
         favourite_colour_rate=0.5, losses=ALL_LOSSES, runs=1, embedding=CPU_EMBEDDING, tsne_points=1000),
-    # the top five blocks (the two 1/32-resolution stages, 2.3 of Lite0's 3.4 M trunk parameters) and the head
-    # convolution train on cached 112 x 14 x 14 maps of the lower eleven (memory-mapped from the data cache)
+    # the top four blocks (all but the first of the 1/32-resolution blocks: 2.0 of Lite0's 3.4 M trunk parameters)
+    # and the 1280-channel head convolution train on cached 192 x 7 x 7 maps of the lower twelve (memory-mapped
+    # from the data cache)
     "paper": Config(
         training_renders=16_000, analysis_renders=100_000, image_size=224, supersample=1, variants_per_type=16,
         favourite_colour_rate=0.5, losses=ALL_LOSSES, runs=4,
         embedding=EmbeddingConfig(backbone="efficientnet_lite0", backbone_blocks=None, pool_grid=1, image_size=224,
-                                  trainable_blocks=5, head_hidden=0, epochs=40, validation_fraction=0.2,
+                                  trainable_blocks=4, head_hidden=0, epochs=40, validation_fraction=0.2,
                                   patience=5, backbone_learning_rate=1e-5, head_learning_rate=1e-4),
         tsne_points=1000),
 }
