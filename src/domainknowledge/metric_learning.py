@@ -39,7 +39,7 @@ from torch import nn
 
 __all__ = ["DISTANCES", "FAMILIES", "LOSSES", "ArrayImages", "EfficientNetLiteFeatures", "ImageSource", "EmbeddingConfig", "EmbeddingHistory", "EmbeddingNetwork", "LossSpec",
            "MPerClassBatchSampler", "SmallConvBackbone", "backbone_features", "build_embedding_network", "build_loss",
-           "check_family_comparison",
+           "check_family_comparison", "FAMILY_BALANCED_ORDER",
            "embed", "pairwise_distance", "train_embedding_model", "validation_split", "IN_MEMORY_FEATURE_BYTES"]
 
 FAMILIES = ("ranking", "classification", "none")
@@ -157,6 +157,13 @@ LOSSES: dict[str, LossSpec] = {
     "soft_triple": LossSpec("SoftTriple", "classification", "cosine", _soft_triple),
     "none": LossSpec("None", "none", "euclidean", lambda num_classes, dim: (None, None)),
 }
+
+
+#: every key of :data:`LOSSES`, ordered so that its first five hold two ranking losses, two classification losses
+#: and None: a loop over losses capped to its first five (a paper dry run, ``DRY_RUN_CAPS["losses"]``) still
+#: compares the families
+FAMILY_BALANCED_ORDER: tuple[str, ...] = ("contrastive", "normalized_softmax", "triplet", "arcface", "none") + tuple(
+    name for name in LOSSES if name not in ("contrastive", "normalized_softmax", "triplet", "arcface", "none"))
 
 
 def check_family_comparison(losses, purpose: str) -> None:

@@ -130,7 +130,7 @@ CONFIGS: dict[str, Config] = {
     # from the data cache)
     "paper": Config(
         training_renders=16_000, analysis_renders=100_000, image_size=224, supersample=1, variants_per_type=16,
-        favourite_colour_rate=0.5, losses=ALL_LOSSES, runs=4,
+        favourite_colour_rate=0.5, losses=metric_learning.FAMILY_BALANCED_ORDER, runs=4,
         embedding=EmbeddingConfig(backbone="efficientnet_lite0", backbone_blocks=None, pool_grid=1, image_size=224,
                                   trainable_blocks=4, head_hidden=0, epochs=40, validation_fraction=0.2,
                                   patience=5, backbone_learning_rate=1e-5, head_learning_rate=1e-4),

@@ -143,7 +143,7 @@ CONFIGS: dict[str, Config] = {
         datasets=("cars196", "cub200", "sop"), image_size=224, cars_training_images=0, cars_variants_per_type=8,
         supersample=1, product_classes=0, product_views=0, shortcut_rate=0.8, analysis_images=None,
         # the top four blocks and the head convolution train on cached 192 x 7 x 7 maps of the lower twelve
-        losses=tuple(LOSSES), runs=4, embedding=EmbeddingConfig(
+        losses=metric_learning.FAMILY_BALANCED_ORDER, runs=4, embedding=EmbeddingConfig(
             backbone="efficientnet_lite0", backbone_blocks=None, pool_grid=1, image_size=224, trainable_blocks=4,
             head_hidden=0, epochs=40, validation_fraction=0.2, patience=5, backbone_learning_rate=1e-5,
             head_learning_rate=1e-4),
