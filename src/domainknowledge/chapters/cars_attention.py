@@ -115,7 +115,7 @@ class Config:
 #: a linear 128-d embedding on globally pooled features (the lower blocks' maps cached), early stopping on
 #: the MAP@R of held-out training car models
 CPU_EMBEDDING = EmbeddingConfig(backbone="efficientnet_lite0", backbone_blocks=None, pool_grid=1, image_size=64,
-                                trainable_blocks=1, head_hidden=0, epochs=10, validation_fraction=0.2, patience=2,
+                                trainable_blocks=1, head_hidden=0, epochs=14, validation_fraction=0.2, patience=3,
                                 backbone_learning_rate=3e-4, head_learning_rate=1e-3)
 CONFIGS: dict[str, Config] = {
     "smoke": Config(
