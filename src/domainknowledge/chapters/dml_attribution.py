@@ -118,7 +118,7 @@ class Config:
 #: a linear 128-d embedding on globally pooled features (the lower blocks' maps cached), early stopping on
 #: the MAP@R of held-out training classes
 CPU_EMBEDDING = EmbeddingConfig(backbone="efficientnet_lite0", backbone_blocks=None, pool_grid=1, image_size=64,
-                                trainable_blocks=1, head_hidden=0, epochs=10, validation_fraction=0.2, patience=3,
+                                trainable_blocks=1, head_hidden=0, epochs=6, validation_fraction=0.2, patience=2,
                                 backbone_learning_rate=3e-4, head_learning_rate=1e-3)
 _SMOKE_EMBEDDING = dataclasses.replace(CPU_EMBEDDING, epochs=2)
 #: four losses of each family (the fewest for which the family split can beat every other split of the losses at
