@@ -22,7 +22,7 @@ def test_profiles_and_config_validation():
     families = [LOSSES[name].family for name in cpu.losses]
     assert families.count("ranking") == 4 and families.count("classification") == 4 and "none" in cpu.losses
     assert set(paper.losses) == set(LOSSES) and paper.datasets == ("cars196", "cub200", "sop")
-    assert paper.smoothgrad_samples == 50 and paper.embedding.train_backbone and paper.analysis_images is None
+    assert paper.smoothgrad_samples == 50 and paper.embedding.trainable_blocks >= 4 and paper.analysis_images is None
     assert "embedding.backbone_blocks" in chapter.describe_profiles().index
     with pytest.raises(ValueError, match="two ranking"):
         dataclasses.replace(SMOKE, losses=("contrastive", "arcface", "none"))

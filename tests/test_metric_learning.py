@@ -62,8 +62,10 @@ def test_batch_transform_is_applied_to_every_batch():
         calls.clear()
         config = dataclasses.replace(TINY, epochs=2, batch_size=8, m_per_class=4, train_backbone=train_backbone)
         ml.train_embedding_model("contrastive", images, labels, config=config, seed=0, batch_transform=transform)
-        assert len(calls) == 2 * (32 // 8)                   # every batch of every epoch, frozen backbone or not
-        for shape, indices in calls:
+        training_calls = calls[:-1]                          # the last: the head's standardisation pass
+        assert len(training_calls) == 2 * (32 // 8)          # every batch of every epoch, frozen backbone or not
+        assert calls[-1][0] == (32, 3, 16, 16)
+        for shape, indices in training_calls:
             assert shape == (8, 3, 16, 16)
             assert sorted(np.bincount(labels[indices], minlength=4)[np.unique(labels[indices])]) == [4, 4]
     with pytest.raises(ValueError, match="batch_transform"):
@@ -123,3 +125,128 @@ def test_cached_features_must_match_the_backbone():
     images, labels, features = separable_features()
     with pytest.raises(ValueError, match="features must have shape"):
         ml.train_embedding_model("triplet", images, labels, config=TINY, seed=0, features=features[:, :10])
+
+
+# --- the top blocks of the trunk trained on cached lower-block maps ------------------------------------------
+
+TOP_BLOCKS = ml.EmbeddingConfig(backbone="efficientnet_lite0", image_size=32, trainable_blocks=2, pool_grid=1,
+                                embedding_dim=16, epochs=4, batch_size=16, m_per_class=4,
+                                backbone_learning_rate=1e-3, head_learning_rate=1e-3)
+
+
+def coloured_images(classes=6, per_class=8, size=32, seed=0):
+    """Images whose class is their colour (plus pixel noise): a problem any trained embedding separates."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(classes), per_class)
+    colours = rng.integers(0, 256, size=(classes, 3, 1, 1))
+    pixels = colours[labels] + rng.normal(0, 25, size=(len(labels), 3, size, size))
+    return torch.from_numpy(np.clip(pixels, 0, 255).astype(np.uint8)), labels
+
+
+def trunk_batch_norm_state(network):
+    return {name: value.clone() for name, value in network.backbone.state_dict().items() if "running" in name}
+
+
+def test_top_blocks_train_with_the_head_and_lower_the_loss():
+    images, labels = coloured_images()
+    network, history = ml.train_embedding_model("contrastive", images, labels, config=TOP_BLOCKS, seed=0)
+    assert network.backbone.frozen_blocks == 14 and network.frozen_shape == (192, 1, 1)
+    assert history.epoch_losses[-1] < 0.7 * history.epoch_losses[0]
+    untouched = ml.build_embedding_network(TOP_BLOCKS, seed=0)
+    top, lower = network.backbone.blocks[15], network.backbone.blocks[13]
+    assert not torch.equal(top._project_conv.weight, untouched.backbone.blocks[15]._project_conv.weight)
+    assert torch.equal(lower._project_conv.weight, untouched.backbone.blocks[13]._project_conv.weight)
+    assert not torch.equal(network.backbone.head[0].weight, untouched.backbone.head[0].weight)
+
+
+def test_trunk_batch_norm_statistics_stay_frozen_while_the_top_blocks_train():
+    images, labels = coloured_images()
+    before = trunk_batch_norm_state(ml.build_embedding_network(TOP_BLOCKS, seed=0))
+    network, _ = ml.train_embedding_model("normalized_softmax", images, labels, config=TOP_BLOCKS, seed=0)
+    after = trunk_batch_norm_state(network)
+    assert before.keys() == after.keys() and len(before) > 10
+    assert all(torch.equal(before[name], after[name]) for name in before)
+
+
+def test_cached_maps_give_the_gradients_of_end_to_end_training():
+    images, labels = coloured_images()
+    network = ml.build_embedding_network(TOP_BLOCKS, seed=0).train()
+    loss, _ = ml.build_loss("triplet", 6, TOP_BLOCKS.embedding_dim)
+    batch, batch_labels = images[:16], torch.as_tensor(labels[:16])
+    trained = [p for p in network.parameters() if p.requires_grad]
+
+    def gradients(embeddings):
+        network.zero_grad()
+        loss(embeddings, batch_labels).backward()
+        return [p.grad.clone() for p in trained]
+
+    end_to_end = gradients(network(batch))
+    cached = gradients(network.from_frozen(ml.backbone_features(network, batch)))
+    assert len(trained) > 10
+    for a, b in zip(end_to_end, cached):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    # and the trainer: one epoch on cached maps equals one epoch that runs the lower blocks on every batch
+    config = dataclasses.replace(TOP_BLOCKS, epochs=1)
+    on_cached, _ = ml.train_embedding_model("triplet", images, labels, config=config, seed=3)
+    per_batch, _ = ml.train_embedding_model("triplet", images, labels, config=config, seed=3,
+                                            batch_transform=lambda images, indices: images)
+    for (name, a), b in zip(on_cached.state_dict().items(), per_batch.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-5), name
+
+
+def test_early_stopping_keeps_the_best_validation_state(monkeypatch):
+    images, labels = coloured_images(classes=10)
+    scores, snapshots = iter([0.2, 0.6, 0.5, 0.4, 0.3, 0.9]), []
+
+    def scripted(inputs, rows, labels, distance, batch_size, device):
+        snapshots.append({k: v.clone() for k, v in inputs.network.state_dict().items()})
+        assert set(np.unique(labels[rows])).isdisjoint(np.unique(labels[train_rows]))
+        return next(scores)
+
+    train_rows, validation_rows = ml.validation_split(labels, 0.3)
+    assert len(np.unique(labels[validation_rows])) == 3
+    monkeypatch.setattr(ml, "_validation_map_at_r", scripted)
+    config = dataclasses.replace(TOP_BLOCKS, epochs=6, validation_fraction=0.3, patience=2)
+    network, history = ml.train_embedding_model("contrastive", images, labels, config=config, seed=0)
+    assert history.validation_map_at_r == [0.2, 0.6, 0.5, 0.4] and history.best_epoch == 1
+    assert history.stopped_early and len(history.epoch_losses) == 4
+    kept = network.state_dict()
+    for name, value in snapshots[1].items():
+        if "head.0.running" not in name:                  # the standardisation is set after training
+            assert torch.equal(kept[name], value), name
+    assert not torch.equal(kept["backbone.head.0.weight"], snapshots[3]["backbone.head.0.weight"])
+
+
+def test_every_model_standardises_its_features_the_untrained_one_too():
+    images, labels = coloured_images()
+    for loss_name in ("none", "arcface"):
+        network, _ = ml.train_embedding_model(loss_name, images, labels, config=TOP_BLOCKS, seed=0)
+        pooled = network.backbone(images.float())
+        norm = network.head[0]
+        assert torch.allclose(norm.running_mean, pooled.mean(0), atol=1e-4)
+        assert torch.allclose(norm.running_var, pooled.var(0), rtol=1e-3, atol=1e-5)
+
+
+def test_large_feature_maps_are_memory_mapped_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("DK_DATA_DIR", str(tmp_path))
+    images, labels = coloured_images()
+    network = ml.build_embedding_network(TOP_BLOCKS, seed=0)
+    in_memory = ml.backbone_features(network, images)
+    mapped = ml.backbone_features(network, images, max_in_memory_bytes=0, batch_size=7)
+    assert isinstance(mapped, np.memmap) and mapped.dtype == np.float16 and mapped.shape == in_memory.shape
+    assert np.allclose(mapped, in_memory.numpy(), rtol=2e-3, atol=2e-3)
+    assert list((tmp_path / "feature_maps").iterdir()) == []     # unlinked: nothing left behind
+    versions = ml.backbone_features(network, images, versions=2, max_in_memory_bytes=0,
+                                    transform=lambda k, batch, indices: 255 - batch if k else batch)
+    assert versions.shape == (2, *in_memory.shape) and np.allclose(versions[0], mapped)
+    _, history = ml.train_embedding_model("contrastive", images, labels, config=TOP_BLOCKS, seed=0,
+                                          features=versions, validation_features=mapped)
+    assert len(history.epoch_losses) == TOP_BLOCKS.epochs
+    assert np.allclose(ml.embed(network, features=mapped), ml.embed(network, features=in_memory), atol=1e-2)
+
+
+def test_trainable_blocks_config_is_checked():
+    with pytest.raises(ValueError, match="trainable_blocks"):
+        dataclasses.replace(TOP_BLOCKS, pool_grid=2)
+    with pytest.raises(ValueError, match="trainable_blocks"):
+        dataclasses.replace(TOP_BLOCKS, backbone_blocks=11, trainable_blocks=12)

@@ -27,7 +27,7 @@ PAPER_PATH_FAILURES: dict[str, str] = {}
 PAPER_PATH_TOO_SLOW_ON_CPU: dict[str, str] = {
     name: "issue 18: the shared trainer trains the whole trunk at 224 px (about 34 CPU s per step of 32 images); "
           "training only the top blocks on cached lower-block features makes the dry run fit CI"
-    for name in ("cars_attention", "dml_attribution", "bgaugment")
+    for name in ("bgaugment",)
 }
 
 CHAPTERS = [chapter.name for chapter in book.discover_chapters(Project(REPO, REPO))]

@@ -205,25 +205,32 @@ pd.DataFrame([{"loss": spec.title, "family": spec.family, "distance d_L": spec.d
                "run here": key in config.losses} for key, spec in LOSSES.items()]).set_index("loss")
 
 # %% [markdown]
-# The network is the one of {ref}`ch-cars_attention`: at `smoke` and `cpu` the first
-# {glue:text}`dmla_backbone_blocks` blocks of EfficientNet-Lite0 with its real ImageNet weights
-# {cite}`tan2019efficientnet`, frozen, pooled to 2 x 2 cells, and a trained embedding head (one hidden layer of
-# 512 units, 128 outputs); "None" is that trunk with an untrained head of its seed. At `paper` the whole
-# network is fine-tuned with a linear 128-d embedding layer, as in the thesis. The gradient of Eq. 9.1 flows
-# through the whole network, trunk included, so a map shows the pixels the *trunk's* features respond to,
-# weighted by what the head made of those features.
+# The network is the one of {ref}`ch-cars_attention`: EfficientNet-Lite0 with its real ImageNet weights
+# {cite}`tan2019efficientnet` at {glue:text}`dmla_network_size` px, whose top
+# {glue:text}`dmla_trainable_blocks` MBConv block(s) and head convolution are fine-tuned together with a linear
+# 128-d embedding layer on the globally pooled features, as the thesis' BN-Inception feeds its embedding
+# layer (`paper`: the top four blocks at 224 px). The lower blocks stay frozen (their maps of the training
+# images are computed once and cached) and the trunk's batch-norm statistics stay the ImageNet ones. Every
+# model, "None" included, standardises its pooled features with their training-set statistics; "None" has an
+# untrained embedding layer of its seed. Training stops when the MAP@R of held-out training classes has not
+# improved for {glue:text}`dmla_patience:d` epochs and keeps the best epoch. The gradient of Eq. 9.1 flows
+# through the whole network, so a map shows the pixels the trunk's features respond to, weighted by what the
+# trained top blocks and the embedding layer made of them.
 #
 # ## Training and attribution
 #
 # Each model is trained, then its maps of the analysis images are computed. Every model starts from its own
-# random embedding head (no two models share a seed): with a frozen trunk and a short schedule a head stays
-# close to where it started, and two models with the same start would agree for that reason alone. The log shows each run's time
+# random embedding layer (no two models share a seed): with a short schedule the trained layers stay close
+# to where they started, and two models with the same start would agree for that reason alone. The log shows each run's time
 # and last training loss, and the time its maps took: with $l$ = {glue:text}`dmla_samples:d` samples, each
 # map costs that many forward and backward passes, the cost that sets the number of analysis images here.
 
 # %%
 run.glue("dmla_samples", int(config.smoothgrad_samples))
 run.glue("dmla_backbone_blocks", str(config.embedding.backbone_blocks or 16))
+run.glue("dmla_trainable_blocks", str(config.embedding.trainable_blocks))
+run.glue("dmla_network_size", str(config.embedding.image_size))
+run.glue("dmla_patience", int(config.embedding.patience))
 seeds = chapter.run_seeds(seed, config.runs)
 results = {key: chapter.train_and_attribute(config, image_set, seeds, noise_seed=seed, device=run.device)
            for key, image_set in image_sets.items()}
@@ -440,11 +447,11 @@ run.record("photo_examples", {name: {"class": c, "probability": round(float(p), 
 #
 # - **Models.** The thesis analyses Musgrave et al.'s published BN-Inception models of all fourteen losses,
 #   fine-tuned on each data set with four folds. At `cpu` we train {glue:text}`dmla_loss_count:d` losses
-#   (four ranking, four classification) with {glue:text}`dmla_runs:d` seeds each on a frozen EfficientNet-Lite0
-#   trunk with a trained head (the only ImageNet weights offline, and fine-tuning does not fit the budget);
-#   `paper` fine-tunes the whole Lite0 for all fourteen losses with four seeds. With a frozen trunk, the
-#   models of one data set share every feature detector and differ only in how their heads weigh the features,
-#   which bounds how different their maps can be.
+#   (four ranking, four classification) with {glue:text}`dmla_runs:d` seeds each on EfficientNet-Lite0 (the
+#   only ImageNet weights offline), fine-tuning only its top {glue:text}`dmla_trainable_blocks` block(s) with
+#   the embedding layer (fine-tuning the whole trunk does not fit the budget); `paper` trains the top four
+#   blocks for all fourteen losses with four seeds. The models of one data set share the frozen lower blocks'
+#   feature detectors, which bounds how different their maps can be.
 # - **Losses.** Fixed, commonly used hyper-parameters instead of the benchmark's optimised ones (as in
 #   {ref}`ch-cars_attention`); seeds replace the thesis' folds.
 # - **Data.** Stand-ins replace Cars196 and SOP at `smoke` and `cpu` (see the note above); CUB200 has no
@@ -455,8 +462,8 @@ run.record("photo_examples", {name: {"class": c, "probability": round(float(p), 
 #   neither). The published code averages the gradients over channels before taking the absolute value; we
 #   follow the order the thesis prints (absolute value first). Every model sees the same noisy copies of an
 #   image, so differences between models are not differences of noise.
-# - **The "None" model.** The thesis' "None" is the ImageNet network with an untrained embedding layer; ours is
-#   the frozen ImageNet trunk with an untrained head, one per seed.
+# - **The "None" model.** The thesis' "None" is the ImageNet network with an untrained embedding layer; so is
+#   ours, one per seed, with the same feature standardisation as the trained models.
 # - **Seeds and spread.** The thesis gives the spread over images; we give it too, and add the agreement
 #   between seeds of one loss (the dotted diagonal) and per-seed summaries.
 # - **Units and spreads, as the authors' code computes them.** The divergence is in nats (the thesis' text
@@ -543,7 +550,7 @@ run.claim(
     holds=dk.significance.exceeds_seed_spread(plain["trained"], plain["none"]),
     cause="deviation",
     diagnosis=(f"trained pairs agree at r = {plain['trained'].mean():.3f} and with None at {plain['none'].mean():.3f}, "
-               f"while two untrained heads agree at {none_none:.3f}: the frozen trunk all models share sets the floor "
+               f"while two untrained models agree at {none_none:.3f}: the ImageNet trunk all models share sets the floor "
                "(Deviations, Models)"),
     note=note + "; rule: the difference exceeds the seed spread")
 
@@ -576,7 +583,7 @@ run.claim(
     cause="budget" if too_few(test) else "deviation",
     diagnosis=(f"None correlates at {test['first']:.3f} with the classification and {test['second']:.3f} with the "
                f"ranking losses ({test_text(test)}); the thesis explains its finding by None's ImageNet classification "
-               "training, which here every model shares through the frozen trunk (Deviations, Models)"),
+               "training, which here every model shares through the frozen lower blocks (Deviations, Models)"),
     note=note + "; rule: paired test over the images, one-sided p <= 0.05")
 
 gaps = {key: summaries[key]["gap"] for key in (plain_key, background_key)}
@@ -671,11 +678,10 @@ run.finish();
 # - **Levels of agreement.** Every correlation here is far below the thesis' 0.73-0.90. Even two seeds of the
 #   same loss agree only at r = {glue:text}`dmla_seeds_plain:.2f` on the {glue:text}`dmla_plain_title` and
 #   {glue:text}`dmla_seeds_background:.2f` on the {glue:text}`dmla_background_title`: at 64 px, the gradient of
-#   a deep trunk is speckled (see the grids), and much of the speckle depends on the particular head. The
+#   a deep trunk is speckled (see the grids), and much of the speckle depends on the particular model. The
 #   thesis' maps come from 224 px images and networks fine-tuned end to end, whose maps follow image structure
-#   more closely. Two untrained heads agree at r = {glue:text}`dmla_none_none_plain:.2f` on the
-#   {glue:text}`dmla_plain_title`, about as well as an untrained head with a trained one: that is the floor
-#   the shared, frozen trunk sets. So the *order* of the values can carry over, not their level; on the
+#   more closely. Two untrained models agree at r = {glue:text}`dmla_none_none_plain:.2f` on the
+#   {glue:text}`dmla_plain_title`: that is the floor the shared ImageNet trunk sets. So the *order* of the values can carry over, not their level; on the
 #   {glue:text}`dmla_plain_title` trained pairs agree at r = {glue:text}`dmla_trained_plain:.2f` and with "None"
 #   at {glue:text}`dmla_none_plain:.2f`.
 # - **Divergence.** For the same reason the divergences are several times the thesis' 0.02 nats:
@@ -733,8 +739,9 @@ run.finish();
 # {glue:text}`dmla_none_background:.2f`, with pairs within a family at {glue:text}`dmla_within_background:.2f`
 # and across families at {glue:text}`dmla_across_background:.2f`. The
 # claims table says which of the thesis' findings these numbers carry and which they do not. Two limits bear on
-# every verdict: the models share a frozen ImageNet trunk, so they can differ only in how their heads weigh
-# the same features, and the stand-in images are small and simple. The `paper` profile removes both.
+# every verdict: the models share the frozen lower blocks of an ImageNet trunk and fine-tune only its top, so
+# they can differ only in how the top weighs the same low-level features, and the stand-in images are small
+# and simple. The `paper` profile trains the top four blocks at 224 px on the real data sets.
 #
 # ## Exercises
 #
@@ -830,8 +837,8 @@ run.finish();
 # map that also lights up the background, or only the object's edges, correlates less. On the products a
 # model can use the background as a shortcut to the class, so the trained losses that learned the
 # shortcut are expected to correlate less with the mask than on the cars, where the background carries
-# no class information. The frozen trunk's features respond to edges and textures anywhere in the image,
-# which bounds how far any head can move the maps.
+# no class information. The frozen lower blocks' features respond to edges and textures anywhere in the
+# image, which bounds how far training the top can move the maps.
 # :::
 #
 # ## Data layout for the `paper` profile

@@ -168,15 +168,18 @@ pd.DataFrame([{"loss": spec.title, "family": spec.family, "distance d_L": spec.d
 
 # %% [markdown]
 # The thesis' networks are a BN-Inception pretrained on ImageNet, fine-tuned on Cars196 with a 128-d
-# linear embedding layer; "None" is the same network with the pretrained trunk and an untrained embedding
-# layer. Offline, the only real ImageNet weights are those of EfficientNet-Lite0
-# {cite}`tan2019efficientnet`. At `paper` the whole Lite0 is fine-tuned with a linear embedding layer, as
-# in the thesis. At `smoke` and `cpu` fine-tuning does not fit the time budget: the trunk is Lite0's
-# first {glue:text}`cars_backbone_blocks` MBConv blocks, frozen, whose feature map is average-pooled to
-# 2 x 2 cells (at 64 px a full Lite0 leaves a 2 x 2 map whose pooled features lose where a feature fired,
-# which is what distinguishes a car's outline); each loss trains an embedding head on top (feature
-# standardisation, one hidden layer of 512 units, 128 outputs). So at `cpu` the losses can only reweigh
-# features that ImageNet training made, and the "None" model is that frozen trunk with an untrained head.
+# linear embedding layer on its globally pooled features; "None" is the same network with the pretrained
+# trunk and an untrained embedding layer. Offline, the only real ImageNet weights are those of
+# EfficientNet-Lite0 {cite}`tan2019efficientnet`. Here each loss trains the top
+# {glue:text}`cars_trainable_blocks` MBConv block(s) of Lite0 and its head convolution together with a
+# linear 128-d embedding layer on the globally pooled 1280 features, at {glue:text}`cars_network_size` px;
+# the lower blocks stay frozen, so their feature maps are computed once per render and cached
+# (memory-mapped from disk at `paper`, where the top four blocks train at 224 px). The trunk's batch-norm
+# statistics stay the ImageNet ones while it trains, as in Musgrave et al. and the thesis. Every model,
+# "None" included, standardises its pooled features with their training-set mean and variance before the
+# embedding layer. Training stops when the MAP@R of {glue:text}`cars_validation_share:.0f` % of the
+# training car models, held out, has not improved for {glue:text}`cars_patience:d` epochs, and keeps the
+# best epoch's network; the same settings for every loss.
 # Batches hold 8 classes x 4 images (Musgrave et al.'s $m = 4$), drawn by the m-per-class sampler; the
 # losses with parameters of their own (class weights, proxies, centres) get their own Adam optimiser.
 #
@@ -280,14 +283,37 @@ pd.Series(random_nr, name="NR-Prec of random embeddings").round(3).to_frame().T
 # ## Training the models
 #
 # Every loss trains one network per seed on the training renders; the untrained "None" model gets one
-# random embedding head per seed. The log shows each run's time and its last epoch's training loss (the
+# random embedding layer per seed. The log shows each run's time and its last epoch's training loss (the
 # pair and triplet losses average over the terms that are not yet zero, so their logged value can stay
 # flat while the embedding improves; the unit tests check on a small task that every loss goes down).
+# {numref}`fig-cars_attention-curves` shows every run's curves: the training loss and the validation MAP@R
+# per epoch, with the epoch that was kept.
 
 # %%
 seeds = chapter.run_seeds(seed, config.runs)
 trained = chapter.train_and_embed(config, renders, seeds, device=run.device)
-display(Markdown(f"Backbone: {trained.backbone}; its features of both sets took {trained.feature_seconds:.0f} s."))
+display(Markdown(f"Backbone: {trained.backbone}; its frozen part's maps of both sets took {trained.feature_seconds:.0f} s."))
+run.glue("cars_trainable_blocks", str(config.embedding.trainable_blocks))
+run.glue("cars_network_size", str(config.embedding.image_size))
+run.glue("cars_validation_share", float(100 * config.embedding.validation_fraction))
+run.glue("cars_patience", int(config.embedding.patience))
+best_epochs = [h.best_epoch + 1 for h in trained.histories.values() if h.epoch_losses]
+run.glue("cars_best_epoch_median", float(np.median(best_epochs)))
+run.glue("cars_stopped_early", int(sum(h.stopped_early for h in trained.histories.values())))
+run.record("training_curves", {f"{loss}/{s}": {"loss": [round(v, 4) for v in h.epoch_losses],
+                                               "validation_map_at_r": [round(v, 4) for v in h.validation_map_at_r],
+                                               "best_epoch": h.best_epoch + 1}
+                               for (loss, s), h in trained.histories.items() if h.epoch_losses})
+
+# %% mystnb={"figure": {"caption": "Training curves of every trained model: mean training loss per epoch (relative to the first) and validation MAP@R on held-out training car models; the dot marks the kept epoch.", "name": "fig-cars_attention-curves"}}
+fig, _ = dk.plots.plot_training_curves(trained.histories, labels={k: f"{LOSSES[k[0]].title} {k[1]}" for k in trained.histories},
+                                       title=f"Training curves ({run.profile} profile)")
+plt.show()
+
+# %% [markdown]
+# The kept epoch is the {glue:text}`cars_best_epoch_median:.0f`th (median over runs);
+# {glue:text}`cars_stopped_early:d` run(s) stopped before the last epoch because validation MAP@R had
+# stopped rising.
 
 # %% [markdown]
 # The classes of the analysis set are unseen car models, so how well each model retrieves them is a
@@ -377,9 +403,9 @@ fig, _ = chapter.plot_tsne_by_property(coordinates, analysis_properties.iloc[cho
 #   trained here on photo-like renders instead of being Musgrave et al.'s Cars196 checkpoints. The
 #   analysis set has {glue:text}`cars_analysis_images:,` renders at this profile (`paper`: 100,000, as
 #   the thesis). Each car covers on average {glue:text}`cars_mask_share:.0f` % of its image.
-# - **Network.** EfficientNet-Lite0 replaces BN-Inception (the only ImageNet weights offline). At `smoke`
-#   and `cpu` its first blocks are frozen and only an embedding head (with one hidden layer) is trained;
-#   at `paper` the whole network is fine-tuned with a linear embedding layer.
+# - **Network.** EfficientNet-Lite0 replaces BN-Inception (the only ImageNet weights offline). Only its
+#   top {glue:text}`cars_trainable_blocks` block(s) and head convolution are fine-tuned with the linear
+#   embedding layer (`paper`: the top four, at 224 px); the thesis fine-tunes the whole network.
 # - **Losses.** All fourteen losses of Table 7.1, but with fixed, commonly used hyper-parameters instead of
 #   the benchmark's Bayesian-optimised ones (their values are in `dk.metric_learning`; e.g. ProxyNCA's
 #   softmax scale is 3, the margin losses' margin 0.2 with $\beta$ = 1.2, learned per class for
@@ -388,8 +414,9 @@ fig, _ = chapter.plot_tsne_by_property(coordinates, analysis_properties.iloc[cho
 # - **Folds and seeds.** The thesis averages four cross-validation folds per loss; we average
 #   {glue:text}`cars_runs:d` training seed(s) per loss (`paper`: 4). The Mann-Whitney test runs on those
 #   means, as the thesis does on fold means.
-# - **Schedule.** At `cpu`, {glue:text}`cars_epochs:d` epochs over {glue:text}`cars_training_images:,`
-#   training renders, with Adam; Musgrave et al. train far longer with early stopping on validation.
+# - **Schedule.** At `cpu`, at most {glue:text}`cars_epochs:d` epochs over {glue:text}`cars_training_images:,`
+#   training renders (less the held-out validation models), with Adam and early stopping on validation
+#   MAP@R, as Musgrave et al. do over far longer schedules.
 #
 # ## Checks, then claims
 #
@@ -486,8 +513,9 @@ run.claim(
     measured=(f"car model first for {int((model_top == 'model').sum())} of {len(trained_losses)} trained losses"
               + (f" (not: {', '.join(not_first)}; their top: {', '.join(sorted(set(chapter.PROPERTY_TITLES[p] for p in model_top if p != 'model')))})" if not_first else "")),
     holds=bool((model_top == "model").all()), requires=["training-helps-car-model"], cause="deviation",
-    diagnosis=(f"{', '.join(not_first)} keep another property on top, see the heatmap; with the frozen ImageNet trunk "
-               "(a deviation at this profile) a loss can only reweigh features") if not_first else "see the heatmap",
+    diagnosis=(f"{', '.join(not_first)} keep another property on top, see the heatmap; only the trunk's top "
+               f"{config.embedding.trainable_blocks} block(s) train (a deviation at this profile), so the lower "
+               "blocks' ImageNet features stay as they are") if not_first else "see the heatmap",
     note=note)
 
 none_model = float(means.loc["none", "model"])
@@ -600,10 +628,11 @@ run.finish();
 #
 # - **Car model first for every loss.** The losses whose top property is not the car model are:
 #   {glue:text}`cars_not_model_first`. The untrained model clusters the car's rotation at
-#   {glue:text}`cars_rotation_none:.2f` and the background's value strongly; with a frozen ImageNet trunk a
-#   loss can only reweigh those features, and the losses that leave the embedding closest to the untrained
-#   one keep rotation or background on top. The thesis fine-tunes the whole network on 8,000 photographs,
-#   which can build new, car-specific features; the `paper` profile does the same.
+#   {glue:text}`cars_rotation_none:.2f` and the background's value strongly; only the trunk's top
+#   block(s) train here, on the frozen lower blocks' ImageNet features, and the losses that leave the
+#   embedding closest to the untrained one keep rotation or background on top. The thesis fine-tunes the
+#   whole network on 8,000 photographs, which can build new, car-specific features throughout; the `paper`
+#   profile trains the top four blocks.
 # - **Directions of the family differences.** Camera height reaches at most
 #   {glue:text}`cars_camera_height_max:.2f` here, against a significance threshold of
 #   {glue:text}`cars_threshold:.3f` at this size: at 64 px a higher camera moves a few rows of a car's
@@ -628,8 +657,8 @@ run.finish();
 # towards the car, the direction the thesis describes. How far its finer findings carry over (the same
 # property order for every loss; ranking losses attending more to rotation and camera height,
 # classification losses more to colours and the background) is in the claims table above, with a verdict
-# for this profile. Two limits of this page bear on those verdicts: its models are frozen ImageNet
-# features with a trained head, so a loss can only reweigh features it did not learn, and its renders are
+# for this profile. Two limits of this page bear on those verdicts: its models fine-tune only the top of an
+# ImageNet trunk, so the features below stay those ImageNet training made, and its renders are
 # procedural, so colour and camera height change fewer pixels, and in simpler ways, than in photographs.
 #
 # ## Exercises
@@ -673,8 +702,8 @@ run.finish();
 #
 # :::{exercise}
 # :label: cars_attention-ex-3
-# **Predict, then run.** The knob is `epochs` of the `embedding` field of the chapter's `Config` (2 at
-# `smoke`). After the cell that selects `config` add
+# **Predict, then run.** The knob is `epochs` of the `embedding` field of the chapter's `Config` (at most 2
+# at `smoke`; early stopping may end training sooner). After the cell that selects `config` add
 # `import dataclasses; config = dataclasses.replace(config, embedding=dataclasses.replace(config.embedding, epochs=8))`
 # and run the notebook at `smoke`. Predict, before running, what happens to the row "None" of
 # Table 7.3, and to the car model's NR-Prec and MAP@R of the trained losses.
@@ -682,11 +711,12 @@ run.finish();
 #
 # :::{solution} cars_attention-ex-3
 # :class: dropdown
-# The "None" model is never trained: its head is random and depends on the seed only, so its row does not
-# change at all. The trained losses see four times as many batches; each loss pulls same-model training
-# cars together, so the car model's MAP@R and NR-Prec should rise, up to the limit set by the frozen
-# trunk's features and by the fact that the analysis models are classes the losses never saw. Properties
-# that the losses do not reward (background, sun) can fall as the head reweighs the features towards the
+# The "None" model is never trained: its embedding layer is random and depends on the seed only, so its
+# row does not change at all. The trained losses may see up to four times as many batches (early stopping
+# keeps the epoch with the best validation MAP@R); each loss pulls same-model training cars together, so the
+# car model's MAP@R and NR-Prec should rise, up to the limit set by the frozen lower blocks' features and
+# by the fact that the analysis models are classes the losses never saw. Properties that the losses do not
+# reward (background, sun) can fall as the trained top blocks reweigh the features towards the
 # car, which is the direction the summary describes. With one seed at `smoke`, differences between
 # losses are within seed noise.
 # :::

@@ -181,14 +181,15 @@ fig, _ = dk.plots.plot_image_grid(grid, labels, columns=8,
 # an image shows. Nothing else changes: the loss, the network, the schedule and the hyper-parameters are
 # those of the vanilla run, and inference sees unmodified images.
 #
-# **Drawing the backgrounds up front.** With a frozen trunk (the `smoke` and `cpu` profiles) the backbone
-# features of a batch cannot be cached when its images change every epoch, and a backbone pass per batch
-# for every loss and seed does not fit the budget. So the {glue:text}`bg_epochs:d` background draws of
-# every training image (one per epoch) are made once, their backbone features computed once, and epoch $e$
-# of every run trains on draw $e$ (`features` of shape `(K, N, F)` in
-# `dk.metric_learning.train_embedding_model`). Each run sees exactly what a per-batch replacement with
-# those draws would give it; what is shared is the draws, across losses and seeds. At `paper` the
-# backbone is fine-tuned, and the replacement runs on every batch instead (a `batch_transform`).
+# **Drawing the backgrounds up front.** Only the top of the trunk trains (below), so the frozen lower
+# blocks' feature maps of a training image can be cached, but not when its image changes every epoch, and
+# a lower-block pass per batch for every loss and seed does not fit the budget. So the
+# {glue:text}`bg_epochs:d` background draws of every training image (one per epoch) are made once, their
+# lower-block maps computed once, and epoch $e$ of every run trains on draw $e$ (`features` of shape
+# `(K, N, C, h, w)` in `dk.metric_learning.train_embedding_model`). Each run sees exactly what a per-batch
+# replacement with those draws would give it; what is shared is the draws, across losses and seeds. At
+# `paper`, where the versions of a whole data set would not fit a disk, the replacement runs on every batch
+# instead (a `batch_transform`), followed by the lower blocks on the device.
 #
 # ```{literalinclude} /src/domainknowledge/chapters/bgaugment.py
 # :pyobject: augmented_training_images
@@ -199,17 +200,23 @@ fig, _ = dk.plots.plot_image_grid(grid, labels, columns=8,
 # ## Training
 #
 # Every loss trains one network per seed and method on each setting; the shortcut sweep trains only
-# {glue:text}`bg_sweep_loss` at the rates that are not in the table. The embedding network is
-# EfficientNet-Lite0's first {glue:text}`bg_blocks` blocks with ImageNet weights {cite}`tan2019efficientnet`,
-# frozen, average-pooled to 2 x 2 cells, with a trained head (one hidden layer of 512 units, 128-d output,
-# L2-normalised), the same as in {ref}`ch-cars_attention`; the losses come from pytorch-metric-learning
-# {cite}`musgrave2020pml`. The log lists each run's MAP@R on the clean and the corrupted test set.
+# {glue:text}`bg_sweep_loss` at the rates that are not in the table. The embedding network is the one of
+# {ref}`ch-cars_attention`: EfficientNet-Lite0 with ImageNet weights {cite}`tan2019efficientnet` at
+# {glue:text}`bg_network_size` px, whose top {glue:text}`bg_trainable_blocks` MBConv block(s) and head convolution
+# are fine-tuned with a linear 128-d embedding layer (L2-normalised) on the globally pooled features; the lower
+# blocks and the batch-norm statistics stay frozen. Training stops when the MAP@R of held-out training
+# products (clean images) has not improved for {glue:text}`bg_patience:d` epochs and keeps the best epoch,
+# for vanilla and BGAugment alike. The losses come from pytorch-metric-learning {cite}`musgrave2020pml`. The
+# log lists each run's MAP@R on the clean and the corrupted test set.
 
 # %%
 run.glue("bg_repeats", int(config.corruption_repeats))
 run.glue("bg_epochs", int(config.embedding.epochs))
 run.glue("bg_sweep_loss", LOSSES[config.sweep_loss].title)
 run.glue("bg_blocks", str(config.embedding.backbone_blocks or 16))
+run.glue("bg_trainable_blocks", str(config.embedding.trainable_blocks))
+run.glue("bg_network_size", str(config.embedding.image_size))
+run.glue("bg_patience", int(config.embedding.patience))
 seeds = chapter.run_seeds(seed, config.runs)
 results = {}
 for rate, data in settings.items():
@@ -457,12 +464,12 @@ fig, _ = chapter.plot_attribution_pairs(strong.test.images[indices], strong.test
 #   three data sets made into a knob, not a copy of them. The masks are exact, where the thesis' U²-Net
 #   masks miss up to 10 % of the object. Backgrounds come from bundled photos and procedural patterns, not
 #   from Unsplash.
-# - **Network.** EfficientNet-Lite0 (the only ImageNet weights offline) replaces BN-Inception; at `smoke`
-#   and `cpu` its first {glue:text}`bg_blocks` blocks are frozen and a head with one hidden layer is
-#   trained; at `paper` the whole network is fine-tuned with a linear 128-d embedding layer, as in the thesis.
-# - **Schedule.** {glue:text}`bg_epochs:d` epochs with Adam, no validation split and no early stopping (the
-#   thesis trains on 80 % of the training classes, validates on 20 % and, in its code, early-stops the
-#   BGAugment runs on corrupted validation MAP@R). Loss hyper-parameters are the fixed ones of
+# - **Network.** EfficientNet-Lite0 (the only ImageNet weights offline) replaces BN-Inception; only its top
+#   {glue:text}`bg_trainable_blocks` block(s) and head convolution are fine-tuned with the linear 128-d
+#   embedding layer (`paper`: the top four at 224 px), where the thesis fine-tunes the whole network.
+# - **Schedule.** At most {glue:text}`bg_epochs:d` epochs with Adam, on 80 % of the training products;
+#   early stopping on the clean validation MAP@R of the other 20 %, as the thesis splits its training
+#   classes (its code early-stops the BGAugment runs on corrupted validation MAP@R instead). Loss hyper-parameters are the fixed ones of
 #   `dk.metric_learning` (the thesis takes Musgrave et al.'s tuned values, which it does not list), the
 #   same for vanilla and BGAugment, as in the thesis.
 # - **BGAugment's draws** are made once per epoch and image and shared by all runs of a setting (see above);
@@ -632,7 +639,7 @@ run.claim(
     cause="budget" if too_few(score_test) else "deviation",
     diagnosis=(f"{test_text(score_test)}"
                + (f"; it falls significantly at {', '.join(titles[name] for name in falls)}" if falls else "")
-               + "; a head on frozen features can only reweigh the trunk's features (Deviations, Network), see the "
+               + "; only the trunk's top trains, on frozen lower-block features (Deviations, Network), see the "
                  "paired-test table"),
     note=note + f"; {config.attribution_images} images, {config.attribution_samples} SmoothGrad samples per map, first "
                 "seed; rule: paired test over (setting, loss, image), one-sided p <= 0.05, and in no setting a "
@@ -654,8 +661,8 @@ run.claim(
     holds=bool(strong_test["p_value"] <= 0.05), requires=["background-shortcut-usable"],
     cause="budget" if too_few(strong_test) else "deviation",
     diagnosis=(f"the clean change is {strong_pairs.mean():+.1f} points on average (one-sided p = "
-               f"{strong_test['p_value']:.3g}); a head on a frozen trunk still sees the shortcut in the trunk's "
-               "features (Deviations, Network)"),
+               f"{strong_test['p_value']:.3g}); the trained top still sees the shortcut in the frozen lower "
+               "blocks' features (Deviations, Network)"),
     note=note + "; rule: paired test over (loss, seed) at the strongest setting, BGAugment minus vanilla clean "
                 "MAP@R, one-sided (lower) p <= 0.05")
 
@@ -720,21 +727,22 @@ run.finish();
 #   above, BGAugment's corrupted MAP@R at the strongest setting is {glue:text}`bg_ceiling_share:.0f` % of
 #   it (vanilla: {glue:text}`bg_ceiling_share_vanilla:.0f` %): it wins back what the object permits, and the
 #   rest of the drop was never the object's. On SOP the objects carry much more (the thesis' BGAugment
-#   models keep 16-25 % corrupted MAP@R), with a fine-tuned network that can learn new object features;
-#   a frozen trunk at 48 px recognises Fashion-MNIST items only moderately.
+#   models keep 16-25 % corrupted MAP@R), with a network fine-tuned end to end that can learn new object
+#   features; an ImageNet trunk at 48 px with only its top trained recognises Fashion-MNIST items only
+#   moderately.
 # - **The clean cost is small.** BGAugment's clean MAP@R at the strongest setting changes by
-#   {glue:text}`bg_clean_strong:+.1f` points, against 6.5-18.3 on SOP: the head learns to ignore bank-A
-#   backgrounds, but the frozen trunk still gives two views on the same *unseen* scene background similar
-#   features, so the shortcut keeps working on the clean test set. A fine-tuned network (`paper`) can
-#   unlearn background features; a head on frozen features cannot. At the weakest setting the change is
+#   {glue:text}`bg_clean_strong:+.1f` points, against 6.5-18.3 on SOP: the trained top learns to ignore
+#   bank-A backgrounds, but the frozen lower blocks still give two views on the same *unseen* scene background
+#   similar features, so the shortcut keeps working on the clean test set. A network fine-tuned deeper can
+#   unlearn more of the background features. At the weakest setting the change is
 #   {glue:text}`bg_clean_weak:+.1f` points.
-# - **Foreground score.** Attribution maps through a frozen trunk at 48 px are noisy (the figure above),
+# - **Foreground score.** Attribution maps through a mostly frozen trunk at 48 px are noisy (the figure above),
 #   and every model scores near {glue:text}`bg_score_vanilla_strong:.2f`. Pooled over the settings, the
 #   paired test gives a rank-biserial effect of {glue:text}`bg_score_effect:+.2f` (p {glue:text}`bg_score_p`);
 #   BGAugment changes the mean score by {glue:text}`bg_score_change_weak:+.3f` at the weakest and
 #   {glue:text}`bg_score_change_strong:+.3f` at the strongest setting (two-sided p {glue:text}`bg_score_p_weak`
 #   and {glue:text}`bg_score_p_strong`). The thesis' maps come from fine-tuned networks at 224 px, where
-#   BGAugment can change which features exist; here it can only reweigh frozen ones, so the maps move
+#   BGAugment can change which features exist; here it can change only the top block's, so the maps move
 #   little. At the weakest setting the vanilla model has hardly any background shortcut to drop, so
 #   BGAugment has little to gain there.
 
@@ -751,7 +759,7 @@ run.finish();
 # {glue:text}`bg_clean_weak:+.1f` (weakest) and {glue:text}`bg_clean_strong:+.1f` points (strongest), and the
 # foreground score of its attribution maps by {glue:text}`bg_score_change:+.3f` on average. The checks and
 # claims tables say which of the thesis' statements hold at this profile and by which rule. The largest limit of this
-# page is the network: a frozen ImageNet trunk with a trained head recognises the small, coloured items
+# page is the network: an ImageNet trunk with only its top trained recognises the small, coloured items
 # only moderately, so the MAP@R that any model can reach from the object alone is low, and that ceiling,
 # not BGAugment, bounds how much of a shortcut-inflated clean score can be won back on corrupted images.
 #
@@ -795,7 +803,7 @@ run.finish();
 # drop, and BGAugment, which only removes a shortcut that is not there, should change clean and corrupted
 # MAP@R by no more than seed noise. The drop is still not zero, because the corrupted test set puts the
 # objects on bank-B backgrounds, photos and pattern families the model never saw in training, and an
-# embedding computed from the whole image (a frozen ImageNet trunk pooled over 2 x 2 cells) changes with
+# embedding computed from the whole image (globally pooled features of an ImageNet trunk) changes with
 # the background even when the background does not identify the class.
 # :::
 #

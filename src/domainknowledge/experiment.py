@@ -135,6 +135,13 @@ DRY_RUN_CAPS: dict[str, int] = {
     # items keep the paper's image size; a real data set's dry-run size is its fixture's)
     "training_renders": 64, "analysis_renders": 64, "train_products": 8, "test_products": 8,
     "heldout_images": 128, "retrieval_images": 64,
+    # test images explained per model (Ch. 11's attribution maps: a full network pass per SmoothGrad sample at
+    # 224 px), and the real data sets Ch. 11 loops over after its stand-in settings (a dry run keeps the first;
+    # the other readers run in Ch. 9's dry run)
+    "attribution_images": 8, "real_datasets": 1,
+    # metric-learning losses trained in turn (Ch. 7, 9, 11: the paper configs order them so that the first five
+    # hold two of each family and None, see metric_learning.FAMILY_BALANCED_ORDER)
+    "losses": 5,
     # settings looped over (a tuple keeps its first values)
     "sweep_rates": 2,
     # InDiReCT (Kobs Ch. 13): image-text encoders compared (the first, CLIP ViT-B/32, is the paper's; the

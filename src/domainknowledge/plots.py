@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["BOOK_COLORS", "plot_image_grid", "plot_mean_distributions", "plot_similarity_matrix", "plot_sweep",
+__all__ = ["BOOK_COLORS", "plot_training_curves", "plot_image_grid", "plot_mean_distributions", "plot_similarity_matrix", "plot_sweep",
            "plot_tree_exploration", "relplot", "use_book_style"]
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies
@@ -212,6 +212,34 @@ def plot_tree_exploration(images: np.ndarray, path_bits: np.ndarray, *, levels: 
             for ax in cells:
                 ax.axis("off")
             axes += cells
+    if title:
+        fig.suptitle(title)
+    return fig, axes
+
+
+def plot_training_curves(histories: Mapping, *, labels: Mapping | None = None, title: str | None = None, ax=None):
+    """Training curves of metric-learning runs (:class:`~domainknowledge.metric_learning.EmbeddingHistory`
+    per key): left the mean training loss per epoch (divided by its first epoch's, so losses of different
+    scales share an axis), right the validation MAP@R per epoch with the kept (best) epoch marked.
+    ``labels`` maps a key to its legend text (default ``str(key)``). Returns ``(figure, axes)``."""
+    fig, axes = _figure_and_axes(ax, 1, 2, size=(10.0, 3.6))
+    axes = np.ravel(axes)
+    labels = labels or {}
+    for key, history in histories.items():
+        if not history.epoch_losses:
+            continue
+        epochs = np.arange(1, len(history.epoch_losses) + 1)
+        first = history.epoch_losses[0] if history.epoch_losses[0] else 1.0
+        line, = axes[0].plot(epochs, np.asarray(history.epoch_losses) / first, lw=1)
+        if history.validation_map_at_r:
+            axes[1].plot(epochs[:len(history.validation_map_at_r)], history.validation_map_at_r, lw=1,
+                         color=line.get_color(), label=labels.get(key, str(key)))
+            axes[1].plot(history.best_epoch + 1, history.validation_map_at_r[history.best_epoch], "o", ms=3,
+                         color=line.get_color())
+    axes[0].set(xlabel="epoch", ylabel="training loss / first epoch's")
+    axes[1].set(xlabel="epoch", ylabel="validation MAP@R (dot: kept epoch)")
+    if axes[1].lines:
+        axes[1].legend(fontsize=6, ncol=2, frameon=False)
     if title:
         fig.suptitle(title)
     return fig, axes

@@ -40,7 +40,7 @@ from domainknowledge.metric_learning import LOSSES, EmbeddingConfig
 from domainknowledge.principles import masking
 
 __all__ = ["BGAUGMENT_FOLDER", "CONFIGS", "METHODS", "REAL_DATASETS", "CorruptedImages", "corrupted_test_sources", "mask_path", "THESIS_TABLE_11_1", "Config", "MaskedSplit", "SettingData", "SettingResult",
-           "augmented_training_images", "chance_map_at_r", "corrupted_test_images", "describe_profiles", "evaluate_setting",
+           "augmented_training_images", "augmented_version_transform", "chance_map_at_r", "corrupted_test_images", "describe_profiles", "evaluate_setting",
            "foreground_scores", "load_real_setting", "load_stand_in", "map_at_r", "paired_run_differences", "paired_score_test", "score_differences", "plot_attribution_pairs",
            "plot_rate_sweep", "plot_retrieval", "recovery_table", "retrieval_neighbours", "run_seeds",
            "setting_name", "summary_table", "table_11_1", "thesis_table_11_1"]
@@ -121,8 +121,12 @@ class Config:
             raise ValueError(f"unknown real data sets {sorted(unknown)}; choose from {sorted(REAL_DATASETS)}")
 
 
-_STAND_IN_EMBEDDING = EmbeddingConfig(backbone="efficientnet_lite0", backbone_blocks=11, pool_grid=2, image_size=48,
-                                      head_hidden=512, epochs=8)
+#: the trainer at smoke and cpu: EfficientNet-Lite0 at 48 px, its top block and head convolution trained with
+#: a linear 128-d embedding on globally pooled features (the lower blocks' maps cached, one version per
+#: BGAugment draw), early stopping on the MAP@R of held-out training products
+_STAND_IN_EMBEDDING = EmbeddingConfig(backbone="efficientnet_lite0", backbone_blocks=None, pool_grid=1, image_size=48,
+                                      trainable_blocks=1, head_hidden=0, epochs=8, validation_fraction=0.2,
+                                      patience=2, backbone_learning_rate=3e-4, head_learning_rate=1e-3)
 CONFIGS: dict[str, Config] = {
     "smoke": Config(
         train_products=24, test_products=24, views_per_product=4, image_size=48, bank_size=24,
@@ -131,17 +135,19 @@ CONFIGS: dict[str, Config] = {
         corruption_repeats=2, attribution_images=4, attribution_samples=4),
     "cpu": Config(
         train_products=100, test_products=100, views_per_product=6, image_size=48, bank_size=100,
-        table_rates=(0.1, 0.5, 0.9), sweep_rates=(0.0, 0.1, 0.3, 0.5, 0.7, 0.9),
-        losses=("contrastive", "multi_similarity", "arcface", "normalized_softmax"), sweep_loss="normalized_softmax",
+        table_rates=(0.1, 0.5, 0.9), sweep_rates=(0.0, 0.1, 0.3, 0.5, 0.9),
+        losses=("contrastive", "normalized_softmax"), sweep_loss="normalized_softmax",
         runs=2, embedding=_STAND_IN_EMBEDDING, corruption_repeats=5, attribution_images=24, attribution_samples=32),
     "paper": Config(
         train_products=2000, test_products=2000, views_per_product=6, image_size=224, bank_size=100,
         table_rates=(0.1, 0.5, 0.9), sweep_rates=(0.0, 0.1, 0.3, 0.5, 0.7, 0.9),
         losses=("contrastive", "triplet", "multi_similarity", "arcface", "normalized_softmax"),
         sweep_loss="normalized_softmax", runs=3,
+        # the top four blocks and the head convolution train on cached 192 x 7 x 7 maps of the lower twelve;
+        # BGAugment runs the lower blocks on every augmented batch (40 cached versions would not fit a disk)
         embedding=EmbeddingConfig(backbone="efficientnet_lite0", backbone_blocks=None, pool_grid=1, image_size=224,
-                                  train_backbone=True, head_hidden=0, epochs=40, backbone_learning_rate=1e-5,
-                                  head_learning_rate=1e-4),
+                                  trainable_blocks=4, head_hidden=0, epochs=40, validation_fraction=0.2, patience=5,
+                                  backbone_learning_rate=1e-5, head_learning_rate=1e-4),
         corruption_repeats=5, attribution_images=100, attribution_samples=50, real_datasets=tuple(REAL_DATASETS)),
 }
 
@@ -348,6 +354,25 @@ def augmented_training_images(data: SettingData, versions: int, *, seed: int) ->
     return np.stack(out)
 
 
+def augmented_version_transform(data: SettingData, *, seed: int):
+    """``transform(version, images (B, 3, S, S), indices (B,)) -> images``: version ``k`` of the training
+    images ``indices`` as :func:`augmented_training_images` draws it (the same bank-A backgrounds), built a
+    batch at a time for :func:`~domainknowledge.metric_learning.backbone_features`."""
+    from domainknowledge.training import as_image_tensor
+
+    draws = {}
+
+    def transform(version: int, images: torch.Tensor, indices: np.ndarray) -> torch.Tensor:
+        if version not in draws:
+            draws[version] = np.random.default_rng([seed, 12, version]).integers(len(data.augment_bank),
+                                                                                 size=len(data.train))
+        pixels = images.permute(0, 2, 3, 1).numpy()
+        return as_image_tensor(_replace(pixels, np.asarray(data.train.masks[indices]),
+                                        data.augment_bank[draws[version][indices]]))
+
+    return transform
+
+
 # --- training and evaluation ----------------------------------------------------------------------------
 
 
@@ -395,8 +420,12 @@ def evaluate_setting(config: Config, data: SettingData, losses, seeds, *, method
     from ``data_seed``). With ``keep_networks`` the first seed's networks are kept (for attribution maps and
     retrieval figures).
 
-    With a frozen backbone the backbone features of the clean and corrupted test sets, the clean training
-    set and ``epochs`` BGAugment versions of it are computed once and shared by every run."""
+    The trunk's frozen part (its lower blocks) runs once per image: its outputs for the clean and corrupted
+    test sets and the clean training set, and for ``epochs`` BGAugment versions of the training set, are
+    computed once and shared by every run (memory-mapped from the data cache when large); where the versions
+    would exceed :data:`~domainknowledge.metric_learning.IN_MEMORY_FEATURE_BYTES`, BGAugment instead draws
+    fresh backgrounds for every batch and runs the lower blocks on it. Every model is validated on the clean
+    training images of its held-out classes."""
     from domainknowledge.training import as_image_tensor
 
     seeds = tuple(seeds)
@@ -404,22 +433,23 @@ def evaluate_setting(config: Config, data: SettingData, losses, seeds, *, method
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
     embedding = config.embedding
-    frozen = not embedding.train_backbone
+    cached = not embedding.train_backbone
     started = time.time()
     corrupted = corrupted_test_sources(data, config.corruption_repeats, seed=data_seed)
     train_images, test_images = (metric_learning.ArrayImages(split.images) if isinstance(split.images, np.memmap)
                                  else as_image_tensor(split.images) for split in (data.train, data.test))
     test_sets = [test_images] + corrupted
     features = {}
-    if frozen:
+    if cached:
         probe = metric_learning.build_embedding_network(embedding, seed=0)
         test_features = [metric_learning.backbone_features(probe, images, device=device) for images in test_sets]
-        if "vanilla" in methods:
-            features["vanilla"] = metric_learning.backbone_features(probe, train_images, device=device)
-        if "bgaugment" in methods:
-            versions = augmented_training_images(data, max(embedding.epochs, 1), seed=data_seed)
-            features["bgaugment"] = torch.stack([metric_learning.backbone_features(probe, as_image_tensor(v),
-                                                                                   device=device) for v in versions])
+        features["vanilla"] = metric_learning.backbone_features(probe, train_images, device=device)
+        versions = max(embedding.epochs, 1)
+        version_bytes = 4 * versions * len(train_images) * int(np.prod(probe.frozen_shape))
+        if "bgaugment" in methods and version_bytes <= metric_learning.IN_MEMORY_FEATURE_BYTES:
+            features["bgaugment"] = metric_learning.backbone_features(
+                probe, train_images, device=device, versions=versions,
+                transform=augmented_version_transform(data, seed=data_seed))
     feature_seconds = time.time() - started
     rows, networks = [], {}
     for loss_name in losses:
@@ -428,23 +458,26 @@ def evaluate_setting(config: Config, data: SettingData, losses, seeds, *, method
             for run_seed in seeds:
                 begun = time.time()
                 transform = None
-                if not frozen and method == "bgaugment":
+                if method == "bgaugment" and method not in features:
                     transform = _bgaugment_batch_transform(data, seed=run_seed)
                 network, history = metric_learning.train_embedding_model(
                     loss_name, train_images, data.train.labels, config=embedding, seed=run_seed, device=device,
-                    features=features.get(method) if frozen else None, batch_transform=transform)
-                if frozen:
-                    embedded = [metric_learning.embed(network, features=f) for f in test_features]
+                    features=features.get(method), validation_features=features.get("vanilla"),
+                    batch_transform=transform)
+                if cached:
+                    embedded = [metric_learning.embed(network, features=f, device=device) for f in test_features]
                 else:
                     embedded = [metric_learning.embed(network, images, device=device) for images in test_sets]
                 scores = [map_at_r(e, data.test.labels, distance, device=device) for e in embedded]
                 rows.append({"setting": data.name, "loss": loss_name, "method": method, "seed": run_seed,
-                             "clean": scores[0], **{f"corrupted_{r}": s for r, s in enumerate(scores[1:])}})
+                             "clean": scores[0], **{f"corrupted_{r}": s for r, s in enumerate(scores[1:])},
+                             "epochs": len(history.epoch_losses), "best_epoch": history.best_epoch + 1})
                 if keep_networks and run_seed == seeds[0]:
                     networks[(loss_name, method, run_seed)] = network
                 log(f"{data.name:<8} {LOSSES[loss_name].title:<20} {method:<9} seed {run_seed}: "
                     f"{time.time() - begun:4.1f} s, MAP@R clean {100 * scores[0]:.1f} %, corrupted "
-                    f"{100 * np.mean(scores[1:]):.1f} %, last loss {history.epoch_losses[-1]:.3f}")
+                    f"{100 * np.mean(scores[1:]):.1f} %, last loss {history.epoch_losses[-1]:.3f}, "
+                    f"best epoch {history.best_epoch + 1}/{len(history.epoch_losses)}")
     frame = pd.DataFrame(rows)
     corrupted_columns = [c for c in frame.columns if c.startswith("corrupted_")]
     frame["corrupted"] = frame[corrupted_columns].mean(axis=1)
