@@ -111,7 +111,7 @@ CONFIGS: dict[str, Config] = {
     "cpu": Config(
         data="synthetic", image_size=64, split_sizes=(2000, 500, 1000), depth=15, width=16,
         pool_after=MAPLUR_POOL_AFTER, hidden=128,
-        training=TrainingConfig(max_epochs=14, batch_size=32, patience=6, monitor="mse", learning_rate=1e-3),
+        training=TrainingConfig(max_epochs=24, batch_size=32, patience=6, monitor="mse", learning_rate=1e-3),
         runs=3, feature_radii_m=map_tiles.LUR_RADII_M, forest_trees=100, mlp_hidden=(64,), extended_features=True,
         width_step_px=2, distance_step_px=1),
     "paper": Config(
