@@ -22,8 +22,7 @@ pytestmark = pytest.mark.slow
 #: chapter name -> why its paper path does not run on the fixtures yet, and the issue that fixes it.
 PAPER_PATH_FAILURES: dict[str, str] = {}
 #: chapter name -> why its paper dry run is not executed on a CPU-only CI machine, and the issue that fixes it.
-#: These run end to end (their readers, metrics and streaming are tested on their own), but the paper trainer
-#: fine-tunes all of EfficientNet-Lite0 at 224 px for every loss and seed: 17-35 CPU minutes per dry run.
+#: These run end to end (their readers, metrics and streaming are tested on their own) but take minutes on a CPU.
 PAPER_PATH_TOO_SLOW_ON_CPU: dict[str, str] = {
     name: "issue 18: its paper dry run passes but takes about 6 CPU minutes (42 models, and the lower-block maps "
           "of five shortcut settings at 224 px); it needs a cap on the settings or losses that keeps both families"
