@@ -13,6 +13,7 @@ from domainknowledge.data.real import twitch
 from domainknowledge.data.synthetic import twitch_chat
 from domainknowledge.data.synthetic.twitch_chat import GOLD_CLASS_COUNTS
 from domainknowledge.models.text import train_word2vec
+from domainknowledge.models.text_cnn import UNKNOWN_INDEX
 from domainknowledge.principles import weak_labels
 
 TINY = dataclasses.replace(ts.CONFIGS["smoke"], corpus_messages=800, validate_every=3, runs=1)
@@ -257,3 +258,21 @@ def test_a_corpus_too_small_for_min_count_says_so(task):
     config = dataclasses.replace(TINY, min_count=10_000)
     with pytest.raises(ValueError, match="no token occurs min_count = 10000 times"):
         ts.prepare_corpus(task, config, seed=0)
+
+
+def test_hiding_signal_tokens_zeroes_exactly_the_lexicon_positions(prepared):
+    gold = prepared.gold
+    hidden = ts.hide_signal_tokens(gold)
+    assert (hidden.ids[~gold.signal] == gold.ids[~gold.signal]).all()       # every other token is kept
+    assert (hidden.ids[gold.signal] == UNKNOWN_INDEX).all()                  # every lexicon token is a zero vector
+    assert not hidden.has_signal.any() and (hidden.labels == gold.labels).all()
+
+
+def test_a_labeller_scores_the_hidden_signal_messages_as_its_neutral_default(prepared):
+    gold = prepared.gold
+    predicted = np.asarray(gold.labels).copy()                              # a perfect labeller ...
+    row = ts.labeller_row(predicted, prepared)
+    assert row["accuracy"] == pytest.approx(100)
+    # ... which sees no lexicon token once they are hidden, and says neutral
+    with_signal = np.asarray(gold.labels)[gold.has_signal]
+    assert row["accuracy_signal_hidden"] == pytest.approx(100 * np.mean(with_signal == weak_labels.NEUTRAL))

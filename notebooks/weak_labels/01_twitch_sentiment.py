@@ -52,6 +52,8 @@ data_root = None
 dry_run = False
 
 # %%
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -409,9 +411,10 @@ if sweep_skipped is None:
                         ("labeller", "distribution-based lexicon")):
         run.glue(f"twitch_sweep_no_signal_{key}", float(strongest.loc[method, "accuracy_without_signal"]))
         run.glue(f"twitch_sweep_f1_{key}", float(strongest.loc[method, "macro_f1"]))
-    display(sweep.pivot(index="hidden_strength", columns="method", values=["accuracy_without_signal", "macro_f1"]).round(1))
+        run.glue(f"twitch_sweep_hidden_{key}", float(strongest.loc[method, "accuracy_signal_hidden"]))
+    display(sweep.pivot(index="hidden_strength", columns="method", values=["accuracy_without_signal", "accuracy_signal_hidden", "macro_f1"]).round(1))
 else:
-    for key in ("strongest", *(f"{part}_{who}" for part in ("no_signal", "f1") for who in ("masked", "unmasked", "labeller"))):
+    for key in ("strongest", *(f"{part}_{who}" for part in ("no_signal", "f1", "hidden") for who in ("masked", "unmasked", "labeller"))):
         run.glue(f"twitch_sweep_{key}", float("nan"))
 
 # %% [markdown]
@@ -421,7 +424,11 @@ else:
 # one on {glue:text}`twitch_sweep_no_signal_unmasked:.1f` % and the labeller on
 # {glue:text}`twitch_sweep_no_signal_labeller:.1f` %; over all messages their Macro F1 is
 # {glue:text}`twitch_sweep_f1_masked:.1f`, {glue:text}`twitch_sweep_f1_unmasked:.1f` and
-# {glue:text}`twitch_sweep_f1_labeller:.1f` %. (On the thesis' data the sweep is not run, and these
+# {glue:text}`twitch_sweep_f1_labeller:.1f` %. On the messages with lexicon tokens, those tokens hidden,
+# the masked network is right on {glue:text}`twitch_sweep_hidden_masked:.1f` %, the unmasked one on
+# {glue:text}`twitch_sweep_hidden_unmasked:.1f` % and the labeller, which then says neutral, on
+# {glue:text}`twitch_sweep_hidden_labeller:.1f` %: what masking teaches shows there, not on the messages
+# the thesis' 25/50/25 % target pulls toward neutral. (On the thesis' data the sweep is not run, and these
 # numbers are empty.)
 
 # %% [markdown]
@@ -469,8 +476,14 @@ else:
 # 15.3) and is right about the emotes it knows (their usage is the survey's votes), so Table 15.3's
 # ranking is checked as the stand-in's fitness there and judged as a claim only on the thesis' data.
 # And "masking does not help messages without lexicon tokens" says something only if the CNN *could*
-# help them: the positive control asks whether, at the sweep's strongest `hidden_strength`, the masked
-# CNN beats the labeller's default "neutral" on those messages.
+# read the words that are not in the lexica: the positive control asks whether, at the sweep's strongest
+# `hidden_strength`, the masked CNN has learned them from the weakly labelled messages they share with
+# lexicon tokens. It is measured on the evaluation messages *with* lexicon tokens, those tokens hidden
+# (the "signal hidden" column of the sweep table), where the labeller sees nothing and says neutral.
+# The messages without lexicon tokens are not the test of that ability: the thesis trains on them with
+# the 25/50/25 % target, which teaches the network that a message without lexicon tokens is most
+# likely neutral whatever else it contains; that is the thesis' mechanism, and what the claim below is
+# about.
 #
 # **Claims**, one per thesis statement. The thesis tests its Macro F1 differences with Yeh's test at the
 # 1 % level (Sec. 15.4.2), so a claimed improvement must go the thesis' way and be significant at 1 %;
@@ -596,15 +609,24 @@ run.claim(
     diagnosis=f"the masked CNN calls {cnn_neutral.mean():.0f} messages neutral against the labeller's {distribution_neutral} (Table 15.4)")
 
 if sweep_skipped is None:
-    strongest_no_signal = {key: float(strongest.loc[method, "accuracy_without_signal"]) for key, method in
-                           (("masked", "TextCNN, masking"), ("labeller", "distribution-based lexicon"))}
+    hidden_rows = {key: strongest.loc[method] for key, method in
+                   (("masked", "TextCNN, masking"), ("unmasked", "TextCNN, no masking"), ("labeller", "distribution-based lexicon"))}
+    hidden_accuracy = {key: float(row["accuracy_signal_hidden"]) for key, row in hidden_rows.items()}
+    signal_messages = int(hidden_rows["masked"]["messages_with_signal"])
+    # the two accuracies are on the same messages; 2 unpaired standard errors of the difference ask more than a paired test would
+    noise = 2 * 100 * math.sqrt(sum(a / 100 * (1 - a / 100) for a in (hidden_accuracy["masked"], hidden_accuracy["labeller"]))
+                                / signal_messages)
     run.check(
         "masking-can-use-hidden-words", kind="positive-control",
         statement=(f"Where non-lexicon words always match the sentiment (hidden_strength {max(config.hidden_strengths):g}), "
-                   "the masked CNN labels messages without lexicon tokens better than the labeller's default neutral"),
-        expected="masked CNN accuracy on messages without lexicon tokens above the labeller's (hidden-strength sweep)",
-        measured=f"{strongest_no_signal['masked']:.1f} vs {strongest_no_signal['labeller']:.1f} % (one seed, sweep corpus)",
-        passes=strongest_no_signal["masked"] > strongest_no_signal["labeller"])
+                   "the masked CNN learns them from the weakly labelled messages they share with lexicon tokens: on the "
+                   "evaluation messages with lexicon tokens, with those tokens hidden, it beats the labeller (which then "
+                   "sees nothing and says neutral)"),
+        expected="masked CNN accuracy above the labeller's by more than two standard errors of the difference",
+        measured=(f"{hidden_accuracy['masked']:.1f} vs {hidden_accuracy['labeller']:.1f} % (unmasked CNN "
+                  f"{hidden_accuracy['unmasked']:.1f} %) on {signal_messages} messages, margin {noise:.1f} points; "
+                  f"one seed, sweep corpus"),
+        passes=hidden_accuracy["masked"] - hidden_accuracy["labeller"] > noise)
 
 labels_array, without = np.asarray(task.gold_labels), ~np.asarray(has_signal)
 labeller_right = distribution[without] == labels_array[without]

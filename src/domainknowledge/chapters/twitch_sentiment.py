@@ -46,7 +46,7 @@ from domainknowledge.significance import randomized_matched_pair_test
 __all__ = ["CONFIGS", "LEXICON_COMBINATIONS", "SOURCES", "ChatTask", "Config", "combined_lexicon", "PreparedCorpus", "TrainedCNN",
            "baseline_predictions", "classification_scores", "describe_profiles",
            "example_messages", "expected_baseline_scores", "labeller_disagreement", "variant_evidence", "hidden_strength_sweep", "labeller_row", "lexicon_ablation", "lexicon_summary", "load_task", "method_table",
-           "no_signal_behaviour", "predict", "prediction_counts", "prepare_corpus", "run_cnn_experiment",
+           "hide_signal_tokens", "no_signal_behaviour", "predict", "prediction_counts", "prepare_corpus", "run_cnn_experiment",
            "scores_from_confusion", "signal_confusions", "soft_cross_entropy", "sweep_skip_reason", "TokenTensors", "train_weak_label_cnn",
            "yeh_p_value"]
 
@@ -527,20 +527,37 @@ def _subset_accuracy(predicted: np.ndarray, labels: np.ndarray, subset: np.ndarr
     return float((predicted[subset] == labels[subset]).mean()) if subset.any() else float("nan")
 
 
-def _evaluation_row(predicted: np.ndarray, gold: TokenTensors) -> dict[str, float]:
+def hide_signal_tokens(data: TokenTensors) -> TokenTensors:
+    """``data`` with every signal (lexicon) token hidden as the training masks it (:func:`mask_tokens` with
+    probability 1: a zero vector at its position). What is left of a message with signal tokens is what a
+    network can only read through words it learned beside them."""
+    return TokenTensors(mask_tokens(data.ids, data.signal, 1.0), torch.zeros_like(data.signal), data.targets,
+                        data.labels)
+
+
+def _evaluation_row(predicted: np.ndarray, gold: TokenTensors,
+                    predicted_signal_hidden: np.ndarray | None = None) -> dict[str, float]:
+    """Scores in %: accuracy, Macro recall and F1, accuracy on the messages with and without signal tokens,
+    the neutral share of those without, and ``accuracy_signal_hidden``: accuracy on the messages with signal
+    tokens when those tokens are hidden (``predicted_signal_hidden``, the predictions on
+    :func:`hide_signal_tokens` of ``gold``; ``None`` for a labeller, which then sees no signal and says
+    "neutral")."""
     has_signal = gold.has_signal
+    if predicted_signal_hidden is None:
+        predicted_signal_hidden = np.full_like(predicted, weak_labels.NEUTRAL)
     return {**{k: 100 * v for k, v in classification_scores(predicted, gold.labels).items()},
             "accuracy_with_signal": 100 * _subset_accuracy(predicted, gold.labels, has_signal),
             "accuracy_without_signal": 100 * _subset_accuracy(predicted, gold.labels, ~has_signal),
             "neutral_share_without_signal": 100 * float((predicted[~has_signal] == weak_labels.NEUTRAL).mean())
-            if (~has_signal).any() else float("nan")}
+            if (~has_signal).any() else float("nan"),
+            "accuracy_signal_hidden": 100 * _subset_accuracy(predicted_signal_hidden, gold.labels, has_signal)}
 
 
 def run_cnn_experiment(prepared: PreparedCorpus, config: Config, seeds: Sequence[int], *,
                        masking_probabilities: Sequence[float], device="cpu",
                        progress: bool = True) -> tuple[pd.DataFrame, dict[tuple[float, int], np.ndarray]]:
     """Train one CNN per masking probability and seed; return a tidy table (one row per run: the scores of
-    :func:`_evaluation_row` in %, the batches to the best validation loss, seconds) and the evaluation-set
+    :func:`_evaluation_row` in %, with the evaluation messages' signal tokens hidden too, the batches to the best validation loss, seconds) and the evaluation-set
     predictions keyed by ``(masking_probability, seed)``."""
     rows, predictions = [], {}
     for probability in masking_probabilities:
@@ -548,8 +565,10 @@ def run_cnn_experiment(prepared: PreparedCorpus, config: Config, seeds: Sequence
             trained = train_weak_label_cnn(prepared, config, masking_probability=probability, seed=seed,
                                            device=device, progress=progress)
             predicted, _ = predict(trained, prepared.gold, device)
+            predicted_hidden, _ = predict(trained, hide_signal_tokens(prepared.gold), device)
             predictions[(probability, seed)] = predicted
-            rows.append({"masking_probability": probability, "seed": seed, **_evaluation_row(predicted, prepared.gold),
+            rows.append({"masking_probability": probability, "seed": seed,
+                         **_evaluation_row(predicted, prepared.gold, predicted_hidden),
                          "best_step": trained.best_step, "seconds": trained.seconds})
     return pd.DataFrame(rows), predictions
 
@@ -612,7 +631,8 @@ def sweep_skip_reason(config: Config) -> str | None:
 
 def hidden_strength_sweep(config: Config, *, seed: int, device="cpu", progress: bool = True) -> pd.DataFrame:
     """For each ``hidden_strength`` of the stand-in generator, a fresh corpus and gold set, and one CNN with
-    and one without masking: their scores on the evaluation set, plus the distribution labeller's.
+    and one without masking: their scores on the evaluation set (:func:`run_cnn_experiment`'s columns, with the
+    number of evaluation messages with signal tokens), plus the distribution labeller's.
 
     ``hidden_strength`` is the probability that a sentiment word outside every lexicon matches the message's
     true sentiment (0: pure noise, 1: always). Masking can only help messages without signal tokens if such
@@ -628,14 +648,15 @@ def hidden_strength_sweep(config: Config, *, seed: int, device="cpu", progress: 
         task = load_task(config, seed=seed, corpus_messages=config.sweep_corpus_messages, chat_config=chat_config)
         prepared = prepare_corpus(task, config, seed=seed)
         labeller = weak_labels.distribution_labels(task.gold_texts, task.lexicon)
+        signal_messages = int(prepared.gold.has_signal.sum())
         rows.append({"hidden_strength": strength, "method": "distribution-based lexicon",
-                     **labeller_row(labeller, prepared)})
+                     "messages_with_signal": signal_messages, **labeller_row(labeller, prepared)})
         if progress:
             print(f"hidden strength {strength}:", flush=True)
         runs, _ = run_cnn_experiment(prepared, config, (seed,), masking_probabilities=(0.0, config.masking_probability),
                                      device=device, progress=progress)
         for _, run in runs.iterrows():
             method = "TextCNN, masking" if run["masking_probability"] > 0 else "TextCNN, no masking"
-            rows.append({"hidden_strength": strength, "method": method,
+            rows.append({"hidden_strength": strength, "method": method, "messages_with_signal": signal_messages,
                          **{k: run[k] for k in run.index if k not in ("masking_probability", "seed", "best_step", "seconds")}})
     return pd.DataFrame(rows)
