@@ -220,3 +220,19 @@ def test_word2vec_puts_rare_synonyms_near_their_subfields_key_words():
     found = chapter.synonym_neighbours(prepared, config)
     assert found["synonyms"] > 100 and found["median_count_ratio"] < 0.25      # rare: several times rarer
     assert found["median_rank"] < found["key_words"] / 4                      # random vectors: about half
+
+
+def test_completeness_gaps_shrink_with_more_integration_steps():
+    config = dataclasses.replace(chapter.CONFIGS["smoke"], papers=600, attribution_steps=4)
+    task = chapter.load_task(config, "ai", seed=0)
+    prepared = chapter.prepare(task, config, seed=0)
+    torch.manual_seed(0)
+    model = chapter.build_recommender(prepared, config).eval()
+    papers = list(range(6))
+    explanations = chapter.explain(model, prepared, papers, [0] * len(papers), config=config)
+    table = chapter.completeness_convergence(model, prepared, explanations, config=config, factor=8, tolerance=0.0)
+    assert len(table) == 3 * len(papers)                    # tolerance 0: every part is explained again
+    assert set(table["part"]) == set(chapter.FIELDS)
+    # 32 points of the sum come closer to F(x) - F(x') than 4 do (completeness of the integral)
+    assert (table["gap_finer"].abs() <= table["gap"].abs() + 1e-6).mean() >= 0.8
+    assert table["gap_finer"].abs().median() < 0.5 * table["gap"].abs().median()

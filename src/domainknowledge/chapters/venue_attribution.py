@@ -21,6 +21,7 @@ The chapter runs, through the same code at every profile and for each data set (
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import re
 import time
@@ -43,7 +44,7 @@ from domainknowledge.principles import attribution
 
 __all__ = ["BIGRAM_ORACLE", "CONFIGS", "SOURCES", "Config", "Concatenated", "EncodedSplit", "Explanation", "Prepared",
            "TokenizedTexts", "TrainedRecommender", "VenueTask", "FIELD_MODES", "JOINT", "baseline_scores",
-           "logistic_regression_scores", "characteristic_words", "completeness_summary", "describe_profiles", "explain",
+           "logistic_regression_scores", "characteristic_words", "completeness_convergence", "completeness_summary", "describe_profiles", "explain",
            "explanations_for_words", "pick_case_paper",
            "explanation_html", "load_task", "planted_word_table", "prepare", "predict_scores", "ranking_scores",
            "results_table", "run_recommenders", "statistics_table", "stratified_split", "subfield_coherence",
@@ -811,6 +812,33 @@ def completeness_summary(explanations: Sequence[Explanation], *, tolerance: floa
     return {"explanations": int(len(gaps)), "max_abs_gap": float(gaps.max()), "median_relative_gap": float(np.median(relative)),
             "max_relative_gap": float(relative.max()), "share_within_tolerance": float(np.mean(relative <= tolerance)),
             "tolerance": tolerance}
+
+
+def completeness_convergence(model: VenueRecommender, prepared: Prepared, explanations: Sequence[Explanation], *,
+                             config: Config, factor: int = 4, tolerance: float = 0.05, limit: int = 40,
+                             device="cpu") -> pd.DataFrame:
+    """Whether the completeness gaps of ``explanations`` (test papers of ``prepared``) are the quadrature
+    error of Eq. 8.1: the parts whose relative gap exceeds ``tolerance`` (at most ``limit`` explanations, in
+    order) are explained again with ``factor`` times ``config.attribution_steps`` steps. For the exact integral
+    the gap is 0 (completeness, Sundararajan et al. 2017), so a sum over more points must come closer.
+    One row per such part: ``paper``, ``venue``, ``part``, ``change`` ``F(x) - F(x')`` and ``gap`` at ``m`` and
+    at ``factor * m`` steps (columns ``gap`` and ``gap_finer``)."""
+    chosen = [e for e in explanations if any(abs(gap) > tolerance * abs(change) for _, change, gap in e.completeness())]
+    chosen = chosen[:limit]
+    if not chosen:
+        return pd.DataFrame(columns=["paper", "venue", "part", "change", "gap", "gap_finer"])
+    finer_config = dataclasses.replace(config, attribution_steps=factor * config.attribution_steps)
+    rows = []
+    for mode in sorted({e.mode for e in chosen}):
+        group = [e for e in chosen if e.mode == mode]
+        finer = explain(model, prepared, [e.paper for e in group], [e.venue for e in group], config=finer_config,
+                        device=device, fields=mode)
+        for coarse, fine in zip(group, finer):
+            for (part, change, gap), (_, _, gap_finer) in zip(coarse.completeness(), fine.completeness()):
+                if abs(gap) > tolerance * abs(change):
+                    rows.append({"paper": coarse.paper, "venue": coarse.venue, "part": part, "change": change,
+                                 "gap": gap, "gap_finer": gap_finer})
+    return pd.DataFrame(rows)
 
 
 def explanations_for_words(model: VenueRecommender, prepared: Prepared, words: pd.DataFrame, *, config: Config,
