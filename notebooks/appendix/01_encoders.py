@@ -144,8 +144,10 @@ if config.real_clip:
 
 # %% mystnb={"figure": {"caption": "Held-out images of the captioned world with their captions (no thesis counterpart).", "name": "fig-encoders-captioned-world"}}
 standin_config = encoders.STANDIN_SIZES[config.standin_size]
-if run.dry_run:        # a paper dry run trains the paper-size model for a few steps on a small captioned world
-    standin_config = dk.experiment.dry_run_config(standin_config, {"steps": 2, "warmup_steps": 1, "train_images": 1024})
+if run.dry_run:        # a paper dry run trains the paper-size model for two steps of 64 on a small captioned world
+    # (two of the paper's batches of 512 took a minute on a CPU thread)
+    standin_config = dk.experiment.dry_run_config(standin_config, {"steps": 2, "warmup_steps": 1, "train_images": 1024,
+                                                                   "batch_size": 64})
 heldout = captioned_world.generate_captioned_world(config.heldout_images, seed=seed, split="test",
                                                    image_size=standin_config.image_size)
 fig, axes = plt.subplots(2, 6, figsize=(11, 5.2))
