@@ -141,7 +141,7 @@ def test_paper_data_sets_need_the_data_root(tmp_path):
 
 
 def test_paper_loader_reads_the_published_layout_lazily(tmp_path):
-    from domainknowledge.data.real.dml_benchmarks import ImageFiles
+    from domainknowledge.data.real.image_files import ImageFiles
     from domainknowledge.fixtures import cub200, write_fixtures
 
     write_fixtures(tmp_path, ["cub200"])

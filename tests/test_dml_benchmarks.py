@@ -73,7 +73,7 @@ def test_missing_files_are_named_with_the_source(root, tmp_path):
 
 def test_image_files_decode_a_batch_at_a_time_like_the_whole_set(root):
     found = benchmarks.find_dml_benchmark(root, "cub200", "test")
-    files = benchmarks.ImageFiles(found.paths, 32)
+    files = benchmarks.benchmark_image_files(found.paths, 32)
     whole, _ = benchmarks.load_dml_benchmark(root, "cub200", split="test", image_size=32)
     assert files.shape == (len(found.paths), 3, 32, 32) and whole.shape == (len(found.paths), 32, 32, 3)
     np.testing.assert_array_equal(files[np.array([5, 1])].permute(0, 2, 3, 1).numpy(), whole[[5, 1]])

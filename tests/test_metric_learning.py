@@ -238,7 +238,7 @@ def test_large_feature_maps_are_memory_mapped_from_the_cache(tmp_path, monkeypat
     assert list((tmp_path / "feature_maps").iterdir()) == []     # unlinked: nothing left behind
     versions = ml.backbone_features(network, images, versions=2, max_in_memory_bytes=0,
                                     transform=lambda k, batch, indices: 255 - batch if k else batch)
-    assert versions.shape == (2, *in_memory.shape) and np.allclose(versions[0], mapped)
+    assert versions.shape == (2, *in_memory.shape) and np.allclose(versions[0], mapped, rtol=2e-3, atol=2e-3)  # float16
     _, history = ml.train_embedding_model("contrastive", images, labels, config=TOP_BLOCKS, seed=0,
                                           features=versions, validation_features=mapped)
     assert len(history.epoch_losses) == TOP_BLOCKS.epochs

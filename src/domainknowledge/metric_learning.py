@@ -563,7 +563,7 @@ class ImageSource:
     tensor ``(B, 3, S, S)``; ``len`` and ``shape`` (``(N, 3, S, S)``) as for the tensor of all of them.
     Training (:func:`train_embedding_model`), :func:`embed` and :func:`backbone_features` accept a source in
     place of the tensor, so a data set on disk (``ImageFiles`` of
-    :mod:`domainknowledge.data.real.dml_benchmarks`), a memory-mapped array (:class:`ArrayImages`) or
+    :mod:`domainknowledge.data.real.image_files`), a memory-mapped array (:class:`ArrayImages`) or
     copies built on the fly (e.g. the corrupted test sets of Ch. 11) are never held in memory at once.
     Subclasses implement ``batch(indices (B,) int64) -> (B, 3, S, S)`` and ``__len__``."""
 

@@ -180,7 +180,7 @@ class ImageSet:
     """One data set: training images uint8 ``(N, S, S, 3)`` with labels ``(N,)`` in ``0 .. C-1``; analysis
     images ``(n, S, S, 3)`` of classes not seen in training, their labels ``(n,)`` and foreground masks
     ``(n, S, S)`` (``None`` where the data set has none); ``seconds`` it took to load. The real benchmarks'
-    images are :class:`~domainknowledge.data.real.dml_benchmarks.ImageFiles`, read from disk a batch at a
+    images are :class:`~domainknowledge.data.real.image_files.ImageFiles`, read from disk a batch at a
     time (``source[indices]`` is ``uint8 (B, 3, S, S)``; :func:`picture` gives one as ``(S, S, 3)``)."""
 
     key: str
@@ -257,13 +257,13 @@ def load_image_set(key: str, config: Config, *, seed: int, data_root=None) -> Im
         chosen = _spread_choice(analysis.labels, config.analysis_images, seed)
         return ImageSet(key, training.images, training.labels, analysis.images[chosen], analysis.labels[chosen],
                         analysis.masks[chosen], time.time() - started)
-    from domainknowledge.data.real.dml_benchmarks import ImageFiles, find_dml_benchmark
+    from domainknowledge.data.real.dml_benchmarks import benchmark_image_files, find_dml_benchmark
 
     train = find_dml_benchmark(data_root, key, "train")
     test = find_dml_benchmark(data_root, key, "test")
     chosen = _spread_choice(test.labels, config.analysis_images, seed)
-    return ImageSet(key, ImageFiles(train.paths, size), train.labels,
-                    ImageFiles([test.paths[i] for i in chosen], size), test.labels[chosen], None, time.time() - started)
+    return ImageSet(key, benchmark_image_files(train.paths, size), train.labels,
+                    benchmark_image_files([test.paths[i] for i in chosen], size), test.labels[chosen], None, time.time() - started)
 
 
 def picture(images, index: int) -> np.ndarray:

@@ -19,8 +19,8 @@
 
 :func:`find_dml_benchmark` returns a split's image paths and labels (``0 .. C-1`` within the split, classes
 in the data set's id order); :func:`load_dml_benchmark` decodes them (centre-cropped squares,
-:func:`read_square_image`), and :class:`ImageFiles` decodes them lazily, a batch at a time, so that a paper
-run never holds a whole data set in memory. A missing file raises :class:`DataNotFoundError` naming the
+:func:`read_square_image`), and :func:`benchmark_image_files` decodes them lazily, a batch at a time, so that
+a paper run never holds a whole data set in memory. A missing file raises :class:`DataNotFoundError` naming the
 file and where the data set comes from.
 """
 
@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from domainknowledge.data.bundled import DataNotFoundError
-from domainknowledge.metric_learning import ImageSource
+from domainknowledge.data.real.image_files import ImageFiles, square_crop
 
-__all__ = ["DML_BENCHMARKS", "Benchmark", "BenchmarkSplit", "ImageFiles", "benchmark_class_names", "class_image_files",
+__all__ = ["DML_BENCHMARKS", "Benchmark", "BenchmarkSplit", "benchmark_class_names", "benchmark_image_files", "class_image_files",
            "find_dml_benchmark", "image_files", "load_dml_benchmark", "natural_key", "read_square_image"]
 
 
@@ -102,28 +102,12 @@ def read_square_image(path: Path, size: int, mode: str = "RGB", *, full_size: tu
         return np.asarray(image.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR))
 
 
-class ImageFiles(ImageSource):
-    """Image files read on demand (an :class:`~domainknowledge.metric_learning.ImageSource`):
-    ``images[indices]`` decodes those files into ``uint8 (B, 3, S, S)`` (centre-cropped squares resized to
-    ``size``), so that training and evaluation stream a data set batch by batch instead of decoding all of
-    it."""
-
-    def __init__(self, paths, size: int):
-        self.paths, self.size = [Path(p) for p in paths], int(size)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def batch(self, indices: np.ndarray):
-        import torch
-
-        images = [read_square_image(self.paths[int(i)], self.size) for i in indices]
-        batch = np.stack(images) if images else np.zeros((0, self.size, self.size, 3), np.uint8)
-        return torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
-
-    def numpy(self) -> np.ndarray:
-        """Every image decoded, ``uint8 (N, S, S, 3)`` (small sets only)."""
-        return self[:].permute(0, 2, 3, 1).numpy()
+def benchmark_image_files(paths, size: int):
+    """The images of ``paths`` read on demand as ``uint8 (B, 3, S, S)`` tensors, centre-cropped squares resized
+    to ``size`` (:class:`~domainknowledge.data.real.image_files.ImageFiles` with
+    :func:`~domainknowledge.data.real.image_files.square_crop`): training and evaluation stream a data set batch
+    by batch instead of decoding all of it."""
+    return ImageFiles(paths, square_crop(size), size, channels_first=True)
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -255,6 +239,6 @@ def benchmark_class_names(data_root, name: str) -> dict[int, str]:
 
 def load_dml_benchmark(data_root, name: str, *, split: str, image_size: int = 224) -> tuple[np.ndarray, np.ndarray]:
     """Images ``uint8 (N, S, S, 3)`` and labels ``int64 (N,)`` of one split, decoded at once (small sets;
-    a paper run streams through :class:`ImageFiles` instead)."""
+    a paper run streams through :func:`benchmark_image_files` instead)."""
     found = find_dml_benchmark(data_root, name, split)
-    return ImageFiles(found.paths, image_size).numpy(), found.labels
+    return ImageFiles(found.paths, square_crop(image_size), image_size)[:], found.labels

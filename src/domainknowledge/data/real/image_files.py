@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["ImageFiles", "fit_and_pad", "resize_center_crop"]
+__all__ = ["ImageFiles", "fit_and_pad", "resize_center_crop", "square_crop"]
 
 
 def fit_and_pad(size: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -37,6 +37,19 @@ def resize_center_crop(size: int) -> Callable[[np.ndarray], np.ndarray]:
                              Image.BICUBIC)
         left, top = (photo.width - size) // 2, (photo.height - size) // 2
         return np.asarray(photo.crop((left, top, left + size, top + size)))
+    return prepare
+
+
+def square_crop(size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """``prepare`` that crops the centre square of the image and resizes it to ``size`` (bilinear), as the
+    metric-learning benchmarks are read (:func:`~domainknowledge.data.real.dml_benchmarks.read_square_image`)."""
+    from PIL import Image
+
+    def prepare(image: np.ndarray) -> np.ndarray:
+        height, width = image.shape[:2]
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        return np.asarray(Image.fromarray(image[top:top + side, left:left + side]).resize((size, size), Image.BILINEAR))
     return prepare
 
 
