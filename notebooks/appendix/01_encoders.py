@@ -144,10 +144,8 @@ if config.real_clip:
 
 # %% mystnb={"figure": {"caption": "Held-out images of the captioned world with their captions (no thesis counterpart).", "name": "fig-encoders-captioned-world"}}
 standin_config = encoders.STANDIN_SIZES[config.standin_size]
-if run.dry_run:        # a paper dry run trains the paper-size model for two steps of 64 on a small captioned world
-    # (two of the paper's batches of 512 took a minute on a CPU thread)
-    standin_config = dk.experiment.dry_run_config(standin_config, {"steps": 2, "warmup_steps": 1, "train_images": 1024,
-                                                                   "batch_size": 64})
+if run.dry_run:        # a paper dry run trains the paper-size model for two steps on a small captioned world
+    standin_config = encoders.dry_run_standin_config(config.standin_size)
 heldout = captioned_world.generate_captioned_world(config.heldout_images, seed=seed, split="test",
                                                    image_size=standin_config.image_size)
 fig, axes = plt.subplots(2, 6, figsize=(11, 5.2))
@@ -192,8 +190,7 @@ pd.Series({field: getattr(standin_config, field) for field in standin_config.__d
 # log below says whether this run trained it or found it.
 
 # %%
-clip = (encoders.load_standin_clip(standin_config, device=run.device) if run.dry_run
-        else encoders.load_encoder(f"standin-clip-{config.standin_size}", device=run.device))
+clip = encoders.load_encoder(f"standin-clip-{config.standin_size}", device=run.device, dry_run=run.dry_run)
 status = "loaded from the cache" if clip.loaded_from_cache else "trained in this run"
 display(Markdown(f"**{clip.name}** ({status}): {clip.provenance}; training took "
                  f"{clip.history['seconds']:.0f} s on `{clip.history['device']}` when it was trained; "

@@ -38,6 +38,7 @@ from domainknowledge.models.encoders.registry import (
 )
 from domainknowledge.models.encoders.standin_clip import (
     STANDIN_SIZES,
+    dry_run_standin_config,
     StandInClipConfig,
     StandInClipEncoder,
     load_standin_clip,
@@ -54,7 +55,7 @@ from domainknowledge.models.encoders.zero_shot import (
     zero_shot_predict,
 )
 
-__all__ = ["CONSE_TOP_T", "STANDIN_SIZES", "ConSEEncoder", "EfficientNetLiteEncoder", "Encoder", "EncoderEntry",
+__all__ = ["CONSE_TOP_T", "STANDIN_SIZES", "dry_run_standin_config", "ConSEEncoder", "EfficientNetLiteEncoder", "Encoder", "EncoderEntry",
            "EncoderNotAvailableError", "NoTextTowerError", "OpenClipEncoder", "RawPixelEncoder", "StandInClipConfig",
            "StandInClipEncoder", "TorchvisionEncoder", "available_encoders", "cached_embeddings", "cached_image_embeddings",
            "cached_text_embeddings",

@@ -150,12 +150,13 @@ def load_encoder(name: str, *, cache_dir=None, device="cpu", allow_download: boo
 
     ``allow_download`` lets open_clip and torchvision fetch missing weights into the cache (needs a network);
     without it, missing weights raise :class:`EncoderNotAvailableError` with the command that gets them.
-    ``dry_run`` (a paper dry run): an encoder trained here (the stand-in CLIP) is trained with its loop counts
-    capped by :data:`domainknowledge.experiment.DRY_RUN_CAPS` (same architecture and image size), cached apart.
+    ``dry_run`` (a paper dry run): an encoder trained here (the stand-in CLIP) is trained for a few steps
+    (:func:`~domainknowledge.models.encoders.standin_clip.dry_run_standin_config`: same architecture and
+    image size), cached apart.
     """
     from domainknowledge.experiment import resolve_device
     from domainknowledge.models.encoders import pretrained
-    from domainknowledge.models.encoders.standin_clip import STANDIN_SIZES, load_standin_clip
+    from domainknowledge.models.encoders.standin_clip import STANDIN_SIZES, dry_run_standin_config, load_standin_clip
 
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     device = resolve_device(device) if isinstance(device, str) else device
@@ -169,9 +170,7 @@ def load_encoder(name: str, *, cache_dir=None, device="cpu", allow_download: boo
     if name.startswith("standin-clip-") and name[len("standin-clip-"):] in STANDIN_SIZES:
         size = name[len("standin-clip-"):]
         if dry_run:
-            from domainknowledge.experiment import dry_run_config
-
-            return load_standin_clip(dry_run_config(STANDIN_SIZES[size]), cache_dir=root, device=device,
+            return load_standin_clip(dry_run_standin_config(size), cache_dir=root, device=device,
                                      progress=progress, label=f"{size}-dry-run")
         return load_standin_clip(size, cache_dir=root, device=device, progress=progress)
     if name == "conse-lite0-minilm":

@@ -47,7 +47,7 @@ from torch import nn
 
 from domainknowledge.models.encoders.base import Encoder, import_open_clip, resize_center_crop
 
-__all__ = ["STANDIN_SIZES", "CompactBpeTokenizer", "ConvImageTower", "StandInClipConfig", "StandInClipEncoder", "build_clip_model",
+__all__ = ["STANDIN_SIZES", "CompactBpeTokenizer", "dry_run_standin_config", "ConvImageTower", "StandInClipConfig", "StandInClipEncoder", "build_clip_model",
            "load_standin_clip", "standin_cache_key", "standin_cache_path", "train_standin_clip"]
 
 PAD, START, END, UNKNOWN = 0, 1, 2, 3
@@ -110,6 +110,16 @@ STANDIN_SIZES: dict[str, StandInClipConfig] = {
                                text_width=256, text_layers=4, text_heads=4, embed_dim=256, steps=20000,
                                batch_size=512, learning_rate=5e-4, warmup_steps=1000),
 }
+
+
+def dry_run_standin_config(size: str) -> StandInClipConfig:
+    """The stand-in CLIP of ``size`` as a paper dry run trains it: the same architecture and image size, two
+    steps of 64 (after one warm-up step) on 1,024 generated images. Every chapter's dry run loads this one
+    model, so it is trained once and then read from the cache (two of the paper's batches of 512 took a
+    minute on a CPU thread)."""
+    from domainknowledge.experiment import dry_run_config
+
+    return dry_run_config(STANDIN_SIZES[size], {"steps": 2, "warmup_steps": 1, "train_images": 1024, "batch_size": 64})
 
 
 class CompactBpeTokenizer:
