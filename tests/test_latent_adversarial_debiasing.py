@@ -256,3 +256,26 @@ def test_sparse_latent_classifier_zeroes_unused_weights():
     assert float((sparse(latents).argmax(1) == labels).float().mean()) == 1.0
     with pytest.raises(ValueError, match="sparsity"):
         lad.train_latent_classifier(latents, labels, sparsity=-1.0)
+
+
+def test_spread_sample_avoids_the_common_vector_and_repeats():
+    from domainknowledge.models.vqvae import spread_sample
+
+    vectors = torch.zeros(100, 3)                                         # a black background at most positions ...
+    vectors[90:] = torch.randn(10, 3) + 5.0                               # ... and ten stroke vectors
+    generator = torch.Generator().manual_seed(0)
+    picked = spread_sample(vectors, 5, generator)
+    assert len({tuple(row.tolist()) for row in picked}) == 5              # never the same vector twice
+    again = spread_sample(vectors, 4, generator, chosen=torch.zeros(1, 3))
+    assert (again.norm(dim=1) > 1).all()                                  # far from the codes already in use
+
+
+def test_reconstruction_loss_keeps_a_gradient_where_the_sigmoid_saturates():
+    from domainknowledge.models.vqvae import reconstruction_loss
+
+    logits = torch.full((1, 1, 2, 2), -20.0, requires_grad=True)          # decoder says black, the image is white
+    reconstruction_loss(logits, torch.ones(1, 1, 2, 2)).backward()
+    assert torch.allclose(logits.grad, torch.full_like(logits, -0.25), atol=1e-6)      # (sigmoid - x) / 4 pixels
+    squared = torch.full((1, 1, 2, 2), -20.0, requires_grad=True)
+    torch.nn.functional.mse_loss(torch.sigmoid(squared), torch.ones(1, 1, 2, 2)).backward()
+    assert squared.grad.abs().max() < 1e-7                                # the squared error's gradient vanishes

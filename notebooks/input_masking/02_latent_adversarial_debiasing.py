@@ -270,7 +270,7 @@ walk_table = pd.DataFrame([{
     "dataset": chapter.KIND_TITLES[r.kind], "seed": r.seed, "steps": chapter.WALKS[r.kind][0],
     "alpha (calibrated)": r.alpha, "VQ-VAE reconstruction MSE": r.reconstruction_error,
     "entropy of f before (nats)": r.entropy_before, f"after the walk ({config.walk})": r.entropy_after,
-    f"after the {other_walk} walk": r.other_walk_entropy_after, "f on the oracle recolours (nats)": r.oracle_entropy,
+    f"after the {other_walk} walk (validation)": r.other_walk_entropy_after, "f on the oracle recolours (nats)": r.oracle_entropy,
     **{f"f accuracy, {k} (%)": 100 * v for k, v in r.weak_accuracies.items()},
     **{f"{k} (s)": v for k, v in r.seconds.items()}} for r in lad_runs])
 diagnostics_table = pd.DataFrame([{
@@ -301,8 +301,9 @@ run.record("constrained_walks", constrained_table.to_dict(orient="list"))
 # %% [markdown]
 # ### Table 5.1
 #
-# Test accuracy in %, mean ± standard deviation over {glue:text}`lad_runs` seeds, next to the thesis'
-# values (MNIST and CIFAR-10, 100 % bias ratio). The `biased` column tests on held-out digits with the
+# Test accuracy in %, next to the thesis' values; with more than one seed (`runs`, here
+# {glue:text}`lad_runs`), mean ± standard deviation over the seeds. The thesis'
+# values are for MNIST and CIFAR-10 at a 100 % bias ratio. The `biased` column tests on held-out digits with the
 # training bias, a check that each model fitted its training data. {numref}`fig-latent_adversarial_debiasing-accuracy`
 # plots the accuracies per test condition.
 
@@ -338,7 +339,7 @@ calibration_table.round(3)
 # %% [markdown]
 # Per set and seed: the calibrated $\alpha$, the VQ-VAE's reconstruction error, the mean entropy of $f$'s
 # prediction on the training latents before and after the walk (the maximum is $\ln 10 \approx 2.30$
-# nats), the entropy the other reading of Algorithm 1 reaches at the same $\alpha$, the entropy of $f$ on
+# nats), the entropy the other reading of Algorithm 1 reaches at the same $\alpha$ (on the validation latents), the entropy of $f$ on
 # the oracle's recoloured digits (a recoloured digit is what the walk aims at; if $f$ reads colour, its
 # entropy there should be high), $f$'s accuracy on the latents of each test condition, and the time of
 # each stage.
@@ -391,10 +392,6 @@ location_table.round(2)
 located = [r for r in lad_runs if r.kind == "background" and r.gradient_location]
 first = located[0]
 information, reads, gradient, kept = first.code_information, first.weak_reads, first.gradient_location, first.background_colour
-run.glue("lad_mi_digit", f"{information['digit']:.2f}")
-run.glue("lad_mi_background", f"{information['background']:.2f}")
-run.glue("lad_f_background_only", f"{100 * reads['background only']:.0f} %")
-run.glue("lad_gradient_ratio", f"{gradient['ratio']:.2f}")
 display(Markdown(
     f"On the background-coloured digits (seed {first.seed}) a code at a background position tells the colour "
     f"with {information['background']:.2f} nats, a code at a digit position with {information['digit']:.2f}: "
@@ -431,8 +428,6 @@ else:
     display(constrained_table.round(3))
     plain, strictest = constrained_table.iloc[0], constrained_table.iloc[-1]
     ratio_key, kept_key = "entropy gradient per digit / background position", "background cells in the class colour after the walk"
-    run.glue("lad_constrained_ratio", f"{strictest[ratio_key]:.2f}")
-    run.glue("lad_constrained_kept", f"{100 * strictest[kept_key]:.0f} %")
     display(Markdown(
         f"With the strongest penalty (L1 weight {strictest['L1 weight of f']:g}) the gradient ratio falls from "
         f"{plain[ratio_key]:.2f} to {strictest[ratio_key]:.2f}, the walk changes {100 * strictest['codes changed, digit']:.0f} % "
@@ -442,8 +437,8 @@ else:
         f"digits (unpenalised: {100 * plain['oracle ResNet-20 reads the walked digits']:.0f} %). "
         + (f"But $f$'s entropy reaches {strictest['entropy after (nats)']:.2f} nats while "
            f"{100 * strictest[kept_key]:.0f} % of the background cells still show the class colour: a constrained $f$ is "
-           "confused long before the colour is gone, so a walk that stops when $f$ is unsure leaves most of the cue that "
-           "the vanilla ResNet-20 follows."
+           "confused long before the colour is gone, so a walk calibrated to make $f$ unsure leaves most of the cue "
+           "that the vanilla ResNet-20 follows."
            if strictest[kept_key] >= 0.5 else
            f"And {100 * strictest[kept_key]:.0f} % of the background cells still show the class colour after the walk.")))
 
@@ -486,9 +481,12 @@ for result in [r for r in lad_runs if r.seed == seeds[0]]:
 #   thesis, so two are shown. The spurious value is 1 (the maximum intensity).
 # - **Models and training.** The VQ-VAE's architecture, loss weights and schedule are not given: ours has
 #   two stride-2 convolutions (a 7 x 7 latent grid at 28 px; at `smoke` one, an 8 x 8 grid at 16 px),
-#   32 channels at `cpu`, the loss of van den Oord et al. with $\beta = 0.25$, codes started at encoder
-#   outputs and unused codes restarted after each epoch (with random initial codes, the 20-code book
-#   collapsed to a single code in our trials), trained for about 1,900 steps at `cpu` (with 250 its
+#   32 channels at `cpu`, the loss of van den Oord et al. with $\beta = 0.25$ but with a binary
+#   cross-entropy reconstruction term on the decoder's logits (with the squared error after a sigmoid, the
+#   VQ-VAE of the foreground-coloured digits settled on an all-black output whose saturated sigmoid passed
+#   no gradient back, and its codes collapsed to one point), codes started at encoder outputs spread
+#   k-means++-style and unused codes restarted the same way after each epoch (with random initial codes,
+#   the 20-code book collapsed to a single code in our trials), trained for about 1,900 steps at `cpu` (with 250 its
 #   reconstructions took on the class colour and lost the strokes, and the oracle control failed). At
 #   `cpu` the ResNet-20 is 8 channels wide instead of 16 (a
 #   quarter of the compute) and trains for a few epochs with Adam; the thesis gives no optimiser or
@@ -523,7 +521,8 @@ for result in [r for r in lad_runs if r.seed == seeds[0]]:
 # The checks are not thesis claims. Two positive controls per set gate its LAD claim: the vanilla
 # ResNet-20 follows the spurious signal (the premise without which LAD has nothing to remove), and, where
 # it runs, the oracle-recolour control beats vanilla on the independent test by at least 10 points and
-# the seed spread (the data, the VQ-VAE and the network can carry the shapes: the ceiling LAD aims at).
+# the seed spread, and chance by at least 10 points (the data, the VQ-VAE and the network can carry the
+# shapes: the ceiling LAD aims at).
 # Walk diagnostics are recorded as sanity checks and do not gate the claim, since they measure LAD itself.
 # Per set: the walk removes the colour cue (colour predictability of the walked images at most chance + 20
 # points), and the oracle ResNet-20 still reads most walked digits (at most 20 points below the
@@ -539,7 +538,10 @@ for result in [r for r in lad_runs if r.seed == seeds[0]]:
 # chance. Table 5.1, per set: LAD is "far above" vanilla on the independent test if its mean exceeds
 # vanilla's by more than the larger standard deviation over seeds of the two
 # (`dk.significance.exceeds_seed_spread`) and by at least 10 percentage points (the thesis' smallest gain,
-# corrupted CIFAR-10, is 27.8 points). Values are mean ± standard deviation over seeds. A LAD miss is
+# corrupted CIFAR-10, is 27.8 points), and its mean is at least 10 points above chance (a vanilla model that
+# follows the colour scores below chance on the independent test, so a LAD model that learned nothing, at
+# chance, would otherwise count as "far above" it; the thesis' LAD models are 30 to 89 points above
+# chance). Values are mean ± standard deviation over seeds. A LAD miss is
 # diagnosed with the walk diagnostics: where the oracle ResNet-20 recognises far fewer walked than
 # reconstructed training digits (more than 20 points fewer), the walk destroyed the shape along with the
 # colour; where it also changed digit codes at least as often as background codes, or (background-coloured
@@ -594,9 +596,10 @@ for kind in config.kinds:
         requirements.append(f"oracle-recolour-{kind}")
         run.check(f"oracle-recolour-{kind}", kind="positive-control",
                   statement=f"{title}: the same glyphs recoloured at random and passed through the VQ-VAE teach the ResNet-20 the shapes (the ceiling LAD aims at)",
-                  expected="above vanilla on the independent test by at least 10 points and the seed spread",
+                  expected="above vanilla on the independent test by at least 10 points and the seed spread, and above chance (10 %) by at least 10 points",
                   measured=f"{mean_sd(oracle)} vs {mean_sd(vanilla)} %",
-                  passes=dk.significance.exceeds_seed_spread(oracle, vanilla) and bool(oracle.mean() - vanilla.mean() >= 0.10))
+                  passes=dk.significance.exceeds_seed_spread(oracle, vanilla) and bool(oracle.mean() - vanilla.mean() >= 0.10)
+                  and bool(oracle.mean() >= chance + 0.10))
     runs_of_kind = [r for r in lad_runs if r.kind == kind]
     entropy_after = float(np.mean([r.entropy_after for r in runs_of_kind]))
     changed = {k: 100 * np.mean([r.changed_codes[k] for r in runs_of_kind]) for k in ("digit", "background")
@@ -663,7 +666,8 @@ for kind in config.kinds:
         source="Table 5.1, Secs. 5.6.2-5.6.4", thesis_value=f"{thesis[0]} vs {thesis[1]} %",
         measured=(f"{mean_sd(lad_values)} vs {mean_sd(vanilla)} % (conditioned: "
                   f"{mean_sd(accuracies(kind, 'LAD', 'conditioned'))} vs {mean_sd(accuracies(kind, 'Vanilla', 'conditioned'))} %)"),
-        holds=dk.significance.exceeds_seed_spread(lad_values, vanilla) and bool(lad_values.mean() - vanilla.mean() >= 0.10),
+        holds=dk.significance.exceeds_seed_spread(lad_values, vanilla) and bool(lad_values.mean() - vanilla.mean() >= 0.10)
+        and bool(lad_values.mean() >= chance + 0.10),
         requires=requirements, cause=cause, diagnosis=diagnosis)
 
 # %%

@@ -141,7 +141,8 @@ CONFIGS: dict[str, Config] = {
         kinds=("background",),
         vqvae=VQVAEConfig(codes=20, code_dim=64, hidden=32, downsamplings=1, epochs=6, batch_size=64,
                           learning_rate=3e-3),
-        corrupted_codes=64, weak_hidden=100, weak_epochs=10, weak_sparsities=(), walk="per-step", alphas=CALIBRATION_ALPHAS,
+        corrupted_codes=64, weak_hidden=100, weak_epochs=10, weak_sparsities=(), walk="per-step",
+        alphas=(0.1, 0.4, 1.6),
         target_entropy=0.9, resnet_width=8, strong_epochs=4, strong_batch=64, strong_learning_rate=3e-3, runs=1,
         oracle_recolour=False, one_pixel_networks=("mlp",), one_pixel_images=1000, one_pixel_iterations=300,
         one_pixel_batch=32, one_pixel_learning_rate=1e-3),
@@ -527,8 +528,8 @@ def run_lad(task: Task, config: Config, *, seed: int, device="cpu", examples: in
         target_entropy=config.target_entropy)
     walked_latents, result.entropy_before, result.entropy_after = lad.walk_latents(
         latents, weak, quantise, steps=steps, alpha=result.alpha, accumulate=accumulate)
-    result.other_walk_entropy_after = lad.walk_latents(latents, weak, quantise, steps=steps, alpha=result.alpha,
-                                                       accumulate=not accumulate)[2]
+    result.other_walk_entropy_after = lad.walk_latents(validation, weak, quantise, steps=steps, alpha=result.alpha,
+                                                       accumulate=not accumulate)[2]          # on validation: cheaper
     walked = _batched(vqvae.decode, walked_latents)
     result.seconds["walk"] = time.time() - started
 
