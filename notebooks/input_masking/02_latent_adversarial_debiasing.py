@@ -257,6 +257,8 @@ plt.show()
 # %%
 run.glue("lad_alphas", "{" + ", ".join(f"{a:g}" for a in config.alphas) + "}")
 run.glue("lad_target_entropy", f"{100 * config.target_entropy:.0f} %")
+run.glue("lad_diagnosed_images", f"{chapter.DIAGNOSED_IMAGES:,}")
+run.glue("lad_constrained_images", f"{chapter.CONSTRAINED_WALK_IMAGES:,}")
 seeds = chapter.run_seeds(seed, config.runs)
 lad_runs = []
 for kind, task in tasks.items():
@@ -371,8 +373,8 @@ diagnostics_table.round(1)
 # positions were "stroke on red", "stroke on green" and so on, no change of code could recolour a digit
 # position without redrawing its stroke. (2) **Where does $f$ read the class?** $f$'s training accuracy when
 # every digit position is replaced by the mean code (background only), and when every background position
-# is (digit only). (3) **Where does the walk push?** The squared norm of the entropy gradient
-# $\partial H / \partial h$ per position, summed over the training images: its share at digit positions next
+# is (digit only), on the same images as (3). (3) **Where does the walk push?** The squared norm of the entropy gradient
+# $\partial H / \partial h$ per position, summed over (at most {glue:text}`lad_diagnosed_images`) training images: its share at digit positions next
 # to their share of the grid, and the mean per digit position over the mean per background position. The
 # standardised step of Eq. 5.6 keeps these proportions, so a ratio above 1 means that the walk's steps are
 # longer on the strokes than on the background. For the background-coloured digits the table also gives the
@@ -417,7 +419,7 @@ display(Markdown(
 # table of profiles), which drives the weights on inputs that $f$ does not need to zero, so that $f$, and
 # with it its entropy gradient, rests on the fewest, easiest inputs. Per L1 weight (0 is the $f$ used
 # above), on the background-coloured digits: $f$'s accuracy and where it reads the class, the gradient ratio
-# of (3), the step calibrated on validation as before, and on 500 training digits the walk's entropy, the
+# of (3), the step calibrated on validation as before, and on {glue:text}`lad_constrained_images` training digits the walk's entropy, the
 # codes it changes, the background cells left in the class colour and the walked digits that the oracle
 # ResNet-20 still recognises. These walks only diagnose: no ResNet-20 is trained on them.
 

@@ -35,7 +35,7 @@ from domainknowledge.models.resnet import ResNet20
 from domainknowledge.models.vqvae import VQVAEConfig, train_vqvae
 from domainknowledge.principles import latent_adversarial_debiasing as lad
 
-__all__ = ["CONFIGS", "KIND_TITLES", "ORACLE_METHOD", "SOURCES", "THESIS_TABLE", "WALKS", "Config", "LADRun", "Task", "accuracy",
+__all__ = ["CONFIGS", "CONSTRAINED_WALK_IMAGES", "DIAGNOSED_IMAGES", "KIND_TITLES", "ORACLE_METHOD", "SOURCES", "THESIS_TABLE", "WALKS", "Config", "LADRun", "Task", "accuracy",
            "augment", "binarise", "calibrate_alpha", "constrained_walk_rows", "glyph_source",
            "crossover_iteration", "describe_profiles", "load_glyphs", "load_mnist", "load_one_pixel_data", "load_task",
            "one_pixel_experiment", "run_lad", "run_seeds", "to_tensor", "train_strong_classifier"]
@@ -51,6 +51,10 @@ THESIS_TABLE = {
 }
 
 SOURCES = ("digits", "mnist-sample", "mnist")
+#: How many training images the location diagnostics (gradient location, masked accuracies of f) measure.
+DIAGNOSED_IMAGES = 2000
+#: How many training images the walks of a constrained ``f`` (:func:`constrained_walk_rows`) walk.
+CONSTRAINED_WALK_IMAGES = 500
 ORACLE_METHOD = "Oracle recolour (control)"
 
 
@@ -383,7 +387,8 @@ class LADRun:
     a position's code to the nearest other code there, ``code_information``: the mutual information (nats)
     between the code at a position and the image's colour, ``gradient_location``: where ``f``'s entropy
     gradient lies (:func:`~domainknowledge.principles.latent_adversarial_debiasing.entropy_gradient_location`),
-    ``weak_reads``: ``f``'s training accuracy from background or digit positions alone,
+    ``weak_reads``: ``f``'s training accuracy from background or digit positions alone (both on the first
+    :data:`DIAGNOSED_IMAGES` training images),
     ``background_colour``: for background-coloured digits, the share of background cells that show the class
     colour in the reconstructions and after the walk, ``constrained_walks``: one row per L1 weight of ``f``
     (:func:`constrained_walk_rows`), ``colour_predictability`` of the class from colour statistics of the
@@ -448,13 +453,13 @@ def calibrate_alpha(latents: torch.Tensor, classifier, quantise, *, steps: int, 
 
 def constrained_walk_rows(latents: torch.Tensor, labels: torch.Tensor, validation: torch.Tensor, cells: np.ndarray,
                           vqvae, weak, config: Config, *, seed: int, steps: int, alphas,
-                          sample: int = 500) -> tuple[list[dict], dict[float, torch.Tensor]]:
+                          sample: int = CONSTRAINED_WALK_IMAGES) -> tuple[list[dict], dict[float, torch.Tensor]]:
     """The walk of a constrained ``f`` on background-coloured digits: for ``f`` as trained (L1 weight 0) and for
-    every weight of ``config.weak_sparsities``, ``f``'s accuracy from background / digit positions alone
+    every weight of ``config.weak_sparsities``: the walk's step (calibrated on ``validation`` latents as for
+    LAD) and, on the first ``sample`` training latents ``(N, D, H, W)`` (digit positions ``cells`` ``(N, H, W)``),
+    ``f``'s accuracy from background / digit positions alone
     (:func:`~domainknowledge.principles.latent_adversarial_debiasing.masked_position_accuracies`), where its
-    entropy gradient lies, the walk's step (calibrated on ``validation`` latents as for LAD), and, on the first
-    ``sample`` training latents ``(N, D, H, W)`` (digit positions ``cells`` ``(N, H, W)``), the entropy after the
-    walk, the codes it changed and the share of background cells still in the class colour. Returns the rows
+    entropy gradient lies, the entropy after the walk, the codes it changed and the share of background cells still in the class colour. Returns the rows
     and the walked images ``(sample, 3, S, S)`` per weight (for the oracle ResNet-20 to read)."""
     quantise = lambda grid: vqvae.quantizer(grid)[1]                      # noqa: E731
     part, part_cells = latents[:sample], cells[:sample]
@@ -472,7 +477,7 @@ def constrained_walk_rows(latents: torch.Tensor, labels: torch.Tensor, validatio
         images[sparsity] = _batched(vqvae.decode, moved)
         colours = lad.cell_palette_colours(images[sparsity].permute(0, 2, 3, 1).numpy(), part.shape[-1],
                                            cd.REBIAS_COLOURS)
-        reads = lad.masked_position_accuracies(f, latents, labels, cells, fill)
+        reads = lad.masked_position_accuracies(f, part, labels[:sample], part_cells, fill)
         location = lad.entropy_gradient_location(f, part, part_cells)
         changed = lad.changed_code_fractions(codes, vqvae.quantizer.indices(moved), part_cells)
         rows.append({"L1 weight of f": sparsity, "f accuracy (train)": reads["all"],
@@ -542,8 +547,9 @@ def run_lad(task: Task, config: Config, *, seed: int, device="cpu", examples: in
             result.changed_codes = lad.changed_code_fractions(codes, vqvae.quantizer.indices(walked_latents), cells)
             result.code_margins = lad.code_margins(vqvae.quantizer.codebook, codes, cells)
             result.code_information = lad.code_attribute_information(codes, task.train.attributes, cells)
-            result.gradient_location = lad.entropy_gradient_location(weak, latents, cells)
-            result.weak_reads = lad.masked_position_accuracies(weak, latents, train_y, cells,
+            sample = slice(0, DIAGNOSED_IMAGES)                           # a sample: no copies of a whole data set
+            result.gradient_location = lad.entropy_gradient_location(weak, latents[sample], cells[sample])
+            result.weak_reads = lad.masked_position_accuracies(weak, latents[sample], train_y[sample], cells[sample],
                                                                vqvae.quantizer.codebook.detach().mean(0))
     as_images = lambda x: x.permute(0, 2, 3, 1).numpy()                  # noqa: E731
     if cells is not None and task.kind == "background":
