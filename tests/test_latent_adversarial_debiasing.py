@@ -179,3 +179,103 @@ def test_code_margins_are_nearest_other_code_distances():
     indices = torch.tensor([[[0, 2]]])
     margins = lad.code_margins(codebook, indices, np.array([[[True, False]]]))
     assert margins == {"digit": pytest.approx(1.0), "background": pytest.approx(4.0)}
+
+
+def test_code_attribute_information_separates_colour_codes_from_stroke_codes():
+    # background positions: code = colour (all ln 10 of colour information); digit positions: one stroke code for
+    # every colour (none)
+    attributes = np.repeat(np.arange(10), 20)
+    codes = np.broadcast_to(attributes[:, None, None], (200, 2, 2)).copy()
+    digit = np.zeros((200, 2, 2), dtype=bool)
+    digit[:, 0, 0] = True
+    codes[:, 0, 0] = 15
+    information = lad.code_attribute_information(codes, attributes, digit)
+    assert information["background"] == pytest.approx(np.log(10))
+    assert information["digit"] == pytest.approx(0.0, abs=1e-12)
+    codes[:, 0, 0] = 10 + attributes                                     # "stroke on colour k": as informative
+    assert lad.code_attribute_information(codes, attributes, digit)["digit"] == pytest.approx(np.log(10))
+    with pytest.raises(ValueError, match="attributes"):
+        lad.code_attribute_information(codes, attributes[:-1], digit)
+
+
+def test_entropy_gradient_location_finds_the_positions_f_depends_on():
+    torch.manual_seed(0)
+    classifier = lad.LatentClassifier((3, 2, 2), num_classes=4, hidden=8)
+    with torch.no_grad():                                                # f reads position (0, 0) only
+        weights = classifier.layers[1].weight.view(8, 3, 2, 2)
+        weights.zero_()
+        weights[:, :, 0, 0] = torch.randn(8, 3)
+    latents = torch.randn(16, 3, 2, 2)
+    digit = np.zeros((16, 2, 2), dtype=bool)
+    digit[:, 1, 1] = True                                                # f ignores the "digit" position
+    location = lad.entropy_gradient_location(classifier, latents, digit)
+    assert location["digit"] == pytest.approx(0.0, abs=1e-12)
+    assert location["ratio"] == pytest.approx(0.0, abs=1e-12)
+    assert location["digit positions"] == pytest.approx(0.25)
+    digit[:] = False
+    digit[:, 0, 0] = True                                                # now all of the gradient is at digit positions
+    location = lad.entropy_gradient_location(classifier, latents, digit)
+    assert location["digit"] == pytest.approx(1.0)
+    assert classifier.training                                           # mode restored
+
+
+def test_masked_position_accuracies_and_cell_palette_colours():
+    torch.manual_seed(0)
+    classifier = lad.LatentClassifier((1, 1, 2), num_classes=2, hidden=4)
+    with torch.no_grad():                                                # class 1 iff the value at column 1 > 0
+        classifier.layers[1].weight.zero_()
+        classifier.layers[1].bias.zero_()
+        classifier.layers[1].weight[0, 1] = 1.0
+        classifier.layers[3].weight.zero_()
+        classifier.layers[3].bias.copy_(torch.tensor([0.5, 0.0]))
+        classifier.layers[3].weight[1, 0] = 2.0
+    labels = torch.tensor([0, 1, 0, 1])
+    latents = torch.tensor([-1.0, 1.0, -1.0, 1.0]).reshape(4, 1, 1, 1).expand(4, 1, 1, 2).contiguous()
+    digit = np.zeros((4, 1, 2), dtype=bool)
+    digit[:, :, 0] = True                                                # column 0 = digit, column 1 = background
+    reads = lad.masked_position_accuracies(classifier, latents, labels, digit, torch.zeros(1))
+    assert reads == {"all": 1.0, "background only": 1.0, "digit only": 0.5}
+    palette = np.eye(3)
+    images = np.zeros((2, 4, 4, 3))
+    images[0, :2, :, 0] = 1.0                                            # top half red, bottom half green
+    images[0, 2:, :, 1] = 0.9
+    images[1] = [0.1, 0.1, 0.8]
+    assert lad.cell_palette_colours(images, 2, palette).tolist() == [[[0, 0], [1, 1]], [[2, 2], [2, 2]]]
+
+
+def test_sparse_latent_classifier_zeroes_unused_weights():
+    torch.manual_seed(0)
+    labels = torch.arange(256) % 2
+    latents = torch.randn(256, 2, 2, 2)
+    latents[:, 0, 0, 0] = 3.0 * (2 * labels - 1)                         # one input tells the class
+    train = lambda sparsity: lad.train_latent_classifier(latents, labels, hidden=8, epochs=30, learning_rate=1e-2,
+                                                         seed=0, sparsity=sparsity)                # noqa: E731
+    plain, sparse = train(0.0), train(0.01)
+    unused = lambda model: float(model.layers[1].weight.detach()[:, 1:].abs().mean())        # noqa: E731
+    assert unused(sparse) < 0.2 * unused(plain)
+    assert float((sparse(latents).argmax(1) == labels).float().mean()) == 1.0
+    with pytest.raises(ValueError, match="sparsity"):
+        lad.train_latent_classifier(latents, labels, sparsity=-1.0)
+
+
+def test_spread_sample_avoids_the_common_vector_and_repeats():
+    from domainknowledge.models.vqvae import spread_sample
+
+    vectors = torch.zeros(100, 3)                                         # a black background at most positions ...
+    vectors[90:] = torch.randn(10, 3) + 5.0                               # ... and ten stroke vectors
+    generator = torch.Generator().manual_seed(0)
+    picked = spread_sample(vectors, 5, generator)
+    assert len({tuple(row.tolist()) for row in picked}) == 5              # never the same vector twice
+    again = spread_sample(vectors, 4, generator, chosen=torch.zeros(1, 3))
+    assert (again.norm(dim=1) > 1).all()                                  # far from the codes already in use
+
+
+def test_reconstruction_loss_keeps_a_gradient_where_the_sigmoid_saturates():
+    from domainknowledge.models.vqvae import reconstruction_loss
+
+    logits = torch.full((1, 1, 2, 2), -20.0, requires_grad=True)          # decoder says black, the image is white
+    reconstruction_loss(logits, torch.ones(1, 1, 2, 2)).backward()
+    assert torch.allclose(logits.grad, torch.full_like(logits, -0.25), atol=1e-6)      # (sigmoid - x) / 4 pixels
+    squared = torch.full((1, 1, 2, 2), -20.0, requires_grad=True)
+    torch.nn.functional.mse_loss(torch.sigmoid(squared), torch.ones(1, 1, 2, 2)).backward()
+    assert squared.grad.abs().max() < 1e-7                                # the squared error's gradient vanishes

@@ -13,7 +13,7 @@ from domainknowledge.models.vqvae import VQVAEConfig
 TINY = dataclasses.replace(
     ch.CONFIGS["smoke"], train_images=200, test_images=100,
     vqvae=VQVAEConfig(codes=20, code_dim=16, hidden=8, downsamplings=1, epochs=1, batch_size=50),
-    weak_epochs=2, resnet_width=2, strong_epochs=1, strong_batch=50, oracle_recolour=True, validation_images=50, alphas=(0.1, 1.0),
+    weak_epochs=2, weak_sparsities=(0.05,), resnet_width=2, strong_epochs=1, strong_batch=50, oracle_recolour=True, validation_images=50, alphas=(0.1, 1.0),
     one_pixel_images=200, one_pixel_iterations=30)
 
 
@@ -26,7 +26,10 @@ def test_profiles_share_one_code_path_and_validate():
         dataclasses.replace(TINY, walk="sideways")
     with pytest.raises(ValueError, match="28 px"):
         dataclasses.replace(ch.CONFIGS["cpu"], image_size=32)
-    assert ch.CONFIGS["cpu"].runs >= 2 and set(ch.CONFIGS["cpu"].kinds) == set(ch.cd.KINDS)
+    assert set(ch.CONFIGS["paper"].kinds) == set(ch.cd.KINDS) and ch.CONFIGS["paper"].runs >= 3
+    assert "background" in ch.CONFIGS["cpu"].kinds and ch.CONFIGS["cpu"].oracle_recolour     # the diagnosed set
+    with pytest.raises(ValueError, match="weak_sparsities"):
+        dataclasses.replace(TINY, weak_sparsities=(0.0,))
     assert ch.WALKS == {"background": (20, 0.1), "foreground": (7, 0.1), "corrupted": (4, 0.07)}
     with pytest.raises(ValueError, match="kinds"):
         dataclasses.replace(TINY, kinds=("stripes",))
@@ -106,6 +109,15 @@ def test_tiny_lad_run_end_to_end_and_seeded(task):
     assert set(result.changed_codes) == {"digit", "background"} and 0 <= result.changed_codes["digit"] <= 1
     assert set(result.colour_predictability) == {"reconstruction", "walked"}
     assert set(result.shape_survival) == {"reconstruction", "walked"} and 0 <= result.oracle_entropy <= np.log(10)
+    assert set(result.code_information) == {"digit", "background"}
+    assert 0 <= result.code_information["background"] <= np.log(10) + 1e-9
+    assert 0 <= result.gradient_location["digit"] <= 1 and result.gradient_location["ratio"] >= 0
+    assert set(result.weak_reads) == {"all", "background only", "digit only"}
+    assert set(result.background_colour) == {"reconstruction", "walked"}
+    assert all(0 <= value <= 1 for value in result.background_colour.values())
+    assert [row["L1 weight of f"] for row in result.constrained_walks] == [0.0, 0.05]
+    assert all(0 <= row["oracle ResNet-20 reads the walked digits"] <= 1 for row in result.constrained_walks)
+    assert result.constrained_walks[0]["alpha (calibrated)"] == result.alpha          # L1 weight 0 is LAD's own f
     assert all(0 <= value <= 1 for value in result.accuracies.values())
     assert result.examples["walked"].shape == (10, 16, 16, 3)
     assert 0 <= result.entropy_before <= np.log(10) + 1e-6 and 0 <= result.entropy_after <= np.log(10) + 1e-6

@@ -35,8 +35,8 @@ from domainknowledge.models.resnet import ResNet20
 from domainknowledge.models.vqvae import VQVAEConfig, train_vqvae
 from domainknowledge.principles import latent_adversarial_debiasing as lad
 
-__all__ = ["CONFIGS", "KIND_TITLES", "ORACLE_METHOD", "SOURCES", "THESIS_TABLE", "WALKS", "Config", "LADRun", "Task", "accuracy",
-           "augment", "binarise", "calibrate_alpha", "glyph_source",
+__all__ = ["CONFIGS", "CONSTRAINED_WALK_IMAGES", "DIAGNOSED_IMAGES", "KIND_TITLES", "ORACLE_METHOD", "SOURCES", "THESIS_TABLE", "WALKS", "Config", "LADRun", "Task", "accuracy",
+           "augment", "binarise", "calibrate_alpha", "constrained_walk_rows", "glyph_source",
            "crossover_iteration", "describe_profiles", "load_glyphs", "load_mnist", "load_one_pixel_data", "load_task",
            "one_pixel_experiment", "run_lad", "run_seeds", "to_tensor", "train_strong_classifier"]
 
@@ -51,6 +51,10 @@ THESIS_TABLE = {
 }
 
 SOURCES = ("digits", "mnist-sample", "mnist")
+#: How many training images the location diagnostics (gradient location, masked accuracies of f) measure.
+DIAGNOSED_IMAGES = 2000
+#: How many training images the walks of a constrained ``f`` (:func:`constrained_walk_rows`) walk.
+CONSTRAINED_WALK_IMAGES = 500
 ORACLE_METHOD = "Oracle recolour (control)"
 
 
@@ -65,7 +69,8 @@ class Config:
     to calibrate the walk's step, ``binarise`` (ReBias' binarisation of the background-coloured digits:
     every non-zero pixel white), ``kinds`` (which biased sets), ``corrupted_codes`` (codebook size for the
     corrupted set). LAD: ``vqvae`` (codebook ``codes x code_dim``, width, schedule), ``weak_hidden`` and
-    ``weak_epochs`` (the MLP ``f``), ``walk`` (one of :data:`~domainknowledge.principles.latent_adversarial_debiasing.WALK_VARIANTS`;
+    ``weak_epochs`` (the MLP ``f``), ``weak_sparsities`` (L1 weights of a constrained ``f`` whose walk is
+    also diagnosed on the background-coloured digits, without training a ResNet-20 on it; empty: none), ``walk`` (one of :data:`~domainknowledge.principles.latent_adversarial_debiasing.WALK_VARIANTS`;
     ``per-step`` is Algorithm 1) and ``alphas``, the step sizes tried in the calibration (the thesis' own
     alpha is always among them); ``target_entropy``, the fraction of ``ln 10`` that the calibration asks of
     ``f``'s entropy on the validation walk. Strong classifier: ResNet-20 of ``resnet_width`` (16 in He et
@@ -89,6 +94,7 @@ class Config:
     corrupted_codes: int
     weak_hidden: int
     weak_epochs: int
+    weak_sparsities: tuple[float, ...]
     walk: str
     alphas: tuple[float, ...]
     target_entropy: float
@@ -119,6 +125,8 @@ class Config:
             raise ValueError("runs, weak_epochs, strong_epochs, one_pixel_iterations and resnet_width must be >= 1")
         if self.walk not in lad.WALK_VARIANTS:
             raise ValueError(f"walk must be one of {lad.WALK_VARIANTS}, got {self.walk!r}")
+        if any(weight <= 0 for weight in self.weak_sparsities):
+            raise ValueError(f"weak_sparsities must be positive L1 weights, got {self.weak_sparsities}")
         if any(alpha <= 0 for alpha in self.alphas) or not 0 < self.target_entropy <= 1:
             raise ValueError("alphas must be positive and target_entropy in (0, 1]")
         if not self.one_pixel_networks or set(self.one_pixel_networks) - set(lad.ONE_PIXEL_NETWORKS):
@@ -137,27 +145,32 @@ CONFIGS: dict[str, Config] = {
         kinds=("background",),
         vqvae=VQVAEConfig(codes=20, code_dim=64, hidden=32, downsamplings=1, epochs=6, batch_size=64,
                           learning_rate=3e-3),
-        corrupted_codes=64, weak_hidden=100, weak_epochs=10, walk="per-step", alphas=CALIBRATION_ALPHAS,
+        corrupted_codes=64, weak_hidden=100, weak_epochs=10, weak_sparsities=(), walk="per-step",
+        alphas=(0.1, 0.4, 1.6),
         target_entropy=0.9, resnet_width=8, strong_epochs=4, strong_batch=64, strong_learning_rate=3e-3, runs=1,
         oracle_recolour=False, one_pixel_networks=("mlp",), one_pixel_images=1000, one_pixel_iterations=300,
         one_pixel_batch=32, one_pixel_learning_rate=1e-3),
     "cpu": Config(
         source="mnist-sample", image_size=28, train_images=2000, test_images=1000, validation_images=300,
-        binarise=True, kinds=cd.KINDS,
+        # to fit 360 s: one seed, two sets, 24 VQ-VAE and 5 ResNet-20 epochs, the one-pixel MLP only (one seed of
+        # two sets with 30 and 6 epochs and the CNN took 420 s on one thread); the corrupted set, our own stand-in of
+        # corrupted CIFAR-10 at this profile, runs at `paper`
+        binarise=True, kinds=("background", "foreground"),
         # 8 epochs of 64 left the reconstructions blurred into the class colour (MSE 0.058; the oracle control
-        # read 16 % of its recoloured digits); 30 epochs of 32 (about 1,900 steps) carry shape and colour (MSE 0.012)
-        vqvae=VQVAEConfig(codes=20, code_dim=64, hidden=32, downsamplings=2, epochs=30, batch_size=32,
+        # read 16 % of its recoloured digits); 30 epochs of 32 (about 1,900 steps) carried shape and colour (MSE 0.012);
+        # with the cross-entropy reconstruction term the foreground set's loss levels off after about 12 epochs
+        vqvae=VQVAEConfig(codes=20, code_dim=64, hidden=32, downsamplings=2, epochs=24, batch_size=32,
                           learning_rate=3e-3),
-        corrupted_codes=64, weak_hidden=100, weak_epochs=15, walk="per-step", alphas=CALIBRATION_ALPHAS,
-        target_entropy=0.9, resnet_width=8, strong_epochs=6, strong_batch=64, strong_learning_rate=3e-3, runs=2,
-        oracle_recolour=True, one_pixel_networks=("mlp", "cnn"), one_pixel_images=6000, one_pixel_iterations=1000,
+        corrupted_codes=64, weak_hidden=100, weak_epochs=15, weak_sparsities=(0.01, 0.03), walk="per-step", alphas=CALIBRATION_ALPHAS,
+        target_entropy=0.9, resnet_width=8, strong_epochs=5, strong_batch=64, strong_learning_rate=3e-3, runs=1,
+        oracle_recolour=True, one_pixel_networks=("mlp",), one_pixel_images=6000, one_pixel_iterations=1000,
         one_pixel_batch=32, one_pixel_learning_rate=1e-3),
     "paper": Config(
         source="mnist", image_size=28, train_images=0, test_images=0, validation_images=5000, binarise=True,
         kinds=cd.KINDS,
         vqvae=VQVAEConfig(codes=20, code_dim=64, hidden=128, downsamplings=2, epochs=30, batch_size=128,
                           learning_rate=2e-3),
-        corrupted_codes=2048, weak_hidden=100, weak_epochs=30, walk="per-step", alphas=CALIBRATION_ALPHAS,
+        corrupted_codes=2048, weak_hidden=100, weak_epochs=30, weak_sparsities=(0.01, 0.03), walk="per-step", alphas=CALIBRATION_ALPHAS,
         target_entropy=0.9, resnet_width=16, strong_epochs=100, strong_batch=128, strong_learning_rate=1e-3,
         runs=3, oracle_recolour=True, one_pixel_networks=("mlp", "cnn"), one_pixel_images=60000,
         one_pixel_iterations=1000, one_pixel_batch=32, one_pixel_learning_rate=1e-3),
@@ -373,8 +386,15 @@ class LADRun:
     """One seed of LAD and vanilla on one task: accuracies per (method, condition), the walk's entropies,
     ``f``'s accuracies, the step ``alpha`` calibrated on validation (``calibration``: one row per alpha
     tried), the walk diagnostics (``changed_codes`` at digit and background positions, ``code_margins``: the mean distance from
-    a position's code to the nearest other code there, ``colour_predictability``
-    of the class from colour statistics of the reconstructions and of the walked images), the oracle
+    a position's code to the nearest other code there, ``code_information``: the mutual information (nats)
+    between the code at a position and the image's colour, ``gradient_location``: where ``f``'s entropy
+    gradient lies (:func:`~domainknowledge.principles.latent_adversarial_debiasing.entropy_gradient_location`),
+    ``weak_reads``: ``f``'s training accuracy from background or digit positions alone (both on the first
+    :data:`DIAGNOSED_IMAGES` training images),
+    ``background_colour``: for background-coloured digits, the share of background cells that show the class
+    colour in the reconstructions and after the walk, ``constrained_walks``: one row per L1 weight of ``f``
+    (:func:`constrained_walk_rows`), ``colour_predictability`` of the class from colour statistics of the
+    reconstructions and of the walked images), the oracle
     control (``oracle_entropy``: ``f``'s entropy on the recoloured digits' latents; ``shape_survival``: the
     oracle ResNet-20's accuracy on the reconstructed and on the walked training images), example images and
     timings (s)."""
@@ -391,6 +411,11 @@ class LADRun:
     reconstruction_error: float = 0.0
     changed_codes: dict[str, float] = field(default_factory=dict)
     code_margins: dict[str, float] = field(default_factory=dict)
+    code_information: dict[str, float] = field(default_factory=dict)
+    gradient_location: dict[str, float] = field(default_factory=dict)
+    weak_reads: dict[str, float] = field(default_factory=dict)
+    background_colour: dict[str, float] = field(default_factory=dict)
+    constrained_walks: list[dict] = field(default_factory=list)
     colour_predictability: dict[str, float] = field(default_factory=dict)
     oracle_entropy: float = float("nan")
     shape_survival: dict[str, float] = field(default_factory=dict)
@@ -426,6 +451,46 @@ def calibrate_alpha(latents: torch.Tensor, classifier, quantise, *, steps: int, 
     for row in rows:
         row["chosen"] = row is chosen
     return chosen["alpha"], rows
+
+
+def constrained_walk_rows(latents: torch.Tensor, labels: torch.Tensor, validation: torch.Tensor, cells: np.ndarray,
+                          vqvae, weak, config: Config, *, seed: int, steps: int, alphas,
+                          sample: int = CONSTRAINED_WALK_IMAGES) -> tuple[list[dict], dict[float, torch.Tensor]]:
+    """The walk of a constrained ``f`` on background-coloured digits: for ``f`` as trained (L1 weight 0) and for
+    every weight of ``config.weak_sparsities``: the walk's step (calibrated on ``validation`` latents as for
+    LAD) and, on the first ``sample`` training latents ``(N, D, H, W)`` (digit positions ``cells`` ``(N, H, W)``),
+    ``f``'s accuracy from background / digit positions alone
+    (:func:`~domainknowledge.principles.latent_adversarial_debiasing.masked_position_accuracies`), where its
+    entropy gradient lies, the entropy after the walk, the codes it changed and the share of background cells still in the class colour. Returns the rows
+    and the walked images ``(sample, 3, S, S)`` per weight (for the oracle ResNet-20 to read)."""
+    quantise = lambda grid: vqvae.quantizer(grid)[1]                      # noqa: E731
+    part, part_cells = latents[:sample], cells[:sample]
+    part_labels = np.asarray(labels[:sample])
+    codes = vqvae.quantizer.indices(part)
+    fill = vqvae.quantizer.codebook.detach().mean(0)
+    rows, images = [], {}
+    for sparsity in (0.0,) + tuple(config.weak_sparsities):
+        f = weak if sparsity == 0 else lad.train_latent_classifier(
+            latents, labels, hidden=config.weak_hidden, epochs=config.weak_epochs, seed=seed, sparsity=sparsity)
+        alpha, _ = calibrate_alpha(validation, f, quantise, steps=steps, alphas=alphas,
+                                   accumulate=config.walk == "accumulate", target_entropy=config.target_entropy)
+        moved, before, after = lad.walk_latents(part, f, quantise, steps=steps, alpha=alpha,
+                                                accumulate=config.walk == "accumulate")
+        images[sparsity] = _batched(vqvae.decode, moved)
+        colours = lad.cell_palette_colours(images[sparsity].permute(0, 2, 3, 1).numpy(), part.shape[-1],
+                                           cd.REBIAS_COLOURS)
+        reads = lad.masked_position_accuracies(f, part, labels[:sample], part_cells, fill)
+        location = lad.entropy_gradient_location(f, part, part_cells)
+        changed = lad.changed_code_fractions(codes, vqvae.quantizer.indices(moved), part_cells)
+        rows.append({"L1 weight of f": sparsity, "f accuracy (train)": reads["all"],
+                     "f from background positions only": reads["background only"],
+                     "f from digit positions only": reads["digit only"],
+                     "entropy gradient per digit / background position": location["ratio"],
+                     "alpha (calibrated)": alpha, "entropy before (nats)": before, "entropy after (nats)": after,
+                     "codes changed, digit": changed["digit"], "codes changed, background": changed["background"],
+                     "background cells in the class colour after the walk":
+                         float((colours == part_labels[:, None, None])[~part_cells].mean())})
+    return rows, images
 
 
 def run_lad(task: Task, config: Config, *, seed: int, device="cpu", examples: int = 10,
@@ -470,20 +535,35 @@ def run_lad(task: Task, config: Config, *, seed: int, device="cpu", examples: in
         target_entropy=config.target_entropy)
     walked_latents, result.entropy_before, result.entropy_after = lad.walk_latents(
         latents, weak, quantise, steps=steps, alpha=result.alpha, accumulate=accumulate)
-    result.other_walk_entropy_after = lad.walk_latents(latents, weak, quantise, steps=steps, alpha=result.alpha,
-                                                       accumulate=not accumulate)[2]
+    result.other_walk_entropy_after = lad.walk_latents(validation, weak, quantise, steps=steps, alpha=result.alpha,
+                                                       accumulate=not accumulate)[2]          # on validation: cheaper
     walked = _batched(vqvae.decode, walked_latents)
     result.seconds["walk"] = time.time() - started
 
     started = time.time()
+    cells, grid = None, latents.shape[-1]
     if task.train_glyphs is not None:
-        grid = latents.shape[-1]
         cells = lad.digit_cells(task.train_glyphs, grid) if task.train_glyphs.shape[-1] % grid == 0 else None
         if cells is not None:
             codes = vqvae.quantizer.indices(latents)
             result.changed_codes = lad.changed_code_fractions(codes, vqvae.quantizer.indices(walked_latents), cells)
             result.code_margins = lad.code_margins(vqvae.quantizer.codebook, codes, cells)
+            result.code_information = lad.code_attribute_information(codes, task.train.attributes, cells)
+            sample = slice(0, DIAGNOSED_IMAGES)                           # a sample: no copies of a whole data set
+            result.gradient_location = lad.entropy_gradient_location(weak, latents[sample], cells[sample])
+            result.weak_reads = lad.masked_position_accuracies(weak, latents[sample], train_y[sample], cells[sample],
+                                                               vqvae.quantizer.codebook.detach().mean(0))
     as_images = lambda x: x.permute(0, 2, 3, 1).numpy()                  # noqa: E731
+    if cells is not None and task.kind == "background":
+        class_colour = task.train.attributes[:, None, None]
+        shown = {name: lad.cell_palette_colours(as_images(images), grid, cd.REBIAS_COLOURS)
+                 for name, images in (("reconstruction", reconstructions), ("walked", walked))}
+        result.background_colour = {name: float((colours == class_colour)[~cells].mean()) for name, colours in shown.items()}
+    constrained_images = {}
+    if cells is not None and task.kind == "background" and config.weak_sparsities:
+        result.constrained_walks, constrained_images = constrained_walk_rows(
+            latents, train_y, validation, cells, vqvae, weak, config, seed=seed, steps=steps,
+            alphas=tuple(config.alphas) + (thesis_alpha,))
     result.colour_predictability = {
         "reconstruction": lad.colour_predictability(as_images(reconstructions), task.train.labels, seed=seed),
         "walked": lad.colour_predictability(as_images(walked), task.train.labels, seed=seed)}
@@ -508,6 +588,10 @@ def run_lad(task: Task, config: Config, *, seed: int, device="cpu", examples: in
         if method == ORACLE_METHOD:
             result.shape_survival = {name: accuracy(model, images_, train_y, device=device) for name, images_ in
                                      (("reconstruction", reconstructions), ("walked", walked))}
+            for row in result.constrained_walks:
+                walked_ = constrained_images[row["L1 weight of f"]]
+                row["oracle ResNet-20 reads the walked digits"] = accuracy(model, walked_, train_y[:len(walked_)],
+                                                                           device=device)
         result.seconds[method] = time.time() - started
     log(f"{task.title}, seed {seed}: alpha {result.alpha}, "
         + ", ".join(f"{m} {c} {100 * v:.1f} %" for (m, c), v in result.accuracies.items())

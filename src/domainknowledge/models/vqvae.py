@@ -8,8 +8,9 @@ Darlow (2022, Sec. 5.5.1, Eq. 5.2) reconstructs an image as ``x_hat = dec(h)``, 
 * :class:`VQVAE` is a small convolutional encoder and decoder around it. Images ``(B, C, S, S)`` in [0, 1]
   map to a latent grid ``(B, code_dim, S / 2^d, S / 2^d)`` with ``d = downsamplings``.
 
-The training loss is the reconstruction error plus the codebook and commitment terms of van den Oord et
-al. (their Eq. 3, ``beta = 0.25``); :func:`train_vqvae` fits one with Adam.
+The training loss is the reconstruction error (binary cross-entropy of the decoder's logits, see
+:func:`reconstruction_loss`) plus the codebook and commitment terms of van den Oord et al. (their Eq. 3,
+``beta = 0.25``); :func:`train_vqvae` fits one with Adam.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["VQVAE", "VectorQuantizer", "VQVAEConfig", "train_vqvae", "vq_loss"]
+__all__ = ["VQVAE", "VectorQuantizer", "VQVAEConfig", "reconstruction_loss", "spread_sample", "train_vqvae",
+           "vq_loss"]
 
 
 class VectorQuantizer(nn.Module):
@@ -89,6 +91,10 @@ class VQVAE(nn.Module):
     def quantise(self, latents: torch.Tensor) -> torch.Tensor:
         return self.quantizer(latents)[0]
 
+    def decode_logits(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``(B, D, H', W')`` -> pre-sigmoid images ``(B, C, S, S)``."""
+        return self.decoder(codes)
+
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.decoder(codes))
 
@@ -112,12 +118,39 @@ class VQVAEConfig:
     learning_rate: float = 2e-3
 
 
+def reconstruction_loss(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the decoder's logits ``(B, C, S, S)`` against images in [0, 1], per pixel and
+    channel. Unlike the squared error of ``sigmoid(logits)``, its gradient ``sigmoid(logits) - x`` does not vanish
+    where the sigmoid saturates: with the squared error, a VQ-VAE on thin coloured strokes on black settled on
+    an all-black output (a loss of 0.047, the strokes' energy) whose saturated sigmoid passed no gradient back,
+    and its encoder and codes collapsed to one point."""
+    return F.binary_cross_entropy_with_logits(logits, images)
+
+
+def spread_sample(vectors: torch.Tensor, count: int, generator: torch.Generator,
+                  chosen: torch.Tensor | None = None) -> torch.Tensor:
+    """``count`` rows of ``vectors`` ``(M, D)`` drawn one at a time with probability proportional to the squared
+    distance to the nearest row drawn so far or of ``chosen`` ``(K, D)`` (k-means++ seeding, Arthur and
+    Vassilvitskii 2007): ``(count, D)``. Unlike a uniform draw it does not put every code on the most common
+    vector (a black background covers most positions of a foreground-coloured digit)."""
+    picked = []
+    nearest = (torch.cdist(vectors, chosen).min(1).values.pow(2) if chosen is not None and len(chosen)
+               else torch.full((len(vectors),), 1.0, device=vectors.device))
+    for _ in range(count):
+        weights = nearest.clamp_min(0).cpu().double()
+        index = (torch.multinomial(weights, 1, generator=generator) if float(weights.sum()) > 0
+                 else torch.randint(len(vectors), (1,), generator=generator)).item()
+        picked.append(vectors[index])
+        nearest = torch.minimum(nearest, (vectors - vectors[index]).pow(2).sum(1))
+    return torch.stack(picked)
+
+
 def train_vqvae(images: torch.Tensor, config: VQVAEConfig, *, seed: int, device="cpu") -> tuple[VQVAE, list[float]]:
     """Fit a :class:`VQVAE` to float images ``(N, C, S, S)`` in [0, 1] with Adam (cosine-annealed learning
-    rate); returns the model (eval mode) and the mean loss per epoch. The codes start at random encoder
-    outputs of the untrained encoder, and unused codes are restarted at random encoder outputs after each
-    epoch but the last (a common remedy for dead codes, which a small codebook
-    is prone to)."""
+    rate); returns the model (eval mode) and the mean loss per epoch. The codes start at encoder outputs of
+    the untrained encoder drawn by :func:`spread_sample`, and unused codes are restarted at encoder outputs
+    drawn the same way (far from the codes in use) after each epoch but the last (a common remedy for dead
+    codes, which a small codebook is prone to)."""
     if images.ndim != 4 or images.dtype == torch.uint8 or float(images.max()) > 1.0 + 1e-6:
         raise ValueError("images must be float (N, C, S, S) in [0, 1]")
     torch.manual_seed(seed)
@@ -128,7 +161,7 @@ def train_vqvae(images: torch.Tensor, config: VQVAEConfig, *, seed: int, device=
     with torch.no_grad():                       # data-dependent start: codes at random encoder outputs
         first = model.encode(images[torch.randperm(len(images), generator=generator)[:512].to(device)])
         flat = first.permute(0, 2, 3, 1).reshape(-1, first.shape[1])
-        model.quantizer.codebook.data.copy_(flat[torch.randperm(len(flat), generator=generator)[:config.codes].to(device)])
+        model.quantizer.codebook.data.copy_(spread_sample(flat, config.codes, generator))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     batches = -(-len(images) // config.batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * batches)
@@ -138,8 +171,9 @@ def train_vqvae(images: torch.Tensor, config: VQVAEConfig, *, seed: int, device=
         order, total = torch.randperm(len(images), generator=generator), 0.0
         for start in range(0, len(images), config.batch_size):
             batch = images[order[start:start + config.batch_size]]
-            reconstruction, quantisation = model(batch)
-            loss = F.mse_loss(reconstruction, batch) + quantisation
+            latents = model.encode(batch)
+            quantised, codes = model.quantizer(latents)
+            loss = reconstruction_loss(model.decode_logits(quantised), batch) + vq_loss(latents, codes)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -153,7 +187,8 @@ def train_vqvae(images: torch.Tensor, config: VQVAEConfig, *, seed: int, device=
                 dead = (used == 0).nonzero().reshape(-1)
                 if len(dead):
                     flat = latents.permute(0, 2, 3, 1).reshape(-1, latents.shape[1])
-                    pick = torch.randint(len(flat), (len(dead),), generator=generator).to(flat.device)
-                    model.quantizer.codebook.data[dead] = flat[pick]
+                    flat = flat[torch.randperm(len(flat), generator=generator)[:20000].to(flat.device)]
+                    alive = model.quantizer.codebook.data[used > 0]
+                    model.quantizer.codebook.data[dead] = spread_sample(flat, len(dead), generator, chosen=alive)
     model.eval()
     return model, losses

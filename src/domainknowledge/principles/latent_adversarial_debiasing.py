@@ -11,6 +11,10 @@
 * :func:`debias_images`: encode, walk, decode (Eq. 5.7): the images ``x_delta`` a strong classifier trains on.
 * Diagnostics of a walk: :func:`changed_code_fractions` (codes changed at digit vs background positions of
   the latent grid) and :func:`colour_predictability` (how well colour statistics alone still tell the class).
+* Where the failure of a walk lies: :func:`code_attribute_information` (does a code at a digit position also
+  carry the colour?), :func:`entropy_gradient_location` (where on the grid the walk's gradient is),
+  :func:`masked_position_accuracies` (where ``f`` reads the class from) and :func:`cell_palette_colours`
+  (which palette colour each cell of a decoded image shows).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["ONE_PIXEL_NETWORKS", "WALK_VARIANTS", "LatentClassifier", "one_pixel_network", "add_class_pixels",
-           "changed_code_fractions", "class_pixel_mask", "code_margins", "colour_predictability", "debias_images", "digit_cells",
+           "cell_palette_colours", "code_attribute_information", "entropy_gradient_location",
+           "masked_position_accuracies", "changed_code_fractions", "class_pixel_mask", "code_margins", "colour_predictability", "debias_images", "digit_cells",
            "gradient_ratio", "input_gradient_norms", "prediction_entropy", "qe_walk", "standardised_step",
            "train_latent_classifier", "walk_latents"]
 
@@ -113,15 +118,27 @@ class LatentClassifier(nn.Module):
 
 
 def train_latent_classifier(latents: torch.Tensor, labels: torch.Tensor, *, hidden: int = 100, epochs: int = 10,
-                            batch_size: int = 64, learning_rate: float = 1e-3, seed: int = 0) -> LatentClassifier:
-    """Fit :class:`LatentClassifier` on quantised latents ``(N, D, H, W)`` with cross-entropy (Adam)."""
+                            batch_size: int = 64, learning_rate: float = 1e-3, seed: int = 0,
+                            sparsity: float = 0.0) -> LatentClassifier:
+    """Fit :class:`LatentClassifier` on quantised latents ``(N, D, H, W)`` with cross-entropy (Adam).
+
+    ``sparsity``: weight ``lambda`` of an L1 penalty ``lambda * sum |W_1|`` on the first layer's weights, one
+    way to "constrain" ``f`` (Sec. 5.5; the thesis does not say how): it drives to 0 the weights on inputs that
+    ``f`` does not need, so that ``f`` and its entropy gradient rest on the fewest, easiest inputs."""
     from domainknowledge.training import train_epochs
 
+    if sparsity < 0:
+        raise ValueError(f"sparsity must be >= 0, got {sparsity}")
     torch.manual_seed(seed)
     model = LatentClassifier(tuple(latents.shape[1:]), int(labels.max()) + 1, hidden)
-    train_epochs(model, lambda batch, step: F.cross_entropy(model(latents[batch]), labels[batch]),
-                 examples=len(latents), epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                 generator=torch.Generator().manual_seed(seed))
+    first_layer = model.layers[1].weight
+
+    def batch_loss(batch, step):
+        loss = F.cross_entropy(model(latents[batch]), labels[batch])
+        return loss + sparsity * first_layer.abs().sum() if sparsity else loss
+
+    train_epochs(model, batch_loss, examples=len(latents), epochs=epochs, batch_size=batch_size,
+                 learning_rate=learning_rate, generator=torch.Generator().manual_seed(seed))
     return model
 
 
@@ -265,3 +282,91 @@ def colour_predictability(images: np.ndarray, labels: np.ndarray, *, seed: int =
     folds = StratifiedKFold(2, shuffle=True, random_state=seed)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     return float(cross_val_score(model, features, np.asarray(labels), cv=folds).mean())
+
+
+def _split_by_mask(values: np.ndarray, digit_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mask = np.asarray(digit_mask, dtype=bool)
+    if values.shape[:mask.ndim] != mask.shape:
+        raise ValueError(f"values {values.shape} and digit mask {mask.shape} differ")
+    return values[mask], values[~mask]
+
+
+def _mutual_information(first: np.ndarray, second: np.ndarray) -> float:
+    """Plug-in mutual information (nats) of two paired arrays of non-negative integers ``(M,)``."""
+    if not len(first):
+        return float("nan")
+    joint = np.zeros((int(first.max()) + 1, int(second.max()) + 1))
+    np.add.at(joint, (first, second), 1.0)
+    joint /= joint.sum()
+    product = joint.sum(1, keepdims=True) @ joint.sum(0, keepdims=True)
+    present = joint > 0
+    return float((joint[present] * np.log(joint[present] / product[present])).sum())
+
+
+def code_attribute_information(codes, attributes, digit_mask: np.ndarray) -> dict[str, float]:
+    """How much a latent code says about the image's spurious attribute, at digit and at background positions:
+    the mutual information (nats; at most ``ln 10`` for ten colours) between the code index at a position and
+    the attribute (colour) index of its image, pooled over the positions of each kind. Code indices ``(N, H,
+    W)``, attributes ``(N,)`` non-negative ints, ``digit_mask`` ``(N, H, W)`` bool (:func:`digit_cells`).
+
+    On background-coloured digits a background code must carry the colour (near ``ln 10``). If codes at digit
+    positions carry it too ("stroke on red"), no code change can recolour a digit position without also
+    redrawing its stroke; near 0 they are colour-free strokes and the decoder takes the colour from the
+    neighbours."""
+    codes = np.asarray(torch.as_tensor(codes)).astype(np.int64)
+    attributes = np.asarray(attributes).astype(np.int64)
+    if codes.ndim != 3 or attributes.shape != (codes.shape[0],) or attributes.min() < 0:
+        raise ValueError(f"need code indices (N, H, W) and non-negative attributes (N,), got {codes.shape}, {attributes.shape}")
+    per_position = np.broadcast_to(attributes[:, None, None], codes.shape)
+    (digit_codes, background_codes), (digit_attributes, background_attributes) = (
+        _split_by_mask(codes, digit_mask), _split_by_mask(per_position, digit_mask))
+    return {"digit": _mutual_information(digit_codes, digit_attributes),
+            "background": _mutual_information(background_codes, background_attributes)}
+
+
+def entropy_gradient_location(classifier: nn.Module, latents: torch.Tensor, digit_mask: np.ndarray) -> dict[str, float]:
+    """Where the walk's first step goes: the gradient ``dH/dh`` of ``f``'s entropy (Eq. 5.5) at quantised
+    latents ``(N, D, H, W)``, its squared norm per position summed over ``D``. Returns ``{"digit": share of the
+    summed squared gradient at digit positions, "digit positions": share of positions that are digit positions,
+    "ratio": mean squared gradient per digit position / per background position}``. A ``ratio`` above 1 means
+    that the standardised step of Eq. 5.6 is larger at a digit position than at a background one."""
+    was_training = classifier.training
+    classifier.eval()
+    point = latents.detach().clone().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(prediction_entropy(classifier(point)).sum(), point)
+    classifier.train(was_training)
+    squared = gradient.pow(2).sum(1).numpy()                                 # (N, H, W)
+    digit, background = _split_by_mask(squared, digit_mask)
+    total = squared.sum()
+    return {"digit": float(digit.sum() / total) if total > 0 else float("nan"),
+            "digit positions": float(np.asarray(digit_mask, dtype=bool).mean()),
+            "ratio": float(digit.mean() / background.mean()) if len(digit) and background.mean() > 0 else float("nan")}
+
+
+@torch.no_grad()
+def masked_position_accuracies(classifier: nn.Module, latents: torch.Tensor, labels, digit_mask: np.ndarray,
+                               fill: torch.Tensor) -> dict[str, float]:
+    """Where ``f`` reads the class from: its accuracy on latents ``(N, D, H, W)`` with every digit position
+    replaced by the vector ``fill`` ``(D,)`` (``"background only"``), with every background position replaced
+    (``"digit only"``), and unchanged (``"all"``). Labels ``(N,)``; ``digit_mask`` ``(N, H, W)`` bool."""
+    mask = torch.as_tensor(np.asarray(digit_mask, dtype=bool))[:, None]
+    if mask.shape[0] != latents.shape[0] or mask.shape[2:] != latents.shape[2:]:
+        raise ValueError(f"digit mask {tuple(mask.shape)} does not match latents {tuple(latents.shape)}")
+    fill = torch.as_tensor(fill, dtype=latents.dtype).reshape(1, -1, 1, 1)
+    labels = torch.as_tensor(labels)
+    accuracy = lambda grid: float((classifier(grid).argmax(1) == labels).float().mean())    # noqa: E731
+    return {"all": accuracy(latents), "background only": accuracy(torch.where(mask, fill, latents)),
+            "digit only": accuracy(torch.where(mask, latents, fill))}
+
+
+def cell_palette_colours(images: np.ndarray, grid: int, palette: np.ndarray) -> np.ndarray:
+    """The palette colour each latent cell of a decoded image shows: images ``(N, S, S, 3)`` in [0, 1], cut into
+    ``grid x grid`` patches; each patch's mean colour is mapped to the nearest of ``palette`` ``(K, 3)``.
+    Returns palette indices ``(N, grid, grid)``. On background cells of background-coloured digits this says
+    whether the walk recoloured the background or left the class colour."""
+    images, palette = np.asarray(images, dtype=np.float32), np.asarray(palette, dtype=np.float32)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] % grid or palette.ndim != 2:
+        raise ValueError(f"images must be (N, S, S, 3) with S a multiple of {grid} and palette (K, 3)")
+    patch = images.shape[1] // grid
+    means = images.reshape(len(images), grid, patch, grid, patch, 3).mean(axis=(2, 4))
+    return np.linalg.norm(means[..., None, :] - palette, axis=-1).argmin(-1)
