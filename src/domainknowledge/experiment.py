@@ -130,7 +130,7 @@ DRY_RUN_CAPS: dict[str, int] = {
     "steps": 1, "pretrain_images": 256,
     # fine-tuning triplets (and pretext images) drawn per human-similarity source: every one is encoded eight
     # times (four rotations, jigsaw tiles, views) by a ResNet-50 at 224 px; the fixtures' 24-72 took 165 s
-    "finetune": 12,
+    "finetune": 6,
     # models evaluated in turn (human similarity: the first of its list cover every loading path), fine-tuned
     # and mapped; pretext samples per image
     "extractors": 8, "finetune_backbones": 1, "map_extractors": 2, "jigsaw_per_image": 2, "views": 2,
