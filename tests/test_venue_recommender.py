@@ -89,12 +89,16 @@ def test_per_field_attribution_sums_to_the_change_from_blanking_that_field_alone
     assert not torch.allclose(joint.attributions[0], results[0].attributions[0])
 
 
-def test_chapter_explain_per_field_is_the_default_and_keeps_completeness_per_field():
-    config = dataclasses.replace(chapter.CONFIGS["smoke"], papers=600, attribution_steps=20)
-    task = chapter.load_task(config, "ai", seed=0)
-    prepared = chapter.prepare(task, config, seed=0)
+def _untrained_recommender(attribution_steps: int):
+    """A smoke-sized AI task, its prepared splits and an untrained (seeded) recommender in eval mode."""
+    config = dataclasses.replace(chapter.CONFIGS["smoke"], papers=600, attribution_steps=attribution_steps)
+    prepared = chapter.prepare(chapter.load_task(config, "ai", seed=0), config, seed=0)
     torch.manual_seed(0)
-    model = chapter.build_recommender(prepared, config).eval()
+    return config, prepared, chapter.build_recommender(prepared, config).eval()
+
+
+def test_chapter_explain_per_field_is_the_default_and_keeps_completeness_per_field():
+    config, prepared, model = _untrained_recommender(attribution_steps=20)
     papers, venues = [0, 1], [2, 0]
     per_field = chapter.explain(model, prepared, papers, venues, config=config)
     joint = chapter.explain(model, prepared, papers, venues, config=config, fields="joint")
@@ -223,11 +227,7 @@ def test_word2vec_puts_rare_synonyms_near_their_subfields_key_words():
 
 
 def test_completeness_gaps_shrink_with_more_integration_steps():
-    config = dataclasses.replace(chapter.CONFIGS["smoke"], papers=600, attribution_steps=4)
-    task = chapter.load_task(config, "ai", seed=0)
-    prepared = chapter.prepare(task, config, seed=0)
-    torch.manual_seed(0)
-    model = chapter.build_recommender(prepared, config).eval()
+    config, prepared, model = _untrained_recommender(attribution_steps=4)
     papers = list(range(6))
     explanations = chapter.explain(model, prepared, papers, [0] * len(papers), config=config)
     table = chapter.completeness_convergence(model, prepared, explanations, config=config, factor=8, tolerance=0.0)

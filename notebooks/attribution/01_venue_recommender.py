@@ -531,8 +531,8 @@ else:
     median_gap = median_gap_finer = 0.0
 run.glue("venue_completeness_finer_steps", finer_steps)
 run.glue("venue_completeness_outside", len(convergence))
-run.glue("venue_completeness_gap_median", median_gap)
-run.glue("venue_completeness_gap_median_finer", median_gap_finer)
+run.glue("venue_completeness_gap_median", float(median_gap))
+run.glue("venue_completeness_gap_median_finer", float(median_gap_finer))
 for key, value in (("venue_completeness_share", 100 * completeness["share_within_tolerance"]),
                    ("venue_completeness_median", 100 * completeness["median_relative_gap"]),
                    ("venue_completeness_count", completeness["explanations"])):
