@@ -118,8 +118,8 @@ DRY_RUN_CAPS: dict[str, int] = {
     # variants; the thesis' 181 variants of 8 photos at 224 px would need tens of GB on a CPU)
     "distortions_per_group": 1, "levels_per_sign": 1,
     # encoders compared in Ch. 12 and hashing methods trained in Darlow Ch. 3 (a dry run keeps the first of each
-    # list; twelve ResNet-34s encoding the CIFAR-100 transfer set take many minutes on a CPU)
-    "multimodal": 1, "content": 1, "methods": 3,
+    # list; every ResNet-34 encodes the CIFAR-100 transfer set, about 25 CPU s each even on the fixtures)
+    "multimodal": 1, "content": 1, "methods": 2,
     # ImageNet class names per adjective in Ch. 12's context prompts (1,000 x 39 prompts through a CLIP text
     # tower take hours on a CPU)
     "content_classes": 2,
