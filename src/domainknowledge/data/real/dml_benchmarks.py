@@ -96,10 +96,7 @@ def read_square_image(path: Path, size: int, mode: str = "RGB", *, full_size: tu
         image = image.convert(mode)
         if full_size is not None and image.size != tuple(full_size):
             image = image.resize(tuple(full_size), Image.BILINEAR)
-        width, height = image.size
-        side = min(width, height)
-        left, top = (width - side) // 2, (height - side) // 2
-        return np.asarray(image.crop((left, top, left + side, top + side)).resize((size, size), Image.BILINEAR))
+        return square_crop(size)(np.asarray(image))
 
 
 def benchmark_image_files(paths, size: int):

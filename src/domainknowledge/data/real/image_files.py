@@ -41,8 +41,8 @@ def resize_center_crop(size: int) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def square_crop(size: int) -> Callable[[np.ndarray], np.ndarray]:
-    """``prepare`` that crops the centre square of the image and resizes it to ``size`` (bilinear), as the
-    metric-learning benchmarks are read (:func:`~domainknowledge.data.real.dml_benchmarks.read_square_image`)."""
+    """``prepare`` that crops the centre square of an image ``(h, w, 3)`` (or a mask ``(h, w)``) and resizes it
+    to ``size`` (bilinear), as the metric-learning benchmarks are read."""
     from PIL import Image
 
     def prepare(image: np.ndarray) -> np.ndarray:
