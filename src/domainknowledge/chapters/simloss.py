@@ -33,7 +33,8 @@ from domainknowledge.principles.losses import SimLoss, ordinal_similarity
 from domainknowledge.training import TrainingConfig, as_image_tensor, predict_proba, train_classifier
 
 __all__ = ["AGE_DATASETS", "CONFIGS", "FASHION_SUPERCLASSES", "FOCUS_AGE", "SEMANTIC_DATASETS", "AgeTask",
-           "Config", "SemanticTask", "Sweep", "best_on_validation", "class_name_embeddings",
+           "Config", "FASHION_WORDNET_LEMMAS", "NAME_SIMILARITIES", "SemanticTask", "Sweep", "best_on_validation",
+           "class_name_similarity", "sa_headroom",
            "collapse_statistics", "compare_with_baseline", "describe_profiles", "example_images",
            "label_distribution", "load_age_task", "load_semantic_task",
            "mean_predicted_distribution", "median_guess_mae", "miss_cause", "p_value_against_baseline", "results_table", "run_ordinal_sweep", "run_seeds",
@@ -41,7 +42,9 @@ __all__ = ["AGE_DATASETS", "CONFIGS", "FASHION_SUPERCLASSES", "FOCUS_AGE", "SEMA
 
 AGE_DATASETS = ("ordinal_faces", "utkface", "afad")
 SEMANTIC_DATASETS = ("fashion_mnist", "cifar100")
-TEXT_ENCODERS = ("minilm", "word2vec")
+#: Where the class similarity of Eq. 14.11 comes from: WordNet's noun hierarchy (Wu-Palmer) or the cosine of
+#: MiniLM sentence vectors or GoogleNews Word2Vec vectors of the class names (the thesis' choice).
+NAME_SIMILARITIES = ("wordnet", "minilm", "word2vec")
 FOCUS_AGE = 30   # Fig. 14.2b: the mean output for all examples of this age
 
 # Superclasses of Fashion-MNIST for SA and FSA, grouped by what a garment is worn on / used for, as a shop's
@@ -54,6 +57,10 @@ FASHION_SUPERCLASSES = {
     "dresses": ("Dress",),
     "bags": ("Bag",),
 }
+
+#: The WordNet lemma of each Fashion-MNIST class name that is not itself a WordNet noun ("Ankle boot": WordNet
+#: has no ankle boot, and its "boot" is the footwear's most frequent sense).
+FASHION_WORDNET_LEMMAS = {"T-shirt/top": "t-shirt", "Ankle boot": "boot"}
 
 AGE_METRICS = {"accuracy": True, "mae": False, "mse": False}              # name -> higher is better
 SEMANTIC_METRICS = {"accuracy": True, "sa": True, "fsa": True}
@@ -68,8 +75,8 @@ class Config:
     widths, (20, 40, 80) in the thesis), ``reduction_factors`` (the grid of ``r``), ``age_training``.
     Semantic experiment: ``semantic_dataset``, ``semantic_per_class`` (train, validation, test images per
     class; ``None`` = all; a float validation entry is a share of each class' training images, the rest
-    training), ``lower_bounds`` (the grid of ``l``), ``semantic_training``, ``text_encoder``
-    (``minilm`` or ``word2vec``). Both: ``runs`` (seeds per grid value), ``significance`` (``per-example``
+    training), ``lower_bounds`` (the grid of ``l``), ``semantic_training``, ``name_similarity`` (where the
+    class similarity comes from: ``wordnet``, ``minilm`` or ``word2vec``, see :data:`NAME_SIMILARITIES`). Both: ``runs`` (seeds per grid value), ``significance`` (``per-example``
     or ``per-run`` pairing of the Wilcoxon test), ``max_age`` (oldest stand-in age).
     """
 
@@ -83,7 +90,7 @@ class Config:
     semantic_per_class: tuple[int | None, int | float, int | None]
     lower_bounds: tuple[float, ...]
     semantic_training: TrainingConfig
-    text_encoder: str
+    name_similarity: str
     runs: int
     significance: str
     max_age: int = 79
@@ -94,8 +101,8 @@ class Config:
             raise ValueError(f"age_datasets must be a non-empty subset of {AGE_DATASETS}, got {self.age_datasets}")
         if self.semantic_dataset not in SEMANTIC_DATASETS:
             raise ValueError(f"semantic_dataset must be one of {SEMANTIC_DATASETS}, got {self.semantic_dataset!r}")
-        if self.text_encoder not in TEXT_ENCODERS:
-            raise ValueError(f"text_encoder must be one of {TEXT_ENCODERS}, got {self.text_encoder!r}")
+        if self.name_similarity not in NAME_SIMILARITIES:
+            raise ValueError(f"name_similarity must be one of {NAME_SIMILARITIES}, got {self.name_similarity!r}")
         if self.significance not in ("per-example", "per-run"):
             raise ValueError(f"significance must be 'per-example' or 'per-run', got {self.significance!r}")
         if 0.0 not in self.reduction_factors or 0.99 not in self.lower_bounds:
@@ -115,7 +122,7 @@ CONFIGS: dict[str, Config] = {
         semantic_dataset="fashion_mnist", semantic_per_class=(60, 20, 40), lower_bounds=(0.0, 0.5, 0.99),
         semantic_training=TrainingConfig(max_epochs=2, batch_size=128, patience=20, monitor="accuracy",
                                          learning_rate=3e-3),
-        text_encoder="minilm", runs=1, significance="per-example"),
+        name_similarity="wordnet", runs=1, significance="per-example"),
     "cpu": Config(
         age_datasets=("ordinal_faces",), age_images=3000, image_size=32, niu_channels=(8, 16, 32),
         reduction_factors=R_GRID,
@@ -123,7 +130,7 @@ CONFIGS: dict[str, Config] = {
         semantic_dataset="fashion_mnist", semantic_per_class=(150, 100, 300), lower_bounds=L_GRID,
         semantic_training=TrainingConfig(max_epochs=60, batch_size=128, patience=5, monitor="accuracy",
                                          learning_rate=3e-3),
-        text_encoder="minilm", runs=3, significance="per-example"),
+        name_similarity="wordnet", runs=3, significance="per-example"),
     "paper": Config(
         age_datasets=("utkface", "afad"), age_images=None, image_size=60, niu_channels=(20, 40, 80),
         reduction_factors=R_GRID,
@@ -132,7 +139,7 @@ CONFIGS: dict[str, Config] = {
         # the same way: 10 % of each class' training images validate, the rest train, all test images test
         semantic_dataset="cifar100", semantic_per_class=(None, 0.1, None), lower_bounds=L_GRID,
         semantic_training=TrainingConfig(max_epochs=1000, batch_size=1024, patience=20, monitor="accuracy"),
-        text_encoder="word2vec", runs=10, significance="per-run"),
+        name_similarity="word2vec", runs=10, significance="per-run"),
 }
 
 
@@ -258,16 +265,33 @@ def load_semantic_task(config: Config, *, seed: int, data_root=None, allow_downl
                         tuple(class_names), tuple(superclass_names), superclass_of)
 
 
-def class_name_embeddings(task: SemanticTask, encoder: str, *, data_root=None, device: str = "cpu") -> np.ndarray:
-    """Embed the class names of ``task`` (``(C, D)``): MiniLM sentence vectors or GoogleNews Word2Vec."""
-    from domainknowledge.models.text import encode_texts, word2vec_embeddings
+def class_name_similarity(task: SemanticTask, source: str, *, data_root=None, device: str = "cpu") -> np.ndarray:
+    """The similarity ``(C, C)`` in ``[0, 1]`` (diagonal 1) of the class names of ``task``, the raw material of
+    Eq. 14.11.
+
+    ``source``: ``minilm`` / ``word2vec``: ``max(0, cos)`` of MiniLM sentence vectors or GoogleNews Word2Vec
+    vectors (Sec. 14.2.1); ``wordnet``: the Wu-Palmer similarity of the classes' most frequent noun senses in
+    WordNet 3.0 (:mod:`domainknowledge.data.real.wordnet`), the names mapped to WordNet lemmas by
+    :data:`FASHION_WORDNET_LEMMAS` for Fashion-MNIST and by their own words otherwise.
+    """
+    from domainknowledge.principles.losses import cosine_similarity_matrix
 
     names = [name.replace("_", " ") for name in task.class_names]
-    if encoder == "minilm":
-        return encode_texts(names, device=device)
-    if encoder == "word2vec":
-        return word2vec_embeddings(names, data_root)
-    raise ValueError(f"unknown text encoder {encoder!r}; choose one of {TEXT_ENCODERS}")
+    if source == "wordnet":
+        from domainknowledge.data.real.wordnet import load_noun_hierarchy
+
+        nouns = load_noun_hierarchy()
+        synsets = [nouns.synset(FASHION_WORDNET_LEMMAS.get(name, name)) for name in task.class_names]
+        similarity = np.array([[nouns.wup_similarity(a, b) for b in synsets] for a in synsets])
+    elif source in ("minilm", "word2vec"):
+        from domainknowledge.models.text import encode_texts, word2vec_embeddings
+
+        embeddings = encode_texts(names, device=device) if source == "minilm" else word2vec_embeddings(names, data_root)
+        similarity = np.maximum(cosine_similarity_matrix(embeddings), 0.0)
+    else:
+        raise ValueError(f"unknown class-name similarity {source!r}; choose one of {NAME_SIMILARITIES}")
+    np.fill_diagonal(similarity, 1.0)
+    return similarity
 
 
 def example_images(task, classes: Sequence[int], per_class: int = 1, split: str = "train"
@@ -293,6 +317,29 @@ def superclass_similarity_contrast(similarity: np.ndarray, superclass_of: np.nda
     off_diagonal = ~np.eye(len(superclass_of), dtype=bool)
     within, across = similarity[same & off_diagonal], similarity[~same]
     return {"within": float(within.mean()) if within.size else float("nan"), "across": float(across.mean())}
+
+
+def sa_headroom(sa_baseline: float, test_examples: int, *, thesis_sa: tuple[float, float] = (49.22, 49.93),
+                alpha: float = 0.05) -> dict[str, float | bool]:
+    """Can a test set show the thesis' SA gain at all? The expected number of test examples that SimLoss moves
+    into the target's superclass, against the fewest that a one-sided paired test could find significant.
+
+    Cross-entropy leaves ``(1 - sa_baseline) * test_examples`` predictions outside the target's superclass.
+    In Table 14.2 SimLoss moved ``(49.93 - 49.22) / (100 - 49.22)`` = 1.4 % of such mistakes into the right
+    superclass (``thesis_sa``: cross-entropy's and SimLoss' test SA in %); the same share of ours is the
+    ``expected`` shift. A one-sided sign or signed-rank test needs at least ``ceil(log2(1 / alpha))`` paired
+    differences, all in one direction, to reach ``p < alpha`` (5 at 5 %: 1/2^5 = 0.031), so an ``expected``
+    shift below that ``minimum`` cannot be significant, whatever the method does: the claim is not testable.
+    """
+    if not 0.0 <= sa_baseline <= 1.0 or test_examples < 1:
+        raise ValueError(f"sa_baseline must be a share in [0, 1] and test_examples positive, got {sa_baseline}, "
+                         f"{test_examples}")
+    before, after = thesis_sa
+    share = (after - before) / (100.0 - before)
+    expected = share * (1.0 - sa_baseline) * test_examples
+    minimum = float(np.ceil(np.log2(1.0 / alpha)))
+    return {"converted_share": share, "cross_superclass_errors": (1.0 - sa_baseline) * test_examples,
+            "expected": expected, "minimum": minimum, "testable": bool(expected >= minimum)}
 
 
 def label_distribution(labels, num_classes: int) -> np.ndarray:
@@ -393,10 +440,11 @@ def run_ordinal_sweep(config: Config, task: AgeTask, seeds: Sequence[int], *, de
                       seeds=seeds, device=device, log=log)
 
 
-def run_semantic_sweep(config: Config, task: SemanticTask, embeddings: np.ndarray, seeds: Sequence[int], *,
+def run_semantic_sweep(config: Config, task: SemanticTask, name_similarity: np.ndarray, seeds: Sequence[int], *,
                        device="cpu", log: Callable[[str], None] = print) -> Sweep:
-    """Train LeNet with SimLoss(Eq. 14.11 at lower bound ``l``) for every ``l`` of ``config`` (Table 14.2)."""
-    from domainknowledge.principles.losses import semantic_similarity
+    """Train LeNet with SimLoss(Eq. 14.11 at lower bound ``l``) for every ``l`` of ``config`` (Table 14.2);
+    ``name_similarity``: the ``(C, C)`` class similarity in ``[0, 1]`` (:func:`class_name_similarity`)."""
+    from domainknowledge.principles.losses import bounded_similarity
 
     standardize = Standardize.fit(task.images["train"], per_channel=False)
     image_size = task.images["train"].shape[-1]
@@ -405,7 +453,7 @@ def run_semantic_sweep(config: Config, task: SemanticTask, embeddings: np.ndarra
         return LeNet(task.num_classes, in_channels=task.in_channels, image_size=image_size, standardize=standardize)
 
     return _run_sweep(dataset=task.name, parameter="l", values=config.lower_bounds,
-                      similarity_for=lambda l: semantic_similarity(embeddings, l), build_model=build_model,
+                      similarity_for=lambda l: bounded_similarity(name_similarity, l), build_model=build_model,
                       task=task, training=config.semantic_training, score=_semantic_metrics,
                       metric_names=SEMANTIC_METRICS, seeds=seeds, device=device,
                       superclass_of=task.superclass_of, log=log)

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SimLoss", "check_similarity_matrix", "cosine_similarity_matrix", "cross_entropy_identity_gap",
-           "gradient_equivalence_gap", "ordinal_similarity", "probability_matrix_loss", "semantic_similarity",
-           "simloss"]
+__all__ = ["SimLoss", "bounded_similarity", "check_similarity_matrix", "cosine_similarity_matrix",
+           "cross_entropy_identity_gap", "gradient_equivalence_gap", "ordinal_similarity", "probability_matrix_loss",
+           "semantic_similarity", "simloss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -174,20 +174,38 @@ def cosine_similarity_matrix(embeddings) -> np.ndarray:
     return np.clip(unit @ unit.T, -1.0, 1.0)
 
 
+def bounded_similarity(similarity, lower_bound: float) -> torch.Tensor:
+    """The lower bound of Eq. 14.11 applied to any class similarity, a ``(C, C)`` float32 tensor.
+
+    ``similarity``: ``(C, C)`` numpy or torch, values in ``[0, 1]`` (a cosine clipped at 0, a Wu-Palmer
+    similarity, ...); ``S[i, j] = max(0, sim(i, j) - l) / (1 - l)`` with ``l = lower_bound`` in ``[0, 1)``, and
+    the diagonal set to exactly 1. An ``l`` at or above the largest off-diagonal similarity gives the identity,
+    i.e. cross-entropy (Sec. 14.1.2).
+    """
+    if not 0.0 <= lower_bound < 1.0:
+        raise ValueError(f"the lower bound l must lie in [0, 1), got {lower_bound!r}")
+    values = np.asarray(similarity.detach().cpu() if isinstance(similarity, torch.Tensor) else similarity,
+                        dtype=np.float64)
+    if values.ndim != 2 or values.shape[0] != values.shape[1]:
+        raise ValueError(f"the class similarity must be a square (C, C) matrix, got shape {values.shape}")
+    if not np.all(np.isfinite(values)) or values.min() < 0.0 or values.max() > 1.0 + 1e-9:
+        raise ValueError("the class similarity must lie in [0, 1]; clip a cosine at 0 first")
+    scaled = np.maximum(values - lower_bound, 0.0) / (1.0 - lower_bound)
+    np.fill_diagonal(scaled, 1.0)
+    return torch.from_numpy(np.clip(scaled, 0.0, 1.0)).float()
+
+
 def semantic_similarity(embeddings, lower_bound: float) -> torch.Tensor:
     """General class similarity with a lower bound (Eq. 14.11), a ``(C, C)`` float32 tensor.
 
     ``sim(i, j) = max(0, cos(w_i, w_j))`` of the class-name embeddings ``w`` (``(C, D)``, numpy or torch), as in
-    Sec. 14.2.1; then ``S[i, j] = max(0, sim(i, j) - l) / (1 - l)`` with ``l = lower_bound`` in ``[0, 1)``.
-    The diagonal is set to exactly 1. An ``l`` at or above the largest off-diagonal similarity gives the
-    identity, i.e. cross-entropy (Sec. 14.1.2).
+    Sec. 14.2.1; then ``S[i, j] = max(0, sim(i, j) - l) / (1 - l)`` with ``l = lower_bound`` in ``[0, 1)``
+    (:func:`bounded_similarity`). The diagonal is set to exactly 1. An ``l`` at or above the largest off-diagonal
+    similarity gives the identity, i.e. cross-entropy (Sec. 14.1.2).
     """
     if not 0.0 <= lower_bound < 1.0:
         raise ValueError(f"the lower bound l must lie in [0, 1), got {lower_bound!r}")
-    similarity = np.maximum(cosine_similarity_matrix(embeddings), 0.0)
-    scaled = np.maximum(similarity - lower_bound, 0.0) / (1.0 - lower_bound)
-    np.fill_diagonal(scaled, 1.0)
-    return torch.from_numpy(np.clip(scaled, 0.0, 1.0)).float()
+    return bounded_similarity(np.maximum(cosine_similarity_matrix(embeddings), 0.0), lower_bound)
 
 
 # --- the two algebraic facts of Sec. 14.1 -----------------------------------------------------------------
