@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from domainknowledge.principles.losses import (
     SimLoss,
+    bounded_similarity,
     check_similarity_matrix,
     cosine_similarity_matrix,
     cross_entropy_identity_gap,
@@ -152,5 +153,18 @@ def test_invalid_arguments_raise():
         semantic_similarity(np.eye(3), 1.0)
     with pytest.raises(ValueError, match="non-zero"):
         semantic_similarity(np.zeros((3, 2)), 0.5)
+    with pytest.raises(ValueError, match="square"):
+        bounded_similarity(np.ones((3, 2)), 0.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        bounded_similarity(np.full((3, 3), -0.2), 0.5)
     with pytest.raises(ValueError, match="diagonal"):
         SimLoss(torch.full((3, 3), 0.5))
+
+
+def test_bounded_similarity_is_eq_14_11_on_any_similarity():
+    similarity = np.array([[1.0, 0.9, 0.5], [0.9, 1.0, 0.7], [0.5, 0.7, 1.0]])
+    bounded = bounded_similarity(similarity, 0.6).numpy()
+    assert np.allclose(bounded, [[1, 0.75, 0], [0.75, 1, 0.25], [0, 0.25, 1]])
+    embeddings = np.random.default_rng(0).normal(size=(4, 3))
+    assert torch.equal(semantic_similarity(embeddings, 0.2),
+                       bounded_similarity(np.maximum(cosine_similarity_matrix(embeddings), 0), 0.2))
