@@ -101,3 +101,11 @@ def test_batched_pull_and_push_equal_the_pairwise_definitions_with_their_gradien
     assert torch.allclose(measured_grad, expected_grad, atol=1e-12)
     with pytest.raises(ValueError, match="same number of augmentations"):
         dhog.pull_term([views[0], views[1][:2]])
+
+
+def test_paired_effect_size_is_mean_over_sd_of_the_differences():
+    from domainknowledge import significance
+
+    assert significance.paired_effect_size([1.0, 3.0]) == pytest.approx(2.0 / math.sqrt(2.0))
+    assert significance.paired_effect_size([0.5, 0.5]) == math.inf
+    assert math.isnan(significance.paired_effect_size([0.5])) and math.isnan(significance.paired_effect_size([0.0, 0.0]))

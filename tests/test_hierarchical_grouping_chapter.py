@@ -56,6 +56,10 @@ def test_training_and_per_head_evaluation(task):
     assert table.loc[table["collapsed"], "degenerate"].all()
     again = ch.train_clusterer(task, TINY, alpha=0.05, seed=0)
     assert again.losses == trained.losses
+    assert trained.steps == 4                                   # 200 images in batches of 50, one epoch
+    curves = ch.training_curves({("tinted digits", 0.05, 0): trained})
+    assert curves.to_dict(orient="records") == [{"dataset": "tinted digits", "alpha": 0.05, "seed": 0, "step": 4,
+                                                 "loss": trained.losses[0]}]
 
 
 def test_config_and_data_errors():
@@ -127,3 +131,23 @@ def test_cluster_size_entropy_and_degenerate_heads():
     assert not ch.is_degenerate(np.arange(100) % 5, 10)                                   # five clusters: 0.70
     stray = np.concatenate([np.zeros(97, dtype=int), [1, 2, 3]])                          # not collapsed, still degenerate
     assert not ch.is_collapsed(stray) and ch.is_degenerate(stray, 10)
+
+
+def test_the_control_runs_once_without_the_push_term_and_the_arms_share_seeds():
+    config = dataclasses.replace(TINY, datasets=("tinted_digits", "one_tint_digits"), runs=2, control_runs=1)
+    assert ch.run_seeds(config, 3) == (3000, 3001)
+    assert ch.planned_runs(config, 3) == [("tinted_digits", 0.0, 3000), ("tinted_digits", 0.0, 3001),
+                                          ("tinted_digits", 0.05, 3000), ("tinted_digits", 0.05, 3001),
+                                          ("one_tint_digits", 0.0, 3000)]
+    with pytest.raises(ValueError, match="control_runs"):
+        dataclasses.replace(TINY, control_runs=0)
+
+
+def test_paired_by_seed_subtracts_within_each_seed():
+    import pandas as pd
+
+    frame = pd.DataFrame({"seed": [0, 0, 1, 1, 2], "alpha": [0.0, 0.05, 0.0, 0.05, 0.0],
+                          "accuracy": [0.5, 0.7, 0.6, 0.65, 0.9]})
+    gaps = ch.paired_by_seed(frame, "accuracy", 0.05, 0.0)
+    assert gaps.index.tolist() == [0, 1] and gaps.tolist() == pytest.approx([0.2, 0.05])    # seed 2 ran one arm only
+    assert ch.paired_by_seed(frame, "accuracy", 0.5, 0.0).empty

@@ -29,7 +29,7 @@ from domainknowledge.training import as_image_tensor, train_epochs
 __all__ = ["CONFIGS", "DATASETS", "ClusteringTask", "Config", "DHOGNetwork", "ResidualBlock", "TrainedClusterer",
            "augmentation_agreement", "centre_view", "cluster_exemplars", "clustering_views",
            "DEGENERATE_ENTROPY", "cluster_size_entropy", "describe_profiles", "evaluate_heads", "is_collapsed", "is_degenerate", "load_task", "predict_clusters",
-           "predict_probabilities", "train_clusterer"]
+           "paired_by_seed", "planned_runs", "predict_probabilities", "run_seeds", "train_clusterer", "training_curves"]
 
 DATASETS = ("fashion_mnist", "tinted_digits", "one_tint_digits", "cifar10")
 
@@ -43,7 +43,9 @@ class Config:
     (Adam with cosine annealing; the thesis states neither optimiser nor rate); ``alphas`` compared (0 and
     0.05); ``runs`` seeds each; ``detach_trunk_on_push``: whether the push term's gradient is kept out of the
     shared trunk (the thesis is ambiguous, Sec. 4.3.2); ``first_stride``: the stride of the first residual
-    block (1 in the thesis; 2 at the small profiles quarters the cost of every block on a CPU)."""
+    block (1 in the thesis; 2 at the small profiles quarters the cost of every block on a CPU);
+    ``control_runs``: seeds of the one-tint control (trained without the push term, the first seeds of
+    ``runs``), when ``datasets`` has it."""
 
     datasets: tuple[str, ...]
     train_images: int | None
@@ -60,6 +62,7 @@ class Config:
     runs: int
     detach_trunk_on_push: bool = False
     first_stride: int = 1
+    control_runs: int = 1
 
     def __post_init__(self):
         unknown = set(self.datasets) - set(DATASETS)
@@ -73,22 +76,43 @@ class Config:
             raise ValueError(f"augmentations must be at least 2 (the pull term compares views), got {self.augmentations}")
         if not 0 < self.crop <= 1:
             raise ValueError(f"crop must be a fraction of the image side in (0, 1], got {self.crop}")
-        for name in ("hidden", "epochs", "batch_size", "runs"):
+        for name in ("hidden", "epochs", "batch_size", "runs", "control_runs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 CONFIGS: dict[str, Config] = {
-    "smoke": Config(datasets=("tinted_digits",), train_images=600, test_images=300, channels=(8, 8, 16, 16), heads=4,
-                    hidden=32, augmentations=2, crop=0.85, epochs=1, batch_size=110, learning_rate=1e-3,
-                    alphas=(0.0, 0.05), runs=1, first_stride=2),
-    "cpu": Config(datasets=("fashion_mnist", "tinted_digits", "one_tint_digits"), train_images=3_000, test_images=1_000,
-                  channels=(8, 16, 32, 32), heads=8, hidden=64, augmentations=4, crop=0.85, epochs=10, batch_size=220,
-                  learning_rate=5e-3, alphas=(0.0, 0.05), runs=3, first_stride=2),
+    "smoke": Config(datasets=("tinted_digits", "one_tint_digits"), train_images=600, test_images=300,
+                    channels=(8, 8, 16, 16), heads=4, hidden=32, augmentations=2, crop=0.85, epochs=1, batch_size=110,
+                    learning_rate=1e-3, alphas=(0.0, 0.05), runs=1, first_stride=2),
+    # cpu: the tinted digits (all 2,515 training images) and the one-tint control only, with a network narrow
+    # enough (16 channels after block 1, all eight heads and five final-block copies kept) that every run gets
+    # over a thousand optimiser steps
+    "cpu": Config(datasets=("tinted_digits", "one_tint_digits"), train_images=None, test_images=None,
+                  channels=(8, 16, 16, 16), heads=8, hidden=64, augmentations=4, crop=0.85, epochs=60, batch_size=128,
+                  learning_rate=5e-3, alphas=(0.0, 0.05), runs=2, first_stride=2),
     "paper": Config(datasets=("cifar10",), train_images=None, test_images=None, channels=(64, 128, 256, 512), heads=8,
                     hidden=200, augmentations=4, crop=0.625, epochs=1000, batch_size=220, learning_rate=1e-3,
                     alphas=(0.0, 0.05), runs=3),
 }
+
+
+def run_seeds(config: Config, seed: int, runs: int | None = None) -> tuple[int, ...]:
+    """The seeds of the ``runs`` (default ``config.runs``) repeats of one arm: ``1000 seed + r``."""
+    return tuple(1000 * seed + r for r in range(config.runs if runs is None else runs))
+
+
+def planned_runs(config: Config, seed: int) -> list[tuple[str, float, int]]:
+    """``(dataset, alpha, run seed)`` of every model a profile trains: each data set with every ``alpha`` and
+    ``runs`` seeds, except the one-tint control, trained ``control_runs`` times without the push term (it asks
+    whether the objective and the budget can find the digits at all, not what the push term adds)."""
+    plan = []
+    for dataset in config.datasets:
+        if dataset == "one_tint_digits":
+            plan += [(dataset, min(config.alphas), s) for s in run_seeds(config, seed, config.control_runs)]
+        else:
+            plan += [(dataset, alpha, s) for alpha in config.alphas for s in run_seeds(config, seed)]
+    return plan
 
 
 def describe_profiles(configs: dict[str, Config] | None = None) -> pd.DataFrame:
@@ -245,13 +269,14 @@ class DHOGNetwork(nn.Module):
 
 @dataclass
 class TrainedClusterer:
-    """A trained network, the ``alpha`` it was trained with, its loss per epoch, and seconds."""
+    """A trained network, the ``alpha`` it was trained with, its loss per epoch, seconds and optimiser steps."""
 
     network: DHOGNetwork
     alpha: float
     seed: int
     losses: list[float]
     seconds: float
+    steps: int = 0
 
 
 def train_clusterer(task: ClusteringTask, config: Config, *, alpha: float, seed: int, device="cpu",
@@ -262,8 +287,10 @@ def train_clusterer(task: ClusteringTask, config: Config, *, alpha: float, seed:
     network = DHOGNetwork(task.train_images.shape[1], config.channels, config.heads, task.num_classes,
                           config.hidden, config.first_stride).to(device)
     started = time.perf_counter()
+    steps = []
 
     def batch_loss(batch: torch.Tensor, step: int) -> torch.Tensor:
+        steps.append(step)
         views = clustering_views(task.train_images[batch].to(device), config.augmentations, config.crop, generator)
         stacked = torch.cat(views)
         per_head = [head.chunk(config.augmentations) for head in network(stacked)]       # views[i][a]
@@ -277,7 +304,28 @@ def train_clusterer(task: ClusteringTask, config: Config, *, alpha: float, seed:
     losses = train_epochs(network, batch_loss, examples=len(task.train_labels), epochs=config.epochs,
                           batch_size=config.batch_size, learning_rate=config.learning_rate, generator=generator,
                           progress=f"alpha {alpha}, seed {seed}" if progress else None)
-    return TrainedClusterer(network, alpha, seed, losses, time.perf_counter() - started)
+    return TrainedClusterer(network, alpha, seed, losses, time.perf_counter() - started, len(steps))
+
+
+def training_curves(models: dict[tuple[str, float, int], TrainedClusterer]) -> pd.DataFrame:
+    """One row per epoch of every model keyed ``(dataset, alpha, seed)``: the optimiser ``step`` it ended at
+    and the mean training ``loss`` over it (``-(MI_pull - alpha MI_push)``)."""
+    rows = []
+    for (dataset, alpha, seed), model in models.items():
+        per_epoch = model.steps / max(1, len(model.losses))
+        rows += [{"dataset": dataset, "alpha": alpha, "seed": seed, "step": round(per_epoch * (epoch + 1)), "loss": loss}
+                 for epoch, loss in enumerate(model.losses)]
+    return pd.DataFrame(rows, columns=["dataset", "alpha", "seed", "step", "loss"])
+
+
+def paired_by_seed(frame: pd.DataFrame, column: str, higher: float, lower: float) -> pd.Series:
+    """Per seed, ``column`` of the rows with ``alpha == higher`` minus those with ``alpha == lower`` (one row per
+    seed and alpha in ``frame``, e.g. the selected head of each run of one data set); seeds that ran only one
+    alpha are left out. Indexed by seed."""
+    table = frame.pivot_table(index="seed", columns="alpha", values=column, aggfunc="mean")
+    if higher not in table or lower not in table:
+        return pd.Series(dtype=float, name=column)
+    return (table[higher] - table[lower]).dropna().rename(column)
 
 
 @torch.no_grad()
