@@ -141,6 +141,9 @@ def test_the_control_runs_once_without_the_push_term_and_the_arms_share_seeds():
                                           ("one_tint_digits", 0.0, 3000)]
     with pytest.raises(ValueError, match="control_runs"):
         dataclasses.replace(TINY, control_runs=0)
+    assert ch.config_for(dataclasses.replace(config, control_epochs=3), "one_tint_digits").epochs == 3
+    assert ch.config_for(dataclasses.replace(config, control_epochs=3), "tinted_digits").epochs == config.epochs
+    assert ch.config_for(dataclasses.replace(config, control_epochs=None), "one_tint_digits").epochs == config.epochs
 
 
 def test_paired_by_seed_subtracts_within_each_seed():

@@ -163,7 +163,7 @@ seeds = chapter.run_seeds(config, seed)
 per_head, trained_models = [], {}
 for name, alpha, run_seed in chapter.planned_runs(config, seed):
     task = tasks[name]
-    model = chapter.train_clusterer(task, config, alpha=alpha, seed=run_seed, device=run.device)
+    model = chapter.train_clusterer(task, chapter.config_for(config, name), alpha=alpha, seed=run_seed, device=run.device)
     trained_models[(name, alpha, run_seed)] = model
     heads = chapter.evaluate_heads(model, task, config, seed=run_seed, device=run.device)
     per_head.append(heads.assign(dataset=task.name, alpha=alpha, seed=run_seed, seconds=model.seconds, steps=model.steps))

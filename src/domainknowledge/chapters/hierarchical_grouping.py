@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,7 @@ from domainknowledge.principles import hierarchical_grouping as dhog
 from domainknowledge.training import as_image_tensor, train_epochs
 
 __all__ = ["CONFIGS", "DATASETS", "ClusteringTask", "Config", "DHOGNetwork", "ResidualBlock", "TrainedClusterer",
-           "augmentation_agreement", "centre_view", "cluster_exemplars", "clustering_views",
+           "augmentation_agreement", "centre_view", "cluster_exemplars", "clustering_views", "config_for",
            "DEGENERATE_ENTROPY", "cluster_size_entropy", "describe_profiles", "evaluate_heads", "is_collapsed", "is_degenerate", "load_task", "predict_clusters",
            "paired_by_seed", "planned_runs", "predict_probabilities", "run_seeds", "train_clusterer", "training_curves"]
 
@@ -45,7 +46,8 @@ class Config:
     shared trunk (the thesis is ambiguous, Sec. 4.3.2); ``first_stride``: the stride of the first residual
     block (1 in the thesis; 2 at the small profiles quarters the cost of every block on a CPU);
     ``control_runs``: seeds of the one-tint control (trained without the push term, the first seeds of
-    ``runs``), when ``datasets`` has it."""
+    ``runs``), when ``datasets`` has it, and ``control_epochs`` its epochs (``None``: ``epochs``; it has half
+    the images of the tinted digits, so twice the epochs give it as many optimiser steps)."""
 
     datasets: tuple[str, ...]
     train_images: int | None
@@ -63,6 +65,7 @@ class Config:
     detach_trunk_on_push: bool = False
     first_stride: int = 1
     control_runs: int = 1
+    control_epochs: int | None = None
 
     def __post_init__(self):
         unknown = set(self.datasets) - set(DATASETS)
@@ -76,21 +79,21 @@ class Config:
             raise ValueError(f"augmentations must be at least 2 (the pull term compares views), got {self.augmentations}")
         if not 0 < self.crop <= 1:
             raise ValueError(f"crop must be a fraction of the image side in (0, 1], got {self.crop}")
-        for name in ("hidden", "epochs", "batch_size", "runs", "control_runs"):
-            if getattr(self, name) < 1:
+        for name in ("hidden", "epochs", "batch_size", "runs", "control_runs", "control_epochs"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 CONFIGS: dict[str, Config] = {
     "smoke": Config(datasets=("tinted_digits", "one_tint_digits"), train_images=600, test_images=300,
                     channels=(8, 8, 16, 16), heads=4, hidden=32, augmentations=2, crop=0.85, epochs=1, batch_size=110,
-                    learning_rate=1e-3, alphas=(0.0, 0.05), runs=1, first_stride=2),
+                    learning_rate=1e-3, alphas=(0.0, 0.05), runs=1, first_stride=2, control_epochs=2),
     # cpu: the tinted digits (all 2,515 training images) and the one-tint control only, with a network narrow
     # enough (16 channels after block 1, all eight heads and five final-block copies kept) that every run gets
     # over a thousand optimiser steps
     "cpu": Config(datasets=("tinted_digits", "one_tint_digits"), train_images=None, test_images=None,
-                  channels=(8, 16, 16, 16), heads=8, hidden=64, augmentations=4, crop=0.85, epochs=60, batch_size=128,
-                  learning_rate=5e-3, alphas=(0.0, 0.05), runs=2, first_stride=2),
+                  channels=(8, 16, 16, 16), heads=8, hidden=64, augmentations=4, crop=0.85, epochs=35, batch_size=128,
+                  learning_rate=1e-2, alphas=(0.0, 0.05), runs=2, first_stride=2, control_epochs=70),
     "paper": Config(datasets=("cifar10",), train_images=None, test_images=None, channels=(64, 128, 256, 512), heads=8,
                     hidden=200, augmentations=4, crop=0.625, epochs=1000, batch_size=220, learning_rate=1e-3,
                     alphas=(0.0, 0.05), runs=3),
@@ -113,6 +116,13 @@ def planned_runs(config: Config, seed: int) -> list[tuple[str, float, int]]:
         else:
             plan += [(dataset, alpha, s) for alpha in config.alphas for s in run_seeds(config, seed)]
     return plan
+
+
+def config_for(config: Config, dataset: str) -> Config:
+    """The configuration one data set's runs train with: ``config``, with ``control_epochs`` for the control."""
+    if dataset == "one_tint_digits" and config.control_epochs is not None:
+        return dataclasses.replace(config, epochs=config.control_epochs)
+    return config
 
 
 def describe_profiles(configs: dict[str, Config] | None = None) -> pd.DataFrame:
