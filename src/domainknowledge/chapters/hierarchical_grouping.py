@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 import dataclasses
 from dataclasses import dataclass
 
@@ -44,7 +45,11 @@ class Config:
     (Adam with cosine annealing; the thesis states neither optimiser nor rate); ``alphas`` compared (0 and
     0.05); ``runs`` seeds each; ``detach_trunk_on_push``: whether the push term's gradient is kept out of the
     shared trunk (the thesis is ambiguous, Sec. 4.3.2); ``first_stride``: the stride of the first residual
-    block (1 in the thesis; 2 at the small profiles quarters the cost of every block on a CPU);
+    block (1 in the thesis; 2 at the small profiles quarters the cost of every block on a CPU); ``flip``:
+    whether views are flipped horizontally (the thesis' CIFAR pipeline does; a mirrored digit is another
+    glyph, so the digit profiles do not); ``cpu_threads``: torch threads while training on a CPU (``None``:
+    leave them; one thread is faster for the small networks of the CPU profiles, whose many tiny operations
+    gain nothing from a second thread and lose much when the cores are shared);
     ``control_runs``: seeds of the one-tint control (trained without the push term, the first seeds of
     ``runs``), when ``datasets`` has it, and ``control_epochs`` its epochs (``None``: ``epochs``; it has half
     the images of the tinted digits, so twice the epochs give it as many optimiser steps)."""
@@ -64,6 +69,8 @@ class Config:
     runs: int
     detach_trunk_on_push: bool = False
     first_stride: int = 1
+    flip: bool = True
+    cpu_threads: int | None = None
     control_runs: int = 1
     control_epochs: int | None = None
 
@@ -87,13 +94,15 @@ class Config:
 CONFIGS: dict[str, Config] = {
     "smoke": Config(datasets=("tinted_digits", "one_tint_digits"), train_images=600, test_images=300,
                     channels=(8, 8, 16, 16), heads=4, hidden=32, augmentations=2, crop=0.85, epochs=1, batch_size=110,
-                    learning_rate=1e-3, alphas=(0.0, 0.05), runs=1, first_stride=2, control_epochs=2),
+                    learning_rate=1e-3, alphas=(0.0, 0.05), runs=1, first_stride=2, flip=False, cpu_threads=1,
+                    control_epochs=2),
     # cpu: the tinted digits (all 2,515 training images) and the one-tint control only, with a network narrow
-    # enough (16 channels after block 1, all eight heads and five final-block copies kept) that every run gets
-    # over a thousand optimiser steps
+    # enough (16 channels after block 1, all eight heads and five final-block copies kept) and two views per
+    # image, so that every run gets 700-800 optimiser steps in one thread
     "cpu": Config(datasets=("tinted_digits", "one_tint_digits"), train_images=None, test_images=None,
-                  channels=(8, 16, 16, 16), heads=8, hidden=64, augmentations=4, crop=0.85, epochs=35, batch_size=128,
-                  learning_rate=1e-2, alphas=(0.0, 0.05), runs=2, first_stride=2, control_epochs=70),
+                  channels=(8, 16, 16, 16), heads=8, hidden=64, augmentations=2, crop=0.85, epochs=35, batch_size=128,
+                  learning_rate=1e-2, alphas=(0.0, 0.05), runs=2, first_stride=2, flip=False, cpu_threads=1,
+                  control_epochs=80),
     "paper": Config(datasets=("cifar10",), train_images=None, test_images=None, channels=(64, 128, 256, 512), heads=8,
                     hidden=200, augmentations=4, crop=0.625, epochs=1000, batch_size=220, learning_rate=1e-3,
                     alphas=(0.0, 0.05), runs=3),
@@ -187,9 +196,10 @@ def load_task(dataset: str, config: Config, *, seed: int, data_root=None, allow_
     return ClusteringTask(name, *splits["train"], *splits["test"], 10)
 
 
-def clustering_views(images: torch.Tensor, count: int, crop: float, generator: torch.Generator) -> list[torch.Tensor]:
+def clustering_views(images: torch.Tensor, count: int, crop: float, generator: torch.Generator,
+                     flip: bool = True) -> list[torch.Tensor]:
     """``count`` augmented float views ``(B, C, s, s)`` of uint8 images ``(B, C, H, W)``, ``s = round(crop H)``:
-    a random square crop, a horizontal flip with p = 0.5, brightness and contrast jitter of up to 25 %, and
+    a random square crop, a horizontal flip with p = 0.5 (``flip=False``: none), brightness and contrast jitter of up to 25 %, and
     for colour images random greyscale with p = 0.5 (DHOG's pipeline ends with random greyscale and crops,
     Sec. 4.3.3; Fast AutoAugment's policy is not reproduced).
 
@@ -208,8 +218,9 @@ def clustering_views(images: torch.Tensor, count: int, crop: float, generator: t
         rows = (tops[:, None] + offsets)[:, :, None].expand(batch, side, side)
         cols = (lefts[:, None] + offsets)[:, None, :].expand(batch, side, side)
         view = as_float[every, :, rows, cols].permute(0, 3, 1, 2).contiguous()
-        flip = (torch.rand(batch, generator=generator) < 0.5).to(device)
-        view[flip] = view[flip].flip(dims=[3])
+        if flip:
+            flipped = (torch.rand(batch, generator=generator) < 0.5).to(device)
+            view[flipped] = view[flipped].flip(dims=[3])
         brightness = 1 + 0.5 * (torch.rand(batch, 1, 1, 1, generator=generator).to(device) - 0.5)
         contrast = 1 + 0.5 * (torch.rand(batch, 1, 1, 1, generator=generator).to(device) - 0.5)
         mean = view.mean(dim=(1, 2, 3), keepdim=True)
@@ -301,7 +312,8 @@ def train_clusterer(task: ClusteringTask, config: Config, *, alpha: float, seed:
 
     def batch_loss(batch: torch.Tensor, step: int) -> torch.Tensor:
         steps.append(step)
-        views = clustering_views(task.train_images[batch].to(device), config.augmentations, config.crop, generator)
+        views = clustering_views(task.train_images[batch].to(device), config.augmentations, config.crop, generator,
+                                 config.flip)
         stacked = torch.cat(views)
         per_head = [head.chunk(config.augmentations) for head in network(stacked)]       # views[i][a]
         loss = -dhog.pull_term(per_head)
@@ -311,10 +323,23 @@ def train_clusterer(task: ClusteringTask, config: Config, *, alpha: float, seed:
             loss = loss + alpha * dhog.push_term(push_views)
         return loss
 
-    losses = train_epochs(network, batch_loss, examples=len(task.train_labels), epochs=config.epochs,
-                          batch_size=config.batch_size, learning_rate=config.learning_rate, generator=generator,
-                          progress=f"alpha {alpha}, seed {seed}" if progress else None)
+    with _threads(config.cpu_threads if torch.device(device).type == "cpu" else None):
+        losses = train_epochs(network, batch_loss, examples=len(task.train_labels), epochs=config.epochs,
+                              batch_size=config.batch_size, learning_rate=config.learning_rate, generator=generator,
+                              progress=f"alpha {alpha}, seed {seed}" if progress else None)
     return TrainedClusterer(network, alpha, seed, losses, time.perf_counter() - started, len(steps))
+
+
+@contextmanager
+def _threads(count: int | None):
+    """Run the block with ``count`` torch threads (``None``: unchanged), restoring the number after."""
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def training_curves(models: dict[tuple[str, float, int], TrainedClusterer]) -> pd.DataFrame:
@@ -404,7 +429,7 @@ def augmentation_agreement(trained: TrainedClusterer, images: torch.Tensor, conf
     generator = torch.Generator().manual_seed(seed)
     first, second = [], []
     for start in range(0, len(images), batch_size):
-        a, b = clustering_views(images[start:start + batch_size].to(device), 2, config.crop, generator)
+        a, b = clustering_views(images[start:start + batch_size].to(device), 2, config.crop, generator, config.flip)
         first.append(torch.stack([p.argmax(dim=1) for p in network(a)]))
         second.append(torch.stack([p.argmax(dim=1) for p in network(b)]))
     first, second = torch.cat(first, dim=1).cpu().numpy(), torch.cat(second, dim=1).cpu().numpy()
