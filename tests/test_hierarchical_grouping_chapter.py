@@ -154,3 +154,18 @@ def test_paired_by_seed_subtracts_within_each_seed():
     gaps = ch.paired_by_seed(frame, "accuracy", 0.05, 0.0)
     assert gaps.index.tolist() == [0, 1] and gaps.tolist() == pytest.approx([0.2, 0.05])    # seed 2 ran one arm only
     assert ch.paired_by_seed(frame, "accuracy", 0.5, 0.0).empty
+
+
+def test_views_without_flips_keep_the_orientation_and_training_threads_are_restored(task):
+    images = task.train_images[:6, :1]                          # one channel: no random greyscale
+    generator = torch.Generator().manual_seed(1)
+    view, = ch.clustering_views(images, 1, 1.0, generator, flip=False)         # full-size crop: only the jitter is left
+    # brightness and contrast are an increasing map per image (clamped at 0 and 255): sorted by the image's pixel
+    # values, each view's pixels never decrease, which a mirrored digit's would
+    for original, augmented in zip(images.float().flatten(1), view.flatten(1)):
+        assert (augmented[original.argsort()].diff() >= -1e-3).all()
+    mirrored, = ch.clustering_views(images.flip(dims=[3]), 1, 1.0, torch.Generator().manual_seed(1), flip=False)
+    assert not torch.equal(mirrored.argsort(dim=-1), view.argsort(dim=-1))
+    threads = torch.get_num_threads()
+    ch.train_clusterer(task, dataclasses.replace(TINY, cpu_threads=1), alpha=0.0, seed=0)
+    assert torch.get_num_threads() == threads
