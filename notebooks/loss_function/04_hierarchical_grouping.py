@@ -153,8 +153,8 @@ pd.DataFrame({task.name: {"training images": len(task.train_labels), "test image
 #
 # The tinted digits are clustered with $\alpha = 0$ (the pull alone, close to IIC) and $\alpha = 0.05$, with
 # the same seeds for both, so that every comparison below is paired by seed. The one-tint control is trained
-# without the push term: it asks whether the objective, the network and the budget can find the digits at
-# all once the tints are gone. After training, every head assigns clusters to the centre crops of the
+# without the push term, for about twice the steps of a tinted run: it asks whether the objective and the
+# network can find the digits at all once the tints are gone. After training, every head assigns clusters to the centre crops of the
 # training and test images; the Hungarian method maps clusters to classes on the training set and the
 # mapping is applied to the test set.
 
@@ -409,7 +409,7 @@ if "one-tint digits" in datasets:
     control_best = best.query("dataset == 'one-tint digits'")
     run.check("one-tint-control-clusters-digits", kind="positive-control",
               statement=("One-tint digits (only the digit grouping left): trained as the tinted digits are (without the "
-                         "push term, as many steps), the network has a head that clusters the test digits (the best "
+                         "push term; about twice the steps), the network has a head that clusters the test digits (the best "
                          "head, the thesis' second row: a control of what the network and budget can learn, not of "
                          "the head selection)"),
               expected="at least 70 % accuracy of the best head in every control run (Hungarian mapping)",
