@@ -56,6 +56,10 @@ def test_training_and_per_head_evaluation(task):
     assert table.loc[table["collapsed"], "degenerate"].all()
     again = ch.train_clusterer(task, TINY, alpha=0.05, seed=0)
     assert again.losses == trained.losses
+    assert trained.steps == 4                                   # 200 images in batches of 50, one epoch
+    curves = ch.training_curves({("tinted digits", 0.05, 0): trained})
+    assert curves.to_dict(orient="records") == [{"dataset": "tinted digits", "alpha": 0.05, "seed": 0, "step": 4,
+                                                 "loss": trained.losses[0]}]
 
 
 def test_config_and_data_errors():
@@ -127,3 +131,41 @@ def test_cluster_size_entropy_and_degenerate_heads():
     assert not ch.is_degenerate(np.arange(100) % 5, 10)                                   # five clusters: 0.70
     stray = np.concatenate([np.zeros(97, dtype=int), [1, 2, 3]])                          # not collapsed, still degenerate
     assert not ch.is_collapsed(stray) and ch.is_degenerate(stray, 10)
+
+
+def test_the_control_runs_once_without_the_push_term_and_the_arms_share_seeds():
+    config = dataclasses.replace(TINY, datasets=("tinted_digits", "one_tint_digits"), runs=2, control_runs=1)
+    assert ch.run_seeds(config, 3) == (3000, 3001)
+    assert ch.planned_runs(config, 3) == [("tinted_digits", 0.0, 3000), ("tinted_digits", 0.0, 3001),
+                                          ("tinted_digits", 0.05, 3000), ("tinted_digits", 0.05, 3001),
+                                          ("one_tint_digits", 0.0, 3000)]
+    with pytest.raises(ValueError, match="control_runs"):
+        dataclasses.replace(TINY, control_runs=0)
+    assert ch.config_for(dataclasses.replace(config, control_epochs=3), "one_tint_digits").epochs == 3
+    assert ch.config_for(dataclasses.replace(config, control_epochs=3), "tinted_digits").epochs == config.epochs
+    assert ch.config_for(dataclasses.replace(config, control_epochs=None), "one_tint_digits").epochs == config.epochs
+
+
+def test_paired_by_seed_subtracts_within_each_seed():
+    import pandas as pd
+
+    frame = pd.DataFrame({"seed": [0, 0, 1, 1, 2], "alpha": [0.0, 0.05, 0.0, 0.05, 0.0],
+                          "accuracy": [0.5, 0.7, 0.6, 0.65, 0.9]})
+    gaps = ch.paired_by_seed(frame, "accuracy", 0.05, 0.0)
+    assert gaps.index.tolist() == [0, 1] and gaps.tolist() == pytest.approx([0.2, 0.05])    # seed 2 ran one arm only
+    assert ch.paired_by_seed(frame, "accuracy", 0.5, 0.0).empty
+
+
+def test_views_without_flips_keep_the_orientation_and_training_threads_are_restored(task):
+    images = task.train_images[:6, :1]                          # one channel: no random greyscale
+    generator = torch.Generator().manual_seed(1)
+    view, = ch.clustering_views(images, 1, 1.0, generator, flip=False)         # full-size crop: only the jitter is left
+    # brightness and contrast are an increasing map per image (clamped at 0 and 255): sorted by the image's pixel
+    # values, each view's pixels never decrease, which a mirrored digit's would
+    for original, augmented in zip(images.float().flatten(1), view.flatten(1)):
+        assert (augmented[original.argsort()].diff() >= -1e-3).all()
+    mirrored, = ch.clustering_views(images.flip(dims=[3]), 1, 1.0, torch.Generator().manual_seed(1), flip=False)
+    assert not torch.equal(mirrored.argsort(dim=-1), view.argsort(dim=-1))
+    threads = torch.get_num_threads()
+    ch.train_clusterer(task, dataclasses.replace(TINY, cpu_threads=1), alpha=0.0, seed=0)
+    assert torch.get_num_threads() == threads

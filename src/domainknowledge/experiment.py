@@ -108,7 +108,7 @@ def check_profile(profile: str) -> Profile:
 #: and benchmarks may cap how many items they draw (never the size of one item).
 DRY_RUN_CAPS: dict[str, int] = {
     # optimisation lengths
-    "epochs": 1, "max_epochs": 1, "pretrain_epochs": 1, "strong_epochs": 1, "weak_epochs": 1,
+    "epochs": 1, "max_epochs": 1, "pretrain_epochs": 1, "control_epochs": 1, "strong_epochs": 1, "weak_epochs": 1,
     "word2vec_epochs": 1, "head_patience": 1, "patience": 1, "stop_patience": 1, "lr_patience": 1,
     "max_iterations": 2, "oracle_iterations": 2, "one_pixel_iterations": 2, "randomization_iterations": 2,
     # searches, samples and repeats

@@ -236,3 +236,19 @@ def paired_signed_rank(differences, *, alternative: str = "greater") -> dict[str
     return {"n": int(len(values)), "nonzero": int(len(nonzero)), "mean": float(values.mean()),
             "median": float(np.median(values)), "wins": int((values > 0).sum()), "p_value": p_value,
             "rank_biserial": effect, "least_p": least_p}
+
+
+def paired_effect_size(differences) -> float:
+    """Cohen's ``d_z`` of paired differences ``(n,)`` (A minus B, each pair measured on the same seed, image
+    or triplet): their mean over their sample standard deviation (ddof 1). ``inf`` (signed) when every
+    difference is the same non-zero value, NaN with fewer than two differences or when all are zero."""
+    values = np.asarray(differences, dtype=float).ravel()
+    if values.size < 2:
+        return float("nan")
+    spread = values.std(ddof=1)
+    if spread == 0:
+        return float("nan") if values.mean() == 0 else float(np.sign(values.mean()) * np.inf)
+    return float(values.mean() / spread)
+
+
+__all__ += ["paired_effect_size"]

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,9 +29,9 @@ from domainknowledge.principles import hierarchical_grouping as dhog
 from domainknowledge.training import as_image_tensor, train_epochs
 
 __all__ = ["CONFIGS", "DATASETS", "ClusteringTask", "Config", "DHOGNetwork", "ResidualBlock", "TrainedClusterer",
-           "augmentation_agreement", "centre_view", "cluster_exemplars", "clustering_views",
+           "augmentation_agreement", "centre_view", "cluster_exemplars", "clustering_views", "config_for",
            "DEGENERATE_ENTROPY", "cluster_size_entropy", "describe_profiles", "evaluate_heads", "is_collapsed", "is_degenerate", "load_task", "predict_clusters",
-           "predict_probabilities", "train_clusterer"]
+           "paired_by_seed", "planned_runs", "predict_probabilities", "run_seeds", "train_clusterer", "training_curves"]
 
 DATASETS = ("fashion_mnist", "tinted_digits", "one_tint_digits", "cifar10")
 
@@ -43,7 +45,14 @@ class Config:
     (Adam with cosine annealing; the thesis states neither optimiser nor rate); ``alphas`` compared (0 and
     0.05); ``runs`` seeds each; ``detach_trunk_on_push``: whether the push term's gradient is kept out of the
     shared trunk (the thesis is ambiguous, Sec. 4.3.2); ``first_stride``: the stride of the first residual
-    block (1 in the thesis; 2 at the small profiles quarters the cost of every block on a CPU)."""
+    block (1 in the thesis; 2 at the small profiles quarters the cost of every block on a CPU); ``flip``:
+    whether views are flipped horizontally (the thesis' CIFAR pipeline does; a mirrored digit is another
+    glyph, so the digit profiles do not); ``cpu_threads``: torch threads while training on a CPU (``None``:
+    leave them; one thread is faster for the small networks of the CPU profiles, whose many tiny operations
+    gain nothing from a second thread and lose much when the cores are shared);
+    ``control_runs``: seeds of the one-tint control (trained without the push term, the first seeds of
+    ``runs``), when ``datasets`` has it, and ``control_epochs`` its epochs (``None``: ``epochs``; it has half
+    the images of the tinted digits, so twice the epochs give it as many optimiser steps)."""
 
     datasets: tuple[str, ...]
     train_images: int | None
@@ -60,6 +69,10 @@ class Config:
     runs: int
     detach_trunk_on_push: bool = False
     first_stride: int = 1
+    flip: bool = True
+    cpu_threads: int | None = None
+    control_runs: int = 1
+    control_epochs: int | None = None
 
     def __post_init__(self):
         unknown = set(self.datasets) - set(DATASETS)
@@ -73,22 +86,53 @@ class Config:
             raise ValueError(f"augmentations must be at least 2 (the pull term compares views), got {self.augmentations}")
         if not 0 < self.crop <= 1:
             raise ValueError(f"crop must be a fraction of the image side in (0, 1], got {self.crop}")
-        for name in ("hidden", "epochs", "batch_size", "runs"):
-            if getattr(self, name) < 1:
+        for name in ("hidden", "epochs", "batch_size", "runs", "control_runs", "control_epochs"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 CONFIGS: dict[str, Config] = {
-    "smoke": Config(datasets=("tinted_digits",), train_images=600, test_images=300, channels=(8, 8, 16, 16), heads=4,
-                    hidden=32, augmentations=2, crop=0.85, epochs=1, batch_size=110, learning_rate=1e-3,
-                    alphas=(0.0, 0.05), runs=1, first_stride=2),
-    "cpu": Config(datasets=("fashion_mnist", "tinted_digits", "one_tint_digits"), train_images=3_000, test_images=1_000,
-                  channels=(8, 16, 32, 32), heads=8, hidden=64, augmentations=4, crop=0.85, epochs=10, batch_size=220,
-                  learning_rate=5e-3, alphas=(0.0, 0.05), runs=3, first_stride=2),
+    "smoke": Config(datasets=("tinted_digits", "one_tint_digits"), train_images=600, test_images=300,
+                    channels=(8, 8, 16, 16), heads=4, hidden=32, augmentations=2, crop=0.85, epochs=1, batch_size=110,
+                    learning_rate=1e-3, alphas=(0.0, 0.05), runs=1, first_stride=2, flip=False, cpu_threads=1,
+                    control_epochs=2),
+    # cpu: the tinted digits (all 2,515 training images) and the one-tint control only, with a network narrow
+    # enough (16 channels after block 1, all eight heads and five final-block copies kept) and two views per
+    # image, so that every tinted run gets 700 optimiser steps in one thread; the one-tint control (half the
+    # images) gets 1,500: at 800 its best head reached 61 % (a positive control asks what the network can learn)
+    "cpu": Config(datasets=("tinted_digits", "one_tint_digits"), train_images=None, test_images=None,
+                  channels=(8, 16, 16, 16), heads=8, hidden=64, augmentations=2, crop=0.85, epochs=35, batch_size=128,
+                  learning_rate=1e-2, alphas=(0.0, 0.05), runs=2, first_stride=2, flip=False, cpu_threads=1,
+                  control_epochs=150),
     "paper": Config(datasets=("cifar10",), train_images=None, test_images=None, channels=(64, 128, 256, 512), heads=8,
                     hidden=200, augmentations=4, crop=0.625, epochs=1000, batch_size=220, learning_rate=1e-3,
                     alphas=(0.0, 0.05), runs=3),
 }
+
+
+def run_seeds(config: Config, seed: int, runs: int | None = None) -> tuple[int, ...]:
+    """The seeds of the ``runs`` (default ``config.runs``) repeats of one arm: ``1000 seed + r``."""
+    return tuple(1000 * seed + r for r in range(config.runs if runs is None else runs))
+
+
+def planned_runs(config: Config, seed: int) -> list[tuple[str, float, int]]:
+    """``(dataset, alpha, run seed)`` of every model a profile trains: each data set with every ``alpha`` and
+    ``runs`` seeds, except the one-tint control, trained ``control_runs`` times without the push term (it asks
+    whether the objective and the budget can find the digits at all, not what the push term adds)."""
+    plan = []
+    for dataset in config.datasets:
+        if dataset == "one_tint_digits":
+            plan += [(dataset, min(config.alphas), s) for s in run_seeds(config, seed, config.control_runs)]
+        else:
+            plan += [(dataset, alpha, s) for alpha in config.alphas for s in run_seeds(config, seed)]
+    return plan
+
+
+def config_for(config: Config, dataset: str) -> Config:
+    """The configuration one data set's runs train with: ``config``, with ``control_epochs`` for the control."""
+    if dataset == "one_tint_digits" and config.control_epochs is not None:
+        return dataclasses.replace(config, epochs=config.control_epochs)
+    return config
 
 
 def describe_profiles(configs: dict[str, Config] | None = None) -> pd.DataFrame:
@@ -153,9 +197,10 @@ def load_task(dataset: str, config: Config, *, seed: int, data_root=None, allow_
     return ClusteringTask(name, *splits["train"], *splits["test"], 10)
 
 
-def clustering_views(images: torch.Tensor, count: int, crop: float, generator: torch.Generator) -> list[torch.Tensor]:
+def clustering_views(images: torch.Tensor, count: int, crop: float, generator: torch.Generator,
+                     flip: bool = True) -> list[torch.Tensor]:
     """``count`` augmented float views ``(B, C, s, s)`` of uint8 images ``(B, C, H, W)``, ``s = round(crop H)``:
-    a random square crop, a horizontal flip with p = 0.5, brightness and contrast jitter of up to 25 %, and
+    a random square crop, a horizontal flip with p = 0.5 (``flip=False``: none), brightness and contrast jitter of up to 25 %, and
     for colour images random greyscale with p = 0.5 (DHOG's pipeline ends with random greyscale and crops,
     Sec. 4.3.3; Fast AutoAugment's policy is not reproduced).
 
@@ -174,8 +219,9 @@ def clustering_views(images: torch.Tensor, count: int, crop: float, generator: t
         rows = (tops[:, None] + offsets)[:, :, None].expand(batch, side, side)
         cols = (lefts[:, None] + offsets)[:, None, :].expand(batch, side, side)
         view = as_float[every, :, rows, cols].permute(0, 3, 1, 2).contiguous()
-        flip = (torch.rand(batch, generator=generator) < 0.5).to(device)
-        view[flip] = view[flip].flip(dims=[3])
+        if flip:
+            flipped = (torch.rand(batch, generator=generator) < 0.5).to(device)
+            view[flipped] = view[flipped].flip(dims=[3])
         brightness = 1 + 0.5 * (torch.rand(batch, 1, 1, 1, generator=generator).to(device) - 0.5)
         contrast = 1 + 0.5 * (torch.rand(batch, 1, 1, 1, generator=generator).to(device) - 0.5)
         mean = view.mean(dim=(1, 2, 3), keepdim=True)
@@ -245,13 +291,14 @@ class DHOGNetwork(nn.Module):
 
 @dataclass
 class TrainedClusterer:
-    """A trained network, the ``alpha`` it was trained with, its loss per epoch, and seconds."""
+    """A trained network, the ``alpha`` it was trained with, its loss per epoch, seconds and optimiser steps."""
 
     network: DHOGNetwork
     alpha: float
     seed: int
     losses: list[float]
     seconds: float
+    steps: int = 0
 
 
 def train_clusterer(task: ClusteringTask, config: Config, *, alpha: float, seed: int, device="cpu",
@@ -262,9 +309,12 @@ def train_clusterer(task: ClusteringTask, config: Config, *, alpha: float, seed:
     network = DHOGNetwork(task.train_images.shape[1], config.channels, config.heads, task.num_classes,
                           config.hidden, config.first_stride).to(device)
     started = time.perf_counter()
+    steps = []
 
     def batch_loss(batch: torch.Tensor, step: int) -> torch.Tensor:
-        views = clustering_views(task.train_images[batch].to(device), config.augmentations, config.crop, generator)
+        steps.append(step)
+        views = clustering_views(task.train_images[batch].to(device), config.augmentations, config.crop, generator,
+                                 config.flip)
         stacked = torch.cat(views)
         per_head = [head.chunk(config.augmentations) for head in network(stacked)]       # views[i][a]
         loss = -dhog.pull_term(per_head)
@@ -274,10 +324,44 @@ def train_clusterer(task: ClusteringTask, config: Config, *, alpha: float, seed:
             loss = loss + alpha * dhog.push_term(push_views)
         return loss
 
-    losses = train_epochs(network, batch_loss, examples=len(task.train_labels), epochs=config.epochs,
-                          batch_size=config.batch_size, learning_rate=config.learning_rate, generator=generator,
-                          progress=f"alpha {alpha}, seed {seed}" if progress else None)
-    return TrainedClusterer(network, alpha, seed, losses, time.perf_counter() - started)
+    with _threads(config.cpu_threads if torch.device(device).type == "cpu" else None):
+        losses = train_epochs(network, batch_loss, examples=len(task.train_labels), epochs=config.epochs,
+                              batch_size=config.batch_size, learning_rate=config.learning_rate, generator=generator,
+                              progress=f"alpha {alpha}, seed {seed}" if progress else None)
+    return TrainedClusterer(network, alpha, seed, losses, time.perf_counter() - started, len(steps))
+
+
+@contextmanager
+def _threads(count: int | None):
+    """Run the block with ``count`` torch threads (``None``: unchanged), restoring the number after."""
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def training_curves(models: dict[tuple[str, float, int], TrainedClusterer]) -> pd.DataFrame:
+    """One row per epoch of every model keyed ``(dataset, alpha, seed)``: the optimiser ``step`` it ended at
+    and the mean training ``loss`` over it (``-(MI_pull - alpha MI_push)``)."""
+    rows = []
+    for (dataset, alpha, seed), model in models.items():
+        per_epoch = model.steps / max(1, len(model.losses))
+        rows += [{"dataset": dataset, "alpha": alpha, "seed": seed, "step": round(per_epoch * (epoch + 1)), "loss": loss}
+                 for epoch, loss in enumerate(model.losses)]
+    return pd.DataFrame(rows, columns=["dataset", "alpha", "seed", "step", "loss"])
+
+
+def paired_by_seed(frame: pd.DataFrame, column: str, higher: float, lower: float) -> pd.Series:
+    """Per seed, ``column`` of the rows with ``alpha == higher`` minus those with ``alpha == lower`` (one row per
+    seed and alpha in ``frame``, e.g. the selected head of each run of one data set); seeds that ran only one
+    alpha are left out. Indexed by seed."""
+    table = frame.pivot_table(index="seed", columns="alpha", values=column, aggfunc="mean")
+    if higher not in table or lower not in table:
+        return pd.Series(dtype=float, name=column)
+    return (table[higher] - table[lower]).dropna().rename(column)
 
 
 @torch.no_grad()
@@ -346,7 +430,7 @@ def augmentation_agreement(trained: TrainedClusterer, images: torch.Tensor, conf
     generator = torch.Generator().manual_seed(seed)
     first, second = [], []
     for start in range(0, len(images), batch_size):
-        a, b = clustering_views(images[start:start + batch_size].to(device), 2, config.crop, generator)
+        a, b = clustering_views(images[start:start + batch_size].to(device), 2, config.crop, generator, config.flip)
         first.append(torch.stack([p.argmax(dim=1) for p in network(a)]))
         second.append(torch.stack([p.argmax(dim=1) for p in network(b)]))
     first, second = torch.cat(first, dim=1).cpu().numpy(), torch.cat(second, dim=1).cpu().numpy()

@@ -32,7 +32,8 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["EPSILON", "THESIS_ALPHA", "dhog_loss", "joint_distribution", "mutual_information", "pull_term", "push_term"]
+__all__ = ["EPSILON", "THESIS_ALPHA", "dhog_loss", "joint_distribution", "mutual_information",
+           "mutual_information_of_joints", "pull_term", "push_term"]
 
 EPSILON = 1e-8
 THESIS_ALPHA = 0.05
@@ -49,38 +50,54 @@ def joint_distribution(first: torch.Tensor, second: torch.Tensor, symmetric: boo
     return joint / joint.sum()
 
 
+def mutual_information_of_joints(joints: torch.Tensor) -> torch.Tensor:
+    """Eq. 4.1 for a stack of unnormalised joints ``(..., C, C)``: each is normalised to sum to one and
+    clamped at :data:`EPSILON`; returns the MI (nats) of each, ``(...)``."""
+    joints = (joints / joints.sum(dim=(-2, -1), keepdim=True)).clamp_min(EPSILON)
+    rows, columns = joints.sum(dim=-1, keepdim=True), joints.sum(dim=-2, keepdim=True)
+    return (joints * (joints.log() - rows.log() - columns.log())).sum(dim=(-2, -1))
+
+
 def mutual_information(first: torch.Tensor, second: torch.Tensor, symmetric: bool = True) -> torch.Tensor:
     """Eq. 4.1: the mutual information (nats) of the discrete labels defined by two ``(B, C)`` probability
     matrices. ``symmetric=True`` for two augmentations of the same images (IIC), ``False`` for two heads."""
-    joint = joint_distribution(first, second, symmetric).clamp_min(EPSILON)
-    rows, columns = joint.sum(dim=1, keepdim=True), joint.sum(dim=0, keepdim=True)
-    return (joint * (joint.log() - rows.log() - columns.log())).sum()
+    return mutual_information_of_joints(joint_distribution(first, second, symmetric))
+
+
+def _stack_views(views: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
+    """``views[i][a]`` ``(B, C)`` as one tensor ``(k, A, B, C)`` (every head needs the same augmentations)."""
+    if len({len(head_views) for head_views in views}) != 1:
+        raise ValueError(f"every head needs the same number of augmentations, got {[len(h) for h in views]}")
+    return torch.stack([torch.stack(list(head_views)) for head_views in views])
 
 
 def pull_term(views: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
     """Eq. 4.3: ``views[i][a]`` is head ``i``'s ``(B, C)`` output for augmentation ``a`` of the batch. The MI
-    between every pair of augmentations, averaged over the pairs and over the heads."""
-    per_head = []
-    for head_views in views:
-        if len(head_views) < 2:
-            raise ValueError("the pull term needs at least two augmentations per head")
-        pairs = [mutual_information(a, b, symmetric=True) for a, b in itertools.combinations(head_views, 2)]
-        per_head.append(torch.stack(pairs).mean())
-    return torch.stack(per_head).mean()
+    between every pair of augmentations, averaged over the pairs and over the heads. All ``k`` heads and
+    ``A (A - 1) / 2`` pairs are computed in one batched product ``(k, pairs, C, C)``."""
+    z = _stack_views(views)                                                   # (k, A, B, C)
+    if z.shape[1] < 2:
+        raise ValueError("the pull term needs at least two augmentations per head")
+    first, second = zip(*itertools.combinations(range(z.shape[1]), 2))
+    joints = torch.einsum("kpbc,kpbd->kpcd", z[:, list(first)], z[:, list(second)]) / z.shape[2]
+    joints = (joints + joints.transpose(-2, -1)) / 2                          # the two views are exchangeable
+    return mutual_information_of_joints(joints).mean()
 
 
 def push_term(views: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
     """Eq. 4.4 (with ``j < i``): for each head ``i > 1`` and each augmentation, the MI between head ``i`` and
     each earlier head ``j`` (detached: gradients flow into head ``i`` only), averaged over the earlier heads
-    and the augmentations, and summed over the heads. Zero for a single head."""
-    total = views[0][0].new_zeros(())
-    for i in range(1, len(views)):
-        per_augmentation = []
-        for a in range(len(views[i])):
-            earlier = [mutual_information(views[i][a], views[j][a].detach(), symmetric=False) for j in range(i)]
-            per_augmentation.append(torch.stack(earlier).mean())
-        total = total + torch.stack(per_augmentation).mean()
-    return total
+    and the augmentations, and summed over the heads. Zero for a single head. Every head pair of every
+    augmentation is one entry of a batched product ``(A, k, k, C, C)``; only the pairs ``j < i`` are kept."""
+    z = _stack_views(views).transpose(0, 1)                                   # (A, k, B, C)
+    heads = z.shape[1]
+    if heads < 2:
+        return z.new_zeros(())
+    joints = torch.einsum("aibc,ajbd->aijcd", z, z.detach()) / z.shape[2]     # head i against detached head j
+    information = mutual_information_of_joints(joints)                        # (A, k, k)
+    earlier = torch.ones(heads, heads, dtype=torch.bool, device=z.device).tril(-1)   # [i, j]: j < i
+    per_head = (information * earlier).sum(dim=2)[:, 1:] / torch.arange(1, heads, device=z.device)   # (A, k - 1)
+    return per_head.mean(dim=0).sum()
 
 
 def dhog_loss(views: Sequence[Sequence[torch.Tensor]], alpha: float = THESIS_ALPHA) -> torch.Tensor:
