@@ -42,7 +42,7 @@ from domainknowledge.training import as_image_tensor, train_epochs
 
 __all__ = ["CONFIGS", "CONVERGED_METHODS", "SOURCE_CLASSES", "DDTL_FAMILY", "LEXICOGRAPHIC", "METHODS", "Config", "HashingNetwork", "HashingTask",
            "TrainedHasher", "augment", "brightness_contrast_jitter", "coarse_to_fine_accuracy", "code_retention",
-           "coarse_task", "coarse_to_fine_predictions", "describe_profiles", "encode", "evaluate_retrieval", "load_transfer", "load_task",
+           "coarse_task", "code_quality_by_class", "coarse_to_fine_predictions", "describe_profiles", "encode", "evaluate_retrieval", "load_transfer", "load_task",
            "occlude", "path_entropy_bits", "run_comparison", "superclass_majority_accuracy", "superclass_majority_predictions", "train_hasher", "transfer_predictions", "transfer_scores",
            "SUPERCLASSES"]
 
@@ -611,3 +611,14 @@ def run_comparison(task: HashingTask, config: Config, seeds: Sequence[int], tran
                 print(f"{method:>16}, seed {seed}: mAP@{config.map_k} {scores['map_at_k']:.3f}, "
                       f"{scores['unique_percent']:.1f} % unique codes, {trained.seconds:.0f} s", flush=True)
     return pd.DataFrame(rows), trained_models
+
+
+def code_quality_by_class(codes: np.ndarray, labels) -> list[dict[str, float]]:
+    """Table 3.5's code quality (:func:`~domainknowledge.metrics.hash_code_quality`) among the database images
+    of each true class: one dict per class ``0 .. m - 1`` of ``labels`` ``(N,)`` for ``codes`` ``(N, bits)``.
+    How far a method spreads *each class* over the hash space; the units of a paired comparison of two methods
+    (same seed, same class)."""
+    codes, labels = np.asarray(codes), np.asarray(labels)
+    if len(codes) != len(labels):
+        raise ValueError(f"codes ({len(codes)}) and labels ({len(labels)}) must have one row per image")
+    return [metrics.hash_code_quality(codes[labels == c]) for c in np.unique(labels)]
