@@ -408,39 +408,48 @@ plt.show()
 # (sec-ddtl-deviations)=
 # ## Deviations from the thesis
 #
-# - **Data and backbone.** At `smoke` and `cpu`: Fashion-MNIST (28 x 28 grey, real images) with a
-#   three-block CNN instead of CIFAR-10 with a ResNet-34, subsampled to {glue:text}`ddtl_database_size:d`
-#   database and {glue:text}`ddtl_query_size:d` query images; transfer goes to scikit-learn's digits instead
-#   of CIFAR-100; coarse-to-fine uses five garment departments instead of CIFAR-100's 20 superclasses. At
-#   `paper`, CIFAR-10, CIFAR-100 and a from-scratch ResNet-34; its coarse-to-fine groups CIFAR-10 into
-#   vehicles and animals, not the thesis' CIFAR-100-20.
-# - **Training.** A few epochs at `cpu` instead of 500; the rank threshold of mAP is scaled with the database
+# - **Data and backbone.** At `smoke` and `cpu`: five Fashion-MNIST classes (28 x 28 grey, real images) with
+#   a three-block CNN instead of CIFAR-10 with a ResNet-34, subsampled to {glue:text}`ddtl_database_size:d`
+#   database and {glue:text}`ddtl_query_size:d` query images; transfer goes to the other five Fashion-MNIST
+#   classes instead of CIFAR-100 (closer to the source than CIFAR-100 is to CIFAR-10, and five classes
+#   instead of 100, so the transfer accuracies sit far above the thesis' and only the ordering of methods can
+#   be compared); coarse-to-fine uses three garment departments (tops, trousers, dresses) instead of
+#   CIFAR-100's 20 superclasses. At `paper`, CIFAR-10, CIFAR-100 and a from-scratch ResNet-34; its
+#   coarse-to-fine groups CIFAR-10 into vehicles and animals, not the thesis' CIFAR-100-20.
+# - **Training.** {glue:text}`ddtl_epochs:d` epochs at `cpu` ({glue:text}`ddtl_steps_per_model:,d` steps
+#   per model) instead of 500 ({glue:text}`ddtl_thesis_steps:,d` steps); the training curves above show how
+#   far the codes have settled. The rank threshold of mAP is scaled with the database
 #   (mAP@{glue:text}`ddtl_map_k:d` for the `cpu` database, as mAP@5000 is 10 % of CIFAR-10's 50,000). The
 #   thesis states no augmentation policy; we use shifts, flips and brightness-contrast jitter for every method.
 # - **Baselines.** Their losses follow the original papers; where a paper cross-validates a constant, the
 #   library states the value used. The thesis copies most baseline numbers from the literature (Tables
-#   3.1-3.3); here every method is trained, as in its Table 3.4.
-# - **Tree depth.** How unique the codes can be depends on how many images share a leaf. CIFAR-10's 50,000
-#   training images over the thesis' $2^{12}$ leaves leave about 12 per leaf; a subsample of 2,000 images
-#   over $2^{12}$ leaves would leave one image in most leaves whatever the method, and repeated PCA, which
-#   halves the data at every split by construction, would reach almost one code per image. The small
-#   profiles therefore keep the thesis' images per leaf, not its depth: $2^6$ leaves at `smoke`, $2^7$ at
-#   `cpu`; every baseline gets the same code length. The same arithmetic explains CrPCA's 8.53 % unique codes
-#   in Table 3.6: $2^{12}$ balanced leaves can hold at most $4{,}096 / 50{,}000 \approx 8.2$ % of the images
-#   alone, plus what the class bits add.
+#   3.1-3.3); here every method is trained, as in its Table 3.4: at `paper` all of them, at `cpu` the two
+#   that lead Table 3.4 (DCH, GreedyHash), so that the budget trains few models to convergence.
+# - **Tree depth.** How unique the codes can be depends on how many images share a code (a class and a
+#   leaf). CIFAR-10's 50,000 training images over the thesis' $10 \times 2^{12}$ codes leave about 1.2 per
+#   code; a subsample of 2,000 images over $2^{12}$ leaves would leave one image in most leaves whatever the
+#   method, and repeated PCA, which halves the data at every split by construction, would reach almost one
+#   code per image. The small profiles therefore keep about the thesis' images per code, not its depth:
+#   $5 \times 2^6$ codes for 600 images at `smoke`, $5 \times 2^8$ for 2,000 at `cpu`; every baseline gets
+#   the same code length. The same arithmetic explains CrPCA's 8.53 % unique codes in Table 3.6: $2^{12}$
+#   balanced leaves can hold at most $4{,}096 / 50{,}000 \approx 8.2$ % of the images alone, plus what the
+#   class bits add.
 # - **Bucket size.** The thesis' "average collision count" is undefined; we report the mean over images of
 #   the number of images sharing its code, which fits the thesis' values.
 # - **Robustness.** Grey images have no hue or saturation, so "colour jitter" is brightness and contrast.
 # - **Verdict rules changed in review.** (1) Table 3.5's "far better spread" was judged by "ten times the
 #   unique-code share of the best baseline". A share is bounded by 100 %, so that ratio cannot be carried to
-#   a small database where an under-trained baseline still spreads its codes over 15 %; the rule now asks the
-#   DDTL to beat the best baseline on unique share and entropy by more than the seed spread and to have
-#   buckets at least ten times smaller (the thesis: 20 times the share, 929 times smaller buckets).
-#   (2) Transfer is judged on both of Table 3.4's transfer columns, as the thesis' evidence has the DDTL
-#   ahead in both: the logistic regression on the backbone (55.20 against at most 31.98 %) and the Hamming
-#   1-NN on the codes, the column the thesis' text quotes (10.64 %; the best baseline in it, GreedyHash,
-#   7.67 %). (3) Coarse to fine is decided by a paired
-#   randomisation test over the same queries, not by a bare difference of two accuracies.
+#   a small database where a baseline still spreads its codes over 15 %; the rule now asks the DDTL to spread
+#   each class more than the best baseline does, on unique share and on entropy, in a one-sided exact sign
+#   test at 5 % over the (seed, class) pairs, and to have buckets at least ten times smaller (the thesis:
+#   20 times the share, 929 times smaller buckets); the comparison with CrPCA (Table 3.6) uses the same
+#   paired test. (2) Transfer is judged on each of Table 3.4's transfer columns as its own claim, as the
+#   thesis' evidence has the DDTL ahead in both: the logistic regression on the backbone (55.20 against at
+#   most 31.98 %) and the Hamming 1-NN on the codes, the column the thesis' text quotes (10.64 %; the best
+#   baseline in it, GreedyHash, 7.67 %); each must beat the best baseline by more than the seed spread and
+#   in a one-sided exact McNemar test at 5 % over the transfer test images of every seed. (3) Coarse to fine
+#   is decided by a paired randomisation test over the same queries, not by a bare difference of two
+#   accuracies.
 # - **Thesis text.** Sec. 3.3.5's transfer numbers for the supervised-only ablation (4.77 ± 0.064 and
 #   50.84 ± 0.55) are the same as Sec. 3.3.1's for CrPCA (4.77 ± 0.06 and 50.84 ± 0.55), one of them
 #   presumably copied; neither is used as a claim here.
@@ -450,17 +459,19 @@ plt.show()
 # The checks are not thesis claims: a known answer (Eq. 3.5 by hand), two properties that hold by
 # construction (a longer code prefix cannot be retained more often than a shorter one; repeated PCA, which
 # splits every node at its median, fills the leaves evenly and so reaches the maximal path entropy of one
-# bit per decision), and a sanity check that the DDTL's classifier learned the classes.
+# bit per decision), and a positive control that every method learned to hash by class: its retrieval mAP
+# is at least twice chance in every seed. The claims are judged only if the control passes.
 #
 # The claims are the thesis' findings, one row each. Verdict rules, fixed before the run: "matches" means
 # within two standard deviations over seeds or 0.01, whichever is larger (the thesis' own gap to DCH,
-# 0.004, is inside its two standard deviations); "better" or "higher" means a difference of means larger
-# than the larger standard deviation over seeds of the two methods compared
-# (`dk.significance.exceeds_seed_spread`), always against the strongest baseline in that column; "ten
-# times smaller buckets" is a ratio of mean bucket sizes; coarse to fine must beat a perfect superclass
-# classifier without the tree with a paired randomisation test at 5 % over the same queries. A miss names
-# its cause: `budget` when the DDTL's training loss was still falling over its last three epochs (more than
-# 2 % relative), otherwise `genuine`.
+# 0.004, is inside its two standard deviations); "spreads more" is a one-sided exact sign test at 5 % over
+# (seed, class) pairs; "transfers better" is a difference of means larger than the larger standard
+# deviation over seeds of the two methods compared (`dk.significance.exceeds_seed_spread`) and a one-sided
+# exact McNemar test at 5 % over the transfer test images, always against the strongest baseline in that
+# column; "ten times smaller buckets" is a ratio of mean bucket sizes; coarse to fine must beat a perfect
+# superclass classifier without the tree with a paired randomisation test at 5 % over the same queries. A
+# miss names its cause: `budget` when the DDTL's training loss was still falling over its last three epochs
+# (more than 2 % relative), otherwise `genuine`.
 
 # %%
 def runs_of(method, column):
@@ -651,18 +662,24 @@ run.claim(
 
 # %%
 if baseline_names and "crpca" in config.methods:
-    unique = means["unique_percent"]
+    unique, entropy, bucket = means["unique_percent"], means["entropy_bits"], means["mean_bucket_size"]
     widest = unique.loc[baseline_names + ["crpca"]].idxmax()
     ablation = (f", its supervised-only ablation ($\\beta = 0$) for {unique.loc['supervised_only']:.1f} %"
                 if "supervised_only" in unique.index else "")
+    settled = ""
+    if len(ddtl_curve) >= 4:
+        last_quarter = ddtl_curve["unique_percent"].iloc[-(len(ddtl_curve) // 4) - 1:]
+        settled = (f" Over the last quarter of its training its unique share moved between {last_quarter.min():.1f} and "
+                   f"{last_quarter.max():.1f} %, so the curve has flattened at this learning-rate schedule.")
     display(Markdown(
         f"The DDTL's codes were unique for {unique.loc['ddtl']:.1f} % of the database images (the thesis: 51.29 % "
         f"on CIFAR-10){ablation}, and the widest-spread method here, {widest}, reached {unique.loc[widest]:.1f} %. "
+        f"By entropy the DDTL reached {entropy.loc['ddtl']:.2f} bits, and its mean bucket held {bucket.loc['ddtl']:.1f} "
+        f"images against {bucket.loc[baseline_names].min():.1f} for the best baseline. "
         f"Repeated PCA halves every node by construction; its {unique.loc['crpca']:.1f} % can be set beside the "
-        "thesis' 8.53 % because the tree depth keeps the thesis' images per leaf. The leaves are there to be used: "
-        "how many the DDTL uses depends on how far its within-class contrastive term spreads each class over "
-        f"them, here in {config.epochs} epochs against the thesis' 500 ({falling}). Whether a longer schedule closes the gap cannot be read "
-        "from this profile."))
+        "thesis' 8.53 % because the tree depth keeps about the thesis' images per code. The leaves are there to be "
+        "used: how many the DDTL uses depends on how far its within-class contrastive term spreads each class over "
+        f"them, here in {steps_per_model:,} steps against the thesis' {thesis_steps:,} ({falling}).{settled}"))
 
 # %%
 run.finish();
