@@ -198,3 +198,23 @@ def test_coarse_task_keeps_only_the_superclasses_of_the_classes_held():
     coarse = ch.coarse_task(task)
     assert coarse.class_names == ("tops", "trousers", "dresses")
     assert coarse.train_labels[:5].tolist() == [0, 1, 0, 2, 0]
+
+
+def test_code_quality_by_class_splits_the_database_by_true_class():
+    codes = np.array([[0, 0], [0, 1], [1, 0], [1, 0], [1, 0], [1, 1]], dtype=np.uint8)
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    first, second = ch.code_quality_by_class(codes, labels)
+    assert first["unique_percent"] == pytest.approx(100.0) and first["entropy_bits"] == pytest.approx(np.log2(3))
+    assert second["unique_percent"] == pytest.approx(200 / 3) and second["mean_bucket_size"] == pytest.approx(5 / 3)
+    with pytest.raises(ValueError, match="one row per image"):
+        ch.code_quality_by_class(codes, labels[:3])
+
+
+def test_transfer_predictions_give_the_transfer_scores(task):
+    trained = ch.train_hasher("ddtl", task, TINY, seed=0)
+    transfer = (task.train_images, task.train_labels, task.query_images, task.query_labels)
+    predicted = ch.transfer_predictions(trained, transfer)
+    scores = ch.transfer_scores(trained, transfer)
+    for column, labels in predicted.items():
+        assert labels.shape == (len(task.query_labels),)
+        assert scores[column] == pytest.approx((labels == task.query_labels.numpy()).mean())
