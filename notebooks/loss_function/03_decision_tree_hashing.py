@@ -263,7 +263,7 @@ plt.show()
 # %% mystnb={"figure": {"caption": "Bucket sizes of each method's database codes, largest first, first seed (illustrates Darlow (2022), Table 3.5; no thesis figure).", "name": "fig-decision_tree_hashing-buckets"}}
 fig, ax = plt.subplots(figsize=(7, 3.6))
 for method in config.methods:
-    codes = chapter.encode(trained[(method, seeds[0])], task.train_images, run.device)["codes"]
+    codes = trained[(method, seeds[0])].database_codes
     _, counts = np.unique(codes, axis=0, return_counts=True)
     ax.plot(np.arange(1, len(counts) + 1), np.sort(counts)[::-1], label=method,
             linewidth=2.2 if method == "ddtl" else 1.0)
@@ -343,7 +343,7 @@ pd.Series({"superclasses": ", ".join(coarse.class_names), "chance (fine classes)
 
 # %% mystnb={"figure": {"caption": "Queries, the mean of their first eight retrievals, and the retrievals in lexicographic code order (cf. Darlow (2022), Fig. 3.4).", "name": "fig-decision_tree_hashing-retrievals"}}
 model = trained[("ddtl", seeds[0])]
-database_codes = chapter.encode(model, task.train_images, run.device)["codes"]
+database_codes = model.database_codes
 rng = np.random.default_rng(seed)
 queries = rng.choice(len(task.query_labels), size=5, replace=False)
 query_codes = chapter.encode(model, task.query_images[queries], run.device)["codes"]
@@ -373,7 +373,7 @@ plt.show()
 # %% mystnb={"figure": {"caption": "The first levels of the DDTL's tree over the whole database: node means and member images (cf. Darlow (2022), Fig. 3.10).", "name": "fig-decision_tree_hashing-tree-all"}}
 model = trained[("ddtl", seeds[0])]
 class_bit_count = ddtl.class_bit_count(task.num_classes)
-path_bits = chapter.encode(model, task.train_images, run.device)["codes"][:, class_bit_count:]
+path_bits = model.database_codes[:, class_bit_count:]
 shown_levels = min(5, config.tree_depth)
 database_images = task.train_images.numpy().transpose(0, 2, 3, 1)
 database_images = database_images[..., 0] if database_images.shape[-1] == 1 else database_images
@@ -511,8 +511,8 @@ run.check("hashers-learn-the-classes", kind="positive-control",
 
 if "crpca" in config.methods:
     class_bit_count = ddtl.class_bit_count(task.num_classes)
-    crpca_path_entropy = np.mean([chapter.path_entropy_bits(
-        chapter.encode(trained[("crpca", s)], task.train_images, run.device)["codes"], class_bit_count) for s in seeds])
+    crpca_path_entropy = np.mean([chapter.path_entropy_bits(trained[("crpca", s)].database_codes, class_bit_count)
+                                  for s in seeds])
     run.check("crpca-fills-its-leaves-evenly", kind="axiom",
               statement="Repeated PCA splits every node at its median, so its path bits reach the maximal entropy: one bit per decision",
               expected=f"{config.tree_depth} bits (at least {config.tree_depth - 0.05:.2f})",
@@ -522,8 +522,7 @@ if "crpca" in config.methods:
 by_class = pd.DataFrame([{"method": method, "seed": s, "class": c, **quality}
                          for method in config.methods for s in seeds
                          for c, quality in enumerate(chapter.code_quality_by_class(
-                             chapter.encode(trained[(method, s)], task.train_images, run.device)["codes"],
-                             task.train_labels.numpy()))])
+                             trained[(method, s)].database_codes, task.train_labels.numpy()))])
 
 
 def paired_spread(better, worse, column):

@@ -325,7 +325,8 @@ class TrainedHasher:
     """A trained network, its mean training loss per epoch, the seconds it took, (``crpca`` only) the
     repeated-PCA tree fitted on its training features by :func:`train_hasher`, and the training curve of its
     codes (``code_curve``: one :func:`~domainknowledge.metrics.hash_code_quality` dict per epoch with
-    ``epoch`` and ``step``, when :func:`train_hasher` was asked for it)."""
+    ``epoch`` and ``step``, when :func:`train_hasher` was asked for it), and the ``(N, bits)`` codes of the
+    training set (= database) once they have been computed (``database_codes``)."""
 
     network: HashingNetwork
     seed: int
@@ -334,6 +335,7 @@ class TrainedHasher:
     pca_tree: ddtl.RepeatedPCATree | None = None
     code_curve: list[dict[str, float]] = field(default_factory=list)
     transfer_predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    database_codes: np.ndarray | None = None
 
 
 def train_hasher(method: str, task: HashingTask, config: Config, *, seed: int, device="cpu",
@@ -357,15 +359,21 @@ def train_hasher(method: str, task: HashingTask, config: Config, *, seed: int, d
     steps_per_epoch = sum(1 for start in range(0, len(task.train_labels), config.batch_size)
                           if len(task.train_labels) - start >= 2)
 
-    def record_codes(epoch: int) -> None:
+    def record_codes(epoch: int) -> np.ndarray:
         codes = encode(TrainedHasher(network, seed, [], 0.0), task.train_images, device)["codes"]
         curve.append({"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch, **metrics.hash_code_quality(codes)})
+        return codes
+
+    record = code_curve and method != "crpca"
 
     losses = train_epochs(network, batch_loss, examples=len(task.train_labels), epochs=config.epochs,
                           batch_size=config.batch_size, learning_rate=config.learning_rate, generator=generator,
                           progress=f"{method}, seed {seed}" if progress else None,
-                          after_epoch=record_codes if code_curve and method != "crpca" else None)
-    trained = TrainedHasher(network, seed, losses, time.perf_counter() - started, code_curve=curve)
+                          after_epoch=(lambda epoch: epoch + 1 < config.epochs and record_codes(epoch)) if record else None)
+    seconds = time.perf_counter() - started
+    # the last epoch's point is the trained model's database codes: computed once, kept for the evaluation
+    trained = TrainedHasher(network, seed, losses, seconds, code_curve=curve,
+                            database_codes=record_codes(config.epochs - 1) if record else None)
     if method == "crpca":
         trained.pca_tree = ddtl.RepeatedPCATree(config.tree_depth).fit(
             _forward_all(network, task.train_images, device)["features"])
@@ -597,7 +605,9 @@ def run_comparison(task: HashingTask, config: Config, seeds: Sequence[int], tran
         for seed in seeds:
             trained = train_hasher(method, task, config, seed=seed, device=device, progress=False,
                                    code_curve=code_curves and seed == seeds[0])
-            database, queries = encode(trained, task.train_images, device), encode(trained, task.query_images, device)
+            if trained.database_codes is None:
+                trained.database_codes = encode(trained, task.train_images, device)["codes"]
+            database, queries = {"codes": trained.database_codes}, encode(trained, task.query_images, device)
             scores = evaluate_retrieval(method, database, task.train_labels, queries, task.query_labels, config.map_k)
             scores["map_all"] = metrics.mean_average_precision_at_k(
                 queries["codes"], task.query_labels.numpy(), database["codes"], task.train_labels.numpy(),
