@@ -111,12 +111,36 @@ def test_coarse_to_fine_labels_leaves_by_majority(task):
     assert accuracy > 0.6
 
 
-def test_digits_transfer_split():
-    fashion_like = ch.HashingTask("Fashion-MNIST", torch.zeros(2, 1, 28, 28, dtype=torch.uint8), torch.zeros(2),
-                                  torch.zeros(2, 1, 28, 28, dtype=torch.uint8), torch.zeros(2), ("a", "b"))
-    train_images, train_labels, test_images, test_labels = ch.load_transfer(fashion_like, seed=0)
+def test_fashion_mnist_transfer_holds_the_classes_the_task_left_out():
+    task = ch.load_task(ch.CONFIGS["smoke"], seed=0)
+    assert task.class_names == ch.SOURCE_CLASSES and set(task.train_labels.tolist()) == set(range(5))
+    train_images, train_labels, test_images, test_labels = ch.load_transfer(task, seed=0)
     assert train_images.shape[1:] == (1, 28, 28) and train_images.dtype == torch.uint8
-    assert len(train_labels) + len(test_labels) == 1797 and set(train_labels.tolist()) == set(range(10))
+    # the other five classes, as many images per class as the task has, labelled 0..4
+    assert len(train_labels) == len(task.train_labels) and len(test_labels) == len(task.query_labels)
+    assert np.bincount(train_labels.numpy()).tolist() == [len(task.train_labels) // 5] * 5
+    from domainknowledge.data.bundled import load_fashion_mnist
+    images, labels = load_fashion_mnist("test")
+    unseen = [i for i, name in enumerate(ch.FASHION_MNIST_CLASSES) if name not in ch.SOURCE_CLASSES]
+    pool = images[np.isin(labels, unseen)]
+    assert any(np.array_equal(test_images[0, 0].numpy(), image) for image in pool)
+
+
+def test_transfer_needs_classes_left_out():
+    task = ch.load_task(dataclasses.replace(ch.CONFIGS["smoke"], classes=None), seed=0)
+    with pytest.raises(ValueError, match="none is left to transfer"):
+        ch.load_transfer(task, seed=0)
+    with pytest.raises(ValueError, match="not Fashion-MNIST classes"):
+        ch.load_task(dataclasses.replace(ch.CONFIGS["smoke"], classes=("T-shirt/top", "Jumper")), seed=0)
+
+
+def test_training_curve_records_the_codes_every_epoch(task):
+    trained = ch.train_hasher("ddtl", task, TINY, seed=0, code_curve=True)
+    assert [row["epoch"] for row in trained.code_curve] == list(range(1, TINY.epochs + 1))
+    assert trained.code_curve[-1]["unique_percent"] == pytest.approx(
+        ch.metrics.hash_code_quality(ch.encode(trained, task.train_images)["codes"])["unique_percent"])
+    # recording does not change the training
+    assert ch.train_hasher("ddtl", task, TINY, seed=0).losses == trained.losses
 
 
 def test_coarse_task_and_its_majority_bar():
@@ -164,3 +188,33 @@ def test_paper_profile_uses_cifar10_and_resnet34_and_says_where_to_put_it(tmp_pa
                                 feature_dim=512, tree_depth=12, in_channels=3, backbone="resnet34")
     out = network(torch.rand(2, 3, 32, 32))
     assert out["features"].shape == (2, 512) and out["node_logits"].shape == (2, 4095)
+
+
+def test_coarse_task_keeps_only_the_superclasses_of_the_classes_held():
+    names = ch.SOURCE_CLASSES                         # T-shirt/top, Trouser, Pullover, Dress, Coat
+    labels = torch.arange(5).repeat(2)
+    task = ch.HashingTask("Fashion-MNIST", torch.zeros(10, 1, 4, 4, dtype=torch.uint8), labels,
+                          torch.zeros(10, 1, 4, 4, dtype=torch.uint8), labels, names)
+    coarse = ch.coarse_task(task)
+    assert coarse.class_names == ("tops", "trousers", "dresses")
+    assert coarse.train_labels[:5].tolist() == [0, 1, 0, 2, 0]
+
+
+def test_code_quality_by_class_splits_the_database_by_true_class():
+    codes = np.array([[0, 0], [0, 1], [1, 0], [1, 0], [1, 0], [1, 1]], dtype=np.uint8)
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    first, second = ch.code_quality_by_class(codes, labels)
+    assert first["unique_percent"] == pytest.approx(100.0) and first["entropy_bits"] == pytest.approx(np.log2(3))
+    assert second["unique_percent"] == pytest.approx(200 / 3) and second["mean_bucket_size"] == pytest.approx(5 / 3)
+    with pytest.raises(ValueError, match="one row per image"):
+        ch.code_quality_by_class(codes, labels[:3])
+
+
+def test_transfer_predictions_give_the_transfer_scores(task):
+    trained = ch.train_hasher("ddtl", task, TINY, seed=0)
+    transfer = (task.train_images, task.train_labels, task.query_images, task.query_labels)
+    predicted = ch.transfer_predictions(trained, transfer)
+    scores = ch.transfer_scores(trained, transfer)
+    for column, labels in predicted.items():
+        assert labels.shape == (len(task.query_labels),)
+        assert scores[column] == pytest.approx((labels == task.query_labels.numpy()).mean())

@@ -152,3 +152,13 @@ def test_table_15_5_row_sums_and_accuracy_from_confusion():
     assert np.array_equal(metrics.confusion_counts(predictions, targets), confusion)
     assert metrics.accuracy(predictions, targets) == pytest.approx((195 + 104 + 479) / 1253)
     assert metrics.macro_recall(predictions, targets) == pytest.approx((195 / 312 + 104 / 320 + 479 / 621) / 3)
+
+
+def test_hamming_nearest_neighbour_labels_take_the_closest_code():
+    from domainknowledge import metrics
+
+    database = np.array([[0, 0, 0], [1, 1, 1], [1, 1, 0]], dtype=np.uint8)
+    queries = np.array([[0, 0, 1], [1, 1, 1], [0, 1, 0]], dtype=np.uint8)
+    labels = np.array([7, 8, 9])
+    assert metrics.hamming_nearest_neighbour_labels(queries, database, labels).tolist() == [7, 8, 7]
+    assert metrics.hamming_nearest_neighbour_accuracy(queries, [7, 8, 9], database, labels) == pytest.approx(2 / 3)

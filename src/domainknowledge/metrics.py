@@ -34,7 +34,7 @@ import numpy as np
 
 __all__ = ["absolute_errors", "accuracy", "adjusted_rand_index", "aesthetic_score_metrics", "hungarian_accuracy", "hungarian_mapping",
            "normalized_mutual_information", "confusion_counts", "correct_per_example", "expected_confusion",
-           "f1_per_class", "failed_superclass_accuracy", "hamming_nearest_neighbour_accuracy", "hash_code_quality",
+           "f1_per_class", "failed_superclass_accuracy", "hamming_nearest_neighbour_accuracy", "hamming_nearest_neighbour_labels", "hash_code_quality",
            "macro_f1", "map_at_r", "mean_average_precision_at_k", "neighbour_order", "normalized_r_precision",
            "property_nr_precision", "r_precision", "retrieval_ranking", "macro_recall", "mean_absolute_error",
            "mean_squared_error", "perplexity", "recall_per_class", "squared_errors", "superclass_accuracy",
@@ -320,14 +320,21 @@ def mean_average_precision_at_k(query_codes, query_labels, database_codes, datab
     return float(np.concatenate(precisions).mean())
 
 
-def hamming_nearest_neighbour_accuracy(query_codes, query_labels, database_codes, database_labels) -> float:
-    """1-NN accuracy in Hamming distance (Table 3.4): each query takes the label of the database code with
-    the fewest differing bits (the first such code in database order on ties)."""
+def hamming_nearest_neighbour_labels(query_codes, database_codes, database_labels) -> np.ndarray:
+    """``(Q,)``: each query's label by 1-NN in Hamming distance, the label of the database code with the fewest
+    differing bits (the first such code in database order on ties); queries go 256 at a time, so memory is
+    ``256 x N`` whatever the number of queries."""
     queries, database = _codes(query_codes, "query_codes"), _as_integers(_codes(database_codes, "database_codes"))
     nearest = np.concatenate([
         np.argmin(np.bitwise_count(np.bitwise_xor(_as_integers(queries[start:start + 256])[:, None], database[None, :])),
                   axis=1) for start in range(0, len(queries), 256)])
-    return float((np.asarray(database_labels)[nearest] == np.asarray(query_labels)).mean())
+    return np.asarray(database_labels)[nearest]
+
+
+def hamming_nearest_neighbour_accuracy(query_codes, query_labels, database_codes, database_labels) -> float:
+    """1-NN accuracy in Hamming distance (Table 3.4), of :func:`hamming_nearest_neighbour_labels`."""
+    predicted = hamming_nearest_neighbour_labels(query_codes, database_codes, database_labels)
+    return float((predicted == np.asarray(query_labels)).mean())
 
 
 def hash_code_quality(codes) -> dict[str, float]:

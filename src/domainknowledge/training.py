@@ -244,13 +244,15 @@ def train_classifier(build_model: Callable[[], nn.Module], loss_fn: nn.Module,
 
 def train_epochs(network: nn.Module, batch_loss: Callable[[torch.Tensor, int], torch.Tensor], *, examples: int,
                  epochs: int, batch_size: int, learning_rate: float, generator: torch.Generator,
-                 progress: str | None = None) -> list[float]:
+                 progress: str | None = None, after_epoch: Callable[[int], None] | None = None) -> list[float]:
     """A fixed schedule without validation: Adam with cosine annealing of the learning rate (one scheduler
     step per batch, to zero after ``epochs``), batches of ``batch_size`` example indices in a fresh random
     order each epoch drawn from ``generator``. ``batch_loss(indices (B,) int64, step)`` returns the scalar loss of
     one batch. Batches of fewer than two examples are skipped (pairwise losses and batch normalisation need
     two). Returns the mean loss per epoch and leaves ``network`` in eval mode. Darlow (2022) trains the DDTL
     (Sec. 3.2.1) and DHOG (Sec. 4.3.3) this way; ``progress`` names the run in one line per epoch.
+    ``after_epoch(epoch)`` (0-based), if given, runs after every epoch, e.g. to record a training curve; it
+    may switch the network to eval mode (the next epoch switches it back).
     """
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     batches = max(1, -(-examples // batch_size))
@@ -274,6 +276,8 @@ def train_epochs(network: nn.Module, batch_loss: Callable[[torch.Tensor, int], t
         losses.append(total / examples)
         if progress:
             print(f"  {progress}: epoch {epoch + 1}/{epochs}, loss {losses[-1]:.4f}", flush=True)
+        if after_epoch is not None:
+            after_epoch(epoch)
     network.eval()
     return losses
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -33,16 +33,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from domainknowledge import metrics
+from domainknowledge.data.bundled import FASHION_MNIST_CLASSES
 from domainknowledge.experiment import describe_profiles as describe_config_profiles
 from domainknowledge.models.cnn import Standardize
 from domainknowledge.principles import decision_tree_hashing as ddtl
 from domainknowledge.principles import hashing_baselines as baselines
 from domainknowledge.training import as_image_tensor, train_epochs
 
-__all__ = ["CONFIGS", "DDTL_FAMILY", "LEXICOGRAPHIC", "METHODS", "Config", "HashingNetwork", "HashingTask",
+__all__ = ["CONFIGS", "CONVERGED_METHODS", "SOURCE_CLASSES", "DDTL_FAMILY", "LEXICOGRAPHIC", "METHODS", "Config", "HashingNetwork", "HashingTask",
            "TrainedHasher", "augment", "brightness_contrast_jitter", "coarse_to_fine_accuracy", "code_retention",
-           "coarse_task", "coarse_to_fine_predictions", "describe_profiles", "encode", "evaluate_retrieval", "load_transfer", "load_task",
-           "occlude", "path_entropy_bits", "run_comparison", "superclass_majority_accuracy", "superclass_majority_predictions", "train_hasher", "transfer_scores",
+           "coarse_task", "code_quality_by_class", "coarse_to_fine_predictions", "describe_profiles", "encode", "evaluate_retrieval", "load_transfer", "load_task",
+           "occlude", "path_entropy_bits", "run_comparison", "superclass_majority_accuracy", "superclass_majority_predictions", "train_hasher", "transfer_predictions", "transfer_scores",
            "SUPERCLASSES"]
 
 DDTL_FAMILY = {"ddtl": (1.0, 0.1), "supervised_only": (1.0, 0.0), "unsupervised": (0.0, 1.0),   # (alpha, beta)
@@ -57,7 +58,9 @@ BACKBONES = ("small_cnn", "resnet34")
 @dataclass(frozen=True)
 class Config:
     """What one profile of the DDTL chapter runs. ``dataset`` and ``backbone`` (``small_cnn``, or the thesis'
-    ``resnet34`` trained from scratch); ``train_images`` (training set = database) and
+    ``resnet34`` trained from scratch); ``classes``, the data set's classes the hash is trained on (``None`` =
+    all; on Fashion-MNIST the other classes are the transfer set, as CIFAR-100 is for a CIFAR-10 model);
+    ``train_images`` (training set = database) and
     ``query_images`` (test queries) in total, the same number from every class (``None`` = all); ``channels``
     are the backbone's three convolution widths and ``feature_dim`` its representation; ``tree_depth`` the
     number of tree decisions (12 in the thesis, about 12 training images per leaf on CIFAR-10; the small
@@ -67,6 +70,7 @@ class Config:
 
     dataset: str
     backbone: str
+    classes: tuple[str, ...] | None
     train_images: int | None
     query_images: int | None
     channels: tuple[int, int, int]
@@ -85,6 +89,8 @@ class Config:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        if self.classes is not None and len(set(self.classes)) < 2:
+            raise ValueError(f"classes must name at least two distinct classes (or be None for all), got {self.classes}")
         unknown = set(self.methods) - set(METHODS)
         if unknown or not self.methods:
             raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {self.methods}")
@@ -93,18 +99,29 @@ class Config:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
+#: The Fashion-MNIST classes the small profiles train on; the other five are the transfer set (Table 3.4's
+#: CIFAR-100 columns): tops, trousers and dresses in, footwear, bags and shirts out.
+SOURCE_CLASSES = FASHION_MNIST_CLASSES[:5]
+#: The methods the ``cpu`` profile trains to convergence (issue 19): the DDTL, its supervised-only ablation, the
+#: PCA tree (CrPCA) and the two strongest baselines of Table 3.4 (DCH on mAP, GreedyHash on code transfer).
+CONVERGED_METHODS = ("ddtl", "supervised_only", "crpca", "dch", "greedy_hash")
+
 #: The profiles. Code quality (unique codes, entropy, bucket size) depends on how many training images share a
-#: leaf: CIFAR-10's 50,000 images over the thesis' 2^12 leaves is about 12 per leaf, and the small profiles
-#: choose the depth that keeps about that many (600 / 2^6, 2,000 / 2^7), so their codes are 4 + 6 and 4 + 7
-#: bits long instead of 4 + 12.
+#: code: CIFAR-10's 50,000 images over its 10 x 2^12 codes is about 1.2 per code, and the small profiles
+#: choose the depth that keeps about that many (600 / (5 x 2^6) at ``smoke``, 2,000 / (5 x 2^8) at ``cpu``),
+#: so their codes are 3 + 6 and 3 + 8 bits long instead of 4 + 12. ``cpu`` spends its time on
+#: :data:`CONVERGED_METHODS`, two seeds each, for 25 epochs of 16 batches (400 steps; 120 before issue 19, the
+#: thesis about 49,000), where their training curves flatten; the other baselines and
+#: the ablations run at ``paper``.
 CONFIGS: dict[str, Config] = {
-    "smoke": Config(dataset="fashion_mnist", backbone="small_cnn", train_images=600, query_images=200, channels=(8, 16, 32),
-                    feature_dim=32, tree_depth=6, epochs=1, batch_size=128, learning_rate=1e-3, temperature=1.0,
-                    methods=("ddtl", "supervised_only", "dsh"), runs=1, map_k=100),
-    "cpu": Config(dataset="fashion_mnist", backbone="small_cnn", train_images=2_000, query_images=500,
-                  channels=(8, 16, 32), feature_dim=64, tree_depth=7, epochs=15, batch_size=256, learning_rate=2e-3,
-                  temperature=1.0, methods=METHODS, runs=2, map_k=200),
-    "paper": Config(dataset="cifar10", backbone="resnet34", train_images=None, query_images=None,
+    "smoke": Config(dataset="fashion_mnist", backbone="small_cnn", classes=SOURCE_CLASSES, train_images=600,
+                    query_images=200, channels=(8, 16, 32), feature_dim=32, tree_depth=6, epochs=1, batch_size=128,
+                    learning_rate=2e-3, temperature=1.0, methods=("ddtl", "supervised_only", "crpca", "dch"), runs=1,
+                    map_k=100),
+    "cpu": Config(dataset="fashion_mnist", backbone="small_cnn", classes=SOURCE_CLASSES, train_images=2_000,
+                  query_images=500, channels=(8, 16, 32), feature_dim=64, tree_depth=8, epochs=25,
+                  batch_size=128, learning_rate=2e-3, temperature=1.0, methods=CONVERGED_METHODS, runs=2, map_k=200),
+    "paper": Config(dataset="cifar10", backbone="resnet34", classes=None, train_images=None, query_images=None,
                     channels=(64, 128, 256), feature_dim=512, tree_depth=12, epochs=500, batch_size=512, learning_rate=1e-3,
                     temperature=1.0, runs=3, map_k=5_000,
                     # DDTL and its PCA-tree ablation first: a dry run trains those two (each baseline's loss
@@ -138,31 +155,52 @@ class HashingTask:
         return len(self.class_names)
 
 
-def _per_class(labels: np.ndarray, count: int | None, rng: np.random.Generator) -> np.ndarray:
-    if count is None:
-        return np.arange(len(labels))
-    chosen = [rng.permutation(np.flatnonzero(labels == c))[:count // len(np.unique(labels))] for c in np.unique(labels)]
+def _per_class(labels: np.ndarray, classes: Sequence[int], count: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of ``count // len(classes)`` random images of each of ``classes`` (all of them if
+    ``count`` is ``None``)."""
+    chosen = [np.flatnonzero(labels == c) for c in classes]
+    if count is not None:
+        chosen = [rng.permutation(members)[:count // len(classes)] for members in chosen]
     return np.sort(np.concatenate(chosen))
 
 
-def load_task(config: Config, *, seed: int, data_root=None, allow_download: bool = False) -> HashingTask:
-    """The data set's training and test sets (Fashion-MNIST, or CIFAR-10 from ``data_root``), each subsampled to ``train_images`` / ``query_images`` with an
-    equal number per class (``seed``)."""
-    if config.dataset == "cifar10":
-        from domainknowledge.data.real.cifar10 import CIFAR10_CLASSES as classes
-        from domainknowledge.data.real.cifar10 import load_cifar10 as load
-        name = "CIFAR-10"
-    else:
-        from domainknowledge.data.bundled import FASHION_MNIST_CLASSES as classes
-        from domainknowledge.data.bundled import load_fashion_mnist as load
-        name = "Fashion-MNIST"
-    rng = np.random.default_rng(seed)
-    images, labels = {}, {}
-    for split, count in (("train", config.train_images), ("test", config.query_images)):
+def _dataset_reader(dataset: str):
+    """``(name, class names, load(split, data_root=, allow_download=))`` of a data set of :data:`DATASETS`."""
+    if dataset == "cifar10":
+        from domainknowledge.data.real.cifar10 import CIFAR10_CLASSES, load_cifar10
+
+        return "CIFAR-10", tuple(CIFAR10_CLASSES), load_cifar10
+    from domainknowledge.data.bundled import load_fashion_mnist
+
+    return "Fashion-MNIST", tuple(FASHION_MNIST_CLASSES), load_fashion_mnist
+
+
+def _class_subset(load, names: Sequence[str], all_names: Sequence[str], counts, rng, data_root, allow_download):
+    """Training and test images and labels (relabelled ``0 .. len(names) - 1`` in the order of ``names``) of
+    the classes ``names``, ``counts = (train, test)`` images in all, the same number per class."""
+    indices = [all_names.index(name) for name in names]
+    relabel = np.full(len(all_names), -1, dtype=np.int64)
+    relabel[indices] = np.arange(len(indices))
+    out = []
+    for split, count in zip(("train", "test"), counts):
         x, y = load(split, data_root=data_root, allow_download=allow_download)
-        keep = _per_class(y, count, rng)
-        images[split], labels[split] = as_image_tensor(x[keep]), torch.from_numpy(y[keep])
-    return HashingTask(name, images["train"], labels["train"], images["test"], labels["test"], tuple(classes))
+        keep = _per_class(y, indices, count, rng)
+        out += [as_image_tensor(x[keep]), torch.from_numpy(relabel[y[keep]])]
+    return out
+
+
+def load_task(config: Config, *, seed: int, data_root=None, allow_download: bool = False) -> HashingTask:
+    """The data set's training and test sets (Fashion-MNIST, or CIFAR-10 from ``data_root``) restricted to
+    ``config.classes`` (labels renumbered in that order), each subsampled to ``train_images`` /
+    ``query_images`` with an equal number per class (``seed``)."""
+    name, all_names, load = _dataset_reader(config.dataset)
+    names = all_names if config.classes is None else tuple(config.classes)
+    unknown = [c for c in names if c not in all_names]
+    if unknown:
+        raise ValueError(f"classes {unknown} are not {name} classes; choose from {all_names}")
+    parts = _class_subset(load, names, all_names, (config.train_images, config.query_images),
+                          np.random.default_rng(seed), data_root, allow_download)
+    return HashingTask(name, *parts, names)
 
 
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -284,19 +322,27 @@ def _loss(network: HashingNetwork, images: torch.Tensor, labels: torch.Tensor, s
 
 @dataclass
 class TrainedHasher:
-    """A trained network, its mean training loss per epoch, the seconds it took, and (``crpca`` only) the
-    repeated-PCA tree fitted on its training features by :func:`train_hasher`."""
+    """A trained network, its mean training loss per epoch, the seconds it took, (``crpca`` only) the
+    repeated-PCA tree fitted on its training features by :func:`train_hasher`, and the training curve of its
+    codes (``code_curve``: one :func:`~domainknowledge.metrics.hash_code_quality` dict per epoch with
+    ``epoch`` and ``step``, when :func:`train_hasher` was asked for it), and the ``(N, bits)`` codes of the
+    training set (= database) once they have been computed (``database_codes``)."""
 
     network: HashingNetwork
     seed: int
     losses: list[float]
     seconds: float
     pca_tree: ddtl.RepeatedPCATree | None = None
+    code_curve: list[dict[str, float]] = field(default_factory=list)
+    transfer_predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    database_codes: np.ndarray | None = None
 
 
 def train_hasher(method: str, task: HashingTask, config: Config, *, seed: int, device="cpu",
-                 progress: bool = False) -> TrainedHasher:
-    """Train ``method`` on the task's training set with Adam and cosine annealing over ``epochs`` (Sec. 3.2.1)."""
+                 progress: bool = False, code_curve: bool = False) -> TrainedHasher:
+    """Train ``method`` on the task's training set with Adam and cosine annealing over ``epochs`` (Sec. 3.2.1).
+    ``code_curve``: after every epoch, also hash the training set and record the code quality (Table 3.5's
+    columns; for CrPCA, whose codes exist only after its PCA tree is fitted, nothing is recorded)."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     network = HashingNetwork(method, standardize=Standardize.fit(task.train_images, per_channel=False),
@@ -309,10 +355,25 @@ def train_hasher(method: str, task: HashingTask, config: Config, *, seed: int, d
         images = task.train_images[batch].float().to(device)
         return _loss(network, images, task.train_labels[batch].to(device), step, config, generator)
 
+    curve: list[dict[str, float]] = []
+    steps_per_epoch = sum(1 for start in range(0, len(task.train_labels), config.batch_size)
+                          if len(task.train_labels) - start >= 2)
+
+    def record_codes(epoch: int) -> np.ndarray:
+        codes = encode(TrainedHasher(network, seed, [], 0.0), task.train_images, device)["codes"]
+        curve.append({"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch, **metrics.hash_code_quality(codes)})
+        return codes
+
+    record = code_curve and method != "crpca"
+
     losses = train_epochs(network, batch_loss, examples=len(task.train_labels), epochs=config.epochs,
                           batch_size=config.batch_size, learning_rate=config.learning_rate, generator=generator,
-                          progress=f"{method}, seed {seed}" if progress else None)
-    trained = TrainedHasher(network, seed, losses, time.perf_counter() - started)
+                          progress=f"{method}, seed {seed}" if progress else None,
+                          after_epoch=(lambda epoch: epoch + 1 < config.epochs and record_codes(epoch)) if record else None)
+    seconds = time.perf_counter() - started
+    # the last epoch's point is the trained model's database codes: computed once, kept for the evaluation
+    trained = TrainedHasher(network, seed, losses, seconds, code_curve=curve,
+                            database_codes=record_codes(config.epochs - 1) if record else None)
     if method == "crpca":
         trained.pca_tree = ddtl.RepeatedPCATree(config.tree_depth).fit(
             _forward_all(network, task.train_images, device)["features"])
@@ -362,7 +423,9 @@ def load_transfer(task: HashingTask, *, seed: int, data_root=None, allow_downloa
     """Images of classes the network never saw, as CIFAR-100 is for a CIFAR-10 model (Table 3.4):
     ``(train_images, train_labels, test_images, test_labels)`` shaped like the task's images.
 
-    Fashion-MNIST -> scikit-learn's 1,797 digits, upsampled to 28 px, split in half with ``seed``.
+    Fashion-MNIST -> the Fashion-MNIST classes the task does not hold (the task must hold a subset, see
+    :data:`SOURCE_CLASSES`), from the training split (transfer train) and the test split (transfer test), as
+    many images per class as the task has (``seed`` draws them).
     CIFAR-10 -> CIFAR-100's training (transfer train) and test (transfer test) sets from ``data_root``.
     """
     if task.name == "CIFAR-10":
@@ -371,30 +434,40 @@ def load_transfer(task: HashingTask, *, seed: int, data_root=None, allow_downloa
         folder = _folder(data_root, allow_download)
         (train_x, train_y, _), (test_x, test_y, _) = (read_cifar100_split(folder, s) for s in ("train", "test"))
         return (as_image_tensor(train_x), torch.from_numpy(train_y), as_image_tensor(test_x), torch.from_numpy(test_y))
-    from domainknowledge.data.bundled import load_digits
+    if task.name != "Fashion-MNIST":
+        raise ValueError(f"no transfer set is defined for {task.name!r}; expected 'Fashion-MNIST' or 'CIFAR-10'")
+    _, all_names, load = _dataset_reader("fashion_mnist")
+    unseen = tuple(name for name in all_names if name not in task.class_names)
+    if not unseen:
+        raise ValueError("the task holds every Fashion-MNIST class, so none is left to transfer to; train on a "
+                         f"subset (Config.classes, e.g. {SOURCE_CLASSES})")
+    counts = (len(unseen) * (len(task.train_labels) // task.num_classes),
+              len(unseen) * (len(task.query_labels) // task.num_classes))
+    return tuple(_class_subset(load, unseen, all_names, counts, np.random.default_rng(seed + 1), data_root,
+                               allow_download))
 
-    images, labels = load_digits()
-    size = task.train_images.shape[-1]
-    tensor = F.interpolate(torch.from_numpy(images)[:, None], size=(size, size), mode="bilinear", align_corners=False)
-    tensor = (255 * tensor.clamp(0, 1)).round().to(torch.uint8)
-    order = torch.from_numpy(np.random.default_rng(seed).permutation(len(labels)))
-    cut, labels = len(labels) // 2, torch.from_numpy(labels)
-    return tensor[order[:cut]], labels[order[:cut]], tensor[order[cut:]], labels[order[cut:]]
 
-
-def transfer_scores(trained: TrainedHasher, transfer, device="cpu") -> dict[str, float]:
-    """Table 3.4's transfer columns on held-out classes: accuracy of a logistic regression on the frozen
-    backbone features, and 1-NN accuracy in Hamming distance between the codes (train codes as database)."""
+def transfer_predictions(trained: TrainedHasher, transfer, device="cpu") -> dict[str, np.ndarray]:
+    """Table 3.4's transfer columns on held-out classes, per test image: ``(T,)`` labels predicted by a
+    logistic regression on the frozen backbone features (``transfer_logistic_regression``) and by 1-NN in
+    Hamming distance between the codes, train codes as the database (``transfer_nearest_neighbour``)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    train_images, train_labels, test_images, test_labels = transfer
+    train_images, train_labels, test_images, _ = transfer
     train, test = encode(trained, train_images, device), encode(trained, test_images, device)
     scaler = StandardScaler().fit(train["features"])
     probe = LogisticRegression(max_iter=2000).fit(scaler.transform(train["features"]), train_labels.numpy())
-    return {"transfer_logistic_regression": float(probe.score(scaler.transform(test["features"]), test_labels.numpy())),
-            "transfer_nearest_neighbour": metrics.hamming_nearest_neighbour_accuracy(
-                test["codes"], test_labels.numpy(), train["codes"], train_labels.numpy())}
+    return {"transfer_logistic_regression": probe.predict(scaler.transform(test["features"])),
+            "transfer_nearest_neighbour": metrics.hamming_nearest_neighbour_labels(
+                test["codes"], train["codes"], train_labels.numpy())}
+
+
+def transfer_scores(trained: TrainedHasher, transfer, device="cpu") -> dict[str, float]:
+    """The accuracies of :func:`transfer_predictions` on the transfer test images."""
+    test_labels = transfer[3].numpy()
+    return {column: float((predicted == test_labels).mean())
+            for column, predicted in transfer_predictions(trained, transfer, device).items()}
 
 
 def brightness_contrast_jitter(images: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
@@ -480,12 +553,18 @@ SUPERCLASSES = {
 
 
 def coarse_task(task: HashingTask) -> HashingTask:
-    """The task relabelled with the superclasses of :data:`SUPERCLASSES` (same images)."""
-    groups = SUPERCLASSES[task.name]
-    coarse_of = torch.zeros(task.num_classes, dtype=torch.long)
+    """The task relabelled with the superclasses of :data:`SUPERCLASSES` that hold its classes (same images;
+    a superclass none of whose members the task holds is left out)."""
+    groups = {group: members for group, members in SUPERCLASSES[task.name].items()
+              if any(name in task.class_names for name in members)}
+    coarse_of = torch.full((task.num_classes,), -1, dtype=torch.long)
     for index, members in enumerate(groups.values()):
         for name in members:
-            coarse_of[task.class_names.index(name)] = index
+            if name in task.class_names:
+                coarse_of[task.class_names.index(name)] = index
+    if int(coarse_of.min()) < 0:
+        missing = [task.class_names[i] for i in torch.flatnonzero(coarse_of < 0).tolist()]
+        raise ValueError(f"classes {missing} belong to no superclass of {task.name}; add them to SUPERCLASSES")
     return HashingTask(f"{task.name} (superclasses)", task.train_images, coarse_of[task.train_labels],
                        task.query_images, coarse_of[task.query_labels], tuple(groups))
 
@@ -514,24 +593,42 @@ def path_entropy_bits(codes: np.ndarray, class_bits: int) -> float:
 
 
 def run_comparison(task: HashingTask, config: Config, seeds: Sequence[int], transfer, *, device="cpu",
-                   progress: bool = True):
+                   progress: bool = True, code_curves: bool = True):
     """Train every method of ``config`` with every seed and evaluate it (Tables 3.4-3.5): returns a tidy
-    ``pandas.DataFrame`` (one row per method and seed) and the trained models keyed by ``(method, seed)``."""
+    ``pandas.DataFrame`` (one row per method and seed) and the trained models keyed by ``(method, seed)``.
+    Each trained model also carries ``transfer_predictions`` (:func:`transfer_predictions`, for paired tests
+    over the transfer test images) and, for the first seed when ``code_curves``, its ``code_curve``."""
     import pandas as pd
 
     rows, trained_models = [], {}
     for method in config.methods:
         for seed in seeds:
-            trained = train_hasher(method, task, config, seed=seed, device=device, progress=False)
-            database, queries = encode(trained, task.train_images, device), encode(trained, task.query_images, device)
+            trained = train_hasher(method, task, config, seed=seed, device=device, progress=False,
+                                   code_curve=code_curves and seed == seeds[0])
+            if trained.database_codes is None:
+                trained.database_codes = encode(trained, task.train_images, device)["codes"]
+            database, queries = {"codes": trained.database_codes}, encode(trained, task.query_images, device)
             scores = evaluate_retrieval(method, database, task.train_labels, queries, task.query_labels, config.map_k)
             scores["map_all"] = metrics.mean_average_precision_at_k(
                 queries["codes"], task.query_labels.numpy(), database["codes"], task.train_labels.numpy(),
                 len(task.train_labels), order="lexicographic" if method in LEXICOGRAPHIC else "hamming")
-            scores.update(transfer_scores(trained, transfer, device))
+            trained.transfer_predictions = transfer_predictions(trained, transfer, device)
+            scores.update({column: float((predicted == transfer[3].numpy()).mean())
+                           for column, predicted in trained.transfer_predictions.items()})
             rows.append({"method": method, "seed": seed, **scores, "seconds": trained.seconds})
             trained_models[(method, seed)] = trained
             if progress:
                 print(f"{method:>16}, seed {seed}: mAP@{config.map_k} {scores['map_at_k']:.3f}, "
                       f"{scores['unique_percent']:.1f} % unique codes, {trained.seconds:.0f} s", flush=True)
     return pd.DataFrame(rows), trained_models
+
+
+def code_quality_by_class(codes: np.ndarray, labels) -> list[dict[str, float]]:
+    """Table 3.5's code quality (:func:`~domainknowledge.metrics.hash_code_quality`) among the database images
+    of each true class: one dict per class ``0 .. m - 1`` of ``labels`` ``(N,)`` for ``codes`` ``(N, bits)``.
+    How far a method spreads *each class* over the hash space; the units of a paired comparison of two methods
+    (same seed, same class)."""
+    codes, labels = np.asarray(codes), np.asarray(labels)
+    if len(codes) != len(labels):
+        raise ValueError(f"codes ({len(codes)}) and labels ({len(labels)}) must have one row per image")
+    return [metrics.hash_code_quality(codes[labels == c]) for c in np.unique(labels)]
