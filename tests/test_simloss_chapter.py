@@ -196,12 +196,3 @@ def test_fashion_wordnet_similarity_follows_the_shop_superclasses():
     names = list(task.class_names)
     sneaker, sandal, bag = (names.index(n) for n in ("Sneaker", "Sandal", "Bag"))
     assert similarity[sneaker, sandal] > similarity[sneaker, bag]
-
-
-def test_interior_grid_values_get_fewer_runs_and_the_ends_all():
-    config = dataclasses.replace(SMOKE, runs=3, interior_runs=2)
-    seeds_for = config.seeds_for((0.0, 0.5, 0.9), (10, 11, 12))
-    assert seeds_for(0.0) == seeds_for(0.9) == (10, 11, 12) and seeds_for(0.5) == (10, 11)
-    assert SMOKE.seeds_for((0.0, 0.5), (1, 2))(0.5) == (1, 2)                  # interior_runs None: every run
-    with pytest.raises(ValueError, match="interior_runs"):
-        dataclasses.replace(SMOKE, runs=2, interior_runs=3)

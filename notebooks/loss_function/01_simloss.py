@@ -277,10 +277,8 @@ age_sweep = ordinal[age_task.name]
 # %%
 ordinal_tests = {name: simloss.significance_tests(sweep, baseline=0.0, pairing=config.significance)
                  for name, sweep in ordinal.items()}
-runs_per_value = (f"{config.runs} run(s) per value" if config.interior_runs in (None, config.runs) else
-                  f"{config.runs} runs at the ends of each grid, {config.interior_runs} in between")
 for name, sweep in ordinal.items():
-    display(Markdown(f"**{name}** ({runs_per_value}, {config.significance} Wilcoxon pairing)"))
+    display(Markdown(f"**{name}** ({config.runs} run(s) per value, {config.significance} Wilcoxon pairing)"))
     display(simloss.results_table(sweep, ordinal_tests[name], scale={"accuracy": 100}))
 
 # %% [markdown]
@@ -338,8 +336,8 @@ ordinal_tests[age_task.name].pivot(index="r", columns="metric", values="p_value"
 
 # %% [markdown]
 # :::{note}
-# With 10 runs the thesis can pair the runs' test metrics. With the 2-3 runs of the `cpu` profile the
-# smallest two-sided p-value a run-level Wilcoxon test can reach is $2/2^3 = 0.25$ or worse, so the `smoke` and
+# With 10 runs the thesis can pair the runs' test metrics. With the 3 runs of the `cpu` profile the
+# smallest two-sided p-value a run-level Wilcoxon test can reach is $2/2^3 = 0.25$, so the `smoke` and
 # `cpu` profiles pair the *test examples* instead: each example contributes its error averaged over the
 # runs, once per $r$. This test asks whether the trained models differ on these test images; it does
 # not include the spread between training runs, so it finds smaller differences significant than a
@@ -539,10 +537,8 @@ collapse.style.format("{:.1f}").format_index("{:g}")
 #   many runs the patience rule ended before it is stated with each table above. The weights of the best
 #   validation epoch are kept, as in the thesis. LeNet uses a learning rate of 0.003 instead of 0.001 at
 #   `cpu` so that it converges in fewer epochs.
-# - **Runs and tests.** At `cpu` 3 runs for the ends of each grid ($r = 0$ and $0.9$; $l = 0$ and $0.99$,
-#   the baselines and the values the collapse and small-$l$ claims read) and 2 for the values in between,
-#   instead of 10 for every value (1 at `smoke`), to fit the time budget; the Wilcoxon test pairs test
-#   examples rather than runs (see the note above); `paper` pairs its 10 runs as the thesis.
+# - **Runs and tests.** 3 runs per grid value at `cpu` (1 at `smoke`) instead of 10, and the Wilcoxon test
+#   pairs test examples rather than runs (see the note above); `paper` pairs its 10 runs as the thesis.
 # - **Grids.** `smoke` uses three values of $r$ and of $l$; `cpu` and `paper` use the thesis' grids.
 #
 # ## Checks and claims
@@ -598,7 +594,7 @@ run.check(
               f"{minilm_contrast['within']:.2f} vs {minilm_contrast['across']:.2f})"),
     passes=bool(contrast["within"] > contrast["across"]))
 
-pairing = f"{runs_per_value}, {config.significance} Wilcoxon pairing"
+pairing = f"{config.runs} run(s), {config.significance} Wilcoxon pairing"
 age_claims = {
     "accuracy": ("age-r-raises-accuracy", "Acc 15.17 vs 14.47 % (r = 0.3), significant", " %", 100),
     "mae": ("moderate-r-lowers-mae", "MAE 7.39 (r = 0) vs 7.01 (r = 0.8), significant", " years", 1),
@@ -725,7 +721,7 @@ run.finish();
 # {glue:text}`simloss_distinct_r0:.1f` for cross-entropy; the claim `high-r-collapses-predictions`
 # says whether that counts as the thesis' concentration. Whether SimLoss also saves years of error
 # depends on the data and on how far training gets; the thesis' UTKFace models gained about 0.4 years of
-# MAE {cite}`kobs2023thesis`. With stand-in data, two or three runs and a shortened training schedule (smaller
+# MAE {cite}`kobs2023thesis`. With stand-in data, three runs and a shortened training schedule (smaller
 # data, a shorter patience on Fashion-MNIST), the sizes of the effects on this page belong to this
 # setting and are no estimate of the thesis' numbers; the `paper` profile reruns the same code on the
 # thesis' data and settings.

@@ -76,9 +76,7 @@ class Config:
     Semantic experiment: ``semantic_dataset``, ``semantic_per_class`` (train, validation, test images per
     class; ``None`` = all; a float validation entry is a share of each class' training images, the rest
     training), ``lower_bounds`` (the grid of ``l``), ``semantic_training``, ``name_similarity`` (where the
-    class similarity comes from: ``wordnet``, ``minilm`` or ``word2vec``, see :data:`NAME_SIMILARITIES`). Both: ``runs`` (seeds per grid value), ``interior_runs`` (seeds for the values strictly between a grid's
-    smallest and largest, whose claims compare the ends with each other or a chosen value with an end;
-    ``None``: ``runs``), ``significance`` (``per-example``
+    class similarity comes from: ``wordnet``, ``minilm`` or ``word2vec``, see :data:`NAME_SIMILARITIES`). Both: ``runs`` (seeds per grid value), ``significance`` (``per-example``
     or ``per-run`` pairing of the Wilcoxon test), ``max_age`` (oldest stand-in age).
     """
 
@@ -96,7 +94,6 @@ class Config:
     runs: int
     significance: str
     max_age: int = 79
-    interior_runs: int | None = None
 
     def __post_init__(self):
         unknown = set(self.age_datasets) - set(AGE_DATASETS)
@@ -110,14 +107,8 @@ class Config:
             raise ValueError(f"significance must be 'per-example' or 'per-run', got {self.significance!r}")
         if 0.0 not in self.reduction_factors or 0.99 not in self.lower_bounds:
             raise ValueError("the grids must contain the cross-entropy baselines r = 0.0 and l = 0.99")
-        if self.runs < 1 or (self.interior_runs is not None and not 1 <= self.interior_runs <= self.runs):
-            raise ValueError(f"runs must be at least 1 and interior_runs in 1..runs, got {self.runs}, "
-                             f"{self.interior_runs}")
-
-    def seeds_for(self, grid: Sequence[float], seeds: Sequence[int]) -> Callable[[float], tuple[int, ...]]:
-        """The seeds of each value of ``grid``: all ``seeds`` at the ends, the first ``interior_runs`` inside."""
-        ends, inside = (min(grid), max(grid)), tuple(seeds)[:self.interior_runs or len(seeds)]
-        return lambda value: tuple(seeds) if value in ends else inside
+        if self.runs < 1:
+            raise ValueError(f"runs must be at least 1, got {self.runs}")
 
 
 R_GRID = tuple(round(0.1 * i, 1) for i in range(10))                   # 0.0, 0.1, ..., 0.9
@@ -139,7 +130,7 @@ CONFIGS: dict[str, Config] = {
         semantic_dataset="fashion_mnist", semantic_per_class=(150, 100, 300), lower_bounds=L_GRID,
         semantic_training=TrainingConfig(max_epochs=60, batch_size=128, patience=5, monitor="accuracy",
                                          learning_rate=3e-3),
-        name_similarity="wordnet", runs=3, significance="per-example", interior_runs=2),
+        name_similarity="wordnet", runs=3, significance="per-example"),
     "paper": Config(
         age_datasets=("utkface", "afad"), age_images=None, image_size=60, niu_channels=(20, 40, 80),
         reduction_factors=R_GRID,
@@ -396,13 +387,13 @@ def _semantic_metrics(predicted: np.ndarray, labels: np.ndarray, superclass_of) 
 
 def _run_sweep(*, dataset: str, parameter: str, values: Sequence[float], similarity_for: Callable[[float], torch.Tensor],
                build_model: Callable[[], torch.nn.Module], task, training: TrainingConfig,
-               score: Callable[..., dict[str, float]], metric_names: dict[str, bool],
-               seeds_for: Callable[[float], tuple[int, ...]], device, superclass_of=None, log: Callable[[str], None] = print) -> Sweep:
+               score: Callable[..., dict[str, float]], metric_names: dict[str, bool], seeds: Sequence[int],
+               device, superclass_of=None, log: Callable[[str], None] = print) -> Sweep:
     rows, predictions, probabilities, trained = [], {}, {}, []
     test_labels = task.labels["test"].numpy()
     for value in values:
         started = time.perf_counter()
-        similarity, value_seeds = similarity_for(value), seeds_for(value)
+        similarity = similarity_for(value)
         twin = next((earlier for earlier, matrix in trained if torch.equal(matrix, similarity)), None)
         if twin is not None:   # e.g. every l above the largest class similarity gives the identity matrix
             rows += [{**row, parameter: value} for row in rows if row[parameter] == twin]
@@ -412,7 +403,7 @@ def _run_sweep(*, dataset: str, parameter: str, values: Sequence[float], similar
         trained.append((value, similarity))
         loss = SimLoss(similarity)
         value_predictions, summed = [], None
-        for seed in value_seeds:
+        for seed in seeds:
             model, history = train_classifier(build_model, loss, (task.images["train"], task.labels["train"]),
                                               (task.images["validation"], task.labels["validation"]), training,
                                               seed=seed, device=device, log=log)
@@ -425,10 +416,10 @@ def _run_sweep(*, dataset: str, parameter: str, values: Sequence[float], similar
             value_predictions.append(outputs["test"].argmax(axis=1))
             summed = outputs["test"] if summed is None else summed + outputs["test"]
         predictions[value] = np.stack(value_predictions)
-        probabilities[value] = summed / len(value_seeds)
+        probabilities[value] = summed / len(seeds)
         validation = pd.DataFrame([r for r in rows if r[parameter] == value and r["split"] == "validation"])
         summary = ", ".join(f"{name} {validation[name].mean():.3f}" for name in metric_names)
-        log(f"{dataset} {parameter} = {value:<4}: {len(value_seeds)} run(s), validation {summary} "
+        log(f"{dataset} {parameter} = {value:<4}: {len(seeds)} run(s), validation {summary} "
             f"({time.perf_counter() - started:.1f} s)")
     return Sweep(dataset, parameter, metric_names, pd.DataFrame(rows), test_labels, predictions, probabilities,
                  superclass_of)
@@ -446,7 +437,7 @@ def run_ordinal_sweep(config: Config, task: AgeTask, seeds: Sequence[int], *, de
     return _run_sweep(dataset=task.name, parameter="r", values=config.reduction_factors,
                       similarity_for=lambda r: ordinal_similarity(task.num_classes, r), build_model=build_model,
                       task=task, training=config.age_training, score=_age_metrics, metric_names=AGE_METRICS,
-                      seeds_for=config.seeds_for(config.reduction_factors, seeds), device=device, log=log)
+                      seeds=seeds, device=device, log=log)
 
 
 def run_semantic_sweep(config: Config, task: SemanticTask, name_similarity: np.ndarray, seeds: Sequence[int], *,
@@ -464,8 +455,7 @@ def run_semantic_sweep(config: Config, task: SemanticTask, name_similarity: np.n
     return _run_sweep(dataset=task.name, parameter="l", values=config.lower_bounds,
                       similarity_for=lambda l: bounded_similarity(name_similarity, l), build_model=build_model,
                       task=task, training=config.semantic_training, score=_semantic_metrics,
-                      metric_names=SEMANTIC_METRICS, seeds_for=config.seeds_for(config.lower_bounds, seeds),
-                      device=device,
+                      metric_names=SEMANTIC_METRICS, seeds=seeds, device=device,
                       superclass_of=task.superclass_of, log=log)
 
 
