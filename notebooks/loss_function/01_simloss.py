@@ -336,8 +336,8 @@ ordinal_tests[age_task.name].pivot(index="r", columns="metric", values="p_value"
 
 # %% [markdown]
 # :::{note}
-# With 10 runs the thesis can pair the runs' test metrics. With the 3 runs of the `cpu` profile the
-# smallest two-sided p-value a run-level Wilcoxon test can reach is $2/2^3 = 0.25$, so the `smoke` and
+# With 10 runs the thesis can pair the runs' test metrics. With the 2 runs of the `cpu` profile the
+# smallest two-sided p-value a run-level Wilcoxon test can reach is $2/2^2 = 0.5$, so the `smoke` and
 # `cpu` profiles pair the *test examples* instead: each example contributes its error averaged over the
 # runs, once per $r$. This test asks whether the trained models differ on these test images; it does
 # not include the spread between training runs, so it finds smaller differences significant than a
@@ -530,15 +530,16 @@ collapse.style.format("{:.1f}").format_index("{:g}")
 #   time budget. Fashion-MNIST's 28 x 28 grey images give LeNet a 16 x 4 x 4 feature map.
 # - **Training schedule.** The thesis trains with batch 1024 until early stopping (patience 10 on
 #   validation MAE; 20 on validation Accuracy). At `cpu`, to fit the time budget, the data are smaller
-#   (3,000 stand-in faces; 150 training, 100 validation and 300 test images per Fashion-MNIST class),
+#   (2,200 stand-in faces; 150 training, 100 validation and 300 test images per Fashion-MNIST class),
 #   the batches are smaller (64 for ages, 128 for Fashion-MNIST) so that an epoch still has dozens of
 #   optimiser steps, and runs also stop early: patience 10 on validation MAE for ages, as in the thesis,
 #   but 5 instead of 20 on validation Accuracy for Fashion-MNIST. A cap of 60 epochs is a safeguard; how
 #   many runs the patience rule ended before it is stated with each table above. The weights of the best
 #   validation epoch are kept, as in the thesis. LeNet uses a learning rate of 0.003 instead of 0.001 at
 #   `cpu` so that it converges in fewer epochs.
-# - **Runs and tests.** 3 runs per grid value at `cpu` (1 at `smoke`) instead of 10, and the Wilcoxon test
-#   pairs test examples rather than runs (see the note above); `paper` pairs its 10 runs as the thesis.
+# - **Runs and tests.** 2 runs per grid value at `cpu` (1 at `smoke`) instead of 10, to fit the time budget,
+#   and the Wilcoxon test pairs test examples rather than runs (see the note above); `paper` pairs its 10
+#   runs as the thesis.
 # - **Grids.** `smoke` uses three values of $r$ and of $l$; `cpu` and `paper` use the thesis' grids.
 #
 # ## Checks and claims
@@ -721,7 +722,7 @@ run.finish();
 # {glue:text}`simloss_distinct_r0:.1f` for cross-entropy; the claim `high-r-collapses-predictions`
 # says whether that counts as the thesis' concentration. Whether SimLoss also saves years of error
 # depends on the data and on how far training gets; the thesis' UTKFace models gained about 0.4 years of
-# MAE {cite}`kobs2023thesis`. With stand-in data, three runs and a shortened training schedule (smaller
+# MAE {cite}`kobs2023thesis`. With stand-in data, two runs and a shortened training schedule (smaller
 # data, a shorter patience on Fashion-MNIST), the sizes of the effects on this page belong to this
 # setting and are no estimate of the thesis' numbers; the `paper` profile reruns the same code on the
 # thesis' data and settings.

@@ -124,13 +124,13 @@ CONFIGS: dict[str, Config] = {
                                          learning_rate=3e-3),
         name_similarity="wordnet", runs=1, significance="per-example"),
     "cpu": Config(
-        age_datasets=("ordinal_faces",), age_images=3000, image_size=32, niu_channels=(8, 16, 32),
+        age_datasets=("ordinal_faces",), age_images=2200, image_size=32, niu_channels=(8, 16, 32),
         reduction_factors=R_GRID,
         age_training=TrainingConfig(max_epochs=60, batch_size=64, patience=10, monitor="mae"),
         semantic_dataset="fashion_mnist", semantic_per_class=(150, 100, 300), lower_bounds=L_GRID,
         semantic_training=TrainingConfig(max_epochs=60, batch_size=128, patience=5, monitor="accuracy",
                                          learning_rate=3e-3),
-        name_similarity="wordnet", runs=3, significance="per-example"),
+        name_similarity="wordnet", runs=2, significance="per-example"),
     "paper": Config(
         age_datasets=("utkface", "afad"), age_images=None, image_size=60, niu_channels=(20, 40, 80),
         reduction_factors=R_GRID,
