@@ -260,6 +260,8 @@ if "nmi_easy" in per_head and per_head["nmi_easy"].notna().any():
     plt.show()
     nmi_per_head = tinted.pivot_table(index="head", columns=["partition", "alpha"], values="NMI", aggfunc="mean")
     run.record("nmi_per_head", {f"{p}, alpha {a}": nmi_per_head[(p, a)].round(4).tolist() for p, a in nmi_per_head})
+
+# %%
 nmi_per_head.round(3)
 
 # %% [markdown]
