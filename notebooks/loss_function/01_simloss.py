@@ -177,8 +177,8 @@ pd.Series({"max |SimLoss(S = I) - cross-entropy|": identity_gap, **gradient_chec
 # \mathbf{S}_{i,j} = \frac{\max\bigl(0, \operatorname{sim}(i, j) - l\bigr)}{1 - l} \qquad \forall i, j \in \{1, \dots, |\mathcal{C}|\}. \tag{14.11}
 # $$
 #
-# As in the thesis, $\operatorname{sim}(i, j) = \max(0, \cos(\mathbf{w}_i, \mathbf{w}_j))$ for embeddings
-# $\mathbf{w}$ of the class names. An $l$ at or above the largest similarity between two different
+# In the thesis, $\operatorname{sim}(i, j) = \max(0, \cos(\mathbf{w}_i, \mathbf{w}_j))$ for embeddings
+# $\mathbf{w}$ of the class names; the bound applies to any similarity in $[0, 1]$ (below, a taxonomy's). An $l$ at or above the largest similarity between two different
 # classes leaves only the diagonal: cross-entropy again ($l = 0.99$ in the grid).
 #
 # ```{literalinclude} /src/domainknowledge/principles/losses.py
@@ -188,9 +188,9 @@ pd.Series({"max |SimLoss(S = I) - cross-entropy|": identity_gap, **gradient_chec
 # ```
 #
 # ```{literalinclude} /src/domainknowledge/principles/losses.py
-# :pyobject: semantic_similarity
+# :pyobject: bounded_similarity
 # :language: python
-# :caption: `dk.principles.losses.semantic_similarity`, Eq. 14.11
+# :caption: `dk.principles.losses.bounded_similarity`, Eq. 14.11
 # ```
 #
 # {numref}`fig-simloss-ordinal` shows ordinal matrices for two reduction factors over the first 40 age classes: with

@@ -602,41 +602,30 @@ if best_baseline is not None:
                    f"{top_unique_method}'s for {means.loc[top_unique_method, 'unique_percent']:.1f} %, buckets "
                    f"{bucket_ratio:.1f} times smaller (Table 3.5's analogue and the bucket curves); {curve_text}; {falling}"))
 
-    top_lr_method = means.loc[baseline_names, "transfer_logistic_regression"].idxmax()
-    lr_p = paired_transfer("ddtl", top_lr_method, "transfer_logistic_regression")
-    lr_better = bool(lr_p < 0.05 and dk.significance.exceeds_seed_spread(
-        runs_of("ddtl", "transfer_logistic_regression"), runs_of(top_lr_method, "transfer_logistic_regression")))
-    run.claim(
-        "ddtl-transfers-better",
-        statement="The DDTL's backbone transfers to unseen classes better than any baseline's: a logistic regression on its continuous representation",
-        source="Table 3.4 (CIFAR-100 logistic-regression column)",
-        thesis_value="55.20 ± 0.54 vs at most 31.98 ± 0.81 % (DCH)",
-        measured=(f"{means.loc['ddtl', 'transfer_logistic_regression']:.1f} ± {stds.loc['ddtl', 'transfer_logistic_regression']:.1f} "
-                  f"vs at most {means.loc[top_lr_method, 'transfer_logistic_regression']:.1f} ± "
-                  f"{stds.loc[top_lr_method, 'transfer_logistic_regression']:.1f} % ({top_lr_method}); McNemar over images "
-                  f"and seeds p = {lr_p:.4f}; {unseen_count} unseen classes"),
-        holds=lr_better, requires=["hashers-learn-the-classes"], cause=training_cause,
-        diagnosis=(f"on the unseen classes the DDTL's features reach {means.loc['ddtl', 'transfer_logistic_regression']:.1f} % "
-                   f"against {top_lr_method}'s {means.loc[top_lr_method, 'transfer_logistic_regression']:.1f} % "
-                   f"(paired p = {lr_p:.3f}, seed spread in the table); {falling}"))
-
-    top_nn_method = means.loc[baseline_names, "transfer_nearest_neighbour"].idxmax()
-    nn_p = paired_transfer("ddtl", top_nn_method, "transfer_nearest_neighbour")
-    nn_better = bool(nn_p < 0.05 and dk.significance.exceeds_seed_spread(
-        runs_of("ddtl", "transfer_nearest_neighbour"), runs_of(top_nn_method, "transfer_nearest_neighbour")))
-    run.claim(
-        "ddtl-codes-transfer-better",
-        statement="The DDTL's hash codes transfer to unseen classes better than any baseline's: Hamming 1-NN accuracy between the codes",
-        source="Table 3.4 (CIFAR-100 nearest-neighbour column) and Sec. 3.2.3",
-        thesis_value="10.64 ± 0.33 vs at most 7.67 ± 0.53 % (GreedyHash; DCH 5.83 ± 0.27 %)",
-        measured=(f"{means.loc['ddtl', 'transfer_nearest_neighbour']:.1f} ± {stds.loc['ddtl', 'transfer_nearest_neighbour']:.1f} "
-                  f"vs at most {means.loc[top_nn_method, 'transfer_nearest_neighbour']:.1f} ± "
-                  f"{stds.loc[top_nn_method, 'transfer_nearest_neighbour']:.1f} % ({top_nn_method}); McNemar over images "
-                  f"and seeds p = {nn_p:.4f}; chance {100 / unseen_count:.0f} %"),
-        holds=nn_better, requires=["hashers-learn-the-classes"], cause=training_cause,
-        diagnosis=(f"on the unseen classes the DDTL's codes reach {means.loc['ddtl', 'transfer_nearest_neighbour']:.1f} % by "
-                   f"Hamming 1-NN against {top_nn_method}'s {means.loc[top_nn_method, 'transfer_nearest_neighbour']:.1f} % "
-                   f"(paired p = {nn_p:.3f}, seed spread in the table); {falling}"))
+    transfer_claims = (  # Table 3.4's two transfer columns: claim, column, statement, what reaches, source, thesis, note
+        ("ddtl-transfers-better", "transfer_logistic_regression",
+         "backbone transfers to unseen classes better than any baseline's: a logistic regression on its continuous "
+         "representation", "features reach", "Table 3.4 (CIFAR-100 logistic-regression column)",
+         "55.20 ± 0.54 vs at most 31.98 ± 0.81 % (DCH)", f"{unseen_count} unseen classes"),
+        ("ddtl-codes-transfer-better", "transfer_nearest_neighbour",
+         "hash codes transfer to unseen classes better than any baseline's: Hamming 1-NN accuracy between the codes",
+         "codes reach by Hamming 1-NN", "Table 3.4 (CIFAR-100 nearest-neighbour column) and Sec. 3.2.3",
+         "10.64 ± 0.33 vs at most 7.67 ± 0.53 % (GreedyHash; DCH 5.83 ± 0.27 %)", f"chance {100 / unseen_count:.0f} %"),
+    )
+    for claim_id, column, compared, reached, source, thesis_value, extra in transfer_claims:
+        top_method = means.loc[baseline_names, column].idxmax()
+        p_value = paired_transfer("ddtl", top_method, column)
+        better = bool(p_value < 0.05 and dk.significance.exceeds_seed_spread(runs_of("ddtl", column),
+                                                                               runs_of(top_method, column)))
+        run.claim(
+            claim_id, statement=f"The DDTL's {compared}", source=source, thesis_value=thesis_value,
+            measured=(f"{means.loc['ddtl', column]:.1f} ± {stds.loc['ddtl', column]:.1f} vs at most "
+                      f"{means.loc[top_method, column]:.1f} ± {stds.loc[top_method, column]:.1f} % ({top_method}); "
+                      f"McNemar over images and seeds p = {p_value:.4f}; {extra}"),
+            holds=better, requires=["hashers-learn-the-classes"], cause=training_cause,
+            diagnosis=(f"on the unseen classes the DDTL's {reached} {means.loc['ddtl', column]:.1f} % against "
+                       f"{top_method}'s {means.loc[top_method, column]:.1f} % (paired p = {p_value:.3f}, seed spread "
+                       f"in the table); {falling}"))
 
 if "crpca" in config.methods:
     crpca_unique = paired_spread("ddtl", "crpca", "unique_percent")

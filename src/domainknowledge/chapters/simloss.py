@@ -76,7 +76,8 @@ class Config:
     Semantic experiment: ``semantic_dataset``, ``semantic_per_class`` (train, validation, test images per
     class; ``None`` = all; a float validation entry is a share of each class' training images, the rest
     training), ``lower_bounds`` (the grid of ``l``), ``semantic_training``, ``name_similarity`` (where the
-    class similarity comes from: ``wordnet``, ``minilm`` or ``word2vec``, see :data:`NAME_SIMILARITIES`). Both: ``runs`` (seeds per grid value), ``significance`` (``per-example``
+    class similarity comes from: ``wordnet``, ``minilm`` or ``word2vec``, see :data:`NAME_SIMILARITIES`).
+    Both: ``runs`` (seeds per grid value), ``significance`` (``per-example``
     or ``per-run`` pairing of the Wilcoxon test), ``max_age`` (oldest stand-in age).
     """
 

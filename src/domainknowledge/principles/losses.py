@@ -203,8 +203,6 @@ def semantic_similarity(embeddings, lower_bound: float) -> torch.Tensor:
     (:func:`bounded_similarity`). The diagonal is set to exactly 1. An ``l`` at or above the largest off-diagonal
     similarity gives the identity, i.e. cross-entropy (Sec. 14.1.2).
     """
-    if not 0.0 <= lower_bound < 1.0:
-        raise ValueError(f"the lower bound l must lie in [0, 1), got {lower_bound!r}")
     return bounded_similarity(np.maximum(cosine_similarity_matrix(embeddings), 0.0), lower_bound)
 
 
