@@ -128,9 +128,14 @@ def test_tiny_pretraining_and_finetuning_run_end_to_end():
     pretrained = M.run_pretraining(config, images, seed=0, log=lambda _: None)
     assert set(pretrained) == {"ranking+regression"}
     task = M.load_aesthetics(config, seed=0)
-    results, errors = M.run_finetuning(config, task, pretrained, (0,), log=lambda _: None)
+    results, predictions = M.run_finetuning(config, task, pretrained, (0,), log=lambda _: None)
     assert set(results["initialisation"]) == {"imagenet", "ranking+regression"}
+    errors = M.absolute_errors(predictions, task.mean_scores["test"])
     assert (results["epochs"] <= 2).all() and errors[("imagenet", 1.0)].shape == (1, 8)
+    assert np.allclose(errors[("imagenet", 1.0)].mean(), results.set_index("initialisation").loc["imagenet", "mae"])
+    method, loss = M.ranking_validation_loss(pretrained)
+    kept = pretrained[method].history[pretrained[method].best_epoch - 1]
+    assert method == "ranking+regression" and loss == kept["validation_ranking"] > 0
     outputs = M.regression_outputs(pretrained["ranking+regression"].network, images["test"])
     assert set(outputs["level"]) == set(range(-5, 6)) and len(outputs) == 11 * 2 * 4
 
@@ -145,3 +150,38 @@ def test_constant_scores_pay_the_margin_on_every_pair(both_signs, distortions_pe
     loss = pretext.margin_ranking_loss(torch.full((batch.images.shape[0],), 0.5), better, worse, batch.num_groups)
     expected = M.constant_score_ranking_loss(config)
     assert loss.item() == pytest.approx(expected, rel=1e-6 if not both_signs else 0.15)
+
+
+def test_correlation_comparison_finds_a_better_model_and_not_a_copy():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(5, 1, 300)
+    good = np.stack([truth + rng.normal(0, 0.5, 300) for _ in range(2)])
+    poor = np.stack([truth + rng.normal(0, 2.0, 300) for _ in range(2)])
+    predictions = {("ours", 1.0): good, ("simclr", 1.0): poor, ("copy", 1.0): good.copy()}
+    tests = M.compare_correlations(predictions, truth, "ours", ["simclr", "copy"], iterations=200)
+    assert tests.loc["simclr", "pearson_difference"] > 0.2 and tests.loc["simclr", "pearson_p"] < 0.01
+    assert tests.loc["simclr", "spearman_p"] < 0.01
+    assert tests.loc["copy", "pearson_difference"] == 0 and tests.loc["copy", "pearson_p"] >= 0.5
+    reverse = M.compare_correlations(predictions, truth, "simclr", ["ours"], iterations=200)
+    assert reverse.loc["ours", "pearson_p"] > 0.99                     # one-sided: the wrong direction
+
+
+def test_the_imagenet_row_is_the_pretext_starting_point_at_paper_and_a_reference_elsewhere():
+    assert M.CONFIGS["paper"].pretext_from_imagenet and not M.CONFIGS["paper"].imagenet_is_reference
+    assert M.CONFIGS["cpu"].imagenet_is_reference and M.CONFIGS["smoke"].imagenet_is_reference
+    text = M.deviations_markdown(M.CONFIGS["cpu"], "cpu")
+    assert "reference" in text and "Only the full training split" in text
+
+
+def test_distortion_penalty_is_the_distortable_part_of_the_hidden_score():
+    from domainknowledge.data.synthetic import aesthetics
+
+    properties = aesthetics.sample_properties(200, np.random.default_rng(0))
+    penalty = aesthetics.distortion_penalty(properties)
+    rest = aesthetics.hidden_score(properties) + penalty
+    unclipped = (aesthetics.hidden_score(properties) > 1.5) & (aesthetics.hidden_score(properties) < 9.0)
+    expected = (aesthetics.BASE_SCORE - 0.9 * properties["harmony"] + properties["subject"].map(aesthetics.CONTENT_BONUS)
+                + properties["content_noise"]).to_numpy()
+    assert np.allclose(rest[unclipped], expected[unclipped]) and (penalty >= 0).all()
+    with pytest.raises(ValueError, match="lack the column"):
+        aesthetics.distortion_penalty(properties.drop(columns=["blur"]))

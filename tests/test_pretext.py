@@ -103,3 +103,20 @@ def test_bad_shapes_get_clear_errors():
         pretext.balanced_sum([torch.tensor(1.0)], temperature=0)
     with pytest.raises(ValueError, match="square"):
         pretext.rotation_batch(torch.zeros(1, 3, 4, 5))
+
+
+def test_simclr_views_are_batched_reproducible_and_reduce_to_identity_without_augmentation():
+    images = torch.randint(0, 256, (6, 3, 20, 20), dtype=torch.uint8)
+    first, second = pretext.simclr_views(images, torch.Generator().manual_seed(3))
+    again, _ = pretext.simclr_views(images, torch.Generator().manual_seed(3))
+    assert first.shape == images.shape and first.dtype == torch.float32
+    assert 0 <= float(first.min()) and float(first.max()) <= 255
+    assert torch.equal(first, again) and not torch.allclose(first, second)
+    x = images.float() / 255
+    generator = torch.Generator().manual_seed(0)
+    whole = pretext._random_resized_crops(x, generator, scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    gap = torch.minimum((whole - x).abs().amax((1, 2, 3)), (whole - x.flip(3)).abs().amax((1, 2, 3)))
+    assert float(gap.max()) < 1e-4                                   # the whole image, or its mirror
+    assert torch.allclose(pretext._colour_jitter(x, generator, strength=(0, 0, 0, 0)), x, atol=1e-5)
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        pretext.simclr_views(images[:, :1], generator)

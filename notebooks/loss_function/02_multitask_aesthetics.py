@@ -262,18 +262,21 @@ fig, _ = dk.plots.plot_image_grid(task.images["test"][picks].permute(0, 2, 3, 1)
 
 # %% mystnb={"figure": {"caption": "Training and validation losses of the pretext models during pretraining (no thesis counterpart).", "name": "fig-multitask_aesthetics-pretraining"}}
 pretrained = mta.run_pretraining(config, pretraining_images, seed=seed, device=run.device)
-ranking_history = pd.DataFrame(pretrained["ranking"].history)
-run.glue("mta_ranking_validation_loss", float(ranking_history["validation_loss"].min()))
-run.glue("mta_ranking_constant_loss", float(mta.constant_score_ranking_loss(config.pretraining)))
+ranking_method, ranking_loss = mta.ranking_validation_loss(pretrained)
+constant_loss = mta.constant_score_ranking_loss(config.pretraining)
+run.glue("mta_ranking_validation_loss", ranking_loss)
+run.glue("mta_ranking_constant_loss", constant_loss)
+run.glue("mta_ranking_method", mta.LABELS[ranking_method])
 run.glue("mta_pretraining_seconds", float(sum(p.seconds for p in pretrained.values())))
 fig, _ = mta.plot_pretraining_histories(pretrained)
 
 # %% [markdown]
 # How much did the pretext tasks learn? A network that gives every image the same score pays the margin on
-# every pair: a ranking loss of {glue:text}`mta_ranking_constant_loss:.2f` per group. The ranking network's
-# best validation loss is {glue:text}`mta_ranking_validation_loss:.2f`, after
-# {glue:text}`mta_pretraining_seconds:.0f` s of pretraining for all methods together. The thesis trained for 20
-# epochs over 100,000 images, starting from ImageNet weights.
+# every pair: a ranking loss (Eq. 16.1) of {glue:text}`mta_ranking_constant_loss:.2f` per group. The
+# {glue:text}`mta_ranking_method` network's ranking loss on the validation groups is
+# {glue:text}`mta_ranking_validation_loss:.2f` at its kept epoch, after {glue:text}`mta_pretraining_seconds:.0f` s
+# of pretraining for all methods together. The thesis trained for 20 epochs over 100,000 images, starting from
+# ImageNet weights.
 #
 # ## Fine-tuning with the EMD loss (Sec. 16.2.5)
 #
@@ -295,18 +298,21 @@ fig, _ = mta.plot_pretraining_histories(pretrained)
 # early when it stops improving. The weights of the best validation epoch are kept. The random initialisation
 # skips the head-only phase (it has no features worth protecting).
 #
-# The initialisations are those of Table 16.3 plus a random one: the three pretext tasks, RotNet, SimCLR,
-# and "ImageNet". No ImageNet weights for MobileNetV2 can be had offline, so the ImageNet row is the real
-# ImageNet-trained **EfficientNet-Lite0** {cite}`tan2019efficientnet`, a different and larger architecture
-# (the thesis used an ImageNet MobileNetV2, and also started its pretext models from it; ours start from
-# random weights). That row therefore compares architecture and initialisation at once. Every
-# initialisation is fine-tuned with the same seeds, so runs differ only in the starting weights; the pretext
-# models are pretrained once, so the spread over runs is that of fine-tuning.
+# The initialisations are those of Table 16.3 plus a random one: the pretext tasks, RotNet, SimCLR and
+# "ImageNet". All but one share the MobileNetV2 architecture, so those rows differ only in their starting
+# weights. The exception is the ImageNet row at `smoke` and `cpu`: no ImageNet MobileNetV2 weights can be had
+# offline, so there it is the real ImageNet-trained **EfficientNet-Lite0** {cite}`tan2019efficientnet`, a
+# different and larger architecture, and the pretext models start from random weights. That row is then a
+# reference only: it compares architecture and initialisation at once, so the claims that compare against it
+# are not judged at those profiles. At `paper` the ImageNet row is torchvision's ImageNet MobileNetV2, the
+# network every pretext model starts from, as in the thesis. Every initialisation is fine-tuned with the same
+# seeds; the pretext models are pretrained once, so the spread over runs is that of fine-tuning.
 
 # %%
 run_seeds = mta.run_seeds(seed, config.runs)
 extra_tests = {"tid2013": mta.load_tid2013(config, data_root=run.data_root)} if config.tid2013 else {}
-results, errors = mta.run_finetuning(config, task, pretrained, run_seeds, device=run.device, extra_tests=extra_tests)
+results, predictions = mta.run_finetuning(config, task, pretrained, run_seeds, device=run.device, extra_tests=extra_tests)
+errors = mta.absolute_errors(predictions, task.mean_scores["test"])
 
 # %% [markdown]
 # ### Table 16.3, reproduced
@@ -345,23 +351,51 @@ run.record("table_16_3", means)
 # With {glue:text}`mta_runs:d` fine-tuning run(s) per row, ranking + regression reaches a test MAE of
 # {glue:text}`mta_mae_ranking_regression:.3f` and a Pearson correlation of
 # {glue:text}`mta_pearson_ranking_regression:.3f`, against {glue:text}`mta_mae_imagenet:.3f` and
-# {glue:text}`mta_pearson_imagenet:.3f` for the ImageNet EfficientNet-Lite0 (Bonferroni-corrected one-sided
+# {glue:text}`mta_pearson_imagenet:.3f` for the ImageNet row (Bonferroni-corrected one-sided
 # $p =$ {glue:text}`mta_p_ranking_regression:.2g`) and {glue:text}`mta_mae_random:.3f` and
 # {glue:text}`mta_pearson_random:.3f` for random weights; RotNet reaches {glue:text}`mta_mae_rotnet:.3f` and
-# {glue:text}`mta_pearson_rotnet:.3f`. Predicting the training mean for every image gives a MAE of
+# {glue:text}`mta_pearson_rotnet:.3f`, SimCLR {glue:text}`mta_mae_simclr:.3f` and
+# {glue:text}`mta_pearson_simclr:.3f`. Predicting the training mean for every image gives a MAE of
 # {glue:text}`mta_constant_mae:.3f`: a MAE close to it means a model that has learned little beyond the mean,
-# and the correlations are then the more telling columns. The runs spend on average {glue:text}`mta_head_epochs:.1f` epochs
-# training the head alone, and {glue:text}`mta_stopped_early:.0f` % of them were ended by early stopping
-# before the cap of {glue:text}`mta_epoch_cap:d` epochs. In the thesis all pretext tasks beat all baselines
-# on AVA, by small margins (MAE 0.4697-0.4702 against 0.4716 for ImageNet), and RotNet was clearly worst.
+# and the correlations are then the more telling columns. The runs spend on average
+# {glue:text}`mta_head_epochs:.1f` epochs training the head alone, and {glue:text}`mta_stopped_early:.0f` % of
+# them were ended by early stopping before the cap of {glue:text}`mta_epoch_cap:d` epochs. In the thesis all
+# pretext tasks beat all baselines on AVA, by small margins (MAE 0.4697-0.4702 against 0.4716 for ImageNet),
+# and RotNet was clearly worst.
+
+# %% [markdown]
+# ### The pretext tasks against RotNet and SimCLR, on one backbone
+#
+# The comparison the chapter is about is between pretraining methods on the same network and the same
+# images: our pretext tasks against RotNet and SimCLR, all MobileNetV2s pretrained on the same base images
+# and fine-tuned with the same seeds. The thesis compares the means of Table 16.3 (differences in the third
+# decimal on 38,000 AVA test images); on our few hundred test images such differences are within the noise,
+# so each difference below comes with the one-sided p of a randomized matched-pair test
+# {cite}`yeh2000significance`: each round swaps the two models' predictions of a test image with probability 1/2,
+# within each fine-tuning seed, and recomputes the mean over seeds of the difference in correlation.
+# Correlations, not the MAE, carry the verdict here: a model that learns little hugs the training mean, and
+# its MAE then says little.
+
+# %%
+ours_rows = [i for i in mta.OURS if i in config.initialisations]
+self_supervised = [i for i in ("rotnet", "simclr") if i in config.initialisations]
+truth = task.mean_scores["test"]
+alpha_correlation = 0.05
+correlation_tests = {row: mta.compare_correlations(predictions, truth, row, self_supervised, seed=seed) for row in ours_rows}
+correlation_table = pd.concat({mta.LABELS[row]: t.rename(index=mta.LABELS) for row, t in correlation_tests.items()},
+                              names=["pretext task", "against"])
+run.record("correlation_tests", correlation_table)
+correlation_table.style.format("{:+.3f}", subset=["pearson_difference", "spearman_difference"]).format(
+    "{:.2g}", subset=["pearson_p", "spearman_p"])
 
 # %% [markdown]
 # ### Epochs to early stop (Fig. 16.3) and less labelled data (Fig. 16.5)
 #
 # The thesis fine-tuned ranking + regression and the ImageNet initialisation on 20-100 % of AVA's training
 # split: its model stopped earlier at every size and matched the ImageNet model's correlations and MAE with
-# about 20 % less labelled data. Here the fractions are those of the profile's `label_fractions`; each smaller
-# training set is a seeded random subset, the validation and test splits stay the same;
+# about 20 % less labelled data. Here the fractions are those of the profile's `label_fractions` (at `cpu` the
+# full training split only: the budget goes to longer pretraining, and the fractions run at `paper`); each
+# smaller training set is a seeded random subset, the validation and test splits stay the same;
 # {numref}`fig-multitask_aesthetics-epochs` and {numref}`fig-multitask_aesthetics-fractions` show the results.
 
 # %% mystnb={"figure": {"caption": "Fine-tuning epochs until early stopping per labelled-data fraction (cf. Kobs (2023), Fig. 16.3).", "name": "fig-multitask_aesthetics-epochs"}}
@@ -390,13 +424,16 @@ fraction_means.style.format("{:.3f}")
 
 # %%
 analysis_images = mta.first_images(pretraining_images["test"], config.analysis_images)
-classification = mta.distortion_classification_accuracy(pretrained["ranking+classification"].network,
-                                                        analysis_images, seed=seed, device=run.device)
-for aspect in distortions.ASPECTS:
-    run.glue(f"mta_class_{aspect}", float(classification.loc[aspect, "accuracy"]))
-run.record("table_16_4", classification)
-classification.style.format({"accuracy": "{:.3f}", "chance": "{:.3f}", "predictions": "{:,.0f}",
-                             "p (binomial, > chance)": "{:.2g}"})
+classification = None
+if "ranking+classification" in pretrained:
+    classification = mta.distortion_classification_accuracy(pretrained["ranking+classification"].network,
+                                                            analysis_images, seed=seed, device=run.device)
+    run.record("table_16_4", classification)
+    display(classification.style.format({"accuracy": "{:.3f}", "chance": "{:.3f}", "predictions": "{:,.0f}",
+                                         "p (binomial, > chance)": "{:.2g}"}))
+else:
+    display(Markdown("*The ranking + classification network is not pretrained at this profile (fewer arms, each "
+                     "trained longer); Table 16.4 is computed at `paper`.*"))
 
 # %% [markdown]
 # ### The regression head learns relations it was never told (Fig. 16.4)
@@ -439,57 +476,90 @@ display(Markdown(mta.deviations_markdown(config, run.profile)))
 # %% [markdown]
 # ## Checks and claims
 #
-# **Checks** hold what the thesis did not claim as a finding but the claims rest on: the pretext ranking
-# network must have learnt more than a constant score, and the fine-tuned models must predict better than
-# the training mean, or a comparison of their MAEs compares noise; a classification head that beats chance
-# and a regression output that follows its own training target are what any trained head does; and the
-# brightness filter must lower the images' pixel contrast, or there is no relation for the contrast output
-# to learn. Claims whose measurement needs a failed check are not judged.
+# **Checks** hold what the thesis did not claim as a finding but the claims rest on. Two positive controls
+# come first: the stand-in's mean votes must fall with the properties the distortions change (else the
+# pretext tasks have nothing aesthetic to teach), and NIMA fine-tuning must learn the score from pixels at all
+# (the randomly initialised network, fine-tuned, must predict the test scores better than chance). Then the
+# pretext network must have learnt its task: the ranking loss must fall well below, at most three quarters
+# of, the loss of a network that scores every image alike. The fine-tuned models must predict better than the
+# training mean, or a comparison of their MAEs compares noise; a classification head that beats chance and a
+# regression output that follows its own training target are what any trained head does; and the brightness
+# filter must lower the images' pixel contrast, or there is no relation for the contrast output to learn.
+# Claims whose measurement needs a failed check are not judged.
 #
-# **Claims**, one per thesis statement, with the thesis' numbers from Tables 16.3 and 16.4. Where the
-# thesis compares means (Table 16.3's "better evaluation metrics", Fig. 16.3, Fig. 16.5), so do we, on the
-# mean over runs, and the measured column gives the smallest margin; where it tests (the † marks), we run
-# its test: one-sided Wilcoxon on the per-image errors, Bonferroni-corrected, at 1 %. "Better" means a
-# higher Pearson and Spearman correlation and a lower MAE; the thesis itself reads its binary accuracy as
-# "matched" (Sec. 16.4), so accuracy is shown, not judged. A miss involving only the ImageNet row is put on
-# that row's disclosed deviation (a larger EfficientNet-Lite0); otherwise on the budget at `smoke` and
-# `cpu` (pretext networks far from trained, see the scale note) and as genuine at `paper`.
+# **Claims**, one per thesis statement, with the thesis' numbers from Tables 16.3 and 16.4. The central one
+# compares pretraining methods on one backbone: our pretext tasks against RotNet and SimCLR, on both
+# correlation coefficients, each difference with its randomized matched-pair test (one-sided, 5 %). Where the
+# thesis compares means (Table 16.3's "better evaluation metrics", Fig. 16.3, Fig. 16.5), so do the other
+# claims; where it tests (the † marks), we run its test: one-sided Wilcoxon on the per-image errors,
+# Bonferroni-corrected, at 1 %. The thesis reads its binary accuracy as "matched" (Sec. 16.4), so accuracy is
+# shown, not judged. Claims against the ImageNet row are not judged where that row is only a reference
+# (`smoke`, `cpu`), and claims about networks or fractions a profile does not train are "not run" with that
+# reason. A miss at `smoke` and `cpu` is put on the budget (networks pretrained for minutes, not days), at
+# `paper` it is genuine.
 
 # %%
-pretrained_rows = [i for i in ("imagenet", "rotnet", "simclr", *mta.OURS) if i in config.initialisations]
-baselines = [i for i in ("imagenet", "rotnet", "simclr") if i in config.initialisations]
-ranking_loss, constant_loss = ranking_history["validation_loss"].min(), mta.constant_score_ranking_loss(config.pretraining)
-scale_note = (f"{config.runs} run(s); {config.image_size} px, MobileNetV2 width {config.width_mult:g}; pretext ranking "
-              f"validation loss {ranking_loss:.2f} against {constant_loss:.2f} for constant scores; MAE of predicting the "
-              f"training mean {reference['mae']:.3f}; {task.name}")
+compared_rows = [i for i in ("rotnet", "simclr", *mta.OURS) if i in config.initialisations]   # one backbone
+reference_only = config.imagenet_is_reference
+pretrained_rows = compared_rows if reference_only else ["imagenet", *compared_rows]
+scale_note = (f"{config.runs} run(s); {config.image_size} px, MobileNetV2 width {config.width_mult:g}; "
+              f"{mta.LABELS[ranking_method]} ranking loss {ranking_loss:.2f} against {constant_loss:.2f} for constant "
+              f"scores; MAE of predicting the training mean {reference['mae']:.3f}; {task.name}")
 budget_cause = "genuine" if run.profile == "paper" else "budget"
+not_here = ("not-at-this-profile", "the ImageNet row at this profile is the ImageNet EfficientNet-Lite0, another "
+            "architecture (no ImageNet MobileNetV2 offline), shown as a reference; the comparison runs at paper")
 
 
-def cause_for(rows_at_fault):
-    """The ImageNet row's deviation when it alone is involved in the miss, else the budget (genuine at paper)."""
-    return "deviation" if rows_at_fault and set(rows_at_fault) <= {"imagenet"} else budget_cause
+def not_trained_here(what):
+    return ("not-at-this-profile", f"{what} is not pretrained at this profile (fewer arms, each trained longer); "
+            "it runs at paper")
 
 
+# --- checks ---------------------------------------------------------------------------------------------
+random_prediction = predictions[("random", 1.0)].mean(axis=0)
+random_r, random_p = (stats.pearsonr(random_prediction, truth, alternative="greater") if np.std(random_prediction) > 0
+                      else (0.0, 1.0))
+run.check(
+    "finetuning-learns-the-score", kind="positive-control",
+    statement="NIMA fine-tuning learns the mean vote from the pixels: the randomly initialised MobileNetV2, fine-tuned, "
+              "predicts the test scores better than chance",
+    expected="Pearson of the run-averaged prediction > 0, one-sided p < 0.01",
+    measured=f"r = {random_r:.3f} (p = {random_p:.2g}, {len(truth)} test images)",
+    passes=bool(random_r > 0 and random_p < 0.01))
+controls = ["finetuning-learns-the-score"]
+if task.properties is not None:
+    penalty_r = stats.pearsonr(-aesthetics_data.distortion_penalty(task.properties), truth)[0]
+    run.check(
+        "score-follows-the-distorted-properties", kind="positive-control",
+        statement="The stand-in's mean votes fall with the properties the pretext distortions change (exposure, "
+                  "contrast, saturation, blur, noise, framing): the ingredient the pretext tasks could teach",
+        expected="Pearson of the mean vote with minus the distortion penalty > 0.5 on the test images",
+        measured=f"r = {penalty_r:.3f}", passes=bool(penalty_r > 0.5))
+    controls.append("score-follows-the-distorted-properties")
+well_below = 0.75
 run.check(
     "pretext-ranking-learned", kind="sanity",
-    statement="The ranking pretext network ranks better than a network that gives every image the same score",
-    expected=f"best validation ranking loss below {constant_loss:.2f} (constant scores)",
-    measured=f"{ranking_loss:.3f}", passes=bool(ranking_loss < constant_loss))
-beats_mean = {i: float(means.loc[i, "mae"]) for i in ("imagenet", "ranking+regression")}
+    statement=f"The {mta.LABELS[ranking_method]} network ranks distorted images well: its ranking loss falls well "
+              "below that of a network giving every image the same score",
+    expected=f"validation ranking loss at most {well_below:g} x {constant_loss:.2f} = {well_below * constant_loss:.2f}",
+    measured=f"{ranking_loss:.3f} ({ranking_loss / constant_loss:.2f} x)",
+    passes=bool(ranking_loss <= well_below * constant_loss))
+beats_mean = {i: float(means.loc[i, "mae"]) for i in compared_rows}
 run.check(
     "finetuned-models-beat-the-mean", kind="sanity",
-    statement="The fine-tuned ImageNet and ranking + regression models predict the mean vote better than the training mean does",
+    statement="Every fine-tuned pretrained MobileNetV2 predicts the mean vote better than the training mean does",
     expected=f"test MAE below {reference['mae']:.3f} (predicting the training split's mean score)",
     measured=", ".join(f"{mta.LABELS[i]} {v:.3f}" for i, v in beats_mean.items()),
     passes=bool(all(v < reference["mae"] for v in beats_mean.values())))
-run.check(
-    "classification-heads-above-chance", kind="sanity",
-    statement="Each classification head of the ranking + classification network names the applied distortion more often than chance",
-    expected="accuracy above 1 / |D_a| for every aspect, one-sided binomial p < 0.01",
-    measured=" / ".join(f"{a} {classification.loc[a, 'accuracy']:.3f} (chance {classification.loc[a, 'chance']:.3f})"
-                        for a in distortions.ASPECTS),
-    passes=bool((classification["accuracy"] > classification["chance"]).all()
-                and (classification["p (binomial, > chance)"] < 0.01).all()))
+if classification is not None:
+    run.check(
+        "classification-heads-above-chance", kind="sanity",
+        statement="Each classification head of the ranking + classification network names the applied distortion more often than chance",
+        expected="accuracy above 1 / |D_a| for every aspect, one-sided binomial p < 0.01",
+        measured=" / ".join(f"{a} {classification.loc[a, 'accuracy']:.3f} (chance {classification.loc[a, 'chance']:.3f})"
+                            for a in distortions.ASPECTS),
+        passes=bool((classification["accuracy"] > classification["chance"]).all()
+                    and (classification["p (binomial, > chance)"] < 0.01).all()))
 run.check(
     "regression-tracks-brightness", kind="sanity",
     statement="The regression head's brightness output rises with the brightness level, its own training target",
@@ -500,62 +570,86 @@ run.check(
     statement="Raising brightness lowers the RMS contrast of the test base images, so the relation exists to be learnt",
     expected="Spearman rho < 0 between brightness level (0..+5) and pixel RMS contrast",
     measured=f"rho {relation['pixel_contrast_rho']:.2f}", passes=bool(relation["pixel_contrast_rho"] < 0))
-pretext_trained, mae_meaningful = ("pretext-ranking-learned",), ("pretext-ranking-learned", "finetuned-models-beat-the-mean")
+learned = (*controls, "pretext-ranking-learned")
+mae_meaningful = (*learned, "finetuned-models-beat-the-mean")
 
-# Table 16.3: our pretext tasks against every baseline on the continuous metrics
-margins, losers = {}, set()
-for ours_row in [i for i in mta.OURS if i in config.initialisations]:
-    for base in baselines:
-        margin = {"pearson": means.loc[ours_row, "pearson"] - means.loc[base, "pearson"],
-                  "spearman": means.loc[ours_row, "spearman"] - means.loc[base, "spearman"],
-                  "mae": means.loc[base, "mae"] - means.loc[ours_row, "mae"]}
-        margins[(ours_row, base)] = min(margin.values())
-        if min(margin.values()) <= 0:
-            losers.add(base)
-worst_pair = min(margins, key=margins.get)
+# --- Table 16.3 ----------------------------------------------------------------------------------------
+wins = {(row, base): bool(tests_row.loc[base, "pearson_p"] < alpha_correlation
+                          and tests_row.loc[base, "spearman_p"] < alpha_correlation)
+        for row, tests_row in correlation_tests.items() for base in self_supervised}
+worst = min(wins, key=lambda pair: min(correlation_tests[pair[0]].loc[pair[1], ["pearson_difference", "spearman_difference"]]))
+worst_row = correlation_tests[worst[0]].loc[worst[1]]
 run.claim(
-    "pretext-beats-baselines",
-    statement=("Each of the three pretext tasks gives a higher test Pearson and Spearman correlation and a lower test MAE "
-               "than every baseline initialisation (ImageNet, RotNet, SimCLR)"),
+    "pretext-beats-self-supervised-baselines",
+    statement=("Each pretext task gives a higher test Pearson and Spearman correlation than the RotNet and SimCLR "
+               "initialisations"),
     source="Table 16.3 (AVA), Sec. 16.3",
-    thesis_value="ours: Pearson 0.5535-0.5541, Spearman 0.5409-0.5420, MAE 0.4697-0.4702; best baseline (ImageNet) 0.5491 / 0.5372 / 0.4716",
-    measured=(f"smallest margin {margins[worst_pair]:+.4f} ({mta.LABELS[worst_pair[0]]} vs {mta.LABELS[worst_pair[1]]}); "
-              + ", ".join(f"{mta.LABELS[i]}: {means.loc[i, 'pearson']:.3f} / {means.loc[i, 'spearman']:.3f} / {means.loc[i, 'mae']:.3f}"
-                          for i in pretrained_rows)),
-    holds=bool(not losers), cause=cause_for(losers),
-    diagnosis=(f"{mta.LABELS[worst_pair[0]]} trails {mta.LABELS[worst_pair[1]]} by {-margins[worst_pair]:.4f} on its worst "
-               f"metric (Table 16.3 reproduced); the pretext ranking loss fell only to {ranking_loss:.2f} from {constant_loss:.2f}"),
-    requires=mae_meaningful, note=f"means over runs; ImageNet = EfficientNet-Lite0, a different architecture; {scale_note}")
+    thesis_value="ours Pearson 0.5535-0.5541, Spearman 0.5409-0.5420; SimCLR 0.5483 / 0.5360; RotNet 0.3272 / 0.3139",
+    measured="; ".join(f"{mta.LABELS[row]} - {mta.LABELS[base]}: Pearson {t.loc[base, 'pearson_difference']:+.3f} "
+                       f"(p = {t.loc[base, 'pearson_p']:.2g}), Spearman {t.loc[base, 'spearman_difference']:+.3f} "
+                       f"(p = {t.loc[base, 'spearman_p']:.2g})"
+                       for row, t in correlation_tests.items() for base in self_supervised),
+    holds=bool(all(wins.values())), cause=budget_cause,
+    diagnosis=(f"{mta.LABELS[worst[0]]} against {mta.LABELS[worst[1]]}: Pearson {worst_row['pearson_difference']:+.3f} "
+               f"(p = {worst_row['pearson_p']:.2g}), Spearman {worst_row['spearman_difference']:+.3f} "
+               f"(p = {worst_row['spearman_p']:.2g}) (the correlation tests below Table 16.3)"),
+    requires=learned,
+    note=(f"mean over runs of the difference in correlation; one-sided randomized matched-pair test stratified by run, "
+          f"p < {alpha_correlation:g} for both coefficients; pretext tasks at this profile: "
+          + ", ".join(mta.LABELS[r] for r in ours_rows) + f"; {scale_note}"))
 
-significant = {i: float(tests.loc[i, "p_bonferroni"]) for i in ("ranking", "ranking+regression")}
-mae_imagenet = float(means.loc["imagenet", "mae"])
-run.claim(
-    "pretext-significantly-lower-mae",
-    statement=("Ranking and ranking + regression pretraining give a significantly lower test MAE than the "
-               "ImageNet initialisation (one-sided Wilcoxon, Bonferroni, alpha = 1 %)"),
-    source="Table 16.3 († marks), Sec. 16.3", thesis_value="ranking 0.4698 †, ranking + regression 0.4697 † vs 0.4716",
-    measured=", ".join(f"{mta.LABELS[i]}: MAE {means.loc[i, 'mae']:.3f} (difference {means.loc[i, 'mae'] - mae_imagenet:+.3f}), "
-                       f"p = {p:.2g}" for i, p in significant.items()) + f" (ImageNet {mae_imagenet:.3f})",
-    holds=bool(all(p < config.alpha for p in significant.values())), cause=cause_for(["imagenet"]),
-    diagnosis=("Bonferroni p = " + ", ".join(f"{p:.2g}" for p in significant.values())
-               + f" against the ImageNet EfficientNet-Lite0's MAE {mae_imagenet:.3f} (Table 16.3 reproduced)"),
-    requires=mae_meaningful, note=f"per-image pairing; {scale_note}")
+if reference_only:
+    run.claim("pretext-beats-imagenet",
+              statement="Each pretext task gives a higher test Pearson and Spearman correlation and a lower test MAE than the ImageNet initialisation",
+              source="Table 16.3 (AVA), Sec. 16.3", thesis_value="ours 0.5535-0.5541 / 0.5409-0.5420 / 0.4697-0.4702; ImageNet 0.5491 / 0.5372 / 0.4716",
+              measured=f"reference row only: ImageNet EfficientNet-Lite0 Pearson {means.loc['imagenet', 'pearson']:.3f}",
+              holds=None, cause=not_here[0], diagnosis=not_here[1])
+else:
+    losing = {row: min(means.loc[row, "pearson"] - means.loc["imagenet", "pearson"],
+                       means.loc[row, "spearman"] - means.loc["imagenet", "spearman"],
+                       means.loc["imagenet", "mae"] - means.loc[row, "mae"]) for row in ours_rows}
+    run.claim("pretext-beats-imagenet",
+              statement="Each pretext task gives a higher test Pearson and Spearman correlation and a lower test MAE than the ImageNet initialisation",
+              source="Table 16.3 (AVA), Sec. 16.3", thesis_value="ours 0.5535-0.5541 / 0.5409-0.5420 / 0.4697-0.4702; ImageNet 0.5491 / 0.5372 / 0.4716",
+              measured="smallest margin per task: " + ", ".join(f"{mta.LABELS[r]} {m:+.4f}" for r, m in losing.items()),
+              holds=bool(min(losing.values()) > 0), cause=budget_cause,
+              diagnosis=f"the smallest margin is {min(losing.values()):+.4f} (Table 16.3 reproduced)",
+              requires=mae_meaningful, note=f"means over runs, as the thesis compares; {scale_note}")
 
-continuous = {"pearson": True, "spearman": True, "mae": False}
-best_rows = {m: (means.loc[pretrained_rows, m].idxmax() if up else means.loc[pretrained_rows, m].idxmin())
-             for m, up in continuous.items()}
+significant = {i: float(tests.loc[i, "p_bonferroni"]) for i in ("ranking", "ranking+regression") if i in tests.index}
+statement_mae = ("Ranking and ranking + regression pretraining give a significantly lower test MAE than the "
+                 "ImageNet initialisation (one-sided Wilcoxon, Bonferroni, alpha = 1 %)")
+if reference_only or len(significant) < 2:
+    reason = not_here if reference_only else not_trained_here("ranking (alone)")
+    run.claim("pretext-significantly-lower-mae", statement=statement_mae, source="Table 16.3 († marks), Sec. 16.3",
+              thesis_value="ranking 0.4698 †, ranking + regression 0.4697 † vs 0.4716",
+              measured="not compared at this profile", holds=None, cause=reason[0], diagnosis=reason[1])
+else:
+    mae_imagenet = float(means.loc["imagenet", "mae"])
+    run.claim(
+        "pretext-significantly-lower-mae", statement=statement_mae, source="Table 16.3 († marks), Sec. 16.3",
+        thesis_value="ranking 0.4698 †, ranking + regression 0.4697 † vs 0.4716",
+        measured=", ".join(f"{mta.LABELS[i]}: MAE {means.loc[i, 'mae']:.3f}, p = {p:.2g}" for i, p in significant.items())
+                 + f" (ImageNet {mae_imagenet:.3f})",
+        holds=bool(all(p < config.alpha for p in significant.values())), cause=budget_cause,
+        diagnosis="Bonferroni p = " + ", ".join(f"{p:.2g}" for p in significant.values()) + " (Table 16.3 reproduced)",
+        requires=mae_meaningful, note=f"per-image pairing; {scale_note}")
+
+best_rows = {m: (means.loc[pretrained_rows, m].idxmax() if m != "mae" else means.loc[pretrained_rows, m].idxmin())
+             for m in ("pearson", "spearman", "mae")}
 run.claim(
     "regression-best-on-ava",
-    statement="Ranking + regression pretraining gives the best test Pearson, Spearman and MAE of all initialisations",
+    statement="Ranking + regression pretraining gives the best test Pearson, Spearman and MAE of all pretrained initialisations",
     source="Table 16.3 (AVA), Sec. 16.3", thesis_value="Pearson 0.5541, Spearman 0.5420, MAE 0.4697 (all best)",
     measured="; ".join(f"best {m}: {mta.LABELS[i]} {means.loc[i, m]:.3f}" for m, i in best_rows.items())
              + f" (ranking + regression {means.loc['ranking+regression', 'pearson']:.3f} / "
                f"{means.loc['ranking+regression', 'spearman']:.3f} / {means.loc['ranking+regression', 'mae']:.3f})",
-    holds=bool(all(i == "ranking+regression" for i in best_rows.values())),
-    cause=cause_for({i for i in best_rows.values() if i != "ranking+regression"}),
+    holds=bool(all(i == "ranking+regression" for i in best_rows.values())), cause=budget_cause,
     diagnosis=", ".join(f"{m} is best for {mta.LABELS[i]}" for m, i in best_rows.items() if i != "ranking+regression")
               + " (Table 16.3 reproduced)",
-    requires=mae_meaningful, note=f"random init excluded (not in the thesis' table); {scale_note}")
+    requires=mae_meaningful,
+    note=("compared: " + ", ".join(mta.LABELS[i] for i in pretrained_rows) + "; means over runs, as the thesis compares; "
+          + scale_note))
 
 mae_by_row = means.loc[pretrained_rows, "mae"]
 run.claim(
@@ -563,44 +657,61 @@ run.claim(
     statement="RotNet pretraining gives the highest test MAE of all pretrained initialisations",
     source="Table 16.3 (AVA)", thesis_value="RotNet MAE 0.5376, all others 0.4697-0.4718",
     measured=f"RotNet {mae_by_row['rotnet']:.3f}; highest: {mta.LABELS[mae_by_row.idxmax()]} {mae_by_row.max():.3f}",
-    holds=bool(mae_by_row.idxmax() == "rotnet"), cause=cause_for([mae_by_row.idxmax()]),
+    holds=bool(mae_by_row.idxmax() == "rotnet"), cause=budget_cause,
     diagnosis=(f"{mta.LABELS[mae_by_row.idxmax()]} has the highest MAE, {mae_by_row.max():.3f}, against RotNet's "
-               f"{mae_by_row['rotnet']:.3f}; all sit near the {reference['mae']:.3f} of predicting the mean (Table 16.3)"),
-    requires=("finetuned-models-beat-the-mean",), note=f"random init excluded (not in the thesis' table); {scale_note}")
+               f"{mae_by_row['rotnet']:.3f}; the training mean gives {reference['mae']:.3f} (Table 16.3)"),
+    requires=mae_meaningful, note="compared: " + ", ".join(mta.LABELS[i] for i in pretrained_rows) + f"; {scale_note}")
 
-epochs_pretrained = {i: float(means.loc[i, "epochs"]) for i in pretrained_rows if i != "imagenet"}
-epochs_imagenet = float(means.loc["imagenet", "epochs"])
-slow = [i for i, e in epochs_pretrained.items() if e >= epochs_imagenet]
-run.claim(
-    "pretraining-stops-earlier",
-    statement="Every self-supervised initialisation (RotNet, SimCLR and the three pretext tasks) stops fine-tuning in fewer epochs than ImageNet",
-    source="Table 16.3, Sec. 16.3", thesis_value="65-96 epochs vs 147 for ImageNet (29-55 % fewer)",
-    measured=", ".join(f"{mta.LABELS[i]} {e:.1f}" for i, e in epochs_pretrained.items()) + f" vs ImageNet {epochs_imagenet:.1f}",
-    holds=bool(not slow), cause=budget_cause,
-    diagnosis=(", ".join(mta.LABELS[i] for i in slow) + f" need at least ImageNet's {epochs_imagenet:.1f} epochs under a cap of "
-               f"{config.finetuning.max_epochs} (Table 16.3 reproduced, Fig. 16.3)"),
-    note=f"cap {config.finetuning.max_epochs} epochs, patience {config.finetuning.stop_patience}; {scale_note}")
+statement_epochs = ("Every self-supervised initialisation (RotNet, SimCLR and the pretext tasks) stops fine-tuning in "
+                    "fewer epochs than ImageNet")
+if reference_only:
+    run.claim("pretraining-stops-earlier", statement=statement_epochs, source="Table 16.3, Sec. 16.3",
+              thesis_value="65-96 epochs vs 147 for ImageNet (29-55 % fewer)",
+              measured=f"reference row only: ImageNet EfficientNet-Lite0 {means.loc['imagenet', 'epochs']:.1f} epochs",
+              holds=None, cause=not_here[0], diagnosis=not_here[1])
+else:
+    epochs_pretrained = {i: float(means.loc[i, "epochs"]) for i in compared_rows}
+    epochs_imagenet = float(means.loc["imagenet", "epochs"])
+    slow = [i for i, e in epochs_pretrained.items() if e >= epochs_imagenet]
+    run.claim(
+        "pretraining-stops-earlier", statement=statement_epochs, source="Table 16.3, Sec. 16.3",
+        thesis_value="65-96 epochs vs 147 for ImageNet (29-55 % fewer)",
+        measured=", ".join(f"{mta.LABELS[i]} {e:.1f}" for i, e in epochs_pretrained.items()) + f" vs ImageNet {epochs_imagenet:.1f}",
+        holds=bool(not slow), cause=budget_cause,
+        diagnosis=(", ".join(mta.LABELS[i] for i in slow) + f" need at least ImageNet's {epochs_imagenet:.1f} epochs "
+                   f"under a cap of {config.finetuning.max_epochs} (Table 16.3 reproduced, Fig. 16.3)"),
+        note=f"cap {config.finetuning.max_epochs} epochs, patience {config.finetuning.stop_patience}; {scale_note}")
 
-correct = classification["accuracy"] * classification["predictions"]
-lift = classification["accuracy"] / classification["chance"]
-technical_p = {}
-for aspect in ("style", "composition"):
-    table_2x2 = [[int(round(correct["technical"])), int(classification.loc["technical", "predictions"] - round(correct["technical"]))],
-                 [int(round(correct[aspect])), int(classification.loc[aspect, "predictions"] - round(correct[aspect]))]]
-    technical_p[aspect] = float(stats.fisher_exact(table_2x2, alternative="greater").pvalue)
-technical_leads = bool(all(classification.loc["technical", "accuracy"] > classification.loc[a, "accuracy"]
-                           and lift["technical"] > lift[a] and technical_p[a] < 0.01 for a in technical_p))
-run.claim(
-    "technical-distortions-classified-best",
-    statement="The ranking + classification network classifies technical distortions more accurately than style or composition changes",
-    source="Table 16.4, Sec. 16.3", thesis_value="technical 0.445 / style 0.127 / composition 0.257 (chance 0.167 / 0.111 / 0.167)",
-    measured=(" / ".join(f"{a} {classification.loc[a, 'accuracy']:.3f} ({lift[a]:.2f} x chance)" for a in distortions.ASPECTS)
-              + "; one-sided Fisher p (technical higher): " + ", ".join(f"{a} {p:.2g}" for a, p in technical_p.items())),
-    holds=technical_leads, cause=budget_cause,
-    diagnosis=("technical accuracy " + f"{classification.loc['technical', 'accuracy']:.3f} against "
-               + ", ".join(f"{a} {classification.loc[a, 'accuracy']:.3f} (p = {p:.2g})" for a, p in technical_p.items())
-               + " (Table 16.4 reproduced)"),
-    requires=pretext_trained, note="raw accuracy and accuracy over chance must both be higher, and significantly (1 %)")
+# --- Table 16.4 and Fig. 16.4: what the pretext networks learned ---------------------------------------------
+statement_technical = ("The ranking + classification network classifies technical distortions more accurately than "
+                       "style or composition changes")
+thesis_technical = "technical 0.445 / style 0.127 / composition 0.257 (chance 0.167 / 0.111 / 0.167)"
+if classification is None:
+    reason = not_trained_here("the ranking + classification network")
+    run.claim("technical-distortions-classified-best", statement=statement_technical, source="Table 16.4, Sec. 16.3",
+              thesis_value=thesis_technical, measured="not pretrained at this profile", holds=None, cause=reason[0],
+              diagnosis=reason[1])
+else:
+    correct = classification["accuracy"] * classification["predictions"]
+    lift = classification["accuracy"] / classification["chance"]
+    technical_p = {}
+    for aspect in ("style", "composition"):
+        table_2x2 = [[int(round(correct["technical"])), int(classification.loc["technical", "predictions"] - round(correct["technical"]))],
+                     [int(round(correct[aspect])), int(classification.loc[aspect, "predictions"] - round(correct[aspect]))]]
+        technical_p[aspect] = float(stats.fisher_exact(table_2x2, alternative="greater").pvalue)
+    technical_leads = bool(all(classification.loc["technical", "accuracy"] > classification.loc[a, "accuracy"]
+                               and lift["technical"] > lift[a] and technical_p[a] < 0.01 for a in technical_p))
+    run.claim(
+        "technical-distortions-classified-best", statement=statement_technical, source="Table 16.4, Sec. 16.3",
+        thesis_value=thesis_technical,
+        measured=(" / ".join(f"{a} {classification.loc[a, 'accuracy']:.3f} ({lift[a]:.2f} x chance)" for a in distortions.ASPECTS)
+                  + "; one-sided Fisher p (technical higher): " + ", ".join(f"{a} {p:.2g}" for a, p in technical_p.items())),
+        holds=technical_leads, cause=budget_cause,
+        diagnosis=("technical accuracy " + f"{classification.loc['technical', 'accuracy']:.3f} against "
+                   + ", ".join(f"{a} {classification.loc[a, 'accuracy']:.3f} (p = {p:.2g})" for a, p in technical_p.items())
+                   + " (Table 16.4 reproduced)"),
+        requires=("pretext-ranking-learned",),
+        note="raw accuracy and accuracy over chance must both be higher, and significantly (1 %)")
 
 run.claim(
     "regression-learns-contrast-relation",
@@ -615,45 +726,54 @@ run.claim(
                f"although the pixels' contrast does at {relation['pixel_contrast_rho']:.2f} (Fig. 16.4)"),
     requires=("regression-tracks-brightness", "brightness-lowers-pixel-contrast"), note="rule: rho < 0 with p < 0.01")
 
-fraction_table = fraction_results.groupby(["fraction", "initialisation"])[["mae", "pearson", "spearman", "epochs"]].mean()
-ours, theirs = (fraction_table.xs(i, level="initialisation") for i in ("ranking+regression", "imagenet"))
-fraction_margin = pd.concat([ours["pearson"] - theirs["pearson"], ours["spearman"] - theirs["spearman"],
-                             theirs["mae"] - ours["mae"]], axis=1).min(axis=1)
-run.claim(
-    "less-labelled-data",
-    statement=("Ranking + regression outperforms the ImageNet initialisation at every labelled-data fraction on the "
-               "test MAE and on both correlation coefficients"),
-    source="Sec. 16.4, Fig. 16.5",
-    thesis_value="better MAE, Pearson and Spearman at 20-100 %; ImageNet matched with about 20 % less data",
-    measured="; ".join(f"{100 * f:.0f} %: MAE {ours.loc[f, 'mae']:.3f} vs {theirs.loc[f, 'mae']:.3f}, Pearson "
-                       f"{ours.loc[f, 'pearson']:.3f} vs {theirs.loc[f, 'pearson']:.3f}" for f in ours.index),
-    holds=bool((fraction_margin > 0).all()), cause=cause_for(["imagenet"]),
-    diagnosis=(f"the smallest margin over fractions is {fraction_margin.min():+.3f} at {100 * fraction_margin.idxmin():.0f} % "
-               "(the Fig. 16.5 table)"),
-    requires=mae_meaningful, note=f"mean over runs per fraction; {scale_note}")
-
-slower_fractions = [f for f in ours.index if ours.loc[f, "epochs"] >= theirs.loc[f, "epochs"]]
-run.claim(
-    "faster-at-every-fraction",
-    statement="Ranking + regression stops fine-tuning in fewer epochs than the ImageNet initialisation at every labelled-data fraction",
-    source="Sec. 16.4, Fig. 16.3", thesis_value="fewer epochs at every size from 20 to 100 %",
-    measured="; ".join(f"{100 * f:.0f} %: {ours.loc[f, 'epochs']:.1f} vs {theirs.loc[f, 'epochs']:.1f}" for f in ours.index),
-    holds=bool(not slower_fractions), cause=budget_cause,
-    diagnosis=("not fewer at " + ", ".join(f"{100 * f:.0f} %" for f in slower_fractions)
-               + f" under a cap of {config.finetuning.max_epochs} epochs (Fig. 16.3)"),
-    requires=pretext_trained, note=f"mean over runs per fraction; {scale_note}");
+# --- Figs. 16.3 and 16.5: less labelled data ------------------------------------------------------------
+statement_fractions = ("Ranking + regression outperforms the ImageNet initialisation at every labelled-data fraction "
+                       "on the test MAE and on both correlation coefficients")
+statement_faster = "Ranking + regression stops fine-tuning in fewer epochs than the ImageNet initialisation at every labelled-data fraction"
+fractions_here = len(config.label_fractions) > 1
+if reference_only or not fractions_here:
+    reason = not_here if reference_only else ("not-at-this-profile", "this profile fine-tunes on the full training split only; "
+                                              "the labelled-data fractions run at paper")
+    for claim_id, statement, source, value in (
+            ("less-labelled-data", statement_fractions, "Sec. 16.4, Fig. 16.5",
+             "better MAE, Pearson and Spearman at 20-100 %; ImageNet matched with about 20 % less data"),
+            ("faster-at-every-fraction", statement_faster, "Sec. 16.4, Fig. 16.3", "fewer epochs at every size from 20 to 100 %")):
+        run.claim(claim_id, statement=statement, source=source, thesis_value=value, measured="not compared at this profile",
+                  holds=None, cause=reason[0], diagnosis=reason[1])
+else:
+    fraction_table = fraction_results.groupby(["fraction", "initialisation"])[["mae", "pearson", "spearman", "epochs"]].mean()
+    ours, theirs = (fraction_table.xs(i, level="initialisation") for i in ("ranking+regression", "imagenet"))
+    fraction_margin = pd.concat([ours["pearson"] - theirs["pearson"], ours["spearman"] - theirs["spearman"],
+                                 theirs["mae"] - ours["mae"]], axis=1).min(axis=1)
+    run.claim(
+        "less-labelled-data", statement=statement_fractions, source="Sec. 16.4, Fig. 16.5",
+        thesis_value="better MAE, Pearson and Spearman at 20-100 %; ImageNet matched with about 20 % less data",
+        measured="; ".join(f"{100 * f:.0f} %: MAE {ours.loc[f, 'mae']:.3f} vs {theirs.loc[f, 'mae']:.3f}, Pearson "
+                           f"{ours.loc[f, 'pearson']:.3f} vs {theirs.loc[f, 'pearson']:.3f}" for f in ours.index),
+        holds=bool((fraction_margin > 0).all()), cause=budget_cause,
+        diagnosis=(f"the smallest margin over fractions is {fraction_margin.min():+.3f} at {100 * fraction_margin.idxmin():.0f} % "
+                   "(the Fig. 16.5 table)"),
+        requires=mae_meaningful, note=f"mean over runs per fraction; {scale_note}")
+    slower_fractions = [f for f in ours.index if ours.loc[f, "epochs"] >= theirs.loc[f, "epochs"]]
+    run.claim(
+        "faster-at-every-fraction", statement=statement_faster, source="Sec. 16.4, Fig. 16.3",
+        thesis_value="fewer epochs at every size from 20 to 100 %",
+        measured="; ".join(f"{100 * f:.0f} %: {ours.loc[f, 'epochs']:.1f} vs {theirs.loc[f, 'epochs']:.1f}" for f in ours.index),
+        holds=bool(not slower_fractions), cause=budget_cause,
+        diagnosis=("not fewer at " + ", ".join(f"{100 * f:.0f} %" for f in slower_fractions)
+                   + f" under a cap of {config.finetuning.max_epochs} epochs (Fig. 16.3)"),
+        requires=("pretext-ranking-learned",), note=f"mean over runs per fraction; {scale_note}");
 
 # %% [markdown]
-# **Reading the verdicts.** The downstream claims rest on pretext networks that, at this profile, are far from
-# trained: the ranking loss fell to {glue:text}`mta_ranking_validation_loss:.2f` from the
-# {glue:text}`mta_ranking_constant_loss:.2f` of a network that scores every image alike. Where a fine-tuned
-# model's MAE sits close to the {glue:text}`mta_constant_mae:.3f` of predicting the training mean, it has
-# learned little beyond that mean, and a MAE difference between two such models says more about how tightly
-# they hug the mean than about aesthetic judgement; the correlations are then the better guide. The ImageNet
-# row is a larger network with features learned from a million labelled photos, so it is a strong opponent at
-# this scale for reasons that have nothing to do with the pretext tasks. Where the check
-# `finetuned-models-beat-the-mean` fails, the claims that compare MAEs are not judged at all. A claim that
-# fails here is a statement about this scale; the `paper` profile tests it at the thesis' scale.
+# **Reading the verdicts.** The claims rest on pretext networks pretrained for
+# {glue:text}`mta_pretrain_epochs:d` epochs over {glue:text}`mta_base_images:,` base images from random weights;
+# the thesis pretrained for 20 epochs over 100,000 photos from ImageNet weights, some 500 times more steps.
+# Our ranking loss fell to {glue:text}`mta_ranking_validation_loss:.2f` from the
+# {glue:text}`mta_ranking_constant_loss:.2f` of a network that scores every image alike, and
+# {numref}`fig-multitask_aesthetics-pretraining` shows whether it was still falling. Where a fine-tuned model's MAE
+# sits close to the {glue:text}`mta_constant_mae:.3f` of predicting the training mean, it has learned little
+# beyond that mean, so the correlations carry the comparison of pretraining methods. A claim that fails here
+# is a statement about this scale; the `paper` profile tests it at the thesis' scale.
 
 # %%
 run.finish();
@@ -664,15 +784,12 @@ run.finish();
 # The chapter's library implements the full pipeline of Kobs' Chapter 16: 21 aesthetic-aware distortions
 # with normalised intensities, the ranking (with its sign corrected), classification and regression pretext
 # losses, the exponential balancing of Liang and Zhang, RotNet and SimCLR baselines, NIMA's EMD fine-tuning,
-# and the evaluation of Table 16.3. On the stand-in, ranking + regression reached a test MAE of
-# {glue:text}`mta_mae_ranking_regression:.3f` against {glue:text}`mta_mae_imagenet:.3f` for the ImageNet
-# EfficientNet-Lite0 and {glue:text}`mta_mae_random:.3f` for random weights, and stopped after
-# {glue:text}`mta_epochs_ranking_regression:.1f` epochs against {glue:text}`mta_epochs_imagenet:.1f`. The
-# pretext networks' own outputs show what they learned before any label: the distortion classifier's
-# accuracies are {glue:text}`mta_class_technical:.2f` (technical), {glue:text}`mta_class_style:.2f` (style)
-# and {glue:text}`mta_class_composition:.2f` (composition), and the regression head's brightness output
-# follows the brightness level with a Spearman correlation of {glue:text}`mta_brightness_rho:.2f`. The claims
-# table gives the verdicts at this profile.
+# and the evaluation of Tables 16.3 and 16.4. On one MobileNetV2 and the same images, ranking + regression
+# pretraining gave a test Pearson correlation of {glue:text}`mta_pearson_ranking_regression:.3f` after
+# fine-tuning, against {glue:text}`mta_pearson_simclr:.3f` for SimCLR, {glue:text}`mta_pearson_rotnet:.3f`
+# for RotNet and {glue:text}`mta_pearson_random:.3f` for random weights; the correlation tests and the claims
+# table say which of these differences exceed the noise. The regression head's brightness output follows the
+# brightness level with a Spearman correlation of {glue:text}`mta_brightness_rho:.2f` before any label is seen.
 #
 # How far these numbers speak to the thesis is limited by the scale: {glue:text}`mta_base_images:,` base
 # images and {glue:text}`mta_pretrain_epochs:d` pretraining epoch(s) instead of 100,000 images and 20 epochs,

@@ -20,7 +20,7 @@ less distorted image outscores the more distorted one by the margin ``m``. The p
 variant, as in the thesis' code.
 
 Baselines (Sec. 16.2.4): :func:`rotation_batch` and :func:`rotation_loss` (RotNet, Gidaris et al. 2018) and
-:func:`nt_xent_loss` (SimCLR, Chen et al. 2020).
+:func:`nt_xent_loss` with :func:`simclr_views` (SimCLR, Chen et al. 2020).
 
 Fine-tuning (Sec. 16.2.5): :func:`emd_loss`, the Earth Mover's Distance loss of NIMA (Talebi and Milanfar
 2018) with ``r = 2`` over the ten score bins, and :func:`mean_score`.
@@ -28,12 +28,14 @@ Fine-tuning (Sec. 16.2.5): :func:`emd_loss`, the Earth Mover's Distance loss of 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 __all__ = ["BALANCE_TEMPERATURE", "RANKING_MARGIN", "balanced_sum", "distortion_classification_loss", "emd_loss", "expected_chance_accuracy",
            "intensity_regression_loss", "margin_ranking_loss", "mean_score", "nt_xent_loss", "ranking_pairs",
-           "rotation_batch", "rotation_loss"]
+           "rotation_batch", "rotation_loss", "simclr_views"]
 
 RANKING_MARGIN = 0.2          # m, Sec. 16.2.3
 BALANCE_TEMPERATURE = 50.0    # t in h(x) = exp(x / t), Sec. 16.1.4
@@ -160,6 +162,81 @@ def nt_xent_loss(first: torch.Tensor, second: torch.Tensor, temperature: float =
     similarity = similarity.masked_fill(torch.eye(2 * batch, dtype=torch.bool, device=z.device), float("-inf"))
     positives = torch.cat([torch.arange(batch, 2 * batch), torch.arange(batch)]).to(z.device)
     return F.cross_entropy(similarity, positives)
+
+
+def _uniform(generator: torch.Generator, n: int, low: float, high: float, device) -> torch.Tensor:
+    return (low + (high - low) * torch.rand(n, generator=generator)).to(device)
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601 luma of ``(B, 3, H, W)`` images as ``(B, 1, H, W)`` (torchvision's ``rgb_to_grayscale``)."""
+    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * weights).sum(dim=1, keepdim=True)
+
+
+def _random_resized_crops(x: torch.Tensor, generator: torch.Generator, scale=(0.2, 1.0),
+                          ratio=(3 / 4, 4 / 3)) -> torch.Tensor:
+    """Per image a crop of a random share ``scale`` of the area and aspect ratio ``ratio`` (log-uniform),
+    mirrored with probability 1/2, resampled bilinearly to the input size: ``(B, C, H, W)`` -> same shape."""
+    b, device = x.shape[0], x.device
+    area = _uniform(generator, b, *scale, device)
+    aspect = torch.exp(_uniform(generator, b, math.log(ratio[0]), math.log(ratio[1]), device))
+    width, height = (area * aspect).sqrt().clamp(max=1.0), (area / aspect).sqrt().clamp(max=1.0)
+    centre_x = (1 - width) * (2 * _uniform(generator, b, 0, 1, device) - 1)
+    centre_y = (1 - height) * (2 * _uniform(generator, b, 0, 1, device) - 1)
+    mirror = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0).to(device)
+    theta = torch.zeros(b, 2, 3, device=device)
+    theta[:, 0, 0], theta[:, 0, 2] = width * mirror, centre_x
+    theta[:, 1, 1], theta[:, 1, 2] = height, centre_y
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _colour_jitter(x: torch.Tensor, generator: torch.Generator, strength=(0.4, 0.4, 0.4, 0.1)) -> torch.Tensor:
+    """Brightness, contrast and saturation factors in ``[1 - s, 1 + s]`` and a hue rotation of up to ``0.1``
+    turns (in YIQ space), each drawn per image, on ``(B, 3, H, W)`` images in [0, 1]."""
+    b, device = x.shape[0], x.device
+    brightness, contrast, saturation, hue = strength
+    view = lambda values: values.view(b, 1, 1, 1)  # noqa: E731
+    x = (x * view(_uniform(generator, b, 1 - brightness, 1 + brightness, device))).clamp(0, 1)
+    mean = _grey(x).mean(dim=(1, 2, 3), keepdim=True)
+    x = ((x - mean) * view(_uniform(generator, b, 1 - contrast, 1 + contrast, device)) + mean).clamp(0, 1)
+    grey = _grey(x)
+    x = ((x - grey) * view(_uniform(generator, b, 1 - saturation, 1 + saturation, device)) + grey).clamp(0, 1)
+    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], device=device)
+    angle = 2 * math.pi * _uniform(generator, b, -hue, hue, device)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    rotation = torch.zeros(b, 3, 3, device=device)
+    rotation[:, 0, 0], rotation[:, 1, 1], rotation[:, 2, 2] = 1.0, cos, cos
+    rotation[:, 1, 2], rotation[:, 2, 1] = -sin, sin
+    transform = torch.linalg.inv(to_yiq) @ rotation @ to_yiq                       # (B, 3, 3)
+    return torch.einsum("bij,bjhw->bihw", transform, x).clamp(0, 1)
+
+
+def _simclr_view(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    b = x.shape[0]
+    x = _random_resized_crops(x, generator)
+    jitter = (torch.rand(b, generator=generator) < 0.8).to(x.device).view(b, 1, 1, 1)
+    x = torch.where(jitter, _colour_jitter(x, generator), x)
+    grey = (torch.rand(b, generator=generator) < 0.2).to(x.device).view(b, 1, 1, 1)
+    return torch.where(grey, _grey(x).expand_as(x), x)
+
+
+def simclr_views(images: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """SimCLR's two augmented views of every image, made for the whole batch at once on the images' device.
+
+    ``images``: ``(B, 3, H, W)``, uint8 or float in 0..255 -> two float ``(B, 3, H, W)`` in 0..255. Each view is
+    a random resized crop (20-100 % of the area, aspect 3/4-4/3) mirrored with probability 1/2, colour jitter
+    (brightness, contrast, saturation 0.4, hue 0.1) with probability 0.8 and greyscale with probability 0.2,
+    as in Chen et al. (2020) without the blur they use on ImageNet (and a crop of at least 20 %, not 8 %, of
+    the small images). Every random draw comes from ``generator`` (a CPU generator), so the views are
+    reproducible on any device. The jitter applies its four changes in a fixed order (torchvision draws the
+    order per call).
+    """
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
+    x = images.float() / 255.0
+    return _simclr_view(x, generator) * 255.0, _simclr_view(x, generator) * 255.0
 
 
 def emd_loss(predicted: torch.Tensor, target: torch.Tensor, r: float = 2.0) -> torch.Tensor:

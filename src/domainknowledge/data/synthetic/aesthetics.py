@@ -68,8 +68,8 @@ from scipy import ndimage
 from domainknowledge.principles import distortions
 
 __all__ = ["BASE_SCORE", "CONTENT_BONUS", "PHOTO_BASE_SCORE", "PHOTO_PROPERTIES", "PROPERTIES", "SCORES", "STAND_IN_PHOTOS",
-           "AestheticsData", "apply_photographic_properties", "generate_aesthetics", "generate_mixed_aesthetics",
-           "generate_photo_aesthetics", "generate_well_composed_scenes", "hidden_photo_score", "hidden_score",
+           "AestheticsData", "apply_photographic_properties", "distortion_penalty", "generate_aesthetics",
+           "generate_mixed_aesthetics", "generate_photo_aesthetics", "generate_well_composed_scenes", "hidden_photo_score", "hidden_score",
            "render_scene", "sample_photo_properties", "sample_properties", "vote_histograms"]
 
 SCORES = np.arange(1, 11)
@@ -133,6 +133,21 @@ def hidden_score(properties: pd.DataFrame) -> np.ndarray:
              - 0.05 * np.abs(p["tilt"])
              + p["subject"].map(CONTENT_BONUS).to_numpy() + p["content_noise"])
     return np.clip(np.asarray(score, dtype=np.float64), 1.5, 9.0)
+
+
+def distortion_penalty(properties: pd.DataFrame) -> np.ndarray:
+    """The terms of :func:`hidden_score` ``(N,)`` that the pretext distortions of Kobs (2023), Table 16.1 change:
+    exposure, contrast and saturation (style filters), blur and noise (technical), and the thirds, horizon and
+    tilt offsets (crops and rotations); not colour harmony, content or taste. Larger is worse."""
+    missing = set(PROPERTIES) - set(properties.columns)
+    if missing:
+        raise ValueError(f"properties lack the column(s) {sorted(missing)}")
+    p = properties
+    penalty = (0.8 * np.abs(p["exposure"]) + 0.9 * np.abs(p["contrast"]) + 0.6 * np.abs(p["saturation"])
+               + 1.0 * p["blur"] + 1.4 * p["noise"]
+               + 4.0 * thirds_offset(p["subject_x"], p["subject_y"]) + 2.0 * _nearest_third_distance(p["horizon"])
+               + 0.05 * np.abs(p["tilt"]))
+    return np.asarray(penalty, dtype=np.float64)
 
 
 def sample_properties(n: int, rng: np.random.Generator, *, well_composed: bool = False) -> pd.DataFrame:
