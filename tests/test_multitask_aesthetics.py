@@ -185,3 +185,19 @@ def test_distortion_penalty_is_the_distortable_part_of_the_hidden_score():
     assert np.allclose(rest[unclipped], expected[unclipped]) and (penalty >= 0).all()
     with pytest.raises(ValueError, match="lack the column"):
         aesthetics.distortion_penalty(properties.drop(columns=["blur"]))
+
+
+def test_pretext_batches_are_the_same_in_worker_processes():
+    config = dataclasses.replace(M.CONFIGS["smoke"].pretraining, batch_groups=2, levels_per_sign=2)
+    images = np.random.default_rng(0).integers(0, 255, (5, 32, 32, 3)).astype(np.uint8)
+    order = np.array([4, 0, 3, 1, 2])
+    here = list(M._pretext_batches("ranking", images, order, config, seed=1, epoch=2))
+    workers = list(M._pretext_batches("ranking", images, order, dataclasses.replace(config, loader_workers=2),
+                                      seed=1, epoch=2))
+    assert len(here) == len(workers) == 2                        # the last base image alone makes no group pair
+    for a, b in zip(here, workers):
+        assert torch.equal(a.images, b.images) and torch.equal(a.level, b.level)
+    [(rotnet_images, _), _] = list(M._pretext_batches("rotnet", images, order, config, seed=1, epoch=2))
+    assert torch.equal(rotnet_images, torch.from_numpy(images[[4, 0]]).permute(0, 3, 1, 2))
+    with pytest.raises(ValueError, match="loader_workers"):
+        dataclasses.replace(config, loader_workers=-1)

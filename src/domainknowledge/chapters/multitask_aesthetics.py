@@ -90,7 +90,8 @@ class PretrainingConfig:
 
     A batch holds ``batch_groups`` base images; each gets ``distortions_per_group`` distortions, each at
     ``levels_per_sign`` of its five levels on one sign (``both_signs``: on both signs where it has them). The
-    thesis uses 8 base images with all their variants (1,384 images).
+    thesis uses 8 base images with all their variants (1,384 images). ``loader_workers``: processes that read and
+    distort the next batches while the network trains on the current one (0: in the training process).
     """
 
     epochs: int
@@ -102,6 +103,7 @@ class PretrainingConfig:
     lr_decay: float = 0.98
     weight_decay: float = 4e-5
     simclr_temperature: float = 0.5
+    loader_workers: int = 0
 
     def __post_init__(self):
         if not 1 <= self.distortions_per_group <= len(distortions.CATALOGUE):
@@ -110,6 +112,8 @@ class PretrainingConfig:
             raise ValueError("levels_per_sign must be in 1..5")
         if self.epochs < 1 or self.batch_groups < 2:
             raise ValueError("epochs must be at least 1 and batch_groups at least 2")
+        if self.loader_workers < 0:
+            raise ValueError(f"loader_workers must be >= 0, got {self.loader_workers}")
 
 
 @dataclass(frozen=True)
@@ -217,7 +221,7 @@ CONFIGS: dict[str, Config] = {
         image_size=224, width_mult=1.0, pretraining_data="pexels", pretraining_images=(100_000, 15_000, 15_000),
         pretraining=PretrainingConfig(epochs=20, batch_groups=8, learning_rate=1e-4,
                                       distortions_per_group=len(distortions.CATALOGUE), levels_per_sign=5,
-                                      both_signs=True),
+                                      both_signs=True, loader_workers=8),
         aesthetics_data="ava", aesthetics_images=None, votes=0,
         finetuning=FinetuningConfig(max_epochs=500, batch_size=128, lr_backbone=1e-4, lr_head=1e-3, head_patience=5,
                                     lr_patience=5, stop_patience=10),
@@ -444,21 +448,52 @@ class Pretrained:
     seconds: float = 0.0
 
 
-def _method_loss(method: str, network: PretextNetwork, base: np.ndarray, config: PretrainingConfig,
-                 rng: np.random.Generator, device) -> tuple[torch.Tensor, dict[str, float]]:
-    """One batch's training loss for ``method`` and its task losses (for ours, Eqs. 16.1-16.3 before balancing)."""
+class _PretextBatches(torch.utils.data.Dataset):
+    """Batch ``i`` of one epoch: the base images ``order[i * step:(i + 1) * step]``, distorted into groups for our
+    pretext tasks (:func:`make_distortion_groups`) or as they are for RotNet and SimCLR, with a random generator
+    seeded by ``(seed, epoch, i)``, so that a batch is the same in any worker process."""
+
+    def __init__(self, method: str, images, order: np.ndarray, config: PretrainingConfig, seed: int, epoch: int):
+        step = config.batch_groups
+        self.method, self.images, self.config, self.seed, self.epoch = method, images, config, seed, epoch
+        self.slices = [order[s:s + step] for s in range(0, len(order), step) if len(order[s:s + step]) >= 2]
+
+    def __len__(self) -> int:
+        return len(self.slices)
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        base = self.images[self.slices[index]]
+        if self.method in OURS:
+            return make_distortion_groups(base, self.config, rng)
+        return _to_tensor(base), int(rng.integers(2**63))
+
+
+def _pretext_batches(method: str, images, order: np.ndarray, config: PretrainingConfig, seed: int, epoch: int):
+    """The batches of :class:`_PretextBatches` in order, prepared in ``config.loader_workers`` processes."""
+    batches = _PretextBatches(method, images, order, config, seed, epoch)
+    if config.loader_workers == 0:
+        return (batches[i] for i in range(len(batches)))
+    return torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=config.loader_workers,
+                                       prefetch_factor=2)
+
+
+def _method_loss(method: str, network: PretextNetwork, batch, config: PretrainingConfig,
+                 device) -> tuple[torch.Tensor, dict[str, float]]:
+    """One batch's training loss for ``method`` and its task losses (for ours, Eqs. 16.1-16.3 before balancing).
+    ``batch``: :class:`DistortionGroups` for ours, else ``(images (B, 3, H, W) uint8, generator seed)``."""
     if method in OURS:
-        batch = make_distortion_groups(base, config, rng)
         outputs = network(batch.images.to(device).contiguous(memory_format=torch.channels_last))
         losses = pretext_losses(outputs, batch)
         total = losses["ranking"] if len(losses) == 1 else pretext.balanced_sum(losses.values())
         return total, {task: float(value.detach()) for task, value in losses.items()}
-    images = _to_tensor(base).to(device)        # rotations and SimCLR's views are made on the device
+    images, generator_seed = batch
+    images = images.to(device)        # rotations and SimCLR's views are made on the device
     if method == "rotnet":
         rotated, labels = pretext.rotation_batch(images)
         return pretext.rotation_loss(network(rotated)["rotation"], labels.to(device)), {}
     if method == "simclr":
-        first, second = pretext.simclr_views(images, torch.Generator().manual_seed(int(rng.integers(2**63))))
+        first, second = pretext.simclr_views(images, torch.Generator().manual_seed(generator_seed))
         return pretext.nt_xent_loss(network(first)["projection"], network(second)["projection"],
                                     config.simclr_temperature), {}
     raise ValueError(f"unknown pretext method {method!r}; choose from {tuple(PRETEXT_METHODS)}")
@@ -467,8 +502,8 @@ def _method_loss(method: str, network: PretextNetwork, base: np.ndarray, config:
 def pretrain(method: str, images: dict[str, np.ndarray], config: Config, *, seed: int, device="cpu",
              log: Callable[[str], None] = print) -> Pretrained:
     """Pretrain a MobileNetV2 with one pretext ``method`` on the base images (Sec. 16.2.3); keep the best
-    validation epoch. The distortions are drawn afresh every epoch from a generator seeded by (seed, epoch);
-    the validation batches are fixed."""
+    validation epoch. The distortions are drawn afresh every epoch, batch ``i`` from a generator seeded by
+    ``(seed, epoch, i)``; the validation batches are those of epoch 0 every time."""
     if method not in PRETEXT_METHODS:
         raise ValueError(f"unknown pretext method {method!r}; choose from {tuple(PRETEXT_METHODS)}")
     started = time.perf_counter()
@@ -483,17 +518,12 @@ def pretrain(method: str, images: dict[str, np.ndarray], config: Config, *, seed
     result = Pretrained(method, network)
     best_state, best_loss = None, None
     train, validation = images["train"], images["validation"]
-    step = settings.batch_groups
     for epoch in range(1, settings.epochs + 1):
         network.train()
-        rng = np.random.default_rng([seed, epoch])
-        order = rng.permutation(len(train))
+        order = np.random.default_rng([seed, epoch]).permutation(len(train))
         total, batches = 0.0, 0
-        for start in range(0, len(order) - 1, step):
-            base = train[order[start:start + step]]
-            if len(base) < 2:
-                continue
-            loss, _ = _method_loss(method, network, base, settings, rng, device)
+        for batch in _pretext_batches(method, train, order, settings, seed, epoch):
+            loss, _ = _method_loss(method, network, batch, settings, device)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -502,10 +532,9 @@ def pretrain(method: str, images: dict[str, np.ndarray], config: Config, *, seed
         network.eval()
         torch_state = torch.get_rng_state()
         torch.manual_seed(seed + 7)
-        validation_rng = np.random.default_rng([seed, 0])
         with torch.no_grad():
-            losses = [_method_loss(method, network, validation[s:s + step], settings, validation_rng, device)
-                      for s in range(0, len(validation) - 1, step) if len(validation[s:s + step]) >= 2]
+            losses = [_method_loss(method, network, batch, settings, device)
+                      for batch in _pretext_batches(method, validation, np.arange(len(validation)), settings, seed, 0)]
         torch.set_rng_state(torch_state)
         validation_loss = float(np.mean([float(loss) for loss, _ in losses]))
         tasks = {f"validation_{task}": float(np.mean([parts[task] for _, parts in losses])) for task in losses[0][1]}
@@ -691,7 +720,7 @@ def compare_correlations(predictions: dict, truth: np.ndarray, candidate: str, b
     the mean over runs of the difference of correlations with the true mean scores ``truth`` ``(N,)``, and the
     one-sided p of Yeh's randomized matched-pair test stratified by run (runs of the same seed pair up; each round
     swaps the two models' predictions of an image with probability 1/2): half the two-sided p when the difference
-    has the tested sign, else 1 - half of it."""
+    has the tested sign, else 1 - half of it; ``*_p_two_sided`` also decides a difference of the other sign."""
     rows = []
     for baseline in baselines:
         first, second = predictions[(candidate, fraction)], predictions[(baseline, fraction)]
@@ -702,6 +731,7 @@ def compare_correlations(predictions: dict, truth: np.ndarray, candidate: str, b
             half = test["p_value"] / 2
             row[f"{name}_difference"] = test["difference"]
             row[f"{name}_p"] = half if test["difference"] > 0 else 1 - half
+            row[f"{name}_p_two_sided"] = test["p_value"]
         rows.append(row)
     return pd.DataFrame(rows).set_index("baseline")
 
@@ -1027,8 +1057,9 @@ def deviations_markdown(config: Config, profile: str) -> str:
     lines.append(
         "- **`paper` limits.** The `paper` profile reads the pretraining photos, AVA and TID2013 from disk a batch "
         "at a time and streams Table 16.4 and Fig. 16.4 over chunks of base images; SimCLR's views and RotNet's "
-        "rotations are made on the device for the whole batch, but the distortions are computed on the CPU (NumPy "
-        "and Pillow), one image at a time. The AVA split (80 / 5 / 15 %) is ours; the thesis "
+        "rotations are made on the device for the whole batch; the distortions are computed on the CPU (NumPy "
+        f"and Pillow) in {pre.loader_workers} loader process(es) that prepare the next batches while the network "
+        "trains, not on the device. The AVA split (80 / 5 / 15 %) is ours; the thesis "
         "does not state it.")
     return "\n".join(lines)
 
