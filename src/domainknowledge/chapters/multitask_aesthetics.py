@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -470,12 +471,13 @@ class _PretextBatches(torch.utils.data.Dataset):
 
 
 def _pretext_batches(method: str, images, order: np.ndarray, config: PretrainingConfig, seed: int, epoch: int):
-    """The batches of :class:`_PretextBatches` in order, prepared in ``config.loader_workers`` processes."""
+    """The batches of :class:`_PretextBatches` in order, prepared in ``config.loader_workers`` processes (at most
+    one fewer than the cores this process may use, and at least one)."""
     batches = _PretextBatches(method, images, order, config, seed, epoch)
     if config.loader_workers == 0:
         return (batches[i] for i in range(len(batches)))
-    return torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=config.loader_workers,
-                                       prefetch_factor=2)
+    workers = min(config.loader_workers, max(1, len(os.sched_getaffinity(0)) - 1))
+    return torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, num_workers=workers, prefetch_factor=2)
 
 
 def _method_loss(method: str, network: PretextNetwork, batch, config: PretrainingConfig,
