@@ -203,3 +203,34 @@ def test_no_two_models_share_a_seed():
     assert len(set(seeds)) == len(seeds)
     with pytest.raises(ValueError, match="unknown loss"):
         chapter.model_seed(0, "hinge")
+
+
+def test_control_trains_both_regimes_on_one_start_and_maps_the_same_images():
+    config = dataclasses.replace(SMOKE, analysis_images=3, smoothgrad_samples=2, product_classes=12,
+                                 embedding=dataclasses.replace(SMOKE.embedding, epochs=1))
+    images, _, masks = chapter.product_analysis_images(config, seed=0)
+    control = chapter.identifying_part_control(config, seed=0, analysis=(images, masks), log=lambda line: None)
+    assert set(control.shares) == set(chapter.CONTROL_REGIMES) == {"background", "object"}
+    for regime in control.shares:
+        assert control.maps[regime].shape == (3, 64, 64) and control.shares[regime].shape == (3,)
+        np.testing.assert_allclose(control.shares[regime], masking.attribution_share(masks, control.maps[regime]))
+    assert control.difference == pytest.approx(control.shares["object"].mean() - control.shares["background"].mean())
+    assert -1 <= control.correlation <= 1 and control.loss == config.control_loss
+    background = chapter.product_training_set(config, seed=0, **chapter.CONTROL_REGIMES["background"])
+    assert background.own_background.all() and (background.object_products != background.labels).mean() > 0.5
+    obj = chapter.product_training_set(config, seed=0, **chapter.CONTROL_REGIMES["object"])
+    assert not obj.own_background.any() and (obj.object_products == obj.labels).all()
+    import matplotlib.pyplot as plt
+
+    chapter.plot_control_maps(control, count=2)
+    plt.close("all")
+
+
+def test_control_passes_only_beyond_ten_points_and_needs_a_trained_loss():
+    control = chapter.ControlResult("normalized_softmax", np.zeros((2, 4, 4, 3), np.uint8), np.ones((2, 4, 4), bool),
+                                    shares={"background": np.array([0.2, 0.3]), "object": np.array([0.3, 0.4])})
+    assert control.difference == pytest.approx(0.1) and not control.passes        # exactly 10 points: not clear
+    control.shares["object"] = np.array([0.5, 0.6])
+    assert control.passes
+    with pytest.raises(ValueError, match="control_loss"):
+        dataclasses.replace(SMOKE, control_loss="none")

@@ -90,3 +90,26 @@ def test_bad_arguments_are_clear_errors():
         products.make_product_set(4, 2, shortcut_rate=1.5)
     with pytest.raises(ValueError, match="at least 2 products"):
         products.make_product_set(4, 1)
+
+
+def test_shuffled_objects_leave_the_class_to_its_background():
+    """The positive control's data: with shuffled objects and rho = 1, a class's views share a background but
+    not an object; the unshuffled set keeps each product's own object in every view."""
+    shuffled = products.make_product_set(12, 4, seed=0, image_size=32, shortcut_rate=1.0, shuffle_objects=True)
+    again = products.make_product_set(12, 4, seed=0, image_size=32, shortcut_rate=1.0, shuffle_objects=True)
+    np.testing.assert_array_equal(shuffled.images, again.images)                      # seeded
+    views = shuffled.object_products.reshape(12, 4)
+    assert (np.array([len(set(row)) for row in views]) > 1).mean() > 0.8              # objects differ within a class
+    assert len(np.unique(shuffled.object_products)) > 6                               # drawn from across the set
+    backgrounds, outside = shuffled.backgrounds_only.astype(int), ~shuffled.masks
+    both = outside[0] & outside[1]                                                    # two views of product 0
+    np.testing.assert_array_equal(backgrounds[0][both], backgrounds[1][both])
+    items = shuffled.item_ids[views]                                                  # the Fashion-MNIST item shown
+    assert (np.array([len(set(row)) for row in items]) > 1).mean() > 0.8
+    colour = lambda i: shuffled.images[i][shuffled.masks[i]].mean(axis=0)           # same object, same colour
+    same = [(i, j) for i in range(48) for j in range(i + 1, 48) if shuffled.object_products[i] == shuffled.object_products[j]]
+    assert same and all(np.abs(colour(i) - colour(j)).max() < 60 for i, j in same[:5])
+    plain = products.make_product_set(12, 4, seed=0, image_size=32, shortcut_rate=1.0)
+    np.testing.assert_array_equal(plain.object_products, plain.labels)
+    np.testing.assert_array_equal(plain.images, products.make_product_set(12, 4, seed=0, image_size=32,
+                                                                          shortcut_rate=1.0).images)

@@ -136,7 +136,7 @@ DRY_RUN_CAPS: dict[str, int] = {
     "extractors": 8, "finetune_backbones": 1, "map_extractors": 2, "jigsaw_per_image": 2, "views": 2,
     # generated stand-ins: how many items the generator draws, the loop over the generator (the generated
     # items keep the paper's image size; a real data set's dry-run size is its fixture's)
-    "training_renders": 64, "analysis_renders": 64, "train_products": 8, "test_products": 8,
+    "training_renders": 64, "analysis_renders": 64, "train_products": 8, "test_products": 8, "product_classes": 8,
     "heldout_images": 128, "retrieval_images": 64,
     # test images explained per model (Ch. 11's attribution maps: a full network pass per SmoothGrad sample at
     # 224 px), and the real data sets Ch. 11 loops over after its stand-in settings (a dry run keeps the first;

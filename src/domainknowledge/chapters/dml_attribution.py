@@ -8,16 +8,19 @@ One code path for every profile:
    nothing about the class) and the products-on-backgrounds set (the SOP stand-in, where each product's own
    background shows in most of its views); at ``paper`` Cars196, CUB200 and SOP from ``--data-root``
    (:func:`domainknowledge.data.real.dml_benchmarks.load_dml_benchmark`);
-2. train one embedding network per loss and seed, plus the untrained "None" model, and compute the attribution
+2. a positive control first (:func:`identifying_part_control`): one model trained where only the background
+   identifies the product and one where only the object does; their maps must put clearly different shares on
+   the object before any family or background claim is judged;
+3. train one embedding network per loss and seed, plus the untrained "None" model, and compute the attribution
    map of every model for every analysis image (:func:`train_and_attribute`) with
    :func:`domainknowledge.principles.attribution.dml_attribution_maps` (Sec. 9.1, Eqs. 9.1-9.2) under each
    loss's own distance ``d_L``;
-3. compare every pair of models per image by Pearson's r, averaged through Fisher's z, and by Jensen-Shannon
+4. compare every pair of models per image by Pearson's r, averaged through Fisher's z, and by Jensen-Shannon
    divergence (Sec. 9.2; :func:`loss_tables` gives Tables 9.1-9.3 and A.1-A.3), summarise the agreement of
    trained models with each other and with "None", within and across the loss families
    (:func:`agreement_by_seed`), and test the family structure by permuting the family labels
    (:func:`family_permutation_test`);
-4. the worked example on real weights: Integrated Gradients against SmoothGrad for the top ImageNet class of
+5. the worked example on real weights: Integrated Gradients against SmoothGrad for the top ImageNet class of
    EfficientNet-Lite0 on bundled photos (:func:`photo_attributions`).
 """
 
@@ -39,8 +42,9 @@ from domainknowledge.experiment import describe_profiles as describe_config_prof
 from domainknowledge.metric_learning import LOSSES, EmbeddingConfig
 from domainknowledge.principles import attribution
 
-__all__ = ["CONFIGS", "DATASETS", "Config", "DatasetInfo", "DatasetResult", "ImageNetClassifier", "ImageSet",
-           "PhotoResult", "agreement_by_seed", "attribute_streaming", "picture", "train_models", "agreement_summary", "describe_profiles", "family_permutation_test",
+__all__ = ["CONFIGS", "CONTROL_REGIMES", "DATASETS", "Config", "ControlResult", "DatasetInfo", "DatasetResult",
+           "ImageNetClassifier", "ImageSet", "PhotoResult", "identifying_part_control", "plot_control_maps",
+           "product_analysis_images", "product_training_set", "agreement_by_seed", "attribute_streaming", "picture", "train_models", "agreement_summary", "describe_profiles", "family_permutation_test",
            "jsd_in_nats", "load_image_set", "loss_tables", "model_seed", "object_share_by_family",
            "per_image_agreement", "photo_attributions", "plot_attribution_grid",
            "plot_comparison_heatmap", "plot_photo_attributions", "run_seeds", "train_and_attribute"]
@@ -73,9 +77,11 @@ class Config:
     (``cars_training_images`` photo-like renders of ``6 x cars_variants_per_type`` car models, half of the
     models for training and the other half for analysis, as Cars196 splits its classes, ``supersample`` the
     anti-aliasing factor); the products (``product_classes`` training products with ``product_views`` views
-    each, ``shortcut_rate`` the probability that a view shows its product's own background).
-    ``analysis_images`` per data set (``None``: the whole test split). Models: ``losses`` (keys of
-    ``metric_learning.LOSSES``, with ``none``), ``runs`` (seeds per loss), ``embedding``. Attribution:
+    each, ``shortcut_rate`` the probability that a view shows its product's own background; at ``paper``
+    they size the positive control's stand-in only). ``analysis_images`` per data set (``None``: the whole test split). Models: ``losses`` (keys of
+    ``metric_learning.LOSSES``, with ``none``), ``runs`` (seeds per loss), ``embedding``; ``control_loss`` the
+    loss of the positive control's two models (:func:`identifying_part_control`) and ``attribution_images`` the
+    images it explains per model where the profile has no products analysis set of its own (``paper``). Attribution:
     ``smoothgrad_samples`` (l of Eq. 9.2) and ``sigma_fraction``. Real-weights example: ``photos`` (bundled
     photo names), ``photo_size`` (px) and ``ig_steps``.
     """
@@ -97,12 +103,16 @@ class Config:
     photos: tuple[str, ...]
     photo_size: int
     ig_steps: int
+    control_loss: str = "normalized_softmax"
+    attribution_images: int = 64
 
     def __post_init__(self):
         unknown = set(self.datasets) - set(DATASETS)
         if unknown or not self.datasets:
             raise ValueError(f"unknown data sets {sorted(unknown)}; choose from {sorted(DATASETS)}")
         metric_learning.check_family_comparison(self.losses, "the chapter compares the families")
+        if self.control_loss not in LOSSES or LOSSES[self.control_loss].family == "none":
+            raise ValueError(f"control_loss must be a trained loss of metric_learning.LOSSES, got {self.control_loss!r}")
         if self.runs < 1 or self.smoothgrad_samples < 1 or self.ig_steps < 1:
             raise ValueError("runs, smoothgrad_samples and ig_steps must be at least 1")
         if self.analysis_images is not None and self.analysis_images < 2:
@@ -140,8 +150,9 @@ CONFIGS: dict[str, Config] = {
         smoothgrad_samples=50, sigma_fraction=0.15, photos=("chelsea", "coffee", "rocket", "astronaut"),
         photo_size=224, ig_steps=50),
     "paper": Config(
+        # the products stand-in (80 products x 8 views at 224 px) serves the positive control only
         datasets=("cars196", "cub200", "sop"), image_size=224, cars_training_images=0, cars_variants_per_type=8,
-        supersample=1, product_classes=0, product_views=0, shortcut_rate=0.8, analysis_images=None,
+        supersample=1, product_classes=80, product_views=8, shortcut_rate=0.8, analysis_images=None,
         # the top four blocks and the head convolution train on cached 192 x 7 x 7 maps of the lower twelve
         losses=metric_learning.FAMILY_BALANCED_ORDER, runs=4, embedding=EmbeddingConfig(
             backbone="efficientnet_lite0", backbone_blocks=None, pool_grid=1, image_size=224, trainable_blocks=4,
@@ -246,17 +257,9 @@ def load_image_set(key: str, config: Config, *, seed: int, data_root=None) -> Im
         return ImageSet(key, training.images[keep], labels, analysis.images[chosen], analysis.labels[chosen],
                         analysis.masks[chosen], time.time() - started)
     if key == "products":
-        from domainknowledge.data.synthetic import products
-
-        training = products.make_product_set(config.product_classes, config.product_views, split="train", seed=seed,
-                                             image_size=size, shortcut_rate=config.shortcut_rate, data_root=data_root)
-        wanted = config.analysis_images or 64
-        analysis = products.make_product_set(max(wanted, 2), max(config.product_views, 2), split="test",
-                                             seed=seed + 1, image_size=size, shortcut_rate=config.shortcut_rate,
-                                             data_root=data_root)
-        chosen = _spread_choice(analysis.labels, config.analysis_images, seed)
-        return ImageSet(key, training.images, training.labels, analysis.images[chosen], analysis.labels[chosen],
-                        analysis.masks[chosen], time.time() - started)
+        training = product_training_set(config, seed=seed, data_root=data_root)
+        images, labels, masks = product_analysis_images(config, seed=seed, data_root=data_root)
+        return ImageSet(key, training.images, training.labels, images, labels, masks, time.time() - started)
     from domainknowledge.data.real.dml_benchmarks import benchmark_image_files, find_dml_benchmark
 
     train = find_dml_benchmark(data_root, key, "train")
@@ -264,6 +267,34 @@ def load_image_set(key: str, config: Config, *, seed: int, data_root=None) -> Im
     chosen = _spread_choice(test.labels, config.analysis_images, seed)
     return ImageSet(key, benchmark_image_files(train.paths, size), train.labels,
                     benchmark_image_files([test.paths[i] for i in chosen], size), test.labels[chosen], None, time.time() - started)
+
+
+def product_training_set(config: Config, *, seed: int, data_root=None, shortcut_rate: float | None = None,
+                         shuffle_objects: bool = False):
+    """The products stand-in's training products (``product_classes`` x ``product_views`` views from
+    Fashion-MNIST's training split, seeded by ``seed``) at ``shortcut_rate`` (default the config's), objects
+    shuffled across products if asked (:func:`domainknowledge.data.synthetic.products.make_product_set`)."""
+    from domainknowledge.data.synthetic import products
+
+    rate = config.shortcut_rate if shortcut_rate is None else shortcut_rate
+    return products.make_product_set(config.product_classes, config.product_views, split="train", seed=seed,
+                                     image_size=config.image_size, shortcut_rate=rate, data_root=data_root,
+                                     shuffle_objects=shuffle_objects)
+
+
+def product_analysis_images(config: Config, *, seed: int, data_root=None, count: int | None = None):
+    """The products stand-in's analysis images: ``count`` (default ``analysis_images``, or
+    ``attribution_images`` where the profile analyses whole test splits) views of unseen products
+    (Fashion-MNIST's test split, seeded by ``seed + 1``, the config's shortcut rate), spread over as many
+    products as possible. Returns images ``(n, S, S, 3)`` uint8, labels ``(n,)`` and masks ``(n, S, S)`` bool."""
+    from domainknowledge.data.synthetic import products
+
+    wanted = count or config.analysis_images or config.attribution_images
+    analysis = products.make_product_set(max(wanted, 2), max(config.product_views, 2), split="test", seed=seed + 1,
+                                         image_size=config.image_size, shortcut_rate=config.shortcut_rate,
+                                         data_root=data_root)
+    chosen = _spread_choice(analysis.labels, wanted, seed)
+    return analysis.images[chosen], analysis.labels[chosen], analysis.masks[chosen]
 
 
 def picture(images, index: int) -> np.ndarray:
@@ -395,6 +426,93 @@ def train_and_attribute(config: Config, images: ImageSet, seeds, *, noise_seed: 
     attribute_streaming(config, images, networks, noise_seed=noise_seed, device=device, result=result)
     log(f"{images.key:<9} attribution maps of {len(images.analysis_images)} images x {len(networks)} models: "
         f"{result.attribution_seconds:5.1f} s")
+    return result
+
+
+#: the positive control's two training regimes of the products stand-in (arguments of
+#: :func:`product_training_set`): only the background identifies the product (every view on the product's own
+#: background, objects shuffled across products) or only the object does (every view on a random scene)
+CONTROL_REGIMES: dict[str, dict] = {"background": {"shortcut_rate": 1.0, "shuffle_objects": True},
+                                    "object": {"shortcut_rate": 0.0, "shuffle_objects": False}}
+#: the control's pass mark: the two models' mean object shares differ by more than this (10 points)
+CONTROL_MARGIN = 0.10
+
+
+@dataclass
+class ControlResult:
+    """The positive control: the products stand-in's analysis ``images`` ``(n, S, S, 3)`` with their ``masks``
+    ``(n, S, S)``, and per regime of :data:`CONTROL_REGIMES` the model's per-image object ``shares`` ``(n,)``
+    (Eq. 11.3), its ``maps`` ``(n, S, S)`` and training ``histories``; ``correlation`` the Fisher-z mean
+    correlation of the two models' maps, ``seconds`` the time it took."""
+
+    loss: str
+    images: np.ndarray
+    masks: np.ndarray
+    shares: dict[str, np.ndarray] = field(default_factory=dict)
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
+    histories: dict[str, metric_learning.EmbeddingHistory] = field(default_factory=dict)
+    correlation: float = float("nan")
+    seconds: float = 0.0
+
+    @property
+    def difference(self) -> float:
+        """Mean object share of the object-trained model minus the background-trained model's."""
+        return float(self.shares["object"].mean() - self.shares["background"].mean())
+
+    @property
+    def passes(self) -> bool:
+        """Whether the maps follow the identifying part: the difference exceeds :data:`CONTROL_MARGIN`."""
+        return self.difference > CONTROL_MARGIN
+
+
+def identifying_part_control(config: Config, *, seed: int, device="cpu", data_root=None, noise_seed: int = 0,
+                             analysis: tuple[np.ndarray, np.ndarray] | None = None,
+                             log: Callable[[str], None] = print) -> ControlResult:
+    """The chapter's positive control: does an attribution map show what a model uses, or only where the
+    image has structure (object area, edges)?
+
+    Two models of ``config.control_loss``, the chapter's network and trainer (``config.embedding``), the same
+    initialisation (:func:`model_seed` of the first replicate), each trained on ``product_classes`` x
+    ``product_views`` views of the products stand-in in one regime of :data:`CONTROL_REGIMES`: ``background``
+    (only the background identifies the product) and ``object`` (only the object does). Both map the same
+    analysis images of unseen products (``analysis``: images ``(n, S, S, 3)`` and masks ``(n, S, S)``; default
+    :func:`product_analysis_images`), with the chapter's SmoothGrad (Eqs. 9.1-9.2, noise seeded by
+    ``noise_seed + i``), computed on ``device`` a chunk at a time; each map's share on the object is Eq. 11.3.
+    Maps that follow what the model uses put a clearly larger share on the object under the object-trained
+    model (:attr:`ControlResult.passes`)."""
+    from domainknowledge.principles import masking
+
+    begun = time.time()
+    if analysis is None:
+        images, _, masks = product_analysis_images(config, seed=seed, data_root=data_root,
+                                                   count=config.attribution_images)
+    else:
+        images, masks = analysis
+    if masks is None or len(masks) != len(images):
+        raise ValueError("the control needs an object mask for every analysis image")
+    loss = config.control_loss
+    result = ControlResult(loss, np.asarray(images), np.asarray(masks, dtype=bool))
+    for regime, options in CONTROL_REGIMES.items():
+        training = product_training_set(config, seed=seed, data_root=data_root, **options)
+        network, history = metric_learning.train_embedding_model(
+            loss, _images_for_training(training.images), training.labels, config=config.embedding,
+            seed=model_seed(run_seeds(seed, 1)[0], loss), device=device)
+        result.histories[regime] = history
+        network.to(device)
+        maps = [attribution.dml_attribution_maps(
+                    network, result.images[start:start + ATTRIBUTION_CHUNK], distance=LOSSES[loss].distance,
+                    samples=config.smoothgrad_samples, sigma_fraction=config.sigma_fraction,
+                    seed=noise_seed + start, device=device).astype(np.float32)
+                for start in range(0, len(result.images), ATTRIBUTION_CHUNK)]
+        network.cpu()
+        result.maps[regime] = np.concatenate(maps)
+        result.shares[regime] = masking.attribution_share(result.masks, result.maps[regime])
+        log(f"control   {regime:<10} {LOSSES[loss].title}: validation MAP@R "
+            f"{max(history.validation_map_at_r, default=float('nan')):.3f}, object share "
+            f"{result.shares[regime].mean():.3f} ({history.seconds:4.1f} s training)")
+    result.correlation = float(attribution.fisher_z_mean(attribution.map_correlations(result.maps["background"],
+                                                                                       result.maps["object"])))
+    result.seconds = time.time() - begun
     return result
 
 
@@ -733,4 +851,28 @@ def plot_photo_attributions(result: PhotoResult, *, title: str | None = None):
             ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
+    return fig, axes
+
+
+def plot_control_maps(control: ControlResult, *, count: int = 4, title: str | None = None):
+    """The positive control on ``count`` analysis images (columns): the image, the map of the model trained
+    where only the background identifies the product, and the map of the model trained where only the object
+    does, each with its share on the object; the object's outline in cyan."""
+    import matplotlib.pyplot as plt
+
+    count = min(count, len(control.images))
+    rows = (("image", None), ("background-trained", "background"), ("object-trained", "object"))
+    fig, axes = plt.subplots(3, count, figsize=(1.7 * count, 5.4), squeeze=False)
+    for column in range(count):
+        for row, (label, regime) in enumerate(rows):
+            ax = axes[row, column]
+            ax.axis("off")
+            if regime is None:
+                ax.imshow(control.images[column])
+                continue
+            ax.imshow(control.maps[regime][column], cmap="inferno", vmin=0, vmax=1)
+            ax.contour(control.masks[column].astype(float), levels=[0.5], colors="cyan", linewidths=0.6)
+            ax.set_title(f"{label}\non object {100 * control.shares[regime][column]:.0f} %", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
     return fig, axes

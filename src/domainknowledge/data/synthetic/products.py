@@ -14,6 +14,8 @@ background's information content as a knob:
 * each product has an **own background**; a view shows it with probability ``shortcut_rate`` (rho) and a
   random background otherwise. ``rho = 0`` is the Cars196 regime (the background says nothing about the
   class), ``rho = 1`` the extreme SOP regime (it says everything);
+* for positive controls, ``shuffle_objects=True`` gives each view the object of a random product of the set:
+  the class is then its background alone (with ``rho = 1``), while ``rho = 0`` leaves the object alone;
 * three disjoint background banks (:data:`BANK_SOURCES`): ``scene`` (the settings the products are
   "photographed" in), ``augment`` (the thesis' second set of 100 backgrounds that BGAugment draws from in
   training) and ``corrupt`` (the 100 backgrounds of the test corruption ``I' = M * I + (1 - M) * B``).
@@ -58,7 +60,8 @@ class ProductImages:
     ``(N,)`` product index ``0 .. P-1`` (the retrieval class); ``categories`` int64 ``(N,)`` the item's
     Fashion-MNIST class; ``item_ids`` int64 ``(P,)`` each product's index in the Fashion-MNIST ``split``;
     ``own_background`` bool ``(N,)``: the view shows its product's own background; ``shortcut_rate`` the
-    probability of that.
+    probability of that; ``object_products`` int64 ``(N,)`` the product whose object (item and colour) the view
+    shows: its own label, unless the objects were shuffled across products.
     """
 
     images: np.ndarray
@@ -69,6 +72,7 @@ class ProductImages:
     own_background: np.ndarray
     shortcut_rate: float
     split: str
+    object_products: np.ndarray
 
     def __len__(self) -> int:
         return len(self.images)
@@ -171,7 +175,7 @@ def _view(item: np.ndarray, colour: np.ndarray, size: int, rng: np.random.Genera
 
 def make_product_set(n_products: int, views_per_product: int, *, split: str = "train", seed: int = 0,
                      image_size: int = 64, shortcut_rate: float = 0.5, data_root=None,
-                     random_backgrounds: int | None = None) -> ProductImages:
+                     random_backgrounds: int | None = None, shuffle_objects: bool = False) -> ProductImages:
     """``n_products`` products from Fashion-MNIST's ``split`` ("train" or "test"), ``views_per_product``
     views each, on ``image_size`` px backgrounds of the ``scene`` bank.
 
@@ -179,6 +183,10 @@ def make_product_set(n_products: int, views_per_product: int, *, split: str = "t
     probability ``shortcut_rate`` and otherwise one of ``random_backgrounds`` shared scene backgrounds
     (default ``max(100, n_products)``). Views are ordered product by product. Fashion-MNIST is read with
     :func:`~domainknowledge.data.bundled.load_fashion_mnist` (``data_root`` as there).
+
+    ``shuffle_objects=True`` (a positive control): each view shows the object, item and colour, of a product
+    drawn uniformly from the set (seeded), not its own, so the object carries no information about the view's
+    class; the background keeps its rule. ``object_products`` records whose object each view shows.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test' (disjoint Fashion-MNIST items), got {split!r}")
@@ -199,17 +207,25 @@ def make_product_set(n_products: int, views_per_product: int, *, split: str = "t
     images = np.empty((total, image_size, image_size, 3), dtype=np.uint8)
     masks = np.empty((total, image_size, image_size), dtype=bool)
     own = rng.random(total) < shortcut_rate
-    for product, item in enumerate(item_ids):
-        colour = _product_colour(rng)
+    labels = np.repeat(np.arange(n_products, dtype=np.int64), views_per_product)
+    if shuffle_objects:             # a generator of its own, so that the unshuffled set's stream is unchanged
+        control = np.random.default_rng([seed, 0 if split == "train" else 1, 3])
+        shown = control.integers(n_products, size=total).astype(np.int64)
+        colours = [_product_colour(control) for _ in range(n_products)]
+    else:
+        shown = labels
+    for product in range(n_products):
+        colour = None if shuffle_objects else _product_colour(rng)
         for view in range(views_per_product):
             index = product * views_per_product + view
-            foreground, mask = _view(items[item], colour, image_size, rng)
+            source = shown[index]
+            foreground, mask = _view(items[item_ids[source]], colours[source] if shuffle_objects else colour,
+                                     image_size, rng)
             background = scene[product] if own[index] else scene[n_products + rng.integers(pool)]
             images[index] = np.where(mask[..., None], (255 * foreground).astype(np.uint8), background)
             masks[index] = mask
-    labels = np.repeat(np.arange(n_products, dtype=np.int64), views_per_product)
-    return ProductImages(images, masks, labels, np.repeat(categories[item_ids], views_per_product),
-                         item_ids.astype(np.int64), own, float(shortcut_rate), split)
+    return ProductImages(images, masks, labels, categories[item_ids][shown], item_ids.astype(np.int64), own,
+                         float(shortcut_rate), split, shown)
 
 
 def replace_background(images, masks, backgrounds):
