@@ -145,6 +145,8 @@ DRY_RUN_CAPS: dict[str, int] = {
     # 224 px), and the real data sets Ch. 11 loops over after its stand-in settings (a dry run keeps the first;
     # the other readers run in Ch. 9's dry run)
     "attribution_images": 8, "real_datasets": 1,
+    # test papers per venue whose Integrated Gradients attributions the venue recommender's word checks read
+    "attributed_papers": 2,
     # metric-learning losses trained in turn (Ch. 7, 9, 11: the paper configs order them so that the first five
     # hold two of each family and None, see metric_learning.FAMILY_BALANCED_ORDER)
     "losses": 5,
