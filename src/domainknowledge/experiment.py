@@ -128,20 +128,25 @@ DRY_RUN_CAPS: dict[str, int] = {
     # optimisation steps of a model trained here (the stand-in CLIP), and the examples of a pre-training pass
     # drawn from a generator (human similarity's small CNNs)
     "steps": 1, "pretrain_images": 256,
-    # fine-tuning triplets (and pretext images) drawn per human-similarity source: every one is encoded eight
-    # times (four rotations, jigsaw tiles, views) by a ResNet-50 at 224 px; the fixtures' 24-72 took 165 s
-    "finetune": 6,
+    # human similarity's evaluation triplets per set and fine-tuning triplets (and pretext images) per source:
+    # only the images those trials use are read, and every one goes through a ResNet-50, an RN50 CLIP and an
+    # EfficientNet at 224 px, each pretext image eight times (four rotations, jigsaw tiles, views); 2 (the
+    # least the benchmark accepts) read 81 of the fixtures' 120 images and 6 of their 18 singletons
+    "triplets": 2, "finetune": 2,
     # models evaluated in turn (human similarity: the first of its list cover every loading path), fine-tuned
     # and mapped; pretext samples per image
     "extractors": 8, "finetune_backbones": 1, "map_extractors": 2, "jigsaw_per_image": 2, "views": 2,
     # generated stand-ins: how many items the generator draws, the loop over the generator (the generated
     # items keep the paper's image size; a real data set's dry-run size is its fixture's)
     "training_renders": 64, "analysis_renders": 64, "train_products": 8, "test_products": 8, "product_classes": 8,
-    "heldout_images": 128, "retrieval_images": 64,
+    # the appendix's held-out and retrieval sets (each image through the real CLIP ViT-B/32 at 224 px as well)
+    "heldout_images": 48, "retrieval_images": 32,
     # test images explained per model (Ch. 11's attribution maps: a full network pass per SmoothGrad sample at
     # 224 px), and the real data sets Ch. 11 loops over after its stand-in settings (a dry run keeps the first;
     # the other readers run in Ch. 9's dry run)
     "attribution_images": 8, "real_datasets": 1,
+    # test papers per venue whose Integrated Gradients attributions the venue recommender's word checks read
+    "attributed_papers": 2,
     # metric-learning losses trained in turn (Ch. 7, 9, 11: the paper configs order them so that the first five
     # hold two of each family and None, see metric_learning.FAMILY_BALANCED_ORDER)
     "losses": 5,
