@@ -130,7 +130,7 @@ def test_tiny_pretraining_and_finetuning_run_end_to_end():
     task = M.load_aesthetics(config, seed=0)
     results, predictions = M.run_finetuning(config, task, pretrained, (0,), log=lambda _: None)
     assert set(results["initialisation"]) == {"imagenet", "ranking+regression"}
-    errors = M.absolute_errors(predictions, task.mean_scores["test"])
+    errors = M.errors_by_run(predictions, task.mean_scores["test"])
     assert (results["epochs"] <= 2).all() and errors[("imagenet", 1.0)].shape == (1, 8)
     assert np.allclose(errors[("imagenet", 1.0)].mean(), results.set_index("initialisation").loc["imagenet", "mae"])
     method, loss = M.ranking_validation_loss(pretrained)

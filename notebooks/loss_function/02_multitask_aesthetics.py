@@ -312,7 +312,7 @@ fig, _ = mta.plot_pretraining_histories(pretrained)
 run_seeds = mta.run_seeds(seed, config.runs)
 extra_tests = {"tid2013": mta.load_tid2013(config, data_root=run.data_root)} if config.tid2013 else {}
 results, predictions = mta.run_finetuning(config, task, pretrained, run_seeds, device=run.device, extra_tests=extra_tests)
-errors = mta.absolute_errors(predictions, task.mean_scores["test"])
+errors = mta.errors_by_run(predictions, task.mean_scores["test"])
 
 # %% [markdown]
 # ### Table 16.3, reproduced

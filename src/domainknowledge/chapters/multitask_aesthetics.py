@@ -51,7 +51,7 @@ from domainknowledge.principles import distortions, pretext
 
 __all__ = ["CONFIGS", "DATA_LAYOUT", "INITIALISATIONS", "PHOTOS", "PRETEXT_METHODS", "PRETRAINING_FOLDER",
            "PRETRAINING_SOURCE", "first_images", "AestheticsTask", "Config",
-           "FinetuningConfig", "PretrainingConfig", "Pretrained", "absolute_errors", "compare_correlations",
+           "FinetuningConfig", "PretrainingConfig", "Pretrained", "compare_correlations", "errors_by_run",
            "constant_prediction_metrics", "constant_score_ranking_loss", "ranking_validation_loss", "describe_profiles",
            "deviations_markdown", "distortion_classification_accuracy",
            "finetune", "load_aesthetics", "load_pretraining_images", "load_tid2013", "make_distortion_groups",
@@ -592,7 +592,7 @@ def predict_distributions(model: NimaModel, images: torch.Tensor, batch_size: in
 def finetune(initialisation: str, task: AestheticsTask, config: Config, pretrained: dict[str, Pretrained], *, seed: int,
              device="cpu", extra_tests: dict | None = None) -> dict:
     """Fine-tune one initialisation with NIMA's head and the EMD loss (Sec. 16.2.5); returns the test metrics, the
-    epochs (head phase, total, best), the per-example absolute errors and predicted mean scores.
+    epochs (head phase, total, best), the predicted mean scores ``(N_test,)`` and the model.
 
     ``extra_tests``: ``{name: (images (N, 3, H, W), scores (N,))}`` further test sets (TID2013 at ``paper``), scored
     with Pearson, Spearman and MAE of the predicted mean score; their metrics come back as ``name_metric``."""
@@ -674,7 +674,7 @@ def finetune(initialisation: str, task: AestheticsTask, config: Config, pretrain
     return {"initialisation": initialisation, "seed": seed, **metrics.aesthetic_score_metrics(predicted, truth), **extra,
             "epochs": epoch, "head_epochs": head_epochs, "best_epoch": best_epoch,
             "stopped_early": epoch < settings.max_epochs, "validation_emd": best_loss,
-            "seconds": time.perf_counter() - started, "absolute_errors": np.abs(predicted - truth),
+            "seconds": time.perf_counter() - started,
             "predicted": predicted, "model": model}
 
 
@@ -694,7 +694,7 @@ def run_finetuning(config: Config, task: AestheticsTask, pretrained: dict[str, P
             result = finetune(initialisation, subset, config, pretrained, seed=run_seed, device=device,
                               extra_tests=extra_tests if fraction == 1.0 else None)
             runs.append(result)
-            rows.append({k: v for k, v in result.items() if k not in ("absolute_errors", "predicted", "model")}
+            rows.append({k: v for k, v in result.items() if k not in ("predicted", "model")}
                         | {"fraction": fraction, "train_images": int(subset.images["train"].shape[0])})
         predictions[(initialisation, fraction)] = np.stack([r["predicted"] for r in runs])
         frame = pd.DataFrame(rows[-len(runs):])
@@ -703,9 +703,10 @@ def run_finetuning(config: Config, task: AestheticsTask, pretrained: dict[str, P
     return pd.DataFrame(rows), predictions
 
 
-def absolute_errors(predictions: dict, truth: np.ndarray) -> dict:
-    """``{key: (runs, N)}`` absolute errors of the predicted mean scores against the true ones ``(N,)``."""
-    return {key: np.abs(values - truth[None, :]) for key, values in predictions.items()}
+def errors_by_run(predictions: dict, truth: np.ndarray) -> dict:
+    """``{key: (runs, N)}`` absolute errors of the predicted mean scores ``{key: (runs, N)}`` against the true
+    ones ``(N,)``."""
+    return {key: np.stack([metrics.absolute_errors(run, truth) for run in values]) for key, values in predictions.items()}
 
 
 def _pearson(predicted: np.ndarray, truth: np.ndarray) -> float:
