@@ -36,7 +36,7 @@ __all__ = ["absolute_errors", "accuracy", "adjusted_rand_index", "aesthetic_scor
            "normalized_mutual_information", "confusion_counts", "correct_per_example", "expected_confusion",
            "f1_per_class", "failed_superclass_accuracy", "hamming_nearest_neighbour_accuracy", "hamming_nearest_neighbour_labels", "hash_code_quality",
            "macro_f1", "map_at_r", "mean_average_precision_at_k", "neighbour_order", "normalized_r_precision",
-           "property_nr_precision", "r_precision", "retrieval_ranking", "macro_recall", "mean_absolute_error",
+           "property_nr_precision", "r_precision", "retrieval_ranking", "macro_recall", "score_correlation", "mean_absolute_error",
            "mean_squared_error", "perplexity", "recall_per_class", "squared_errors", "superclass_accuracy",
            "superclass_correct_per_example"]
 
@@ -405,18 +405,30 @@ def adjusted_rand_index(first, second) -> float:
 # --- aesthetic scores (Kobs 2023, Sec. 16.2.6) ---------------------------------------------------------
 
 
+def score_correlation(predicted, true, method: str = "pearson") -> float:
+    """Pearson or Spearman correlation of predicted and true scores ``(N,)``; 0 for a constant prediction
+    (undefined in SciPy). Cheap enough to call thousands of times in a randomization test."""
+    predicted, true = np.asarray(predicted, dtype=np.float64), np.asarray(true, dtype=np.float64)
+    if np.ptp(predicted) == 0:          # exact: a float mean repeated N times has std ~1e-16
+        return 0.0
+    if method == "spearman":
+        from scipy import stats
+
+        predicted, true = stats.rankdata(predicted), stats.rankdata(true)
+    elif method != "pearson":
+        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
+    return float(np.corrcoef(predicted, true)[0, 1])
+
+
 def aesthetic_score_metrics(predicted_mean, true_mean, threshold: float = 5.0) -> dict[str, float]:
     """Pearson and Spearman correlation, accuracy of the scores binarised at ``threshold`` (above: aesthetic)
     and MAE between predicted and true mean scores ``(N,)``, as Kobs (2023, Sec. 16.2.6) reports them for
     AVA. A constant prediction has no correlation (0 here, undefined in SciPy)."""
-    from scipy import stats
-
     predicted, true = np.asarray(predicted_mean, dtype=np.float64), np.asarray(true_mean, dtype=np.float64)
     if predicted.shape != true.shape or predicted.ndim != 1 or predicted.size < 3:
         raise ValueError(f"need two equal-length vectors of at least 3 scores, got {predicted.shape} and {true.shape}")
-    constant = np.ptp(predicted) == 0         # exact: a float mean repeated N times has std ~1e-16
-    return {"pearson": 0.0 if constant else float(stats.pearsonr(predicted, true)[0]),
-            "spearman": 0.0 if constant else float(stats.spearmanr(predicted, true)[0]),
+    return {"pearson": score_correlation(predicted, true, "pearson"),
+            "spearman": score_correlation(predicted, true, "spearman"),
             "accuracy": float(np.mean((predicted > threshold) == (true > threshold))),
             "mae": float(np.mean(np.abs(predicted - true)))}
 

@@ -709,14 +709,6 @@ def errors_by_run(predictions: dict, truth: np.ndarray) -> dict:
     return {key: np.stack([metrics.absolute_errors(run, truth) for run in values]) for key, values in predictions.items()}
 
 
-def _pearson(predicted: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.corrcoef(predicted, truth)[0, 1]) if np.std(predicted) > 0 else 0.0
-
-
-def _spearman(predicted: np.ndarray, truth: np.ndarray) -> float:
-    return _pearson(stats.rankdata(predicted), stats.rankdata(truth))
-
-
 def compare_correlations(predictions: dict, truth: np.ndarray, candidate: str, baselines, *, fraction: float = 1.0,
                          iterations: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Is ``candidate``'s test correlation higher than each baseline's? Per baseline and for Pearson and Spearman:
@@ -729,8 +721,10 @@ def compare_correlations(predictions: dict, truth: np.ndarray, candidate: str, b
         first, second = predictions[(candidate, fraction)], predictions[(baseline, fraction)]
         strata = list(zip(first, second, [truth] * len(first)))
         row = {"baseline": baseline}
-        for name, metric in (("pearson", _pearson), ("spearman", _spearman)):
-            test = significance.stratified_matched_pair_test(strata, metric, iterations=iterations, seed=seed)
+        for name in ("pearson", "spearman"):
+            test = significance.stratified_matched_pair_test(
+                strata, lambda predicted, true, method=name: metrics.score_correlation(predicted, true, method),
+                iterations=iterations, seed=seed)
             half = test["p_value"] / 2
             row[f"{name}_difference"] = test["difference"]
             row[f"{name}_p"] = half if test["difference"] > 0 else 1 - half
