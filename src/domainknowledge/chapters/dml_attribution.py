@@ -479,9 +479,7 @@ def identifying_part_control(config: Config, *, seed: int, device="cpu", data_ro
     :func:`product_analysis_images`), with the chapter's SmoothGrad (Eqs. 9.1-9.2, noise seeded by
     ``noise_seed + i``), computed on ``device`` a chunk at a time; each map's share on the object is Eq. 11.3.
     Maps that follow what the model uses put a clearly larger share on the object under the object-trained
-    model (:attr:`ControlResult.passes`)."""
-    from domainknowledge.principles import masking
-
+    model (:attr:`ControlResult.passes`). The maps are those of :func:`attribute_streaming`."""
     begun = time.time()
     if analysis is None:
         images, _, masks = product_analysis_images(config, seed=seed, data_root=data_root,
@@ -492,26 +490,24 @@ def identifying_part_control(config: Config, *, seed: int, device="cpu", data_ro
         raise ValueError("the control needs an object mask for every analysis image")
     loss = config.control_loss
     result = ControlResult(loss, np.asarray(images), np.asarray(masks, dtype=bool))
+    networks = {}
     for regime, options in CONTROL_REGIMES.items():
         training = product_training_set(config, seed=seed, data_root=data_root, **options)
-        network, history = metric_learning.train_embedding_model(
+        networks[(loss, regime)], result.histories[regime] = metric_learning.train_embedding_model(
             loss, _images_for_training(training.images), training.labels, config=config.embedding,
             seed=model_seed(run_seeds(seed, 1)[0], loss), device=device)
-        result.histories[regime] = history
-        network.to(device)
-        maps = [attribution.dml_attribution_maps(
-                    network, result.images[start:start + ATTRIBUTION_CHUNK], distance=LOSSES[loss].distance,
-                    samples=config.smoothgrad_samples, sigma_fraction=config.sigma_fraction,
-                    seed=noise_seed + start, device=device).astype(np.float32)
-                for start in range(0, len(result.images), ATTRIBUTION_CHUNK)]
-        network.cpu()
-        result.maps[regime] = np.concatenate(maps)
-        result.shares[regime] = masking.attribution_share(result.masks, result.maps[regime])
+    analysed = ImageSet("control", result.images[:0], np.zeros(0, dtype=np.int64), result.images,
+                        np.zeros(len(result.images), dtype=np.int64), result.masks, 0.0)
+    streamed = attribute_streaming(config, analysed, networks, noise_seed=noise_seed, device=device,
+                                   kept_maps=len(result.images))
+    for regime in CONTROL_REGIMES:
+        result.maps[regime] = streamed.maps[(loss, regime)]
+        result.shares[regime] = streamed.object_shares[(loss, regime)]
+        history = result.histories[regime]
         log(f"control   {regime:<10} {LOSSES[loss].title}: validation MAP@R "
             f"{max(history.validation_map_at_r, default=float('nan')):.3f}, object share "
             f"{result.shares[regime].mean():.3f} ({history.seconds:4.1f} s training)")
-    result.correlation = float(attribution.fisher_z_mean(attribution.map_correlations(result.maps["background"],
-                                                                                       result.maps["object"])))
+    result.correlation = float(attribution.fisher_z_mean(streamed.comparison.correlations[0, 1]))
     result.seconds = time.time() - begun
     return result
 
