@@ -189,7 +189,7 @@ def test_open_clip_encoder_wires_preprocessing_and_tokenizer(tmp_path, monkeypat
 # ---------------------------------------------------------------------------------------- the registry
 def test_registry_lists_every_kind_and_rejects_unknown_names(tmp_path):
     entries = {entry.name: entry for entry in encoders.available_encoders()}
-    assert {e.kind for e in entries.values()} == {"open_clip", "stand-in", "conse", "image-only"}
+    assert {e.kind for e in entries.values()} == {"open_clip", "stand-in", "aligned", "conse", "image-only"}
     assert not entries["open_clip:ViT-B-32/laion2b_s34b_b79k"].offline(tmp_path)
     assert entries["efficientnet-lite2"].offline(tmp_path) and entries["standin-clip-cpu"].offline(tmp_path)
     table = encoders.registry_table(tmp_path)

@@ -27,7 +27,7 @@ from domainknowledge.models.encoders import (
 
 __all__ = ["CONFIGS", "PHOTO_LABELS", "PHOTO_TEMPLATES", "Config", "linear_probe_by_factor", "photo_zero_shot",
            "retrieval_recall",
-           "smoothed", "zero_shot_by_factor"]
+           "smoothed", "world_fitness", "zero_shot_by_factor"]
 
 
 @dataclass(frozen=True)
@@ -139,3 +139,40 @@ def smoothed(values, window: int = 25) -> np.ndarray:
     cumulative = np.cumsum(np.insert(values, 0, 0.0))
     counts = np.minimum(np.arange(1, len(values) + 1), window)
     return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
+
+
+def world_fitness(encoder, world: str, test, probe_train=None) -> pd.DataFrame:
+    """What ``encoder`` can tell of each factor of a captioned ``world``: one row per factor of
+    :func:`~domainknowledge.data.synthetic.world_captions.zero_shot_factors` with ``classes``, ``images``,
+    ``zero_shot`` accuracy (prompt ensembles), ``chance`` (the majority class' share of the evaluated images),
+    ``p_value`` (one-sided binomial test of the zero-shot hits against chance) and, given ``probe_train`` (a
+    :class:`~domainknowledge.data.synthetic.world_captions.CaptionedSet` of another split), ``probe``: the test
+    accuracy of a logistic-regression probe on the image embeddings (what the embedding holds, whether or not
+    words reach it). ``test`` is a ``CaptionedSet`` of ``world``."""
+    from scipy.stats import binomtest
+    from sklearn.linear_model import LogisticRegression
+
+    from domainknowledge.data.synthetic.world_captions import zero_shot_factors
+
+    if test.world != world or (probe_train is not None and probe_train.world != world):
+        raise ValueError(f"the captioned sets must be of the world {world!r}")
+    x_test = encoder.encode_images(test.images)
+    x_train = encoder.encode_images(probe_train.images) if probe_train is not None else None
+    rows = []
+    for factor, (values, phrases, templates) in zero_shot_factors(world).items():
+        truth = test.factors[factor].to_numpy(str)
+        keep = np.isin(truth, values)
+        labels = np.asarray([values.index(value) for value in truth[keep]], dtype=np.int64)
+        predicted = zero_shot_predict(x_test[keep], zero_shot_classifier(encoder, list(phrases), list(templates)))
+        hits, count = int((predicted == labels).sum()), int(keep.sum())
+        chance = float(np.bincount(labels, minlength=len(values)).max() / max(count, 1))
+        row = {"world": world, "factor": factor, "classes": len(values), "images": count,
+               "zero_shot": hits / max(count, 1), "chance": chance,
+               "p_value": binomtest(hits, count, chance, alternative="greater").pvalue if count else 1.0}
+        if x_train is not None:
+            train_truth = probe_train.factors[factor].to_numpy(str)
+            train_keep = np.isin(train_truth, values)
+            probe = LogisticRegression(max_iter=2000, C=1.0).fit(x_train[train_keep], train_truth[train_keep])
+            row["probe"] = float(probe.score(x_test[keep], truth[keep]))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["world", "factor"])

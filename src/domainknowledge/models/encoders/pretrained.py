@@ -37,7 +37,7 @@ from domainknowledge.models.encoders.base import (
     resize_center_crop,
 )
 
-__all__ = ["CONSE_TOP_T", "DINO_CHECKPOINTS", "ConSEEncoder", "DinoEncoder", "dino_network", "dino_weights_file", "EfficientNetLiteEncoder", "OpenClipEncoder", "RawPixelEncoder",
+__all__ = ["CONSE_TOP_T", "DINO_CHECKPOINTS", "ConSEEncoder", "conse_class_embeddings", "DinoEncoder", "dino_network", "dino_weights_file", "EfficientNetLiteEncoder", "OpenClipEncoder", "RawPixelEncoder",
            "TorchvisionEncoder", "conse_embedding", "imagenet_class_names", "open_clip_fetch_command",
            "open_clip_weights_file"]
 
@@ -200,6 +200,25 @@ def conse_embedding(probabilities, class_embeddings, top_t: int = CONSE_TOP_T):
     return combined.numpy() if as_numpy else combined
 
 
+def conse_class_embeddings(cache_dir, device="cpu") -> np.ndarray:
+    """MiniLM embeddings ``float32 (1000, 384)`` of "a photo of a <name>." for the ImageNet-1k class names (the
+    ``s(y)`` of ConSE), cached under ``<cache_dir>/conse/`` (written under a temporary name, then renamed)."""
+    from domainknowledge.models.text import encode_texts
+
+    prompts = [CONSE_CLASS_TEMPLATE.format(name) for name in imagenet_class_names()]
+    digest = hashlib.sha256("\n".join(prompts).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / "conse" / f"minilm-imagenet-classes-{digest}.npy"
+    if path.is_file():
+        return np.load(path)
+    embeddings = encode_texts(prompts, device=str(device))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as file:
+        np.save(file, embeddings)
+    os.replace(temporary, path)
+    return embeddings
+
+
 class ConSEEncoder(Encoder):
     """ConSE from EfficientNet-Lite0 (ImageNet) and all-MiniLM-L6-v2 (see the module docstring); image-text."""
 
@@ -219,19 +238,7 @@ class ConSEEncoder(Encoder):
         self._encode_texts = lambda texts: encode_texts(texts, device=str(self.device))
         self.top_t = top_t
         self.class_names = imagenet_class_names()
-        self.class_prompts = [CONSE_CLASS_TEMPLATE.format(name) for name in self.class_names]
-        digest = hashlib.sha256("\n".join(self.class_prompts).encode()).hexdigest()[:16]
-        path = Path(cache_dir) / "conse" / f"minilm-imagenet-classes-{digest}.npy"
-        if path.is_file():
-            embeddings = np.load(path)
-        else:
-            embeddings = self._encode_texts(self.class_prompts)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open(temporary, "wb") as file:
-                np.save(file, embeddings)
-            os.replace(temporary, path)
-        self.class_embeddings = torch.as_tensor(embeddings).float().to(self.device)
+        self.class_embeddings = torch.as_tensor(conse_class_embeddings(cache_dir, self.device)).float().to(self.device)
         self.name = "conse-lite0-minilm"
         self.provenance = (f"ConSE (T = {top_t}): EfficientNet-Lite0 ImageNet probabilities (Apache-2.0 wheel) "
                            "weighting all-MiniLM-L6-v2 class-name embeddings (Apache-2.0)")

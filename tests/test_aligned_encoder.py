@@ -1,0 +1,63 @@
+"""The aligned image-text model: ConSE before training, heads that never see the left-out world, the cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from domainknowledge.models import encoders
+from domainknowledge.models.encoders import aligned
+from domainknowledge.models.encoders.pretrained import conse_class_embeddings, conse_embedding
+
+TINY = aligned.AlignedConfig(images_per_world=24, steps=3, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def without_cars(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("aligned-cache")
+    return aligned.load_aligned(TINY, "cars", cache_dir=cache, progress=False), cache
+
+
+def test_heads_never_see_the_left_out_world_and_reload_from_the_cache(without_cars):
+    encoder, cache = without_cars
+    assert encoder.history["worlds"] == sorted(set(aligned.WORLDS) - {"cars"})
+    assert encoder.name == "aligned-lite0-minilm-custom-without-cars" and "never saw the cars world" in encoder.provenance
+    assert not list((cache / "aligned").glob("features-cars-*"))
+    images = np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)
+    again = aligned.load_aligned(TINY, "cars", cache_dir=cache, progress=False)
+    assert again.key == encoder.key
+    np.testing.assert_allclose(again.encode_images(images), encoder.encode_images(images), atol=1e-5)
+    texts = encoder.encode_texts(["a photo of a red sedan.", "a blurry picture."])
+    assert texts.shape == (2, 384) and np.allclose(np.linalg.norm(texts, axis=1), 1, atol=1e-5)
+
+
+def test_before_training_the_image_side_is_conse(without_cars):
+    encoder, cache = without_cars
+    heads = aligned.AlignedHeads(torch.zeros(1632), torch.ones(1632))
+    features = torch.randn(4, 1632)
+    probabilities = torch.softmax(torch.randn(4, 1000), dim=1)
+    classes = torch.as_tensor(conse_class_embeddings(cache))
+    conse = conse_embedding(probabilities, classes)
+    assert torch.allclose(heads.image(features, conse), conse, atol=1e-6)
+    sentence = torch.nn.functional.normalize(torch.randn(2, 384), dim=-1)
+    assert torch.allclose(heads.text(sentence), sentence, atol=1e-6)
+
+
+def test_training_lowers_the_contrastive_loss(without_cars):
+    _, cache = without_cars
+    config = aligned.AlignedConfig(images_per_world=24, steps=60, batch_size=16, learning_rate=3e-3)
+    data = {world: aligned.world_features(world, config, cache_dir=cache, progress=False)
+            for world in ("captioned", "vehicles")}
+    _, history = aligned.train_aligned_heads(data, config, progress=False)
+    assert history["train_loss"][-1] < 0.8 * history["train_loss"][0]
+
+
+def test_registry_names_round_trip_and_bad_names_are_explained(tmp_path):
+    assert aligned.parse_aligned_name("aligned-lite0-minilm-cpu-without-vehicles") == ("cpu", "vehicles")
+    assert aligned.parse_aligned_name("aligned-lite0-minilm-smoke-all-worlds") == ("smoke", None)
+    assert aligned.parse_aligned_name("aligned-lite0-minilm-cpu-without-moon") is None
+    names = {entry.name for entry in encoders.available_encoders() if entry.kind == "aligned"}
+    assert names == {aligned.aligned_encoder_name("cpu", w) for w in (None, *aligned.WORLDS)}
+    with pytest.raises(ValueError, match="left_out must be one of"):
+        aligned.load_aligned(TINY, "moon", cache_dir=tmp_path)
