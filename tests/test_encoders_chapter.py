@@ -75,3 +75,46 @@ def test_smoothed_loss_is_a_running_mean():
 def test_photo_labels_need_known_photos():
     with pytest.raises(ValueError, match="none of the photos"):
         chapter.photo_zero_shot(None, {"unknown": np.zeros((4, 4, 3), np.uint8)})
+
+
+class _FactorOracle:
+    """An image-text encoder that knows one factor of a captioned set: images embed as the one-hot of their value,
+    prompts as the one-hot of the value their phrase names."""
+
+    has_text = True
+    name = "factor-oracle"
+
+    def __init__(self, pairs, factor, values, phrases):
+        self.values, self.phrases = list(values), list(phrases)
+        self.lookup = {image.tobytes(): value for image, value in zip(pairs.images, pairs.factors[factor])}
+
+    def encode_images(self, images):
+        out = np.zeros((len(images), len(self.values) + 1), np.float32)
+        for row, image in enumerate(images):
+            value = self.lookup[np.asarray(image).tobytes()]
+            out[row, self.values.index(value) if value in self.values else -1] = 1.0
+        return out
+
+    def encode_texts(self, texts):
+        out = np.zeros((len(texts), len(self.values) + 1), np.float32)
+        for row, text in enumerate(texts):
+            named = [i for i, phrase in enumerate(self.phrases) if f" {phrase}" in f" {text}"]
+            out[row, max(named, key=lambda i: len(self.phrases[i]))] = 1.0          # "tank truck", not "truck"
+        return out
+
+
+def test_world_fitness_scores_an_encoder_that_knows_the_factor_perfectly():
+    from domainknowledge.data.synthetic.world_captions import captioned_set, zero_shot_factors
+
+    test = captioned_set("vehicles", 60, split="test", image_size=32)
+    probe = captioned_set("vehicles", 60, split="probe", image_size=32)
+    values, phrases, _ = zero_shot_factors("vehicles")["body type"]
+    oracle = _FactorOracle(test, "body type", values, phrases)
+    oracle.lookup.update(_FactorOracle(probe, "body type", values, phrases).lookup)
+    table = chapter.world_fitness(oracle, "vehicles", test, probe)
+    row = table.loc[("vehicles", "body type")]
+    assert row["zero_shot"] == 1.0 and row["probe"] == 1.0 and row["p_value"] < 1e-6
+    assert row["chance"] == pytest.approx(test.factors["body type"].value_counts().max() / 60)
+    with pytest.raises(ValueError, match="must be of the world 'cars'"):
+        chapter.world_fitness(oracle, "cars", test)
+

@@ -27,7 +27,7 @@ from domainknowledge.models.encoders import (
 
 __all__ = ["CONFIGS", "PHOTO_LABELS", "PHOTO_TEMPLATES", "Config", "linear_probe_by_factor", "photo_zero_shot",
            "retrieval_recall",
-           "smoothed", "world_fitness", "zero_shot_by_factor"]
+           "smoothed", "NEEDED_FACTORS", "aligned_fitness", "world_fitness", "zero_shot_by_factor"]
 
 
 @dataclass(frozen=True)
@@ -37,20 +37,27 @@ class Config:
     ``standin_size``: which stand-in CLIP of the registry is trained (or loaded from the cache);
     ``heldout_images``: held-out captioned images for zero-shot accuracy; ``retrieval_images``: the gallery
     size for retrieval; ``real_clip``: a real open_clip model evaluated next to the stand-in and ConSE (its
-    weights must be in the cache, or downloadable at this profile), or ``None``.
+    weights must be in the cache, or downloadable at this profile), or ``None``; ``aligned_size``: which
+    aligned model (:mod:`~domainknowledge.models.encoders.aligned`) is trained (or loaded from the cache);
+    ``fitness_images``: its test images, and as many probe-training images, per world.
     """
 
     standin_size: str
     heldout_images: int
     retrieval_images: int
     real_clip: str | None
+    aligned_size: str
+    fitness_images: int
 
 
 CONFIGS: dict[str, Config] = {
-    "smoke": Config(standin_size="smoke", heldout_images=600, retrieval_images=300, real_clip=None),
-    "cpu": Config(standin_size="cpu", heldout_images=3000, retrieval_images=1000, real_clip=None),
+    "smoke": Config(standin_size="smoke", heldout_images=600, retrieval_images=300, real_clip=None,
+                    aligned_size="smoke", fitness_images=80),
+    "cpu": Config(standin_size="cpu", heldout_images=3000, retrieval_images=1000, real_clip=None,
+                  aligned_size="cpu", fitness_images=300),
     "paper": Config(standin_size="paper", heldout_images=10000, retrieval_images=5000,
-                    real_clip="open_clip:ViT-B-32/openai"),  # OpenAI's CLIP, as the chapters that use it
+                    real_clip="open_clip:ViT-B-32/openai",  # OpenAI's CLIP, as the chapters that use it
+                    aligned_size="paper", fitness_images=2000),
 }
 
 # The bundled real photos with a one-phrase description of what they show (ours); the candidate labels of
@@ -141,14 +148,16 @@ def smoothed(values, window: int = 25) -> np.ndarray:
     return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
 
 
-def world_fitness(encoder, world: str, test, probe_train=None) -> pd.DataFrame:
+def world_fitness(encoder, world: str, test, probe_train=None, *, test_embeddings=None,
+                  probe_embeddings=None) -> pd.DataFrame:
     """What ``encoder`` can tell of each factor of a captioned ``world``: one row per factor of
     :func:`~domainknowledge.data.synthetic.world_captions.zero_shot_factors` with ``classes``, ``images``,
     ``zero_shot`` accuracy (prompt ensembles), ``chance`` (the majority class' share of the evaluated images),
     ``p_value`` (one-sided binomial test of the zero-shot hits against chance) and, given ``probe_train`` (a
     :class:`~domainknowledge.data.synthetic.world_captions.CaptionedSet` of another split), ``probe``: the test
     accuracy of a logistic-regression probe on the image embeddings (what the embedding holds, whether or not
-    words reach it). ``test`` is a ``CaptionedSet`` of ``world``."""
+    words reach it). ``test`` is a ``CaptionedSet`` of ``world``; ``test_embeddings`` and ``probe_embeddings``
+    (``(N, D)``) are the encoder's image embeddings of those sets when already computed."""
     from scipy.stats import binomtest
     from sklearn.linear_model import LogisticRegression
 
@@ -156,8 +165,10 @@ def world_fitness(encoder, world: str, test, probe_train=None) -> pd.DataFrame:
 
     if test.world != world or (probe_train is not None and probe_train.world != world):
         raise ValueError(f"the captioned sets must be of the world {world!r}")
-    x_test = encoder.encode_images(test.images)
-    x_train = encoder.encode_images(probe_train.images) if probe_train is not None else None
+    x_test = test_embeddings if test_embeddings is not None else encoder.encode_images(test.images)
+    x_train = None
+    if probe_train is not None:
+        x_train = probe_embeddings if probe_embeddings is not None else encoder.encode_images(probe_train.images)
     rows = []
     for factor, (values, phrases, templates) in zero_shot_factors(world).items():
         truth = test.factors[factor].to_numpy(str)
@@ -172,7 +183,50 @@ def world_fitness(encoder, world: str, test, probe_train=None) -> pd.DataFrame:
         if x_train is not None:
             train_truth = probe_train.factors[factor].to_numpy(str)
             train_keep = np.isin(train_truth, values)
-            probe = LogisticRegression(max_iter=2000, C=1.0).fit(x_train[train_keep], train_truth[train_keep])
-            row["probe"] = float(probe.score(x_test[keep], truth[keep]))
+            row["probe"] = np.nan
+            if len(set(train_truth[train_keep])) >= 2:
+                probe = LogisticRegression(max_iter=2000, C=1.0).fit(x_train[train_keep], train_truth[train_keep])
+                row["probe"] = float(probe.score(x_test[keep], truth[keep]))
         rows.append(row)
     return pd.DataFrame(rows).set_index(["world", "factor"])
+
+
+#: The factors each chapter needs an image-text encoder to read, with the world whose head never saw them.
+NEEDED_FACTORS = {("captioned", "shape"): "human similarity", ("aesthetics", "blur"): "Ch. 12",
+                  ("aesthetics", "noise"): "Ch. 12", ("aesthetics", "exposure"): "Ch. 12",
+                  ("cars", "body type"): "Ch. 13", ("cars", "paint"): "Ch. 13",
+                  ("vehicles", "body type"): "multi-label keywords"}
+
+
+def aligned_fitness(size: str, worlds, *, images: int, seed: int = 0, device="cpu", dry_run: bool = False
+                    ) -> pd.DataFrame:
+    """The fitness table of the aligned model (:mod:`~domainknowledge.models.encoders.aligned`) of ``size``: for
+    every factor of each of ``worlds``, zero-shot accuracy with the heads that never saw that world
+    (``left out``), with untrained heads (``untrained``, ConSE at the model's image size) and with the heads
+    that saw every world (``all worlds``, an upper bound), the ``chance`` share, the one-sided binomial
+    ``p_value`` of the left-out heads, and the linear-probe accuracy on the left-out heads' embeddings.
+    ``images`` test and as many probe-training images per world; one pass of the frozen tower serves every
+    head."""
+    from domainknowledge.data.synthetic.world_captions import captioned_set
+    from domainknowledge.models.encoders import load_encoder
+    from domainknowledge.models.encoders.aligned import aligned_encoder_name
+
+    upper = load_encoder(aligned_encoder_name(size, None), device=device, dry_run=dry_run)
+    tables = []
+    for world in worlds:
+        held_out = load_encoder(aligned_encoder_name(size, world), device=device, dry_run=dry_run)
+        test = captioned_set(world, images, seed=seed, split="fitness-test", image_size=held_out.config.render_size)
+        probe = captioned_set(world, images, seed=seed, split="fitness-probe", image_size=held_out.config.render_size)
+        outputs = {"test": held_out.tower_outputs(test.images), "probe": held_out.tower_outputs(probe.images)}
+        columns = {}
+        for label, encoder in (("left out", held_out), ("untrained", held_out.untrained()), ("all worlds", upper)):
+            embedded = {part: encoder.embed_tower_outputs(*outputs[part]) for part in outputs}
+            columns[label] = world_fitness(encoder, world, test, probe if label == "left out" else None,
+                                           test_embeddings=embedded["test"], probe_embeddings=embedded["probe"])
+        table = columns["left out"].rename(columns={"zero_shot": "left out"})
+        table.insert(table.columns.get_loc("left out"), "untrained", columns["untrained"]["zero_shot"])
+        table["all worlds"] = columns["all worlds"]["zero_shot"]
+        tables.append(table)
+    table = pd.concat(tables)
+    table["needed by"] = [NEEDED_FACTORS.get(index, "") for index in table.index]
+    return table

@@ -260,9 +260,9 @@ def _products(n, rng_seed, split, image_size):
     from domainknowledge.data.bundled import FASHION_MNIST_CLASSES
     from domainknowledge.data.synthetic.products import make_product_set
 
-    views = 2
+    views = 4
     products = make_product_set(max(2, -(-n // views)), views, split="train" if split == "train" else "test",
-                                seed=rng_seed % 100_000, image_size=image_size)
+                                seed=rng_seed % 100_000, image_size=image_size, random_backgrounds=100)
     images, masks = products.images[:n], products.masks[:n]
     mean = np.stack([image[mask].mean(axis=0) if mask.any() else image.reshape(-1, 3).mean(axis=0)
                      for image, mask in zip(images, masks)]) / 255.0

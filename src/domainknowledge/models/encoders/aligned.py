@@ -85,7 +85,7 @@ class AlignedConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 0.05
     hidden: int = 512
-    dropout: float = 0.1
+    dropout: float = 0.3
     anchor_weight: float = 0.0
     validation_fraction: float = 0.1
     seed: int = 0
@@ -101,9 +101,9 @@ class AlignedConfig:
 
 
 ALIGNED_SIZES: dict[str, AlignedConfig] = {
-    "smoke": AlignedConfig(images_per_world=160, steps=150, batch_size=128),
-    "cpu": AlignedConfig(images_per_world=1500, steps=1500),
-    "paper": AlignedConfig(images_per_world=20000, steps=20000, batch_size=1024, render_size=96),
+    "smoke": AlignedConfig(images_per_world=120, steps=60, batch_size=64),
+    "cpu": AlignedConfig(images_per_world=1000, steps=300),
+    "paper": AlignedConfig(images_per_world=20000, steps=5000, batch_size=1024, render_size=96),
 }
 
 
@@ -188,7 +188,7 @@ def _image_outputs(taps: Lite0Taps, classes: torch.Tensor, images, device, batch
 class _ResidualMlp(nn.Module):
     def __init__(self, inputs: int, hidden: int, outputs: int, dropout: float):
         super().__init__()
-        self.layers = nn.Sequential(nn.Linear(inputs, hidden), nn.GELU(), nn.Dropout(dropout),
+        self.layers = nn.Sequential(nn.Dropout(dropout), nn.Linear(inputs, hidden), nn.GELU(), nn.Dropout(dropout),
                                     nn.Linear(hidden, outputs))
         nn.init.zeros_(self.layers[-1].weight)
         nn.init.zeros_(self.layers[-1].bias)
@@ -308,8 +308,9 @@ def train_aligned_heads(data: dict[str, dict], config: AlignedConfig, *, device=
                         ) -> tuple[AlignedHeads, dict]:
     """Train :class:`AlignedHeads` on the pairs of the worlds in ``data`` (world -> :func:`world_features`).
 
-    Returns the heads (eval mode, on ``device``) and a history: ``step``, ``train_loss`` (running mean over
-    the last 50 steps), ``validation_loss`` (the held-out pairs, every ``steps // 20`` steps) and ``worlds``.
+    Returns the heads of the lowest validation loss (early stopping; eval mode, on ``device``) and a history:
+    ``step``, ``train_loss`` (running mean over the last 50 steps), ``validation_loss`` (the held-out pairs,
+    every ``steps // 20`` steps), ``best_step`` and ``worlds``.
     """
     device = torch.device(device)
     torch.manual_seed(config.seed)
@@ -342,9 +343,13 @@ def train_aligned_heads(data: dict[str, dict], config: AlignedConfig, *, device=
             history["step"].append(step)
             history["train_loss"].append(float(np.mean(recent)))
             history["validation_loss"].append(_validation_loss(heads, tensors, validation, config, device))
+            if history["validation_loss"][-1] <= min(history["validation_loss"]):
+                best = {k: v.detach().clone() for k, v in heads.state_dict().items()}
+                history["best_step"] = step
             if progress and (step % (every * 5) == 0 or step == config.steps):
                 print(f"[aligned] step {step:,}/{config.steps:,}: train {history['train_loss'][-1]:.3f}, "
                       f"validation {history['validation_loss'][-1]:.3f}", flush=True)
+    heads.load_state_dict(best)
     return heads.eval(), history
 
 
@@ -380,6 +385,10 @@ class AlignedEncoder(Encoder):
         self.image_size = config.image_size
         self._encode_texts = lambda texts: encode_texts(texts, device=str(self.device))
         seen = ", ".join(history["worlds"])
+        if not seen:
+            self.provenance = (f"EfficientNet-Lite0's ConSE embedding at {config.image_size} px and MiniLM, heads "
+                               "untrained (the aligned model before training)")
+            return
         self.provenance = (f"aligned here (LiT-style): frozen EfficientNet-Lite0 (ImageNet) and all-MiniLM-L6-v2, "
                            f"heads trained on captioned images of {seen} ({config.images_per_world:,} per world, "
                            f"{config.steps:,} steps)" + ("; an upper bound wherever a chapter's own world is "
@@ -398,6 +407,26 @@ class AlignedEncoder(Encoder):
 
         features, logits = self.taps(batch)
         return self.heads.image(features, conse_embedding(F.softmax(logits, dim=1), self.classes))
+
+    def tower_outputs(self, images) -> tuple[np.ndarray, np.ndarray]:
+        """The frozen image tower's outputs ``(u (N, 1632), c (N, 384))`` of ``images``: shared by every head
+        of this size, so several heads are compared on one pass (:meth:`embed_tower_outputs`)."""
+        return _image_outputs(self.taps, self.classes, images, self.device, self.image_batch_size)
+
+    @torch.no_grad()
+    def embed_tower_outputs(self, features: np.ndarray, conse: np.ndarray) -> np.ndarray:
+        """Image embeddings ``float32 (N, 384)`` from :meth:`tower_outputs` (equal to :meth:`encode_images`)."""
+        as_tensor = lambda array: torch.as_tensor(array).float().to(self.device)  # noqa: E731
+        return self.heads.image(as_tensor(features), as_tensor(conse)).cpu().numpy().astype(np.float32)
+
+    def untrained(self) -> AlignedEncoder:
+        """The same towers with zero-initialised heads: ConSE at this image size (a baseline for the heads)."""
+        fresh = AlignedHeads(self.heads.feature_mean.cpu(), self.heads.feature_std.cpu(), self.config.hidden,
+                             self.config.dropout)
+        history = {**self.history, "worlds": []}
+        return AlignedEncoder(fresh, self.config, name=f"{self.name}-untrained", key=f"{self.key}|untrained",
+                              history=history, left_out=self.left_out, cache_dir=None, device=self.device,
+                              towers=(self.taps, self.classes))
 
     def _embed_texts(self, texts: list[str]) -> torch.Tensor:
         sentence = torch.from_numpy(self._encode_texts(texts)).to(self.device)
