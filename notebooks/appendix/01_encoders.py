@@ -21,7 +21,7 @@
 # this appendix shows what is in it and how well its members work before any chapter relies on them.
 #
 # The theses use CLIP {cite}`radford2021clip`, whose weights cannot be fetched on a machine without a
-# network. The registry therefore holds three kinds of image-text encoders:
+# network. The registry therefore holds four kinds of image-text encoders:
 #
 # 1. **real CLIP models** from open_clip {cite}`ilharco2021openclip`, by architecture and pretrained tag,
 #    read from a cache directory (the `paper` profile downloads them where a network is available);
@@ -30,6 +30,9 @@
 # 3. **ConSE** {cite}`norouzi2014conse`, an image-text model assembled from real weights that ship with
 #    Python packages: an ImageNet classifier (EfficientNet-Lite0 {cite}`tan2019efficientnet`) and a sentence
 #    encoder (all-MiniLM-L6-v2 {cite}`reimers2019sbert`);
+# 4. an **aligned model** from the same two frozen networks, joined by small heads trained here on captioned
+#    images of every synthetic world of the book, in the spirit of locked-image tuning {cite}`zhai2022lit`,
+#    with one set of heads per world that it never saw;
 #
 # and image-only encoders: EfficientNet-Lite0/1/2 with their ImageNet weights, torchvision architectures
 # (randomly initialised offline) and raw pixels.
@@ -41,6 +44,8 @@
 # - zero-shot classification of every factor of held-out stand-in images, against chance, and
 #   image-to-text and text-to-image retrieval (Recall@1 and Recall@5);
 # - ConSE's zero-shot labels for real photos bundled with scikit-image and scikit-learn;
+# - the aligned model: its training, and per world and factor what heads that never saw the world can read
+#   zero-shot, against untrained heads, heads that saw every world, and chance;
 # - the registry: every encoder, where its weights come from and whether it loads offline.
 #
 # At the `paper` profile a real CLIP (open_clip ViT-B-32, LAION-2B tag {cite}`schuhmann2022laion5b`) is
@@ -545,8 +550,10 @@ run.finish();
 # checks table says which of them a run of this profile's length reaches. The linear probes show whether
 # a weak factor is missing from the image embedding or only from the alignment with its words. A chapter
 # that needs a factor the stand-in has not learnt should say so, or use a larger stand-in or a real CLIP.
-# ConSE knows real photos, within the reach of ImageNet's classes. The chapters that use these encoders
-# say which one produced each number.
+# ConSE knows real photos, within the reach of ImageNet's classes. The aligned model joins the same two real
+# networks with heads trained on captions; the fitness table says, factor by factor, which words its heads
+# tie to the pictures of a world they never saw, and the probes say whether a factor they miss is in the
+# image embedding at all. The chapters that use these encoders say which one produced each number.
 #
 # ## Exercises
 #

@@ -52,9 +52,9 @@ class Config:
 
 CONFIGS: dict[str, Config] = {
     "smoke": Config(standin_size="smoke", heldout_images=600, retrieval_images=300, real_clip=None,
-                    aligned_size="smoke", fitness_images=80),
+                    aligned_size="smoke", fitness_images=40),
     "cpu": Config(standin_size="cpu", heldout_images=3000, retrieval_images=1000, real_clip=None,
-                  aligned_size="cpu", fitness_images=300),
+                  aligned_size="cpu", fitness_images=200),
     "paper": Config(standin_size="paper", heldout_images=10000, retrieval_images=5000,
                     real_clip="open_clip:ViT-B-32/openai",  # OpenAI's CLIP, as the chapters that use it
                     aligned_size="paper", fitness_images=2000),
