@@ -623,27 +623,6 @@ run.finish();
 # :::
 #
 # :::{exercise}
-# :label: encoders-ex-5
-# The aligned model can also be pulled towards ConSE: `AlignedConfig.anchor_weight` adds
-# $\lambda\,(1 - \cos(f(x), c(x)))$ to the loss, so that the image embedding stays near the meanings MiniLM gives
-# ImageNet's class names. Train the heads that leave out the cars world with $\lambda = 0$ and $\lambda = 1$
-# (`load_aligned(dataclasses.replace(ALIGNED_SIZES["smoke"], anchor_weight=1.0), "cars")` from
-# `domainknowledge.models.encoders.aligned`) and compare their rows of the fitness table for the cars world.
-# Before you run it: what must ConSE itself (the `untrained` column) reach for the anchor to help there?
-# :::
-#
-# :::{solution} encoders-ex-5
-# :class: dropdown
-# The anchor can only carry to an unseen world what ConSE already reads in it. If untrained heads are at chance
-# on the rendered cars' body types (the low-poly renders at 64 px do not look like ImageNet's sports cars and
-# minivans to EfficientNet), pulling the embedding towards ConSE keeps it near an embedding that does not know
-# the body type either, and the left-out heads stay near chance, with or without the anchor. In our runs with
-# 800 images per world the anchor moved no factor of an unseen world by more than a few points, in either
-# direction, which is why it is off by default. It would help where ConSE reads a factor and the captions of
-# the other worlds pull the heads away from it.
-# :::
-#
-# :::{exercise}
 # :label: encoders-ex-4
 # Extend the registry's interface with an image-only encoder that needs no weights: per-channel grey-level
 # histograms. Subclass `encoders.Encoder`, set `name`, `provenance`, `embedding_dim = 48` and `image_size = 32`,
@@ -691,6 +670,27 @@ run.finish();
 # each template addresses the colour with different words around it. With the stand-in, a template whose words
 # never occurred in its captions adds unknown tokens that are the same in every prompt, so the colour word is
 # all that differs between the prompts, and how the text tower reads it in that unfamiliar context decides.
+# :::
+#
+# :::{exercise}
+# :label: encoders-ex-5
+# The aligned model can also be pulled towards ConSE: `AlignedConfig.anchor_weight` adds
+# $\lambda\,(1 - \cos(f(x), c(x)))$ to the loss, so that the image embedding stays near the meanings MiniLM gives
+# ImageNet's class names. Train the heads that leave out the cars world with $\lambda = 0$ and $\lambda = 1$
+# (`load_aligned(dataclasses.replace(ALIGNED_SIZES["smoke"], anchor_weight=1.0), "cars")` from
+# `domainknowledge.models.encoders.aligned`) and compare their rows of the fitness table for the cars world.
+# Before you run it: what must ConSE itself (the `untrained` column) reach for the anchor to help there?
+# :::
+#
+# :::{solution} encoders-ex-5
+# :class: dropdown
+# The anchor can only carry to an unseen world what ConSE already reads in it. If untrained heads are at chance
+# on the rendered cars' body types (the low-poly renders at 64 px do not look like ImageNet's sports cars and
+# minivans to EfficientNet), pulling the embedding towards ConSE keeps it near an embedding that does not know
+# the body type either, and the left-out heads stay near chance, with or without the anchor. In our runs with
+# 800 images per world the anchor moved no factor of an unseen world by more than a few points, in either
+# direction, which is why it is off by default. It would help where ConSE reads a factor and the captions of
+# the other worlds pull the heads away from it.
 # :::
 #
 # ## References
