@@ -673,7 +673,7 @@ run.finish();
 # :::
 #
 # :::{exercise}
-# :label: encoders-ex-5
+# :label: encoders-ex-6
 # The aligned model can also be pulled towards ConSE: `AlignedConfig.anchor_weight` adds
 # $\lambda\,(1 - \cos(f(x), c(x)))$ to the loss, so that the image embedding stays near the meanings MiniLM gives
 # ImageNet's class names. Train the heads that leave out the cars world with $\lambda = 0$ and $\lambda = 1$
@@ -682,7 +682,7 @@ run.finish();
 # Before you run it: what must ConSE itself (the `untrained` column) reach for the anchor to help there?
 # :::
 #
-# :::{solution} encoders-ex-5
+# :::{solution} encoders-ex-6
 # :class: dropdown
 # The anchor can only carry to an unseen world what ConSE already reads in it. If untrained heads are at chance
 # on the rendered cars' body types (the low-poly renders at 64 px do not look like ImageNet's sports cars and
