@@ -687,9 +687,9 @@ run.finish();
 # The anchor can only carry to an unseen world what ConSE already reads in it. If untrained heads are at chance
 # on the rendered cars' body types (the low-poly renders at 64 px do not look like ImageNet's sports cars and
 # minivans to EfficientNet), pulling the embedding towards ConSE keeps it near an embedding that does not know
-# the body type either, and the left-out heads stay near chance, with or without the anchor. In our runs with
-# 800 images per world the anchor moved no factor of an unseen world by more than a few points, in either
-# direction, which is why it is off by default. It would help where ConSE reads a factor and the captions of
+# the body type either, and the left-out heads stay near chance, with or without the anchor. In our trial runs
+# the anchor moved some factors of unseen worlds up and others down by a few points, with no consistent gain,
+# which is why it is off by default. It would help where ConSE reads a factor and the captions of
 # the other worlds pull the heads away from it.
 # :::
 #
