@@ -88,9 +88,10 @@ def test_prototypes_and_fine_tuning():
     np.testing.assert_allclose(values[1], [1 / 3, 1])
     np.testing.assert_array_equal(membership, np.eye(2))
     _, one_hot, _ = ns.class_prototypes(features, labels, 4, clustering=True, label_mode="one-hot")
-    np.testing.assert_array_equal(one_hot, np.repeat(np.eye(2), 4, axis=0))
-    keys3, _, _ = ns.class_prototypes(features, labels, 3, clustering=True)
-    assert (np.linalg.norm(keys3[:3], axis=1) == 0).sum() == 1   # class 0 has 2 samples for 3 groups: one empty
+    # class 0 has 2 samples and class 1 has 3 for 4 groups each: the empty groups are not considered (no vote)
+    np.testing.assert_array_equal(one_hot, np.repeat(np.eye(2), [2, 3], axis=0))
+    keys3, _, membership3 = ns.class_prototypes(features, labels, 3, clustering=True)
+    assert membership3.sum(axis=0).tolist() == [2, 3] and (np.linalg.norm(keys3, axis=1) > 0).all()
     torch.manual_seed(0)
     net = ns.SimpleNeighbourNet(keys, values, temperature=1.0)
     before = np.mean((ns.net_scores(net, features) - labels) ** 2)
@@ -198,3 +199,25 @@ def test_fine_tuned_net_is_trained_and_scored_on_the_chosen_device(kind):
     spy.devices.clear()
     scores = ns.net_scores(spy, features)
     assert spy.devices and set(spy.devices) == {"meta"} and scores.shape == (30, 3)
+
+
+def test_fine_tuning_on_the_training_images_leaves_each_image_out_of_its_own_keys():
+    # the issue-17 leak: a simple net whose keys are the training images finds each image at cosine 1
+    features = unit([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]])
+    labels = np.array([[1, 0], [0, 1], [0, 1], [1, 0]], np.float32)      # neighbours disagree on purpose
+    net = ns.SimpleNeighbourNet(features, labels, temperature=2000.0)
+    with torch.no_grad():
+        own = net(torch.as_tensor(features)).numpy()
+        others = net(torch.as_tensor(features), torch.arange(4)).numpy()
+    np.testing.assert_allclose(own, labels, atol=1e-3)                     # itself dominates: a copy of its labels
+    np.testing.assert_allclose(others, labels[[1, 0, 3, 2]], atol=1e-3)     # left out: its nearest other image
+    spy_calls = []
+    forward = net.forward
+    net.forward = lambda queries, exclude=None: (spy_calls.append(exclude), forward(queries, exclude))[1]
+    ns.fine_tune(net, features, labels, epochs=1, batch_size=2, learning_rate=0.1, momentum=0.0,
+                 keys_are_features=True)
+    assert len(spy_calls) == 2 and all(c is not None for c in spy_calls)
+    assert sorted(torch.cat(spy_calls).tolist()) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="keys are the features"):
+        ns.fine_tune(ns.SimpleNeighbourNet(features[:2], labels[:2], 1.0), features, labels, epochs=1,
+                     batch_size=2, learning_rate=0.1, momentum=0.0, keys_are_features=True)

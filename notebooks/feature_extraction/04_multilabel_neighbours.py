@@ -237,9 +237,13 @@ pd.DataFrame({"split": ["train", "validation", "test"],
 #   \cos(f_q, f_\cdot))$ over those references, so keywords do not compete for one softmax.
 #   **Prototypes** (after Tip-Adapter's 16 per class {cite}`zhang2022tipadapter`): each class's images are
 #   split into $k$ groups, at random or by mini-batch k-means, a prototype is a group's mean feature, and
-#   its label is the group's average label vector or the one-hot vector of its class. **Fine-tuning**
+#   its label is the group's average label vector or the one-hot vector of its class; a group that receives
+#   no image has no prototype (the thesis: it is "not considered"). **Fine-tuning**
 #   trains the first layer (and $\tau$ of the simple net) with the MSE, SGD with momentum and cosine
-#   annealing.
+#   annealing. Where the first layer holds the training images themselves, each training image is left out
+#   of its own row of the softmax while it trains, as the neighbour search leaves a query out of its
+#   references; otherwise it would find itself at cosine 1 and learn to copy its own keywords. The thesis
+#   does not say how it handles this; we say so here.
 # - **Tip-Adapter** {cite}`zhang2022tipadapter`, the combination of text and reference images that the
 #   thesis proposes as future work (Sec. 6.3): the zero-shot score (manual labels) plus $\alpha$ times the
 #   average of the reference labels weighted by the affinities $\exp(-\beta(1 - \cos(f_q, f_n)))$.

@@ -485,13 +485,14 @@ def run_models(prepared: Prepared, captions: dict, config: Config, seed: int = 0
 
         return _tune(objective, config.trials, seed)[1]
 
-    def tune_fine_tuning(make, temperature):
+    def tune_fine_tuning(make, temperature, self_keys):
         def objective(trial):
             parameters = {"epochs": trial.suggest_int("epochs", 1, config.max_epochs),
                           "batch_size": trial.suggest_int("batch", 8, 512, log=True),
                           "learning_rate": trial.suggest_float("lr", 1e-5, 100, log=True),
                           "momentum": trial.suggest_float("momentum", 0, 0.99)}
-            net = ns.fine_tune(make(temperature), x["train"], y["train"], seed=seed, device=device, **parameters)
+            net = ns.fine_tune(make(temperature), x["train"], y["train"], seed=seed, device=device,
+                               keys_are_features=self_keys, **parameters)
             score = ns.net_scores(net, x["validation"])
             if not np.isfinite(score).all():
                 return 0.0, (parameters, None)
@@ -529,7 +530,7 @@ def run_models(prepared: Prepared, captions: dict, config: Config, seed: int = 0
         parameters = {"T": temperature}
         net = make(temperature)
         if tuned:
-            fine, net = tune_fine_tuning(make, temperature)
+            fine, net = tune_fine_tuning(make, temperature, self_keys=per_class is None)
             parameters.update(fine)
         evaluate(f"neighbour net: {name}", "neighbour net", lambda split, net=net: ns.net_scores(net, x[split]),
                  parameters)

@@ -183,8 +183,14 @@ class SimpleNeighbourNet(nn.Module):
         self.register_buffer("values", torch.as_tensor(np.asarray(values, dtype=np.float32)).clone())
         self.log_temperature = nn.Parameter(torch.tensor(float(np.log(temperature))))
 
-    def forward(self, queries: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.log_temperature.exp() * queries @ self.keys.T, dim=1) @ self.values
+    def forward(self, queries: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
+        """``exclude (B,)``: the index of a key each query must not see (itself, when the keys are the training
+        images and the queries are those images), or -1 for none."""
+        logits = self.log_temperature.exp() * queries @ self.keys.T
+        if exclude is not None:
+            rows = torch.nonzero(exclude >= 0).squeeze(1)
+            logits = logits.index_put((rows, exclude[rows]), torch.tensor(-torch.inf, device=logits.device))
+        return torch.softmax(logits, dim=1) @ self.values
 
 
 class ClassWiseNeighbourNet(nn.Module):
@@ -212,9 +218,10 @@ def class_prototypes(features, labels, per_class: int, *, clustering: bool, labe
     """Prototypes after Tip-Adapter, multi-label (Sec. 3.2.3): ``(keys (C k, D), values (C k, C), membership (C k, C))``.
 
     Every sample joins the groups of all its classes; within class c its samples are split into ``per_class``
-    groups, at random or by mini-batch k-means (``clustering``); a key is its group's mean (a zero vector for an
-    empty group); its value is the group's mean label vector (``average``) or the one-hot vector of c
-    (``one-hot``); ``membership`` is always that one-hot vector.
+    groups, at random or by mini-batch k-means (``clustering``); a key is its group's mean; its value is the
+    group's mean label vector (``average``) or the one-hot vector of c (``one-hot``); ``membership`` is always
+    that one-hot vector. A group without samples is not considered (the thesis): it has no prototype, so
+    the arrays hold at most ``C k`` rows, those of the non-empty groups, in class order.
     """
     from sklearn.cluster import MiniBatchKMeans
 
@@ -228,6 +235,7 @@ def class_prototypes(features, labels, per_class: int, *, clustering: bool, labe
     keys = np.zeros((n_classes * per_class, features.shape[1]), np.float32)
     values = np.zeros((n_classes * per_class, n_classes), np.float32)
     membership = np.zeros_like(values)
+    filled = np.zeros(len(keys), bool)
     for c in range(n_classes):
         members = np.flatnonzero(labels[:, c] > 0)
         rows = slice(c * per_class, (c + 1) * per_class)
@@ -244,20 +252,28 @@ def class_prototypes(features, labels, per_class: int, *, clustering: bool, labe
         for g in range(per_class):
             chosen = members[groups == g]
             if len(chosen):
+                filled[c * per_class + g] = True
                 keys[c * per_class + g] = features[chosen].mean(axis=0)
                 if label_mode == "average":
                     values[c * per_class + g] = labels[chosen].mean(axis=0)
-    return keys, values, membership
+    return keys[filled], values[filled], membership[filled]
 
 
 def fine_tune(net: nn.Module, features, labels, *, epochs: int, batch_size: int, learning_rate: float,
-              momentum: float, seed: int = 0, device="cpu") -> nn.Module:
+              momentum: float, seed: int = 0, device="cpu", keys_are_features: bool = False) -> nn.Module:
     """Fine-tune a neighbour net (Sec. 3.2.3): MSE between its scores and the 0/1 labels, SGD with ``momentum``,
-    cosine annealing of the learning rate over all steps (no restarts), seeded batch order. Returns ``net``."""
+    cosine annealing of the learning rate over all steps (no restarts), seeded batch order. Returns ``net``.
+
+    ``keys_are_features``: the net's keys are ``features`` themselves, row for row (a
+    :class:`SimpleNeighbourNet` on every training image); each training image is then left out of its own
+    keys, as the neighbour search leaves a query out of its references. Otherwise an image would find
+    itself at cosine 1 and learn to copy its own labels."""
     if epochs < 1 or batch_size < 1 or learning_rate <= 0 or not 0 <= momentum < 1:
         raise ValueError("need epochs >= 1, batch_size >= 1, learning_rate > 0 and 0 <= momentum < 1")
     x = torch.as_tensor(np.asarray(features, dtype=np.float32))
     y = torch.as_tensor(np.asarray(labels, dtype=np.float32))
+    if keys_are_features and (not isinstance(net, SimpleNeighbourNet) or net.keys.shape != x.shape):
+        raise ValueError("keys_are_features needs a SimpleNeighbourNet whose keys are the features, row for row")
     net.to(device).train()
     parameters = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(parameters, lr=learning_rate, momentum=momentum)
@@ -268,7 +284,8 @@ def fine_tune(net: nn.Module, features, labels, *, epochs: int, batch_size: int,
         order = torch.randperm(len(x), generator=generator)
         for start in range(0, len(x), batch_size):
             batch = order[start:start + batch_size]
-            loss = torch.mean((net(x[batch].to(device)) - y[batch].to(device)) ** 2)
+            scores = net(x[batch].to(device), batch.to(device)) if keys_are_features else net(x[batch].to(device))
+            loss = torch.mean((scores - y[batch].to(device)) ** 2)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
