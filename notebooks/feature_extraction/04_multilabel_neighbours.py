@@ -271,7 +271,8 @@ pd.DataFrame({"split": ["train", "validation", "test"],
 # Hyper-parameters (context weights, $T$, $\Delta$, $M$, epochs, batch size, learning rate, momentum,
 # $\alpha$, $\beta$) are chosen by Bayesian optimisation on the validation set only, with optuna's seeded
 # TPE sampler {cite}`akiba2019optuna` ({glue:text}`mln_trials:d` trials per model, {glue:text}`mln_ft_trials:d`
-# for a fine-tuned one, at this profile); for every trial the threshold is the exact $F_2$-optimal one. The
+# for a fine-tuned one, at this profile; the first quarter of a search's trials, at least 2 and at most 10, are
+# random draws, the rest follow TPE's model); for every trial the threshold is the exact $F_2$-optimal one. The
 # test set is read once per model. All of it is repeated for {glue:text}`mln_runs:d` split seed(s).
 
 # %%
