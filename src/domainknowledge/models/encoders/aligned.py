@@ -66,6 +66,8 @@ __all__ = ["ALIGNED_SIZES", "TAPS", "AlignedConfig", "AlignedEncoder", "AlignedH
 
 #: EfficientNet-Lite0's MBConv blocks after which the feature map is pooled (mean and standard deviation).
 TAPS = (2, 4, 10)
+#: Captioned images drawn and encoded at a time when the heads' training pairs are made.
+WORLD_CHUNK = 1000
 ALL_WORLDS = "all-worlds"
 _PREFIX = "aligned-lite0-minilm-"
 
@@ -238,7 +240,8 @@ def _feature_key(world: str, config: AlignedConfig) -> str:
                                                 world_captions)
 
     fields = {"world": world, "n": config.images_per_world, "render": config.render_size,
-              "size": config.image_size, "seed": config.seed, "taps": TAPS}
+              "size": config.image_size, "seed": config.seed, "taps": TAPS, "chunk": WORLD_CHUNK,
+              "draw": "train-<chunk>"}
     source = _source_digest(world_captions, captioned_world, cars, vehicles, aesthetics, products)
     return hashlib.sha256(f"{json.dumps(fields, sort_keys=True)}|{source}|{_versions()}".encode()).hexdigest()[:20]
 
@@ -259,7 +262,9 @@ def world_features(world: str, config: AlignedConfig, *, cache_dir, device="cpu"
                    towers=None) -> dict:
     """The frozen towers' outputs on ``config.images_per_world`` captioned images of ``world`` (training split):
     ``features (N, 1632)``, ``conse (N, 384)``, ``text (N, 384)`` (MiniLM of the captions), float32; cached.
-    ``towers``: the ``(Lite0Taps, ConSE class embeddings)`` pair when the caller holds one (built otherwise)."""
+    ``towers``: the ``(Lite0Taps, ConSE class embeddings)`` pair when the caller holds one (built otherwise).
+    The images are drawn and encoded :data:`WORLD_CHUNK` at a time (splits ``train-0``, ``train-1``, ...), so
+    memory does not grow with ``images_per_world``."""
     from domainknowledge.data.synthetic.world_captions import captioned_set
     from domainknowledge.models.text import encode_texts
 
@@ -268,12 +273,14 @@ def world_features(world: str, config: AlignedConfig, *, cache_dir, device="cpu"
         with np.load(path) as stored:
             return {name: stored[name] for name in stored.files}
     start = time.time()
-    pairs = captioned_set(world, config.images_per_world, seed=config.seed, split="train",
-                          image_size=config.render_size)
     taps, classes = towers if towers is not None else _towers(config, cache_dir, device)
-    features, conse = _image_outputs(taps, classes, pairs.images, device)
-    text = encode_texts(pairs.captions, device=str(device))
-    arrays = {"features": features, "conse": conse, "text": text.astype(np.float32)}
+    parts = []
+    for chunk, first in enumerate(range(0, config.images_per_world, WORLD_CHUNK)):
+        count = min(WORLD_CHUNK, config.images_per_world - first)
+        pairs = captioned_set(world, count, seed=config.seed, split=f"train-{chunk}", image_size=config.render_size)
+        features, conse = _image_outputs(taps, classes, pairs.images, device)
+        parts.append((features, conse, encode_texts(pairs.captions, device=str(device)).astype(np.float32)))
+    arrays = {name: np.concatenate([part[i] for part in parts]) for i, name in enumerate(("features", "conse", "text"))}
 
     def write(temporary):
         with open(temporary, "wb") as file:
@@ -281,7 +288,7 @@ def world_features(world: str, config: AlignedConfig, *, cache_dir, device="cpu"
 
     _atomic_write(path, write)
     if progress:
-        print(f"[aligned] {world}: {len(pairs):,} captioned images through the frozen towers "
+        print(f"[aligned] {world}: {config.images_per_world:,} captioned images through the frozen towers "
               f"({time.time() - start:.0f} s)", flush=True)
     return arrays
 
