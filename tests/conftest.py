@@ -119,6 +119,8 @@ class PaperDryRuns:
         self._failure: BaseException | None = None
         self._processes: set[subprocess.Popen] = set()
         self._stopped = False
+        # the environment the session started with: unit tests running beside the thread patch os.environ
+        self._environment = dict(os.environ)
         self._thread = threading.Thread(target=self._background, name="paper-dry-runs", daemon=True)
 
     def start(self) -> PaperDryRuns:
@@ -158,7 +160,8 @@ class PaperDryRuns:
     def _background(self) -> None:
         try:
             log = self.logs / "fixtures.log"
-            code = self._run([sys.executable, "-m", "domainknowledge.fixtures", str(self.data_root)], log, os.environ)
+            code = self._run([sys.executable, "-m", "domainknowledge.fixtures", str(self.data_root)], log,
+                             self._environment)
             if code != 0:
                 raise RuntimeError(f"python -m domainknowledge.fixtures exited with {code}; see {log}")
         except BaseException as exc:  # reported by fixtures() and results() in the test process
@@ -187,7 +190,7 @@ class PaperDryRuns:
         argv = [sys.executable, "-m", "domainknowledge.book", "--book-root", str(self.project.book_root), "run",
                 "--chapter", name, "--profile", "paper", "--seed", "0", "--device", "cpu", "--no-pages",
                 "--data-root", str(self.data_root), "--dry-run"]
-        environment = {**thread_environment(2), **os.environ, **dry_run_environment(self.data_root)}
+        environment = {**thread_environment(2), **self._environment, **dry_run_environment(self.data_root)}
         started = time.time()
         code = self._run(argv, self.logs / f"{name}.log", environment)
         record = book.read_record(self._chapters[name].executed_path(self.project))
@@ -208,6 +211,12 @@ class PaperDryRuns:
         finally:
             with self._lock:
                 self._processes.discard(process)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The tests of ``test_paper_dry_run.py`` last (in their order): until they need the dry runs'
+    results, the other tests run beside :class:`PaperDryRuns`' background thread, on the other core."""
+    items.sort(key=lambda item: item.path.name == "test_paper_dry_run.py")
 
 
 @pytest.fixture(scope="session", autouse=True)
