@@ -14,10 +14,12 @@ from tests.conftest import REPO, copy_book_frame
 pytestmark = pytest.mark.slow
 
 
-#: The slowest chapters at ``smoke`` (wall seconds, 2 at a time on 2 cores, measured on 6 Dec 2026: InDiReCT 65,
-#: the others 17-33), started first so that the two workers finish together (longest processing time first).
-SLOWEST_FIRST = ("indirect", "multitask_aesthetics", "cars_attention", "dml_attribution", "clip_aesthetics",
-                 "human_similarity", "bgaugment")
+#: The slowest chapters at ``smoke`` (wall seconds, 2 at a time on 2 cores, measured on 7 Dec 2026: InDiReCT 54,
+#: multitask 34, DML attribution 30, the next 14-22, the others 8-14), started first so that the two workers finish
+#: together (longest processing time first).
+SLOWEST_FIRST = ("indirect", "multitask_aesthetics", "dml_attribution", "cars_attention", "clip_aesthetics",
+                 "bgaugment", "latent_adversarial_debiasing", "simloss", "encoders", "decision_tree_hashing",
+                 "venue_recommender", "human_similarity")
 
 
 @pytest.fixture(scope="module")

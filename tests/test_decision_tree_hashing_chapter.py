@@ -126,6 +126,26 @@ def test_fashion_mnist_transfer_holds_the_classes_the_task_left_out():
     assert any(np.array_equal(test_images[0, 0].numpy(), image) for image in pool)
 
 
+def test_cifar10_transfer_reads_the_first_cifar100_classes(tmp_path):
+    """The paper's transfer set is CIFAR-100 in its published pickles; ``classes`` keeps its first classes
+    (a paper dry run's cap, :attr:`Config.transfer_classes`), ``None`` all of them."""
+    from domainknowledge.experiment import select
+    from domainknowledge.fixtures import write_fixtures
+
+    root = write_fixtures(tmp_path, ["cifar10", "cifar100"])
+    config = select(ch.CONFIGS, "paper", dry_run=True)
+    assert ch.CONFIGS["paper"].transfer_classes == 100 and config.transfer_classes < 100
+    task = ch.load_task(config, seed=0, data_root=root)
+    every = ch.load_transfer(task, seed=0, data_root=root)
+    first = ch.load_transfer(task, seed=0, data_root=root, classes=config.transfer_classes)
+    assert sorted(set(every[1].tolist())) == list(range(100)) and every[0].shape[1:] == (3, 32, 32)
+    assert sorted(set(first[1].tolist())) == sorted(set(first[3].tolist())) == list(range(config.transfer_classes))
+    kept = every[1] < config.transfer_classes
+    assert torch.equal(first[0], every[0][kept]) and torch.equal(first[1], every[1][kept])
+    with pytest.raises(ValueError, match="transfer_classes must be at least 2"):
+        dataclasses.replace(config, transfer_classes=1)
+
+
 def test_transfer_needs_classes_left_out():
     task = ch.load_task(dataclasses.replace(ch.CONFIGS["smoke"], classes=None), seed=0)
     with pytest.raises(ValueError, match="none is left to transfer"):

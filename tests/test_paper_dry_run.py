@@ -44,10 +44,12 @@ MEMORY_NOT_ASSERTED_ON_CPU: dict[str, str] = {
 }
 
 CHAPTERS = [chapter.name for chapter in book.discover_chapters(Project(REPO, REPO))]
-#: The slowest paper dry runs on the fixtures (CPU seconds, one thread, measured on 6 Dec 2026: 70-110 each; the
-#: others 15-60), started first so that the two workers finish together (longest processing time first).
-SLOWEST_FIRST = ("decision_tree_hashing", "human_similarity", "multitask_aesthetics", "dml_attribution",
-                 "encoders", "clip_aesthetics")
+#: The slowest paper dry runs on the fixtures (wall seconds two at a time in the test suite on 7 Dec 2026:
+#: 85-115 each, the next 40-60, the others 15-36), started first so that the two workers finish together
+#: (longest processing time first; :class:`tests.conftest.PaperDryRuns` takes them in this order).
+SLOWEST_FIRST = ("human_similarity", "multitask_aesthetics", "dml_attribution", "decision_tree_hashing",
+                 "clip_aesthetics", "indirect", "venue_recommender", "cars_attention", "encoders",
+                 "multilabel_neighbours", "twitch_sentiment", "hierarchical_grouping")
 
 
 def slowest_first(chapters: list) -> list:
@@ -69,17 +71,18 @@ def run_dry(project: Project, chapters: list, data_root) -> dict:
 
 
 @pytest.fixture(scope="module")
-def paper_project(tmp_path_factory):
+def paper_project(tmp_path_factory, paper_dry_runs):
+    if paper_dry_runs is not None:
+        return paper_dry_runs.project
     return Project(REPO, copy_book_frame(tmp_path_factory.mktemp("paper-book")))
 
 
 @pytest.fixture(scope="module")
-def dry_run_results(request, paper_project, published_data):
-    """The selected chapters' paper dry runs, two at a time through the local executor (CI has 2 cores)."""
-    selected = {item.callspec.params["name"] for item in request.session.items
-                if item.originalname == "test_paper_path_runs_on_published_layouts"} - set(PAPER_PATH_TOO_SLOW_ON_CPU)
-    chapters = [c for c in book.discover_chapters(paper_project) if c.name in selected]
-    return run_dry(paper_project, chapters, published_data)
+def dry_run_results(paper_dry_runs, published_data):
+    """The selected chapters' paper dry runs (``{name: result}`` with ``status`` and ``error``): started with
+    the session on the core that the unit tests leave idle, two at a time from here on
+    (:class:`tests.conftest.PaperDryRuns`)."""
+    return {} if paper_dry_runs is None else paper_dry_runs.results()
 
 
 @pytest.fixture(scope="module")

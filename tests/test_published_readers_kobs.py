@@ -143,6 +143,8 @@ def test_table_16_4_streams_chunks_and_counts_every_prediction(root, monkeypatch
     streamed = M.distortion_classification_accuracy(network, files, seed=3)
     levels = [len([v for v in spec.levels if v != 0]) for spec in first_of_each]
     assert streamed["predictions"].tolist() == [3 * n for n in levels]
+    capped = M.distortion_classification_accuracy(network, files, seed=3, levels_per_sign=1)  # a paper dry run
+    assert capped["predictions"].tolist() == [3 * len([v for v in spec.levels if abs(v) == 1]) for spec in first_of_each]
     outputs = M.regression_outputs(network, files, seed=3)
     assert len(outputs) == 2 * 3 * len(distortions.distortion_levels("brightness"))
     assert M.first_images(files, 2).paths == files.paths[:2] and isinstance(M.first_images(files, None), ImageFiles)

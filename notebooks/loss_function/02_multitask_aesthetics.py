@@ -381,7 +381,8 @@ ours_rows = [i for i in mta.OURS if i in config.initialisations]
 self_supervised = [i for i in ("rotnet", "simclr") if i in config.initialisations]
 truth = task.mean_scores["test"]
 alpha_correlation = 0.05
-correlation_tests = {row: mta.compare_correlations(predictions, truth, row, self_supervised, seed=seed) for row in ours_rows}
+correlation_tests = {row: mta.compare_correlations(predictions, truth, row, self_supervised, seed=seed,
+                                                   iterations=config.randomization_iterations) for row in ours_rows}
 correlation_table = pd.concat({mta.LABELS[row]: t.rename(index=mta.LABELS) for row, t in correlation_tests.items()},
                               names=["pretext task", "against"])
 run.record("correlation_tests", correlation_table)
@@ -437,7 +438,8 @@ analysis_images = mta.first_images(pretraining_images["test"], config.analysis_i
 classification = None
 if "ranking+classification" in pretrained:
     classification = mta.distortion_classification_accuracy(pretrained["ranking+classification"].network,
-                                                            analysis_images, seed=seed, device=run.device)
+                                                            analysis_images, seed=seed, device=run.device,
+                                                            levels_per_sign=config.analysis_levels)
     run.record("table_16_4", classification)
     display(classification.style.format({"accuracy": "{:.3f}", "chance": "{:.3f}", "predictions": "{:,.0f}",
                                          "p (binomial, > chance)": "{:.2g}"}))

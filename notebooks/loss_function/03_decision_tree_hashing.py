@@ -86,12 +86,12 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # %%
 task = chapter.load_task(config, seed=seed, data_root=data_root,
                          allow_download=dk.experiment.check_profile(run.profile).allow_download)
-transfer = chapter.load_transfer(task, seed=seed, data_root=data_root,
+transfer = chapter.load_transfer(task, seed=seed, data_root=data_root, classes=config.transfer_classes,
                                  allow_download=dk.experiment.check_profile(run.profile).allow_download)
 run.glue("ddtl_database_size", len(task.train_labels))
 run.glue("ddtl_query_size", len(task.query_labels))
 unseen_classes = [name for name in chapter.FASHION_MNIST_CLASSES if name not in task.class_names] \
-    if task.name == "Fashion-MNIST" else ["CIFAR-100's 100 classes"]
+    if task.name == "Fashion-MNIST" else [f"{len(np.unique(transfer[1].numpy()))} CIFAR-100 classes"]
 pd.Series({"data set": task.name, "classes trained on": ", ".join(task.class_names),
            "database (= training) images": len(task.train_labels), "query images": len(task.query_labels),
            "transfer classes": ", ".join(unseen_classes),

@@ -117,9 +117,14 @@ DRY_RUN_CAPS: dict[str, int] = {
     # pretext batches of Ch. 16: distortions drawn per base image and levels per sign (a base image and its
     # variants; the thesis' 181 variants of 8 photos at 224 px would need tens of GB on a CPU)
     "distortions_per_group": 1, "levels_per_sign": 1,
+    # and Table 16.4's levels per sign (each level of each of the 21 distortions a pass of the test images)
+    "analysis_levels": 1,
     # encoders compared in Ch. 12 and hashing methods trained in Darlow Ch. 3 (a dry run keeps the first of each
     # list; every ResNet-34 encodes the CIFAR-100 transfer set, about 25 CPU s each even on the fixtures)
     "multimodal": 1, "content": 1, "methods": 2,
+    # CIFAR-100 classes of Darlow Ch. 3's transfer set (each transfer image through every trained ResNet-34;
+    # 20 of the fixture's 100 classes are 80 images instead of 400)
+    "transfer_classes": 20,
     # ImageNet class names per adjective in Ch. 12's context prompts (1,000 x 39 prompts through a CLIP text
     # tower take hours on a CPU)
     "content_classes": 2,

@@ -66,7 +66,9 @@ class Config:
     number of tree decisions (12 in the thesis, about 12 training images per leaf on CIFAR-10; the small
     profiles keep that ratio rather than the depth, see :data:`CONFIGS`); ``epochs``, ``batch_size``, ``learning_rate`` (Adam with cosine annealing,
     1e-3 in the thesis); ``temperature`` of NT-Xent (1); ``methods`` trained, ``runs`` seeds each; ``map_k``
-    the rank threshold of mAP@K."""
+    the rank threshold of mAP@K; ``transfer_classes``, how many of CIFAR-100's classes (the first in label order)
+    form the transfer set of a CIFAR-10 model (``None`` = all 100; a paper dry run caps it, every transfer
+    image passes through each trained ResNet-34)."""
 
     dataset: str
     backbone: str
@@ -83,6 +85,7 @@ class Config:
     methods: tuple[str, ...]
     runs: int
     map_k: int
+    transfer_classes: int | None = None
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
@@ -97,6 +100,8 @@ class Config:
         for name in ("feature_dim", "tree_depth", "epochs", "batch_size", "runs", "map_k"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.transfer_classes is not None and self.transfer_classes < 2:
+            raise ValueError(f"transfer_classes must be at least 2 (or None for all), got {self.transfer_classes}")
 
 
 #: The Fashion-MNIST classes the small profiles train on; the other five are the transfer set (Table 3.4's
@@ -123,7 +128,7 @@ CONFIGS: dict[str, Config] = {
                   batch_size=128, learning_rate=2e-3, temperature=1.0, methods=CONVERGED_METHODS, runs=2, map_k=200),
     "paper": Config(dataset="cifar10", backbone="resnet34", classes=None, train_images=None, query_images=None,
                     channels=(64, 128, 256), feature_dim=512, tree_depth=12, epochs=500, batch_size=512, learning_rate=1e-3,
-                    temperature=1.0, runs=3, map_k=5_000,
+                    temperature=1.0, runs=3, map_k=5_000, transfer_classes=100,  # all of CIFAR-100
                     # DDTL and its PCA-tree ablation first: a dry run trains those two (each baseline's loss
                     # is trained in test_every_method_trains_and_gives_codes_of_one_length)
                     methods=("ddtl", "crpca", "dch", *(m for m in METHODS if m not in ("ddtl", "crpca", "dch")))),
@@ -419,21 +424,27 @@ def evaluate_retrieval(method: str, database: dict[str, np.ndarray], database_la
 # --- transfer, robustness and coarse-to-fine (Secs. 3.2.3, 3.3.2, 3.2.5) ----------------------------------
 
 
-def load_transfer(task: HashingTask, *, seed: int, data_root=None, allow_download: bool = False):
+def load_transfer(task: HashingTask, *, seed: int, data_root=None, allow_download: bool = False,
+                  classes: int | None = None):
     """Images of classes the network never saw, as CIFAR-100 is for a CIFAR-10 model (Table 3.4):
     ``(train_images, train_labels, test_images, test_labels)`` shaped like the task's images.
 
     Fashion-MNIST -> the Fashion-MNIST classes the task does not hold (the task must hold a subset, see
     :data:`SOURCE_CLASSES`), from the training split (transfer train) and the test split (transfer test), as
     many images per class as the task has (``seed`` draws them).
-    CIFAR-10 -> CIFAR-100's training (transfer train) and test (transfer test) sets from ``data_root``.
+    CIFAR-10 -> CIFAR-100's training (transfer train) and test (transfer test) sets from ``data_root``, of its
+    first ``classes`` fine classes (``None`` = all 100; :attr:`Config.transfer_classes`).
     """
     if task.name == "CIFAR-10":
         from domainknowledge.data.real.cifar100 import _folder, read_cifar100_split
 
         folder = _folder(data_root, allow_download)
-        (train_x, train_y, _), (test_x, test_y, _) = (read_cifar100_split(folder, s) for s in ("train", "test"))
-        return (as_image_tensor(train_x), torch.from_numpy(train_y), as_image_tensor(test_x), torch.from_numpy(test_y))
+        splits = []
+        for split in ("train", "test"):
+            images, labels, _ = read_cifar100_split(folder, split)
+            keep = slice(None) if classes is None else labels < classes
+            splits += [as_image_tensor(images[keep]), torch.from_numpy(labels[keep])]
+        return tuple(splits)
     if task.name != "Fashion-MNIST":
         raise ValueError(f"no transfer set is defined for {task.name!r}; expected 'Fashion-MNIST' or 'CIFAR-10'")
     _, all_names, load = _dataset_reader("fashion_mnist")

@@ -151,7 +151,9 @@ class Config:
     the stand-in, or ``None`` with ``aesthetics_split`` fractions for AVA. ``initialisations``: the rows of
     Table 16.3; ``runs``: fine-tuning seeds per row; ``label_fractions``: the labelled-data fractions of
     Fig. 16.5, trained for ``fraction_initialisations``. ``analysis_images``: test base images for Table 16.4 and
-    Fig. 16.4 (``None``: all). ``pretext_from_imagenet``: the pretext networks (ours, RotNet, SimCLR) start from
+    Fig. 16.4 (``None``: all); ``analysis_levels``: Table 16.4's intensity levels per sign (5: every level; a
+    paper dry run caps it, each level is a network pass). ``randomization_iterations``: rounds of the randomized
+    matched-pair tests of Table 16.3's correlations. ``pretext_from_imagenet``: the pretext networks (ours, RotNet, SimCLR) start from
     torchvision's ImageNet MobileNetV2, as in the thesis (downloaded once), instead of random weights.
     """
 
@@ -173,6 +175,8 @@ class Config:
     pretext_from_imagenet: bool = False
     aesthetics_split: tuple[float, float, float] = (0.8, 0.05, 0.15)
     alpha: float = 0.01
+    analysis_levels: int = 5
+    randomization_iterations: int = 1000
 
     @property
     def imagenet_is_reference(self) -> bool:
@@ -188,6 +192,9 @@ class Config:
         unknown = set(self.initialisations) - set(INITIALISATIONS)
         if unknown:
             raise ValueError(f"unknown initialisation(s) {sorted(unknown)}; choose from {INITIALISATIONS}")
+        if not 1 <= self.analysis_levels <= 5 or self.randomization_iterations < 1:
+            raise ValueError(f"analysis_levels must be in 1..5 and randomization_iterations at least 1, got "
+                             f"{self.analysis_levels} and {self.randomization_iterations}")
         if "imagenet" not in self.initialisations:
             raise ValueError("the initialisations must contain the 'imagenet' baseline")
         if 1.0 not in self.label_fractions or not set(self.fraction_initialisations) <= set(self.initialisations):
@@ -807,10 +814,11 @@ def _predict_rows(network, images: np.ndarray, output: str, device, batch_size: 
 
 
 @torch.no_grad()
-def distortion_classification_accuracy(network: PretextNetwork, base_images, *, seed: int,
-                                       device="cpu") -> pd.DataFrame:
+def distortion_classification_accuracy(network: PretextNetwork, base_images, *, seed: int, device="cpu",
+                                       levels_per_sign: int = 5) -> pd.DataFrame:
     """Table 16.4: accuracy of each classification head on every distortion at every non-zero level of the test
-    base images ``(N, H, W, 3)`` (an array or :class:`ImageFiles`), with the chance level ``1 / |D_a|``.
+    base images ``(N, H, W, 3)`` (an array or :class:`ImageFiles`), with the chance level ``1 / |D_a|``
+    (``levels_per_sign`` < 5: only the levels ``1 <= |v| <= levels_per_sign``, as in a paper dry run).
 
     Streams: one chunk of base images and one distortion level are in memory at a time (the thesis' 15,000 test
     images at about 150 levels would be 2.7 million images), and only correct counts are kept."""
@@ -823,7 +831,7 @@ def distortion_classification_accuracy(network: PretextNetwork, base_images, *, 
     for chunk in _chunks(base_images):
         for spec in distortions.CATALOGUE:
             aspect_index, class_index = distortions.class_within_aspect(spec.name)
-            for level in (v for v in spec.levels if v != 0):
+            for level in (v for v in spec.levels if 0 < abs(v) <= levels_per_sign):
                 distorted = np.stack([distortions.apply_distortion(image, spec.name, level, rng) for image in chunk])
                 predicted = _predict_rows(network, distorted, "classification", device)[aspect_index]
                 correct[aspect_index] += int((predicted == class_index).sum())
