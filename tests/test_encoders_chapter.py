@@ -113,8 +113,17 @@ def test_world_fitness_scores_an_encoder_that_knows_the_factor_perfectly():
     oracle.lookup.update(_FactorOracle(probe, "body type", values, phrases).lookup)
     table = chapter.world_fitness(oracle, "vehicles", test, probe)
     row = table.loc[("vehicles", "body type")]
-    assert row["zero_shot"] == 1.0 and row["probe"] == 1.0 and row["p_value"] < 1e-6
-    assert row["chance"] == pytest.approx(test.factors["body type"].value_counts().max() / 60)
+    assert row["zero_shot"] == 1.0 and row["probe"] == 1.0 and row["p_value"] == pytest.approx(1 / 2001)
+    assert row["chance"] == pytest.approx(1 / test.factors["body type"].nunique())
     with pytest.raises(ValueError, match="must be of the world 'cars'"):
         chapter.world_fitness(oracle, "cars", test)
 
+
+
+def test_balanced_accuracy_p_value_separates_a_reader_from_a_majority_guess():
+    labels = np.array([0] * 80 + [1] * 20)
+    majority = np.zeros(100, int)                          # 80 % accuracy, balanced accuracy 0.5: no information
+    assert chapter.balanced_accuracy_p_value(labels, majority) == 1.0
+    reader = labels.copy()
+    reader[:8] = 1                                          # 90 % of each class right
+    assert chapter.balanced_accuracy_p_value(labels, reader, rounds=500) == pytest.approx(1 / 501)

@@ -27,7 +27,8 @@ from domainknowledge.models.encoders import (
 
 __all__ = ["CONFIGS", "PHOTO_LABELS", "PHOTO_TEMPLATES", "Config", "linear_probe_by_factor", "photo_zero_shot",
            "retrieval_recall",
-           "smoothed", "NEEDED_FACTORS", "aligned_fitness", "world_fitness", "zero_shot_by_factor"]
+           "smoothed", "NEEDED_FACTORS", "aligned_fitness", "balanced_accuracy_p_value", "world_fitness",
+           "zero_shot_by_factor"]
 
 
 @dataclass(frozen=True)
@@ -152,14 +153,17 @@ def world_fitness(encoder, world: str, test, probe_train=None, *, test_embedding
                   probe_embeddings=None) -> pd.DataFrame:
     """What ``encoder`` can tell of each factor of a captioned ``world``: one row per factor of
     :func:`~domainknowledge.data.synthetic.world_captions.zero_shot_factors` with ``classes``, ``images``,
-    ``zero_shot`` accuracy (prompt ensembles), ``chance`` (the majority class' share of the evaluated images),
-    ``p_value`` (one-sided binomial test of the zero-shot hits against chance) and, given ``probe_train`` (a
-    :class:`~domainknowledge.data.synthetic.world_captions.CaptionedSet` of another split), ``probe``: the test
-    accuracy of a logistic-regression probe on the image embeddings (what the embedding holds, whether or not
-    words reach it). ``test`` is a ``CaptionedSet`` of ``world``; ``test_embeddings`` and ``probe_embeddings``
-    (``(N, D)``) are the encoder's image embeddings of those sets when already computed."""
-    from scipy.stats import binomtest
+    ``zero_shot``: the balanced accuracy (mean recall over the values present) of prompt-ensemble zero-shot
+    classification, ``chance`` (1 / the number of values present: what a constant or random guess scores),
+    ``p_value`` (:func:`balanced_accuracy_p_value`) and, given ``probe_train`` (a
+    :class:`~domainknowledge.data.synthetic.world_captions.CaptionedSet` of another split), ``probe``: the
+    balanced test accuracy of a class-balanced logistic-regression probe on the image embeddings (what the
+    embedding holds, whether or not words reach it). ``test`` is a ``CaptionedSet`` of ``world``;
+    ``test_embeddings`` and ``probe_embeddings`` (``(N, D)``) are the encoder's image embeddings of those sets
+    when already computed. Balanced accuracy keeps the factors with uneven values (a blur level, a body type)
+    comparable with chance."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
 
     from domainknowledge.data.synthetic.world_captions import zero_shot_factors
 
@@ -175,20 +179,37 @@ def world_fitness(encoder, world: str, test, probe_train=None, *, test_embedding
         keep = np.isin(truth, values)
         labels = np.asarray([values.index(value) for value in truth[keep]], dtype=np.int64)
         predicted = zero_shot_predict(x_test[keep], zero_shot_classifier(encoder, list(phrases), list(templates)))
-        hits, count = int((predicted == labels).sum()), int(keep.sum())
-        chance = float(np.bincount(labels, minlength=len(values)).max() / max(count, 1))
-        row = {"world": world, "factor": factor, "classes": len(values), "images": count,
-               "zero_shot": hits / max(count, 1), "chance": chance,
-               "p_value": binomtest(hits, count, chance, alternative="greater").pvalue if count else 1.0}
+        present = len(np.unique(labels))
+        row = {"world": world, "factor": factor, "classes": len(values), "images": int(keep.sum()),
+               "zero_shot": float(balanced_accuracy_score(labels, predicted)) if present else np.nan,
+               "chance": 1 / max(present, 1), "p_value": balanced_accuracy_p_value(labels, predicted)}
         if x_train is not None:
             train_truth = probe_train.factors[factor].to_numpy(str)
             train_keep = np.isin(train_truth, values)
             row["probe"] = np.nan
             if len(set(train_truth[train_keep])) >= 2:
-                probe = LogisticRegression(max_iter=2000, C=1.0).fit(x_train[train_keep], train_truth[train_keep])
-                row["probe"] = float(probe.score(x_test[keep], truth[keep]))
+                probe = LogisticRegression(max_iter=2000, C=1.0, class_weight="balanced").fit(
+                    x_train[train_keep], train_truth[train_keep])
+                row["probe"] = float(balanced_accuracy_score(truth[keep], probe.predict(x_test[keep])))
         rows.append(row)
     return pd.DataFrame(rows).set_index(["world", "factor"])
+
+
+def balanced_accuracy_p_value(labels, predicted, rounds: int = 2000, seed: int = 0) -> float:
+    """One-sided permutation p-value of the balanced accuracy of ``predicted`` against ``labels`` (both ``(N,)``
+    ints): the share of ``rounds`` random pairings of the same predictions with the labels that score at least
+    as high (with the observed pairing counted, so never below ``1 / (rounds + 1)``)."""
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    if len(labels) == 0 or len(np.unique(labels)) < 2:
+        return 1.0
+    classes = np.unique(labels)
+    members = (labels[:, None] == classes[None, :]).astype(np.float64)            # (N, C) one-hot of the truth
+    counts = members.sum(axis=0)
+    rng = np.random.default_rng(seed)
+    shuffled = np.stack([predicted] + [rng.permutation(predicted) for _ in range(rounds)])   # (1 + R, N)
+    recall = ((shuffled == labels[None, :]).astype(np.float64) @ members) / counts             # (1 + R, C)
+    balanced = recall.mean(axis=1)
+    return float((balanced[1:] >= balanced[0] - 1e-12).sum() + 1) / (rounds + 1)
 
 
 #: The factors each chapter needs an image-text encoder to read, with the world whose head never saw them.
@@ -204,7 +225,8 @@ def aligned_fitness(size: str, worlds, *, images: int, seed: int = 0, device="cp
     every factor of each of ``worlds``, zero-shot accuracy with the heads that never saw that world
     (``left out``), with untrained heads (``untrained``, ConSE at the model's image size) and with the heads
     that saw every world (``all worlds``, an upper bound), the ``chance`` share, the one-sided binomial
-    ``p_value`` of the left-out heads, and the linear-probe accuracy on the left-out heads' embeddings.
+    ``p_value`` of the left-out heads, and the linear-probe accuracy on the left-out heads' embeddings (all
+    balanced accuracies, see :func:`world_fitness`).
     ``images`` test and as many probe-training images per world; one pass of the frozen tower serves every
     head."""
     from domainknowledge.data.synthetic.world_captions import captioned_set
