@@ -233,11 +233,10 @@ pd.DataFrame([{"encoder": name, "dimension r": encoder.embedding_dim,
 # Every image queries all others; MAP@R and Prec@1 are in percent, mean ± standard deviation over the seeds.
 
 # %%
-parts = []
-for (key, name, notion), texts in text_embeddings.items():
-    parts.append(chapter.evaluate_notion(datasets[key].name, name, notion, image_embeddings[(key, name)], texts,
-                                         datasets[key].labels[notion], config, range(seed, seed + config.runs)))
-results = pd.concat(parts, ignore_index=True)
+problems = {(key, name, notion): chapter.Problem.of(datasets[key].name, name, notion, image_embeddings[(key, name)],
+                                                   texts, datasets[key].labels[notion])
+            for (key, name, notion), texts in text_embeddings.items()}
+results = chapter.evaluate_problems(list(problems.values()), config, range(seed, seed + config.runs), device=run.device)
 run.record("results", results.drop(columns=["note"], errors="ignore").round(5))
 caps = np.where(results["method"] == "Oracle", config.oracle_iterations, config.max_iterations)
 capped = results[results["iterations"].fillna(0).to_numpy() >= caps]
@@ -321,16 +320,15 @@ run.glue("indirect_world_best_gain_at", " / ".join(map(str, world_gain.idxmax())
 # ({numref}`fig-indirect-dimensions`).
 
 # %% mystnb={"figure": {"caption": "MAP@R of InDiReCT and the baselines that take a target dimension, against r' (cf. Kobs (2023), Fig. 13.4).", "name": "fig-indirect-dimensions"}}
-sweep_parts, sweep_raw = [], {}
+sweep_problems, sweep_raw = [], {}
 for target in config.sweep_on:
     key, name = chapter.parse_target(target)
     for notion in datasets[key].notions:
-        sweep_parts.append(chapter.dimension_sweep(
-            datasets[key].name, name, notion, image_embeddings[(key, name)], text_embeddings[(key, name, notion)],
-            datasets[key].labels[notion], config, range(seed, seed + config.sweep_runs), methods=config.sweep_methods))
+        sweep_problems.append(problems[(key, name, notion)])
         sweep_raw[notion] = float(results[(results.dataset == datasets[key].name) & (results.encoder == name)
                                           & (results.notion == notion) & (results.method == "Raw")]["map_at_r"].iloc[0])
-dimension_sweep = pd.concat(sweep_parts, ignore_index=True)
+dimension_sweep = chapter.dimension_sweep(sweep_problems, config, range(seed, seed + config.sweep_runs),
+                                          methods=config.sweep_methods, device=run.device)
 run.record("dimension_sweep", dimension_sweep.round(5))
 chapter.plot_dimension_sweep(dimension_sweep, sweep_raw, title=(
     f"MAP@R against r' ({', '.join(config.sweep_on)}; {config.sweep_runs} seeds, {run.profile} profile)"));
@@ -375,17 +373,15 @@ match_table.round(1)
 
 # %%
 run.glue("indirect_prompt_sweep_dim", str(config.prompt_sweep_dim or "as in Table 13.2"))
-prompt_parts, prompt_raw = [], {}
+prompt_problems, prompt_raw = [], {}
 for target in config.prompt_sweep_on:
     key, name, notion = chapter.parse_target(target)
-    images_, texts_, labels_ = image_embeddings[(key, name)], text_embeddings[(key, name, notion)], datasets[key].labels[notion]
-    prompt_parts.append(chapter.prompt_count_sweep(datasets[key].name, name, notion, images_, texts_, labels_, config,
-                                                   range(seed, seed + config.sweep_runs),
-                                                   dim=config.prompt_sweep_dim or chapter.reduced_dim(config, images_.shape[1])))
+    prompt_problems.append(problems[(key, name, notion)])
     raw_row = results[(results.dataset == datasets[key].name) & (results.encoder == name) & (results.notion == notion)
                       & (results.method == "Raw")].iloc[0]
     prompt_raw[target] = {"map_at_r": float(raw_row["map_at_r"]), "precision_at_1": float(raw_row["precision_at_1"])}
-prompt_sweep = pd.concat(prompt_parts, ignore_index=True)
+prompt_sweep = chapter.prompt_count_sweep(prompt_problems, config, range(seed, seed + config.sweep_runs),
+                                          dim=config.prompt_sweep_dim, device=run.device)
 run.record("prompt_sweep", prompt_sweep.round(5))
 for target in config.prompt_sweep_on:
     key, name, notion = chapter.parse_target(target)
@@ -414,9 +410,10 @@ view_embeddings, view_labels = {}, {}
 first_notion = list(dataset.notions)[0]
 view_embeddings[f"raw ({first_notion})"] = image_embeddings[(key, name)]
 view_labels[f"raw ({first_notion})"] = dataset.labels[first_notion]
-for notion in dataset.notions:
-    fit = indirect.fit_indirect(text_embeddings[(key, name, notion)], dim, seed=seed,
-                                              max_iterations=config.max_iterations)
+view_fits = chapter.fit_indirect_batch([chapter.Member(text_embeddings[(key, name, notion)], dim, seed)
+                                        for notion in dataset.notions], max_iterations=config.max_iterations,
+                                       min_improvement=config.min_improvement, device=run.device)
+for notion, fit in zip(dataset.notions, view_fits):
     view_embeddings[f"InDiReCT: {notion}"] = fit(image_embeddings[(key, name)])
     view_labels[f"InDiReCT: {notion}"] = dataset.labels[notion]
 chosen, views = chapter.tsne_views(view_embeddings, config.view_points, seed=seed)
@@ -439,10 +436,10 @@ chapter.plot_views(views, {k: v[chosen] for k, v in view_labels.items()},
 key, name = chapter.parse_target(config.attribution_on)
 dataset = datasets[key]
 picked = np.random.default_rng(seed).choice(len(dataset), size=config.attributed_images, replace=False)
-projections = {"Raw": None}
-for notion in dataset.notions:
-    projections[notion] = indirect.fit_indirect(
-        text_embeddings[(key, name, notion)], 2, seed=seed, max_iterations=config.max_iterations).matrix
+two_dim = chapter.fit_indirect_batch([chapter.Member(text_embeddings[(key, name, notion)], 2, seed)
+                                      for notion in dataset.notions], max_iterations=config.max_iterations,
+                                     min_improvement=config.min_improvement, device=run.device)
+projections = {"Raw": None, **{notion: fit.matrix for notion, fit in zip(dataset.notions, two_dim)}}
 maps = chapter.attribution_maps(loaded[name], dataset.images[picked], projections, steps=config.attribution_steps)
 chapter.plot_attribution_maps(dataset.images[picked], maps, title=(
     f"InDiReCT (r' = 2) minus raw-embedding attribution ({name}, {run.profile} profile)"));
