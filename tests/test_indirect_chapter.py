@@ -277,3 +277,16 @@ def test_min_improvement_ends_a_creeping_fit():
     loose, _ = chapter.optimise_members([start], creeping, lr=1e-3, patience=10, max_iterations=300,
                                         min_improvement=1e-3)
     assert [len(h) for h in strict] == [300, 300] and all(len(h) < 300 for h in loose)
+
+
+def test_orderings_set_the_thesis_ranking_beside_the_measured_one():
+    assert chapter.ordering({"Raw": 0.3, "Random": 0.1, "InDiReCT": 0.5, "PCA": float("nan")}) == "Random < Raw < InDiReCT"
+    import pandas as pd
+
+    rows = [{"dataset": "cars", "encoder": "e", "notion": "car colour", "method": m, "seed": 0, "map_at_r": v}
+            for m, v in {"Random": 0.05, "Raw": 0.2, "InDiReCT": 0.1, "Oracle": 0.5}.items()]
+    table = chapter.orderings(pd.DataFrame(rows), "Synthetic Cars", "cars", "e")
+    assert list(table.notion) == ["car colour"]
+    assert table.loc[0, "thesis"] == "Random < Raw < InDiReCT < Oracle"
+    assert table.loc[0, "measured"] == "Random < InDiReCT < Raw < Oracle"
+    assert table.loc[0, "pairs in the thesis' order"] == "5 of 6"

@@ -40,7 +40,7 @@ from domainknowledge.principles import indirect
 
 __all__ = ["CAR_BODY_TYPES", "CAR_MODEL_NAMES", "CONFIGS", "CSS21_COLOURS", "FILM_COUNTRIES", "IMDB_GENRES", "METHODS",
            "REAL_DATASETS", "REAL_LAYOUT", "UNLABELLED", "Config", "Dataset", "Notion", "car_body_type", "car_make",
-           "cub_species", "labelled", "BATCHED_FITS", "Member", "Problem", "evaluate_problems", "fit_autoencoder_batch",
+           "cub_species", "labelled", "THESIS_MAP_AT_R", "ordering", "orderings", "BATCHED_FITS", "Member", "Problem", "evaluate_problems", "fit_autoencoder_batch",
            "fit_indirect_batch", "fit_jobs", "fit_linear_autoencoder_batch", "fit_oracle_batch", "optimise_members", "load_real_dataset", "attribution_maps", "attribution_share", "world_object_masks", "css_colour_names", "dimension_sweep", "embed_dataset",
            "evaluate_notion", "load_datasets", "method_embeddings", "notion_findings", "parse_target", "plot_attribution_maps", "plot_dimension_sweep",
            "plot_prompt_count_sweep", "plot_views", "prompt_count_sweep", "prompt_embeddings", "reduced_dim",
@@ -990,6 +990,50 @@ def notion_findings(results: pd.DataFrame, metric: str = "map_at_r") -> pd.DataF
         row["ae_spread_above_indirect"] = (sd["AE"] > sd["InDiReCT"]) if has("AE", "InDiReCT") else nan
         rows.append(row)
     return pd.DataFrame(rows).set_index(["dataset", "encoder", "notion"])
+
+
+#: Table 13.2's MAP@R means (%) per (data set, notion) and method (Raw = the CLIP column; PCA only where it ran),
+#: Kobs (2023), for the orderings of the baselines the chapter's claims do not test one by one.
+THESIS_MAP_AT_R: dict[tuple[str, str], dict[str, float]] = {
+    ("Synthetic Cars", "car model"): {"Random": 3.3, "Raw": 43.5, "InDiReCT": 57.4, "Random U": 39.1, "PCA": 56.2,
+                                      "LAE": 52.5, "AE": 39.5, "Oracle": 100.0},
+    ("Synthetic Cars", "car colour"): {"Random": 5.0, "Raw": 6.2, "InDiReCT": 9.1, "Random U": 6.1, "LAE": 7.3,
+                                       "AE": 8.6, "Oracle": 57.9},
+    ("Synthetic Cars", "background colour"): {"Random": 5.4, "Raw": 6.2, "InDiReCT": 7.1, "Random U": 6.1,
+                                              "LAE": 6.3, "AE": 6.1, "Oracle": 74.0},
+    ("Cars196", "car model"): {"Random": 0.1, "Raw": 23.5, "InDiReCT": 37.4, "Random U": 19.2, "PCA": 37.5,
+                               "LAE": 33.2, "AE": 20.0, "Oracle": 41.8},
+    ("Cars196", "manufacturer"): {"Random": 0.5, "Raw": 24.4, "InDiReCT": 33.6, "Random U": 21.2, "LAE": 24.2,
+                                  "AE": 18.0, "Oracle": 51.4},
+    ("Cars196", "car type"): {"Random": 3.5, "Raw": 25.1, "InDiReCT": 36.1, "Random U": 22.1, "LAE": 27.7,
+                              "AE": 24.4, "Oracle": 73.8},
+}
+
+
+def ordering(means: dict[str, float]) -> str:
+    """The methods from the lowest to the highest mean, e.g. ``"Random < Raw < InDiReCT"`` (NaN means left out)."""
+    ranked = sorted((value, method) for method, value in means.items() if value == value)
+    return " < ".join(method for _, method in ranked)
+
+
+def orderings(results: pd.DataFrame, thesis_dataset: str, dataset: str, encoder: str,
+              metric: str = "map_at_r") -> pd.DataFrame:
+    """Per notion of ``dataset`` that Table 13.2 has under ``thesis_dataset`` (:data:`THESIS_MAP_AT_R`): the
+    thesis' ordering of the methods by MAP@R, ours (means over seeds, same methods), and the pairs of methods
+    whose order agrees (share of the pairs both have)."""
+    rows = []
+    part = results[(results.dataset == dataset) & (results.encoder == encoder)]
+    for (name, notion), thesis in THESIS_MAP_AT_R.items():
+        if name != thesis_dataset or notion not in set(part.notion):
+            continue
+        ours = part[part.notion == notion].groupby("method")[metric].mean()
+        shared = [m for m in thesis if m in ours.index]
+        pairs = [(a, b) for i, a in enumerate(shared) for b in shared[i + 1:] if thesis[a] != thesis[b]]
+        agree = sum((thesis[a] < thesis[b]) == (ours[a] < ours[b]) for a, b in pairs)
+        rows.append({"notion": notion, "thesis": ordering({m: thesis[m] for m in shared}),
+                     "measured": ordering({m: float(ours[m]) for m in shared}),
+                     "pairs in the thesis' order": f"{agree} of {len(pairs)}"})
+    return pd.DataFrame(rows)
 
 
 def summary_table(results: pd.DataFrame, metric: str = "map_at_r") -> pd.DataFrame:
