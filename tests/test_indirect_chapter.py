@@ -275,7 +275,7 @@ def test_min_improvement_ends_a_creeping_fit():
     start = torch.zeros(2, 1) + torch.tensor([[1.0], [2.0]])
     strict, _ = chapter.optimise_members([start], creeping, lr=1e-3, patience=10, max_iterations=300)
     loose, _ = chapter.optimise_members([start], creeping, lr=1e-3, patience=10, max_iterations=300,
-                                        min_improvement=1e-3)
+                                        min_improvement=1e-2)
     assert [len(h) for h in strict] == [300, 300] and all(len(h) < 300 for h in loose)
 
 

@@ -535,7 +535,7 @@ if masks is not None:
 #   Cars196's manufacturer aspects are the makes in our car-name list (the thesis: 46 from the dealer). A paper
 #   dry run (`--dry-run`, on tiny copies of these layouts) keeps the first four aspects of each notion, the
 #   first encoder and a few generated images, so that the paper code path is proven in CI in about a minute.
-# - **Encoders.** The stand-in CLIP and ConSE replace CLIP ViT-B/32 at `smoke` and `cpu`; `paper` adds
+# - **Encoders.** The stand-in CLIP (`smoke`, `cpu`) and ConSE (`cpu`) replace CLIP ViT-B/32; `paper` adds
 #   `open_clip:ViT-B-32/openai`. Their spaces have 64 and 384 dimensions, so $r'$ is a quarter of the
 #   encoder's dimension (the thesis' 128 of 512), not 128.
 # - **Car-model aspects.** Our list of real car model names is shorter than the thesis' 569. On our renders

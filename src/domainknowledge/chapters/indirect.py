@@ -229,11 +229,11 @@ class Config:
 CONFIGS: dict[str, Config] = {
     "smoke": Config(rendered_cars=80, car_image_size=48, world_images=80, real=False,
                     aspects_per_notion=EVERY_ASPECT,
-                    encoders=("standin-clip-smoke", "conse-lite0-minilm"), embedding_dim=128, dim_fraction=0.25,
+                    encoders=("standin-clip-smoke",), embedding_dim=128, dim_fraction=0.25,
                     runs=2, max_iterations=200, oracle_iterations=100, sweep_dims=(2, 8, 32),
                     sweep_on=("world|standin-clip-smoke",), sweep_methods=("InDiReCT", "Random U", "PCA"),
                     sweep_runs=1, prompt_counts=(4, 16),
-                    prompt_sweep_on=("world|standin-clip-smoke|colour", "cars|conse-lite0-minilm|car model"),
+                    prompt_sweep_on=("world|standin-clip-smoke|colour", "cars|standin-clip-smoke|car model"),
                     prompt_sweep_dim=4,
                     view_points=50, views_on="world|standin-clip-smoke", attributed_images=2,
                     attribution_steps=8, attribution_on="world|standin-clip-smoke", primary="world|standin-clip-smoke",
