@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from domainknowledge.chapters import indirect as chapter
 from domainknowledge.data.bundled import DataNotFoundError
@@ -103,10 +104,10 @@ def test_tiny_end_to_end_run_on_known_embeddings():
     assert means["Random"] < means["Raw"]
     table = chapter.table_13_2(results)
     assert list(table.columns) == list(chapter.METHODS) and len(table) == 2
-    sweep = chapter.dimension_sweep("toy", "toy-encoder", "class", images, texts, labels, config, [0],
-                                    methods=("InDiReCT", "PCA"))
+    problem = chapter.Problem.of("toy", "toy-encoder", "class", images, texts, labels)
+    sweep = chapter.dimension_sweep([problem], config, [0], methods=("InDiReCT", "PCA"))
     assert set(sweep["dim"]) == {2, 4}
-    prompts = chapter.prompt_count_sweep("toy", "toy-encoder", "class", images, texts, labels, config, [0, 1], dim=2)
+    prompts = chapter.prompt_count_sweep([problem], config, [0, 1], dim=2)
     assert set(prompts["prompts"]) == {3, 12} and len(prompts) == 4
     chosen, views = chapter.tsne_views({"a": images, "b": images[:, :3]}, 20, seed=0)
     assert len(chosen) == 20 and views["a"].shape == (20, 2)
@@ -205,3 +206,87 @@ def test_a_paper_dry_run_caps_loop_counts_not_sizes():
     assert dry.aspects_per_notion < paper.aspects_per_notion == chapter.EVERY_ASPECT
     assert dry.car_image_size == paper.car_image_size and dry.embedding_dim == paper.embedding_dim
     assert dry.primary == paper.primary and dry.real
+
+
+def _small_problem(seed=0, n=12, width=10):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, width)).astype(np.float32)
+
+
+@pytest.mark.parametrize("batched, sequential", [
+    (chapter.fit_indirect_batch, chapter.indirect.fit_indirect),
+    (chapter.fit_linear_autoencoder_batch, chapter.indirect.fit_linear_autoencoder),
+    (chapter.fit_autoencoder_batch, chapter.indirect.fit_autoencoder),
+])
+def test_batched_fits_follow_the_sequential_fits(batched, sequential):
+    """Seeds, r' values and prompt sets of different sizes in one call: every member takes the same Adam steps as
+    its own sequential fit (same losses, same parameters, up to float32 noise)."""
+    texts, other = _small_problem(0), _small_problem(1)
+    members = [chapter.Member(texts, 3, 0), chapter.Member(texts, 5, 1), chapter.Member(other, 2, 2),
+               chapter.Member(texts[:7], 4, 3)]
+    images = _small_problem(2, n=20)
+    fits = batched(members, max_iterations=40)
+    for member, fit in zip(members, fits):
+        reference = sequential(member.texts, member.dim, seed=member.seed, max_iterations=40)
+        assert fit.iterations == reference.iterations == 40
+        np.testing.assert_allclose(fit.losses, reference.losses, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(fit(images), reference(images), atol=2e-4)
+        assert fit(images).shape == (20, member.dim)
+
+
+def test_batched_early_stopping_is_per_member():
+    """Prompts in a 2-d subspace are reconstructed exactly at r' = 2, so that member plateaus and stops early by
+    the thesis' patience, while a member that cannot (r' = 1) stops on its own schedule; both as sequentially (on a
+    plateau float32 noise can still count as an improvement, so the stopping iteration may move by a patience)."""
+    rng = np.random.default_rng(3)
+    basis = np.linalg.qr(rng.standard_normal((10, 2)))[0]
+    texts = (rng.standard_normal((15, 2)) @ basis.T).astype(np.float32)
+    members = [chapter.Member(texts, 2, 0), chapter.Member(texts, 1, 1)]
+    fits = chapter.fit_indirect_batch(members, max_iterations=3000)
+    for member, fit in zip(members, fits):
+        reference = chapter.indirect.fit_indirect(texts, member.dim, seed=member.seed, max_iterations=3000)
+        assert fit.iterations < 3000 and abs(fit.iterations - reference.iterations) <= chapter.indirect.THESIS_PATIENCE
+        assert fit.best_loss == pytest.approx(reference.best_loss, rel=1e-3, abs=1e-3)
+    assert fits[0].best_loss < 1e-2 < 0.5 < fits[1].best_loss
+
+
+def test_batched_oracle_follows_the_sequential_oracle():
+    """Oracle members on the same images with different label sets (class counts) and r' values. Its loss (logits
+    up to 1 / 0.05) amplifies float32 noise within tens of steps, so the comparison is over the first 15."""
+    rng = np.random.default_rng(4)
+    images = rng.standard_normal((40, 10)).astype(np.float32)
+    labels = [rng.integers(0, 4, 40), rng.integers(0, 3, 40)]
+    members = [chapter.Member(None, 3, 0, labels=labels[0]), chapter.Member(None, 5, 1, labels=labels[1]),
+               chapter.Member(None, 2, 2, labels=labels[0])]
+    fits = chapter.fit_oracle_batch(images, members, max_iterations=15)
+    for member, fit in zip(members, fits):
+        reference = chapter.indirect.fit_oracle(images, member.labels, member.dim, seed=member.seed, max_iterations=15)
+        np.testing.assert_allclose(fit.losses, reference.losses, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(fit.matrix, reference.matrix, atol=2e-4)
+    with pytest.raises(ValueError, match="labels"):
+        chapter.fit_oracle_batch(images, [chapter.Member(None, 2, 0, labels=labels[0][:5])], max_iterations=2)
+
+
+def test_min_improvement_ends_a_creeping_fit():
+    """With ``min_improvement`` a loss that keeps falling by less than that share no longer resets the patience."""
+    def creeping(parameters, members):
+        return 1.0 + 1.0 / (1.0 + parameters[0][:, 0].abs())                   # falls slowly as |x| grows
+
+    start = torch.zeros(2, 1) + torch.tensor([[1.0], [2.0]])
+    strict, _ = chapter.optimise_members([start], creeping, lr=1e-3, patience=10, max_iterations=300)
+    loose, _ = chapter.optimise_members([start], creeping, lr=1e-3, patience=10, max_iterations=300,
+                                        min_improvement=1e-2)
+    assert [len(h) for h in strict] == [300, 300] and all(len(h) < 300 for h in loose)
+
+
+def test_orderings_set_the_thesis_ranking_beside_the_measured_one():
+    assert chapter.ordering({"Raw": 0.3, "Random": 0.1, "InDiReCT": 0.5, "PCA": float("nan")}) == "Random < Raw < InDiReCT"
+    import pandas as pd
+
+    rows = [{"dataset": "cars", "encoder": "e", "notion": "car colour", "method": m, "seed": 0, "map_at_r": v}
+            for m, v in {"Random": 0.05, "Raw": 0.2, "InDiReCT": 0.1, "Oracle": 0.5}.items()]
+    table = chapter.orderings(pd.DataFrame(rows), "Synthetic Cars", "cars", "e")
+    assert list(table.notion) == ["car colour"]
+    assert table.loc[0, "thesis"] == "Random < Raw < InDiReCT < Oracle"
+    assert table.loc[0, "measured"] == "Random < InDiReCT < Raw < Oracle"
+    assert table.loc[0, "pairs in the thesis' order"] == "5 of 6"

@@ -233,11 +233,10 @@ pd.DataFrame([{"encoder": name, "dimension r": encoder.embedding_dim,
 # Every image queries all others; MAP@R and Prec@1 are in percent, mean ± standard deviation over the seeds.
 
 # %%
-parts = []
-for (key, name, notion), texts in text_embeddings.items():
-    parts.append(chapter.evaluate_notion(datasets[key].name, name, notion, image_embeddings[(key, name)], texts,
-                                         datasets[key].labels[notion], config, range(seed, seed + config.runs)))
-results = pd.concat(parts, ignore_index=True)
+problems = {(key, name, notion): chapter.Problem.of(datasets[key].name, name, notion, image_embeddings[(key, name)],
+                                                   texts, datasets[key].labels[notion])
+            for (key, name, notion), texts in text_embeddings.items()}
+results = chapter.evaluate_problems(list(problems.values()), config, range(seed, seed + config.runs), device=run.device)
 run.record("results", results.drop(columns=["note"], errors="ignore").round(5))
 caps = np.where(results["method"] == "Oracle", config.oracle_iterations, config.max_iterations)
 capped = results[results["iterations"].fillna(0).to_numpy() >= caps]
@@ -248,6 +247,30 @@ run.glue("indirect_capped_by_method", ", ".join(f"{m} {capped_by_method.get(m, 0
 run.glue("indirect_runs", config.runs)
 run.glue("indirect_capped_fits", int(len(capped)))
 run.glue("indirect_fits", int(results["iterations"].notna().sum()))
+run.glue("indirect_min_improvement", f"{config.min_improvement:.1%}" if config.min_improvement else "any amount")
+oracle_fits = results[results.method == "Oracle"]
+oracle_capped = int((oracle_fits["iterations"] >= config.oracle_iterations).sum())
+run.check(
+    "oracle-converges", kind="sanity",
+    statement="The Oracle's fits stop by early stopping, not at the cap on iterations",
+    expected="at most 10 % of the Oracle fits at the cap (before this change: 66 of 70 at a cap of 500)",
+    measured=f"{oracle_capped} of {len(oracle_fits)} Oracle fits at the cap of {config.oracle_iterations}; median "
+             f"{int(oracle_fits['iterations'].median())} iterations",
+    passes=oracle_capped <= 0.1 * len(oracle_fits),
+    note=f"all methods: {', '.join(f'{m} {capped_by_method.get(m, 0)} of {n}' for m, n in fits_by_method.items())}")
+means_by_method = chapter.summary_table(results)
+above = [(idx, m, means_by_method.loc[idx, m], means_by_method.loc[idx, "Oracle"]) for idx in means_by_method.index
+         for m in ("InDiReCT", "LAE", "AE", "PCA", "Raw") if m in means_by_method.columns
+         and means_by_method.loc[idx, m] > means_by_method.loc[idx, "Oracle"]]
+above_table = pd.DataFrame([{"data set": d, "encoder": e, "notion": n, "method": m, "method MAP@R (%)": 100 * v,
+                             "Oracle MAP@R (%)": 100 * o,
+                             "Oracle fits at the cap": int(((oracle_fits.dataset == d) & (oracle_fits.encoder == e)
+                                                            & (oracle_fits.notion == n) & (oracle_fits.iterations
+                                                            >= config.oracle_iterations)).sum())}
+                            for (d, e, n), m, v, o in above]) if above else pd.DataFrame(
+                                {"note": ["no zero-shot method above the Oracle"]})
+run.record("above_oracle", above_table.astype(str).to_dict("records"))
+display(Markdown("Methods above the Oracle (mean MAP@R over the seeds):"), above_table.round(1))
 display(Markdown(f"Table 13.2 analogue at the **{run.profile}** profile on {run.device_name}, "
                  f"{config.runs} seeds; r' as in the encoder table."))
 table = chapter.table_13_2(results)
@@ -256,8 +279,18 @@ table
 # %% [markdown]
 # {glue:text}`indirect_capped_fits:d` of the {glue:text}`indirect_fits:d` optimisations at this profile stopped
 # at the cap on iterations rather than by early stopping ({glue:text}`indirect_capped_by_method`; see
-# {ref}`sec-indirect-deviations`). Their losses were still creeping down, so a longer run could change the
-# affected numbers slightly.
+# {ref}`sec-indirect-deviations`). All fits of one method run as one batched optimisation
+# (`chapter.fit_jobs`): every seed, notion and $r'$ is a member with its own parameters, Adam steps and early
+# stopping, so each member follows its sequential fit step for step (the tests check it), and the chapter
+# no longer pays Python's overhead once per fit. At `cpu` a fit goes on only while its loss falls by at least
+# {glue:text}`indirect_min_improvement` of itself within the thesis' patience of 100 iterations; a loss that
+# creeps more slowly counts as converged (the thesis stops at the first 100 iterations without any
+# decrease, which a loss creeping at float precision never meets).
+#
+# The Oracle is an upper bound only for its own objective: the Normalized Softmax loss classifies each image
+# against class prototypes and does not optimise retrieval (the thesis makes the same remark about Prec@1).
+# Where a method trained without labels still comes out above the Oracle, the small table printed just above
+# Table 13.2 names it, with how many of the Oracle's fits stopped at the cap.
 #
 # The same MAP@R means in a picture, one panel per data set and encoder, with the random floor and the
 # Oracle's ceiling:
@@ -321,16 +354,15 @@ run.glue("indirect_world_best_gain_at", " / ".join(map(str, world_gain.idxmax())
 # ({numref}`fig-indirect-dimensions`).
 
 # %% mystnb={"figure": {"caption": "MAP@R of InDiReCT and the baselines that take a target dimension, against r' (cf. Kobs (2023), Fig. 13.4).", "name": "fig-indirect-dimensions"}}
-sweep_parts, sweep_raw = [], {}
+sweep_problems, sweep_raw = [], {}
 for target in config.sweep_on:
     key, name = chapter.parse_target(target)
     for notion in datasets[key].notions:
-        sweep_parts.append(chapter.dimension_sweep(
-            datasets[key].name, name, notion, image_embeddings[(key, name)], text_embeddings[(key, name, notion)],
-            datasets[key].labels[notion], config, range(seed, seed + config.sweep_runs), methods=config.sweep_methods))
+        sweep_problems.append(problems[(key, name, notion)])
         sweep_raw[notion] = float(results[(results.dataset == datasets[key].name) & (results.encoder == name)
                                           & (results.notion == notion) & (results.method == "Raw")]["map_at_r"].iloc[0])
-dimension_sweep = pd.concat(sweep_parts, ignore_index=True)
+dimension_sweep = chapter.dimension_sweep(sweep_problems, config, range(seed, seed + config.sweep_runs),
+                                          methods=config.sweep_methods, device=run.device)
 run.record("dimension_sweep", dimension_sweep.round(5))
 chapter.plot_dimension_sweep(dimension_sweep, sweep_raw, title=(
     f"MAP@R against r' ({', '.join(config.sweep_on)}; {config.sweep_runs} seeds, {run.profile} profile)"));
@@ -375,17 +407,15 @@ match_table.round(1)
 
 # %%
 run.glue("indirect_prompt_sweep_dim", str(config.prompt_sweep_dim or "as in Table 13.2"))
-prompt_parts, prompt_raw = [], {}
+prompt_problems, prompt_raw = [], {}
 for target in config.prompt_sweep_on:
     key, name, notion = chapter.parse_target(target)
-    images_, texts_, labels_ = image_embeddings[(key, name)], text_embeddings[(key, name, notion)], datasets[key].labels[notion]
-    prompt_parts.append(chapter.prompt_count_sweep(datasets[key].name, name, notion, images_, texts_, labels_, config,
-                                                   range(seed, seed + config.sweep_runs),
-                                                   dim=config.prompt_sweep_dim or chapter.reduced_dim(config, images_.shape[1])))
+    prompt_problems.append(problems[(key, name, notion)])
     raw_row = results[(results.dataset == datasets[key].name) & (results.encoder == name) & (results.notion == notion)
                       & (results.method == "Raw")].iloc[0]
     prompt_raw[target] = {"map_at_r": float(raw_row["map_at_r"]), "precision_at_1": float(raw_row["precision_at_1"])}
-prompt_sweep = pd.concat(prompt_parts, ignore_index=True)
+prompt_sweep = chapter.prompt_count_sweep(prompt_problems, config, range(seed, seed + config.sweep_runs),
+                                          dim=config.prompt_sweep_dim, device=run.device)
 run.record("prompt_sweep", prompt_sweep.round(5))
 for target in config.prompt_sweep_on:
     key, name, notion = chapter.parse_target(target)
@@ -414,9 +444,10 @@ view_embeddings, view_labels = {}, {}
 first_notion = list(dataset.notions)[0]
 view_embeddings[f"raw ({first_notion})"] = image_embeddings[(key, name)]
 view_labels[f"raw ({first_notion})"] = dataset.labels[first_notion]
-for notion in dataset.notions:
-    fit = indirect.fit_indirect(text_embeddings[(key, name, notion)], dim, seed=seed,
-                                              max_iterations=config.max_iterations)
+view_fits = chapter.fit_indirect_batch([chapter.Member(text_embeddings[(key, name, notion)], dim, seed)
+                                        for notion in dataset.notions], max_iterations=config.max_iterations,
+                                       min_improvement=config.min_improvement, device=run.device)
+for notion, fit in zip(dataset.notions, view_fits):
     view_embeddings[f"InDiReCT: {notion}"] = fit(image_embeddings[(key, name)])
     view_labels[f"InDiReCT: {notion}"] = dataset.labels[notion]
 chosen, views = chapter.tsne_views(view_embeddings, config.view_points, seed=seed)
@@ -439,10 +470,10 @@ chapter.plot_views(views, {k: v[chosen] for k, v in view_labels.items()},
 key, name = chapter.parse_target(config.attribution_on)
 dataset = datasets[key]
 picked = np.random.default_rng(seed).choice(len(dataset), size=config.attributed_images, replace=False)
-projections = {"Raw": None}
-for notion in dataset.notions:
-    projections[notion] = indirect.fit_indirect(
-        text_embeddings[(key, name, notion)], 2, seed=seed, max_iterations=config.max_iterations).matrix
+two_dim = chapter.fit_indirect_batch([chapter.Member(text_embeddings[(key, name, notion)], 2, seed)
+                                      for notion in dataset.notions], max_iterations=config.max_iterations,
+                                     min_improvement=config.min_improvement, device=run.device)
+projections = {"Raw": None, **{notion: fit.matrix for notion, fit in zip(dataset.notions, two_dim)}}
 maps = chapter.attribution_maps(loaded[name], dataset.images[picked], projections, steps=config.attribution_steps)
 chapter.plot_attribution_maps(dataset.images[picked], maps, title=(
     f"InDiReCT (r' = 2) minus raw-embedding attribution ({name}, {run.profile} profile)"));
@@ -504,7 +535,7 @@ if masks is not None:
 #   Cars196's manufacturer aspects are the makes in our car-name list (the thesis: 46 from the dealer). A paper
 #   dry run (`--dry-run`, on tiny copies of these layouts) keeps the first four aspects of each notion, the
 #   first encoder and a few generated images, so that the paper code path is proven in CI in about a minute.
-# - **Encoders.** The stand-in CLIP and ConSE replace CLIP ViT-B/32 at `smoke` and `cpu`; `paper` adds
+# - **Encoders.** The stand-in CLIP (`smoke`, `cpu`) and ConSE (`cpu`) replace CLIP ViT-B/32; `paper` adds
 #   `open_clip:ViT-B-32/openai`. Their spaces have 64 and 384 dimensions, so $r'$ is a quarter of the
 #   encoder's dimension (the thesis' 128 of 512), not 128.
 # - **Car-model aspects.** Our list of real car model names is shorter than the thesis' 569. On our renders
@@ -512,7 +543,9 @@ if masks is not None:
 # - **Optimisation.** `N(0, 0.1)` is read as a standard deviation of 0.1. The arccos is evaluated on the
 #   cosine clamped to $1 - 10^{-7}$, as in the authors' code. The prompt-count sweep runs at a smaller $r'$
 #   than Table 13.2 (see its section), a choice made after looking at Fig. 13.4 on the same images. At `cpu` every Adam fit stops at 1,000 iterations
-#   (the Oracle at 500) if early stopping has not ended it before; the thesis has no cap. Eq. 13.6 prints
+#   (the Oracle at 1,500) if early stopping has not ended it before; the thesis has no cap. At `smoke` and
+#   `cpu` early stopping counts only a decrease of at least 0.1 % of the loss as an improvement (the thesis:
+#   any decrease; `paper` keeps the thesis' rule). The fits run batched, each member with its own Adam steps. Eq. 13.6 prints
 #   $\mathbf{v}_i^{\text{int}}$ in the numerator; we use $\mathbf{v}_i^{\text{norm}}$ as in Eq. 13.5.
 # - **Baselines.** Eq. 13.7 writes the autoencoders for column vectors ($\mathbf{W}_1 \mathbf{t}$) with
 #   $\mathbf{W}_1 \in \mathbb{R}^{r \times r'}$; we use the row-vector form consistent with Eq. 13.2. The
@@ -547,8 +580,9 @@ if masks is not None:
 # nothing about InDiReCT, so the claims are judged on the held notions only, and not run if there is none.
 #
 # **Rules**, each with the thesis' count over its 13 notions in MAP@R:
-# - InDiReCT beats the raw embeddings (13 of 13) on every held notion, by more than its seed standard
-#   deviation; the Oracle bounds it (13 of 13) on every held notion.
+# - InDiReCT beats the raw embeddings (13 of 13) on every held notion: Wilcoxon's one-sided signed-rank test
+#   over the seeds at $p \le 0.05$, with the rank-biserial effect size; the Oracle bounds it (13 of 13) on every
+#   held notion.
 # - A random, untrained $\mathbf{U}$ "usually performs worse" than the raw embeddings (13 of 13): on more than
 #   half of the held notions, by more than its seed spread.
 # - PCA and InDiReCT "perform similarly" (56.2 vs 57.4 and 37.5 vs 37.4): where PCA runs ($r' <$ prompts),
@@ -623,19 +657,39 @@ def pairs(first, second, notions=None):
                      for n in notions)
 
 
-beats = on_held("indirect_beats_raw")
+primary_rows = results[(results.dataset == primary_name) & (results.encoder == primary_encoder)]
+
+
+def paired_over_seeds(method, other, notion):
+    """Wilcoxon's one-sided signed-rank test of ``method`` above ``other`` over the seeds (MAP@R), with its
+    rank-biserial effect size; a deterministic method (Raw) pairs its one value with every seed."""
+    rows = primary_rows[primary_rows.notion == notion]
+    first = rows[rows.method == method].set_index("seed")["map_at_r"]
+    second = rows[rows.method == other].set_index("seed")["map_at_r"]
+    second = second.reindex(first.index, fill_value=float(second.iloc[0])) if len(second) == 1 else second
+    return dk.significance.paired_signed_rank((first - second.loc[first.index]).to_numpy(), alternative="greater")
+
+
+beat_tests = {n: paired_over_seeds("InDiReCT", "Raw", n) for n in held}
+beats = pd.Series({n: bool(t["p_value"] <= 0.05) for n, t in beat_tests.items()}, dtype=bool)
+least_p = min((t["least_p"] for t in beat_tests.values()), default=float("nan"))
 run.claim(
     "beats-raw",
     statement="InDiReCT has a higher MAP@R than the raw image-text embeddings, for every notion the encoder holds",
     source="Table 13.2, Sec. 13.3", thesis_value="13 of 13 notions (e.g. Cars196 car model 23.5 -> 37.4)",
-    measured=f"{int(beats.sum())} of {len(beats)} held notions: " + pairs("InDiReCT", "Raw"),
+    measured=f"{int(beats.sum())} of {len(beats)} held notions at p <= 0.05: " + "; ".join(
+        f"{n}: {100 * mine.loc[n, 'InDiReCT mean']:.1f} vs {100 * mine.loc[n, 'Raw mean']:.1f} "
+        f"(p = {t['p_value']:.3f}, r = {t['rank_biserial']:+.2f})" for n, t in beat_tests.items()),
     holds=bool(len(beats)) and bool(beats.all()), requires=control,
-    cause=cause_for("InDiReCT", otherwise="stand-in"),
-    diagnosis="not above the raw embeddings beyond its seed spread on "
-              + ", ".join(f"{n} ({100 * mine.loc[n, 'InDiReCT mean']:.1f} vs {100 * mine.loc[n, 'Raw mean']:.1f})"
-                          for n in beats.index[~beats.to_numpy()])
-              + (capped_note("InDiReCT") if capped_here & {"InDiReCT"} else
-                 ": the prompts do not point at the notion's directions in the image embeddings"))
+    cause=("budget" if least_p > 0.05 else cause_for("InDiReCT", otherwise="stand-in")),
+    diagnosis=(f"with {config.runs} seeds the one-sided signed-rank test cannot go below p = {least_p:.2f}"
+               if least_p > 0.05 else
+               "not above the raw embeddings at p <= 0.05 over the seeds on "
+               + ", ".join(f"{n} ({100 * mine.loc[n, 'InDiReCT mean']:.1f} vs {100 * mine.loc[n, 'Raw mean']:.1f})"
+                           for n in beats.index[~beats.to_numpy()])
+               + (capped_note("InDiReCT") if capped_here & {"InDiReCT"} else
+                  ": the prompts do not point at the notion's directions in the image embeddings")),
+    note="paired over seeds: Wilcoxon signed-rank, one-sided, with the matched-pairs rank-biserial r")
 bounded = on_held("oracle_above_indirect")
 run.claim(
     "oracle-bounds",
@@ -743,6 +797,19 @@ run.claim(
                "prompts adds a quarter of the gain or more (prompt-count table)" if mine_swept else
                "the prompt-count sweep runs on no held notion of the primary pair at this profile"),
     note=f"means over {config.sweep_runs} prompt samples; other swept pairs in the prompt-count table");
+
+# %% [markdown]
+# **The baselines' order.** Table 13.2 ranks eight methods per notion; the claims above test the comparisons
+# the thesis states in words. For the notions our rendered cars share with the thesis' Synthetic Cars, the
+# table below sets the thesis' ranking by MAP@R beside the one measured here on every encoder (methods that did
+# not run, such as PCA with fewer prompts than dimensions, are left out of both), and counts the pairs of
+# methods in the thesis' order. It is recorded, not judged: the stand-in encoders are not CLIP.
+
+# %%
+ranking = pd.concat([chapter.orderings(results, "Synthetic Cars", datasets["cars"].name, name).assign(encoder=name)
+                     for name in config.encoders], ignore_index=True)
+run.record("baseline_orderings", ranking.astype(str).to_dict("records"))
+ranking.set_index(["encoder", "notion"]) if len(ranking) else ranking
 
 # %%
 run.finish();
