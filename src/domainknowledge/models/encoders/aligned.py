@@ -42,6 +42,7 @@ source and the package versions: a warm build only loads them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
@@ -164,10 +165,17 @@ class Lite0Taps(nn.Module):
         return torch.cat(pooled + [last], dim=1), net._fc(last)
 
 
-def _towers(config: AlignedConfig, cache_dir, device):
+def _towers(config: AlignedConfig, cache_dir, device) -> tuple[Lite0Taps, torch.Tensor]:
+    """The frozen image tower and ConSE's class embeddings ``(1000, 384)``, loaded once per process, image size
+    and device and shared by every head (they never change)."""
+    return _load_towers(config.image_size, str(cache_dir), str(torch.device(device)))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_towers(image_size: int, cache_dir: str, device: str) -> tuple[Lite0Taps, torch.Tensor]:
     from domainknowledge.models.encoders.pretrained import conse_class_embeddings
 
-    taps = Lite0Taps(config.image_size).to(device)
+    taps = Lite0Taps(image_size).to(device)
     classes = torch.as_tensor(conse_class_embeddings(cache_dir, device)).float().to(device)
     return taps, classes
 
@@ -258,11 +266,9 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def world_features(world: str, config: AlignedConfig, *, cache_dir, device="cpu", progress: bool = True,
-                   towers=None) -> dict:
+def world_features(world: str, config: AlignedConfig, *, cache_dir, device="cpu", progress: bool = True) -> dict:
     """The frozen towers' outputs on ``config.images_per_world`` captioned images of ``world`` (training split):
     ``features (N, 1632)``, ``conse (N, 384)``, ``text (N, 384)`` (MiniLM of the captions), float32; cached.
-    ``towers``: the ``(Lite0Taps, ConSE class embeddings)`` pair when the caller holds one (built otherwise).
     The images are drawn and encoded :data:`WORLD_CHUNK` at a time (splits ``train-0``, ``train-1``, ...), so
     memory does not grow with ``images_per_world``."""
     from domainknowledge.data.synthetic.world_captions import captioned_set
@@ -273,7 +279,7 @@ def world_features(world: str, config: AlignedConfig, *, cache_dir, device="cpu"
         with np.load(path) as stored:
             return {name: stored[name] for name in stored.files}
     start = time.time()
-    taps, classes = towers if towers is not None else _towers(config, cache_dir, device)
+    taps, classes = _towers(config, cache_dir, device)
     parts = []
     for chunk, first in enumerate(range(0, config.images_per_world, WORLD_CHUNK)):
         count = min(WORLD_CHUNK, config.images_per_world - first)
@@ -387,11 +393,12 @@ class AlignedEncoder(Encoder):
     image_batch_size = 256
 
     def __init__(self, heads: AlignedHeads, config: AlignedConfig, *, name: str, key: str, history: dict,
-                 left_out: str | None, cache_dir, device="cpu", towers=None):
+                 left_out: str | None, cache_dir, device="cpu"):
         super().__init__(device)
         from domainknowledge.models.text import encode_texts
 
-        self.taps, self.classes = towers if towers is not None else _towers(config, cache_dir, self.device)
+        self.taps, self.classes = _towers(config, cache_dir, self.device)
+        self.cache_dir = cache_dir
         self.heads = heads.to(self.device).eval()
         self.config, self.name, self.key, self.history, self.left_out = config, name, key, history, left_out
         self.image_size = config.image_size
@@ -437,8 +444,7 @@ class AlignedEncoder(Encoder):
                              self.config.dropout)
         history = {**self.history, "worlds": []}
         return AlignedEncoder(fresh, self.config, name=f"{self.name}-untrained", key=f"{self.key}|untrained",
-                              history=history, left_out=self.left_out, cache_dir=None, device=self.device,
-                              towers=(self.taps, self.classes))
+                              history=history, left_out=self.left_out, cache_dir=self.cache_dir, device=self.device)
 
     def _embed_texts(self, texts: list[str]) -> torch.Tensor:
         missing = list(dict.fromkeys(text for text in texts if text not in _SENTENCES))
@@ -483,9 +489,7 @@ def load_aligned(size: str | AlignedConfig = "cpu", left_out: str | None = None,
         heads.load_state_dict(payload["state_dict"])
         return AlignedEncoder(heads, config, name=name, key=key, history=payload["history"], left_out=left_out,
                               cache_dir=cache_dir, device=device)
-    towers = _towers(config, cache_dir, device)
-    data = {world: world_features(world, config, cache_dir=cache_dir, device=device, progress=progress,
-                                  towers=towers)
+    data = {world: world_features(world, config, cache_dir=cache_dir, device=device, progress=progress)
             for world in WORLDS if world != left_out}
     if progress:
         print(f"[aligned] training the heads of {name} on {', '.join(data)}", flush=True)
@@ -495,4 +499,4 @@ def load_aligned(size: str | AlignedConfig = "cpu", left_out: str | None = None,
         {"key": key, "state_dict": state, "feature_mean": state["feature_mean"], "feature_std": state["feature_std"],
          "history": history}, temporary))
     return AlignedEncoder(heads, config, name=name, key=key, history=history, left_out=left_out,
-                          cache_dir=cache_dir, device=device, towers=towers)
+                          cache_dir=cache_dir, device=device)
