@@ -54,10 +54,39 @@ def test_training_lowers_the_contrastive_loss(without_cars):
 
 
 def test_registry_names_round_trip_and_bad_names_are_explained(tmp_path):
-    assert aligned.parse_aligned_name("aligned-lite0-minilm-cpu-without-vehicles") == ("cpu", "vehicles")
-    assert aligned.parse_aligned_name("aligned-lite0-minilm-smoke-all-worlds") == ("smoke", None)
+    assert aligned.parse_aligned_name("aligned-lite0-minilm-cpu-without-vehicles") == ("cpu", "vehicles", "captions")
+    assert aligned.parse_aligned_name("aligned-lite0-minilm-smoke-all-worlds") == ("smoke", None, "captions")
+    assert aligned.parse_aligned_name("aligned-lite0-minilm-cpu-class-labels-without-aesthetics") == (
+        "cpu", "aesthetics", "class-labels")
     assert aligned.parse_aligned_name("aligned-lite0-minilm-cpu-without-moon") is None
     names = {entry.name for entry in encoders.available_encoders() if entry.kind == "aligned"}
-    assert names == {aligned.aligned_encoder_name("cpu", w) for w in (None, *aligned.WORLDS)}
+    assert names == {aligned.aligned_encoder_name("cpu", w, s) for w in (None, *aligned.WORLDS)
+                     for s in aligned.SUPERVISIONS}
+    for name in names:
+        size, left_out, supervision = aligned.parse_aligned_name(name)
+        assert aligned.aligned_encoder_name(size, left_out, supervision) == name
+    with pytest.raises(ValueError, match="supervision must be one of"):
+        aligned.AlignedConfig(images_per_world=24, steps=1, supervision="tags")
     with pytest.raises(ValueError, match="left_out must be one of"):
         aligned.load_aligned(TINY, "moon", cache_dir=tmp_path)
+
+
+
+def test_class_label_heads_learn_the_object_classes_and_never_read_the_captions(without_cars):
+    from domainknowledge.data.bundled import FASHION_MNIST_CLASSES
+
+    _, cache = without_cars
+    config = aligned.AlignedConfig(images_per_world=24, steps=60, batch_size=16, learning_rate=3e-3,
+                                   supervision="class-labels")
+    data = {world: aligned.world_features(world, config, cache_dir=cache, progress=False)
+            for world in ("captioned", "products")}
+    assert set(data["products"]["classes"]) <= {f"products:{item}" for item in FASHION_MNIST_CLASSES}
+    assert aligned.class_prompts(["cars:suv", "captioned:star", "aesthetics:sun"]) == [
+        "a photo of a SUV.", "a photo of a star.", "a photo of the sun."]
+    heads, history = aligned.train_aligned_heads(data, config, progress=False)
+    assert history["train_loss"][-1] < 0.8 * history["train_loss"][0]
+    shuffled = {world: {**arrays, "text": arrays["text"][::-1].copy()} for world, arrays in data.items()}
+    tensors, again = (aligned._training_tensors(d, config, "cpu") for d in (data, shuffled))
+    index = torch.arange(16)
+    assert torch.equal(aligned._batch_loss(heads, tensors, index, config),
+                       aligned._batch_loss(heads, again, index, config))

@@ -29,6 +29,13 @@ learned temperature ``tau``,
 plus, with weight ``anchor_weight``, ``1 - cos(f(x), c(x))``, which keeps the image embedding near ConSE's (so
 near MiniLM's meanings) for content no caption names.
 
+**Class labels instead of captions** (``supervision="class-labels"``, names ``...-class-labels-...``). The same
+towers, heads and images, but each image is paired with its object class only (:data:`CLASS_FACTORS`: the
+shape, car or vehicle body, scene subject or product item), worded ``"a photo of a <class>."``, and the loss is
+the cross-entropy of ``f(x) . h(t_k) / tau`` over the ``K`` class prompts ``t_k`` (a cosine classifier whose
+class weights are the text head's embeddings of the class names). This is the ImageNet analogue of the model:
+supervision that names what an image shows and never how it looks (Kobs 2023, Sec. 12.4).
+
 **Honesty protocol.** Heads are trained once per *left-out* world (:data:`~domainknowledge.data.synthetic.
 world_captions.WORLDS`): ``aligned-lite0-minilm-<size>-without-<world>`` never saw a caption or image of that
 world, and a chapter evaluates zero-shot prompting on its own world only with that head. The head trained on
@@ -61,7 +68,7 @@ from torch import nn
 from domainknowledge.data.synthetic.world_captions import WORLDS
 from domainknowledge.models.encoders.base import Encoder, EncoderNotAvailableError, resize_center_crop
 
-__all__ = ["ALIGNED_SIZES", "TAPS", "AlignedConfig", "AlignedEncoder", "AlignedHeads", "Lite0Taps",
+__all__ = ["ALIGNED_SIZES", "CLASS_FACTORS", "SUPERVISIONS", "TAPS", "AlignedConfig", "AlignedEncoder", "AlignedHeads", "Lite0Taps",
            "aligned_encoder_name", "dry_run_aligned_config", "load_aligned", "parse_aligned_name",
            "train_aligned_heads", "world_features"]
 
@@ -71,6 +78,11 @@ TAPS = (2, 4, 10)
 WORLD_CHUNK = 1000
 ALL_WORLDS = "all-worlds"
 _PREFIX = "aligned-lite0-minilm-"
+#: What the heads learn from: each image's caption, or only the name of its object class.
+SUPERVISIONS = ("captions", "class-labels")
+#: Per world, the factor that names what an image shows (its "object class"), the label of class supervision.
+CLASS_FACTORS = {"captioned": "shape", "cars": "body type", "vehicles": "body type", "aesthetics": "subject",
+                 "products": "item"}
 
 
 @dataclass(frozen=True)
@@ -78,7 +90,8 @@ class AlignedConfig:
     """How the heads are trained: ``images_per_world`` captioned images of every world rendered at
     ``render_size`` px and read at ``image_size`` px; ``validation_fraction`` of them held out for the
     validation loss; ``steps`` AdamW steps of ``batch_size`` pairs at ``learning_rate`` (cosine decay) with
-    ``weight_decay``; heads of ``hidden`` units with ``dropout``; ``anchor_weight`` on the ConSE anchor."""
+    ``weight_decay``; heads of ``hidden`` units with ``dropout``; ``anchor_weight`` on the ConSE anchor;
+    ``supervision``: one of :data:`SUPERVISIONS` (module docstring)."""
 
     images_per_world: int
     steps: int
@@ -92,8 +105,11 @@ class AlignedConfig:
     anchor_weight: float = 0.0
     validation_fraction: float = 0.1
     seed: int = 0
+    supervision: str = "captions"
 
     def __post_init__(self):
+        if self.supervision not in SUPERVISIONS:
+            raise ValueError(f"supervision must be one of {', '.join(SUPERVISIONS)}, got {self.supervision!r}")
         if self.images_per_world < 20 or self.steps < 1 or self.batch_size < 2:
             raise ValueError(f"need images_per_world >= 20, steps >= 1 and batch_size >= 2; got "
                              f"{self.images_per_world}, {self.steps}, {self.batch_size}")
@@ -115,22 +131,30 @@ def dry_run_aligned_config(size: str) -> AlignedConfig:
     return dataclasses.replace(ALIGNED_SIZES[size], images_per_world=24, steps=4, batch_size=16)
 
 
-def aligned_encoder_name(size: str, left_out: str | None) -> str:
-    """The registry name: ``aligned-lite0-minilm-<size>-without-<world>`` or ``...-<size>-all-worlds``."""
-    return f"{_PREFIX}{size}-" + (ALL_WORLDS if left_out is None else f"without-{left_out}")
+def aligned_encoder_name(size: str, left_out: str | None, supervision: str = "captions") -> str:
+    """The registry name: ``aligned-lite0-minilm-<size>-without-<world>`` or ``...-<size>-all-worlds``; with
+    class-label supervision ``...-<size>-class-labels-without-<world>`` (or ``-class-labels-all-worlds``)."""
+    if supervision not in SUPERVISIONS:
+        raise ValueError(f"supervision must be one of {', '.join(SUPERVISIONS)}, got {supervision!r}")
+    labels = "" if supervision == "captions" else f"{supervision}-"
+    return f"{_PREFIX}{size}-{labels}" + (ALL_WORLDS if left_out is None else f"without-{left_out}")
 
 
-def parse_aligned_name(name: str) -> tuple[str, str | None] | None:
-    """``(size, left_out)`` of a registry name of this family (``left_out`` None: all worlds), else ``None``."""
+def parse_aligned_name(name: str) -> tuple[str, str | None, str] | None:
+    """``(size, left_out, supervision)`` of a registry name of this family (``left_out`` None: all worlds),
+    else ``None``."""
     if not name.startswith(_PREFIX):
         return None
     size, _, rest = name[len(_PREFIX):].partition("-")
     if size not in ALIGNED_SIZES:
         return None
+    supervision = "captions"
+    if rest.startswith("class-labels-"):
+        supervision, rest = "class-labels", rest[len("class-labels-"):]
     if rest == ALL_WORLDS:
-        return size, None
+        return size, None, supervision
     if rest.startswith("without-") and rest[len("without-"):] in WORLDS:
-        return size, rest[len("without-"):]
+        return size, rest[len("without-"):], supervision
     return None
 
 
@@ -249,7 +273,7 @@ def _feature_key(world: str, config: AlignedConfig) -> str:
 
     fields = {"world": world, "n": config.images_per_world, "render": config.render_size,
               "size": config.image_size, "seed": config.seed, "taps": TAPS, "chunk": WORLD_CHUNK,
-              "draw": "train-<chunk>"}
+              "draw": "train-<chunk>", "classes": CLASS_FACTORS[world]}
     source = _source_digest(world_captions, captioned_world, cars, vehicles, aesthetics, products)
     return hashlib.sha256(f"{json.dumps(fields, sort_keys=True)}|{source}|{_versions()}".encode()).hexdigest()[:20]
 
@@ -268,7 +292,8 @@ def _atomic_write(path: Path, write) -> None:
 
 def world_features(world: str, config: AlignedConfig, *, cache_dir, device="cpu", progress: bool = True) -> dict:
     """The frozen towers' outputs on ``config.images_per_world`` captioned images of ``world`` (training split):
-    ``features (N, 1632)``, ``conse (N, 384)``, ``text (N, 384)`` (MiniLM of the captions), float32; cached.
+    ``features (N, 1632)``, ``conse (N, 384)``, ``text (N, 384)`` (MiniLM of the captions), float32, and
+    ``classes (N,)`` str, each image's object class as ``"<world>:<value>"`` (:data:`CLASS_FACTORS`); cached.
     The images are drawn and encoded :data:`WORLD_CHUNK` at a time (splits ``train-0``, ``train-1``, ...), so
     memory does not grow with ``images_per_world``."""
     from domainknowledge.data.synthetic.world_captions import captioned_set
@@ -285,8 +310,10 @@ def world_features(world: str, config: AlignedConfig, *, cache_dir, device="cpu"
         count = min(WORLD_CHUNK, config.images_per_world - first)
         pairs = captioned_set(world, count, seed=config.seed, split=f"train-{chunk}", image_size=config.render_size)
         features, conse = _image_outputs(taps, classes, pairs.images, device)
-        parts.append((features, conse, encode_texts(pairs.captions, device=str(device)).astype(np.float32)))
-    arrays = {name: np.concatenate([part[i] for part in parts]) for i, name in enumerate(("features", "conse", "text"))}
+        classes = np.asarray([f"{world}:{value}" for value in pairs.factors[CLASS_FACTORS[world]]], dtype=str)
+        parts.append((features, conse, encode_texts(pairs.captions, device=str(device)).astype(np.float32), classes))
+    arrays = {name: np.concatenate([part[i] for part in parts])
+              for i, name in enumerate(("features", "conse", "text", "classes"))}
 
     def write(temporary):
         with open(temporary, "wb") as file:
@@ -306,15 +333,50 @@ def _split(count: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarr
     return order[cut:], order[:cut]
 
 
-def _contrastive_loss(heads: AlignedHeads, features, conse, text, anchor_weight: float) -> torch.Tensor:
-    """The symmetric CLIP loss (open_clip's ClipLoss) plus ``anchor_weight * (1 - cos(f(x), c(x)))``."""
+def class_prompts(classes) -> list[str]:
+    """The text of each object class ``"<world>:<value>"`` (:func:`world_features`' ``classes``): the first
+    zero-shot template of that world's class factor with the value's canonical phrase, e.g. "a photo of a sedan."."""
+    from domainknowledge.data.synthetic.world_captions import zero_shot_factors
+
+    texts = []
+    for label in classes:
+        world, _, value = str(label).partition(":")
+        values, phrases, templates = zero_shot_factors(world)[CLASS_FACTORS[world]]
+        texts.append(templates[0].format(phrases[values.index(value)]))
+    return texts
+
+
+def _batch_loss(heads: AlignedHeads, tensors: dict, index, config: AlignedConfig) -> torch.Tensor:
+    """The loss of the pairs ``index``. Captions: the symmetric CLIP loss (open_clip's ClipLoss). Class labels:
+    the cross-entropy of ``f(x) . h(t_k) / tau`` over all class prompts (``tensors["class_text"] (K, 384)``).
+    Both plus ``anchor_weight * (1 - cos(f(x), c(x)))``."""
     from domainknowledge.models.encoders.base import import_open_clip
 
-    image, sentence = heads.image(features, conse), heads.text(text)
-    loss = import_open_clip().loss.ClipLoss()(image, sentence, heads.logit_scale.exp().clamp(max=100))
-    if anchor_weight:
-        loss = loss + anchor_weight * (1 - (image * conse).sum(dim=-1)).mean()
+    conse = tensors["conse"][index]
+    image = heads.image(tensors["features"][index], conse)
+    scale = heads.logit_scale.exp().clamp(max=100)
+    if config.supervision == "captions":
+        loss = import_open_clip().loss.ClipLoss()(image, heads.text(tensors["text"][index]), scale)
+    else:
+        loss = F.cross_entropy(scale * image @ heads.text(tensors["class_text"]).T, tensors["targets"][index])
+    if config.anchor_weight:
+        loss = loss + config.anchor_weight * (1 - (image * conse).sum(dim=-1)).mean()
     return loss
+
+
+def _training_tensors(data: dict[str, dict], config: AlignedConfig, device) -> dict[str, torch.Tensor]:
+    """The pairs of every world in ``data``, concatenated on ``device``; for class labels also ``targets (N,)``
+    and ``class_text (K, 384)``, MiniLM's embeddings of the class prompts."""
+    from domainknowledge.models.text import encode_texts
+
+    arrays = {name: np.concatenate([data[world][name] for world in sorted(data)])
+              for name in ("features", "conse", "text", "classes")}
+    tensors = {name: torch.as_tensor(arrays[name]).float().to(device) for name in ("features", "conse", "text")}
+    if config.supervision == "class-labels":
+        labels, targets = np.unique(arrays["classes"], return_inverse=True)
+        tensors["targets"] = torch.as_tensor(targets).long().to(device)
+        tensors["class_text"] = torch.as_tensor(encode_texts(class_prompts(labels), device=str(device))).float().to(device)
+    return tensors
 
 
 def train_aligned_heads(data: dict[str, dict], config: AlignedConfig, *, device="cpu", progress: bool = True
@@ -327,10 +389,8 @@ def train_aligned_heads(data: dict[str, dict], config: AlignedConfig, *, device=
     """
     device = torch.device(device)
     torch.manual_seed(config.seed)
-    arrays = {name: np.concatenate([data[world][name] for world in sorted(data)]) for name in
-              ("features", "conse", "text")}
-    train, validation = _split(len(arrays["text"]), config.validation_fraction, config.seed)
-    tensors = {name: torch.as_tensor(values).float().to(device) for name, values in arrays.items()}
+    tensors = _training_tensors(data, config, device)
+    train, validation = _split(len(tensors["text"]), config.validation_fraction, config.seed)
     features = tensors["features"][train]
     heads = AlignedHeads(features.mean(dim=0), features.std(dim=0).clamp_min(1e-4), config.hidden,
                          config.dropout).to(device)
@@ -345,8 +405,7 @@ def train_aligned_heads(data: dict[str, dict], config: AlignedConfig, *, device=
     for step in range(1, config.steps + 1):
         heads.train()
         index = train_index[torch.randperm(len(train_index), generator=generator)[:batch]].to(device)
-        loss = _contrastive_loss(heads, tensors["features"][index], tensors["conse"][index],
-                                 tensors["text"][index], config.anchor_weight)
+        loss = _batch_loss(heads, tensors, index, config)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -368,14 +427,13 @@ def train_aligned_heads(data: dict[str, dict], config: AlignedConfig, *, device=
 
 @torch.no_grad()
 def _validation_loss(heads, tensors, validation: np.ndarray, config: AlignedConfig, device) -> float:
-    """The contrastive loss on held-out pairs, in batches of the training size (comparable to the train loss)."""
+    """The training loss on held-out pairs, in batches of the training size (comparable to the train loss)."""
     heads.eval()
     batch = max(2, min(config.batch_size, len(validation)))
     losses = []
     for start in range(0, len(validation) - batch + 1, batch):
         index = torch.as_tensor(validation[start:start + batch]).to(device)
-        losses.append(float(_contrastive_loss(heads, tensors["features"][index], tensors["conse"][index],
-                                              tensors["text"][index], config.anchor_weight)))
+        losses.append(float(_batch_loss(heads, tensors, index, config)))
     return float(np.mean(losses)) if losses else float("nan")
 
 
@@ -408,8 +466,10 @@ class AlignedEncoder(Encoder):
             self.provenance = (f"EfficientNet-Lite0's ConSE embedding at {config.image_size} px and MiniLM, heads "
                                "untrained (the aligned model before training)")
             return
+        taught = ("captioned images" if config.supervision == "captions" else
+                  "the object-class names (not the captions) of the images")
         self.provenance = (f"aligned here (LiT-style): frozen EfficientNet-Lite0 (ImageNet) and all-MiniLM-L6-v2, "
-                           f"heads trained on captioned images of {seen} ({config.images_per_world:,} per world, "
+                           f"heads trained on {taught} of {seen} ({config.images_per_world:,} per world, "
                            f"{config.steps:,} steps)" + ("; an upper bound wherever a chapter's own world is "
                                                          "among them" if left_out is None else
                                                          f"; never saw the {left_out} world"))
@@ -462,11 +522,12 @@ def _heads_key(config: AlignedConfig, left_out: str | None) -> str:
 
 
 def load_aligned(size: str | AlignedConfig = "cpu", left_out: str | None = None, *, cache_dir=None, device="cpu",
-                 progress: bool = True, label: str | None = None) -> AlignedEncoder:
+                 progress: bool = True, label: str | None = None, supervision: str | None = None) -> AlignedEncoder:
     """The aligned model of ``size`` (``smoke``, ``cpu``, ``paper`` or an :class:`AlignedConfig`) whose heads never
     saw the world ``left_out`` (``None``: trained on every world, an upper bound). Loaded from ``cache_dir``
     (default ``<dk cache>/encoders``) when trained before, else trained (features of each world are cached
-    on their own, so the heads of another left-out world reuse them)."""
+    on their own, so the heads of another left-out world reuse them). ``supervision`` (one of
+    :data:`SUPERVISIONS`) overrides the configuration's."""
     from domainknowledge.models.encoders.registry import default_cache_dir
 
     if isinstance(size, AlignedConfig):
@@ -478,11 +539,14 @@ def load_aligned(size: str | AlignedConfig = "cpu", left_out: str | None = None,
                          "an AlignedConfig")
     if left_out is not None and left_out not in WORLDS:
         raise ValueError(f"left_out must be one of {', '.join(WORLDS)} or None (every world), got {left_out!r}")
+    if supervision is not None:
+        config = dataclasses.replace(config, supervision=supervision)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     device = torch.device(device)
-    name = f"{_PREFIX}{label}-" + (ALL_WORLDS if left_out is None else f"without-{left_out}")
+    name = aligned_encoder_name(label, left_out, config.supervision)
     key = _heads_key(config, left_out)
-    path = cache_dir / "aligned" / f"heads-{label}-{'all' if left_out is None else left_out}-{key}.pt"
+    path = (cache_dir / "aligned" /
+            f"heads-{label}-{config.supervision}-{'all' if left_out is None else left_out}-{key}.pt")
     if path.is_file():
         payload = torch.load(path, map_location="cpu", weights_only=True)
         heads = AlignedHeads(payload["feature_mean"], payload["feature_std"], config.hidden, config.dropout)

