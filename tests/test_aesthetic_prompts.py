@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from domainknowledge.principles import aesthetic_prompts as P
 
@@ -135,3 +136,21 @@ def test_equal_dimension_spread_finds_one_direction_in_any_basis():
     assert even["effective_fraction"] == pytest.approx(1.0, rel=0.02)
     with pytest.raises(ValueError, match="dimensions must lie"):
         P.equal_dimension_spread(features, latent[:, 0], 13)
+
+
+def test_pair_search_from_per_word_similarities_equals_eq_12_1_and_the_binary_rule_pair_by_pair():
+    rng = np.random.default_rng(3)
+    images, scores = rng.normal(size=(40, 8)), rng.uniform(2, 8, 40)
+    words = {w: rng.normal(size=(3, 8)) for w in ("fine", "good", "bad", "ugly")}
+    search = P.search_adjective_pairs(images, scores, words, ("fine", "good"), ("bad", "ugly"))
+    for row in search.itertuples():
+        positive, negative = words[row.positive], words[row.negative]
+        score = P.weighted_prompt_score(images, np.concatenate([positive, negative]), P.prompt_weights(3, 3))
+        binary = P.binary_from_prompts(images, positive, negative)
+        assert row.accuracy == pytest.approx(np.mean(binary == (scores > 5)))
+        assert row.spearman == pytest.approx(stats.spearmanr(score, scores)[0])
+    largest, total = P.prompt_similarities(images, words["fine"], chunk=7)
+    unit = images / np.linalg.norm(images, axis=1, keepdims=True)
+    similarity = unit @ (words["fine"] / np.linalg.norm(words["fine"], axis=1, keepdims=True)).T
+    np.testing.assert_allclose(largest, similarity.max(axis=1))
+    np.testing.assert_allclose(total, similarity.sum(axis=1))

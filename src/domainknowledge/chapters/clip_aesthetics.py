@@ -381,14 +381,19 @@ class _ImageTower(nn.Module):
 
 
 def _tower_for(name: str, image_size: int, device) -> _ImageTower:
-    """A trainable copy of the image tower of encoder ``name`` (a stand-in CLIP, an open_clip model or an
-    EfficientNet-Lite), returning its pooled features (the input of the new head)."""
+    """A trainable copy of the image tower of encoder ``name`` (a stand-in CLIP, an open_clip model, the aligned
+    model or an EfficientNet-Lite), returning its pooled features (the input of the new head). An
+    EfficientNet-Lite named with a size (``efficientnet-lite0-96px``) is fine-tuned at that size, else at
+    ``image_size``; the aligned model at its own input size."""
     from domainknowledge.models.encoders import load_encoder
+    from domainknowledge.models.encoders.aligned import AlignedEncoder
 
     if name.startswith("efficientnet-lite"):
         from domainknowledge.models.backbones import load_efficientnet_lite
 
-        network = load_efficientnet_lite(int(name[-1]), image_size=image_size)
+        variant, _, size = name[len("efficientnet-lite"):].partition("-")
+        image_size = int(size[:-2]) if size.endswith("px") else image_size
+        network = load_efficientnet_lite(int(variant), image_size=image_size)
 
         class _Pooled(nn.Module):
             def __init__(self, net):
@@ -400,6 +405,9 @@ def _tower_for(name: str, image_size: int, device) -> _ImageTower:
 
         return _ImageTower(_Pooled(network), 1280, image_size, lambda x: (x - 127.0) / 128.0, name)
     encoder = load_encoder(name, device=device)
+    if isinstance(encoder, AlignedEncoder):
+        return _ImageTower(encoder.trainable_image_tower(), encoder.embedding_dim, encoder.image_size,
+                           lambda x: x, name)
     if not hasattr(encoder, "model"):
         raise ValueError(f"encoder {name!r} has no trainable image tower to fine-tune; choose a stand-in CLIP, an "
                          "open_clip model or an efficientnet-lite")

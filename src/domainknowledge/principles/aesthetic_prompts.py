@@ -45,7 +45,8 @@ import pandas as pd
 
 __all__ = ["CONTEXT_TEMPLATE", "FIXED_TEMPLATE", "METHODS", "NEGATIVE_ADJECTIVES", "POSITIVE_ADJECTIVES", "THESIS_BEST_PAIRS",
            "LinearProbe", "best_pair", "binary_from_prompts", "content_class_name", "context_prompts", "ensemble_vector",
-           "equal_dimension_spread", "evaluate_prompts", "fit_linear_probe", "fixed_prompt", "prompt_weights", "scaled_probe_weights",
+           "equal_dimension_spread", "evaluate_prompts", "fit_linear_probe", "fixed_prompt", "prompt_similarities",
+           "prompt_weights", "scaled_probe_weights",
            "search_adjective_pairs", "weight_spread", "weighted_prompt_score"]
 
 # WordNet 3.0: the adjective senses of "great" (large, outstanding, the "very good" slang set, capital letters,
@@ -138,23 +139,46 @@ def binary_from_prompts(image_embeddings, positive_embeddings, negative_embeddin
     return (images @ positive.T).max(axis=1) >= (images @ negative.T).max(axis=1) - tolerance
 
 
-def evaluate_prompts(image_embeddings, mean_scores, positive_embeddings, negative_embeddings, *,
-                     threshold: float = 5.0) -> dict[str, float]:
-    """Accuracy of the binary decision against ``mean_scores > threshold`` and Spearman and Pearson correlations
-    of the Eq. 12.1 score with ``mean_scores`` ``(N,)`` (0 for a constant score, where they are undefined)."""
+def prompt_similarities(image_embeddings, prompt_embeddings, *, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """For images ``(N, D)`` and one word's prompts ``(K, D)``: the largest cosine similarity of each image to
+    the prompts and their sum, ``((N,), (N,))``; images are taken ``chunk`` at a time, so memory holds at most a
+    ``(chunk, K)`` block. Every quantity Eq. 12.1 and the binary decision need is built from these two."""
+    prompts = _unit_rows(np.atleast_2d(prompt_embeddings), "prompt embeddings")
+    images = np.asarray(image_embeddings)
+    if images.ndim != 2 or images.shape[1] != prompts.shape[1]:
+        raise ValueError(f"image embeddings must be (N, {prompts.shape[1]}) like the prompts, got {images.shape}: "
+                         "they must come from the same encoder")
+    largest, total = np.empty(len(images)), np.empty(len(images))
+    for start in range(0, len(images), chunk):
+        similarity = _unit_rows(images[start:start + chunk], "image embeddings") @ prompts.T
+        largest[start:start + chunk], total[start:start + chunk] = similarity.max(axis=1), similarity.sum(axis=1)
+    return largest, total
+
+
+def _prompt_metrics(positive: tuple[np.ndarray, np.ndarray], negative: tuple[np.ndarray, np.ndarray], truth,
+                    threshold: float, tolerance: float = 1e-6) -> dict[str, float]:
+    """The metrics of :func:`evaluate_prompts` from :func:`prompt_similarities` of the positive and the negative
+    prompts: the binary decision compares the largest similarities, Eq. 12.1 subtracts the sums."""
     from scipy import stats
 
-    truth = np.asarray(mean_scores, dtype=np.float64)
-    positive, negative = np.atleast_2d(positive_embeddings), np.atleast_2d(negative_embeddings)
-    predicted = binary_from_prompts(image_embeddings, positive, negative)
+    predicted = positive[0] >= negative[0] - tolerance
     if truth.shape != predicted.shape:
         raise ValueError(f"{predicted.shape[0]} images but {truth.shape} scores")
-    score = weighted_prompt_score(image_embeddings, np.concatenate([positive, negative]),
-                                  prompt_weights(len(positive), len(negative)))
+    score = positive[1] - negative[1]
     constant = np.ptp(score) < 1e-9
     return {"accuracy": float(np.mean(predicted == (truth > threshold))),
             "spearman": 0.0 if constant else float(stats.spearmanr(score, truth)[0]),
             "pearson": 0.0 if constant else float(stats.pearsonr(score, truth)[0])}
+
+
+def evaluate_prompts(image_embeddings, mean_scores, positive_embeddings, negative_embeddings, *,
+                     threshold: float = 5.0) -> dict[str, float]:
+    """Accuracy of the binary decision (:func:`binary_from_prompts`) against ``mean_scores > threshold`` and
+    Spearman and Pearson correlations of the Eq. 12.1 score (:func:`weighted_prompt_score` with
+    :func:`prompt_weights`) with ``mean_scores`` ``(N,)`` (0 for a constant score, where they are undefined)."""
+    truth = np.asarray(mean_scores, dtype=np.float64)
+    return _prompt_metrics(prompt_similarities(image_embeddings, positive_embeddings),
+                           prompt_similarities(image_embeddings, negative_embeddings), truth, threshold)
 
 
 def search_adjective_pairs(image_embeddings, mean_scores, word_embeddings: Mapping[str, np.ndarray],
@@ -162,17 +186,17 @@ def search_adjective_pairs(image_embeddings, mean_scores, word_embeddings: Mappi
                            negative_words: Sequence[str] = NEGATIVE_ADJECTIVES) -> pd.DataFrame:
     """Every (positive, negative) pair evaluated on (training) images: one row per pair with ``accuracy``,
     ``spearman`` and ``pearson`` (:func:`evaluate_prompts`), sorted by neither. ``word_embeddings[w]`` holds the
-    ``(K, D)`` prompt embeddings of word ``w`` for the method at hand (``K = 1`` for fixed and ensemble prompts)."""
+    ``(K, D)`` prompt embeddings of word ``w`` for the method at hand (``K = 1`` for fixed and ensemble prompts).
+    The image-prompt similarities are computed once per word, not once per pair."""
     missing = [w for w in (*positive_words, *negative_words) if w not in word_embeddings]
     if missing:
         raise ValueError(f"no prompt embeddings for the word(s) {missing}")
-    rows = []
-    for positive in positive_words:
-        for negative in negative_words:
-            values = evaluate_prompts(image_embeddings, mean_scores, word_embeddings[positive],
-                                      word_embeddings[negative])
-            rows.append({"positive": positive, "negative": negative, **values})
-    return pd.DataFrame(rows)
+    truth = np.asarray(mean_scores, dtype=np.float64)
+    similarities = {w: prompt_similarities(image_embeddings, word_embeddings[w])
+                    for w in dict.fromkeys((*positive_words, *negative_words))}
+    return pd.DataFrame([{"positive": positive, "negative": negative,
+                          **_prompt_metrics(similarities[positive], similarities[negative], truth, 5.0)}
+                         for positive in positive_words for negative in negative_words])
 
 
 def best_pair(search: pd.DataFrame, task: str) -> tuple[str, str]:

@@ -498,6 +498,12 @@ class AlignedEncoder(Encoder):
         as_tensor = lambda array: torch.as_tensor(array).float().to(self.device)  # noqa: E731
         return self.heads.image(as_tensor(features), as_tensor(conse)).cpu().numpy().astype(np.float32)
 
+    def trainable_image_tower(self) -> nn.Module:
+        """A trainable copy of the whole image side, ``forward(x (B, 3, S, S) float 0..255) -> f(x) (B, 384)``:
+        EfficientNet-Lite0 (unfrozen), the pooling, ConSE and the image head, for end-to-end fine-tuning; this
+        encoder stays as it is."""
+        return _TrainableImageSide(self.taps, self.classes, self.heads)
+
     def untrained(self) -> AlignedEncoder:
         """The same towers with zero-initialised heads: ConSE at this image size (a baseline for the heads)."""
         fresh = AlignedHeads(self.heads.feature_mean.cpu(), self.heads.feature_std.cpu(), self.config.hidden,
@@ -512,6 +518,25 @@ class AlignedEncoder(Encoder):
             _SENTENCES.update(zip(missing, self._encode_texts(missing)))
         sentence = torch.as_tensor(np.stack([_SENTENCES[text] for text in texts])).to(self.device)
         return self.heads.text(sentence)
+
+
+class _TrainableImageSide(nn.Module):
+    """Deep copies of the image tower and head with every weight trainable (:meth:`AlignedEncoder.trainable_image_tower`)."""
+
+    def __init__(self, taps: Lite0Taps, classes: torch.Tensor, heads: AlignedHeads):
+        super().__init__()
+        import copy
+
+        self.taps, self.heads = copy.deepcopy(taps), copy.deepcopy(heads)
+        self.register_buffer("classes", classes.detach().clone())
+        for parameter in self.parameters():
+            parameter.requires_grad_(True)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        from domainknowledge.models.encoders.pretrained import conse_embedding
+
+        features, logits = self.taps(images)
+        return self.heads.image(features, conse_embedding(F.softmax(logits, dim=1), self.classes))
 
 
 def _heads_key(config: AlignedConfig, left_out: str | None) -> str:
