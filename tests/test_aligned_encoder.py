@@ -90,3 +90,19 @@ def test_class_label_heads_learn_the_object_classes_and_never_read_the_captions(
     index = torch.arange(16)
     assert torch.equal(aligned._batch_loss(heads, tensors, index, config),
                        aligned._batch_loss(heads, again, index, config))
+
+
+def test_the_whole_image_side_fine_tunes_end_to_end_on_a_copy(without_cars):
+    encoder, _ = without_cars
+    images = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    before = encoder.encode_images(images)
+    tower = encoder.trainable_image_tower().eval()
+    batch = torch.as_tensor(images).permute(0, 3, 1, 2).float()
+    with torch.no_grad():
+        np.testing.assert_allclose(tower(batch).numpy(), before, atol=1e-4)
+    tower.train()
+    tower(batch).sum().backward()
+    trunk_grads = [p.grad for p in tower.taps.network.parameters() if p.grad is not None]
+    assert trunk_grads and any(g.abs().sum() > 0 for g in trunk_grads)
+    assert all(not p.requires_grad for p in encoder.taps.parameters())
+    np.testing.assert_allclose(encoder.encode_images(images), before, atol=1e-6)

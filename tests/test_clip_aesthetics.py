@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from domainknowledge.chapters import clip_aesthetics as chapter
 from domainknowledge.data.bundled import DataNotFoundError
@@ -228,3 +229,11 @@ def test_finetuning_learns_a_constant_rating():
     assert result["mae"] < 1.0                                   # an untrained head predicts about 5.5
     assert result["epochs"] <= 6 and result["validation_emd"] < 0.2
     assert result["history"][-1] < result["history"][0]
+
+
+
+def test_efficientnet_towers_are_fine_tuned_at_the_size_their_name_gives():
+    sized = chapter._tower_for("efficientnet-lite0-96px", 224, "cpu")
+    plain = chapter._tower_for("efficientnet-lite0", 64, "cpu")
+    assert (sized.image_size, plain.image_size, sized.feature_dim) == (96, 64, 1280)
+    assert sized(torch.zeros(2, 3, 50, 50)).shape == (2, 1280)

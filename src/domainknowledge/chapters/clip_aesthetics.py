@@ -22,6 +22,7 @@ Every result row names its encoder; :func:`summary_table` gives the Table 12.1 a
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,13 +39,13 @@ from domainknowledge.data.synthetic import aesthetics as aesthetics_data
 from domainknowledge.principles import aesthetic_prompts as prompts
 from domainknowledge.principles.pretext import emd_loss, mean_score
 
-__all__ = ["AVA_LAYOUT", "CONFIGS", "QUALITY_NEGATIVE", "QUALITY_POSITIVE", "Config", "FinetuningConfig", "Task",
-           "conse_and_lite0_embeddings", "embed_all", "embed_task", "finetune_emd", "finetuning_results", "load_ava", "load_task", "majority_accuracy",
-           "plot_probe_weights", "probe_results", "property_probes", "prompt_embeddings", "prompting_results", "split_indices",
-           "summary_table", "thesis_pair_results"]
+__all__ = ["AVA_LAYOUT", "CAPTION_DATA_SIZES", "CONFIGS", "QUALITY_NEGATIVE", "QUALITY_POSITIVE", "Config", "FinetuningConfig", "Task",
+           "conse_and_lite0_embeddings", "embed_all", "embed_task", "encoder_roles", "finetune_emd", "finetuning_results", "load_ava", "load_task", "majority_accuracy",
+           "plot_probe_weights", "probe_results", "property_probes", "prompt_embeddings", "prompting_results", "smaller_caption_encoder", "split_indices",
+           "summary_table", "thesis_pair_results", "training_data"]
 
-# Words the stand-in CLIP's captions use for photographic quality (captioned_world.SYNONYMS): our extension, a
-# prompt vocabulary the stand-in can read; not the thesis' adjectives.
+# Words the captioned world's captions use for photographic quality (captioned_world.SYNONYMS), which the aligned
+# model learnt from: our extension, a prompt vocabulary it has seen; not the thesis' adjectives.
 QUALITY_POSITIVE = ("sharp", "crisp", "in-focus", "clean", "noise-free", "well exposed", "correctly exposed")
 QUALITY_NEGATIVE = ("blurry", "out-of-focus", "grainy", "noisy", "dim", "underexposed", "overexposed", "washed-out")
 
@@ -76,8 +77,12 @@ class Config:
     ``data``: ``stand-in`` (scenes and photo crops, ``photo_fraction`` photos, ``votes`` simulated votes each,
     ``image_size`` px) or ``ava``; ``train_images`` and ``test_images`` per run (``None`` at AVA: 90 % / 10 % of
     all listed images); ``runs``: seeded train/test splits of the pool. ``multimodal``: image-text encoders
-    (prompting and probing); ``content``: image-only encoders (probing); ``content_classes``: how many ImageNet
-    class names (evenly spaced over the 1,000) the context-aware prompts use.
+    (prompting and probing), the primary first; ``content``: image-only encoders (probing), the ImageNet
+    network the claims compare with first; ``content_classes``: how many ImageNet class names (evenly spaced
+    over the 1,000) the context-aware prompts use. ``label_counterpart``: the primary's twin trained on the same
+    images with class labels instead of captions (Table 12.2 at equal size; ``None``: the profile's encoders
+    answer it). ``smaller_caption_data``: images per world of a second caption head trained like the primary
+    on fewer pairs (Table 12.2's amount of caption data; ``None``: the profile's RN50 CLIPs answer it).
     """
 
     data: str
@@ -91,6 +96,8 @@ class Config:
     content: tuple[str, ...]
     content_classes: int
     finetuning: FinetuningConfig
+    label_counterpart: str | None = None
+    smaller_caption_data: int | None = None
 
     def __post_init__(self):
         if self.data not in ("stand-in", "ava"):
@@ -101,21 +108,27 @@ class Config:
             raise ValueError("need at least one run and one multimodal encoder")
 
 
+#: The aligned model's heads that never saw the aesthetic world (its captions and images), per size: the
+#: caption-supervised primary and its class-label twin (:mod:`domainknowledge.models.encoders.aligned`).
+_CAPTIONS = "aligned-lite0-minilm-{}-without-aesthetics"
+_LABELS = "aligned-lite0-minilm-{}-class-labels-without-aesthetics"
+
 CONFIGS: dict[str, Config] = {
     "smoke": Config(data="stand-in", image_size=64, photo_fraction=0.5, votes=100, train_images=90, test_images=60,
-                    runs=1, multimodal=("standin-clip-smoke", "conse-lite0-minilm"), content=("efficientnet-lite0",
-                    "raw-pixels-32"), content_classes=10,
-                    finetuning=FinetuningConfig(towers=("standin-clip-smoke",), max_epochs=3, patience=1,
-                                                batch_size=32, runs=1, image_size=64, lr_head=0.1, lr_backbone=1e-3)),
+                    runs=1, multimodal=(_CAPTIONS.format("smoke"),), content=("efficientnet-lite0-96px", "raw-pixels-32"),
+                    content_classes=10, label_counterpart=_LABELS.format("smoke"),
+                    finetuning=FinetuningConfig(towers=(_CAPTIONS.format("smoke"),), max_epochs=2, patience=1,
+                                                batch_size=32, runs=1, image_size=96, lr_head=0.1, lr_backbone=1e-3)),
     "cpu": Config(data="stand-in", image_size=64, photo_fraction=0.5, votes=100, train_images=450, test_images=250,
-                  runs=3, multimodal=("standin-clip-cpu", "standin-clip-smoke", "conse-lite0-minilm"),
-                  content=("efficientnet-lite0", "raw-pixels-32"), content_classes=100,
-                  finetuning=FinetuningConfig(towers=("standin-clip-cpu", "efficientnet-lite0"), max_epochs=8,
-                                              patience=2, batch_size=32, runs=2, image_size=48, lr_head=0.1,
+                  runs=3, multimodal=(_CAPTIONS.format("cpu"), "aligned-lite0-minilm-cpu-all-worlds"),
+                  content=("efficientnet-lite0-96px", "raw-pixels-32"), content_classes=100,
+                  label_counterpart=_LABELS.format("cpu"), smaller_caption_data=150,
+                  finetuning=FinetuningConfig(towers=(_CAPTIONS.format("cpu"), "efficientnet-lite0-96px"), max_epochs=8,
+                                              patience=2, batch_size=32, runs=2, image_size=96, lr_head=0.1,
                                               lr_backbone=1e-3)),
     "paper": Config(data="ava", image_size=224, photo_fraction=0.0, votes=0, train_images=None, test_images=None,
                     runs=1, multimodal=("open_clip:ViT-B-32/openai", "open_clip:RN50/openai", "open_clip:RN50/cc12m",
-                                        "open_clip:RN50/yfcc15m", "standin-clip-paper", "conse-lite0-minilm"),
+                                        "open_clip:RN50/yfcc15m", "conse-lite0-minilm"),
                     # a paper dry run (DRY_RUN_CAPS) loads the first of each list: ViT-B/32 CLIP and EfficientNet-Lite0
                     content=("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2",
                              "torchvision-vit_b_16-imagenet", "torchvision-resnet50-imagenet"),
@@ -123,6 +136,68 @@ CONFIGS: dict[str, Config] = {
                     finetuning=FinetuningConfig(towers=("open_clip:ViT-B-32/openai", "efficientnet-lite0"),
                                                 max_epochs=100, patience=10, batch_size=128, runs=1)),
 }
+
+#: Table 12.2's CLIPs and the captioned images each learnt from (Kobs 2023): the ``paper`` answer to "more caption
+#: data gives a better probe".
+CAPTION_DATA_SIZES = {"open_clip:RN50/cc12m": 12_000_000, "open_clip:RN50/yfcc15m": 15_000_000,
+                      "open_clip:RN50/openai": 400_000_000}
+
+
+def smaller_caption_encoder(config: Config, *, device="cpu"):
+    """The primary aligned model's twin trained on ``config.smaller_caption_data`` captioned images per world
+    (same steps, heads and left-out world): Table 12.2's "less caption data" arm at ``smoke`` and ``cpu``."""
+    from domainknowledge.models.encoders.aligned import ALIGNED_SIZES, load_aligned, parse_aligned_name
+
+    parsed = parse_aligned_name(config.multimodal[0])
+    if parsed is None or config.smaller_caption_data is None:
+        raise ValueError("a smaller caption head needs an aligned primary encoder and smaller_caption_data")
+    size, left_out, _ = parsed
+    smaller = dataclasses.replace(ALIGNED_SIZES[size], images_per_world=config.smaller_caption_data)
+    return load_aligned(smaller, left_out, device=device, label=f"{size}-{config.smaller_caption_data}")
+
+
+def encoder_roles(config: Config, names) -> dict[str, str]:
+    """What each loaded encoder stands for on the page (the claims use the roles, not the names)."""
+    roles = {}
+    for name in names:
+        if name == config.multimodal[0]:
+            roles[name] = "primary image-text encoder" + (
+                " (its heads never saw the aesthetic world)" if name.endswith("-without-aesthetics") else "")
+        elif name == config.label_counterpart:
+            roles[name] = "the primary's twin trained on class labels, not captions (ImageNet analogue)"
+        elif name.endswith("-all-worlds"):
+            roles[name] = "upper bound: its heads saw the aesthetic world's captions (never the thesis' adjectives)"
+        elif name == config.content[0]:
+            roles[name] = "the ImageNet network the claims compare with"
+        elif name.startswith("raw-pixels"):
+            roles[name] = "floor: no model"
+        elif config.smaller_caption_data and name.endswith(f"-{config.smaller_caption_data}-without-aesthetics"):
+            roles[name] = f"the primary trained on {config.smaller_caption_data} captioned images per world"
+        else:
+            roles[name] = "diagnostic"
+    return roles
+
+
+def training_data(encoder) -> str:
+    """The images an encoder's weights learnt from, for the Table 12.2 analogue."""
+    from domainknowledge.models.encoders.aligned import AlignedEncoder
+
+    name = encoder.name
+    if isinstance(encoder, AlignedEncoder):
+        pairs = encoder.config.images_per_world * len(encoder.history["worlds"])
+        kind = "captioned" if encoder.config.supervision == "captions" else "class-labelled"
+        return f"{pairs:,} {kind} synthetic images on a frozen ImageNet-1k trunk"
+    if name.startswith(("efficientnet", "torchvision")):
+        return "ImageNet-1k (1.28 M labelled images)"
+    if name.startswith("conse"):
+        return "ImageNet-1k (1.28 M labelled images) + MiniLM's sentence pairs"
+    if name.startswith("raw-pixels"):
+        return "none"
+    if name in CAPTION_DATA_SIZES:
+        return f"{CAPTION_DATA_SIZES[name] / 1e6:,.0f} M captioned web images"
+    if name.startswith("open_clip:"):
+        return "captioned web images (see provenance)"
+    return "see provenance"
 
 
 # --- data -----------------------------------------------------------------------------------------------
@@ -324,15 +399,30 @@ def thesis_pair_results(encoder, embeddings: np.ndarray, task: Task, config: Con
     return pd.DataFrame(rows)
 
 
-def probe_results(name: str, embeddings: np.ndarray, task: Task, config: Config, seeds) -> tuple[pd.DataFrame, dict]:
-    """A linear probe per seeded split: rows with ``encoder``, ``seed``, ``alpha`` and the test metrics of
-    :func:`~domainknowledge.metrics.aesthetic_score_metrics`; and ``{seed: LinearProbe}``."""
+def _principal_components(train_features: np.ndarray, count: int):
+    """``project(features (N, F)) -> (N, count)``: onto the first ``count`` principal components of
+    ``train_features``."""
+    mean = train_features.mean(axis=0)
+    _, _, components = np.linalg.svd(train_features - mean, full_matrices=False)
+    return lambda features: (features - mean) @ components[:count].T
+
+
+def probe_results(name: str, embeddings: np.ndarray, task: Task, config: Config, seeds, *,
+                  components: int | None = None) -> tuple[pd.DataFrame, dict]:
+    """A linear probe per seeded split: rows with ``encoder``, ``seed``, ``alpha``, ``dimensions`` and the test
+    metrics of :func:`~domainknowledge.metrics.aesthetic_score_metrics`; and ``{seed: LinearProbe}``. With
+    ``components``, features of more dimensions are first projected onto the first ``components`` principal
+    components of the run's training features (a probe at equal dimension)."""
     rows, probes = [], {}
     for seed in seeds:
         train, test = split_indices(task, config, seed)
-        probe = prompts.fit_linear_probe(embeddings[train], task.mean_scores[train])
-        values = metrics.aesthetic_score_metrics(probe.predict(embeddings[test]), task.mean_scores[test])
-        rows.append({"encoder": name, "seed": seed, "alpha": probe.alpha, "dimensions": embeddings.shape[1], **values})
+        features = np.asarray(embeddings, dtype=np.float64)
+        if components is not None and features.shape[1] > components:
+            project = _principal_components(features[train], min(components, len(train) - 1))
+            features = project(features)
+        probe = prompts.fit_linear_probe(features[train], task.mean_scores[train])
+        values = metrics.aesthetic_score_metrics(probe.predict(features[test]), task.mean_scores[test])
+        rows.append({"encoder": name, "seed": seed, "alpha": probe.alpha, "dimensions": features.shape[1], **values})
         probes[seed] = probe
     return pd.DataFrame(rows), probes
 
