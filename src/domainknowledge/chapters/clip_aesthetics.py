@@ -124,7 +124,7 @@ CONFIGS: dict[str, Config] = {
                   content=("efficientnet-lite0-96px", "raw-pixels-32"), content_classes=100,
                   label_counterpart=_LABELS.format("cpu"), smaller_caption_data=150,
                   finetuning=FinetuningConfig(towers=(_CAPTIONS.format("cpu"), "efficientnet-lite0-96px"), max_epochs=8,
-                                              patience=2, batch_size=32, runs=2, image_size=96, lr_head=0.1,
+                                              patience=2, batch_size=32, runs=1, image_size=96, lr_head=0.1,
                                               lr_backbone=1e-3)),
     "paper": Config(data="ava", image_size=224, photo_fraction=0.0, votes=0, train_images=None, test_images=None,
                     runs=1, multimodal=("open_clip:ViT-B-32/openai", "open_clip:RN50/openai", "open_clip:RN50/cc12m",
