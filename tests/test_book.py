@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -121,6 +122,12 @@ def test_chapters_follow_the_book_order_of_the_toc(fixture_project):
     toc.write_text(toc.read_text().replace("01_passing", "PLACEHOLDER").replace("02_failing", "01_passing")
                    .replace("PLACEHOLDER", "02_failing"))
     assert [c.name for c in book.discover_chapters(fixture_project)] == ["failing", "passing"]
+
+
+def test_the_appendix_runs_first_so_that_it_pays_for_the_shared_encoders_once():
+    chapters = [book.Chapter(name=name, part=part, source=Path(f"notebooks/{part}/01_{name}.py"))
+                for name, part in (("a", "loss_function"), ("encoders", "appendix"), ("b", "weak_labels"))]
+    assert [c.name for c in book.appendix_first(chapters)] == ["encoders", "a", "b"]
 
 
 def test_a_failed_chapter_is_executed_again(fixture_project):

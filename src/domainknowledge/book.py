@@ -335,6 +335,13 @@ def execute_chapter(project: Project, chapter: Chapter, parameters: dict, *, for
     return ChapterResult(chapter, status, seconds, error)
 
 
+def appendix_first(chapters: list[Chapter]) -> list[Chapter]:
+    """``chapters`` with the appendix chapters first, otherwise in their order: the encoder appendix trains the
+    encoders other chapters load from the cache (the aligned model's heads), so on a cold cache it pays that
+    time once, in its own budget, instead of the first chapter that needs them."""
+    return sorted(chapters, key=lambda chapter: chapter.part != "appendix")
+
+
 def run_chapters(project: Project, chapters: list[Chapter], parameters: dict, *, force: bool = False,
                  kernel_name: str = KERNEL_NAME, log=print, executor: str = "sequential", jobs: int = 1,
                  resources: dict | None = None, cluster: str = "slurm",
@@ -349,6 +356,7 @@ def run_chapters(project: Project, chapters: list[Chapter], parameters: dict, *,
     _check_kernel(kernel_name)
     if executor not in executors.EXECUTORS:
         raise PipelineError(f"unknown executor {executor!r}; choose one of {', '.join(executors.EXECUTORS)}")
+    chapters = appendix_first(chapters)
     if executor == "sequential":
         results = []
         for index, chapter in enumerate(chapters, 1):
