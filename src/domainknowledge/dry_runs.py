@@ -13,6 +13,11 @@ The bound :data:`MEMORY_BOUND_MIB_PER_IMAGE` is one decoded 224 x 224 RGB image 
 a chapter within it keeps less than one decoded image per image of its data sets, so at the thesis' scale
 its memory is set by its batches and models, not by the data set. ``dk-book memory`` measures the chapters
 of :data:`HEAVY_CHAPTERS` and writes ``book/paper-memory.json``, which the status page shows.
+
+Three things keep the slope honest: every image counts, also the rows of image arrays (:func:`count_images`);
+both fixtures hold more than one training batch (:data:`CHAPTER_MEMORY_SCALES`), else the growing batch is
+measured; and the allocator returns freed blocks (:data:`MEASUREMENT_ENVIRONMENT`), else memory already freed
+counts in the peak.
 """
 
 from __future__ import annotations
