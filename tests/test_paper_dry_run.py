@@ -35,7 +35,7 @@ MEMORY_NOT_ASSERTED_ON_CPU: dict[str, str] = {
     "multilabel_neighbours": "its scale-4 dry run embeds 400 iMet images with CLIP ViT-B/32 at 224 px (90-130 "
                              "CPU s); dk-book memory measures it (book/paper-memory.json, the status page)",
     "map_lur": "its slope means something only where both fixtures hold more than one batch (400 tiles at 224 px, "
-               "about 14 MiB of activations per tile on a CPU): dk-book memory measures it at scales 18 and 36 "
+               "about 14 MiB of activations per tile on a CPU): dk-book memory measures it at scales 22 and 44 "
                "(dry_runs.CHAPTER_MEMORY_SCALES; about 6 GB and minutes per run), too heavy for CI",
 }
 CHAPTERS = [chapter.name for chapter in book.discover_chapters(Project(REPO, REPO))]

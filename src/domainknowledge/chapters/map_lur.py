@@ -209,7 +209,8 @@ def load_task(config: Config, *, seed: int, data_root=None, function: NO2Functio
         labels = _decoded_labels(images)
         # the thesis: a third of the cells for testing, 10 % of the rest for validation, no overlapping tiles
         index = non_overlapping_split(tiles.easting, tiles.northing, seed=seed)
-        description = (f"LAEI 2013 NO2 with OSM renders from data_root, resized to {config.image_size} px; "
+        description = (f"LAEI 2013 NO2 with OSM renders from data_root, resized to {config.image_size} px and "
+                       f"decoded a batch at a time (never all in memory); "
                        f"split into spatial blocks with no tile overlapping another split's "
                        f"({', '.join(f'{len(v)} {k}' for k, v in index.items())})")
     return MapTask(
