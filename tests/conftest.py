@@ -184,13 +184,16 @@ class PaperDryRuns:
 
     def _dry_run(self, name: str) -> DryRunResult:
         from domainknowledge import book
+        from domainknowledge.dry_runs import HEAVY_CHAPTERS, MEASUREMENT_ENVIRONMENT
         from domainknowledge.executors import thread_environment
         from domainknowledge.fixtures import dry_run_environment
 
         argv = [sys.executable, "-m", "domainknowledge.book", "--book-root", str(self.project.book_root), "run",
                 "--chapter", name, "--profile", "paper", "--seed", "0", "--device", "cpu", "--no-pages",
                 "--data-root", str(self.data_root), "--dry-run"]
-        environment = {**thread_environment(2), **self._environment, **dry_run_environment(self.data_root)}
+        environment = {**thread_environment(2), **self._environment, **dry_run_environment(self.data_root),
+                       # a heavy chapter's peak memory is compared with its larger run (test_paper_dry_run.py)
+                       **(MEASUREMENT_ENVIRONMENT if name in HEAVY_CHAPTERS else {})}
         started = time.time()
         code = self._run(argv, self.logs / f"{name}.log", environment)
         record = book.read_record(self._chapters[name].executed_path(self.project))

@@ -285,3 +285,18 @@ def test_memory_slope_is_growth_per_image_and_the_status_page_shows_it(tmp_path,
     (tmp_path / dry_runs.MEMORY_FILE).write_text(json.dumps([dataclasses.asdict(slope)]))
     page = book.status_page([], tmp_path)
     assert "Memory of the paper code paths" in page and "| fake | 3 / 9 |" in page and "over" in page
+
+
+def test_memory_counts_the_images_of_array_files_and_measures_where_a_batch_is_full(tmp_path):
+    """CIFAR-100's pickled rows are images as much as files are (SimLoss decodes both), and a chapter whose
+    batch outgrows the suite's fixtures is measured at its own scales, under the allocator setting."""
+    from domainknowledge import dry_runs
+    from domainknowledge.fixtures import write_fixtures
+
+    root = write_fixtures(tmp_path, ["cifar100", "utkface"], scale=1)
+    files = sum(1 for path in (root / "UTKFace").iterdir() if path.suffix == ".jpg")
+    assert dry_runs.count_images(root, ["cifar100"]) == 400 and files > 0
+    assert dry_runs.count_images(root, ["cifar100", "utkface"]) == 400 + files
+    assert dry_runs.memory_scales("simloss") == dry_runs.MEMORY_SCALES
+    assert dry_runs.memory_scales("map_lur")[0] > dry_runs.MEMORY_SCALES[1]
+    assert dry_runs.MEASUREMENT_ENVIRONMENT["MALLOC_MMAP_THRESHOLD_"].isdigit()

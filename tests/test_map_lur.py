@@ -11,6 +11,7 @@ from torch import nn
 from domainknowledge.chapters import map_lur as chapter
 from domainknowledge.data import DataNotFoundError
 from domainknowledge.data.real.laei import load_laei_tiles
+from domainknowledge.data.synthetic import map_tiles
 from domainknowledge.models.cnn import count_parameters
 from domainknowledge.models.maplur import MAPLUR_POOL_AFTER, MapLUR, final_map_size
 from domainknowledge.training import TrainingConfig, random_dihedral, train_regressor
@@ -219,3 +220,32 @@ def test_the_stand_in_distance_response_is_clearly_curved_and_the_width_response
     _, labels = map_tiles.render_scenes(map_tiles.width_probe_scenes(widths_m, "vertical", "trunk"), 64)
     fits = chapter.curve_fits(widths_m, map_tiles.NO2Function()(labels))
     assert fits["log_r2"] > fits["linear_r2"] + 0.1
+
+
+def test_lazy_tiles_are_the_eager_tiles_and_the_paper_task_keeps_no_pixels(published_laei):
+    """Issue 21: at ``paper`` the tiles stay files, decoded a batch at a time, with the eager reader's pixels."""
+    from domainknowledge.data.real.image_files import ImageFiles
+
+    eager, lazy = load_laei_tiles(published_laei, 64), load_laei_tiles(published_laei, 64, lazy=True)
+    assert isinstance(lazy.images, ImageFiles) and lazy.images.shape == eager.images.shape
+    assert np.array_equal(lazy.images[np.arange(len(lazy.no2))], eager.images)
+    assert np.array_equal(lazy.no2, eager.no2) and np.array_equal(lazy.easting, eager.easting)
+    config = dataclasses.replace(chapter.CONFIGS["paper"], image_size=64)
+    task = chapter.load_task(config, seed=0, data_root=published_laei)
+    assert all(isinstance(images, ImageFiles) for images in task.images.values())
+    assert np.array_equal(task.labels["train"], map_tiles.decode_labels(
+        task.images["train"][np.arange(len(task.no2["train"]))].permute(0, 2, 3, 1).numpy()))
+
+
+def test_maplur_trains_the_same_from_lazy_tiles_as_from_a_tensor(published_laei):
+    """The training loop decodes each batch of a lazy reader: the same seed gives the same weights and test
+    predictions as the decoded tensor (CPU, one thread of decoding order does not matter)."""
+    config = dataclasses.replace(chapter.CONFIGS["paper"], image_size=32, depth=3, pool_after=(1, 2), hidden=8,
+                                 training=TrainingConfig(max_epochs=2, batch_size=8, patience=2, monitor="mse"))
+    lazy = chapter.load_task(config, seed=0, data_root=published_laei)
+    eager = dataclasses.replace(lazy, images={name: images[np.arange(len(lazy.no2[name]))]
+                                              for name, images in lazy.images.items()})
+    results = [chapter.train_maplur(task, config, (3,), log=lambda s: None) for task in (lazy, eager)]
+    weights = [torch.cat([p.detach().flatten() for p in r.models[0].parameters()]) for r in results]
+    assert torch.equal(weights[0], weights[1])
+    assert results[0].results["r2"].tolist() == results[1].results["r2"].tolist()

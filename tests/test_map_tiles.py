@@ -105,3 +105,14 @@ def test_bad_inputs_raise_clear_errors():
         mt.width_probe_scenes([1.0], orientation="diagonal")
     with pytest.raises(ValueError, match="land uses"):
         mt.NO2Function(land_use_levels={"park": 1.0})
+
+
+def test_lur_features_are_computed_chunk_by_chunk_with_the_same_numbers():
+    """Issue 21: the features of a tile depend on that tile alone, so chunks (bounded memory) change nothing."""
+    tiles = mt.make_map_tiles(7, seed=3, size=32)
+    for feature_set in mt.FEATURE_SETS:
+        whole, names = mt.lur_features(tiles.labels, feature_set=feature_set, chunk_size=100)
+        chunked, chunk_names = mt.lur_features(tiles.labels, feature_set=feature_set, chunk_size=3)
+        assert names == chunk_names and whole.shape == (7, len(names)) and np.array_equal(whole, chunked)
+    assert np.array_equal(mt.decode_labels(tiles.images), np.concatenate([mt.decode_labels(tiles.images[:4]),
+                                                                          mt.decode_labels(tiles.images[4:])]))

@@ -13,7 +13,7 @@ import pytest
 
 from domainknowledge import book
 from domainknowledge.book import Project
-from domainknowledge.dry_runs import HEAVY_CHAPTERS, MEMORY_SCALES, memory_slope
+from domainknowledge.dry_runs import HEAVY_CHAPTERS, MEASUREMENT_ENVIRONMENT, MEMORY_SCALES, memory_scales, memory_slope
 from domainknowledge.fixtures import CACHE_FOLDER, dry_run_environment, write_fixtures
 from tests.conftest import REPO, copy_book_frame
 
@@ -32,17 +32,12 @@ PAPER_PATH_TOO_SLOW_ON_CPU: dict[str, str] = {
 #: heavy chapter -> why its memory slope is not asserted on a CPU-only CI machine, and what would let it be
 #: (``dk-book memory`` measures them all and the status page shows the slopes; issue 21).
 MEMORY_NOT_ASSERTED_ON_CPU: dict[str, str] = {
-    "multilabel_neighbours": "its scale-4 dry run embeds 400 iMet images with CLIP ViT-B/32 at 224 px (about 90 "
-                             "CPU s); dk-book memory measured 0.50 MiB per image (100 -> 400 images), over the "
-                             "0.144 bound: something on its paper path keeps about 3.5 decoded images per image",
-    "simloss": "its age batches (1,024 faces) hold every fixture image at both scales (45 and 180), so the "
-               "activations of one batch grow with the fixture (0.92 MiB per image measured) although a paper "
-               "batch is bounded; the slope means something once the smaller fixture exceeds one batch",
-    "map_lur": "its batches (400 tiles) exceed both fixtures (44 and 164 tiles), so the activations of one "
-               "batch of the 15-layer CNN at 224 px grow with the fixture (7.4 MiB per image measured), and "
-               "load_laei_tiles decodes every tile into one array; it needs streamed tiles and a larger fixture",
+    "multilabel_neighbours": "its scale-4 dry run embeds 400 iMet images with CLIP ViT-B/32 at 224 px (90-130 "
+                             "CPU s); dk-book memory measures it (book/paper-memory.json, the status page)",
+    "map_lur": "its slope means something only where both fixtures hold more than one batch (400 tiles at 224 px, "
+               "about 14 MiB of activations per tile on a CPU): dk-book memory measures it at scales 22 and 44 "
+               "(dry_runs.CHAPTER_MEMORY_SCALES; about 6 GB and minutes per run), too heavy for CI",
 }
-
 CHAPTERS = [chapter.name for chapter in book.discover_chapters(Project(REPO, REPO))]
 #: The slowest paper dry runs on the fixtures (wall seconds two at a time in the test suite on 7 Dec 2026:
 #: 85-115 each, the next 40-60, the others 15-36), started first so that the two workers finish together
@@ -63,7 +58,9 @@ def run_dry(project: Project, chapters: list, data_root) -> dict:
     executor (CI has 2 cores), slowest first: ``{chapter name: ChapterResult}``."""
     parameters = book.chapter_parameters("paper", 0, "cpu", str(data_root), dry_run=True)
     with pytest.MonkeyPatch.context() as patch:
-        for variable, value in dry_run_environment(data_root).items():
+        # the allocator setting of measured runs (dry_runs.MEASUREMENT_ENVIRONMENT) for all: the larger heavy runs
+        # are compared with the session's (tests/conftest.py gives the heavy chapters' runs the same setting)
+        for variable, value in {**dry_run_environment(data_root), **MEASUREMENT_ENVIRONMENT}.items():
             patch.setenv(variable, value)
         results = book.run_chapters(project, slowest_first(chapters), parameters,
                                     executor="local", jobs=2, write_pages=False, log=lambda *a, **k: None)
@@ -133,6 +130,8 @@ def test_paper_memory_does_not_grow_with_the_data(name, paper_project, published
     """Peak memory of the dry run at two fixture scales grows by less than one decoded image per image: the
     smaller run is the one above; the larger is the chapter's fixtures at ``MEMORY_SCALES[1]``, run beside the
     other heavy chapters' in :func:`larger_dry_runs`."""
+    assert memory_scales(name) == MEMORY_SCALES, (f"{name} is measured at scales {memory_scales(name)}, not at the "
+                                                  f"suite's {MEMORY_SCALES}: list it in MEMORY_NOT_ASSERTED_ON_CPU")
     if dry_run_results.get(name) is None or dry_run_results[name].status != "ok":
         pytest.skip(f"{name}'s dry run did not run or failed (its own test says why)")
     larger_project, larger_root, larger = larger_dry_runs

@@ -146,3 +146,15 @@ def test_train_epochs_follows_a_seeded_cosine_schedule_and_skips_single_example_
     assert 1 not in seen and set(seen) == {10}           # 41 = 4 x 10 + 1: the last single example is skipped
     assert not model.training
     assert run(0)[1] == losses                           # seeded: the same losses again
+
+
+def test_standardize_fits_in_chunks_to_the_same_statistics(monkeypatch):
+    """Issue 21: a large training set (or a lazy reader) is read in chunks, never as one float64 copy; the
+    statistics are those of the whole set."""
+    images = torch.randint(0, 256, (50, 3, 9, 9), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    whole = {per_channel: Standardize.fit(images, per_channel=per_channel) for per_channel in (True, False)}
+    monkeypatch.setattr(Standardize, "FIT_CHUNK_VALUES", 3 * 81 * 7)          # 7 images a chunk
+    for per_channel, reference in whole.items():
+        chunked = Standardize.fit(images, per_channel=per_channel)
+        assert torch.allclose(chunked.mean, reference.mean, rtol=1e-6) and torch.allclose(chunked.std, reference.std,
+                                                                                         rtol=1e-6)

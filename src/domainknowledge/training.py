@@ -116,6 +116,20 @@ def _check_pair(images: torch.Tensor, labels: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} labels must be int64 class indices, got {labels.dtype}")
 
 
+def _resident(images, device: torch.device):
+    """A tensor moved to ``device`` once; a lazy reader (e.g. :class:`~domainknowledge.data.real.image_files.
+    ImageFiles` with ``channels_first``, indexed like a ``(N, C, H, W)`` tensor) stays on disk, and each batch
+    is decoded when it is drawn (:func:`_rows`), so host memory does not grow with the data set."""
+    return images.to(device) if isinstance(images, torch.Tensor) else images
+
+
+def _rows(images, index: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``images[index]`` on ``device``: a tensor is indexed where it is, a lazy reader decodes the rows."""
+    if isinstance(images, torch.Tensor):
+        return images[index]
+    return torch.as_tensor(images[index.cpu()]).to(device, non_blocking=True)
+
+
 def _to_model_layout(images: torch.Tensor) -> torch.Tensor:
     """Channels-last memory layout: the same numbers, and about 1.5x faster convolutions on CPU (oneDNN)."""
     return images.contiguous(memory_format=torch.channels_last)
@@ -310,7 +324,8 @@ def train_regressor(build_model: Callable[[], nn.Module], train: tuple[torch.Ten
     """Train a regression network with the mean squared error, Adam and early stopping on validation MSE.
 
     ``train`` and ``validation`` are ``(images (N, C, H, W), targets (N,) float)``; the model maps a batch to
-    ``(B,)``. ``augment(batch, generator)`` (e.g. :func:`random_dihedral`) transforms each training batch.
+    ``(B,)``. Images are a tensor (moved to ``device`` once) or a lazy reader indexed like one, e.g.
+    :class:`~domainknowledge.data.real.image_files.ImageFiles` (each batch decoded when drawn). ``augment(batch, generator)`` (e.g. :func:`random_dihedral`) transforms each training batch.
     ``torch.manual_seed(seed)`` precedes ``build_model()``, and a generator seeded with ``seed`` orders the
     batches and draws the augmentations, so on CPU a seed fixes the whole run. After each epoch the
     validation MSE decides: the best epoch's weights are restored at the end, and training stops after
@@ -325,11 +340,11 @@ def train_regressor(build_model: Callable[[], nn.Module], train: tuple[torch.Ten
     torch.manual_seed(seed)
     model = build_model().to(device=device, memory_format=torch.channels_last)
     generator = torch.Generator().manual_seed(seed)
-    train_images, train_targets = train[0].to(device), train[1].to(device=device, dtype=torch.float32)
+    train_images, train_targets = _resident(train[0], device), train[1].to(device=device, dtype=torch.float32)
     val_images, val_targets = validation[0], validation[1].double().numpy()
 
     def batch_loss(batch: torch.Tensor) -> torch.Tensor:
-        images = train_images[batch]
+        images = _rows(train_images, batch, device)
         if augment is not None:
             images = augment(images, generator)
         return torch.mean((model(_to_model_layout(images)) - train_targets[batch]) ** 2)

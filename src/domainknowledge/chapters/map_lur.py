@@ -138,7 +138,8 @@ def run_seeds(seed: int, runs: int) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class MapTask:
-    """Tiles per split: ``images[split]`` ``(N, 3, S, S)`` uint8 tensors, ``no2[split]`` ``(N,)`` float64,
+    """Tiles per split: ``images[split]`` ``(N, 3, S, S)`` uint8 tensors (for real tiles, a lazy
+    :class:`~domainknowledge.data.real.image_files.ImageFiles` indexed like one), ``no2[split]`` ``(N,)`` float64,
     ``labels[split]`` ``(N, S, S)`` int8 label maps (decoded from colours for real renders), ``truth[split]``
     the hidden noise-free values (``None`` for real data), and the NO2 function of the stand-in."""
 
@@ -163,6 +164,32 @@ def _split_indices(count: int, sizes: tuple[int, int, int], seed: int) -> dict[s
     return {name: np.sort(order[bounds[i]:bounds[i + 1]]) for i, name in enumerate(("train", "validation", "test"))}
 
 
+#: Tiles decoded at a time where real tiles are read from their files (a bounded slice of the data set).
+TILE_CHUNK = 256
+
+
+def _decoded_labels(images) -> np.ndarray:
+    """Label maps ``(N, S, S)`` int8 of renders ``(N, S, S, 3)`` (an array or a lazy reader), decoded
+    :data:`TILE_CHUNK` tiles at a time."""
+    labels = np.empty(images.shape[:3], dtype=np.int8)
+    for start in range(0, len(images), TILE_CHUNK):
+        labels[start:start + TILE_CHUNK] = map_tiles.decode_labels(images[start:start + TILE_CHUNK])
+    return labels
+
+
+def _split_images(images, index: dict[str, np.ndarray]) -> dict:
+    """Per split, the images ``(n, 3, S, S)`` uint8: contiguous tensors from an array ``(N, S, S, 3)``, or
+    lazy channels-first views of an :class:`~domainknowledge.data.real.image_files.ImageFiles` (no pixels
+    read here)."""
+    from domainknowledge.data.real.image_files import ImageFiles
+
+    if isinstance(images, ImageFiles):
+        return {name: ImageFiles([images.paths[k] for k in i], images.prepare, images.size, channels_first=True,
+                                 workers=images.workers) for name, i in index.items()}
+    tensors = as_image_tensor(images)
+    return {name: tensors[i].contiguous() for name, i in index.items()}
+
+
 def load_task(config: Config, *, seed: int, data_root=None, function: NO2Function | None = None) -> MapTask:
     """Generate (``synthetic``) or read (``laei2013``) the tiles of ``config`` and split them."""
     if config.data == "synthetic":
@@ -176,18 +203,19 @@ def load_task(config: Config, *, seed: int, data_root=None, function: NO2Functio
     else:
         from domainknowledge.data.real.laei import load_laei_tiles, non_overlapping_split
 
-        tiles = load_laei_tiles(data_root, config.image_size)
+        # tiles stay files (decoded a batch at a time); only their int8 label maps are kept (0.05 MiB a tile)
+        tiles = load_laei_tiles(data_root, config.image_size, lazy=True)
         images, no2, truth, function = tiles.images, tiles.no2, None, None
-        labels = map_tiles.decode_labels(images)
+        labels = _decoded_labels(images)
         # the thesis: a third of the cells for testing, 10 % of the rest for validation, no overlapping tiles
         index = non_overlapping_split(tiles.easting, tiles.northing, seed=seed)
-        description = (f"LAEI 2013 NO2 with OSM renders from data_root, resized to {config.image_size} px; "
+        description = (f"LAEI 2013 NO2 with OSM renders from data_root, resized to {config.image_size} px and "
+                       f"decoded a batch at a time (never all in memory); "
                        f"split into spatial blocks with no tile overlapping another split's "
                        f"({', '.join(f'{len(v)} {k}' for k, v in index.items())})")
-    tensors = as_image_tensor(images)
     return MapTask(
         description=description,
-        images={name: tensors[i].contiguous() for name, i in index.items()},
+        images=_split_images(images, index),
         no2={name: np.asarray(no2[i], dtype=np.float64) for name, i in index.items()},
         labels={name: labels[i] for name, i in index.items()},
         truth=None if truth is None else {name: truth[i] for name, i in index.items()},

@@ -35,14 +35,37 @@ class Standardize(nn.Module):
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
 
+    #: Values per chunk when :meth:`fit` reads the training images in pieces (256 MiB of float64): a data set
+    #: this size or smaller is fitted in one piece, as before; a larger one never exists as float64 at once.
+    FIT_CHUNK_VALUES = 1 << 25
+
     @classmethod
-    def fit(cls, images: torch.Tensor, per_channel: bool = True) -> "Standardize":
-        """Fit to training images ``(N, C_in, H, W)``: per channel, or one global mean and std."""
+    def fit(cls, images, per_channel: bool = True) -> "Standardize":
+        """Fit to training images ``(N, C_in, H, W)``: per channel, or one global mean and std (unbiased).
+
+        ``images`` is a tensor or any lazy reader indexed like one (e.g. :class:`~domainknowledge.data.real.
+        image_files.ImageFiles` with ``channels_first``): a data set of more than :attr:`FIT_CHUNK_VALUES`
+        values is read in chunks of images, two passes (the sums, then the squared deviations from the mean,
+        in float64), so memory does not grow with the data set."""
         if images.ndim != 4:
             raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
-        values = images.double()
         dims = (0, 2, 3) if per_channel else (0, 1, 2, 3)
-        return cls(values.mean(dim=dims).float(), values.std(dim=dims).float())
+        count, channels = images.shape[0], images.shape[1]
+        per_image = channels * images.shape[2] * images.shape[3]
+        if isinstance(images, torch.Tensor) and images.numel() <= cls.FIT_CHUNK_VALUES:
+            values = images.double()
+            return cls(values.mean(dim=dims).float(), values.std(dim=dims).float())
+        step = max(1, cls.FIT_CHUNK_VALUES // per_image)
+
+        def chunks():
+            for start in range(0, count, step):
+                yield torch.as_tensor(images[start:start + step]).double()
+
+        values_per_statistic = count * per_image // (channels if per_channel else 1)
+        mean = sum(chunk.sum(dim=dims) for chunk in chunks()) / values_per_statistic
+        centre = mean.reshape(1, -1, 1, 1)
+        squares = sum(((chunk - centre) ** 2).sum(dim=dims) for chunk in chunks())
+        return cls(mean.float(), (squares / (values_per_statistic - 1)).sqrt().float())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return (images.float() - self.mean) / self.std

@@ -32,7 +32,7 @@ import numpy as np
 from domainknowledge.data.bundled import DataNotFoundError, data_root_folder
 
 __all__ = ["GRID_COLUMNS", "GRID_CSV", "LAEI_LAYOUT", "SOURCE", "SPLITS", "TILE_FOLDER", "TILE_METRES", "LaeiTiles",
-           "laei_folder", "load_laei_tiles", "non_overlapping_split", "tile_name"]
+           "laei_folder", "load_laei_tiles", "non_overlapping_split", "resize_tile", "tile_name"]
 
 SOURCE = "https://data.london.gov.uk/dataset/london-atmospheric-emissions-inventory-2013"
 ARCHIVE_FOLDER = "4.1. Concentrations LAEI 2013 Update"
@@ -48,7 +48,8 @@ LAEI_LAYOUT = (f"<data_root>/laei2013/{GRID_CSV} (the London Datastore's LAEI 20
 
 @dataclass(frozen=True)
 class LaeiTiles:
-    """Real tiles: ``images`` ``(N, S, S, 3)`` uint8 resized to ``S``, ``no2`` ``(N,)`` ug/m3, and the cells'
+    """Real tiles: ``images`` ``(N, S, S, 3)`` uint8 resized to ``S`` (an array, or the lazy
+    :class:`~domainknowledge.data.real.image_files.ImageFiles` indexed like it), ``no2`` ``(N,)`` ug/m3, and the cells'
     ``easting`` and ``northing`` ``(N,)`` metres (British National Grid), in the grid file's order."""
 
     images: np.ndarray
@@ -74,10 +75,25 @@ def _number(table: Path, number: int, text: str, column: str) -> float:
         raise ValueError(f"{table} line {number}: {column} {text!r} is not a number") from None
 
 
-def load_laei_tiles(data_root, image_size: int, max_tiles: int | None = None) -> LaeiTiles:
-    """Stream the grid file, keep the cells that have a tile (the first ``max_tiles`` of them) and read their
-    tiles resized to ``image_size`` (the module docstring gives the layout)."""
+def resize_tile(image_size: int):
+    """``prepare`` for :class:`~domainknowledge.data.real.image_files.ImageFiles`: an RGB render ``(h, w, 3)``
+    resized to ``(image_size, image_size, 3)`` uint8 (bilinear), as :func:`load_laei_tiles` reads a tile."""
     from PIL import Image
+
+    return lambda image: np.asarray(Image.fromarray(image).resize((image_size, image_size),
+                                                                  Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
+def load_laei_tiles(data_root, image_size: int, max_tiles: int | None = None, *, lazy: bool = False) -> LaeiTiles:
+    """Stream the grid file, keep the cells that have a tile (the first ``max_tiles`` of them) and read their
+    tiles resized to ``image_size`` (the module docstring gives the layout).
+
+    ``lazy=True`` decodes nothing: ``images`` is an :class:`~domainknowledge.data.real.image_files.ImageFiles`
+    of the tiles' files, indexed like the ``(N, S, S, 3)`` array (the same pixels, decoded when a batch is
+    read), so memory does not grow with the number of tiles (the paper profile)."""
+    from PIL import Image
+
+    from domainknowledge.data.real.image_files import ImageFiles
 
     folder = laei_folder(data_root)
     table, tiles = folder / GRID_CSV, folder / TILE_FOLDER
@@ -103,15 +119,19 @@ def load_laei_tiles(data_root, image_size: int, max_tiles: int | None = None) ->
             values.append(_number(table, number, row["conct"], "conct"))
             eastings.append(easting)
             northings.append(northing)
-            with Image.open(tiles / name) as image:
-                image = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
-                images.append(np.asarray(image, dtype=np.uint8))
+            if lazy:
+                images.append(tiles / name)
+            else:
+                with Image.open(tiles / name) as image:
+                    image = image.convert("RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
+                    images.append(np.asarray(image, dtype=np.uint8))
             if max_tiles is not None and len(images) >= max_tiles:
                 break
     if not images:
         raise ValueError(f"none of the {len(available)} tiles in {tiles} belongs to a cell of {table} "
                          f"(names are <x>_<y>.png, e.g. {sorted(available)[0]})")
-    return LaeiTiles(np.stack(images), np.asarray(values, dtype=np.float64), np.asarray(eastings), np.asarray(northings))
+    images = ImageFiles(images, resize_tile(image_size), image_size) if lazy else np.stack(images)
+    return LaeiTiles(images, np.asarray(values, dtype=np.float64), np.asarray(eastings), np.asarray(northings))
 
 
 def _overlapping_pairs(easting: np.ndarray, northing: np.ndarray, tile_m: float) -> tuple[np.ndarray, np.ndarray]:

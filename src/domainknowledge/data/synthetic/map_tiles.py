@@ -349,14 +349,14 @@ def decode_labels(images: np.ndarray) -> np.ndarray:
     """Label maps ``(N, S, S)`` int8 from OSM-style renders ``(N, S, S, 3)``: each pixel's nearest colour of
     :data:`PALETTE` or :data:`CASING` (buildings count as ``residential``, the commonest built-up use).
     Used to compute LUR features from real renders, which come without a label map."""
-    images = np.asarray(images, dtype=np.int32)
+    images = np.asarray(images)          # uint8; each chunk is widened below, never the whole array
     colours = np.asarray(list(PALETTE.values()) + list(CASING.values()) + [BUILDING_COLOUR], dtype=np.int32)
     classes = np.asarray([CLASSES.index(n) for n in PALETTE] + [CLASSES.index(n) for n in CASING]
                          + [CLASSES.index("residential")], dtype=np.int8)
     pixels = images.reshape(-1, 3)
     out = np.empty(pixels.shape[0], dtype=np.int8)
     for start in range(0, pixels.shape[0], 1 << 18):       # bounded memory: 2^18 pixels x colours at a time
-        chunk = pixels[start:start + (1 << 18)]
+        chunk = pixels[start:start + (1 << 18)].astype(np.int32)
         distance = ((chunk[:, None, :] - colours[None]) ** 2).sum(axis=-1)
         out[start:start + (1 << 18)] = classes[distance.argmin(axis=1)]
     return out.reshape(images.shape[:-1])
@@ -365,8 +365,8 @@ def decode_labels(images: np.ndarray) -> np.ndarray:
 FEATURE_SETS = ("thesis", "extended")
 
 
-def lur_features(labels: np.ndarray, radii_m: Sequence[float] = LUR_RADII_M, feature_set: str = "thesis"
-                 ) -> tuple[np.ndarray, list[str]]:
+def lur_features(labels: np.ndarray, radii_m: Sequence[float] = LUR_RADII_M, feature_set: str = "thesis", *,
+                 chunk_size: int = 256) -> tuple[np.ndarray, list[str]]:
     """Classic LUR features of label maps ``(N, S, S)``, computed within ``radii_m`` of the tile centre.
 
     ``feature_set="thesis"`` follows the list of Sec. 6 (after the ESCAPE studies): areas (m2) of
@@ -379,13 +379,24 @@ def lur_features(labels: np.ndarray, radii_m: Sequence[float] = LUR_RADII_M, fea
     ``feature_set="extended"`` knows more of the generator: the areas of all seven land uses, the road
     length of each road type per radius, and the distance to the nearest road of each type and of any type.
 
-    Returns ``(N, F)`` float64 and the ``F`` feature names.
+    Returns ``(N, F)`` float64 and the ``F`` feature names. The features of a tile depend on that tile alone;
+    they are computed ``chunk_size`` tiles at a time, so the per-pixel float64 intermediates (0.4 MiB a tile at
+    224 px) never exist for the whole data set.
     """
     if feature_set not in FEATURE_SETS:
         raise ValueError(f"feature_set must be one of {FEATURE_SETS}, got {feature_set!r}")
     labels = np.asarray(labels)
     if labels.ndim != 3:
         raise ValueError(f"label maps must have shape (N, S, S), got {labels.shape}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    parts = [_lur_feature_chunk(labels[start:start + chunk_size], radii_m, feature_set)
+             for start in range(0, max(len(labels), 1), chunk_size)]
+    return np.concatenate([part[0] for part in parts]), parts[0][1]
+
+
+def _lur_feature_chunk(labels: np.ndarray, radii_m: Sequence[float], feature_set: str) -> tuple[np.ndarray, list[str]]:
+    """:func:`lur_features` of the label maps ``(n, S, S)`` of one chunk."""
     size = labels.shape[-1]
     x, y = _pixel_grid(size)
     distance = np.hypot(x, y)
