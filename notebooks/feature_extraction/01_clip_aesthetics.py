@@ -691,11 +691,12 @@ if label_twin is not None:
     kind_measured = (f"{probe_spearman[primary].mean():.3f} (captions) vs {probe_spearman[label_twin].mean():.3f} "
                      f"(class labels), same trunk, images and head size; gap {mean_sd(kind_gaps)}")
     kind_holds, kind_cause = dk.significance.paired_gap_exceeds_spread(kind_gaps), stand_in_cause
-    kind_diagnosis = (f"on a frozen trunk the supervision changes what the head keeps only where the trunk's "
-                      f"features differ: the captions' head holds the exposure's sign ({found['signed']:.2f} vs "
-                      f"{found['twin_signed']:.2f}), both hold blur ({found['primary_blur']:.2f} vs "
+    kind_diagnosis = (f"on a frozen trunk the supervision only decides what the head keeps of the trunk's features: "
+                      f"the captions' head keeps the exposure's sign ({found['signed']:.2f} vs "
+                      f"{found['twin_signed']:.2f}), but blur ({found['primary_blur']:.2f} vs "
                       f"{found['twin_blur']:.2f}) and noise ({found['primary_noise']:.2f} vs "
-                      f"{found['twin_noise']:.2f}), which weigh most in the rating (property-probe table)")
+                      f"{found['twin_noise']:.2f}), which weigh most in the rating, both keep alike (property-probe "
+                      "table)")
 elif all(name in probe_spearman for name in (*matched, label_trained)):
     matched_gaps = {name: probe_spearman[name] - probe_spearman[label_trained] for name in matched}
     kind_measured = "; ".join(f"{name} {probe_spearman[name].mean():.3f} vs {probe_spearman[label_trained].mean():.3f}"
@@ -759,9 +760,11 @@ run.finish();
 # head keeps what its captions name (the exposure's sign), but a head on a frozen trunk cannot add what the
 # trunk does not hold nor lose what it holds strongly, so both heads read blur and noise alike and their
 # probes agree (captions against class labels: {glue:text}`aesth_kind_gap:+.3f` Spearman; the primary against
-# the ImageNet features themselves: {glue:text}`aesth_probe_gap:+.3f`). What the
-# captions do change is what words can reach: the class-label twin's prompts follow the rating at
-# {glue:text}`aesth_twin_prompt_spearman:.2f`, the primary's at {glue:text}`aesth_primary_prompt_spearman:.2f`.
+# the ImageNet features themselves: {glue:text}`aesth_probe_gap:+.3f`). Prompting with the thesis' adjectives
+# works without a single aesthetic caption (the primary's ensemble score follows the rating at Spearman
+# {glue:text}`aesth_primary_prompt_spearman:.2f`), but the class-label twin's prompts come close
+# ({glue:text}`aesth_twin_prompt_spearman:.2f`): most of that knowledge is MiniLM's and the ImageNet trunk's, and
+# the captions add little to it on this stand-in.
 # The `paper` profile reruns the same code with the thesis' CLIP models on AVA; without AVA in `--data-root`
 # it stops at the data with an error that gives the layout, and without the CLIP weights in the cache at the
 # encoders with the registry's error that says how to fetch them.
