@@ -93,6 +93,17 @@ class DryRunResult:
     seconds: float
 
 
+#: heavy chapter -> why its memory slope is not asserted on a CPU-only CI machine, and what would let it be
+#: (``dk-book memory`` measures them all and the status page shows the slopes; issue 21).
+MEMORY_NOT_ASSERTED_ON_CPU: dict[str, str] = {
+    "multilabel_neighbours": "its scale-4 dry run embeds 400 iMet images with CLIP ViT-B/32 at 224 px (90-130 "
+                             "CPU s); dk-book memory measures it (book/paper-memory.json, the status page)",
+    "map_lur": "its slope means something only where both fixtures hold more than one batch (400 tiles at 224 px, "
+               "about 14 MiB of activations per tile on a CPU): dk-book memory measures it at scales 22 and 44 "
+               "(dry_runs.CHAPTER_MEMORY_SCALES; about 6 GB and minutes per run), too heavy for CI",
+}
+
+
 class PaperDryRuns:
     """The paper dry runs of ``tests/test_paper_dry_run.py``, started when the test session starts.
 
@@ -192,8 +203,10 @@ class PaperDryRuns:
                 "--chapter", name, "--profile", "paper", "--seed", "0", "--device", "cpu", "--no-pages",
                 "--data-root", str(self.data_root), "--dry-run"]
         environment = {**thread_environment(2), **self._environment, **dry_run_environment(self.data_root),
-                       # a heavy chapter's peak memory is compared with its larger run (test_paper_dry_run.py)
-                       **(MEASUREMENT_ENVIRONMENT if name in HEAVY_CHAPTERS else {})}
+                       # a heavy chapter whose peak memory the suite compares with its larger run
+                       # (test_paper_dry_run.py); the allocator setting slows a run, so only those
+                       **(MEASUREMENT_ENVIRONMENT if name in HEAVY_CHAPTERS and name not in MEMORY_NOT_ASSERTED_ON_CPU
+                          else {})}
         started = time.time()
         code = self._run(argv, self.logs / f"{name}.log", environment)
         record = book.read_record(self._chapters[name].executed_path(self.project))

@@ -15,7 +15,7 @@ from domainknowledge import book
 from domainknowledge.book import Project
 from domainknowledge.dry_runs import HEAVY_CHAPTERS, MEASUREMENT_ENVIRONMENT, MEMORY_SCALES, memory_scales, memory_slope
 from domainknowledge.fixtures import CACHE_FOLDER, dry_run_environment, write_fixtures
-from tests.conftest import REPO, copy_book_frame
+from tests.conftest import MEMORY_NOT_ASSERTED_ON_CPU, REPO, copy_book_frame
 
 pytestmark = pytest.mark.slow
 
@@ -29,15 +29,6 @@ PAPER_PATH_TOO_SLOW_ON_CPU: dict[str, str] = {
     for name in ("bgaugment",)
 }
 
-#: heavy chapter -> why its memory slope is not asserted on a CPU-only CI machine, and what would let it be
-#: (``dk-book memory`` measures them all and the status page shows the slopes; issue 21).
-MEMORY_NOT_ASSERTED_ON_CPU: dict[str, str] = {
-    "multilabel_neighbours": "its scale-4 dry run embeds 400 iMet images with CLIP ViT-B/32 at 224 px (90-130 "
-                             "CPU s); dk-book memory measures it (book/paper-memory.json, the status page)",
-    "map_lur": "its slope means something only where both fixtures hold more than one batch (400 tiles at 224 px, "
-               "about 14 MiB of activations per tile on a CPU): dk-book memory measures it at scales 22 and 44 "
-               "(dry_runs.CHAPTER_MEMORY_SCALES; about 6 GB and minutes per run), too heavy for CI",
-}
 CHAPTERS = [chapter.name for chapter in book.discover_chapters(Project(REPO, REPO))]
 #: The slowest paper dry runs on the fixtures (wall seconds two at a time in the test suite on 7 Dec 2026:
 #: 85-115 each, the next 40-60, the others 15-36), started first so that the two workers finish together
@@ -59,7 +50,8 @@ def run_dry(project: Project, chapters: list, data_root) -> dict:
     parameters = book.chapter_parameters("paper", 0, "cpu", str(data_root), dry_run=True)
     with pytest.MonkeyPatch.context() as patch:
         # the allocator setting of measured runs (dry_runs.MEASUREMENT_ENVIRONMENT) for all: the larger heavy runs
-        # are compared with the session's (tests/conftest.py gives the heavy chapters' runs the same setting)
+        # are compared with the session's (tests/conftest.py gives the heavy chapters whose slope the suite asserts
+        # the same setting)
         for variable, value in {**dry_run_environment(data_root), **MEASUREMENT_ENVIRONMENT}.items():
             patch.setenv(variable, value)
         results = book.run_chapters(project, slowest_first(chapters), parameters,
