@@ -399,14 +399,6 @@ def thesis_pair_results(encoder, embeddings: np.ndarray, task: Task, config: Con
     return pd.DataFrame(rows)
 
 
-def _principal_components(train_features: np.ndarray, count: int):
-    """``project(features (N, F)) -> (N, count)``: onto the first ``count`` principal components of
-    ``train_features``."""
-    mean = train_features.mean(axis=0)
-    _, _, components = np.linalg.svd(train_features - mean, full_matrices=False)
-    return lambda features: (features - mean) @ components[:count].T
-
-
 def probe_results(name: str, embeddings: np.ndarray, task: Task, config: Config, seeds, *,
                   components: int | None = None) -> tuple[pd.DataFrame, dict]:
     """A linear probe per seeded split: rows with ``encoder``, ``seed``, ``alpha``, ``dimensions`` and the test
@@ -418,7 +410,7 @@ def probe_results(name: str, embeddings: np.ndarray, task: Task, config: Config,
         train, test = split_indices(task, config, seed)
         features = np.asarray(embeddings, dtype=np.float64)
         if components is not None and features.shape[1] > components:
-            project = _principal_components(features[train], min(components, len(train) - 1))
+            project, _ = prompts.principal_projection(features[train], min(components, len(train) - 1))
             features = project(features)
         probe = prompts.fit_linear_probe(features[train], task.mean_scores[train])
         values = metrics.aesthetic_score_metrics(probe.predict(features[test]), task.mean_scores[test])

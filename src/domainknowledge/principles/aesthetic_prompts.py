@@ -45,8 +45,8 @@ import pandas as pd
 
 __all__ = ["CONTEXT_TEMPLATE", "FIXED_TEMPLATE", "METHODS", "NEGATIVE_ADJECTIVES", "POSITIVE_ADJECTIVES", "THESIS_BEST_PAIRS",
            "LinearProbe", "best_pair", "binary_from_prompts", "content_class_name", "context_prompts", "ensemble_vector",
-           "equal_dimension_spread", "evaluate_prompts", "fit_linear_probe", "fixed_prompt", "prompt_similarities",
-           "prompt_weights", "scaled_probe_weights",
+           "equal_dimension_spread", "evaluate_prompts", "fit_linear_probe", "fixed_prompt", "principal_projection",
+           "prompt_similarities", "prompt_weights", "scaled_probe_weights",
            "search_adjective_pairs", "weight_spread", "weighted_prompt_score"]
 
 # WordNet 3.0: the adjective senses of "great" (large, outstanding, the "very good" slang set, capital letters,
@@ -279,10 +279,20 @@ def equal_dimension_spread(features, scores, dimensions: int) -> dict[str, float
     if not 1 <= dimensions <= min(features.shape[1], features.shape[0] - 1):
         raise ValueError(f"dimensions must lie in 1..min(F, N - 1) = {min(features.shape[1], features.shape[0] - 1)}, "
                          f"got {dimensions}")
-    centred = features - features.mean(axis=0)
-    _, singular, components = np.linalg.svd(centred, full_matrices=False)
-    projected = centred @ components[:dimensions].T
-    probe = fit_linear_probe(projected, scores)
+    project, variance_kept = principal_projection(features, dimensions)
+    probe = fit_linear_probe(project(features), scores)
     spread = weight_spread(scaled_probe_weights(probe))
+    return {**spread, "dimensions": int(dimensions), "variance_kept": variance_kept}
+
+
+def principal_projection(train_features, dimensions: int):
+    """``(project, variance_kept)``: ``project(features (N, F)) -> (N, dimensions)`` onto the first ``dimensions``
+    principal components of ``train_features`` ``(M, F)`` (centred by their mean), and the share of their
+    variance those components keep."""
+    train_features = np.asarray(train_features, dtype=np.float64)
+    mean = train_features.mean(axis=0)
+    _, singular, components = np.linalg.svd(train_features - mean, full_matrices=False)
     variance = singular ** 2
-    return {**spread, "dimensions": int(dimensions), "variance_kept": float(variance[:dimensions].sum() / variance.sum())}
+    basis = components[:dimensions].T
+    return (lambda features: (np.asarray(features, dtype=np.float64) - mean) @ basis,
+            float(variance[:dimensions].sum() / variance.sum()))
