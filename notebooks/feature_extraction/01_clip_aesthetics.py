@@ -133,7 +133,7 @@ fig.suptitle("Rated images from the worst to the best mean score (green: aesthet
 # offline, so at `smoke` and `cpu` CLIP's place is taken by the **aligned model** of {ref}`ch-encoders`:
 # EfficientNet-Lite0 with its ImageNet weights and the MiniLM sentence encoder, both frozen and real, joined
 # by two small heads that learnt from captioned synthetic images (locked-image tuning {cite}`zhai2022lit`).
-# Three of its variants make the thesis' comparisons on one frozen trunk and the same images:
+# Its variants make the thesis' comparisons on one frozen trunk and the same images:
 #
 # - the **primary** encoder's heads never saw the aesthetic world, neither its images nor its captions; the
 #   other worlds' captions describe shapes, cars, vehicles and products, and sometimes how a photo looks
