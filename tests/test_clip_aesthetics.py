@@ -243,3 +243,8 @@ def test_efficientnet_towers_are_fine_tuned_at_the_size_their_name_gives():
     plain = chapter._tower_for("efficientnet-lite0", 64, "cpu")
     assert (sized.image_size, plain.image_size, sized.feature_dim) == (96, 64, 1280)
     assert sized(torch.zeros(2, 3, 50, 50)).shape == (2, 1280)
+    from domainknowledge.models.encoders.registry import parse_efficientnet_name
+
+    assert [parse_efficientnet_name(n) for n in ("efficientnet-lite2", "efficientnet-lite0-96px",
+                                                 "efficientnet-lite3", "efficientnet-lite0-96")] == [
+        (2, None), (0, 96), None, None]

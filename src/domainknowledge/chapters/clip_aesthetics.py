@@ -469,13 +469,15 @@ def _tower_for(name: str, image_size: int, device) -> _ImageTower:
     ``image_size``; the aligned model at its own input size."""
     from domainknowledge.models.encoders import load_encoder
     from domainknowledge.models.encoders.aligned import AlignedEncoder
+    from domainknowledge.models.encoders.registry import parse_efficientnet_name
 
-    if name.startswith("efficientnet-lite"):
+    efficientnet = parse_efficientnet_name(name)
+    if efficientnet is not None:
         from domainknowledge.models.backbones import load_efficientnet_lite
 
-        variant, _, size = name[len("efficientnet-lite"):].partition("-")
-        image_size = int(size[:-2]) if size.endswith("px") else image_size
-        network = load_efficientnet_lite(int(variant), image_size=image_size)
+        variant, size = efficientnet
+        image_size = size or image_size
+        network = load_efficientnet_lite(variant, image_size=image_size)
 
         class _Pooled(nn.Module):
             def __init__(self, net):

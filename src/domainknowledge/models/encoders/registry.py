@@ -10,7 +10,9 @@ and :func:`registry_table` shows them as a table. Names:
 * ``aligned-lite0-minilm-<size>-without-<world> | -<size>-all-worlds``: the aligned model (frozen
   EfficientNet-Lite0 and MiniLM with heads trained here, :mod:`.aligned`) whose heads never saw ``<world>``, or
   saw every world (an upper bound); ``<size>`` is smoke, cpu or paper (the cpu ones are listed);
-* ``efficientnet-lite0 | 1 | 2``: image-only, ImageNet weights;
+  ``aligned-lite0-minilm-<size>-class-labels-...``: the same heads trained on object-class names, not captions;
+* ``efficientnet-lite0 | 1 | 2``: image-only, ImageNet weights; ``efficientnet-lite<v>-<S>px`` reads at ``S`` px
+  (:func:`parse_efficientnet_name`);
 * ``torchvision-<architecture>-random | -imagenet``: image-only, seeded random initialisation, or ImageNet
   weights from torch's hub cache;
 * ``dino-resnet50 | dino-vit_b_16``: DINO's self-supervised ImageNet backbones from torch's hub cache;
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["EncoderEntry", "available_encoders", "default_cache_dir", "load_encoder", "offline_encoder_names",
-           "registry_table", "text_encoder_names"]
+           "parse_efficientnet_name", "registry_table", "text_encoder_names"]
 
 LISTED_OPEN_CLIP = (("ViT-B-32", "openai"), ("ViT-B-32", "laion2b_s34b_b79k"), ("ViT-B-16", "laion2b_s34b_b88k"),
                     ("ViT-L-14", "openai"), ("ViT-L-14", "laion2b_s32b_b82k"), ("RN50", "openai"))
@@ -164,6 +166,17 @@ def registry_table(cache_dir=None):
     return pd.DataFrame(rows).set_index("encoder")
 
 
+def parse_efficientnet_name(name: str) -> tuple[int, int | None] | None:
+    """``(variant, image size)`` of ``efficientnet-lite<v>`` (size ``None``: the variant's native one) or
+    ``efficientnet-lite<v>-<S>px``; ``None`` for any other name."""
+    variant, _, size = name.removeprefix("efficientnet-lite").partition("-")
+    if not name.startswith("efficientnet-lite") or variant not in ("0", "1", "2"):
+        return None
+    if not size:
+        return int(variant), None
+    return (int(variant), int(size[:-2])) if size.endswith("px") and size[:-2].isdigit() else None
+
+
 def load_encoder(name: str, *, cache_dir=None, device="cpu", allow_download: bool = False, progress: bool = True,
                  dry_run: bool = False):
     """Load the encoder ``name`` (see the module docstring) on ``device`` (``cpu``, ``cuda``, ``auto``).
@@ -202,11 +215,9 @@ def load_encoder(name: str, *, cache_dir=None, device="cpu", allow_download: boo
                             supervision=supervision)
     if name == "conse-lite0-minilm":
         return pretrained.ConSEEncoder(cache_dir=root, device=device)
-    if name.startswith("efficientnet-lite") and name[len("efficientnet-lite"):][:1] in ("0", "1", "2"):
-        variant, _, size = name[len("efficientnet-lite"):].partition("-")
-        if len(variant) == 1 and (not size or (size.endswith("px") and size[:-2].isdigit())):
-            return pretrained.EfficientNetLiteEncoder(int(variant), device=device,
-                                                      image_size=int(size[:-2]) if size else None)
+    efficientnet = parse_efficientnet_name(name)
+    if efficientnet is not None:
+        return pretrained.EfficientNetLiteEncoder(efficientnet[0], device=device, image_size=efficientnet[1])
     if name.startswith("torchvision-"):
         architecture, _, init = name[len("torchvision-"):].rpartition("-")
         if init in ("random", "imagenet") and architecture:
