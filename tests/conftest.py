@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -251,5 +252,11 @@ def paper_dry_runs(request, tmp_path_factory):
     chosen = sorted(dict.fromkeys(chosen), key=lambda name: rank.get(name, len(rank)))
     runs = PaperDryRuns(chosen, copy_book_frame(tmp_path_factory.mktemp("paper-book")),
                         tmp_path_factory.mktemp("published-data")).start()
+    # the unit tests get one core: with torch's default of a thread per core, their thread on the core that a
+    # dry run holds waits at every parallel region (test_cars_attention_chapter.py beside a busy core: 25 s with
+    # two threads, 12 s with one)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield runs
+    torch.set_num_threads(threads)
     runs.stop()

@@ -186,7 +186,7 @@ def test_dml_attribution_maps_are_seeded_per_image_and_ignore_unseen_pixels():
     images = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(3))
     together = attribution.dml_attribution_maps(network, images, distance="cosine", samples=8, seed=5)
     alone = attribution.dml_attribution_maps(network, images[1:2], distance="cosine", samples=8, seed=6)
-    np.testing.assert_allclose(together[1], alone[0])
+    np.testing.assert_allclose(together[1], alone[0], rtol=1e-5)     # float32: a batch of 3 vs 1 sums in another order
     assert np.all(together[:, :, 4:] == 0.0)
     noisy = attribution.dml_attribution_maps(network, images, distance="cosine", samples=8, seed=6)
     assert not np.allclose(noisy, together)

@@ -22,9 +22,9 @@ def test_profiles_and_config_validation():
     assert paper.embedding.embedding_dim == 128 and paper.attribution_samples == 50
     assert "embedding.backbone_blocks" in chapter.describe_profiles().index
     with pytest.raises(ValueError, match="ranking and one classification"):
-        dataclasses.replace(SMOKE, losses=("contrastive", "triplet"), sweep_loss="contrastive")
+        dataclasses.replace(SMOKE, table_losses=("contrastive", "triplet"), sweep_loss="contrastive")
     with pytest.raises(ValueError, match="unknown or untrainable"):
-        dataclasses.replace(SMOKE, losses=("contrastive", "none"))
+        dataclasses.replace(SMOKE, table_losses=("contrastive", "none"))
     with pytest.raises(ValueError, match="sweep_loss"):
         dataclasses.replace(SMOKE, sweep_loss="arcface")
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
@@ -101,14 +101,14 @@ def tiny_run():
     config = dataclasses.replace(SMOKE, train_products=8, test_products=8, bank_size=6,
                                  embedding=dataclasses.replace(SMOKE.embedding, epochs=2, batch_size=16))
     data = chapter.load_stand_in(config, 0.9, seed=0)
-    result = chapter.evaluate_setting(config, data, config.losses, (0,), log=lambda line: None)
+    result = chapter.evaluate_setting(config, data, config.table_losses, (0,), log=lambda line: None)
     return config, data, result
 
 
 def test_tiny_run_end_to_end(tiny_run):
     config, data, result = tiny_run
     assert len(data.train) == 32 and set(data.train.labels) == set(range(8)) and data.shortcut_rate == 0.9
-    assert len(result.rows) == 2 * len(config.losses)
+    assert len(result.rows) == 2 * len(config.table_losses)
     assert result.corrupted_images.shape == (config.corruption_repeats, len(data.test), 48, 48, 3)
     # the corruption keeps the foreground pixels and changes background pixels
     fg = data.test.masks
@@ -117,18 +117,18 @@ def test_tiny_run_end_to_end(tiny_run):
     scores = result.rows[["clean", "corrupted"]].to_numpy()
     assert ((scores > 0) & (scores <= 1)).all()
     summary = chapter.summary_table(result.rows)
-    assert len(chapter.recovery_table(summary)) == len(config.losses)
+    assert len(chapter.recovery_table(summary)) == len(config.table_losses)
     rows, maps = chapter.foreground_scores(result, images=3, samples=2, seed=0)
-    assert len(rows) == 3 * 2 * len(config.losses) and (rows["score"] <= 1).all()
-    key = (config.losses[0], "vanilla")
+    assert len(rows) == 3 * 2 * len(config.table_losses) and (rows["score"] <= 1).all()
+    key = (config.table_losses[0], "vanilla")
     assert maps[key].shape == (3, 48, 48) and maps[key].min() >= 0 and maps[key].max() <= 1
-    network = result.networks[(config.losses[0], "vanilla", 0)]
-    neighbours = chapter.retrieval_neighbours(network, data.test.images, data.test.images[:2], "euclidean", 3,
-                                              exclude=None)
+    network = result.networks[(config.table_losses[0], "vanilla", 0)]
+    embedded = chapter.embed_images(network, data.test.images)
+    neighbours = chapter.retrieval_neighbours(embedded, embedded[:2], "euclidean", 3, exclude=None)
     assert neighbours.shape == (2, 3) and neighbours[0, 0] == 0 and neighbours[1, 0] == 1
     import matplotlib.pyplot as plt
 
-    chapter.plot_rate_sweep(summary, {data.name: 0.9}, loss_name=config.losses[0])
+    chapter.plot_rate_sweep(summary, {data.name: 0.9}, loss_name=config.table_losses[0])
     plt.close("all")
 
 
@@ -174,7 +174,7 @@ def test_the_paper_path_fine_tunes_the_top_blocks_with_bgaugment_versions(monkey
     BGAugment's draws as cached versions (small) or as a batch transform (when the versions would not fit)."""
     paper = chapter.CONFIGS["paper"]
     config = dataclasses.replace(paper, train_products=4, test_products=4, views_per_product=4, image_size=64,
-                                 bank_size=4, losses=("contrastive", "normalized_softmax"), runs=1,
+                                 bank_size=4, table_losses=("contrastive", "normalized_softmax"), runs=1,
                                  corruption_repeats=2, real_datasets=(),
                                  embedding=dataclasses.replace(paper.embedding, image_size=64, epochs=1, batch_size=8))
     data = chapter.load_stand_in(config, 0.5, seed=0)
@@ -192,10 +192,10 @@ def test_the_paper_path_fine_tunes_the_top_blocks_with_bgaugment_versions(monkey
 
 def test_retrieval_excludes_each_querys_own_image(tiny_run):
     config, data, result = tiny_run
-    network = result.networks[(config.losses[0], "vanilla", 0)]
+    network = result.networks[(config.table_losses[0], "vanilla", 0)]
     queries = np.array([0, 5, 9])
-    found = chapter.retrieval_neighbours(network, data.test.images, data.test.images[queries], "euclidean", 4,
-                                         exclude=queries)
+    embedded = chapter.embed_images(network, data.test.images)
+    found = chapter.retrieval_neighbours(embedded, embedded[queries], "euclidean", 4, exclude=queries)
     assert found.shape == (3, 4) and not (found == queries[:, None]).any()
 
 

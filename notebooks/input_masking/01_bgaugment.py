@@ -222,12 +222,12 @@ results = {}
 for rate, data in settings.items():
     in_table = rate in config.table_rates
     results[data.name] = chapter.evaluate_setting(
-        config, data, config.losses if in_table else (config.sweep_loss,), seeds, device=run.device, data_seed=seed,
+        config, data, config.table_losses if in_table else (config.sweep_loss,), seeds, device=run.device, data_seed=seed,
         keep_networks=in_table)
 for name in config.real_datasets:                  # paper: Table 11.1's data sets from --data-root
     data = chapter.load_real_setting(run.data_root, name, image_size=config.image_size)
     titles[name] = data.title
-    results[name] = chapter.evaluate_setting(config, data, config.losses, seeds, device=run.device, data_seed=seed)
+    results[name] = chapter.evaluate_setting(config, data, config.table_losses, seeds, device=run.device, data_seed=seed)
 rows = pd.concat([result.rows for result in results.values()], ignore_index=True)
 summary = chapter.summary_table(rows)
 run.record("map_at_r", summary.reset_index().round(4).to_dict(orient="records"))
@@ -331,7 +331,7 @@ run.record("sweep", {"vanilla": sweep.round(4).to_dict(), "bgaugment": sweep_bg.
 # above give the averages.
 
 # %% mystnb={"figure": {"caption": "Nearest test images of one query, as photographed and with its background swapped, for the vanilla and the BGAugment model (cf. Kobs (2023), Fig. 11.1).", "name": "fig-bgaugment-retrieval"}}
-retrieval_loss = "contrastive" if "contrastive" in config.losses else config.losses[0]
+retrieval_loss = "contrastive" if "contrastive" in config.table_losses else config.table_losses[0]
 run.glue("bg_retrieval_loss", LOSSES[retrieval_loss].title)
 strong_result = results[strong.name]
 first_seed = seeds[0]
@@ -343,20 +343,25 @@ k = 6
 database_labels = strong.test.labels
 
 
+# each model embeds the test images and the swapped candidates once
+database = {method: chapter.embed_images(network, strong.test.images) for method, network in networks.items()}
+swapped_queries = {method: chapter.embed_images(network, swapped[candidates]) for method, network in networks.items()}
+
+
 def hits_for(method, queries):
-    found = chapter.retrieval_neighbours(networks[method], strong.test.images, queries, distance, k, exclude=candidates)
+    found = chapter.retrieval_neighbours(database[method], queries, distance, k, exclude=candidates)
     return database_labels[found] == database_labels[candidates][:, None]
 
 
-vanilla_hits = hits_for("vanilla", strong.test.images[candidates])
-vanilla_swapped_hits = hits_for("vanilla", swapped[candidates])
+vanilla_hits = hits_for("vanilla", database["vanilla"][candidates])
+vanilla_swapped_hits = hits_for("vanilla", swapped_queries["vanilla"])
 pick = int(np.argmax(vanilla_hits.sum(1) - vanilla_swapped_hits.sum(1)))
 query = int(candidates[pick])
 lines = []
 for method in chapter.METHODS:
-    for label, image in (("as photographed", strong.test.images[query]), ("background swapped", swapped[query])):
-        found = chapter.retrieval_neighbours(networks[method], strong.test.images, image[None], distance, k,
-                                             exclude=query)[0]
+    for label, image, embedding in (("as photographed", strong.test.images[query], database[method][query]),
+                                    ("background swapped", swapped[query], swapped_queries[method][pick])):
+        found = chapter.retrieval_neighbours(database[method], embedding[None], distance, k, exclude=query)[0]
         lines.append((f"{chapter.METHOD_TITLES[method]}\n{label}", image, strong.test.images[found],
                       database_labels[found] == database_labels[query]))
 fig, _ = chapter.plot_retrieval(lines, title=f"Nearest test images, {titles[strong.name]} ({run.profile} profile)")
@@ -443,7 +448,7 @@ paired.rename(index=lambda name: titles.get(name, name)).style.format(
 # with its foreground score.
 
 # %% mystnb={"figure": {"caption": "Attribution maps of test images without and with BGAugment, each with its foreground score (cf. Kobs (2023), Fig. 11.3).", "name": "fig-bgaugment-maps"}}
-figure_loss = "normalized_softmax" if "normalized_softmax" in config.losses else config.losses[-1]
+figure_loss = "normalized_softmax" if "normalized_softmax" in config.table_losses else config.table_losses[-1]
 run.glue("bg_figure_loss", LOSSES[figure_loss].title)
 maps = attribution_maps[strong.name]
 shown_count = min(6, len(maps["indices"]))
@@ -500,10 +505,10 @@ fig, _ = chapter.plot_attribution_pairs(strong.test.images[indices], strong.test
 # are diagnostics.
 
 # %%
-run.glue("bg_loss_count", int(len(config.losses)))
+run.glue("bg_loss_count", int(len(config.table_losses)))
 stand_in = [chapter.setting_name(rate) for rate in config.table_rates]
 weak_name, strong_name = stand_in[0], stand_in[-1]
-note = (f"{config.runs} seed(s) per loss and method, {len(config.losses)} losses, stand-in products on backgrounds "
+note = (f"{config.runs} seed(s) per loss and method, {len(config.table_losses)} losses, stand-in products on backgrounds "
         f"at rho = {', '.join(f'{r:g}' for r in config.table_rates)}")
 vanilla = summary.xs("vanilla", level="method")
 augmented = summary.xs("bgaugment", level="method")
@@ -511,7 +516,7 @@ thesis = chapter.thesis_table_11_1()
 
 
 def per_setting(frame, column, setting):
-    return frame.xs(setting, level="setting").loc[list(config.losses), column]
+    return frame.xs(setting, level="setting").loc[list(config.table_losses), column]
 
 
 def thesis_range(column, dataset, scale=1.0, digits=1):
@@ -574,7 +579,7 @@ run.claim(
                "hardly predict the product, the vanilla model has little background to lose, see Table 11.1 above"),
     note=note + "; rule: vanilla corrupted < clean (means over seeds) for every loss and setting")
 
-ordered = {loss: [relative[name][loss] for name in stand_in] for loss in config.losses}
+ordered = {loss: [relative[name][loss] for name in stand_in] for loss in config.table_losses}
 increasing = [loss for loss, values in ordered.items() if all(a < b for a, b in zip(values, values[1:]))]
 run.claim(
     "drop-grows-with-shortcut",
@@ -584,10 +589,10 @@ run.claim(
                   f"{thesis_range('relative_drop', 'cub200', 100)} % (CUB200), "
                   f"{thesis_range('relative_drop', 'sop', 100)} % (SOP); ordered for every loss"),
     measured=(", ".join(f"{titles[name]}: {relative[name].min():.0f}-{relative[name].max():.0f} %" for name in stand_in)
-              + f"; ordered for {len(increasing)} of {len(config.losses)} losses; sweep "
+              + f"; ordered for {len(increasing)} of {len(config.table_losses)} losses; sweep "
                 f"({LOSSES[config.sweep_loss].title}, diagnostic): Spearman {sweep_rho:.2f} between rho and the drop"),
-    holds=len(increasing) == len(config.losses), cause="stand-in",
-    diagnosis=(f"the relative drop rises with rho for {len(increasing)} of {len(config.losses)} losses, see the "
+    holds=len(increasing) == len(config.table_losses), cause="stand-in",
+    diagnosis=(f"the relative drop rises with rho for {len(increasing)} of {len(config.table_losses)} losses, see the "
                "recovery table"),
     note=note + "; rule: for every loss, the relative drop (mean over seeds) increases from the weakest to the "
                 "strongest table setting, as it does for every loss in Table 11.1")
@@ -645,7 +650,7 @@ run.claim(
                 "seed; rule: paired test over (setting, loss, image), one-sided p <= 0.05, and in no setting a "
                 "significant fall (two-sided p <= 0.05)")
 
-clean_change = {name: 100 * recovery.xs(name, level="setting").loc[list(config.losses), "clean_change"] for name in stand_in}
+clean_change = {name: 100 * recovery.xs(name, level="setting").loc[list(config.table_losses), "clean_change"] for name in stand_in}
 strong_pairs = 100 * chapter.paired_run_differences(rows, "clean", settings=[strong_name])
 strong_test = dk.significance.paired_signed_rank(strong_pairs.to_numpy(), alternative="less")
 strong_relative = float(strong_pairs.mean() / (100 * strong_clean.mean()))

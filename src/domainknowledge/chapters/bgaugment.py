@@ -42,7 +42,7 @@ from domainknowledge.principles import masking
 __all__ = ["BGAUGMENT_FOLDER", "CONFIGS", "METHODS", "REAL_DATASETS", "CorruptedImages", "corrupted_test_sources", "mask_path", "THESIS_TABLE_11_1", "Config", "MaskedSplit", "SettingData", "SettingResult",
            "augmented_training_images", "augmented_version_transform", "chance_map_at_r", "corrupted_test_images", "describe_profiles", "evaluate_setting",
            "foreground_scores", "load_real_setting", "load_stand_in", "map_at_r", "paired_run_differences", "paired_score_test", "score_differences", "plot_attribution_pairs",
-           "plot_rate_sweep", "plot_retrieval", "recovery_table", "retrieval_neighbours", "run_seeds",
+           "plot_rate_sweep", "plot_retrieval", "recovery_table", "retrieval_neighbours", "run_seeds", "embed_images",
            "setting_name", "summary_table", "table_11_1", "thesis_table_11_1"]
 
 METHODS = ("vanilla", "bgaugment")
@@ -69,9 +69,10 @@ class Config:
     Stand-in data: ``train_products`` and ``test_products`` (disjoint classes), ``views_per_product``
     images each, ``image_size`` px, ``bank_size`` backgrounds per bank. Settings: ``table_rates`` (the
     shortcut rates rho of the Table 11.1 analogue, weak to strong, the Cars196-, CUB200- and SOP-like
-    regimes) and ``sweep_rates`` (the rho of the sweep; ``sweep_loss`` trains there, all ``losses`` at the
-    table rates); ``real_datasets`` (``paper``: Table 11.1's data sets from ``--data-root`` in addition).
-    Models: ``losses`` (keys of ``metric_learning.LOSSES``), ``runs`` (seeds per loss and method),
+    regimes) and ``sweep_rates`` (the rho of the sweep; ``sweep_loss`` trains there, every loss of
+    ``table_losses`` at the table rates and on ``real_datasets``, the ``paper`` profile's Table 11.1 data sets
+    from ``--data-root``). Models: ``table_losses`` (keys of ``metric_learning.LOSSES``, at least one of each
+    family), ``runs`` (seeds per loss and method),
     ``embedding`` (backbone, head and schedule). Evaluation: ``corruption_repeats`` (5 in the thesis).
     Attribution: ``attribution_images`` test images per model and ``attribution_samples`` SmoothGrad
     samples (50 in the thesis' code).
@@ -84,7 +85,7 @@ class Config:
     bank_size: int
     table_rates: tuple[float, ...]
     sweep_rates: tuple[float, ...]
-    losses: tuple[str, ...]
+    table_losses: tuple[str, ...]
     sweep_loss: str
     runs: int
     embedding: EmbeddingConfig
@@ -94,16 +95,16 @@ class Config:
     real_datasets: tuple[str, ...] = ()
 
     def __post_init__(self):
-        unknown = set(self.losses) - (set(LOSSES) - {"none"})
+        unknown = set(self.table_losses) - (set(LOSSES) - {"none"})
         if unknown:
             raise ValueError(f"unknown or untrainable losses {sorted(unknown)}; choose from "
                              f"{sorted(set(LOSSES) - {'none'})}")
-        families = [LOSSES[name].family for name in self.losses]
+        families = [LOSSES[name].family for name in self.table_losses]
         if "ranking" not in families or "classification" not in families:
-            raise ValueError("losses must hold at least one ranking and one classification loss (Table 11.1 "
+            raise ValueError("table_losses must hold at least one ranking and one classification loss (Table 11.1 "
                              "compares both families)")
-        if self.sweep_loss not in self.losses:
-            raise ValueError(f"sweep_loss {self.sweep_loss!r} must be one of losses {self.losses}")
+        if self.sweep_loss not in self.table_losses:
+            raise ValueError(f"sweep_loss {self.sweep_loss!r} must be one of table_losses {self.table_losses}")
         rates = self.table_rates + self.sweep_rates
         if not self.table_rates or any(not 0.0 <= r <= 1.0 for r in rates):
             raise ValueError(f"shortcut rates must lie in [0, 1] and table_rates must not be empty, got {rates}")
@@ -130,18 +131,20 @@ _STAND_IN_EMBEDDING = EmbeddingConfig(backbone="efficientnet_lite0", backbone_bl
 CONFIGS: dict[str, Config] = {
     "smoke": Config(
         train_products=24, test_products=24, views_per_product=4, image_size=48, bank_size=24,
-        table_rates=(0.1, 0.9), sweep_rates=(0.1, 0.9), losses=("contrastive", "normalized_softmax"),
+        table_rates=(0.1, 0.9), sweep_rates=(0.1, 0.9), table_losses=("contrastive", "normalized_softmax"),
         sweep_loss="contrastive", runs=1, embedding=dataclasses.replace(_STAND_IN_EMBEDDING, epochs=2),
         corruption_repeats=2, attribution_images=4, attribution_samples=4),
     "cpu": Config(
         train_products=100, test_products=100, views_per_product=6, image_size=48, bank_size=100,
         table_rates=(0.1, 0.5, 0.9), sweep_rates=(0.0, 0.1, 0.3, 0.5, 0.9),
-        losses=("contrastive", "normalized_softmax"), sweep_loss="normalized_softmax",
+        table_losses=("contrastive", "normalized_softmax"), sweep_loss="normalized_softmax",
         runs=2, embedding=_STAND_IN_EMBEDDING, corruption_repeats=5, attribution_images=24, attribution_samples=32),
     "paper": Config(
         train_products=2000, test_products=2000, views_per_product=6, image_size=224, bank_size=100,
         table_rates=(0.1, 0.5, 0.9), sweep_rates=(0.0, 0.1, 0.3, 0.5, 0.7, 0.9),
-        losses=("contrastive", "triplet", "multi_similarity", "arcface", "normalized_softmax"),
+        # family-balanced (metric_learning.FAMILY_BALANCED_ORDER): a dry run keeping the first two still compares
+        # a ranking with a classification loss
+        table_losses=("contrastive", "normalized_softmax", "triplet", "arcface", "multi_similarity"),
         sweep_loss="normalized_softmax", runs=3,
         # the top four blocks and the head convolution train on cached 192 x 7 x 7 maps of the lower twelve;
         # BGAugment runs the lower blocks on every augmented batch (40 cached versions would not fit a disk)
@@ -659,16 +662,19 @@ def paired_score_test(scores: pd.DataFrame) -> pd.DataFrame:
 # --- retrieval ------------------------------------------------------------------------------------------
 
 
-def retrieval_neighbours(network, database: np.ndarray, queries: np.ndarray, distance: str, k: int,
-                         *, exclude=None) -> np.ndarray:
-    """Indices ``(Q, k)`` of the ``k`` database images ``(N, S, S, 3)`` nearest to each query image
-    ``(Q, S, S, 3)`` under ``distance``; ``exclude`` (an index, or ``(Q,)`` indices, one per query): a
-    database image never returned for that query (the query's own). The database is embedded once."""
+def embed_images(network, images: np.ndarray) -> np.ndarray:
+    """Embeddings ``(N, D)`` of images ``(N, S, S, 3)`` uint8 through a trained ``network`` (in batches)."""
     from domainknowledge.training import as_image_tensor
 
-    database_embeddings = metric_learning.embed(network, as_image_tensor(database))
-    query_embeddings = metric_learning.embed(network, as_image_tensor(queries))
-    joined = np.concatenate([query_embeddings, database_embeddings])
+    return metric_learning.embed(network, as_image_tensor(images))
+
+
+def retrieval_neighbours(database: np.ndarray, queries: np.ndarray, distance: str, k: int, *, exclude=None) -> np.ndarray:
+    """Indices ``(Q, k)`` of the ``k`` database embeddings ``(N, D)`` nearest to each query embedding
+    ``(Q, D)`` under ``distance`` (:func:`embed_images` makes both, so a database is embedded once for all
+    queries); ``exclude`` (an index, or ``(Q,)`` indices, one per query): a database item never returned for
+    that query (the query's own)."""
+    joined = np.concatenate([queries, database])
     distances = metric_learning.pairwise_distance(joined, distance, rows=np.arange(len(queries)))[:, len(queries):]
     if exclude is not None:
         excluded = np.broadcast_to(np.asarray(exclude), (len(queries),))
