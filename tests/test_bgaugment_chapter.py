@@ -123,7 +123,7 @@ def test_tiny_run_end_to_end(tiny_run):
     key = (config.table_losses[0], "vanilla")
     assert maps[key].shape == (3, 48, 48) and maps[key].min() >= 0 and maps[key].max() <= 1
     network = result.networks[(config.table_losses[0], "vanilla", 0)]
-    embedded = chapter.embed_images(network, data.test.images)
+    embedded = chapter.embed_test_set(result, network)
     neighbours = chapter.retrieval_neighbours(embedded, embedded[:2], "euclidean", 3, exclude=None)
     assert neighbours.shape == (2, 3) and neighbours[0, 0] == 0 and neighbours[1, 0] == 1
     import matplotlib.pyplot as plt
@@ -194,9 +194,22 @@ def test_retrieval_excludes_each_querys_own_image(tiny_run):
     config, data, result = tiny_run
     network = result.networks[(config.table_losses[0], "vanilla", 0)]
     queries = np.array([0, 5, 9])
-    embedded = chapter.embed_images(network, data.test.images)
+    embedded = chapter.embed_test_set(result, network)
     found = chapter.retrieval_neighbours(embedded, embedded[queries], "euclidean", 4, exclude=queries)
     assert found.shape == (3, 4) and not (found == queries[:, None]).any()
+
+
+
+def test_test_sets_are_embedded_from_the_kept_lower_block_outputs(tiny_run):
+    """The top alone on the kept lower-block outputs gives the whole network's embeddings of the images."""
+    from domainknowledge.training import as_image_tensor
+
+    config, data, result = tiny_run
+    network = result.networks[(config.table_losses[0], "bgaugment", 0)]
+    assert result.test_features is not None and len(result.test_features) == 1 + config.corruption_repeats
+    for index, images in ((0, data.test.images), (1, result.corrupted_images[0])):
+        whole = chapter.metric_learning.embed(network, as_image_tensor(images))
+        np.testing.assert_allclose(chapter.embed_test_set(result, network, index), whole, atol=1e-5)
 
 
 def test_paired_score_test_known_answer():

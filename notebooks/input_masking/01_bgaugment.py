@@ -343,9 +343,10 @@ k = 6
 database_labels = strong.test.labels
 
 
-# each model embeds the test images and the swapped candidates once
-database = {method: chapter.embed_images(network, strong.test.images) for method, network in networks.items()}
-swapped_queries = {method: chapter.embed_images(network, swapped[candidates]) for method, network in networks.items()}
+# each model embeds the test set and its first corrupted copy once
+database = {method: chapter.embed_test_set(strong_result, network, 0, device=run.device) for method, network in networks.items()}
+swapped_queries = {method: chapter.embed_test_set(strong_result, network, 1, device=run.device)[candidates]
+                   for method, network in networks.items()}
 
 
 def hits_for(method, queries):

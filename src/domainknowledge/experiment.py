@@ -146,10 +146,10 @@ DRY_RUN_CAPS: dict[str, int] = {
     "training_renders": 64, "analysis_renders": 64, "train_products": 8, "test_products": 8, "product_classes": 8,
     # the appendix's held-out and retrieval sets (each image through the real CLIP ViT-B/32 at 224 px as well)
     "heldout_images": 48, "retrieval_images": 32, "fitness_images": 24,
-    # test images explained per model (Ch. 11's attribution maps: a full network pass per SmoothGrad sample at
-    # 224 px), and the real data sets Ch. 11 loops over after its stand-in settings (a dry run keeps the first;
-    # the other readers run in Ch. 9's dry run)
-    "attribution_images": 8, "real_datasets": 1,
+    # test images explained per model (Ch. 11's foreground scores and Ch. 9's control maps: a full network pass
+    # per SmoothGrad sample at 224 px), and the real data sets Ch. 11 loops over after its stand-in settings (a
+    # dry run keeps the first; the other readers run in Ch. 9's dry run)
+    "attribution_images": 4, "real_datasets": 1,
     # test papers per venue whose Integrated Gradients attributions the venue recommender's word checks read
     "attributed_papers": 2,
     # metric-learning losses trained in turn (Ch. 7, 9, 11: the paper configs order them so that the first five

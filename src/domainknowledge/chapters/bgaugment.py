@@ -42,7 +42,7 @@ from domainknowledge.principles import masking
 __all__ = ["BGAUGMENT_FOLDER", "CONFIGS", "METHODS", "REAL_DATASETS", "CorruptedImages", "corrupted_test_sources", "mask_path", "THESIS_TABLE_11_1", "Config", "MaskedSplit", "SettingData", "SettingResult",
            "augmented_training_images", "augmented_version_transform", "chance_map_at_r", "corrupted_test_images", "describe_profiles", "evaluate_setting",
            "foreground_scores", "load_real_setting", "load_stand_in", "map_at_r", "paired_run_differences", "paired_score_test", "score_differences", "plot_attribution_pairs",
-           "plot_rate_sweep", "plot_retrieval", "recovery_table", "retrieval_neighbours", "run_seeds", "embed_images",
+           "plot_rate_sweep", "plot_retrieval", "recovery_table", "retrieval_neighbours", "run_seeds", "embed_test_set",
            "setting_name", "summary_table", "table_11_1", "thesis_table_11_1"]
 
 METHODS = ("vanilla", "bgaugment")
@@ -390,7 +390,9 @@ def map_at_r(embeddings: np.ndarray, labels: np.ndarray, distance: str, *, devic
 @dataclass
 class SettingResult:
     """One setting's runs: ``rows`` (one per loss, method, seed: MAP@R on the clean test set and on every
-    corrupted copy), the trained ``networks`` per ``(loss, method, seed)`` and timings (s)."""
+    corrupted copy), the trained ``networks`` per ``(loss, method, seed)``, timings (s) and ``test_features``:
+    the frozen lower blocks' outputs ``(N, *frozen_shape)`` of the clean test set and of every corrupted copy
+    (None when the whole trunk trains), which every network reads (:func:`embed_test_set`)."""
 
     data: SettingData
     rows: pd.DataFrame
@@ -398,6 +400,7 @@ class SettingResult:
     corrupted: list[CorruptedImages] = field(default_factory=list)
     feature_seconds: float = 0.0
     training_seconds: float = 0.0
+    test_features: list | None = None
 
     @property
     def corrupted_images(self) -> np.ndarray:
@@ -484,7 +487,8 @@ def evaluate_setting(config: Config, data: SettingData, losses, seeds, *, method
     frame = pd.DataFrame(rows)
     corrupted_columns = [c for c in frame.columns if c.startswith("corrupted_")]
     frame["corrupted"] = frame[corrupted_columns].mean(axis=1)
-    return SettingResult(data, frame, networks, corrupted, feature_seconds, time.time() - started - feature_seconds)
+    return SettingResult(data, frame, networks, corrupted, feature_seconds, time.time() - started - feature_seconds,
+                         test_features if cached else None)
 
 
 # --- tables ----------------------------------------------------------------------------------------------
@@ -662,16 +666,21 @@ def paired_score_test(scores: pd.DataFrame) -> pd.DataFrame:
 # --- retrieval ------------------------------------------------------------------------------------------
 
 
-def embed_images(network, images: np.ndarray) -> np.ndarray:
-    """Embeddings ``(N, D)`` of images ``(N, S, S, 3)`` uint8 through a trained ``network`` (in batches)."""
+def embed_test_set(result: SettingResult, network, index: int = 0, *, device="cpu") -> np.ndarray:
+    """Embeddings ``(N, D)`` of one test set of ``result`` through one of its trained networks: ``index`` 0 the
+    clean test images, ``r + 1`` the ``r``-th corrupted copy. Only the trained top runs, on the lower blocks'
+    outputs the result kept, when the trunk's lower part is frozen."""
     from domainknowledge.training import as_image_tensor
 
-    return metric_learning.embed(network, as_image_tensor(images))
+    if result.test_features is not None:
+        return metric_learning.embed(network, features=result.test_features[index], device=device)
+    images = result.data.test.images if index == 0 else result.corrupted[index - 1].numpy()
+    return metric_learning.embed(network, as_image_tensor(images), device=device)
 
 
 def retrieval_neighbours(database: np.ndarray, queries: np.ndarray, distance: str, k: int, *, exclude=None) -> np.ndarray:
     """Indices ``(Q, k)`` of the ``k`` database embeddings ``(N, D)`` nearest to each query embedding
-    ``(Q, D)`` under ``distance`` (:func:`embed_images` makes both, so a database is embedded once for all
+    ``(Q, D)`` under ``distance`` (:func:`embed_test_set` makes both, so a database is embedded once for all
     queries); ``exclude`` (an index, or ``(Q,)`` indices, one per query): a database item never returned for
     that query (the query's own)."""
     joined = np.concatenate([queries, database])
