@@ -223,7 +223,7 @@ for rate, data in settings.items():
     in_table = rate in config.table_rates
     results[data.name] = chapter.evaluate_setting(
         config, data, config.table_losses if in_table else (config.sweep_loss,), seeds, device=run.device, data_seed=seed,
-        keep_networks=in_table)
+        keep_networks=in_table, keep_test_features=data is strong)       # the latter for Fig. 11.1
 for name in config.real_datasets:                  # paper: Table 11.1's data sets from --data-root
     data = chapter.load_real_setting(run.data_root, name, image_size=config.image_size)
     titles[name] = data.title

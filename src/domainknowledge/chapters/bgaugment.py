@@ -392,7 +392,7 @@ class SettingResult:
     """One setting's runs: ``rows`` (one per loss, method, seed: MAP@R on the clean test set and on every
     corrupted copy), the trained ``networks`` per ``(loss, method, seed)``, timings (s) and ``test_features``:
     the frozen lower blocks' outputs ``(N, *frozen_shape)`` of the clean test set and of every corrupted copy
-    (None when the whole trunk trains), which every network reads (:func:`embed_test_set`)."""
+    (None when the whole trunk trains or they were not kept), which every network reads (:func:`embed_test_set`)."""
 
     data: SettingData
     rows: pd.DataFrame
@@ -419,12 +419,13 @@ def _bgaugment_batch_transform(data: SettingData, *, seed: int):
 
 
 def evaluate_setting(config: Config, data: SettingData, losses, seeds, *, methods=METHODS, device="cpu",
-                     data_seed: int = 0, keep_networks: bool = True,
+                     data_seed: int = 0, keep_networks: bool = True, keep_test_features: bool = True,
                      log: Callable[[str], None] = print) -> SettingResult:
     """Train every loss in ``losses`` with every method and seed on ``data``; MAP@R of each model on the clean
     test set and the ``config.corruption_repeats`` corrupted copies (all models see the same copies, drawn
     from ``data_seed``). With ``keep_networks`` the first seed's networks are kept (for attribution maps and
-    retrieval figures).
+    retrieval figures), with ``keep_test_features`` the lower blocks' outputs of the test sets (for
+    :func:`embed_test_set`; at SOP's size about 2 GB on disk per test set).
 
     The trunk's frozen part (its lower blocks) runs once per image: its outputs for the clean and corrupted
     test sets and the clean training set, and for ``epochs`` BGAugment versions of the training set, are
@@ -488,7 +489,7 @@ def evaluate_setting(config: Config, data: SettingData, losses, seeds, *, method
     corrupted_columns = [c for c in frame.columns if c.startswith("corrupted_")]
     frame["corrupted"] = frame[corrupted_columns].mean(axis=1)
     return SettingResult(data, frame, networks, corrupted, feature_seconds, time.time() - started - feature_seconds,
-                         test_features if cached else None)
+                         test_features if cached and keep_test_features else None)
 
 
 # --- tables ----------------------------------------------------------------------------------------------
@@ -669,7 +670,7 @@ def paired_score_test(scores: pd.DataFrame) -> pd.DataFrame:
 def embed_test_set(result: SettingResult, network, index: int = 0, *, device="cpu") -> np.ndarray:
     """Embeddings ``(N, D)`` of one test set of ``result`` through one of its trained networks: ``index`` 0 the
     clean test images, ``r + 1`` the ``r``-th corrupted copy. Only the trained top runs, on the lower blocks'
-    outputs the result kept, when the trunk's lower part is frozen."""
+    outputs, where the result kept them; otherwise the whole network runs on the images."""
     from domainknowledge.training import as_image_tensor
 
     if result.test_features is not None:
