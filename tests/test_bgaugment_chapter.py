@@ -18,6 +18,7 @@ def test_profiles_and_config_validation():
     cpu, paper = chapter.CONFIGS["cpu"], chapter.CONFIGS["paper"]
     assert cpu.runs >= 2 and cpu.corruption_repeats == 5 and len(cpu.table_rates) >= 2
     assert set(cpu.table_rates) <= set(cpu.sweep_rates)
+    assert cpu.scene_scale > 1 and cpu.image_size == cpu.embedding.image_size
     assert paper.real_datasets == ("cars196", "cub200", "sop") and paper.embedding.trainable_blocks >= 4
     assert paper.embedding.embedding_dim == 128 and paper.attribution_samples == 50
     assert "embedding.backbone_blocks" in chapter.describe_profiles().index
@@ -210,6 +211,19 @@ def test_test_sets_are_embedded_from_the_kept_lower_block_outputs(tiny_run):
     for index in (0, 1):
         np.testing.assert_allclose(chapter.embed_test_set(result, network, index),
                                    chapter.embed_test_set(without, network, index), atol=1e-5)
+
+
+def test_family_drop_gaps_pair_the_families_per_setting_and_seed():
+    rows = pd.DataFrame([
+        {"setting": "s", "loss": loss, "method": method, "seed": seed, "clean": 0.5, "corrupted": corrupted}
+        for seed in (0, 1) for method in chapter.METHODS
+        for loss, corrupted in (("contrastive", 0.25), ("triplet", 0.35), ("arcface", 0.4))])
+    gaps = chapter.family_drop_gaps(rows)                   # ranking mean (0.5 + 0.3) / 2 minus arcface's 0.2
+    assert list(gaps.index) == [("s", 0), ("s", 1)] and gaps.to_numpy() == pytest.approx([0.2, 0.2])
+    with pytest.raises(ValueError, match="ranking and a classification"):
+        chapter.family_drop_gaps(rows[rows["loss"] != "arcface"])
+    thesis = chapter.thesis_family_drop_gaps()
+    assert thesis.loc["cub200", "gap"] == pytest.approx(0.0024, abs=1e-4) and 0.8 < thesis.loc["sop", "mean"] < 0.9
 
 
 def test_paired_score_test_known_answer():

@@ -83,6 +83,25 @@ def test_bgaugment_transform_is_seeded_and_keeps_the_foreground(train_set):
         products.bgaugment_transform(train_set.masks, bank=np.zeros((4, 16, 16, 3), dtype=np.uint8))
 
 
+def test_a_larger_scene_shows_each_view_a_shifted_window_of_its_product_s_place(train_set):
+    """``scene_scale`` > 1: two views of a product on its own background show different pixels of one scene
+    (one window is the other shifted); the objects, labels and masks are those of ``scene_scale = 1``."""
+    shifted = products.make_product_set(12, 4, split="train", seed=0, image_size=32, shortcut_rate=1.0, scene_scale=1.5)
+    np.testing.assert_array_equal(shifted.masks, train_set.masks)
+    np.testing.assert_array_equal(shifted.images[shifted.masks], train_set.images[train_set.masks])
+    scene = products.background_bank("scene", 12 + 100, image_size=48, seed=0)[0]       # product 0's place
+    windows = {(top, left): scene[top:top + 32, left:left + 32] for top in range(17) for left in range(17)}
+    backgrounds, outside = shifted.backgrounds_only, ~shifted.masks
+    found = []
+    for view in range(4):                                             # every view of product 0 is one window
+        matches = [key for key, window in windows.items() if (window[outside[view]] == backgrounds[view][outside[view]]).all()]
+        assert matches
+        found.append(matches[0])
+    assert len(set(found)) > 1                                        # at different places
+    with pytest.raises(ValueError, match="scene_scale"):
+        products.make_product_set(4, 2, scene_scale=0.5)
+
+
 def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match="split"):
         products.make_product_set(4, 2, split="validation")

@@ -175,7 +175,8 @@ def _view(item: np.ndarray, colour: np.ndarray, size: int, rng: np.random.Genera
 
 def make_product_set(n_products: int, views_per_product: int, *, split: str = "train", seed: int = 0,
                      image_size: int = 64, shortcut_rate: float = 0.5, data_root=None,
-                     random_backgrounds: int | None = None, shuffle_objects: bool = False) -> ProductImages:
+                     random_backgrounds: int | None = None, shuffle_objects: bool = False,
+                     scene_scale: float = 1.0) -> ProductImages:
     """``n_products`` products from Fashion-MNIST's ``split`` ("train" or "test"), ``views_per_product``
     views each, on ``image_size`` px backgrounds of the ``scene`` bank.
 
@@ -183,6 +184,11 @@ def make_product_set(n_products: int, views_per_product: int, *, split: str = "t
     probability ``shortcut_rate`` and otherwise one of ``random_backgrounds`` shared scene backgrounds
     (default ``max(100, n_products)``). Views are ordered product by product. Fashion-MNIST is read with
     :func:`~domainknowledge.data.bundled.load_fashion_mnist` (``data_root`` as there).
+
+    ``scene_scale`` > 1 draws every scene at ``round(scene_scale * image_size)`` px and shows a random
+    ``image_size`` window of it in each view (seeded, from a generator of its own): the views of a product on
+    its own background show the same place from shifted viewpoints, as SOP's photos of one product share a
+    setting, rather than identical pixels (``scene_scale = 1``).
 
     ``shuffle_objects=True`` (a positive control): each view shows the object, item and colour, of a product
     drawn uniformly from the set (seeded), not its own, so the object carries no information about the view's
@@ -192,6 +198,8 @@ def make_product_set(n_products: int, views_per_product: int, *, split: str = "t
         raise ValueError(f"split must be 'train' or 'test' (disjoint Fashion-MNIST items), got {split!r}")
     if not 0.0 <= shortcut_rate <= 1.0:
         raise ValueError(f"shortcut_rate is a probability, got {shortcut_rate}")
+    if scene_scale < 1.0:
+        raise ValueError(f"scene_scale is the scene's size in views (>= 1), got {scene_scale}")
     if n_products < 2 or views_per_product < 2:
         raise ValueError("retrieval needs at least 2 products with at least 2 views each, got "
                          f"{n_products} products and {views_per_product} views")
@@ -201,8 +209,11 @@ def make_product_set(n_products: int, views_per_product: int, *, split: str = "t
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])
     item_ids = np.sort(rng.choice(len(items), size=n_products, replace=False))
     pool = random_backgrounds or max(BANK_SIZE, n_products)
-    scene = background_bank("scene", n_products + pool, image_size=image_size,
+    scene_size = max(image_size, int(round(scene_scale * image_size)))
+    scene = background_bank("scene", n_products + pool, image_size=scene_size,
                             seed=seed * 2 + (0 if split == "train" else 1))
+    windows = np.random.default_rng([seed, 0 if split == "train" else 1, 5]).integers(
+        0, scene_size - image_size + 1, size=(n_products * views_per_product, 2))
     total = n_products * views_per_product
     images = np.empty((total, image_size, image_size, 3), dtype=np.uint8)
     masks = np.empty((total, image_size, image_size), dtype=bool)
@@ -222,6 +233,8 @@ def make_product_set(n_products: int, views_per_product: int, *, split: str = "t
             foreground, mask = _view(items[item_ids[source]], colours[source] if shuffle_objects else colour,
                                      image_size, rng)
             background = scene[product] if own[index] else scene[n_products + rng.integers(pool)]
+            top, left = windows[index]
+            background = background[top:top + image_size, left:left + image_size]
             images[index] = np.where(mask[..., None], (255 * foreground).astype(np.uint8), background)
             masks[index] = mask
     return ProductImages(images, masks, labels, categories[item_ids][shown], item_ids.astype(np.int64), own,
