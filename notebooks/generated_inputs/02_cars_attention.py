@@ -89,7 +89,7 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # its name says (the silhouette turns with the rotation, a higher camera looks down on the roof, a low
 # sun is dimmer and warmer and throws a long shadow that turns with the sun's azimuth), and the
 # properties are drawn independently. It cannot give photo-realism: no reflections, no detailed parts, no
-# textures on the car, and at 64 px a car is a few hundred pixels. The models of this page are trained on
+# textures on the car, and at 64-96 px a car is a few hundred pixels. The models of this page are trained on
 # these renders, not on photographs; their NR-Prec values describe what *they* learned, and no number on
 # this page estimates the thesis' values.
 # :::
@@ -566,7 +566,7 @@ run.claim(
     measured=f"{sun_rotation.min():.2f} to {sun_rotation.max():.2f} vs threshold {threshold:.3f}",
     holds=bool(sun_rotation.abs().max() <= threshold), cause="stand-in",
     diagnosis=f"{LOSSES[sun_rotation.abs().idxmax()].title} clusters the sun rotation at {sun_rotation.abs().max():.2f}, above "
-              f"{threshold:.3f}, see the heatmap: the stand-in's sun casts a shadow whose direction a 64 px image shows",
+              f"{threshold:.3f}, see the heatmap: the stand-in's sun casts a shadow whose direction a {config.image_size} px image shows",
     note=note + "; " + size_note)
 
 named = ["rotation", "car_hue", "car_saturation", "car_value", "background_hue", "background_saturation",
@@ -635,8 +635,8 @@ run.finish();
 #   profile trains the top four blocks.
 # - **Directions of the family differences.** Camera height reaches at most
 #   {glue:text}`cars_camera_height_max:.2f` here, against a significance threshold of
-#   {glue:text}`cars_threshold:.3f` at this size: at 64 px a higher camera moves a few rows of a car's
-#   outline, and the training renders vary the camera height continuously. A significant difference between
+#   {glue:text}`cars_threshold:.3f` at this size: at {glue:text}`cars_network_size` px a higher camera moves a
+#   few rows of a car's outline, and the training renders vary the camera height continuously. A significant difference between
 #   two groups of near-random values says little about attention; the thesis' camera height values (about
 #   20 on 100,000 renders) come from photographs, where the viewpoint changes much more of the picture.
 # - **Several seeds, few losses.** The Mann-Whitney test compares per-loss means over two seeds; with nine
