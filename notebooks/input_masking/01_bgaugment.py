@@ -536,6 +536,13 @@ def too_few(test) -> bool:
     return test["least_p"] > 0.05
 
 
+def no_difference(test, cause: str) -> dict:
+    """The verdict of a "no difference" statement: it holds where the test could detect a difference at the 5 %
+    level and did not; with too few pairs to detect one it does not hold, for want of budget."""
+    few = too_few(test)
+    return {"holds": bool(not few and not test["p_value"] <= 0.05), "cause": "budget" if few else cause}
+
+
 def test_text(test, unit="") -> str:
     return (f"BGAugment higher in {test['wins']} of {test['n']} pairs, mean {test['mean']:+.2f}{unit}, rank-biserial "
             f"{test['rank_biserial']:+.2f}, one-sided Wilcoxon p = {test['p_value']:.3g}")
@@ -692,8 +699,7 @@ run.claim(
                         "over the losses" for name in weaker)
               + f"; pooled, paired over (setting, loss, seed): mean {weak_pairs.mean():+.1f}, rank-biserial "
                 f"{weak_test['rank_biserial']:+.2f}, one-sided (lower) Wilcoxon p = {weak_test['p_value']:.3g}"),
-    holds=bool(not too_few(weak_test) and not weak_test["p_value"] <= 0.05),
-    cause="budget" if too_few(weak_test) else "deviation",
+    **no_difference(weak_test, "deviation"),
     diagnosis=("too few pairs for the test to detect a cost" if too_few(weak_test) else
                f"BGAugment lowers clean MAP@R by {-weak_pairs.mean():.1f} points on average (one-sided p = "
                f"{weak_test['p_value']:.3g}), see the recovery table"),
@@ -719,8 +725,7 @@ run.claim(
               + f" points, against setting means of {', '.join(f'{relative[name].mean():.0f}' for name in stand_in)} %; "
                 f"paired over (setting, seed): rank-biserial {family_test['rank_biserial']:+.2f}, two-sided Wilcoxon "
                 f"p = {family_test['p_value']:.3g}"),
-    holds=bool(not too_few(family_test) and not family_test["p_value"] <= 0.05),
-    cause="budget" if too_few(family_test) else "genuine",
+    **no_difference(family_test, "genuine"),
     diagnosis=("too few (setting, seed) pairs for the test to detect a family difference" if too_few(family_test) else
                f"the families' relative drops differ by {family_gaps.mean():+.1f} points on average (two-sided p = "
                f"{family_test['p_value']:.3g})"),
