@@ -68,8 +68,8 @@ class Config:
 
     Stand-in data: ``train_products`` and ``test_products`` (disjoint classes), ``views_per_product``
     images each, ``image_size`` px, ``bank_size`` backgrounds per bank, ``scene_scale`` the size of a scene in
-    views (each view shows a shifted window of its scene, as SOP's photos of one product share a setting). Settings: ``table_rates`` (the
-    shortcut rates rho of the Table 11.1 analogue, weak to strong, the Cars196-, CUB200- and SOP-like
+    views (each view shows a shifted window of its scene, as SOP's photos of one product share a setting).
+    Settings: ``table_rates`` (the shortcut rates rho of the Table 11.1 analogue, weak to strong, the Cars196-, CUB200- and SOP-like
     regimes) and ``sweep_rates`` (the rho of the sweep; ``sweep_loss`` trains there, every loss of
     ``table_losses`` at the table rates and on ``real_datasets``, the ``paper`` profile's Table 11.1 data sets
     from ``--data-root``). Models: ``table_losses`` (keys of ``metric_learning.LOSSES``, at least one of each
@@ -622,7 +622,7 @@ def family_drop_gaps(rows: pd.DataFrame, settings=None) -> pd.Series:
     return (wide["ranking"] - wide["classification"]).dropna()
 
 
-def thesis_family_drop_gaps() -> pd.Series:
+def thesis_family_drop_gaps() -> pd.DataFrame:
     """Table 11.1's relative-drop gap between the families per data set (ranking mean minus classification
     mean, as :func:`family_drop_gaps`), beside the data sets' mean relative drops: ``gap`` and ``mean``."""
     thesis = thesis_table_11_1()["relative_drop"].reset_index()
@@ -707,8 +707,11 @@ def embed_test_set(result: SettingResult, network, index: int = 0, *, device="cp
 
     if result.test_features is not None:
         return metric_learning.embed(network, features=result.test_features[index], device=device)
-    images = result.data.test.images if index == 0 else result.corrupted[index - 1].numpy()
-    return metric_learning.embed(network, as_image_tensor(images), device=device)
+    if index > 0:                                    # built a batch at a time, as evaluation built them
+        return metric_learning.embed(network, result.corrupted[index - 1], device=device)
+    images = result.data.test.images
+    images = metric_learning.ArrayImages(images) if isinstance(images, np.memmap) else as_image_tensor(images)
+    return metric_learning.embed(network, images, device=device)
 
 
 def retrieval_neighbours(database: np.ndarray, queries: np.ndarray, distance: str, k: int, *, exclude=None) -> np.ndarray:
