@@ -94,7 +94,8 @@ def test_a_larger_scene_shows_each_view_a_shifted_window_of_its_product_s_place(
     backgrounds, outside = shifted.backgrounds_only, ~shifted.masks
     found = []
     for view in range(4):                                             # every view of product 0 is one window
-        matches = [key for key, window in windows.items() if (window[outside[view]] == backgrounds[view][outside[view]]).all()]
+        shown = backgrounds[view][outside[view]]
+        matches = [key for key, window in windows.items() if (window[outside[view]] == shown).all()]
         assert matches
         found.append(matches[0])
     assert len(set(found)) > 1                                        # at different places

@@ -566,7 +566,8 @@ run.claim(
     measured=f"{sun_rotation.min():.2f} to {sun_rotation.max():.2f} vs threshold {threshold:.3f}",
     holds=bool(sun_rotation.abs().max() <= threshold), cause="stand-in",
     diagnosis=f"{LOSSES[sun_rotation.abs().idxmax()].title} clusters the sun rotation at {sun_rotation.abs().max():.2f}, above "
-              f"{threshold:.3f}, see the heatmap: the stand-in's sun casts a shadow whose direction a {config.image_size} px image shows",
+              f"{threshold:.3f}, see the heatmap: the stand-in's sun casts a shadow whose direction a "
+              f"{config.image_size} px image shows",
     note=note + "; " + size_note)
 
 named = ["rotation", "car_hue", "car_saturation", "car_value", "background_hue", "background_saturation",
@@ -636,9 +637,10 @@ run.finish();
 # - **Directions of the family differences.** Camera height reaches at most
 #   {glue:text}`cars_camera_height_max:.2f` here, against a significance threshold of
 #   {glue:text}`cars_threshold:.3f` at this size: at {glue:text}`cars_network_size` px a higher camera moves a
-#   few rows of a car's outline, and the training renders vary the camera height continuously. A significant difference between
-#   two groups of near-random values says little about attention; the thesis' camera height values (about
-#   20 on 100,000 renders) come from photographs, where the viewpoint changes much more of the picture.
+#   few rows of a car's outline, and the training renders vary the camera height continuously. A significant
+#   difference between two groups of near-random values says little about attention; the thesis' camera
+#   height values (about 20 on 100,000 renders) come from photographs, where the viewpoint changes much more
+#   of the picture.
 # - **Several seeds, few losses.** The Mann-Whitney test compares per-loss means over two seeds; with nine
 #   and five losses, $p < 0.01$ needs an almost perfect separation of the families, so a property can fall
 #   on either side of the threshold between profiles.

@@ -111,8 +111,8 @@ dk.experiment.profile_table(chapter.CONFIGS, run.profile)
 # Bank A (BGAugment) and bank B (the test corruption) are two further banks built from other photos and
 # other pattern families, so no image is shared between the three. What it keeps: the object is known
 # pixel by pixel, and how much the background says about the class is one number that can be set. What it
-# cannot give: real photographs, objects that vary in 3-D pose, or the thesis' data sets' actual shortcut rates (which are unknown; the regime names below are
-# analogies). At `cpu` the three rates are chosen so that the vanilla models' relative drops land near Table
+# cannot give: real photographs, objects that vary in 3-D pose, or the thesis' data sets' actual shortcut
+# rates (which are unknown; the regime names below are analogies). At `cpu` the three rates are chosen so that the vanilla models' relative drops land near Table
 # 11.1's (Cars196 12-16 %, CUB200 36-40 %, SOP 82-89 %), and the images are 96 px: at 48 px the object alone
 # gave a vanilla model 5 % MAP@R, at 96 px about 19 %, near the thesis' clean Cars196 scores. Test and
 # training sets of a setting share the rate, as the test split of SOP shares its photographic habits with

@@ -69,8 +69,8 @@ class Config:
     Stand-in data: ``train_products`` and ``test_products`` (disjoint classes), ``views_per_product``
     images each, ``image_size`` px, ``bank_size`` backgrounds per bank, ``scene_scale`` the size of a scene in
     views (each view shows a shifted window of its scene, as SOP's photos of one product share a setting).
-    Settings: ``table_rates`` (the shortcut rates rho of the Table 11.1 analogue, weak to strong, the Cars196-, CUB200- and SOP-like
-    regimes) and ``sweep_rates`` (the rho of the sweep; ``sweep_loss`` trains there, every loss of
+    Settings: ``table_rates`` (the shortcut rates rho of the Table 11.1 analogue, weak to strong, the
+    Cars196-, CUB200- and SOP-like regimes) and ``sweep_rates`` (the rho of the sweep; ``sweep_loss`` trains there, every loss of
     ``table_losses`` at the table rates and on ``real_datasets``, the ``paper`` profile's Table 11.1 data sets
     from ``--data-root``). Models: ``table_losses`` (keys of ``metric_learning.LOSSES``, at least one of each
     family), ``runs`` (seeds per loss and method),
@@ -714,7 +714,8 @@ def embed_test_set(result: SettingResult, network, index: int = 0, *, device="cp
     return metric_learning.embed(network, images, device=device)
 
 
-def retrieval_neighbours(database: np.ndarray, queries: np.ndarray, distance: str, k: int, *, exclude=None) -> np.ndarray:
+def retrieval_neighbours(database: np.ndarray, queries: np.ndarray, distance: str, k: int, *,
+                         exclude=None) -> np.ndarray:
     """Indices ``(Q, k)`` of the ``k`` database embeddings ``(N, D)`` nearest to each query embedding
     ``(Q, D)`` under ``distance`` (:func:`embed_test_set` makes both, so a database is embedded once for all
     queries); ``exclude`` (an index, or ``(Q,)`` indices, one per query): a database item never returned for

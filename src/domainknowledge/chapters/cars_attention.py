@@ -125,8 +125,8 @@ CONFIGS: dict[str, Config] = {
         runs=1, embedding=dataclasses.replace(CPU_EMBEDDING, epochs=2), tsne_points=100),
     "cpu": Config(
         training_renders=1200, analysis_renders=1600, image_size=96, supersample=2, variants_per_type=8,
-        favourite_colour_rate=0.5, losses=ALL_LOSSES, runs=1, embedding=dataclasses.replace(CPU_EMBEDDING, image_size=96),
-        tsne_points=1000),
+        favourite_colour_rate=0.5, losses=ALL_LOSSES, runs=1,
+        embedding=dataclasses.replace(CPU_EMBEDDING, image_size=96), tsne_points=1000),
     # the top four blocks (all but the first of the 1/32-resolution blocks: 2.0 of Lite0's 3.4 M trunk parameters)
     # and the 1280-channel head convolution train on cached 192 x 7 x 7 maps of the lower twelve (memory-mapped
     # from the data cache)
