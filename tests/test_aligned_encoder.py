@@ -53,6 +53,18 @@ def test_training_lowers_the_contrastive_loss(without_cars):
     assert history["train_loss"][-1] < 0.8 * history["train_loss"][0]
 
 
+def test_world_features_can_be_drawn_in_several_chunks(tmp_path, monkeypatch):
+    """The paper size draws 20 chunks per world: every chunk must see the ConSE class embeddings, not the
+    previous chunk's labels (a shadowed name once broke the second chunk)."""
+    config = aligned.AlignedConfig(images_per_world=24, steps=1, batch_size=8)
+    monkeypatch.setattr(aligned, "WORLD_CHUNK", 10)
+    chunked = aligned.world_features("products", config, cache_dir=tmp_path / "chunked", progress=False)
+    assert {name: chunked[name].shape[0] for name in chunked} == dict.fromkeys(("features", "conse", "text",
+                                                                                "classes"), 24)
+    assert chunked["conse"].dtype == np.float32 and np.isfinite(chunked["conse"]).all()
+    assert all(str(label).startswith("products:") for label in chunked["classes"])
+
+
 def test_registry_names_round_trip_and_bad_names_are_explained(tmp_path):
     assert aligned.parse_aligned_name("aligned-lite0-minilm-cpu-without-vehicles") == ("cpu", "vehicles", "captions")
     assert aligned.parse_aligned_name("aligned-lite0-minilm-smoke-all-worlds") == ("smoke", None, "captions")

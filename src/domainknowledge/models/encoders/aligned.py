@@ -304,14 +304,14 @@ def world_features(world: str, config: AlignedConfig, *, cache_dir, device="cpu"
         with np.load(path) as stored:
             return {name: stored[name] for name in stored.files}
     start = time.time()
-    taps, classes = _towers(config, cache_dir, device)
+    taps, class_embeddings = _towers(config, cache_dir, device)
     parts = []
     for chunk, first in enumerate(range(0, config.images_per_world, WORLD_CHUNK)):
         count = min(WORLD_CHUNK, config.images_per_world - first)
         pairs = captioned_set(world, count, seed=config.seed, split=f"train-{chunk}", image_size=config.render_size)
-        features, conse = _image_outputs(taps, classes, pairs.images, device)
-        classes = np.asarray([f"{world}:{value}" for value in pairs.factors[CLASS_FACTORS[world]]], dtype=str)
-        parts.append((features, conse, encode_texts(pairs.captions, device=str(device)).astype(np.float32), classes))
+        features, conse = _image_outputs(taps, class_embeddings, pairs.images, device)
+        labels = np.asarray([f"{world}:{value}" for value in pairs.factors[CLASS_FACTORS[world]]], dtype=str)
+        parts.append((features, conse, encode_texts(pairs.captions, device=str(device)).astype(np.float32), labels))
     arrays = {name: np.concatenate([part[i] for part in parts])
               for i, name in enumerate(("features", "conse", "text", "classes"))}
 
