@@ -23,6 +23,15 @@ def test_profiles_and_config_validation():
     with pytest.raises(ValueError, match="analysis target"):
         dataclasses.replace(SMOKE, primary="world|no-such-encoder")
     assert all(config.primary.split("|")[1] in config.encoders for config in chapter.CONFIGS.values())
+    cpu_pairs = chapter.evaluated_pairs(cpu, ["cars", "world"])
+    assert len(cpu_pairs) == len(cpu.pairs) == 4 and {key for key, _ in cpu_pairs} == {"cars", "world"}
+    assert all("-without-cars" not in name for key, name in cpu_pairs if key == "world")
+    assert all("-without-captioned" not in name for key, name in cpu_pairs if key == "cars")
+    assert len(chapter.evaluated_pairs(paper, ["cars", "world"])) == 2 * len(paper.encoders)   # no pairs: all
+    with pytest.raises(ValueError, match="pair 'cars' must read"):
+        dataclasses.replace(SMOKE, pairs=("cars",))
+    with pytest.raises(ValueError, match="not among the evaluated pairs"):
+        dataclasses.replace(SMOKE, primary=f"cars|{SMOKE.encoders[0]}")
     with pytest.raises(ValueError, match="unknown sweep methods"):
         dataclasses.replace(SMOKE, sweep_methods=("t-SNE",))
     with pytest.raises(ValueError, match="at least 20"):
@@ -109,6 +118,16 @@ def test_tiny_end_to_end_run_on_known_embeddings():
     assert set(sweep["dim"]) == {2, 4}
     prompts = chapter.prompt_count_sweep([problem], config, [0, 1], dim=2)
     assert set(prompts["prompts"]) == {3, 12} and len(prompts) == 4
+    # the primary pair runs every method, the other pairs only the diagnostic ones
+    config = dataclasses.replace(config, diagnostic_methods=chapter.DIAGNOSTIC_CORE)
+    primary_key, primary_encoder = config.primary.split("|")
+    other = chapter.Problem.of("other", "toy-encoder", "class", images, texts, labels)
+    both = chapter.evaluate_table({(primary_key, primary_encoder, "class"): problem,
+                                   ("cars", primary_encoder, "class"): other}, config, [0])
+    assert set(both[both.dataset == "toy"].method) == set(chapter.METHODS)
+    assert set(both[both.dataset == "other"].method) == set(chapter.DIAGNOSTIC_CORE)
+    with pytest.raises(ValueError, match="diagnostic_methods must"):
+        dataclasses.replace(config, diagnostic_methods=("Raw", "InDiReCT"))
     chosen, views = chapter.tsne_views({"a": images, "b": images[:, :3]}, 20, seed=0)
     assert len(chosen) == 20 and views["a"].shape == (20, 2)
     import matplotlib.pyplot as plt
@@ -162,6 +181,17 @@ def test_attribution_maps_are_normalised_and_follow_the_projection():
     assert {tuple(p) for p in np.argwhere(maps["first"][0] > 1e-6)} == {(0, 0), (1, 1)}
     with pytest.raises(ValueError, match="differentiable"):
         chapter.attribution_maps(type("NoTower", (), {"name": "x"})(), images, {"Raw": None}, steps=2)
+
+    class AlignedLike:                                   # the aligned model's interface: a trainable image side
+        name = "aligned-like"
+
+        @staticmethod
+        def trainable_image_tower():
+            tower = Tower()
+            return type("Side", (torch.nn.Module,), {"forward": lambda self, x: tower.encode_image(x / 255.0)})()
+
+    again = chapter.attribution_maps(AlignedLike(), images, {"first": np.eye(4, 2, dtype=np.float32)}, steps=8)
+    np.testing.assert_allclose(again["first"], maps["first"], atol=1e-6)
 
 
 def _rows(notion, values):
@@ -232,6 +262,18 @@ def test_batched_fits_follow_the_sequential_fits(batched, sequential):
         np.testing.assert_allclose(fit.losses, reference.losses, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(fit(images), reference(images), atol=2e-4)
         assert fit(images).shape == (20, member.dim)
+
+
+def test_members_are_padded_only_within_a_bucket_of_dimensions():
+    """An r' sweep from 2 to 384 in one batch would pad every member to 384 columns: members are stacked per
+    prompt shape and per power-of-4 bucket of r'."""
+    from domainknowledge.principles import indirect_batch
+
+    assert [indirect_batch._dim_bucket(d) for d in (1, 2, 4, 5, 16, 17, 96, 384)] == [1, 4, 4, 16, 16, 64, 256, 1024]
+    texts = _small_problem(0, width=400)
+    members = [chapter.Member(texts, d, 0) for d in (2, 4, 8, 96, 384)] + [chapter.Member(texts[:5], 2, 0)]
+    assert indirect_batch._shape_groups(members) == {(12, 400, 4): [0, 1], (12, 400, 16): [2], (12, 400, 256): [3],
+                                                     (12, 400, 1024): [4], (5, 400, 4): [5]}
 
 
 def test_batched_early_stopping_is_per_member():

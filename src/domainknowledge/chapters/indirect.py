@@ -5,20 +5,23 @@ One code path for every profile:
 1. **Data** (:func:`load_datasets`): image sets with one label column per *similarity notion* and, per notion,
    the prompt template and aspect words of Table 13.1. ``smoke`` and ``cpu``: the rendered cars of Ch. 7
    (:func:`domainknowledge.data.synthetic.cars.make_analysis_set`; notions car model, car colour, background
-   colour, as the thesis' Synthetic Cars) and the captioned world on which the stand-in CLIP was trained (test
-   split; notions shape, colour, texture, background). ``paper``: those two plus Cars196, CUB200, DeepFashion
+   colour, as the thesis' Synthetic Cars) and the captioned world (a split no encoder was trained on; notions
+   shape, colour, texture, background). ``paper``: those two plus Cars196, CUB200, DeepFashion
    and Movie Posters read from ``data_root`` in their published layouts (:data:`REAL_LAYOUT`), the images
    decoded on demand, a batch at a time (:func:`load_real_dataset`). The notions' classes come from the
    published annotations (e.g. a Cars196 car's manufacturer is the make in its class name,
    :func:`car_make`); an image without a class under a notion (:data:`UNLABELLED`) is left out of that
    notion's evaluation.
-2. **Embeddings** (:func:`embed_dataset`, :func:`prompt_embeddings`): every encoder of the profile embeds every
-   image and prompt once, through the registry's caches.
+2. **Embeddings** (:func:`embed_dataset`, :func:`prompt_embeddings`): each encoder embeds the images and
+   prompts of the data sets it is paired with (:func:`evaluated_pairs`) once, through the registry's caches.
+   ``smoke`` and ``cpu`` use the aligned image-text model of the registry (frozen EfficientNet-Lite0 and
+   MiniLM with trained heads), with heads that saw every captioned world and heads that never saw the data
+   set's world.
 3. **Table 13.2** (:func:`evaluate_notion`, :func:`table_13_2`): InDiReCT and every baseline, MAP@R and Prec@1
    over ``runs`` seeds.
 4. **Analyses**: the embedding-size sweep (:func:`dimension_sweep`, Fig. 13.4), the prompt-count sweep
    (:func:`prompt_count_sweep`, Fig. 13.6), 2-d views (:func:`tsne_views`, Fig. 13.2) and attribution
-   differences at r' = 2 through the stand-in CLIP's image tower (:func:`attribution_maps`, Fig. 13.3).
+   differences at r' = 2 through the encoder's image side (:func:`attribution_maps`, Fig. 13.3).
 
 The method and baselines live in :mod:`domainknowledge.principles.indirect`.
 """
@@ -44,11 +47,13 @@ __all__ = ["CAR_BODY_TYPES", "CAR_MODEL_NAMES", "CONFIGS", "CSS21_COLOURS", "FIL
            "REAL_DATASETS", "REAL_LAYOUT", "UNLABELLED", "Config", "Dataset", "Notion", "car_body_type", "car_make",
            "cub_species", "labelled", "THESIS_MAP_AT_R", "ordering", "orderings", "BATCHED_FITS", "Member", "Problem", "evaluate_problems", "fit_autoencoder_batch",
            "fit_indirect_batch", "fit_jobs", "fit_linear_autoencoder_batch", "fit_oracle_batch", "optimise_members", "load_real_dataset", "attribution_maps", "attribution_share", "world_object_masks", "css_colour_names", "dimension_sweep", "embed_dataset",
-           "evaluate_notion", "load_datasets", "method_embeddings", "notion_findings", "parse_target", "plot_attribution_maps", "plot_dimension_sweep",
-           "plot_prompt_count_sweep", "plot_views", "prompt_count_sweep", "prompt_embeddings", "reduced_dim",
+           "evaluate_notion", "evaluate_table", "DIAGNOSTIC_CORE", "load_datasets", "method_embeddings", "notion_findings", "parse_target", "plot_attribution_maps", "plot_dimension_sweep",
+           "plot_prompt_count_sweep", "plot_views", "differentiable_image_tower", "evaluated_pairs", "prompt_count_sweep", "prompt_embeddings", "reduced_dim",
            "summary_table", "table_13_2", "tsne_views"]
 
 METHODS = ("Random", "Raw", "InDiReCT", "Random U", "PCA", "LAE", "AE", "Oracle")
+#: The methods every evaluated pair runs: the floor, the raw embeddings, InDiReCT and the Oracle.
+DIAGNOSTIC_CORE = ("Random", "Raw", "InDiReCT", "Oracle")
 
 # CSS 2.1's 17 colour keywords with their sRGB values (the thesis takes its colour aspects from CSS 2.1).
 CSS21_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -161,11 +166,14 @@ class Config:
     """What one profile runs (every field is shown on the page).
 
     Data: ``rendered_cars`` renders of cars (``car_image_size`` px) and ``world_images`` captioned-world images
-    the stand-in CLIP never saw in training (both generated; a dry run caps the counts, not the size);
+    (``world_image_size`` px) of a split no encoder saw in training (both generated; a dry run caps the counts,
+    not the sizes);
     ``aspects_per_notion``: at most this many aspects of each notion's list are put into prompts (the first
     ones; every profile uses whole lists, a paper dry run caps the passes through the text tower);
     ``real``: whether the real data sets of :data:`REAL_DATASETS` are read from ``data_root``. ``encoders``:
-    image-text encoders of the registry. Method: ``embedding_dim`` r' (the thesis' 128), capped at
+    image-text encoders of the registry; ``pairs``: the ``"<data set>|<encoder>"`` pairs that are evaluated
+    (empty: every data set with every encoder), so that an encoder meets only the data it may be judged on.
+    Method: ``embedding_dim`` r' (the thesis' 128), capped at
     ``dim_fraction`` of the encoder's dimension (the thesis' 128 of 512 = 1/4); ``runs`` seeds;
     ``max_iterations`` caps every Adam fit (patience 100 stops them earlier); ``oracle_iterations`` caps the
     Oracle; ``min_improvement``: the share of its loss by which a fit must improve within the patience to go on
@@ -175,12 +183,15 @@ class Config:
     (Fig. 13.6) at r' = ``prompt_sweep_dim`` (``None``: the r' of Table 13.2), both over ``sweep_runs`` seeds; ``view_points`` t-SNE points per panel on ``views_on``
     (Fig. 13.2); ``attributed_images`` and ``attribution_steps`` (Integrated Gradients) on ``attribution_on``
     (Fig. 13.3; the encoder needs a differentiable image tower). ``primary``: the ``"<data set>|<encoder>"`` pair
-    on which each thesis claim is judged once (the other pairs are diagnostics, :func:`notion_findings`).
+    on which each thesis claim is judged once (the other pairs are diagnostics, :func:`notion_findings`);
+    ``diagnostic_methods``: the methods of Table 13.2 run on those other pairs (empty: all of :data:`METHODS`;
+    the primary pair always runs all).
     """
 
     rendered_cars: int
     car_image_size: int
     world_images: int
+    world_image_size: int
     real: bool
     aspects_per_notion: int
     encoders: tuple[str, ...]
@@ -203,6 +214,8 @@ class Config:
     attribution_on: str
     primary: str
     min_improvement: float = 0.0
+    pairs: tuple[str, ...] = ()
+    diagnostic_methods: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.rendered_cars < 20 or self.world_images < 20:
@@ -221,36 +234,66 @@ class Config:
         unknown = set(self.sweep_methods) - set(METHODS)
         if unknown:
             raise ValueError(f"unknown sweep methods {sorted(unknown)}; choose from {METHODS}")
+        if self.diagnostic_methods and not set(DIAGNOSTIC_CORE) <= set(self.diagnostic_methods) <= set(METHODS):
+            raise ValueError(f"diagnostic_methods must be methods of {METHODS} and include {DIAGNOSTIC_CORE} (the "
+                             f"held-notion check and the figure read them), got {self.diagnostic_methods}")
+        for pair in self.pairs:
+            if len(pair.split("|")) != 2 or pair.split("|")[1] not in self.encoders:
+                raise ValueError(f"pair {pair!r} must read '<data set>|<encoder>' with an encoder of this profile "
+                                 f"({', '.join(self.encoders)})")
         for target in (*self.sweep_on, *self.prompt_sweep_on, self.views_on, self.attribution_on, self.primary):
             parts = target.split("|")
             if len(parts) not in (2, 3) or parts[1] not in self.encoders:
                 raise ValueError(f"analysis target {target!r} must read '<data set>|<encoder>[|<notion>]' with an "
                                  f"encoder of this profile ({', '.join(self.encoders)})")
+            if self.pairs and "|".join(parts[:2]) not in self.pairs:
+                raise ValueError(f"analysis target {target!r} is not among the evaluated pairs "
+                                 f"({', '.join(self.pairs)})")
+
+
+#: The aligned image-text models of the registry (:mod:`domainknowledge.models.encoders.aligned`) that the
+#: generated data sets are judged with: heads trained on every captioned world, and heads that never saw the
+#: world of the data set (the captioned world or the rendered cars).
+_ALIGNED = "aligned-lite0-minilm-{size}-{heads}"
+
+
+def _aligned(size: str, heads: str) -> str:
+    return _ALIGNED.format(size=size, heads=heads)
 
 
 CONFIGS: dict[str, Config] = {
-    "smoke": Config(rendered_cars=80, car_image_size=48, world_images=80, real=False,
+    "smoke": Config(rendered_cars=80, car_image_size=48, world_images=80, world_image_size=32, real=False,
                     aspects_per_notion=EVERY_ASPECT,
-                    encoders=("standin-clip-smoke",), embedding_dim=128, dim_fraction=0.25,
+                    encoders=(_aligned("smoke", "all-worlds"), _aligned("smoke", "without-cars")),
+                    pairs=(f"world|{_aligned('smoke', 'all-worlds')}", f"cars|{_aligned('smoke', 'without-cars')}"),
+                    embedding_dim=128, dim_fraction=0.25,
                     runs=2, max_iterations=200, oracle_iterations=100, sweep_dims=(2, 8, 32),
-                    sweep_on=("world|standin-clip-smoke",), sweep_methods=("InDiReCT", "Random U", "PCA"),
-                    sweep_runs=1, prompt_counts=(4, 16),
-                    prompt_sweep_on=("world|standin-clip-smoke|colour", "cars|standin-clip-smoke|car model"),
-                    prompt_sweep_dim=4,
-                    view_points=50, views_on="world|standin-clip-smoke", attributed_images=2,
-                    attribution_steps=8, attribution_on="world|standin-clip-smoke", primary="world|standin-clip-smoke",
-                    min_improvement=1e-3),
-    "cpu": Config(rendered_cars=400, car_image_size=64, world_images=400, real=False,
+                    sweep_on=(f"world|{_aligned('smoke', 'all-worlds')}",),
+                    sweep_methods=("InDiReCT", "Random U", "PCA"), sweep_runs=1, prompt_counts=(4, 16),
+                    prompt_sweep_on=(f"world|{_aligned('smoke', 'all-worlds')}|colour",
+                                     f"cars|{_aligned('smoke', 'without-cars')}|car model"),
+                    prompt_sweep_dim=4, view_points=50, views_on=f"world|{_aligned('smoke', 'all-worlds')}",
+                    attributed_images=2, attribution_steps=8, attribution_on=f"world|{_aligned('smoke', 'all-worlds')}",
+                    primary=f"world|{_aligned('smoke', 'all-worlds')}", min_improvement=1e-3),
+    "cpu": Config(rendered_cars=400, car_image_size=64, world_images=400, world_image_size=64, real=False,
                   aspects_per_notion=EVERY_ASPECT,
-                  encoders=("standin-clip-cpu", "conse-lite0-minilm"), embedding_dim=128, dim_fraction=0.25,
-                  runs=5, max_iterations=1000, oracle_iterations=1500, sweep_dims=(2, 4, 8, 16, 32, 64),
-                  sweep_on=("world|standin-clip-cpu",), sweep_methods=("InDiReCT", "Random U", "PCA", "LAE"),
-                  sweep_runs=3, prompt_counts=(2, 4, 8, 16, 32, 64, 136),
-                  prompt_sweep_on=("world|standin-clip-cpu|colour", "world|standin-clip-cpu|background",
-                                   "cars|conse-lite0-minilm|car model"), prompt_sweep_dim=4,
-                  view_points=300, views_on="world|standin-clip-cpu", attributed_images=4, attribution_steps=24,
-                  attribution_on="world|standin-clip-cpu", primary="world|standin-clip-cpu", min_improvement=1e-3),
-    "paper": Config(rendered_cars=10000, car_image_size=128, world_images=10000, real=True,
+                  encoders=(_aligned("cpu", "all-worlds"), _aligned("cpu", "without-captioned"),
+                            _aligned("cpu", "without-cars")),
+                  pairs=(f"world|{_aligned('cpu', 'all-worlds')}", f"world|{_aligned('cpu', 'without-captioned')}",
+                         f"cars|{_aligned('cpu', 'all-worlds')}", f"cars|{_aligned('cpu', 'without-cars')}"),
+                  embedding_dim=128, dim_fraction=0.25,
+                  runs=5, max_iterations=1000, oracle_iterations=1500, sweep_dims=(2, 4, 8, 16, 32, 96, 384),
+                  sweep_on=(f"world|{_aligned('cpu', 'all-worlds')}",),
+                  sweep_methods=("InDiReCT", "Random U", "PCA", "LAE"), sweep_runs=3,
+                  prompt_counts=(2, 4, 8, 16, 32, 64, 136),
+                  prompt_sweep_on=(f"world|{_aligned('cpu', 'all-worlds')}|colour",
+                                   f"world|{_aligned('cpu', 'all-worlds')}|background",
+                                   f"cars|{_aligned('cpu', 'all-worlds')}|car model"), prompt_sweep_dim=4,
+                  view_points=300, views_on=f"world|{_aligned('cpu', 'all-worlds')}", attributed_images=4,
+                  attribution_steps=24, attribution_on=f"world|{_aligned('cpu', 'all-worlds')}",
+                  primary=f"world|{_aligned('cpu', 'all-worlds')}", min_improvement=1e-3,
+                  diagnostic_methods=(*DIAGNOSTIC_CORE, "Random U")),
+    "paper": Config(rendered_cars=10000, car_image_size=128, world_images=10000, world_image_size=64, real=True,
                     aspects_per_notion=EVERY_ASPECT,
                     encoders=("open_clip:ViT-B-32/openai", "standin-clip-paper", "conse-lite0-minilm"),
                     embedding_dim=128, dim_fraction=1.0, runs=5, max_iterations=100_000, oracle_iterations=100_000,
@@ -267,6 +310,15 @@ CONFIGS: dict[str, Config] = {
 def parse_target(target: str) -> tuple[str, ...]:
     """``"<data set>|<encoder>[|<notion>]"`` -> its parts (encoder names may contain ``/`` and ``:``)."""
     return tuple(target.split("|"))
+
+
+def evaluated_pairs(config: Config, dataset_keys) -> list[tuple[str, str]]:
+    """The ``(data set key, encoder)`` pairs of ``config`` (:attr:`Config.pairs`; empty: every key of
+    ``dataset_keys`` with every encoder), keeping only encoders the profile loads (a dry run keeps the first)."""
+    if not config.pairs:
+        return [(key, name) for name in config.encoders for key in dataset_keys]
+    pairs = [tuple(pair.split("|")) for pair in config.pairs]
+    return [(key, name) for key, name in pairs if name in config.encoders and key in dataset_keys]
 
 
 def reduced_dim(config: Config, encoder_dim: int) -> int:
@@ -333,16 +385,18 @@ WORLD_NOTIONS = ("shape", "colour", "texture", "background")
 def _world_dataset(config: Config, seed: int) -> Dataset:
     from domainknowledge.data.synthetic.captioned_world import SYNONYMS, generate_captioned_world, zero_shot_prompts
 
-    world = generate_captioned_world(config.world_images, seed=seed, split="indirect-evaluation")
+    world = generate_captioned_world(config.world_images, seed=seed, split="indirect-evaluation",
+                                     image_size=config.world_image_size)
     notions, labels = {}, {}
     for factor in WORLD_NOTIONS:
         _, templates = zero_shot_prompts(factor)
         aspects = tuple(word for value in SYNONYMS[factor].values() for word in value)
         notions[factor] = Notion(factor.capitalize(), templates, aspects)
         labels[factor] = world.factors[factor].to_numpy(str)
-    return Dataset("Captioned world", f"{len(world):,} images of the stand-in CLIP's captioned world (a split it "
-                   "never saw in training, 32 px)", world.images, labels, notions,
-                   f"indirect|captioned-world|n={len(world)}|seed={seed}", True, extra={"factors": world.factors})
+    return Dataset("Captioned world", f"{len(world):,} images of the captioned world (a split no encoder saw in "
+                   f"training, {config.world_image_size} px)", world.images, labels, notions,
+                   f"indirect|captioned-world|n={len(world)}|size={config.world_image_size}|seed={seed}", True,
+                   extra={"factors": world.factors})
 
 
 def car_make(name: str) -> str:
@@ -626,6 +680,19 @@ def evaluate_problems(problems: list[Problem], config: Config, seeds, *, methods
     return pd.DataFrame(rows)
 
 
+def evaluate_table(problems: dict[tuple[str, str, str], Problem], config: Config, seeds, *,
+                   device="cpu") -> pd.DataFrame:
+    """Table 13.2 rows (:func:`evaluate_problems`) for ``problems`` keyed ``(data set key, encoder, notion)``:
+    every method of :data:`METHODS` on the primary pair, :attr:`Config.diagnostic_methods` on the others."""
+    primary = [p for (key, name, _), p in problems.items() if f"{key}|{name}" == config.primary]
+    others = [p for (key, name, _), p in problems.items() if f"{key}|{name}" != config.primary]
+    parts = [evaluate_problems(primary, config, seeds, device=device)]
+    if others:
+        parts.append(evaluate_problems(others, config, seeds, methods=config.diagnostic_methods or METHODS,
+                                       device=device))
+    return pd.concat(parts, ignore_index=True)
+
+
 def evaluate_notion(dataset: str, encoder: str, notion: str, images: np.ndarray, texts: np.ndarray,
                     labels: np.ndarray, config: Config, seeds, *, methods=METHODS, dim: int | None = None,
                     device="cpu") -> pd.DataFrame:
@@ -800,24 +867,34 @@ def tsne_views(embeddings: dict[str, np.ndarray], count: int, *, seed: int) -> t
     return chosen, views
 
 
+def differentiable_image_tower(encoder):
+    """``embed(x (B, 3, S, S) float 0..255) -> (B, D)``, differentiable in the pixels: the aligned model's whole
+    image side (:meth:`~domainknowledge.models.encoders.aligned.AlignedEncoder.trainable_image_tower`, in eval
+    mode) or an open_clip-style ``model.encode_image`` after the encoder's preprocessing."""
+    if hasattr(encoder, "trainable_image_tower"):
+        return encoder.trainable_image_tower().eval()
+    if hasattr(encoder, "model") and hasattr(encoder.model, "encode_image"):
+        model = encoder.model.eval()
+        return lambda x: model.encode_image(encoder.preprocess(x))
+    raise ValueError(f"encoder {encoder.name!r} has no differentiable image tower; use the aligned model, a "
+                     "stand-in CLIP or an open_clip model for attribution maps")
+
+
 def attribution_maps(encoder, images: np.ndarray, projections: dict[str, np.ndarray], *, steps: int) -> dict[str, np.ndarray]:
     """Fig. 13.3: Integrated Gradients (black baseline) of each embedding's similarity to its own value,
     ``s(x) = <f(x), f(x_0)>`` with ``f(x_0)`` fixed, with respect to the pixels, through the encoder's
-    differentiable image tower (a stand-in CLIP or open_clip model): ``f`` is the raw embedding for the key
+    differentiable image tower (:func:`differentiable_image_tower`): ``f`` is the raw embedding for the key
     ``"Raw"`` and ``normalise(normalise(E(x)) U)`` (Eqs. 13.5-13.6) for every other key with ``U`` ``(D, r')``.
 
     ``images`` ``(B, S, S, 3)`` uint8. Returns ``{name: (B, S, S)}`` maps: the absolute attribution summed over
     colour channels, each image's map divided by its sum (so maps of different embeddings compare)."""
     from domainknowledge.principles.attribution import integrated_gradients
 
-    if not hasattr(encoder, "model") or not hasattr(encoder.model, "encode_image"):
-        raise ValueError(f"encoder {encoder.name!r} has no differentiable image tower; use a stand-in CLIP or an "
-                         "open_clip model for attribution maps")
-    model = encoder.model.eval()
+    tower = differentiable_image_tower(encoder)
     pixels = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
 
     def embed(x, matrix):
-        features = torch.nn.functional.normalize(model.encode_image(encoder.preprocess(x)).float(), dim=-1)
+        features = torch.nn.functional.normalize(tower(x).float(), dim=-1)
         if matrix is not None:
             features = torch.nn.functional.normalize(features @ matrix, dim=-1)
         return features

@@ -121,11 +121,22 @@ def _padded(matrices: list[torch.Tensor], width: int) -> torch.Tensor:
     return torch.stack([F.pad(m, (0, width - m.shape[1])) for m in matrices])
 
 
+def _dim_bucket(dim: int) -> int:
+    """The smallest power of 4 at or above ``dim``: members of one bucket are padded to the same r', so padding
+    costs at most a factor 4 of a member's width (an r' sweep from 2 to 384 in one batch would pad every member
+    to 384)."""
+    bucket = 1
+    while bucket < dim:
+        bucket *= 4
+    return bucket
+
+
 def _shape_groups(members: list[Member]) -> dict[tuple[int, ...], list[int]]:
-    """Indices of ``members`` grouped by the shape of their ``texts`` (members of one group are stacked)."""
+    """Indices of ``members`` grouped by the shape ``(n, r)`` of their ``texts`` and the bucket of their r'
+    (:func:`_dim_bucket`), keys ``(n, r, bucket)``; the members of one group are stacked."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, member in enumerate(members):
-        groups.setdefault(tuple(np.shape(member.texts)), []).append(i)
+        groups.setdefault((*np.shape(member.texts), _dim_bucket(member.dim)), []).append(i)
     return groups
 
 
@@ -142,7 +153,7 @@ def fit_indirect_batch(members: list[Member], *, max_iterations: int, device="cp
     ``(n, r)`` with Eq. 13.4, starting from the same seeded draw as the sequential fit; ``U`` of a batch is
     ``(B, r, max r')`` with the columns beyond ``r'_b`` masked. Returns one FitResult per member, in order."""
     results: list[indirect.FitResult | None] = [None] * len(members)
-    for (_, width), indices in _shape_groups(members).items():
+    for (_, width, _), indices in _shape_groups(members).items():
         group = [members[i] for i in indices]
         dims = [indirect._check_dim(m.dim, width, "the text embeddings' dimension r") for m in group]
         texts = _stacked_texts(group, device)                                          # (B, n, r)
@@ -193,7 +204,7 @@ def _fit_autoencoder_batch(members: list[Member], *, hidden: int | None, weight_
     results: list[indirect.FitResult | None] = [None] * len(members)
     code_layer = 0 if hidden is None else 1                                        # the layer that outputs r'
     layers_per_side = code_layer + 1
-    for (_, width), indices in _shape_groups(members).items():
+    for (_, width, _), indices in _shape_groups(members).items():
         group = [members[i] for i in indices]
         dims = [indirect._check_dim(m.dim, width, "the text embeddings' dimension r") for m in group]
         code = max(dims)
