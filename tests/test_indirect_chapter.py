@@ -137,6 +137,29 @@ def test_tiny_end_to_end_run_on_known_embeddings():
     plt.close("all")
 
 
+def test_zero_shot_naming_reads_the_classes_the_words_name():
+    """Images that lie along their class's prompts are named (balanced accuracy 1, p at its floor); images
+    unrelated to the words are not; notions whose aspects do not name the classes give NaN."""
+    rng = np.random.default_rng(0)
+    axes = np.linalg.qr(rng.standard_normal((16, 16)))[0][:, :3].T                 # three class directions
+    notion = chapter.Notion("Toy", ("a {} thing", "one {}"), ("red", "crimson", "blue", "green"),
+                            ("red", "red", "blue", "green"))
+    classes = {"red": 0, "blue": 1, "green": 2}
+    texts = np.stack([axes[classes[c]] + 0.1 * rng.standard_normal(16)
+                      for _ in notion.templates for c in notion.aspect_classes])   # (8, 16), template-major
+    labels = np.array(["red", "blue", "green"] * 20 + ["purple"] * 5)
+    images = np.stack([axes[classes.get(c, 0)] for c in labels]) + 0.1 * rng.standard_normal((65, 16))
+    named = chapter.zero_shot_naming(images, texts, notion, labels, rounds=200)
+    assert named["accuracy"] == 1.0 and named["chance"] == pytest.approx(1 / 3) and named["images"] == 60
+    assert named["p_value"] == pytest.approx(1 / 201)
+    unrelated = chapter.zero_shot_naming(rng.standard_normal((65, 16)), texts, notion, labels, rounds=200)
+    assert unrelated["p_value"] > 0.01
+    unnamed = chapter.zero_shot_naming(images, texts, dataclasses.replace(notion, aspect_classes=None), labels)
+    assert np.isnan(unnamed["accuracy"])
+    with pytest.raises(ValueError, match="aspect classes"):
+        chapter.Notion("Bad", ("{}",), ("a", "b"), ("a",))
+
+
 def test_world_object_masks_and_attribution_share():
     import pandas as pd
 

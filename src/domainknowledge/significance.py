@@ -19,6 +19,8 @@
 * :func:`paired_sign_test`: the exact sign test of two systems' outcomes on the same examples (ties dropped),
   and :func:`exact_mcnemar_test`, the same test on right/wrong outcomes;
 * :func:`stratified_matched_pair_test`: Yeh's test over several strata (e.g. the test sets of split seeds).
+* :func:`balanced_accuracy_p_value`: a permutation test of a classifier's balanced accuracy against chance
+  (zero-shot readings of the encoders, Ch. 13's words-reach-the-notion check).
 
 Other per-example Wilcoxon tests live with the chapters that use them (e.g. the SimLoss chapter).
 """
@@ -252,3 +254,23 @@ def paired_effect_size(differences) -> float:
 
 
 __all__ += ["paired_effect_size"]
+
+
+def balanced_accuracy_p_value(labels, predicted, rounds: int = 2000, seed: int = 0) -> float:
+    """One-sided permutation p-value of the balanced accuracy of ``predicted`` against ``labels`` (both ``(N,)``
+    ints): the share of ``rounds`` random pairings of the same predictions with the labels that score at least
+    as high (with the observed pairing counted, so never below ``1 / (rounds + 1)``)."""
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    if len(labels) == 0 or len(np.unique(labels)) < 2:
+        return 1.0
+    classes = np.unique(labels)
+    members = (labels[:, None] == classes[None, :]).astype(np.float64)            # (N, C) one-hot of the truth
+    counts = members.sum(axis=0)
+    rng = np.random.default_rng(seed)
+    shuffled = np.stack([predicted] + [rng.permutation(predicted) for _ in range(rounds)])   # (1 + R, N)
+    recall = ((shuffled == labels[None, :]).astype(np.float64) @ members) / counts             # (1 + R, C)
+    balanced = recall.mean(axis=1)
+    return float((balanced[1:] >= balanced[0] - 1e-12).sum() + 1) / (rounds + 1)
+
+
+__all__ += ["balanced_accuracy_p_value"]

@@ -25,6 +25,8 @@ from domainknowledge.models.encoders import (
     zero_shot_predict,
 )
 
+from domainknowledge.significance import balanced_accuracy_p_value
+
 __all__ = ["CONFIGS", "PHOTO_LABELS", "PHOTO_TEMPLATES", "Config", "linear_probe_by_factor", "photo_zero_shot",
            "retrieval_recall",
            "smoothed", "NEEDED_FACTORS", "aligned_fitness", "balanced_accuracy_p_value", "world_fitness",
@@ -193,23 +195,6 @@ def world_fitness(encoder, world: str, test, probe_train=None, *, test_embedding
                 row["probe"] = float(balanced_accuracy_score(truth[keep], probe.predict(x_test[keep])))
         rows.append(row)
     return pd.DataFrame(rows).set_index(["world", "factor"])
-
-
-def balanced_accuracy_p_value(labels, predicted, rounds: int = 2000, seed: int = 0) -> float:
-    """One-sided permutation p-value of the balanced accuracy of ``predicted`` against ``labels`` (both ``(N,)``
-    ints): the share of ``rounds`` random pairings of the same predictions with the labels that score at least
-    as high (with the observed pairing counted, so never below ``1 / (rounds + 1)``)."""
-    labels, predicted = np.asarray(labels), np.asarray(predicted)
-    if len(labels) == 0 or len(np.unique(labels)) < 2:
-        return 1.0
-    classes = np.unique(labels)
-    members = (labels[:, None] == classes[None, :]).astype(np.float64)            # (N, C) one-hot of the truth
-    counts = members.sum(axis=0)
-    rng = np.random.default_rng(seed)
-    shuffled = np.stack([predicted] + [rng.permutation(predicted) for _ in range(rounds)])   # (1 + R, N)
-    recall = ((shuffled == labels[None, :]).astype(np.float64) @ members) / counts             # (1 + R, C)
-    balanced = recall.mean(axis=1)
-    return float((balanced[1:] >= balanced[0] - 1e-12).sum() + 1) / (rounds + 1)
 
 
 #: The factors each chapter needs an image-text encoder to read, with the world whose head never saw them.

@@ -47,7 +47,7 @@ __all__ = ["CAR_BODY_TYPES", "CAR_MODEL_NAMES", "CONFIGS", "CSS21_COLOURS", "FIL
            "REAL_DATASETS", "REAL_LAYOUT", "UNLABELLED", "Config", "Dataset", "Notion", "car_body_type", "car_make",
            "cub_species", "labelled", "THESIS_MAP_AT_R", "ordering", "orderings", "BATCHED_FITS", "Member", "Problem", "evaluate_problems", "fit_autoencoder_batch",
            "fit_indirect_batch", "fit_jobs", "fit_linear_autoencoder_batch", "fit_oracle_batch", "optimise_members", "load_real_dataset", "attribution_maps", "attribution_share", "world_object_masks", "css_colour_names", "dimension_sweep", "embed_dataset",
-           "evaluate_notion", "evaluate_table", "DIAGNOSTIC_CORE", "load_datasets", "method_embeddings", "notion_findings", "parse_target", "plot_attribution_maps", "plot_dimension_sweep",
+           "evaluate_notion", "evaluate_table", "zero_shot_naming", "naming_table", "NAMED_P_VALUE", "DIAGNOSTIC_CORE", "load_datasets", "method_embeddings", "notion_findings", "parse_target", "plot_attribution_maps", "plot_dimension_sweep",
            "plot_prompt_count_sweep", "plot_views", "differentiable_image_tower", "evaluated_pairs", "prompt_count_sweep", "prompt_embeddings", "reduced_dim",
            "summary_table", "table_13_2", "tsne_views"]
 
@@ -132,11 +132,18 @@ FILM_COUNTRIES = (
 @dataclass(frozen=True)
 class Notion:
     """A similarity notion of Table 13.1: ``title``, the prompt ``templates`` (each with one ``{}``) and the
-    ``aspects`` put into them (every template x every aspect is one prompt)."""
+    ``aspects`` put into them (every template x every aspect is one prompt). ``aspect_classes``: the class label
+    each aspect names, where the aspects name the evaluation classes (synonyms may share a class); ``None`` where
+    they do not (car model names for body types, as the thesis' 569 names for 98 classes)."""
 
     title: str
     templates: tuple[str, ...]
     aspects: tuple[str, ...]
+    aspect_classes: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if self.aspect_classes is not None and len(self.aspect_classes) != len(self.aspects):
+            raise ValueError(f"{self.title}: {len(self.aspect_classes)} aspect classes for {len(self.aspects)} aspects")
 
     @property
     def prompts(self) -> list[str]:
@@ -369,8 +376,9 @@ def _car_dataset(config: Config, seed: int) -> Dataset:
     backdrop = cars.hsv_factors_to_rgb(p["background_hue"], p["background_saturation"], p["background_value"])
     colours = tuple(CSS21_COLOURS)
     notions = {"car model": Notion("Car model", ("a photo of a {}",), CAR_MODEL_NAMES),
-               "car colour": Notion("Car colour", ("a {} car",), colours),
-               "background colour": Notion("Background colour", ("a car in front of a {} background",), colours)}
+               "car colour": Notion("Car colour", ("a {} car",), colours, colours),
+               "background colour": Notion("Background colour", ("a car in front of a {} background",), colours,
+                                           colours)}
     labels = {"car model": p["model"].to_numpy(str), "car colour": css_colour_names(paint),
               "background colour": css_colour_names(backdrop)}
     return Dataset("Rendered cars", f"{len(p):,} renders of Ch. 7's analysis set ({config.car_image_size} px, solid "
@@ -390,8 +398,9 @@ def _world_dataset(config: Config, seed: int) -> Dataset:
     notions, labels = {}, {}
     for factor in WORLD_NOTIONS:
         _, templates = zero_shot_prompts(factor)
-        aspects = tuple(word for value in SYNONYMS[factor].values() for word in value)
-        notions[factor] = Notion(factor.capitalize(), templates, aspects)
+        named = [(word, value) for value, words in SYNONYMS[factor].items() for word in words]
+        notions[factor] = Notion(factor.capitalize(), templates, tuple(w for w, _ in named),
+                                 tuple(v for _, v in named))
         labels[factor] = world.factors[factor].to_numpy(str)
     return Dataset("Captioned world", f"{len(world):,} images of the captioned world (a split no encoder saw in "
                    f"training, {config.world_image_size} px)", world.images, labels, notions,
@@ -533,8 +542,10 @@ def load_datasets(config: Config, *, seed: int, data_root=None) -> dict[str, Dat
         for name in REAL_DATASETS:
             sets[name] = load_real_dataset(name, data_root)
     for dataset in sets.values():
-        dataset.notions = {notion: dataclasses.replace(spec, aspects=spec.aspects[:config.aspects_per_notion])
-                           for notion, spec in dataset.notions.items()}
+        dataset.notions = {notion: dataclasses.replace(
+            spec, aspects=spec.aspects[:config.aspects_per_notion],
+            aspect_classes=None if spec.aspect_classes is None else spec.aspect_classes[:config.aspects_per_notion])
+            for notion, spec in dataset.notions.items()}
     return sets
 
 
@@ -678,6 +689,58 @@ def evaluate_problems(problems: list[Problem], config: Config, seeds, *, methods
                      "method": method, "seed": seed, "dim": embeddings.shape[1], "prompts": len(problem.texts),
                      **scores, **facts})
     return pd.DataFrame(rows)
+
+
+def zero_shot_naming(images: np.ndarray, texts: np.ndarray, notion: Notion, labels, *, rounds: int = 2000,
+                     seed: int = 0) -> dict:
+    """Whether the notion's words reach its classes in the encoder (the second ingredient of InDiReCT besides the
+    Oracle's): zero-shot classification of the images by their nearest class, a class being the mean of the
+    normalised embeddings of its prompts (every template with every aspect that names it,
+    :attr:`Notion.aspect_classes`). ``images`` ``(N, r)``, ``texts`` ``(n, r)`` in :attr:`Notion.prompts` order,
+    ``labels`` ``(N,)``; images whose class no aspect names are left out.
+
+    Returns ``accuracy`` (balanced over the classes present), ``chance`` (1 / the classes the aspects name), ``p_value`` (one-sided permutation test of the
+    balanced accuracy) and ``images``; all NaN where the aspects do not name the classes."""
+    from domainknowledge.significance import balanced_accuracy_p_value
+
+    nan = {"accuracy": float("nan"), "chance": float("nan"), "p_value": float("nan"), "images": 0}
+    if notion.aspect_classes is None:
+        return nan
+    per_prompt = np.tile(np.asarray(notion.aspect_classes), len(notion.templates))
+    classes = np.unique(per_prompt)
+    texts = np.asarray(texts, np.float64)
+    texts = texts / np.linalg.norm(texts, axis=1, keepdims=True)
+    centres = np.stack([texts[per_prompt == c].mean(axis=0) for c in classes])           # (C, r)
+    labels = np.asarray(labels).astype(str)
+    keep = np.isin(labels, classes)
+    if len(np.unique(labels[keep])) < 2:
+        return nan
+    predicted = classes[(np.asarray(images, np.float64)[keep] @ centres.T).argmax(axis=1)]
+    truth = labels[keep]
+    accuracy = float(np.mean([(predicted[truth == c] == c).mean() for c in np.unique(truth)]))
+    codes = {c: i for i, c in enumerate(classes)}
+    p_value = balanced_accuracy_p_value(np.array([codes[c] for c in truth]), np.array([codes[c] for c in predicted]),
+                                        rounds=rounds, seed=seed)
+    return {"accuracy": accuracy, "chance": 1.0 / len(classes), "p_value": p_value, "images": int(keep.sum())}
+
+
+#: A notion's words reach it when zero-shot naming beats chance at this one-sided permutation p-value.
+NAMED_P_VALUE = 0.01
+
+
+def naming_table(datasets: dict[str, Dataset], pairs, image_embeddings: dict, text_embeddings: dict, *,
+                 seed: int = 0) -> pd.DataFrame:
+    """:func:`zero_shot_naming` for every evaluated pair (``(data set key, encoder)``) and notion, indexed like
+    :func:`notion_findings`; ``named``: p <= :data:`NAMED_P_VALUE` (NaN where the aspects do not name the classes)."""
+    rows = []
+    for key, name in pairs:
+        for notion, spec in datasets[key].notions.items():
+            reading = zero_shot_naming(image_embeddings[(key, name)], text_embeddings[(key, name, notion)], spec,
+                                       datasets[key].labels[notion], seed=seed)
+            named = reading["p_value"] <= NAMED_P_VALUE if reading["p_value"] == reading["p_value"] else float("nan")
+            rows.append({"dataset": datasets[key].name, "encoder": name, "notion": notion,
+                         **{f"naming {k}": v for k, v in reading.items()}, "named": named})
+    return pd.DataFrame(rows).set_index(["dataset", "encoder", "notion"])
 
 
 def evaluate_table(problems: dict[tuple[str, str, str], Problem], config: Config, seeds, *,
