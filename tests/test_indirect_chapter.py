@@ -27,7 +27,8 @@ def test_profiles_and_config_validation():
     assert len(cpu_pairs) == len(cpu.pairs) == 4 and {key for key, _ in cpu_pairs} == {"cars", "world"}
     assert all("-without-cars" not in name for key, name in cpu_pairs if key == "world")
     assert all("-without-captioned" not in name for key, name in cpu_pairs if key == "cars")
-    assert len(chapter.evaluated_pairs(paper, ["cars", "world"])) == 2 * len(paper.encoders)   # no pairs: all
+    everything = dataclasses.replace(paper, pairs=())                                    # no pairs: all of them
+    assert len(chapter.evaluated_pairs(everything, ["cars", "world"])) == 2 * len(paper.encoders)
     with pytest.raises(ValueError, match="pair 'cars' must read"):
         dataclasses.replace(SMOKE, pairs=("cars",))
     with pytest.raises(ValueError, match="not among the evaluated pairs"):
@@ -254,6 +255,9 @@ def test_a_paper_dry_run_caps_loop_counts_not_sizes():
 
     paper, dry = chapter.CONFIGS["paper"], select(chapter.CONFIGS, "paper", dry_run=True)
     assert dry.encoders == paper.encoders[:1] == ("open_clip:ViT-B-32/openai",)
+    keys = ["cars", "world", *chapter.REAL_DATASETS]
+    assert chapter.evaluated_pairs(dry, keys) == [(key, dry.encoders[0]) for key in keys]
+    assert len(chapter.evaluated_pairs(paper, keys)) == len(keys) + 4               # and the aligned model's
     assert dry.rendered_cars < paper.rendered_cars and dry.world_images < paper.world_images
     assert dry.attributed_images < paper.attributed_images and dry.max_iterations < paper.max_iterations
     assert dry.aspects_per_notion < paper.aspects_per_notion == chapter.EVERY_ASPECT

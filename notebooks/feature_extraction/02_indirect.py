@@ -549,7 +549,8 @@ if masks is not None:
 #   dry run (`--dry-run`, on tiny copies of these layouts) keeps the first four aspects of each notion, the
 #   first encoder and a few generated images, so that the paper code path is proven in CI in about a minute.
 # - **Encoders.** The aligned model (`smoke`, `cpu`) replaces CLIP ViT-B/32; `paper` runs
-#   `open_clip:ViT-B-32/openai` beside the stand-in CLIP and ConSE. The aligned space has 384 dimensions, so
+#   `open_clip:ViT-B-32/openai` on every data set and the aligned model's `paper` heads on the two generated
+#   sets. The aligned space has 384 dimensions, so
 #   $r'$ is a quarter of it (the thesis' 128 of 512), not 128. Each generated data set meets two heads: the
 #   heads that read every world's captions (CLIP's situation: captions of such images, never these images)
 #   and the heads that never saw the data set's world (a stricter test than the thesis').

@@ -162,8 +162,10 @@ DRY_RUN_CAPS: dict[str, int] = {
     # InDiReCT (Kobs Ch. 13): image-text encoders compared (the first, CLIP ViT-B/32, is the paper's; the
     # stand-ins run at smoke and cpu), its generated evaluation sets (rendered cars, captioned world; at paper
     # 10,000 renders took 300 s to draw), images attributed per map, and aspects per notion put into prompts
-    # (each prompt one pass through CLIP's text tower: Table 13.1's 667 prompts took 130 s on the CPU)
+    # (each prompt one pass through CLIP's text tower: Table 13.1's 667 prompts took 130 s on the CPU); its
+    # evaluated pairs keep the first six, CLIP on every data set (the aligned model's pairs follow them)
     "encoders": 1, "rendered_cars": 24, "world_images": 24, "attributed_images": 1, "aspects_per_notion": 4,
+    "pairs": 6,
 }
 
 
