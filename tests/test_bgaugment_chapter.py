@@ -28,6 +28,8 @@ def test_profiles_and_config_validation():
         dataclasses.replace(SMOKE, table_losses=("contrastive", "none"))
     with pytest.raises(ValueError, match="sweep_loss"):
         dataclasses.replace(SMOKE, sweep_loss="arcface")
+    with pytest.raises(ValueError, match="must equal image_size"):
+        dataclasses.replace(SMOKE, image_size=SMOKE.image_size + 32)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         dataclasses.replace(SMOKE, table_rates=(0.1, 1.5))
     with pytest.raises(ValueError, match="m_per_class"):

@@ -24,6 +24,8 @@ def test_profiles_and_config_validation():
         dataclasses.replace(SMOKE, losses=("contrastive", "arcface", "none"))
     with pytest.raises(ValueError, match="unknown losses"):
         dataclasses.replace(SMOKE, losses=("hinge",))
+    with pytest.raises(ValueError, match="must equal image_size"):
+        dataclasses.replace(SMOKE, image_size=SMOKE.image_size + 32)
 
 
 @pytest.fixture(scope="module")

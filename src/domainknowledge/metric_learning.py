@@ -178,6 +178,14 @@ def check_family_comparison(losses, purpose: str) -> None:
         raise ValueError(f"losses must contain 'none' and at least two ranking and two classification losses ({purpose})")
 
 
+def check_input_size(image_size: int, embedding, purpose: str) -> None:
+    """Raise a ValueError unless the images a chapter draws (``image_size`` px) are the size its network reads
+    (``embedding.image_size``, an :class:`EmbeddingConfig`); ``purpose`` says why they must agree."""
+    if embedding.image_size != image_size:
+        raise ValueError(f"embedding.image_size ({embedding.image_size}) must equal image_size ({image_size}): "
+                         f"{purpose}")
+
+
 def build_loss(loss_name: str, num_classes: int, embedding_dim: int):
     """``(loss module or None, miner or None)`` of ``loss_name`` for ``num_classes`` training classes."""
     if loss_name not in LOSSES:

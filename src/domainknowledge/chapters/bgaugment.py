@@ -97,6 +97,8 @@ class Config:
     scene_scale: float = 1.5
 
     def __post_init__(self):
+        metric_learning.check_input_size(self.image_size, self.embedding,
+                                         "the object masks of the foreground scores are drawn at the network's size")
         unknown = set(self.table_losses) - (set(LOSSES) - {"none"})
         if unknown:
             raise ValueError(f"unknown or untrainable losses {sorted(unknown)}; choose from "

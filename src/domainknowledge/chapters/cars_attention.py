@@ -107,6 +107,8 @@ class Config:
 
     def __post_init__(self):
         metric_learning.check_family_comparison(self.losses, "the Mann-Whitney test compares the families")
+        metric_learning.check_input_size(self.image_size, self.embedding,
+                                         "the renders are drawn at the size the network reads")
         if self.runs < 1 or self.analysis_renders < 16 or self.training_renders < 16:
             raise ValueError("runs must be >= 1 and both image sets must hold at least 16 renders")
 

@@ -119,9 +119,8 @@ class Config:
             raise ValueError("analysis_images must be None (the whole test split) or at least 2")
         if not 0.0 <= self.shortcut_rate <= 1.0 or self.sigma_fraction < 0:
             raise ValueError("shortcut_rate must lie in [0, 1] and sigma_fraction be >= 0")
-        if self.embedding.image_size != self.image_size:
-            raise ValueError(f"embedding.image_size ({self.embedding.image_size}) must equal image_size "
-                             f"({self.image_size}): the maps are computed at the network's input size")
+        metric_learning.check_input_size(self.image_size, self.embedding,
+                                         "the maps are computed at the network's input size")
 
 
 #: the trainer at smoke and cpu: EfficientNet-Lite0 at 64 px, its top block and head convolution trained with
