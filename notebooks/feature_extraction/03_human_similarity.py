@@ -187,7 +187,10 @@ for name, kind in (("ImageNet-HSJ", "8rank2-similar"), ("Birds-16", "8rank2-diss
 #   scaling series of supervised CNNs (the role of CLIP's RN50 to RN50x64 in the filter-count experiment);
 # - the stand-in CLIP of the encoder registry ({ref}`ch-encoders`), a small ViT trained with language
 #   supervision on 20,000 captioned images of the same synthetic world: the role of the large language-image
-#   models;
+#   models with a ViT;
+# - the aligned model of the same registry, EfficientNet-Lite0 (ImageNet) and MiniLM with real weights, frozen,
+#   joined by heads trained on the captions of every synthetic world, this one among them: a language-image
+#   CNN, the role of CLIP's ResNet-50 (its image embedding is the extractor's feature);
 # - ConSE {cite}`norouzi2014conse` from EfficientNet-Lite0 and MiniLM: real weights with language attached;
 # - one small CNN, three times: trained here with labels (36 classes, shape by colour: "supervised"),
 #   trained here with SimCLR {cite}`chen2020simclr` on the same images without labels ("self-supervised", the
@@ -449,8 +452,8 @@ verdicts.style.set_properties(subset=["claims"], **{"white-space": "normal", "mi
 
 # %% [markdown]
 # All the claims of a hypothesis hold for {glue:text}`hs_agreeing` of the {glue:text}`hs_tested` hypotheses
-# tested at this profile. How to read the misses: the large-model stand-in here is small and was
-# trained on the very world the full-image triplets show, the only ViT is that language-image stand-in (so
+# tested at this profile. How to read the misses: the large-model stand-ins here are small and were
+# taught on the very world the full-image triplets show, the only ViT is the language-image stand-in (so
 # architecture and pre-training cannot be told apart), the simulated observers judge known factors with
 # a shape bias that no extractor was told about, and fine-tuning trains a residual top over frozen features
 # on triplets the evaluation sets do not share.
