@@ -351,3 +351,23 @@ def test_psiz_files_are_read_and_only_the_sampled_trials_images_are_decoded(tmp_
 
     with pytest.raises(DataNotFoundError, match="osf.io"):
         load_human_similarity_sources(tmp_path, size, seed=0)
+
+
+def test_the_shape_check_passes_only_where_both_kinds_of_extractor_decode_the_shape(birds):
+    """Features that carry the birds' family (their shape) let the probe decode it; noise does not. The check
+    reads the best supervised and the best language-image extractor, so one blind kind fails it."""
+    from domainknowledge.chapters import similarity_judgements as chapter
+
+    rng = np.random.default_rng(0)
+    families = pd.factorize(birds.info["shape"])[0]
+    seeing = np.eye(families.max() + 1)[families] + 0.3 * rng.standard_normal((len(families), families.max() + 1))
+    blind = rng.standard_normal(seeing.shape)
+    kinds = {"sees": ("CNN", "supervised", False, "x"), "talks": ("ViT", "language-image", True, "x")}
+    features = {("sees", birds.name): seeing, ("talks", birds.name): seeing}
+    probe = chapter.factor_probe(features, birds, ["sees"])
+    assert probe.loc["sees", "accuracy"] > 0.9 and probe.loc["sees", "chance"] == pytest.approx(0.25)
+    check, table = chapter.shape_check(features, {birds.name: birds}, kinds)
+    assert check["passes"] and check["check_id"] == "extractors-see-shape" and len(table) == 2
+    check, _ = chapter.shape_check({**features, ("talks", birds.name): blind}, {birds.name: birds}, kinds)
+    assert not check["passes"] and "best language-image talks" in check["measured"]
+    assert chapter.shape_check(features, {birds.name: birds}, {"sees": kinds["sees"]})[0] is None

@@ -413,8 +413,8 @@ match_table.round(1)
 # (a different subset per seed) for the notions of the configuration, at r' =
 # {glue:text}`indirect_prompt_sweep_dim`. The thesis observes that with few prompts InDiReCT reconstructs them
 # almost perfectly and so is not forced to select directions; with $n \le r'$ prompts that is guaranteed. The
-# captioned world's notions have only 16 to 20 prompts, so at its table value $r' = 16$ the whole sweep would
-# sit in that regime; we therefore sweep at a smaller $r'$ (chosen after seeing Fig. 13.4, see
+# captioned world's notions have only 16 to 20 prompts, so at its table value $r' = 96$ (a quarter of the
+# aligned model's 384 dimensions) the whole sweep would sit in that regime; we therefore sweep at a smaller $r'$ (chosen after seeing Fig. 13.4, see
 # {ref}`sec-indirect-deviations`).
 
 # %%

@@ -23,7 +23,7 @@ from domainknowledge.principles import similarity_judgements as sj
 
 __all__ = ["CONFIGS", "EXTRACTOR_KINDS", "SEEN", "THESIS_VERDICTS", "Config", "build_extractors", "grid_outcomes", "holm", "judge",
            "metric_tests",
-           "evaluate_all", "factor_silhouettes",
+           "evaluate_all", "factor_silhouettes", "factor_probe", "shape_check", "SEES_MARGIN", "SEES_ALPHA",
            "feature_maps", "fine_tuning_summary", "hypotheses", "load_sources", "run_fine_tuning", "set_label"]
 
 # What each extractor stands in for: architecture, pre-training supervision, language, role.
@@ -354,8 +354,74 @@ def factor_silhouettes(features: dict, source, extractor_names, factors=("shape"
     return pd.DataFrame(rows).T
 
 
+def factor_probe(features: dict, source, extractor_names, factor: str = "shape", *, folds: int = 5,
+                 seed: int = 0) -> pd.DataFrame:
+    """How well a linear probe decodes ``factor`` from each extractor's features of ``source``'s evaluated
+    images (a stand-in source with a factor table): the balanced accuracy of a logistic regression under
+    stratified ``folds``-fold cross-validation (every image predicted by a probe that never saw it), the
+    ``chance`` 1 / classes and the one-sided permutation ``p_value``. Rows extractors."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from domainknowledge.significance import balanced_accuracy_p_value
+
+    if factor not in source.info:
+        raise ValueError(f"{source.name} has no factor column {factor!r} (a real data set has no factor table)")
+    rows = evaluation_mask(source)
+    classes, labels = np.unique(source.info[factor].to_numpy()[rows], return_inverse=True)
+    folds = min(folds, int(np.bincount(labels).min()))                     # every fold holds every class
+    if folds < 2 or len(classes) < 2:
+        raise ValueError(f"{source.name}: too few evaluated images per {factor} class for a cross-validated probe")
+    splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    table = {}
+    for name in extractor_names:
+        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
+        predicted = cross_val_predict(probe, features[name, source.name][rows], labels, cv=splits)
+        recall = [(predicted[labels == c] == c).mean() for c in range(len(classes))]
+        table[name] = {"accuracy": float(np.mean(recall)), "chance": 1.0 / len(classes),
+                       "p_value": balanced_accuracy_p_value(labels, predicted, rounds=1000, seed=seed)}
+    return pd.DataFrame(table).T
+
+
 # ------------------------------------------------------------------------------ checks and claims
 ALPHA = 0.05
+#: An extractor "sees" a factor when a linear probe decodes it at a balanced accuracy of at least chance plus
+#: this margin, at a one-sided permutation p below :data:`SEES_ALPHA` (the encoder appendix's rule).
+SEES_MARGIN, SEES_ALPHA = 0.10, 0.01
+
+
+def shape_check(features: dict, sources: dict, kinds: dict, *, seed: int = 0) -> tuple[dict | None, pd.DataFrame]:
+    """The check that gates the chapter (issue: extractors that can see what matters): the simulated observers
+    weigh shape most, so the best supervised and the best language-image extractor must each decode the shape
+    (:func:`factor_probe`) on every stand-in source that has one. Returns the check's keywords for ``run.check``
+    (``None`` where no source has a shape factor, as at ``paper``) and the probe table behind it."""
+    shaped = [source for source in sources.values() if source.is_stand_in and "shape" in source.info]
+    groups = {"supervised": [n for n, k in kinds.items() if k[1] == "supervised"],
+              "language-image": [n for n, k in kinds.items() if k[1] == "language-image"]}
+    if not shaped or not all(groups.values()):
+        return None, pd.DataFrame()
+    table = pd.concat({source.name: factor_probe(features, source, [n for g in groups.values() for n in g], seed=seed)
+                       for source in shaped}, names=["source", "extractor"])
+    found, passes = [], True
+    for source in shaped:
+        for group, names in groups.items():
+            rows = table.loc[source.name].loc[names]
+            best = rows["accuracy"].idxmax()
+            sees = bool(rows.loc[best, "accuracy"] >= rows.loc[best, "chance"] + SEES_MARGIN
+                        and rows.loc[best, "p_value"] < SEES_ALPHA)
+            passes &= sees
+            found.append(f"{source.name}, best {group} {best}: {rows.loc[best, 'accuracy']:.2f} vs chance "
+                         f"{rows.loc[best, 'chance']:.2f} (p = {rows.loc[best, 'p_value']:.3f})")
+    check = {"check_id": "extractors-see-shape", "kind": "positive-control",
+             "statement": "A linear probe decodes the shape, the factor the simulated observers weigh most, from the "
+                          "best supervised and the best language-image extractor",
+             "expected": f"balanced accuracy >= chance + {SEES_MARGIN:.2f} and one-sided permutation p < {SEES_ALPHA} "
+                         "(5-fold cross-validated logistic regression) on every stand-in source with a shape",
+             "measured": "; ".join(found), "passes": passes,
+             "note": "gates every claim: a benchmark whose extractors cannot see shape cannot tell the hypotheses apart"}
+    return check, table
 
 
 def _cosine(table: pd.DataFrame) -> pd.DataFrame:
@@ -447,6 +513,8 @@ def judge(config: Config, grid: pd.DataFrame, outcomes: dict, tuning: pd.DataFra
 
     cosine = _cosine(grid)
     labels = list(cosine.index)
+    shape, diagnostics_shape = shape_check(features, sources, {name: EXTRACTOR_KINDS[name] for name in cosine.columns},
+                                           seed=seed)
     patches = [label for label in labels if label.startswith("BAPPS")]
     full = [label for label in labels if not label.startswith("BAPPS")]
     kinds = {name: EXTRACTOR_KINDS[name] for name in cosine.columns}
@@ -454,7 +522,7 @@ def judge(config: Config, grid: pd.DataFrame, outcomes: dict, tuning: pd.DataFra
              or n.startswith("dino-")]                                       # the thesis' large models: CLIP, DINO
     regular = [n for n, k in kinds.items() if k[1] == "supervised" and k[3] in ("real weights", "Table 3.1")]
     language = [n for n, k in kinds.items() if k[2]]
-    checks, claims, diagnostics = [], [], {}
+    checks, claims, diagnostics = ([shape] if shape else []), [], {"shape_probe": diagnostics_shape}
 
     def leaders(group_a, group_b, label):
         a, b = cosine.loc[label, group_a].idxmax(), cosine.loc[label, group_b].idxmax()
@@ -868,6 +936,9 @@ def judge(config: Config, grid: pd.DataFrame, outcomes: dict, tuning: pd.DataFra
         + ft_why, gate,
         note="rule: the paradigm best over all held-out triplets is not significantly behind (exact sign test, 5 %) "
              "the best paradigm of any triplet type (similar, dissimilar, patches)"))
+    if shape:
+        for claim in claims:
+            claim["requires"] = (*claim["requires"], shape["check_id"])
     return checks, claims, diagnostics
 
 
