@@ -299,8 +299,9 @@ def test_judge_records_every_finding_once_with_paired_rules(birds, bapps):
     tuning = pd.DataFrame(rows)
     tuning["label"] = [chapter.set_label(s, n) for s, n in zip(tuning["source"], tuning["set"])]
     checks, claims, diagnostics = chapter.judge(config, grid, outcomes, tuning, features, sources, resamples=20)
-    assert {c["check_id"] for c in checks} == {"patches-not-describable", "fine-tuning-learns"}
+    assert {c["check_id"] for c in checks} == {"extractors-see-shape", "patches-not-describable", "fine-tuning-learns"}
     assert all(c["kind"] in CHECK_KINDS for c in checks)
+    assert all("extractors-see-shape" in c["requires"] for c in claims)          # the shape check gates every claim
     ids = [c["claim_id"] for c in claims]
     assert len(ids) == len(set(ids)) == 13
     assert {c["section"] for c in claims} == set(chapter.THESIS_VERDICTS)
