@@ -160,7 +160,7 @@ DRY_RUN_CAPS: dict[str, int] = {
     # took about 6 CPU minutes on the fixtures)
     "sweep_rates": 2, "table_rates": 2, "table_losses": 2,
     # InDiReCT (Kobs Ch. 13): image-text encoders compared (the first, CLIP ViT-B/32, is the paper's; the
-    # stand-ins run at smoke and cpu), its generated evaluation sets (rendered cars, captioned world; at paper
+    # aligned model runs at smoke and cpu), its generated evaluation sets (rendered cars, captioned world; at paper
     # 10,000 renders took 300 s to draw), images attributed per map, and aspects per notion put into prompts
     # (each prompt one pass through CLIP's text tower: Table 13.1's 667 prompts took 130 s on the CPU); its
     # evaluated pairs keep the first six, CLIP on every data set (the aligned model's pairs follow them)

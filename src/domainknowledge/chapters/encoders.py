@@ -24,7 +24,6 @@ from domainknowledge.models.encoders import (
     zero_shot_classifier,
     zero_shot_predict,
 )
-
 from domainknowledge.significance import balanced_accuracy_p_value
 
 __all__ = ["CONFIGS", "PHOTO_LABELS", "PHOTO_TEMPLATES", "Config", "linear_probe_by_factor", "photo_zero_shot",

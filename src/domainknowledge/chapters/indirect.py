@@ -325,11 +325,11 @@ def parse_target(target: str) -> tuple[str, ...]:
 
 def evaluated_pairs(config: Config, dataset_keys) -> list[tuple[str, str]]:
     """The ``(data set key, encoder)`` pairs of ``config`` (:attr:`Config.pairs`; empty: every key of
-    ``dataset_keys`` with every encoder), keeping only encoders the profile loads (a dry run keeps the first)."""
+    ``dataset_keys`` with every encoder) whose data set was loaded."""
     if not config.pairs:
         return [(key, name) for name in config.encoders for key in dataset_keys]
     pairs = [tuple(pair.split("|")) for pair in config.pairs]
-    return [(key, name) for key, name in pairs if name in config.encoders and key in dataset_keys]
+    return [(key, name) for key, name in pairs if key in dataset_keys]
 
 
 def reduced_dim(config: Config, encoder_dim: int) -> int:

@@ -7,8 +7,8 @@ matrix products and the sum of the members' losses is minimised by one Adam. Ada
 the members share no parameter, so each member follows exactly the steps of its own sequential fit
 (:mod:`domainknowledge.principles.indirect`), up to floating-point noise; early stopping is decided per member,
 and a member whose loss has not improved for ``patience`` iterations leaves the batch (its rows of the
-parameters and of Adam's moments are dropped). Members that differ in r' are padded to the largest r' with
-masked (always zero) columns.
+parameters and of Adam's moments are dropped). Members whose r' lie in one power-of-4 bucket share a batch and
+are padded to its largest r' with masked (always zero) columns.
 """
 
 from __future__ import annotations
