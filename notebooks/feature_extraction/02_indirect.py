@@ -40,7 +40,8 @@
 # {ref}`ch-cars_attention` and the captioned world of {ref}`ch-encoders`) and the encoder is the aligned
 # image-text model of {ref}`ch-encoders` (frozen EfficientNet-Lite0 and MiniLM, joined by heads trained on
 # captioned images), since no CLIP weights can be had offline. The `paper` profile runs the thesis' data sets,
-# read in their published layouts, and CLIP through the same code. {ref}`sec-indirect-deviations` lists every difference.
+# read in their published layouts, and CLIP through the same code. {ref}`sec-indirect-deviations` lists
+# every difference.
 # :::
 
 # %% tags=["parameters"]
@@ -220,7 +221,8 @@ def coverage(encoder, dataset):
 pd.DataFrame([{"data set": datasets[key].name, "encoder": name, "dimension r": loaded[name].embedding_dim,
                "r'": chapter.reduced_dim(config, loaded[name].embedding_dim),
                "prompt pieces known": coverage(loaded[name], datasets[key]),
-               "provenance": loaded[name].provenance} for key, name in encoder_pairs]).set_index(["data set", "encoder"])
+               "provenance": loaded[name].provenance}
+              for key, name in encoder_pairs]).set_index(["data set", "encoder"])
 
 # %% [markdown]
 # ## InDiReCT against every baseline (Table 13.2)
@@ -354,8 +356,7 @@ run.glue("indirect_world_best_gain_at", " / ".join(map(str, world_gain.idxmax())
 # ({glue:text}`indirect_cars_visible`), while the Oracle finds every car notion in the same embeddings. The
 # information is in the image embedding, but the words do not point at it: the appendix's fitness table
 # measures the aligned heads naming a car's paint colour or body only weakly, even the heads that read the
-# cars' captions, because the image head barely separates what ImageNet's classes do not name on a small
-# flat-shaded render. We show it rather than hide it. On the captioned world, InDiReCT gains up to
+# cars' captions. We show it rather than hide it. On the captioned world, InDiReCT gains up to
 # {glue:text}`indirect_world_best_gain:.1f` MAP@R points over the raw embeddings
 # ({glue:text}`indirect_world_best_gain_at`).
 #
@@ -414,8 +415,8 @@ match_table.round(1)
 # {glue:text}`indirect_prompt_sweep_dim`. The thesis observes that with few prompts InDiReCT reconstructs them
 # almost perfectly and so is not forced to select directions; with $n \le r'$ prompts that is guaranteed. The
 # captioned world's notions have only 16 to 20 prompts, so at its table value $r' = 96$ (a quarter of the
-# aligned model's 384 dimensions) the whole sweep would sit in that regime; we therefore sweep at a smaller $r'$ (chosen after seeing Fig. 13.4, see
-# {ref}`sec-indirect-deviations`).
+# aligned model's 384 dimensions) the whole sweep would sit in that regime; we therefore sweep at a smaller
+# $r'$ (chosen after seeing Fig. 13.4, see {ref}`sec-indirect-deviations`).
 
 # %%
 run.glue("indirect_prompt_sweep_dim", str(config.prompt_sweep_dim or "as in Table 13.2"))
@@ -783,7 +784,8 @@ run.claim(
     cause="genuine" if len(pca) else "stand-in",
     diagnosis=("PCA and InDiReCT differ by more than the tolerance on " + ", ".join(pca.index[~pca.to_numpy()])
                if len(pca) else
-               f"the judged notions have {', '.join(f'{n} {prompt_counts[n]}' for n in judged) or 'no'} prompts, not more "
+               f"the judged notions have {', '.join(f'{n} {prompt_counts[n]}' for n in judged) or 'no'} prompts, "
+               "not more "
                f"than r' = {primary_dim}, so PCA cannot run (Table 13.2 analogue)"))
 lae_up, lae_down = on_judged("lae_above_raw"), on_judged("lae_not_above_indirect")
 run.claim(
@@ -797,7 +799,8 @@ run.claim(
     holds=bool(len(lae_up)) and lae_up.sum() > len(lae_up) / 2 and bool(lae_down.all()), requires=control,
     cause=cause_for("LAE", "InDiReCT"),
     diagnosis=f"the LAE is above raw on {int(lae_up.sum())} of {len(lae_up)} and not above InDiReCT on "
-              f"{int(lae_down.sum())} of {len(lae_down)} judged notions (Table 13.2 analogue)" + capped_note("LAE", "InDiReCT"))
+              f"{int(lae_down.sum())} of {len(lae_down)} judged notions (Table 13.2 analogue)"
+              + capped_note("LAE", "InDiReCT"))
 ae_down, ae_noisy = on_judged("ae_below_raw"), on_judged("ae_spread_above_indirect")
 run.claim(
     "ae-often-below-raw",
@@ -807,7 +810,8 @@ run.claim(
     measured=(f"below raw on {int(ae_down.sum())} of {len(ae_down)}, larger spread on {int(ae_noisy.sum())} of "
               f"{len(ae_noisy)} judged notions: " + "; ".join(
                   f"{n}: {100 * mine.loc[n, 'AE mean']:.1f} ± {100 * mine.loc[n, 'AE sd']:.1f} vs raw "
-                  f"{100 * mine.loc[n, 'Raw mean']:.1f}, InDiReCT ± {100 * mine.loc[n, 'InDiReCT sd']:.1f}" for n in judged)),
+                  f"{100 * mine.loc[n, 'Raw mean']:.1f}, InDiReCT ± {100 * mine.loc[n, 'InDiReCT sd']:.1f}"
+                  for n in judged)),
     holds=bool(len(ae_down)) and ae_down.sum() >= len(ae_down) / 2 and ae_noisy.sum() >= len(ae_noisy) / 2,
     requires=control, cause=cause_for("AE"),
     diagnosis=f"the AE is below raw on {int(ae_down.sum())} of {len(ae_down)} and spreads more than InDiReCT on "
@@ -878,10 +882,11 @@ run.finish();
 # holds, and the claims table gives one verdict per thesis statement on that pair, with the cause of every
 # miss; the findings table applies the same rules to every other data set and encoder. Where
 # the encoder's text and image sides share the notion's directions, as the aligned model's do for the
-# captioned world's colours and backgrounds, a few prompts are enough to lift the raw embeddings markedly, and
-# a handful of dimensions suffice. Where they do not (textures; the cars' paint and bodies, which the aligned
-# heads barely tie to words), no prompt helps, and the Oracle shows that the image embeddings held the notion
-# all the same. Heads that never saw a world carry over only the words other worlds taught them. The thesis'
+# captioned world's shapes, colours and backgrounds, a few prompts are enough to lift the raw embeddings
+# markedly, and a handful of dimensions suffice. Where they share them only weakly (textures, which the words
+# name barely above chance; the cars' paint and bodies, which the aligned heads barely tie to words), no prompt
+# helps, and the Oracle shows that the image embeddings held the notion all the same. Heads that never saw a
+# world carry over only the words other worlds taught them. The thesis'
 # strong results rest on a CLIP trained on 400 million captioned web images, which has read about car models,
 # birds and fabrics; the `paper` profile reruns this code with that model and the thesis' data sets.
 #

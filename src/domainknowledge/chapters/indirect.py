@@ -305,7 +305,8 @@ CONFIGS: dict[str, Config] = {
                     encoders=("open_clip:ViT-B-32/openai", _aligned("paper", "all-worlds"),
                               _aligned("paper", "without-captioned"), _aligned("paper", "without-cars")),
                     pairs=(*(f"{key}|open_clip:ViT-B-32/openai" for key in ("cars", "world", *REAL_DATASETS)),
-                           f"world|{_aligned('paper', 'all-worlds')}", f"world|{_aligned('paper', 'without-captioned')}",
+                           f"world|{_aligned('paper', 'all-worlds')}",
+                           f"world|{_aligned('paper', 'without-captioned')}",
                            f"cars|{_aligned('paper', 'all-worlds')}", f"cars|{_aligned('paper', 'without-cars')}"),
                     embedding_dim=128, dim_fraction=1.0, runs=5, max_iterations=100_000, oracle_iterations=100_000,
                     sweep_dims=(2, 4, 8, 16, 32, 64, 128, 256, 512), sweep_on=("Cars196|open_clip:ViT-B-32/openai",),
@@ -703,8 +704,9 @@ def zero_shot_naming(images: np.ndarray, texts: np.ndarray, notion: Notion, labe
     :attr:`Notion.aspect_classes`). ``images`` ``(N, r)``, ``texts`` ``(n, r)`` in :attr:`Notion.prompts` order,
     ``labels`` ``(N,)``; images whose class no aspect names are left out.
 
-    Returns ``accuracy`` (balanced over the classes present), ``chance`` (1 / the classes the aspects name), ``p_value`` (one-sided permutation test of the
-    balanced accuracy) and ``images``; all NaN where the aspects do not name the classes."""
+    Returns ``accuracy`` (balanced over the classes present), ``chance`` (1 / the classes the aspects name),
+    ``p_value`` (one-sided permutation test of the balanced accuracy) and ``images``; all NaN where the aspects
+    do not name the classes."""
     from domainknowledge.significance import balanced_accuracy_p_value
 
     nan = {"accuracy": float("nan"), "chance": float("nan"), "p_value": float("nan"), "images": 0}

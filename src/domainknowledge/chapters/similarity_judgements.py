@@ -420,7 +420,8 @@ def shape_check(features: dict, sources: dict, kinds: dict, *, seed: int = 0) ->
              "expected": f"balanced accuracy >= chance + {SEES_MARGIN:.2f} and one-sided permutation p < {SEES_ALPHA} "
                          "(5-fold cross-validated logistic regression) on every stand-in source with a shape",
              "measured": "; ".join(found), "passes": passes,
-             "note": "gates every claim: a benchmark whose extractors cannot see shape cannot tell the hypotheses apart"}
+             "note": "gates every claim: a benchmark whose extractors cannot see shape cannot tell the hypotheses "
+                     "apart"}
     return check, table
 
 
