@@ -742,10 +742,13 @@ run.claim(
     diagnosis=(f"with {config.runs} seeds the one-sided signed-rank test cannot go below p = {least_p:.2f}"
                if least_p > 0.05 else
                "not above the raw embeddings at p <= 0.05 over the seeds on "
-               + ", ".join(f"{n} ({100 * mine.loc[n, 'InDiReCT mean']:.1f} vs {100 * mine.loc[n, 'Raw mean']:.1f})"
+               + ", ".join(f"{n} ({100 * mine.loc[n, 'InDiReCT mean']:.1f} vs {100 * mine.loc[n, 'Raw mean']:.1f}"
+                           + (f"; zero-shot naming {mine.loc[n, 'naming accuracy']:.2f} vs chance "
+                              f"{mine.loc[n, 'naming chance']:.2f}" if mine.loc[n, "naming images"] else "") + ")"
                            for n in beats.index[~beats.to_numpy()])
                + (capped_note("InDiReCT") if capped_here & {"InDiReCT"} else
-                  ": the prompts do not point at the notion's directions in the image embeddings")),
+                  ": the words reach the notion only weakly, and the directions along which its prompts vary do "
+                  "not separate its images")),
     note="paired over seeds: Wilcoxon signed-rank, one-sided, with the matched-pairs rank-biserial r")
 bounded = on_judged("oracle_above_indirect")
 run.claim(
