@@ -700,13 +700,17 @@ def zero_shot_naming(images: np.ndarray, texts: np.ndarray, notion: Notion, labe
                      seed: int = 0) -> dict:
     """Whether the notion's words reach its classes in the encoder (the second ingredient of InDiReCT besides the
     Oracle's): zero-shot classification of the images by their nearest class, a class being the mean of the
-    normalised embeddings of its prompts (every template with every aspect that names it,
+    normalised embeddings of its prompts, normalised (the prompt ensemble of
+    :mod:`~domainknowledge.models.encoders.zero_shot`; every template with every aspect that names it,
     :attr:`Notion.aspect_classes`). ``images`` ``(N, r)``, ``texts`` ``(n, r)`` in :attr:`Notion.prompts` order,
     ``labels`` ``(N,)``; images whose class no aspect names are left out.
 
     Returns ``accuracy`` (balanced over the classes present), ``chance`` (1 / the classes the aspects name),
     ``p_value`` (one-sided permutation test of the balanced accuracy) and ``images``; all NaN where the aspects
     do not name the classes."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from domainknowledge.models.encoders.zero_shot import zero_shot_predict
     from domainknowledge.significance import balanced_accuracy_p_value
 
     nan = {"accuracy": float("nan"), "chance": float("nan"), "p_value": float("nan"), "images": 0}
@@ -717,17 +721,16 @@ def zero_shot_naming(images: np.ndarray, texts: np.ndarray, notion: Notion, labe
     texts = np.asarray(texts, np.float64)
     texts = texts / np.linalg.norm(texts, axis=1, keepdims=True)
     centres = np.stack([texts[per_prompt == c].mean(axis=0) for c in classes])           # (C, r)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)                            # the prompt ensemble
     labels = np.asarray(labels).astype(str)
     keep = np.isin(labels, classes)
     if len(np.unique(labels[keep])) < 2:
         return nan
-    predicted = classes[(np.asarray(images, np.float64)[keep] @ centres.T).argmax(axis=1)]
-    truth = labels[keep]
-    accuracy = float(np.mean([(predicted[truth == c] == c).mean() for c in np.unique(truth)]))
-    codes = {c: i for i, c in enumerate(classes)}
-    p_value = balanced_accuracy_p_value(np.array([codes[c] for c in truth]), np.array([codes[c] for c in predicted]),
-                                        rounds=rounds, seed=seed)
-    return {"accuracy": accuracy, "chance": 1.0 / len(classes), "p_value": p_value, "images": int(keep.sum())}
+    truth = np.searchsorted(classes, labels[keep])
+    predicted = zero_shot_predict(np.asarray(images, np.float64)[keep], centres)
+    return {"accuracy": float(balanced_accuracy_score(truth, predicted)), "chance": 1.0 / len(classes),
+            "p_value": balanced_accuracy_p_value(truth, predicted, rounds=rounds, seed=seed),
+            "images": int(keep.sum())}
 
 
 #: A notion's words reach it when zero-shot naming beats chance at this one-sided permutation p-value.

@@ -361,6 +361,7 @@ def factor_probe(features: dict, source, extractor_names, factor: str = "shape",
     stratified ``folds``-fold cross-validation (every image predicted by a probe that never saw it), the
     ``chance`` 1 / classes and the one-sided permutation ``p_value``. Rows extractors."""
     from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -379,8 +380,7 @@ def factor_probe(features: dict, source, extractor_names, factor: str = "shape",
     for name in extractor_names:
         probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
         predicted = cross_val_predict(probe, features[name, source.name][rows], labels, cv=splits)
-        recall = [(predicted[labels == c] == c).mean() for c in range(len(classes))]
-        table[name] = {"accuracy": float(np.mean(recall)), "chance": 1.0 / len(classes),
+        table[name] = {"accuracy": float(balanced_accuracy_score(labels, predicted)), "chance": 1.0 / len(classes),
                        "p_value": balanced_accuracy_p_value(labels, predicted, rounds=1000, seed=seed)}
     return pd.DataFrame(table).T
 
@@ -514,8 +514,6 @@ def judge(config: Config, grid: pd.DataFrame, outcomes: dict, tuning: pd.DataFra
 
     cosine = _cosine(grid)
     labels = list(cosine.index)
-    shape, diagnostics_shape = shape_check(features, sources, {name: EXTRACTOR_KINDS[name] for name in cosine.columns},
-                                           seed=seed)
     patches = [label for label in labels if label.startswith("BAPPS")]
     full = [label for label in labels if not label.startswith("BAPPS")]
     kinds = {name: EXTRACTOR_KINDS[name] for name in cosine.columns}
@@ -523,7 +521,8 @@ def judge(config: Config, grid: pd.DataFrame, outcomes: dict, tuning: pd.DataFra
              or n.startswith("dino-")]                                       # the thesis' large models: CLIP, DINO
     regular = [n for n, k in kinds.items() if k[1] == "supervised" and k[3] in ("real weights", "Table 3.1")]
     language = [n for n, k in kinds.items() if k[2]]
-    checks, claims, diagnostics = ([shape] if shape else []), [], {"shape_probe": diagnostics_shape}
+    shape, shape_probe = shape_check(features, sources, kinds, seed=seed)
+    checks, claims, diagnostics = ([shape] if shape else []), [], {"shape_probe": shape_probe}
 
     def leaders(group_a, group_b, label):
         a, b = cosine.loc[label, group_a].idxmax(), cosine.loc[label, group_b].idxmax()
