@@ -36,6 +36,16 @@ the cross-entropy of ``f(x) . h(t_k) / tau`` over the ``K`` class prompts ``t_k`
 class weights are the text head's embeddings of the class names). This is the ImageNet analogue of the model:
 supervision that names what an image shows and never how it looks (Kobs 2023, Sec. 12.4).
 
+**Trunks trained under the supervision** (``trained_blocks > 0``). The recipe above keeps the whole image
+tower frozen, so the supervision only decides what the small heads keep of ImageNet's features. With
+``trained_blocks = K`` the top ``K`` MBConv blocks of EfficientNet-Lite0 and its head convolution train with
+the heads (batch-norm statistics frozen, as when fine-tuning), on the cached maps ``m(x)`` of the frozen blocks
+below them. The image side is then CLIP's own shape: ``f(x) = normalise(P z(x))``, a linear projection ``P`` of
+the trained trunk's globally pooled features ``z(x)`` (1280-d, :meth:`AlignedEncoder.image_features`, the
+activations before the projection), with no ConSE term. These heads train for the whole cosine schedule, as CLIP
+and ImageNet networks do, because early stopping on held-out pairs of a few thousand images would stop before
+the supervision has reshaped the trunk (the validation loss is recorded all the same).
+
 **Honesty protocol.** Heads are trained once per *left-out* world (:data:`~domainknowledge.data.synthetic.
 world_captions.WORLDS`): ``aligned-lite0-minilm-<size>-without-<world>`` never saw a caption or image of that
 world, and a chapter evaluates zero-shot prompting on its own world only with that head. The head trained on
@@ -68,12 +78,14 @@ from torch import nn
 from domainknowledge.data.synthetic.world_captions import WORLDS
 from domainknowledge.models.encoders.base import Encoder, EncoderNotAvailableError, resize_center_crop
 
-__all__ = ["ALIGNED_SIZES", "CLASS_FACTORS", "SUPERVISIONS", "TAPS", "AlignedConfig", "AlignedEncoder", "AlignedHeads", "Lite0Taps",
+__all__ = ["ALIGNED_SIZES", "CLASS_FACTORS", "SUPERVISIONS", "TAPS", "AlignedConfig", "AlignedEncoder", "AlignedHeads", "Lite0Taps", "TrunkHeads",
            "aligned_encoder_name", "dry_run_aligned_config", "load_aligned", "parse_aligned_name",
            "train_aligned_heads", "world_features"]
 
 #: EfficientNet-Lite0's MBConv blocks after which the feature map is pooled (mean and standard deviation).
 TAPS = (2, 4, 10)
+#: EfficientNet-Lite0's MBConv blocks.
+LITE0_BLOCKS = 16
 #: Captioned images drawn and encoded at a time when the heads' training pairs are made.
 WORLD_CHUNK = 1000
 ALL_WORLDS = "all-worlds"
@@ -91,7 +103,8 @@ class AlignedConfig:
     ``render_size`` px and read at ``image_size`` px; ``validation_fraction`` of them held out for the
     validation loss; ``steps`` AdamW steps of ``batch_size`` pairs at ``learning_rate`` (cosine decay) with
     ``weight_decay``; heads of ``hidden`` units with ``dropout``; ``anchor_weight`` on the ConSE anchor;
-    ``supervision``: one of :data:`SUPERVISIONS` (module docstring)."""
+    ``supervision``: one of :data:`SUPERVISIONS`; ``trained_blocks``: the top MBConv blocks of the image tower
+    trained with the heads at ``trunk_learning_rate`` (0: the tower stays frozen; module docstring)."""
 
     images_per_world: int
     steps: int
@@ -106,6 +119,8 @@ class AlignedConfig:
     validation_fraction: float = 0.1
     seed: int = 0
     supervision: str = "captions"
+    trained_blocks: int = 0
+    trunk_learning_rate: float = 3e-4
 
     def __post_init__(self):
         if self.supervision not in SUPERVISIONS:
@@ -117,6 +132,11 @@ class AlignedConfig:
             raise ValueError(f"image_size must be a multiple of 32 (EfficientNet's strides), got {self.image_size}")
         if not 0 < self.validation_fraction < 0.5 or self.anchor_weight < 0:
             raise ValueError("validation_fraction must lie in (0, 0.5) and anchor_weight be non-negative")
+        if not 0 <= self.trained_blocks <= LITE0_BLOCKS - 1 - max(TAPS):
+            raise ValueError(f"trained_blocks must lie in 0..{LITE0_BLOCKS - 1 - max(TAPS)} (the blocks above the "
+                             f"last tap, {max(TAPS)}), got {self.trained_blocks}")
+        if self.trained_blocks and self.anchor_weight:
+            raise ValueError("a trained trunk has no ConSE term to anchor to: set anchor_weight=0")
 
 
 ALIGNED_SIZES: dict[str, AlignedConfig] = {
@@ -188,6 +208,33 @@ class Lite0Taps(nn.Module):
         last = h.mean(dim=(2, 3))
         return torch.cat(pooled + [last], dim=1), net._fc(last)
 
+    def split_outputs(self, images: torch.Tensor, trained_blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(m (B, C, h, w), logits (B, 1000))``: the maps below the top ``trained_blocks`` blocks (the input of
+        :class:`TrunkHeads`) and the ImageNet logits of the same pass."""
+        net = self.network
+        h = net._swish(net._bn0(net._conv_stem((resize_center_crop(images, self.image_size) - 127.0) / 128.0)))
+        split = len(net._blocks) - trained_blocks
+        for block in net._blocks[:split]:
+            h = block(h)
+        maps = h
+        for block in net._blocks[split:]:
+            h = block(h)
+        return maps, net._fc(net._swish(net._bn1(net._conv_head(h))).mean(dim=(2, 3)))
+
+
+def _tower_outputs(taps: Lite0Taps, classes: torch.Tensor, images: torch.Tensor, trained_blocks: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(features (B, F), c (B, 384))`` of one batch: ``u(x)`` (``F = 1632``) for a frozen tower, the flattened
+    maps ``m(x)`` below the trained blocks otherwise; ``c(x)`` is ConSE's embedding of the frozen pass."""
+    from domainknowledge.models.encoders.pretrained import conse_embedding
+
+    if trained_blocks:
+        maps, logits = taps.split_outputs(images, trained_blocks)
+        features = maps.flatten(1)
+    else:
+        features, logits = taps(images)
+    return features, conse_embedding(F.softmax(logits.float(), dim=1), classes)
+
 
 def _towers(config: AlignedConfig, cache_dir, device) -> tuple[Lite0Taps, torch.Tensor]:
     """The frozen image tower and ConSE's class embeddings ``(1000, 384)``, loaded once per process, image size
@@ -205,16 +252,17 @@ def _load_towers(image_size: int, cache_dir: str, device: str) -> tuple[Lite0Tap
 
 
 @torch.no_grad()
-def _image_outputs(taps: Lite0Taps, classes: torch.Tensor, images, device, batch_size: int = 256):
-    """``(u (N, 1632), c (N, 384))`` float32 NumPy arrays of ``images`` (any input of the encoder interface)."""
+def _image_outputs(taps: Lite0Taps, classes: torch.Tensor, images, device, batch_size: int = 256,
+                   trained_blocks: int = 0):
+    """``(features (N, F), c (N, 384))`` float32 NumPy arrays of ``images`` (any input of the encoder interface;
+    :func:`_tower_outputs`)."""
     from domainknowledge.models.encoders.base import as_image_batches
-    from domainknowledge.models.encoders.pretrained import conse_embedding
 
     features, conse = [], []
     for batch in as_image_batches(images, batch_size):
-        u, logits = taps(batch.to(device))
+        u, c = _tower_outputs(taps, classes, batch.to(device), trained_blocks)
         features.append(u.float().cpu())
-        conse.append(conse_embedding(F.softmax(logits.float(), dim=1), classes).cpu())
+        conse.append(c.float().cpu())
     return torch.cat(features).numpy(), torch.cat(conse).numpy()
 
 
@@ -252,6 +300,61 @@ class AlignedHeads(nn.Module):
         return F.normalize(sentence + self.text_mlp(sentence), dim=-1)
 
 
+class TrunkHeads(nn.Module):
+    """The trained part when the trunk trains too (``trained_blocks = K``): copies of EfficientNet-Lite0's top
+    ``K`` blocks, head convolution and batch norm (its statistics frozen), ``z(m) (B, C h w) -> (B, 1280)``;
+    ``image(m, c) = normalise(P z(m))`` (``c`` is ignored: no ConSE term); ``text(s)`` and the temperature as in
+    :class:`AlignedHeads`."""
+
+    def __init__(self, image_size: int, trained_blocks: int, hidden: int = 512, dropout: float = 0.1,
+                 dim: int = 384):
+        super().__init__()
+        from domainknowledge.models.backbones import load_efficientnet_lite
+
+        network = load_efficientnet_lite(0, image_size=image_size)
+        self.blocks = nn.ModuleList(network._blocks[len(network._blocks) - trained_blocks:])
+        self.conv_head, self.bn, self.swish = network._conv_head, network._bn1, network._swish
+        with torch.no_grad():
+            probe = torch.zeros(1, 3, image_size, image_size)
+            h = network._swish(network._bn0(network._conv_stem(probe)))
+            for block in network._blocks[:len(network._blocks) - trained_blocks]:
+                h = block(h)
+        self.map_shape = tuple(h.shape[1:])
+        self.projection = nn.Linear(network._conv_head.out_channels, dim)
+        self.text_mlp = _ResidualMlp(dim, hidden, dim, dropout)
+        self.logit_scale = nn.Parameter(torch.tensor(float(np.log(1 / 0.07))))
+        for parameter in self.parameters():
+            parameter.requires_grad_(True)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for module in (*self.blocks, self.bn):       # batch-norm statistics and stochastic depth stay as trained
+            module.eval()
+        return self
+
+    def trunk_parameters(self) -> list[nn.Parameter]:
+        return [p for module in (*self.blocks, self.conv_head, self.bn) for p in module.parameters()]
+
+    def trunk(self, maps: torch.Tensor) -> torch.Tensor:
+        h = maps.reshape(len(maps), *self.map_shape)
+        for block in self.blocks:
+            h = block(h)
+        return self.swish(self.bn(self.conv_head(h))).mean(dim=(2, 3))
+
+    def image(self, maps: torch.Tensor, conse: torch.Tensor | None = None) -> torch.Tensor:
+        return F.normalize(self.projection(self.trunk(maps)), dim=-1)
+
+    def text(self, sentence: torch.Tensor) -> torch.Tensor:
+        return F.normalize(sentence + self.text_mlp(sentence), dim=-1)
+
+
+def _new_heads(config: AlignedConfig, features: torch.Tensor) -> AlignedHeads | TrunkHeads:
+    """Untrained heads for ``config``, standardised with the training ``features (N, F)`` (frozen tower)."""
+    if config.trained_blocks:
+        return TrunkHeads(config.image_size, config.trained_blocks, config.hidden, config.dropout)
+    return AlignedHeads(features.mean(dim=0), features.std(dim=0).clamp_min(1e-4), config.hidden, config.dropout)
+
+
 # -------------------------------------------------------------------------------------------------- caches
 def _source_digest(*modules) -> str:
     digest = hashlib.sha256()
@@ -274,6 +377,8 @@ def _feature_key(world: str, config: AlignedConfig) -> str:
     fields = {"world": world, "n": config.images_per_world, "render": config.render_size,
               "size": config.image_size, "seed": config.seed, "taps": TAPS, "chunk": WORLD_CHUNK,
               "draw": "train-<chunk>", "classes": CLASS_FACTORS[world]}
+    if config.trained_blocks:
+        fields["maps below"] = config.trained_blocks
     source = _source_digest(world_captions, captioned_world, cars, vehicles, aesthetics, products)
     return hashlib.sha256(f"{json.dumps(fields, sort_keys=True)}|{source}|{_versions()}".encode()).hexdigest()[:20]
 
@@ -292,7 +397,7 @@ def _atomic_write(path: Path, write) -> None:
 
 def world_features(world: str, config: AlignedConfig, *, cache_dir, device="cpu", progress: bool = True) -> dict:
     """The frozen towers' outputs on ``config.images_per_world`` captioned images of ``world`` (training split):
-    ``features (N, 1632)``, ``conse (N, 384)``, ``text (N, 384)`` (MiniLM of the captions), float32, and
+    ``features (N, F)`` (``u(x)``, or the flattened maps below the trained blocks; :func:`_tower_outputs`), ``conse (N, 384)``, ``text (N, 384)`` (MiniLM of the captions), float32, and
     ``classes (N,)`` str, each image's object class as ``"<world>:<value>"`` (:data:`CLASS_FACTORS`); cached.
     The images are drawn and encoded :data:`WORLD_CHUNK` at a time (splits ``train-0``, ``train-1``, ...), so
     memory does not grow with ``images_per_world``."""
@@ -309,7 +414,8 @@ def world_features(world: str, config: AlignedConfig, *, cache_dir, device="cpu"
     for chunk, first in enumerate(range(0, config.images_per_world, WORLD_CHUNK)):
         count = min(WORLD_CHUNK, config.images_per_world - first)
         pairs = captioned_set(world, count, seed=config.seed, split=f"train-{chunk}", image_size=config.render_size)
-        features, conse = _image_outputs(taps, class_embeddings, pairs.images, device)
+        features, conse = _image_outputs(taps, class_embeddings, pairs.images, device,
+                                         trained_blocks=config.trained_blocks)
         labels = np.asarray([f"{world}:{value}" for value in pairs.factors[CLASS_FACTORS[world]]], dtype=str)
         parts.append((features, conse, encode_texts(pairs.captions, device=str(device)).astype(np.float32), labels))
     arrays = {name: np.concatenate([part[i] for part in parts])
@@ -383,7 +489,8 @@ def train_aligned_heads(data: dict[str, dict], config: AlignedConfig, *, device=
                         ) -> tuple[AlignedHeads, dict]:
     """Train :class:`AlignedHeads` on the pairs of the worlds in ``data`` (world -> :func:`world_features`).
 
-    Returns the heads of the lowest validation loss (early stopping; eval mode, on ``device``) and a history:
+    Returns the heads of the lowest validation loss (early stopping; with a trained trunk, the heads at the end
+    of the schedule, module docstring; eval mode, on ``device``) and a history:
     ``step``, ``train_loss`` (running mean over the last 50 steps), ``validation_loss`` (the held-out pairs,
     every ``steps // 20`` steps), ``best_step`` and ``worlds``.
     """
@@ -392,9 +499,11 @@ def train_aligned_heads(data: dict[str, dict], config: AlignedConfig, *, device=
     tensors = _training_tensors(data, config, device)
     train, validation = _split(len(tensors["text"]), config.validation_fraction, config.seed)
     features = tensors["features"][train]
-    heads = AlignedHeads(features.mean(dim=0), features.std(dim=0).clamp_min(1e-4), config.hidden,
-                         config.dropout).to(device)
-    optimiser = torch.optim.AdamW(heads.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    heads = _new_heads(config, features).to(device)
+    trunk = heads.trunk_parameters() if config.trained_blocks else []
+    rest = [p for p in heads.parameters() if all(p is not q for q in trunk)]
+    optimiser = torch.optim.AdamW([{"params": rest}, {"params": trunk, "lr": config.trunk_learning_rate}],
+                                  lr=config.learning_rate, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.steps)
     generator = torch.Generator().manual_seed(config.seed)
     train_index = torch.as_tensor(train)
@@ -415,7 +524,7 @@ def train_aligned_heads(data: dict[str, dict], config: AlignedConfig, *, device=
             history["step"].append(step)
             history["train_loss"].append(float(np.mean(recent)))
             history["validation_loss"].append(_validation_loss(heads, tensors, validation, config, device))
-            if history["validation_loss"][-1] <= min(history["validation_loss"]):
+            if history["validation_loss"][-1] <= min(history["validation_loss"]) or config.trained_blocks:
                 best = {k: v.detach().clone() for k, v in heads.state_dict().items()}
                 history["best_step"] = step
             if progress and (step % (every * 5) == 0 or step == config.steps):
@@ -482,15 +591,25 @@ class AlignedEncoder(Encoder):
         return batch                                     # Lite0Taps resizes and standardises
 
     def _embed_images(self, batch: torch.Tensor) -> torch.Tensor:
-        from domainknowledge.models.encoders.pretrained import conse_embedding
+        return self.heads.image(*_tower_outputs(self.taps, self.classes, batch, self.config.trained_blocks))
 
-        features, logits = self.taps(batch)
-        return self.heads.image(features, conse_embedding(F.softmax(logits, dim=1), self.classes))
+    @torch.no_grad()
+    def image_features(self, images) -> np.ndarray:
+        """The image side's activations before the projection into the joint space, ``float32 (N, F)``: the
+        trained trunk's pooled features ``z(x)`` (``F = 1280``) with ``trained_blocks > 0``, else the frozen
+        tower's ``u(x)`` (``F = 1632``); what the thesis' linear probes read of CLIP (Sec. 12.2)."""
+        features, _ = self.tower_outputs(images)
+        if not self.config.trained_blocks:
+            return features
+        as_tensor = torch.as_tensor(features).float().to(self.device)
+        return torch.cat([self.heads.trunk(part) for part in as_tensor.split(self.image_batch_size)]
+                         ).cpu().numpy().astype(np.float32)
 
     def tower_outputs(self, images) -> tuple[np.ndarray, np.ndarray]:
-        """The frozen image tower's outputs ``(u (N, 1632), c (N, 384))`` of ``images``: shared by every head
-        of this size, so several heads are compared on one pass (:meth:`embed_tower_outputs`)."""
-        return _image_outputs(self.taps, self.classes, images, self.device, self.image_batch_size)
+        """The frozen image tower's outputs ``(features (N, F), c (N, 384))`` of ``images`` (:func:`_tower_outputs`):
+        shared by every head of this size, so several heads are compared on one pass (:meth:`embed_tower_outputs`)."""
+        return _image_outputs(self.taps, self.classes, images, self.device, self.image_batch_size,
+                              self.config.trained_blocks)
 
     @torch.no_grad()
     def embed_tower_outputs(self, features: np.ndarray, conse: np.ndarray) -> np.ndarray:
@@ -502,12 +621,14 @@ class AlignedEncoder(Encoder):
         """A trainable copy of the whole image side, ``forward(x (B, 3, S, S) float 0..255) -> f(x) (B, 384)``:
         EfficientNet-Lite0 (unfrozen), the pooling, ConSE and the image head, for end-to-end fine-tuning; this
         encoder stays as it is."""
-        return _TrainableImageSide(self.taps, self.classes, self.heads)
+        return _TrainableImageSide(self.taps, self.classes, self.heads, self.config.trained_blocks)
 
     def untrained(self) -> AlignedEncoder:
         """The same towers with zero-initialised heads: ConSE at this image size (a baseline for the heads)."""
-        fresh = AlignedHeads(self.heads.feature_mean.cpu(), self.heads.feature_std.cpu(), self.config.hidden,
-                             self.config.dropout)
+        fresh = (TrunkHeads(self.config.image_size, self.config.trained_blocks, self.config.hidden,
+                            self.config.dropout) if self.config.trained_blocks else
+                 AlignedHeads(self.heads.feature_mean.cpu(), self.heads.feature_std.cpu(), self.config.hidden,
+                              self.config.dropout))
         history = {**self.history, "worlds": []}
         return AlignedEncoder(fresh, self.config, name=f"{self.name}-untrained", key=f"{self.key}|untrained",
                               history=history, left_out=self.left_out, cache_dir=self.cache_dir, device=self.device)
@@ -523,20 +644,18 @@ class AlignedEncoder(Encoder):
 class _TrainableImageSide(nn.Module):
     """Deep copies of the image tower and head with every weight trainable (:meth:`AlignedEncoder.trainable_image_tower`)."""
 
-    def __init__(self, taps: Lite0Taps, classes: torch.Tensor, heads: AlignedHeads):
+    def __init__(self, taps: Lite0Taps, classes: torch.Tensor, heads: AlignedHeads | TrunkHeads,
+                 trained_blocks: int = 0):
         super().__init__()
         import copy
 
-        self.taps, self.heads = copy.deepcopy(taps), copy.deepcopy(heads)
+        self.taps, self.heads, self.trained_blocks = copy.deepcopy(taps), copy.deepcopy(heads), trained_blocks
         self.register_buffer("classes", classes.detach().clone())
         for parameter in self.parameters():
             parameter.requires_grad_(True)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        from domainknowledge.models.encoders.pretrained import conse_embedding
-
-        features, logits = self.taps(images)
-        return self.heads.image(features, conse_embedding(F.softmax(logits, dim=1), self.classes))
+        return self.heads.image(*_tower_outputs(self.taps, self.classes, images, self.trained_blocks))
 
 
 def _heads_key(config: AlignedConfig, left_out: str | None) -> str:
@@ -574,7 +693,9 @@ def load_aligned(size: str | AlignedConfig = "cpu", left_out: str | None = None,
             f"heads-{label}-{config.supervision}-{'all' if left_out is None else left_out}-{key}.pt")
     if path.is_file():
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        heads = AlignedHeads(payload["feature_mean"], payload["feature_std"], config.hidden, config.dropout)
+        heads = (TrunkHeads(config.image_size, config.trained_blocks, config.hidden, config.dropout)
+                 if config.trained_blocks else
+                 AlignedHeads(payload["feature_mean"], payload["feature_std"], config.hidden, config.dropout))
         heads.load_state_dict(payload["state_dict"])
         return AlignedEncoder(heads, config, name=name, key=key, history=payload["history"], left_out=left_out,
                               cache_dir=cache_dir, device=device)
@@ -585,7 +706,7 @@ def load_aligned(size: str | AlignedConfig = "cpu", left_out: str | None = None,
     heads, history = train_aligned_heads(data, config, device=device, progress=progress)
     state = {k: v.detach().cpu() for k, v in heads.state_dict().items()}
     _atomic_write(path, lambda temporary: torch.save(
-        {"key": key, "state_dict": state, "feature_mean": state["feature_mean"], "feature_std": state["feature_std"],
-         "history": history}, temporary))
+        {"key": key, "state_dict": state, "feature_mean": state.get("feature_mean"),
+         "feature_std": state.get("feature_std"), "history": history}, temporary))
     return AlignedEncoder(heads, config, name=name, key=key, history=history, left_out=left_out,
                           cache_dir=cache_dir, device=device)
