@@ -118,3 +118,37 @@ def test_the_whole_image_side_fine_tunes_end_to_end_on_a_copy(without_cars):
     assert trunk_grads and any(g.abs().sum() > 0 for g in trunk_grads)
     assert all(not p.requires_grad for p in encoder.taps.parameters())
     np.testing.assert_allclose(encoder.encode_images(images), before, atol=1e-6)
+
+
+def test_a_trunk_trained_under_the_supervision_learns_on_cached_maps(tmp_path):
+    """``trained_blocks``: the top blocks train with a CLIP-shaped projection on the frozen blocks' cached maps,
+    for the whole schedule; batch-norm statistics and the shared frozen tower stay as they were."""
+    config = aligned.AlignedConfig(images_per_world=24, steps=6, batch_size=8, trained_blocks=2,
+                                   trunk_learning_rate=1e-2)
+    data = {world: aligned.world_features(world, config, cache_dir=tmp_path, progress=False)
+            for world in ("captioned", "vehicles")}
+    assert data["captioned"]["features"].shape == (24, 192 * 3 * 3)          # block 13's maps at 96 px
+    fresh = aligned.TrunkHeads(96, 2)
+    heads, history = aligned.train_aligned_heads(data, config, progress=False)
+    assert history["best_step"] == config.steps                              # no early stopping
+    assert not torch.equal(heads.conv_head.weight, fresh.conv_head.weight)
+    assert torch.equal(heads.bn.running_mean, fresh.bn.running_mean)
+
+    encoder = aligned.load_aligned(config, "cars", cache_dir=tmp_path, progress=False, label="tiny-top2")
+    assert encoder.name == "aligned-lite0-minilm-tiny-top2-without-cars"
+    taps, _ = aligned._towers(config, tmp_path, "cpu")
+    assert all(not p.requires_grad for p in taps.parameters())
+    images = np.random.default_rng(2).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    features = encoder.image_features(images)
+    assert features.shape == (3, 1280)
+    projected = torch.nn.functional.normalize(encoder.heads.projection(torch.as_tensor(features)), dim=-1)
+    np.testing.assert_allclose(encoder.encode_images(images), projected.detach().numpy(), atol=1e-5)
+    again = aligned.load_aligned(config, "cars", cache_dir=tmp_path, progress=False, label="tiny-top2")
+    np.testing.assert_allclose(again.image_features(images), features, atol=1e-5)
+
+
+@pytest.mark.parametrize("change, message", [({"trained_blocks": 6}, "trained_blocks must lie in 0..5"),
+                                             ({"trained_blocks": 2, "anchor_weight": 0.1}, "no ConSE term")])
+def test_trunk_settings_that_cannot_work_are_refused(change, message):
+    with pytest.raises(ValueError, match=message):
+        aligned.AlignedConfig(images_per_world=24, steps=1, **change)

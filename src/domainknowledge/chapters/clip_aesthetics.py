@@ -41,7 +41,7 @@ from domainknowledge.principles.pretext import emd_loss, mean_score
 
 __all__ = ["AVA_LAYOUT", "CAPTION_DATA_SIZES", "CONFIGS", "QUALITY_NEGATIVE", "QUALITY_POSITIVE", "Config", "FinetuningConfig", "Task",
            "conse_and_lite0_embeddings", "embed_all", "embed_task", "encoder_roles", "finetune_emd", "finetuning_results", "load_ava", "load_task", "majority_accuracy",
-           "plot_probe_weights", "probe_results", "property_probes", "prompt_embeddings", "prompting_results", "smaller_caption_encoder", "split_indices",
+           "plot_probe_weights", "probe_results", "property_probes", "prompt_embeddings", "prompting_results", "split_indices", "trunk_encoders",
            "summary_table", "thesis_pair_results", "training_data"]
 
 # Words the captioned world's captions use for photographic quality (captioned_world.SYNONYMS), which the aligned
@@ -81,8 +81,11 @@ class Config:
     network the claims compare with first; ``content_classes``: how many ImageNet class names (evenly spaced
     over the 1,000) the context-aware prompts use. ``label_counterpart``: the primary's twin trained on the same
     images with class labels instead of captions (Table 12.2 at equal size; ``None``: the profile's encoders
-    answer it). ``smaller_caption_data``: images per world of a second caption head trained like the primary
-    on fewer pairs (Table 12.2's amount of caption data; ``None``: the profile's RN50 CLIPs answer it).
+    answer it). ``trunk_blocks``: the top MBConv blocks of the image tower that a second pair of the primary's
+    twins trains with their heads, one on captions and one on class labels (trunks trained under each
+    supervision: Table 12.2 and Fig. 12.3 at ``smoke`` and ``cpu``; ``None``: the profile's RN50 CLIPs answer
+    them); ``smaller_caption_data``: images per world of a third, caption-trained one (Table 12.2's amount of
+    caption data).
     """
 
     data: str
@@ -97,6 +100,7 @@ class Config:
     content_classes: int
     finetuning: FinetuningConfig
     label_counterpart: str | None = None
+    trunk_blocks: int | None = None
     smaller_caption_data: int | None = None
 
     def __post_init__(self):
@@ -106,6 +110,8 @@ class Config:
             raise ValueError(f"content_classes must lie in 1..1000, got {self.content_classes}")
         if self.runs < 1 or not self.multimodal:
             raise ValueError("need at least one run and one multimodal encoder")
+        if self.smaller_caption_data is not None and not self.trunk_blocks:
+            raise ValueError("smaller_caption_data sizes a trunk-trained twin: set trunk_blocks too")
 
 
 #: The aligned model's heads that never saw the aesthetic world (its captions and images), per size: the
@@ -116,13 +122,13 @@ _LABELS = "aligned-lite0-minilm-{}-class-labels-without-aesthetics"
 CONFIGS: dict[str, Config] = {
     "smoke": Config(data="stand-in", image_size=64, photo_fraction=0.5, votes=100, train_images=90, test_images=60,
                     runs=1, multimodal=(_CAPTIONS.format("smoke"),), content=("efficientnet-lite0-96px", "raw-pixels-32"),
-                    content_classes=10, label_counterpart=_LABELS.format("smoke"),
+                    content_classes=10, label_counterpart=_LABELS.format("smoke"), trunk_blocks=2,
                     finetuning=FinetuningConfig(towers=(_CAPTIONS.format("smoke"),), max_epochs=2, patience=1,
                                                 batch_size=32, runs=1, image_size=96, lr_head=0.1, lr_backbone=1e-3)),
     "cpu": Config(data="stand-in", image_size=64, photo_fraction=0.5, votes=100, train_images=450, test_images=250,
                   runs=3, multimodal=(_CAPTIONS.format("cpu"), "aligned-lite0-minilm-cpu-all-worlds"),
                   content=("efficientnet-lite0-96px", "raw-pixels-32"), content_classes=100,
-                  label_counterpart=_LABELS.format("cpu"), smaller_caption_data=150,
+                  label_counterpart=_LABELS.format("cpu"), trunk_blocks=2, smaller_caption_data=150,
                   finetuning=FinetuningConfig(towers=(_CAPTIONS.format("cpu"), "efficientnet-lite0-96px"), max_epochs=8,
                                               patience=2, batch_size=32, runs=1, image_size=96, lr_head=0.1,
                                               lr_backbone=1e-3)),
@@ -143,17 +149,36 @@ CAPTION_DATA_SIZES = {"open_clip:RN50/cc12m": 12_000_000, "open_clip:RN50/yfcc15
                       "open_clip:RN50/openai": 400_000_000}
 
 
-def smaller_caption_encoder(config: Config, *, device="cpu"):
-    """The primary aligned model's twin trained on ``config.smaller_caption_data`` captioned images per world
-    (same steps, heads and left-out world): Table 12.2's "less caption data" arm at ``smoke`` and ``cpu``."""
+#: How the trunk-trained twins train, per aligned-model size: shorter and in smaller batches than the frozen
+#: tower's heads (each step runs the top blocks), for the whole cosine schedule.
+TRUNK_SCHEDULES = {"smoke": {"steps": 20, "batch_size": 32}, "cpu": {"steps": 150, "batch_size": 128},
+                   "paper": {"steps": 5000, "batch_size": 512}}
+TRUNK_ROLES = {"captions": "captions, trunk trained (Table 12.2 pair)",
+               "class-labels": "class labels, trunk trained (Table 12.2 pair, ImageNet analogue)"}
+
+
+def trunk_encoders(config: Config, *, device="cpu") -> dict[str, object]:
+    """The primary's twins whose top ``config.trunk_blocks`` image blocks train with their heads
+    (:class:`~domainknowledge.models.encoders.aligned.TrunkHeads`), keyed by role: ``captions``,
+    ``class-labels`` (same images, trunk and steps) and, with ``config.smaller_caption_data``, ``smaller``
+    (captions, that many images per world). Each never saw the primary's left-out world. Their probes read
+    :meth:`~domainknowledge.models.encoders.aligned.AlignedEncoder.image_features`, the activations before the
+    projection, as the thesis probes CLIP (Table 12.2, Fig. 12.3 at ``smoke`` and ``cpu``)."""
     from domainknowledge.models.encoders.aligned import ALIGNED_SIZES, load_aligned, parse_aligned_name
 
     parsed = parse_aligned_name(config.multimodal[0])
-    if parsed is None or config.smaller_caption_data is None:
-        raise ValueError("a smaller caption head needs an aligned primary encoder and smaller_caption_data")
+    if parsed is None or not config.trunk_blocks:
+        raise ValueError("trunk-trained twins need an aligned primary encoder and trunk_blocks")
     size, left_out, _ = parsed
-    smaller = dataclasses.replace(ALIGNED_SIZES[size], images_per_world=config.smaller_caption_data)
-    return load_aligned(smaller, left_out, device=device, label=f"{size}-{config.smaller_caption_data}")
+    trained = dataclasses.replace(ALIGNED_SIZES[size], trained_blocks=config.trunk_blocks, **TRUNK_SCHEDULES[size])
+    label = f"{size}-top{config.trunk_blocks}"
+    twins = {supervision: load_aligned(trained, left_out, device=device, label=label, supervision=supervision)
+             for supervision in TRUNK_ROLES}
+    if config.smaller_caption_data:
+        smaller = dataclasses.replace(trained, images_per_world=config.smaller_caption_data)
+        twins["smaller"] = load_aligned(smaller, left_out, device=device,
+                                        label=f"{label}-{config.smaller_caption_data}")
+    return twins
 
 
 def encoder_roles(config: Config, names) -> dict[str, str]:
@@ -171,8 +196,11 @@ def encoder_roles(config: Config, names) -> dict[str, str]:
             roles[name] = "the ImageNet network the claims compare with"
         elif name.startswith("raw-pixels"):
             roles[name] = "floor: no model"
-        elif config.smaller_caption_data and name.endswith(f"-{config.smaller_caption_data}-without-aesthetics"):
-            roles[name] = f"the primary trained on {config.smaller_caption_data} captioned images per world"
+        elif config.trunk_blocks and f"-top{config.trunk_blocks}-" in name:
+            supervision = "class-labels" if "-class-labels-" in name else "captions"
+            roles[name] = TRUNK_ROLES[supervision]
+            if config.smaller_caption_data and f"-{config.smaller_caption_data}-without-" in name:
+                roles[name] = f"captions, trunk trained, {config.smaller_caption_data} images per world (Table 12.2)"
         else:
             roles[name] = "diagnostic"
     return roles
@@ -186,7 +214,9 @@ def training_data(encoder) -> str:
     if isinstance(encoder, AlignedEncoder):
         pairs = encoder.config.images_per_world * len(encoder.history["worlds"])
         kind = "captioned" if encoder.config.supervision == "captions" else "class-labelled"
-        return f"{pairs:,} {kind} synthetic images on a frozen ImageNet-1k trunk"
+        trunk = (f"an ImageNet-1k trunk whose top {encoder.config.trained_blocks} blocks train on them"
+                 if encoder.config.trained_blocks else "a frozen ImageNet-1k trunk")
+        return f"{pairs:,} {kind} synthetic images on {trunk}"
     if name.startswith(("efficientnet", "torchvision")):
         return "ImageNet-1k (1.28 M labelled images)"
     if name.startswith("conse"):
