@@ -248,3 +248,21 @@ def test_efficientnet_towers_are_fine_tuned_at_the_size_their_name_gives():
     assert [parse_efficientnet_name(n) for n in ("efficientnet-lite2", "efficientnet-lite0-96px",
                                                  "efficientnet-lite3", "efficientnet-lite0-96")] == [
         (2, None), (0, 96), None, None]
+
+
+def test_trunk_trained_twins_have_their_roles_and_need_trunk_blocks():
+    import dataclasses
+
+    config = chapter.CONFIGS["cpu"]
+    names = ["aligned-lite0-minilm-cpu-top2-without-aesthetics",
+             "aligned-lite0-minilm-cpu-top2-class-labels-without-aesthetics",
+             "aligned-lite0-minilm-cpu-top2-150-without-aesthetics", config.multimodal[0], config.label_counterpart]
+    roles = chapter.encoder_roles(config, names)
+    assert roles[names[0]] == chapter.TRUNK_ROLES["captions"]
+    assert roles[names[1]] == chapter.TRUNK_ROLES["class-labels"]
+    assert "150 images per world" in roles[names[2]]
+    assert roles[config.multimodal[0]].startswith("primary") and "twin" in roles[config.label_counterpart]
+    with pytest.raises(ValueError, match="set trunk_blocks too"):
+        dataclasses.replace(config, trunk_blocks=None)
+    with pytest.raises(ValueError, match="aligned primary encoder and trunk_blocks"):
+        chapter.trunk_encoders(chapter.CONFIGS["paper"])
