@@ -197,7 +197,8 @@ def world_fitness(encoder, world: str, test, probe_train=None, *, test_embedding
 
 
 #: The factors each chapter needs an image-text encoder to read, with the world whose head never saw them.
-NEEDED_FACTORS = {("captioned", "shape"): "human similarity", ("aesthetics", "blur"): "Ch. 12",
+NEEDED_FACTORS = {("captioned", "shape"): "human similarity, which probes features, not prompts",
+                  ("aesthetics", "blur"): "Ch. 12",
                   ("aesthetics", "noise"): "Ch. 12", ("aesthetics", "exposure"): "Ch. 12",
                   ("cars", "body type"): "Ch. 13", ("cars", "paint"): "Ch. 13",
                   ("vehicles", "body type"): "multi-label keywords"}
