@@ -78,8 +78,8 @@ from torch import nn
 from domainknowledge.data.synthetic.world_captions import WORLDS
 from domainknowledge.models.encoders.base import Encoder, EncoderNotAvailableError, resize_center_crop
 
-__all__ = ["ALIGNED_SIZES", "CLASS_FACTORS", "SUPERVISIONS", "TAPS", "AlignedConfig", "AlignedEncoder", "AlignedHeads", "Lite0Taps", "TrunkHeads",
-           "aligned_encoder_name", "dry_run_aligned_config", "load_aligned", "parse_aligned_name",
+__all__ = ["ALIGNED_SIZES", "CLASS_FACTORS", "SUPERVISIONS", "TAPS", "AlignedConfig", "AlignedEncoder", "AlignedHeads",
+           "Lite0Taps", "TrunkHeads", "aligned_encoder_name", "dry_run_aligned_config", "load_aligned", "parse_aligned_name",
            "train_aligned_heads", "world_features"]
 
 #: EfficientNet-Lite0's MBConv blocks after which the feature map is pooled (mean and standard deviation).
@@ -348,11 +348,13 @@ class TrunkHeads(nn.Module):
         return F.normalize(sentence + self.text_mlp(sentence), dim=-1)
 
 
-def _new_heads(config: AlignedConfig, features: torch.Tensor) -> AlignedHeads | TrunkHeads:
-    """Untrained heads for ``config``, standardised with the training ``features (N, F)`` (frozen tower)."""
+def _new_heads(config: AlignedConfig, feature_mean: torch.Tensor | None, feature_std: torch.Tensor | None
+               ) -> AlignedHeads | TrunkHeads:
+    """Untrained heads for ``config``; a frozen tower's heads standardise ``u(x)`` with the training features'
+    ``feature_mean`` and ``feature_std`` ``(F,)`` (unused with a trained trunk)."""
     if config.trained_blocks:
         return TrunkHeads(config.image_size, config.trained_blocks, config.hidden, config.dropout)
-    return AlignedHeads(features.mean(dim=0), features.std(dim=0).clamp_min(1e-4), config.hidden, config.dropout)
+    return AlignedHeads(feature_mean, feature_std, config.hidden, config.dropout)
 
 
 # -------------------------------------------------------------------------------------------------- caches
@@ -397,7 +399,8 @@ def _atomic_write(path: Path, write) -> None:
 
 def world_features(world: str, config: AlignedConfig, *, cache_dir, device="cpu", progress: bool = True) -> dict:
     """The frozen towers' outputs on ``config.images_per_world`` captioned images of ``world`` (training split):
-    ``features (N, F)`` (``u(x)``, or the flattened maps below the trained blocks; :func:`_tower_outputs`), ``conse (N, 384)``, ``text (N, 384)`` (MiniLM of the captions), float32, and
+    ``features (N, F)`` (``u(x)``, or the flattened maps below the trained blocks; :func:`_tower_outputs`),
+    ``conse (N, 384)``, ``text (N, 384)`` (MiniLM of the captions), float32, and
     ``classes (N,)`` str, each image's object class as ``"<world>:<value>"`` (:data:`CLASS_FACTORS`); cached.
     The images are drawn and encoded :data:`WORLD_CHUNK` at a time (splits ``train-0``, ``train-1``, ...), so
     memory does not grow with ``images_per_world``."""
@@ -499,7 +502,7 @@ def train_aligned_heads(data: dict[str, dict], config: AlignedConfig, *, device=
     tensors = _training_tensors(data, config, device)
     train, validation = _split(len(tensors["text"]), config.validation_fraction, config.seed)
     features = tensors["features"][train]
-    heads = _new_heads(config, features).to(device)
+    heads = _new_heads(config, features.mean(dim=0), features.std(dim=0).clamp_min(1e-4)).to(device)
     trunk = heads.trunk_parameters() if config.trained_blocks else []
     rest = [p for p in heads.parameters() if all(p is not q for q in trunk)]
     optimiser = torch.optim.AdamW([{"params": rest}, {"params": trunk, "lr": config.trunk_learning_rate}],
@@ -619,16 +622,14 @@ class AlignedEncoder(Encoder):
 
     def trainable_image_tower(self) -> nn.Module:
         """A trainable copy of the whole image side, ``forward(x (B, 3, S, S) float 0..255) -> f(x) (B, 384)``:
-        EfficientNet-Lite0 (unfrozen), the pooling, ConSE and the image head, for end-to-end fine-tuning; this
-        encoder stays as it is."""
+        EfficientNet-Lite0 (unfrozen), the pooling, ConSE and the image head (or the trained top blocks and
+        projection), for end-to-end fine-tuning; this encoder stays as it is."""
         return _TrainableImageSide(self.taps, self.classes, self.heads, self.config.trained_blocks)
 
     def untrained(self) -> AlignedEncoder:
         """The same towers with zero-initialised heads: ConSE at this image size (a baseline for the heads)."""
-        fresh = (TrunkHeads(self.config.image_size, self.config.trained_blocks, self.config.hidden,
-                            self.config.dropout) if self.config.trained_blocks else
-                 AlignedHeads(self.heads.feature_mean.cpu(), self.heads.feature_std.cpu(), self.config.hidden,
-                              self.config.dropout))
+        statistics = [getattr(self.heads, name, None) for name in ("feature_mean", "feature_std")]
+        fresh = _new_heads(self.config, *(None if value is None else value.cpu() for value in statistics))
         history = {**self.history, "worlds": []}
         return AlignedEncoder(fresh, self.config, name=f"{self.name}-untrained", key=f"{self.key}|untrained",
                               history=history, left_out=self.left_out, cache_dir=self.cache_dir, device=self.device)
@@ -693,9 +694,7 @@ def load_aligned(size: str | AlignedConfig = "cpu", left_out: str | None = None,
             f"heads-{label}-{config.supervision}-{'all' if left_out is None else left_out}-{key}.pt")
     if path.is_file():
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        heads = (TrunkHeads(config.image_size, config.trained_blocks, config.hidden, config.dropout)
-                 if config.trained_blocks else
-                 AlignedHeads(payload["feature_mean"], payload["feature_std"], config.hidden, config.dropout))
+        heads = _new_heads(config, payload["feature_mean"], payload["feature_std"])
         heads.load_state_dict(payload["state_dict"])
         return AlignedEncoder(heads, config, name=name, key=key, history=payload["history"], left_out=left_out,
                               cache_dir=cache_dir, device=device)
