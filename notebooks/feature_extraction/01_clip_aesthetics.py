@@ -166,6 +166,9 @@ loaded.update({encoder.name: encoder for encoder in trunk_twins.values()})
 trunk_schedule = trunk_twins["captions"].config if trunk_twins else None      # none at paper: the RN50 CLIPs answer
 run.glue("aesth_trunk_steps", trunk_schedule.steps if trunk_schedule else 0)
 run.glue("aesth_trunk_batch", trunk_schedule.batch_size if trunk_schedule else 0)
+trunk_history = trunk_twins["captions"].history if trunk_twins else None
+run.glue("aesth_trunk_best_step", int(trunk_history["step"][int(np.argmin(trunk_history["validation_loss"]))])
+         if trunk_history else 0)
 roles = chapter.encoder_roles(config, loaded)
 primary = config.multimodal[0]
 content_reference = config.content[0]
@@ -452,9 +455,9 @@ equal_spread.style.format({"top_share": "{:.3f}", "effective_dimensions": "{:.1f
 #   their supervision, so that table (and Fig. 12.3) is answered by the trunk-trained twins: the top two
 #   MBConv blocks and the head convolution of EfficientNet-Lite0 train with the heads on the cached maps of
 #   the blocks below (batch-norm statistics frozen), {glue:text}`aesth_trunk_steps:d` steps of
-#   {glue:text}`aesth_trunk_batch:d` pairs, for the whole cosine schedule rather than early-stopped (a
-#   contrastive loss on a few thousand pairs stops improving on held-out pairs before the supervision has
-#   reshaped the trunk; CLIP and ImageNet networks train for a fixed schedule too).
+#   {glue:text}`aesth_trunk_batch:d` pairs, kept at the end of the cosine schedule rather than at the lowest
+#   held-out loss, as CLIP and ImageNet networks are trained for a fixed schedule (here the caption twin's
+#   held-out loss is lowest at step {glue:text}`aesth_trunk_best_step:d`).
 # - **Encoders (`paper`).** The thesis' models through open_clip (ViT-B-32 and RN50 from OpenAI, RN50 on CC12M
 #   and YFCC-15M) and torchvision's ImageNet ViT-B/16 and ResNet-50 (the ImageNet-21k ViT-B/32 of the thesis
 #   comes from timm, which the registry does not hold); on a machine without their weights in the cache,

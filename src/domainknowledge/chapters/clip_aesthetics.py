@@ -151,7 +151,7 @@ CAPTION_DATA_SIZES = {"open_clip:RN50/cc12m": 12_000_000, "open_clip:RN50/yfcc15
 
 #: How the trunk-trained twins train, per aligned-model size: shorter and in smaller batches than the frozen
 #: tower's heads (each step runs the top blocks), for the whole cosine schedule.
-TRUNK_SCHEDULES = {"smoke": {"steps": 20, "batch_size": 32}, "cpu": {"steps": 150, "batch_size": 128},
+TRUNK_SCHEDULES = {"smoke": {"steps": 20, "batch_size": 32}, "cpu": {"steps": 100, "batch_size": 128},
                    "paper": {"steps": 5000, "batch_size": 512}}
 TRUNK_ROLES = {"captions": "captions, trunk trained (Table 12.2 pair)",
                "class-labels": "class labels, trunk trained (Table 12.2 pair, ImageNet analogue)"}

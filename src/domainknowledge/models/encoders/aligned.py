@@ -42,9 +42,9 @@ tower frozen, so the supervision only decides what the small heads keep of Image
 the heads (batch-norm statistics frozen, as when fine-tuning), on the cached maps ``m(x)`` of the frozen blocks
 below them. The image side is then CLIP's own shape: ``f(x) = normalise(P z(x))``, a linear projection ``P`` of
 the trained trunk's globally pooled features ``z(x)`` (1280-d, :meth:`AlignedEncoder.image_features`, the
-activations before the projection), with no ConSE term. These heads train for the whole cosine schedule, as CLIP
-and ImageNet networks do, because early stopping on held-out pairs of a few thousand images would stop before
-the supervision has reshaped the trunk (the validation loss is recorded all the same).
+activations before the projection), with no ConSE term. These heads are kept at the end of their cosine
+schedule, as CLIP and ImageNet networks are trained for a fixed schedule, not at the lowest held-out loss (which
+the history records all the same): the question they answer is what the supervision makes of the trunk.
 
 **Honesty protocol.** Heads are trained once per *left-out* world (:data:`~domainknowledge.data.synthetic.
 world_captions.WORLDS`): ``aligned-lite0-minilm-<size>-without-<world>`` never saw a caption or image of that
