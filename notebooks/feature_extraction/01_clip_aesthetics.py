@@ -39,9 +39,10 @@
 # At the `smoke` and `cpu` profiles the rated images are a seeded stand-in for AVA {cite}`murray2012ava`,
 # and CLIP's place is taken by the aligned image-text model of {ref}`ch-encoders` (a frozen ImageNet
 # EfficientNet-Lite0 and a frozen MiniLM sentence encoder joined by heads trained on captioned synthetic
-# images, none of the aesthetic world), set against its twin trained on class labels, and a pair of twins whose
-# trunks train under each supervision: no CLIP weights can be had offline. The `paper` profile runs the thesis' data and models through the same code. The section
-# {ref}`sec-clip_aesthetics-deviations` lists every difference.
+# images, none of the aesthetic world), set against its twin trained on class labels, and a pair of twins
+# whose trunks train under each supervision: no CLIP weights can be had offline. The `paper` profile runs
+# the thesis' data and models through the same code. The section {ref}`sec-clip_aesthetics-deviations` lists
+# every difference.
 # :::
 
 # %% tags=["parameters"]
@@ -164,6 +165,7 @@ for name in dict.fromkeys(names):
 trunk_twins = chapter.trunk_encoders(config, device=run.device) if config.trunk_blocks else {}
 loaded.update({encoder.name: encoder for encoder in trunk_twins.values()})
 trunk_schedule = trunk_twins["captions"].config if trunk_twins else None      # none at paper: the RN50 CLIPs answer
+run.glue("aesth_trunk_blocks", config.trunk_blocks or 0)
 run.glue("aesth_trunk_steps", trunk_schedule.steps if trunk_schedule else 0)
 run.glue("aesth_trunk_batch", trunk_schedule.batch_size if trunk_schedule else 0)
 trunk_history = trunk_twins["captions"].history if trunk_twins else None
@@ -343,8 +345,8 @@ for key, value in found.items():
 # Spearman {glue:text}`aesth_trunk_captions:.3f`), and the same blocks trained on class labels lose part of it
 # ({glue:text}`aesth_trunk_labels:.3f`), where the two heads on the frozen trunk tie (gap
 # {glue:text}`aesth_frozen_gap:+.3f`). Each rated property taken alone survives in both trunks about
-# equally (their rows above): what the class-label trunk loses is the rating as a few linear directions,
-# and its probe has to draw on more of them (the equal-dimension spread table below).
+# equally (their rows above); what differs is how the rating lies in the features: the class-label trunk's
+# probe predicts it worse and draws on more directions to do so (the equal-dimension spread table below).
 #
 # ## Fine-tuning: the upper bound
 #
@@ -418,9 +420,9 @@ spread.style.format({"top_share": "{:.3f}", "effective_dimensions": "{:.1f}", "e
 # $k =$ {glue:text}`aesth_spread_k:d` principal components ($k$ is the smaller dimension of the two
 # encoders the claim compares, and below the number of training images; at `smoke` and `cpu` the claim compares
 # the trunk-trained twins, caption against class label, 1280-dimensional both, as the thesis' two probes are
-# 768-dimensional both), the probe is refitted there, and its scaled weights are summarised as before. The components are uncorrelated, so the squared scaled
-# weights add up to the variance of the predicted score: the summaries say over how many independent
-# directions of the features the probe draws its prediction. The last column gives the share of the
+# 768-dimensional both), the probe is refitted there, and its scaled weights are summarised as before. The
+# components are uncorrelated, so the squared scaled weights add up to the variance of the predicted score:
+# the summaries say over how many independent directions of the features the probe draws its prediction. The last column gives the share of the
 # features' variance the $k$ components keep.
 
 # %%
@@ -452,10 +454,10 @@ equal_spread.style.format({"top_share": "{:.3f}", "effective_dimensions": "{:.1f
 #   aesthetic world. The ImageNet-21k ViT's place is taken by two things: EfficientNet-Lite0's own ImageNet-1k
 #   features, and the aligned model's twin trained on class labels, which makes the thesis' comparison of
 #   the *kind* of supervision on one trunk and the same images. Table 12.2's networks learnt their trunks from
-#   their supervision, so that table (and Fig. 12.3) is answered by the trunk-trained twins: the top two
-#   MBConv blocks and the head convolution of EfficientNet-Lite0 train with the heads on the cached maps of
-#   the blocks below (batch-norm statistics frozen), {glue:text}`aesth_trunk_steps:d` steps of
-#   {glue:text}`aesth_trunk_batch:d` pairs, kept at the end of the cosine schedule rather than at the lowest
+#   their supervision, so that table (and Fig. 12.3) is answered by the trunk-trained twins: the top
+#   {glue:text}`aesth_trunk_blocks:d` MBConv blocks and the head convolution of EfficientNet-Lite0 train with
+#   the heads on the cached maps of the blocks below (batch-norm statistics frozen),
+#   {glue:text}`aesth_trunk_steps:d` steps of {glue:text}`aesth_trunk_batch:d` pairs, kept at the end of the cosine schedule rather than at the lowest
 #   held-out loss, as CLIP and ImageNet networks are trained for a fixed schedule (here the caption twin's
 #   held-out loss is lowest at step {glue:text}`aesth_trunk_best_step:d`).
 # - **Encoders (`paper`).** The thesis' models through open_clip (ViT-B-32 and RN50 from OpenAI, RN50 on CC12M
