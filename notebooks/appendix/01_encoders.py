@@ -69,6 +69,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 import domainknowledge as dk
+from domainknowledge.chapters import clip_aesthetics
 from domainknowledge.chapters import encoders as chapter
 from domainknowledge.data.synthetic import captioned_world
 from domainknowledge.models import encoders
@@ -462,6 +463,34 @@ ax.set_xticks(positions, [f"{w}: {f}" for w, f in fitness.index], rotation=40, h
 ax.set_ylim(0, 1.05)
 ax.set_ylabel("zero-shot balanced accuracy")
 ax.legend(ncol=4, fontsize=8, loc="upper right");
+
+# %% [markdown]
+# ### Trunks trained under the supervision
+#
+# The heads above leave the image tower frozen, so their supervision decides only what two small heads keep
+# of ImageNet's features. For the thesis' question of what captions, rather than class labels, do to a network
+# (Sec. 12.4), {ref}`ch-clip_aesthetics` uses twins whose top MBConv blocks train with a linear projection,
+# CLIP's own shape, on the cached maps of the frozen blocks below (`AlignedConfig.trained_blocks`): one on the
+# captions, one on the class labels, one on the captions of a quarter of the images, all without the aesthetic
+# world. They are trained here, so that a cold build counts their training in this chapter's budget. They are
+# kept at the end of their cosine schedule, not at the lowest held-out loss; the curves show both losses.
+
+# %% mystnb={"figure": {"caption": "Training and held-out loss of the trunk-trained twins that Ch. 12 compares (no thesis counterpart).", "name": "fig-encoders-trunk-twins"}}
+aesthetics_config = dk.experiment.select(clip_aesthetics.CONFIGS, run.profile, dry_run=run.dry_run)
+trunk_twins = (clip_aesthetics.trunk_encoders(aesthetics_config, device=run.device)
+               if aesthetics_config.trunk_blocks else {})
+if trunk_twins:
+    fig, axes = plt.subplots(1, len(trunk_twins), figsize=(3.4 * len(trunk_twins), 2.8), sharey=False)
+    for ax, (role, twin) in zip(np.atleast_1d(axes), trunk_twins.items()):
+        ax.plot(twin.history["step"], twin.history["train_loss"], label="training")
+        ax.plot(twin.history["step"], twin.history["validation_loss"], label="held out")
+        ax.set_title(f"{role} ({twin.config.images_per_world} per world)", fontsize=9)
+        ax.set_xlabel("step")
+    np.atleast_1d(axes)[0].set_ylabel("loss")
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+else:
+    display(Markdown(f"No trunk-trained twins at the `{run.profile}` profile: Ch. 12 answers Table 12.2 with the "
+                     "thesis' RN50 CLIPs there."))
 
 # %% [markdown]
 # ## Checks
