@@ -15,7 +15,12 @@ def test_profiles_and_config_validation(tmp_path):
     assert set(chapter.CONFIGS) == {"smoke", "cpu", "paper"}
     cpu, paper = chapter.CONFIGS["cpu"], chapter.CONFIGS["paper"]
     assert cpu.runs >= 3 and paper.min_keyword_count == 50 and paper.prototypes_per_class == 16
-    assert paper.source == "imet" and paper.image_encoder == paper.text_encoder
+    # one image-text model for both halves at every profile, as the thesis' one CLIP; the stand-in profiles use
+    # the aligned heads that have read vehicle captions (another draw of the world)
+    assert all(config.image_encoder == config.text_encoder for config in chapter.CONFIGS.values())
+    assert (SMOKE.text_encoder, cpu.text_encoder) == (chapter.EVERY_WORLD["smoke"], chapter.EVERY_WORLD["cpu"])
+    assert chapter.EVERY_WORLD["cpu"].endswith("all-worlds")
+    assert paper.source == "imet"
     assert cpu.scale_references >= 100_000
     assert "trials" in chapter.describe_profiles().index
     with pytest.raises(ValueError, match="source"):
@@ -64,6 +69,9 @@ def test_tiny_run_end_to_end(tmp_path):
     for result in results.values():
         assert result.test_scores.shape == prepared.labels["test"].shape
         assert 0 <= result.test_metrics["F2"] <= 1
+    chosen = chapter.chosen_settings([results, results], ["neighbour search", "1-NN"])
+    assert list(chosen.index) == [("neighbour search", 0), ("1-NN", 0), ("neighbour search", 1), ("1-NN", 1)]
+    assert chosen.loc[("1-NN", 1), "M"] == 1 and chosen.loc[("neighbour search", 0), "temperature"] > 0
     summary = chapter.summarise_runs([results, results])
     assert (summary["F2 sd"].fillna(0) == 0).all()
     matches, suggestions, indices = chapter.worked_example(prepared, results, results["neighbour search"].parameters, 0)

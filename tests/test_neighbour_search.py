@@ -79,6 +79,29 @@ def test_simple_net_equals_unfiltered_search_and_class_wise_known_answer():
                                atol=1e-4)
 
 
+def test_class_wise_segment_softmax_equals_the_dense_formula_and_its_gradients():
+    import torch
+
+    rng = np.random.default_rng(1)
+    keys, queries = unit(rng.normal(size=(12, 6))), unit(rng.normal(size=(5, 6)))
+    membership = rng.random((12, 4)) < 0.4                                   # multi-hot, class 3 may be empty
+    membership[:, 3] = False
+    net = ns.ClassWiseNeighbourNet(keys, membership, temperature=9.0)
+    q = torch.as_tensor(queries, dtype=torch.float32)
+    net(q).sum().backward()
+    segment_gradient = net.keys.grad.clone()
+
+    dense_keys = torch.tensor(keys, dtype=torch.float32, requires_grad=True)
+    cosine = q @ dense_keys.T
+    logits = (9.0 * cosine).unsqueeze(2).masked_fill(~torch.as_tensor(membership).unsqueeze(0), -torch.inf)
+    attention = torch.softmax(logits, dim=1).nan_to_num(0.0)
+    dense = (torch.einsum("bpc,bp->bc", attention, cosine) + 1) / 2
+    dense.sum().backward()
+    np.testing.assert_allclose(net(q).detach().numpy(), dense.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(segment_gradient.numpy(), dense_keys.grad.numpy(), rtol=1e-4, atol=1e-6)
+    assert np.all(net(q).detach().numpy()[:, 3] == 0.5)
+
+
 def test_prototypes_and_fine_tuning():
     features = unit([[1, 0], [1, 0.1], [0, 1], [0.1, 1]])
     labels = np.array([[1, 0], [1, 1], [0, 1], [0, 1]], np.float32)

@@ -396,11 +396,13 @@ else:
 # whether a word's meaning transfers through MiniLM.
 #
 # **The honesty protocol.** Heads are trained once per *left-out* world. The heads named
-# `aligned-lite0-minilm-cpu-without-cars` never saw a car or a caption about one. A chapter that prompts
-# zero-shot on its own world uses only the heads that left that world out. Heads that saw every world
-# (`...-all-worlds`) are an upper bound, and are named so wherever they appear. Both the towers' outputs per
-# world and the trained heads are cached, keyed by the configuration and the source code: a warm build only
-# loads them.
+# `aligned-lite0-minilm-cpu-without-cars` never saw a car or a caption about one: prompting them on cars asks
+# whether words reach an unseen kind of image through language alone, a test CLIP was never put to. Heads that
+# saw every world (`...-all-worlds`) have read captions of each world's kind of image, drawn with other seeds,
+# never a chapter's evaluation images: that is CLIP's situation with photos from the web. Ch. 13 and the
+# multi-label keywords chapter use them as their primary encoder and say why; every chapter names the heads
+# behind each number. Both the towers' outputs per world and the trained heads are cached, keyed by the
+# configuration and the source code: a warm build only loads them.
 
 # %%
 from domainknowledge.data.synthetic.world_captions import WORLDS, captioned_set

@@ -201,7 +201,7 @@ NEEDED_FACTORS = {("captioned", "shape"): "human similarity, which probes featur
                   ("aesthetics", "blur"): "Ch. 12",
                   ("aesthetics", "noise"): "Ch. 12", ("aesthetics", "exposure"): "Ch. 12",
                   ("cars", "body type"): "Ch. 13", ("cars", "paint"): "Ch. 13",
-                  ("vehicles", "body type"): "multi-label keywords"}
+                  ("vehicles", "body type"): "multi-label keywords, which prompts the every-world heads"}
 
 
 def aligned_fitness(size: str, worlds, *, images: int, seed: int = 0, device="cpu", dry_run: bool = False

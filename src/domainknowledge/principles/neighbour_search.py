@@ -198,19 +198,32 @@ class ClassWiseNeighbourNet(nn.Module):
 
     Keys ``K (P, D)`` (trainable), membership ``M (P, C)`` 0/1 (frozen), ``temperature`` T (fixed, as in the
     thesis). A class without keys scores 0.5 (cosine 0). ``forward((B, D)) -> (B, C)``.
+
+    The softmaxes run over the ``E`` (key, class) pairs of ``M`` only, as segment sums: ``O(B E)`` work rather
+    than a dense ``(B, P, C)`` tensor, which matters when each prototype belongs to one class (``E = P``).
     """
 
-    def __init__(self, keys, membership, temperature: float, chunk: int = 256):
+    def __init__(self, keys, membership, temperature: float):
         super().__init__()
         self.keys = nn.Parameter(torch.as_tensor(np.asarray(keys, dtype=np.float32)).clone())
-        self.register_buffer("membership", torch.as_tensor(np.asarray(membership) > 0))
-        self.temperature, self.chunk = float(temperature), int(chunk)
+        member = torch.as_tensor(np.asarray(membership) > 0)
+        key_index, class_index = member.nonzero(as_tuple=True)
+        self.register_buffer("membership", member)
+        self.register_buffer("key_index", key_index)                                    # (E,)
+        self.register_buffer("class_index", class_index)                                # (E,)
+        self.temperature = float(temperature)
 
     def forward(self, queries: torch.Tensor) -> torch.Tensor:
-        cosine = queries @ self.keys.T                                                  # (B, P)
-        logits = (self.temperature * cosine).unsqueeze(2).masked_fill(~self.membership.unsqueeze(0), -torch.inf)
-        attention = torch.softmax(logits, dim=1).nan_to_num(0.0)                         # (B, P, C)
-        return (torch.einsum("bpc,bp->bc", attention, cosine) + 1) / 2
+        cosine = (queries @ self.keys.T)[:, self.key_index]                             # (B, E)
+        logits = self.temperature * cosine
+        segments = self.class_index.expand_as(logits)
+        shape = (len(queries), self.membership.shape[1])
+        peak = logits.new_full(shape, -torch.inf).scatter_reduce(1, segments, logits.detach(), "amax")
+        weights = torch.exp(logits - peak.gather(1, segments))                           # (B, E)
+        total = logits.new_zeros(shape).index_add(1, self.class_index, weights)        # (B, C)
+        weighted = logits.new_zeros(shape).index_add(1, self.class_index, weights * cosine)
+        mean_cosine = torch.where(total > 0, weighted / total.clamp_min(1e-30), torch.zeros_like(total))
+        return (mean_cosine + 1) / 2
 
 
 def class_prototypes(features, labels, per_class: int, *, clustering: bool, label_mode: str = "average",
