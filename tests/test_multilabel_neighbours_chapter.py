@@ -73,6 +73,13 @@ def test_tiny_run_end_to_end(tmp_path):
     assert list(chosen.index) == [("neighbour search", 0), ("1-NN", 0), ("neighbour search", 1), ("1-NN", 1)]
     assert chosen.loc[("1-NN", 1), "M"] == 1 and chosen.loc[("neighbour search", 0), "temperature"] > 0
     summary = chapter.summarise_runs([results, results])
+    best = chapter.best_by_validation(summary, ["1-NN", "neighbour search"])
+    assert best == max(["1-NN", "neighbour search"], key=lambda name: results[name].validation_f2)
+    with pytest.raises(ValueError, match="at least one"):
+        chapter.best_by_validation(summary, [])
+    words = prepared.vocabulary[:3]
+    auc = chapter.keyword_group_auc([results], [prepared], words, name="neighbour search")
+    assert 0 <= auc <= 1 and np.isnan(chapter.keyword_group_auc([results], [prepared], ["no such keyword"]))
     assert (summary["F2 sd"].fillna(0) == 0).all()
     matches, suggestions, indices = chapter.worked_example(prepared, results, results["neighbour search"].parameters, 0)
     assert len(matches) == len(indices) and len(suggestions) == len(results)

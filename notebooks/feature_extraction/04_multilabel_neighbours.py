@@ -363,11 +363,19 @@ ax.legend(fontsize=8);
 
 # %% [markdown]
 # ### Model comparison (Table 4.8) and per-class ROC AUC (Table 4.9)
+#
+# Table 4.8 compares the best variant of each model. For the class-wise net that is the variant with the
+# highest validation $F_2$ (the thesis' best was the fine-tuned one with random prototypes, 55.9 % against
+# 55.3 % with k-means, a difference it calls within random variation); the simple net is the one without
+# prototypes, as in the thesis.
 
 # %%
 k = config.prototypes_per_class
-headline = ["zero-shot (manual)", "1-NN", "neighbour search", "neighbour net: simple",
-            f"neighbour net: class-wise, {k} random prototypes, fine-tuned", "Tip-Adapter (zero-shot + cache)"]
+best_class_wise = chapter.best_by_validation(summary, [n for n in summary.index
+                                                       if n.startswith("neighbour net: class-wise")])
+display(Markdown(f"Best class-wise variant on validation: **{best_class_wise}**."))
+headline = ["zero-shot (manual)", "1-NN", "neighbour search", "neighbour net: simple", best_class_wise,
+            "Tip-Adapter (zero-shot + cache)"]
 metrics = ["F2", "MSE", "recall", "precision", "accuracy", "subset accuracy", "ROC AUC"]
 comparison = pd.DataFrame(index=headline)
 for metric in metrics:
@@ -384,7 +392,7 @@ labels_test = prepared.labels["test"]
 top_classes = np.argsort(-labels_test.sum(axis=0))[:10]
 auc = pd.DataFrame({name: ns.per_class_roc_auc(all_results[0][name].test_scores, labels_test)[top_classes]
                     for name in ["neighbour search", "1-NN", "zero-shot (manual)", "neighbour net: simple",
-                                 f"neighbour net: class-wise, {k} random prototypes, fine-tuned"]},
+                                 best_class_wise]},
                    index=[prepared.translations["manual"][c] for c in top_classes])
 auc.columns = ["NS", "1-NN", "LI", "Simple", "Class-wise"]
 fig = chapter.plot_per_class_auc(auc, title=f"ROC AUC of the 10 most common keywords (first run, {run.profile})")
@@ -518,13 +526,16 @@ def p_text(p):
 
 
 chance = chapter.zero_shot_chance(all_results, test_labels, seed=seed)
+body_words = [word for words in vehicles.BODY_KEYWORDS.values() for word in words]
+body_auc = chapter.keyword_group_auc(all_results, prepared_runs, body_words)
 run.glue("mln_all_positive", 100 * chance["all_positive_f2"])
 run.glue("mln_zero_shot_auc", chance["auc"])
 run.check("zero-shot-above-chance", kind="sanity",
           statement="The zero-shot model (manual labels) ranks keywords better than chance",
           expected="micro ROC AUC's 95 % bootstrap interval above 0.5, and F2 above the all-positive F2",
           measured=(f"ROC AUC {chance['auc']:.3f} [{chance['low']:.3f}, {chance['high']:.3f}]; F2 "
-                    f"{100 * chance['f2']:.1f} % vs {100 * chance['all_positive_f2']:.1f} % for suggesting every keyword"),
+                    f"{100 * chance['f2']:.1f} % vs {100 * chance['all_positive_f2']:.1f} % for suggesting every keyword"
+                    + (f"; body-type keywords alone: mean ROC AUC {body_auc:.3f}" if np.isfinite(body_auc) else "")),
           passes=bool(chance["low"] > 0.5 and chance["f2"] > chance["all_positive_f2"]),
           note="the thesis' zero-shot model reaches ROC AUC 0.805 (Table 4.8)")
 zero_shot_gate = ("zero-shot-above-chance",)
@@ -559,8 +570,7 @@ run.claim("zero-shot-far-below-1nn", statement="Zero-shot (manual labels) is far
                        f"over suggesting every keyword at most half of 1-NN's (the thesis: {thesis_share:.0%} at its "
                        f"prevalence of 1.16 %); only once zero-shot is above chance"))
 
-nn1_rivals = ["zero-shot (manual)", "neighbour search", "neighbour net: simple",
-              f"neighbour net: class-wise, {k} random prototypes, fine-tuned"]
+nn1_rivals = ["zero-shot (manual)", "neighbour search", "neighbour net: simple", best_class_wise]
 parts, holds_all = [], True
 for metric in ("precision", "subset accuracy"):
     runner = max(nn1_rivals, key=lambda n: mean(n, metric))
@@ -577,8 +587,7 @@ run.claim("1nn-highest-precision-and-subset-accuracy",
           note=note + "; rule: 1-NN's mean is the highest of the Table 4.8 models for each metric and significantly "
                       "above the runner-up's (paired matched-pair test, 5 %)")
 
-nets = {"simple": "neighbour net: simple",
-        "class-wise fine-tuned": f"neighbour net: class-wise, {k} random prototypes, fine-tuned"}
+nets = {"simple": "neighbour net: simple", "best class-wise": best_class_wise}
 net_tests = {label: paired(name, "neighbour search") for label, name in nets.items()}
 far = [label for label, t in net_tests.items() if t["difference"] < -0.02 and t["p_value"] < 0.05]
 epochs = [all_results[r][nets[label]].parameters.get("epochs") for r in range(config.runs) for label in far]

@@ -31,7 +31,7 @@ from domainknowledge.principles import neighbour_search as ns
 
 __all__ = ["CONFIGS", "ENGLISH_CONTEXTS", "EVERY_WORLD", "FINE_TUNE_BATCH_SIZES", "FFI_LAYOUT", "IMET_FOLDERS", "IMET_LAYOUT", "LANGUAGES",
            "NORWEGIAN_CONTEXTS", "PAPER_LAYOUT", "SOURCES", "Config", "Prepared",
-           "PREDICTION_METRICS", "all_positive_f2", "chosen_settings", "describe_profiles", "keyword_statistics", "load_images",
+           "PREDICTION_METRICS", "all_positive_f2", "best_by_validation", "chosen_settings", "describe_profiles", "keyword_group_auc", "keyword_statistics", "load_images",
            "paired_model_test", "prepare", "run_models", "scale_benchmark", "summarise_runs", "worked_example",
            "zero_shot_chance"]
 
@@ -542,6 +542,15 @@ def run_models(prepared: Prepared, captions: dict, config: Config, seed: int = 0
     return results
 
 
+def best_by_validation(summary: pd.DataFrame, names) -> str:
+    """The model of ``names`` with the highest mean validation F2 in ``summary`` (:func:`summarise_runs`): the
+    "best variant" of a model that Table 4.8 compares, chosen without reading the test set."""
+    names = list(names)
+    if not names:
+        raise ValueError("name at least one model to choose from")
+    return max(names, key=lambda name: float(summary.loc[name, "validation F2"]))
+
+
 def chosen_settings(runs: list[dict[str, ModelResult]], names) -> pd.DataFrame:
     """Table 4.4: the hyper-parameters the search chose for each model of ``names`` in each run, one row per
     ``(model, run)`` (a model without a setting has NaN there)."""
@@ -633,6 +642,22 @@ def zero_shot_chance(runs: list[dict[str, ModelResult]], test_labels: list[np.nd
     return {"auc": float(np.mean(observed)), "low": float(low), "high": float(high),
             "f2": float(np.mean([r[name].test_metrics["F2"] for r in runs])),
             "all_positive_f2": float(np.mean([all_positive_f2(labels) for labels in test_labels]))}
+
+
+def keyword_group_auc(runs: list[dict[str, ModelResult]], prepared_runs: list[Prepared], keywords,
+                      name: str = "zero-shot (manual)") -> float:
+    """Mean per-keyword ROC AUC of model ``name`` over the ``keywords`` (original labels) that each run kept and
+    whose test labels are neither all 0 nor all 1, over all runs; NaN when none qualifies (e.g. a data set
+    without those keywords)."""
+    from sklearn.metrics import roc_auc_score
+
+    wanted, values = set(keywords), []
+    for results, prepared in zip(runs, prepared_runs):
+        labels, scores = prepared.labels["test"] > 0, results[name].test_scores
+        for column, word in enumerate(prepared.vocabulary):
+            if word in wanted and labels[:, column].any() and not labels[:, column].all():
+                values.append(roc_auc_score(labels[:, column], scores[:, column]))
+    return float(np.mean(values)) if values else float("nan")
 
 
 def worked_example(prepared: Prepared, results: dict[str, ModelResult], parameters: dict, query: int,
