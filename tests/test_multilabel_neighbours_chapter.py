@@ -55,6 +55,9 @@ def test_tiny_run_end_to_end(tmp_path):
     language = features[:, :16] / np.linalg.norm(features[:, :16], axis=1, keepdims=True)
     prepared = chapter.prepare(images, features, language, config, seed=0)
     assert prepared.statistics["removed duplicates"] > 0
+    labelled = [len(words) > 0 for words in images.keywords]
+    group = images.duplicate_group[labelled]
+    assert prepared.statistics["re-renders among the labelled images"] == len(group) - len(np.unique(group)) > 0
     n = sum(len(prepared.labels[s]) for s in ("train", "validation", "test"))
     assert len(prepared.labels["train"]) == pytest.approx(0.6 * n, abs=2)
     counts = prepared.labels["train"].sum(axis=0)

@@ -184,6 +184,8 @@ run.glue("mln_suspected", float(stats["suspected threshold"]))
 run.glue("mln_certain", float(stats["certain threshold"]))
 run.glue("mln_removed", int(stats["removed duplicates"]))
 run.glue("mln_labelled", int(stats["labelled images"]))
+rerenders = stats["re-renders among the labelled images"]
+run.glue("mln_rerenders", f"{int(rerenders):,}" if np.isfinite(rerenders) else "not known for this data set")
 run.glue("mln_kept_keywords", int(stats["keywords kept"]))
 run.glue("mln_prevalence", 100 * float(stats["test prevalence"]))
 if len(prepared.pairs) == 0:
@@ -470,8 +472,9 @@ display(pd.Series(scale).to_frame(f"value ({run.profile}, {run.device_name})"))
 #   The stand-in world draws its vehicles from a few factors, so many different renders look almost alike
 #   (in raw pixels too), and an embedding that keeps what captions name keeps even less of what tells them
 #   apart. The threshold at P = 1 % therefore also removes look-alikes that are not re-renders:
-#   {glue:text}`mln_removed:d` of {glue:text}`mln_labelled:d` labelled images here, where the thesis lost
-#   about 3 % (about 131,000 labelled images, 126,654 kept).
+#   {glue:text}`mln_removed:d` of {glue:text}`mln_labelled:d` labelled images here (first run), where a perfect
+#   removal would take out the re-renders ({glue:text}`mln_rerenders`); the thesis lost about 3 % (about
+#   131,000 labelled images, 126,654 kept).
 # - **Keyword threshold** scaled from 50 to `min_keyword_count` training occurrences (see the profile table).
 # - **Optimisation.** optuna's seeded TPE sampler with a fixed number of trials instead of scikit-optimize's
 #   Gaussian process stopped when the 10 best scores lie within 0.1 points (at most 1000 calls); the global

@@ -331,7 +331,11 @@ def prepare(images: Images, embeddings: np.ndarray, language: np.ndarray, config
                   "removed duplicates": len(labelled) - len(kept), "keywords before filtering": len(all_counts),
                   "keywords used once": int((all_counts == 1).sum()), "keywords kept": len(vocabulary),
                   "test prevalence": float(labels[test].mean()),
-                  "true duplicates among the labelled pairs": int(pairs.duplicate.sum())}
+                  "true duplicates among the labelled pairs": int(pairs.duplicate.sum()),
+                  # images that re-render an earlier labelled one: what a perfect removal would take out
+                  "re-renders among the labelled images": (
+                      len(labelled) - len(np.unique(images.duplicate_group[labelled]))
+                      if images.duplicate_group is not None else float("nan"))}
     translations = {"original": vocabulary, "automatic": [images.automatic.get(w, w) for w in vocabulary],
                     "manual": [images.manual.get(w, w) for w in vocabulary]}
     return Prepared({k: x[v] for k, v in split.items()}, {k: x_language[v] for k, v in split.items()},
