@@ -708,12 +708,13 @@ run.finish();
 # models (neighbour nets) are the same computation written as a two-layer network; compressing the cache into
 # prototypes costs accuracy that clustering, average labels and fine-tuning buy back, in the order of
 # Table 4.7 where the claims above say so. Adding the zero-shot text scores to the cache, as Tip-Adapter does,
-# gives {glue:text}`mln_tip:.1f` %. The zero-shot scores rank keywords above chance (micro ROC AUC
-# {glue:text}`mln_zero_shot_auc:.2f`), so the claims that read something into zero-shot (its distance to 1-NN,
-# the label-language order, Tip-Adapter) are judged; where the chance check fails (at `smoke`, or with
-# heads that never saw a vehicle) they are marked not run rather than judged on guesses. Zero-shot comes
-# closer to 1-NN here than in the thesis, and the reason is the stand-in: the captions the heads learnt from
-# name axle counts, makers and antennas, the archive's own keywords, where CLIP's web captions seldom do.
+# gives {glue:text}`mln_tip:.1f` %. Whether the zero-shot scores rank keywords above chance is the check
+# (micro ROC AUC {glue:text}`mln_zero_shot_auc:.2f` here): where it passes, as at `cpu`, the claims that read
+# something into zero-shot (its distance to 1-NN, the label-language order, Tip-Adapter) are judged; where it
+# fails, as with the few images of `smoke`, they are marked not run rather than judged on guesses. Where
+# zero-shot comes closer to 1-NN than in the thesis (the share in the claim's measurement), the stand-in is
+# the reason: the captions the heads learnt from name axle counts, makers and antennas, the archive's own
+# keywords, where CLIP's web captions seldom do.
 # The chapter took {glue:text}`mln_cpu_seconds:.0f` s of CPU time in its kernel, embedding included unless
 # cached.
 #
