@@ -29,11 +29,11 @@ from domainknowledge.experiment import describe_profiles as describe_config_prof
 from domainknowledge.models.encoders.aligned import aligned_encoder_name
 from domainknowledge.principles import neighbour_search as ns
 
-__all__ = ["CONFIGS", "ENGLISH_CONTEXTS", "EVERY_WORLD", "FINE_TUNE_BATCH_SIZES", "FFI_LAYOUT", "IMET_FOLDERS", "IMET_LAYOUT", "LANGUAGES",
-           "NORWEGIAN_CONTEXTS", "PAPER_LAYOUT", "SOURCES", "Config", "Prepared",
-           "PREDICTION_METRICS", "all_positive_f2", "best_by_validation", "chosen_settings", "describe_profiles", "keyword_group_auc", "keyword_statistics", "load_images",
-           "paired_model_test", "prepare", "run_models", "scale_benchmark", "summarise_runs", "worked_example",
-           "zero_shot_chance"]
+__all__ = ["CONFIGS", "ENGLISH_CONTEXTS", "EVERY_WORLD", "FINE_TUNE_BATCH_SIZES", "FFI_LAYOUT", "IMET_FOLDERS",
+           "IMET_LAYOUT", "LANGUAGES", "NORWEGIAN_CONTEXTS", "PAPER_LAYOUT", "SOURCES", "Config", "Prepared",
+           "PREDICTION_METRICS", "all_positive_f2", "best_by_validation", "chosen_settings", "describe_profiles",
+           "keyword_group_auc", "keyword_statistics", "load_images", "paired_model_test", "prepare", "run_models",
+           "scale_benchmark", "summarise_runs", "worked_example", "zero_shot_chance"]
 
 # Table 4.1's contexts ("{}" = label), and the Norwegian ones used with the original labels
 ENGLISH_CONTEXTS = (
