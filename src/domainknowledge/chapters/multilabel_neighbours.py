@@ -653,14 +653,11 @@ def keyword_group_auc(runs: list[dict[str, ModelResult]], prepared_runs: list[Pr
     """Mean per-keyword ROC AUC of model ``name`` over the ``keywords`` (original labels) that each run kept and
     whose test labels are neither all 0 nor all 1, over all runs; NaN when none qualifies (e.g. a data set
     without those keywords)."""
-    from sklearn.metrics import roc_auc_score
-
     wanted, values = set(keywords), []
     for results, prepared in zip(runs, prepared_runs):
-        labels, scores = prepared.labels["test"] > 0, results[name].test_scores
-        for column, word in enumerate(prepared.vocabulary):
-            if word in wanted and labels[:, column].any() and not labels[:, column].all():
-                values.append(roc_auc_score(labels[:, column], scores[:, column]))
+        columns = [c for c, word in enumerate(prepared.vocabulary) if word in wanted]
+        auc = ns.per_class_roc_auc(results[name].test_scores[:, columns], prepared.labels["test"][:, columns])
+        values.extend(auc[np.isfinite(auc)])
     return float(np.mean(values)) if values else float("nan")
 
 
