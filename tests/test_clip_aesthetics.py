@@ -257,7 +257,7 @@ def test_trunk_trained_twins_have_their_roles_and_need_trunk_blocks():
     names = ["aligned-lite0-minilm-cpu-top2-without-aesthetics",
              "aligned-lite0-minilm-cpu-top2-class-labels-without-aesthetics",
              "aligned-lite0-minilm-cpu-top2-150-without-aesthetics", config.multimodal[0], config.label_counterpart]
-    roles = chapter.encoder_roles(config, names)
+    roles = chapter.encoder_roles(config, names, dict(zip(("captions", "class-labels", "smaller"), names[:3])))
     assert roles[names[0]] == chapter.TRUNK_ROLES["captions"]
     assert roles[names[1]] == chapter.TRUNK_ROLES["class-labels"]
     assert "150 images per world" in roles[names[2]]

@@ -171,7 +171,7 @@ run.glue("aesth_trunk_batch", trunk_schedule.batch_size if trunk_schedule else 0
 trunk_history = trunk_twins["captions"].history if trunk_twins else None
 run.glue("aesth_trunk_best_step", int(trunk_history["step"][int(np.argmin(trunk_history["validation_loss"]))])
          if trunk_history else 0)
-roles = chapter.encoder_roles(config, loaded)
+roles = chapter.encoder_roles(config, loaded, {role: twin.name for role, twin in trunk_twins.items()})
 primary = config.multimodal[0]
 content_reference = config.content[0]
 label_twin = config.label_counterpart

@@ -184,11 +184,17 @@ def trunk_encoders(config: Config, *, device="cpu") -> dict[str, object]:
     return twins
 
 
-def encoder_roles(config: Config, names) -> dict[str, str]:
-    """What each loaded encoder stands for on the page (the claims use the roles, not the names)."""
+def encoder_roles(config: Config, names, trunk_twins: dict[str, str] | None = None) -> dict[str, str]:
+    """What each loaded encoder stands for on the page (the claims use the roles, not the names).
+    ``trunk_twins``: the names of :func:`trunk_encoders`' twins keyed by their role there (``captions``,
+    ``class-labels``, ``smaller``)."""
+    twin_roles = {name: role for role, name in (trunk_twins or {}).items()}
     roles = {}
     for name in names:
-        if name == config.multimodal[0]:
+        if name in twin_roles:
+            roles[name] = (TRUNK_ROLES[twin_roles[name]] if twin_roles[name] in TRUNK_ROLES else
+                           f"captions, trunk trained, {config.smaller_caption_data} images per world (Table 12.2)")
+        elif name == config.multimodal[0]:
             roles[name] = "primary image-text encoder" + (
                 " (its heads never saw the aesthetic world)" if name.endswith("-without-aesthetics") else "")
         elif name == config.label_counterpart:
@@ -199,11 +205,6 @@ def encoder_roles(config: Config, names) -> dict[str, str]:
             roles[name] = "the ImageNet network the claims compare with"
         elif name.startswith("raw-pixels"):
             roles[name] = "floor: no model"
-        elif config.trunk_blocks and f"-top{config.trunk_blocks}-" in name:
-            supervision = "class-labels" if "-class-labels-" in name else "captions"
-            roles[name] = TRUNK_ROLES[supervision]
-            if config.smaller_caption_data and f"-{config.smaller_caption_data}-without-" in name:
-                roles[name] = f"captions, trunk trained, {config.smaller_caption_data} images per world (Table 12.2)"
         else:
             roles[name] = "diagnostic"
     return roles
