@@ -299,8 +299,14 @@ def test_judge_records_every_finding_once_with_paired_rules(birds, bapps):
     tuning = pd.DataFrame(rows)
     tuning["label"] = [chapter.set_label(s, n) for s, n in zip(tuning["source"], tuning["set"])]
     checks, claims, diagnostics = chapter.judge(config, grid, outcomes, tuning, features, sources, resamples=20)
-    assert {c["check_id"] for c in checks} == {"extractors-see-shape", "patches-not-describable", "fine-tuning-learns"}
+    assert {c["check_id"] for c in checks} == {"extractors-see-shape", "patches-not-describable", "fine-tuning-learns",
+                                               "triplets-teach-the-metric"}
     assert all(c["kind"] in CHECK_KINDS for c in checks)
+    fine_tuning_claims = [c for c in claims if c["section"] in ("5.2.7", "5.2.8", "5.2.9")]
+    assert all("triplets-teach-the-metric" in c["requires"] for c in fine_tuning_claims)
+    room = diagnostics["metric room"]
+    assert list(room.index.get_level_values("features").unique()) == [chapter.FACTOR_FEATURES, *config.finetune_backbones]
+    assert room.index.get_level_values("source").unique().tolist() == [birds.name]       # full-image sources only
     assert all("extractors-see-shape" in c["requires"] for c in claims)          # the shape check gates every claim
     ids = [c["claim_id"] for c in claims]
     assert len(ids) == len(set(ids)) == 13
@@ -315,6 +321,21 @@ def test_judge_records_every_finding_once_with_paired_rules(birds, bapps):
     assert diagnostics["paradigm gaps"]["quadruplet - triplet"].min() > 20
     assert set(diagnostics["metrics"].index.get_level_values(0)) == set(names)
     assert len(chapter.hypotheses(claims)) == 9
+
+
+def test_a_diagonal_metric_learns_which_dimension_decides_the_triplets():
+    """Triplets decided by dimension 0 alone, among four noise dimensions of larger spread: the learned
+    weights single that dimension out, and held-out triplets are answered better than by the plain L2."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 5)) * np.array([0.5, 1, 1, 1, 1])
+    q, a, b = (rng.integers(300, size=1200) for _ in range(3))
+    first_nearer = np.abs(x[q, 0] - x[a, 0]) < np.abs(x[q, 0] - x[b, 0])
+    a, b = np.where(first_nearer, a, b), np.where(first_nearer, b, a)
+    weights = sj.learn_diagonal_metric(x, q[:600], a[:600], b[:600])
+    assert weights.shape == (5,) and weights[0] > 2 * weights[1:].max()
+    before = sj.triplet_accuracy(x, q[600:], a[600:], b[600:], metric="L2")
+    after = sj.triplet_accuracy(x * weights, q[600:], a[600:], b[600:], metric="L2")
+    assert after > before + 0.15
 
 
 def test_psiz_files_are_read_and_only_the_sampled_trials_images_are_decoded(tmp_path):

@@ -51,7 +51,7 @@ from torch import nn
 
 __all__ = ["JIGSAW_PERMUTATIONS", "METRICS", "PARADIGMS", "AdaptedExtractor", "FineTuneSettings", "ModuleEncoder",
            "PretextFeatures", "SmallConvNet", "augment_views", "contrastive_loss", "evaluate_triplets",
-           "extract_features", "fine_tune", "jigsaw_images", "moco_loss", "pairwise_similarity", "quadruplet_loss",
+           "extract_features", "fine_tune", "jigsaw_images", "learn_diagonal_metric", "moco_loss", "pairwise_similarity", "quadruplet_loss",
            "rotated_images", "silhouette_by_label", "train_selfsupervised_cnn", "train_supervised_cnn", "triplet_accuracy", "triplet_outcomes",
            "triplet_loss", "accuracy_table", "augmented_images"]
 
@@ -521,6 +521,29 @@ def fine_tune(paradigm: str, features: np.ndarray, source, settings: FineTuneSet
     _train(model, loss, examples, s.epochs, s.batch_size, s.learning_rate, seed)
     with torch.no_grad():
         return (model.top(base) * scale).numpy()
+
+
+def learn_diagonal_metric(features: np.ndarray, query, first, second, *, steps: int = 200,
+                          learning_rate: float = 0.05) -> np.ndarray:
+    """Per-dimension weights ``exp(w)`` ``(D,)`` of the metric ``d(x, y) = ||exp(w) * (x - y)||`` learned from
+    triplets whose reference ``first`` was judged closer to ``query`` than ``second`` (index arrays ``(T,)`` into
+    ``features (N, D)``): full-batch Adam from ``w = 0`` on the logistic choice loss
+    ``mean log(1 + exp(d(q, r1)^2 - d(q, r2)^2))``, the negative log-likelihood of an observer who picks the
+    closer reference with a logistic probability. With one weight per dimension it can reweight what the
+    features hold but not memorise particular triplets, so it measures what the triplets teach about the
+    observers' metric (the chapter's check of the fine-tuning sets)."""
+    x = torch.as_tensor(np.asarray(features), dtype=torch.float32)
+    q, a, b = (torch.as_tensor(np.asarray(i), dtype=torch.int64) for i in (query, first, second))
+    log_weights = torch.zeros(x.shape[1], requires_grad=True)
+    optimizer = torch.optim.Adam([log_weights], lr=learning_rate)
+    for _ in range(steps):
+        z = x * torch.exp(log_weights)
+        near, far = (z[q] - z[a]).pow(2).sum(1), (z[q] - z[b]).pow(2).sum(1)
+        loss = F.softplus(near - far).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return torch.exp(log_weights).detach().numpy()
 
 
 def silhouette_by_label(features: np.ndarray, labels) -> float:
