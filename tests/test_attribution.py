@@ -48,6 +48,25 @@ def test_completeness_on_a_small_smooth_network_improves_with_steps():
     assert legendre.gap.abs().max() < 1e-6
 
 
+def test_only_incomplete_examples_are_recomputed_on_a_finer_path():
+    """f(x) = sum(x) + 3 sum(relu(x - 0.5)) per class: an example below the kink is linear along its path
+    (complete at any step count), one that crosses it is not at 3 points; only the second is recomputed, at
+    four times the points, and gets what a direct call with that many points gives."""
+    class Kinked(nn.Module):
+        def forward(self, x):
+            return (x.sum(dim=1) + 3 * torch.relu(x - 0.5).sum(dim=1))[:, None].repeat(1, 2)
+
+    inputs = torch.tensor([[0.4, 0.3, 0.2], [1.0, 0.9, 0.7]])
+    coarse = attribution.integrated_gradients(Kinked(), inputs, 0, steps=3, method="riemann_right")
+    assert coarse.relative_gap[0] < 1e-6 < attribution.COMPLETENESS_TOLERANCE < coarse.relative_gap[1]
+    result, steps = attribution.integrated_gradients_complete(Kinked(), inputs, 0, steps=3, method="riemann_right")
+    assert steps.tolist() == [3, 12]
+    direct = attribution.integrated_gradients(Kinked(), inputs[1:], 0, steps=12, method="riemann_right")
+    torch.testing.assert_close(result.attributions[0][1:], direct.attributions[0])
+    torch.testing.assert_close(result.attributions[0][:1], coarse.attributions[0][:1])
+    assert result.relative_gap[1] < coarse.relative_gap[1]
+
+
 def test_per_input_attribution_holds_the_other_inputs_at_their_real_values():
     """Known answer on f(a, b) = sum(a * b * w): with b held real, f is linear in a, so IG of a alone is
     a * b * w exactly and sums to f(a, b) - f(0, b); interpolating both together instead gives half of it

@@ -21,10 +21,11 @@ import pandas as pd
 from domainknowledge.data.synthetic.similarity_judgements import BenchmarkSize, make_similarity_benchmark
 from domainknowledge.principles import similarity_judgements as sj
 
-__all__ = ["CONFIGS", "EXTRACTOR_KINDS", "SEEN", "THESIS_VERDICTS", "Config", "build_extractors", "grid_outcomes", "holm", "judge",
-           "metric_tests",
-           "evaluate_all", "factor_silhouettes", "metric_room", "ALPHA", "DISTRACTOR_DIMENSIONS", "FACTOR_FEATURES", "factor_probe", "shape_check", "SEES_MARGIN", "SEES_ALPHA",
-           "feature_maps", "fine_tuning_summary", "hypotheses", "load_sources", "run_fine_tuning", "set_label"]
+__all__ = ["CONFIGS", "EXTRACTOR_KINDS", "SEEN", "THESIS_VERDICTS", "Config", "build_extractors",
+           "grid_outcomes", "holm", "judge", "metric_tests", "evaluate_all", "factor_silhouettes",
+           "metric_room", "ALPHA", "DISTRACTOR_DIMENSIONS", "FACTOR_FEATURES", "factor_probe", "shape_check",
+           "SEES_MARGIN", "SEES_ALPHA", "feature_maps", "fine_tuning_summary", "hypotheses", "load_sources",
+           "run_fine_tuning", "set_label"]
 
 # What each extractor stands in for: architecture, pre-training supervision, language, role.
 EXTRACTOR_KINDS = {
