@@ -307,6 +307,10 @@ def test_judge_records_every_finding_once_with_paired_rules(birds, bapps):
     room = diagnostics["metric room"]
     assert list(room.index.get_level_values("features").unique()) == [chapter.FACTOR_FEATURES, *config.finetune_backbones]
     assert room.index.get_level_values("source").unique().tolist() == [birds.name]       # full-image sources only
+    real = {"birds": dataclasses.replace(birds, is_stand_in=False), "bapps": bapps}      # no factor table: no control
+    real_checks, _, real_diagnostics = chapter.judge(config, grid, outcomes, tuning, features, real, resamples=20)
+    assert "triplets-teach-the-metric" not in {c["check_id"] for c in real_checks}
+    assert list(real_diagnostics["metric room"].index.get_level_values("features")) == list(config.finetune_backbones)
     assert all("extractors-see-shape" in c["requires"] for c in claims)          # the shape check gates every claim
     ids = [c["claim_id"] for c in claims]
     assert len(ids) == len(set(ids)) == 13

@@ -417,6 +417,8 @@ if chapter.FACTOR_FEATURES in room.index.get_level_values("features"):
         f"{backbone_rows['gain (points)'].max():+.1f} points. Where the first gain is large and the second is "
         "not, the backbones do not hold the observers' factors in a form that a few hundred triplets can "
         "reweight, and no fine-tuning paradigm can be told from another on held-out triplets."))
+
+# %% [markdown]
 # ## Categories in feature space (Fig. 5.2)
 #
 # The thesis maps the features of the 208 bird images to two dimensions with UMAP

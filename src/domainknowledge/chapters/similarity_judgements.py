@@ -568,6 +568,21 @@ def _claim(section, claim_id, statement, thesis_value, measured, holds, cause=No
             "diagnosis": diagnosis, "requires": tuple(requires), "note": note}
 
 
+def _metric_room_text(room: pd.DataFrame, factor_rows: pd.DataFrame) -> str:
+    """The part of the fine-tuning claims' diagnosis that :func:`metric_room` measured ("" without both kinds of
+    rows): the diagonal metric's gains on the backbones' and on the factor features."""
+    backbone_rows = room.drop(FACTOR_FEATURES, level="features", errors="ignore")
+    if not (len(backbone_rows) and len(factor_rows)):
+        return ""
+    reweightable = bool(((backbone_rows["p"] < ALPHA) & (backbone_rows["gain (points)"] > 0)).any())
+    return (f", and a diagonal metric learned from the same triplets gains {backbone_rows['gain (points)'].min():+.1f}"
+            f" to {backbone_rows['gain (points)'].max():+.1f} points on the backbones' features, against "
+            + " and ".join(f"{gain:+.1f}" for gain in factor_rows["gain (points)"])
+            + " on the factor features (section 'What the fine-tuning triplets can teach')"
+            + ("" if reweightable else ": the backbones do not hold the observers' factors in a form that a few "
+                                       "hundred triplets can reweight"))
+
+
 def judge(config: Config, grid: pd.DataFrame, outcomes: dict, tuning: pd.DataFrame, features: dict, sources: dict,
           *, seed: int = 0, resamples: int = 200, room: pd.DataFrame | None = None) -> tuple[list[dict], list[dict], dict]:
     """The checks and the claims of Sec. 5.2, decided by paired tests over the same triplets.
@@ -861,7 +876,8 @@ def judge(config: Config, grid: pd.DataFrame, outcomes: dict, tuning: pd.DataFra
                    "note": "the fine-tuning machinery can move the features; the paradigm comparisons need it"})
     room = metric_room(config, features, sources, seed=seed) if room is None else room
     diagnostics["metric room"] = room
-    factor_rows = room.xs(FACTOR_FEATURES, level="features") if len(room) else room
+    has_factors = FACTOR_FEATURES in room.index.get_level_values("features")
+    factor_rows = room.xs(FACTOR_FEATURES, level="features") if has_factors else room.iloc[:0]
     if len(factor_rows):
         taught = bool(((factor_rows["p"] < ALPHA) & (factor_rows["gain (points)"] > 0)).all())
         checks.append({
@@ -873,26 +889,18 @@ def judge(config: Config, grid: pd.DataFrame, outcomes: dict, tuning: pd.DataFra
                                   f"own metric {r[IDEAL]:.1f} %)" for source, r in factor_rows.iterrows()),
             "passes": taught,
             "note": ("the stand-in carries what supervised fine-tuning needs: the triplets' answers follow a metric "
-                     "that can be learned from them; the table 'what the fine-tuning triplets teach' adds the same "
-                     "learner on the fine-tuned backbones' features")})
+                     "that can be learned from them; the section 'What the fine-tuning triplets can teach' adds the "
+                     "same learner on the fine-tuned backbones' features")})
     held_gain = sign(ft(supervised, keys), ft(["none"], keys))
     diagnostics["held-out gain"] = held_gain
-    backbone_rows = room.drop(FACTOR_FEATURES, level="features", errors="ignore")
     if significant(held_gain):
         ft_cause, ft_why = "genuine", ""
     else:
         ft_cause = "deviation"
         ft_why = (f"; supervised fine-tuning of a residual top moves the held-out sets by only "
                   f"{100 * held_gain['difference']:+.1f} points ({_p(held_gain['p_value'])})"
-                  + ("" if not (len(backbone_rows) and len(factor_rows)) else
-                     f", and even a diagonal metric learned from the same triplets gains only "
-                     f"{backbone_rows['gain (points)'].min():+.1f} to {backbone_rows['gain (points)'].max():+.1f} "
-                     "points on the backbones' features, against "
-                     + " and ".join(f"{gain:+.1f}" for gain in factor_rows["gain (points)"])
-                     + " on the factor features (table 'what the fine-tuning triplets teach'): the backbones "
-                     "do not hold the observers' factors in a form a few hundred triplets can reweight")
-                  + ", where the thesis "
-                  "evaluates on sets its fine-tuning triplets came from")
+                  + _metric_room_text(room, factor_rows) + ", where the thesis evaluates on sets its fine-tuning "
+                  "triplets came from")
     gate = ("fine-tuning-learns", *(("triplets-teach-the-metric",) if len(factor_rows) else ()))
     full_keys = [k for k in keys if not k[1].startswith("BAPPS")]
     patch_keys = [k for k in keys if k[1].startswith("BAPPS")]
