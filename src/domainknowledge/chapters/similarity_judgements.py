@@ -575,7 +575,7 @@ def _metric_room_text(room: pd.DataFrame, factor_rows: pd.DataFrame) -> str:
     if not (len(backbone_rows) and len(factor_rows)):
         return ""
     reweightable = bool(((backbone_rows["p"] < ALPHA) & (backbone_rows["gain (points)"] > 0)).any())
-    return (f", and a diagonal metric learned from the same triplets gains {backbone_rows['gain (points)'].min():+.1f}"
+    return (f"; a diagonal metric learned from the same triplets gains {backbone_rows['gain (points)'].min():+.1f}"
             f" to {backbone_rows['gain (points)'].max():+.1f} points on the backbones' features, against "
             + " and ".join(f"{gain:+.1f}" for gain in factor_rows["gain (points)"])
             + " on the factor features (section 'What the fine-tuning triplets can teach')"
@@ -899,8 +899,8 @@ def judge(config: Config, grid: pd.DataFrame, outcomes: dict, tuning: pd.DataFra
         ft_cause = "deviation"
         ft_why = (f"; supervised fine-tuning of a residual top moves the held-out sets by only "
                   f"{100 * held_gain['difference']:+.1f} points ({_p(held_gain['p_value'])})"
-                  + _metric_room_text(room, factor_rows) + ", where the thesis evaluates on sets its fine-tuning "
-                  "triplets came from")
+                  + ", where the thesis evaluates on sets its fine-tuning triplets came from"
+                  + _metric_room_text(room, factor_rows))
     gate = ("fine-tuning-learns", *(("triplets-teach-the-metric",) if len(factor_rows) else ()))
     full_keys = [k for k in keys if not k[1].startswith("BAPPS")]
     patch_keys = [k for k in keys if k[1].startswith("BAPPS")]
