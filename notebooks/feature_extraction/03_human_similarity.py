@@ -405,7 +405,7 @@ display(room.style.format({"before": "{:.1f}", "after": "{:.1f}", "gain (points)
 backbone_rows = room.drop(chapter.FACTOR_FEATURES, level="features", errors="ignore")
 if chapter.FACTOR_FEATURES in room.index.get_level_values("features"):
     factor_rows = room.xs(chapter.FACTOR_FEATURES, level="features")
-    taught = bool(((factor_rows["p"] < chapter.ALPHA) & (factor_rows["gain (points)"] > 0)).all())
+    taught = bool(chapter.significant_gains(factor_rows).all())
     display(Markdown(
         f"On the factor features the learned weights gain "
         + " and ".join(f"{g:+.1f}" for g in factor_rows["gain (points)"])

@@ -23,9 +23,9 @@ from domainknowledge.principles import similarity_judgements as sj
 
 __all__ = ["CONFIGS", "EXTRACTOR_KINDS", "SEEN", "THESIS_VERDICTS", "Config", "build_extractors",
            "grid_outcomes", "holm", "judge", "metric_tests", "evaluate_all", "factor_silhouettes",
-           "metric_room", "ALPHA", "DISTRACTOR_DIMENSIONS", "FACTOR_FEATURES", "factor_probe", "shape_check",
-           "SEES_MARGIN", "SEES_ALPHA", "feature_maps", "fine_tuning_summary", "hypotheses", "load_sources",
-           "run_fine_tuning", "set_label"]
+           "metric_room", "significant_gains", "ALPHA", "DISTRACTOR_DIMENSIONS", "FACTOR_FEATURES",
+           "factor_probe", "shape_check", "SEES_MARGIN", "SEES_ALPHA", "feature_maps", "fine_tuning_summary",
+           "hypotheses", "load_sources", "run_fine_tuning", "set_label"]
 
 # What each extractor stands in for: architecture, pre-training supervision, language, role.
 EXTRACTOR_KINDS = {
@@ -326,6 +326,12 @@ FACTOR_FEATURES = f"factors at unit weight + {DISTRACTOR_DIMENSIONS} random dime
 IDEAL = "observers' metric"
 
 
+def significant_gains(rows: pd.DataFrame) -> pd.Series:
+    """Per row of :func:`metric_room`: whether the learned metric raised the held-out accuracy significantly
+    (exact sign test at :data:`ALPHA`, gain above zero)."""
+    return (rows["p"] < ALPHA) & (rows["gain (points)"] > 0)
+
+
 def _factor_features(source, seed: int) -> np.ndarray | None:
     """``(N, E + 64)`` factor features of a stand-in source whose images have a factor table, else ``None``."""
     from domainknowledge.data.synthetic.similarity_judgements import OBSERVER_WEIGHTS, psychological_embedding
@@ -574,7 +580,7 @@ def _metric_room_text(room: pd.DataFrame, factor_rows: pd.DataFrame) -> str:
     backbone_rows = room.drop(FACTOR_FEATURES, level="features", errors="ignore")
     if not (len(backbone_rows) and len(factor_rows)):
         return ""
-    reweightable = bool(((backbone_rows["p"] < ALPHA) & (backbone_rows["gain (points)"] > 0)).any())
+    reweightable = bool(significant_gains(backbone_rows).any())
     return (f"; a diagonal metric learned from the same triplets gains {backbone_rows['gain (points)'].min():+.1f}"
             f" to {backbone_rows['gain (points)'].max():+.1f} points on the backbones' features, against "
             + " and ".join(f"{gain:+.1f}" for gain in factor_rows["gain (points)"])
@@ -584,7 +590,8 @@ def _metric_room_text(room: pd.DataFrame, factor_rows: pd.DataFrame) -> str:
 
 
 def judge(config: Config, grid: pd.DataFrame, outcomes: dict, tuning: pd.DataFrame, features: dict, sources: dict,
-          *, seed: int = 0, resamples: int = 200, room: pd.DataFrame | None = None) -> tuple[list[dict], list[dict], dict]:
+          *, seed: int = 0, resamples: int = 200,
+          room: pd.DataFrame | None = None) -> tuple[list[dict], list[dict], dict]:
     """The checks and the claims of Sec. 5.2, decided by paired tests over the same triplets.
 
     ``outcomes`` from :func:`grid_outcomes`; ``tuning`` from :func:`run_fine_tuning` (with its ``outcomes``).
@@ -879,7 +886,7 @@ def judge(config: Config, grid: pd.DataFrame, outcomes: dict, tuning: pd.DataFra
     has_factors = FACTOR_FEATURES in room.index.get_level_values("features")
     factor_rows = room.xs(FACTOR_FEATURES, level="features") if has_factors else room.iloc[:0]
     if len(factor_rows):
-        taught = bool(((factor_rows["p"] < ALPHA) & (factor_rows["gain (points)"] > 0)).all())
+        taught = bool(significant_gains(factor_rows).all())
         checks.append({
             "check_id": "triplets-teach-the-metric", "kind": "positive-control",
             "statement": ("The fine-tuning triplets teach the observers' metric to features that hold every factor "
