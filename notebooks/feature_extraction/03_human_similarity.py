@@ -402,9 +402,8 @@ room = chapter.metric_room(config, features, sources, seed=seed)
 run.glue("hs_distractors", chapter.DISTRACTOR_DIMENSIONS)
 display(room.style.format({"before": "{:.1f}", "after": "{:.1f}", "gain (points)": "{:+.1f}", "p": "{:.2g}",
                            "observers' metric": "{:.1f}", "share of the way": "{:.0%}"}, na_rep="-"))
-backbone_rows = room.drop(chapter.FACTOR_FEATURES, level="features", errors="ignore")
-if chapter.FACTOR_FEATURES in room.index.get_level_values("features"):
-    factor_rows = room.xs(chapter.FACTOR_FEATURES, level="features")
+factor_rows, backbone_rows = chapter.metric_room_parts(room)
+if len(factor_rows):
     taught = bool(chapter.significant_gains(factor_rows).all())
     display(Markdown(
         f"On the factor features the learned weights gain "

@@ -23,9 +23,9 @@ from domainknowledge.principles import similarity_judgements as sj
 
 __all__ = ["CONFIGS", "EXTRACTOR_KINDS", "SEEN", "THESIS_VERDICTS", "Config", "build_extractors",
            "grid_outcomes", "holm", "judge", "metric_tests", "evaluate_all", "factor_silhouettes",
-           "metric_room", "significant_gains", "ALPHA", "DISTRACTOR_DIMENSIONS", "FACTOR_FEATURES",
-           "factor_probe", "shape_check", "SEES_MARGIN", "SEES_ALPHA", "feature_maps", "fine_tuning_summary",
-           "hypotheses", "load_sources", "run_fine_tuning", "set_label"]
+           "metric_room", "metric_room_parts", "significant_gains", "ALPHA", "DISTRACTOR_DIMENSIONS",
+           "FACTOR_FEATURES", "factor_probe", "shape_check", "SEES_MARGIN", "SEES_ALPHA", "feature_maps",
+           "fine_tuning_summary", "hypotheses", "load_sources", "run_fine_tuning", "set_label"]
 
 # What each extractor stands in for: architecture, pre-training supervision, language, role.
 EXTRACTOR_KINDS = {
@@ -332,6 +332,14 @@ def significant_gains(rows: pd.DataFrame) -> pd.Series:
     return (rows["p"] < ALPHA) & (rows["gain (points)"] > 0)
 
 
+def metric_room_parts(room: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`metric_room`'s table split into its :data:`FACTOR_FEATURES` rows and its backbone rows, each
+    indexed by source (the factor rows by source only; empty where the sources have no factor table)."""
+    has_factors = FACTOR_FEATURES in room.index.get_level_values("features")
+    factor_rows = room.xs(FACTOR_FEATURES, level="features") if has_factors else room.iloc[:0]
+    return factor_rows, room.drop(FACTOR_FEATURES, level="features", errors="ignore")
+
+
 def _factor_features(source, seed: int) -> np.ndarray | None:
     """``(N, E + 64)`` factor features of a stand-in source whose images have a factor table, else ``None``."""
     from domainknowledge.data.synthetic.similarity_judgements import OBSERVER_WEIGHTS, psychological_embedding
@@ -574,10 +582,10 @@ def _claim(section, claim_id, statement, thesis_value, measured, holds, cause=No
             "diagnosis": diagnosis, "requires": tuple(requires), "note": note}
 
 
-def _metric_room_text(room: pd.DataFrame, factor_rows: pd.DataFrame) -> str:
+def _metric_room_text(room: pd.DataFrame) -> str:
     """The part of the fine-tuning claims' diagnosis that :func:`metric_room` measured ("" without both kinds of
     rows): the diagonal metric's gains on the backbones' and on the factor features."""
-    backbone_rows = room.drop(FACTOR_FEATURES, level="features", errors="ignore")
+    factor_rows, backbone_rows = metric_room_parts(room)
     if not (len(backbone_rows) and len(factor_rows)):
         return ""
     reweightable = bool(significant_gains(backbone_rows).any())
@@ -883,8 +891,7 @@ def judge(config: Config, grid: pd.DataFrame, outcomes: dict, tuning: pd.DataFra
                    "note": "the fine-tuning machinery can move the features; the paradigm comparisons need it"})
     room = metric_room(config, features, sources, seed=seed) if room is None else room
     diagnostics["metric room"] = room
-    has_factors = FACTOR_FEATURES in room.index.get_level_values("features")
-    factor_rows = room.xs(FACTOR_FEATURES, level="features") if has_factors else room.iloc[:0]
+    factor_rows, _ = metric_room_parts(room)
     if len(factor_rows):
         taught = bool(significant_gains(factor_rows).all())
         checks.append({
@@ -907,7 +914,7 @@ def judge(config: Config, grid: pd.DataFrame, outcomes: dict, tuning: pd.DataFra
         ft_why = (f"; supervised fine-tuning of a residual top moves the held-out sets by only "
                   f"{100 * held_gain['difference']:+.1f} points ({_p(held_gain['p_value'])})"
                   + ", where the thesis evaluates on sets its fine-tuning triplets came from"
-                  + _metric_room_text(room, factor_rows))
+                  + _metric_room_text(room))
     gate = ("fine-tuning-learns", *(("triplets-teach-the-metric",) if len(factor_rows) else ()))
     full_keys = [k for k in keys if not k[1].startswith("BAPPS")]
     patch_keys = [k for k in keys if k[1].startswith("BAPPS")]
