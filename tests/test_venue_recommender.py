@@ -230,9 +230,19 @@ def test_completeness_gaps_shrink_with_more_integration_steps():
     config, prepared, model = _untrained_recommender(attribution_steps=4)
     papers = list(range(6))
     explanations = chapter.explain(model, prepared, papers, [0] * len(papers), config=config)
-    table = chapter.completeness_convergence(model, prepared, explanations, config=config, factor=8, tolerance=0.0)
+    table = chapter.completeness_convergence(model, prepared, explanations, config=config, factor=8, tolerance=0.0,
+                                             floor=0.0)
     assert len(table) == 3 * len(papers)                    # tolerance 0: every part is explained again
     assert set(table["part"]) == set(chapter.FIELDS)
     # 32 points of the sum come closer to F(x) - F(x') than 4 do (completeness of the integral)
     assert (table["gap_finer"].abs() <= table["gap"].abs() + 1e-6).mean() >= 0.8
     assert table["gap_finer"].abs().median() < 0.5 * table["gap"].abs().median()
+
+
+def test_a_completeness_gap_below_float32_resolution_counts_as_within():
+    # a field whose blanking moves the probability by 1e-7 has a relative gap of 100 % at a gap of 1e-7: rounding
+    assert not chapter.outside_tolerance(1e-7, 1e-7)
+    assert chapter.outside_tolerance(1e-7, 1e-7, floor=0.0)
+    assert chapter.outside_tolerance(0.07, 0.0042)                       # 6 % of a real change, above the floor
+    assert not chapter.outside_tolerance(0.07, 0.0006)
+    assert chapter.ROUNDING_FLOOR > 50 * 2.0 ** -24                       # above the rounding of a 50-point sum

@@ -44,8 +44,8 @@ from domainknowledge.principles import attribution
 
 __all__ = ["BIGRAM_ORACLE", "CONFIGS", "SOURCES", "Config", "Concatenated", "EncodedSplit", "Explanation", "Prepared",
            "TokenizedTexts", "TrainedRecommender", "VenueTask", "FIELD_MODES", "JOINT", "baseline_scores",
-           "logistic_regression_scores", "characteristic_words", "completeness_convergence", "completeness_summary", "describe_profiles", "explain",
-           "explanations_for_words", "pick_case_paper",
+           "logistic_regression_scores", "characteristic_words", "completeness_convergence", "completeness_summary",
+           "ROUNDING_FLOOR", "outside_tolerance", "describe_profiles", "explain", "explanations_for_words", "pick_case_paper",
            "explanation_html", "load_task", "planted_word_table", "prepare", "predict_scores", "ranking_scores",
            "results_table", "run_recommenders", "statistics_table", "stratified_split", "subfield_coherence",
            "synonym_neighbours", "tokenize", "train_recommender", "venue_phrase_table", "wilcoxon_tests", "word_attribution"]
@@ -800,30 +800,46 @@ def pick_case_paper(task: VenueTask, scores: np.ndarray, venue: int, *, word: st
     return int(pool[np.argmax(scores[pool, venue])])
 
 
-def completeness_summary(explanations: Sequence[Explanation], *, tolerance: float = 0.05) -> dict[str, float]:
+#: The smallest completeness gap that says anything, in probability units. The network computes in float32,
+#: whose rounding over an ``m``-point sum of gradients reaches about ``m * 2**-24`` (3e-6 at ``m = 50``); a
+#: part whose gap lies below this floor (typically a field whose blanking moves the probability by less than
+#: float32 resolves) counts as complete whatever its relative gap.
+ROUNDING_FLOOR = 1e-5
+
+
+def outside_tolerance(change: float, gap: float, tolerance: float = 0.05, floor: float = ROUNDING_FLOOR) -> bool:
+    """Whether a part's completeness ``gap`` misses its output change ``change`` (``F(x) - F(x')``) by more
+    than ``tolerance`` of it and by more than the float32 ``floor``."""
+    return abs(gap) > max(tolerance * abs(change), floor)
+
+
+def completeness_summary(explanations: Sequence[Explanation], *, tolerance: float = 0.05,
+                         floor: float = ROUNDING_FLOOR) -> dict[str, float]:
     """The completeness gaps of ``explanations``, one per attributed part (each field of a per-field
     explanation, the whole input of a joint one): the number of parts, the largest ``|gap|``, the median and
     largest relative gap ``|gap| / |F(x) - F(x')|`` (``x'`` the part's baseline), and the share of parts
-    whose relative gap is at most ``tolerance``."""
+    within ``tolerance`` (:func:`outside_tolerance`: a gap below the float32 ``floor`` counts as within)."""
     rows = [(change, gap) for e in explanations for _, change, gap in e.completeness()]
     gaps = np.array([abs(g) for _, g in rows])
     change = np.array([abs(c) for c, _ in rows])
     relative = gaps / np.maximum(change, 1e-12)
+    within = [not outside_tolerance(c, g, tolerance, floor) for c, g in rows]
     return {"explanations": int(len(gaps)), "max_abs_gap": float(gaps.max()), "median_relative_gap": float(np.median(relative)),
-            "max_relative_gap": float(relative.max()), "share_within_tolerance": float(np.mean(relative <= tolerance)),
-            "tolerance": tolerance}
+            "max_relative_gap": float(relative.max()), "share_within_tolerance": float(np.mean(within)),
+            "tolerance": tolerance, "floor": floor}
 
 
 def completeness_convergence(model: VenueRecommender, prepared: Prepared, explanations: Sequence[Explanation], *,
-                             config: Config, factor: int = 4, tolerance: float = 0.05, limit: int = 40,
-                             device="cpu") -> pd.DataFrame:
+                             config: Config, factor: int = 4, tolerance: float = 0.05,
+                             floor: float = ROUNDING_FLOOR, limit: int = 40, device="cpu") -> pd.DataFrame:
     """Whether the completeness gaps of ``explanations`` (test papers of ``prepared``) are the quadrature
-    error of Eq. 8.1: the parts whose relative gap exceeds ``tolerance`` (at most ``limit`` explanations, in
-    order) are explained again with ``factor`` times ``config.attribution_steps`` steps. For the exact integral
+    error of Eq. 8.1: the parts outside ``tolerance`` (:func:`outside_tolerance`; at most ``limit``
+    explanations, in order) are explained again with ``factor`` times ``config.attribution_steps`` steps. For the exact integral
     the gap is 0 (completeness, Sundararajan et al. 2017), so a sum over more points must come closer.
     One row per such part: ``paper``, ``venue``, ``part``, ``change`` ``F(x) - F(x')`` and ``gap`` at ``m`` and
     at ``factor * m`` steps (columns ``gap`` and ``gap_finer``)."""
-    chosen = [e for e in explanations if any(abs(gap) > tolerance * abs(change) for _, change, gap in e.completeness())]
+    chosen = [e for e in explanations if any(outside_tolerance(change, gap, tolerance, floor)
+                                             for _, change, gap in e.completeness())]
     chosen = chosen[:limit]
     if not chosen:
         return pd.DataFrame(columns=["paper", "venue", "part", "change", "gap", "gap_finer"])
@@ -835,7 +851,7 @@ def completeness_convergence(model: VenueRecommender, prepared: Prepared, explan
                         device=device, fields=mode)
         for coarse, fine in zip(group, finer):
             for (part, change, gap), (_, _, gap_finer) in zip(coarse.completeness(), fine.completeness()):
-                if abs(gap) > tolerance * abs(change):
+                if outside_tolerance(change, gap, tolerance, floor):
                     rows.append({"paper": coarse.paper, "venue": coarse.venue, "part": part, "change": change,
                                  "gap": gap, "gap_finer": gap_finer})
     return pd.DataFrame(rows)
