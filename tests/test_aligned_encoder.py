@@ -44,6 +44,25 @@ def test_before_training_the_image_side_is_conse(without_cars):
     assert torch.allclose(heads.text(sentence), sentence, atol=1e-6)
 
 
+def test_the_split_image_side_is_the_image_side(without_cars):
+    """Fine-tuning the top blocks on cached maps starts from the encoder's own embedding."""
+    encoder, _ = without_cars
+    images = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (3, 3, 40, 40), dtype=np.uint8))
+    split = encoder.split_image_tower(2).eval()
+    with torch.no_grad():
+        embedded = split.upper(*split.lower(images.float()))
+    np.testing.assert_allclose(embedded.numpy(), encoder.encode_images(images.numpy().transpose(0, 2, 3, 1)),
+                               atol=1e-5)
+    before = [p.detach().clone() for p in encoder.taps.parameters()]
+    split.train()
+    embedded = split.upper(*split.lower(images.float()))
+    embedded.sum().backward()
+    assert all(p.grad is None for p in encoder.taps.parameters())              # the shared tower stays frozen
+    assert all(torch.equal(a, b) for a, b in zip(before, encoder.taps.parameters()))
+    with pytest.raises(ValueError, match="above the last tap"):
+        encoder.split_image_tower(16 - max(aligned.TAPS))
+
+
 def test_training_lowers_the_contrastive_loss(without_cars):
     _, cache = without_cars
     config = aligned.AlignedConfig(images_per_world=24, steps=60, batch_size=16, learning_rate=3e-3)

@@ -220,7 +220,7 @@ def test_finetuning_learns_a_constant_rating(monkeypatch):
     convolutional tower stands in for the encoders' towers, whose loading the next test checks)."""
     import dataclasses
 
-    def tiny_tower(name, image_size, device):
+    def tiny_tower(name, image_size, device, top_blocks=None):
         torch.manual_seed(0)
         network = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
                                       torch.nn.Flatten())
@@ -266,3 +266,18 @@ def test_trunk_trained_twins_have_their_roles_and_need_trunk_blocks():
         dataclasses.replace(config, trunk_blocks=None)
     with pytest.raises(ValueError, match="aligned primary encoder and trunk_blocks"):
         chapter.trunk_encoders(chapter.CONFIGS["paper"])
+
+
+def test_a_split_tower_computes_the_whole_towers_features():
+    """Fine-tuning only the top blocks on cached maps (FinetuningConfig.top_blocks) must start from the very
+    features of the whole tower: upper(*lower(x)) equals the unsplit tower's output (the aligned tower's split:
+    tests/test_aligned_encoder.py)."""
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 3, 64, 64), dtype=np.uint8))
+    whole = chapter._tower_for("efficientnet-lite0-96px", 224, "cpu").eval()
+    split = chapter._tower_for("efficientnet-lite0-96px", 224, "cpu", top_blocks=2).eval()
+    with torch.no_grad():
+        assert torch.allclose(split.upper(*split.lower(images)), whole(images), atol=1e-5)
+    trained = [p for p in split.tower.parameters() if p.requires_grad]
+    assert 0 < sum(p.numel() for p in trained) < sum(p.numel() for p in whole.tower.parameters())
+    split.train()
+    assert not any(m.training for m in split.modules() if isinstance(m, torch.nn.BatchNorm2d))

@@ -56,7 +56,10 @@ class FinetuningConfig:
     head and ``lr_backbone`` for the tower, batches of ``batch_size``; early stopping when the EMD on a held-out
     ``validation_fraction`` of the training images has not improved for ``patience`` epochs (at most
     ``max_epochs``). ``towers``: the encoders fine-tuned; ``image_size``: the input side for EfficientNet towers
-    (the stand-in CLIP always sees its own 32 px); ``runs``: seeds."""
+    (the stand-in CLIP always sees its own 32 px); ``runs``: seeds. ``top_blocks``: ``None`` fine-tunes the
+    whole tower (the thesis); a number trains only that many top MBConv blocks of an EfficientNet-Lite or
+    aligned tower (with everything above them) on cached maps of the frozen blocks below, so that a small
+    profile can train to convergence."""
 
     towers: tuple[str, ...]
     max_epochs: int
@@ -68,6 +71,7 @@ class FinetuningConfig:
     lr_backbone: float = 1e-4
     momentum: float = 0.5
     validation_fraction: float = 0.1
+    top_blocks: int | None = None
 
 
 @dataclass(frozen=True)
@@ -124,14 +128,16 @@ CONFIGS: dict[str, Config] = {
                     runs=1, multimodal=(_CAPTIONS.format("smoke"),), content=("efficientnet-lite0-96px", "raw-pixels-32"),
                     content_classes=10, label_counterpart=_LABELS.format("smoke"), trunk_blocks=2,
                     finetuning=FinetuningConfig(towers=(_CAPTIONS.format("smoke"),), max_epochs=2, patience=1,
-                                                batch_size=32, runs=1, image_size=96, lr_head=0.1, lr_backbone=1e-3)),
+                                                batch_size=32, runs=1, image_size=96, lr_head=0.1, lr_backbone=1e-3,
+                                                top_blocks=2)),
     "cpu": Config(data="stand-in", image_size=64, photo_fraction=0.5, votes=100, train_images=450, test_images=250,
                   runs=3, multimodal=(_CAPTIONS.format("cpu"), "aligned-lite0-minilm-cpu-all-worlds"),
                   content=("efficientnet-lite0-96px", "raw-pixels-32"), content_classes=100,
                   label_counterpart=_LABELS.format("cpu"), trunk_blocks=2, smaller_caption_data=150,
-                  finetuning=FinetuningConfig(towers=(_CAPTIONS.format("cpu"), "efficientnet-lite0-96px"), max_epochs=8,
-                                              patience=2, batch_size=32, runs=1, image_size=96, lr_head=0.1,
-                                              lr_backbone=1e-3)),
+                  # the top two blocks train on cached maps, to convergence (the thesis' patience of 10 epochs)
+                  finetuning=FinetuningConfig(towers=(_CAPTIONS.format("cpu"), "efficientnet-lite0-96px"),
+                                              max_epochs=100, patience=10, batch_size=32, runs=1, image_size=96,
+                                              lr_head=0.1, lr_backbone=1e-3, top_blocks=2)),
     "paper": Config(data="ava", image_size=224, photo_fraction=0.0, votes=0, train_images=None, test_images=None,
                     runs=1, multimodal=("open_clip:ViT-B-32/openai", "open_clip:RN50/openai", "open_clip:RN50/cc12m",
                                         "open_clip:RN50/yfcc15m", "conse-lite0-minilm"),
@@ -483,24 +489,67 @@ def property_probes(embeddings: dict[str, np.ndarray], task: Task, train: np.nda
 
 
 class _ImageTower(nn.Module):
-    """``forward(uint8 or float 0..255 images (B, 3, H, W)) -> (B, F)``: resize, standardise, the tower."""
+    """``forward(uint8 or float 0..255 images (B, 3, H, W)) -> (B, F)``: resize, standardise, the tower.
 
-    def __init__(self, tower: nn.Module, feature_dim: int, image_size: int, standardise, name: str):
+    A tower split for training its top on cached inputs (``split=True``) also has :meth:`lower` (images -> a
+    tuple of tensors from the frozen part, no gradients) and :meth:`upper` (that tuple -> ``(B, F)``, the
+    trained part); the tower is then a module with ``lower(images)`` and ``upper(*parts)``."""
+
+    def __init__(self, tower: nn.Module, feature_dim: int, image_size: int, standardise, name: str,
+                 split: bool = False):
         super().__init__()
         self.tower, self.feature_dim, self.image_size, self.standardise, self.name = (
             tower, feature_dim, image_size, standardise, name)
+        self.split = split
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def _prepared(self, images: torch.Tensor) -> torch.Tensor:
         from domainknowledge.models.encoders.base import resize_center_crop
 
-        return self.tower(self.standardise(resize_center_crop(images.float(), self.image_size)))
+        return self.standardise(resize_center_crop(images.float(), self.image_size))
+
+    def lower(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        with torch.no_grad():
+            return tuple(self.tower.lower(self._prepared(images)))
+
+    def upper(self, *parts: torch.Tensor) -> torch.Tensor:
+        return self.tower.upper(*parts)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.upper(*self.lower(images)) if self.split else self.tower(self._prepared(images))
 
 
-def _tower_for(name: str, image_size: int, device) -> _ImageTower:
+class _EfficientNetSplit(nn.Module):
+    """EfficientNet-Lite with its top ``top_blocks`` blocks trainable: ``lower`` (standardised images ->
+    ``(maps,)``) and ``upper`` (maps -> pooled ``(B, 1280)``) of :class:`~domainknowledge.models.backbones.EfficientNetTop`."""
+
+    def __init__(self, network: nn.Module, top_blocks: int):
+        super().__init__()
+        from domainknowledge.models.backbones import EfficientNetTop
+
+        self.top = EfficientNetTop(network, top_blocks)
+        self.frozen = network                  # a submodule so that it moves with the tower; never trained
+        for parameter in network.parameters():
+            parameter.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.frozen.eval()
+        self.top.train(mode)
+        return self
+
+    def lower(self, standardised: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.top.lower(standardised)[0],)
+
+    def upper(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.top(maps)
+
+
+def _tower_for(name: str, image_size: int, device, top_blocks: int | None = None) -> _ImageTower:
     """A trainable copy of the image tower of encoder ``name`` (a stand-in CLIP, an open_clip model, the aligned
     model or an EfficientNet-Lite), returning its pooled features (the input of the new head). An
     EfficientNet-Lite named with a size (``efficientnet-lite0-96px``) is fine-tuned at that size, else at
-    ``image_size``; the aligned model at its own input size."""
+    ``image_size``; the aligned model at its own input size. ``top_blocks``: split the tower so that only its
+    top blocks train (:class:`_ImageTower`; EfficientNet-Lite and aligned towers only)."""
     from domainknowledge.models.encoders import load_encoder
     from domainknowledge.models.encoders.aligned import AlignedEncoder
     from domainknowledge.models.encoders.registry import parse_efficientnet_name
@@ -512,6 +561,9 @@ def _tower_for(name: str, image_size: int, device) -> _ImageTower:
         variant, size = efficientnet
         image_size = size or image_size
         network = load_efficientnet_lite(variant, image_size=image_size)
+        if top_blocks:
+            return _ImageTower(_EfficientNetSplit(network, top_blocks), 1280, image_size,
+                               lambda x: (x - 127.0) / 128.0, name, split=True)
 
         class _Pooled(nn.Module):
             def __init__(self, net):
@@ -524,8 +576,13 @@ def _tower_for(name: str, image_size: int, device) -> _ImageTower:
         return _ImageTower(_Pooled(network), 1280, image_size, lambda x: (x - 127.0) / 128.0, name)
     encoder = load_encoder(name, device=device)
     if isinstance(encoder, AlignedEncoder):
+        if top_blocks:
+            return _ImageTower(encoder.split_image_tower(top_blocks), encoder.embedding_dim, encoder.image_size,
+                               lambda x: x, name, split=True)
         return _ImageTower(encoder.trainable_image_tower(), encoder.embedding_dim, encoder.image_size,
                            lambda x: x, name)
+    if top_blocks:
+        raise ValueError(f"top_blocks needs an EfficientNet-Lite or aligned tower, not {name!r}")
     if not hasattr(encoder, "model"):
         raise ValueError(f"encoder {name!r} has no trainable image tower to fine-tune; choose a stand-in CLIP, an "
                          "open_clip model or an efficientnet-lite")
@@ -543,11 +600,56 @@ def _image_batch(task: Task, index: np.ndarray, device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(task.images[np.asarray(index)].transpose(0, 3, 1, 2))).to(device)
 
 
+class _TowerInputs:
+    """What the fine-tuned model reads for pool indices: the images (the whole tower trains) or, for a split
+    tower, the frozen part's outputs, computed once for ``indices`` on ``device`` and kept."""
+
+    def __init__(self, backbone: _ImageTower, task: Task, indices: np.ndarray, device, batch_size: int = 64):
+        self.backbone, self.task, self.device = backbone, task, device
+        self.indices = np.unique(np.asarray(indices))
+        self.parts = None
+        if backbone.split:
+            chunks = [backbone.lower(_image_batch(task, self.indices[s:s + batch_size], device))
+                      for s in range(0, len(self.indices), batch_size)]
+            self.parts = [torch.cat(column).to(device) for column in zip(*chunks)]
+
+    def features(self, index: np.ndarray) -> torch.Tensor:
+        """The tower's features ``(B, F)`` of pool indices ``index`` ``(B,)``."""
+        if self.parts is None:
+            return self.backbone(_image_batch(self.task, index, self.device))
+        rows = torch.as_tensor(np.searchsorted(self.indices, index), device=self.parts[0].device)
+        return self.backbone.upper(*(part[rows] for part in self.parts))
+
+
+class _ScoreHead(nn.Module):
+    """NIMA's new last layer, ``(B, F) -> (B, 10)`` score logits, reading the tower's features standardised with
+    their mean and standard deviation over the training images when fine-tuning starts (:meth:`fit_scale`,
+    then fixed). The towers here differ about thirtyfold in feature scale (a unit-length image-text
+    embedding, pooled CNN activations); the thesis' two towers both feed their head layer-normalised
+    features, so that one pair of learning rates serves both. Standardising keeps it so."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+        self.linear = nn.Linear(dim, 10)
+
+    @torch.no_grad()
+    def fit_scale(self, features: torch.Tensor) -> None:
+        """Set the standardisation from features ``(N, F)``."""
+        self.mean.copy_(features.mean(dim=0))
+        self.std.copy_(features.std(dim=0).clamp_min(1e-6))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear((features - self.mean) / self.std)
+
+
 @torch.no_grad()
-def _predict(model: nn.Module, task: Task, index: np.ndarray, device, batch_size: int = 256) -> torch.Tensor:
-    """Softmax score distributions ``(len(index), 10)`` on ``device``, one batch of images in memory at a time."""
+def _predict(model: nn.Module, inputs: _TowerInputs, index: np.ndarray, batch_size: int = 256) -> torch.Tensor:
+    """Softmax score distributions ``(len(index), 10)`` of the tower and ``head`` ``model``, one batch at a time."""
     model.eval()
-    return torch.cat([torch.softmax(model(_image_batch(task, index[s:s + batch_size], device)), dim=1)
+    backbone, head = model
+    return torch.cat([torch.softmax(head(inputs.features(index[s:s + batch_size])), dim=1)
                       for s in range(0, len(index), batch_size)])
 
 
@@ -555,18 +657,26 @@ def finetune_emd(tower: str, task: Task, train: np.ndarray, test: np.ndarray, se
                  device="cpu") -> dict:
     """Fine-tune the image tower of encoder ``tower`` with a new linear head of ten outputs, softmax and the EMD
     loss (Sec. 12.2; NIMA) on the ``train`` indices, early-stopped on a held-out share of them; return the test
-    metrics of the predicted mean score, the epochs, the parameter count and the seconds taken."""
+    metrics of the predicted mean score, the epochs, the parameter count and the seconds taken. The head reads
+    standardised features (:class:`_ScoreHead`). With ``settings.top_blocks`` only the tower's top blocks
+    train, on its frozen part's outputs computed once."""
     started = time.perf_counter()
     torch.manual_seed(seed)
-    backbone = _tower_for(tower, settings.image_size, device)
-    model = nn.Sequential(backbone, nn.Linear(backbone.feature_dim, 10)).to(device)
+    backbone = _tower_for(tower, settings.image_size, device, settings.top_blocks)
+    model = nn.Sequential(backbone, _ScoreHead(backbone.feature_dim)).to(device)
+    inputs = _TowerInputs(backbone, task, np.concatenate([train, test]), device)
+    model.eval()
+    with torch.no_grad():
+        model[1].fit_scale(torch.cat([inputs.features(train[s:s + 256]) for s in range(0, len(train), 256)]))
     rng = np.random.default_rng(seed)
     shuffled = rng.permutation(train)
     held = max(2, round(settings.validation_fraction * len(train)))
     validation, fit = shuffled[:held], shuffled[held:]
     to_targets = lambda index: torch.from_numpy(task.distributions[index]).float().to(device)  # noqa: E731
     y_fit, y_val = to_targets(fit), to_targets(validation)
-    optimizer = torch.optim.SGD([{"params": backbone.parameters(), "lr": settings.lr_backbone},
+    trained = list(backbone.tower.parameters()) if not backbone.split else [
+        p for p in backbone.tower.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD([{"params": trained, "lr": settings.lr_backbone},
                                  {"params": model[1].parameters(), "lr": settings.lr_head}], momentum=settings.momentum)
     generator = torch.Generator().manual_seed(seed)
     best, best_state, best_epoch, since, epoch, history = None, None, 0, 0, 0, []
@@ -576,22 +686,23 @@ def finetune_emd(tower: str, task: Task, train: np.ndarray, test: np.ndarray, se
         for batch in torch.randperm(len(fit), generator=generator).split(settings.batch_size):
             if len(batch) < 2:
                 continue
-            images = _image_batch(task, fit[batch.numpy()], device)
-            loss = emd_loss(torch.softmax(model(images), dim=1), y_fit[batch.to(y_fit.device)])
+            loss = emd_loss(torch.softmax(model[1](inputs.features(fit[batch.numpy()])), dim=1),
+                            y_fit[batch.to(y_fit.device)])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        value = float(emd_loss(_predict(model, task, validation, device), y_val))
+        value = float(emd_loss(_predict(model, inputs, validation), y_val))
         history.append(value)
         if best is None or value < best:
             best, best_state, best_epoch, since = value, copy.deepcopy(model.state_dict()), epoch, 0
         else:
             since += 1
     model.load_state_dict(best_state)
-    predicted = mean_score(_predict(model, task, test, device)).cpu().numpy().astype(np.float64)
+    predicted = mean_score(_predict(model, inputs, test)).cpu().numpy().astype(np.float64)
     return {"encoder": tower, "seed": seed, **metrics.aesthetic_score_metrics(predicted, task.mean_scores[test]),
             "epochs": epoch, "best_epoch": best_epoch, "validation_emd": best, "history": history,
-            "parameters": sum(p.numel() for p in model.parameters()), "seconds": time.perf_counter() - started}
+            "parameters": sum(p.numel() for p in trained) + sum(p.numel() for p in model[1].parameters()),
+            "seconds": time.perf_counter() - started}
 
 
 def finetuning_results(task: Task, config: Config, seeds, *, device="cpu") -> pd.DataFrame:

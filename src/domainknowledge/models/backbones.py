@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["EFFICIENTNET_LITE_IMAGE_SIZES", "IMAGENET_MEAN", "IMAGENET_STD", "Backbone", "NimaModel", "PretextNetwork",
+__all__ = ["EFFICIENTNET_LITE_IMAGE_SIZES", "IMAGENET_MEAN", "IMAGENET_STD", "Backbone", "EfficientNetTop", "NimaModel", "PretextNetwork",
            "build_backbone", "count_parameters", "efficientnet_lite0_backbone", "efficientnet_lite_weights_path",
            "load_efficientnet_lite", "mobilenet_v2_backbone"]
 
@@ -109,6 +109,55 @@ def load_efficientnet_lite(variant: int = 0, *, image_size: int | None = None, p
         state = torch.load(efficientnet_lite_weights_path(variant), map_location="cpu", weights_only=True)
         network.load_state_dict(state)
     return network
+
+
+class EfficientNetTop(nn.Module):
+    """An EfficientNet-Lite ``network`` cut below its top ``top_blocks`` MBConv blocks, for training the top on
+    cached maps of the frozen part.
+
+    :meth:`lower` (the network itself, frozen, no gradients kept): standardised images ``(B, 3, S, S)`` ->
+    ``(maps (B, C, h, w) at the cut, [mean and standard deviation (B, C_t) after each block of taps])``;
+    :meth:`forward` (trainable deep copies of the top blocks and the head convolution): maps at the cut ->
+    globally pooled features ``(B, 1280)``. ``forward(lower(x)[0])`` equals the whole network's pooled
+    features. Batch norms keep their statistics while the top trains (:meth:`train`), as when fine-tuning a
+    metric-learning trunk (Musgrave et al. 2020)."""
+
+    def __init__(self, network: nn.Module, top_blocks: int):
+        super().__init__()
+        import copy
+
+        if not 1 <= top_blocks <= len(network._blocks):
+            raise ValueError(f"top_blocks must lie in 1..{len(network._blocks)}, got {top_blocks}")
+        self._frozen = [network.eval()]        # not a submodule: never trained, and may be shared
+        self.cut = len(network._blocks) - top_blocks
+        self.blocks = copy.deepcopy(network._blocks[self.cut:])
+        self.conv_head, self.bn = copy.deepcopy(network._conv_head), copy.deepcopy(network._bn1)
+        self.swish = network._swish
+        for parameter in self.parameters():
+            parameter.requires_grad_(True)
+
+    @torch.no_grad()
+    def lower(self, standardised: torch.Tensor, taps=()) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        net = self._frozen[0]
+        h = net._swish(net._bn0(net._conv_stem(standardised.to(next(net.parameters()).device))))
+        pooled = []
+        for index, block in enumerate(net._blocks[:self.cut]):
+            h = block(h)
+            if index in taps:
+                pooled += [h.mean(dim=(2, 3)), h.std(dim=(2, 3))]
+        return h, pooled
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            maps = block(maps)
+        return self.swish(self.bn(self.conv_head(maps))).mean(dim=(2, 3))
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eval()
+        return self
 
 
 def efficientnet_lite0_backbone(image_size: int, pretrained: bool = True) -> Backbone:

@@ -626,6 +626,18 @@ class AlignedEncoder(Encoder):
         projection), for end-to-end fine-tuning; this encoder stays as it is."""
         return _TrainableImageSide(self.taps, self.classes, self.heads, self.config.trained_blocks)
 
+    def split_image_tower(self, top_blocks: int) -> nn.Module:
+        """A trainable copy of the image side split below its top ``top_blocks`` MBConv blocks, for fine-tuning
+        them on cached outputs of the frozen part (:class:`_SplitImageSide`). Needs the frozen-tower recipe
+        (``trained_blocks = 0``) and a split above the last tap (:data:`TAPS`)."""
+        if self.config.trained_blocks:
+            raise ValueError("split_image_tower needs the frozen-tower recipe; a trunk-trained encoder's "
+                             "trainable_image_tower already starts at its maps")
+        if not 1 <= top_blocks <= LITE0_BLOCKS - 1 - max(TAPS):
+            raise ValueError(f"top_blocks must lie in 1..{LITE0_BLOCKS - 1 - max(TAPS)} (above the last tap, "
+                             f"{max(TAPS)}), got {top_blocks}")
+        return _SplitImageSide(self.taps, self.classes, self.heads, top_blocks)
+
     def untrained(self) -> AlignedEncoder:
         """The same towers with zero-initialised heads: ConSE at this image size (a baseline for the heads)."""
         statistics = [getattr(self.heads, name, None) for name in ("feature_mean", "feature_std")]
@@ -657,6 +669,43 @@ class _TrainableImageSide(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.heads.image(*_tower_outputs(self.taps, self.classes, images, self.trained_blocks))
+
+
+class _SplitImageSide(nn.Module):
+    """The image side ``f(x) = normalise(c(x) + g(u(x)))`` cut below its top ``top_blocks`` MBConv blocks.
+
+    :meth:`lower` (frozen, no gradients kept): images ``(B, 3, S, S)`` float 0..255 -> ``(s (B, 1536), m (B, C,
+    h, w))``, the mean and standard deviation pooled at every tap (all below the cut) and the maps at the cut;
+    :meth:`upper` (trained): ``(s, m)`` -> ``f(x)`` ``(B, 384)`` through copies of the top blocks and head
+    convolution (:class:`~domainknowledge.models.backbones.EfficientNetTop`), the ImageNet classifier (ConSE's
+    ``c(x)``) and the image head. ``upper(*lower(x))`` is the encoder's image embedding."""
+
+    def __init__(self, taps: Lite0Taps, classes: torch.Tensor, heads: AlignedHeads, top_blocks: int):
+        super().__init__()
+        import copy
+
+        from domainknowledge.models.backbones import EfficientNetTop
+
+        self.image_size = taps.image_size
+        self.top = EfficientNetTop(taps.network, top_blocks)
+        self.classifier, self.heads = copy.deepcopy(taps.network._fc), copy.deepcopy(heads)
+        self.register_buffer("classes", classes.detach().clone())
+        for parameter in self.parameters():
+            parameter.requires_grad_(True)
+
+    def lower(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps, pooled = self.top.lower((resize_center_crop(images.float(), self.image_size) - 127.0) / 128.0, TAPS)
+        return torch.cat(pooled, dim=1), maps
+
+    def upper(self, statistics: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        from domainknowledge.models.encoders.pretrained import conse_embedding
+
+        last = self.top(maps)
+        conse = conse_embedding(F.softmax(self.classifier(last).float(), dim=1), self.classes)
+        return self.heads.image(torch.cat([statistics, last], dim=1), conse)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.upper(*self.lower(images))
 
 
 def _heads_key(config: AlignedConfig, left_out: str | None) -> str:
