@@ -520,7 +520,8 @@ class _ImageTower(nn.Module):
 
 class _EfficientNetSplit(nn.Module):
     """EfficientNet-Lite with its top ``top_blocks`` blocks trainable: ``lower`` (standardised images ->
-    ``(maps,)``) and ``upper`` (maps -> pooled ``(B, 1280)``) of :class:`~domainknowledge.models.backbones.EfficientNetTop`."""
+    ``(maps,)``) and ``upper`` (maps -> pooled ``(B, 1280)``) of
+    :class:`~domainknowledge.models.backbones.EfficientNetTop`."""
 
     def __init__(self, network: nn.Module, top_blocks: int):
         super().__init__()
@@ -648,8 +649,7 @@ class _ScoreHead(nn.Module):
 def _predict(model: nn.Module, inputs: _TowerInputs, index: np.ndarray, batch_size: int = 256) -> torch.Tensor:
     """Softmax score distributions ``(len(index), 10)`` of the tower and ``head`` ``model``, one batch at a time."""
     model.eval()
-    backbone, head = model
-    return torch.cat([torch.softmax(head(inputs.features(index[s:s + batch_size])), dim=1)
+    return torch.cat([torch.softmax(model[1](inputs.features(index[s:s + batch_size])), dim=1)
                       for s in range(0, len(index), batch_size)])
 
 

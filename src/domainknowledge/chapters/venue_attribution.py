@@ -45,7 +45,8 @@ from domainknowledge.principles import attribution
 __all__ = ["BIGRAM_ORACLE", "CONFIGS", "SOURCES", "Config", "Concatenated", "EncodedSplit", "Explanation", "Prepared",
            "TokenizedTexts", "TrainedRecommender", "VenueTask", "FIELD_MODES", "JOINT", "baseline_scores",
            "logistic_regression_scores", "characteristic_words", "completeness_convergence", "completeness_summary",
-           "ROUNDING_FLOOR", "outside_tolerance", "describe_profiles", "explain", "explanations_for_words", "pick_case_paper",
+           "ROUNDING_FLOOR", "outside_tolerance", "describe_profiles", "explain", "explanations_for_words",
+           "pick_case_paper",
            "explanation_html", "load_task", "planted_word_table", "prepare", "predict_scores", "ranking_scores",
            "results_table", "run_recommenders", "statistics_table", "stratified_split", "subfield_coherence",
            "synonym_neighbours", "tokenize", "train_recommender", "venue_phrase_table", "wilcoxon_tests", "word_attribution"]
@@ -834,8 +835,9 @@ def completeness_convergence(model: VenueRecommender, prepared: Prepared, explan
                              floor: float = ROUNDING_FLOOR, limit: int = 40, device="cpu") -> pd.DataFrame:
     """Whether the completeness gaps of ``explanations`` (test papers of ``prepared``) are the quadrature
     error of Eq. 8.1: the parts outside ``tolerance`` (:func:`outside_tolerance`; at most ``limit``
-    explanations, in order) are explained again with ``factor`` times ``config.attribution_steps`` steps. For the exact integral
-    the gap is 0 (completeness, Sundararajan et al. 2017), so a sum over more points must come closer.
+    explanations, in order) are explained again with ``factor`` times ``config.attribution_steps`` steps. For the
+    exact integral the gap is 0 (completeness, Sundararajan et al. 2017), so a sum over more points must come
+    closer.
     One row per such part: ``paper``, ``venue``, ``part``, ``change`` ``F(x) - F(x')`` and ``gap`` at ``m`` and
     at ``factor * m`` steps (columns ``gap`` and ``gap_finer``)."""
     chosen = [e for e in explanations if any(outside_tolerance(change, gap, tolerance, floor)

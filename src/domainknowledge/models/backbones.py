@@ -19,9 +19,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["EFFICIENTNET_LITE_IMAGE_SIZES", "IMAGENET_MEAN", "IMAGENET_STD", "Backbone", "EfficientNetTop", "NimaModel", "PretextNetwork",
-           "build_backbone", "count_parameters", "efficientnet_lite0_backbone", "efficientnet_lite_weights_path",
-           "load_efficientnet_lite", "mobilenet_v2_backbone"]
+__all__ = ["EFFICIENTNET_LITE_IMAGE_SIZES", "IMAGENET_MEAN", "IMAGENET_STD", "Backbone", "EfficientNetTop", "NimaModel",
+           "PretextNetwork", "build_backbone", "count_parameters", "efficientnet_lite0_backbone",
+           "efficientnet_lite_weights_path", "load_efficientnet_lite", "mobilenet_v2_backbone"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
