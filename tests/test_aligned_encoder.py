@@ -150,8 +150,8 @@ def test_a_trunk_trained_under_the_supervision_learns_on_cached_maps(tmp_path):
     fresh = aligned.TrunkHeads(96, 2)
     heads, history = aligned.train_aligned_heads(data, config, progress=False)
     assert history["best_step"] == config.steps                              # no early stopping
-    assert not torch.equal(heads.conv_head.weight, fresh.conv_head.weight)
-    assert torch.equal(heads.bn.running_mean, fresh.bn.running_mean)
+    assert not torch.equal(heads.top.conv_head.weight, fresh.top.conv_head.weight)
+    assert torch.equal(heads.top.bn.running_mean, fresh.top.bn.running_mean)
 
     encoder = aligned.load_aligned(config, "cars", cache_dir=tmp_path, progress=False, label="tiny-top2")
     assert encoder.name == "aligned-lite0-minilm-tiny-top2-without-cars"

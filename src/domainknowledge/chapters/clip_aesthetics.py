@@ -528,7 +528,7 @@ class _EfficientNetSplit(nn.Module):
         from domainknowledge.models.backbones import EfficientNetTop
 
         self.top = EfficientNetTop(network, top_blocks)
-        self.frozen = network                  # a submodule so that it moves with the tower; never trained
+        self.frozen = network.eval()           # a submodule so that it moves with the tower; never trained
         for parameter in network.parameters():
             parameter.requires_grad_(False)
 
@@ -538,8 +538,11 @@ class _EfficientNetSplit(nn.Module):
         self.top.train(mode)
         return self
 
+    @torch.no_grad()
     def lower(self, standardised: torch.Tensor) -> tuple[torch.Tensor]:
-        return (self.top.lower(standardised)[0],)
+        from domainknowledge.models.backbones import efficientnet_lower
+
+        return (efficientnet_lower(self.frozen, standardised, self.top.cut)[0],)
 
     def upper(self, maps: torch.Tensor) -> torch.Tensor:
         return self.top(maps)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 __all__ = ["EFFICIENTNET_LITE_IMAGE_SIZES", "IMAGENET_MEAN", "IMAGENET_STD", "Backbone", "EfficientNetTop", "NimaModel",
-           "PretextNetwork", "build_backbone", "count_parameters", "efficientnet_lite0_backbone",
+           "PretextNetwork", "build_backbone", "count_parameters", "efficientnet_lite0_backbone", "efficientnet_lower",
            "efficientnet_lite_weights_path", "load_efficientnet_lite", "mobilenet_v2_backbone"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -111,16 +111,26 @@ def load_efficientnet_lite(variant: int = 0, *, image_size: int | None = None, p
     return network
 
 
-class EfficientNetTop(nn.Module):
-    """An EfficientNet-Lite ``network`` cut below its top ``top_blocks`` MBConv blocks, for training the top on
-    cached maps of the frozen part.
+def efficientnet_lower(network: nn.Module, standardised: torch.Tensor, stop: int, taps=()
+                       ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The stem and the first ``stop`` MBConv blocks of an EfficientNet-Lite ``network`` on standardised images
+    ``(B, 3, S, S)``: the maps there ``(B, C, h, w)`` and the mean and standard deviation ``(B, C_t)`` pooled
+    after each block index in ``taps`` (below ``stop``), in order."""
+    h = network._swish(network._bn0(network._conv_stem(standardised)))
+    pooled = []
+    for index, block in enumerate(network._blocks[:stop]):
+        h = block(h)
+        if index in taps:
+            pooled += [h.mean(dim=(2, 3)), h.std(dim=(2, 3))]
+    return h, pooled
 
-    :meth:`lower` (the network itself, frozen, no gradients kept): standardised images ``(B, 3, S, S)`` ->
-    ``(maps (B, C, h, w) at the cut, [mean and standard deviation (B, C_t) after each block of taps])``;
-    :meth:`forward` (trainable deep copies of the top blocks and the head convolution): maps at the cut ->
-    globally pooled features ``(B, 1280)``. ``forward(lower(x)[0])`` equals the whole network's pooled
-    features. Batch norms keep their statistics while the top trains (:meth:`train`), as when fine-tuning a
-    metric-learning trunk (Musgrave et al. 2020)."""
+
+class EfficientNetTop(nn.Module):
+    """Trainable copies of an EfficientNet-Lite ``network``'s top ``top_blocks`` MBConv blocks, head convolution
+    and batch norm: maps at the cut ``(B, C, h, w)`` (from :func:`efficientnet_lower` with ``stop = cut``) ->
+    globally pooled features ``(B, 1280)``, the whole network's pooled features when the maps are its own.
+    Batch norms keep their statistics while the top trains (:meth:`train`), as when fine-tuning a pretrained
+    trunk (Musgrave et al. 2020)."""
 
     def __init__(self, network: nn.Module, top_blocks: int):
         super().__init__()
@@ -128,24 +138,12 @@ class EfficientNetTop(nn.Module):
 
         if not 1 <= top_blocks <= len(network._blocks):
             raise ValueError(f"top_blocks must lie in 1..{len(network._blocks)}, got {top_blocks}")
-        self._frozen = [network.eval()]        # not a submodule: never trained, and may be shared
         self.cut = len(network._blocks) - top_blocks
         self.blocks = copy.deepcopy(network._blocks[self.cut:])
         self.conv_head, self.bn = copy.deepcopy(network._conv_head), copy.deepcopy(network._bn1)
         self.swish = network._swish
         for parameter in self.parameters():
             parameter.requires_grad_(True)
-
-    @torch.no_grad()
-    def lower(self, standardised: torch.Tensor, taps=()) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        net = self._frozen[0]
-        h = net._swish(net._bn0(net._conv_stem(standardised.to(next(net.parameters()).device))))
-        pooled = []
-        for index, block in enumerate(net._blocks[:self.cut]):
-            h = block(h)
-            if index in taps:
-                pooled += [h.mean(dim=(2, 3)), h.std(dim=(2, 3))]
-        return h, pooled
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:

@@ -211,12 +211,12 @@ class Lite0Taps(nn.Module):
     def split_outputs(self, images: torch.Tensor, trained_blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(m (B, C, h, w), logits (B, 1000))``: the maps below the top ``trained_blocks`` blocks (the input of
         :class:`TrunkHeads`) and the ImageNet logits of the same pass."""
+        from domainknowledge.models.backbones import efficientnet_lower
+
         net = self.network
-        h = net._swish(net._bn0(net._conv_stem((resize_center_crop(images, self.image_size) - 127.0) / 128.0)))
         split = len(net._blocks) - trained_blocks
-        for block in net._blocks[:split]:
-            h = block(h)
-        maps = h
+        maps, _ = efficientnet_lower(net, (resize_center_crop(images, self.image_size) - 127.0) / 128.0, split)
+        h = maps
         for block in net._blocks[split:]:
             h = block(h)
         return maps, net._fc(net._swish(net._bn1(net._conv_head(h))).mean(dim=(2, 3)))
@@ -309,37 +309,24 @@ class TrunkHeads(nn.Module):
     def __init__(self, image_size: int, trained_blocks: int, hidden: int = 512, dropout: float = 0.1,
                  dim: int = 384):
         super().__init__()
-        from domainknowledge.models.backbones import load_efficientnet_lite
+        from domainknowledge.models.backbones import EfficientNetTop, efficientnet_lower, load_efficientnet_lite
 
-        network = load_efficientnet_lite(0, image_size=image_size)
-        self.blocks = nn.ModuleList(network._blocks[len(network._blocks) - trained_blocks:])
-        self.conv_head, self.bn, self.swish = network._conv_head, network._bn1, network._swish
+        network = load_efficientnet_lite(0, image_size=image_size).eval()
+        self.top = EfficientNetTop(network, trained_blocks)
         with torch.no_grad():
-            probe = torch.zeros(1, 3, image_size, image_size)
-            h = network._swish(network._bn0(network._conv_stem(probe)))
-            for block in network._blocks[:len(network._blocks) - trained_blocks]:
-                h = block(h)
-        self.map_shape = tuple(h.shape[1:])
+            maps, _ = efficientnet_lower(network, torch.zeros(1, 3, image_size, image_size), self.top.cut)
+        self.map_shape = tuple(maps.shape[1:])
         self.projection = nn.Linear(network._conv_head.out_channels, dim)
         self.text_mlp = _ResidualMlp(dim, hidden, dim, dropout)
         self.logit_scale = nn.Parameter(torch.tensor(float(np.log(1 / 0.07))))
         for parameter in self.parameters():
             parameter.requires_grad_(True)
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for module in (*self.blocks, self.bn):       # batch-norm statistics and stochastic depth stay as trained
-            module.eval()
-        return self
-
     def trunk_parameters(self) -> list[nn.Parameter]:
-        return [p for module in (*self.blocks, self.conv_head, self.bn) for p in module.parameters()]
+        return list(self.top.parameters())
 
     def trunk(self, maps: torch.Tensor) -> torch.Tensor:
-        h = maps.reshape(len(maps), *self.map_shape)
-        for block in self.blocks:
-            h = block(h)
-        return self.swish(self.bn(self.conv_head(h))).mean(dim=(2, 3))
+        return self.top(maps.reshape(len(maps), *self.map_shape))
 
     def image(self, maps: torch.Tensor, conse: torch.Tensor | None = None) -> torch.Tensor:
         return F.normalize(self.projection(self.trunk(maps)), dim=-1)
@@ -687,14 +674,21 @@ class _SplitImageSide(nn.Module):
         from domainknowledge.models.backbones import EfficientNetTop
 
         self.image_size = taps.image_size
+        self._frozen = [taps.network]      # shared with the encoder and never trained: not a submodule
         self.top = EfficientNetTop(taps.network, top_blocks)
         self.classifier, self.heads = copy.deepcopy(taps.network._fc), copy.deepcopy(heads)
         self.register_buffer("classes", classes.detach().clone())
         for parameter in self.parameters():
             parameter.requires_grad_(True)
 
+    @torch.no_grad()
     def lower(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        maps, pooled = self.top.lower((resize_center_crop(images.float(), self.image_size) - 127.0) / 128.0, TAPS)
+        from domainknowledge.models.backbones import efficientnet_lower
+
+        network = self._frozen[0]
+        images = images.to(next(network.parameters()).device).float()
+        maps, pooled = efficientnet_lower(network, (resize_center_crop(images, self.image_size) - 127.0) / 128.0,
+                                          self.top.cut, TAPS)
         return torch.cat(pooled, dim=1), maps
 
     def upper(self, statistics: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
