@@ -522,9 +522,11 @@ printed_sum = chapter.completeness_summary([e for paper in case_papers for e in 
     config=config, device=run.device, method="riemann_right")])
 same_papers = chapter.completeness_summary(all_explanations[:len(case_papers) * 5])
 run.record("completeness", completeness)
-convergence = chapter.completeness_convergence(model, ai_prepared, all_explanations, config=config, device=run.device)
+refinement = 4                      # the parts outside the tolerance are explained again with 4x the points
+convergence = chapter.completeness_convergence(model, ai_prepared, all_explanations, config=config, factor=refinement,
+                                               device=run.device)
 run.record("completeness_convergence", convergence.to_dict(orient="list"))
-finer_steps = 4 * config.attribution_steps
+finer_steps = refinement * config.attribution_steps
 if len(convergence):
     median_gap, median_gap_finer = convergence["gap"].abs().median(), convergence["gap_finer"].abs().median()
 else:
